@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Generate protocol/src/command/generated.rs from a live redis-server 7.0.15.
+
+The command metadata (arity, flags, key positions, ACL categories, tips, key
+specs, subcommands) is interface data: it is read from the reference server's
+`COMMAND INFO` so our table cannot drift from it (the meta-test in
+tests/tests/meta_command_table.rs re-checks it on every CI run). Codis' own
+SLOTS* commands are appended from codis.md section 2.2, translated to Redis 7
+flag words. Proxy policies follow codis.md section 3.3.
+
+usage: tools/gen_command_table.py [port]   (a redis-server must be listening)
+"""
+import socket, sys
+
+PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 6379
+
+COMMANDS = """
+ping echo select quit auth hello reset client
+info dbsize flushdb flushall swapdb time command config shutdown debug monitor lastsave
+del unlink exists type touch expire pexpire expireat pexpireat ttl pttl expiretime pexpiretime
+persist rename renamenx copy move keys scan randomkey object
+get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby decrby
+incrbyfloat append strlen getrange setrange substr lcs
+""".split()
+
+# codis.md 3.3: what codis-proxy does with a command.
+NOT_ALLOW = set("""asking bgrewriteaof bgsave bitop blpop brpop brpoplpush client cluster config
+dbsize debug discard exec flushall flushdb keys lastsave latency migrate monitor move msetnx multi
+object psubscribe psync publish punsubscribe randomkey readonly readwrite rename renamenx replconf
+restore save scan script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
+slotsmgrttagone slotsmgrttagslot slowlog subscribe sync time unsubscribe unwatch wait watch""".split())
+MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
+LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping".split())
+SPLIT = set("mget mset del exists".split())
+
+CODIS = [
+    # name, arity, flags, first, last, step, acl
+    ("slotsinfo", -1, ["readonly", "fast"], 0, 0, 0, ["@read", "@fast"]),
+    ("slotshashkey", -1, ["readonly", "fast"], 0, 0, 0, ["@read", "@fast"]),
+]
+
+
+def send(s, *args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    s.sendall(out)
+
+
+class Reader:
+    def __init__(self, s):
+        self.f = s.makefile("rb")
+
+    def read(self):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            d = self.f.read(n + 2)[:-2]
+            return d.decode()
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        raise RuntimeError("bad reply %r" % line)
+
+
+def rs(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def strs(xs):
+    return "&[" + ", ".join(rs(x) for x in xs) + "]"
+
+
+def flag_expr(flags):
+    if not flags:
+        return "0"
+    return " | ".join("flags::" + f.upper().replace("-", "_") for f in flags)
+
+
+def kv(lst):
+    return {lst[i]: lst[i + 1] for i in range(0, len(lst), 2)}
+
+
+def keyspec(ks):
+    d = kv(ks)
+    bs = kv(d["begin_search"])
+    fk = kv(d["find_keys"])
+    if bs["type"] == "index":
+        b = "BeginSearch::Index(%d)" % kv(bs["spec"])["index"]
+    elif bs["type"] == "keyword":
+        sp = kv(bs["spec"])
+        b = "BeginSearch::Keyword(%s, %d)" % (rs(sp["keyword"]), sp["startfrom"])
+    else:
+        b = "BeginSearch::Unknown"
+    if fk["type"] == "range":
+        sp = kv(fk["spec"])
+        f = "FindKeys::Range { last: %d, step: %d, limit: %d }" % (sp["lastkey"], sp["keystep"], sp["limit"])
+    elif fk["type"] == "keynum":
+        sp = kv(fk["spec"])
+        f = "FindKeys::Keynum { idx: %d, first: %d, step: %d }" % (sp["keynumidx"], sp["firstkey"], sp["keystep"])
+    else:
+        f = "FindKeys::Unknown"
+    notes = d.get("notes")
+    return "KeySpec { flags: %s, begin: %s, find: %s }" % (strs(d["flags"]), b, f)
+
+
+def policy(name):
+    base = name.split("|")[0]
+    if base in NOT_ALLOW:
+        return "ProxyPolicy::NotAllow"
+    if base in SPLIT:
+        return "ProxyPolicy::Split"
+    if base in LOCAL:
+        return "ProxyPolicy::Local"
+    if base in MASTER_ONLY:
+        return "ProxyPolicy::MasterOnly"
+    return None
+
+
+def entry(info, docs, ident, indent="    "):
+    name, arity, fl, first, last, step, acl, tips, keyspecs, subs = info
+    group = docs.get(name, {}).get("group", "server")
+    since = docs.get(name, {}).get("since", "1.0.0")
+    pol = policy(name) or ("ProxyPolicy::Write" if "write" in fl else "ProxyPolicy::Read")
+    sub_s = "&[]"
+    if subs:
+        sub_s = "&[\n" + "".join(entry(s, docs, None, indent + "        ") for s in subs) + indent + "    ]"
+    return (f"{indent}CommandSpec {{ name: {rs(name)}, arity: {arity}, flags: {flag_expr(fl)}, "
+            f"first_key: {first}, last_key: {last}, step: {step},\n{indent}    acl: {strs(acl)}, tips: {strs(tips)},\n"
+            f"{indent}    key_specs: &[{', '.join(keyspec(k) for k in keyspecs)}],\n"
+            f"{indent}    group: {rs(group)}, since: {rs(since)}, proxy: {pol}, subcommands: {sub_s} }},\n")
+
+
+def main():
+    s = socket.create_connection(("127.0.0.1", PORT))
+    r = Reader(s)
+    send(s, "COMMAND", "INFO", *COMMANDS)
+    infos = r.read()
+    send(s, "COMMAND", "DOCS", *COMMANDS)
+    raw = r.read()
+    docs = {}
+    for i in range(0, len(raw), 2):
+        d = kv(raw[i + 1])
+        docs[raw[i]] = d
+        for sub, sd in kv(d.get("subcommands", [])).items():
+            docs[sub] = kv(sd)
+    out = ["// @generated by tools/gen_command_table.py from redis-server 7.0.15 COMMAND INFO/DOCS\n",
+           "// plus Codis' SLOTS* commands (codis.md 2.2). Do not edit by hand; rerun the tool.\n",
+           "use super::*;\n\n",
+           "/// Identifies a top-level command; `COMMANDS[id as usize]` is its spec.\n",
+           "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]\n#[repr(u16)]\npub enum CmdId {\n"]
+    names = []
+    for info in infos:
+        if info is None:
+            raise SystemExit("missing command")
+        names.append(info[0])
+    names += [c[0] for c in CODIS]
+    def ident(n):
+        return "".join(p.capitalize() for p in n.replace("-", "_").split("_"))
+    for n in names:
+        out.append(f"    {ident(n)},\n")
+    out.append("}\n\n/// Every command we serve, in `CmdId` order.\npub static COMMANDS: &[CommandSpec] = &[\n")
+    for info in infos:
+        out.append(entry(info, docs, None))
+    for (name, arity, fl, first, last, step, acl) in CODIS:
+        out.append(f"    CommandSpec {{ name: {rs(name)}, arity: {arity}, flags: {flag_expr(fl)}, "
+                   f"first_key: {first}, last_key: {last}, step: {step},\n        acl: {strs(acl)}, tips: &[],\n"
+                   f"        key_specs: &[],\n        group: \"codis\", since: \"3.2.0\", proxy: {policy(name) or 'ProxyPolicy::Read'}, subcommands: &[] }},\n")
+    out.append("];\n\n/// Case-insensitive lookup of a top-level command name (already lower-cased).\n")
+    out.append("pub(crate) fn lookup_lower(name: &[u8]) -> Option<CmdId> {\n    Some(match name {\n")
+    for n in names:
+        out.append(f"        b{rs(n)} => CmdId::{ident(n)},\n")
+    out.append("        _ => return None,\n    })\n}\n")
+    sys.stdout.write("".join(out))
+
+
+main()
