@@ -1,1 +1,12 @@
+//! RESP: the request parser ([`RequestParser`]) and the reply writer ([`Reply`]).
+//!
+//! Mirrors Redis 7.0's `processMultibulkBuffer`/`processInlineBuffer` limits and
+//! protocol error texts, and its RESP2/RESP3 reply shapes (`HELLO 3`).
 
+mod parser;
+mod split;
+mod writer;
+
+pub use parser::{Limits, ParseError, Parsed, RequestParser};
+pub use split::split_args;
+pub use writer::Reply;
