@@ -1,0 +1,24 @@
+//! codis-server: a Redis 7.0 compatible server whose keyspace is split into
+//! Codis' 1024 slots per database (codis.md §2.1).
+//!
+//! Layers (storage knows nothing of sockets):
+//! * [`config`]: redis.conf / argv parsing and the CONFIG parameter table;
+//! * [`db`]: the per-slot keyspace, expiry, SCAN cursors;
+//! * [`exec`]: the single gate every command passes (lookup, arity, auth,
+//!   stats) and the handler table;
+//! * [`cmd`]: command handlers, one module per family;
+//! * [`net`]: listener and connection loop (read, parse every complete
+//!   command, execute inline, one write for all replies);
+//! * [`server`]: process-wide state, stats, client registry, cron.
+#![deny(unsafe_code)]
+
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod exec;
+pub mod log;
+pub mod net;
+pub mod server;
+pub mod stats;

@@ -1,1 +1,151 @@
-fn main(){}
+//! `codis-server [config-file] [--name value ...]`: redis-server's command line.
+//! Builds the executor chosen by `io-threads` (1 = a single-threaded tokio
+//! runtime, N > 1 = N worker threads sharing the slot-locked keyspace; see
+//! docs/design.md), binds, serves, and exits cleanly on SIGTERM/SIGINT or
+//! SHUTDOWN.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use server::config::{self, Config};
+use server::server::Server;
+use server::{log, net, notice, warning};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-v") | Some("--version") => {
+            println!(
+                "Redis server v={} sha=00000000:0 malloc=libc bits=64 build=codis-rs-{}",
+                config::VERSION,
+                env!("CARGO_PKG_VERSION")
+            );
+            return;
+        }
+        Some("-h") | Some("--help") => {
+            println!("Usage: ./codis-server [/path/to/redis.conf] [options] [-]");
+            println!("       ./codis-server - (read config from stdin)");
+            println!("       ./codis-server -v or --version");
+            println!("       ./codis-server -h or --help");
+            println!();
+            println!("Examples:");
+            println!("       ./codis-server (run the server with default config)");
+            println!("       ./codis-server /etc/redis/6379.conf");
+            println!("       ./codis-server --port 7777");
+            println!("       ./codis-server /etc/myredis.conf --loglevel verbose");
+            return;
+        }
+        _ => {}
+    }
+    let cfg = match config::load(&args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    };
+    let config_file = args.first().filter(|a| !a.starts_with("--")).cloned().unwrap_or_default();
+    std::process::exit(run(cfg, config_file));
+}
+
+fn run(cfg: Config, config_file: String) -> i32 {
+    if let Err(e) = log::init(cfg.log_level(), &cfg.logfile) {
+        eprintln!("Can't open the log file: {e}");
+        return 1;
+    }
+    if !cfg.dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(&cfg.dir) {
+            eprintln!("Can't chdir to '{}': {e}", cfg.dir);
+            return 1;
+        }
+    }
+    let threads = cfg.io_threads.max(1);
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Can't start the executor: {e}");
+            return 1;
+        }
+    };
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let srv = Server::new(cfg, exe, config_file);
+    rt.block_on(serve(srv))
+}
+
+async fn serve(srv: Arc<Server>) -> i32 {
+    let (binds, port, pidfile) = {
+        let c = srv.config();
+        (c.bind.clone(), c.port, c.pidfile.clone())
+    };
+    notice!("oO0OoO0OoO0Oo codis-server is starting oO0OoO0OoO0Oo");
+    let listeners = match net::bind_all(&binds, port).await {
+        Ok(l) => l,
+        Err(e) => {
+            warning!("Warning: Could not create server TCP listening socket {e}");
+            warning!("Failed listening on port {port} (TCP), aborting.");
+            return 1;
+        }
+    };
+    if let Some(actual) = listeners.first().and_then(|l| l.local_addr().ok()) {
+        srv.port.store(actual.port() as u64, Relaxed);
+    }
+    if !pidfile.is_empty() {
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            warning!("Failed to write PID file: {e}");
+        }
+    }
+    let mode = if srv.threads == 1 { "single-threaded executor" } else { "multi-threaded executor" };
+    notice!(
+        "codis-server {} (Redis {} compatible), pid={}, port={}, mode=standalone, {} ({} thread{}), 1024 slots x {} dbs",
+        env!("CARGO_PKG_VERSION"),
+        config::VERSION,
+        std::process::id(),
+        srv.port.load(Relaxed),
+        mode,
+        srv.threads,
+        if srv.threads == 1 { "" } else { "s" },
+        srv.ks.db_count()
+    );
+    notice!("Ready to accept connections tcp");
+    for l in listeners {
+        tokio::spawn(net::accept_loop(srv.clone(), l));
+    }
+    tokio::spawn(srv.clone().cron());
+    let why = wait_for_shutdown(&srv).await;
+    notice!("{why}, scheduling shutdown...");
+    srv.request_shutdown();
+    for c in srv.clients.all() {
+        c.kill();
+    }
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    notice!("codis-server is now ready to exit, bye bye...");
+    0
+}
+
+async fn wait_for_shutdown(srv: &Server) -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            srv.shutdown.notified().await;
+            return "Shutdown requested";
+        };
+        tokio::select! {
+            _ = term.recv() => "Received SIGTERM",
+            _ = int.recv() => "Received SIGINT",
+            _ = srv.shutdown.notified() => "User requested shutdown",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Received SIGINT"
+    }
+}

@@ -1,0 +1,51 @@
+//! Command handlers, one module per family. Each family exposes
+//! `handler(CmdId) -> Option<Handler>`; [`handler`] asks them in turn, and a
+//! meta-test checks that every command of the table has exactly one handler.
+//!
+//! Adding a command: run `tools/gen_command_table.py` with the new name (table
+//! entry) → write the handler in its family and return it from the family's
+//! `handler` → put any new error text in `errors.rs` → unit/integration test →
+//! a line in a differential script under `tests/scripts/`.
+
+pub mod admin;
+pub mod codis;
+pub mod conn;
+pub mod keys;
+pub mod string;
+pub mod util;
+
+use protocol::command::CmdId;
+
+use crate::exec::Handler;
+
+/// The handler of a top-level command (containers dispatch subcommands inside).
+pub fn handler(id: CmdId) -> Option<Handler> {
+    conn::handler(id)
+        .or_else(|| admin::handler(id))
+        .or_else(|| keys::handler(id))
+        .or_else(|| string::handler(id))
+        .or_else(|| codis::handler(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::command::{COMMANDS, lookup};
+
+    #[test]
+    fn every_command_has_exactly_one_handler() {
+        for c in COMMANDS {
+            let id = lookup(c.name.as_bytes()).unwrap();
+            let n = [
+                super::conn::handler(id).is_some(),
+                super::admin::handler(id).is_some(),
+                super::keys::handler(id).is_some(),
+                super::string::handler(id).is_some(),
+                super::codis::handler(id).is_some(),
+            ]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+            assert_eq!(n, 1, "{} has {n} handlers", c.name);
+        }
+    }
+}

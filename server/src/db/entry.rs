@@ -1,0 +1,282 @@
+//! One key of the keyspace, laid out for memory.
+//!
+//! An [`Entry`] is 24 bytes inside the slot's hash table: a boxed blob and an
+//! optional boxed object. The blob holds, in one allocation:
+//!
+//! ```text
+//! [flags u8][lru u24][key_len u32][expire_ms u64 if VOLATILE][key bytes][string payload]
+//! ```
+//!
+//! Short strings (Redis' "embstr"/"int" cases) live in the blob itself, so a
+//! typical string key costs one allocation plus its table slot (Redis needs a
+//! dictEntry, an sds key and a robj). Strings that are appended to or modified
+//! in place move into an [`Object::Str`] (Redis' "raw" encoding), which grows
+//! geometrically so APPEND stays amortised O(1). Collection types (a later
+//! issue) are further `Object` variants.
+
+/// Value stored outside the blob.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// A mutable string ("raw" encoding).
+    Str(Vec<u8>),
+}
+
+const F_VOLATILE: u8 = 1;
+const HDR: usize = 8;
+
+/// A borrowed view of a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Str(&'a [u8]),
+    Obj(&'a Object),
+}
+
+/// The Redis type name of a value (`TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    String,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    blob: Box<[u8]>,
+    obj: Option<Box<Object>>,
+}
+
+impl Entry {
+    fn build(key: &[u8], expire: Option<u64>, payload: &[u8], lru: u32) -> Box<[u8]> {
+        let exp_len = if expire.is_some() { 8 } else { 0 };
+        let mut v = Vec::with_capacity(HDR + exp_len + key.len() + payload.len());
+        let flags = if expire.is_some() { F_VOLATILE } else { 0 };
+        v.push(flags);
+        v.extend_from_slice(&lru.to_le_bytes()[..3]);
+        v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        if let Some(e) = expire {
+            v.extend_from_slice(&e.to_le_bytes());
+        }
+        v.extend_from_slice(key);
+        v.extend_from_slice(payload);
+        v.into_boxed_slice()
+    }
+
+    /// A string entry with the value stored inline.
+    pub fn new_str(key: &[u8], val: &[u8], expire: Option<u64>, lru: u32) -> Entry {
+        Entry { blob: Self::build(key, expire, val, lru), obj: None }
+    }
+
+    /// An entry whose value is an object.
+    pub fn new_obj(key: &[u8], obj: Object, expire: Option<u64>, lru: u32) -> Entry {
+        Entry { blob: Self::build(key, expire, &[], lru), obj: Some(Box::new(obj)) }
+    }
+
+    #[inline]
+    fn flags(&self) -> u8 {
+        self.blob.first().copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn key_len(&self) -> usize {
+        let mut b = [0u8; 4];
+        if let Some(s) = self.blob.get(4..8) {
+            b.copy_from_slice(s);
+        }
+        u32::from_le_bytes(b) as usize
+    }
+
+    #[inline]
+    fn key_start(&self) -> usize {
+        HDR + if self.flags() & F_VOLATILE != 0 { 8 } else { 0 }
+    }
+
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        let s = self.key_start();
+        self.blob.get(s..s + self.key_len()).unwrap_or(&[])
+    }
+
+    /// Absolute expiry in unix ms, if any.
+    #[inline]
+    pub fn expire(&self) -> Option<u64> {
+        if self.flags() & F_VOLATILE == 0 {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.blob.get(HDR..HDR + 8)?);
+        Some(u64::from_le_bytes(b))
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expire(), Some(e) if e <= now_ms)
+    }
+
+    /// 24-bit LRU clock value of the last access.
+    #[inline]
+    pub fn lru(&self) -> u32 {
+        let mut b = [0u8; 4];
+        if let Some(s) = self.blob.get(1..4) {
+            b[..3].copy_from_slice(s);
+        }
+        u32::from_le_bytes(b)
+    }
+
+    #[inline]
+    pub fn touch(&mut self, lru: u32) {
+        if let Some(s) = self.blob.get_mut(1..4) {
+            s.copy_from_slice(&lru.to_le_bytes()[..3]);
+        }
+    }
+
+    #[inline]
+    pub fn value(&self) -> ValueRef<'_> {
+        match &self.obj {
+            Some(o) => ValueRef::Obj(o),
+            None => ValueRef::Str(self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[])),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.value() {
+            ValueRef::Str(_) | ValueRef::Obj(Object::Str(_)) => Kind::String,
+        }
+    }
+
+    /// The string value, if this is a string.
+    #[inline]
+    pub fn as_str(&self) -> Option<&[u8]> {
+        match self.value() {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::Obj(Object::Str(s)) => Some(s),
+        }
+    }
+
+    pub fn obj_mut(&mut self) -> Option<&mut Object> {
+        self.obj.as_deref_mut()
+    }
+
+    /// Replaces the value with an inline string, keeping key, expiry and LRU
+    /// unless `expire` says otherwise.
+    pub fn set_str(&mut self, val: &[u8], expire: Option<u64>) {
+        let lru = self.lru();
+        self.blob = Self::build(self.key(), expire, val, lru);
+        self.obj = None;
+    }
+
+    /// Replaces the value with an object.
+    pub fn set_obj(&mut self, obj: Object, expire: Option<u64>) {
+        let lru = self.lru();
+        self.blob = Self::build(self.key(), expire, &[], lru);
+        self.obj = Some(Box::new(obj));
+    }
+
+    /// Sets or clears the expiry (rebuilds the blob when the layout changes).
+    pub fn set_expire(&mut self, expire: Option<u64>) {
+        match (self.expire(), expire) {
+            (Some(_), Some(e)) => {
+                if let Some(s) = self.blob.get_mut(HDR..HDR + 8) {
+                    s.copy_from_slice(&e.to_le_bytes());
+                }
+            }
+            (None, None) => {}
+            _ => {
+                let lru = self.lru();
+                let payload = match self.obj {
+                    Some(_) => &[][..],
+                    None => self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[]),
+                };
+                self.blob = Self::build(self.key(), expire, payload, lru);
+            }
+        }
+    }
+
+    /// Turns an inline string into a mutable `Object::Str` and returns it.
+    /// `None` if the value is not a string.
+    pub fn str_mut(&mut self) -> Option<&mut Vec<u8>> {
+        if self.obj.is_none() {
+            let s = self.as_str().unwrap_or(&[]).to_vec();
+            let exp = self.expire();
+            self.set_obj(Object::Str(s), exp);
+        }
+        match self.obj.as_deref_mut() {
+            Some(Object::Str(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A copy of this entry under another key (RENAME/COPY/MOVE).
+    pub fn with_key(&self, key: &[u8], expire: Option<u64>) -> Entry {
+        let payload = match self.obj {
+            Some(_) => &[][..],
+            None => self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[]),
+        };
+        Entry { blob: Self::build(key, expire, payload, self.lru()), obj: self.obj.clone() }
+    }
+
+    /// Redis' `OBJECT ENCODING` name.
+    pub fn encoding(&self) -> &'static str {
+        match self.value() {
+            ValueRef::Str(s) => {
+                if s.len() <= 20 && protocol::number::parse_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            ValueRef::Obj(Object::Str(_)) => "raw",
+        }
+    }
+
+    /// Approximate heap bytes used by this entry (for INFO memory estimates).
+    pub fn heap_size(&self) -> usize {
+        self.blob.len()
+            + match self.obj.as_deref() {
+                Some(Object::Str(v)) => 24 + v.capacity(),
+                None => 0,
+            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        let mut e = Entry::new_str(b"key", b"value", None, 7);
+        assert_eq!(e.key(), b"key");
+        assert_eq!(e.as_str(), Some(&b"value"[..]));
+        assert_eq!(e.expire(), None);
+        assert_eq!(e.lru(), 7);
+        e.set_expire(Some(12345));
+        assert_eq!(e.expire(), Some(12345));
+        assert_eq!(e.key(), b"key");
+        assert_eq!(e.as_str(), Some(&b"value"[..]));
+        assert!(e.is_expired(12345) && !e.is_expired(12344));
+        e.set_expire(Some(99));
+        assert_eq!(e.expire(), Some(99));
+        e.str_mut().unwrap().extend_from_slice(b"!!");
+        assert_eq!(e.as_str(), Some(&b"value!!"[..]));
+        assert_eq!(e.expire(), Some(99));
+        assert_eq!(e.encoding(), "raw");
+        e.set_expire(None);
+        assert_eq!(e.expire(), None);
+        assert_eq!(e.key(), b"key");
+        e.set_str(b"12", None);
+        assert_eq!(e.encoding(), "int");
+        e.touch(0xabcdef);
+        assert_eq!(e.lru(), 0xabcdef);
+        let c = e.with_key(b"other", Some(5));
+        assert_eq!((c.key(), c.as_str(), c.expire()), (&b"other"[..], Some(&b"12"[..]), Some(5)));
+    }
+}

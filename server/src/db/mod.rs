@@ -1,0 +1,555 @@
+//! The keyspace: `databases` logical DBs, each split into Codis' 1024 per-slot
+//! tables (codis.md §2.1), each table behind its own mutex.
+//!
+//! * The slot is the unit of atomicity: a command locks the slots of its keys
+//!   (ascending order, so multi-key commands never deadlock) for the whole
+//!   command; whole-DB operations (FLUSHDB, SWAPDB) lock every slot. A later
+//!   migration step can serialize and delete a key while holding its slot.
+//! * Keys are hashed with a per-process random ahash seed (client-controlled
+//!   keys; bucket order leaks through SCAN/KEYS).
+//! * Per-DB atomic counters make DBSIZE O(1); per-slot atomic counts serve
+//!   SLOTSINFO and RANDOMKEY without locking.
+//! * Expiry: lazy on every lookup, plus [`Keyspace::active_expire`] with a time
+//!   budget (Redis' active expire cycle).
+//! * SCAN cursor = `slot | bucket << 10 | table_generation << 48`: the slot's
+//!   hashbrown table bumps its generation whenever an insert may relocate
+//!   entries (growth or in-place rehash); a cursor from an older generation
+//!   restarts that slot, so keys present for the whole scan are never missed
+//!   (duplicates are allowed by SCAN's contract).
+
+pub mod entry;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use hashbrown::HashTable;
+use protocol::slot::{SLOTS, slot_of};
+
+pub use entry::{Entry, Kind, Object, ValueRef};
+
+/// One slot's keys.
+#[derive(Default)]
+pub struct SlotTable {
+    table: HashTable<Entry>,
+    /// Keys with an expiry in this slot.
+    volatile: usize,
+    /// Bumped whenever entries may have moved between buckets.
+    generation: u64,
+    /// Where the active expire cycle resumes in this slot.
+    expire_cursor: usize,
+}
+
+/// Counters shared by a DB's slots.
+#[derive(Default)]
+pub struct DbCounters {
+    keys: AtomicUsize,
+    expires: AtomicUsize,
+    slot_keys: Vec<AtomicUsize>,
+}
+
+/// One logical database.
+pub struct Db {
+    slots: Vec<Mutex<SlotTable>>,
+    counters: DbCounters,
+    /// Stats of lazily / actively expired keys for INFO.
+    pub expired: AtomicU64,
+}
+
+/// All databases plus the shared hasher.
+pub struct Keyspace {
+    dbs: Vec<Db>,
+    hasher: ahash::RandomState,
+}
+
+fn lock(m: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
+    // A panic while holding a slot (a bug) must not take the slot down with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        let dbs = (0..databases.max(1)).map(|_| Db::new()).collect();
+        Keyspace { dbs, hasher: ahash::RandomState::new() }
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn db(&self, i: usize) -> Option<&Db> {
+        self.dbs.get(i)
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Locks the slot of `key` in DB `db`.
+    pub fn lock_key<'a>(&'a self, db: &'a Db, key: &[u8]) -> SlotRef<'a> {
+        self.lock_slot(db, slot_of(key))
+    }
+
+    pub fn lock_slot<'a>(&'a self, db: &'a Db, slot: usize) -> SlotRef<'a> {
+        let m = db.slots.get(slot & (SLOTS - 1)).unwrap_or(&db.slots[0]);
+        SlotRef { t: lock(m), db, ks: self }
+    }
+
+    /// Locks every slot of the given keys (ascending, deduplicated).
+    pub fn lock_keys<'a, 'k, I: IntoIterator<Item = &'k [u8]>>(&'a self, db: &'a Db, keys: I) -> MultiRef<'a> {
+        let mut slots: Vec<usize> = keys.into_iter().map(slot_of).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let guards = slots.iter().map(|&s| lock(&db.slots[s])).collect();
+        MultiRef { slots, guards, db, ks: self }
+    }
+
+    /// Locks all slots of several DBs (ascending DB index, then slot) for
+    /// whole-keyspace operations. Returns guards per DB in the order given
+    /// after sorting; the caller must pass distinct indexes.
+    pub fn lock_all(&self, dbs: &[usize]) -> Vec<(usize, Vec<MutexGuard<'_, SlotTable>>)> {
+        let mut order: Vec<usize> = dbs.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        order
+            .into_iter()
+            .filter_map(|i| self.dbs.get(i).map(|db| (i, db.slots.iter().map(lock).collect())))
+            .collect()
+    }
+
+    /// FLUSHDB: removes every key of DB `i`; returns how many were removed.
+    pub fn flush_db(&self, i: usize) -> usize {
+        let Some(db) = self.dbs.get(i) else { return 0 };
+        let mut guards: Vec<_> = db.slots.iter().map(lock).collect();
+        let mut n = 0;
+        for (s, g) in guards.iter_mut().enumerate() {
+            n += g.table.len();
+            **g = SlotTable { generation: g.generation + 1, ..SlotTable::default() };
+            db.counters.slot_keys[s].store(0, Ordering::Relaxed);
+        }
+        db.counters.keys.store(0, Ordering::Relaxed);
+        db.counters.expires.store(0, Ordering::Relaxed);
+        n
+    }
+
+    /// SWAPDB a b: exchanges the contents of two DBs atomically.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (Some(da), Some(dbb)) = (self.dbs.get(a), self.dbs.get(b)) else { return };
+        let (first, second) = if a < b { (da, dbb) } else { (dbb, da) };
+        let mut g1: Vec<_> = first.slots.iter().map(lock).collect();
+        let mut g2: Vec<_> = second.slots.iter().map(lock).collect();
+        for (x, y) in g1.iter_mut().zip(g2.iter_mut()) {
+            std::mem::swap(&mut **x, &mut **y);
+            x.generation += 1;
+            y.generation += 1;
+        }
+        for s in 0..SLOTS {
+            let t = first.counters.slot_keys[s].load(Ordering::Relaxed);
+            first.counters.slot_keys[s].store(second.counters.slot_keys[s].load(Ordering::Relaxed), Ordering::Relaxed);
+            second.counters.slot_keys[s].store(t, Ordering::Relaxed);
+        }
+        let k = first.counters.keys.load(Ordering::Relaxed);
+        first.counters.keys.store(second.counters.keys.load(Ordering::Relaxed), Ordering::Relaxed);
+        second.counters.keys.store(k, Ordering::Relaxed);
+        let e = first.counters.expires.load(Ordering::Relaxed);
+        first.counters.expires.store(second.counters.expires.load(Ordering::Relaxed), Ordering::Relaxed);
+        second.counters.expires.store(e, Ordering::Relaxed);
+    }
+
+    /// One active-expiry pass over all DBs, stopping after `budget`.
+    /// Returns the number of keys removed.
+    pub fn active_expire(&self, now_ms: u64, budget: std::time::Duration) -> usize {
+        let start = std::time::Instant::now();
+        let mut removed = 0;
+        for db in &self.dbs {
+            if db.counters.expires.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            for s in 0..SLOTS {
+                let mut r = self.lock_slot(db, s);
+                if r.t.volatile == 0 {
+                    continue;
+                }
+                removed += r.expire_some(now_ms, 256);
+                drop(r);
+                if start.elapsed() >= budget {
+                    return removed;
+                }
+            }
+        }
+        removed
+    }
+}
+
+impl Db {
+    fn new() -> Self {
+        Db {
+            slots: (0..SLOTS).map(|_| Mutex::new(SlotTable::default())).collect(),
+            counters: DbCounters {
+                keys: AtomicUsize::new(0),
+                expires: AtomicUsize::new(0),
+                slot_keys: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+            },
+            expired: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of keys (DBSIZE), including expired keys not yet reclaimed.
+    pub fn len(&self) -> usize {
+        self.counters.keys.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn expires(&self) -> usize {
+        self.counters.expires.load(Ordering::Relaxed)
+    }
+
+    /// Keys in one slot (SLOTSINFO).
+    pub fn slot_len(&self, slot: usize) -> usize {
+        self.counters.slot_keys.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Current time in unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Redis' 24-bit LRU clock (seconds resolution).
+pub fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) & 0xff_ffff) as u32
+}
+
+/// Table operations shared by the single-slot and multi-slot guards.
+fn t_find<'t>(t: &'t mut SlotTable, c: &DbCounters, db: &Db, slot: usize, h: u64, key: &[u8], now: u64) -> Option<&'t mut Entry> {
+    let expired = match t.table.find(h, |e| e.key() == key) {
+        None => return None,
+        Some(e) => e.is_expired(now),
+    };
+    if expired {
+        t_remove(t, c, slot, h, key);
+        db.expired.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    t.table.find_mut(h, |e| e.key() == key)
+}
+
+fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
+    let Ok(occ) = t.table.find_entry(h, |e| e.key() == key) else { return None };
+    let (e, _) = occ.remove();
+    if e.expire().is_some() {
+        t.volatile -= 1;
+        c.expires.fetch_sub(1, Ordering::Relaxed);
+    }
+    c.keys.fetch_sub(1, Ordering::Relaxed);
+    c.slot_keys[slot].fetch_sub(1, Ordering::Relaxed);
+    Some(e)
+}
+
+fn t_put(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, e: Entry, hasher: &ahash::RandomState) -> Option<Entry> {
+    if let Some(old) = t.table.find_mut(h, |x| x.key() == e.key()) {
+        let (before, after) = (old.expire().is_some(), e.expire().is_some());
+        let prev = std::mem::replace(old, e);
+        adjust_volatile(t, c, before, after);
+        return Some(prev);
+    }
+    t_insert(t, c, slot, h, e, hasher);
+    None
+}
+
+fn t_insert(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, e: Entry, hasher: &ahash::RandomState) {
+    if t.table.len() == t.table.capacity() {
+        // The insert will grow or rehash in place: bucket positions change.
+        t.generation += 1;
+    }
+    if e.expire().is_some() {
+        t.volatile += 1;
+        c.expires.fetch_add(1, Ordering::Relaxed);
+    }
+    c.keys.fetch_add(1, Ordering::Relaxed);
+    c.slot_keys[slot].fetch_add(1, Ordering::Relaxed);
+    t.table.insert_unique(h, e, |x| hasher.hash_one(x.key()));
+}
+
+/// A locked slot.
+pub struct SlotRef<'a> {
+    t: MutexGuard<'a, SlotTable>,
+    db: &'a Db,
+    ks: &'a Keyspace,
+}
+
+/// Keyed access shared by [`SlotRef`] and [`MultiRef`]; all lookups expire
+/// lazily.
+pub trait KeyAccess {
+    /// Looks a key up, removing it if expired.
+    fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry>;
+    /// Looks a key up without expiring it (inspection commands).
+    fn peek(&mut self, key: &[u8]) -> Option<&mut Entry>;
+    /// Removes a key (whether expired or not).
+    fn remove(&mut self, key: &[u8]) -> Option<Entry>;
+    /// Inserts an entry; the key must not be present (call `remove` first).
+    fn insert(&mut self, e: Entry);
+    /// Replaces or inserts an entry; returns the previous one.
+    fn put(&mut self, e: Entry) -> Option<Entry>;
+    /// Sets a key's expiry (the key must exist).
+    fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool;
+}
+
+impl<'a> SlotRef<'a> {
+    fn slot_index(&self, key: &[u8]) -> usize {
+        slot_of(key)
+    }
+
+    /// Removes up to `max` expired keys from this slot, resuming where the last
+    /// pass stopped. Returns how many were removed.
+    fn expire_some(&mut self, now: u64, max: usize) -> usize {
+        let n = self.t.table.num_buckets();
+        if n == 0 {
+            return 0;
+        }
+        let mut victims: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut i = self.t.expire_cursor % n;
+        let mut seen = 0;
+        while seen < n && seen < max * 4 {
+            if let Some(e) = self.t.table.get_bucket(i) {
+                if e.is_expired(now) {
+                    victims.push((self.ks.hash(e.key()), e.key().to_vec()));
+                    if victims.len() >= max {
+                        break;
+                    }
+                }
+            }
+            i = (i + 1) % n;
+            seen += 1;
+        }
+        self.t.expire_cursor = i;
+        let cnt = victims.len();
+        for (h, k) in victims {
+            let slot = slot_of(&k);
+            t_remove(&mut self.t, &self.db.counters, slot, h, &k);
+        }
+        self.db.expired.fetch_add(cnt as u64, Ordering::Relaxed);
+        cnt
+    }
+
+    /// Number of keys in this slot.
+    pub fn len(&self) -> usize {
+        self.t.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.t.table.is_empty()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.t.generation
+    }
+
+    pub fn num_buckets(&self) -> usize {
+        self.t.table.num_buckets()
+    }
+
+    /// The entry in bucket `i`, if any (SCAN).
+    pub fn bucket(&self, i: usize) -> Option<&Entry> {
+        self.t.table.get_bucket(i)
+    }
+
+    /// Every entry in this slot (unordered).
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.t.table.iter()
+    }
+
+    /// Removes every key of the slot; returns how many.
+    pub fn clear(&mut self) -> usize {
+        let keys: Vec<Vec<u8>> = self.t.table.iter().map(|e| e.key().to_vec()).collect();
+        for k in &keys {
+            self.remove(k);
+        }
+        keys.len()
+    }
+}
+
+impl KeyAccess for SlotRef<'_> {
+    fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let h = self.ks.hash(key);
+        let slot = self.slot_index(key);
+        t_find(&mut self.t, &self.db.counters, self.db, slot, h, key, now)
+    }
+
+    fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let h = self.ks.hash(key);
+        self.t.table.find_mut(h, |e| e.key() == key)
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let h = self.ks.hash(key);
+        let slot = self.slot_index(key);
+        t_remove(&mut self.t, &self.db.counters, slot, h, key)
+    }
+
+    fn insert(&mut self, e: Entry) {
+        let h = self.ks.hash(e.key());
+        let slot = self.slot_index(e.key());
+        t_insert(&mut self.t, &self.db.counters, slot, h, e, &self.ks.hasher);
+    }
+
+    fn put(&mut self, e: Entry) -> Option<Entry> {
+        let h = self.ks.hash(e.key());
+        let slot = self.slot_index(e.key());
+        t_put(&mut self.t, &self.db.counters, slot, h, e, &self.ks.hasher)
+    }
+
+    fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
+        let h = self.ks.hash(key);
+        let Some(e) = self.t.table.find_mut(h, |e| e.key() == key) else { return false };
+        let before = e.expire().is_some();
+        e.set_expire(expire);
+        adjust_volatile(&mut self.t, &self.db.counters, before, expire.is_some());
+        true
+    }
+}
+
+fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, before: bool, after: bool) {
+    match (before, after) {
+        (false, true) => {
+            t.volatile += 1;
+            c.expires.fetch_add(1, Ordering::Relaxed);
+        }
+        (true, false) => {
+            t.volatile -= 1;
+            c.expires.fetch_sub(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// Several locked slots of one DB (multi-key commands).
+pub struct MultiRef<'a> {
+    slots: Vec<usize>,
+    guards: Vec<MutexGuard<'a, SlotTable>>,
+    db: &'a Db,
+    ks: &'a Keyspace,
+}
+
+impl MultiRef<'_> {
+    fn table(&mut self, slot: usize) -> Option<&mut SlotTable> {
+        let i = self.slots.binary_search(&slot).ok()?;
+        self.guards.get_mut(i).map(|g| &mut **g)
+    }
+}
+
+impl KeyAccess for MultiRef<'_> {
+    fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let h = self.ks.hash(key);
+        let slot = slot_of(key);
+        let db = self.db;
+        let t = self.table(slot)?;
+        t_find(t, &db.counters, db, slot, h, key, now)
+    }
+
+    fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let h = self.ks.hash(key);
+        self.table(slot_of(key))?.table.find_mut(h, |e| e.key() == key)
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let h = self.ks.hash(key);
+        let slot = slot_of(key);
+        let db = self.db;
+        let t = self.table(slot)?;
+        t_remove(t, &db.counters, slot, h, key)
+    }
+
+    fn insert(&mut self, e: Entry) {
+        let h = self.ks.hash(e.key());
+        let slot = slot_of(e.key());
+        let db = self.db;
+        let hasher = &self.ks.hasher;
+        // A key whose slot is not locked is a caller bug; dropping the write is
+        // safer than locking out of order.
+        let Some(i) = self.slots.binary_search(&slot).ok() else {
+            debug_assert!(false, "insert into unlocked slot");
+            return;
+        };
+        if let Some(g) = self.guards.get_mut(i) {
+            t_insert(g, &db.counters, slot, h, e, hasher);
+        }
+    }
+
+    fn put(&mut self, e: Entry) -> Option<Entry> {
+        let h = self.ks.hash(e.key());
+        let slot = slot_of(e.key());
+        let db = self.db;
+        let hasher = &self.ks.hasher;
+        let i = self.slots.binary_search(&slot).ok()?;
+        let g = self.guards.get_mut(i)?;
+        t_put(g, &db.counters, slot, h, e, hasher)
+    }
+
+    fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
+        let h = self.ks.hash(key);
+        let db = self.db;
+        let Some(t) = self.table(slot_of(key)) else { return false };
+        let Some(e) = t.table.find_mut(h, |e| e.key() == key) else { return false };
+        let before = e.expire().is_some();
+        e.set_expire(expire);
+        adjust_volatile(t, &db.counters, before, expire.is_some());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_get_remove_counts() {
+        let ks = Keyspace::new(2);
+        let db = ks.db(0).unwrap();
+        {
+            let mut s = ks.lock_key(db, b"a");
+            s.insert(Entry::new_str(b"a", b"1", None, 0));
+        }
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.slot_len(579), 1);
+        {
+            let mut m = ks.lock_keys(db, [&b"a"[..], b"b", b"c"]);
+            assert_eq!(m.get(b"a", 0).unwrap().as_str(), Some(&b"1"[..]));
+            m.put(Entry::new_str(b"b", b"2", Some(100), 0));
+            assert!(m.get(b"b", 50).is_some());
+            assert_eq!(db.expires(), 1);
+            // lazily expired
+            assert!(m.get(b"b", 100).is_none());
+            assert_eq!(db.expires(), 0);
+            assert!(m.remove(b"a").is_some());
+        }
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.slot_len(579), 0);
+    }
+
+    #[test]
+    fn flush_swap_active_expire() {
+        let ks = Keyspace::new(2);
+        let (d0, d1) = (ks.db(0).unwrap(), ks.db(1).unwrap());
+        for i in 0..1000u32 {
+            let k = format!("k{i}");
+            let exp = if i % 2 == 0 { Some(10) } else { None };
+            ks.lock_key(d0, k.as_bytes()).insert(Entry::new_str(k.as_bytes(), b"v", exp, 0));
+        }
+        assert_eq!((d0.len(), d0.expires()), (1000, 500));
+        ks.swap_db(0, 1);
+        assert_eq!((d0.len(), d1.len(), d1.expires()), (0, 1000, 500));
+        let removed = ks.active_expire(11, std::time::Duration::from_secs(5));
+        assert_eq!(removed, 500);
+        assert_eq!((d1.len(), d1.expires()), (500, 0));
+        assert_eq!(ks.flush_db(1), 500);
+        assert_eq!(d1.len(), 0);
+        assert!((0..SLOTS).all(|s| d1.slot_len(s) == 0));
+    }
+}

@@ -1,0 +1,95 @@
+//! Redis-style log lines (`pid:M 22 Nov 2026 21:30:00.123 * message`) to stdout
+//! or the configured `logfile`, filtered by `loglevel`.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 0,
+    Verbose = 1,
+    Notice = 2,
+    Warning = 3,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Notice as u8);
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Sets the minimum level and the destination (empty path = stdout).
+pub fn init(level: Level, logfile: &str) -> std::io::Result<()> {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    let f = if logfile.is_empty() {
+        None
+    } else {
+        Some(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?)
+    };
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    Ok(())
+}
+
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+/// Formats a unix time in ms as `22 Nov 2026 21:30:00.123` (UTC).
+pub fn timestamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let mon = MON.get((m - 1) as usize).copied().unwrap_or("Jan");
+    format!("{d} {mon} {y} {:02}:{:02}:{:02}.{:03}", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+}
+
+pub fn log(level: Level, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let mark = match level {
+        Level::Debug => '.',
+        Level::Verbose => '-',
+        Level::Notice => '*',
+        Level::Warning => '#',
+    };
+    let line = format!("{}:M {} {} {}\n", std::process::id(), timestamp(crate::db::now_ms()), mark, msg);
+    let mut f = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    match f.as_mut() {
+        Some(file) => {
+            let _ = file.write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stdout().write_all(line.as_bytes());
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! notice { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Notice, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! verbose { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Verbose) { $crate::log::log($crate::log::Level::Verbose, &format!($($t)*)) } } }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_format() {
+        assert_eq!(super::timestamp(0), "1 Jan 1970 00:00:00.000");
+        assert_eq!(super::timestamp(1_795_383_000_123), "22 Nov 2026 21:30:00.123");
+    }
+}

@@ -1,0 +1,230 @@
+//! Listener and connection loop.
+//!
+//! Each connection is one task that owns its socket and buffers. Per read it
+//! parses every complete command in the buffer, executes each inline (no
+//! channel hop, no per-command allocation on the common path) and writes all
+//! replies with one syscall. Protocol errors are answered and the connection
+//! is closed, as Redis does. The query buffer is capped at
+//! `client-query-buffer-limit`; `maxclients`, `timeout` and `requirepass` are
+//! applied here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use protocol::resp::{Limits, Reply, RequestParser};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::{Client, ClientInfo};
+use crate::db::now_ms;
+use crate::exec;
+use crate::server::Server;
+use crate::{errors, warning};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Accepts connections on `listener` until shutdown.
+pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = srv.shutdown.notified() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let srv2 = srv.clone();
+                tokio::spawn(async move { handle(srv2, stream, peer).await });
+            }
+            Err(e) => {
+                warning!("Accepting client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    srv.stats.total_connections.fetch_add(1, Relaxed);
+    let (maxclients, needs_auth, timeout) = {
+        let c = srv.config();
+        (c.maxclients, c.requirepass.is_some(), c.timeout_secs)
+    };
+    if srv.clients.len() >= maxclients {
+        srv.stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes()).await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let id = srv.next_client_id.fetch_add(1, Relaxed);
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = fd_of(&stream);
+    let info = Arc::new(ClientInfo::new(id, peer.to_string(), laddr, fd, now_ms()));
+    info.authenticated.store(!needs_auth, Relaxed);
+    srv.clients.add(info.clone());
+    let mut client = Client::new(info.clone(), !needs_auth);
+    serve(&srv, &mut stream, &mut client, timeout).await;
+    srv.clients.remove(id);
+}
+
+#[cfg(unix)]
+fn fd_of(s: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    s.as_raw_fd() as i64
+}
+
+#[cfg(not(unix))]
+fn fd_of(_: &TcpStream) -> i64 {
+    -1
+}
+
+async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeout_secs: u64) {
+    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out = Reply::new();
+    let mut parser = RequestParser::new();
+    // Reused across batches: the argv slices of one command.
+    let mut argv_store: Vec<&'static [u8]> = Vec::with_capacity(16);
+    let info = client.info.clone();
+    loop {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let read = async {
+            if timeout_secs > 0 {
+                match tokio::time::timeout(Duration::from_secs(timeout_secs), stream.read_buf(&mut rbuf)).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            } else {
+                stream.read_buf(&mut rbuf).await
+            }
+        };
+        let n = tokio::select! {
+            r = read => match r { Ok(n) => n, Err(_) => 0 },
+            _ = info.kill.notified() => 0,
+        };
+        if n == 0 || info.killed.load(Relaxed) {
+            return;
+        }
+        srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+        let now = now_ms();
+        info.last_interaction_ms.store(now, Relaxed);
+        let (limits, qbuf_limit) = {
+            let c = srv.config();
+            (Limits { max_bulk: c.proto_max_bulk_len, unauthenticated: !client.authenticated }, c.client_query_buffer_limit)
+        };
+        let mut limits = limits;
+        let mut pos = 0usize;
+        let mut fatal = false;
+        let mut argv: Vec<&[u8]> = reuse(std::mem::take(&mut argv_store));
+        while rbuf.len() - pos >= parser.needed() && !client.close_after_reply {
+            let buf = &rbuf[pos..];
+            match parser.parse(buf, limits) {
+                Ok(Some(p)) => {
+                    if p.in_scratch {
+                        // Quoted inline command: arguments were unescaped.
+                        let base = parser.scratch();
+                        let args: Vec<&[u8]> = parser.ranges().iter().filter_map(|&(s, e)| base.get(s..e)).collect();
+                        if !args.is_empty() {
+                            exec::execute(srv, client, &mut out, now, &args);
+                        }
+                    } else {
+                        argv.clear();
+                        argv.extend(parser.ranges().iter().filter_map(|&(s, e)| buf.get(s..e)));
+                        if !argv.is_empty() {
+                            exec::execute(srv, client, &mut out, now, &argv);
+                        }
+                    }
+                    limits.unauthenticated = !client.authenticated;
+                    pos += p.consumed;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let mut msg = Vec::new();
+                    e.write_message(&mut msg);
+                    exec::reply_error(srv, &mut out, &msg);
+                    fatal = true;
+                    break;
+                }
+            }
+        }
+        argv.clear();
+        argv_store = reuse(argv);
+        if pos > 0 {
+            rbuf.drain(..pos);
+        }
+        if !fatal && rbuf.len() as u64 > qbuf_limit {
+            warning!("Closing client that reached max query buffer length (qbuf={})", rbuf.len());
+            return;
+        }
+        info.qbuf.store(rbuf.len(), Relaxed);
+        if !out.buf.is_empty() {
+            srv.stats.net_output_bytes.fetch_add(out.buf.len() as u64, Relaxed);
+            if stream.write_all(&out.buf).await.is_err() {
+                return;
+            }
+            out.buf.clear();
+            if out.buf.capacity() > 1024 * 1024 {
+                out.buf = Vec::with_capacity(READ_CHUNK);
+            }
+        }
+        if fatal || client.close_after_reply || srv.shutting_down.load(Relaxed) {
+            return;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
+            rbuf = Vec::with_capacity(READ_CHUNK);
+        }
+    }
+}
+
+/// Reuses an empty vector's allocation for slices of another lifetime (the
+/// in-place `collect` keeps the buffer since the element layout is identical).
+fn reuse<'b>(v: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    debug_assert!(v.is_empty());
+    v.into_iter().map(|_| &[][..]).collect()
+}
+
+/// Binds every configured address (Redis' `bind`, default all interfaces).
+pub async fn bind_all(binds: &[String], port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    let mut last_err = None;
+    let list: Vec<String> = if binds.is_empty() { vec!["*".into(), "-::*".into()] } else { binds.to_vec() };
+    for b in &list {
+        let (optional, host) = match b.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, b.as_str()),
+        };
+        let addr = match host {
+            "*" => format!("0.0.0.0:{port}"),
+            "::*" => format!("[::]:{port}"),
+            h if h.contains(':') => format!("[{h}]:{port}"),
+            h => format!("{h}:{port}"),
+        };
+        match bind_one(&addr).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional || host == "::*" => {
+                let _ = e;
+            }
+            Err(e) => last_err = Some(std::io::Error::new(e.kind(), format!("{addr}: {e}"))),
+        }
+    }
+    if let Some(e) = last_err {
+        return Err(e);
+    }
+    if out.is_empty() {
+        return Err(std::io::Error::other("no address could be bound"));
+    }
+    Ok(out)
+}
+
+async fn bind_one(addr: &str) -> std::io::Result<TcpListener> {
+    let sa: SocketAddr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("cannot resolve"))?;
+    let sock = if sa.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(sa)?;
+    sock.listen(511)
+}

@@ -1,0 +1,103 @@
+//! Process-wide state shared by every connection: configuration, keyspace,
+//! stats, the client registry, and the cron (active expiry, instantaneous
+//! metrics) that Redis runs as `serverCron`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use crate::client::Registry;
+use crate::config::Config;
+use crate::db::{Keyspace, now_ms};
+use crate::stats::Stats;
+
+pub struct Server {
+    config: RwLock<Config>,
+    pub ks: Keyspace,
+    pub stats: Stats,
+    pub clients: Registry,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub started_ms: u64,
+    pub run_id: String,
+    /// Set when SHUTDOWN or a signal asks the process to exit.
+    pub shutting_down: AtomicBool,
+    pub shutdown: tokio::sync::Notify,
+    /// The port actually bound (for INFO when `port 0` was asked).
+    pub port: AtomicU64,
+    pub executable: String,
+    pub config_file: String,
+    /// Worker threads of the executor (`io-threads`).
+    pub threads: usize,
+}
+
+impl Server {
+    pub fn new(config: Config, executable: String, config_file: String) -> Arc<Server> {
+        let threads = config.io_threads.max(1);
+        let port = config.port as u64;
+        let ks = Keyspace::new(config.databases);
+        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+        Arc::new(Server {
+            config: RwLock::new(config),
+            ks,
+            stats: Stats::new(),
+            clients: Registry::default(),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_ms: now_ms(),
+            run_id,
+            shutting_down: AtomicBool::new(false),
+            shutdown: tokio::sync::Notify::new(),
+            port: AtomicU64::new(port),
+            executable,
+            config_file,
+            threads,
+        })
+    }
+
+    pub fn config(&self) -> RwLockReadGuard<'_, Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config_mut(&self) -> RwLockWriteGuard<'_, Config> {
+        self.config.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts shutting the server down (SHUTDOWN, SIGTERM).
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+        self.shutdown.notify_waiters();
+        self.shutdown.notify_one();
+    }
+
+    /// serverCron: runs `hz` times a second until shutdown.
+    pub async fn cron(self: Arc<Self>) {
+        let mut last_ops = 0u64;
+        let mut last_in = 0u64;
+        let mut last_out = 0u64;
+        let mut last_t = Instant::now();
+        loop {
+            let hz = self.config().hz.clamp(1, 500);
+            tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+            if self.shutting_down.load(Relaxed) {
+                return;
+            }
+            // Active expiry: at most 25% of one core (Redis' slow cycle).
+            let budget = Duration::from_micros(250_000 / hz);
+            self.ks.active_expire(now_ms(), budget);
+            let el = last_t.elapsed().as_secs_f64();
+            if el >= 1.0 {
+                let ops = self.stats.total_commands.load(Relaxed);
+                let inp = self.stats.net_input_bytes.load(Relaxed);
+                let out = self.stats.net_output_bytes.load(Relaxed);
+                self.stats.inst_ops.store(((ops - last_ops.min(ops)) as f64 / el) as u64, Relaxed);
+                self.stats.inst_in_kbps.store(((inp - last_in.min(inp)) as f64 / el) as u64, Relaxed);
+                self.stats.inst_out_kbps.store(((out - last_out.min(out)) as f64 / el) as u64, Relaxed);
+                last_ops = ops;
+                last_in = inp;
+                last_out = out;
+                last_t = Instant::now();
+            }
+        }
+    }
+}
