@@ -10,7 +10,7 @@
 //! * [`glob`]: Redis' byte-based `stringmatchlen` glob semantics.
 //!
 //! Nothing here knows about sockets or tokio.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod command;
 pub mod glob;

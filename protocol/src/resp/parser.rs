@@ -148,7 +148,7 @@ impl RequestParser {
     /// `Ok(None)`: incomplete; call again (with the same start) once more bytes
     /// arrived. Empty requests (`*0`, blank inline lines) are skipped inside.
     pub fn parse(&mut self, buf: &[u8], limits: Limits) -> Result<Option<Parsed>, ParseError> {
-        loop {
+        {
             if self.pending == 0 && self.resume == 0 {
                 match buf.first() {
                     None => {
@@ -178,11 +178,9 @@ impl RequestParser {
                 }
                 self.ranges.clear();
                 if n <= 0 {
-                    // Empty multibulk: Redis consumes it and carries on.
-                    return Ok(Some(Parsed { consumed: cr + 2, in_scratch: false })).and_then(|p| {
-                        // Signal an empty request by zero ranges; caller skips it.
-                        Ok(p)
-                    });
+                    // Empty multibulk: Redis consumes it and carries on; zero
+                    // ranges tell the caller there is nothing to run.
+                    return Ok(Some(Parsed { consumed: cr + 2, in_scratch: false }));
                 }
                 self.pending = n as u64;
                 self.resume = cr + 2;
@@ -231,7 +229,7 @@ impl RequestParser {
             let consumed = self.resume;
             self.resume = 0;
             self.need = 0;
-            return Ok(Some(Parsed { consumed, in_scratch: false }));
+            Ok(Some(Parsed { consumed, in_scratch: false }))
         }
     }
 
