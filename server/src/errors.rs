@@ -65,7 +65,49 @@ pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (prot
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
+pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+pub const LCS_IDX_AND_LEN: &str = "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_TOO_LONG: &str = "ERR String too long for LCS";
+pub const LCS_EXCEEDS_LIMIT: &str = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+pub const LCS_ALLOC_FAILED: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
 
+// --- connection / server / COMMAND / CONFIG / DEBUG (cmd/conn.rs, admin.rs, info.rs, command.rs)
+pub const INT_ARG_OUT_OF_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
+pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
+pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+pub const CLIENT_NAME_INVALID: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+pub const CLIENT_ID_NOT_POSITIVE: &str = "ERR client-id should be greater than 0";
+pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
+pub const PAUSE_TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
+pub const PAUSE_MODE: &str = "ERR CLIENT PAUSE mode must be WRITE or ALL";
+pub const CACHING_WITHOUT_TRACKING: &str =
+    "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
+pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+pub const TRACKING_REDIRECT_MISSING: &str = "ERR The client ID you want redirect to does not exist";
+pub const TRACKING_SINGLE_REDIRECT: &str = "ERR A client can only redirect to a single other client";
+pub const CLIENT_PAUSE_UNSUPPORTED: &str = "ERR CLIENT PAUSE is not supported in this release";
+pub const CLIENT_TRACKING_UNSUPPORTED: &str = "ERR CLIENT TRACKING is not supported in this release";
+pub const CLIENT_REPLY_UNSUPPORTED: &str = "ERR CLIENT REPLY OFF|SKIP is not supported in this release";
+pub const MONITOR_UNSUPPORTED: &str = "ERR MONITOR is not supported in this release";
+pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
+pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
+pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
+pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const GETKEYS_INVALID_COMMAND: &str = "ERR Invalid command specified";
+pub const GETKEYS_NO_KEYS: &str = "ERR The command has no key arguments";
+pub const GETKEYS_BAD_ARITY: &str = "ERR Invalid number of arguments specified for command";
+pub const GETKEYS_BAD_ARGS: &str = "ERR Invalid arguments specified for command";
+pub const EXPIRE_NX_AND_OTHERS: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
+/// Followed by the offending option (up to its first NUL byte, as Redis' `%s`).
+pub const UNSUPPORTED_OPTION_PREFIX: &str = "ERR Unsupported option ";
+pub const LFU_POLICY_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+pub const LFU_POLICY_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {
@@ -103,6 +145,31 @@ pub fn wrong_arity(name: &str) -> String {
 /// where valid UTF-8 and replace the rest).
 pub fn lossy(b: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(b)
+}
+
+/// `ERR Syntax error in HELLO option '<opt>'`
+pub fn hello_syntax(opt: &[u8]) -> String {
+    format!("ERR Syntax error in HELLO option '{}'", lossy(opt))
+}
+
+/// `ERR Unknown client type '<t>'` (CLIENT LIST / CLIENT KILL TYPE).
+pub fn unknown_client_type(t: &[u8]) -> String {
+    format!("ERR Unknown client type '{}'", lossy(t))
+}
+
+/// `ERR No such user '<u>'` (CLIENT KILL USER).
+pub fn no_such_user(u: &[u8]) -> String {
+    format!("ERR No such user '{}'", lossy(u))
+}
+
+/// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+/// (Redis' reply when a container parses its own subcommands, e.g. DEBUG).
+pub fn subcommand_syntax(container: &str, sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        lossy(&sub[..sub.len().min(128)]),
+        container.to_ascii_uppercase()
+    )
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct Server {
     pub config_file: String,
     /// Worker threads of the executor (`io-threads`).
     pub threads: usize,
+    /// Whether the cron expires keys actively (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub active_expire: AtomicBool,
 }
 
 impl Server {
@@ -52,6 +54,7 @@ impl Server {
             executable,
             config_file,
             threads,
+            active_expire: AtomicBool::new(true),
         })
     }
 
@@ -84,7 +87,9 @@ impl Server {
             }
             // Active expiry: at most 25% of one core (Redis' slow cycle).
             let budget = Duration::from_micros(250_000 / hz);
-            self.ks.active_expire(now_ms(), budget);
+            if self.active_expire.load(Relaxed) {
+                self.ks.active_expire(now_ms(), budget);
+            }
             let el = last_t.elapsed().as_secs_f64();
             if el >= 1.0 {
                 let ops = self.stats.total_commands.load(Relaxed);

@@ -63,6 +63,8 @@ pub struct Stats {
     pub inst_ops: AtomicU64,
     pub inst_in_kbps: AtomicU64,
     pub inst_out_kbps: AtomicU64,
+    /// Highest `used_memory` INFO has reported (reset by CONFIG RESETSTAT).
+    pub used_memory_peak: AtomicU64,
 }
 
 impl Default for Stats {
@@ -92,6 +94,7 @@ impl Stats {
             inst_ops: AtomicU64::new(0),
             inst_in_kbps: AtomicU64::new(0),
             inst_out_kbps: AtomicU64::new(0),
+            used_memory_peak: AtomicU64::new(0),
         }
     }
 

@@ -1,7 +1,25 @@
-//! Connection commands: PING, ECHO, SELECT, QUIT, AUTH, HELLO, RESET, CLIENT.
+//! Connection commands: PING, ECHO, SELECT, QUIT, AUTH, HELLO, RESET and the
+//! CLIENT container (ID, SETNAME, GETNAME, INFO, LIST, KILL, NO-EVICT, REPLY,
+//! PAUSE, UNPAUSE, TRACKING, CACHING, GETREDIR, TRACKINGINFO, UNBLOCK, HELP).
+//!
+//! Mirrors redis-server 7.0.15 (`server.c`, `networking.c`, `acl.c`): same
+//! argument checks in the same order, same error texts, same reply shapes in
+//! RESP2 and RESP3, and the 7.0 `CLIENT LIST` line (fields `id` … `resp`; the
+//! `lib-name`/`lib-ver` fields and `CLIENT SETINFO` only exist from 7.2).
+//! Authentication knows one user, `default`, whose password is `requirepass`
+//! (no password = the `nopass` default user, which accepts any password).
+//!
+//! Not supported (error replies, documented in docs): `CLIENT PAUSE`,
+//! `CLIENT TRACKING ON`, `CLIENT REPLY OFF|SKIP` — they need cooperation from
+//! the execution gate that does not exist yet.
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use protocol::command::CmdId;
+use protocol::number::parse_i64;
 
+use crate::client::ClientInfo;
+use crate::cmd::util::is;
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 
@@ -11,9 +29,16 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Echo => echo,
         CmdId::Select => select,
         CmdId::Quit => quit,
+        CmdId::Auth => auth,
+        CmdId::Hello => hello,
+        CmdId::Reset => reset,
+        CmdId::Client => client,
         _ => return None,
     })
 }
+
+/// The only ACL user.
+const DEFAULT_USER: &[u8] = b"default";
 
 fn ping(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     match argv.len() {
@@ -29,8 +54,18 @@ fn echo(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Redis' `getIntFromObjectOrReply` with the default messages: not a long
+/// long → "not an integer", outside int32 → "value must between ...".
+pub(crate) fn int32_arg(a: &[u8]) -> Result<i64, CmdError> {
+    let v = parse_i64(a).ok_or(CmdError::NotInteger)?;
+    if v < i32::MIN as i64 || v > i32::MAX as i64 {
+        return Err(CmdError::Static(errors::INT_ARG_OUT_OF_RANGE));
+    }
+    Ok(v)
+}
+
 fn select(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let idx = protocol::number::parse_i64(argv[1]).ok_or(CmdError::NotInteger)?;
+    let idx = int32_arg(argv[1])?;
     if idx < 0 || idx as usize >= ctx.srv.ks.db_count() {
         return Err(CmdError::Static(errors::INVALID_DB));
     }
@@ -43,4 +78,884 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.client.close_after_reply = true;
     ctx.out.ok();
     Ok(())
+}
+
+/// The configured password of the default user (`None` = nopass).
+fn requirepass(ctx: &Ctx) -> Option<Vec<u8>> {
+    ctx.srv.config().requirepass.clone().filter(|p| !p.is_empty())
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() != b.len()) as u8;
+    for (i, &x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    }
+    diff == 0
+}
+
+/// Checks `user`/`pass` against the default user; marks the client
+/// authenticated on success. A failure leaves the current state unchanged,
+/// as Redis does.
+fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
+    let ok = user == DEFAULT_USER
+        && match requirepass(ctx) {
+            None => true,
+            Some(p) => same_secret(&p, pass),
+        };
+    if !ok {
+        return Err(CmdError::Static(errors::WRONGPASS));
+    }
+    ctx.client.authenticated = true;
+    ctx.client.info.authenticated.store(true, Relaxed);
+    Ok(())
+}
+
+/// AUTH password | AUTH username password.
+fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let (user, pass) = if argv.len() == 2 {
+        if requirepass(ctx).is_none() {
+            return Err(CmdError::Static(errors::NO_PASSWORD));
+        }
+        (DEFAULT_USER, argv[1])
+    } else {
+        (argv[1], argv[2])
+    };
+    authenticate(ctx, user, pass)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Redis accepts client names made of printable ASCII without spaces.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+fn set_name(ctx: &mut Ctx, name: &[u8]) {
+    let mut n = ctx.client.info.name.lock().unwrap_or_else(|p| p.into_inner());
+    n.clear();
+    n.extend_from_slice(name);
+}
+
+fn set_resp(ctx: &mut Ctx, ver: u8) {
+    ctx.out.resp3 = ver == 3;
+    ctx.client.info.resp.store(ver, Relaxed);
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut ver = None;
+    let mut i = 1;
+    if let Some(a) = argv.get(1) {
+        let v = parse_i64(a).ok_or(CmdError::Static(errors::HELLO_PROTO_NOT_INT))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::Static(errors::NOPROTO));
+        }
+        ver = Some(v as u8);
+        i = 2;
+    }
+    let mut creds = None;
+    let mut name = None;
+    while let Some(&opt) = argv.get(i) {
+        let more = argv.len() - 1 - i;
+        if is(opt, "auth") && more >= 2 {
+            creds = Some((argv[i + 1], argv[i + 2]));
+            i += 3;
+        } else if is(opt, "setname") && more >= 1 {
+            if !valid_name(argv[i + 1]) {
+                return Err(CmdError::Static(errors::CLIENT_NAME_INVALID));
+            }
+            name = Some(argv[i + 1]);
+            i += 2;
+        } else {
+            return Err(CmdError::msg(errors::hello_syntax(opt)));
+        }
+    }
+    if let Some((user, pass)) = creds {
+        authenticate(ctx, user, pass)?;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::Static(errors::HELLO_NOAUTH));
+    }
+    if let Some(n) = name {
+        set_name(ctx, n);
+    }
+    if let Some(v) = ver {
+        set_resp(ctx, v);
+    }
+    let proto = if ctx.out.resp3 { 3 } else { 2 };
+    ctx.out.map(7);
+    ctx.out.bulk(b"server");
+    ctx.out.bulk(b"redis");
+    ctx.out.bulk(b"version");
+    ctx.out.bulk(crate::config::VERSION.as_bytes());
+    ctx.out.bulk(b"proto");
+    ctx.out.int(proto);
+    ctx.out.bulk(b"id");
+    ctx.out.int(ctx.client.id as i64);
+    ctx.out.bulk(b"mode");
+    ctx.out.bulk(b"standalone");
+    ctx.out.bulk(b"role");
+    ctx.out.bulk(b"master");
+    ctx.out.bulk(b"modules");
+    ctx.out.array(0);
+    Ok(())
+}
+
+/// RESET: back to a fresh connection's state (DB 0, RESP2, no name, no MULTI,
+/// unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
+fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.client.select(0);
+    set_resp(ctx, 2);
+    set_name(ctx, b"");
+    ctx.client.info.multi.store(false, Relaxed);
+    let auth = requirepass(ctx).is_none();
+    ctx.client.authenticated = auth;
+    ctx.client.info.authenticated.store(auth, Relaxed);
+    ctx.out.simple(b"RESET");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// CLIENT
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Tracking is not supported: always an error.",
+    "GETREDIR",
+    "    Tracking redirection client ID (always -1: tracking is not supported).",
+    "GETNAME",
+    "    The name of this connection.",
+    "ID",
+    "    The ID of this connection.",
+    "INFO",
+    "    The CLIENT LIST line of this connection.",
+    "KILL <ip:port>",
+    "    Close the connection from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Close the connections matching every filter:",
+    "    * ID <client-id>",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Remote address of the connection.",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Local address the connection was accepted on.",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "    * USER <username>",
+    "    * SKIPME (YES|NO)",
+    "      Whether to spare this connection (default: yes).",
+    "LIST [options ...]",
+    "    One line per connection. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "    * ID <client-id> [<client-id> ...]",
+    "UNPAUSE",
+    "    Resume processing (nothing is ever paused here).",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Not supported in this release.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Only ON is supported in this release.",
+    "SETNAME <name>",
+    "    Name this connection (empty name = no name).",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock a client blocked in a blocking command.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Only OFF is supported in this release.",
+    "TRACKINGINFO",
+    "    Tracking status of this connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Exempt this connection from client eviction.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// Writes a HELP reply (status lines).
+pub(crate) fn help_reply(ctx: &mut Ctx, lines: &[&str]) {
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.simple(l.as_bytes());
+    }
+}
+
+fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    // The gate has resolved the subcommand and checked its arity.
+    let sub = ctx.spec.short_name();
+    match sub {
+        "id" => {
+            ctx.out.int(ctx.client.id as i64);
+            Ok(())
+        }
+        "setname" => {
+            if !valid_name(argv[2]) {
+                return Err(CmdError::Static(errors::CLIENT_NAME_INVALID));
+            }
+            set_name(ctx, argv[2]);
+            ctx.out.ok();
+            Ok(())
+        }
+        "getname" => {
+            let name = ctx.client.info.name();
+            if name.is_empty() {
+                ctx.out.null();
+            } else {
+                ctx.out.bulk(&name);
+            }
+            Ok(())
+        }
+        "info" => {
+            let info = ctx.client.info.clone();
+            let argv_mem = argv.iter().map(|a| a.len()).sum();
+            let mut line = client_line(ctx, &info, Some(argv_mem));
+            line.push(b'\n');
+            ctx.out.verbatim(b"txt", &line);
+            Ok(())
+        }
+        "list" => client_list(ctx, argv),
+        "kill" => client_kill(ctx, argv),
+        "no-evict" => {
+            let on = on_off(argv[2]).ok_or(CmdError::Syntax)?;
+            ctx.client.info.no_evict.store(on, Relaxed);
+            ctx.out.ok();
+            Ok(())
+        }
+        "reply" => {
+            if is(argv[2], "on") {
+                ctx.out.ok();
+                Ok(())
+            } else if is(argv[2], "off") || is(argv[2], "skip") {
+                Err(CmdError::Static(errors::CLIENT_REPLY_UNSUPPORTED))
+            } else {
+                Err(CmdError::Syntax)
+            }
+        }
+        "pause" => {
+            if argv.len() > 4 {
+                return Err(CmdError::msg(errors::subcommand_syntax("client", argv[1])));
+            }
+            if let Some(mode) = argv.get(3)
+                && !(is(mode, "write") || is(mode, "all"))
+            {
+                return Err(CmdError::Static(errors::PAUSE_MODE));
+            }
+            let t = parse_i64(argv[2]).ok_or(CmdError::Static(errors::PAUSE_TIMEOUT_NOT_INT))?;
+            if t < 0 {
+                return Err(CmdError::Static(errors::TIMEOUT_NEGATIVE));
+            }
+            Err(CmdError::Static(errors::CLIENT_PAUSE_UNSUPPORTED))
+        }
+        "unpause" => {
+            ctx.out.ok();
+            Ok(())
+        }
+        "tracking" => client_tracking(ctx, argv),
+        "caching" => Err(CmdError::Static(errors::CACHING_WITHOUT_TRACKING)),
+        "getredir" => {
+            ctx.out.int(-1);
+            Ok(())
+        }
+        "trackinginfo" => {
+            ctx.out.map(3);
+            ctx.out.bulk(b"flags");
+            ctx.out.set(1);
+            ctx.out.bulk(b"off");
+            ctx.out.bulk(b"redirect");
+            ctx.out.int(-1);
+            ctx.out.bulk(b"prefixes");
+            ctx.out.array(0);
+            Ok(())
+        }
+        "unblock" => {
+            parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+            match argv.len() {
+                3 => {}
+                4 => {
+                    if !(is(argv[3], "timeout") || is(argv[3], "error")) {
+                        return Err(CmdError::Static(errors::UNBLOCK_REASON));
+                    }
+                }
+                _ => return Err(CmdError::msg(errors::subcommand_syntax("client", argv[1]))),
+            }
+            // No command blocks in this release, so no client is ever unblocked.
+            ctx.out.int(0);
+            Ok(())
+        }
+        "help" => {
+            help_reply(ctx, CLIENT_HELP);
+            Ok(())
+        }
+        _ => Err(CmdError::msg(errors::unknown_subcommand("client", argv[1]))),
+    }
+}
+
+fn on_off(a: &[u8]) -> Option<bool> {
+    if is(a, "on") {
+        Some(true)
+    } else if is(a, "off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// CLIENT TRACKING (ON|OFF) [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]:
+/// options are parsed like Redis; OFF succeeds (tracking is never on), ON is
+/// refused.
+fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut i = 3;
+    let mut redirect = false;
+    while let Some(&opt) = argv.get(i) {
+        let more = argv.len() - 1 - i;
+        if is(opt, "redirect") && more >= 1 {
+            if redirect {
+                return Err(CmdError::Static(errors::TRACKING_SINGLE_REDIRECT));
+            }
+            let id = parse_i64(argv[i + 1]).ok_or(CmdError::NotInteger)?;
+            if id <= 0 || ctx.srv.clients.get(id as u64).is_none() {
+                return Err(CmdError::Static(errors::TRACKING_REDIRECT_MISSING));
+            }
+            redirect = true;
+            i += 2;
+        } else if is(opt, "prefix") && more >= 1 {
+            i += 2;
+        } else if is(opt, "bcast") || is(opt, "optin") || is(opt, "optout") || is(opt, "noloop") {
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    match on_off(argv[2]) {
+        Some(false) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Some(true) => Err(CmdError::Static(errors::CLIENT_TRACKING_UNSUPPORTED)),
+        None => Err(CmdError::Syntax),
+    }
+}
+
+/// Client types accepted by LIST/KILL TYPE (Redis' `getClientTypeByName`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Pubsub,
+    Master,
+}
+
+fn client_type(name: &[u8]) -> Option<ClientType> {
+    if is(name, "normal") {
+        Some(ClientType::Normal)
+    } else if is(name, "slave") || is(name, "replica") {
+        Some(ClientType::Replica)
+    } else if is(name, "pubsub") {
+        Some(ClientType::Pubsub)
+    } else if is(name, "master") {
+        Some(ClientType::Master)
+    } else {
+        None
+    }
+}
+
+/// Every connection is a normal client here (no replication, no pub/sub yet).
+fn type_of(_c: &ClientInfo) -> ClientType {
+    ClientType::Normal
+}
+
+/// CLIENT LIST [TYPE type] | [ID id [id ...]]
+fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut want_type = None;
+    let mut ids: Option<Vec<i64>> = None;
+    if argv.len() == 4 && is(argv[2], "type") {
+        want_type = Some(client_type(argv[3]).ok_or_else(|| CmdError::msg(errors::unknown_client_type(argv[3])))?);
+    } else if argv.len() > 3 && is(argv[2], "id") {
+        let mut v = Vec::with_capacity(argv.len() - 3);
+        for a in &argv[3..] {
+            v.push(parse_i64(a).ok_or(CmdError::Static(errors::INVALID_CLIENT_ID))?);
+        }
+        ids = Some(v);
+    } else if argv.len() != 2 {
+        return Err(CmdError::Syntax);
+    }
+    let me = ctx.client.id;
+    let argv_mem: usize = argv.iter().map(|a| a.len()).sum();
+    let mut text = Vec::new();
+    let emit = |ctx: &Ctx, c: &ClientInfo, text: &mut Vec<u8>| {
+        let mine = (c.id == me).then_some(argv_mem);
+        text.extend_from_slice(&client_line(ctx, c, mine));
+        text.push(b'\n');
+    };
+    match ids {
+        Some(ids) => {
+            // Redis lists each requested id once per occurrence, in argument order.
+            for id in ids {
+                if id <= 0 {
+                    continue;
+                }
+                if let Some(c) = ctx.srv.clients.get(id as u64) {
+                    emit(ctx, &c, &mut text);
+                }
+            }
+        }
+        None => {
+            for c in ctx.srv.clients.all() {
+                if want_type.is_some_and(|t| t != type_of(&c)) {
+                    continue;
+                }
+                emit(ctx, &c, &mut text);
+            }
+        }
+    }
+    ctx.out.verbatim(b"txt", &text);
+    Ok(())
+}
+
+/// The name of a client's last command (`NULL` before the first one).
+fn last_cmd_name(ctx: &Ctx, c: &ClientInfo) -> &'static str {
+    match c.last_cmd.load(Relaxed) {
+        0 => "NULL",
+        i => ctx.srv.stats.index.specs.get(i - 1).map_or("NULL", |s| s.name),
+    }
+}
+
+/// Size of the read buffer the connection loop starts with.
+const READ_BUF: usize = 16 * 1024;
+
+/// One `CLIENT LIST` / `CLIENT INFO` line in Redis 7.0's field order, without
+/// the trailing newline. `me` carries the calling connection's argv size:
+/// only the caller has a command in flight (argv-mem) and pending output
+/// (obl); every other connection is between commands.
+pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
+    use std::fmt::Write;
+    let now = ctx.now;
+    let mut flags = String::new();
+    let multi = c.multi.load(Relaxed);
+    if multi {
+        flags.push('x');
+    }
+    if me.is_some() && ctx.client.close_after_reply {
+        flags.push('c');
+    }
+    if c.killed.load(Relaxed) {
+        flags.push('A');
+    }
+    if c.no_evict.load(Relaxed) {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let qbuf = c.qbuf.load(Relaxed);
+    let qbuf_free = c.qbuf_free.load(Relaxed);
+    let argv_mem = me.unwrap_or(0);
+    let obl = if me.is_some() { ctx.out.buf.len() } else { 0 };
+    let omem = c.omem.load(Relaxed);
+    let rbs = READ_BUF.max(qbuf + qbuf_free);
+    let tot_mem =
+        rbs + argv_mem + obl + omem + std::mem::size_of::<ClientInfo>() + std::mem::size_of::<crate::client::Client>();
+    let mut s = String::with_capacity(256);
+    let _ = write!(s, "id={} addr={} laddr={} fd={} name=", c.id, c.addr, c.laddr, c.fd);
+    let mut out = s.into_bytes();
+    out.extend_from_slice(&c.name());
+    let mut s = String::with_capacity(256);
+    let _ = write!(
+        s,
+        " age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
+         rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        now.saturating_sub(c.created_ms) / 1000,
+        now.saturating_sub(c.last_interaction_ms.load(Relaxed)) / 1000,
+        flags,
+        c.db.load(Relaxed),
+        if multi { 0 } else { -1 },
+        qbuf,
+        qbuf_free,
+        argv_mem,
+        rbs,
+        rbs,
+        obl,
+        omem,
+        tot_mem,
+        last_cmd_name(ctx, c),
+        c.resp.load(Relaxed),
+    );
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// Kill filters of the new CLIENT KILL form.
+#[derive(Default)]
+struct KillFilter<'a> {
+    id: Option<u64>,
+    addr: Option<&'a [u8]>,
+    laddr: Option<&'a [u8]>,
+    ctype: Option<ClientType>,
+    user: bool,
+}
+
+impl KillFilter<'_> {
+    fn matches(&self, c: &ClientInfo) -> bool {
+        let _ = self.user; // every connection is authenticated as `default`
+        self.id.is_none_or(|id| id == c.id)
+            && self.addr.is_none_or(|a| a == c.addr.as_bytes())
+            && self.laddr.is_none_or(|a| a == c.laddr.as_bytes())
+            && self.ctype.is_none_or(|t| t == type_of(c))
+    }
+}
+
+/// CLIENT KILL ip:port | CLIENT KILL <filter> <value> ...
+fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let old_form = argv.len() == 3;
+    let mut f = KillFilter::default();
+    let mut skipme = true;
+    if old_form {
+        f.addr = Some(argv[2]);
+        skipme = false;
+    } else {
+        let mut i = 2;
+        while i < argv.len() {
+            let Some(&val) = argv.get(i + 1) else { return Err(CmdError::Syntax) };
+            let opt = argv[i];
+            if is(opt, "id") {
+                match parse_i64(val) {
+                    Some(v) if v >= 1 => f.id = Some(v as u64),
+                    _ => return Err(CmdError::Static(errors::CLIENT_ID_NOT_POSITIVE)),
+                }
+            } else if is(opt, "type") {
+                f.ctype = Some(client_type(val).ok_or_else(|| CmdError::msg(errors::unknown_client_type(val)))?);
+            } else if is(opt, "addr") {
+                f.addr = Some(val);
+            } else if is(opt, "laddr") {
+                f.laddr = Some(val);
+            } else if is(opt, "user") {
+                if val != DEFAULT_USER {
+                    return Err(CmdError::msg(errors::no_such_user(val)));
+                }
+                f.user = true;
+            } else if is(opt, "skipme") {
+                if is(val, "yes") {
+                    skipme = true;
+                } else if is(val, "no") {
+                    skipme = false;
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        }
+    }
+    let me = ctx.client.id;
+    let mut killed = 0i64;
+    for c in ctx.srv.clients.all() {
+        if !f.matches(&c) || (skipme && c.id == me) {
+            continue;
+        }
+        if c.id == me {
+            // Reply first, then close (Redis: CLIENT_CLOSE_AFTER_REPLY).
+            ctx.client.close_after_reply = true;
+        } else {
+            c.kill();
+        }
+        killed += 1;
+    }
+    if old_form {
+        if killed == 0 {
+            return Err(CmdError::Static(errors::NO_SUCH_CLIENT));
+        }
+        ctx.out.ok();
+    } else {
+        ctx.out.int(killed);
+    }
+    Ok(())
+}
+
+/// Drives commands through the real execution gate without sockets, for the
+/// tests of this family and of admin/info/command.
+#[cfg(test)]
+pub(crate) mod harness {
+    use std::sync::Arc;
+
+    use protocol::resp::Reply;
+
+    use crate::client::{Client, ClientInfo};
+    use crate::config::Config;
+    use crate::db::now_ms;
+    use crate::server::Server;
+
+    pub struct Conn {
+        pub client: Client,
+        pub out: Reply,
+    }
+
+    pub struct H {
+        pub srv: Arc<Server>,
+        next_port: u16,
+    }
+
+    impl H {
+        pub fn new() -> H {
+            H::with(|_| {})
+        }
+
+        pub fn with(f: impl FnOnce(&mut Config)) -> H {
+            let mut cfg = Config::new();
+            f(&mut cfg);
+            H { srv: Server::new(cfg, "/bin/codis-server".into(), String::new()), next_port: 50000 }
+        }
+
+        /// A registered connection from 127.0.0.1, authenticated unless a
+        /// password is configured.
+        pub fn connect(&mut self) -> Conn {
+            self.next_port += 1;
+            let id = self.srv.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let addr = format!("127.0.0.1:{}", self.next_port);
+            let info = Arc::new(ClientInfo::new(id, addr, "127.0.0.1:6379".into(), 7, now_ms()));
+            let auth = self.srv.config().requirepass.is_none();
+            info.authenticated.store(auth, std::sync::atomic::Ordering::Relaxed);
+            self.srv.clients.add(info.clone());
+            Conn { client: Client::new(info, auth), out: Reply::new() }
+        }
+
+        /// Runs one command (redis-cli style quoting) and returns its reply.
+        pub fn run(&self, c: &mut Conn, line: &str) -> Vec<u8> {
+            let args = protocol::resp::split_args(line.as_bytes()).unwrap_or_default();
+            self.run_args(c, &args.iter().map(|a| a.as_slice()).collect::<Vec<_>>())
+        }
+
+        pub fn run_args(&self, c: &mut Conn, argv: &[&[u8]]) -> Vec<u8> {
+            crate::exec::execute(&self.srv, &mut c.client, &mut c.out, now_ms(), argv);
+            std::mem::take(&mut c.out.buf)
+        }
+
+        /// `run` as text (lossy).
+        pub fn text(&self, c: &mut Conn, line: &str) -> String {
+            String::from_utf8_lossy(&self.run(c, line)).into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::harness::H;
+
+    #[test]
+    fn ping_echo_select() {
+        let mut h = H::new();
+        let mut c = h.connect();
+        assert_eq!(h.text(&mut c, "PING"), "+PONG\r\n");
+        assert_eq!(h.text(&mut c, "PING hi"), "$2\r\nhi\r\n");
+        assert_eq!(h.text(&mut c, "PING a b"), "-ERR wrong number of arguments for 'ping' command\r\n");
+        assert_eq!(h.text(&mut c, "ECHO x"), "$1\r\nx\r\n");
+        assert_eq!(h.text(&mut c, "SELECT 2147483648"), format!("-{}\r\n", errors::INT_ARG_OUT_OF_RANGE));
+        assert_eq!(h.text(&mut c, "SELECT 16"), "-ERR DB index is out of range\r\n");
+        assert_eq!(h.text(&mut c, "SELECT 15"), "+OK\r\n");
+        assert_eq!(c.client.db, 15);
+        assert_eq!(c.client.info.db.load(Relaxed), 15);
+        assert_eq!(h.text(&mut c, "QUIT"), "+OK\r\n");
+        assert!(c.client.close_after_reply);
+    }
+
+    #[test]
+    fn hello_switches_protocol() {
+        let mut h = H::new();
+        let mut c = h.connect();
+        let id = c.client.id;
+        let r = h.text(&mut c, "HELLO 3 SETNAME app");
+        assert_eq!(
+            r,
+            format!(
+                "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n\
+                 $2\r\nid\r\n:{id}\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n\
+                 $7\r\nmodules\r\n*0\r\n"
+            )
+        );
+        assert!(c.out.resp3);
+        assert_eq!(c.client.info.resp.load(Relaxed), 3);
+        assert_eq!(h.text(&mut c, "CLIENT GETNAME"), "$3\r\napp\r\n");
+        assert_eq!(h.text(&mut c, "CLIENT ID"), format!(":{id}\r\n"));
+        assert!(h.text(&mut c, "HELLO 2").starts_with("*14\r\n"));
+        assert!(!c.out.resp3);
+        assert_eq!(h.text(&mut c, "HELLO 4"), "-NOPROTO unsupported protocol version\r\n");
+        assert_eq!(h.text(&mut c, "HELLO 3 AUTH x"), "-ERR Syntax error in HELLO option 'AUTH'\r\n");
+        assert_eq!(h.text(&mut c, "HELLO 3 SETNAME \"a b\""), format!("-{}\r\n", errors::CLIENT_NAME_INVALID));
+        assert!(!c.out.resp3, "a failed HELLO changes nothing");
+        // The nopass default user accepts any password.
+        assert!(h.text(&mut c, "HELLO 2 AUTH default whatever").starts_with("*14\r\n"));
+        assert_eq!(h.text(&mut c, "HELLO 2 AUTH bob x"), format!("-{}\r\n", errors::WRONGPASS));
+    }
+
+    #[test]
+    fn auth_and_reset() {
+        let mut h = H::with(|c| c.requirepass = Some(b"secret".to_vec()));
+        let mut c = h.connect();
+        assert!(!c.client.authenticated);
+        assert_eq!(h.text(&mut c, "PING"), "-NOAUTH Authentication required.\r\n");
+        assert_eq!(h.text(&mut c, "HELLO 3"), format!("-{}\r\n", errors::HELLO_NOAUTH));
+        assert_eq!(h.text(&mut c, "AUTH wrong"), format!("-{}\r\n", errors::WRONGPASS));
+        assert_eq!(h.text(&mut c, "AUTH a b c"), "-ERR syntax error\r\n");
+        assert_eq!(h.text(&mut c, "AUTH default secret"), "+OK\r\n");
+        assert!(c.client.authenticated && c.client.info.authenticated.load(Relaxed));
+        assert_eq!(h.text(&mut c, "AUTH wrong"), format!("-{}\r\n", errors::WRONGPASS));
+        assert!(c.client.authenticated, "a failed AUTH keeps the current user");
+        h.text(&mut c, "HELLO 3 SETNAME n");
+        h.text(&mut c, "SELECT 4");
+        h.text(&mut c, "CLIENT NO-EVICT on");
+        assert_eq!(h.text(&mut c, "RESET"), "+RESET\r\n");
+        assert!(!c.out.resp3);
+        assert_eq!(c.client.db, 0);
+        assert!(c.client.info.name().is_empty());
+        assert!(!c.client.authenticated);
+        assert!(c.client.info.no_evict.load(Relaxed));
+        assert!(h.text(&mut c, "HELLO 3 AUTH default secret").starts_with("%7\r\n"));
+        assert!(c.client.authenticated);
+
+        let mut h = H::new();
+        let mut c = h.connect();
+        assert_eq!(h.text(&mut c, "AUTH x"), format!("-{}\r\n", errors::NO_PASSWORD));
+        assert_eq!(h.text(&mut c, "AUTH default x"), "+OK\r\n");
+        assert_eq!(h.text(&mut c, "RESET"), "+RESET\r\n");
+        assert!(c.client.authenticated);
+    }
+
+    /// The field names of a CLIENT LIST line, in order.
+    fn fields(line: &str) -> Vec<&str> {
+        line.split(' ').map(|f| f.split('=').next().unwrap_or("")).collect()
+    }
+
+    #[test]
+    fn client_list_and_info() {
+        let mut h = H::new();
+        let mut a = h.connect();
+        let mut b = h.connect();
+        h.text(&mut b, "CLIENT SETNAME bee");
+        h.text(&mut b, "SELECT 3");
+        let list = h.text(&mut a, "CLIENT LIST");
+        let body = list.split_once("\r\n").map(|x| x.1).unwrap_or("").trim_end_matches("\r\n");
+        let lines: Vec<&str> = body.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 2, "{list}");
+        let expect = [
+            "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub", "multi", "qbuf",
+            "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "oll", "omem", "tot-mem", "events", "cmd", "user",
+            "redir", "resp",
+        ];
+        for l in &lines {
+            assert_eq!(fields(l), expect, "{l}");
+        }
+        assert!(lines[0].starts_with(&format!("id={} addr=127.0.0.1:", a.client.id)));
+        assert!(lines[0].contains(" name= ") && lines[0].contains(" argv-mem=10 ") && lines[0].contains(" cmd=client|list "));
+        assert!(lines[1].contains(" name=bee ") && lines[1].contains(" db=3 ") && lines[1].contains(" cmd=select "));
+        assert!(lines[1].contains(" flags=N ") && lines[1].contains(" argv-mem=0 ") && lines[1].ends_with(" resp=2"));
+        let info = h.text(&mut b, "CLIENT INFO");
+        assert!(info.contains(&format!("id={} ", b.client.id)) && info.ends_with("resp=2\n\r\n"), "{info}");
+        let only_b = h.text(&mut a, &format!("CLIENT LIST ID {} 99999", b.client.id));
+        assert_eq!(only_b.matches("id=").count(), 1, "{only_b}");
+        assert!(only_b.contains("name=bee"));
+        assert_eq!(h.text(&mut a, "CLIENT LIST TYPE master"), "$0\r\n\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT LIST TYPE x"), "-ERR Unknown client type 'x'\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT LIST ID x"), "-ERR Invalid client ID\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT LIST x"), "-ERR syntax error\r\n");
+        h.text(&mut a, "HELLO 3");
+        assert!(h.text(&mut a, "CLIENT INFO").starts_with("="));
+        assert!(h.text(&mut a, "CLIENT LIST ID 0").starts_with("=4\r\ntxt:\r\n"));
+    }
+
+    #[test]
+    fn client_kill() {
+        let mut h = H::new();
+        let mut a = h.connect();
+        let b = h.connect();
+        let c = h.connect();
+        assert_eq!(h.text(&mut a, &format!("CLIENT KILL ID {}", b.client.id)), ":1\r\n");
+        assert!(b.client.info.killed.load(Relaxed));
+        assert!(!c.client.info.killed.load(Relaxed));
+        assert_eq!(h.text(&mut a, "CLIENT KILL 1.2.3.4:5"), "-ERR No such client\r\n");
+        assert_eq!(h.text(&mut a, &format!("CLIENT KILL {}", c.client.info.addr)), "+OK\r\n");
+        assert!(c.client.info.killed.load(Relaxed));
+        assert_eq!(h.text(&mut a, "CLIENT KILL ID 0"), format!("-{}\r\n", errors::CLIENT_ID_NOT_POSITIVE));
+        assert_eq!(h.text(&mut a, "CLIENT KILL USER bob"), "-ERR No such user 'bob'\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT KILL ID 1 ID"), "-ERR syntax error\r\n");
+        // SKIPME defaults to yes; with no, the caller gets its reply and is closed.
+        let me = a.client.info.addr.clone();
+        assert_eq!(h.text(&mut a, &format!("CLIENT KILL ADDR {me}")), ":0\r\n");
+        assert!(!a.client.close_after_reply);
+        assert_eq!(h.text(&mut a, &format!("CLIENT KILL ADDR {me} SKIPME no")), ":1\r\n");
+        assert!(a.client.close_after_reply);
+        assert!(!a.client.info.killed.load(Relaxed));
+    }
+
+    #[test]
+    fn client_misc() {
+        let mut h = H::new();
+        let mut a = h.connect();
+        assert_eq!(h.text(&mut a, "CLIENT GETNAME"), "$-1\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETNAME a\\x01"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETNAME \"a\\x01\""), format!("-{}\r\n", errors::CLIENT_NAME_INVALID));
+        assert_eq!(h.text(&mut a, "CLIENT SETNAME \"\""), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT GETNAME"), "$-1\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT NO-EVICT maybe"), "-ERR syntax error\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT REPLY ON"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT REPLY x"), "-ERR syntax error\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT PAUSE x"), format!("-{}\r\n", errors::PAUSE_TIMEOUT_NOT_INT));
+        assert_eq!(h.text(&mut a, "CLIENT PAUSE x y"), format!("-{}\r\n", errors::PAUSE_MODE));
+        assert_eq!(h.text(&mut a, "CLIENT PAUSE -1"), "-ERR timeout is negative\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT PAUSE 1 write x"),
+            "-ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.\r\n"
+        );
+        assert_eq!(h.text(&mut a, "CLIENT UNPAUSE"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT TRACKING off"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT TRACKING off redirect 99999"), format!("-{}\r\n", errors::TRACKING_REDIRECT_MISSING));
+        let me = a.client.id;
+        assert_eq!(
+            h.text(&mut a, &format!("CLIENT TRACKING off redirect {me} redirect {me}")),
+            format!("-{}\r\n", errors::TRACKING_SINGLE_REDIRECT)
+        );
+        assert_eq!(h.text(&mut a, "CLIENT GETREDIR"), ":-1\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 error"), ":0\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 x"), format!("-{}\r\n", errors::UNBLOCK_REASON));
+        assert!(h.text(&mut a, "CLIENT HELP").starts_with("*47\r\n+CLIENT <subcommand>"));
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name x"), "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n");
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name(b"abc-1_!~"));
+        assert!(valid_name(b""));
+        assert!(!valid_name(b"a b"));
+        assert!(!valid_name(b"a\n"));
+        assert!(!valid_name(b"\x7f"));
+    }
+
+    #[test]
+    fn secrets() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+        assert!(!same_secret(b"ab", b"abc"));
+        assert!(same_secret(b"", b""));
+    }
+
+    #[test]
+    fn int32_args() {
+        assert_eq!(int32_arg(b"15"), Ok(15));
+        assert_eq!(int32_arg(b"-2147483648"), Ok(i32::MIN as i64));
+        assert_eq!(int32_arg(b"2147483648"), Err(CmdError::Static(errors::INT_ARG_OUT_OF_RANGE)));
+        assert_eq!(int32_arg(b"1.0"), Err(CmdError::NotInteger));
+        assert_eq!(int32_arg(b" 1"), Err(CmdError::NotInteger));
+    }
+
+    #[test]
+    fn client_types() {
+        assert!(client_type(b"NORMAL") == Some(ClientType::Normal));
+        assert!(client_type(b"slave") == Some(ClientType::Replica));
+        assert!(client_type(b"replica") == Some(ClientType::Replica));
+        assert!(client_type(b"pubsub") == Some(ClientType::Pubsub));
+        assert!(client_type(b"master") == Some(ClientType::Master));
+        assert!(client_type(b"normal2").is_none());
+    }
 }

@@ -9,7 +9,9 @@
 
 pub mod admin;
 pub mod codis;
+pub mod command;
 pub mod conn;
+pub mod info;
 pub mod keys;
 pub mod string;
 pub mod util;
@@ -22,6 +24,8 @@ use crate::exec::Handler;
 pub fn handler(id: CmdId) -> Option<Handler> {
     conn::handler(id)
         .or_else(|| admin::handler(id))
+        .or_else(|| info::handler(id))
+        .or_else(|| command::handler(id))
         .or_else(|| keys::handler(id))
         .or_else(|| string::handler(id))
         .or_else(|| codis::handler(id))
@@ -38,6 +42,8 @@ mod tests {
             let n = [
                 super::conn::handler(id).is_some(),
                 super::admin::handler(id).is_some(),
+                super::info::handler(id).is_some(),
+                super::command::handler(id).is_some(),
                 super::keys::handler(id).is_some(),
                 super::string::handler(id).is_some(),
                 super::codis::handler(id).is_some(),

@@ -115,7 +115,7 @@ impl Entry {
 
     #[inline]
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expire(), Some(e) if e <= now_ms)
+        matches!(self.expire(), Some(e) if e < now_ms)
     }
 
     /// 24-bit LRU clock value of the last access.
@@ -246,6 +246,21 @@ impl Entry {
     }
 }
 
+/// In-place access used by the string commands (INCR rewrites the digits of an
+/// inline value without reallocating when the width does not change).
+impl Entry {
+    /// The inline string payload, writable in place (its length is fixed);
+    /// `None` when the value lives in an object.
+    #[inline]
+    pub fn inline_str_mut(&mut self) -> Option<&mut [u8]> {
+        if self.obj.is_some() {
+            return None;
+        }
+        let s = self.key_start() + self.key_len();
+        self.blob.get_mut(s..)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +277,7 @@ mod tests {
         assert_eq!(e.expire(), Some(12345));
         assert_eq!(e.key(), b"key");
         assert_eq!(e.as_str(), Some(&b"value"[..]));
-        assert!(e.is_expired(12345) && !e.is_expired(12344));
+        assert!(e.is_expired(12346) && !e.is_expired(12345));
         e.set_expire(Some(99));
         assert_eq!(e.expire(), Some(99));
         e.str_mut().unwrap().extend_from_slice(b"!!");

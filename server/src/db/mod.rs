@@ -504,6 +504,458 @@ impl KeyAccess for MultiRef<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Whole-DB iteration: SCAN, KEYS, RANDOMKEY, and cross-DB locking (MOVE/COPY).
+// ---------------------------------------------------------------------------
+
+/// SCAN cursor layout: `slot | bucket << 10 | (generation & 0x7fff) << 48`.
+/// The generation is kept to 15 bits so cursors stay below 2^63 (Redis prints
+/// cursors as signed numbers; clients parse them either way).
+const SCAN_SLOT_MASK: u64 = (SLOTS as u64) - 1;
+const SCAN_BUCKET_SHIFT: u32 = 10;
+const SCAN_BUCKET_MASK: u64 = (1 << 38) - 1;
+const SCAN_GEN_SHIFT: u32 = 48;
+const SCAN_GEN_MASK: u64 = 0x7fff;
+
+fn scan_cursor(slot: usize, bucket: usize, generation: u64) -> u64 {
+    if slot >= SLOTS {
+        return 0;
+    }
+    let gen_bits = if bucket == 0 { 0 } else { (generation & SCAN_GEN_MASK) << SCAN_GEN_SHIFT };
+    slot as u64 | ((bucket as u64 & SCAN_BUCKET_MASK) << SCAN_BUCKET_SHIFT) | gen_bits
+}
+
+impl Keyspace {
+    /// One SCAN step over DB `db`, starting at `cursor`; returns the next
+    /// cursor (0 when the scan is complete).
+    ///
+    /// Buckets are visited slot by slot (each slot locked only while it is
+    /// walked) until `count` occupied buckets were seen or `10 * count`
+    /// buckets were visited, like Redis' `maxiterations`; empty slots are
+    /// skipped for free through their atomic counters. `f` gets every occupied
+    /// bucket's entry and whether it is logically expired; expired entries are
+    /// removed afterwards (SCAN expires what it touches, as in Redis).
+    ///
+    /// Guarantee: a key present for the whole scan is returned at least once.
+    /// Entries only move between buckets when a table grows or rehashes, which
+    /// bumps the slot's generation; a cursor into a slot whose generation
+    /// changed restarts that slot from bucket 0.
+    pub fn scan(&self, db: &Db, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Entry, bool)) -> u64 {
+        let mut slot = (cursor & SCAN_SLOT_MASK) as usize;
+        let mut bucket = ((cursor >> SCAN_BUCKET_SHIFT) & SCAN_BUCKET_MASK) as usize;
+        let generation = (cursor >> SCAN_GEN_SHIFT) & SCAN_GEN_MASK;
+        let count = count.max(1);
+        let budget = count.saturating_mul(10);
+        let (mut seen, mut visited) = (0usize, 0usize);
+        while slot < SLOTS {
+            if seen >= count || visited >= budget {
+                return scan_cursor(slot, 0, 0);
+            }
+            if db.slot_len(slot) == 0 {
+                slot += 1;
+                bucket = 0;
+                continue;
+            }
+            let mut r = self.lock_slot(db, slot);
+            if bucket != 0 && (r.t.generation & SCAN_GEN_MASK) != generation {
+                bucket = 0;
+            }
+            let n = r.t.table.num_buckets();
+            let mut victims: Vec<Vec<u8>> = Vec::new();
+            while bucket < n && seen < count && visited < budget {
+                visited += 1;
+                if let Some(e) = r.t.table.get_bucket(bucket) {
+                    seen += 1;
+                    let expired = e.is_expired(now);
+                    f(e, expired);
+                    if expired {
+                        victims.push(e.key().to_vec());
+                    }
+                }
+                bucket += 1;
+            }
+            if !victims.is_empty() {
+                for k in &victims {
+                    r.remove(k);
+                }
+                self.note_expired(db, victims.len());
+            }
+            if bucket < n {
+                return scan_cursor(slot, bucket, r.t.generation);
+            }
+            slot += 1;
+            bucket = 0;
+        }
+        0
+    }
+
+    fn note_expired(&self, db: &Db, n: usize) {
+        db.expired.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Calls `f` with every entry of DB `db` (expired ones included), one
+    /// locked slot at a time (KEYS). Not a point-in-time snapshot across
+    /// slots.
+    pub fn for_each_entry(&self, db: &Db, mut f: impl FnMut(&Entry)) {
+        for s in 0..SLOTS {
+            if db.slot_len(s) == 0 {
+                continue;
+            }
+            let r = self.lock_slot(db, s);
+            for e in r.t.table.iter() {
+                f(e);
+            }
+        }
+    }
+
+    /// RANDOMKEY: a uniformly chosen slot position (weighted by the per-slot
+    /// counters), then a random occupied bucket of that slot. Expired keys met
+    /// on the way are removed and another key is drawn. `None` when the DB
+    /// holds no live key.
+    pub fn random_key(&self, db: &Db, now: u64) -> Option<Vec<u8>> {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        // Every failed round either removes an expired key or lost a race with
+        // a concurrent writer; after enough rounds fall back to a walk.
+        for _ in 0..256 {
+            let total = db.len();
+            if total == 0 {
+                return None;
+            }
+            let mut idx = rng.random_range(0..total);
+            let mut chosen = None;
+            for s in 0..SLOTS {
+                let n = db.slot_len(s);
+                if idx < n {
+                    chosen = Some(s);
+                    break;
+                }
+                idx -= n;
+            }
+            let Some(s) = chosen else { continue };
+            let mut r = self.lock_slot(db, s);
+            let nb = r.t.table.num_buckets();
+            if r.t.table.is_empty() || nb == 0 {
+                continue;
+            }
+            let mut pick = None;
+            for _ in 0..16 {
+                let b = rng.random_range(0..nb);
+                if r.t.table.get_bucket(b).is_some() {
+                    pick = Some(b);
+                    break;
+                }
+            }
+            if pick.is_none() {
+                let start = rng.random_range(0..nb);
+                pick = (0..nb).map(|i| (start + i) % nb).find(|&b| r.t.table.get_bucket(b).is_some());
+            }
+            let Some(e) = pick.and_then(|b| r.t.table.get_bucket(b)) else { continue };
+            let key = e.key().to_vec();
+            if e.is_expired(now) {
+                r.remove(&key);
+                self.note_expired(db, 1);
+                continue;
+            }
+            return Some(key);
+        }
+        // Pathological case (mostly expired keys): walk the slots in order.
+        for s in 0..SLOTS {
+            if db.slot_len(s) == 0 {
+                continue;
+            }
+            let mut r = self.lock_slot(db, s);
+            let mut victims = Vec::new();
+            let mut found = None;
+            for e in r.t.table.iter() {
+                if e.is_expired(now) {
+                    victims.push(e.key().to_vec());
+                } else {
+                    found = Some(e.key().to_vec());
+                    break;
+                }
+            }
+            for k in &victims {
+                r.remove(k);
+            }
+            self.note_expired(db, victims.len());
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// Locks `key_a`'s slot in DB `a` and `key_b`'s slot in DB `b` (MOVE,
+    /// cross-DB COPY), in the global lock order: ascending DB index, then
+    /// slot — the order [`Keyspace::lock_keys`], [`Keyspace::lock_all`] and
+    /// [`Keyspace::swap_db`] follow, so this cannot deadlock with them.
+    /// Returns the guards as (a, b); `None` if `a == b` (use `lock_keys`) or an
+    /// index is out of range.
+    pub fn lock_cross_db<'a>(
+        &'a self,
+        a: usize,
+        key_a: &[u8],
+        b: usize,
+        key_b: &[u8],
+    ) -> Option<(SlotRef<'a>, SlotRef<'a>)> {
+        if a == b {
+            return None;
+        }
+        let (da, dbb) = (self.dbs.get(a)?, self.dbs.get(b)?);
+        if a < b {
+            let ra = self.lock_key(da, key_a);
+            let rb = self.lock_key(dbb, key_b);
+            Some((ra, rb))
+        } else {
+            let rb = self.lock_key(dbb, key_b);
+            let ra = self.lock_key(da, key_a);
+            Some((ra, rb))
+        }
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn put(ks: &Keyspace, db: &Db, k: &str, exp: Option<u64>) {
+        ks.lock_key(db, k.as_bytes()).put(Entry::new_str(k.as_bytes(), b"v", exp, 0));
+    }
+
+    fn del(ks: &Keyspace, db: &Db, k: &str) {
+        ks.lock_key(db, k.as_bytes()).remove(k.as_bytes());
+    }
+
+    fn step(ks: &Keyspace, db: &Db, cursor: u64, count: usize, out: &mut HashSet<Vec<u8>>) -> u64 {
+        ks.scan(db, cursor, count, 0, |e, expired| {
+            if !expired {
+                out.insert(e.key().to_vec());
+            }
+        })
+    }
+
+    #[test]
+    fn full_scan_returns_everything_once_idle() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0).unwrap();
+        for i in 0..5000 {
+            put(&ks, db, &format!("key:{i}"), None);
+        }
+        let mut got = HashSet::new();
+        let mut c = 0;
+        let mut calls = 0;
+        loop {
+            c = step(&ks, db, c, 10, &mut got);
+            calls += 1;
+            assert!(c < (1 << 63));
+            if c == 0 {
+                break;
+            }
+        }
+        assert_eq!(got.len(), 5000);
+        assert!(calls > 100, "COUNT must bound the work per call ({calls} calls)");
+    }
+
+    #[test]
+    fn keys_present_throughout_are_never_missed() {
+        for count in [1usize, 7, 100] {
+            let ks = Keyspace::new(1);
+            let db = ks.db(0).unwrap();
+            // Stable keys (present for the whole scan) and churn keys.
+            let stable: Vec<String> = (0..3000).map(|i| format!("stable:{i}")).collect();
+            for k in &stable {
+                put(&ks, db, k, None);
+            }
+            for i in 0..2000 {
+                put(&ks, db, &format!("doomed:{i}"), None);
+            }
+            let gens_before: u64 = (0..SLOTS).map(|s| ks.lock_slot(db, s).generation()).sum();
+            let mut got = HashSet::new();
+            let mut c = step(&ks, db, 0, count, &mut got);
+            let mut round = 0usize;
+            let per_call = count;
+            let mut inserted = 0;
+            while c != 0 {
+                // Between calls: grow the tables (every slot's table grows
+                // several times over the scan) and delete other keys.
+                for j in 0..per_call {
+                    put(&ks, db, &format!("new:{round}:{j}"), None);
+                }
+                inserted += per_call;
+                for j in 0..3 {
+                    del(&ks, db, &format!("doomed:{}", (round * 3 + j) % 2000));
+                }
+                round += 1;
+                c = step(&ks, db, c, count, &mut got);
+                assert!(round < 1_000_000, "scan does not terminate");
+            }
+            for k in &stable {
+                assert!(got.contains(k.as_bytes()), "count {count}: missed {k}");
+            }
+            let grown: u64 = (0..SLOTS).map(|s| ks.lock_slot(db, s).generation()).sum::<u64>() - gens_before;
+            assert!(grown >= 500, "count {count}: only {grown} table growths during the scan");
+            assert!(db.len() >= 3000 + inserted);
+        }
+    }
+
+    #[test]
+    fn generation_change_restarts_slot() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0).unwrap();
+        // Many keys in one slot: brute-force names that share the slot of "a".
+        let target = slot_of(b"a");
+        let same: Vec<String> =
+            (0..200000).map(|i| format!("k{i}")).filter(|k| slot_of(k.as_bytes()) == target).take(40).collect();
+        for k in &same[..20] {
+            put(&ks, db, k, None);
+        }
+        let mut got = HashSet::new();
+        let c = step(&ks, db, 0, 3, &mut got);
+        assert_ne!(c, 0);
+        assert_eq!(c & SCAN_SLOT_MASK, target as u64);
+        // Force growth of that slot's table, then continue.
+        for k in &same[20..] {
+            put(&ks, db, k, None);
+        }
+        let mut c = c;
+        while c != 0 {
+            c = step(&ks, db, c, 3, &mut got);
+        }
+        for k in &same[..20] {
+            assert!(got.contains(k.as_bytes()), "missed {k}");
+        }
+    }
+
+    #[test]
+    fn one_slot_growing_mid_scan() {
+        // Fill one slot's table exactly to capacity, scan part of it, let one
+        // insert grow the table (moving entries), then finish the scan.
+        let target = slot_of(b"hot");
+        let names: Vec<String> =
+            (0u64..).map(|i| format!("h{i}")).filter(|k| slot_of(k.as_bytes()) == target).take(2000).collect();
+        for fill in [7usize, 14, 28, 56, 112, 224, 448, 896] {
+            for calls_before in [1usize, 2, 3, 5, 8, 13, 21] {
+                let ks = Keyspace::new(1);
+                let db = ks.db(0).unwrap();
+                for k in &names[..fill] {
+                    put(&ks, db, k, None);
+                }
+                assert_eq!(ks.lock_slot(db, target).len(), fill);
+                let gen_before = ks.lock_slot(db, target).generation();
+                let mut got = HashSet::new();
+                let mut c = 0;
+                for _ in 0..calls_before {
+                    c = step(&ks, db, c, (fill / 16).max(1), &mut got);
+                }
+                if c == 0 {
+                    continue;
+                }
+                put(&ks, db, &names[fill], None);
+                assert_ne!(ks.lock_slot(db, target).generation(), gen_before, "fill {fill} did not grow");
+                while c != 0 {
+                    c = step(&ks, db, c, (fill / 16).max(1), &mut got);
+                }
+                for k in &names[..fill] {
+                    assert!(got.contains(k.as_bytes()), "fill {fill}/{calls_before}: missed {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scan_skips_and_removes_expired_and_handles_odd_cursors() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0).unwrap();
+        put(&ks, db, "live", None);
+        put(&ks, db, "dead", Some(5));
+        let mut got = HashSet::new();
+        let c = ks.scan(db, 0, 10, 10, |e, expired| {
+            if !expired {
+                got.insert(e.key().to_vec());
+            }
+        });
+        assert_eq!(c, 0);
+        assert_eq!(got.len(), 1);
+        assert!(got.contains(&b"live"[..]));
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.expired.load(Ordering::Relaxed), 1);
+        // Garbage cursors terminate.
+        assert_eq!(step(&ks, db, u64::MAX, 10, &mut got), 0);
+        let mut c = 1u64 << 40;
+        for _ in 0..2000 {
+            if c == 0 {
+                break;
+            }
+            c = step(&ks, db, c, 1, &mut got);
+        }
+        assert_eq!(c, 0);
+    }
+
+    #[test]
+    fn random_key_and_for_each() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0).unwrap();
+        assert_eq!(ks.random_key(db, 0), None);
+        put(&ks, db, "only", None);
+        assert_eq!(ks.random_key(db, 0).as_deref(), Some(&b"only"[..]));
+        for i in 0..100 {
+            put(&ks, db, &format!("exp{i}"), Some(5));
+        }
+        for _ in 0..20 {
+            assert_eq!(ks.random_key(db, 10).as_deref(), Some(&b"only"[..]));
+        }
+        del(&ks, db, "only");
+        assert_eq!(ks.random_key(db, 10), None);
+        assert_eq!(db.len(), 0);
+        let mut seen = HashSet::new();
+        for i in 0..300 {
+            put(&ks, db, &format!("r{i}"), None);
+        }
+        for _ in 0..3000 {
+            seen.insert(ks.random_key(db, 0).unwrap());
+        }
+        assert!(seen.len() > 250, "random_key too unfair: {}", seen.len());
+        let mut n = 0;
+        ks.for_each_entry(db, |_| n += 1);
+        assert_eq!(n, 300);
+    }
+
+    #[test]
+    fn cross_db_lock_orders_by_index() {
+        let ks = Keyspace::new(3);
+        assert!(ks.lock_cross_db(1, b"a", 1, b"b").is_none());
+        assert!(ks.lock_cross_db(0, b"a", 9, b"b").is_none());
+        {
+            let (mut a, mut b) = ks.lock_cross_db(2, b"k", 0, b"k").unwrap();
+            a.insert(Entry::new_str(b"k", b"2", None, 0));
+            b.insert(Entry::new_str(b"k", b"0", None, 0));
+        }
+        assert_eq!((ks.db(0).unwrap().len(), ks.db(2).unwrap().len()), (1, 1));
+        // Concurrent opposite-direction locking must not deadlock.
+        let ks = std::sync::Arc::new(ks);
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                let ks = ks.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        let (x, y) = if (t + i) % 2 == 0 { (0, 1) } else { (1, 0) };
+                        drop(ks.lock_cross_db(x, b"k", y, b"k"));
+                        if i % 100 == 0 {
+                            ks.swap_db(0, 1);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,7 +977,8 @@ mod tests {
             assert!(m.get(b"b", 50).is_some());
             assert_eq!(db.expires(), 1);
             // lazily expired
-            assert!(m.get(b"b", 100).is_none());
+            assert!(m.get(b"b", 100).is_some());
+            assert!(m.get(b"b", 101).is_none());
             assert_eq!(db.expires(), 0);
             assert!(m.remove(b"a").is_some());
         }

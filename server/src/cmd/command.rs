@@ -1,0 +1,561 @@
+//! COMMAND [COUNT | LIST | INFO | DOCS | GETKEYS | GETKEYSANDFLAGS | HELP]:
+//! introspection of the command table (`protocol::command::COMMANDS`).
+//!
+//! Mirrors redis-server 7.0.15: `COMMAND INFO` has the same 10-element shape
+//! (name, arity, flags, first/last/step, ACL categories, tips, key specs,
+//! subcommands; sets and maps in RESP3), unknown names give a null, names may
+//! be `container|subcommand`. Key extraction for GETKEYS follows Redis' key
+//! specs algorithm (begin search by index or keyword, find keys by range or
+//! keynum). Differences:
+//! * listings (COMMAND, COMMAND INFO, COMMAND LIST) come in table order
+//!   (Redis: its dict order, which changes from run to run);
+//! * COMMAND COUNT counts only the commands this server implements;
+//! * COMMAND DOCS reports `since`, `group` and `subcommands` only: we do not
+//!   carry Redis' documentation texts (summary, complexity, arguments);
+//! * key spec `notes` are not in our table, so they are not reported.
+
+use protocol::command::{BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup};
+use protocol::number::parse_i64;
+use protocol::resp::Reply;
+
+use crate::cmd::conn::help_reply;
+use crate::cmd::util::is;
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::{Ctx, Handler};
+
+pub fn handler(id: CmdId) -> Option<Handler> {
+    Some(match id {
+        CmdId::Command => command,
+        _ => return None,
+    })
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Details about every command.",
+    "COUNT",
+    "    Number of commands this server implements.",
+    "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+    "    Names of the commands (and subcommands), optionally filtered.",
+    "INFO [<command-name> ...]",
+    "    Details about the given commands (all commands without names).",
+    "DOCS [<command-name> ...]",
+    "    Documentation (since, group, subcommands) of the given commands",
+    "    (all commands without names).",
+    "GETKEYS <full-command>",
+    "    The keys of a full command line.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    The keys of a full command line with their access flags.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn command(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() == 1 {
+        ctx.out.array(COMMANDS.len());
+        for c in COMMANDS {
+            write_info(ctx.out, c);
+        }
+        return Ok(());
+    }
+    match ctx.spec.short_name() {
+        "count" => ctx.out.int(COMMANDS.len() as i64),
+        "list" => list(ctx, argv)?,
+        "info" => {
+            if argv.len() == 2 {
+                ctx.out.array(COMMANDS.len());
+                for c in COMMANDS {
+                    write_info(ctx.out, c);
+                }
+            } else {
+                ctx.out.array(argv.len() - 2);
+                for name in &argv[2..] {
+                    match find(name) {
+                        Some(c) => write_info(ctx.out, c),
+                        None => ctx.out.null(),
+                    }
+                }
+            }
+        }
+        "docs" => {
+            let specs: Vec<&CommandSpec> = if argv.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                argv[2..].iter().filter_map(|n| find(n)).collect()
+            };
+            ctx.out.map(specs.len());
+            for c in specs {
+                ctx.out.bulk(c.name.as_bytes());
+                write_docs(ctx.out, c);
+            }
+        }
+        "getkeys" => getkeys(ctx, &argv[2..], false)?,
+        "getkeysandflags" => getkeys(ctx, &argv[2..], true)?,
+        "help" => help_reply(ctx, COMMAND_HELP),
+        // The gate lets unknown COMMAND subcommands through (bare COMMAND is valid).
+        _ => return Err(CmdError::msg(errors::unknown_subcommand("command", argv[1]))),
+    }
+    Ok(())
+}
+
+/// Looks a command up by name (`get`) or full subcommand name (`config|get`).
+pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut parts = name.split(|&c| c == b'|');
+    let top = lookup(parts.next()?)?.spec();
+    match (parts.next(), parts.next()) {
+        (None, _) => Some(top),
+        (Some(sub), None) => top.subcommand(sub),
+        _ => None,
+    }
+}
+
+/// One `COMMAND INFO` entry.
+pub fn write_info(out: &mut Reply, c: &CommandSpec) {
+    out.array(10);
+    out.bulk(c.name.as_bytes());
+    out.int(c.arity as i64);
+    let names: Vec<&str> = flags::NAMES.iter().filter(|(bit, _)| c.flags & bit != 0).map(|(_, n)| *n).collect();
+    out.set(names.len());
+    for n in names {
+        out.simple(n.as_bytes());
+    }
+    out.int(c.first_key as i64);
+    out.int(c.last_key as i64);
+    out.int(c.step as i64);
+    out.set(c.acl.len());
+    for a in c.acl {
+        out.simple(a.as_bytes());
+    }
+    out.set(c.tips.len());
+    for t in c.tips {
+        out.bulk(t.as_bytes());
+    }
+    out.set(c.key_specs.len());
+    for ks in c.key_specs {
+        write_key_spec(out, ks);
+    }
+    // Redis: an empty set without subcommands, an array otherwise.
+    if c.subcommands.is_empty() {
+        out.set(0);
+    } else {
+        out.array(c.subcommands.len());
+    }
+    for s in c.subcommands {
+        write_info(out, s);
+    }
+}
+
+fn write_key_spec(out: &mut Reply, ks: &KeySpec) {
+    out.map(3);
+    out.bulk(b"flags");
+    out.set(ks.flags.len());
+    for f in ks.flags {
+        out.simple(f.as_bytes());
+    }
+    out.bulk(b"begin_search");
+    out.map(2);
+    out.bulk(b"type");
+    match ks.begin {
+        BeginSearch::Index(i) => {
+            out.bulk(b"index");
+            out.bulk(b"spec");
+            out.map(1);
+            out.bulk(b"index");
+            out.int(i as i64);
+        }
+        BeginSearch::Keyword(kw, from) => {
+            out.bulk(b"keyword");
+            out.bulk(b"spec");
+            out.map(2);
+            out.bulk(b"keyword");
+            out.bulk(kw.as_bytes());
+            out.bulk(b"startfrom");
+            out.int(from as i64);
+        }
+        BeginSearch::Unknown => {
+            out.bulk(b"unknown");
+            out.bulk(b"spec");
+            out.map(0);
+        }
+    }
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    match ks.find {
+        FindKeys::Range { last, step, limit } => {
+            out.bulk(b"range");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"lastkey");
+            out.int(last as i64);
+            out.bulk(b"keystep");
+            out.int(step as i64);
+            out.bulk(b"limit");
+            out.int(limit as i64);
+        }
+        FindKeys::Keynum { idx, first, step } => {
+            out.bulk(b"keynum");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"keynumidx");
+            out.int(idx as i64);
+            out.bulk(b"firstkey");
+            out.int(first as i64);
+            out.bulk(b"keystep");
+            out.int(step as i64);
+        }
+        FindKeys::Unknown => {
+            out.bulk(b"unknown");
+            out.bulk(b"spec");
+            out.map(0);
+        }
+    }
+}
+
+/// One `COMMAND DOCS` value: since, group and, for containers, the
+/// subcommands' docs.
+fn write_docs(out: &mut Reply, c: &CommandSpec) {
+    let subs = !c.subcommands.is_empty();
+    out.map(2 + subs as usize);
+    out.bulk(b"since");
+    out.bulk(c.since.as_bytes());
+    out.bulk(b"group");
+    out.bulk(c.group.as_bytes());
+    if subs {
+        out.bulk(b"subcommands");
+        out.map(c.subcommands.len());
+        for s in c.subcommands {
+            out.bulk(s.name.as_bytes());
+            write_docs(out, s);
+        }
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+fn list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    enum Filter<'a> {
+        All,
+        None,
+        AclCat(&'a [u8]),
+        Pattern(&'a [u8]),
+    }
+    let filter = match argv.len() {
+        2 => Filter::All,
+        5 if is(argv[2], "filterby") => {
+            let (kind, val) = (argv[3], argv[4]);
+            if is(kind, "module") {
+                Filter::None // no modules
+            } else if is(kind, "aclcat") {
+                Filter::AclCat(val)
+            } else if is(kind, "pattern") {
+                Filter::Pattern(val)
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let keep = |c: &CommandSpec| match filter {
+        Filter::All => true,
+        Filter::None => false,
+        Filter::AclCat(cat) => {
+            c.acl.iter().any(|a| a.strip_prefix('@').is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(cat)))
+        }
+        Filter::Pattern(p) => protocol::glob::string_match(p, c.name.as_bytes(), true),
+    };
+    let names: Vec<&str> = COMMANDS
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+        .filter(|c| keep(c))
+        .map(|c| c.name)
+        .collect();
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+    Ok(())
+}
+
+/// A key found in a command line: its argument index and access flags.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyRef {
+    pub pos: usize,
+    pub flags: Vec<&'static str>,
+}
+
+/// Key positions of `argv` (command name at index 0) according to the
+/// command's key specs, Redis' `getKeysUsingKeySpecs`: `None` when a spec
+/// cannot be applied to these arguments (bad keynum).
+pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for ks in c.key_specs {
+        let first: i64 = match ks.begin {
+            BeginSearch::Index(i) => i as i64,
+            BeginSearch::Keyword(kw, from) => {
+                let from = from as i64;
+                let (start, end) = if from > 0 { (from, argc - 1) } else { (argc + from, 0) };
+                let mut found = 0;
+                let mut i = start;
+                while i != end {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if argv[i as usize].eq_ignore_ascii_case(kw.as_bytes()) {
+                        found = i + 1;
+                        break;
+                    }
+                    i += if start <= end { 1 } else { -1 };
+                }
+                if found == 0 {
+                    continue;
+                }
+                found
+            }
+            BeginSearch::Unknown => continue,
+        };
+        let (first, last, step) = match ks.find {
+            FindKeys::Range { last, step, limit } => {
+                let (lastkey, limit) = (last as i64, limit as i64);
+                let l = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (first, l, step as i64)
+            }
+            FindKeys::Keynum { idx, first: fk, step } => {
+                let idx = idx as i64;
+                if idx >= argc - first {
+                    return None;
+                }
+                let n = parse_i64(argv[(first + idx) as usize]).filter(|&n| n >= 0)?;
+                let f = first + fk as i64;
+                (f, f.saturating_add(n) - 1, step as i64)
+            }
+            FindKeys::Unknown => continue,
+        };
+        let step = step.max(1);
+        let mut i = first;
+        while i <= last {
+            if i >= 1 && i < argc {
+                keys.push(KeyRef { pos: i as usize, flags: key_flags(c, ks, argv) });
+            } else if i >= argc {
+                break;
+            }
+            i += step;
+        }
+    }
+    Some(keys)
+}
+
+/// The flags of a key: the spec's, except for specs marked `variable_flags`
+/// whose real flags depend on the arguments (SET with or without GET, as
+/// Redis' `setGetKeys` reports them).
+fn key_flags(c: &CommandSpec, ks: &KeySpec, argv: &[&[u8]]) -> Vec<&'static str> {
+    if ks.flags.contains(&"variable_flags") && c.name == "set" {
+        if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+            return vec!["RW", "access", "update"];
+        }
+        return vec!["OW", "update"];
+    }
+    ks.flags.iter().copied().filter(|f| *f != "variable_flags").collect()
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS <full command>
+fn getkeys(ctx: &mut Ctx, cmd: &[&[u8]], with_flags: bool) -> CmdResult {
+    let spec = cmd.first().and_then(|n| lookup(n)).map(|id| id.spec());
+    let spec = match spec {
+        Some(top) if !top.subcommands.is_empty() => cmd.get(1).and_then(|s| top.subcommand(s)),
+        other => other,
+    };
+    let Some(spec) = spec else { return Err(CmdError::Static(errors::GETKEYS_INVALID_COMMAND)) };
+    if spec.key_specs.is_empty() {
+        return Err(CmdError::Static(errors::GETKEYS_NO_KEYS));
+    }
+    if !spec.arity_ok(cmd.len()) {
+        return Err(CmdError::Static(errors::GETKEYS_BAD_ARITY));
+    }
+    let keys = keys_from_specs(spec, cmd).unwrap_or_default();
+    if keys.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
+        return Err(CmdError::Static(errors::GETKEYS_BAD_ARGS));
+    }
+    ctx.out.array(keys.len());
+    for k in keys {
+        let key = cmd.get(k.pos).copied().unwrap_or_default();
+        if with_flags {
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.set(k.flags.len());
+            for f in k.flags {
+                ctx.out.simple(f.as_bytes());
+            }
+        } else {
+            ctx.out.bulk(key);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::cmd::conn::harness::H;
+
+    /// `COMMAND INFO get` as redis-server 7.0.15 sends it.
+    const GET_INFO_RESP2: &str = "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n\
+        +@read\r\n+@string\r\n+@fast\r\n*0\r\n*1\r\n*6\r\n$5\r\nflags\r\n*2\r\n+RO\r\n+access\r\n$12\r\n\
+        begin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n*2\r\n$5\r\nindex\r\n:1\r\n$9\r\n\
+        find_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\n\
+        keystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n*0\r\n";
+    const GET_INFO_RESP3: &str = "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n\
+        +@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n+RO\r\n+access\r\n$12\r\n\
+        begin_search\r\n%2\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n%1\r\n$5\r\nindex\r\n:1\r\n$9\r\n\
+        find_keys\r\n%2\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n%3\r\n$7\r\nlastkey\r\n:0\r\n$7\r\n\
+        keystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n";
+
+    #[test]
+    fn command_info_matches_redis() {
+        let mut h = H::new();
+        let mut c = h.connect();
+        assert_eq!(h.text(&mut c, "COMMAND INFO get"), GET_INFO_RESP2);
+        assert_eq!(h.text(&mut c, "COMMAND INFO GET nosuch"), format!("*2\r\n{}$-1\r\n", &GET_INFO_RESP2[4..]));
+        assert_eq!(
+            h.text(&mut c, "COMMAND INFO config|get"),
+            "*1\r\n*10\r\n$10\r\nconfig|get\r\n:-3\r\n*4\r\n+admin\r\n+noscript\r\n+loading\r\n+stale\r\n\
+             :0\r\n:0\r\n:0\r\n*3\r\n+@admin\r\n+@slow\r\n+@dangerous\r\n*0\r\n*0\r\n*0\r\n"
+        );
+        h.text(&mut c, "HELLO 3");
+        assert_eq!(h.text(&mut c, "COMMAND INFO get"), GET_INFO_RESP3);
+        assert_eq!(h.text(&mut c, "COMMAND INFO nosuch"), "*1\r\n_\r\n");
+    }
+
+    #[test]
+    fn command_count_list_docs() {
+        let mut h = H::new();
+        let mut c = h.connect();
+        assert_eq!(h.text(&mut c, "COMMAND COUNT"), format!(":{}\r\n", COMMANDS.len()));
+        assert!(h.text(&mut c, "COMMAND").starts_with(&format!("*{}\r\n*10\r\n", COMMANDS.len())));
+        let subs: usize = COMMANDS.iter().map(|c| c.subcommands.len()).sum();
+        assert!(h.text(&mut c, "COMMAND LIST").starts_with(&format!("*{}\r\n", COMMANDS.len() + subs)));
+        let cfg = h.text(&mut c, "COMMAND LIST FILTERBY PATTERN CONFIG*");
+        assert!(cfg.starts_with("*6\r\n$6\r\nconfig\r\n") && cfg.contains("$10\r\nconfig|get\r\n"), "{cfg}");
+        let conn = h.text(&mut c, "COMMAND LIST FILTERBY aclcat CONNECTION");
+        assert!(conn.contains("$4\r\nping\r\n") && conn.contains("$12\r\ncommand|info\r\n") && !conn.contains("$3\r\nget\r\n"));
+        assert!(!conn.contains("$6\r\nclient\r\n"), "the CLIENT container is only @slow");
+        assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY aclcat @connection"), "*0\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY module x"), "*0\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY x y"), "-ERR syntax error\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND LIST x"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.text(&mut c, "COMMAND DOCS get nosuch"),
+            "*2\r\n$3\r\nget\r\n*4\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n"
+        );
+        h.text(&mut c, "HELLO 3");
+        let docs = h.text(&mut c, "COMMAND DOCS config");
+        assert!(docs.starts_with("%1\r\n$6\r\nconfig\r\n%3\r\n$5\r\nsince\r\n"), "{docs}");
+        assert!(docs.contains("$11\r\nsubcommands\r\n%5\r\n"), "{docs}");
+        assert_eq!(h.text(&mut c, "COMMAND DOCS nosuch"), "%0\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND nosuch"), "-ERR unknown subcommand 'nosuch'. Try COMMAND HELP.\r\n");
+        assert!(h.text(&mut c, "COMMAND HELP").starts_with("*18\r\n+COMMAND <subcommand>"));
+    }
+
+    #[test]
+    fn command_getkeys() {
+        let mut h = H::new();
+        let mut c = h.connect();
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS get a"), "*1\r\n$1\r\na\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS MSET a 1 b 2"), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS get a b"), format!("-{}\r\n", errors::GETKEYS_BAD_ARITY));
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS ping x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS config get x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS config nosuch x"), format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND));
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS nosuch a"), format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND));
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYS object encoding k"), "*1\r\n$1\r\nk\r\n");
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYSANDFLAGS copy a b"),
+            "*2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n"
+        );
+        assert_eq!(h.text(&mut c, "COMMAND GETKEYSANDFLAGS set a b"), "*1\r\n*2\r\n$1\r\na\r\n*2\r\n+OW\r\n+update\r\n");
+    }
+
+    fn positions(name: &str, argv: &[&[u8]]) -> Vec<usize> {
+        let c = find(name.as_bytes()).unwrap();
+        keys_from_specs(c, argv).unwrap().into_iter().map(|k| k.pos).collect()
+    }
+
+    #[test]
+    fn find_names() {
+        assert_eq!(find(b"GET").unwrap().name, "get");
+        assert_eq!(find(b"config|GET").unwrap().name, "config|get");
+        assert!(find(b"config|nosuch").is_none());
+        assert!(find(b"config|get|x").is_none());
+        assert!(find(b"get|x").is_none());
+        assert!(find(b"nosuch").is_none());
+        assert!(find(b"").is_none());
+    }
+
+    #[test]
+    fn key_positions() {
+        assert_eq!(positions("get", &[b"get", b"a"]), vec![1]);
+        assert_eq!(positions("mset", &[b"mset", b"a", b"1", b"b", b"2"]), vec![1, 3]);
+        assert_eq!(positions("mset", &[b"mset", b"a", b"1", b"b"]), vec![1, 3]);
+        assert_eq!(positions("del", &[b"del", b"a", b"b", b"c"]), vec![1, 2, 3]);
+        assert_eq!(positions("rename", &[b"rename", b"a", b"b"]), vec![1, 2]);
+        assert_eq!(positions("object|encoding", &[b"object", b"encoding", b"k"]), vec![2]);
+    }
+
+    #[test]
+    fn synthetic_specs() {
+        // keyword + keynum, like ZUNIONSTORE / GEORADIUS ... STORE
+        static SPECS: &[KeySpec] = &[
+            KeySpec {
+                flags: &["OW"],
+                begin: BeginSearch::Index(1),
+                find: FindKeys::Range { last: 0, step: 1, limit: 0 },
+            },
+            KeySpec {
+                flags: &["RO"],
+                begin: BeginSearch::Index(2),
+                find: FindKeys::Keynum { idx: 0, first: 1, step: 1 },
+            },
+            KeySpec {
+                flags: &["OW"],
+                begin: BeginSearch::Keyword("STORE", 3),
+                find: FindKeys::Range { last: 0, step: 1, limit: 0 },
+            },
+        ];
+        let c = CommandSpec { key_specs: SPECS, ..*find(b"get").unwrap_or_else(|| unreachable!()) };
+        let argv: &[&[u8]] = &[b"x", b"d", b"2", b"a", b"b", b"store", b"s"];
+        let got: Vec<usize> = keys_from_specs(&c, argv).unwrap().into_iter().map(|k| k.pos).collect();
+        assert_eq!(got, vec![1, 3, 4, 6]);
+        let bad: &[&[u8]] = &[b"x", b"d", b"x", b"a"];
+        assert!(keys_from_specs(&c, bad).is_none());
+        let neg: &[&[u8]] = &[b"x", b"d", b"-1", b"a"];
+        assert!(keys_from_specs(&c, neg).is_none());
+    }
+
+    #[test]
+    fn set_flags() {
+        let set = find(b"set").unwrap();
+        let k = keys_from_specs(set, &[b"set", b"a", b"b"]).unwrap();
+        assert_eq!(k[0].flags, vec!["OW", "update"]);
+        let k = keys_from_specs(set, &[b"set", b"a", b"b", b"get"]).unwrap();
+        assert_eq!(k[0].flags, vec!["RW", "access", "update"]);
+    }
+
+    #[test]
+    fn info_shape() {
+        let mut r = Reply::new();
+        write_info(&mut r, find(b"get").unwrap());
+        let s = String::from_utf8(r.buf).unwrap();
+        assert!(
+            s.starts_with("*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@read\r\n"),
+            "{s}"
+        );
+    }
+}

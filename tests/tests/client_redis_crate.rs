@@ -1,0 +1,221 @@
+//! codis-server used through an ordinary client library: the `redis` crate
+//! (async, tokio). Checks what real applications rely on: the connection
+//! handshake (the crate pipelines `CLIENT SETINFO` on connect, and `SELECT`
+//! for a `/db` URL, and `HELLO 3` for `?protocol=resp3`), plain string
+//! commands, expiry, pipelines, a full SCAN iteration over 10k keys, exact
+//! INCR totals from concurrent connections, and database isolation.
+
+use std::collections::HashSet;
+
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, RedisResult, cmd};
+use tests::Server;
+
+async fn connect(url: &str) -> MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("client for {url}: {e}"));
+    client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+async fn q<T: FromRedisValue>(con: &mut MultiplexedConnection, c: &redis::Cmd) -> T {
+    let r: RedisResult<T> = c.query_async(con).await;
+    r.unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(&c.get_packed_command())))
+}
+
+#[tokio::test]
+async fn basic_commands() {
+    let srv = Server::start(&[]);
+    let mut con = connect(&srv.url()).await;
+    let pong: String = q(&mut con, &cmd("PING")).await;
+    assert_eq!(pong, "PONG");
+    let () = q(&mut con, cmd("SET").arg("k").arg("v1")).await;
+    let v: Option<String> = q(&mut con, cmd("GET").arg("k")).await;
+    assert_eq!(v.as_deref(), Some("v1"));
+    let missing: Option<String> = q(&mut con, cmd("GET").arg("nope")).await;
+    assert_eq!(missing, None);
+    let () = q(&mut con, cmd("MSET").arg("a").arg("1").arg("b").arg("2")).await;
+    let vals: Vec<Option<String>> = q(&mut con, cmd("MGET").arg("a").arg("nope").arg("b")).await;
+    assert_eq!(vals, vec![Some("1".to_string()), None, Some("2".to_string())]);
+    let n: i64 = q(&mut con, cmd("INCR").arg("counter")).await;
+    assert_eq!(n, 1);
+    let n: i64 = q(&mut con, cmd("INCRBY").arg("counter").arg(41)).await;
+    assert_eq!(n, 42);
+    let f: f64 = q(&mut con, cmd("INCRBYFLOAT").arg("counter").arg(0.5)).await;
+    assert_eq!(f, 42.5);
+    let ttl: i64 = q(&mut con, cmd("TTL").arg("k")).await;
+    assert_eq!(ttl, -1);
+    let set: i64 = q(&mut con, cmd("EXPIRE").arg("k").arg(100)).await;
+    assert_eq!(set, 1);
+    let ttl: i64 = q(&mut con, cmd("TTL").arg("k")).await;
+    assert!((1..=100).contains(&ttl), "ttl {ttl}");
+    let ttl: i64 = q(&mut con, cmd("TTL").arg("nope")).await;
+    assert_eq!(ttl, -2);
+    let deleted: i64 = q(&mut con, cmd("DEL").arg("k").arg("a").arg("nope")).await;
+    assert_eq!(deleted, 2);
+    let v: Option<String> = q(&mut con, cmd("GET").arg("k")).await;
+    assert_eq!(v, None);
+    // binary-safe values
+    let bin: Vec<u8> = (0..=255u8).collect();
+    let () = q(&mut con, cmd("SET").arg("bin").arg(&bin[..])).await;
+    let back: Vec<u8> = q(&mut con, cmd("GET").arg("bin")).await;
+    assert_eq!(back, bin);
+    // server errors come back as errors, and the connection stays usable
+    let () = q(&mut con, cmd("SET").arg("s").arg("abc")).await;
+    let e = cmd("INCR").arg("s").query_async::<i64>(&mut con).await.expect_err("INCR on a non-integer");
+    assert!(e.to_string().contains("not an integer or out of range"), "{e}");
+    let e = cmd("NOSUCHCMD").query_async::<()>(&mut con).await.expect_err("unknown command");
+    assert!(e.to_string().contains("unknown command"), "{e}");
+    let pong: String = q(&mut con, &cmd("PING")).await;
+    assert_eq!(pong, "PONG");
+}
+
+#[tokio::test]
+async fn pipelines() {
+    let srv = Server::start(&[]);
+    let mut con = connect(&srv.url()).await;
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("SET").arg(format!("p:{i}")).arg(i).ignore();
+    }
+    for i in 0..1000 {
+        p.cmd("GET").arg(format!("p:{i}"));
+    }
+    let got: Vec<i64> = p.query_async(&mut con).await.unwrap_or_else(|e| panic!("pipeline: {e}"));
+    assert_eq!(got, (0..1000).collect::<Vec<i64>>());
+    // an atomic (MULTI/EXEC-free) pipeline mixing types
+    let (a, b, c): (i64, i64, Option<String>) = redis::pipe()
+        .cmd("INCR")
+        .arg("pc")
+        .cmd("INCRBY")
+        .arg("pc")
+        .arg(10)
+        .cmd("GET")
+        .arg("p:7")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("pipeline: {e}"));
+    assert_eq!((a, b, c.as_deref()), (1, 11, Some("7")));
+    let dbsize: i64 = q(&mut con, &cmd("DBSIZE")).await;
+    assert_eq!(dbsize, 1001);
+}
+
+#[tokio::test]
+async fn scan_finds_every_key() {
+    const N: usize = 10_000;
+    let srv = Server::start(&[]);
+    let mut con = connect(&srv.url()).await;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let mut c = cmd("MSET");
+        for i in chunk {
+            c.arg(format!("key:{i}")).arg(i);
+        }
+        let () = q(&mut con, &c).await;
+    }
+    let dbsize: i64 = q(&mut con, &cmd("DBSIZE")).await;
+    assert_eq!(dbsize as usize, N);
+
+    // Manual cursor loop (bounded: a correct server needs far fewer calls).
+    let mut seen = HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let (next, keys): (String, Vec<String>) = q(&mut con, cmd("SCAN").arg(&cursor).arg("COUNT").arg(100)).await;
+        seen.extend(keys);
+        calls += 1;
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 20 * N, "SCAN did not terminate");
+    }
+    let missing: Vec<usize> = (0..N).filter(|i| !seen.contains(&format!("key:{i}"))).collect();
+    assert!(missing.is_empty(), "SCAN missed {} keys, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_eq!(seen.len(), N, "SCAN returned keys that do not exist");
+
+    // The crate's own iterator, with MATCH.
+    let mut it = redis::AsyncCommands::scan_match::<_, String>(&mut con, "key:1*").await.unwrap_or_else(|e| panic!("scan_match: {e}"));
+    let mut matched = HashSet::new();
+    while let Some(k) = it.next_item().await {
+        matched.insert(k.unwrap_or_else(|e| panic!("scan item: {e}")));
+    }
+    drop(it);
+    let expected: HashSet<String> = (0..N).map(|i| format!("key:{i}")).filter(|k| k.starts_with("key:1")).collect();
+    assert_eq!(matched, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_incr_is_exact() {
+    const CONNS: usize = 8;
+    const PER: usize = 500;
+    let srv = Server::start(&[]);
+    let url = srv.url();
+    let mut tasks = Vec::new();
+    for t in 0..CONNS {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            // separate clients, so separate TCP connections
+            let mut con = connect(&url).await;
+            for i in 0..PER {
+                if i % 50 == 0 {
+                    // batches through pipelines too
+                    let r: Vec<i64> = redis::pipe().cmd("INCR").arg("shared").cmd("INCRBY").arg(format!("own:{t}")).arg(1).query_async(&mut con).await.unwrap_or_else(|e| panic!("pipe: {e}"));
+                    assert_eq!(r.len(), 2);
+                } else {
+                    let _: i64 = q(&mut con, cmd("INCR").arg("shared")).await;
+                    let _: i64 = q(&mut con, cmd("INCRBY").arg(format!("own:{t}")).arg(1)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("task: {e}"));
+    }
+    let mut con = connect(&url).await;
+    let total: i64 = q(&mut con, cmd("GET").arg("shared")).await;
+    assert_eq!(total as usize, CONNS * PER);
+    for t in 0..CONNS {
+        let own: i64 = q(&mut con, cmd("GET").arg(format!("own:{t}"))).await;
+        assert_eq!(own as usize, PER);
+    }
+}
+
+#[tokio::test]
+async fn select_isolates_databases() {
+    let srv = Server::start(&[]);
+    let mut db0 = connect(&srv.url()).await;
+    let mut db5 = connect(&format!("redis://127.0.0.1:{}/5", srv.port())).await;
+    let () = q(&mut db5, cmd("SET").arg("only5").arg("x")).await;
+    let () = q(&mut db0, cmd("SET").arg("only0").arg("y")).await;
+    let v: Option<String> = q(&mut db0, cmd("GET").arg("only5")).await;
+    assert_eq!(v, None);
+    let v: Option<String> = q(&mut db5, cmd("GET").arg("only0")).await;
+    assert_eq!(v, None);
+    let v: Option<String> = q(&mut db5, cmd("GET").arg("only5")).await;
+    assert_eq!(v.as_deref(), Some("x"));
+    let n: i64 = q(&mut db5, &cmd("DBSIZE")).await;
+    assert_eq!(n, 1);
+    let () = q(&mut db5, &cmd("FLUSHDB")).await;
+    let v: Option<String> = q(&mut db0, cmd("GET").arg("only0")).await;
+    assert_eq!(v.as_deref(), Some("y"));
+    let e = cmd("SELECT").arg(16).query_async::<()>(&mut db0).await.expect_err("db 16 is out of range");
+    assert!(e.to_string().contains("DB index is out of range"), "{e}");
+}
+
+#[tokio::test]
+async fn resp3_connection() {
+    let srv = Server::start(&[]);
+    let mut con = connect(&format!("{}?protocol=resp3", srv.url())).await;
+    let hello: redis::Value = q(&mut con, cmd("HELLO").arg(3)).await;
+    let redis::Value::Map(pairs) = hello else { panic!("HELLO 3 is not a map: {hello:?}") };
+    let proto = pairs.iter().find(|(k, _)| matches!(k, redis::Value::BulkString(b) if b == b"proto"));
+    assert!(matches!(proto, Some((_, redis::Value::Int(3)))), "{pairs:?}");
+    let () = q(&mut con, cmd("SET").arg("k").arg("v")).await;
+    let v: Option<String> = q(&mut con, cmd("GET").arg("k")).await;
+    assert_eq!(v.as_deref(), Some("v"));
+    let nil: redis::Value = q(&mut con, cmd("GET").arg("nope")).await;
+    assert_eq!(nil, redis::Value::Nil);
+    let vals: Vec<Option<String>> = q(&mut con, cmd("MGET").arg("k").arg("nope")).await;
+    assert_eq!(vals, vec![Some("v".to_string()), None]);
+    // CONFIG GET answers a map in RESP3
+    let cfg: redis::Value = q(&mut con, cmd("CONFIG").arg("GET").arg("databases")).await;
+    assert!(matches!(cfg, redis::Value::Map(ref m) if m.len() == 1), "{cfg:?}");
+}
