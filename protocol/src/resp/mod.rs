@@ -8,5 +8,5 @@ mod split;
 mod writer;
 
 pub use parser::{Limits, ParseError, Parsed, RequestParser};
-pub use split::split_args;
+pub use split::{is_c_space, repr, split_args};
 pub use writer::Reply;

@@ -254,7 +254,7 @@ impl RequestParser {
         self.ranges.clear();
         self.need = 0;
         let consumed = nl + 1;
-        if !line.iter().any(|&c| c == b'"' || c == b'\'') {
+        if !line.iter().any(|&c| matches!(c, b'"' | b'\'' | 0 | 0x0b | 0x0c)) {
             // Fast path: split on whitespace, arguments are ranges into `buf`.
             let mut i = 0;
             while i < line.len() {

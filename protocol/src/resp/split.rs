@@ -1,15 +1,33 @@
-//! Tokenizer for inline commands and redis.conf lines, with the quoting rules of
-//! Redis' `sdssplitargs`: `"..."` with `\n \r \t \b \a \\ \" \xHH` escapes,
-//! `'...'` with only `\'`, a closing quote must be followed by a space or the
-//! end, and `""`/`''` are legal empty arguments.
+//! The `sdssplitargs` tokenizer (redis.conf lines, `--name value` options and
+//! RESP inline commands) and its inverse, `sdscatrepr` quoting.
 
-/// Splits `line` into arguments; `None` means unbalanced quotes.
+/// Splits one line into arguments with redis' `sdssplitargs` rules:
+///
+/// * arguments are separated by runs of whitespace (`isspace`: space, `\t`,
+///   `\n`, `\v`, `\f`, `\r`); an unquoted argument ends at a space, `\t`,
+///   `\n` or `\r` only (so `\v`/`\f` inside an unquoted word are kept);
+/// * `"..."` understands `\n \r \t \b \a`, `\xHH` (two hex digits), and any
+///   other `\c` stands for `c` (so `\\` and `\"`);
+/// * `'...'` understands only `\'`;
+/// * a quote may start in the middle of a word (`a"b c"` is `ab c`), but a
+///   closing quote must be followed by whitespace or the end of the line;
+/// * `""` and `''` are empty arguments;
+/// * like the C original, a NUL byte ends the input (inside quotes it is an
+///   unterminated quote).
+///
+/// Returns `None` for unbalanced quotes (redis: "Unbalanced quotes"); an
+/// empty or all-blank line gives `Some(vec![])`.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Everything after a NUL is invisible to the C implementation.
+    let line = match memchr::memchr(0, line) {
+        Some(n) => &line[..n],
+        None => line,
+    };
+    let at = |i: usize| -> u8 { line.get(i).copied().unwrap_or(0) };
     let mut out = Vec::new();
-    let mut i = 0;
-    let at = |i: usize| line.get(i).copied();
+    let mut i = 0usize;
     loop {
-        while matches!(at(i), Some(c) if is_space(c)) {
+        while i < line.len() && is_c_space(line[i]) {
             i += 1;
         }
         if i >= line.len() {
@@ -21,104 +39,113 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         loop {
             let c = at(i);
             if in_dq {
-                match c {
-                    None => return None,
-                    Some(b'\\') if at(i + 1) == Some(b'x') && hex(at(i + 2)).is_some() && hex(at(i + 3)).is_some() => {
-                        let (h, l) = (hex(at(i + 2)).unwrap_or(0), hex(at(i + 3)).unwrap_or(0));
-                        cur.push(h * 16 + l);
-                        i += 3;
+                if c == b'\\' && at(i + 1) == b'x' && hex(at(i + 2)).is_some() && hex(at(i + 3)).is_some() {
+                    let hi = hex(at(i + 2)).unwrap_or(0);
+                    let lo = hex(at(i + 3)).unwrap_or(0);
+                    cur.push(hi * 16 + lo);
+                    i += 4;
+                } else if c == b'\\' && at(i + 1) != 0 {
+                    cur.push(match at(i + 1) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    i += 2;
+                } else if c == b'"' {
+                    let next = at(i + 1);
+                    if next != 0 && !is_c_space(next) {
+                        return None;
                     }
-                    Some(b'\\') if at(i + 1).is_some() => {
-                        i += 1;
-                        cur.push(match at(i).unwrap_or(0) {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 8,
-                            b'a' => 7,
-                            other => other,
-                        });
-                    }
-                    Some(b'"') => {
-                        if matches!(at(i + 1), Some(n) if !is_space(n)) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    Some(other) => cur.push(other),
+                    i += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                    i += 1;
                 }
             } else if in_sq {
-                match c {
-                    None => return None,
-                    Some(b'\\') if at(i + 1) == Some(b'\'') => {
-                        i += 1;
-                        cur.push(b'\'');
+                if c == b'\\' && at(i + 1) == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                } else if c == b'\'' {
+                    let next = at(i + 1);
+                    if next != 0 && !is_c_space(next) {
+                        return None;
                     }
-                    Some(b'\'') => {
-                        if matches!(at(i + 1), Some(n) if !is_space(n)) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    Some(other) => cur.push(other),
+                    i += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                    i += 1;
                 }
             } else {
                 match c {
-                    None => break,
-                    Some(c) if is_space(c) => break,
-                    Some(b'"') => in_dq = true,
-                    Some(b'\'') => in_sq = true,
-                    Some(other) => cur.push(other),
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => {
+                        in_dq = true;
+                        i += 1;
+                    }
+                    b'\'' => {
+                        in_sq = true;
+                        i += 1;
+                    }
+                    other => {
+                        cur.push(other);
+                        i += 1;
+                    }
                 }
             }
-            i += 1;
         }
         out.push(cur);
     }
 }
 
+/// C `isspace` in the "C" locale.
 #[inline]
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+pub fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-fn hex(c: Option<u8>) -> Option<u8> {
-    match c? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+#[inline]
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split_args;
-
-    fn s(line: &str) -> Option<Vec<String>> {
-        split_args(line.as_bytes()).map(|v| v.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect())
+/// redis' `sdscatrepr`: `"`-quoted, with `\\ \" \n \r \t \a \b` escapes and
+/// `\xhh` (lower-case) for every other byte outside `0x20..=0x7e`. The result
+/// always reads back through [`split_args`] as the original bytes.
+pub fn repr(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &c in s {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(c as char),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\x");
+                out.push(HEX[(c >> 4) as usize] as char);
+                out.push(HEX[(c & 15) as usize] as char);
+            }
+        }
     }
-
-    #[test]
-    fn plain_and_quoted() {
-        assert_eq!(s("set a b"), Some(vec!["set".into(), "a".into(), "b".into()]));
-        assert_eq!(s("  set   a\tb  "), Some(vec!["set".into(), "a".into(), "b".into()]));
-        assert_eq!(s(r#"set "a b" 'c d'"#), Some(vec!["set".into(), "a b".into(), "c d".into()]));
-        assert_eq!(s(r#"x "a\x41\n" 'it\'s'"#), Some(vec!["x".into(), "aA\n".into(), "it's".into()]));
-        assert_eq!(s(r#"save '' """#), Some(vec!["save".into(), "".into(), "".into()]));
-        assert_eq!(s(r#"a"b c""#), Some(vec!["ab c".into()]));
-        assert_eq!(s(""), Some(vec![]));
-        assert_eq!(s("   "), Some(vec![]));
-    }
-
-    #[test]
-    fn unbalanced() {
-        assert_eq!(s(r#"set "a"#), None);
-        assert_eq!(s("set 'a"), None);
-        assert_eq!(s(r#"set "a"b"#), None);
-        assert_eq!(s("set 'a'b"), None);
-        assert_eq!(s(r#"set "a\"#), None);
-    }
+    out.push('"');
+    out
 }

@@ -445,7 +445,11 @@ mod tests {
         let cfg = h.text(&mut c, "COMMAND LIST FILTERBY PATTERN CONFIG*");
         assert!(cfg.starts_with("*6\r\n$6\r\nconfig\r\n") && cfg.contains("$10\r\nconfig|get\r\n"), "{cfg}");
         let conn = h.text(&mut c, "COMMAND LIST FILTERBY aclcat CONNECTION");
-        assert!(conn.contains("$4\r\nping\r\n") && conn.contains("$12\r\ncommand|info\r\n") && !conn.contains("$3\r\nget\r\n"));
+        assert!(
+            conn.contains("$4\r\nping\r\n")
+                && conn.contains("$12\r\ncommand|info\r\n")
+                && !conn.contains("$3\r\nget\r\n")
+        );
         assert!(!conn.contains("$6\r\nclient\r\n"), "the CLIENT container is only @slow");
         assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY aclcat @connection"), "*0\r\n");
         assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY module x"), "*0\r\n");
@@ -473,14 +477,20 @@ mod tests {
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS get a b"), format!("-{}\r\n", errors::GETKEYS_BAD_ARITY));
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS ping x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS config get x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS config nosuch x"), format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND));
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS config nosuch x"),
+            format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND)
+        );
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS nosuch a"), format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND));
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS object encoding k"), "*1\r\n$1\r\nk\r\n");
         assert_eq!(
             h.text(&mut c, "COMMAND GETKEYSANDFLAGS copy a b"),
             "*2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n"
         );
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYSANDFLAGS set a b"), "*1\r\n*2\r\n$1\r\na\r\n*2\r\n+OW\r\n+update\r\n");
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYSANDFLAGS set a b"),
+            "*1\r\n*2\r\n$1\r\na\r\n*2\r\n+OW\r\n+update\r\n"
+        );
     }
 
     fn positions(name: &str, argv: &[&[u8]]) -> Vec<usize> {

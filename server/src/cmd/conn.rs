@@ -548,7 +548,12 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         flags.push('N');
     }
     let qbuf = c.qbuf.load(Relaxed);
-    let qbuf_free = c.qbuf_free.load(Relaxed);
+    // The connection loop does not publish its free space: derive it from the
+    // initial read buffer size when it is not set.
+    let qbuf_free = match c.qbuf_free.load(Relaxed) {
+        0 => READ_BUF.saturating_sub(qbuf),
+        n => n,
+    };
     let argv_mem = me.unwrap_or(0);
     let obl = if me.is_some() { ctx.out.buf.len() } else { 0 };
     let omem = c.omem.load(Relaxed);
@@ -839,15 +844,44 @@ mod tests {
         let lines: Vec<&str> = body.split_terminator('\n').collect();
         assert_eq!(lines.len(), 2, "{list}");
         let expect = [
-            "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub", "multi", "qbuf",
-            "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "oll", "omem", "tot-mem", "events", "cmd", "user",
-            "redir", "resp",
+            "id",
+            "addr",
+            "laddr",
+            "fd",
+            "name",
+            "age",
+            "idle",
+            "flags",
+            "db",
+            "sub",
+            "psub",
+            "ssub",
+            "multi",
+            "qbuf",
+            "qbuf-free",
+            "argv-mem",
+            "multi-mem",
+            "rbs",
+            "rbp",
+            "obl",
+            "oll",
+            "omem",
+            "tot-mem",
+            "events",
+            "cmd",
+            "user",
+            "redir",
+            "resp",
         ];
         for l in &lines {
             assert_eq!(fields(l), expect, "{l}");
         }
         assert!(lines[0].starts_with(&format!("id={} addr=127.0.0.1:", a.client.id)));
-        assert!(lines[0].contains(" name= ") && lines[0].contains(" argv-mem=10 ") && lines[0].contains(" cmd=client|list "));
+        assert!(
+            lines[0].contains(" name= ")
+                && lines[0].contains(" argv-mem=10 ")
+                && lines[0].contains(" cmd=client|list ")
+        );
         assert!(lines[1].contains(" name=bee ") && lines[1].contains(" db=3 ") && lines[1].contains(" cmd=select "));
         assert!(lines[1].contains(" flags=N ") && lines[1].contains(" argv-mem=0 ") && lines[1].ends_with(" resp=2"));
         let info = h.text(&mut b, "CLIENT INFO");
@@ -909,7 +943,10 @@ mod tests {
         );
         assert_eq!(h.text(&mut a, "CLIENT UNPAUSE"), "+OK\r\n");
         assert_eq!(h.text(&mut a, "CLIENT TRACKING off"), "+OK\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT TRACKING off redirect 99999"), format!("-{}\r\n", errors::TRACKING_REDIRECT_MISSING));
+        assert_eq!(
+            h.text(&mut a, "CLIENT TRACKING off redirect 99999"),
+            format!("-{}\r\n", errors::TRACKING_REDIRECT_MISSING)
+        );
         let me = a.client.id;
         assert_eq!(
             h.text(&mut a, &format!("CLIENT TRACKING off redirect {me} redirect {me}")),
@@ -919,7 +956,10 @@ mod tests {
         assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 error"), ":0\r\n");
         assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 x"), format!("-{}\r\n", errors::UNBLOCK_REASON));
         assert!(h.text(&mut a, "CLIENT HELP").starts_with("*47\r\n+CLIENT <subcommand>"));
-        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name x"), "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETINFO lib-name x"),
+            "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n"
+        );
     }
 
     #[test]

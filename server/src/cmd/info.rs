@@ -571,8 +571,19 @@ mod tests {
         assert_eq!(
             headers(&all),
             [
-                "Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU", "Modules", "Commandstats",
-                "Errorstats", "Latencystats", "Cluster", "Keyspace"
+                "Server",
+                "Clients",
+                "Memory",
+                "Persistence",
+                "Stats",
+                "Replication",
+                "CPU",
+                "Modules",
+                "Commandstats",
+                "Errorstats",
+                "Latencystats",
+                "Cluster",
+                "Keyspace"
             ]
         );
         let def = h.text(&mut c, "INFO");

@@ -18,7 +18,7 @@
 //! * `loadmodule` is refused at startup (no module support).
 
 mod parse;
-mod split;
+
 mod table;
 #[cfg(test)]
 mod tests;
@@ -26,7 +26,7 @@ mod tests;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use split::{repr, split_args};
+pub use protocol::resp::{repr, split_args};
 use table::{Access, Kind, PARAMS, Param, StrCheck};
 
 /// The redis version codis-server reports (`INFO`, `--version`, the fatal

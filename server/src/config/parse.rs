@@ -2,7 +2,7 @@
 //! in behaviour: `string2ll` (strict), `strtoll` (lenient, saturating, reports
 //! where it stopped), `memtoull` (memory units) and `string2d`.
 
-use super::split::is_c_space;
+use protocol::resp::is_c_space;
 
 /// redis `string2ll`: optional `-`, no `+`, no spaces, no leading zeros
 /// (except `"0"` itself), no `-0`, must fit in `i64`.
