@@ -64,6 +64,7 @@ pub const INCR_NAN: &str = "ERR increment would produce NaN or Infinity";
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
+pub const PROTECTED_MODE: &str = "DENIED codis-server is running in protected mode: no password is set and the default bind address is used, so only loopback clients are accepted. Set a password (requirepass), bind to specific addresses, or disable protected-mode.";
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";

@@ -59,6 +59,9 @@ fn run(cfg: Config, config_file: String) -> i32 {
             return 1;
         }
     }
+    if cfg.daemonize {
+        warning!("daemonize yes is accepted but codis-server always stays in the foreground (use a supervisor)");
+    }
     let threads = cfg.io_threads.max(1);
     let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()

@@ -47,16 +47,27 @@ pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
 
 async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     srv.stats.total_connections.fetch_add(1, Relaxed);
-    let (maxclients, needs_auth, timeout) = {
+    let (maxclients, needs_auth, timeout, keepalive, protected) = {
         let c = srv.config();
-        (c.maxclients, c.requirepass.is_some(), c.timeout_secs)
+        let default_bind = c.bind.is_empty() || c.bind == ["*", "-::*"];
+        (c.maxclients, c.requirepass.is_some(), c.timeout_secs, c.tcp_keepalive, c.protected_mode && default_bind)
     };
     if srv.clients.len() >= maxclients {
         srv.stats.rejected_connections.fetch_add(1, Relaxed);
         let _ = stream.write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes()).await;
         return;
     }
+    if protected && !needs_auth && !peer.ip().is_loopback() {
+        // Redis' protected mode: no password, default bind, remote client.
+        srv.stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(format!("-{}\r\n", errors::PROTECTED_MODE).as_bytes()).await;
+        return;
+    }
     let _ = stream.set_nodelay(true);
+    if keepalive > 0 {
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+    }
     let id = srv.next_client_id.fetch_add(1, Relaxed);
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = fd_of(&stream);
