@@ -112,8 +112,8 @@ def keyspec(ks):
         f = "FindKeys::Keynum { idx: %d, first: %d, step: %d }" % (sp["keynumidx"], sp["firstkey"], sp["keystep"])
     else:
         f = "FindKeys::Unknown"
-    notes = d.get("notes")
-    return "KeySpec { flags: %s, begin: %s, find: %s }" % (strs(d["flags"]), b, f)
+    notes = d.get("notes") or ""
+    return "KeySpec { notes: %s, flags: %s, begin: %s, find: %s }" % (rs(notes), strs(d["flags"]), b, f)
 
 
 def policy(name):

@@ -105,6 +105,8 @@ pub enum FindKeys {
 /// One key specification, as `COMMAND INFO` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
+    /// Free-text note Redis attaches to some key specs (printed first when set).
+    pub notes: &'static str,
     pub flags: &'static [&'static str],
     pub begin: BeginSearch,
     pub find: FindKeys,
