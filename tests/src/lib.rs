@@ -173,6 +173,10 @@ impl RedisServer {
 impl Server {
     /// A fresh codis-server with `extra` arguments (`["--requirepass", "x"]`).
     /// Panics (with the server's log) if it does not come up.
+    ///
+    /// On Linux the process also gets SIGKILL if the *thread* that started
+    /// it exits without dropping the `Server` (so a killed test run leaves no
+    /// servers behind): start servers on the thread that owns them.
     pub fn start(extra: &[&str]) -> Server {
         Self::try_start(extra).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -240,10 +244,10 @@ impl Server {
             if let Ok(mut c) = Conn::connect_timeout(self.port, Duration::from_secs(2)) {
                 // Any status reply means the command loop runs (with
                 // requirepass it is -NOAUTH).
-                if let Ok(r) = c.try_send(&["PING"]) {
-                    if r.first() == Some(&b'+') || r.first() == Some(&b'-') {
-                        return Ok(());
-                    }
+                if let Ok(r) = c.try_send(&["PING"])
+                    && (r.first() == Some(&b'+') || r.first() == Some(&b'-'))
+                {
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {

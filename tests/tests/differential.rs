@@ -146,6 +146,35 @@ fn same(mode: Mode, redis: &Outcome, codis: &Outcome) -> bool {
     }
 }
 
+/// For long replies: where the (canonical, for `!sorted`) encodings first
+/// differ, with some context, so a report shows the difference even when it
+/// lies beyond the shortened reply dump.
+fn first_difference(mode: Mode, redis: &[u8], codis: &[u8]) -> String {
+    let canon = |raw: &[u8]| -> Vec<u8> {
+        match (mode, parse_one(raw)) {
+            (Mode::Sorted, Some(v)) => {
+                let mut out = Vec::new();
+                v.sorted().encode(&mut out);
+                out
+            }
+            _ => raw.to_vec(),
+        }
+    };
+    let (a, b) = (canon(redis), canon(codis));
+    let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    if at < 200 && mode != Mode::Sorted {
+        return String::new();
+    }
+    let from = at.saturating_sub(60);
+    let window = |v: &[u8]| tests::escape_max(v.get(from..).unwrap_or(&[]), 160);
+    format!(
+        "\n    first difference at byte {at}{}:\n      redis: ...{}\n      codis: ...{}",
+        if mode == Mode::Sorted { " of the sorted forms" } else { "" },
+        window(&a),
+        window(&b)
+    )
+}
+
 struct Side {
     srv: Server,
     conn: Conn,
@@ -245,7 +274,11 @@ fn run_script(name: &str) {
         };
         codis.conn.set_timeout(tests::READ_TIMEOUT);
         if !same(mode, &r, &c) {
-            report.push(format!("line {lineno}: {shown}\n    redis: {}\n    codis: {}", r.render(), c.render()));
+            let mut entry = format!("line {lineno}: {shown}\n    redis: {}\n    codis: {}", r.render(), c.render());
+            if let (Outcome::Reply(a), Outcome::Reply(b)) = (&r, &c) {
+                entry.push_str(&first_difference(mode, a, b));
+            }
+            report.push(entry);
         }
         if !matches!(r, Outcome::Reply(_)) || !matches!(c, Outcome::Reply(_)) {
             redis.reconnect();
@@ -279,4 +312,17 @@ fn mask_id_masks_only_id() {
     let d = parse_one(b"*4\r\n$2\r\nid\r\n:5\r\n$5\r\nproto\r\n:2\r\n").unwrap();
     let e = parse_one(b"*4\r\n$2\r\nid\r\n:7\r\n$5\r\nproto\r\n:2\r\n").unwrap();
     assert_eq!(mask_id(d), mask_id(e));
+}
+
+#[test]
+fn first_difference_points_past_long_prefixes() {
+    let mut a = b"$400\r\n".to_vec();
+    a.extend(std::iter::repeat_n(b'x', 400));
+    a.extend_from_slice(b"\r\n");
+    let mut b = a.clone();
+    b[300] = b'y';
+    let d = first_difference(Mode::Exact, &a, &b);
+    assert!(d.contains("first difference at byte 300"), "{d}");
+    assert!(d.contains('y'), "{d}");
+    assert_eq!(first_difference(Mode::Exact, b"+OK\r\n", b"+NO\r\n"), "");
 }

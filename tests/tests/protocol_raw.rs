@@ -41,7 +41,8 @@ fn render((bytes, closed): &(Vec<u8>, bool)) -> String {
 /// Runs every case against both servers (cases in parallel) and fails with a
 /// list of all differences.
 fn compare_all(codis: &Server, redis: &Server, cases: &[Case]) {
-    let results: Vec<(&Case, (Vec<u8>, bool), (Vec<u8>, bool))> = std::thread::scope(|s| {
+    type Outcome = (Vec<u8>, bool);
+    let results: Vec<(&Case, Outcome, Outcome)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()
             .map(|c| {
