@@ -541,7 +541,9 @@ mod tests {
         assert_eq!(h.text(&mut c, "PING"), "+PONG\r\n", "existing connections stay authenticated");
         assert_eq!(h.text(&mut c, "CONFIG REWRITE"), "-ERR The server is running without a config file\r\n");
         assert!(h.srv.stats.total_commands.load(Relaxed) > 0);
-        h.srv.ks.db(0).map(|d| d.expired.store(5, Relaxed));
+        if let Some(d) = h.srv.ks.db(0) {
+            d.expired.store(5, Relaxed);
+        }
         assert_eq!(h.text(&mut c, "CONFIG RESETSTAT"), "+OK\r\n");
         assert_eq!(h.srv.stats.total_error_replies.load(Relaxed), 0);
         assert_eq!(h.srv.ks.db(0).map(|d| d.expired.load(Relaxed)), Some(0));

@@ -11,8 +11,7 @@
 //!   (Redis: its dict order, which changes from run to run);
 //! * COMMAND COUNT counts only the commands this server implements;
 //! * COMMAND DOCS reports `since`, `group` and `subcommands` only: we do not
-//!   carry Redis' documentation texts (summary, complexity, arguments);
-//! * key spec `notes` are not in our table, so they are not reported.
+//!   carry Redis' documentation texts (summary, complexity, arguments).
 
 use protocol::command::{BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup};
 use protocol::number::parse_i64;
@@ -147,7 +146,12 @@ pub fn write_info(out: &mut Reply, c: &CommandSpec) {
 }
 
 fn write_key_spec(out: &mut Reply, ks: &KeySpec) {
-    out.map(3);
+    let notes = !ks.notes.is_empty();
+    out.map(3 + notes as usize);
+    if notes {
+        out.bulk(b"notes");
+        out.bulk(ks.notes.as_bytes());
+    }
     out.bulk(b"flags");
     out.set(ks.flags.len());
     for f in ks.flags {
@@ -524,22 +528,25 @@ mod tests {
         // keyword + keynum, like ZUNIONSTORE / GEORADIUS ... STORE
         static SPECS: &[KeySpec] = &[
             KeySpec {
+                notes: "",
                 flags: &["OW"],
                 begin: BeginSearch::Index(1),
                 find: FindKeys::Range { last: 0, step: 1, limit: 0 },
             },
             KeySpec {
+                notes: "",
                 flags: &["RO"],
                 begin: BeginSearch::Index(2),
                 find: FindKeys::Keynum { idx: 0, first: 1, step: 1 },
             },
             KeySpec {
+                notes: "",
                 flags: &["OW"],
                 begin: BeginSearch::Keyword("STORE", 3),
                 find: FindKeys::Range { last: 0, step: 1, limit: 0 },
             },
         ];
-        let c = CommandSpec { key_specs: SPECS, ..*find(b"get").unwrap_or_else(|| unreachable!()) };
+        let c = CommandSpec { key_specs: SPECS, ..*find(b"get").unwrap() };
         let argv: &[&[u8]] = &[b"x", b"d", b"2", b"a", b"b", b"store", b"s"];
         let got: Vec<usize> = keys_from_specs(&c, argv).unwrap().into_iter().map(|k| k.pos).collect();
         assert_eq!(got, vec![1, 3, 4, 6]);

@@ -9,9 +9,14 @@
 //! Authentication knows one user, `default`, whose password is `requirepass`
 //! (no password = the `nopass` default user, which accepts any password).
 //!
-//! Not supported (error replies, documented in docs): `CLIENT PAUSE`,
+//! Not supported in this release (arguments are validated like Redis, then an
+//! `ERR ... is not supported in this release` reply): `CLIENT PAUSE`,
 //! `CLIENT TRACKING ON`, `CLIENT REPLY OFF|SKIP` — they need cooperation from
-//! the execution gate that does not exist yet.
+//! the execution gate that does not exist yet. `CLIENT LIST` fields this
+//! server does not track report fixed values: `sub/psub/ssub=0`,
+//! `multi-mem=0`, `oll=0`, `events=r`, `user=default`, `redir=-1`; `rbs/rbp`
+//! and `tot-mem` are estimates; `argv-mem` and `obl` are non-zero only for the
+//! calling connection.
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -1067,7 +1067,9 @@ mod tests {
             assert_eq!(t.run(1000, "SETRANGE k 3 y"), ":4\r\n");
             assert_eq!(t.expire("k"), Some(Some(11_000)));
             assert_eq!(t.run(1000, "GET k"), "$4\r\nwx\0y\r\n");
-            assert_eq!(t.run(11_000, "GET k"), "$-1\r\n");
+            // Alive up to and including its expiry ms (Redis: expired when now > when).
+            assert_eq!(t.run(11_000, "STRLEN k"), ":4\r\n");
+            assert_eq!(t.run(11_001, "GET k"), "$-1\r\n");
             assert_eq!(t.expire("k"), None);
             t.run(1000, "SET n 9 PX 500");
             assert_eq!(t.run(1000, "INCR n"), ":10\r\n");
