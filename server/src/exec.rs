@@ -108,6 +108,11 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         reply_error(srv, out, errors::wrong_arity(spec.name).as_bytes());
         return;
     }
+    if !client.authenticated && srv.config().requirepass.is_none() {
+        // `CONFIG SET requirepass ""` lets waiting clients in, as in Redis.
+        client.authenticated = true;
+        client.info.authenticated.store(true, Relaxed);
+    }
     if !client.authenticated && !top.has(flags::NO_AUTH) {
         cstat.rejected.fetch_add(1, Relaxed);
         reply_error(srv, out, errors::NOAUTH.as_bytes());
