@@ -21,6 +21,17 @@ del unlink exists type touch expire pexpire expireat pexpireat ttl pttl expireti
 persist rename renamenx copy move keys scan randomkey object
 get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby decrby
 incrbyfloat append strlen getrange setrange substr lcs
+lpush rpush lpushx rpushx lpop rpop llen lrange lindex lset linsert lrem ltrim lpos lmove rpoplpush
+lmpop blpop brpop blmove brpoplpush blmpop
+hset hsetnx hget hmget hmset hdel hlen hstrlen hexists hkeys hvals hgetall hincrby hincrbyfloat
+hrandfield hscan
+sadd srem scard sismember smismember smembers spop srandmember smove sinter sintercard sunion sdiff
+sinterstore sunionstore sdiffstore sscan
+zadd zincrby zrem zcard zcount zlexcount zscore zmscore zrank zrevrank zrange zrangestore
+zrangebyscore zrevrangebyscore zrangebylex zrevrangebylex zrevrange zremrangebyrank zremrangebyscore
+zremrangebylex zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zrandmember zunion zinter zdiff
+zunionstore zinterstore zdiffstore zintercard zscan
+setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.

@@ -16,6 +16,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod ds;
 pub mod errors;
 pub mod exec;
 pub mod log;

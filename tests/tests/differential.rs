@@ -36,7 +36,7 @@ macro_rules! scripts {
     };
 }
 
-scripts!(connection, keys, protocol, server, strings);
+scripts!(bitmaps, connection, hashes, hll, keys, lists, protocol, server, sets, sort, strings, zsets);
 
 fn scripts_dir() -> PathBuf {
     workspace_root().join("tests").join("scripts")

@@ -8,13 +8,20 @@
 //! a line in a differential script under `tests/scripts/`.
 
 pub mod admin;
+pub mod bits;
 pub mod codis;
 pub mod command;
 pub mod conn;
+pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod list;
+pub mod set;
+pub mod sort;
 pub mod string;
 pub mod util;
+pub mod zset;
 
 use protocol::command::CmdId;
 
@@ -29,6 +36,13 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         .or_else(|| keys::handler(id))
         .or_else(|| string::handler(id))
         .or_else(|| codis::handler(id))
+        .or_else(|| list::handler(id))
+        .or_else(|| hash::handler(id))
+        .or_else(|| set::handler(id))
+        .or_else(|| zset::handler(id))
+        .or_else(|| bits::handler(id))
+        .or_else(|| hll::handler(id))
+        .or_else(|| sort::handler(id))
 }
 
 #[cfg(test)]
@@ -47,6 +61,13 @@ mod tests {
                 super::keys::handler(id).is_some(),
                 super::string::handler(id).is_some(),
                 super::codis::handler(id).is_some(),
+                super::list::handler(id).is_some(),
+                super::hash::handler(id).is_some(),
+                super::set::handler(id).is_some(),
+                super::zset::handler(id).is_some(),
+                super::bits::handler(id).is_some(),
+                super::hll::handler(id).is_some(),
+                super::sort::handler(id).is_some(),
             ]
             .iter()
             .filter(|&&b| b)

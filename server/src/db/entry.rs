@@ -14,11 +14,17 @@
 //! geometrically so APPEND stays amortised O(1). Collection types (a later
 //! issue) are further `Object` variants.
 
+use crate::ds::{Hash, List, Set, ZSet};
+
 /// Value stored outside the blob.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// A mutable string ("raw" encoding).
     Str(Vec<u8>),
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 const F_VOLATILE: u8 = 1;
@@ -35,12 +41,20 @@ pub enum ValueRef<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     String,
+    List,
+    Hash,
+    Set,
+    ZSet,
 }
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::List => "list",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -146,6 +160,10 @@ impl Entry {
     pub fn kind(&self) -> Kind {
         match self.value() {
             ValueRef::Str(_) | ValueRef::Obj(Object::Str(_)) => Kind::String,
+            ValueRef::Obj(Object::List(_)) => Kind::List,
+            ValueRef::Obj(Object::Hash(_)) => Kind::Hash,
+            ValueRef::Obj(Object::Set(_)) => Kind::Set,
+            ValueRef::Obj(Object::ZSet(_)) => Kind::ZSet,
         }
     }
 
@@ -155,6 +173,7 @@ impl Entry {
         match self.value() {
             ValueRef::Str(s) => Some(s),
             ValueRef::Obj(Object::Str(s)) => Some(s),
+            ValueRef::Obj(_) => None,
         }
     }
 
@@ -233,6 +252,10 @@ impl Entry {
                 }
             }
             ValueRef::Obj(Object::Str(_)) => "raw",
+            ValueRef::Obj(Object::List(v)) => v.encoding_name(),
+            ValueRef::Obj(Object::Hash(v)) => v.encoding_name(),
+            ValueRef::Obj(Object::Set(v)) => v.encoding_name(),
+            ValueRef::Obj(Object::ZSet(v)) => v.encoding_name(),
         }
     }
 
@@ -241,6 +264,10 @@ impl Entry {
         self.blob.len()
             + match self.obj.as_deref() {
                 Some(Object::Str(v)) => 24 + v.capacity(),
+                Some(Object::List(v)) => v.heap_size(),
+                Some(Object::Hash(v)) => v.heap_size(),
+                Some(Object::Set(v)) => v.heap_size(),
+                Some(Object::ZSet(v)) => v.heap_size(),
                 None => 0,
             }
     }
