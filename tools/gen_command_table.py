@@ -142,8 +142,8 @@ def policy(name):
 
 def entry(info, docs, ident, indent="    "):
     name, arity, fl, first, last, step, acl, tips, keyspecs, subs = info
-    group = docs.get(name, {}).get("group", "server")
-    since = docs.get(name, {}).get("since", "1.0.0")
+    group = docs.get(name, {}).get("group", "connection" if name == "client|setinfo" else "server")
+    since = docs.get(name, {}).get("since", "7.2.0" if name == "client|setinfo" else "1.0.0")
     pol = policy(name) or ("ProxyPolicy::Write" if "write" in fl else "ProxyPolicy::Read")
     sub_s = "&[]"
     if subs:
@@ -159,6 +159,12 @@ def main():
     r = Reader(s)
     send(s, "COMMAND", "INFO", *COMMANDS)
     infos = r.read()
+    # CLIENT SETINFO arrived in Redis 7.2; clients (the `redis` crate, redis-py,
+    # go-redis) send it on connect, so we accept it as 7.2 does.
+    for info in infos:
+        if info and info[0] == "client" and not any(s[0] == "client|setinfo" for s in info[9]):
+            info[9].append(["client|setinfo", -4, ["noscript", "loading", "stale"], 0, 0, 0,
+                            ["@slow", "@connection"], ["request_policy:all_nodes", "response_policy:all_succeeded"], [], []])
     send(s, "COMMAND", "DOCS", *COMMANDS)
     raw = r.read()
     docs = {}

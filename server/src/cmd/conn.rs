@@ -318,6 +318,23 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.out.verbatim(b"txt", &line);
             Ok(())
         }
+        "setinfo" => {
+            // Redis 7.2's CLIENT SETINFO LIB-NAME|LIB-VER value (not in 7.0.15,
+            // but every modern client sends it on connect).
+            let value = argv[3];
+            let lib_name = is(argv[2], "lib-name");
+            if !lib_name && !is(argv[2], "lib-ver") {
+                return Err(CmdError::msg(format!("ERR Unrecognized option '{}'", errors::lossy(argv[2]))));
+            }
+            if value.iter().any(|&c| c < b'!' || c > b'~') {
+                let what = if lib_name { "lib-name" } else { "lib-ver" };
+                return Err(CmdError::msg(format!("ERR {what} cannot contain spaces, newlines or special characters.")));
+            }
+            let slot = if lib_name { &ctx.client.info.lib_name } else { &ctx.client.info.lib_ver };
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = value.to_vec();
+            ctx.out.ok();
+            Ok(())
+        }
         "list" => client_list(ctx, argv),
         "kill" => client_kill(ctx, argv),
         "no-evict" => {
@@ -961,10 +978,11 @@ mod tests {
         assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 error"), ":0\r\n");
         assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 x"), format!("-{}\r\n", errors::UNBLOCK_REASON));
         assert!(h.text(&mut a, "CLIENT HELP").starts_with("*47\r\n+CLIENT <subcommand>"));
-        assert_eq!(
-            h.text(&mut a, "CLIENT SETINFO lib-name x"),
-            "-ERR unknown subcommand 'SETINFO'. Try CLIENT HELP.\r\n"
-        );
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name redis-rs"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO LIB-VER 1.8.1"), "+OK\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name \"a b\""), "-ERR lib-name cannot contain spaces, newlines or special characters.\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO foo x"), "-ERR Unrecognized option 'foo'\r\n");
+        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name"), "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
     }
 
     #[test]
