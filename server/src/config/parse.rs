@@ -4,39 +4,10 @@
 
 use protocol::resp::is_c_space;
 
-/// redis `string2ll`: optional `-`, no `+`, no spaces, no leading zeros
-/// (except `"0"` itself), no `-0`, must fit in `i64`.
+/// redis `string2ll` (strict): the one implementation lives in the protocol
+/// crate and is shared with every integer argument.
 pub(crate) fn string2ll(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    if s == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    if neg {
-        if v > (i64::MAX as u64) + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
-    } else {
-        i64::try_from(v).ok()
-    }
+    protocol::number::parse_i64(s)
 }
 
 /// C `strtoll(s, &end, base)` for base 8 or 10: skips leading `isspace`,
