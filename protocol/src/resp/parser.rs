@@ -96,9 +96,15 @@ pub struct RequestParser {
 
 fn find_crlf_line(buf: &[u8], from: usize) -> Option<usize> {
     // Redis searches for '\r' and requires the line to end with "\r\n".
+    // Header lines are a few bytes long: a plain loop over the first 16
+    // bytes beats memchr's dispatch; longer lines fall back to memchr.
     let rest = buf.get(from..)?;
-    let r = memchr::memchr(b'\r', rest)?;
-    Some(from + r)
+    let head = rest.get(..16).unwrap_or(rest);
+    if let Some(i) = head.iter().position(|&c| c == b'\r') {
+        return Some(from + i);
+    }
+    let r = memchr::memchr(b'\r', rest.get(head.len()..)?)?;
+    Some(from + head.len() + r)
 }
 
 /// Redis' `string2ll` on a header line: strict decimal, no '+', no leading zeros.
