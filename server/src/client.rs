@@ -75,11 +75,14 @@ pub struct Client {
     pub authenticated: bool,
     pub close_after_reply: bool,
     pub info: Arc<ClientInfo>,
+    /// Set by a blocking command that could not be served yet (block.rs);
+    /// the connection loop takes it and waits.
+    pub block: Option<crate::block::BlockRequest>,
 }
 
 impl Client {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        Client { id: info.id, db: 0, authenticated, close_after_reply: false, info }
+        Client { id: info.id, db: 0, authenticated, close_after_reply: false, info, block: None }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -109,6 +109,50 @@ pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are n
 pub const UNSUPPORTED_OPTION_PREFIX: &str = "ERR Unsupported option ";
 pub const LFU_POLICY_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const LFU_POLICY_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+// --- bitmaps / HyperLogLog / SORT (cmd/bits.rs, hll.rs, sort.rs)
+pub const BIT_OFFSET_INVALID: &str = "ERR bit offset is not an integer or out of range";
+pub const BIT_VALUE_INVALID: &str = "ERR bit is not an integer or out of range";
+pub const BITPOS_BIT_ARG: &str = "ERR The bit argument must be 1 or 0.";
+pub const BITOP_NOT_SINGLE: &str = "ERR BITOP NOT must be called with a single source key.";
+pub const BITFIELD_TYPE: &str =
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+pub const BITFIELD_OVERFLOW_TYPE: &str = "ERR Invalid OVERFLOW type specified";
+pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
+pub const HLL_WRONGTYPE: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+pub const HLL_INVALID: &str = "INVALIDOBJ Corrupted HLL object detected";
+pub const SORT_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
+// --- sets (cmd/set.rs); ZINTERCARD shares the numkeys/LIMIT texts
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+pub const COUNT_RANGE_NOT_LONG_MIN: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+// --- sorted sets (cmd/zset.rs)
+pub const ZADD_XX_NX: &str = "ERR XX and NX options at the same time are not compatible";
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+pub const ZSCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+pub const ZRANGE_NOT_FLOAT: &str = "ERR min or max is not a float";
+pub const ZRANGE_NOT_LEX: &str = "ERR min or max not valid string range item";
+pub const ZRANGE_LIMIT_RANK: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+pub const ZRANGE_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
+pub const JUST_OUT_OF_RANGE: &str = "ERR value is out of range";
+/// `ERR at least 1 input key is needed for '<cmd>' command` (prefix, name, suffix).
+pub const AT_LEAST_ONE_KEY_PREFIX: &str = "ERR at least 1 input key is needed for '";
+pub const AT_LEAST_ONE_KEY_SUFFIX: &str = "' command";
+// --- hashes (cmd/hash.rs)
+pub const HASH_VALUE_NOT_INTEGER: &str = "ERR hash value is not an integer";
+pub const HASH_VALUE_NOT_FLOAT: &str = "ERR hash value is not a float";
+pub const VALUE_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
+// --- lists / blocking (cmd/list.rs, block.rs)
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {

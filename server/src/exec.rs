@@ -52,6 +52,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Blocks the client on `keys` (see block.rs): the handler found nothing
+    /// to serve and returns `Ok(())` without a reply; the connection waits
+    /// until a key is ready (then `argv` runs again), `deadline` (absolute
+    /// unix ms, None = forever) passes (a `nil` reply), or the client leaves.
+    pub fn block_on(&mut self, argv: &[&[u8]], keys: &[&[u8]], deadline: Option<u64>, nil: crate::block::Nil) {
+        self.client.block = Some(crate::block::BlockRequest {
+            argv: argv.iter().map(|a| a.to_vec()).collect(),
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            deadline,
+            nil,
+        });
+    }
+
     /// The LRU clock for the current time.
     pub fn lru(&self) -> u32 {
         crate::db::lru_clock(self.now)
@@ -68,6 +81,13 @@ fn handlers() -> &'static [Option<Handler>] {
 fn id_of(i: usize) -> CmdId {
     // The generated table and enum are in the same order (checked by tests).
     command::lookup(COMMANDS[i].name.as_bytes()).unwrap_or(CmdId::Ping)
+}
+
+/// The handler of a top-level command name (block.rs re-runs blocked
+/// commands through it).
+pub fn handler_for(name: &[u8]) -> Option<Handler> {
+    let id = command::lookup(name)?;
+    handlers().get(id as usize).copied().flatten()
 }
 
 /// Ids of table commands without a handler (must be empty; meta-tested).
@@ -134,6 +154,9 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         cstat.failed.fetch_add(1, Relaxed);
         let text = e.text();
         reply_error(srv, out, text.as_bytes());
+    }
+    if srv.blocking.has_ready() {
+        crate::block::serve_ready(srv);
     }
 }
 

@@ -12,6 +12,7 @@
 //! * [`server`]: process-wide state, stats, client registry, cron.
 #![deny(unsafe_code)]
 
+pub mod block;
 pub mod client;
 pub mod cmd;
 pub mod config;

@@ -31,6 +31,8 @@ pub struct Server {
     pub threads: usize,
     /// Whether the cron expires keys actively (`DEBUG SET-ACTIVE-EXPIRE`).
     pub active_expire: AtomicBool,
+    /// Clients blocked in BLPOP & co. (block.rs).
+    pub blocking: crate::block::Blocking,
 }
 
 impl Server {
@@ -55,6 +57,7 @@ impl Server {
             config_file,
             threads,
             active_expire: AtomicBool::new(true),
+            blocking: crate::block::Blocking::default(),
         })
     }
 
@@ -64,6 +67,14 @@ impl Server {
 
     pub fn config_mut(&self) -> RwLockWriteGuard<'_, Config> {
         self.config.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells blocked clients waiting on `key` of DB `db` that it received
+    /// data; they are served right after the current command (block.rs).
+    /// Cheap when nobody is blocked.
+    #[inline]
+    pub fn signal_key_ready(&self, db: usize, key: &[u8]) {
+        self.blocking.signal(db, key);
     }
 
     /// Starts shutting the server down (SHUTDOWN, SIGTERM).

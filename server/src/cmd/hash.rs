@@ -1,10 +1,494 @@
-//! hash commands (placeholder: its owner replaces this file).
+//! Hash commands, mirroring Redis 7.0.15 `t_hash.c`: HSET, HMSET, HSETNX,
+//! HGET, HMGET, HDEL, HLEN, HSTRLEN, HEXISTS, HKEYS, HVALS, HGETALL, HINCRBY,
+//! HINCRBYFLOAT, HRANDFIELD and HSCAN. The value type is `ds::Hash`.
+//!
+//! Behaviour kept from Redis, point by point:
+//! * Encodings convert at the same points as Redis (see `ds::hash`): HSET,
+//!   HMSET and HSETNX look at every argument's length before writing
+//!   (`hashTypeTryConversion`), HINCRBY/HINCRBYFLOAT only at the stored field
+//!   and value; the thresholds are read from the live config.
+//! * HSET/HMSET with an odd number of field/value arguments reply Redis' arity
+//!   error; HDEL deletes the key with its last field; a key never holds an
+//!   empty hash.
+//! * HINCRBY: `ERR value is not an integer or out of range` for the increment
+//!   (checked before the key), `ERR hash value is not an integer` for a stored
+//!   value `string2ll` refuses, `ERR increment or decrement would overflow`.
+//!   HINCRBYFLOAT: `ERR value is not a valid float` / `ERR value is NaN or
+//!   Infinity` for the increment, `ERR hash value is not a float` for the
+//!   stored value, `ERR increment would produce NaN or Infinity` for the sum;
+//!   the arithmetic and formatting are `protocol::number::incrbyfloat`'s
+//!   (long double, `%.17Lf` trimmed).
+//! * HGETALL is a RESP3 map (`%0` for a missing key); HKEYS/HVALS arrays.
+//! * HRANDFIELD: the count is parsed before the key is looked up
+//!   (`i64::MIN` and, with WITHVALUES, counts beyond ±i64::MAX/2 are out of
+//!   range; a fourth argument other than WITHVALUES or a fifth is a syntax
+//!   error). Count 0 or a missing key: empty array. A positive count returns
+//!   distinct fields: the whole hash, in its order, when the count reaches the
+//!   size (so huge positive counts are cheap). A negative count returns that
+//!   many picks with repeats. WITHVALUES pairs are flat in RESP2 and
+//!   two-element arrays in RESP3. Redis 7.0 tries to build any negative-count
+//!   reply, which for astronomically large counts exhausts its memory; we
+//!   refuse counts above [`MAX_REPEAT_PICKS`] with `ERR value is out of range`.
+//! * HSCAN: the cursor is parsed first (`ERR invalid cursor`), a missing key
+//!   replies an empty scan without looking at the options, then WRONGTYPE,
+//!   then the options (COUNT < 1 and TYPE are syntax errors). A compact hash
+//!   is returned whole with cursor 0, as Redis' listpack; MATCH filters on
+//!   fields (a filtered field drops its value).
+//! * Keyspace hits/misses are counted where Redis uses `lookupKeyRead`
+//!   (HGET, HMGET, HLEN, HSTRLEN, HEXISTS, HKEYS, HVALS, HGETALL, HRANDFIELD,
+//!   HSCAN), not for the write commands.
 
 use protocol::command::CmdId;
+use protocol::glob::{is_match_all, string_match};
+use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
+use protocol::resp::Reply;
 
-use crate::exec::Handler;
+use crate::cmd::util::int_arg;
+use crate::db::{Entry, KeyAccess, Object, ValueRef};
+use crate::ds::Hash;
+use crate::ds::hash::Limits;
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::{Ctx, Handler};
+
+/// Largest negative HRANDFIELD count we serve (picks with repeats); Redis
+/// would try to buffer any size and run out of memory.
+pub const MAX_REPEAT_PICKS: u64 = 1 << 26;
 
 pub fn handler(id: CmdId) -> Option<Handler> {
-    let _ = id;
-    None
+    Some(match id {
+        CmdId::Hset => hset,
+        CmdId::Hmset => hmset,
+        CmdId::Hsetnx => hsetnx,
+        CmdId::Hget => hget,
+        CmdId::Hmget => hmget,
+        CmdId::Hdel => hdel,
+        CmdId::Hlen => hlen,
+        CmdId::Hstrlen => hstrlen,
+        CmdId::Hexists => hexists,
+        CmdId::Hkeys => hkeys,
+        CmdId::Hvals => hvals,
+        CmdId::Hgetall => hgetall,
+        CmdId::Hincrby => hincrby,
+        CmdId::Hincrbyfloat => hincrbyfloat,
+        CmdId::Hrandfield => hrandfield,
+        CmdId::Hscan => hscan,
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------
+
+/// An argument as C code sees it through `char *`: cut at the first NUL.
+#[inline]
+fn cstr(a: &[u8]) -> &[u8] {
+    match memchr::memchr(0, a) {
+        Some(i) => &a[..i],
+        None => a,
+    }
+}
+
+/// `strcasecmp(arg, kw) == 0`.
+#[inline]
+fn kw(a: &[u8], kw: &str) -> bool {
+    cstr(a).eq_ignore_ascii_case(kw.as_bytes())
+}
+
+fn limits(ctx: &Ctx) -> Limits {
+    let c = ctx.srv.config();
+    Limits {
+        max_entries: usize::try_from(c.hash_max_listpack_entries).unwrap_or(usize::MAX),
+        max_value: usize::try_from(c.hash_max_listpack_value).unwrap_or(usize::MAX),
+    }
+}
+
+fn hash_mut(e: &mut Entry) -> Result<&mut Hash, CmdError> {
+    match e.obj_mut() {
+        Some(Object::Hash(h)) => Ok(h),
+        _ => Err(CmdError::WrongType),
+    }
+}
+
+fn hash_ref(e: &Entry) -> Result<&Hash, CmdError> {
+    match e.value() {
+        ValueRef::Obj(Object::Hash(h)) => Ok(h),
+        _ => Err(CmdError::WrongType),
+    }
+}
+
+/// A read lookup (`lookupKeyRead`: counts a hit or miss, touches the LRU),
+/// then `f` with the reply and the hash (`None` when the key is missing).
+/// WRONGTYPE is returned before `f` runs.
+fn read_hash<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Reply, Option<&Hash>) -> R) -> Result<R, CmdError> {
+    let (now, lru) = (ctx.now, ctx.lru());
+    let mut slot = ctx.ks().lock_key(ctx.db(), key);
+    match slot.get(key, now) {
+        None => {
+            ctx.hit(false);
+            Ok(f(ctx.out, None))
+        }
+        Some(e) => {
+            ctx.hit(true);
+            e.touch(lru);
+            let h = hash_ref(e)?;
+            Ok(f(ctx.out, Some(h)))
+        }
+    }
+}
+
+/// A write lookup (`lookupKeyWrite` + create): runs `f` on the existing hash,
+/// or on a new empty one that is stored afterwards when `f` succeeded and
+/// left it non-empty. Deletes the key when `f` empties an existing hash.
+fn write_hash<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Hash) -> Result<R, CmdError>) -> Result<R, CmdError> {
+    let (now, lru) = (ctx.now, ctx.lru());
+    let mut slot = ctx.ks().lock_key(ctx.db(), key);
+    match slot.get(key, now) {
+        Some(e) => {
+            e.touch(lru);
+            let h = hash_mut(e)?;
+            let r = f(h);
+            if h.is_empty() {
+                slot.remove(key);
+            }
+            r
+        }
+        None => {
+            let mut h = Hash::new();
+            let r = f(&mut h)?;
+            if !h.is_empty() {
+                slot.insert(Entry::new_obj(key, Object::Hash(h), None, lru));
+            }
+            Ok(r)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+// ---------------------------------------------------------------------------
+
+fn hset_generic(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize, CmdError> {
+    if argv.len() % 2 == 1 {
+        return Err(CmdError::Msg(errors::wrong_arity(name)));
+    }
+    let lim = limits(ctx);
+    write_hash(ctx, argv[1], |h| Ok(h.set_pairs(&argv[2..], &lim)))
+}
+
+fn hset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let n = hset_generic(ctx, argv, "hset")?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+fn hmset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    hset_generic(ctx, argv, "hmset")?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let lim = limits(ctx);
+    let (field, value) = (argv[2], argv[3]);
+    let created = write_hash(ctx, argv[1], |h| {
+        h.prepare(&argv[2..4], &lim);
+        Ok(!h.contains(field) && h.set(field, value, &lim))
+    })?;
+    ctx.out.int(created as i64);
+    Ok(())
+}
+
+fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    let (now, lru) = (ctx.now, ctx.lru());
+    let mut slot = ctx.ks().lock_key(ctx.db(), key);
+    let mut deleted = 0i64;
+    if let Some(e) = slot.get(key, now) {
+        e.touch(lru);
+        let h = hash_mut(e)?;
+        for f in &argv[2..] {
+            if h.remove(f) {
+                deleted += 1;
+                if h.is_empty() {
+                    break;
+                }
+            }
+        }
+        if h.is_empty() {
+            slot.remove(key);
+        } else {
+            h.trim();
+        }
+    }
+    drop(slot);
+    ctx.out.int(deleted);
+    Ok(())
+}
+
+fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let incr = int_arg(argv[3])?;
+    let lim = limits(ctx);
+    let field = argv[2];
+    let v = write_hash(ctx, argv[1], |h| {
+        let cur = match h.get(field) {
+            Some(v) => parse_i64(v).ok_or(CmdError::Static(errors::HASH_VALUE_NOT_INTEGER))?,
+            None => 0,
+        };
+        let new = cur.checked_add(incr).ok_or(CmdError::Overflow)?;
+        h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
+        Ok(new)
+    })?;
+    ctx.out.int(v);
+    Ok(())
+}
+
+fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    // The increment alone: not a float, or NaN/infinite.
+    match incrbyfloat(None, argv[3]) {
+        Ok(_) => {}
+        Err(IncrFloatError::NotFloat) => return Err(CmdError::NotFloat),
+        Err(IncrFloatError::NanOrInf) => return Err(CmdError::Static(errors::VALUE_NAN_OR_INF)),
+    }
+    let lim = limits(ctx);
+    let field = argv[2];
+    let text = write_hash(ctx, argv[1], |h| {
+        let text = incrbyfloat(h.get(field), argv[3]).map_err(|e| match e {
+            IncrFloatError::NotFloat => CmdError::Static(errors::HASH_VALUE_NOT_FLOAT),
+            IncrFloatError::NanOrInf => CmdError::Static(errors::INCR_NAN),
+        })?;
+        h.set(field, &text, &lim);
+        Ok(text)
+    })?;
+    ctx.out.bulk(&text);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------
+
+fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let field = argv[2];
+    read_hash(ctx, argv[1], |out, h| match h.and_then(|h| h.get(field)) {
+        Some(v) => out.bulk(v),
+        None => out.null(),
+    })
+}
+
+fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let fields = &argv[2..];
+    read_hash(ctx, argv[1], |out, h| {
+        out.array(fields.len());
+        for f in fields {
+            match h.and_then(|h| h.get(f)) {
+                Some(v) => out.bulk(v),
+                None => out.null(),
+            }
+        }
+    })
+}
+
+fn hlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    read_hash(ctx, argv[1], |out, h| out.int(h.map_or(0, |h| h.len()) as i64))
+}
+
+fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let field = argv[2];
+    read_hash(ctx, argv[1], |out, h| out.int(h.and_then(|h| h.get(field)).map_or(0, |v| v.len()) as i64))
+}
+
+fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let field = argv[2];
+    read_hash(ctx, argv[1], |out, h| out.int(h.is_some_and(|h| h.contains(field)) as i64))
+}
+
+fn hkeys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    read_hash(ctx, argv[1], |out, h| {
+        out.array(h.map_or(0, |h| h.len()));
+        for (f, _) in h.into_iter().flat_map(|h| h.iter()) {
+            out.bulk(f);
+        }
+    })
+}
+
+fn hvals(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    read_hash(ctx, argv[1], |out, h| {
+        out.array(h.map_or(0, |h| h.len()));
+        for (_, v) in h.into_iter().flat_map(|h| h.iter()) {
+            out.bulk(v);
+        }
+    })
+}
+
+fn hgetall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    read_hash(ctx, argv[1], |out, h| {
+        out.map(h.map_or(0, |h| h.len()));
+        for (f, v) in h.into_iter().flat_map(|h| h.iter()) {
+            out.bulk(f);
+            out.bulk(v);
+        }
+    })
+}
+
+/// Writes one HRANDFIELD element (a pair in RESP3 WITHVALUES).
+#[inline]
+fn write_pick(out: &mut Reply, withvalues: bool, f: &[u8], v: &[u8]) {
+    if withvalues && out.resp3 {
+        out.array(2);
+    }
+    out.bulk(f);
+    if withvalues {
+        out.bulk(v);
+    }
+}
+
+/// The array header of an HRANDFIELD reply of `n` picks.
+fn pick_header(out: &mut Reply, withvalues: bool, n: usize) {
+    if withvalues && !out.resp3 {
+        out.array(n.saturating_mul(2));
+    } else {
+        out.array(n);
+    }
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]
+fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() == 2 {
+        let mut rng = rand::rng();
+        return read_hash(ctx, argv[1], |out, h| match h.and_then(|h| h.random_pair(&mut rng)) {
+            Some((f, _)) => out.bulk(f),
+            None => out.null(),
+        });
+    }
+    let l = int_arg(argv[2])?;
+    if l == i64::MIN {
+        return Err(CmdError::Static(errors::COUNT_RANGE_NOT_LONG_MIN));
+    }
+    if argv.len() > 4 || (argv.len() == 4 && !kw(argv[3], "withvalues")) {
+        return Err(CmdError::Syntax);
+    }
+    let withvalues = argv.len() == 4;
+    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
+        return Err(CmdError::OutOfRange);
+    }
+    let count = l.unsigned_abs();
+    if l < 0 && count > MAX_REPEAT_PICKS {
+        return Err(CmdError::OutOfRange);
+    }
+    let mut rng = rand::rng();
+    read_hash(ctx, argv[1], |out, h| {
+        let Some(h) = h.filter(|_| count > 0) else {
+            out.array(0);
+            return;
+        };
+        // Counts above MAX_REPEAT_PICKS only reach here when positive, and a
+        // positive count never yields more than the hash holds.
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if l < 0 {
+            pick_header(out, withvalues, count);
+            h.random_pairs(count, &mut rng, |f, v| write_pick(out, withvalues, f, v));
+        } else {
+            pick_header(out, withvalues, count.min(h.len()));
+            h.random_distinct(count, &mut rng, |f, v| write_pick(out, withvalues, f, v));
+        }
+    })
+}
+
+/// Redis' `parseScanCursorOrReply`: `strtoul` base 10 on the C string (stops
+/// at a NUL, accepts a sign and the empty string, wraps negatives), rejecting
+/// leading whitespace, trailing garbage and overflow.
+fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
+    let bad = || CmdError::Static(errors::INVALID_CURSOR);
+    let a = cstr(a);
+    let Some(&first) = a.first() else { return Ok(0) };
+    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        return Err(bad());
+    }
+    let (neg, digits) = match first {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(bad());
+        }
+        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(bad)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count]
+fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let cursor = parse_cursor(argv[2])?;
+    let opts = &argv[3..];
+    read_hash(ctx, argv[1], |out, h| -> CmdResult {
+        let Some(h) = h else {
+            out.array(2);
+            out.bulk(b"0");
+            out.array(0);
+            return Ok(());
+        };
+        let mut count: i64 = 10;
+        let mut pat: Option<&[u8]> = None;
+        let mut i = 0;
+        while i < opts.len() {
+            let more = i + 1 < opts.len();
+            if kw(opts[i], "count") && more {
+                count = int_arg(opts[i + 1])?;
+                if count < 1 {
+                    return Err(CmdError::Syntax);
+                }
+            } else if kw(opts[i], "match") && more {
+                pat = Some(opts[i + 1]).filter(|p| !is_match_all(p));
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        }
+        let mut items = Reply { buf: Vec::new(), resp3: out.resp3 };
+        let mut n = 0usize;
+        let next = h.scan(cursor, usize::try_from(count).unwrap_or(usize::MAX), |f, v| {
+            if pat.is_none_or(|p| string_match(p, f, false)) {
+                items.bulk(f);
+                items.bulk(v);
+                n += 2;
+            }
+        });
+        out.array(2);
+        out.bulk(itoa::Buffer::new().format(next).as_bytes());
+        out.array(n);
+        out.buf.extend_from_slice(&items.buf);
+        Ok(())
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_parsing() {
+        assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"12\0zz"), Ok(12));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert!(parse_cursor(b"x").is_err());
+        assert!(parse_cursor(b" 1").is_err());
+        assert!(parse_cursor(b"1 ").is_err());
+        assert!(parse_cursor(b"99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn every_hash_command_has_a_handler() {
+        for id in [CmdId::Hset, CmdId::Hscan, CmdId::Hrandfield, CmdId::Hincrbyfloat, CmdId::Hmset] {
+            assert!(handler(id).is_some());
+        }
+        assert!(handler(CmdId::Get).is_none());
+    }
 }

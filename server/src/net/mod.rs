@@ -97,28 +97,35 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
     // Reused across batches: the argv slices of one command.
     let mut argv_store: Vec<&'static [u8]> = Vec::with_capacity(16);
     let info = client.info.clone();
+    // Set after a blocking command was served: the buffer may already hold
+    // the next commands, so parse before reading again.
+    let mut skip_read = false;
     loop {
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        let read = async {
-            if timeout_secs > 0 {
-                match tokio::time::timeout(Duration::from_secs(timeout_secs), stream.read_buf(&mut rbuf)).await {
-                    Ok(r) => r,
-                    Err(_) => Ok(0),
-                }
-            } else {
-                stream.read_buf(&mut rbuf).await
+        if skip_read {
+            skip_read = false;
+        } else {
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+                rbuf.reserve(READ_CHUNK);
             }
-        };
-        let n = tokio::select! {
-            r = read => match r { Ok(n) => n, Err(_) => 0 },
-            _ = info.kill.notified() => 0,
-        };
-        if n == 0 || info.killed.load(Relaxed) {
-            return;
+            let read = async {
+                if timeout_secs > 0 {
+                    match tokio::time::timeout(Duration::from_secs(timeout_secs), stream.read_buf(&mut rbuf)).await {
+                        Ok(r) => r,
+                        Err(_) => Ok(0),
+                    }
+                } else {
+                    stream.read_buf(&mut rbuf).await
+                }
+            };
+            let n = tokio::select! {
+                r = read => match r { Ok(n) => n, Err(_) => 0 },
+                _ = info.kill.notified() => 0,
+            };
+            if n == 0 || info.killed.load(Relaxed) {
+                return;
+            }
+            srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
-        srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         let now = now_ms();
         info.last_interaction_ms.store(now, Relaxed);
         let (limits, qbuf_limit) = {
@@ -149,6 +156,10 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                     }
                     limits.unauthenticated = !client.authenticated;
                     pos += p.consumed;
+                    if client.block.is_some() {
+                        // Blocked: later pipelined commands wait (Redis).
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -179,6 +190,20 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             if out.buf.capacity() > 1024 * 1024 {
                 out.buf = Vec::with_capacity(READ_CHUNK);
             }
+        }
+        if let Some(req) = client.block.take() {
+            let resp3 = out.resp3;
+            match crate::block::wait(srv, stream, &mut rbuf, client, resp3, req, qbuf_limit).await {
+                crate::block::Outcome::Reply(r) => {
+                    srv.stats.net_output_bytes.fetch_add(r.len() as u64, Relaxed);
+                    if stream.write_all(&r).await.is_err() {
+                        return;
+                    }
+                }
+                crate::block::Outcome::Closed => return,
+            }
+            info.last_interaction_ms.store(now_ms(), Relaxed);
+            skip_read = !rbuf.is_empty();
         }
         if fatal || client.close_after_reply || srv.shutting_down.load(Relaxed) {
             return;

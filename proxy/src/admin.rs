@@ -1,0 +1,319 @@
+//! The proxy's HTTP admin API on `admin_addr` (codis.md §3.10): Codis' routes
+//! and JSON shapes for the overview, model, stats and slots, the xauth-checked
+//! `/api/proxy/...` calls (fillslots, start, stats reset, shutdown, loglevel),
+//! errors as HTTP status 800 with `{"Cause", "Stack"}`, and Prometheus text at
+//! `/metrics`.
+//!
+//! xauth is Codis' formula: the lower-case hex of the first 16 bytes of
+//! SHA-256 over `Codis-XAuth-[<product_name>]-[<product_auth>]-[<token>]`.
+//! The token differs from Go codis-proxy's (it is derived from the product
+//! name, the addresses, the pid and the start time), and is published in
+//! `/proxy/model`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router as HttpRouter;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::router::Router;
+use crate::slots::parse_slots;
+
+struct Admin {
+    router: Arc<Router>,
+    token: String,
+    xauth: String,
+    start_time: String,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+type Ctx = State<Arc<Admin>>;
+
+fn hex16(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Codis' xauth for a proxy.
+pub fn xauth(product: &str, auth: &str, token: &str) -> String {
+    hex16(format!("Codis-XAuth-[{product}]-[{auth}]-[{token}]").as_bytes())
+}
+
+fn ok(v: Value) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_string_pretty(&v).unwrap_or_default())
+        .into_response()
+}
+
+fn fail(cause: &str) -> Response {
+    let status = StatusCode::from_u16(800).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"Cause": cause, "Stack": []});
+    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+}
+
+impl Admin {
+    fn check(&self, x: &str) -> Result<(), Box<Response>> {
+        if x == self.xauth { Ok(()) } else { Err(Box::new(fail("invalid xauth, please check product_name & product_auth"))) }
+    }
+
+    fn model(&self) -> Value {
+        let c = &self.router.cfg;
+        json!({
+            "token": self.token,
+            "start_time": self.start_time,
+            "admin_addr": c.admin_addr,
+            "proto_type": c.proto_type,
+            "proxy_addr": c.proxy_addr,
+            "product_name": c.product_name,
+            "pid": std::process::id(),
+            "pwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+            "sys": std::env::consts::OS,
+            "hostname": hostname(),
+            "datacenter": c.proxy_datacenter,
+        })
+    }
+
+    fn stats(&self) -> Value {
+        let s = &self.router.stats;
+        let backends: Vec<Value> = self
+            .router
+            .backends()
+            .iter()
+            .map(|b| json!({"addr": b.addr, "connected": b.connected()}))
+            .collect();
+        let mut cmds: Vec<Value> = Vec::new();
+        for (i, c) in s.cmds.iter().enumerate() {
+            let calls = c.calls.load(Ordering::Relaxed);
+            if calls == 0 {
+                continue;
+            }
+            let usecs = c.usecs.load(Ordering::Relaxed);
+            cmds.push(json!({
+                "opstr": crate::router::Stats::cmd_name(i),
+                "calls": calls,
+                "usecs": usecs,
+                "usecs_percall": usecs / calls,
+                "fails": c.fails.load(Ordering::Relaxed),
+                "redis_errtype": c.redis_errtype.load(Ordering::Relaxed),
+            }));
+        }
+        cmds.sort_by(|x, y| x["opstr"].as_str().cmp(&y["opstr"].as_str()));
+        json!({
+            "online": self.router.is_online(),
+            "closed": self.router.closed.load(Ordering::Relaxed),
+            "sentinels": {"servers": [], "masters": {}, "switched": false},
+            "ops": {
+                "total": s.ops_total.load(Ordering::Relaxed),
+                "fails": s.ops_fails.load(Ordering::Relaxed),
+                "redis": {"errors": s.redis_errors.load(Ordering::Relaxed)},
+                "qps": s.qps.load(Ordering::Relaxed),
+                "cmd": cmds,
+            },
+            "sessions": {
+                "total": s.sessions_total.load(Ordering::Relaxed),
+                "alive": s.sessions_alive.load(Ordering::Relaxed),
+            },
+            "backend": {"primary_only": self.router.cfg.backend_primary_only, "servers": backends},
+        })
+    }
+
+    fn slots(&self) -> Value {
+        serde_json::to_value(self.router.slot_models()).unwrap_or(Value::Null)
+    }
+
+    fn config(&self) -> Value {
+        let c = &self.router.cfg;
+        json!({
+            "product_name": c.product_name,
+            "admin_addr": c.admin_addr,
+            "proto_type": c.proto_type,
+            "proxy_addr": c.proxy_addr,
+            "proxy_datacenter": c.proxy_datacenter,
+            "proxy_max_clients": c.proxy_max_clients,
+            "backend_number_databases": c.backend_number_databases,
+            "backend_max_pipeline": c.backend_max_pipeline,
+            "backend_primary_parallel": c.backend_primary_parallel,
+            "session_max_pipeline": c.session_max_pipeline,
+            "session_break_on_failure": c.session_break_on_failure,
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Serves the admin API until the process exits.
+pub async fn serve(router: Arc<Router>, listener: tokio::net::TcpListener, stop: tokio::sync::watch::Sender<bool>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let c = &router.cfg;
+    let token = hex16(
+        format!("{}-{}-{}-{}-{}", c.product_name, c.proxy_addr, c.admin_addr, std::process::id(), now.as_nanos()).as_bytes(),
+    );
+    let admin = Arc::new(Admin {
+        xauth: xauth(&c.product_name, &c.product_auth, &token),
+        token,
+        start_time: format!("{}", now.as_secs()),
+        router: router.clone(),
+        stop,
+    });
+    let app = HttpRouter::new()
+        .route("/", get(|| async { Redirect::temporary("/proxy") }))
+        .route("/proxy", get(overview))
+        .route("/proxy/model", get(|State(a): Ctx| async move { ok(a.model()) }))
+        .route("/proxy/stats", get(|State(a): Ctx| async move { ok(a.stats()) }))
+        .route("/proxy/slots", get(|State(a): Ctx| async move { ok(a.slots()) }))
+        .route("/api/proxy/model", get(|State(a): Ctx| async move { ok(a.model()) }))
+        .route("/api/proxy/xping/{xauth}", get(xping))
+        .route("/api/proxy/stats/{xauth}", get(stats_auth))
+        .route("/api/proxy/stats/{xauth}/{flags}", get(stats_auth_flags))
+        .route("/api/proxy/slots/{xauth}", get(slots_auth))
+        .route("/api/proxy/start/{xauth}", put(start))
+        .route("/api/proxy/stats/reset/{xauth}", put(reset))
+        .route("/api/proxy/forcegc/{xauth}", put(xping))
+        .route("/api/proxy/shutdown/{xauth}", put(shutdown))
+        .route("/api/proxy/loglevel/{xauth}/{level}", put(loglevel))
+        .route("/api/proxy/fillslots/{xauth}", put(fillslots))
+        .route("/metrics", get(metrics))
+        .with_state(admin);
+    if let Err(e) = axum::serve(listener, app).await {
+        crate::log::error(&format!("admin server: {e}"));
+    }
+}
+
+async fn overview(State(a): Ctx) -> Response {
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "compile": "rust",
+        "config": a.config(),
+        "model": a.model(),
+        "stats": a.stats(),
+        "slots": a.slots(),
+    }))
+}
+
+async fn xping(State(a): Ctx, Path(x): Path<String>) -> Response {
+    match a.check(&x) {
+        Ok(()) => ok(json!("OK")),
+        Err(r) => *r,
+    }
+}
+
+async fn stats_auth(State(a): Ctx, Path(x): Path<String>) -> Response {
+    match a.check(&x) {
+        Ok(()) => ok(a.stats()),
+        Err(r) => *r,
+    }
+}
+
+async fn stats_auth_flags(State(a): Ctx, Path((x, _flags)): Path<(String, String)>) -> Response {
+    match a.check(&x) {
+        Ok(()) => ok(a.stats()),
+        Err(r) => *r,
+    }
+}
+
+async fn slots_auth(State(a): Ctx, Path(x): Path<String>) -> Response {
+    match a.check(&x) {
+        Ok(()) => ok(a.slots()),
+        Err(r) => *r,
+    }
+}
+
+async fn start(State(a): Ctx, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check(&x) {
+        return *r;
+    }
+    a.router.online.store(true, Ordering::SeqCst);
+    ok(json!("OK"))
+}
+
+async fn reset(State(a): Ctx, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check(&x) {
+        return *r;
+    }
+    a.router.stats.reset();
+    ok(json!("OK"))
+}
+
+async fn shutdown(State(a): Ctx, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check(&x) {
+        return *r;
+    }
+    crate::log::warn("admin: shutdown requested");
+    let _ = a.stop.send(true);
+    ok(json!("OK"))
+}
+
+async fn loglevel(State(a): Ctx, Path((x, level)): Path<(String, String)>) -> Response {
+    if let Err(r) = a.check(&x) {
+        return *r;
+    }
+    match crate::log::parse_level(&level) {
+        Some(l) => {
+            crate::log::set_level(l);
+            ok(json!("OK"))
+        }
+        None => fail(&format!("invalid loglevel = {level}")),
+    }
+}
+
+async fn fillslots(State(a): Ctx, Path(x): Path<String>, body: Bytes) -> Response {
+    if let Err(r) = a.check(&x) {
+        return *r;
+    }
+    match parse_slots(&body) {
+        Ok(slots) => {
+            crate::log::info(&format!("admin: fillslots with {} slots", slots.len()));
+            a.router.fill(&slots).await;
+            ok(json!("OK"))
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn metrics(State(a): Ctx) -> Response {
+    let s = &a.router.stats;
+    let mut out = String::new();
+    let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+    };
+    line("codis_proxy_online", "gauge", "Whether the proxy is online.", a.router.is_online() as u64);
+    line("codis_proxy_ops_total", "counter", "Requests handled.", s.ops_total.load(Ordering::Relaxed));
+    line("codis_proxy_ops_fails_total", "counter", "Requests that failed inside the proxy.", s.ops_fails.load(Ordering::Relaxed));
+    line("codis_proxy_redis_errors_total", "counter", "Error replies passed through from backends.", s.redis_errors.load(Ordering::Relaxed));
+    line("codis_proxy_sessions_total", "counter", "Sessions ever accepted.", s.sessions_total.load(Ordering::Relaxed));
+    line("codis_proxy_sessions_alive", "gauge", "Sessions alive.", s.sessions_alive.load(Ordering::Relaxed));
+    out.push_str("# HELP codis_proxy_cmd_calls_total Calls per command.\n# TYPE codis_proxy_cmd_calls_total counter\n");
+    let mut lat = String::from("# HELP codis_proxy_cmd_usecs_total Microseconds spent per command (request read to reply ready).\n# TYPE codis_proxy_cmd_usecs_total counter\n");
+    for (i, c) in s.cmds.iter().enumerate() {
+        let calls = c.calls.load(Ordering::Relaxed);
+        if calls > 0 {
+            let name = crate::router::Stats::cmd_name(i);
+            out.push_str(&format!("codis_proxy_cmd_calls_total{{cmd=\"{name}\"}} {calls}\n"));
+            lat.push_str(&format!("codis_proxy_cmd_usecs_total{{cmd=\"{name}\"}} {}\n", c.usecs.load(Ordering::Relaxed)));
+        }
+    }
+    out.push_str(&lat);
+    out.push_str("# HELP codis_proxy_backend_up Whether a backend server has a live connection.\n# TYPE codis_proxy_backend_up gauge\n");
+    for b in a.router.backends() {
+        out.push_str(&format!("codis_proxy_backend_up{{addr=\"{}\"}} {}\n", b.addr, b.connected() as u64));
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xauth_shape() {
+        let x = super::xauth("codis-demo", "", "tok");
+        assert_eq!(x.len(), 32);
+        assert!(x.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
+    }
+}

@@ -1,0 +1,424 @@
+//! `proxy.toml`: every key of Codis 3.2's proxy config (codis.md §3.13) with
+//! its default, Go-style durations (`"1s"`, `"1m30s"`) and byte sizes
+//! (`"128kb"`), validation, and `--default-config` output.
+//!
+//! Unknown keys and invalid values are refused at start-up with a message
+//! naming the key, as codis-proxy refuses a bad config file.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The whole proxy configuration (Codis names, Codis defaults).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub product_name: String,
+    pub product_auth: String,
+    pub session_auth: String,
+    pub admin_addr: String,
+    pub proto_type: String,
+    pub proxy_addr: String,
+    pub jodis_name: String,
+    pub jodis_addr: String,
+    pub jodis_auth: String,
+    pub jodis_timeout: GoDuration,
+    pub jodis_compatible: bool,
+    pub proxy_datacenter: String,
+    pub proxy_max_clients: i64,
+    pub proxy_max_offheap_size: ByteSize,
+    pub proxy_heap_placeholder: ByteSize,
+    pub backend_ping_period: GoDuration,
+    pub backend_recv_bufsize: ByteSize,
+    pub backend_recv_timeout: GoDuration,
+    pub backend_send_bufsize: ByteSize,
+    pub backend_send_timeout: GoDuration,
+    pub backend_max_pipeline: i64,
+    pub backend_primary_only: bool,
+    pub backend_primary_parallel: i64,
+    pub backend_replica_parallel: i64,
+    pub backend_keepalive_period: GoDuration,
+    pub backend_number_databases: i64,
+    pub session_recv_bufsize: ByteSize,
+    pub session_recv_timeout: GoDuration,
+    pub session_send_bufsize: ByteSize,
+    pub session_send_timeout: GoDuration,
+    pub session_max_pipeline: i64,
+    pub session_keepalive_period: GoDuration,
+    pub session_break_on_failure: bool,
+    pub metrics_report_server: String,
+    pub metrics_report_period: GoDuration,
+    pub metrics_report_influxdb_server: String,
+    pub metrics_report_influxdb_period: GoDuration,
+    pub metrics_report_influxdb_username: String,
+    pub metrics_report_influxdb_password: String,
+    pub metrics_report_influxdb_database: String,
+    pub metrics_report_statsd_server: String,
+    pub metrics_report_statsd_period: GoDuration,
+    pub metrics_report_statsd_prefix: String,
+    /// Extension (not in Codis): how long a request may wait on a `locked`
+    /// slot before it is answered with an error. Codis waits forever.
+    pub slot_locked_timeout: GoDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let d = |s: &str| GoDuration(parse_duration(s).unwrap_or_default());
+        let b = |s: &str| ByteSize(parse_size(s).unwrap_or_default());
+        Config {
+            product_name: "codis-demo".into(),
+            product_auth: String::new(),
+            session_auth: String::new(),
+            admin_addr: "0.0.0.0:11080".into(),
+            proto_type: "tcp4".into(),
+            proxy_addr: "0.0.0.0:19000".into(),
+            jodis_name: String::new(),
+            jodis_addr: String::new(),
+            jodis_auth: String::new(),
+            jodis_timeout: d("20s"),
+            jodis_compatible: false,
+            proxy_datacenter: String::new(),
+            proxy_max_clients: 1000,
+            proxy_max_offheap_size: b("1024mb"),
+            proxy_heap_placeholder: b("256mb"),
+            backend_ping_period: d("5s"),
+            backend_recv_bufsize: b("128kb"),
+            backend_recv_timeout: d("30s"),
+            backend_send_bufsize: b("128kb"),
+            backend_send_timeout: d("30s"),
+            backend_max_pipeline: 20480,
+            backend_primary_only: false,
+            backend_primary_parallel: 1,
+            backend_replica_parallel: 1,
+            backend_keepalive_period: d("75s"),
+            backend_number_databases: 16,
+            session_recv_bufsize: b("128kb"),
+            session_recv_timeout: d("30m"),
+            session_send_bufsize: b("64kb"),
+            session_send_timeout: d("30s"),
+            session_max_pipeline: 10000,
+            session_keepalive_period: d("75s"),
+            session_break_on_failure: false,
+            metrics_report_server: String::new(),
+            metrics_report_period: d("1s"),
+            metrics_report_influxdb_server: String::new(),
+            metrics_report_influxdb_period: d("1s"),
+            metrics_report_influxdb_username: String::new(),
+            metrics_report_influxdb_password: String::new(),
+            metrics_report_influxdb_database: String::new(),
+            metrics_report_statsd_server: String::new(),
+            metrics_report_statsd_period: d("1s"),
+            metrics_report_statsd_prefix: String::new(),
+            slot_locked_timeout: d("5s"),
+        }
+    }
+}
+
+/// The text `--default-config` prints (valid input for [`Config::from_toml`]).
+pub const DEFAULT_TOML: &str = r#"##################################################
+#                                                #
+#                  Codis-Proxy                   #
+#                                                #
+##################################################
+
+# Set Codis Product Name/Auth.
+product_name = "codis-demo"
+product_auth = ""
+
+# Set auth for client session
+session_auth = ""
+
+# Set bind address for admin(rpc), tcp only.
+admin_addr = "0.0.0.0:11080"
+
+# Set bind address for proxy, proto_type can be "tcp", "tcp4", "tcp6", "unix" or "unixpacket".
+proto_type = "tcp4"
+proxy_addr = "0.0.0.0:19000"
+
+# Set jodis address & session timeout (accepted, not implemented).
+jodis_name = ""
+jodis_addr = ""
+jodis_auth = ""
+jodis_timeout = "20s"
+jodis_compatible = false
+
+# Set datacenter of proxy.
+proxy_datacenter = ""
+
+# Set max number of alive sessions.
+proxy_max_clients = 1000
+
+# Set max offheap memory size. (0 to disable)
+proxy_max_offheap_size = "1024mb"
+
+# Set heap placeholder to reduce GC frequency.
+proxy_heap_placeholder = "256mb"
+
+# Proxy will ping backend redis (and clear 'MASTERDOWN' state) in a predefined interval. (0 to disable)
+backend_ping_period = "5s"
+
+# Set backend recv buffer size & timeout.
+backend_recv_bufsize = "128kb"
+backend_recv_timeout = "30s"
+
+# Set backend send buffer & timeout.
+backend_send_bufsize = "128kb"
+backend_send_timeout = "30s"
+
+# Set backend pipeline buffer size.
+backend_max_pipeline = 20480
+
+# Set backend never read replica groups, default is false
+backend_primary_only = false
+
+# Set backend parallel connections per server
+backend_primary_parallel = 1
+backend_replica_parallel = 1
+
+# Set backend tcp keepalive period. (0 to disable)
+backend_keepalive_period = "75s"
+
+# Set number of databases of backend.
+backend_number_databases = 16
+
+# If there is no request from client for a long time, the connection will be closed. (0 to disable)
+# Set session recv buffer size & timeout.
+session_recv_bufsize = "128kb"
+session_recv_timeout = "30m"
+
+# Set session send buffer size & timeout.
+session_send_bufsize = "64kb"
+session_send_timeout = "30s"
+
+# Make sure this is higher than the max number of requests for each pipeline request, or your client may be blocked.
+# Set session pipeline buffer size.
+session_max_pipeline = 10000
+
+# Set session tcp keepalive period. (0 to disable)
+session_keepalive_period = "75s"
+
+# Set session to be sensitive to failures. Default is false, instead of closing socket, proxy will send an error response to client.
+session_break_on_failure = false
+
+# Set metrics server (such as http://localhost:28000), proxy will report json formatted metrics to specified server in a predefined period.
+metrics_report_server = ""
+metrics_report_period = "1s"
+
+# Set influxdb server (such as http://localhost:8086), proxy will report metrics to influxdb.
+metrics_report_influxdb_server = ""
+metrics_report_influxdb_period = "1s"
+metrics_report_influxdb_username = ""
+metrics_report_influxdb_password = ""
+metrics_report_influxdb_database = ""
+
+# Set statsd server (such as localhost:8125), proxy will report metrics to statsd.
+metrics_report_statsd_server = ""
+metrics_report_statsd_period = "1s"
+metrics_report_statsd_prefix = ""
+
+# Extension: max wait of a request on a locked slot before it fails (Codis waits forever).
+slot_locked_timeout = "5s"
+"#;
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Codis' validation rules plus a few of our own (address syntax).
+    pub fn validate(&self) -> Result<(), String> {
+        let nonneg = [
+            ("proxy_max_clients", self.proxy_max_clients),
+            ("backend_max_pipeline", self.backend_max_pipeline),
+            ("backend_primary_parallel", self.backend_primary_parallel),
+            ("backend_replica_parallel", self.backend_replica_parallel),
+            ("session_max_pipeline", self.session_max_pipeline),
+        ];
+        for (k, v) in nonneg {
+            if v < 0 {
+                return Err(format!("invalid {k} = {v}: must not be negative"));
+            }
+        }
+        if self.proxy_addr.is_empty() {
+            return Err("invalid proxy_addr: empty".into());
+        }
+        if self.admin_addr.is_empty() {
+            return Err("invalid admin_addr: empty".into());
+        }
+        if !valid_product_name(&self.product_name) {
+            return Err(format!("invalid product_name = {:?}: must match ^\\w[\\w\\.\\-]*$", self.product_name));
+        }
+        if !matches!(self.proto_type.as_str(), "tcp" | "tcp4" | "tcp6" | "unix" | "unixpacket") {
+            return Err(format!("invalid proto_type = {:?}", self.proto_type));
+        }
+        if !matches!(self.proto_type.as_str(), "tcp" | "tcp4" | "tcp6") {
+            return Err(format!("proto_type = {:?} is not supported by this proxy (use tcp, tcp4 or tcp6)", self.proto_type));
+        }
+        if self.backend_number_databases < 1 || self.backend_number_databases > 1 << 16 {
+            return Err(format!("invalid backend_number_databases = {}", self.backend_number_databases));
+        }
+        if !self.jodis_name.is_empty() {
+            if !matches!(self.jodis_name.as_str(), "zookeeper" | "etcd") {
+                return Err(format!("invalid jodis_name = {:?}", self.jodis_name));
+            }
+            if self.jodis_addr.is_empty() {
+                return Err("invalid jodis_addr: empty while jodis_name is set".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of backend databases (SELECT bound), at least 1.
+    pub fn databases(&self) -> usize {
+        self.backend_number_databases.max(1) as usize
+    }
+}
+
+/// `^\w[\w\.\-]*$`
+pub fn valid_product_name(s: &str) -> bool {
+    let w = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut it = s.chars();
+    match it.next() {
+        Some(c) if w(c) => it.all(|c| w(c) || c == '.' || c == '-'),
+        _ => false,
+    }
+}
+
+/// A Go `time.Duration` written as text (`"30s"`, `"1m30s"`, `"0"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(GoDuration).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A byte size written as text (`"128kb"`, `"1024mb"`) or an integer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            I(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::I(v) if v >= 0 => Ok(ByteSize(v as u64)),
+            Raw::I(v) => Err(serde::de::Error::custom(format!("invalid size {v}: negative"))),
+            Raw::S(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses Go's `time.ParseDuration` syntax (negative durations are refused).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?} (use Go syntax such as \"500ms\", \"30s\", \"1m30s\")");
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.is_empty() || t.starts_with('-') {
+        return Err(bad());
+    }
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut total_ns: f64 = 0.0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+        }
+        let num: f64 = t[start..i].parse().map_err(|_| bad())?;
+        let us = i;
+        while i < b.len() && !(b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+        }
+        let mult = match &t[us..i] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total_ns += num * mult;
+    }
+    if !total_ns.is_finite() || total_ns > 9.2e18 {
+        return Err(bad());
+    }
+    Ok(Duration::from_nanos(total_ns as u64))
+}
+
+/// Parses a byte size: digits with an optional b/kb/mb/gb/tb suffix (any case).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {s:?} (use e.g. \"128kb\", \"1024mb\")");
+    let t = s.trim().to_ascii_lowercase();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits_end].parse().map_err(|_| bad())?;
+    let mult: u64 = match t[digits_end..].trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128kb").unwrap(), 128 * 1024);
+        assert_eq!(parse_size("1024MB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert!(parse_size("12q").is_err());
+    }
+
+    #[test]
+    fn default_text_matches_defaults() {
+        let c = Config::from_toml(DEFAULT_TOML).unwrap();
+        let d = Config::default();
+        assert_eq!(c.session_recv_timeout, d.session_recv_timeout);
+        assert_eq!(c.session_recv_timeout.0, Duration::from_secs(1800));
+        assert_eq!(c.backend_recv_bufsize.0, 128 * 1024);
+        assert_eq!(c.product_name, "codis-demo");
+        assert_eq!(c.backend_number_databases, 16);
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        assert!(Config::from_toml("no_such_key = 1").unwrap_err().contains("no_such_key"));
+        assert!(Config::from_toml("backend_ping_period = \"5\"").is_err());
+        assert!(Config::from_toml("proxy_max_clients = -1").is_err());
+        assert!(Config::from_toml("backend_number_databases = 0").is_err());
+        assert!(Config::from_toml("product_name = \"-x\"").is_err());
+        assert!(Config::from_toml("jodis_name = \"zookeeper\"").is_err());
+        assert!(Config::from_toml("session_max_pipeline = 3").is_ok());
+    }
+}

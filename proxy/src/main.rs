@@ -1,0 +1,248 @@
+//! `codis-proxy`: command line (codis-proxy 3.2's flags, codis.md §3.1),
+//! start-up (config, pidfile, logging, runtime with `--ncpu` workers), the
+//! client listener with the online / max-clients gates, the `--fillslots`
+//! file watcher, and graceful shutdown on SIGTERM/SIGINT.
+
+mod admin;
+mod backend;
+mod config;
+mod log;
+mod router;
+mod session;
+mod slots;
+mod watch;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use clap::Parser;
+use tokio::io::AsyncWriteExt;
+
+use config::Config;
+use router::Router;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// codis-proxy flags (both `--k=v` and `--k v`).
+#[derive(Parser, Debug)]
+#[command(name = "codis-proxy", disable_version_flag = true)]
+struct Args {
+    /// proxy.toml
+    #[arg(long)]
+    config: Option<String>,
+    /// Standalone mode: JSON array of Slot objects, watched for changes.
+    #[arg(long)]
+    fillslots: Option<String>,
+    /// Log file (default: stderr).
+    #[arg(long)]
+    log: Option<String>,
+    #[arg(long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Worker threads (Codis' GOMAXPROCS, default 4).
+    #[arg(long, default_value_t = 4)]
+    ncpu: usize,
+    /// Accepted for compatibility; the runtime does not resize itself.
+    #[arg(long = "max-ncpu")]
+    max_ncpu: Option<usize>,
+    #[arg(long = "host-admin")]
+    host_admin: Option<String>,
+    #[arg(long = "host-proxy")]
+    host_proxy: Option<String>,
+    #[arg(long)]
+    pidfile: Option<String>,
+    #[arg(long = "product_name")]
+    product_name: Option<String>,
+    #[arg(long = "product_auth")]
+    product_auth: Option<String>,
+    #[arg(long = "session_auth")]
+    session_auth: Option<String>,
+    /// Accepted for compatibility (raises nothing).
+    #[arg(long)]
+    ulimit: Option<u64>,
+    /// Print the default proxy.toml and exit.
+    #[arg(long = "default-config")]
+    default_config: bool,
+    #[arg(long)]
+    version: bool,
+    #[arg(long)]
+    dashboard: Option<String>,
+    #[arg(long)]
+    zookeeper: Option<String>,
+    #[arg(long)]
+    etcd: Option<String>,
+    #[arg(long)]
+    filesystem: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.default_config {
+        print!("{}", config::DEFAULT_TOML);
+        return;
+    }
+    if args.version {
+        println!("codis-proxy (rust) version {VERSION}");
+        return;
+    }
+    if let Err(e) = run(args) {
+        log::error(&e);
+        eprintln!("codis-proxy: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, String> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {path}: {e}"))?;
+            Config::from_toml(&text).map_err(|e| format!("bad config {path}: {e}"))?
+        }
+        None => Config::default(),
+    };
+    if let Some(v) = &args.product_name {
+        cfg.product_name = v.clone();
+    }
+    if let Some(v) = &args.product_auth {
+        cfg.product_auth = v.clone();
+    }
+    if let Some(v) = &args.session_auth {
+        cfg.session_auth = v.clone();
+    }
+    if let Some(v) = &args.host_proxy {
+        cfg.proxy_addr = v.clone();
+    }
+    if let Some(v) = &args.host_admin {
+        cfg.admin_addr = v.clone();
+    }
+    cfg.validate().map_err(|e| format!("bad config: {e}"))?;
+    Ok(cfg)
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if let Some(path) = &args.log {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open log {path}: {e}"))?;
+        log::set_file(f);
+    }
+    let level = log::parse_level(&args.log_level).ok_or_else(|| format!("invalid --log-level {:?}", args.log_level))?;
+    log::set_level(level);
+    if args.ncpu == 0 {
+        return Err("invalid --ncpu 0".into());
+    }
+    if args.dashboard.is_some() || args.zookeeper.is_some() || args.etcd.is_some() || args.filesystem.is_some() {
+        return Err("--dashboard/--zookeeper/--etcd/--filesystem are not supported; use --fillslots".into());
+    }
+    let cfg = Arc::new(load_config(&args)?);
+    // Read and validate the slot file before anything listens.
+    let initial = match &args.fillslots {
+        Some(path) => {
+            let data = std::fs::read(path).map_err(|e| format!("cannot read slot file {path}: {e}"))?;
+            Some(slots::parse_slots(&data).map_err(|e| format!("bad slot file {path}: {e}"))?)
+        }
+        None => None,
+    };
+    if let Some(p) = &args.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| format!("cannot write pidfile {p}: {e}"))?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.ncpu)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    let res = rt.block_on(serve(cfg, args.fillslots.clone(), initial));
+    if let Some(p) = &args.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    res
+}
+
+async fn serve(cfg: Arc<Config>, fillslots: Option<String>, initial: Option<Vec<slots::Slot>>) -> Result<(), String> {
+    let router = Router::new(cfg.clone());
+    let listener = tokio::net::TcpListener::bind(&cfg.proxy_addr)
+        .await
+        .map_err(|e| format!("cannot listen on proxy_addr {}: {e}", cfg.proxy_addr))?;
+    let admin_listener = tokio::net::TcpListener::bind(&cfg.admin_addr)
+        .await
+        .map_err(|e| format!("cannot listen on admin_addr {}: {e}", cfg.admin_addr))?;
+    log::info(&format!(
+        "codis-proxy {VERSION}: proxy on {}, admin on {}",
+        cfg.proxy_addr, cfg.admin_addr
+    ));
+    if let Some(s) = initial {
+        router.fill(&s).await;
+        log::info(&format!("loaded {} slots, online", s.len()));
+    }
+    if let Some(path) = fillslots {
+        tokio::spawn(watch::watch_slot_file(router.clone(), path.into()));
+    }
+    {
+        // qps, recomputed every second from ops.total.
+        let r = router.clone();
+        tokio::spawn(async move {
+            let mut last = r.stats.ops_total.load(Ordering::Relaxed);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let now = r.stats.ops_total.load(Ordering::Relaxed);
+                r.stats.qps.store(now.saturating_sub(last), Ordering::Relaxed);
+                last = now;
+            }
+        });
+    }
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(admin::serve(router.clone(), admin_listener, stop_tx.clone()));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
+    let mut next_id: u64 = 0;
+    loop {
+        tokio::select! {
+            a = listener.accept() => {
+                let (mut sock, _) = match a {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log::warn(&format!("accept: {e}"));
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                next_id += 1;
+                let r = router.clone();
+                if !r.is_online() {
+                    tokio::spawn(async move {
+                        let _ = sock.write_all(b"-ERR router is not online\r\n").await;
+                        let _ = sock.shutdown().await;
+                    });
+                    continue;
+                }
+                let alive = r.stats.sessions_alive.fetch_add(1, Ordering::SeqCst);
+                r.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+                if alive >= cfg.proxy_max_clients.max(0) as u64 {
+                    r.stats.sessions_alive.fetch_sub(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                        let _ = sock.shutdown().await;
+                    });
+                    continue;
+                }
+                let id = next_id;
+                tokio::spawn(async move {
+                    session::serve(r.clone(), sock, id).await;
+                    r.stats.sessions_alive.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            _ = term.recv() => { log::info("SIGTERM: shutting down"); break; }
+            _ = tokio::signal::ctrl_c() => { log::info("SIGINT: shutting down"); break; }
+            _ = stop_rx.changed() => { log::info("admin shutdown: shutting down"); break; }
+        }
+    }
+    // Stop accepting; give in-flight sessions a moment to finish their replies.
+    drop(listener);
+    router.closed.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while router.stats.sessions_alive.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

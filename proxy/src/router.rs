@@ -1,0 +1,365 @@
+//! The routing table: 1024 slots, each pointing at a backend (and maybe a
+//! migrate-from server), published as an immutable snapshot (`arc-swap`) that
+//! sessions read without locking; the backend connection pools; global stats.
+//!
+//! Slot switch (Codis' "fill", codis.md §3.5): the slots whose owner changes
+//! are first published as *blocked*; the updater then waits until the
+//! requests already dispatched on those slots are answered (per-slot
+//! in-flight counters), and only then publishes the new owners. So no request
+//! is answered by the old owner after the switch and none is reordered. A
+//! `locked` slot stays blocked; requests wait on it at most
+//! `slot_locked_timeout` (Codis waits forever).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use crate::backend::{BackendConn, BackendOptions};
+use crate::config::Config;
+use crate::slots::{MAX_SLOTS, Slot};
+
+/// All connections to one server: `[db][parallel index]`, made lazily.
+pub struct BackendAddr {
+    pub addr: String,
+    dbs: Vec<std::sync::OnceLock<Vec<BackendConn>>>,
+    parallel: usize,
+    opts: Arc<BackendOptions>,
+}
+
+impl BackendAddr {
+    /// The connection for `db`, chosen by `seed` among the parallel ones (a
+    /// session always uses the same one, so its requests stay ordered).
+    pub fn conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
+        let v = self.dbs.get(db)?.get_or_init(|| {
+            (0..self.parallel).map(|_| BackendConn::spawn(self.addr.clone(), db, self.opts.clone())).collect()
+        });
+        v.get((seed % v.len().max(1) as u64) as usize)
+    }
+
+    /// Whether any made connection is currently up (for stats).
+    pub fn connected(&self) -> bool {
+        self.dbs.iter().filter_map(|d| d.get()).flatten().any(|c| c.state.connected.load(Ordering::Relaxed))
+    }
+}
+
+/// One slot's routing entry in a snapshot.
+#[derive(Clone, Default)]
+pub struct Route {
+    pub model: Slot,
+    pub backend: Option<Arc<BackendAddr>>,
+    pub migrate: Option<Arc<BackendAddr>>,
+    /// Requests must wait (slot being switched, or `locked`).
+    pub blocked: bool,
+}
+
+impl Route {
+    fn same_owner(&self, other: &Route) -> bool {
+        self.model.backend_addr == other.model.backend_addr
+            && self.model.migrate_from == other.model.migrate_from
+            && self.model.forward_method == other.model.forward_method
+            && self.model.locked == other.model.locked
+    }
+}
+
+/// An immutable routing snapshot.
+#[derive(Clone)]
+pub struct Table {
+    pub slots: Vec<Route>,
+}
+
+/// Global counters (`/proxy/stats`).
+pub struct Stats {
+    pub ops_total: AtomicU64,
+    pub ops_fails: AtomicU64,
+    pub redis_errors: AtomicU64,
+    pub sessions_total: AtomicU64,
+    pub sessions_alive: AtomicU64,
+    /// Requests per second, recomputed every second from `ops_total`.
+    pub qps: AtomicU64,
+    /// Per command (index = `CmdId`, last = commands not in the table).
+    pub cmds: Vec<CmdStat>,
+}
+
+/// One command's counters (`ops.cmd[]` of `/proxy/stats`).
+#[derive(Default)]
+pub struct CmdStat {
+    pub calls: AtomicU64,
+    pub usecs: AtomicU64,
+    pub fails: AtomicU64,
+    pub redis_errtype: AtomicU64,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            ops_total: AtomicU64::new(0),
+            ops_fails: AtomicU64::new(0),
+            redis_errors: AtomicU64::new(0),
+            sessions_total: AtomicU64::new(0),
+            sessions_alive: AtomicU64::new(0),
+            qps: AtomicU64::new(0),
+            cmds: (0..=protocol::command::count()).map(|_| CmdStat::default()).collect(),
+        }
+    }
+
+    /// Name of a per-command slot (upper case, as Codis' `opstr`).
+    pub fn cmd_name(i: usize) -> String {
+        protocol::command::COMMANDS.get(i).map(|c| c.name.to_ascii_uppercase()).unwrap_or_else(|| "OTHER".into())
+    }
+
+    /// Zeroes the counters (admin `stats/reset`).
+    pub fn reset(&self) {
+        for c in [&self.ops_total, &self.ops_fails, &self.redis_errors, &self.qps] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sessions_total.store(self.sessions_alive.load(Ordering::Relaxed), Ordering::Relaxed);
+        for c in &self.cmds {
+            for a in [&c.calls, &c.usecs, &c.fails, &c.redis_errtype] {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+pub struct Router {
+    pub table: ArcSwap<Table>,
+    pub online: AtomicBool,
+    pub closed: AtomicBool,
+    pub cfg: Arc<Config>,
+    pub stats: Stats,
+    inflight: Vec<AtomicU64>,
+    changed: Notify,
+    pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
+    opts: Arc<BackendOptions>,
+    fill_lock: tokio::sync::Mutex<()>,
+}
+
+/// Why a request could not be routed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteError {
+    NotReady,
+    LockedTimeout,
+}
+
+/// Holds a slot's in-flight count up while a request is outstanding.
+pub struct SlotGuard {
+    router: Arc<Router>,
+    slot: usize,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.router.inflight.get(self.slot) {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A successful routing decision.
+pub struct Routed {
+    pub backend: Arc<BackendAddr>,
+    pub migrate: Option<Arc<BackendAddr>>,
+    pub method: i64,
+    pub guard: SlotGuard,
+}
+
+impl Router {
+    pub fn new(cfg: Arc<Config>) -> Arc<Router> {
+        let opts = Arc::new(BackendOptions {
+            auth: cfg.product_auth.clone(),
+            recv_timeout: cfg.backend_recv_timeout.0,
+            send_timeout: cfg.backend_send_timeout.0,
+            max_pipeline: cfg.backend_max_pipeline.max(1) as usize,
+            ping_period: cfg.backend_ping_period.0,
+        });
+        let slots = (0..MAX_SLOTS).map(|i| Route { model: Slot { id: i as i64, ..Slot::default() }, ..Route::default() }).collect();
+        Arc::new(Router {
+            table: ArcSwap::from_pointee(Table { slots }),
+            online: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            cfg,
+            stats: Stats::new(),
+            inflight: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            changed: Notify::new(),
+            pools: Mutex::new(HashMap::new()),
+            opts,
+            fill_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The pooled connections of `addr` (created on first use).
+    fn pool(&self, addr: &str) -> Arc<BackendAddr> {
+        let mut g = match self.pools.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.entry(addr.to_string())
+            .or_insert_with(|| {
+                Arc::new(BackendAddr {
+                    addr: addr.to_string(),
+                    dbs: (0..self.cfg.databases()).map(|_| std::sync::OnceLock::new()).collect(),
+                    parallel: self.cfg.backend_primary_parallel.max(1) as usize,
+                    opts: self.opts.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// A server already known to the pools (PING/INFO/SLOTSINFO `<addr>`).
+    pub fn known_backend(&self, addr: &[u8]) -> Option<Arc<BackendAddr>> {
+        let addr = std::str::from_utf8(addr).ok()?;
+        let g = self.pools.lock().ok()?;
+        g.get(addr).cloned()
+    }
+
+    /// Every pooled server (for stats).
+    pub fn backends(&self) -> Vec<Arc<BackendAddr>> {
+        self.pools.lock().map(|g| g.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Routes a request on `slot`; waits while the slot is blocked.
+    pub async fn route(self: &Arc<Self>, slot: usize) -> Result<Routed, RouteError> {
+        let slot = slot % MAX_SLOTS;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.inflight[slot].fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let guard = SlotGuard { router: self.clone(), slot };
+            let t = self.table.load();
+            let r = &t.slots[slot];
+            if !r.blocked {
+                return match &r.backend {
+                    Some(b) => Ok(Routed {
+                        backend: b.clone(),
+                        migrate: r.migrate.clone(),
+                        method: r.model.forward_method,
+                        guard,
+                    }),
+                    None => Err(RouteError::NotReady),
+                };
+            }
+            let locked = r.model.locked;
+            drop(t);
+            drop(guard);
+            if locked {
+                let lim = self.cfg.slot_locked_timeout.0.max(Duration::from_millis(1));
+                let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + lim);
+                if tokio::time::timeout_at(d, notified).await.is_err() {
+                    return Err(RouteError::LockedTimeout);
+                }
+            } else {
+                // Being drained: re-check regularly as well.
+                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            }
+        }
+    }
+
+    /// Applies slots (Codis `fillslots`): validates nothing (callers did),
+    /// drains slots whose owner changes, then publishes. Goes online.
+    pub async fn fill(self: &Arc<Self>, slots: &[Slot]) {
+        let _g = self.fill_lock.lock().await;
+        let cur = self.table.load_full();
+        let mut next: Table = (*cur).clone();
+        let mut changed = Vec::new();
+        for s in slots {
+            let Some(i) = usize::try_from(s.id).ok().filter(|&i| i < MAX_SLOTS) else { continue };
+            let r = Route {
+                model: s.clone(),
+                backend: (!s.backend_addr.is_empty()).then(|| self.pool(&s.backend_addr)),
+                migrate: (!s.migrate_from.is_empty()).then(|| self.pool(&s.migrate_from)),
+                blocked: s.locked,
+            };
+            if !r.same_owner(&cur.slots[i]) {
+                changed.push(i);
+            }
+            next.slots[i] = r;
+        }
+        if !changed.is_empty() {
+            // Phase 1: block the changing slots, then drain them.
+            let mut blocked: Table = (*cur).clone();
+            for &i in &changed {
+                blocked.slots[i].blocked = true;
+            }
+            self.table.store(Arc::new(blocked));
+            fence(Ordering::SeqCst);
+            for &i in &changed {
+                let mut waited = 0u64;
+                while self.inflight[i].load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    waited += 1;
+                    if waited.is_multiple_of(5000) {
+                        crate::log::warn(&format!("slot-[{i}] still draining after {}s", waited / 1000));
+                    }
+                }
+            }
+        }
+        self.table.store(Arc::new(next));
+        self.online.store(true, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        if !changed.is_empty() {
+            crate::log::info(&format!("fill slots: {} given, {} switched", slots.len(), changed.len()));
+        }
+    }
+
+    /// The current model of every slot (`/proxy/slots`).
+    pub fn slot_models(&self) -> Vec<Slot> {
+        self.table.load().slots.iter().map(|r| r.model.clone()).collect()
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::SeqCst)
+    }
+
+    /// Number of requests outstanding on `slot` (tests, stats).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn inflight(&self, slot: usize) -> u64 {
+        self.inflight.get(slot).map(|c| c.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fill_and_route() {
+        let r = Router::new(Arc::new(Config::default()));
+        assert!(!r.is_online());
+        assert_eq!(r.route(5).await.err(), Some(RouteError::NotReady));
+        let s = Slot { id: 5, backend_addr: "127.0.0.1:1".into(), ..Slot::default() };
+        r.fill(std::slice::from_ref(&s)).await;
+        assert!(r.is_online());
+        let routed = r.route(5).await.ok().unwrap();
+        assert_eq!(routed.backend.addr, "127.0.0.1:1");
+        assert_eq!(r.inflight(5), 1);
+        drop(routed);
+        assert_eq!(r.inflight(5), 0);
+        assert_eq!(r.route(6).await.err(), Some(RouteError::NotReady));
+    }
+
+    #[tokio::test]
+    async fn fill_waits_for_inflight_and_locked_times_out() {
+        let cfg = Config { slot_locked_timeout: crate::config::GoDuration(Duration::from_millis(50)), ..Config::default() };
+        let r = Router::new(Arc::new(cfg));
+        r.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:1".into(), ..Slot::default() }]).await;
+        let held = r.route(1).await.ok().unwrap();
+        let r2 = r.clone();
+        let t = tokio::spawn(async move {
+            r2.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:2".into(), ..Slot::default() }]).await;
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!t.is_finished(), "switch must wait for the in-flight request");
+        drop(held);
+        t.await.unwrap();
+        assert_eq!(r.route(1).await.ok().unwrap().backend.addr, "127.0.0.1:2");
+        r.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:2".into(), locked: true, ..Slot::default() }]).await;
+        assert_eq!(r.route(1).await.err(), Some(RouteError::LockedTimeout));
+    }
+}

@@ -1,0 +1,378 @@
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, and later
+//! BZPOPMIN/BZPOPMAX/BZMPOP): the waiter registry and the serving loop,
+//! mirroring Redis 7.0's `blocked.c` semantics:
+//!
+//! * waiters queue per (db, key), first blocked first served;
+//! * a blocked connection processes no further pipelined command until it is
+//!   served, times out (nil: RESP2 `*-1`/`$-1`, RESP3 `_`), is killed or
+//!   disconnects; other connections run normally;
+//! * data pushed to a key someone waits on is handed to the waiters right
+//!   after the pushing command, by the pushing connection itself, before it
+//!   runs its next command (as Redis' `handleClientsBlockedOnKeys`);
+//! * a waiter that disconnects or is killed leaves every queue at once, so a
+//!   later push is never handed to a dead client.
+//!
+//! # API for command handlers
+//!
+//! A blocking handler first tries to serve the request exactly like its
+//! non-blocking twin. When there is nothing to serve it calls
+//! [`Ctx::block_on`](crate::exec::Ctx::block_on)`(argv, keys, deadline, nil)`
+//! and returns `Ok(())` without writing a reply; `deadline` comes from
+//! [`parse_timeout`] (None = forever) and `nil` says which null the timeout
+//! replies ([`Nil::Array`] for BLPOP/BLMPOP/BZPOPMIN..., [`Nil::Bulk`] for
+//! BLMOVE/BRPOPLPUSH). When the key becomes ready the same handler is run
+//! again with the same argv (on the serving connection's thread, with the
+//! blocked client's db and protocol); if it calls `block_on` again the client
+//! simply stays blocked in its place. Handlers therefore need no special
+//! "woken" path.
+//!
+//! Every command that adds elements to a key (LPUSH, RPUSH, LINSERT, LMOVE
+//! into the destination, ZADD, ZINCRBY, ...) calls
+//! `ctx.srv.signal_key_ready(db, key)` after it wrote (the call is a single
+//! atomic load when nobody is blocked). The gate (`exec::execute`) then calls
+//! [`serve_ready`] after the command.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::resp::Reply;
+
+use crate::client::{Client, ClientInfo};
+use crate::errors::{self, CmdError};
+use crate::exec;
+use crate::server::Server;
+
+/// Which null a timed-out blocking command replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nil {
+    /// `*-1` (RESP3 `_`): BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+    Array,
+    /// `$-1` (RESP3 `_`): BLMOVE, BRPOPLPUSH.
+    Bulk,
+}
+
+/// What a handler asks for when it cannot serve yet (stored in the client
+/// by `Ctx::block_on` and picked up by the connection loop).
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    pub argv: Vec<Vec<u8>>,
+    pub keys: Vec<Vec<u8>>,
+    /// Absolute unix ms; None = block forever.
+    pub deadline: Option<u64>,
+    pub nil: Nil,
+}
+
+/// Parses a blocking timeout in seconds (fractions allowed) into an absolute
+/// deadline in unix ms; `0` means forever (None). Redis' texts:
+/// `ERR timeout is not a float or out of range`, `ERR timeout is negative`.
+pub fn parse_timeout(arg: &[u8], now: u64) -> Result<Option<u64>, CmdError> {
+    let secs = protocol::number::parse_f64(arg).ok_or(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))?;
+    let ms = secs * 1000.0;
+    // Redis casts to long long; out-of-range values (and inf) become
+    // LLONG_MIN on x86, hence "negative".
+    let tval: i64 = if ms.is_finite() && ms < 9.223_372_036_854_775e18 && ms > -9.223_372_036_854_775e18 {
+        ms as i64
+    } else {
+        i64::MIN
+    };
+    if tval < 0 {
+        return Err(CmdError::Static(errors::TIMEOUT_NEGATIVE));
+    }
+    let ms = tval as u64;
+    if ms == 0 { Ok(None) } else { Ok(Some(now.saturating_add(ms))) }
+}
+
+#[derive(Debug)]
+enum State {
+    Waiting,
+    /// Served: the reply bytes to send.
+    Done(Vec<u8>),
+    /// Timed out, killed or disconnected.
+    Cancelled,
+}
+
+/// One blocked client.
+pub struct Waiter {
+    seq: u64,
+    info: Arc<ClientInfo>,
+    db: usize,
+    resp3: bool,
+    req: BlockRequest,
+    state: Mutex<State>,
+    notify: tokio::sync::Notify,
+}
+
+type Queues = HashMap<(usize, Vec<u8>), VecDeque<Arc<Waiter>>>;
+
+/// The registry of blocked clients (one per server).
+#[derive(Default)]
+pub struct Blocking {
+    queues: Mutex<Queues>,
+    /// Number of registered waiters (fast path for writers).
+    waiters: AtomicUsize,
+    ready: Mutex<Vec<(usize, Vec<u8>)>>,
+    has_ready: AtomicBool,
+    /// Serializes serving and cancelling, so a waiter is never served after
+    /// it left, and queues are served in order.
+    serving: Mutex<()>,
+    seq: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Blocking {
+    /// Number of clients currently blocked (INFO `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.waiters.load(Relaxed)
+    }
+
+    /// Total number of keys with waiters (INFO `total_blocking_keys`).
+    pub fn blocking_keys(&self) -> usize {
+        lock(&self.queues).len()
+    }
+
+    /// Marks a key as having received data (writers call this through
+    /// `Server::signal_key_ready`).
+    #[inline]
+    pub fn signal(&self, db: usize, key: &[u8]) {
+        if self.waiters.load(SeqCst) == 0 {
+            return;
+        }
+        if !lock(&self.queues).contains_key(&(db, key.to_vec())) {
+            return;
+        }
+        lock(&self.ready).push((db, key.to_vec()));
+        self.has_ready.store(true, SeqCst);
+    }
+
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        self.has_ready.load(Relaxed)
+    }
+
+    fn register(&self, w: &Arc<Waiter>) {
+        let mut q = lock(&self.queues);
+        for k in &w.req.keys {
+            let dq = q.entry((w.db, k.clone())).or_default();
+            // BLPOP k k 0 lists a key twice: queue once.
+            if !dq.iter().any(|x| x.seq == w.seq) {
+                dq.push_back(w.clone());
+            }
+        }
+        self.waiters.fetch_add(1, SeqCst);
+    }
+
+    /// Removes `w` from every queue (caller holds `serving`).
+    fn unregister(&self, w: &Waiter) {
+        let mut q = lock(&self.queues);
+        let mut found = false;
+        for k in &w.req.keys {
+            let id = (w.db, k.clone());
+            if let Some(dq) = q.get_mut(&id) {
+                let before = dq.len();
+                dq.retain(|x| x.seq != w.seq);
+                found |= dq.len() != before;
+                if dq.is_empty() {
+                    q.remove(&id);
+                }
+            }
+        }
+        if found {
+            self.waiters.fetch_sub(1, SeqCst);
+        }
+    }
+
+    fn head(&self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
+        lock(&self.queues).get(&(db, key.to_vec())).and_then(|q| q.front().cloned())
+    }
+}
+
+/// Serves waiters of every key signalled ready, FIFO per key, running the
+/// waiters' commands on this thread. Called by the gate after a command (the
+/// caller holds no slot lock).
+pub fn serve_ready(srv: &Server) {
+    let b = &srv.blocking;
+    if !b.has_ready() {
+        return;
+    }
+    let _g = lock(&b.serving);
+    loop {
+        b.has_ready.store(false, SeqCst);
+        let batch = std::mem::take(&mut *lock(&b.ready));
+        if batch.is_empty() {
+            break;
+        }
+        for (db, key) in batch {
+            while let Some(w) = b.head(db, &key) {
+                if !serve_one(srv, &w) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `w`'s command; true if it was served (and removed from its queues).
+fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
+    let mut client = Client::new(w.info.clone(), true);
+    client.select(w.db);
+    let mut out = Reply::new();
+    out.resp3 = w.resp3;
+    let argv: Vec<&[u8]> = w.req.argv.iter().map(|a| a.as_slice()).collect();
+    let Some(&name) = argv.first() else { return false };
+    let Some(handler) = exec::handler_for(name) else { return false };
+    let Some(id) = protocol::command::lookup(name) else { return false };
+    let now = crate::db::now_ms();
+    let res = {
+        let mut ctx = exec::Ctx { srv, client: &mut client, out: &mut out, now, spec: id.spec() };
+        handler(&mut ctx, &argv)
+    };
+    if res.is_ok() && client.block.is_some() {
+        return false;
+    }
+    if let Err(e) = res {
+        out.buf.clear();
+        exec::reply_error(srv, &mut out, e.text().as_bytes());
+    }
+    srv.blocking.unregister(w);
+    *lock(&w.state) = State::Done(out.buf);
+    w.notify.notify_one();
+    true
+}
+
+/// How a blocked connection's wait ended.
+pub enum Outcome {
+    /// The bytes to send (the served reply or the timeout's nil).
+    Reply(Vec<u8>),
+    /// The client disconnected or was killed: close the connection.
+    Closed,
+}
+
+/// Blocks the connection until `req` is served, times out or the client goes
+/// away. Keeps reading the socket into `rbuf` (without parsing it) to notice
+/// a disconnect. Runs on the connection's task.
+pub async fn wait(
+    srv: &Server,
+    stream: &mut tokio::net::TcpStream,
+    rbuf: &mut Vec<u8>,
+    client: &Client,
+    resp3: bool,
+    req: BlockRequest,
+    qbuf_limit: u64,
+) -> Outcome {
+    use tokio::io::AsyncReadExt;
+    let b = &srv.blocking;
+    let w = Arc::new(Waiter {
+        seq: b.seq.fetch_add(1, Relaxed),
+        info: client.info.clone(),
+        db: client.db,
+        resp3,
+        req,
+        state: Mutex::new(State::Waiting),
+        notify: tokio::sync::Notify::new(),
+    });
+    b.register(&w);
+    // Data may have arrived between the handler's check and the
+    // registration: treat our keys as ready (serving stays FIFO).
+    {
+        let mut r = lock(&b.ready);
+        for k in &w.req.keys {
+            r.push((w.db, k.clone()));
+        }
+        b.has_ready.store(true, SeqCst);
+    }
+    serve_ready(srv);
+    let deadline = w.req.deadline.map(|d| {
+        let now = crate::db::now_ms();
+        tokio::time::Instant::now() + std::time::Duration::from_millis(d.saturating_sub(now))
+    });
+    let info = client.info.clone();
+    loop {
+        if let Some(r) = take_done(&w) {
+            return Outcome::Reply(r);
+        }
+        if info.killed.load(Relaxed) {
+            cancel(srv, &w);
+            return Outcome::Closed;
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            _ = w.notify.notified() => {}
+            _ = sleep => {
+                if let Some(r) = cancel(srv, &w) {
+                    return Outcome::Reply(r);
+                }
+                let mut out = Reply::new();
+                out.resp3 = resp3;
+                match w.req.nil {
+                    Nil::Array => out.null_array(),
+                    Nil::Bulk => out.null(),
+                }
+                return Outcome::Reply(out.buf);
+            }
+            _ = info.kill.notified() => {
+                cancel(srv, &w);
+                return Outcome::Closed;
+            }
+            r = stream.read_buf(rbuf) => {
+                let n = r.unwrap_or(0);
+                if n == 0 || rbuf.len() as u64 > qbuf_limit {
+                    cancel(srv, &w);
+                    return Outcome::Closed;
+                }
+                srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            }
+        }
+    }
+}
+
+fn take_done(w: &Waiter) -> Option<Vec<u8>> {
+    let mut st = lock(&w.state);
+    if let State::Done(_) = &*st {
+        if let State::Done(r) = std::mem::replace(&mut *st, State::Cancelled) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// Leaves every queue; returns the reply if the waiter was served meanwhile.
+fn cancel(srv: &Server, w: &Waiter) -> Option<Vec<u8>> {
+    let b = &srv.blocking;
+    let _g = lock(&b.serving);
+    b.unregister(w);
+    let mut st = lock(&w.state);
+    match std::mem::replace(&mut *st, State::Cancelled) {
+        State::Done(r) => Some(r),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout(b"0", 1000), Ok(None));
+        assert_eq!(parse_timeout(b"0.0001", 1000), Ok(None));
+        assert_eq!(parse_timeout(b"1.5", 1000), Ok(Some(2500)));
+        assert_eq!(parse_timeout(b"-1", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"-0.0001", 1000), Ok(None));
+        assert_eq!(parse_timeout(b"inf", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"1e20", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"abc", 1000), Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT)));
+        assert_eq!(parse_timeout(b"nan", 1000), Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT)));
+    }
+}
