@@ -46,19 +46,34 @@ pub fn xauth(product: &str, auth: &str, token: &str) -> String {
 }
 
 fn ok(v: Value) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_string_pretty(&v).unwrap_or_default())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    )
         .into_response()
 }
 
 fn fail(cause: &str) -> Response {
     let status = StatusCode::from_u16(800).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({"Cause": cause, "Stack": []});
-    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 impl Admin {
     fn check(&self, x: &str) -> Result<(), Box<Response>> {
-        if x == self.xauth { Ok(()) } else { Err(Box::new(fail("invalid xauth, please check product_name & product_auth"))) }
+        if x == self.xauth {
+            Ok(())
+        } else {
+            Err(Box::new(fail(
+                "invalid xauth, please check product_name & product_auth",
+            )))
+        }
     }
 
     fn model(&self) -> Value {
@@ -145,15 +160,31 @@ impl Admin {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Serves the admin API until the process exits.
-pub async fn serve(router: Arc<Router>, listener: tokio::net::TcpListener, stop: tokio::sync::watch::Sender<bool>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+pub async fn serve(
+    router: Arc<Router>,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::watch::Sender<bool>,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let c = &router.cfg;
     let token = hex16(
-        format!("{}-{}-{}-{}-{}", c.product_name, c.proxy_addr, c.admin_addr, std::process::id(), now.as_nanos()).as_bytes(),
+        format!(
+            "{}-{}-{}-{}-{}",
+            c.product_name,
+            c.proxy_addr,
+            c.admin_addr,
+            std::process::id(),
+            now.as_nanos()
+        )
+        .as_bytes(),
     );
     let admin = Arc::new(Admin {
         xauth: xauth(&c.product_name, &c.product_auth, &token),
@@ -165,10 +196,22 @@ pub async fn serve(router: Arc<Router>, listener: tokio::net::TcpListener, stop:
     let app = HttpRouter::new()
         .route("/", get(|| async { Redirect::temporary("/proxy") }))
         .route("/proxy", get(overview))
-        .route("/proxy/model", get(|State(a): Ctx| async move { ok(a.model()) }))
-        .route("/proxy/stats", get(|State(a): Ctx| async move { ok(a.stats()) }))
-        .route("/proxy/slots", get(|State(a): Ctx| async move { ok(a.slots()) }))
-        .route("/api/proxy/model", get(|State(a): Ctx| async move { ok(a.model()) }))
+        .route(
+            "/proxy/model",
+            get(|State(a): Ctx| async move { ok(a.model()) }),
+        )
+        .route(
+            "/proxy/stats",
+            get(|State(a): Ctx| async move { ok(a.stats()) }),
+        )
+        .route(
+            "/proxy/slots",
+            get(|State(a): Ctx| async move { ok(a.slots()) }),
+        )
+        .route(
+            "/api/proxy/model",
+            get(|State(a): Ctx| async move { ok(a.model()) }),
+        )
         .route("/api/proxy/xping/{xauth}", get(xping))
         .route("/api/proxy/stats/{xauth}", get(stats_auth))
         .route("/api/proxy/stats/{xauth}/{flags}", get(stats_auth_flags))
@@ -281,30 +324,78 @@ async fn metrics(State(a): Ctx) -> Response {
     let s = &a.router.stats;
     let mut out = String::new();
     let mut line = |name: &str, kind: &str, help: &str, v: u64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
     };
-    line("codis_proxy_online", "gauge", "Whether the proxy is online.", a.router.is_online() as u64);
-    line("codis_proxy_ops_total", "counter", "Requests handled.", s.ops_total.load(Ordering::Relaxed));
-    line("codis_proxy_ops_fails_total", "counter", "Requests that failed inside the proxy.", s.ops_fails.load(Ordering::Relaxed));
-    line("codis_proxy_redis_errors_total", "counter", "Error replies passed through from backends.", s.redis_errors.load(Ordering::Relaxed));
-    line("codis_proxy_sessions_total", "counter", "Sessions ever accepted.", s.sessions_total.load(Ordering::Relaxed));
-    line("codis_proxy_sessions_alive", "gauge", "Sessions alive.", s.sessions_alive.load(Ordering::Relaxed));
+    line(
+        "codis_proxy_online",
+        "gauge",
+        "Whether the proxy is online.",
+        a.router.is_online() as u64,
+    );
+    line(
+        "codis_proxy_ops_total",
+        "counter",
+        "Requests handled.",
+        s.ops_total.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_ops_fails_total",
+        "counter",
+        "Requests that failed inside the proxy.",
+        s.ops_fails.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_redis_errors_total",
+        "counter",
+        "Error replies passed through from backends.",
+        s.redis_errors.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_sessions_total",
+        "counter",
+        "Sessions ever accepted.",
+        s.sessions_total.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_sessions_alive",
+        "gauge",
+        "Sessions alive.",
+        s.sessions_alive.load(Ordering::Relaxed),
+    );
     out.push_str("# HELP codis_proxy_cmd_calls_total Calls per command.\n# TYPE codis_proxy_cmd_calls_total counter\n");
-    let mut lat = String::from("# HELP codis_proxy_cmd_usecs_total Microseconds spent per command (request read to reply ready).\n# TYPE codis_proxy_cmd_usecs_total counter\n");
+    let mut lat = String::from(
+        "# HELP codis_proxy_cmd_usecs_total Microseconds spent per command (request read to reply ready).\n# TYPE codis_proxy_cmd_usecs_total counter\n",
+    );
     for (i, c) in s.cmds.iter().enumerate() {
         let calls = c.calls.load(Ordering::Relaxed);
         if calls > 0 {
             let name = crate::router::Stats::cmd_name(i);
-            out.push_str(&format!("codis_proxy_cmd_calls_total{{cmd=\"{name}\"}} {calls}\n"));
-            lat.push_str(&format!("codis_proxy_cmd_usecs_total{{cmd=\"{name}\"}} {}\n", c.usecs.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "codis_proxy_cmd_calls_total{{cmd=\"{name}\"}} {calls}\n"
+            ));
+            lat.push_str(&format!(
+                "codis_proxy_cmd_usecs_total{{cmd=\"{name}\"}} {}\n",
+                c.usecs.load(Ordering::Relaxed)
+            ));
         }
     }
     out.push_str(&lat);
     out.push_str("# HELP codis_proxy_backend_up Whether a backend server has a live connection.\n# TYPE codis_proxy_backend_up gauge\n");
     for b in a.router.backends() {
-        out.push_str(&format!("codis_proxy_backend_up{{addr=\"{}\"}} {}\n", b.addr, b.connected() as u64));
+        out.push_str(&format!(
+            "codis_proxy_backend_up{{addr=\"{}\"}} {}\n",
+            b.addr,
+            b.connected() as u64
+        ));
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -313,7 +404,10 @@ mod tests {
     fn xauth_shape() {
         let x = super::xauth("codis-demo", "", "tok");
         assert_eq!(x.len(), 32);
-        assert!(x.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            x.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
     }
 }

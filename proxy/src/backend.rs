@@ -63,6 +63,22 @@ pub struct BackendOptions {
     pub max_pipeline: usize,
     /// Keepalive: an idle connection sends PING this often (0: never).
     pub ping_period: Duration,
+    /// TCP keepalive period (0: off).
+    pub tcp_keepalive: Duration,
+}
+
+/// Turns on TCP keepalive with `period` (idle time and probe interval);
+/// a zero period leaves it off.
+pub fn set_tcp_keepalive(stream: &TcpStream, period: Duration) {
+    if period.is_zero() {
+        return;
+    }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(period)
+        .with_interval(period);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        crate::log::debug(&format!("set tcp keepalive: {e}"));
+    }
 }
 
 /// Handle of one connection task.
@@ -76,16 +92,21 @@ pub struct BackendConn {
 #[derive(Default)]
 pub struct ConnState {
     pub connected: AtomicBool,
+    /// The server answered MASTERDOWN/LOADING: skipped for replica reads
+    /// until a keepalive INFO shows it healthy again.
+    pub stale: AtomicBool,
     pub requests: AtomicU64,
     pub failures: AtomicU64,
 }
 
 impl BackendConn {
-    /// Spawns the connection task (it connects lazily, on the first request).
-    pub fn spawn(addr: String, db: usize, opts: Arc<BackendOptions>) -> BackendConn {
+    /// Spawns the connection task. A lazy one connects on the first request;
+    /// an eager one (replicas) connects at once and keeps reconnecting in the
+    /// background, so its `connected` state is meaningful without traffic.
+    pub fn spawn(addr: String, db: usize, opts: Arc<BackendOptions>, eager: bool) -> BackendConn {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(ConnState::default());
-        tokio::spawn(conn_task(addr, db, opts, rx, state.clone()));
+        tokio::spawn(conn_task(addr, db, opts, rx, state.clone(), eager));
         BackendConn { tx, state }
     }
 
@@ -104,21 +125,35 @@ async fn conn_task(
     opts: Arc<BackendOptions>,
     mut rx: mpsc::Receiver<Request>,
     state: Arc<ConnState>,
+    eager: bool,
 ) {
     let mut fails: u32 = 0;
     let mut retry_at: Option<Instant> = None;
     let mut delay = Duration::from_millis(50);
     let mut carry: Option<Request> = None;
+    // Eager connections try at once, then on their backoff timer.
+    let mut background_try = eager;
     loop {
         let first = match carry.take() {
-            Some(r) => r,
+            Some(r) => Some(r),
+            None if background_try => {
+                let wake = tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now));
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Some(r) => Some(r),
+                        None => return,
+                    },
+                    _ = tokio::time::sleep_until(wake) => None,
+                }
+            }
             None => match rx.recv().await {
-                Some(r) => r,
+                Some(r) => Some(r),
                 None => return,
             },
         };
-        if retry_at.is_some_and(|t| Instant::now() < t) {
-            fail_queued(first, &mut rx);
+        let backing_off = retry_at.is_some_and(|t| Instant::now() < t);
+        if backing_off && let Some(f) = first {
+            fail_queued(f, &mut rx);
             continue;
         }
         match connect(&addr, db, &opts).await {
@@ -130,14 +165,17 @@ async fn conn_task(
                 retry_at = None;
                 delay = Duration::from_millis(50);
                 state.connected.store(true, Ordering::Relaxed);
-                let (why, unsent) = run(stream, first, &mut rx, &opts).await;
+                let (why, unsent) = run(stream, first, &mut rx, &opts, &state).await;
                 carry = unsent;
                 state.connected.store(false, Ordering::Relaxed);
                 state.failures.fetch_add(1, Ordering::Relaxed);
                 match why {
-                    Some(why) => crate::log::warn(&format!("backend {addr} db {db}: connection lost: {why}")),
+                    Some(why) => {
+                        crate::log::warn(&format!("backend {addr} db {db}: connection lost: {why}"))
+                    }
                     None => return,
                 }
+                background_try = eager;
             }
             Err(e) => {
                 fails += 1;
@@ -145,11 +183,13 @@ async fn conn_task(
                 if fails == 1 || fails == 11 {
                     crate::log::warn(&format!("backend {addr} db {db}: connect failed: {e}"));
                 }
-                if fails > 10 {
+                if fails > 10 || eager {
                     retry_at = Some(Instant::now() + delay);
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                fail_queued(first, &mut rx);
+                if let Some(f) = first {
+                    fail_queued(f, &mut rx);
+                }
             }
         }
     }
@@ -171,6 +211,7 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
         Err(_) => return Err("dial timeout".into()),
     };
     let _ = s.set_nodelay(true);
+    set_tcp_keepalive(&s, opts.tcp_keepalive);
     let mut hello = Vec::new();
     let mut expect = 0;
     if !opts.auth.is_empty() {
@@ -195,7 +236,10 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
                 buf.extend_from_slice(&chunk[..n]);
                 while let Ok(Some(len)) = frame_len(&buf) {
                     if !buf.starts_with(b"+") {
-                        return Err(format!("handshake refused: {}", String::from_utf8_lossy(&buf[..len]).trim_end()));
+                        return Err(format!(
+                            "handshake refused: {}",
+                            String::from_utf8_lossy(&buf[..len]).trim_end()
+                        ));
                     }
                     buf.drain(..len);
                     got += 1;
@@ -203,7 +247,9 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
             }
             Ok(())
         };
-        tokio::time::timeout(Duration::from_secs(5), fut).await.map_err(|_| "handshake timeout".to_string())??;
+        tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .map_err(|_| "handshake timeout".to_string())??;
     }
     Ok(s)
 }
@@ -213,15 +259,17 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
 /// sender is gone (`None`).
 async fn run(
     stream: TcpStream,
-    first: Request,
+    first: Option<Request>,
     rx: &mut mpsc::Receiver<Request>,
     opts: &BackendOptions,
+    state: &Arc<ConnState>,
 ) -> (Option<String>, Option<Request>) {
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Waiter>();
     let outstanding = Arc::new(AtomicU64::new(0));
     let out2 = outstanding.clone();
     let recv_timeout = opts.recv_timeout;
+    let rstate = state.clone();
     let mut reader = tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
         let mut start = 0usize;
@@ -234,7 +282,11 @@ async fn run(
                             return "reply without a request".to_string();
                         };
                         out2.fetch_sub(1, Ordering::Relaxed);
-                        let _ = w.tx.send(Ok(buf[start..start + n].to_vec()));
+                        let frame = &buf[start..start + n];
+                        if frame.starts_with(b"-MASTERDOWN") || frame.starts_with(b"-LOADING") {
+                            rstate.stale.store(true, Ordering::Relaxed);
+                        }
+                        let _ = w.tx.send(Ok(frame.to_vec()));
                         start += n;
                     }
                     Ok(None) => break,
@@ -268,8 +320,12 @@ async fn run(
         }
     });
     let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut next = Some(first);
-    let period = if opts.ping_period.is_zero() { Duration::from_secs(3600 * 24 * 365) } else { opts.ping_period.max(Duration::from_secs(1)) };
+    let mut next = first;
+    let period = if opts.ping_period.is_zero() {
+        Duration::from_secs(3600 * 24 * 365)
+    } else {
+        opts.ping_period.max(Duration::from_secs(1))
+    };
     let mut idle_since = Instant::now();
     loop {
         let req = match next.take() {
@@ -289,9 +345,26 @@ async fn run(
                         if outstanding.load(Ordering::Relaxed) > 0 {
                             continue;
                         }
-                        // Keepalive PING; nobody waits for its reply.
-                        let (tx, _) = oneshot::channel();
-                        Request { data: b"*1\r\n$4\r\nPING\r\n".to_vec(), tx, guard: None }
+                        if state.stale.load(Ordering::Relaxed) {
+                            // Stale: ask INFO, clear the mark once healthy.
+                            let (tx, rx) = oneshot::channel::<BackendResult>();
+                            let st = state.clone();
+                            tokio::spawn(async move {
+                                if let Ok(Ok(r)) = rx.await {
+                                    let healthy = !r.starts_with(b"-")
+                                        && memchr::memmem::find(&r, b"master_link_status:down").is_none()
+                                        && memchr::memmem::find(&r, b"loading:1").is_none();
+                                    if healthy {
+                                        st.stale.store(false, Ordering::Relaxed);
+                                    }
+                                }
+                            });
+                            Request { data: b"*1\r\n$4\r\nINFO\r\n".to_vec(), tx, guard: None }
+                        } else {
+                            // Keepalive PING; nobody waits for its reply.
+                            let (tx, _) = oneshot::channel();
+                            Request { data: b"*1\r\n$4\r\nPING\r\n".to_vec(), tx, guard: None }
+                        }
                     }
                 }
             }
@@ -307,10 +380,15 @@ async fn run(
         let add = |r: Request, wbuf: &mut Vec<u8>| {
             wbuf.extend_from_slice(&r.data);
             outstanding.fetch_add(1, Ordering::Relaxed);
-            let _ = wtx.send(Waiter { tx: r.tx, _guard: r.guard });
+            let _ = wtx.send(Waiter {
+                tx: r.tx,
+                _guard: r.guard,
+            });
         };
         add(req, &mut wbuf);
-        while wbuf.len() < 256 * 1024 && (outstanding.load(Ordering::Relaxed) as usize) < opts.max_pipeline.max(1) {
+        while wbuf.len() < 256 * 1024
+            && (outstanding.load(Ordering::Relaxed) as usize) < opts.max_pipeline.max(1)
+        {
             match rx.try_recv() {
                 Ok(r) => add(r, &mut wbuf),
                 Err(_) => break,
@@ -361,16 +439,23 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ()> {
     // Elements still to read at each open aggregate level.
     let mut remaining: Vec<u64> = Vec::new();
     loop {
-        let Some(&t) = buf.get(pos) else { return Ok(None) };
-        let Some(rel) = memchr::memchr(b'\n', &buf[pos..]) else { return Ok(None) };
+        let Some(&t) = buf.get(pos) else {
+            return Ok(None);
+        };
+        let Some(rel) = memchr::memchr(b'\n', &buf[pos..]) else {
+            return Ok(None);
+        };
         let eol = pos + rel;
-        if eol == pos || buf[eol - 1] != b'\r' {
+        if eol < pos + 2 || buf[eol - 1] != b'\r' {
             return Err(());
         }
         let line = &buf[pos + 1..eol - 1];
         pos = eol + 1;
         let num = || -> Result<i64, ()> {
-            std::str::from_utf8(line).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(())
+            std::str::from_utf8(line)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or(())
         };
         let mut children: u64 = 0;
         match t {
@@ -437,6 +522,9 @@ mod tests {
         assert_eq!(frame_len(b"%1\r\n+a\r\n:1\r\n"), Ok(Some(12)));
         assert_eq!(frame_len(b"?x\r\n"), Err(()));
         assert_eq!(frame_len(b""), Ok(None));
+        assert_eq!(frame_len(b"\r\n"), Err(()));
+        assert_eq!(frame_len(b"+\n"), Err(()));
+        assert_eq!(frame_len(b"$x\r\n"), Err(()));
     }
 
     #[test]

@@ -248,16 +248,28 @@ impl Config {
             return Err("invalid admin_addr: empty".into());
         }
         if !valid_product_name(&self.product_name) {
-            return Err(format!("invalid product_name = {:?}: must match ^\\w[\\w\\.\\-]*$", self.product_name));
+            return Err(format!(
+                "invalid product_name = {:?}: must match ^\\w[\\w\\.\\-]*$",
+                self.product_name
+            ));
         }
-        if !matches!(self.proto_type.as_str(), "tcp" | "tcp4" | "tcp6" | "unix" | "unixpacket") {
+        if !matches!(
+            self.proto_type.as_str(),
+            "tcp" | "tcp4" | "tcp6" | "unix" | "unixpacket"
+        ) {
             return Err(format!("invalid proto_type = {:?}", self.proto_type));
         }
         if !matches!(self.proto_type.as_str(), "tcp" | "tcp4" | "tcp6") {
-            return Err(format!("proto_type = {:?} is not supported by this proxy (use tcp, tcp4 or tcp6)", self.proto_type));
+            return Err(format!(
+                "proto_type = {:?} is not supported by this proxy (use tcp, tcp4 or tcp6)",
+                self.proto_type
+            ));
         }
         if self.backend_number_databases < 1 || self.backend_number_databases > 1 << 16 {
-            return Err(format!("invalid backend_number_databases = {}", self.backend_number_databases));
+            return Err(format!(
+                "invalid backend_number_databases = {}",
+                self.backend_number_databases
+            ));
         }
         if !self.jodis_name.is_empty() {
             if !matches!(self.jodis_name.as_str(), "zookeeper" | "etcd") {
@@ -293,7 +305,9 @@ pub struct GoDuration(pub Duration);
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(GoDuration).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(GoDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -311,15 +325,20 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::I(v) if v >= 0 => Ok(ByteSize(v as u64)),
-            Raw::I(v) => Err(serde::de::Error::custom(format!("invalid size {v}: negative"))),
-            Raw::S(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::I(v) => Err(serde::de::Error::custom(format!(
+                "invalid size {v}: negative"
+            ))),
+            Raw::S(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
 
 /// Parses Go's `time.ParseDuration` syntax (negative durations are refused).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?} (use Go syntax such as \"500ms\", \"30s\", \"1m30s\")");
+    let bad =
+        || format!("invalid duration {s:?} (use Go syntax such as \"500ms\", \"30s\", \"1m30s\")");
     let t = s.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
@@ -413,7 +432,11 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert!(Config::from_toml("no_such_key = 1").unwrap_err().contains("no_such_key"));
+        assert!(
+            Config::from_toml("no_such_key = 1")
+                .unwrap_err()
+                .contains("no_such_key")
+        );
         assert!(Config::from_toml("backend_ping_period = \"5\"").is_err());
         assert!(Config::from_toml("proxy_max_clients = -1").is_err());
         assert!(Config::from_toml("backend_number_databases = 0").is_err());

@@ -34,8 +34,14 @@ fn emit(level: u8, tag: &str, msg: &str) {
     if level < LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let line = format!("{}.{:03} [{tag}] {msg}\n", now.as_secs(), now.subsec_millis());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = format!(
+        "{}.{:03} [{tag}] {msg}\n",
+        now.as_secs(),
+        now.subsec_millis()
+    );
     if let Ok(mut g) = FILE.lock()
         && let Some(f) = g.as_mut()
     {
@@ -45,7 +51,6 @@ fn emit(level: u8, tag: &str, msg: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-#[allow(dead_code)]
 pub fn debug(msg: &str) {
     emit(1, "DEBUG", msg);
 }

@@ -94,7 +94,8 @@ fn main() {
 fn load_config(args: &Args) -> Result<Config, String> {
     let mut cfg = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {path}: {e}"))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {path}: {e}"))?;
             Config::from_toml(&text).map_err(|e| format!("bad config {path}: {e}"))?
         }
         None => Config::default(),
@@ -127,25 +128,34 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot open log {path}: {e}"))?;
         log::set_file(f);
     }
-    let level = log::parse_level(&args.log_level).ok_or_else(|| format!("invalid --log-level {:?}", args.log_level))?;
+    let level = log::parse_level(&args.log_level)
+        .ok_or_else(|| format!("invalid --log-level {:?}", args.log_level))?;
     log::set_level(level);
     if args.ncpu == 0 {
         return Err("invalid --ncpu 0".into());
     }
-    if args.dashboard.is_some() || args.zookeeper.is_some() || args.etcd.is_some() || args.filesystem.is_some() {
-        return Err("--dashboard/--zookeeper/--etcd/--filesystem are not supported; use --fillslots".into());
+    if args.dashboard.is_some()
+        || args.zookeeper.is_some()
+        || args.etcd.is_some()
+        || args.filesystem.is_some()
+    {
+        return Err(
+            "--dashboard/--zookeeper/--etcd/--filesystem are not supported; use --fillslots".into(),
+        );
     }
     let cfg = Arc::new(load_config(&args)?);
     // Read and validate the slot file before anything listens.
     let initial = match &args.fillslots {
         Some(path) => {
-            let data = std::fs::read(path).map_err(|e| format!("cannot read slot file {path}: {e}"))?;
+            let data =
+                std::fs::read(path).map_err(|e| format!("cannot read slot file {path}: {e}"))?;
             Some(slots::parse_slots(&data).map_err(|e| format!("bad slot file {path}: {e}"))?)
         }
         None => None,
     };
     if let Some(p) = &args.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| format!("cannot write pidfile {p}: {e}"))?;
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pidfile {p}: {e}"))?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.ncpu)
@@ -159,7 +169,11 @@ fn run(args: Args) -> Result<(), String> {
     res
 }
 
-async fn serve(cfg: Arc<Config>, fillslots: Option<String>, initial: Option<Vec<slots::Slot>>) -> Result<(), String> {
+async fn serve(
+    cfg: Arc<Config>,
+    fillslots: Option<String>,
+    initial: Option<Vec<slots::Slot>>,
+) -> Result<(), String> {
     let router = Router::new(cfg.clone());
     let listener = tokio::net::TcpListener::bind(&cfg.proxy_addr)
         .await
@@ -186,13 +200,19 @@ async fn serve(cfg: Arc<Config>, fillslots: Option<String>, initial: Option<Vec<
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 let now = r.stats.ops_total.load(Ordering::Relaxed);
-                r.stats.qps.store(now.saturating_sub(last), Ordering::Relaxed);
+                r.stats
+                    .qps
+                    .store(now.saturating_sub(last), Ordering::Relaxed);
                 last = now;
             }
         });
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(admin::serve(router.clone(), admin_listener, stop_tx.clone()));
+    tokio::spawn(admin::serve(
+        router.clone(),
+        admin_listener,
+        stop_tx.clone(),
+    ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
     let mut next_id: u64 = 0;
@@ -237,11 +257,15 @@ async fn serve(cfg: Arc<Config>, fillslots: Option<String>, initial: Option<Vec<
             _ = stop_rx.changed() => { log::info("admin shutdown: shutting down"); break; }
         }
     }
-    // Stop accepting; give in-flight sessions a moment to finish their replies.
+    // Stop accepting; sessions stop reading, answer what they already read,
+    // and close (bounded wait).
     drop(listener);
     router.closed.store(true, Ordering::SeqCst);
+    router.stop.send_replace(true);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    while router.stats.sessions_alive.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+    while router.stats.sessions_alive.load(Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())

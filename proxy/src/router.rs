@@ -28,6 +28,7 @@ pub struct BackendAddr {
     dbs: Vec<std::sync::OnceLock<Vec<BackendConn>>>,
     parallel: usize,
     opts: Arc<BackendOptions>,
+    eager: bool,
 }
 
 impl BackendAddr {
@@ -35,14 +36,27 @@ impl BackendAddr {
     /// session always uses the same one, so its requests stay ordered).
     pub fn conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
         let v = self.dbs.get(db)?.get_or_init(|| {
-            (0..self.parallel).map(|_| BackendConn::spawn(self.addr.clone(), db, self.opts.clone())).collect()
+            (0..self.parallel)
+                .map(|_| BackendConn::spawn(self.addr.clone(), db, self.opts.clone(), self.eager))
+                .collect()
         });
         v.get((seed % v.len().max(1) as u64) as usize)
     }
 
+    /// A usable connection for a replica read: made, connected, not stale.
+    pub fn ready_conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
+        let c = self.conn(db, seed)?;
+        let st = &c.state;
+        (st.connected.load(Ordering::Relaxed) && !st.stale.load(Ordering::Relaxed)).then_some(c)
+    }
+
     /// Whether any made connection is currently up (for stats).
     pub fn connected(&self) -> bool {
-        self.dbs.iter().filter_map(|d| d.get()).flatten().any(|c| c.state.connected.load(Ordering::Relaxed))
+        self.dbs
+            .iter()
+            .filter_map(|d| d.get())
+            .flatten()
+            .any(|c| c.state.connected.load(Ordering::Relaxed))
     }
 }
 
@@ -52,6 +66,8 @@ pub struct Route {
     pub model: Slot,
     pub backend: Option<Arc<BackendAddr>>,
     pub migrate: Option<Arc<BackendAddr>>,
+    /// Replica servers by preference bucket (`replica_groups`).
+    pub replicas: Vec<Vec<Arc<BackendAddr>>>,
     /// Requests must wait (slot being switched, or `locked`).
     pub blocked: bool,
 }
@@ -62,6 +78,7 @@ impl Route {
             && self.model.migrate_from == other.model.migrate_from
             && self.model.forward_method == other.model.forward_method
             && self.model.locked == other.model.locked
+            && self.model.replica_groups == other.model.replica_groups
     }
 }
 
@@ -102,21 +119,34 @@ impl Stats {
             sessions_total: AtomicU64::new(0),
             sessions_alive: AtomicU64::new(0),
             qps: AtomicU64::new(0),
-            cmds: (0..=protocol::command::count()).map(|_| CmdStat::default()).collect(),
+            cmds: (0..=protocol::command::count())
+                .map(|_| CmdStat::default())
+                .collect(),
         }
     }
 
     /// Name of a per-command slot (upper case, as Codis' `opstr`).
     pub fn cmd_name(i: usize) -> String {
-        protocol::command::COMMANDS.get(i).map(|c| c.name.to_ascii_uppercase()).unwrap_or_else(|| "OTHER".into())
+        protocol::command::COMMANDS
+            .get(i)
+            .map(|c| c.name.to_ascii_uppercase())
+            .unwrap_or_else(|| "OTHER".into())
     }
 
     /// Zeroes the counters (admin `stats/reset`).
     pub fn reset(&self) {
-        for c in [&self.ops_total, &self.ops_fails, &self.redis_errors, &self.qps] {
+        for c in [
+            &self.ops_total,
+            &self.ops_fails,
+            &self.redis_errors,
+            &self.qps,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
-        self.sessions_total.store(self.sessions_alive.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.sessions_total.store(
+            self.sessions_alive.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         for c in &self.cmds {
             for a in [&c.calls, &c.usecs, &c.fails, &c.redis_errtype] {
                 a.store(0, Ordering::Relaxed);
@@ -129,11 +159,15 @@ pub struct Router {
     pub table: ArcSwap<Table>,
     pub online: AtomicBool,
     pub closed: AtomicBool,
+    /// Set to `true` on shutdown: sessions stop reading new requests, flush
+    /// the replies of those already read, and close.
+    pub stop: tokio::sync::watch::Sender<bool>,
     pub cfg: Arc<Config>,
     pub stats: Stats,
     inflight: Vec<AtomicU64>,
     changed: Notify,
     pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
+    replica_pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     opts: Arc<BackendOptions>,
     fill_lock: tokio::sync::Mutex<()>,
 }
@@ -164,7 +198,33 @@ pub struct Routed {
     pub backend: Arc<BackendAddr>,
     pub migrate: Option<Arc<BackendAddr>>,
     pub method: i64,
+    pub replicas: Vec<Vec<Arc<BackendAddr>>>,
     pub guard: SlotGuard,
+}
+
+impl Routed {
+    /// Codis' replica choice for a pure read on a non-migrating slot: the
+    /// preference buckets in order, each from a pseudo-random start, the
+    /// first connected and not stale replica; `None` means the primary.
+    pub fn replica_conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
+        if self.migrate.is_some() {
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        for group in &self.replicas {
+            let n = group.len();
+            for k in 0..n {
+                let b = &group[(nanos as usize + k) % n];
+                if let Some(c) = b.ready_conn(db, seed) {
+                    return Some(c);
+                }
+            }
+        }
+        None
+    }
 }
 
 impl Router {
@@ -175,17 +235,28 @@ impl Router {
             send_timeout: cfg.backend_send_timeout.0,
             max_pipeline: cfg.backend_max_pipeline.max(1) as usize,
             ping_period: cfg.backend_ping_period.0,
+            tcp_keepalive: cfg.backend_keepalive_period.0,
         });
-        let slots = (0..MAX_SLOTS).map(|i| Route { model: Slot { id: i as i64, ..Slot::default() }, ..Route::default() }).collect();
+        let slots = (0..MAX_SLOTS)
+            .map(|i| Route {
+                model: Slot {
+                    id: i as i64,
+                    ..Slot::default()
+                },
+                ..Route::default()
+            })
+            .collect();
         Arc::new(Router {
             table: ArcSwap::from_pointee(Table { slots }),
             online: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
             cfg,
             stats: Stats::new(),
             inflight: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             changed: Notify::new(),
             pools: Mutex::new(HashMap::new()),
+            replica_pools: Mutex::new(HashMap::new()),
             opts,
             fill_lock: tokio::sync::Mutex::new(()),
         })
@@ -193,32 +264,69 @@ impl Router {
 
     /// The pooled connections of `addr` (created on first use).
     fn pool(&self, addr: &str) -> Arc<BackendAddr> {
-        let mut g = match self.pools.lock() {
+        self.pool_in(&self.pools, addr, false)
+    }
+
+    /// The replica pool's entry for `addr`: connected eagerly for every DB.
+    fn replica_pool(&self, addr: &str) -> Arc<BackendAddr> {
+        self.pool_in(&self.replica_pools, addr, true)
+    }
+
+    fn pool_in(
+        &self,
+        pools: &Mutex<HashMap<String, Arc<BackendAddr>>>,
+        addr: &str,
+        replica: bool,
+    ) -> Arc<BackendAddr> {
+        let mut g = match pools.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         g.entry(addr.to_string())
             .or_insert_with(|| {
-                Arc::new(BackendAddr {
+                let parallel = if replica {
+                    self.cfg.backend_replica_parallel
+                } else {
+                    self.cfg.backend_primary_parallel
+                };
+                let b = Arc::new(BackendAddr {
                     addr: addr.to_string(),
-                    dbs: (0..self.cfg.databases()).map(|_| std::sync::OnceLock::new()).collect(),
-                    parallel: self.cfg.backend_primary_parallel.max(1) as usize,
+                    dbs: (0..self.cfg.databases())
+                        .map(|_| std::sync::OnceLock::new())
+                        .collect(),
+                    parallel: parallel.max(1) as usize,
                     opts: self.opts.clone(),
-                })
+                    eager: replica,
+                });
+                if replica {
+                    for db in 0..self.cfg.databases() {
+                        let _ = b.conn(db, 0);
+                    }
+                }
+                b
             })
             .clone()
     }
 
-    /// A server already known to the pools (PING/INFO/SLOTSINFO `<addr>`).
+    /// A server already known to the primary or replica pools
+    /// (PING/INFO/SLOTSINFO `<addr>`).
     pub fn known_backend(&self, addr: &[u8]) -> Option<Arc<BackendAddr>> {
         let addr = std::str::from_utf8(addr).ok()?;
-        let g = self.pools.lock().ok()?;
-        g.get(addr).cloned()
+        let found = self.pools.lock().ok()?.get(addr).cloned();
+        found.or_else(|| self.replica_pools.lock().ok()?.get(addr).cloned())
     }
 
     /// Every pooled server (for stats).
     pub fn backends(&self) -> Vec<Arc<BackendAddr>> {
-        self.pools.lock().map(|g| g.values().cloned().collect()).unwrap_or_default()
+        let mut v: Vec<Arc<BackendAddr>> = self
+            .pools
+            .lock()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        if let Ok(g) = self.replica_pools.lock() {
+            v.extend(g.values().cloned());
+        }
+        v
     }
 
     /// Routes a request on `slot`; waits while the slot is blocked.
@@ -231,7 +339,10 @@ impl Router {
             notified.as_mut().enable();
             self.inflight[slot].fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let guard = SlotGuard { router: self.clone(), slot };
+            let guard = SlotGuard {
+                router: self.clone(),
+                slot,
+            };
             let t = self.table.load();
             let r = &t.slots[slot];
             if !r.blocked {
@@ -240,6 +351,11 @@ impl Router {
                         backend: b.clone(),
                         migrate: r.migrate.clone(),
                         method: r.model.forward_method,
+                        replicas: if self.cfg.backend_primary_only {
+                            Vec::new()
+                        } else {
+                            r.replicas.clone()
+                        },
                         guard,
                     }),
                     None => Err(RouteError::NotReady),
@@ -269,11 +385,18 @@ impl Router {
         let mut next: Table = (*cur).clone();
         let mut changed = Vec::new();
         for s in slots {
-            let Some(i) = usize::try_from(s.id).ok().filter(|&i| i < MAX_SLOTS) else { continue };
+            let Some(i) = usize::try_from(s.id).ok().filter(|&i| i < MAX_SLOTS) else {
+                continue;
+            };
             let r = Route {
                 model: s.clone(),
                 backend: (!s.backend_addr.is_empty()).then(|| self.pool(&s.backend_addr)),
                 migrate: (!s.migrate_from.is_empty()).then(|| self.pool(&s.migrate_from)),
+                replicas: s
+                    .replica_groups
+                    .iter()
+                    .map(|g| g.iter().map(|a| self.replica_pool(a)).collect())
+                    .collect(),
                 blocked: s.locked,
             };
             if !r.same_owner(&cur.slots[i]) {
@@ -295,7 +418,10 @@ impl Router {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     waited += 1;
                     if waited.is_multiple_of(5000) {
-                        crate::log::warn(&format!("slot-[{i}] still draining after {}s", waited / 1000));
+                        crate::log::warn(&format!(
+                            "slot-[{i}] still draining after {}s",
+                            waited / 1000
+                        ));
                     }
                 }
             }
@@ -304,13 +430,22 @@ impl Router {
         self.online.store(true, Ordering::SeqCst);
         self.changed.notify_waiters();
         if !changed.is_empty() {
-            crate::log::info(&format!("fill slots: {} given, {} switched", slots.len(), changed.len()));
+            crate::log::info(&format!(
+                "fill slots: {} given, {} switched",
+                slots.len(),
+                changed.len()
+            ));
         }
     }
 
     /// The current model of every slot (`/proxy/slots`).
     pub fn slot_models(&self) -> Vec<Slot> {
-        self.table.load().slots.iter().map(|r| r.model.clone()).collect()
+        self.table
+            .load()
+            .slots
+            .iter()
+            .map(|r| r.model.clone())
+            .collect()
     }
 
     pub fn is_online(&self) -> bool {
@@ -320,7 +455,10 @@ impl Router {
     /// Number of requests outstanding on `slot` (tests, stats).
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn inflight(&self, slot: usize) -> u64 {
-        self.inflight.get(slot).map(|c| c.load(Ordering::SeqCst)).unwrap_or(0)
+        self.inflight
+            .get(slot)
+            .map(|c| c.load(Ordering::SeqCst))
+            .unwrap_or(0)
     }
 }
 
@@ -333,7 +471,11 @@ mod tests {
         let r = Router::new(Arc::new(Config::default()));
         assert!(!r.is_online());
         assert_eq!(r.route(5).await.err(), Some(RouteError::NotReady));
-        let s = Slot { id: 5, backend_addr: "127.0.0.1:1".into(), ..Slot::default() };
+        let s = Slot {
+            id: 5,
+            backend_addr: "127.0.0.1:1".into(),
+            ..Slot::default()
+        };
         r.fill(std::slice::from_ref(&s)).await;
         assert!(r.is_online());
         let routed = r.route(5).await.ok().unwrap();
@@ -346,20 +488,42 @@ mod tests {
 
     #[tokio::test]
     async fn fill_waits_for_inflight_and_locked_times_out() {
-        let cfg = Config { slot_locked_timeout: crate::config::GoDuration(Duration::from_millis(50)), ..Config::default() };
+        let cfg = Config {
+            slot_locked_timeout: crate::config::GoDuration(Duration::from_millis(50)),
+            ..Config::default()
+        };
         let r = Router::new(Arc::new(cfg));
-        r.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:1".into(), ..Slot::default() }]).await;
+        r.fill(&[Slot {
+            id: 1,
+            backend_addr: "127.0.0.1:1".into(),
+            ..Slot::default()
+        }])
+        .await;
         let held = r.route(1).await.ok().unwrap();
         let r2 = r.clone();
         let t = tokio::spawn(async move {
-            r2.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:2".into(), ..Slot::default() }]).await;
+            r2.fill(&[Slot {
+                id: 1,
+                backend_addr: "127.0.0.1:2".into(),
+                ..Slot::default()
+            }])
+            .await;
         });
         tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(!t.is_finished(), "switch must wait for the in-flight request");
+        assert!(
+            !t.is_finished(),
+            "switch must wait for the in-flight request"
+        );
         drop(held);
         t.await.unwrap();
         assert_eq!(r.route(1).await.ok().unwrap().backend.addr, "127.0.0.1:2");
-        r.fill(&[Slot { id: 1, backend_addr: "127.0.0.1:2".into(), locked: true, ..Slot::default() }]).await;
+        r.fill(&[Slot {
+            id: 1,
+            backend_addr: "127.0.0.1:2".into(),
+            locked: true,
+            ..Slot::default()
+        }])
+        .await;
         assert_eq!(r.route(1).await.err(), Some(RouteError::LockedTimeout));
     }
 }

@@ -25,14 +25,71 @@ use crate::router::{RouteError, Router};
 /// Codis' effective NotAllow list (codis.md §3.3), plus Redis 7 commands
 /// that would change the state of a shared backend connection.
 const NOT_ALLOWED: &[&str] = &[
-    "ASKING", "BGREWRITEAOF", "BGSAVE", "BITOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "CLIENT", "CLUSTER", "CONFIG",
-    "DBSIZE", "DEBUG", "DISCARD", "EXEC", "FLUSHALL", "FLUSHDB", "HOST:", "KEYS", "LASTSAVE", "LATENCY", "MIGRATE",
-    "MONITOR", "MOVE", "MSETNX", "MULTI", "OBJECT", "POST", "PSUBSCRIBE", "PSYNC", "PUBLISH", "PUNSUBSCRIBE",
-    "RANDOMKEY", "READONLY", "READWRITE", "RENAME", "RENAMENX", "REPLCONF", "RESTORE", "SAVE", "SCAN", "SCRIPT",
-    "SHUTDOWN", "SLAVEOF", "SLOTSCHECK", "SLOTSDEL", "SLOTSMGRTONE", "SLOTSMGRTSLOT", "SLOTSMGRTTAGONE",
-    "SLOTSMGRTTAGSLOT", "SLOWLOG", "SUBSCRIBE", "SYNC", "TIME", "UNSUBSCRIBE", "UNWATCH", "WAIT", "WATCH",
+    "ASKING",
+    "BGREWRITEAOF",
+    "BGSAVE",
+    "BITOP",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "CLIENT",
+    "CLUSTER",
+    "CONFIG",
+    "DBSIZE",
+    "DEBUG",
+    "DISCARD",
+    "EXEC",
+    "FLUSHALL",
+    "FLUSHDB",
+    "HOST:",
+    "KEYS",
+    "LASTSAVE",
+    "LATENCY",
+    "MIGRATE",
+    "MONITOR",
+    "MOVE",
+    "MSETNX",
+    "MULTI",
+    "OBJECT",
+    "POST",
+    "PSUBSCRIBE",
+    "PSYNC",
+    "PUBLISH",
+    "PUNSUBSCRIBE",
+    "RANDOMKEY",
+    "READONLY",
+    "READWRITE",
+    "RENAME",
+    "RENAMENX",
+    "REPLCONF",
+    "RESTORE",
+    "SAVE",
+    "SCAN",
+    "SCRIPT",
+    "SHUTDOWN",
+    "SLAVEOF",
+    "SLOTSCHECK",
+    "SLOTSDEL",
+    "SLOTSMGRTONE",
+    "SLOTSMGRTSLOT",
+    "SLOTSMGRTTAGONE",
+    "SLOTSMGRTTAGSLOT",
+    "SLOWLOG",
+    "SUBSCRIBE",
+    "SYNC",
+    "TIME",
+    "UNSUBSCRIBE",
+    "UNWATCH",
+    "WAIT",
+    "WATCH",
     // Redis 7 additions (connection state on a shared backend connection).
-    "HELLO", "RESET", "REPLICAOF", "SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH", "FAILOVER",
+    "HELLO",
+    "RESET",
+    "REPLICAOF",
+    "SSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "SPUBLISH",
+    "FAILOVER",
 ];
 
 const ERR_BAD_LEN: &[u8] = b"-ERR handle request, bad command length, too short or too long\r\n";
@@ -61,6 +118,8 @@ enum SplitKind {
     Mset,
     Del,
     Exists,
+    /// TOUCH and UNLINK (split as the issue asks; Codis sends them whole).
+    Sum(&'static str),
 }
 
 /// Outcome of dispatching one (sub-)request.
@@ -81,12 +140,15 @@ fn err_line(text: &str) -> Vec<u8> {
 }
 
 fn arity_err(name: &str) -> Vec<u8> {
-    err_line(&format!("ERR wrong number of arguments for '{name}' command"))
+    err_line(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 /// Serves one accepted client until it disconnects.
 pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let _ = sock.set_nodelay(true);
+    crate::backend::set_tcp_keepalive(&sock, router.cfg.session_keepalive_period.0);
     let (mut rd, wr) = sock.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<(Pending, Stamp)>();
     let outstanding = Arc::new(AtomicUsize::new(0));
@@ -98,10 +160,12 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         seed: id,
         tx,
         cur: None,
+        pure_read: false,
         outstanding,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let max_pipeline = router.cfg.session_max_pipeline.max(1) as usize;
+    let mut stop = router.stop.subscribe();
     let mut parser = RequestParser::new();
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -110,14 +174,22 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         loop {
             match parser.parse(&buf[pos..], limits) {
                 Ok(Some(p)) => {
-                    let base: &[u8] = if p.in_scratch { parser.scratch() } else { &buf[pos..] };
-                    let argv: Vec<&[u8]> = parser.ranges().iter().map(|&(a, b)| &base[a..b]).collect();
+                    let base: &[u8] = if p.in_scratch {
+                        parser.scratch()
+                    } else {
+                        &buf[pos..]
+                    };
+                    let argv: Vec<&[u8]> =
+                        parser.ranges().iter().map(|&(a, b)| &base[a..b]).collect();
                     if !argv.is_empty() {
                         if s.outstanding.load(Ordering::Relaxed) > max_pipeline {
-                            crate::log::warn(&format!("session {id}: too many pipelined requests, closing"));
+                            crate::log::warn(&format!(
+                                "session {id}: too many pipelined requests, closing"
+                            ));
                             break 'outer;
                         }
-                        let raw = (!p.in_scratch && buf.get(pos) == Some(&b'*')).then(|| &buf[pos..pos + p.consumed]);
+                        let raw = (!p.in_scratch && buf.get(pos) == Some(&b'*'))
+                            .then(|| &buf[pos..pos + p.consumed]);
                         if !s.handle(&argv, raw).await {
                             break 'outer;
                         }
@@ -138,13 +210,21 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
-        let r = if recv_timeout.is_zero() {
-            rd.read_buf(&mut buf).await
-        } else {
-            match tokio::time::timeout(recv_timeout, rd.read_buf(&mut buf)).await {
-                Ok(r) => r,
-                Err(_) => break,
+        let read = async {
+            if recv_timeout.is_zero() {
+                Some(rd.read_buf(&mut buf).await)
+            } else {
+                tokio::time::timeout(recv_timeout, rd.read_buf(&mut buf))
+                    .await
+                    .ok()
             }
+        };
+        let r = tokio::select! {
+            r = read => match r {
+                Some(r) => r,
+                None => break, // idle timeout
+            },
+            _ = stop.wait_for(|v| *v) => break, // shutdown
         };
         match r {
             Ok(0) | Err(_) => break,
@@ -163,6 +243,8 @@ struct Session {
     tx: mpsc::UnboundedSender<(Pending, Stamp)>,
     /// The request being handled: command index and start time.
     cur: Stamp,
+    /// Whether it is a pure read (may go to a replica).
+    pure_read: bool,
     outstanding: Arc<AtomicUsize>,
 }
 
@@ -194,15 +276,28 @@ impl Session {
         }
         let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
         let letters_only = name.iter().all(|c| c.is_ascii_alphabetic() || *c == b':');
-        let id = if letters_only { command::lookup(name) } else { None };
+        let id = if letters_only {
+            command::lookup(name)
+        } else {
+            None
+        };
         let spec = id.map(|id| id.spec());
-        self.cur = Some((id.map(|i| i as usize).unwrap_or(command::count()), std::time::Instant::now()));
+        self.cur = Some((
+            id.map(|i| i as usize).unwrap_or(command::count()),
+            std::time::Instant::now(),
+        ));
         let not_allowed = letters_only
             && (NOT_ALLOWED.contains(&upper.as_str())
-                || spec.is_some_and(|s| s.proxy == ProxyPolicy::NotAllow || s.has(flags::BLOCKING)));
+                || spec
+                    .is_some_and(|s| s.proxy == ProxyPolicy::NotAllow || s.has(flags::BLOCKING)));
         if not_allowed {
             return self.fail(&format!("command '{upper}' is not allowed"));
         }
+        self.pure_read = spec.is_some_and(|s| {
+            s.has(flags::READONLY)
+                && (s.proxy == ProxyPolicy::Read || matches!(upper.as_str(), "MGET" | "EXISTS"))
+                && upper != "TOUCH"
+        });
         match upper.as_str() {
             "QUIT" => {
                 self.reply(b"+OK\r\n".to_vec());
@@ -234,11 +329,14 @@ impl Session {
                     self.reply(arity_err("SELECT"));
                 } else {
                     let n = self.router.cfg.databases();
-                    match std::str::from_utf8(argv[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
+                    match std::str::from_utf8(argv[1])
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
                         None => self.reply(err_line("ERR invalid DB index")),
-                        Some(v) if v < 0 || v >= n as i64 => {
-                            self.reply(err_line(&format!("ERR invalid DB index, only accept DB [0,{n})")))
-                        }
+                        Some(v) if v < 0 || v >= n as i64 => self.reply(err_line(&format!(
+                            "ERR invalid DB index, only accept DB [0,{n})"
+                        ))),
                         Some(v) => {
                             self.db = v as usize;
                             self.reply(b"+OK\r\n".to_vec());
@@ -258,7 +356,10 @@ impl Session {
                     return self.forward_single(slot, b"", argv, data).await;
                 }
                 let Some(b) = self.router.known_backend(argv[1]) else {
-                    self.reply(err_line(&format!("ERR backend server '{}' not found", String::from_utf8_lossy(argv[1]))));
+                    self.reply(err_line(&format!(
+                        "ERR backend server '{}' not found",
+                        String::from_utf8_lossy(argv[1])
+                    )));
                     return true;
                 };
                 let mut args: Vec<&[u8]> = vec![argv[0]];
@@ -272,7 +373,10 @@ impl Session {
                     return true;
                 }
                 let Some(b) = self.router.known_backend(argv[1]) else {
-                    self.reply(err_line(&format!("ERR backend server '{}' not found", String::from_utf8_lossy(argv[1]))));
+                    self.reply(err_line(&format!(
+                        "ERR backend server '{}' not found",
+                        String::from_utf8_lossy(argv[1])
+                    )));
                     return true;
                 };
                 self.direct(&b, reencode(&[b"SLOTSINFO"])).await;
@@ -299,7 +403,12 @@ impl Session {
                             return self.fail(ERR_NOT_READY);
                         };
                         let (tx, rx) = oneshot::channel();
-                        conn.send(Request { data, tx, guard: Some(r.guard) }).await;
+                        conn.send(Request {
+                            data,
+                            tx,
+                            guard: Some(r.guard),
+                        })
+                        .await;
                         self.push(Pending::Wait(rx));
                         true
                     }
@@ -310,10 +419,14 @@ impl Session {
                 self.slotsmapping(argv);
                 true
             }
-            "MGET" | "MSET" | "DEL" | "EXISTS" => self.split(&upper, argv, raw).await,
+            "MGET" | "MSET" | "DEL" | "EXISTS" | "TOUCH" | "UNLINK" => {
+                self.split(&upper, argv, raw).await
+            }
             _ => {
                 let hkey: &[u8] = match upper.as_str() {
-                    "ZINTERSTORE" | "ZUNIONSTORE" | "EVAL" | "EVALSHA" => argv.get(3).copied().unwrap_or(b""),
+                    "ZINTERSTORE" | "ZUNIONSTORE" | "EVAL" | "EVALSHA" => {
+                        argv.get(3).copied().unwrap_or(b"")
+                    }
                     _ => argv.get(1).copied().unwrap_or(b""),
                 };
                 let slot = protocol::slot::slot_of(hkey);
@@ -328,14 +441,25 @@ impl Session {
         match b.conn(self.db, self.seed) {
             Some(conn) => {
                 let (tx, rx) = oneshot::channel();
-                conn.send(Request { data, tx, guard: None }).await;
+                conn.send(Request {
+                    data,
+                    tx,
+                    guard: None,
+                })
+                .await;
                 self.push(Pending::Wait(rx));
             }
             None => self.reply(err_line("ERR handle request, backend conn reset")),
         }
     }
 
-    async fn forward_single(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: Vec<u8>) -> bool {
+    async fn forward_single(
+        &mut self,
+        slot: usize,
+        hkey: &[u8],
+        argv: &[&[u8]],
+        data: Vec<u8>,
+    ) -> bool {
         match self.forward(slot, hkey, argv, data).await {
             Fwd::Wait(rx) => {
                 self.push(Pending::Wait(rx));
@@ -358,12 +482,27 @@ impl Session {
                 Err(e) => return Fwd::Fail(route_err_text(&e).to_string()),
             };
             if let Some(from) = routed.migrate.as_ref().filter(|_| !hkey.is_empty()) {
-                let Some(src) = from.conn(self.db, self.seed) else { return Fwd::Fail("backend conn reset".into()) };
+                let Some(src) = from.conn(self.db, self.seed) else {
+                    return Fwd::Fail("backend conn reset".into());
+                };
                 if routed.method == 0 {
                     // Sync: move the key (with its tag group) first.
-                    let (host, port) = routed.backend.addr.rsplit_once(':').unwrap_or((&routed.backend.addr, "0"));
+                    let (host, port) = routed
+                        .backend
+                        .addr
+                        .rsplit_once(':')
+                        .unwrap_or((&routed.backend.addr, "0"));
                     let mut req = Vec::new();
-                    encode(&mut req, &[b"SLOTSMGRTTAGONE", host.as_bytes(), port.as_bytes(), b"3000", hkey]);
+                    encode(
+                        &mut req,
+                        &[
+                            b"SLOTSMGRTTAGONE",
+                            host.as_bytes(),
+                            port.as_bytes(),
+                            b"3000",
+                            hkey,
+                        ],
+                    );
                     match call(src, req).await {
                         Ok(r) if r.starts_with(b":") => {}
                         Ok(r) => return Fwd::Fail(format!("bad slotsmgrt resp: {}", show(&r))),
@@ -392,17 +531,33 @@ impl Session {
                                 }
                                 continue;
                             }
-                            _ => return Fwd::Fail(format!("bad slotsmgrt-exec-wrapper resp: {}", show(&r))),
+                            _ => {
+                                return Fwd::Fail(format!(
+                                    "bad slotsmgrt-exec-wrapper resp: {}",
+                                    show(&r)
+                                ));
+                            }
                         },
                         Err(t) => return Fwd::Fail(t.to_string()),
                     }
                 }
             }
-            let Some(conn) = routed.backend.conn(self.db, self.seed) else {
+            let replica = if self.pure_read {
+                routed.replica_conn(self.db, self.seed)
+            } else {
+                None
+            };
+            let Some(conn) = replica.or_else(|| routed.backend.conn(self.db, self.seed)) else {
                 return Fwd::Fail("backend conn reset".into());
             };
+            let conn = conn.clone();
             let (tx, rx) = oneshot::channel();
-            conn.send(Request { data, tx, guard: Some(routed.guard) }).await;
+            conn.send(Request {
+                data,
+                tx,
+                guard: Some(routed.guard),
+            })
+            .await;
             return Fwd::Wait(rx);
         }
     }
@@ -413,6 +568,8 @@ impl Session {
             "MGET" => (SplitKind::Mget, 1),
             "MSET" => (SplitKind::Mset, 2),
             "DEL" => (SplitKind::Del, 1),
+            "TOUCH" => (SplitKind::Sum("touch"), 1),
+            "UNLINK" => (SplitKind::Sum("unlink"), 1),
             _ => (SplitKind::Exists, 1),
         };
         let nargs = argv.len() - 1;
@@ -422,7 +579,9 @@ impl Session {
         }
         if nargs == step {
             let data = raw.map(<[u8]>::to_vec).unwrap_or_else(|| reencode(argv));
-            return self.forward_single(protocol::slot::slot_of(argv[1]), argv[1], argv, data).await;
+            return self
+                .forward_single(protocol::slot::slot_of(argv[1]), argv[1], argv, data)
+                .await;
         }
         let mut subs = Vec::with_capacity(nargs / step);
         for chunk in argv[1..].chunks(step) {
@@ -430,7 +589,10 @@ impl Session {
             sub.push(argv[0]);
             sub.extend_from_slice(chunk);
             let key = chunk[0];
-            match self.forward(protocol::slot::slot_of(key), key, &sub, reencode(&sub)).await {
+            match self
+                .forward(protocol::slot::slot_of(key), key, &sub, reencode(&sub))
+                .await
+            {
                 Fwd::Wait(rx) => subs.push(Sub::Wait(rx)),
                 Fwd::Reply(r) => subs.push(Sub::Ready(r)),
                 Fwd::Fail(t) => return self.fail(&t),
@@ -445,7 +607,11 @@ impl Session {
         let entry = |out: &mut Vec<u8>, r: &crate::router::Route| {
             let m = &r.model;
             out.extend_from_slice(b"*4\r\n");
-            for s in [m.id.to_string().as_str(), m.backend_addr.as_str(), m.migrate_from.as_str()] {
+            for s in [
+                m.id.to_string().as_str(),
+                m.backend_addr.as_str(),
+                m.migrate_from.as_str(),
+            ] {
                 out.push(b'+');
                 out.extend_from_slice(s.as_bytes());
                 out.extend_from_slice(b"\r\n");
@@ -490,7 +656,9 @@ fn parse_slot(s: &str) -> Result<usize, String> {
     match s.parse::<i64>() {
         Ok(v) if (0..crate::slots::MAX_SLOTS as i64).contains(&v) => Ok(v as usize),
         Ok(_) => Err(format!("ERR parse slotnum '{s}' failed, out of range")),
-        Err(_) => Err(format!("ERR parse slotnum '{s}' failed, strconv.Atoi: parsing \"{s}\": invalid syntax")),
+        Err(_) => Err(format!(
+            "ERR parse slotnum '{s}' failed, strconv.Atoi: parsing \"{s}\": invalid syntax"
+        )),
     }
 }
 
@@ -503,7 +671,12 @@ fn reencode(argv: &[&[u8]]) -> Vec<u8> {
 /// One synchronous round trip on a backend connection (migration helpers).
 async fn call(conn: &crate::backend::BackendConn, data: Vec<u8>) -> Result<Vec<u8>, &'static str> {
     let (tx, rx) = oneshot::channel();
-    conn.send(Request { data, tx, guard: None }).await;
+    conn.send(Request {
+        data,
+        tx,
+        guard: None,
+    })
+    .await;
     match rx.await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e.text()),
@@ -515,7 +688,10 @@ async fn call(conn: &crate::backend::BackendConn, data: Vec<u8>) -> Result<Vec<u
 fn parse_wrapper(r: &[u8]) -> Option<(i64, &[u8])> {
     let rest = r.strip_prefix(b"*2\r\n:")?;
     let nl = memchr::memchr(b'\n', rest)?;
-    let code: i64 = std::str::from_utf8(rest.get(..nl.checked_sub(1)?)?).ok()?.parse().ok()?;
+    let code: i64 = std::str::from_utf8(rest.get(..nl.checked_sub(1)?)?)
+        .ok()?
+        .parse()
+        .ok()?;
     Some((code, rest.get(nl + 1..)?))
 }
 
@@ -559,7 +735,11 @@ fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String> {
                 let ok = r.starts_with(b"*1\r\n");
                 if !ok {
                     let n = if r.first() == Some(&b'*') {
-                        std::str::from_utf8(head(r)).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).max(0)
+                        std::str::from_utf8(head(r))
+                            .ok()
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .unwrap_or(0)
+                            .max(0)
                     } else {
                         0
                     };
@@ -573,20 +753,34 @@ fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String> {
             let mut last = b"+OK\r\n".to_vec();
             for r in subs {
                 if r.first() != Some(&b'+') {
-                    return Err(format!("bad mset resp: {} value.len = {}", type_name(r), head(r).len()));
+                    return Err(format!(
+                        "bad mset resp: {} value.len = {}",
+                        type_name(r),
+                        head(r).len()
+                    ));
                 }
                 last = r.clone();
             }
             Ok(last)
         }
-        SplitKind::Del | SplitKind::Exists => {
-            let name = if kind == SplitKind::Del { "del" } else { "exists" };
+        SplitKind::Del | SplitKind::Exists | SplitKind::Sum(_) => {
+            let name = match kind {
+                SplitKind::Del => "del",
+                SplitKind::Sum(n) => n,
+                _ => "exists",
+            };
             let mut n: i64 = 0;
             for r in subs {
                 match parse_int(r) {
-                    Some(v) if kind == SplitKind::Del => n += v,
+                    Some(v) if kind != SplitKind::Exists => n += v,
                     Some(v) => n += (v != 0) as i64,
-                    None => return Err(format!("bad {name} resp: {} value.len = {}", type_name(r), head(r).len())),
+                    None => {
+                        return Err(format!(
+                            "bad {name} resp: {} value.len = {}",
+                            type_name(r),
+                            head(r).len()
+                        ));
+                    }
                 }
             }
             Ok(format!(":{n}\r\n").into_bytes())
@@ -702,9 +896,15 @@ async fn write_loop(
             && let Some(c) = router.stats.cmds.get(i)
         {
             c.calls.fetch_add(1, Ordering::Relaxed);
-            c.usecs.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+            c.usecs
+                .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
             if is_err {
-                if from_backend { &c.redis_errtype } else { &c.fails }.fetch_add(1, Ordering::Relaxed);
+                if from_backend {
+                    &c.redis_errtype
+                } else {
+                    &c.fails
+                }
+                .fetch_add(1, Ordering::Relaxed);
             }
         }
         outstanding.fetch_sub(1, Ordering::Relaxed);
@@ -723,24 +923,63 @@ mod tests {
 
     #[test]
     fn merges() {
-        let m = merge(SplitKind::Mget, &[b"*1\r\n$1\r\na\r\n".to_vec(), b"*1\r\n$-1\r\n".to_vec()]).unwrap();
+        let m = merge(
+            SplitKind::Mget,
+            &[b"*1\r\n$1\r\na\r\n".to_vec(), b"*1\r\n$-1\r\n".to_vec()],
+        )
+        .unwrap();
         assert_eq!(m, b"*2\r\n$1\r\na\r\n$-1\r\n");
         assert_eq!(
             merge(SplitKind::Mget, &[b"-ERR x\r\n".to_vec()]).unwrap_err(),
             "bad mget resp: <error> array.len = 0"
         );
-        assert_eq!(merge(SplitKind::Del, &[b":1\r\n".to_vec(), b":0\r\n".to_vec(), b":1\r\n".to_vec()]).unwrap(), b":2\r\n");
-        assert_eq!(merge(SplitKind::Exists, &[b":2\r\n".to_vec(), b":0\r\n".to_vec()]).unwrap(), b":1\r\n");
-        assert_eq!(merge(SplitKind::Mset, &[b"+OK\r\n".to_vec(), b"+OK\r\n".to_vec()]).unwrap(), b"+OK\r\n");
+        assert_eq!(
+            merge(
+                SplitKind::Del,
+                &[b":1\r\n".to_vec(), b":0\r\n".to_vec(), b":1\r\n".to_vec()]
+            )
+            .unwrap(),
+            b":2\r\n"
+        );
+        assert_eq!(
+            merge(SplitKind::Exists, &[b":2\r\n".to_vec(), b":0\r\n".to_vec()]).unwrap(),
+            b":1\r\n"
+        );
+        assert_eq!(
+            merge(
+                SplitKind::Sum("touch"),
+                &[b":1\r\n".to_vec(), b":1\r\n".to_vec()]
+            )
+            .unwrap(),
+            b":2\r\n"
+        );
+        assert_eq!(
+            merge(SplitKind::Sum("unlink"), &[b"-ERR x\r\n".to_vec()]).unwrap_err(),
+            "bad unlink resp: <error> value.len = 5"
+        );
+        assert_eq!(
+            merge(SplitKind::Mset, &[b"+OK\r\n".to_vec(), b"+OK\r\n".to_vec()]).unwrap(),
+            b"+OK\r\n"
+        );
         assert!(merge(SplitKind::Mset, &[b"-ERR\r\n".to_vec()]).is_err());
     }
 
     #[test]
     fn slots_and_wrapper() {
         assert_eq!(parse_slot("5"), Ok(5));
-        assert_eq!(parse_slot("1024").unwrap_err(), "ERR parse slotnum '1024' failed, out of range");
-        assert!(parse_slot("x").unwrap_err().starts_with("ERR parse slotnum 'x' failed, "));
-        assert_eq!(parse_wrapper(b"*2\r\n:2\r\n+OK\r\n"), Some((2, &b"+OK\r\n"[..])));
+        assert_eq!(
+            parse_slot("1024").unwrap_err(),
+            "ERR parse slotnum '1024' failed, out of range"
+        );
+        assert!(
+            parse_slot("x")
+                .unwrap_err()
+                .starts_with("ERR parse slotnum 'x' failed, ")
+        );
+        assert_eq!(
+            parse_wrapper(b"*2\r\n:2\r\n+OK\r\n"),
+            Some((2, &b"+OK\r\n"[..]))
+        );
         assert_eq!(parse_wrapper(b"*2\r\n:0\r\n$-1\r\n").map(|x| x.0), Some(0));
         assert_eq!(parse_wrapper(b"-ERR\r\n"), None);
     }

@@ -40,15 +40,20 @@ fn is_zero(v: &i64) -> bool {
 
 /// Whether `s` looks like `host:port` with a port in 1..65535.
 pub fn valid_addr(s: &str) -> bool {
-    let Some((host, port)) = s.rsplit_once(':') else { return false };
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
     let host_ok = !host.is_empty()
-        && host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'[' | b']' | b':'));
+        && host.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
     host_ok && matches!(port.parse::<u32>(), Ok(p) if (1..=65535).contains(&p))
 }
 
 /// Parses and validates a JSON array of slots.
 pub fn parse_slots(json: &[u8]) -> Result<Vec<Slot>, String> {
-    let slots: Vec<Slot> = serde_json::from_slice(json).map_err(|e| format!("bad slot json: {e}"))?;
+    let slots: Vec<Slot> =
+        serde_json::from_slice(json).map_err(|e| format!("bad slot json: {e}"))?;
     validate(&slots)?;
     Ok(slots)
 }
@@ -58,20 +63,29 @@ pub fn validate(slots: &[Slot]) -> Result<(), String> {
     let mut seen = vec![false; MAX_SLOTS];
     for s in slots {
         if s.id < 0 || s.id >= MAX_SLOTS as i64 {
-            return Err(format!("invalid slot id = {}, out of range [0,{MAX_SLOTS})", s.id));
+            return Err(format!(
+                "invalid slot id = {}, out of range [0,{MAX_SLOTS})",
+                s.id
+            ));
         }
         let i = s.id as usize;
         if seen[i] {
             return Err(format!("slot-[{}] appears more than once", s.id));
         }
         seen[i] = true;
-        for (what, a) in [("backend_addr", &s.backend_addr), ("migrate_from", &s.migrate_from)] {
+        for (what, a) in [
+            ("backend_addr", &s.backend_addr),
+            ("migrate_from", &s.migrate_from),
+        ] {
             if !a.is_empty() && !valid_addr(a) {
                 return Err(format!("slot-[{}] has invalid {what} {a:?}", s.id));
             }
         }
         if !s.migrate_from.is_empty() && s.backend_addr.is_empty() {
-            return Err(format!("slot-[{}] has migrate_from but no backend_addr", s.id));
+            return Err(format!(
+                "slot-[{}] has migrate_from but no backend_addr",
+                s.id
+            ));
         }
         for g in &s.replica_groups {
             for a in g {
@@ -81,7 +95,10 @@ pub fn validate(slots: &[Slot]) -> Result<(), String> {
             }
         }
         if !matches!(s.forward_method, 0 | 1) {
-            return Err(format!("slot-[{}] has invalid forward_method {}", s.id, s.forward_method));
+            return Err(format!(
+                "slot-[{}] has invalid forward_method {}",
+                s.id, s.forward_method
+            ));
         }
     }
     Ok(())
@@ -93,7 +110,10 @@ mod tests {
 
     #[test]
     fn parse_minimal() {
-        let s = parse_slots(br#"[{"id":0,"backend_addr":"127.0.0.1:16379","backend_addr_group_id":1}]"#).unwrap();
+        let s = parse_slots(
+            br#"[{"id":0,"backend_addr":"127.0.0.1:16379","backend_addr_group_id":1}]"#,
+        )
+        .unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].backend_addr, "127.0.0.1:16379");
         assert_eq!(

@@ -14,7 +14,12 @@ use crate::slots::{MAX_SLOTS, Slot, parse_slots};
 
 /// Expands a file's slots to all 1024 (absent ids become unassigned).
 pub fn full_table(slots: &[Slot]) -> Vec<Slot> {
-    let mut all: Vec<Slot> = (0..MAX_SLOTS).map(|i| Slot { id: i as i64, ..Slot::default() }).collect();
+    let mut all: Vec<Slot> = (0..MAX_SLOTS)
+        .map(|i| Slot {
+            id: i as i64,
+            ..Slot::default()
+        })
+        .collect();
     for s in slots {
         if let Some(d) = usize::try_from(s.id).ok().and_then(|i| all.get_mut(i)) {
             *d = s.clone();
@@ -41,14 +46,20 @@ pub async fn watch_slot_file(router: Arc<Router>, path: PathBuf) {
             continue;
         }
         last_stamp = now;
-        let Ok(data) = std::fs::read(&path) else { continue };
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
         if last_content.as_deref() == Some(&data[..]) {
             continue;
         }
         last_content = Some(data.clone());
         match parse_slots(&data) {
             Ok(slots) => {
-                crate::log::info(&format!("slot file {} changed: applying {} slots", path.display(), slots.len()));
+                crate::log::info(&format!(
+                    "slot file {} changed: applying {} slots",
+                    path.display(),
+                    slots.len()
+                ));
                 router.fill(&full_table(&slots)).await;
             }
             Err(e) => crate::log::error(&format!(

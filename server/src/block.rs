@@ -19,8 +19,7 @@
 //! [`Ctx::block_on`](crate::exec::Ctx::block_on)`(argv, keys, deadline, nil)`
 //! and returns `Ok(())` without writing a reply; `deadline` comes from
 //! [`parse_timeout`] (None = forever) and `nil` says which null the timeout
-//! replies ([`Nil::Array`] for BLPOP/BLMPOP/BZPOPMIN..., [`Nil::Bulk`] for
-//! BLMOVE/BRPOPLPUSH). When the key becomes ready the same handler is run
+//! replies ([`Nil::Array`] for every Redis 7.0 blocking command). When the key becomes ready the same handler is run
 //! again with the same argv (on the serving connection's thread, with the
 //! blocked client's db and protocol); if it calls `block_on` again the client
 //! simply stays blocked in its place. Handlers therefore need no special
@@ -46,9 +45,10 @@ use crate::server::Server;
 /// Which null a timed-out blocking command replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nil {
-    /// `*-1` (RESP3 `_`): BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+    /// `*-1` (RESP3 `_`): what Redis 7.0 replies on timeout for every
+    /// blocking command, BLMOVE/BRPOPLPUSH included.
     Array,
-    /// `$-1` (RESP3 `_`): BLMOVE, BRPOPLPUSH.
+    /// `$-1` (RESP3 `_`), for a future command that needs it.
     Bulk,
 }
 
@@ -339,12 +339,13 @@ pub async fn wait(
 
 fn take_done(w: &Waiter) -> Option<Vec<u8>> {
     let mut st = lock(&w.state);
-    if let State::Done(_) = &*st {
-        if let State::Done(r) = std::mem::replace(&mut *st, State::Cancelled) {
-            return Some(r);
-        }
+    if !matches!(&*st, State::Done(_)) {
+        return None;
     }
-    None
+    match std::mem::replace(&mut *st, State::Cancelled) {
+        State::Done(r) => Some(r),
+        _ => None,
+    }
 }
 
 /// Leaves every queue; returns the reply if the waiter was served meanwhile.
@@ -357,6 +358,34 @@ fn cancel(srv: &Server, w: &Waiter) -> Option<Vec<u8>> {
         State::Done(r) => Some(r),
         _ => None,
     }
+}
+
+/// CLIENT UNBLOCK support: ends client `id`'s wait as if it timed out
+/// (`error == false`: the nil reply) or with
+/// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`. Returns whether the
+/// client was blocked. (For the CLIENT command's owner to call.)
+pub fn unblock(srv: &Server, id: u64, error: bool) -> bool {
+    let b = &srv.blocking;
+    let _g = lock(&b.serving);
+    let w = {
+        let q = lock(&b.queues);
+        q.values().flat_map(|dq| dq.iter()).find(|w| w.info.id == id).cloned()
+    };
+    let Some(w) = w else { return false };
+    b.unregister(&w);
+    let mut out = Reply::new();
+    out.resp3 = w.resp3;
+    if error {
+        exec::reply_error(srv, &mut out, errors::UNBLOCKED.as_bytes());
+    } else {
+        match w.req.nil {
+            Nil::Array => out.null_array(),
+            Nil::Bulk => out.null(),
+        }
+    }
+    *lock(&w.state) = State::Done(out.buf);
+    w.notify.notify_one();
+    true
 }
 
 #[cfg(test)]

@@ -153,6 +153,7 @@ pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
 pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
 pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
 pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {

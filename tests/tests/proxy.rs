@@ -28,8 +28,14 @@ fn proxy_bin() -> PathBuf {
         let server = codis_server_bin();
         let profile_dir = server.parent().expect("profile dir").to_path_buf();
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let profile = profile_dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug").to_string();
-        let cargo = std::env::var_os("CARGO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("cargo"));
+        let profile = profile_dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("debug")
+            .to_string();
+        let cargo = std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("cargo"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(tests::workspace_root())
             .args(["build", "--quiet", "-p", "proxy", "--bin", "codis-proxy"])
@@ -44,7 +50,11 @@ fn proxy_bin() -> PathBuf {
             }
         }
         let out = cmd.output().expect("run cargo");
-        assert!(out.status.success(), "cargo build -p proxy failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build -p proxy failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         profile_dir.join("codis-proxy")
     })
     .clone()
@@ -68,7 +78,10 @@ impl Proxy {
     }
 
     fn try_start(slots: Option<&str>, extra: &[&str]) -> Result<Proxy, String> {
-        let dir = tempfile::Builder::new().prefix("proxy-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("proxy-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let port = free_port();
         let admin = free_port();
         let mut args: Vec<String> = vec![
@@ -91,7 +104,12 @@ impl Proxy {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| e.to_string())?;
-        let mut p = Proxy { child, port, admin, dir };
+        let mut p = Proxy {
+            child,
+            port,
+            admin,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(st)) = p.child.try_wait() {
@@ -136,7 +154,9 @@ fn split_slots(a: u16, b: u16, split: usize) -> String {
     let items: Vec<String> = (0..1024)
         .map(|i| {
             let (port, gid) = if i < split { (a, 1) } else { (b, 2) };
-            format!(r#"{{"id":{i},"backend_addr":"127.0.0.1:{port}","backend_addr_group_id":{gid}}}"#)
+            format!(
+                r#"{{"id":{i},"backend_addr":"127.0.0.1:{port}","backend_addr_group_id":{gid}}}"#
+            )
         })
         .collect();
     format!("[{}]", items.join(","))
@@ -164,63 +184,150 @@ fn routing_split_and_local_commands() {
     let mut cb = b.conn();
 
     // Routing by argument 1, tags included: each key lands on its slot's owner.
-    let keys = ["a", "b", "c", "foo", "hello", "{user:1000}:name", "{user:1000}:email", "a{b}c", "{}", "x{y", "k1"];
+    let keys = [
+        "a",
+        "b",
+        "c",
+        "foo",
+        "hello",
+        "{user:1000}:name",
+        "{user:1000}:email",
+        "a{b}c",
+        "{}",
+        "x{y",
+        "k1",
+    ];
     for (i, k) in keys.iter().enumerate() {
         assert_reply(&c.send(&["SET", k, &i.to_string()]), b"+OK\r\n");
     }
     for (i, k) in keys.iter().enumerate() {
         let v = format!("${}\r\n{i}\r\n", i.to_string().len());
-        let (owner, other) = if slot(k) < 512 { (&mut ca, &mut cb) } else { (&mut cb, &mut ca) };
+        let (owner, other) = if slot(k) < 512 {
+            (&mut ca, &mut cb)
+        } else {
+            (&mut cb, &mut ca)
+        };
         assert_reply(&owner.send(&["GET", k]), v.as_bytes());
         assert_reply(&other.send(&["GET", k]), b"$-1\r\n");
         assert_reply(&c.send(&["GET", k]), v.as_bytes());
     }
-    assert!(slot("a") >= 512 && slot("foo") < 512, "test keys must span both servers");
+    assert!(
+        slot("a") >= 512 && slot("foo") < 512,
+        "test keys must span both servers"
+    );
 
     // ZUNIONSTORE hashes argument 3 (the first source key).
     c.send(&["ZADD", "foo:z", "1", "m"]);
-    let dst_on_src_owner = if slot("foo:z") < 512 { &mut ca } else { &mut cb };
+    let dst_on_src_owner = if slot("foo:z") < 512 {
+        &mut ca
+    } else {
+        &mut cb
+    };
     c.send(&["ZUNIONSTORE", "dst-anywhere", "1", "foo:z"]);
-    assert_reply(&dst_on_src_owner.send(&["ZCARD", "dst-anywhere"]), b":1\r\n");
+    assert_reply(
+        &dst_on_src_owner.send(&["ZCARD", "dst-anywhere"]),
+        b":1\r\n",
+    );
 
     // Split commands, merged in order.
-    assert_reply(&c.send(&["MSET", "a", "1", "foo", "2", "hello", "3"]), b"+OK\r\n");
-    assert_reply(&c.send(&["MGET", "a", "nokey", "foo", "hello"]), b"*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+    assert_reply(
+        &c.send(&["MSET", "a", "1", "foo", "2", "hello", "3"]),
+        b"+OK\r\n",
+    );
+    assert_reply(
+        &c.send(&["MGET", "a", "nokey", "foo", "hello"]),
+        b"*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n$1\r\n3\r\n",
+    );
     assert_reply(&c.send(&["EXISTS", "a", "foo", "nokey", "a"]), b":3\r\n");
+    assert_reply(&c.send(&["TOUCH", "a", "foo", "nokey"]), b":2\r\n");
     assert_reply(&c.send(&["DEL", "a", "foo", "nokey"]), b":2\r\n");
     assert_reply(&ca.send(&["EXISTS", "foo"]), b":0\r\n");
     assert_reply(&cb.send(&["EXISTS", "a"]), b":0\r\n");
-    assert_reply(&c.send(&["MGET"]), b"-ERR wrong number of arguments for 'MGET' command\r\n");
-    assert_reply(&c.send(&["MSET", "a"]), b"-ERR wrong number of arguments for 'MSET' command\r\n");
-    assert_reply(&c.send(&["MSET", "a", "1", "b"]), b"-ERR wrong number of arguments for 'MSET' command\r\n");
+    assert_reply(
+        &c.send(&["MGET"]),
+        b"-ERR wrong number of arguments for 'MGET' command\r\n",
+    );
+    assert_reply(
+        &c.send(&["MSET", "a"]),
+        b"-ERR wrong number of arguments for 'MSET' command\r\n",
+    );
+    assert_reply(
+        &c.send(&["MSET", "a", "1", "b"]),
+        b"-ERR wrong number of arguments for 'MSET' command\r\n",
+    );
     c.send(&["SET", "alist", "x"]);
-    assert_reply(&c.send(&["DEL", "alist", "hello"]), b":2\r\n");
+    assert_reply(&c.send(&["UNLINK", "alist", "hello", "nokey"]), b":2\r\n");
 
     // NotAllow, byte for byte; the connection stays open.
-    for cmd in ["KEYS", "FLUSHALL", "FLUSHDB", "MULTI", "EXEC", "CONFIG", "SUBSCRIBE", "BLPOP", "MSETNX", "RENAME", "SCAN"] {
+    for cmd in [
+        "KEYS",
+        "FLUSHALL",
+        "FLUSHDB",
+        "MULTI",
+        "EXEC",
+        "CONFIG",
+        "SUBSCRIBE",
+        "BLPOP",
+        "MSETNX",
+        "RENAME",
+        "SCAN",
+    ] {
         let want = format!("-ERR handle request, command '{cmd}' is not allowed\r\n");
-        assert_reply(&c.send(&[cmd.to_ascii_lowercase().as_str(), "x", "y"]), want.as_bytes());
+        assert_reply(
+            &c.send(&[cmd.to_ascii_lowercase().as_str(), "x", "y"]),
+            want.as_bytes(),
+        );
     }
     assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
 
     // In-proxy commands.
-    assert_reply(&c.send(&["AUTH", "x"]), b"-ERR Client sent AUTH, but no password is set\r\n");
-    assert_reply(&c.send(&["AUTH"]), b"-ERR wrong number of arguments for 'AUTH' command\r\n");
-    assert_reply(&c.send(&["SELECT", "16"]), b"-ERR invalid DB index, only accept DB [0,16)\r\n");
+    assert_reply(
+        &c.send(&["AUTH", "x"]),
+        b"-ERR Client sent AUTH, but no password is set\r\n",
+    );
+    assert_reply(
+        &c.send(&["AUTH"]),
+        b"-ERR wrong number of arguments for 'AUTH' command\r\n",
+    );
+    assert_reply(
+        &c.send(&["SELECT", "16"]),
+        b"-ERR invalid DB index, only accept DB [0,16)\r\n",
+    );
     assert_reply(&c.send(&["SELECT", "x"]), b"-ERR invalid DB index\r\n");
-    assert_reply(&c.send(&["PING", "hello"]), b"-ERR backend server 'hello' not found\r\n");
-    assert_reply(&c.send(&["INFO", "server"]), b"-ERR backend server 'server' not found\r\n");
+    assert_reply(
+        &c.send(&["PING", "hello"]),
+        b"-ERR backend server 'hello' not found\r\n",
+    );
+    assert_reply(
+        &c.send(&["INFO", "server"]),
+        b"-ERR backend server 'server' not found\r\n",
+    );
     assert_reply(&c.send(&["PING", &a.addr()]), b"+PONG\r\n");
-    assert_reply(&c.send(&["SLOTSINFO"]), b"-ERR wrong number of arguments for 'SLOTSINFO' command\r\n");
-    assert_reply(&c.send(&["SLOTSINFO", "1.2.3.4:5"]), b"-ERR backend server '1.2.3.4:5' not found\r\n");
-    assert_reply(&c.send(&["SLOTSSCAN", "1024", "0"]), b"-ERR parse slotnum '1024' failed, out of range\r\n");
-    assert_reply(&c.send(&["SLOTSMAPPING", "1", "2"]), b"-ERR wrong number of arguments for 'SLOTSMAPPING' command\r\n");
+    assert_reply(
+        &c.send(&["SLOTSINFO"]),
+        b"-ERR wrong number of arguments for 'SLOTSINFO' command\r\n",
+    );
+    assert_reply(
+        &c.send(&["SLOTSINFO", "1.2.3.4:5"]),
+        b"-ERR backend server '1.2.3.4:5' not found\r\n",
+    );
+    assert_reply(
+        &c.send(&["SLOTSSCAN", "1024", "0"]),
+        b"-ERR parse slotnum '1024' failed, out of range\r\n",
+    );
+    assert_reply(
+        &c.send(&["SLOTSMAPPING", "1", "2"]),
+        b"-ERR wrong number of arguments for 'SLOTSMAPPING' command\r\n",
+    );
     let want = format!("*4\r\n+3\r\n+127.0.0.1:{}\r\n+\r\n*0\r\n", a.port());
     assert_reply(&c.send(&["SLOTSMAPPING", "3"]), want.as_bytes());
     let all = c.send(&["SLOTSMAPPING"]);
     assert!(all.starts_with(b"*1024\r\n*4\r\n+0\r\n"));
     let long = "X".repeat(65);
-    assert_reply(&c.send(&[long.as_str()]), b"-ERR handle request, bad command length, too short or too long\r\n");
+    assert_reply(
+        &c.send(&[long.as_str()]),
+        b"-ERR handle request, bad command length, too short or too long\r\n",
+    );
 
     // SELECT switches the backend DB.
     assert_reply(&c.send(&["SELECT", "3"]), b"+OK\r\n");
@@ -263,11 +370,17 @@ fn deep_pipelines_from_many_clients_stay_in_order() {
                 let mut req = Vec::new();
                 for i in 0..n {
                     let k = format!("t{t}:k{i}");
-                    req.extend_from_slice(&tests::resp::encode_command(&["SET", &k, &i.to_string()]));
+                    req.extend_from_slice(&tests::resp::encode_command(&[
+                        "SET",
+                        &k,
+                        &i.to_string(),
+                    ]));
                     req.extend_from_slice(&tests::resp::encode_command(&["GET", &k]));
                     if i % 10 == 0 {
                         let k2 = format!("t{t}:k{}", i / 2);
-                        req.extend_from_slice(&tests::resp::encode_command(&["MGET", &k, "nokey", &k2]));
+                        req.extend_from_slice(&tests::resp::encode_command(&[
+                            "MGET", &k, "nokey", &k2,
+                        ]));
                     }
                 }
                 c.write_raw(&req).unwrap();
@@ -278,7 +391,11 @@ fn deep_pipelines_from_many_clients_stay_in_order() {
                     assert_reply(&c.read_reply().unwrap(), want.as_bytes());
                     if i % 10 == 0 {
                         let v2 = (i / 2).to_string();
-                        let want = format!("*3\r\n${}\r\n{v}\r\n$-1\r\n${}\r\n{v2}\r\n", v.len(), v2.len());
+                        let want = format!(
+                            "*3\r\n${}\r\n{v}\r\n$-1\r\n${}\r\n{v2}\r\n",
+                            v.len(),
+                            v2.len()
+                        );
                         assert_reply(&c.read_reply().unwrap(), want.as_bytes());
                     }
                 }
@@ -314,17 +431,27 @@ fn offline_auth_and_bad_slot_files() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("proxy.toml");
     std::fs::write(&conf, "nosuch = 1\n").unwrap();
-    let e = Proxy::try_start(None, &[&format!("--config={}", conf.display())]).err().expect("must refuse");
+    let e = Proxy::try_start(None, &[&format!("--config={}", conf.display())])
+        .err()
+        .expect("must refuse");
     assert!(e.contains("nosuch"), "{e}");
     std::fs::write(&conf, "session_recv_timeout = \"30\"\n").unwrap();
-    let e = Proxy::try_start(None, &["--config", &conf.display().to_string()]).err().expect("must refuse");
+    let e = Proxy::try_start(None, &["--config", &conf.display().to_string()])
+        .err()
+        .expect("must refuse");
     assert!(e.contains("session_recv_timeout"), "{e}");
 
     // Session auth.
     let a = Server::start(&[]);
-    let p = Proxy::start(Some(&split_slots(a.port(), a.port(), 512)), &["--session_auth=pw"]);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), a.port(), 512)),
+        &["--session_auth=pw"],
+    );
     let mut c = p.conn();
-    assert_reply(&c.send(&["GET", "x"]), b"-NOAUTH Authentication required\r\n");
+    assert_reply(
+        &c.send(&["GET", "x"]),
+        b"-NOAUTH Authentication required\r\n",
+    );
     assert_reply(&c.send(&["AUTH", "bad"]), b"-ERR invalid password\r\n");
     assert_reply(&c.send(&["AUTH", "pw"]), b"+OK\r\n");
     assert_reply(&c.send(&["GET", "x"]), b"$-1\r\n");
@@ -344,7 +471,11 @@ fn offline_auth_and_bad_slot_files() {
         if r == b"-ERR handle request, slot is not ready, may be offline\r\n" {
             break;
         }
-        assert!(Instant::now() < deadline, "slot file change not applied: {}", tests::escape(&r));
+        assert!(
+            Instant::now() < deadline,
+            "slot file change not applied: {}",
+            tests::escape(&r)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -352,14 +483,26 @@ fn offline_auth_and_bad_slot_files() {
 /// A codis-server on a fixed port that the test can stop and restart.
 fn spawn_server(port: u16, dir: &Path) -> Child {
     let child = Command::new(codis_server_bin())
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir", &dir.display().to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            &dir.display().to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn codis-server");
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "codis-server did not start on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "codis-server did not start on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child
@@ -384,10 +527,17 @@ fn backend_down_fails_fast_and_recovers() {
         let r = c.send(&["GET", "a"]);
         assert_reply(&r, b"-ERR handle response, backend conn reset\r\n");
     }
-    assert!(t0.elapsed() < Duration::from_secs(3), "errors must be fast: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "errors must be fast: {:?}",
+        t0.elapsed()
+    );
     // Other slots keep working; split commands report the failure.
     assert_reply(&c.send(&["GET", "foo"]), b"$1\r\n1\r\n");
-    assert_reply(&c.send(&["MGET", "foo", "a"]), b"-ERR handle response, backend conn reset\r\n");
+    assert_reply(
+        &c.send(&["MGET", "foo", "a"]),
+        b"-ERR handle response, backend conn reset\r\n",
+    );
 
     // The backend comes back: the proxy reconnects by itself.
     let mut b = spawn_server(bport, dir.path());
@@ -399,20 +549,26 @@ fn backend_down_fails_fast_and_recovers() {
         assert!(Instant::now() < deadline, "proxy did not reconnect");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_reply(&c.send(&["MGET", "foo", "a"]), b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_reply(
+        &c.send(&["MGET", "foo", "a"]),
+        b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n",
+    );
     let _ = b.kill();
     let _ = b.wait();
 }
 
 #[test]
 fn slot_file_switch_under_incr_load() {
-    // Move slots [256, 512) from a to b while clients INCR keys: lock the
+    // Move half the slots, [512, 1024), from a to b while clients INCR keys: lock the
     // slots (requests wait), copy the counters, then switch the owner. No
     // request may fail and the final sums must be exact.
     let a = Server::start(&[]);
     let b = Server::start(&[]);
     let (_conf_dir, conf) = write_conf("slot_locked_timeout = \"20s\"\n");
-    let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &["--config", &conf]);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), b.port(), 1024)),
+        &["--config", &conf],
+    );
     let keys: Vec<String> = (0..64).map(|i| format!("ctr:{i}")).collect();
     let port = p.port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -437,16 +593,17 @@ fn slot_file_switch_under_incr_load() {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     // Phase 1: lock the moving slots.
-    let moving = |i: usize| (256..512).contains(&i);
+    let moving = |i: usize| (512..1024).contains(&i);
     let locked: Vec<String> = (0..1024)
         .map(|i| {
-            let port = if i < 512 { a.port() } else { b.port() };
+            let port = a.port();
             let lock = if moving(i) { r#","locked":true"# } else { "" };
             format!(r#"{{"id":{i},"backend_addr":"127.0.0.1:{port}"{lock}}}"#)
         })
         .collect();
     replace_file(&p.slot_file(), &format!("[{}]", locked.join(",")));
-    std::thread::sleep(Duration::from_millis(1000)); // watcher poll + drain
+    // Applied (and drained) once the admin API shows the lock.
+    wait_slots(p.admin, |body| body.contains("\"locked\": true"));
     // Phase 2: copy the moving counters a -> b.
     let mut ca = a.conn();
     let mut cb = b.conn();
@@ -458,8 +615,12 @@ fn slot_file_switch_under_incr_load() {
         }
     }
     // Phase 3: switch the owner, unlocked.
-    replace_file(&p.slot_file(), &split_slots(a.port(), b.port(), 256));
-    std::thread::sleep(Duration::from_millis(1500));
+    replace_file(&p.slot_file(), &split_slots(a.port(), b.port(), 512));
+    let bport = format!("127.0.0.1:{}", b.port());
+    wait_slots(p.admin, |body| {
+        !body.contains("\"locked\"") && body.contains(&bport)
+    });
+    std::thread::sleep(Duration::from_millis(300)); // keep the load running on the new owner
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = vec![0u64; keys.len()];
     for w in workers {
@@ -470,10 +631,29 @@ fn slot_file_switch_under_incr_load() {
     let mut c = p.conn();
     for (k, want) in keys.iter().zip(&total) {
         let got = c.send(&["GET", k]);
-        let expect = if *want == 0 { "$-1\r\n".to_string() } else { format!("${}\r\n{want}\r\n", want.to_string().len()) };
+        let expect = if *want == 0 {
+            "$-1\r\n".to_string()
+        } else {
+            format!("${}\r\n{want}\r\n", want.to_string().len())
+        };
         assert_reply(&got, expect.as_bytes());
     }
     assert!(keys.iter().any(|k| moving(slot(k))), "some keys must move");
+}
+
+/// Polls `/proxy/slots` until `ok(body)` (at most 10 s).
+fn wait_slots(admin: u16, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if ok(&http_get(admin, "/proxy/slots")) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slot table change not applied in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn write_conf(text: &str) -> (tempfile::TempDir, String) {
@@ -494,13 +674,19 @@ fn http(port: u16, req: &str) -> String {
 }
 
 fn http_get(port: u16, path: &str) -> String {
-    http(port, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 fn http_put(port: u16, path: &str, body: &str) -> String {
     http(
         port,
-        &format!("PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        &format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
     )
 }
 
@@ -541,7 +727,10 @@ fn fake_backend() -> u16 {
 
 /// A key with the given prefix whose slot is in `[lo, hi)`.
 fn key_in(prefix: &str, lo: usize, hi: usize) -> String {
-    (0..100_000).map(|i| format!("{prefix}:{i}")).find(|k| (lo..hi).contains(&slot(k))).unwrap()
+    (0..100_000)
+        .map(|i| format!("{prefix}:{i}"))
+        .find(|k| (lo..hi).contains(&slot(k)))
+        .unwrap()
 }
 
 #[test]
@@ -549,7 +738,10 @@ fn misbehaving_backend_errors_and_other_slots_keep_serving() {
     let a = Server::start(&[]);
     let fake = fake_backend();
     let (_conf_dir, conf) = write_conf("backend_recv_timeout = \"1s\"\n");
-    let p = Proxy::start(Some(&split_slots(a.port(), fake, 512)), &["--config", &conf]);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), fake, 512)),
+        &["--config", &conf],
+    );
     let mut c = p.conn();
     c.set_timeout(Duration::from_secs(10));
     let good = key_in("good", 0, 512);
@@ -558,8 +750,15 @@ fn misbehaving_backend_errors_and_other_slots_keep_serving() {
     for word in ["garbage", "half", "slow"] {
         let t0 = Instant::now();
         let k = key_in(word, 512, 1024);
-        assert_reply(&c.send(&["GET", &k]), b"-ERR handle response, backend conn reset\r\n");
-        assert!(t0.elapsed() < Duration::from_secs(5), "{word}: took {:?}", t0.elapsed());
+        assert_reply(
+            &c.send(&["GET", &k]),
+            b"-ERR handle response, backend conn reset\r\n",
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{word}: took {:?}",
+            t0.elapsed()
+        );
         assert_reply(&c.send(&["GET", &good]), b"$1\r\nv\r\n");
         // The proxy reconnects to the fake by itself.
         assert_reply(&c.send(&["GET", &key_in("okay", 512, 1024)]), b"+OK\r\n");
@@ -628,11 +827,17 @@ fn parse_request(buf: &[u8]) -> Option<(Vec<String>, usize)> {
         Some((&buf[pos..pos + rel], pos + rel + 2))
     }
     let (head, mut pos) = line(buf, 0)?;
-    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
     let mut args = Vec::with_capacity(n);
     for _ in 0..n {
         let (h, p) = line(buf, pos)?;
-        let len: usize = std::str::from_utf8(h.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        let len: usize = std::str::from_utf8(h.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
         let data = buf.get(p..p + len)?;
         args.push(String::from_utf8_lossy(data).to_string());
         pos = p + len + 2;
@@ -669,9 +874,19 @@ fn migration_aware_forwarding() {
     assert_reply(&t.send(&["GET", "newkey"]), b"$1\r\nv\r\n");
     assert_reply(&c.send(&["SET", "moving", "m"]), b"+OK\r\n");
     assert_reply(&t.send(&["GET", "moving"]), b"$1\r\nm\r\n");
-    let n_wrapped = seen.lock().unwrap().iter().filter(|s| s.contains("WRAPPER moving")).count();
+    let n_wrapped = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.contains("WRAPPER moving"))
+        .count();
     assert_eq!(n_wrapped, 4, "code 1 must be retried until code 0");
-    assert!(seen.lock().unwrap().iter().any(|s| s == "SLOTSMGRT-EXEC-WRAPPER newkey SET newkey v"));
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "SLOTSMGRT-EXEC-WRAPPER newkey SET newkey v")
+    );
     drop(p);
 
     // Sync: SLOTSMGRTTAGONE <host> <port> 3000 <key> first, then the target.
@@ -680,15 +895,26 @@ fn migration_aware_forwarding() {
     assert_reply(&c.send(&["SET", "{tag}k", "1"]), b"+OK\r\n");
     assert_reply(&t.send(&["GET", "{tag}k"]), b"$1\r\n1\r\n");
     let want = format!("SLOTSMGRTTAGONE 127.0.0.1 {} 3000 {{tag}}k", target.port());
-    assert!(seen.lock().unwrap().contains(&want), "{:?}", seen.lock().unwrap());
+    assert!(
+        seen.lock().unwrap().contains(&want),
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[test]
 fn cli_max_clients_and_sigterm() {
-    let out = Command::new(proxy_bin()).arg("--default-config").output().unwrap();
+    let out = Command::new(proxy_bin())
+        .arg("--default-config")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for key in ["product_name = \"codis-demo\"", "session_recv_timeout = \"30m\"", "backend_number_databases = 16"] {
+    for key in [
+        "product_name = \"codis-demo\"",
+        "session_recv_timeout = \"30m\"",
+        "backend_number_databases = 16",
+    ] {
         assert!(text.contains(key), "{key} missing from --default-config");
     }
     let out = Command::new(proxy_bin()).arg("--version").output().unwrap();
@@ -700,19 +926,41 @@ fn cli_max_clients_and_sigterm() {
     let pidfile = pid_dir.path().join("proxy.pid");
     let mut p = Proxy::start(
         Some(&split_slots(a.port(), a.port(), 512)),
-        &["--config", &conf, "--pidfile", &pidfile.display().to_string(), "--ncpu=2"],
+        &[
+            "--config",
+            &conf,
+            "--pidfile",
+            &pidfile.display().to_string(),
+            "--ncpu=2",
+        ],
     );
-    let mut c1 = p.conn();
+    // The start-up probe connection may still count for a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut c1 = loop {
+        let mut c = p.conn();
+        if c.send(&["PING"]) == b"+PONG\r\n" {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no session slot became free");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_reply(&c1.send(&["PING"]), b"+PONG\r\n");
     let mut c2 = p.conn();
     let (got, closed) = c2.read_until_close(Duration::from_secs(3), Duration::from_secs(5));
     assert_eq!(got, b"-ERR max number of clients reached\r\n");
     assert!(closed);
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid as u32, p.child.id());
     drop(c1);
     // SIGTERM: exits by itself and removes the pidfile.
-    let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
@@ -724,4 +972,88 @@ fn cli_max_clients_and_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!pidfile.exists());
+}
+
+#[test]
+fn replica_reads_only_for_pure_reads() {
+    let primary = Server::start(&[]);
+    let replica = Server::start(&[]);
+    let items: Vec<String> = (0..1024)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"backend_addr":"127.0.0.1:{}","replica_groups":[["127.0.0.1:{}"]]}}"#,
+                primary.port(),
+                replica.port()
+            )
+        })
+        .collect();
+    let slots = format!("[{}]", items.join(","));
+    primary.conn().send(&["SET", "rk", "primary"]);
+    replica.conn().send(&["SET", "rk", "replica"]);
+    let p = Proxy::start(Some(&slots), &[]);
+    let mut c = p.conn();
+    // Replica connections are made eagerly; reads move there once connected.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.send(&["GET", "rk"]) != b"$7\r\nreplica\r\n" {
+        assert!(Instant::now() < deadline, "reads never went to the replica");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_reply(
+        &c.send(&["MGET", "rk", "nokey"]),
+        b"*2\r\n$7\r\nreplica\r\n$-1\r\n",
+    );
+    // Writes (and their replies) always go to the primary.
+    assert_reply(&c.send(&["APPEND", "rk", "!"]), b":8\r\n");
+    assert_reply(&primary.conn().send(&["GET", "rk"]), b"$8\r\nprimary!\r\n");
+    assert_reply(
+        &c.send(&["SLOTSMAPPING", "0"]),
+        format!(
+            "*4\r\n+0\r\n+127.0.0.1:{}\r\n+\r\n*1\r\n*1\r\n+127.0.0.1:{}\r\n",
+            primary.port(),
+            replica.port()
+        )
+        .as_bytes(),
+    );
+    drop(p);
+    // backend_primary_only: never the replica.
+    let (_d, conf) = write_conf("backend_primary_only = true\n");
+    let p = Proxy::start(Some(&slots), &["--config", &conf]);
+    let mut c = p.conn();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_reply(&c.send(&["GET", "rk"]), b"$8\r\nprimary!\r\n");
+}
+
+#[test]
+fn pipeline_limit_and_idle_timeout_close_the_session() {
+    let a = Server::start(&[]);
+    let fake = fake_backend();
+    let (_d, conf) = write_conf(
+        "session_max_pipeline = 10\nsession_recv_timeout = \"1s\"\nbackend_recv_timeout = \"1s\"\n",
+    );
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), fake, 512)),
+        &["--config", &conf],
+    );
+    // 50 requests the (silent) backend does not answer: the session is
+    // closed once more than 10 are outstanding, after flushing what it has.
+    let slow = key_in("slow", 512, 1024);
+    let mut req = Vec::new();
+    for _ in 0..50 {
+        req.extend_from_slice(&tests::resp::encode_command(&["GET", &slow]));
+    }
+    let mut c = p.conn();
+    c.write_raw(&req).unwrap();
+    let (got, closed) = c.read_until_close(Duration::from_secs(5), Duration::from_secs(10));
+    assert!(closed, "session must be closed");
+    let n = got.windows(2).filter(|w| w == b"\r\n").count();
+    assert!(n < 50, "got {n} replies");
+    // Idle clients are closed after session_recv_timeout.
+    let mut c = p.conn();
+    assert_reply(&c.send(&["GET", &key_in("good", 0, 512)]), b"$-1\r\n");
+    let t0 = Instant::now();
+    let (_, closed) = c.read_until_close(Duration::from_secs(4), Duration::from_secs(5));
+    assert!(
+        closed && t0.elapsed() < Duration::from_secs(4),
+        "idle session not closed"
+    );
 }

@@ -3,10 +3,12 @@
 //! HINCRBYFLOAT, HRANDFIELD and HSCAN. The value type is `ds::Hash`.
 //!
 //! Behaviour kept from Redis, point by point:
-//! * Encodings convert at the same points as Redis (see `ds::hash`): HSET,
-//!   HMSET and HSETNX look at every argument's length before writing
-//!   (`hashTypeTryConversion`), HINCRBY/HINCRBYFLOAT only at the stored field
-//!   and value; the thresholds are read from the live config.
+//! * Encodings convert at the same points as Redis (see `ds::hash`): HSET and
+//!   HMSET look at every argument's length before writing
+//!   (`hashTypeTryConversion`), HSETNX only when the field is new (an existing
+//!   field replies 0 and leaves the encoding alone), HINCRBY/HINCRBYFLOAT only
+//!   at the stored field and value; the thresholds are read from the live
+//!   config.
 //! * HSET/HMSET with an odd number of field/value arguments reply Redis' arity
 //!   error; HDEL deletes the key with its last field; a key never holds an
 //!   empty hash.
@@ -192,8 +194,11 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let lim = limits(ctx);
     let (field, value) = (argv[2], argv[3]);
     let created = write_hash(ctx, argv[1], |h| {
+        if h.contains(field) {
+            return Ok(false);
+        }
         h.prepare(&argv[2..4], &lim);
-        Ok(!h.contains(field) && h.set(field, value, &lim))
+        Ok(h.set(field, value, &lim))
     })?;
     ctx.out.int(created as i64);
     Ok(())
@@ -373,17 +378,16 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::OutOfRange);
     }
     let count = l.unsigned_abs();
-    if l < 0 && count > MAX_REPEAT_PICKS {
-        return Err(CmdError::OutOfRange);
-    }
     let mut rng = rand::rng();
-    read_hash(ctx, argv[1], |out, h| {
+    read_hash(ctx, argv[1], |out, h| -> CmdResult {
         let Some(h) = h.filter(|_| count > 0) else {
             out.array(0);
-            return;
+            return Ok(());
         };
-        // Counts above MAX_REPEAT_PICKS only reach here when positive, and a
-        // positive count never yields more than the hash holds.
+        if l < 0 && count > MAX_REPEAT_PICKS {
+            return Err(CmdError::OutOfRange);
+        }
+        // A positive count never yields more than the hash holds.
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         if l < 0 {
             pick_header(out, withvalues, count);
@@ -392,7 +396,8 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             pick_header(out, withvalues, count.min(h.len()));
             h.random_distinct(count, &mut rng, |f, v| write_pick(out, withvalues, f, v));
         }
-    })
+        Ok(())
+    })?
 }
 
 /// Redis' `parseScanCursorOrReply`: `strtoul` base 10 on the C string (stops
@@ -482,6 +487,106 @@ mod tests {
         assert!(parse_cursor(b" 1").is_err());
         assert!(parse_cursor(b"1 ").is_err());
         assert!(parse_cursor(b"99999999999999999999").is_err());
+    }
+
+    /// A server plus one client (the keys.rs test harness, in small).
+    struct T {
+        srv: std::sync::Arc<crate::server::Server>,
+        client: crate::client::Client,
+    }
+
+    impl T {
+        fn new() -> T {
+            let srv = crate::server::Server::new(crate::config::Config::default(), String::new(), String::new());
+            let info = std::sync::Arc::new(crate::client::ClientInfo::new(1, String::new(), String::new(), -1, 0));
+            T { srv, client: crate::client::Client::new(info, true) }
+        }
+
+        fn run_args(&mut self, argv: &[&[u8]]) -> Vec<u8> {
+            let mut out = Reply::new();
+            crate::exec::execute(&self.srv, &mut self.client, &mut out, 1_700_000_000_000, argv);
+            out.buf
+        }
+
+        fn run(&mut self, line: &str) -> String {
+            let args = protocol::resp::split_args(line.as_bytes()).unwrap();
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            String::from_utf8_lossy(&self.run_args(&argv)).into_owned()
+        }
+    }
+
+    /// Parses `*2 $cursor *n $a $b ...` (test replies only).
+    fn parse_scan(r: &[u8]) -> (u64, Vec<Vec<u8>>) {
+        let s = String::from_utf8_lossy(r).into_owned();
+        let mut lines = s.split("\r\n");
+        assert_eq!(lines.next(), Some("*2"));
+        lines.next();
+        let cursor: u64 = lines.next().unwrap().parse().unwrap();
+        let n: usize = lines.next().unwrap()[1..].parse().unwrap();
+        let mut items = Vec::new();
+        for _ in 0..n {
+            lines.next();
+            items.push(lines.next().unwrap().as_bytes().to_vec());
+        }
+        (cursor, items)
+    }
+
+    #[test]
+    fn hscan_walks_a_table_with_cursors_while_it_changes() {
+        let mut t = T::new();
+        t.run("CONFIG SET hash-max-listpack-entries 16");
+        for i in 0..500 {
+            t.run(&format!("HSET big f{i} v{i}"));
+        }
+        assert_eq!(t.run("OBJECT ENCODING big"), "$9\r\nhashtable\r\n");
+        let mut seen = std::collections::HashSet::new();
+        let (mut cursor, mut calls, mut extra) = (0u64, 0, 500);
+        loop {
+            let r = t.run_args(&[b"HSCAN", b"big", cursor.to_string().as_bytes(), b"COUNT", b"20"]);
+            let (next, items) = parse_scan(&r);
+            assert!(items.len() % 2 == 0);
+            for p in items.chunks(2) {
+                seen.insert(p[0].clone());
+            }
+            // Grow and shrink the hash meanwhile (fields f0..f499 stay).
+            t.run(&format!("HSET big g{extra} x"));
+            t.run(&format!("HDEL big g{}", extra - 1));
+            extra += 1;
+            calls += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            assert!(calls < 10_000);
+        }
+        for i in 0..500 {
+            assert!(seen.contains(format!("f{i}").as_bytes()), "missed f{i}");
+        }
+    }
+
+    #[test]
+    fn hrandfield_huge_negative_count_is_refused_after_the_lookup() {
+        let mut t = T::new();
+        assert_eq!(t.run("HRANDFIELD nokey -9223372036854775807"), "*0\r\n");
+        t.run("HSET h a 1");
+        assert_eq!(t.run("HRANDFIELD h -9223372036854775807"), "-ERR value is out of range\r\n");
+        assert_eq!(t.run("HRANDFIELD h -3"), "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n");
+        assert_eq!(t.run("HRANDFIELD h 9223372036854775807"), "*1\r\n$1\r\na\r\n");
+    }
+
+    #[test]
+    fn keyspace_hits_only_for_reads() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut t = T::new();
+        let stats = |t: &T| (t.srv.stats.keyspace_hits.load(Relaxed), t.srv.stats.keyspace_misses.load(Relaxed));
+        t.run("HSET h a 1");
+        t.run("HDEL nokey a");
+        t.run("HINCRBY h a 1");
+        assert_eq!(stats(&t), (0, 0));
+        t.run("HGET h a");
+        t.run("HGET nokey a");
+        t.run("HSCAN nokey 0");
+        assert_eq!(stats(&t), (1, 2));
     }
 
     #[test]

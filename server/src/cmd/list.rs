@@ -663,7 +663,7 @@ fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let to = parse_end(argv[4])?;
     let deadline = block::parse_timeout(argv[5], ctx.now)?;
     if !move_serve(ctx, argv[1], argv[2], from, to)? {
-        ctx.block_on(argv, &[argv[1]], deadline, Nil::Bulk);
+        ctx.block_on(argv, &[argv[1]], deadline, Nil::Array);
     }
     Ok(())
 }
@@ -671,7 +671,7 @@ fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let deadline = block::parse_timeout(argv[3], ctx.now)?;
     if !move_serve(ctx, argv[1], argv[2], End::Right, End::Left)? {
-        ctx.block_on(argv, &[argv[1]], deadline, Nil::Bulk);
+        ctx.block_on(argv, &[argv[1]], deadline, Nil::Array);
     }
     Ok(())
 }

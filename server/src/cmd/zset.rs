@@ -392,13 +392,13 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
         }
     }
     let pairs = &argv[i..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
         return Err(CmdError::Static(errors::ZADD_XX_NX));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::Static(errors::ZADD_GT_LT_NX));
     }
     if incr && pairs.len() > 2 {
@@ -832,12 +832,10 @@ fn zpopmax(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
     let key = argv[1];
     let count = match argv.get(2) {
-        Some(c) => {
-            match int_arg(c) {
-                Ok(v) if v >= 0 => Some(v as u64),
-                _ => return Err(CmdError::Static(errors::NOT_POSITIVE)),
-            }
-        }
+        Some(c) => match int_arg(c) {
+            Ok(v) if v >= 0 => Some(v as u64),
+            _ => return Err(CmdError::Static(errors::NOT_POSITIVE)),
+        },
         None => None,
     };
     if count == Some(0) {
@@ -1014,7 +1012,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let withscores = argv.len() == 4;
-    if withscores && (l < -(i64::MAX / 2) || l > i64::MAX / 2) {
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return Err(CmdError::Static(errors::JUST_OUT_OF_RANGE));
     }
     let got = read(ctx, key, |z, out| {
@@ -1352,12 +1350,12 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         z.for_ranks(0, z.len(), false, &mut take);
         0
     } else {
-        let c = usize::try_from(cursor).unwrap_or(usize::MAX);
-        z.scan_full(c, usize::try_from(count).unwrap_or(usize::MAX), &mut take)
+        z.scan_full(cursor, usize::try_from(count).unwrap_or(usize::MAX), &mut take)
     };
     let out = &mut *ctx.out;
     out.array(2);
-    out.bulk_int(next as i64);
+    let mut cb = itoa::Buffer::new();
+    out.bulk(cb.format(next).as_bytes());
     out.array(found.len() * 2);
     let mut b = Vec::with_capacity(24);
     for (m, s) in &found {

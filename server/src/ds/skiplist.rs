@@ -59,6 +59,9 @@ pub struct SkipList {
     hasher: ahash::RandomState,
     /// Member bytes plus upper-level bytes of live nodes (O(1) heap_size).
     extra_bytes: usize,
+    /// Bumped whenever an index insert may move entries between buckets
+    /// (ZSCAN cursors from an older generation restart).
+    generation: u32,
 }
 
 impl std::fmt::Debug for SkipList {
@@ -85,6 +88,7 @@ impl SkipList {
             index: HashTable::new(),
             hasher: ahash::RandomState::new(),
             extra_bytes: 0,
+            generation: 0,
         }
     }
 
@@ -196,7 +200,11 @@ impl SkipList {
             score,
             back: NIL,
             l0: Level { next: NIL, span: 0 },
-            upper: if height > 1 { Some(vec![Level { next: NIL, span: 0 }; height - 1].into_boxed_slice()) } else { None },
+            upper: if height > 1 {
+                Some(vec![Level { next: NIL, span: 0 }; height - 1].into_boxed_slice())
+            } else {
+                None
+            },
         };
         let id = match self.free.pop() {
             Some(f) => {
@@ -217,8 +225,8 @@ impl SkipList {
             u.next = id;
             u.span = (rank[0] - rank[i]) + 1;
         }
-        for i in height..self.level {
-            self.lv_mut(update[i], i).span += 1;
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(height) {
+            self.lv_mut(u, i).span += 1;
         }
         let back = if update[0] == HEAD { NIL } else { update[0] };
         self.nodes[id as usize].back = back;
@@ -232,21 +240,25 @@ impl SkipList {
         let h = self.hash_of(&self.nodes[id as usize].member);
         let nodes = &self.nodes;
         let hasher = &self.hasher;
+        if self.index.len() >= self.index.capacity() {
+            // No growth left: this insert resizes or rehashes in place.
+            self.generation = self.generation.wrapping_add(1);
+        }
         self.index.insert_unique(h, id, |&i| hasher.hash_one(&*nodes[i as usize].member));
     }
 
     /// Unlinks node `x` given its predecessors at every level.
     fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
-        for i in 0..self.level {
-            let u = self.lv(update[i], i);
+        for (i, &up) in update.iter().enumerate().take(self.level) {
+            let u = self.lv(up, i);
             if u.next == x {
                 let xl = self.lv(x, i);
-                let ul = self.lv_mut(update[i], i);
+                let ul = self.lv_mut(up, i);
                 ul.span += xl.span;
                 ul.span -= 1;
                 ul.next = xl.next;
             } else {
-                self.lv_mut(update[i], i).span -= 1;
+                self.lv_mut(up, i).span -= 1;
             }
         }
         let next0 = self.nodes[x as usize].l0.next;
@@ -457,6 +469,11 @@ impl SkipList {
         })
     }
 
+    /// Relocation generation of the member index.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
     /// Buckets of the member index (ZSCAN cursors walk them).
     pub fn num_buckets(&self) -> usize {
         self.index.num_buckets()
@@ -529,9 +546,19 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
-    #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+    #[derive(Debug, Clone, Copy)]
     struct Sc(f64);
+    impl PartialEq for Sc {
+        fn eq(&self, o: &Self) -> bool {
+            self.0.total_cmp(&o.0).is_eq()
+        }
+    }
     impl Eq for Sc {}
+    impl PartialOrd for Sc {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
     impl Ord for Sc {
         fn cmp(&self, o: &Self) -> std::cmp::Ordering {
             self.0.total_cmp(&o.0)

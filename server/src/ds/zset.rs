@@ -461,12 +461,16 @@ impl ZSet {
     }
 
     /// A SCAN step over the full encoding's member index: visits buckets from
-    /// `cursor` and returns the next cursor (0 when done). Compact zsets are
-    /// returned whole by the caller.
-    pub fn scan_full(&self, cursor: usize, count: usize, mut f: impl FnMut(&[u8], f64)) -> usize {
+    /// `cursor` and returns the next cursor (0 when done). The cursor packs
+    /// the bucket (high bits) with the index's relocation generation (low 16
+    /// bits); a cursor from another generation restarts at bucket 0, so an
+    /// element present for the whole scan is returned at least once. Compact
+    /// zsets are returned whole by the caller.
+    pub fn scan_full(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
         let ZSet::Full(s) = self else { return 0 };
+        let generation = u64::from(s.generation() & 0xffff);
         let n = s.num_buckets();
-        let mut b = cursor;
+        let mut b = if cursor & 0xffff == generation { usize::try_from(cursor >> 16).unwrap_or(usize::MAX) } else { 0 };
         let mut seen = 0usize;
         let budget = count.saturating_mul(10).max(1);
         let mut visited = 0usize;
@@ -478,7 +482,7 @@ impl ZSet {
             b += 1;
             visited += 1;
         }
-        if b >= n { 0 } else { b }
+        if b >= n { 0 } else { ((b as u64) << 16) | generation }
     }
 }
 
@@ -521,8 +525,23 @@ mod tests {
     #[test]
     fn compact_scores_roundtrip() {
         let vals = [
-            0.0, -0.0, 1.0, -1.0, 0.1, 1e6, -1e6, 5e-324, 1e308, f64::INFINITY, f64::NEG_INFINITY,
-            9_007_199_254_740_991.0, -9_007_199_254_740_991.0, 9_007_199_254_740_992.0, -9.2e18, 1.5e17, 12345.5,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            1e6,
+            -1e6,
+            5e-324,
+            1e308,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -9.2e18,
+            1.5e17,
+            12345.5,
         ];
         let mut z = ZSet::new_compact();
         for (i, v) in vals.iter().enumerate() {
@@ -532,6 +551,33 @@ mod tests {
             let got = z.score(format!("m{i}").as_bytes());
             let want = if *v == 0.0 { 0.0 } else { *v };
             assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{v}");
+        }
+    }
+
+    #[test]
+    fn scan_full_survives_growth() {
+        let mut z = ZSet::new_full();
+        for i in 0..500 {
+            z.insert_new(format!("a{i}").as_bytes(), f64::from(i), 0, 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0u64;
+        let mut extra = 0;
+        loop {
+            cursor = z.scan_full(cursor, 7, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            // Grow the index while scanning.
+            for _ in 0..20 {
+                z.insert_new(format!("b{extra}").as_bytes(), 1.0, 0, 0);
+                extra += 1;
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert!(seen.contains(format!("a{i}").as_bytes()), "a{i} missed");
         }
     }
 
