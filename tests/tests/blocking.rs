@@ -177,3 +177,19 @@ fn timeout_then_push_and_forever() {
     assert_eq!(p.cmd("RPUSH n late"), b":1\r\n");
     assert_eq!(w.read_reply().unwrap(), b"*2\r\n$1\r\nn\r\n$4\r\nlate\r\n");
 }
+
+#[test]
+fn waiter_served_before_pushers_next_command() {
+    let s = Server::start(&[]);
+    let mut w = conn(&s);
+    assert_eq!(w.cmd("HELLO 3").first(), Some(&b'%'));
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    settle();
+    let mut p = conn(&s);
+    // LPUSH and LPOP in one pipeline: the blocked client gets the element
+    // (Redis serves waiters right after the pushing command).
+    p.write_raw(b"*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$1\r\nv\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nq\r\n").unwrap();
+    assert_eq!(p.read_reply().unwrap(), b":1\r\n");
+    assert_eq!(p.read_reply().unwrap(), b"$-1\r\n");
+    assert_eq!(w.read_reply().unwrap(), b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+}

@@ -538,6 +538,8 @@ fn parse_mpop<'a>(argv: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError
 
 /// Pops up to `count` from the first non-empty key; writes `[key, [elems]]`.
 /// Returns false (nothing written) when every key is missing.
+/// Keys are checked in order: the first existing non-list key is a WRONGTYPE
+/// error, as in Redis.
 fn mpop_serve(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<bool, CmdError> {
     let mut g = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
     for &key in keys {
@@ -558,8 +560,6 @@ fn mpop_serve(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<b
     Ok(false)
 }
 
-/// Checks types of `keys` in order before serving (Redis errors on the first
-/// existing non-list key even when a later key holds data).
 fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let a = parse_mpop(argv, 1)?;
     if !mpop_serve(ctx, &a.keys, a.end, a.count)? {

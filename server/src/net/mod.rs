@@ -7,6 +7,11 @@
 //! is closed, as Redis does. The query buffer is capped at
 //! `client-query-buffer-limit`; `maxclients`, `timeout` and `requirepass` are
 //! applied here.
+//!
+//! A blocking command (BLPOP & co.) leaves a request in the client; the loop
+//! then stops parsing, flushes earlier replies and waits in
+//! [`crate::block::wait`] (still reading, to notice a disconnect) before it
+//! goes on with the buffered commands.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
