@@ -390,18 +390,20 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         "unblock" => {
-            parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+            let id = parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+            let mut error = false;
             match argv.len() {
                 3 => {}
                 4 => {
-                    if !(is(argv[3], "timeout") || is(argv[3], "error")) {
+                    error = is(argv[3], "error");
+                    if !(error || is(argv[3], "timeout")) {
                         return Err(CmdError::Static(errors::UNBLOCK_REASON));
                     }
                 }
                 _ => return Err(CmdError::msg(errors::subcommand_syntax("client", argv[1]))),
             }
-            // No command blocks in this release, so no client is ever unblocked.
-            ctx.out.int(0);
+            let done = id >= 0 && crate::block::unblock(ctx.srv, id as u64, error);
+            ctx.out.int(done as i64);
             Ok(())
         }
         "help" => {

@@ -213,9 +213,10 @@ fn clients(ctx: &Ctx, w: &mut Lines) {
     w.kv("maxclients", ctx.srv.config().maxclients);
     w.kv("client_recent_max_input_buffer", max_in);
     w.kv("client_recent_max_output_buffer", max_out);
-    w.kv("blocked_clients", 0);
+    let blocked = ctx.srv.blocking.blocked_clients();
+    w.kv("blocked_clients", blocked);
     w.kv("tracking_clients", 0);
-    w.kv("clients_in_timeout_table", 0);
+    w.kv("clients_in_timeout_table", blocked);
 }
 
 /// Memory figures for INFO memory.

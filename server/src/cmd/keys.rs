@@ -340,6 +340,10 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
         }
         Ok(true)
     })?;
+    if done {
+        // A client blocked on the destination (BLPOP ...) may now be served.
+        ctx.srv.signal_key_ready(ctx.client.db, dst);
+    }
     if nx {
         ctx.out.int(done as i64);
     } else {
@@ -422,6 +426,8 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         d.remove(dst);
     }
     d.insert(copied);
+    drop(pair);
+    ctx.srv.signal_key_ready(target, dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -451,6 +457,10 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         d.insert(e);
         true
     });
+    drop((s, d));
+    if moved {
+        ctx.srv.signal_key_ready(target, key);
+    }
     ctx.out.int(moved as i64);
     Ok(())
 }
