@@ -648,6 +648,12 @@ fn range_interval(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> 
         return (0, 0);
     }
     let off = usize::try_from(offset).unwrap_or(usize::MAX);
+    if let Spec::Lex(min, max) = *spec
+        && off > 0
+        && z.is_compact()
+    {
+        return lex_offset_walk(z, (a, b), min, max, rev, off, limit);
+    }
     if !rev {
         let a2 = a.saturating_add(off);
         if a2 >= b {
@@ -662,6 +668,39 @@ fn range_interval(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> 
         let b2 = b - off;
         let a2 = if limit < 0 { a } else { a.max(b2.saturating_sub(limit as usize)) };
         (a2, b2)
+    }
+}
+
+/// Redis' listpack walk for a lex range with an offset: skip `off` elements
+/// from the first (last, when `rev`) element in range without checking them,
+/// then emit while the far bound holds. Differs from plain rank arithmetic
+/// only when members are not sorted across scores.
+fn lex_offset_walk(
+    z: &ZSet,
+    (a, b): (usize, usize),
+    min: Lex,
+    max: Lex,
+    rev: bool,
+    off: usize,
+    limit: i64,
+) -> (usize, usize) {
+    let len = z.len();
+    let cap = if limit < 0 { usize::MAX } else { limit as usize };
+    if !rev {
+        let a2 = a.saturating_add(off);
+        if a2 >= len {
+            return (0, 0);
+        }
+        let b2 = z.count_while_from(a2, |_, m| lex_lte_max(m, max)).min(a2.saturating_add(cap));
+        if b2 <= a2 { (0, 0) } else { (a2, b2) }
+    } else {
+        let Some(start) = (b - 1).checked_sub(off) else { return (0, 0) };
+        let items = z.to_vec();
+        let mut a2 = start + 1;
+        while a2 > 0 && start + 1 - a2 < cap && items.get(a2 - 1).is_some_and(|(m, _)| lex_gte_min(m, min)) {
+            a2 -= 1;
+        }
+        if a2 > start { (0, 0) } else { (a2, start + 1) }
     }
 }
 
@@ -1111,12 +1150,14 @@ fn aggregate(agg: Agg, target: &mut f64, v: f64) {
 /// One input of a set operation: its elements (None = missing key).
 type Input = Option<Vec<Item>>;
 
-/// Reads every input key: zsets, or sets with every score 1 (WRONGTYPE for
+/// Reads every input key (read lookups: counted as hits/misses): zsets, or sets with every score 1 (WRONGTYPE for
 /// other values).
-fn read_inputs(r: &mut dyn KeyAccess, keys: &[&[u8]], now: u64) -> Result<Vec<Input>, CmdError> {
+fn read_inputs(ctx: &Ctx, r: &mut dyn KeyAccess, keys: &[&[u8]], now: u64) -> Result<Vec<Input>, CmdError> {
     let mut v = Vec::with_capacity(keys.len());
     for k in keys {
-        match r.get(k, now) {
+        let e = r.get(k, now);
+        ctx.hit(e.is_some());
+        match e {
             Some(e) => match e.value() {
                 ValueRef::Obj(Object::ZSet(z)) => v.push(Some(z.to_vec())),
                 ValueRef::Obj(Object::Set(st)) => {
@@ -1205,7 +1246,7 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], op: SetOp, store: bool) -> CmdRe
     let lim = limits(ctx);
     let dst = if store { Some(argv[1]) } else { None };
     let mut r = ctx.ks().lock_keys(ctx.db(), keys.iter().copied().chain(dst));
-    let inputs = read_inputs(&mut r, keys, now)?;
+    let inputs = read_inputs(ctx, &mut r, keys, now)?;
     let mut weights = vec![1.0f64; numkeys];
     let mut agg = Agg::Sum;
     let mut withscores = false;
@@ -1294,7 +1335,7 @@ fn zintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let now = ctx.now;
     let mut r = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
-    let inputs = read_inputs(&mut r, keys, now)?;
+    let inputs = read_inputs(ctx, &mut r, keys, now)?;
     drop(r);
     let weights = vec![1.0; numkeys];
     let mut n = compute(SetOp::Inter, inputs, &weights, Agg::Sum).len();

@@ -154,11 +154,13 @@ struct Table {
     t: HashTable<Box<[u8]>>,
     /// Changes whenever entries may have moved between buckets (HSCAN).
     generation: u32,
+    /// Sum of the entries' lengths (O(1) `heap_size` for INFO).
+    entry_bytes: usize,
 }
 
 impl Table {
     fn with_capacity(n: usize) -> Table {
-        Table { t: HashTable::with_capacity(n), generation: 0 }
+        Table { t: HashTable::with_capacity(n), generation: 0, entry_bytes: 0 }
     }
 
     fn find(&self, f: &[u8]) -> Option<&[u8]> {
@@ -175,7 +177,9 @@ impl Table {
                     dst.copy_from_slice(v);
                 }
             } else {
+                let old = e.len();
                 *e = make_entry(f, v);
+                self.entry_bytes = (self.entry_bytes + e.len()).saturating_sub(old);
             }
             return false;
         }
@@ -183,14 +187,17 @@ impl Table {
             // This insert grows or rehashes in place: buckets move.
             self.generation = self.generation.wrapping_add(1);
         }
-        self.t.insert_unique(h, make_entry(f, v), |e| hash_field(entry_field(e)));
+        let e = make_entry(f, v);
+        self.entry_bytes += e.len();
+        self.t.insert_unique(h, e, |e| hash_field(entry_field(e)));
         true
     }
 
     fn remove(&mut self, f: &[u8]) -> bool {
         match self.t.find_entry(hash_field(f), |e| entry_field(e) == f) {
             Ok(occ) => {
-                occ.remove();
+                let (e, _) = occ.remove();
+                self.entry_bytes = self.entry_bytes.saturating_sub(e.len());
                 true
             }
             Err(_) => false,
@@ -363,7 +370,7 @@ impl Hash {
             Repr::Table(t) => {
                 std::mem::size_of::<Table>()
                     + t.t.num_buckets() * (std::mem::size_of::<Box<[u8]>>() + 1)
-                    + t.t.iter().map(|e| e.len()).sum::<usize>()
+                    + t.entry_bytes
             }
         }
     }
@@ -408,7 +415,9 @@ impl Hash {
         let Repr::Compact(b) = &self.repr else { return };
         let mut t = Table::with_capacity(compact_count(b));
         for (f, v) in (CompactIter { buf: b, pos: COUNT_BYTES }) {
-            t.t.insert_unique(hash_field(f), make_entry(f, v), |e| hash_field(entry_field(e)));
+            let e = make_entry(f, v);
+            t.entry_bytes += e.len();
+            t.t.insert_unique(hash_field(f), e, |e| hash_field(entry_field(e)));
         }
         self.repr = Repr::Table(Box::new(t));
     }
@@ -902,6 +911,9 @@ mod tests {
                 prop_assert_eq!(seen, pairs(&h));
                 let copy = h.clone();
                 prop_assert_eq!(&copy, &h);
+                if let Repr::Table(t) = &h.repr {
+                    prop_assert_eq!(t.entry_bytes, t.t.iter().map(|e| e.len()).sum::<usize>());
+                }
             }
         }
     }
