@@ -21,6 +21,7 @@ use protocol::glob::{is_match_all, string_match};
 use protocol::resp::Reply;
 
 use crate::config::MaxmemoryPolicy;
+use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, MultiRef, SlotRef};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
@@ -504,33 +505,6 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Redis' `parseScanCursorOrReply`: `strtoul` base 10 on the C string (so it
-/// stops at a NUL, accepts a sign and the empty string, wraps negatives),
-/// rejecting a leading space, trailing garbage and overflow.
-fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    let bad = || CmdError::Static(errors::INVALID_CURSOR);
-    let a = c_str(a);
-    let Some(&first) = a.first() else { return Ok(0) };
-    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        return Err(bad());
-    }
-    let (neg, digits) = match first {
-        b'-' => (true, &a[1..]),
-        b'+' => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(bad());
-        }
-        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(bad)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -34,6 +34,7 @@ use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
 use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::set::{Member, MemberRef};
 use crate::ds::Set;
@@ -614,31 +615,6 @@ fn sintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Redis' `parseScanCursorOrReply` (strtoul on the C string).
-fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    let bad = || CmdError::Static(errors::INVALID_CURSOR);
-    let a = a.iter().position(|&b| b == 0).map_or(a, |i| &a[..i]);
-    let Some(&first) = a.first() else { return Ok(0) };
-    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        return Err(bad());
-    }
-    let (neg, digits) = match first {
-        b'-' => (true, &a[1..]),
-        b'+' => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(bad());
-        }
-        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(bad)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -24,3 +24,28 @@ pub fn uint_arg(a: &[u8]) -> Result<u64, CmdError> {
 pub fn is(a: &[u8], kw: &str) -> bool {
     a.eq_ignore_ascii_case(kw.as_bytes())
 }
+
+/// Redis' `parseScanCursorOrReply` (SCAN, HSCAN, SSCAN, ZSCAN): `strtoul` base
+/// 10 on the C string, so it stops at a NUL, accepts a sign and the empty
+/// string and wraps negatives, but rejects leading whitespace, trailing
+/// garbage and overflow with `ERR invalid cursor`.
+pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
+    let bad = || CmdError::Static(crate::errors::INVALID_CURSOR);
+    let a = a.iter().position(|&b| b == 0).map_or(a, |i| &a[..i]);
+    let Some(&first) = a.first() else { return Ok(0) };
+    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        return Err(bad());
+    }
+    let digits = match first {
+        b'-' | b'+' => &a[1..],
+        _ => a,
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))).ok_or_else(bad)?;
+    }
+    Ok(if first == b'-' { v.wrapping_neg() } else { v })
+}

@@ -38,6 +38,7 @@ use protocol::resp::Reply;
 use rand::Rng;
 
 use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
@@ -317,27 +318,6 @@ fn rank_interval(llen: usize, start: i64, end: i64) -> (usize, usize) {
     (start as usize, end as usize + 1)
 }
 
-fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    let bad = || CmdError::Static(errors::INVALID_CURSOR);
-    let a = cstr(a);
-    let Some(&first) = a.first() else { return Ok(0) };
-    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        return Err(bad());
-    }
-    let (neg, digits) = match first {
-        b'-' => (true, &a[1..]),
-        b'+' => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))).ok_or_else(bad)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
 
 /// Stores `items` (sorted, distinct) at `dst`, or deletes `dst` when empty;
 /// replies with the count.
