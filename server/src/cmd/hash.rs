@@ -46,6 +46,7 @@ use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 use protocol::resp::Reply;
 
 use crate::cmd::util::int_arg;
+use crate::cmd::util::c_is as kw;
 use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
@@ -82,21 +83,6 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 // ---------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------
-
-/// An argument as C code sees it through `char *`: cut at the first NUL.
-#[inline]
-fn cstr(a: &[u8]) -> &[u8] {
-    match memchr::memchr(0, a) {
-        Some(i) => &a[..i],
-        None => a,
-    }
-}
-
-/// `strcasecmp(arg, kw) == 0`.
-#[inline]
-fn kw(a: &[u8], kw: &str) -> bool {
-    cstr(a).eq_ignore_ascii_case(kw.as_bytes())
-}
 
 fn limits(ctx: &Ctx) -> Limits {
     let c = ctx.srv.config();

@@ -21,6 +21,7 @@ use protocol::glob::{is_match_all, string_match};
 use protocol::resp::Reply;
 
 use crate::config::MaxmemoryPolicy;
+use crate::cmd::util::{c_str};
 use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, MultiRef, SlotRef};
 use crate::errors::{self, CmdError, CmdResult};
@@ -63,11 +64,6 @@ fn with_keys<R>(ctx: &Ctx, keys: &[&[u8]], f: impl FnOnce(&mut dyn KeyAccess) ->
         [k] => f(&mut ctx.ks().lock_key(db, k)),
         _ => f(&mut ctx.ks().lock_keys(db, keys.iter().copied())),
     }
-}
-
-/// The part of a C string argument Redis sees through `%s` / `strcasecmp`.
-fn c_str(a: &[u8]) -> &[u8] {
-    a.iter().position(|&b| b == 0).map_or(a, |i| &a[..i])
 }
 
 /// Redis' `getIntFromObjectOrReply` with no custom message.

@@ -32,6 +32,7 @@ use protocol::number::parse_f64;
 use protocol::slot::slot_of;
 
 use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::{c_str as cstr};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::List;
 use crate::errors::{self, CmdError, CmdResult};
@@ -88,11 +89,6 @@ fn parse_opts<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Opts<'a>, CmdErro
         j += 1;
     }
     Ok(o)
-}
-
-/// The bytes C code sees through `char *` (up to the first NUL).
-fn cstr(a: &[u8]) -> &[u8] {
-    a.split(|&b| b == 0).next().unwrap_or(&[])
 }
 
 /// A pattern split around its `*`: `(key prefix, key suffix, hash field)`.

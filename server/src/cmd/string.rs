@@ -31,6 +31,7 @@ use protocol::command::CmdId;
 use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 
 use crate::cmd::util::int_arg;
+use crate::cmd::util::{c_str as cstr, c_is as copt};
 use crate::db::{Db, Entry, KeyAccess, Object};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
@@ -65,21 +66,6 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 // ---------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------
-
-/// An argument as C code sees it through `char *`: cut at the first NUL.
-#[inline]
-fn cstr(a: &[u8]) -> &[u8] {
-    match memchr::memchr(0, a) {
-        Some(i) => &a[..i],
-        None => a,
-    }
-}
-
-/// C-string, ASCII case-insensitive keyword comparison (`strcasecmp`).
-#[inline]
-fn copt(a: &[u8], kw: &str) -> bool {
-    cstr(a).eq_ignore_ascii_case(kw.as_bytes())
-}
 
 /// Upsert that also accounts for an expired key being overwritten (Redis
 /// would have expired it in the lookup that precedes every write).

@@ -49,3 +49,19 @@ pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
     }
     Ok(if first == b'-' { v.wrapping_neg() } else { v })
 }
+
+/// An argument as Redis' C code sees it through `char *`: cut at the first
+/// NUL (option keywords compared with `strcasecmp` stop there).
+#[inline]
+pub fn c_str(a: &[u8]) -> &[u8] {
+    match memchr::memchr(0, a) {
+        Some(i) => &a[..i],
+        None => a,
+    }
+}
+
+/// `strcasecmp(arg, kw) == 0`: a C-string, ASCII case-insensitive keyword test.
+#[inline]
+pub fn c_is(a: &[u8], kw: &str) -> bool {
+    c_str(a).eq_ignore_ascii_case(kw.as_bytes())
+}

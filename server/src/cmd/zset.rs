@@ -37,7 +37,8 @@ use protocol::number::{parse_f64, write_f64};
 use protocol::resp::Reply;
 use rand::Rng;
 
-use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::int_arg;
+use crate::cmd::util::{c_str as cstr, c_is as copt};
 use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
@@ -88,21 +89,6 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 // ---------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------
-
-/// The part of an argument C code sees through `char *`.
-#[inline]
-fn cstr(a: &[u8]) -> &[u8] {
-    match memchr::memchr(0, a) {
-        Some(i) => &a[..i],
-        None => a,
-    }
-}
-
-/// `strcasecmp` against a keyword.
-#[inline]
-fn copt(a: &[u8], kw: &str) -> bool {
-    is(cstr(a), kw)
-}
 
 fn zset_ref(e: &Entry) -> Result<&ZSet, CmdError> {
     match e.value() {
