@@ -53,12 +53,11 @@ fn run(cfg: Config, config_file: String) -> i32 {
         eprintln!("Can't open the log file: {e}");
         return 1;
     }
-    if !cfg.dir.is_empty() {
-        if let Err(e) = std::env::set_current_dir(&cfg.dir) {
+    if !cfg.dir.is_empty()
+        && let Err(e) = std::env::set_current_dir(&cfg.dir) {
             eprintln!("Can't chdir to '{}': {e}", cfg.dir);
             return 1;
         }
-    }
     if cfg.daemonize {
         warning!("daemonize yes is accepted but codis-server always stays in the foreground (use a supervisor)");
     }
@@ -97,11 +96,10 @@ async fn serve(srv: Arc<Server>) -> i32 {
     if let Some(actual) = listeners.first().and_then(|l| l.local_addr().ok()) {
         srv.port.store(actual.port() as u64, Relaxed);
     }
-    if !pidfile.is_empty() {
-        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+    if !pidfile.is_empty()
+        && let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
             warning!("Failed to write PID file: {e}");
         }
-    }
     let mode = if srv.threads == 1 { "single-threaded executor" } else { "multi-threaded executor" };
     notice!(
         "codis-server {} (Redis {} compatible), pid={}, port={}, mode=standalone, {} ({} thread{}), 1024 slots x {} dbs",

@@ -326,7 +326,7 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             if !lib_name && !is(argv[2], "lib-ver") {
                 return Err(CmdError::msg(format!("ERR Unrecognized option '{}'", errors::lossy(argv[2]))));
             }
-            if value.iter().any(|&c| c < b'!' || c > b'~') {
+            if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
                 let what = if lib_name { "lib-name" } else { "lib-ver" };
                 return Err(CmdError::msg(format!("ERR {what} cannot contain spaces, newlines or special characters.")));
             }

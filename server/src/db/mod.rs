@@ -317,14 +317,13 @@ impl<'a> SlotRef<'a> {
         let mut i = self.t.expire_cursor % n;
         let mut seen = 0;
         while seen < n && seen < max * 4 {
-            if let Some(e) = self.t.table.get_bucket(i) {
-                if e.is_expired(now) {
+            if let Some(e) = self.t.table.get_bucket(i)
+                && e.is_expired(now) {
                     victims.push((self.ks.hash(e.key()), e.key().to_vec()));
                     if victims.len() >= max {
                         break;
                     }
                 }
-            }
             i = (i + 1) % n;
             seen += 1;
         }

@@ -123,7 +123,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                 }
             };
             let n = tokio::select! {
-                r = read => match r { Ok(n) => n, Err(_) => 0 },
+                r = read => r.unwrap_or_default(),
                 _ = info.kill.notified() => 0,
             };
             if n == 0 || info.killed.load(Relaxed) {
