@@ -13,9 +13,10 @@
 //! Random picks (SPOP, SRANDMEMBER) probe uniformly random buckets until they
 //! hit a full one; the table is shrunk when its load falls under 1/4, so a pick
 //! is O(1) expected and every member is equally likely. SSCAN on a hashtable
-//! walks bucket indexes; the cursor carries the table's size so a cursor from
-//! before a resize restarts the walk (members may repeat, none is missed unless
-//! an in-place rehash moves them mid-scan).
+//! walks bucket indexes; the cursor carries the table's size and a generation
+//! bumped by every insert that may relocate entries (growth or hashbrown's
+//! in-place rehash), so a stale cursor restarts the walk (members may repeat,
+//! none present for the whole scan is missed).
 
 use std::sync::OnceLock;
 
@@ -44,6 +45,9 @@ enum Repr {
 #[derive(Debug, Clone)]
 pub struct Set {
     repr: Repr,
+    /// Bumped whenever table entries may move without the bucket count
+    /// changing (hashbrown's in-place rehash); SSCAN cursors carry it.
+    generation: u32,
 }
 
 impl Default for Set {
@@ -98,11 +102,13 @@ impl Member {
 
 /// Bits of an SSCAN cursor holding log2(bucket count).
 const TAG_BITS: u32 = 6;
+/// Bits of an SSCAN cursor holding the table generation (above the tag).
+const GEN_BITS: u32 = 16;
 
 impl Set {
     /// An empty set (intset encoded, as Redis' `createIntsetObject`).
     pub fn new() -> Self {
-        Set { repr: Repr::Ints(Vec::new()) }
+        Set { repr: Repr::Ints(Vec::new()), generation: 0 }
     }
 
     /// Redis' OBJECT ENCODING name for the current representation.
@@ -188,7 +194,13 @@ impl Set {
             self.convert(1);
         }
         match &mut self.repr {
-            Repr::Table(t) => Self::table_insert(t, m),
+            Repr::Table(t) => {
+                if t.len() == t.capacity() {
+                    // The insert grows the table or rehashes it in place.
+                    self.generation = self.generation.wrapping_add(1);
+                }
+                Self::table_insert(t, m)
+            }
             Repr::Ints(_) => false,
         }
     }
@@ -380,8 +392,9 @@ impl Set {
             }
             Repr::Table(t) => {
                 let nb = t.num_buckets();
-                let tag = nb.trailing_zeros() as u64;
-                let mut i = if cursor & ((1 << TAG_BITS) - 1) == tag { (cursor >> TAG_BITS) as usize } else { 0 };
+                let tag = nb.trailing_zeros() as u64 | (u64::from(self.generation) & ((1 << GEN_BITS) - 1)) << TAG_BITS;
+                let low = (1u64 << (TAG_BITS + GEN_BITS)) - 1;
+                let mut i = if cursor & low == tag { (cursor >> (TAG_BITS + GEN_BITS)) as usize } else { 0 };
                 let (mut found, mut probes) = (0usize, 0usize);
                 let max_probes = count.saturating_mul(10);
                 while i < nb && found < count && probes < max_probes {
@@ -392,7 +405,7 @@ impl Set {
                     i += 1;
                     probes += 1;
                 }
-                if i >= nb { 0 } else { ((i as u64) << TAG_BITS) | tag }
+                if i >= nb { 0 } else { ((i as u64) << (TAG_BITS + GEN_BITS)) | tag }
             }
         }
     }
@@ -448,6 +461,42 @@ mod tests {
         let mut z = Set::new();
         z.insert(b"1", 0);
         assert_eq!(z.encoding_name(), "hashtable");
+    }
+
+    /// Insert/delete churn between SSCAN calls on a table full of deletions
+    /// never hides a member that stays in the set for the whole scan. (The
+    /// generation bump for hashbrown's in-place rehash is the same rule the
+    /// keyspace SCAN uses; this test guards the cursor under churn in general.)
+    #[test]
+    fn sscan_survives_tombstone_churn() {
+        // Fill to 3584 members (4096 buckets), then delete down to 1100 (load
+        // stays above 1/4, so no shrink) and churn while scanning.
+        let mut s = Set::new();
+        for i in 0..3584 {
+            s.insert(format!("m{i}").as_bytes(), 0);
+        }
+        for i in 1100..3584 {
+            s.remove(format!("m{i}").as_bytes());
+        }
+        let mut seen = BTreeSet::new();
+        let mut cursor = 0;
+        for round in 0..100_000 {
+            cursor = s.scan(cursor, 10, |m| {
+                seen.insert(m.with_bytes(|b| b.to_vec()));
+            });
+            for j in 0..64 {
+                let k = format!("x{round}_{j}");
+                s.insert(k.as_bytes(), 0);
+                s.remove(k.as_bytes());
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(cursor, 0, "scan finished");
+        for i in 0..1100 {
+            assert!(seen.contains(format!("m{i}").as_bytes()), "m{i} missed");
+        }
     }
 
     #[test]
