@@ -67,20 +67,26 @@ pub struct BlockRequest {
 /// deadline in unix ms; `0` means forever (None). Redis' texts:
 /// `ERR timeout is not a float or out of range`, `ERR timeout is negative`.
 pub fn parse_timeout(arg: &[u8], now: u64) -> Result<Option<u64>, CmdError> {
-    let secs = protocol::number::parse_f64(arg).ok_or(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))?;
+    let secs =
+        protocol::number::parse_f64(arg).ok_or(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))?;
     let ms = secs * 1000.0;
     // Redis casts to long long; out-of-range values (and inf) become
     // LLONG_MIN on x86, hence "negative".
-    let tval: i64 = if ms.is_finite() && ms < 9.223_372_036_854_775e18 && ms > -9.223_372_036_854_775e18 {
-        ms as i64
-    } else {
-        i64::MIN
-    };
+    let tval: i64 =
+        if ms.is_finite() && ms < 9.223_372_036_854_775e18 && ms > -9.223_372_036_854_775e18 {
+            ms as i64
+        } else {
+            i64::MIN
+        };
     if tval < 0 {
         return Err(CmdError::Static(errors::TIMEOUT_NEGATIVE));
     }
     let ms = tval as u64;
-    if ms == 0 { Ok(None) } else { Ok(Some(now.saturating_add(ms))) }
+    if ms == 0 {
+        Ok(None)
+    } else {
+        Ok(Some(now.saturating_add(ms)))
+    }
 }
 
 #[derive(Debug)]
@@ -186,7 +192,9 @@ impl Blocking {
     }
 
     fn head(&self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
-        lock(&self.queues).get(&(db, key.to_vec())).and_then(|q| q.front().cloned())
+        lock(&self.queues)
+            .get(&(db, key.to_vec()))
+            .and_then(|q| q.front().cloned())
     }
 }
 
@@ -222,12 +230,24 @@ fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
     let mut out = Reply::new();
     out.resp3 = w.resp3;
     let argv: Vec<&[u8]> = w.req.argv.iter().map(|a| a.as_slice()).collect();
-    let Some(&name) = argv.first() else { return false };
-    let Some(handler) = exec::handler_for(name) else { return false };
-    let Some(id) = protocol::command::lookup(name) else { return false };
+    let Some(&name) = argv.first() else {
+        return false;
+    };
+    let Some(handler) = exec::handler_for(name) else {
+        return false;
+    };
+    let Some(id) = protocol::command::lookup(name) else {
+        return false;
+    };
     let now = crate::db::now_ms();
     let res = {
-        let mut ctx = exec::Ctx { srv, client: &mut client, out: &mut out, now, spec: id.spec() };
+        let mut ctx = exec::Ctx {
+            srv,
+            client: &mut client,
+            out: &mut out,
+            now,
+            spec: id.spec(),
+        };
         handler(&mut ctx, &argv)
     };
     if res.is_ok() && client.block.is_some() {
@@ -369,7 +389,10 @@ pub fn unblock(srv: &Server, id: u64, error: bool) -> bool {
     let _g = lock(&b.serving);
     let w = {
         let q = lock(&b.queues);
-        q.values().flat_map(|dq| dq.iter()).find(|w| w.info.id == id).cloned()
+        q.values()
+            .flat_map(|dq| dq.iter())
+            .find(|w| w.info.id == id)
+            .cloned()
     };
     let Some(w) = w else { return false };
     b.unregister(&w);
@@ -397,11 +420,26 @@ mod tests {
         assert_eq!(parse_timeout(b"0", 1000), Ok(None));
         assert_eq!(parse_timeout(b"0.0001", 1000), Ok(None));
         assert_eq!(parse_timeout(b"1.5", 1000), Ok(Some(2500)));
-        assert_eq!(parse_timeout(b"-1", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(
+            parse_timeout(b"-1", 1000),
+            Err(CmdError::Static(errors::TIMEOUT_NEGATIVE))
+        );
         assert_eq!(parse_timeout(b"-0.0001", 1000), Ok(None));
-        assert_eq!(parse_timeout(b"inf", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
-        assert_eq!(parse_timeout(b"1e20", 1000), Err(CmdError::Static(errors::TIMEOUT_NEGATIVE)));
-        assert_eq!(parse_timeout(b"abc", 1000), Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT)));
-        assert_eq!(parse_timeout(b"nan", 1000), Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT)));
+        assert_eq!(
+            parse_timeout(b"inf", 1000),
+            Err(CmdError::Static(errors::TIMEOUT_NEGATIVE))
+        );
+        assert_eq!(
+            parse_timeout(b"1e20", 1000),
+            Err(CmdError::Static(errors::TIMEOUT_NEGATIVE))
+        );
+        assert_eq!(
+            parse_timeout(b"abc", 1000),
+            Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))
+        );
+        assert_eq!(
+            parse_timeout(b"nan", 1000),
+            Err(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))
+        );
     }
 }

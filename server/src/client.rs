@@ -82,7 +82,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        Client { id: info.id, db: 0, authenticated, close_after_reply: false, info, block: None }
+        Client {
+            id: info.id,
+            db: 0,
+            authenticated,
+            close_after_reply: false,
+            info,
+            block: None,
+        }
     }
 
     pub fn select(&mut self, db: usize) {
@@ -100,12 +107,21 @@ pub struct Registry {
 
 impl Registry {
     pub fn add(&self, c: Arc<ClientInfo>) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id, c);
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id, c);
         self.count.fetch_add(1, Relaxed);
     }
 
     pub fn remove(&self, id: u64) {
-        if self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).is_some() {
+        if self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some()
+        {
             self.count.fetch_sub(1, Relaxed);
         }
     }
@@ -120,10 +136,19 @@ impl Registry {
 
     /// A snapshot of all clients, ordered by id.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 }

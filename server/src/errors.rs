@@ -35,7 +35,9 @@ impl CmdError {
             CmdError::NoSuchKey => NO_SUCH_KEY,
             CmdError::OutOfRange => OUT_OF_RANGE,
             CmdError::NoAuth => NOAUTH,
-            CmdError::InvalidExpire(cmd) => return Cow::Owned(format!("ERR invalid expire time in '{cmd}' command")),
+            CmdError::InvalidExpire(cmd) => {
+                return Cow::Owned(format!("ERR invalid expire time in '{cmd}' command"));
+            }
             CmdError::Static(s) => s,
             CmdError::Msg(s) => s.as_str(),
         })
@@ -55,8 +57,7 @@ pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const OUT_OF_RANGE: &str = "ERR value is out of range";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
-pub const NO_PASSWORD: &str =
-    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+pub const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 pub const INVALID_DB: &str = "ERR DB index is out of range";
 pub const MAX_CLIENTS: &str = "ERR max number of clients reached";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
@@ -68,30 +69,37 @@ pub const PROTECTED_MODE: &str = "DENIED codis-server is running in protected mo
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
-pub const LCS_IDX_AND_LEN: &str = "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_IDX_AND_LEN: &str =
+    "ERR If you want both the length and indexes, please just use IDX.";
 pub const LCS_TOO_LONG: &str = "ERR String too long for LCS";
-pub const LCS_EXCEEDS_LIMIT: &str = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
-pub const LCS_ALLOC_FAILED: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
+pub const LCS_EXCEEDS_LIMIT: &str =
+    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+pub const LCS_ALLOC_FAILED: &str =
+    "ERR Insufficient memory, failed allocating transient memory for LCS";
 
 // --- connection / server / COMMAND / CONFIG / DEBUG (cmd/conn.rs, admin.rs, info.rs, command.rs)
-pub const INT_ARG_OUT_OF_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+pub const INT_ARG_OUT_OF_RANGE: &str =
+    "ERR value is out of range, value must between -2147483648 and 2147483647";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
 pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
-pub const CLIENT_NAME_INVALID: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+pub const CLIENT_NAME_INVALID: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";
 pub const CLIENT_ID_NOT_POSITIVE: &str = "ERR client-id should be greater than 0";
 pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
 pub const PAUSE_TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
 pub const PAUSE_MODE: &str = "ERR CLIENT PAUSE mode must be WRITE or ALL";
-pub const CACHING_WITHOUT_TRACKING: &str =
-    "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
+pub const CACHING_WITHOUT_TRACKING: &str = "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
 pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
 pub const TRACKING_REDIRECT_MISSING: &str = "ERR The client ID you want redirect to does not exist";
-pub const TRACKING_SINGLE_REDIRECT: &str = "ERR A client can only redirect to a single other client";
+pub const TRACKING_SINGLE_REDIRECT: &str =
+    "ERR A client can only redirect to a single other client";
 pub const CLIENT_PAUSE_UNSUPPORTED: &str = "ERR CLIENT PAUSE is not supported in this release";
-pub const CLIENT_TRACKING_UNSUPPORTED: &str = "ERR CLIENT TRACKING is not supported in this release";
-pub const CLIENT_REPLY_UNSUPPORTED: &str = "ERR CLIENT REPLY OFF|SKIP is not supported in this release";
+pub const CLIENT_TRACKING_UNSUPPORTED: &str =
+    "ERR CLIENT TRACKING is not supported in this release";
+pub const CLIENT_REPLY_UNSUPPORTED: &str =
+    "ERR CLIENT REPLY OFF|SKIP is not supported in this release";
 pub const MONITOR_UNSUPPORTED: &str = "ERR MONITOR is not supported in this release";
 pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
@@ -103,7 +111,8 @@ pub const GETKEYS_INVALID_COMMAND: &str = "ERR Invalid command specified";
 pub const GETKEYS_NO_KEYS: &str = "ERR The command has no key arguments";
 pub const GETKEYS_BAD_ARITY: &str = "ERR Invalid number of arguments specified for command";
 pub const GETKEYS_BAD_ARGS: &str = "ERR Invalid arguments specified for command";
-pub const EXPIRE_NX_AND_OTHERS: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const EXPIRE_NX_AND_OTHERS: &str =
+    "ERR NX and XX, GT or LT options at the same time are not compatible";
 pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
 /// Followed by the offending option (up to its first NUL byte, as Redis' `%s`).
 pub const UNSUPPORTED_OPTION_PREFIX: &str = "ERR Unsupported option ";
@@ -114,8 +123,7 @@ pub const BIT_OFFSET_INVALID: &str = "ERR bit offset is not an integer or out of
 pub const BIT_VALUE_INVALID: &str = "ERR bit is not an integer or out of range";
 pub const BITPOS_BIT_ARG: &str = "ERR The bit argument must be 1 or 0.";
 pub const BITOP_NOT_SINGLE: &str = "ERR BITOP NOT must be called with a single source key.";
-pub const BITFIELD_TYPE: &str =
-    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+pub const BITFIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 pub const BITFIELD_OVERFLOW_TYPE: &str = "ERR Invalid OVERFLOW type specified";
 pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
 pub const HLL_WRONGTYPE: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
@@ -136,7 +144,8 @@ pub const ZRANGE_NOT_FLOAT: &str = "ERR min or max is not a float";
 pub const ZRANGE_NOT_LEX: &str = "ERR min or max not valid string range item";
 pub const ZRANGE_LIMIT_RANK: &str =
     "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
-pub const ZRANGE_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+pub const ZRANGE_WITHSCORES_LEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
 pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
 pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
 pub const JUST_OUT_OF_RANGE: &str = "ERR value is out of range";
@@ -158,7 +167,10 @@ pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {
     let name = argv.first().copied().unwrap_or(b"");
-    let mut s = format!("ERR unknown command '{}', with args beginning with: ", lossy(&name[..name.len().min(128)]));
+    let mut s = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        lossy(&name[..name.len().min(128)])
+    );
     let mut used = 0usize;
     for a in argv.iter().skip(1) {
         if used >= 128 {
@@ -228,9 +240,18 @@ mod tests {
             unknown_command(&[b"foo", b"a", b"b"]),
             "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
         );
-        assert_eq!(unknown_command(&[b"foo"]), "ERR unknown command 'foo', with args beginning with: ");
+        assert_eq!(
+            unknown_command(&[b"foo"]),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
         let long = vec![b'x'; 200];
         let s = unknown_command(&[b"foo", &long, b"aaaaaa"]);
-        assert_eq!(s, format!("ERR unknown command 'foo', with args beginning with: '{}' ", "x".repeat(128)));
+        assert_eq!(
+            s,
+            format!(
+                "ERR unknown command 'foo', with args beginning with: '{}' ",
+                "x".repeat(128)
+            )
+        );
     }
 }

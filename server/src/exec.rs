@@ -33,7 +33,10 @@ impl<'a> Ctx<'a> {
     pub fn db(&self) -> &'a Db {
         let srv: &'a Server = self.srv;
         // `select` only stores valid indexes; fall back to DB 0 defensively.
-        srv.ks.db(self.client.db).or_else(|| srv.ks.db(0)).expect("at least one database")
+        srv.ks
+            .db(self.client.db)
+            .or_else(|| srv.ks.db(0))
+            .expect("at least one database")
     }
 
     /// The keyspace, with the server's lifetime.
@@ -56,7 +59,13 @@ impl<'a> Ctx<'a> {
     /// to serve and returns `Ok(())` without a reply; the connection waits
     /// until a key is ready (then `argv` runs again), `deadline` (absolute
     /// unix ms, None = forever) passes (a `nil` reply), or the client leaves.
-    pub fn block_on(&mut self, argv: &[&[u8]], keys: &[&[u8]], deadline: Option<u64>, nil: crate::block::Nil) {
+    pub fn block_on(
+        &mut self,
+        argv: &[&[u8]],
+        keys: &[&[u8]],
+        deadline: Option<u64>,
+        nil: crate::block::Nil,
+    ) {
         self.client.block = Some(crate::block::BlockRequest {
             argv: argv.iter().map(|a| a.to_vec()).collect(),
             keys: keys.iter().map(|k| k.to_vec()).collect(),
@@ -75,7 +84,13 @@ pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
 
 fn handlers() -> &'static [Option<Handler>] {
     static H: OnceLock<Vec<Option<Handler>>> = OnceLock::new();
-    H.get_or_init(|| COMMANDS.iter().enumerate().map(|(i, _)| crate::cmd::handler(id_of(i))).collect())
+    H.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, _)| crate::cmd::handler(id_of(i)))
+            .collect()
+    })
 }
 
 fn id_of(i: usize) -> CmdId {
@@ -92,7 +107,12 @@ pub fn handler_for(name: &[u8]) -> Option<Handler> {
 
 /// Ids of table commands without a handler (must be empty; meta-tested).
 pub fn missing_handlers() -> Vec<&'static str> {
-    COMMANDS.iter().zip(handlers()).filter(|(_, h)| h.is_none()).map(|(c, _)| c.name).collect()
+    COMMANDS
+        .iter()
+        .zip(handlers())
+        .filter(|(_, h)| h.is_none())
+        .map(|(c, _)| c.name)
+        .collect()
 }
 
 /// Runs one command and appends its reply to `ctx.out`.
@@ -109,7 +129,11 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     let mut stat = stats.index.top(id as usize);
     if !top.subcommands.is_empty() && argv.len() >= 2 {
         let sub = argv[1];
-        match top.subcommands.iter().position(|s| s.short_name().as_bytes().eq_ignore_ascii_case(sub)) {
+        match top
+            .subcommands
+            .iter()
+            .position(|s| s.short_name().as_bytes().eq_ignore_ascii_case(sub))
+        {
             Some(pos) => {
                 spec = &top.subcommands[pos];
                 stat = stats.index.sub(id as usize, pos);
@@ -144,7 +168,13 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     };
     client.info.last_cmd.store(stat + 1, Relaxed);
     let start = Instant::now();
-    let mut ctx = Ctx { srv, client, out, now, spec };
+    let mut ctx = Ctx {
+        srv,
+        client,
+        out,
+        now,
+        spec,
+    };
     let res = handler(&mut ctx, argv);
     let us = start.elapsed().as_micros() as u64;
     cstat.calls.fetch_add(1, Relaxed);

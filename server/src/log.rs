@@ -22,7 +22,12 @@ pub fn init(level: Level, logfile: &str) -> std::io::Result<()> {
     let f = if logfile.is_empty() {
         None
     } else {
-        Some(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?)
+        Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logfile)?,
+        )
     };
     *FILE.lock().unwrap_or_else(|p| p.into_inner()) = f;
     Ok(())
@@ -51,9 +56,17 @@ pub fn timestamp(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let mon = MON.get((m - 1) as usize).copied().unwrap_or("Jan");
-    format!("{d} {mon} {y} {:02}:{:02}:{:02}.{:03}", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    format!(
+        "{d} {mon} {y} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 pub fn log(level: Level, msg: &str) {
@@ -66,7 +79,13 @@ pub fn log(level: Level, msg: &str) {
         Level::Notice => '*',
         Level::Warning => '#',
     };
-    let line = format!("{}:M {} {} {}\n", std::process::id(), timestamp(crate::db::now_ms()), mark, msg);
+    let line = format!(
+        "{}:M {} {} {}\n",
+        std::process::id(),
+        timestamp(crate::db::now_ms()),
+        mark,
+        msg
+    );
     let mut f = FILE.lock().unwrap_or_else(|p| p.into_inner());
     match f.as_mut() {
         Some(file) => {
@@ -90,6 +109,9 @@ mod tests {
     #[test]
     fn timestamp_format() {
         assert_eq!(super::timestamp(0), "1 Jan 1970 00:00:00.000");
-        assert_eq!(super::timestamp(1_795_383_000_123), "22 Nov 2026 21:30:00.123");
+        assert_eq!(
+            super::timestamp(1_795_383_000_123),
+            "22 Nov 2026 21:30:00.123"
+        );
     }
 }

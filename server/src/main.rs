@@ -44,7 +44,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let config_file = args.first().filter(|a| !a.starts_with("--")).cloned().unwrap_or_default();
+    let config_file = args
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_default();
     std::process::exit(run(cfg, config_file));
 }
 
@@ -54,18 +58,26 @@ fn run(cfg: Config, config_file: String) -> i32 {
         return 1;
     }
     if !cfg.dir.is_empty()
-        && let Err(e) = std::env::set_current_dir(&cfg.dir) {
-            eprintln!("Can't chdir to '{}': {e}", cfg.dir);
-            return 1;
-        }
+        && let Err(e) = std::env::set_current_dir(&cfg.dir)
+    {
+        eprintln!("Can't chdir to '{}': {e}", cfg.dir);
+        return 1;
+    }
     if cfg.daemonize {
-        warning!("daemonize yes is accepted but codis-server always stays in the foreground (use a supervisor)");
+        warning!(
+            "daemonize yes is accepted but codis-server always stays in the foreground (use a supervisor)"
+        );
     }
     let threads = cfg.io_threads.max(1);
     let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
     };
     let rt = match rt {
         Ok(rt) => rt,
@@ -74,7 +86,9 @@ fn run(cfg: Config, config_file: String) -> i32 {
             return 1;
         }
     };
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let srv = Server::new(cfg, exe, config_file);
     rt.block_on(serve(srv))
 }
@@ -97,10 +111,15 @@ async fn serve(srv: Arc<Server>) -> i32 {
         srv.port.store(actual.port() as u64, Relaxed);
     }
     if !pidfile.is_empty()
-        && let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
-            warning!("Failed to write PID file: {e}");
-        }
-    let mode = if srv.threads == 1 { "single-threaded executor" } else { "multi-threaded executor" };
+        && let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+    {
+        warning!("Failed to write PID file: {e}");
+    }
+    let mode = if srv.threads == 1 {
+        "single-threaded executor"
+    } else {
+        "multi-threaded executor"
+    };
     notice!(
         "codis-server {} (Redis {} compatible), pid={}, port={}, mode=standalone, {} ({} thread{}), 1024 slots x {} dbs",
         env!("CARGO_PKG_VERSION"),
@@ -134,7 +153,10 @@ async fn wait_for_shutdown(srv: &Server) -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             srv.shutdown.notified().await;
             return "Shutdown requested";
         };

@@ -40,7 +40,9 @@ impl Server {
         let threads = config.io_threads.max(1);
         let port = config.port as u64;
         let ks = Keyspace::new(config.databases);
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+            .collect();
         Arc::new(Server {
             config: RwLock::new(config),
             ks,
@@ -106,9 +108,15 @@ impl Server {
                 let ops = self.stats.total_commands.load(Relaxed);
                 let inp = self.stats.net_input_bytes.load(Relaxed);
                 let out = self.stats.net_output_bytes.load(Relaxed);
-                self.stats.inst_ops.store(((ops - last_ops.min(ops)) as f64 / el) as u64, Relaxed);
-                self.stats.inst_in_kbps.store(((inp - last_in.min(inp)) as f64 / el) as u64, Relaxed);
-                self.stats.inst_out_kbps.store(((out - last_out.min(out)) as f64 / el) as u64, Relaxed);
+                self.stats
+                    .inst_ops
+                    .store(((ops - last_ops.min(ops)) as f64 / el) as u64, Relaxed);
+                self.stats
+                    .inst_in_kbps
+                    .store(((inp - last_in.min(inp)) as f64 / el) as u64, Relaxed);
+                self.stats
+                    .inst_out_kbps
+                    .store(((out - last_out.min(out)) as f64 / el) as u64, Relaxed);
                 last_ops = ops;
                 last_in = inp;
                 last_out = out;

@@ -119,7 +119,10 @@ impl Stats {
             c.rejected.store(0, Relaxed);
             c.failed.store(0, Relaxed);
         }
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         for a in [
             &self.total_error_replies,
             &self.total_commands,

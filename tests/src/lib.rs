@@ -34,13 +34,17 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Whether tests must fail (instead of skip) when redis tools are missing.
 pub fn require_redis() -> bool {
-    std::env::var("REQUIRE_REDIS").map(|v| v == "1").unwrap_or(false)
+    std::env::var("REQUIRE_REDIS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// Looks `name` up on `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Finds a redis tool (`redis-server`, `redis-benchmark`, `redis-cli`) on
@@ -51,7 +55,9 @@ pub fn redis_tool(name: &str) -> Option<PathBuf> {
         Some(p) => Some(p),
         None if require_redis() => panic!("{name} not found on PATH and REQUIRE_REDIS=1"),
         None => {
-            eprintln!("SKIPPED: {name} not found on PATH (set REQUIRE_REDIS=1 to make this a failure)");
+            eprintln!(
+                "SKIPPED: {name} not found on PATH (set REQUIRE_REDIS=1 to make this a failure)"
+            );
             None
         }
     }
@@ -76,7 +82,11 @@ pub fn codis_server_bin() -> PathBuf {
 fn locate_or_build() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("CODIS_SERVER_BIN").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("CODIS_SERVER_BIN={} is not a file", p.display())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("CODIS_SERVER_BIN={} is not a file", p.display()))
+        };
     }
     // The test binary lives in <target>/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -87,7 +97,10 @@ fn locate_or_build() -> Result<PathBuf, String> {
     let target_dir = profile_dir
         .parent()
         .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?;
-    let profile = profile_dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("debug");
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .or_else(|| option_env!("CARGO").map(PathBuf::from))
@@ -105,8 +118,13 @@ fn locate_or_build() -> Result<PathBuf, String> {
             cmd.args(["--profile", other]);
         }
     }
-    eprintln!("[harness] building codis-server ({profile}) into {}", target_dir.display());
-    let out = cmd.output().map_err(|e| format!("running {}: {e}", cargo.display()))?;
+    eprintln!(
+        "[harness] building codis-server ({profile}) into {}",
+        target_dir.display()
+    );
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running {}: {e}", cargo.display()))?;
     if !out.status.success() {
         return Err(format!(
             "cargo build -p server failed ({}):\n{}{}",
@@ -116,7 +134,11 @@ fn locate_or_build() -> Result<PathBuf, String> {
         ));
     }
     let bin = profile_dir.join("codis-server");
-    if bin.is_file() { Ok(bin) } else { Err(format!("{} missing after build", bin.display())) }
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("{} missing after build", bin.display()))
+    }
 }
 
 /// A port that was free a moment ago (the OS picks it; it is released right
@@ -196,15 +218,30 @@ impl Server {
             let port = free_port();
             let dir_s = dir.path().display().to_string();
             let port_s = port.to_string();
-            let mut args: Vec<String> = ["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir_s]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut args: Vec<String> = [
+                "--port",
+                &port_s,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir_s,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
             args.extend(extra.iter().map(|s| s.to_string()));
-            let log = File::create(dir.path().join("server.log")).map_err(|e| format!("log file: {e}"))?;
+            let log = File::create(dir.path().join("server.log"))
+                .map_err(|e| format!("log file: {e}"))?;
             let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
             let mut cmd = Command::new(bin);
-            cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+            cmd.args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log2));
             #[cfg(target_os = "linux")]
             {
                 use std::os::unix::process::CommandExt;
@@ -218,13 +255,25 @@ impl Server {
                     });
                 }
             }
-            let child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-            let mut srv = Server { child, port, kind, dir, args };
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+            let mut srv = Server {
+                child,
+                port,
+                kind,
+                dir,
+                args,
+            };
             match srv.wait_ready() {
                 Ok(()) => return Ok(srv),
                 Err(e) => {
                     let exited = srv.child.try_wait().ok().flatten().is_some();
-                    last_err = format!("{} did not start on port {port}: {e}\n--- log ---\n{}", kind.name(), srv.log());
+                    last_err = format!(
+                        "{} did not start on port {port}: {e}\n--- log ---\n{}",
+                        kind.name(),
+                        srv.log()
+                    );
                     // Port taken by someone else between free_port() and bind: retry.
                     if !(exited && srv.log().to_ascii_lowercase().contains("in use")) {
                         return Err(last_err);
@@ -310,7 +359,8 @@ impl Server {
 
     /// A new connection (panics if it cannot connect).
     pub fn conn(&self) -> Conn {
-        Conn::connect(self.port).unwrap_or_else(|e| panic!("connect to {} on {}: {e}", self.kind.name(), self.port))
+        Conn::connect(self.port)
+            .unwrap_or_else(|e| panic!("connect to {} on {}: {e}", self.kind.name(), self.port))
     }
 
     /// Stops the server now (same as dropping it).
@@ -350,19 +400,42 @@ impl Drop for Server {
 #[derive(Debug)]
 pub enum ReadError {
     /// The peer closed the connection; `partial` holds unparsed bytes.
-    Closed { partial: Vec<u8> },
+    Closed {
+        partial: Vec<u8>,
+    },
     /// No complete reply within the read timeout.
-    Timeout { partial: Vec<u8> },
+    Timeout {
+        partial: Vec<u8>,
+    },
     /// The bytes are not RESP.
-    Protocol { err: resp::FrameError, data: Vec<u8> },
+    Protocol {
+        err: resp::FrameError,
+        data: Vec<u8>,
+    },
     Io(io::Error),
 }
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Closed { partial } => write!(f, "<connection closed> {}", if partial.is_empty() { String::new() } else { escape(partial) }),
-            ReadError::Timeout { partial } => write!(f, "<timeout> {}", if partial.is_empty() { String::new() } else { escape(partial) }),
+            ReadError::Closed { partial } => write!(
+                f,
+                "<connection closed> {}",
+                if partial.is_empty() {
+                    String::new()
+                } else {
+                    escape(partial)
+                }
+            ),
+            ReadError::Timeout { partial } => write!(
+                f,
+                "<timeout> {}",
+                if partial.is_empty() {
+                    String::new()
+                } else {
+                    escape(partial)
+                }
+            ),
             ReadError::Protocol { err, data } => write!(f, "<not RESP: {err}> {}", escape(data)),
             ReadError::Io(e) => write!(f, "<io error: {e}>"),
         }
@@ -388,7 +461,11 @@ impl Conn {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
-        Ok(Conn { stream, buf: Vec::new(), timeout: READ_TIMEOUT })
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+            timeout: READ_TIMEOUT,
+        })
     }
 
     /// Sets the timeout of every following read (and write).
@@ -404,19 +481,22 @@ impl Conn {
     /// Sends one command (multibulk) and returns its raw reply; panics on
     /// timeout, close or I/O error.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
-        self.try_send(args).unwrap_or_else(|e| panic!("{}: {e}", describe(args)))
+        self.try_send(args)
+            .unwrap_or_else(|e| panic!("{}: {e}", describe(args)))
     }
 
     /// [`Conn::send`] that returns failures.
     pub fn try_send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Vec<u8>, ReadError> {
-        self.write_raw(&resp::encode_command(args)).map_err(ReadError::Io)?;
+        self.write_raw(&resp::encode_command(args))
+            .map_err(ReadError::Io)?;
         self.read_reply()
     }
 
     /// Sends a command written like a redis-cli line (`SET "a b" 1`, split
     /// with Redis' quoting rules) and returns its raw reply.
     pub fn cmd(&mut self, line: &str) -> Vec<u8> {
-        let args = protocol::resp::split_args(line.as_bytes()).unwrap_or_else(|| panic!("unbalanced quotes in {line:?}"));
+        let args = protocol::resp::split_args(line.as_bytes())
+            .unwrap_or_else(|| panic!("unbalanced quotes in {line:?}"));
         self.send(&args)
     }
 
@@ -429,7 +509,8 @@ impl Conn {
     /// [`Conn::send`], decoded.
     pub fn send_value<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Value {
         let raw = self.send(args);
-        parse_one(&raw).unwrap_or_else(|| panic!("{}: undecodable reply {}", describe(args), escape(&raw)))
+        parse_one(&raw)
+            .unwrap_or_else(|| panic!("{}: undecodable reply {}", describe(args), escape(&raw)))
     }
 
     /// Writes raw bytes, then reads one reply.
@@ -456,22 +537,44 @@ impl Conn {
                     return Ok(std::mem::replace(&mut self.buf, rest));
                 }
                 Ok(None) => {}
-                Err(err) => return Err(ReadError::Protocol { err, data: std::mem::take(&mut self.buf) }),
+                Err(err) => {
+                    return Err(ReadError::Protocol {
+                        err,
+                        data: std::mem::take(&mut self.buf),
+                    });
+                }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ReadError::Timeout { partial: std::mem::take(&mut self.buf) });
+                return Err(ReadError::Timeout {
+                    partial: std::mem::take(&mut self.buf),
+                });
             }
-            let _ = self.stream.set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
+            let _ = self
+                .stream
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(ReadError::Closed { partial: std::mem::take(&mut self.buf) }),
+                Ok(0) => {
+                    return Err(ReadError::Closed {
+                        partial: std::mem::take(&mut self.buf),
+                    });
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    return Err(ReadError::Timeout { partial: std::mem::take(&mut self.buf) });
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ReadError::Timeout {
+                        partial: std::mem::take(&mut self.buf),
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Err(ReadError::Closed { partial: std::mem::take(&mut self.buf) });
+                    return Err(ReadError::Closed {
+                        partial: std::mem::take(&mut self.buf),
+                    });
                 }
                 Err(e) => return Err(ReadError::Io(e)),
             }
@@ -490,11 +593,20 @@ impl Conn {
             if left.is_zero() {
                 return (out, false);
             }
-            let _ = self.stream.set_read_timeout(Some(idle.min(left).max(Duration::from_millis(1))));
+            let _ = self
+                .stream
+                .set_read_timeout(Some(idle.min(left).max(Duration::from_millis(1))));
             match self.stream.read(&mut chunk) {
                 Ok(0) => return (out, true),
                 Ok(n) => out.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return (out, false),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (out, false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return (out, true),
             }
@@ -513,7 +625,10 @@ pub fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
         .iter()
         .map(|a| {
             let a = a.as_ref();
-            if !a.is_empty() && a.iter().all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'') {
+            if !a.is_empty()
+                && a.iter()
+                    .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
+            {
                 String::from_utf8_lossy(a).into_owned()
             } else {
                 escape_max(a, 80)
@@ -526,5 +641,10 @@ pub fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
 /// Asserts that a raw reply equals `expected` (as bytes), with escaped output.
 #[track_caller]
 pub fn assert_reply(got: &[u8], expected: &[u8]) {
-    assert!(got == expected, "reply mismatch\n  expected {}\n  got      {}", escape(expected), escape(got));
+    assert!(
+        got == expected,
+        "reply mismatch\n  expected {}\n  got      {}",
+        escape(expected),
+        escape(got)
+    );
 }

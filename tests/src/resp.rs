@@ -26,9 +26,13 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::BadType { at, byte } => write!(f, "unknown reply type byte {byte:#04x} at offset {at}"),
+            FrameError::BadType { at, byte } => {
+                write!(f, "unknown reply type byte {byte:#04x} at offset {at}")
+            }
             FrameError::BadLength { at } => write!(f, "bad length header at offset {at}"),
-            FrameError::MissingCrlf { at } => write!(f, "bulk payload not terminated by CRLF at offset {at}"),
+            FrameError::MissingCrlf { at } => {
+                write!(f, "bulk payload not terminated by CRLF at offset {at}")
+            }
         }
     }
 }
@@ -54,8 +58,12 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     // value it decorates, because it is not a value by itself).
     let mut need: u64 = 1;
     while need > 0 {
-        let Some(&t) = buf.get(pos) else { return Ok(None) };
-        let Some(cr) = find_crlf(buf, pos + 1) else { return Ok(None) };
+        let Some(&t) = buf.get(pos) else {
+            return Ok(None);
+        };
+        let Some(cr) = find_crlf(buf, pos + 1) else {
+            return Ok(None);
+        };
         let line = &buf[pos + 1..cr];
         let at = pos;
         pos = cr + 2;
@@ -145,7 +153,8 @@ impl Value {
 
     /// [`Value::as_bytes`] as (lossy) text.
     pub fn as_text(&self) -> Option<String> {
-        self.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned())
+        self.as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
     /// Elements of an array, set or push.
@@ -227,7 +236,8 @@ impl Value {
             Value::Set(v) => Value::Set(sort_vec(v)),
             Value::Push(v) => Value::Push(sort_vec(v)),
             Value::Map(p) => {
-                let mut items: Vec<(Value, Value)> = p.iter().map(|(k, v)| (k.sorted(), v.sorted())).collect();
+                let mut items: Vec<(Value, Value)> =
+                    p.iter().map(|(k, v)| (k.sorted(), v.sorted())).collect();
                 items.sort_by_cached_key(|(k, v)| (key(k), key(v)));
                 Value::Map(items)
             }
@@ -397,7 +407,8 @@ pub fn escape(bytes: &[u8]) -> String {
 
 /// RESP multibulk encoding of a command.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for a in args {
         let a = a.as_ref();
@@ -465,7 +476,9 @@ mod tests {
         let a = b"|1\r\n+key\r\n:1\r\n*2\r\n:1\r\n:2\r\n+after\r\n";
         assert_eq!(whole(a), Some(a.len() - 8));
         let (v, _) = parse_value(a).unwrap();
-        assert!(matches!(v, Value::Attribute(ref p, ref inner) if p.len() == 1 && inner.as_array().map(|x| x.len()) == Some(2)));
+        assert!(
+            matches!(v, Value::Attribute(ref p, ref inner) if p.len() == 1 && inner.as_array().map(|x| x.len()) == Some(2))
+        );
     }
 
     #[test]
@@ -485,6 +498,9 @@ mod tests {
         assert_eq!(a.sorted(), b.sorted());
         assert_eq!(a.shape(), "array2[bulk bulk ]");
         assert_eq!(escape(b"a\r\n\x00\""), "\"a\\r\\n\\x00\\\"\"");
-        assert_eq!(encode_command(&["GET", "a"]), b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n");
+        assert_eq!(
+            encode_command(&["GET", "a"]),
+            b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n"
+        );
     }
 }

@@ -59,7 +59,10 @@ fn run_benchmark(port: u16, args: &[&str]) -> Option<Run> {
     };
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
-    assert!(status.success(), "redis-benchmark {args:?} failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        status.success(),
+        "redis-benchmark {args:?} failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     Some(Run { stdout, stderr })
 }
 
@@ -67,11 +70,17 @@ fn run_benchmark(port: u16, args: &[&str]) -> Option<Run> {
 fn parse_csv(out: &str) -> Vec<(String, f64)> {
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().unwrap_or_default();
-    assert!(header.starts_with("\"test\",\"rps\""), "unexpected CSV header {header:?} in:\n{out}");
+    assert!(
+        header.starts_with("\"test\",\"rps\""),
+        "unexpected CSV header {header:?} in:\n{out}"
+    );
     lines
         .map(|l| {
             let cols: Vec<&str> = l.split("\",\"").map(|c| c.trim_matches('"')).collect();
-            let rps = cols.get(1).and_then(|r| r.parse::<f64>().ok()).unwrap_or_else(|| panic!("bad CSV row {l:?}"));
+            let rps = cols
+                .get(1)
+                .and_then(|r| r.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("bad CSV row {l:?}"));
             (cols.first().copied().unwrap_or_default().to_string(), rps)
         })
         .collect()
@@ -86,16 +95,42 @@ fn check(run: &Run, expected_tests: &[&str]) {
     }
     let bad = ["error", "err ", "warning", "could not"];
     let lower = run.stderr.to_ascii_lowercase();
-    assert!(!bad.iter().any(|b| lower.contains(b)), "redis-benchmark reported problems:\n{}", run.stderr);
+    assert!(
+        !bad.iter().any(|b| lower.contains(b)),
+        "redis-benchmark reported problems:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn pipelined_default_tests() {
     let srv = Server::start(&[]);
-    let Some(run) = run_benchmark(srv.port(), &["-t", "ping,set,get,incr,mset", "-n", "20000", "-P", "16", "-q", "--csv"]) else {
+    let Some(run) = run_benchmark(
+        srv.port(),
+        &[
+            "-t",
+            "ping,set,get,incr,mset",
+            "-n",
+            "20000",
+            "-P",
+            "16",
+            "-q",
+            "--csv",
+        ],
+    ) else {
         return;
     };
-    check(&run, &["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"]);
+    check(
+        &run,
+        &[
+            "PING_INLINE",
+            "PING_MBULK",
+            "SET",
+            "GET",
+            "INCR",
+            "MSET (10 keys)",
+        ],
+    );
     let mut srv = srv;
     assert!(srv.is_alive(), "codis-server died:\n{}", srv.log_tail(30));
     // the data really arrived: INCR ran 20000 times on one key
@@ -106,7 +141,21 @@ fn pipelined_default_tests() {
 #[test]
 fn many_clients_random_keys_threaded_server() {
     let srv = Server::start(&["--io-threads", "2"]);
-    let Some(run) = run_benchmark(srv.port(), &["-t", "set,get,incr", "-n", "10000", "-c", "40", "-r", "5000", "-q", "--csv"]) else {
+    let Some(run) = run_benchmark(
+        srv.port(),
+        &[
+            "-t",
+            "set,get,incr",
+            "-n",
+            "10000",
+            "-c",
+            "40",
+            "-r",
+            "5000",
+            "-q",
+            "--csv",
+        ],
+    ) else {
         return;
     };
     check(&run, &["SET", "GET", "INCR"]);

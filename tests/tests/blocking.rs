@@ -26,7 +26,10 @@ fn timeouts_return_nil() {
     let t = Instant::now();
     assert_eq!(c.cmd("BLPOP nokey 0.2"), b"*-1\r\n");
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(190) && el < Duration::from_secs(3), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(190) && el < Duration::from_secs(3),
+        "{el:?}"
+    );
     assert_eq!(c.cmd("BRPOPLPUSH nokey d 0.05"), b"*-1\r\n");
     assert_eq!(c.cmd("BLMOVE nokey d left right 0.05"), b"*-1\r\n");
     assert_eq!(c.cmd("BLMPOP 0.05 2 a b LEFT"), b"*-1\r\n");
@@ -42,7 +45,8 @@ fn three_waiters_served_in_order() {
     let s = Server::start(&[]);
     let mut w: Vec<Conn> = (0..3).map(|_| conn(&s)).collect();
     for c in w.iter_mut() {
-        c.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+        c.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+            .unwrap();
         settle();
     }
     let mut p = conn(&s);
@@ -54,11 +58,16 @@ fn three_waiters_served_in_order() {
 
     // One element at a time: still first blocked, first served.
     for c in w.iter_mut() {
-        c.write_raw(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nr\r\n$1\r\n0\r\n").unwrap();
+        c.write_raw(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nr\r\n$1\r\n0\r\n")
+            .unwrap();
         settle();
     }
     for (i, v) in ["x", "y", "z"].iter().enumerate() {
-        assert_eq!(p.cmd(&format!("LPUSH r {v}")), b":1\r\n".to_vec(), "push {i}");
+        assert_eq!(
+            p.cmd(&format!("LPUSH r {v}")),
+            b":1\r\n".to_vec(),
+            "push {i}"
+        );
         let want = format!("*2\r\n$1\r\nr\r\n$1\r\n{v}\r\n");
         assert_eq!(w[i].read_reply().unwrap(), want.as_bytes());
     }
@@ -70,15 +79,22 @@ fn push_to_one_of_many_keys() {
     let s = Server::start(&[]);
     let mut w = conn(&s);
     let mut p = conn(&s);
-    w.write_raw(b"*5\r\n$5\r\nBLPOP\r\n$2\r\nk1\r\n$2\r\nk2\r\n$2\r\nk3\r\n$1\r\n0\r\n").unwrap();
+    w.write_raw(b"*5\r\n$5\r\nBLPOP\r\n$2\r\nk1\r\n$2\r\nk2\r\n$2\r\nk3\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     assert_eq!(p.cmd("RPUSH k2 v"), b":1\r\n");
     assert_eq!(w.read_reply().unwrap(), b"*2\r\n$2\r\nk2\r\n$1\r\nv\r\n");
     // BLMPOP on several keys with COUNT.
-    w.write_raw(b"*6\r\n$6\r\nBLMPOP\r\n$1\r\n0\r\n$1\r\n2\r\n$2\r\nm1\r\n$2\r\nm2\r\n$4\r\nLEFT\r\n").unwrap();
+    w.write_raw(
+        b"*6\r\n$6\r\nBLMPOP\r\n$1\r\n0\r\n$1\r\n2\r\n$2\r\nm1\r\n$2\r\nm2\r\n$4\r\nLEFT\r\n",
+    )
+    .unwrap();
     settle();
     assert_eq!(p.cmd("RPUSH m2 a b"), b":2\r\n");
-    assert_eq!(w.read_reply().unwrap(), b"*2\r\n$2\r\nm2\r\n*1\r\n$1\r\na\r\n");
+    assert_eq!(
+        w.read_reply().unwrap(),
+        b"*2\r\n$2\r\nm2\r\n*1\r\n$1\r\na\r\n"
+    );
     assert_eq!(p.cmd("LLEN m2"), b":1\r\n");
 }
 
@@ -88,10 +104,14 @@ fn pipelined_commands_wait_until_served() {
     let mut w = conn(&s);
     let mut p = conn(&s);
     // BLPOP then PING in one write: the PING must not be answered first.
-    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n")
+        .unwrap();
     settle();
     w.set_timeout(Duration::from_millis(200));
-    assert!(w.read_reply().is_err(), "nothing may be answered while blocked");
+    assert!(
+        w.read_reply().is_err(),
+        "nothing may be answered while blocked"
+    );
     w.set_timeout(Duration::from_secs(10));
     // Other connections keep working.
     assert_eq!(p.cmd("SET x 1"), b"+OK\r\n");
@@ -104,12 +124,14 @@ fn pipelined_commands_wait_until_served() {
 fn disconnect_while_blocked_loses_nothing() {
     let s = Server::start(&[]);
     let mut gone = conn(&s);
-    gone.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    gone.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     drop(gone);
     settle();
     let mut w = conn(&s);
-    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     let mut p = conn(&s);
     assert_eq!(p.cmd("RPUSH q a b"), b":2\r\n");
@@ -128,7 +150,8 @@ fn client_kill_while_blocked() {
     let mut w = conn(&s);
     let id = String::from_utf8(w.cmd("CLIENT ID")).unwrap();
     let id = id.trim_start_matches(':').trim().to_string();
-    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     let mut p = conn(&s);
     assert_eq!(p.cmd(&format!("CLIENT KILL ID {id}")), b":1\r\n");
@@ -144,9 +167,13 @@ fn lmove_wakes_waiter_and_chains() {
     let mut w1 = conn(&s);
     let mut w2 = conn(&s);
     // w1 moves from src to mid; w2 waits on mid.
-    w1.write_raw(b"*6\r\n$6\r\nBLMOVE\r\n$3\r\nsrc\r\n$3\r\nmid\r\n$4\r\nLEFT\r\n$5\r\nRIGHT\r\n$1\r\n0\r\n").unwrap();
+    w1.write_raw(
+        b"*6\r\n$6\r\nBLMOVE\r\n$3\r\nsrc\r\n$3\r\nmid\r\n$4\r\nLEFT\r\n$5\r\nRIGHT\r\n$1\r\n0\r\n",
+    )
+    .unwrap();
     settle();
-    w2.write_raw(b"*3\r\n$5\r\nBRPOP\r\n$3\r\nmid\r\n$1\r\n0\r\n").unwrap();
+    w2.write_raw(b"*3\r\n$5\r\nBRPOP\r\n$3\r\nmid\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     let mut p = conn(&s);
     assert_eq!(p.cmd("RPUSH src v"), b":1\r\n");
@@ -154,7 +181,8 @@ fn lmove_wakes_waiter_and_chains() {
     assert_eq!(w2.read_reply().unwrap(), b"*2\r\n$3\r\nmid\r\n$1\r\nv\r\n");
     assert_eq!(p.cmd("EXISTS src mid"), b":0\r\n");
     // Plain LMOVE / RPOPLPUSH into a waited-on key.
-    w2.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$3\r\ndst\r\n$1\r\n0\r\n").unwrap();
+    w2.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$3\r\ndst\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     assert_eq!(p.cmd("RPUSH a 1 2"), b":2\r\n");
     assert_eq!(p.cmd("RPOPLPUSH a dst"), b"$1\r\n2\r\n");
@@ -172,7 +200,8 @@ fn timeout_then_push_and_forever() {
     assert_eq!(p.cmd("RPUSH q a"), b":1\r\n");
     assert_eq!(p.cmd("LLEN q"), b":1\r\n");
     // Timeout 0 waits past a short interval.
-    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nn\r\n$1\r\n0\r\n").unwrap();
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nn\r\n$1\r\n0\r\n")
+        .unwrap();
     sleep(Duration::from_millis(300));
     assert_eq!(p.cmd("RPUSH n late"), b":1\r\n");
     assert_eq!(w.read_reply().unwrap(), b"*2\r\n$1\r\nn\r\n$4\r\nlate\r\n");
@@ -183,12 +212,14 @@ fn waiter_served_before_pushers_next_command() {
     let s = Server::start(&[]);
     let mut w = conn(&s);
     assert_eq!(w.cmd("HELLO 3").first(), Some(&b'%'));
-    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    w.write_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
     settle();
     let mut p = conn(&s);
     // LPUSH and LPOP in one pipeline: the blocked client gets the element
     // (Redis serves waiters right after the pushing command).
-    p.write_raw(b"*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$1\r\nv\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nq\r\n").unwrap();
+    p.write_raw(b"*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$1\r\nv\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nq\r\n")
+        .unwrap();
     assert_eq!(p.read_reply().unwrap(), b":1\r\n");
     assert_eq!(p.read_reply().unwrap(), b"$-1\r\n");
     assert_eq!(w.read_reply().unwrap(), b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n");

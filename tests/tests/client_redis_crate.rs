@@ -13,12 +13,20 @@ use tests::Server;
 
 async fn connect(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).unwrap_or_else(|e| panic!("client for {url}: {e}"));
-    client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
 async fn q<T: FromRedisValue>(con: &mut MultiplexedConnection, c: &redis::Cmd) -> T {
     let r: RedisResult<T> = c.query_async(con).await;
-    r.unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(&c.get_packed_command())))
+    r.unwrap_or_else(|e| {
+        panic!(
+            "{:?}: {e}",
+            String::from_utf8_lossy(&c.get_packed_command())
+        )
+    })
 }
 
 #[tokio::test]
@@ -34,7 +42,10 @@ async fn basic_commands() {
     assert_eq!(missing, None);
     let () = q(&mut con, cmd("MSET").arg("a").arg("1").arg("b").arg("2")).await;
     let vals: Vec<Option<String>> = q(&mut con, cmd("MGET").arg("a").arg("nope").arg("b")).await;
-    assert_eq!(vals, vec![Some("1".to_string()), None, Some("2".to_string())]);
+    assert_eq!(
+        vals,
+        vec![Some("1".to_string()), None, Some("2".to_string())]
+    );
     let n: i64 = q(&mut con, cmd("INCR").arg("counter")).await;
     assert_eq!(n, 1);
     let n: i64 = q(&mut con, cmd("INCRBY").arg("counter").arg(41)).await;
@@ -60,9 +71,19 @@ async fn basic_commands() {
     assert_eq!(back, bin);
     // server errors come back as errors, and the connection stays usable
     let () = q(&mut con, cmd("SET").arg("s").arg("abc")).await;
-    let e = cmd("INCR").arg("s").query_async::<i64>(&mut con).await.expect_err("INCR on a non-integer");
-    assert!(e.to_string().contains("not an integer or out of range"), "{e}");
-    let e = cmd("NOSUCHCMD").query_async::<()>(&mut con).await.expect_err("unknown command");
+    let e = cmd("INCR")
+        .arg("s")
+        .query_async::<i64>(&mut con)
+        .await
+        .expect_err("INCR on a non-integer");
+    assert!(
+        e.to_string().contains("not an integer or out of range"),
+        "{e}"
+    );
+    let e = cmd("NOSUCHCMD")
+        .query_async::<()>(&mut con)
+        .await
+        .expect_err("unknown command");
     assert!(e.to_string().contains("unknown command"), "{e}");
     let pong: String = q(&mut con, &cmd("PING")).await;
     assert_eq!(pong, "PONG");
@@ -79,7 +100,10 @@ async fn pipelines() {
     for i in 0..1000 {
         p.cmd("GET").arg(format!("p:{i}"));
     }
-    let got: Vec<i64> = p.query_async(&mut con).await.unwrap_or_else(|e| panic!("pipeline: {e}"));
+    let got: Vec<i64> = p
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("pipeline: {e}"));
     assert_eq!(got, (0..1000).collect::<Vec<i64>>());
     // an atomic (MULTI/EXEC-free) pipeline mixing types
     let (a, b, c): (i64, i64, Option<String>) = redis::pipe()
@@ -118,7 +142,8 @@ async fn scan_finds_every_key() {
     let mut cursor = "0".to_string();
     let mut calls = 0;
     loop {
-        let (next, keys): (String, Vec<String>) = q(&mut con, cmd("SCAN").arg(&cursor).arg("COUNT").arg(100)).await;
+        let (next, keys): (String, Vec<String>) =
+            q(&mut con, cmd("SCAN").arg(&cursor).arg("COUNT").arg(100)).await;
         seen.extend(keys);
         calls += 1;
         cursor = next;
@@ -127,18 +152,30 @@ async fn scan_finds_every_key() {
         }
         assert!(calls < 20 * N, "SCAN did not terminate");
     }
-    let missing: Vec<usize> = (0..N).filter(|i| !seen.contains(&format!("key:{i}"))).collect();
-    assert!(missing.is_empty(), "SCAN missed {} keys, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| !seen.contains(&format!("key:{i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "SCAN missed {} keys, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(seen.len(), N, "SCAN returned keys that do not exist");
 
     // The crate's own iterator, with MATCH.
-    let mut it = redis::AsyncCommands::scan_match::<_, String>(&mut con, "key:1*").await.unwrap_or_else(|e| panic!("scan_match: {e}"));
+    let mut it = redis::AsyncCommands::scan_match::<_, String>(&mut con, "key:1*")
+        .await
+        .unwrap_or_else(|e| panic!("scan_match: {e}"));
     let mut matched = HashSet::new();
     while let Some(k) = it.next_item().await {
         matched.insert(k.unwrap_or_else(|e| panic!("scan item: {e}")));
     }
     drop(it);
-    let expected: HashSet<String> = (0..N).map(|i| format!("key:{i}")).filter(|k| k.starts_with("key:1")).collect();
+    let expected: HashSet<String> = (0..N)
+        .map(|i| format!("key:{i}"))
+        .filter(|k| k.starts_with("key:1"))
+        .collect();
     assert_eq!(matched, expected);
 }
 
@@ -157,7 +194,15 @@ async fn concurrent_incr_is_exact() {
             for i in 0..PER {
                 if i % 50 == 0 {
                     // batches through pipelines too
-                    let r: Vec<i64> = redis::pipe().cmd("INCR").arg("shared").cmd("INCRBY").arg(format!("own:{t}")).arg(1).query_async(&mut con).await.unwrap_or_else(|e| panic!("pipe: {e}"));
+                    let r: Vec<i64> = redis::pipe()
+                        .cmd("INCR")
+                        .arg("shared")
+                        .cmd("INCRBY")
+                        .arg(format!("own:{t}"))
+                        .arg(1)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap_or_else(|e| panic!("pipe: {e}"));
                     assert_eq!(r.len(), 2);
                 } else {
                     let _: i64 = q(&mut con, cmd("INCR").arg("shared")).await;
@@ -196,7 +241,11 @@ async fn select_isolates_databases() {
     let () = q(&mut db5, &cmd("FLUSHDB")).await;
     let v: Option<String> = q(&mut db0, cmd("GET").arg("only0")).await;
     assert_eq!(v.as_deref(), Some("y"));
-    let e = cmd("SELECT").arg(16).query_async::<()>(&mut db0).await.expect_err("db 16 is out of range");
+    let e = cmd("SELECT")
+        .arg(16)
+        .query_async::<()>(&mut db0)
+        .await
+        .expect_err("db 16 is out of range");
     assert!(e.to_string().contains("DB index is out of range"), "{e}");
 }
 
@@ -205,9 +254,16 @@ async fn resp3_connection() {
     let srv = Server::start(&[]);
     let mut con = connect(&format!("{}?protocol=resp3", srv.url())).await;
     let hello: redis::Value = q(&mut con, cmd("HELLO").arg(3)).await;
-    let redis::Value::Map(pairs) = hello else { panic!("HELLO 3 is not a map: {hello:?}") };
-    let proto = pairs.iter().find(|(k, _)| matches!(k, redis::Value::BulkString(b) if b == b"proto"));
-    assert!(matches!(proto, Some((_, redis::Value::Int(3)))), "{pairs:?}");
+    let redis::Value::Map(pairs) = hello else {
+        panic!("HELLO 3 is not a map: {hello:?}")
+    };
+    let proto = pairs
+        .iter()
+        .find(|(k, _)| matches!(k, redis::Value::BulkString(b) if b == b"proto"));
+    assert!(
+        matches!(proto, Some((_, redis::Value::Int(3)))),
+        "{pairs:?}"
+    );
     let () = q(&mut con, cmd("SET").arg("k").arg("v")).await;
     let v: Option<String> = q(&mut con, cmd("GET").arg("k")).await;
     assert_eq!(v.as_deref(), Some("v"));
@@ -217,5 +273,8 @@ async fn resp3_connection() {
     assert_eq!(vals, vec![Some("v".to_string()), None]);
     // CONFIG GET answers a map in RESP3
     let cfg: redis::Value = q(&mut con, cmd("CONFIG").arg("GET").arg("databases")).await;
-    assert!(matches!(cfg, redis::Value::Map(ref m) if m.len() == 1), "{cfg:?}");
+    assert!(
+        matches!(cfg, redis::Value::Map(ref m) if m.len() == 1),
+        "{cfg:?}"
+    );
 }

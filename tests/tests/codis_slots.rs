@@ -87,7 +87,10 @@ fn slotsinfo_counts_and_ranges() {
     assert_reply(&c.cmd("SLOTSINFO"), &pairs(&[(579, 1), (899, 3)]));
     assert_reply(&c.cmd("SLOTSINFO 0"), &pairs(&[(579, 1), (899, 3)]));
     assert_reply(&c.cmd("SLOTSINFO 0 1024"), &pairs(&[(579, 1), (899, 3)]));
-    assert_reply(&c.cmd("SLOTSINFO 0 2147483647"), &pairs(&[(579, 1), (899, 3)]));
+    assert_reply(
+        &c.cmd("SLOTSINFO 0 2147483647"),
+        &pairs(&[(579, 1), (899, 3)]),
+    );
     assert_reply(&c.cmd("SLOTSINFO 579 1"), &pairs(&[(579, 1)]));
     assert_reply(&c.cmd("SLOTSINFO 0 579"), b"*0\r\n");
     assert_reply(&c.cmd("SLOTSINFO 0 580"), &pairs(&[(579, 1)]));
@@ -118,14 +121,38 @@ fn slotsinfo_errors() {
     let srv = Server::start(&[]);
     let mut c = srv.conn();
     assert_reply(&c.cmd("SLOTSINFO -1"), &err("ERR invalid slot number = -1"));
-    assert_reply(&c.cmd("SLOTSINFO 1024"), &err("ERR invalid slot number = 1024"));
-    assert_reply(&c.cmd("SLOTSINFO 0 -1"), &err("ERR invalid slot count = -1"));
-    assert_reply(&c.cmd("SLOTSINFO 1 2 3"), &err("ERR wrong number of arguments for 'slotsinfo' command"));
-    assert_reply(&c.cmd("SLOTSINFO 1 2 3 4"), &err("ERR wrong number of arguments for 'slotsinfo' command"));
-    assert_reply(&c.cmd("SLOTSINFO abc"), &err("ERR value is not an integer or out of range"));
-    assert_reply(&c.cmd("SLOTSINFO 0 abc"), &err("ERR value is not an integer or out of range"));
-    assert_reply(&c.cmd("SLOTSINFO 4294967296"), &err("ERR value is out of range"));
-    assert_reply(&c.cmd("SLOTSINFO 0 4294967296"), &err("ERR value is out of range"));
+    assert_reply(
+        &c.cmd("SLOTSINFO 1024"),
+        &err("ERR invalid slot number = 1024"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 0 -1"),
+        &err("ERR invalid slot count = -1"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 1 2 3"),
+        &err("ERR wrong number of arguments for 'slotsinfo' command"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 1 2 3 4"),
+        &err("ERR wrong number of arguments for 'slotsinfo' command"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO abc"),
+        &err("ERR value is not an integer or out of range"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 0 abc"),
+        &err("ERR value is not an integer or out of range"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 4294967296"),
+        &err("ERR value is out of range"),
+    );
+    assert_reply(
+        &c.cmd("SLOTSINFO 0 4294967296"),
+        &err("ERR value is out of range"),
+    );
     // the connection is still fine afterwards
     assert_reply(&c.cmd("PING"), b"+PONG\r\n");
 }

@@ -36,7 +36,9 @@ macro_rules! scripts {
     };
 }
 
-scripts!(bitmaps, connection, hashes, hll, keys, lists, protocol, server, sets, sort, strings, zsets);
+scripts!(
+    bitmaps, connection, hashes, hll, keys, lists, protocol, server, sets, sort, strings, zsets
+);
 
 fn scripts_dir() -> PathBuf {
     workspace_root().join("tests").join("scripts")
@@ -95,8 +97,22 @@ impl Outcome {
     fn render(&self) -> String {
         match self {
             Outcome::Reply(b) => escape(b),
-            Outcome::Closed(b) => format!("<connection closed>{}", if b.is_empty() { String::new() } else { format!(" after {}", escape(b)) }),
-            Outcome::Timeout(b) => format!("<no reply (timeout)>{}", if b.is_empty() { String::new() } else { format!(" after {}", escape(b)) }),
+            Outcome::Closed(b) => format!(
+                "<connection closed>{}",
+                if b.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after {}", escape(b))
+                }
+            ),
+            Outcome::Timeout(b) => format!(
+                "<no reply (timeout)>{}",
+                if b.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after {}", escape(b))
+                }
+            ),
             Outcome::Failed(e) => e.clone(),
         }
     }
@@ -107,7 +123,13 @@ fn mask_id(v: Value) -> Value {
         Value::Map(pairs) => Value::Map(
             pairs
                 .into_iter()
-                .map(|(k, val)| if k.as_bytes() == Some(b"id") { (k, Value::Int(0)) } else { (k, val) })
+                .map(|(k, val)| {
+                    if k.as_bytes() == Some(b"id") {
+                        (k, Value::Int(0))
+                    } else {
+                        (k, val)
+                    }
+                })
                 .collect(),
         ),
         Value::Array(items) => {
@@ -161,7 +183,11 @@ fn first_difference(mode: Mode, redis: &[u8], codis: &[u8]) -> String {
         }
     };
     let (a, b) = (canon(redis), canon(codis));
-    let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let at = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
     if at < 200 && mode != Mode::Sorted {
         return String::new();
     }
@@ -169,7 +195,11 @@ fn first_difference(mode: Mode, redis: &[u8], codis: &[u8]) -> String {
     let window = |v: &[u8]| tests::escape_max(v.get(from..).unwrap_or(&[]), 160);
     format!(
         "\n    first difference at byte {at}{}:\n      redis: ...{}\n      codis: ...{}",
-        if mode == Mode::Sorted { " of the sorted forms" } else { "" },
+        if mode == Mode::Sorted {
+            " of the sorted forms"
+        } else {
+            ""
+        },
         window(&a),
         window(&b)
     )
@@ -194,7 +224,9 @@ impl Side {
 fn run_script(name: &str) {
     let path = scripts_dir().join(format!("{name}.txt"));
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let mut redis = Side::new(redis);
     let mut codis = Side::new(Server::start(&[]));
     let mut report = Vec::new();
@@ -208,8 +240,14 @@ fn run_script(name: &str) {
         }
         let shown = String::from_utf8_lossy(line).into_owned();
         let (directive, rest) = if let Some(d) = line.strip_prefix(b"!") {
-            let end = d.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(d.len());
-            (Some(String::from_utf8_lossy(&d[..end]).to_ascii_lowercase()), d[end..].trim_ascii())
+            let end = d
+                .iter()
+                .position(|b| b.is_ascii_whitespace())
+                .unwrap_or(d.len());
+            (
+                Some(String::from_utf8_lossy(&d[..end]).to_ascii_lowercase()),
+                d[end..].trim_ascii(),
+            )
         } else {
             (None, line)
         };
@@ -218,10 +256,15 @@ fn run_script(name: &str) {
         match directive.as_deref() {
             None => {}
             Some("sleep") => {
-                let ms: u64 = std::str::from_utf8(rest).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-                    report.push(format!("line {lineno}: bad directive `{shown}` (want `!sleep MS`)"));
-                    0
-                });
+                let ms: u64 = std::str::from_utf8(rest)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| {
+                        report.push(format!(
+                            "line {lineno}: bad directive `{shown}` (want `!sleep MS`)"
+                        ));
+                        0
+                    });
                 std::thread::sleep(Duration::from_millis(ms));
                 continue;
             }
@@ -235,7 +278,9 @@ fn run_script(name: &str) {
             Some("shape") => mode = Mode::Shape,
             Some("ignore") => mode = Mode::Ignore,
             Some(other) => {
-                report.push(format!("line {lineno}: unknown directive `!{other}` in `{shown}`"));
+                report.push(format!(
+                    "line {lineno}: unknown directive `!{other}` in `{shown}`"
+                ));
                 continue;
             }
         }
@@ -245,7 +290,9 @@ fn run_script(name: &str) {
             b
         } else {
             let Some(args) = protocol::resp::split_args(rest) else {
-                report.push(format!("line {lineno}: script error, unbalanced quotes: {shown}"));
+                report.push(format!(
+                    "line {lineno}: script error, unbalanced quotes: {shown}"
+                ));
                 continue;
             };
             if args.is_empty() {
@@ -274,7 +321,11 @@ fn run_script(name: &str) {
         };
         codis.conn.set_timeout(tests::READ_TIMEOUT);
         if !same(mode, &r, &c) {
-            let mut entry = format!("line {lineno}: {shown}\n    redis: {}\n    codis: {}", r.render(), c.render());
+            let mut entry = format!(
+                "line {lineno}: {shown}\n    redis: {}\n    codis: {}",
+                r.render(),
+                c.render()
+            );
             if let (Outcome::Reply(a), Outcome::Reply(b)) = (&r, &c) {
                 entry.push_str(&first_difference(mode, a, b));
             }
@@ -287,7 +338,10 @@ fn run_script(name: &str) {
     }
 
     if !codis.srv.is_alive() {
-        report.push(format!("codis-server DIED during the script; log tail:\n{}", codis.srv.log_tail(30)));
+        report.push(format!(
+            "codis-server DIED during the script; log tail:\n{}",
+            codis.srv.log_tail(30)
+        ));
     }
     if report.is_empty() {
         eprintln!("[differential] {name}.txt: {commands} commands, all replies identical");

@@ -26,13 +26,18 @@ struct Info {
 }
 
 fn texts(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_text).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_text).collect())
+        .unwrap_or_default()
 }
 
 /// Flattens a RESP2 "map as array" (`[k1, v1, k2, v2, ...]`) into pairs.
 fn pairs(v: &Value) -> Vec<(String, &Value)> {
     let items = v.as_array().unwrap_or(&[]);
-    items.chunks(2).filter_map(|c| Some((c.first()?.as_text()?, c.get(1)?))).collect()
+    items
+        .chunks(2)
+        .filter_map(|c| Some((c.first()?.as_text()?, c.get(1)?)))
+        .collect()
 }
 
 fn render_scalar(v: &Value) -> String {
@@ -52,14 +57,27 @@ fn redis_key_spec(spec: &Value) -> String {
             "flags" => flags = texts(v),
             "begin_search" | "find_keys" => {
                 let p = pairs(v);
-                let ty = p.iter().find(|(k, _)| k == "type").map(|(_, v)| render_scalar(v)).unwrap_or_default();
+                let ty = p
+                    .iter()
+                    .find(|(k, _)| k == "type")
+                    .map(|(_, v)| render_scalar(v))
+                    .unwrap_or_default();
                 let args: Vec<String> = p
                     .iter()
                     .find(|(k, _)| k == "spec")
-                    .map(|(_, s)| pairs(s).iter().map(|(k, v)| format!("{k}={}", render_scalar(v))).collect())
+                    .map(|(_, s)| {
+                        pairs(s)
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", render_scalar(v)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let s = format!("{ty}({})", args.join(","));
-                if k == "begin_search" { begin = s } else { find = s }
+                if k == "begin_search" {
+                    begin = s
+                } else {
+                    find = s
+                }
             }
             _ => {} // "notes" is documentation only
         }
@@ -74,8 +92,12 @@ fn our_key_spec(ks: &protocol::command::KeySpec) -> String {
         BeginSearch::Unknown => "unknown()".to_string(),
     };
     let find = match ks.find {
-        FindKeys::Range { last, step, limit } => format!("range(lastkey={last},keystep={step},limit={limit})"),
-        FindKeys::Keynum { idx, first, step } => format!("keynum(keynumidx={idx},firstkey={first},keystep={step})"),
+        FindKeys::Range { last, step, limit } => {
+            format!("range(lastkey={last},keystep={step},limit={limit})")
+        }
+        FindKeys::Keynum { idx, first, step } => {
+            format!("keynum(keynumidx={idx},firstkey={first},keystep={step})")
+        }
         FindKeys::Unknown => "unknown()".to_string(),
     };
     format!("flags=[{}] begin={begin} find={find}", ks.flags.join(","))
@@ -84,7 +106,13 @@ fn our_key_spec(ks: &protocol::command::KeySpec) -> String {
 fn redis_info(v: &Value) -> Option<Info> {
     let f = v.as_array()?;
     let int = |i: usize| f.get(i).and_then(Value::as_int);
-    let mut subs: Vec<String> = f.get(9).and_then(Value::as_array).unwrap_or(&[]).iter().filter_map(|s| s.as_array()?.first()?.as_text()).collect();
+    let mut subs: Vec<String> = f
+        .get(9)
+        .and_then(Value::as_array)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|s| s.as_array()?.first()?.as_text())
+        .collect();
     subs.sort();
     Some(Info {
         name: f.first()?.as_text()?,
@@ -105,13 +133,21 @@ fn redis_info(v: &Value) -> Option<Info> {
 const EXTENSIONS: &[&str] = &["client|setinfo"];
 
 fn our_info(c: &CommandSpec) -> Info {
-    let mut subs: Vec<String> =
-        c.subcommands.iter().map(|s| s.name.to_string()).filter(|n| !EXTENSIONS.contains(&n.as_str())).collect();
+    let mut subs: Vec<String> = c
+        .subcommands
+        .iter()
+        .map(|s| s.name.to_string())
+        .filter(|n| !EXTENSIONS.contains(&n.as_str()))
+        .collect();
     subs.sort();
     Info {
         name: c.name.to_string(),
         arity: c.arity as i64,
-        flags: flags::NAMES.iter().filter(|(bit, _)| c.flags & bit != 0).map(|(_, n)| n.to_string()).collect(),
+        flags: flags::NAMES
+            .iter()
+            .filter(|(bit, _)| c.flags & bit != 0)
+            .map(|(_, n)| n.to_string())
+            .collect(),
         first: c.first_key as i64,
         last: c.last_key as i64,
         step: c.step as i64,
@@ -124,16 +160,36 @@ fn our_info(c: &CommandSpec) -> Info {
 
 fn compare(ours: &CommandSpec, theirs: &Value, report: &mut Vec<String>) {
     let Some(r) = redis_info(theirs) else {
-        report.push(format!("{}: redis-server does not know it (or unparsable COMMAND INFO: {theirs:?})", ours.name));
+        report.push(format!(
+            "{}: redis-server does not know it (or unparsable COMMAND INFO: {theirs:?})",
+            ours.name
+        ));
         return;
     };
     let o = our_info(ours);
     if o != r {
-        report.push(format!("{}:\n    ours:  {o:?}\n    redis: {r:?}", ours.name));
+        report.push(format!(
+            "{}:\n    ours:  {o:?}\n    redis: {r:?}",
+            ours.name
+        ));
     }
-    let redis_subs = theirs.as_array().and_then(|f| f.get(9)).and_then(Value::as_array).unwrap_or(&[]);
-    for sub in ours.subcommands.iter().filter(|s| !EXTENSIONS.contains(&s.name)) {
-        match redis_subs.iter().find(|s| s.as_array().and_then(|a| a.first()).and_then(Value::as_text).as_deref() == Some(sub.name)) {
+    let redis_subs = theirs
+        .as_array()
+        .and_then(|f| f.get(9))
+        .and_then(Value::as_array)
+        .unwrap_or(&[]);
+    for sub in ours
+        .subcommands
+        .iter()
+        .filter(|s| !EXTENSIONS.contains(&s.name))
+    {
+        match redis_subs.iter().find(|s| {
+            s.as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_text)
+                .as_deref()
+                == Some(sub.name)
+        }) {
             Some(rs) => compare(sub, rs, report),
             None => report.push(format!("{}: redis-server has no such subcommand", sub.name)),
         }
@@ -142,20 +198,29 @@ fn compare(ours: &CommandSpec, theirs: &Value, report: &mut Vec<String>) {
 
 #[test]
 fn table_matches_live_redis() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let mut c = redis.conn();
     let ours: Vec<&CommandSpec> = COMMANDS.iter().filter(|c| c.group != "codis").collect();
     assert!(ours.len() > 10, "suspiciously small table");
     let mut argv: Vec<&str> = vec!["COMMAND", "INFO"];
     argv.extend(ours.iter().map(|c| c.name));
     let reply = c.send_value(&argv);
-    let infos = reply.as_array().unwrap_or_else(|| panic!("COMMAND INFO reply is not an array: {reply:?}"));
+    let infos = reply
+        .as_array()
+        .unwrap_or_else(|| panic!("COMMAND INFO reply is not an array: {reply:?}"));
     assert_eq!(infos.len(), ours.len());
     let mut report = Vec::new();
     for (spec, info) in ours.iter().zip(infos) {
         compare(spec, info, &mut report);
     }
-    assert!(report.is_empty(), "{} command table differences with redis-server 7.0:\n{}", report.len(), report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "{} command table differences with redis-server 7.0:\n{}",
+        report.len(),
+        report.join("\n")
+    );
 }
 
 #[test]
@@ -186,7 +251,9 @@ fn canonical(raw: &[u8]) -> Vec<u8> {
             });
         }
     }
-    let Some(mut v) = tests::parse_one(raw) else { return raw.to_vec() };
+    let Some(mut v) = tests::parse_one(raw) else {
+        return raw.to_vec();
+    };
     if let Value::Array(entries) = &mut v {
         entries.iter_mut().for_each(fix_entry);
     }
@@ -201,7 +268,9 @@ fn canonical(raw: &[u8]) -> Vec<u8> {
 /// fails while that work is in progress, the assertion stays as is on purpose.
 #[test]
 fn command_info_bytes_identical() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let codis = Server::start(&[]);
     let (mut r, mut k) = (redis.conn(), codis.conn());
     let mut report = Vec::new();
@@ -228,16 +297,33 @@ fn command_info_bytes_identical() {
             continue;
         }
         if a != b {
-            report.push(format!("{line}:\n    redis: {}\n    codis: {}", escape(&a), escape(&b)));
+            report.push(format!(
+                "{line}:\n    redis: {}\n    codis: {}",
+                escape(&a),
+                escape(&b)
+            ));
         }
     }
     r.cmd("HELLO 3");
     k.cmd("HELLO 3");
-    for line in ["COMMAND INFO get", "COMMAND INFO config", "COMMAND INFO config|get", "COMMAND INFO set nosuchcommand"] {
+    for line in [
+        "COMMAND INFO get",
+        "COMMAND INFO config",
+        "COMMAND INFO config|get",
+        "COMMAND INFO set nosuchcommand",
+    ] {
         let (a, b) = (canonical(&r.cmd(line)), canonical(&k.cmd(line)));
         if a != b {
-            report.push(format!("{line} (RESP3):\n    redis: {}\n    codis: {}", escape(&a), escape(&b)));
+            report.push(format!(
+                "{line} (RESP3):\n    redis: {}\n    codis: {}",
+                escape(&a),
+                escape(&b)
+            ));
         }
     }
-    assert!(report.is_empty(), "COMMAND INFO differs from redis-server:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "COMMAND INFO differs from redis-server:\n{}",
+        report.join("\n")
+    );
 }

@@ -22,7 +22,10 @@ struct Case {
 }
 
 fn case(name: &'static str, bytes: impl Into<Vec<u8>>) -> Case {
-    Case { name, bytes: bytes.into() }
+    Case {
+        name,
+        bytes: bytes.into(),
+    }
 }
 
 /// (bytes received, whether the server closed the connection)
@@ -35,7 +38,15 @@ fn exchange(port: u16, bytes: &[u8]) -> (Vec<u8>, bool) {
 }
 
 fn render((bytes, closed): &(Vec<u8>, bool)) -> String {
-    format!("{}{}", escape(bytes), if *closed { " <closed>" } else { " <still open>" })
+    format!(
+        "{}{}",
+        escape(bytes),
+        if *closed {
+            " <closed>"
+        } else {
+            " <still open>"
+        }
+    )
 }
 
 /// Runs every case against both servers (cases in parallel) and fails with a
@@ -50,20 +61,37 @@ fn compare_all(codis: &Server, redis: &Server, cases: &[Case]) {
                 s.spawn(move || (c, exchange(rp, &c.bytes), exchange(cp, &c.bytes)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("case thread panicked"))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panic!("case thread panicked")))
+            .collect()
     });
     let mut report = Vec::new();
     for (c, r, k) in &results {
         if r != k {
-            report.push(format!("case `{}` (sent {}):\n    redis: {}\n    codis: {}", c.name, escape(&c.bytes), render(r), render(k)));
+            report.push(format!(
+                "case `{}` (sent {}):\n    redis: {}\n    codis: {}",
+                c.name,
+                escape(&c.bytes),
+                render(r),
+                render(k)
+            ));
         }
     }
-    assert!(report.is_empty(), "{} of {} raw protocol cases differ:\n{}", report.len(), results.len(), report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "{} of {} raw protocol cases differ:\n{}",
+        report.len(),
+        results.len(),
+        report.join("\n")
+    );
 }
 
 #[test]
 fn protocol_errors_and_quirks() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let codis = Server::start(&[]);
 
     let mut too_big_mbulk = b"*".to_vec();
@@ -75,12 +103,18 @@ fn protocol_errors_and_quirks() {
         case("invalid multibulk length", "*abc\r\n"),
         case("multibulk length with space", "*1 \r\n"),
         case("multibulk length with plus", "*+1\r\n$4\r\nPING\r\n"),
-        case("multibulk length with leading zero", "*01\r\n$4\r\nPING\r\n"),
+        case(
+            "multibulk length with leading zero",
+            "*01\r\n$4\r\nPING\r\n",
+        ),
         case("multibulk length too large", "*3000000000\r\n"),
         case("invalid bulk length", "*1\r\n$abc\r\n"),
         case("negative bulk length", "*1\r\n$-5\r\n"),
         case("null bulk in request", "*2\r\n$4\r\nPING\r\n$-1\r\n"),
-        case("bulk length over proto-max-bulk-len", "*1\r\n$536870913\r\n"),
+        case(
+            "bulk length over proto-max-bulk-len",
+            "*1\r\n$536870913\r\n",
+        ),
         case("bulk length with leading zero", "*1\r\n$04\r\nPING\r\n"),
         case("expected $", "*1\r\nfoo\r\n"),
         case("expected $ after valid arg", "*2\r\n$4\r\nECHO\r\n:1\r\n"),
@@ -92,13 +126,22 @@ fn protocol_errors_and_quirks() {
         case("too big mbulk count string", too_big_mbulk),
         case("too big bulk count string", too_big_bulk),
         case("inline line starting with $", "$3\r\nfoo\r\n"),
-        case("empty lines and empty multibulks", "\r\nPING\r\n\nPING\n*0\r\n*-1\r\n*-5\r\nPING\r\n"),
+        case(
+            "empty lines and empty multibulks",
+            "\r\nPING\r\n\nPING\n*0\r\n*-1\r\n*-5\r\nPING\r\n",
+        ),
         case("bulk terminator not checked", "*1\r\n$4\r\nPINGxx"),
         case("inline with CR before CRLF", "PING\r\r\n"),
-        case("pipelined inline and multibulk", "PING\r\n*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\nECHO \"a\\x41b\"\r\nECHO 'x\\'y'\r\n"),
+        case(
+            "pipelined inline and multibulk",
+            "PING\r\n*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\nECHO \"a\\x41b\"\r\nECHO 'x\\'y'\r\n",
+        ),
         case("empty bulk argument", "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"),
         case("empty command name", "*1\r\n$0\r\n\r\n"),
-        case("unknown command, multibulk", "*3\r\n$3\r\nFOO\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        case(
+            "unknown command, multibulk",
+            "*3\r\n$3\r\nFOO\r\n$1\r\na\r\n$1\r\nb\r\n",
+        ),
         case("unknown command, inline", "FOO a b\r\n"),
         case("incomplete bulk waits", "*1\r\n$1048577\r\n"),
         case("incomplete multibulk waits", "*2\r\n$4\r\nECHO\r\n"),
@@ -109,25 +152,40 @@ fn protocol_errors_and_quirks() {
     ];
     compare_all(&codis, &redis, &cases);
     let mut codis = codis;
-    assert!(codis.is_alive(), "codis-server died; log:\n{}", codis.log_tail(30));
+    assert!(
+        codis.is_alive(),
+        "codis-server died; log:\n{}",
+        codis.log_tail(30)
+    );
 }
 
 #[test]
 fn unauthenticated_limits() {
-    let Some(redis) = RedisServer::start_with(&["--requirepass", "secret"]) else { return };
+    let Some(redis) = RedisServer::start_with(&["--requirepass", "secret"]) else {
+        return;
+    };
     let codis = Server::start(&["--requirepass", "secret"]);
     let cases = vec![
         case("multibulk of 11 before auth", "*11\r\n"),
         case("multibulk of 10 before auth waits", "*10\r\n"),
         case("bulk of 16385 before auth", "*1\r\n$16385\r\n"),
         case("bulk of 16384 before auth waits", "*1\r\n$16384\r\n"),
-        case("commands before and after auth", "PING\r\nGET a\r\nAUTH x\r\nAUTH secret\r\nPING\r\n*11\r\n"),
+        case(
+            "commands before and after auth",
+            "PING\r\nGET a\r\nAUTH x\r\nAUTH secret\r\nPING\r\n*11\r\n",
+        ),
         case("big bulk after auth", "AUTH secret\r\n*1\r\n$16385\r\n"),
-        case("auth with username", "AUTH default secret\r\nPING\r\nAUTH default wrong\r\n"),
+        case(
+            "auth with username",
+            "AUTH default secret\r\nPING\r\nAUTH default wrong\r\n",
+        ),
         case("auth syntax error", "AUTH a b c\r\n"),
         case("quit before auth", "QUIT\r\n"),
         case("hello before auth", "HELLO 3\r\n"),
-        case("hello with wrong password", "HELLO 3 AUTH default wrong\r\n"),
+        case(
+            "hello with wrong password",
+            "HELLO 3 AUTH default wrong\r\n",
+        ),
         case("unknown command before auth", "FOO bar\r\n"),
         case("inline error before auth", "SET \"a\r\n"),
     ];

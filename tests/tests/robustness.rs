@@ -26,12 +26,39 @@ const CHAOS_BUDGET: Duration = Duration::from_secs(10);
 /// How long the server may take to close after our EOF (generous).
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-const SAFE_COMMANDS: &[&str] = &["SET", "GET", "PING", "ECHO", "INCR", "MGET", "MSET", "DEL", "EXISTS", "APPEND", "GETRANGE", "STRLEN", "SETRANGE", "INCRBY", "GETSET", "SLOTSHASHKEY", "SLOTSINFO", "DBSIZE", "TYPE", "TTL"];
+const SAFE_COMMANDS: &[&str] = &[
+    "SET",
+    "GET",
+    "PING",
+    "ECHO",
+    "INCR",
+    "MGET",
+    "MSET",
+    "DEL",
+    "EXISTS",
+    "APPEND",
+    "GETRANGE",
+    "STRLEN",
+    "SETRANGE",
+    "INCRBY",
+    "GETSET",
+    "SLOTSHASHKEY",
+    "SLOTSINFO",
+    "DBSIZE",
+    "TYPE",
+    "TTL",
+];
 
 fn seed() -> u64 {
-    std::env::var("ROBUSTNESS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42)
-    })
+    std::env::var("ROBUSTNESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(42)
+        })
 }
 
 /// A syntactically valid command with chaos-only keys.
@@ -64,7 +91,9 @@ fn resp_noise(rng: &mut StdRng) -> Vec<u8> {
             2 => out.extend_from_slice(b"\r\n"),
             3 => out.extend_from_slice(rng.random_range(-3i64..100_000).to_string().as_bytes()),
             4 => out.push(b'\n'),
-            5 => out.extend_from_slice(SAFE_COMMANDS[rng.random_range(0..SAFE_COMMANDS.len())].as_bytes()),
+            5 => out.extend_from_slice(
+                SAFE_COMMANDS[rng.random_range(0..SAFE_COMMANDS.len())].as_bytes(),
+            ),
             6 => out.push([b'"', b'\'', b'\\', b' ', b'{', b'}'][rng.random_range(0..6)]),
             7 => out.extend_from_slice(&valid_command(rng)),
             _ => {
@@ -102,7 +131,11 @@ fn chaos_message(rng: &mut StdRng) -> (&'static str, Vec<u8>, Option<&'static [u
             b.extend(std::iter::repeat_n(b'z', rng.random_range(0..10_000)));
             ("huge bulk declared, not sent", b, None)
         }
-        7 => ("600 MB bulk", b"*1\r\n$629145600\r\n".to_vec(), Some(&b"-ERR Protocol error: invalid bulk length\r\n"[..])),
+        7 => (
+            "600 MB bulk",
+            b"*1\r\n$629145600\r\n".to_vec(),
+            Some(&b"-ERR Protocol error: invalid bulk length\r\n"[..]),
+        ),
         8 => {
             let n = [1_048_576u64, 1_048_577, 2_000_000, i32::MAX as u64][rng.random_range(0..4)];
             let mut b = format!("*{n}\r\n").into_bytes();
@@ -113,9 +146,17 @@ fn chaos_message(rng: &mut StdRng) -> (&'static str, Vec<u8>, Option<&'static [u
         }
         9 => {
             let depth = rng.random_range(2..1000);
-            ("nested multibulk", b"*1\r\n".repeat(depth), Some(&b"-ERR Protocol error: expected '$', got '*'\r\n"[..]))
+            (
+                "nested multibulk",
+                b"*1\r\n".repeat(depth),
+                Some(&b"-ERR Protocol error: expected '$', got '*'\r\n"[..]),
+            )
         }
-        10 => ("inline > 64KB", vec![b'i'; 65 * 1024 + 1], Some(&b"-ERR Protocol error: too big inline request\r\n"[..])),
+        10 => (
+            "inline > 64KB",
+            vec![b'i'; 65 * 1024 + 1],
+            Some(&b"-ERR Protocol error: too big inline request\r\n"[..]),
+        ),
         _ => {
             // Pipelined valid commands, fully sent: every reply must arrive.
             let mut b = Vec::new();
@@ -140,22 +181,40 @@ fn chaos_connection(port: u16, what: &str, bytes: &[u8], expect: Option<&[u8]>) 
     c.shutdown_write();
     let (got, closed) = c.read_until_close(CLOSE_WAIT, CLOSE_WAIT + Duration::from_secs(5));
     if !closed {
-        return Some(format!("{what}: server did not close the connection after client EOF (hang); sent {}; got {}", escape_max(bytes, 200), escape_max(&got, 200)));
+        return Some(format!(
+            "{what}: server did not close the connection after client EOF (hang); sent {}; got {}",
+            escape_max(bytes, 200),
+            escape_max(&got, 200)
+        ));
     }
     // Whatever came back must be a sequence of complete RESP replies.
     let mut rest = &got[..];
     while !rest.is_empty() {
         match frame_len(rest) {
             Ok(Some(n)) => rest = &rest[n..],
-            Ok(None) => return Some(format!("{what}: server closed mid-reply: {}", escape_max(&got, 300))),
-            Err(e) => return Some(format!("{what}: reply is not RESP ({e}): {}", escape_max(&got, 300))),
+            Ok(None) => {
+                return Some(format!(
+                    "{what}: server closed mid-reply: {}",
+                    escape_max(&got, 300)
+                ));
+            }
+            Err(e) => {
+                return Some(format!(
+                    "{what}: reply is not RESP ({e}): {}",
+                    escape_max(&got, 300)
+                ));
+            }
         }
     }
     if let Some(exp) = expect {
         // A reset can swallow the reply when the server closes with unread
         // input, so an empty answer is accepted; anything else must match.
         if !got.is_empty() && got != exp {
-            return Some(format!("{what}: expected {} got {}", escape_max(exp, 100), escape_max(&got, 300)));
+            return Some(format!(
+                "{what}: expected {} got {}",
+                escape_max(exp, 100),
+                escape_max(&got, 300)
+            ));
         }
     }
     None
@@ -165,11 +224,15 @@ fn chaos_connection(port: u16, what: &str, bytes: &[u8], expect: Option<&[u8]>) 
 fn health_check(c: &mut Conn, i: usize) -> Result<(), String> {
     let key = format!("mon:{i}");
     let val = format!("value-{i}");
-    let r = c.try_send(&["SET", &key, &val]).map_err(|e| format!("SET: {e}"))?;
+    let r = c
+        .try_send(&["SET", &key, &val])
+        .map_err(|e| format!("SET: {e}"))?;
     if r != b"+OK\r\n" {
         return Err(format!("SET replied {}", escape_max(&r, 200)));
     }
-    let r = c.try_send(&["GET", &key]).map_err(|e| format!("GET: {e}"))?;
+    let r = c
+        .try_send(&["GET", &key])
+        .map_err(|e| format!("GET: {e}"))?;
     let exp = format!("${}\r\n{val}\r\n", val.len());
     if r != exp.as_bytes() {
         return Err(format!("GET replied {}", escape_max(&r, 200)));
@@ -197,14 +260,20 @@ fn chaos(extra_args: &[&str]) {
             let mut c = match Conn::connect(port) {
                 Ok(c) => c,
                 Err(e) => {
-                    problems.lock().unwrap_or_else(|p| p.into_inner()).push(format!("monitor cannot connect: {e}"));
+                    problems
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("monitor cannot connect: {e}"));
                     return;
                 }
             };
             let mut i = 0;
             while !done.load(Ordering::Relaxed) && i < 100_000 {
                 if let Err(e) = health_check(&mut c, i) {
-                    problems.lock().unwrap_or_else(|p| p.into_inner()).push(format!("during chaos, check {i}: {e}"));
+                    problems
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("during chaos, check {i}: {e}"));
                     return;
                 }
                 checks.fetch_add(1, Ordering::Relaxed);
@@ -242,7 +311,10 @@ fn chaos(extra_args: &[&str]) {
 
     let mut problems = problems.into_inner().unwrap_or_else(|p| p.into_inner());
     if !srv.is_alive() {
-        problems.push(format!("codis-server DIED; log tail:\n{}", srv.log_tail(40)));
+        problems.push(format!(
+            "codis-server DIED; log tail:\n{}",
+            srv.log_tail(40)
+        ));
     } else {
         // After the chaos: a fresh client gets correct answers.
         match Conn::connect(port) {
@@ -258,8 +330,16 @@ fn chaos(extra_args: &[&str]) {
         }
     }
     let n = messages.load(Ordering::Relaxed);
-    eprintln!("[robustness] seed {seed}: {n} chaos messages, {} health checks, {:?}", checks.load(Ordering::Relaxed), start.elapsed());
-    assert!(problems.is_empty(), "seed {seed} (set ROBUSTNESS_SEED={seed} to replay), {n} messages:\n{}", problems.join("\n"));
+    eprintln!(
+        "[robustness] seed {seed}: {n} chaos messages, {} health checks, {:?}",
+        checks.load(Ordering::Relaxed),
+        start.elapsed()
+    );
+    assert!(
+        problems.is_empty(),
+        "seed {seed} (set ROBUSTNESS_SEED={seed} to replay), {n} messages:\n{}",
+        problems.join("\n")
+    );
     assert!(n >= WORKERS * 10, "only {n} chaos messages were sent");
 }
 
@@ -277,21 +357,38 @@ fn chaos_multi_threaded_server() {
 fn exact_errors_for_oversized_requests() {
     let srv = Server::start(&[]);
     let cases: &[(&[u8], &[u8])] = &[
-        (b"*1\r\n$629145600\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$536870913\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*3000000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\n*1\r\n*1\r\n", b"-ERR Protocol error: expected '$', got '*'\r\n"),
+        (
+            b"*1\r\n$629145600\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$536870913\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*3000000000\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n*1\r\n*1\r\n",
+            b"-ERR Protocol error: expected '$', got '*'\r\n",
+        ),
     ];
     for (send, exp) in cases {
         let mut c = srv.conn();
         c.write_raw(send).unwrap_or_else(|e| panic!("write: {e}"));
         let (got, closed) = c.read_until_close(CLOSE_WAIT, CLOSE_WAIT);
-        assert!(closed, "connection left open after {}", escape_max(send, 100));
+        assert!(
+            closed,
+            "connection left open after {}",
+            escape_max(send, 100)
+        );
         tests::assert_reply(&got, exp);
     }
     // exactly 64 KB + 1 of inline data without a newline
     let mut c = srv.conn();
-    c.write_raw(&vec![b'a'; 64 * 1024 + 1]).unwrap_or_else(|e| panic!("write: {e}"));
+    c.write_raw(&vec![b'a'; 64 * 1024 + 1])
+        .unwrap_or_else(|e| panic!("write: {e}"));
     let (got, closed) = c.read_until_close(CLOSE_WAIT, CLOSE_WAIT);
     assert!(closed);
     tests::assert_reply(&got, b"-ERR Protocol error: too big inline request\r\n");

@@ -10,6 +10,7 @@
 //! ([`CommandSpec::arity_ok`]), key extraction ([`CommandSpec::keys`]),
 //! `COMMAND` replies and per-command stats labels (`CmdId` indexes counters).
 
+#[rustfmt::skip]
 mod generated;
 pub use generated::{COMMANDS, CmdId};
 
@@ -137,7 +138,11 @@ impl CommandSpec {
     #[inline]
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
-        if a >= 0 { argc == a as usize } else { argc >= a.unsigned_abs() as usize }
+        if a >= 0 {
+            argc == a as usize
+        } else {
+            argc >= a.unsigned_abs() as usize
+        }
     }
 
     #[inline]
@@ -155,7 +160,9 @@ impl CommandSpec {
 
     /// Finds a subcommand by (any-case) name.
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
-        self.subcommands.iter().find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(name))
+        self.subcommands
+            .iter()
+            .find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// Argument indexes of the keys of `argv` according to first/last/step
@@ -164,15 +171,26 @@ impl CommandSpec {
     pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> + use<> {
         let first = self.first_key;
         let step = self.step.max(1) as usize;
-        let last = if self.last_key < 0 { argc as i64 + self.last_key as i64 } else { self.last_key as i64 };
-        let (start, end) = if first <= 0 { (1usize, 0usize) } else { (first as usize, last.max(0) as usize) };
+        let last = if self.last_key < 0 {
+            argc as i64 + self.last_key as i64
+        } else {
+            self.last_key as i64
+        };
+        let (start, end) = if first <= 0 {
+            (1usize, 0usize)
+        } else {
+            (first as usize, last.max(0) as usize)
+        };
         let end = end.min(argc.saturating_sub(1));
-        (start..=end).step_by(step).filter(move |&i| i >= 1 && i < argc && start <= end)
+        (start..=end)
+            .step_by(step)
+            .filter(move |&i| i >= 1 && i < argc && start <= end)
     }
 
     /// The keys of `argv` (see [`CommandSpec::key_indexes`]).
     pub fn keys<'a, A: AsRef<[u8]>>(&self, argv: &'a [A]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.key_indexes(argv.len()).filter_map(move |i| argv.get(i).map(|a| a.as_ref()))
+        self.key_indexes(argv.len())
+            .filter_map(move |i| argv.get(i).map(|a| a.as_ref()))
     }
 }
 

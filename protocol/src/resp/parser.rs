@@ -28,7 +28,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk: 512 * 1024 * 1024, unauthenticated: false }
+        Limits {
+            max_bulk: 512 * 1024 * 1024,
+            unauthenticated: false,
+        }
     }
 }
 
@@ -51,9 +54,13 @@ impl ParseError {
     pub fn write_message(&self, out: &mut Vec<u8>) {
         let s: &str = match self {
             ParseError::InvalidMultibulkLength => "ERR Protocol error: invalid multibulk length",
-            ParseError::UnauthenticatedMultibulkLength => "ERR Protocol error: unauthenticated multibulk length",
+            ParseError::UnauthenticatedMultibulkLength => {
+                "ERR Protocol error: unauthenticated multibulk length"
+            }
             ParseError::InvalidBulkLength => "ERR Protocol error: invalid bulk length",
-            ParseError::UnauthenticatedBulkLength => "ERR Protocol error: unauthenticated bulk length",
+            ParseError::UnauthenticatedBulkLength => {
+                "ERR Protocol error: unauthenticated bulk length"
+            }
             ParseError::TooBigInline => "ERR Protocol error: too big inline request",
             ParseError::TooBigMbulkCount => "ERR Protocol error: too big mbulk count string",
             ParseError::TooBigBulkCount => "ERR Protocol error: too big bulk count string",
@@ -186,7 +193,10 @@ impl RequestParser {
                 if n <= 0 {
                     // Empty multibulk: Redis consumes it and carries on; zero
                     // ranges tell the caller there is nothing to run.
-                    return Ok(Some(Parsed { consumed: cr + 2, in_scratch: false }));
+                    return Ok(Some(Parsed {
+                        consumed: cr + 2,
+                        in_scratch: false,
+                    }));
                 }
                 self.pending = n as u64;
                 self.resume = cr + 2;
@@ -235,7 +245,10 @@ impl RequestParser {
             let consumed = self.resume;
             self.resume = 0;
             self.need = 0;
-            Ok(Some(Parsed { consumed, in_scratch: false }))
+            Ok(Some(Parsed {
+                consumed,
+                in_scratch: false,
+            }))
         }
     }
 
@@ -260,7 +273,10 @@ impl RequestParser {
         self.ranges.clear();
         self.need = 0;
         let consumed = nl + 1;
-        if !line.iter().any(|&c| matches!(c, b'"' | b'\'' | 0 | 0x0b | 0x0c)) {
+        if !line
+            .iter()
+            .any(|&c| matches!(c, b'"' | b'\'' | 0 | 0x0b | 0x0c))
+        {
             // Fast path: split on whitespace, arguments are ranges into `buf`.
             let mut i = 0;
             while i < line.len() {
@@ -275,7 +291,10 @@ impl RequestParser {
                     self.ranges.push((s, i));
                 }
             }
-            return Ok(Some(Parsed { consumed, in_scratch: false }));
+            return Ok(Some(Parsed {
+                consumed,
+                in_scratch: false,
+            }));
         }
         let args = split_args(line).ok_or(ParseError::UnbalancedQuotes)?;
         self.scratch.clear();
@@ -284,7 +303,10 @@ impl RequestParser {
             self.scratch.extend_from_slice(&a);
             self.ranges.push((s, self.scratch.len()));
         }
-        Ok(Some(Parsed { consumed, in_scratch: true }))
+        Ok(Some(Parsed {
+            consumed,
+            in_scratch: true,
+        }))
     }
 }
 
@@ -303,8 +325,16 @@ mod tests {
         let mut pos = 0;
         let mut out = Vec::new();
         while let Some(r) = p.parse(&input[pos..], limits)? {
-            let base: &[u8] = if r.in_scratch { p.scratch() } else { &input[pos..] };
-            let argv: Vec<Vec<u8>> = p.ranges().iter().map(|&(s, e)| base[s..e].to_vec()).collect();
+            let base: &[u8] = if r.in_scratch {
+                p.scratch()
+            } else {
+                &input[pos..]
+            };
+            let argv: Vec<Vec<u8>> = p
+                .ranges()
+                .iter()
+                .map(|&(s, e)| base[s..e].to_vec())
+                .collect();
             if !argv.is_empty() {
                 out.push(argv);
             }
@@ -314,7 +344,10 @@ mod tests {
     }
 
     fn v(items: &[&[&str]]) -> Vec<Vec<Vec<u8>>> {
-        items.iter().map(|a| a.iter().map(|s| s.as_bytes().to_vec()).collect()).collect()
+        items
+            .iter()
+            .map(|a| a.iter().map(|s| s.as_bytes().to_vec()).collect())
+            .collect()
     }
 
     #[test]
@@ -322,11 +355,21 @@ mod tests {
         let l = Limits::default();
         assert_eq!(all(b"*1\r\n$4\r\nPING\r\n", l).unwrap(), v(&[&["PING"]]));
         assert_eq!(
-            all(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$0\r\n\r\nPING\r\nECHO  x\n", l).unwrap(),
+            all(
+                b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$0\r\n\r\nPING\r\nECHO  x\n",
+                l
+            )
+            .unwrap(),
             v(&[&["SET", "a", ""], &["PING"], &["ECHO", "x"]])
         );
-        assert_eq!(all(b"*0\r\n*-1\r\n\r\n  \r\nPING\r\n", l).unwrap(), v(&[&["PING"]]));
-        assert_eq!(all(b"set a \"b c\\x41\"\r\n", l).unwrap(), v(&[&["set", "a", "b cA"]]));
+        assert_eq!(
+            all(b"*0\r\n*-1\r\n\r\n  \r\nPING\r\n", l).unwrap(),
+            v(&[&["PING"]])
+        );
+        assert_eq!(
+            all(b"set a \"b c\\x41\"\r\n", l).unwrap(),
+            v(&[&["set", "a", "b cA"]])
+        );
         // Redis skips the two bytes after a bulk without checking them.
         assert_eq!(all(b"*1\r\n$4\r\nPINGxx", l).unwrap(), v(&[&["PING"]]));
     }
@@ -347,9 +390,18 @@ mod tests {
         let mut big = b"*1\r\n$".to_vec();
         big.extend(vec![b'1'; INLINE_MAX + 1]);
         assert_eq!(e(&big), ParseError::TooBigBulkCount);
-        let un = Limits { unauthenticated: true, ..l };
-        assert_eq!(all(b"*11\r\n", un).unwrap_err(), ParseError::UnauthenticatedMultibulkLength);
-        assert_eq!(all(b"*1\r\n$16385\r\n", un).unwrap_err(), ParseError::UnauthenticatedBulkLength);
+        let un = Limits {
+            unauthenticated: true,
+            ..l
+        };
+        assert_eq!(
+            all(b"*11\r\n", un).unwrap_err(),
+            ParseError::UnauthenticatedMultibulkLength
+        );
+        assert_eq!(
+            all(b"*1\r\n$16385\r\n", un).unwrap_err(),
+            ParseError::UnauthenticatedBulkLength
+        );
         let mut m = Vec::new();
         ParseError::ExpectedDollar(b'x').write_message(&mut m);
         assert_eq!(m, b"ERR Protocol error: expected '$', got 'x'");
@@ -369,9 +421,19 @@ mod tests {
                 buf.extend_from_slice(chunk);
                 let mut pos = 0;
                 while buf.len() - pos >= p.needed() {
-                    let Some(r) = p.parse(&buf[pos..], Limits::default()).unwrap() else { break };
-                    let base: &[u8] = if r.in_scratch { p.scratch() } else { &buf[pos..] };
-                    let argv: Vec<Vec<u8>> = p.ranges().iter().map(|&(s, e)| base[s..e].to_vec()).collect();
+                    let Some(r) = p.parse(&buf[pos..], Limits::default()).unwrap() else {
+                        break;
+                    };
+                    let base: &[u8] = if r.in_scratch {
+                        p.scratch()
+                    } else {
+                        &buf[pos..]
+                    };
+                    let argv: Vec<Vec<u8>> = p
+                        .ranges()
+                        .iter()
+                        .map(|&(s, e)| base[s..e].to_vec())
+                        .collect();
                     if !argv.is_empty() {
                         got.push(argv);
                     }

@@ -39,7 +39,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         loop {
             let c = at(i);
             if in_dq {
-                if c == b'\\' && at(i + 1) == b'x' && hex(at(i + 2)).is_some() && hex(at(i + 3)).is_some() {
+                if c == b'\\'
+                    && at(i + 1) == b'x'
+                    && hex(at(i + 2)).is_some()
+                    && hex(at(i + 3)).is_some()
+                {
                     let hi = hex(at(i + 2)).unwrap_or(0);
                     let lo = hex(at(i + 3)).unwrap_or(0);
                     cur.push(hi * 16 + lo);

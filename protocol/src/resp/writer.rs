@@ -41,7 +41,10 @@ impl Reply {
     /// CR/LF inside the text become spaces, as Redis does.
     pub fn error(&mut self, text: &[u8]) {
         self.buf.push(b'-');
-        self.buf.extend(text.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+        self.buf.extend(
+            text.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -108,7 +111,8 @@ impl Reply {
     /// A boolean (`#t`/`#f` in RESP3, `:1`/`:0` in RESP2).
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
@@ -170,8 +174,14 @@ mod tests {
         r.boolean(true);
         r.double_text(b"1.5");
         r.error(b"ERR a\r\nb");
-        assert_eq!(r.buf, b"+OK\r\n:-5\r\n$2\r\nab\r\n$-1\r\n*-1\r\n*4\r\n*1\r\n:1\r\n$3\r\n1.5\r\n-ERR a  b\r\n");
-        let mut r = Reply { resp3: true, ..Reply::default() };
+        assert_eq!(
+            r.buf,
+            b"+OK\r\n:-5\r\n$2\r\nab\r\n$-1\r\n*-1\r\n*4\r\n*1\r\n:1\r\n$3\r\n1.5\r\n-ERR a  b\r\n"
+        );
+        let mut r = Reply {
+            resp3: true,
+            ..Reply::default()
+        };
         r.null();
         r.null_array();
         r.map(2);
@@ -179,6 +189,9 @@ mod tests {
         r.boolean(false);
         r.double_text(b"inf");
         r.verbatim(b"txt", b"hi");
-        assert_eq!(r.buf, b"_\r\n_\r\n%2\r\n~1\r\n#f\r\n,inf\r\n=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            r.buf,
+            b"_\r\n_\r\n%2\r\n~1\r\n#f\r\n,inf\r\n=6\r\ntxt:hi\r\n"
+        );
     }
 }

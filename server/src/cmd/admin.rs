@@ -95,7 +95,9 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn time(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     ctx.out.array(2);
     ctx.out.bulk_int(d.as_secs() as i64);
     ctx.out.bulk_int(d.subsec_micros() as i64);
@@ -112,7 +114,11 @@ fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// Redis calls a local client for `enable-debug-command local` and
 /// `enable-protected-configs local`).
 fn client_is_local(ctx: &Ctx) -> bool {
-    ctx.client.info.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
+    ctx.client
+        .info
+        .addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
 }
 
 // ---------------------------------------------------------------------------
@@ -237,7 +243,9 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Static(errors::SHUTDOWN_FAILED));
     }
     if !nosave && !ctx.srv.config().save_params.is_empty() {
-        warning!("Save points are configured but this server has no persistence: exiting without saving.");
+        warning!(
+            "Save points are configured but this server has no persistence: exiting without saving."
+        );
     }
     // Like Redis, the connection is closed without a reply.
     ctx.client.close_after_reply = true;
@@ -320,7 +328,10 @@ fn strtod_prefix(a: &[u8]) -> f64 {
     let rest = s.get(i..).unwrap_or("").to_ascii_lowercase();
     for word in ["infinity", "inf", "nan"] {
         if rest.starts_with(word) {
-            return s.get(..i + word.len()).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+            return s
+                .get(..i + word.len())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0.0);
         }
     }
     let digits = |mut j: usize| {
@@ -419,14 +430,19 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
         let encoding = e.encoding();
         let (serialized, refcount) = match e.as_str() {
             Some(s) => {
-                let shared = encoding == "int" && parse_i64(s).is_some_and(|v| (0..SHARED_INTEGERS).contains(&v));
+                let shared = encoding == "int"
+                    && parse_i64(s).is_some_and(|v| (0..SHARED_INTEGERS).contains(&v));
                 (rdb_string_size(s), if shared { SHARED_REFCOUNT } else { 1 })
             }
             None => (e.heap_size(), 1),
         };
         let lru = e.lru();
         // The LRU clock is 24 bits of seconds; it wraps every ~194 days.
-        let idle = if lru_now >= lru { lru_now - lru } else { lru_now + (0xff_ffff - lru) };
+        let idle = if lru_now >= lru {
+            lru_now - lru
+        } else {
+            lru_now + (0xff_ffff - lru)
+        };
         format!(
             "Value at:{:p} refcount:{refcount} encoding:{encoding} serializedlength:{serialized} lru:{lru} lru_seconds_idle:{idle}",
             e as *const Entry
@@ -488,9 +504,18 @@ mod tests {
         h.text(&mut c, "SET a 1");
         h.text(&mut c, "SET b 2");
         assert_eq!(h.text(&mut c, "DBSIZE"), ":2\r\n");
-        assert_eq!(h.text(&mut c, "SWAPDB 0 x"), "-ERR invalid second DB index\r\n");
-        assert_eq!(h.text(&mut c, "SWAPDB 2147483648 0"), "-ERR invalid first DB index\r\n");
-        assert_eq!(h.text(&mut c, "SWAPDB 0 16"), "-ERR DB index is out of range\r\n");
+        assert_eq!(
+            h.text(&mut c, "SWAPDB 0 x"),
+            "-ERR invalid second DB index\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "SWAPDB 2147483648 0"),
+            "-ERR invalid first DB index\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "SWAPDB 0 16"),
+            "-ERR DB index is out of range\r\n"
+        );
         assert_eq!(h.text(&mut c, "SWAPDB 0 1"), "+OK\r\n");
         assert_eq!(h.text(&mut c, "DBSIZE"), ":0\r\n");
         h.text(&mut c, "SELECT 1");
@@ -516,17 +541,29 @@ mod tests {
         assert_eq!(parts[0], "*2");
         let secs: u64 = parts[2].parse().unwrap();
         let usec: u64 = parts[4].parse().unwrap();
-        assert!(secs.abs_diff(h.srv.started_ms / 1000) <= 5 && usec < 1_000_000, "{t}");
-        assert_eq!(h.text(&mut c, "LASTSAVE"), format!(":{}\r\n", h.srv.started_ms / 1000));
+        assert!(
+            secs.abs_diff(h.srv.started_ms / 1000) <= 5 && usec < 1_000_000,
+            "{t}"
+        );
+        assert_eq!(
+            h.text(&mut c, "LASTSAVE"),
+            format!(":{}\r\n", h.srv.started_ms / 1000)
+        );
     }
 
     #[test]
     fn config_get_set_resetstat() {
         let mut h = H::new();
         let mut c = h.connect();
-        assert_eq!(h.text(&mut c, "CONFIG GET maxmemory"), "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+        assert_eq!(
+            h.text(&mut c, "CONFIG GET maxmemory"),
+            "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+        );
         assert_eq!(h.text(&mut c, "CONFIG GET nosuch"), "*0\r\n");
-        assert_eq!(h.text(&mut c, "CONFIG SET maxmemory 10 hz"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.text(&mut c, "CONFIG SET maxmemory 10 hz"),
+            "-ERR syntax error\r\n"
+        );
         assert_eq!(
             h.text(&mut c, "CONFIG SET nosuch 1"),
             "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n"
@@ -534,12 +571,25 @@ mod tests {
         assert_eq!(h.text(&mut c, "CONFIG SET maxmemory 1mb"), "+OK\r\n");
         assert_eq!(h.srv.config().maxmemory, 1 << 20);
         h.text(&mut c, "HELLO 3");
-        assert_eq!(h.text(&mut c, "CONFIG GET maxmemory"), "%1\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n");
+        assert_eq!(
+            h.text(&mut c, "CONFIG GET maxmemory"),
+            "%1\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n"
+        );
         assert_eq!(h.text(&mut c, "CONFIG SET requirepass pw"), "+OK\r\n");
         let mut d = h.connect();
-        assert_eq!(h.text(&mut d, "PING"), "-NOAUTH Authentication required.\r\n");
-        assert_eq!(h.text(&mut c, "PING"), "+PONG\r\n", "existing connections stay authenticated");
-        assert_eq!(h.text(&mut c, "CONFIG REWRITE"), "-ERR The server is running without a config file\r\n");
+        assert_eq!(
+            h.text(&mut d, "PING"),
+            "-NOAUTH Authentication required.\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "PING"),
+            "+PONG\r\n",
+            "existing connections stay authenticated"
+        );
+        assert_eq!(
+            h.text(&mut c, "CONFIG REWRITE"),
+            "-ERR The server is running without a config file\r\n"
+        );
         assert!(h.srv.stats.total_commands.load(Relaxed) > 0);
         if let Some(d) = h.srv.ks.db(0) {
             d.expired.store(5, Relaxed);
@@ -547,7 +597,10 @@ mod tests {
         assert_eq!(h.text(&mut c, "CONFIG RESETSTAT"), "+OK\r\n");
         assert_eq!(h.srv.stats.total_error_replies.load(Relaxed), 0);
         assert_eq!(h.srv.ks.db(0).map(|d| d.expired.load(Relaxed)), Some(0));
-        assert!(h.text(&mut c, "CONFIG HELP").starts_with("*11\r\n+CONFIG <subcommand>"));
+        assert!(
+            h.text(&mut c, "CONFIG HELP")
+                .starts_with("*11\r\n+CONFIG <subcommand>")
+        );
     }
 
     #[test]
@@ -565,10 +618,22 @@ mod tests {
         let mut h = H::new();
         let mut c = h.connect();
         assert_eq!(h.text(&mut c, "SHUTDOWN x"), "-ERR syntax error\r\n");
-        assert_eq!(h.text(&mut c, "SHUTDOWN NOSAVE SAVE"), "-ERR syntax error\r\n");
-        assert_eq!(h.text(&mut c, "SHUTDOWN ABORT NOW"), "-ERR syntax error\r\n");
-        assert_eq!(h.text(&mut c, "SHUTDOWN ABORT"), "-ERR No shutdown in progress.\r\n");
-        assert_eq!(h.text(&mut c, "SHUTDOWN SAVE"), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+        assert_eq!(
+            h.text(&mut c, "SHUTDOWN NOSAVE SAVE"),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "SHUTDOWN ABORT NOW"),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "SHUTDOWN ABORT"),
+            "-ERR No shutdown in progress.\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "SHUTDOWN SAVE"),
+            "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+        );
         assert!(!h.srv.shutting_down.load(Relaxed));
         assert_eq!(h.text(&mut c, "SHUTDOWN NOSAVE NOW"), "");
         assert!(h.srv.shutting_down.load(Relaxed));
@@ -579,14 +644,20 @@ mod tests {
     fn monitor_refused() {
         let mut h = H::new();
         let mut c = h.connect();
-        assert_eq!(h.text(&mut c, "MONITOR"), format!("-{}\r\n", errors::MONITOR_UNSUPPORTED));
+        assert_eq!(
+            h.text(&mut c, "MONITOR"),
+            format!("-{}\r\n", errors::MONITOR_UNSUPPORTED)
+        );
     }
 
     #[test]
     fn debug() {
         let mut h = H::new();
         let mut c = h.connect();
-        assert_eq!(h.text(&mut c, "DEBUG SLEEP 0"), format!("-{}\r\n", errors::DEBUG_NOT_ALLOWED));
+        assert_eq!(
+            h.text(&mut c, "DEBUG SLEEP 0"),
+            format!("-{}\r\n", errors::DEBUG_NOT_ALLOWED)
+        );
         let mut h = H::with(|c| c.enable_debug_command = crate::config::EnableLevel::Local);
         let mut c = h.connect();
         assert_eq!(h.text(&mut c, "DEBUG SLEEP 0"), "+OK\r\n");
@@ -602,11 +673,20 @@ mod tests {
         h.text(&mut c, "SET s hello");
         let n = h.text(&mut c, "DEBUG OBJECT n");
         assert!(n.starts_with("+Value at:0x"), "{n}");
-        assert!(n.contains(" refcount:2147483647 encoding:int serializedlength:2 lru:"), "{n}");
+        assert!(
+            n.contains(" refcount:2147483647 encoding:int serializedlength:2 lru:"),
+            "{n}"
+        );
         assert!(n.ends_with(" lru_seconds_idle:0\r\n"), "{n}");
         let s = h.text(&mut c, "DEBUG OBJECT s");
-        assert!(s.contains(" refcount:1 encoding:embstr serializedlength:6 "), "{s}");
-        assert_eq!(h.text(&mut c, "DEBUG POPULATE -1"), "-ERR value is out of range, must be positive\r\n");
+        assert!(
+            s.contains(" refcount:1 encoding:embstr serializedlength:6 "),
+            "{s}"
+        );
+        assert_eq!(
+            h.text(&mut c, "DEBUG POPULATE -1"),
+            "-ERR value is out of range, must be positive\r\n"
+        );
         assert_eq!(h.text(&mut c, "DEBUG POPULATE 3"), "+OK\r\n");
         assert_eq!(h.text(&mut c, "GET key:2"), "$7\r\nvalue:2\r\n");
         assert_eq!(h.text(&mut c, "DEBUG POPULATE 2 p 10"), "+OK\r\n");
@@ -623,7 +703,10 @@ mod tests {
         assert_eq!(h.text(&mut c, "DEBUG ERROR \"foo bar\""), "-foo bar\r\n");
         assert_eq!(h.srv.stats.total_error_replies.load(Relaxed), errors_before);
         assert_eq!(h.text(&mut c, "DEBUG LOG hi"), "+OK\r\n");
-        assert!(h.text(&mut c, "DEBUG HELP").starts_with("*18\r\n+DEBUG <subcommand>"));
+        assert!(
+            h.text(&mut c, "DEBUG HELP")
+                .starts_with("*18\r\n+DEBUG <subcommand>")
+        );
     }
 
     #[test]

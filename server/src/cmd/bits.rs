@@ -192,7 +192,12 @@ pub fn field_add(old: i128, incr: i128, signed: bool, bits: u32, ow: Overflow) -
             }
         }
         Overflow::Wrap | Overflow::Fail => {
-            let low = (r as u128 as u64) & if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+            let low = (r as u128 as u64)
+                & if bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
             if signed && bits < 64 && low >> (bits - 1) & 1 == 1 {
                 low as i128 - (1i128 << bits)
             } else if signed {
@@ -228,7 +233,13 @@ fn bit_offset(ctx: &Ctx, a: &[u8], bits: u32) -> Result<u64, CmdError> {
 
 /// Looks a string up for writing, creating it or zero-padding it so byte
 /// `byte` exists (Redis' `lookupStringForBitCommand`).
-fn string_for_write<'s>(s: &'s mut impl KeyAccess, key: &[u8], byte: u64, now: u64, lru: u32) -> Result<&'s mut Vec<u8>, CmdError> {
+fn string_for_write<'s>(
+    s: &'s mut impl KeyAccess,
+    key: &[u8],
+    byte: u64,
+    now: u64,
+    lru: u32,
+) -> Result<&'s mut Vec<u8>, CmdError> {
     let need = byte as usize + 1;
     if s.get(key, now).is_none() {
         s.insert(Entry::new_obj(key, Object::Str(vec![0u8; need]), None, lru));
@@ -314,7 +325,11 @@ fn norm_range(mut start: i64, mut end: i64, total: i64) -> Option<(u64, u64)> {
     if end >= total {
         end = total - 1;
     }
-    if start > end { None } else { Some((start as u64, end as u64)) }
+    if start > end {
+        None
+    } else {
+        Some((start as u64, end as u64))
+    }
 }
 
 fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -378,7 +393,10 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let p = e.as_str().ok_or(CmdError::WrongType)?;
     let len = p.len() as i64;
     let (range, end_given) = match argv.len() {
-        3 => (norm_range(0, len - 1, len).map(|(a, b)| (a * 8, b * 8 + 7)), false),
+        3 => (
+            norm_range(0, len - 1, len).map(|(a, b)| (a * 8, b * 8 + 7)),
+            false,
+        ),
         4..=6 => {
             let start = int_arg(argv[3])?;
             let isbit = match argv.get(5) {
@@ -391,7 +409,14 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 None => (total - 1, false),
             };
             let r = norm_range(start, end, total);
-            (if isbit { r } else { r.map(|(a, b)| (a * 8, b * 8 + 7)) }, given)
+            (
+                if isbit {
+                    r
+                } else {
+                    r.map(|(a, b)| (a * 8, b * 8 + 7))
+                },
+                given,
+            )
         }
         _ => return Err(CmdError::Syntax),
     };
@@ -520,7 +545,9 @@ fn field_type(a: &[u8]) -> Result<(bool, u32), CmdError> {
     // Redis reads the width as a C string (cut at a NUL byte).
     let rest = rest.split(|&b| b == 0).next().unwrap_or(&[]);
     match parse_i64(rest) {
-        Some(b) if b >= 1 && ((signed && b <= 64) || (!signed && b <= 63)) => Ok((signed, b as u32)),
+        Some(b) if b >= 1 && ((signed && b <= 64) || (!signed && b <= 63)) => {
+            Ok((signed, b as u32))
+        }
         _ => Err(err),
     }
 }
@@ -561,7 +588,13 @@ fn parse_fields(ctx: &Ctx, argv: &[&[u8]]) -> Result<Vec<Field>, CmdError> {
             FieldOp::Set(_) => FieldOp::Set(int_arg(argv[j + 3])?),
             FieldOp::Incr(_) => FieldOp::Incr(int_arg(argv[j + 3])?),
         };
-        ops.push(Field { op, signed, bits, off, ow });
+        ops.push(Field {
+            op,
+            signed,
+            bits,
+            off,
+            ow,
+        });
         j += if op == FieldOp::Get { 3 } else { 4 };
     }
     Ok(ops)
@@ -569,7 +602,11 @@ fn parse_fields(ctx: &Ctx, argv: &[&[u8]]) -> Result<Vec<Field>, CmdError> {
 
 /// Runs one write operation; `None` = FAIL overflow (nil reply, no write).
 fn run_write(v: &mut [u8], f: &Field) -> Option<i64> {
-    let old: i128 = if f.signed { get_signed(v, f.off, f.bits) as i128 } else { get_unsigned(v, f.off, f.bits) as i128 };
+    let old: i128 = if f.signed {
+        get_signed(v, f.off, f.bits) as i128
+    } else {
+        get_unsigned(v, f.off, f.bits) as i128
+    };
     let (newv, overflow, ret_new) = match f.op {
         FieldOp::Incr(i) => {
             let (n, o) = field_add(old, i as i128, f.signed, f.bits, f.ow);
@@ -577,7 +614,11 @@ fn run_write(v: &mut [u8], f: &Field) -> Option<i64> {
         }
         FieldOp::Set(x) => {
             // Unsigned fields see the argument as its 64-bit two's complement.
-            let x = if f.signed { x as i128 } else { x as u64 as i128 };
+            let x = if f.signed {
+                x as i128
+            } else {
+                x as u64 as i128
+            };
             let (n, o) = field_add(x, 0, f.signed, f.bits, f.ow);
             (n, o, false)
         }
@@ -591,13 +632,21 @@ fn run_write(v: &mut [u8], f: &Field) -> Option<i64> {
 }
 
 fn field_get(p: &[u8], f: &Field) -> i64 {
-    if f.signed { get_signed(p, f.off, f.bits) } else { get_unsigned(p, f.off, f.bits) as i64 }
+    if f.signed {
+        get_signed(p, f.off, f.bits)
+    } else {
+        get_unsigned(p, f.off, f.bits) as i64
+    }
 }
 
 fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
     let key = argv[1];
     let ops = parse_fields(ctx, argv)?;
-    let highest = ops.iter().filter(|f| f.op != FieldOp::Get).map(|f| f.off + f.bits as u64 - 1).max();
+    let highest = ops
+        .iter()
+        .filter(|f| f.op != FieldOp::Get)
+        .map(|f| f.off + f.bits as u64 - 1)
+        .max();
     let (now, lru) = (ctx.now, ctx.lru());
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
     match highest {
@@ -619,7 +668,11 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
             let mut s = ctx.ks().lock_key(ctx.db(), key);
             let v = string_for_write(&mut s, key, h >> 3, now, lru)?;
             for f in &ops {
-                replies.push(if f.op == FieldOp::Get { Some(field_get(v, f)) } else { run_write(v, f) });
+                replies.push(if f.op == FieldOp::Get {
+                    Some(field_get(v, f))
+                } else {
+                    run_write(v, f)
+                });
             }
         }
     }
@@ -647,7 +700,9 @@ mod tests {
 
     #[test]
     fn popcount_matches_naive() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for len in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
             let naive: u64 = data[..len].iter().map(|b| b.count_ones() as u64).sum();
             assert_eq!(popcount(&data[..len]), naive);
@@ -699,20 +754,38 @@ mod tests {
         assert_eq!(field_add(255, 1, false, 8, Wrap), (0, true));
         assert_eq!(field_add(0, -1, false, 8, Sat), (0, true));
         assert_eq!(field_add(0, -1, false, 8, Wrap), (255, true));
-        assert_eq!(field_add(i64::MAX as i128, 1, true, 64, Wrap), (i64::MIN as i128, true));
-        assert_eq!(field_add(i64::MAX as i128, 1, true, 64, Sat), (i64::MAX as i128, true));
+        assert_eq!(
+            field_add(i64::MAX as i128, 1, true, 64, Wrap),
+            (i64::MIN as i128, true)
+        );
+        assert_eq!(
+            field_add(i64::MAX as i128, 1, true, 64, Sat),
+            (i64::MAX as i128, true)
+        );
         // Unsigned SET of -1 is 2^64-1: saturates to the maximum.
         assert_eq!(field_add(u64::MAX as i128, 0, false, 8, Sat), (255, true));
-        assert_eq!(field_add(u64::MAX as i128, 0, false, 63, Wrap), ((1i128 << 63) - 1, true));
+        assert_eq!(
+            field_add(u64::MAX as i128, 0, false, 63, Wrap),
+            ((1i128 << 63) - 1, true)
+        );
         assert_eq!(field_add(0, 0, true, 1, Wrap), (0, false));
         assert_eq!(field_add(0, 1, true, 1, Wrap), (-1, true));
     }
 
     #[test]
     fn bitop_lengths() {
-        assert_eq!(bitop_compute(BitOp::And, &[b"\xff\xff", b"\x0f"]), vec![0x0f, 0]);
-        assert_eq!(bitop_compute(BitOp::Or, &[b"\x01", b"\x10\x20"]), vec![0x11, 0x20]);
-        assert_eq!(bitop_compute(BitOp::Xor, &[b"\xff", b"\x0f", b""]), vec![0xf0]);
+        assert_eq!(
+            bitop_compute(BitOp::And, &[b"\xff\xff", b"\x0f"]),
+            vec![0x0f, 0]
+        );
+        assert_eq!(
+            bitop_compute(BitOp::Or, &[b"\x01", b"\x10\x20"]),
+            vec![0x11, 0x20]
+        );
+        assert_eq!(
+            bitop_compute(BitOp::Xor, &[b"\xff", b"\x0f", b""]),
+            vec![0xf0]
+        );
         assert_eq!(bitop_compute(BitOp::Not, &[b"\x0f"]), vec![0xf0]);
         assert!(bitop_compute(BitOp::And, &[b"", b""]).is_empty());
     }

@@ -56,8 +56,9 @@ fn slotsinfo(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let end = (start + count).min(SLOTS as i64) as usize;
     let db = ctx.db();
-    let found: Vec<(usize, usize)> =
-        (start as usize..end).filter_map(|s| Some((s, db.slot_len(s))).filter(|&(_, n)| n > 0)).collect();
+    let found: Vec<(usize, usize)> = (start as usize..end)
+        .filter_map(|s| Some((s, db.slot_len(s))).filter(|&(_, n)| n > 0))
+        .collect();
     ctx.out.array(found.len());
     for (s, n) in found {
         ctx.out.array(2);

@@ -13,7 +13,9 @@
 //! * COMMAND DOCS reports `since`, `group` and `subcommands` only: we do not
 //!   carry Redis' documentation texts (summary, complexity, arguments).
 
-use protocol::command::{BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup};
+use protocol::command::{
+    BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup,
+};
 use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
@@ -93,7 +95,11 @@ fn command(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         "getkeysandflags" => getkeys(ctx, &argv[2..], true)?,
         "help" => help_reply(ctx, COMMAND_HELP),
         // The gate lets unknown COMMAND subcommands through (bare COMMAND is valid).
-        _ => return Err(CmdError::msg(errors::unknown_subcommand("command", argv[1]))),
+        _ => {
+            return Err(CmdError::msg(errors::unknown_subcommand(
+                "command", argv[1],
+            )));
+        }
     }
     Ok(())
 }
@@ -114,7 +120,11 @@ pub fn write_info(out: &mut Reply, c: &CommandSpec) {
     out.array(10);
     out.bulk(c.name.as_bytes());
     out.int(c.arity as i64);
-    let names: Vec<&str> = flags::NAMES.iter().filter(|(bit, _)| c.flags & bit != 0).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(bit, _)| c.flags & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
     out.set(names.len());
     for n in names {
         out.simple(n.as_bytes());
@@ -263,9 +273,10 @@ fn list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let keep = |c: &CommandSpec| match filter {
         Filter::All => true,
         Filter::None => false,
-        Filter::AclCat(cat) => {
-            c.acl.iter().any(|a| a.strip_prefix('@').is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(cat)))
-        }
+        Filter::AclCat(cat) => c.acl.iter().any(|a| {
+            a.strip_prefix('@')
+                .is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(cat))
+        }),
         Filter::Pattern(p) => protocol::glob::string_match(p, c.name.as_bytes(), true),
     };
     let names: Vec<&str> = COMMANDS
@@ -299,7 +310,11 @@ pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
             BeginSearch::Index(i) => i as i64,
             BeginSearch::Keyword(kw, from) => {
                 let from = from as i64;
-                let (start, end) = if from > 0 { (from, argc - 1) } else { (argc + from, 0) };
+                let (start, end) = if from > 0 {
+                    (from, argc - 1)
+                } else {
+                    (argc + from, 0)
+                };
                 let mut found = 0;
                 let mut i = start;
                 while i != end {
@@ -331,7 +346,11 @@ pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
                 };
                 (first, l, step as i64)
             }
-            FindKeys::Keynum { idx, first: fk, step } => {
+            FindKeys::Keynum {
+                idx,
+                first: fk,
+                step,
+            } => {
                 let idx = idx as i64;
                 if idx >= argc - first {
                     return None;
@@ -346,7 +365,10 @@ pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
         let mut i = first;
         while i <= last {
             if i >= 1 && i < argc {
-                keys.push(KeyRef { pos: i as usize, flags: key_flags(c, ks, argv) });
+                keys.push(KeyRef {
+                    pos: i as usize,
+                    flags: key_flags(c, ks, argv),
+                });
             } else if i >= argc {
                 break;
             }
@@ -366,7 +388,11 @@ fn key_flags(c: &CommandSpec, ks: &KeySpec, argv: &[&[u8]]) -> Vec<&'static str>
         }
         return vec!["OW", "update"];
     }
-    ks.flags.iter().copied().filter(|f| *f != "variable_flags").collect()
+    ks.flags
+        .iter()
+        .copied()
+        .filter(|f| *f != "variable_flags")
+        .collect()
 }
 
 /// COMMAND GETKEYS / GETKEYSANDFLAGS <full command>
@@ -376,7 +402,9 @@ fn getkeys(ctx: &mut Ctx, cmd: &[&[u8]], with_flags: bool) -> CmdResult {
         Some(top) if !top.subcommands.is_empty() => cmd.get(1).and_then(|s| top.subcommand(s)),
         other => other,
     };
-    let Some(spec) = spec else { return Err(CmdError::Static(errors::GETKEYS_INVALID_COMMAND)) };
+    let Some(spec) = spec else {
+        return Err(CmdError::Static(errors::GETKEYS_INVALID_COMMAND));
+    };
     if spec.key_specs.is_empty() {
         return Err(CmdError::Static(errors::GETKEYS_NO_KEYS));
     }
@@ -427,7 +455,10 @@ mod tests {
         let mut h = H::new();
         let mut c = h.connect();
         assert_eq!(h.text(&mut c, "COMMAND INFO get"), GET_INFO_RESP2);
-        assert_eq!(h.text(&mut c, "COMMAND INFO GET nosuch"), format!("*2\r\n{}$-1\r\n", &GET_INFO_RESP2[4..]));
+        assert_eq!(
+            h.text(&mut c, "COMMAND INFO GET nosuch"),
+            format!("*2\r\n{}$-1\r\n", &GET_INFO_RESP2[4..])
+        );
         assert_eq!(
             h.text(&mut c, "COMMAND INFO config|get"),
             "*1\r\n*10\r\n$10\r\nconfig|get\r\n:-3\r\n*4\r\n+admin\r\n+noscript\r\n+loading\r\n+stale\r\n\
@@ -442,22 +473,43 @@ mod tests {
     fn command_count_list_docs() {
         let mut h = H::new();
         let mut c = h.connect();
-        assert_eq!(h.text(&mut c, "COMMAND COUNT"), format!(":{}\r\n", COMMANDS.len()));
-        assert!(h.text(&mut c, "COMMAND").starts_with(&format!("*{}\r\n*10\r\n", COMMANDS.len())));
+        assert_eq!(
+            h.text(&mut c, "COMMAND COUNT"),
+            format!(":{}\r\n", COMMANDS.len())
+        );
+        assert!(
+            h.text(&mut c, "COMMAND")
+                .starts_with(&format!("*{}\r\n*10\r\n", COMMANDS.len()))
+        );
         let subs: usize = COMMANDS.iter().map(|c| c.subcommands.len()).sum();
-        assert!(h.text(&mut c, "COMMAND LIST").starts_with(&format!("*{}\r\n", COMMANDS.len() + subs)));
+        assert!(
+            h.text(&mut c, "COMMAND LIST")
+                .starts_with(&format!("*{}\r\n", COMMANDS.len() + subs))
+        );
         let cfg = h.text(&mut c, "COMMAND LIST FILTERBY PATTERN CONFIG*");
-        assert!(cfg.starts_with("*6\r\n$6\r\nconfig\r\n") && cfg.contains("$10\r\nconfig|get\r\n"), "{cfg}");
+        assert!(
+            cfg.starts_with("*6\r\n$6\r\nconfig\r\n") && cfg.contains("$10\r\nconfig|get\r\n"),
+            "{cfg}"
+        );
         let conn = h.text(&mut c, "COMMAND LIST FILTERBY aclcat CONNECTION");
         assert!(
             conn.contains("$4\r\nping\r\n")
                 && conn.contains("$12\r\ncommand|info\r\n")
                 && !conn.contains("$3\r\nget\r\n")
         );
-        assert!(!conn.contains("$6\r\nclient\r\n"), "the CLIENT container is only @slow");
-        assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY aclcat @connection"), "*0\r\n");
+        assert!(
+            !conn.contains("$6\r\nclient\r\n"),
+            "the CLIENT container is only @slow"
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND LIST FILTERBY aclcat @connection"),
+            "*0\r\n"
+        );
         assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY module x"), "*0\r\n");
-        assert_eq!(h.text(&mut c, "COMMAND LIST FILTERBY x y"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.text(&mut c, "COMMAND LIST FILTERBY x y"),
+            "-ERR syntax error\r\n"
+        );
         assert_eq!(h.text(&mut c, "COMMAND LIST x"), "-ERR syntax error\r\n");
         assert_eq!(
             h.text(&mut c, "COMMAND DOCS get nosuch"),
@@ -465,11 +517,20 @@ mod tests {
         );
         h.text(&mut c, "HELLO 3");
         let docs = h.text(&mut c, "COMMAND DOCS config");
-        assert!(docs.starts_with("%1\r\n$6\r\nconfig\r\n%3\r\n$5\r\nsince\r\n"), "{docs}");
+        assert!(
+            docs.starts_with("%1\r\n$6\r\nconfig\r\n%3\r\n$5\r\nsince\r\n"),
+            "{docs}"
+        );
         assert!(docs.contains("$11\r\nsubcommands\r\n%5\r\n"), "{docs}");
         assert_eq!(h.text(&mut c, "COMMAND DOCS nosuch"), "%0\r\n");
-        assert_eq!(h.text(&mut c, "COMMAND nosuch"), "-ERR unknown subcommand 'nosuch'. Try COMMAND HELP.\r\n");
-        assert!(h.text(&mut c, "COMMAND HELP").starts_with("*18\r\n+COMMAND <subcommand>"));
+        assert_eq!(
+            h.text(&mut c, "COMMAND nosuch"),
+            "-ERR unknown subcommand 'nosuch'. Try COMMAND HELP.\r\n"
+        );
+        assert!(
+            h.text(&mut c, "COMMAND HELP")
+                .starts_with("*18\r\n+COMMAND <subcommand>")
+        );
     }
 
     #[test]
@@ -477,16 +538,34 @@ mod tests {
         let mut h = H::new();
         let mut c = h.connect();
         assert_eq!(h.text(&mut c, "COMMAND GETKEYS get a"), "*1\r\n$1\r\na\r\n");
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS MSET a 1 b 2"), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS get a b"), format!("-{}\r\n", errors::GETKEYS_BAD_ARITY));
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS ping x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS config get x"), format!("-{}\r\n", errors::GETKEYS_NO_KEYS));
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS MSET a 1 b 2"),
+            "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS get a b"),
+            format!("-{}\r\n", errors::GETKEYS_BAD_ARITY)
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS ping x"),
+            format!("-{}\r\n", errors::GETKEYS_NO_KEYS)
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS config get x"),
+            format!("-{}\r\n", errors::GETKEYS_NO_KEYS)
+        );
         assert_eq!(
             h.text(&mut c, "COMMAND GETKEYS config nosuch x"),
             format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND)
         );
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS nosuch a"), format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND));
-        assert_eq!(h.text(&mut c, "COMMAND GETKEYS object encoding k"), "*1\r\n$1\r\nk\r\n");
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS nosuch a"),
+            format!("-{}\r\n", errors::GETKEYS_INVALID_COMMAND)
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYS object encoding k"),
+            "*1\r\n$1\r\nk\r\n"
+        );
         assert_eq!(
             h.text(&mut c, "COMMAND GETKEYSANDFLAGS copy a b"),
             "*2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n"
@@ -499,7 +578,11 @@ mod tests {
 
     fn positions(name: &str, argv: &[&[u8]]) -> Vec<usize> {
         let c = find(name.as_bytes()).unwrap();
-        keys_from_specs(c, argv).unwrap().into_iter().map(|k| k.pos).collect()
+        keys_from_specs(c, argv)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.pos)
+            .collect()
     }
 
     #[test]
@@ -516,11 +599,17 @@ mod tests {
     #[test]
     fn key_positions() {
         assert_eq!(positions("get", &[b"get", b"a"]), vec![1]);
-        assert_eq!(positions("mset", &[b"mset", b"a", b"1", b"b", b"2"]), vec![1, 3]);
+        assert_eq!(
+            positions("mset", &[b"mset", b"a", b"1", b"b", b"2"]),
+            vec![1, 3]
+        );
         assert_eq!(positions("mset", &[b"mset", b"a", b"1", b"b"]), vec![1, 3]);
         assert_eq!(positions("del", &[b"del", b"a", b"b", b"c"]), vec![1, 2, 3]);
         assert_eq!(positions("rename", &[b"rename", b"a", b"b"]), vec![1, 2]);
-        assert_eq!(positions("object|encoding", &[b"object", b"encoding", b"k"]), vec![2]);
+        assert_eq!(
+            positions("object|encoding", &[b"object", b"encoding", b"k"]),
+            vec![2]
+        );
     }
 
     #[test]
@@ -531,24 +620,43 @@ mod tests {
                 notes: "",
                 flags: &["OW"],
                 begin: BeginSearch::Index(1),
-                find: FindKeys::Range { last: 0, step: 1, limit: 0 },
+                find: FindKeys::Range {
+                    last: 0,
+                    step: 1,
+                    limit: 0,
+                },
             },
             KeySpec {
                 notes: "",
                 flags: &["RO"],
                 begin: BeginSearch::Index(2),
-                find: FindKeys::Keynum { idx: 0, first: 1, step: 1 },
+                find: FindKeys::Keynum {
+                    idx: 0,
+                    first: 1,
+                    step: 1,
+                },
             },
             KeySpec {
                 notes: "",
                 flags: &["OW"],
                 begin: BeginSearch::Keyword("STORE", 3),
-                find: FindKeys::Range { last: 0, step: 1, limit: 0 },
+                find: FindKeys::Range {
+                    last: 0,
+                    step: 1,
+                    limit: 0,
+                },
             },
         ];
-        let c = CommandSpec { key_specs: SPECS, ..*find(b"get").unwrap() };
+        let c = CommandSpec {
+            key_specs: SPECS,
+            ..*find(b"get").unwrap()
+        };
         let argv: &[&[u8]] = &[b"x", b"d", b"2", b"a", b"b", b"store", b"s"];
-        let got: Vec<usize> = keys_from_specs(&c, argv).unwrap().into_iter().map(|k| k.pos).collect();
+        let got: Vec<usize> = keys_from_specs(&c, argv)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.pos)
+            .collect();
         assert_eq!(got, vec![1, 3, 4, 6]);
         let bad: &[&[u8]] = &[b"x", b"d", b"x", b"a"];
         assert!(keys_from_specs(&c, bad).is_none());

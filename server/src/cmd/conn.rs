@@ -87,7 +87,11 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 
 /// The configured password of the default user (`None` = nopass).
 fn requirepass(ctx: &Ctx) -> Option<Vec<u8>> {
-    ctx.srv.config().requirepass.clone().filter(|p| !p.is_empty())
+    ctx.srv
+        .config()
+        .requirepass
+        .clone()
+        .filter(|p| !p.is_empty())
 }
 
 /// Compares without an early exit on the first differing byte.
@@ -140,7 +144,12 @@ fn valid_name(name: &[u8]) -> bool {
 }
 
 fn set_name(ctx: &mut Ctx, name: &[u8]) {
-    let mut n = ctx.client.info.name.lock().unwrap_or_else(|p| p.into_inner());
+    let mut n = ctx
+        .client
+        .info
+        .name
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     n.clear();
     n.extend_from_slice(name);
 }
@@ -324,13 +333,22 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             let value = argv[3];
             let lib_name = is(argv[2], "lib-name");
             if !lib_name && !is(argv[2], "lib-ver") {
-                return Err(CmdError::msg(format!("ERR Unrecognized option '{}'", errors::lossy(argv[2]))));
+                return Err(CmdError::msg(format!(
+                    "ERR Unrecognized option '{}'",
+                    errors::lossy(argv[2])
+                )));
             }
             if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
                 let what = if lib_name { "lib-name" } else { "lib-ver" };
-                return Err(CmdError::msg(format!("ERR {what} cannot contain spaces, newlines or special characters.")));
+                return Err(CmdError::msg(format!(
+                    "ERR {what} cannot contain spaces, newlines or special characters."
+                )));
             }
-            let slot = if lib_name { &ctx.client.info.lib_name } else { &ctx.client.info.lib_ver };
+            let slot = if lib_name {
+                &ctx.client.info.lib_name
+            } else {
+                &ctx.client.info.lib_ver
+            };
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = value.to_vec();
             ctx.out.ok();
             Ok(())
@@ -493,7 +511,10 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut want_type = None;
     let mut ids: Option<Vec<i64>> = None;
     if argv.len() == 4 && is(argv[2], "type") {
-        want_type = Some(client_type(argv[3]).ok_or_else(|| CmdError::msg(errors::unknown_client_type(argv[3])))?);
+        want_type = Some(
+            client_type(argv[3])
+                .ok_or_else(|| CmdError::msg(errors::unknown_client_type(argv[3])))?,
+        );
     } else if argv.len() > 3 && is(argv[2], "id") {
         let mut v = Vec::with_capacity(argv.len() - 3);
         for a in &argv[3..] {
@@ -540,7 +561,13 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn last_cmd_name(ctx: &Ctx, c: &ClientInfo) -> &'static str {
     match c.last_cmd.load(Relaxed) {
         0 => "NULL",
-        i => ctx.srv.stats.index.specs.get(i - 1).map_or("NULL", |s| s.name),
+        i => ctx
+            .srv
+            .stats
+            .index
+            .specs
+            .get(i - 1)
+            .map_or("NULL", |s| s.name),
     }
 }
 
@@ -582,10 +609,18 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let obl = if me.is_some() { ctx.out.buf.len() } else { 0 };
     let omem = c.omem.load(Relaxed);
     let rbs = READ_BUF.max(qbuf + qbuf_free);
-    let tot_mem =
-        rbs + argv_mem + obl + omem + std::mem::size_of::<ClientInfo>() + std::mem::size_of::<crate::client::Client>();
+    let tot_mem = rbs
+        + argv_mem
+        + obl
+        + omem
+        + std::mem::size_of::<ClientInfo>()
+        + std::mem::size_of::<crate::client::Client>();
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "id={} addr={} laddr={} fd={} name=", c.id, c.addr, c.laddr, c.fd);
+    let _ = write!(
+        s,
+        "id={} addr={} laddr={} fd={} name=",
+        c.id, c.addr, c.laddr, c.fd
+    );
     let mut out = s.into_bytes();
     out.extend_from_slice(&c.name());
     let mut s = String::with_capacity(256);
@@ -644,7 +679,9 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     } else {
         let mut i = 2;
         while i < argv.len() {
-            let Some(&val) = argv.get(i + 1) else { return Err(CmdError::Syntax) };
+            let Some(&val) = argv.get(i + 1) else {
+                return Err(CmdError::Syntax);
+            };
             let opt = argv[i];
             if is(opt, "id") {
                 match parse_i64(val) {
@@ -652,7 +689,10 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                     _ => return Err(CmdError::Static(errors::CLIENT_ID_NOT_POSITIVE)),
                 }
             } else if is(opt, "type") {
-                f.ctype = Some(client_type(val).ok_or_else(|| CmdError::msg(errors::unknown_client_type(val)))?);
+                f.ctype = Some(
+                    client_type(val)
+                        .ok_or_else(|| CmdError::msg(errors::unknown_client_type(val)))?,
+                );
             } else if is(opt, "addr") {
                 f.addr = Some(val);
             } else if is(opt, "laddr") {
@@ -732,20 +772,36 @@ pub(crate) mod harness {
         pub fn with(f: impl FnOnce(&mut Config)) -> H {
             let mut cfg = Config::new();
             f(&mut cfg);
-            H { srv: Server::new(cfg, "/bin/codis-server".into(), String::new()), next_port: 50000 }
+            H {
+                srv: Server::new(cfg, "/bin/codis-server".into(), String::new()),
+                next_port: 50000,
+            }
         }
 
         /// A registered connection from 127.0.0.1, authenticated unless a
         /// password is configured.
         pub fn connect(&mut self) -> Conn {
             self.next_port += 1;
-            let id = self.srv.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = self
+                .srv
+                .next_client_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let addr = format!("127.0.0.1:{}", self.next_port);
-            let info = Arc::new(ClientInfo::new(id, addr, "127.0.0.1:6379".into(), 7, now_ms()));
+            let info = Arc::new(ClientInfo::new(
+                id,
+                addr,
+                "127.0.0.1:6379".into(),
+                7,
+                now_ms(),
+            ));
             let auth = self.srv.config().requirepass.is_none();
-            info.authenticated.store(auth, std::sync::atomic::Ordering::Relaxed);
+            info.authenticated
+                .store(auth, std::sync::atomic::Ordering::Relaxed);
             self.srv.clients.add(info.clone());
-            Conn { client: Client::new(info, auth), out: Reply::new() }
+            Conn {
+                client: Client::new(info, auth),
+                out: Reply::new(),
+            }
         }
 
         /// Runs one command (redis-cli style quoting) and returns its reply.
@@ -778,10 +834,19 @@ mod tests {
         let mut c = h.connect();
         assert_eq!(h.text(&mut c, "PING"), "+PONG\r\n");
         assert_eq!(h.text(&mut c, "PING hi"), "$2\r\nhi\r\n");
-        assert_eq!(h.text(&mut c, "PING a b"), "-ERR wrong number of arguments for 'ping' command\r\n");
+        assert_eq!(
+            h.text(&mut c, "PING a b"),
+            "-ERR wrong number of arguments for 'ping' command\r\n"
+        );
         assert_eq!(h.text(&mut c, "ECHO x"), "$1\r\nx\r\n");
-        assert_eq!(h.text(&mut c, "SELECT 2147483648"), format!("-{}\r\n", errors::INT_ARG_OUT_OF_RANGE));
-        assert_eq!(h.text(&mut c, "SELECT 16"), "-ERR DB index is out of range\r\n");
+        assert_eq!(
+            h.text(&mut c, "SELECT 2147483648"),
+            format!("-{}\r\n", errors::INT_ARG_OUT_OF_RANGE)
+        );
+        assert_eq!(
+            h.text(&mut c, "SELECT 16"),
+            "-ERR DB index is out of range\r\n"
+        );
         assert_eq!(h.text(&mut c, "SELECT 15"), "+OK\r\n");
         assert_eq!(c.client.db, 15);
         assert_eq!(c.client.info.db.load(Relaxed), 15);
@@ -809,13 +874,28 @@ mod tests {
         assert_eq!(h.text(&mut c, "CLIENT ID"), format!(":{id}\r\n"));
         assert!(h.text(&mut c, "HELLO 2").starts_with("*14\r\n"));
         assert!(!c.out.resp3);
-        assert_eq!(h.text(&mut c, "HELLO 4"), "-NOPROTO unsupported protocol version\r\n");
-        assert_eq!(h.text(&mut c, "HELLO 3 AUTH x"), "-ERR Syntax error in HELLO option 'AUTH'\r\n");
-        assert_eq!(h.text(&mut c, "HELLO 3 SETNAME \"a b\""), format!("-{}\r\n", errors::CLIENT_NAME_INVALID));
+        assert_eq!(
+            h.text(&mut c, "HELLO 4"),
+            "-NOPROTO unsupported protocol version\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "HELLO 3 AUTH x"),
+            "-ERR Syntax error in HELLO option 'AUTH'\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "HELLO 3 SETNAME \"a b\""),
+            format!("-{}\r\n", errors::CLIENT_NAME_INVALID)
+        );
         assert!(!c.out.resp3, "a failed HELLO changes nothing");
         // The nopass default user accepts any password.
-        assert!(h.text(&mut c, "HELLO 2 AUTH default whatever").starts_with("*14\r\n"));
-        assert_eq!(h.text(&mut c, "HELLO 2 AUTH bob x"), format!("-{}\r\n", errors::WRONGPASS));
+        assert!(
+            h.text(&mut c, "HELLO 2 AUTH default whatever")
+                .starts_with("*14\r\n")
+        );
+        assert_eq!(
+            h.text(&mut c, "HELLO 2 AUTH bob x"),
+            format!("-{}\r\n", errors::WRONGPASS)
+        );
     }
 
     #[test]
@@ -823,14 +903,29 @@ mod tests {
         let mut h = H::with(|c| c.requirepass = Some(b"secret".to_vec()));
         let mut c = h.connect();
         assert!(!c.client.authenticated);
-        assert_eq!(h.text(&mut c, "PING"), "-NOAUTH Authentication required.\r\n");
-        assert_eq!(h.text(&mut c, "HELLO 3"), format!("-{}\r\n", errors::HELLO_NOAUTH));
-        assert_eq!(h.text(&mut c, "AUTH wrong"), format!("-{}\r\n", errors::WRONGPASS));
+        assert_eq!(
+            h.text(&mut c, "PING"),
+            "-NOAUTH Authentication required.\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "HELLO 3"),
+            format!("-{}\r\n", errors::HELLO_NOAUTH)
+        );
+        assert_eq!(
+            h.text(&mut c, "AUTH wrong"),
+            format!("-{}\r\n", errors::WRONGPASS)
+        );
         assert_eq!(h.text(&mut c, "AUTH a b c"), "-ERR syntax error\r\n");
         assert_eq!(h.text(&mut c, "AUTH default secret"), "+OK\r\n");
         assert!(c.client.authenticated && c.client.info.authenticated.load(Relaxed));
-        assert_eq!(h.text(&mut c, "AUTH wrong"), format!("-{}\r\n", errors::WRONGPASS));
-        assert!(c.client.authenticated, "a failed AUTH keeps the current user");
+        assert_eq!(
+            h.text(&mut c, "AUTH wrong"),
+            format!("-{}\r\n", errors::WRONGPASS)
+        );
+        assert!(
+            c.client.authenticated,
+            "a failed AUTH keeps the current user"
+        );
         h.text(&mut c, "HELLO 3 SETNAME n");
         h.text(&mut c, "SELECT 4");
         h.text(&mut c, "CLIENT NO-EVICT on");
@@ -840,12 +935,18 @@ mod tests {
         assert!(c.client.info.name().is_empty());
         assert!(!c.client.authenticated);
         assert!(c.client.info.no_evict.load(Relaxed));
-        assert!(h.text(&mut c, "HELLO 3 AUTH default secret").starts_with("%7\r\n"));
+        assert!(
+            h.text(&mut c, "HELLO 3 AUTH default secret")
+                .starts_with("%7\r\n")
+        );
         assert!(c.client.authenticated);
 
         let mut h = H::new();
         let mut c = h.connect();
-        assert_eq!(h.text(&mut c, "AUTH x"), format!("-{}\r\n", errors::NO_PASSWORD));
+        assert_eq!(
+            h.text(&mut c, "AUTH x"),
+            format!("-{}\r\n", errors::NO_PASSWORD)
+        );
         assert_eq!(h.text(&mut c, "AUTH default x"), "+OK\r\n");
         assert_eq!(h.text(&mut c, "RESET"), "+RESET\r\n");
         assert!(c.client.authenticated);
@@ -853,7 +954,9 @@ mod tests {
 
     /// The field names of a CLIENT LIST line, in order.
     fn fields(line: &str) -> Vec<&str> {
-        line.split(' ').map(|f| f.split('=').next().unwrap_or("")).collect()
+        line.split(' ')
+            .map(|f| f.split('=').next().unwrap_or(""))
+            .collect()
     }
 
     #[test]
@@ -864,7 +967,11 @@ mod tests {
         h.text(&mut b, "CLIENT SETNAME bee");
         h.text(&mut b, "SELECT 3");
         let list = h.text(&mut a, "CLIENT LIST");
-        let body = list.split_once("\r\n").map(|x| x.1).unwrap_or("").trim_end_matches("\r\n");
+        let body = list
+            .split_once("\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .trim_end_matches("\r\n");
         let lines: Vec<&str> = body.split_terminator('\n').collect();
         assert_eq!(lines.len(), 2, "{list}");
         let expect = [
@@ -906,20 +1013,40 @@ mod tests {
                 && lines[0].contains(" argv-mem=10 ")
                 && lines[0].contains(" cmd=client|list ")
         );
-        assert!(lines[1].contains(" name=bee ") && lines[1].contains(" db=3 ") && lines[1].contains(" cmd=select "));
-        assert!(lines[1].contains(" flags=N ") && lines[1].contains(" argv-mem=0 ") && lines[1].ends_with(" resp=2"));
+        assert!(
+            lines[1].contains(" name=bee ")
+                && lines[1].contains(" db=3 ")
+                && lines[1].contains(" cmd=select ")
+        );
+        assert!(
+            lines[1].contains(" flags=N ")
+                && lines[1].contains(" argv-mem=0 ")
+                && lines[1].ends_with(" resp=2")
+        );
         let info = h.text(&mut b, "CLIENT INFO");
-        assert!(info.contains(&format!("id={} ", b.client.id)) && info.ends_with("resp=2\n\r\n"), "{info}");
+        assert!(
+            info.contains(&format!("id={} ", b.client.id)) && info.ends_with("resp=2\n\r\n"),
+            "{info}"
+        );
         let only_b = h.text(&mut a, &format!("CLIENT LIST ID {} 99999", b.client.id));
         assert_eq!(only_b.matches("id=").count(), 1, "{only_b}");
         assert!(only_b.contains("name=bee"));
         assert_eq!(h.text(&mut a, "CLIENT LIST TYPE master"), "$0\r\n\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT LIST TYPE x"), "-ERR Unknown client type 'x'\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT LIST ID x"), "-ERR Invalid client ID\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT LIST TYPE x"),
+            "-ERR Unknown client type 'x'\r\n"
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT LIST ID x"),
+            "-ERR Invalid client ID\r\n"
+        );
         assert_eq!(h.text(&mut a, "CLIENT LIST x"), "-ERR syntax error\r\n");
         h.text(&mut a, "HELLO 3");
         assert!(h.text(&mut a, "CLIENT INFO").starts_with("="));
-        assert!(h.text(&mut a, "CLIENT LIST ID 0").starts_with("=4\r\ntxt:\r\n"));
+        assert!(
+            h.text(&mut a, "CLIENT LIST ID 0")
+                .starts_with("=4\r\ntxt:\r\n")
+        );
     }
 
     #[test]
@@ -928,20 +1055,41 @@ mod tests {
         let mut a = h.connect();
         let b = h.connect();
         let c = h.connect();
-        assert_eq!(h.text(&mut a, &format!("CLIENT KILL ID {}", b.client.id)), ":1\r\n");
+        assert_eq!(
+            h.text(&mut a, &format!("CLIENT KILL ID {}", b.client.id)),
+            ":1\r\n"
+        );
         assert!(b.client.info.killed.load(Relaxed));
         assert!(!c.client.info.killed.load(Relaxed));
-        assert_eq!(h.text(&mut a, "CLIENT KILL 1.2.3.4:5"), "-ERR No such client\r\n");
-        assert_eq!(h.text(&mut a, &format!("CLIENT KILL {}", c.client.info.addr)), "+OK\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT KILL 1.2.3.4:5"),
+            "-ERR No such client\r\n"
+        );
+        assert_eq!(
+            h.text(&mut a, &format!("CLIENT KILL {}", c.client.info.addr)),
+            "+OK\r\n"
+        );
         assert!(c.client.info.killed.load(Relaxed));
-        assert_eq!(h.text(&mut a, "CLIENT KILL ID 0"), format!("-{}\r\n", errors::CLIENT_ID_NOT_POSITIVE));
-        assert_eq!(h.text(&mut a, "CLIENT KILL USER bob"), "-ERR No such user 'bob'\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT KILL ID 1 ID"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT KILL ID 0"),
+            format!("-{}\r\n", errors::CLIENT_ID_NOT_POSITIVE)
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT KILL USER bob"),
+            "-ERR No such user 'bob'\r\n"
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT KILL ID 1 ID"),
+            "-ERR syntax error\r\n"
+        );
         // SKIPME defaults to yes; with no, the caller gets its reply and is closed.
         let me = a.client.info.addr.clone();
         assert_eq!(h.text(&mut a, &format!("CLIENT KILL ADDR {me}")), ":0\r\n");
         assert!(!a.client.close_after_reply);
-        assert_eq!(h.text(&mut a, &format!("CLIENT KILL ADDR {me} SKIPME no")), ":1\r\n");
+        assert_eq!(
+            h.text(&mut a, &format!("CLIENT KILL ADDR {me} SKIPME no")),
+            ":1\r\n"
+        );
         assert!(a.client.close_after_reply);
         assert!(!a.client.info.killed.load(Relaxed));
     }
@@ -952,15 +1100,30 @@ mod tests {
         let mut a = h.connect();
         assert_eq!(h.text(&mut a, "CLIENT GETNAME"), "$-1\r\n");
         assert_eq!(h.text(&mut a, "CLIENT SETNAME a\\x01"), "+OK\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT SETNAME \"a\\x01\""), format!("-{}\r\n", errors::CLIENT_NAME_INVALID));
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETNAME \"a\\x01\""),
+            format!("-{}\r\n", errors::CLIENT_NAME_INVALID)
+        );
         assert_eq!(h.text(&mut a, "CLIENT SETNAME \"\""), "+OK\r\n");
         assert_eq!(h.text(&mut a, "CLIENT GETNAME"), "$-1\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT NO-EVICT maybe"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT NO-EVICT maybe"),
+            "-ERR syntax error\r\n"
+        );
         assert_eq!(h.text(&mut a, "CLIENT REPLY ON"), "+OK\r\n");
         assert_eq!(h.text(&mut a, "CLIENT REPLY x"), "-ERR syntax error\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT PAUSE x"), format!("-{}\r\n", errors::PAUSE_TIMEOUT_NOT_INT));
-        assert_eq!(h.text(&mut a, "CLIENT PAUSE x y"), format!("-{}\r\n", errors::PAUSE_MODE));
-        assert_eq!(h.text(&mut a, "CLIENT PAUSE -1"), "-ERR timeout is negative\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT PAUSE x"),
+            format!("-{}\r\n", errors::PAUSE_TIMEOUT_NOT_INT)
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT PAUSE x y"),
+            format!("-{}\r\n", errors::PAUSE_MODE)
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT PAUSE -1"),
+            "-ERR timeout is negative\r\n"
+        );
         assert_eq!(
             h.text(&mut a, "CLIENT PAUSE 1 write x"),
             "-ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.\r\n"
@@ -973,18 +1136,39 @@ mod tests {
         );
         let me = a.client.id;
         assert_eq!(
-            h.text(&mut a, &format!("CLIENT TRACKING off redirect {me} redirect {me}")),
+            h.text(
+                &mut a,
+                &format!("CLIENT TRACKING off redirect {me} redirect {me}")
+            ),
             format!("-{}\r\n", errors::TRACKING_SINGLE_REDIRECT)
         );
         assert_eq!(h.text(&mut a, "CLIENT GETREDIR"), ":-1\r\n");
         assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 error"), ":0\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT UNBLOCK 5 x"), format!("-{}\r\n", errors::UNBLOCK_REASON));
-        assert!(h.text(&mut a, "CLIENT HELP").starts_with("*47\r\n+CLIENT <subcommand>"));
-        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name redis-rs"), "+OK\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT UNBLOCK 5 x"),
+            format!("-{}\r\n", errors::UNBLOCK_REASON)
+        );
+        assert!(
+            h.text(&mut a, "CLIENT HELP")
+                .starts_with("*47\r\n+CLIENT <subcommand>")
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETINFO lib-name redis-rs"),
+            "+OK\r\n"
+        );
         assert_eq!(h.text(&mut a, "CLIENT SETINFO LIB-VER 1.8.1"), "+OK\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name \"a b\""), "-ERR lib-name cannot contain spaces, newlines or special characters.\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT SETINFO foo x"), "-ERR Unrecognized option 'foo'\r\n");
-        assert_eq!(h.text(&mut a, "CLIENT SETINFO lib-name"), "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETINFO lib-name \"a b\""),
+            "-ERR lib-name cannot contain spaces, newlines or special characters.\r\n"
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETINFO foo x"),
+            "-ERR Unrecognized option 'foo'\r\n"
+        );
+        assert_eq!(
+            h.text(&mut a, "CLIENT SETINFO lib-name"),
+            "-ERR wrong number of arguments for 'client|setinfo' command\r\n"
+        );
     }
 
     #[test]
@@ -1009,7 +1193,10 @@ mod tests {
     fn int32_args() {
         assert_eq!(int32_arg(b"15"), Ok(15));
         assert_eq!(int32_arg(b"-2147483648"), Ok(i32::MIN as i64));
-        assert_eq!(int32_arg(b"2147483648"), Err(CmdError::Static(errors::INT_ARG_OUT_OF_RANGE)));
+        assert_eq!(
+            int32_arg(b"2147483648"),
+            Err(CmdError::Static(errors::INT_ARG_OUT_OF_RANGE))
+        );
         assert_eq!(int32_arg(b"1.0"), Err(CmdError::NotInteger));
         assert_eq!(int32_arg(b" 1"), Err(CmdError::NotInteger));
     }

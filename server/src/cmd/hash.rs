@@ -45,8 +45,8 @@ use protocol::glob::{is_match_all, string_match};
 use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 use protocol::resp::Reply;
 
-use crate::cmd::util::int_arg;
 use crate::cmd::util::c_is as kw;
+use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
@@ -109,7 +109,11 @@ fn hash_ref(e: &Entry) -> Result<&Hash, CmdError> {
 /// A read lookup (`lookupKeyRead`: counts a hit or miss, touches the LRU),
 /// then `f` with the reply and the hash (`None` when the key is missing).
 /// WRONGTYPE is returned before `f` runs.
-fn read_hash<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Reply, Option<&Hash>) -> R) -> Result<R, CmdError> {
+fn read_hash<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut Reply, Option<&Hash>) -> R,
+) -> Result<R, CmdError> {
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
     match slot.get(key, now) {
@@ -129,7 +133,11 @@ fn read_hash<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Reply, Option<&Ha
 /// A write lookup (`lookupKeyWrite` + create): runs `f` on the existing hash,
 /// or on a new empty one that is stored afterwards when `f` succeeded and
 /// left it non-empty. Deletes the key when `f` empties an existing hash.
-fn write_hash<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Hash) -> Result<R, CmdError>) -> Result<R, CmdError> {
+fn write_hash<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut Hash) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
     match slot.get(key, now) {
@@ -282,17 +290,23 @@ fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn hlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    read_hash(ctx, argv[1], |out, h| out.int(h.map_or(0, |h| h.len()) as i64))
+    read_hash(ctx, argv[1], |out, h| {
+        out.int(h.map_or(0, |h| h.len()) as i64)
+    })
 }
 
 fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let field = argv[2];
-    read_hash(ctx, argv[1], |out, h| out.int(h.and_then(|h| h.get(field)).map_or(0, |v| v.len()) as i64))
+    read_hash(ctx, argv[1], |out, h| {
+        out.int(h.and_then(|h| h.get(field)).map_or(0, |v| v.len()) as i64)
+    })
 }
 
 fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let field = argv[2];
-    read_hash(ctx, argv[1], |out, h| out.int(h.is_some_and(|h| h.contains(field)) as i64))
+    read_hash(ctx, argv[1], |out, h| {
+        out.int(h.is_some_and(|h| h.contains(field)) as i64)
+    })
 }
 
 fn hkeys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -348,9 +362,11 @@ fn pick_header(out: &mut Reply, withvalues: bool, n: usize) {
 fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if argv.len() == 2 {
         let mut rng = rand::rng();
-        return read_hash(ctx, argv[1], |out, h| match h.and_then(|h| h.random_pair(&mut rng)) {
-            Some((f, _)) => out.bulk(f),
-            None => out.null(),
+        return read_hash(ctx, argv[1], |out, h| {
+            match h.and_then(|h| h.random_pair(&mut rng)) {
+                Some((f, _)) => out.bulk(f),
+                None => out.null(),
+            }
         });
     }
     let l = int_arg(argv[2])?;
@@ -387,7 +403,6 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     })?
 }
 
-
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = parse_cursor(argv[2])?;
@@ -416,15 +431,22 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
             i += 2;
         }
-        let mut items = Reply { buf: Vec::new(), resp3: out.resp3 };
+        let mut items = Reply {
+            buf: Vec::new(),
+            resp3: out.resp3,
+        };
         let mut n = 0usize;
-        let next = h.scan(cursor, usize::try_from(count).unwrap_or(usize::MAX), |f, v| {
-            if pat.is_none_or(|p| string_match(p, f, false)) {
-                items.bulk(f);
-                items.bulk(v);
-                n += 2;
-            }
-        });
+        let next = h.scan(
+            cursor,
+            usize::try_from(count).unwrap_or(usize::MAX),
+            |f, v| {
+                if pat.is_none_or(|p| string_match(p, f, false)) {
+                    items.bulk(f);
+                    items.bulk(v);
+                    n += 2;
+                }
+            },
+        );
         out.array(2);
         out.bulk(itoa::Buffer::new().format(next).as_bytes());
         out.array(n);
@@ -457,14 +479,33 @@ mod tests {
 
     impl T {
         fn new() -> T {
-            let srv = crate::server::Server::new(crate::config::Config::default(), String::new(), String::new());
-            let info = std::sync::Arc::new(crate::client::ClientInfo::new(1, String::new(), String::new(), -1, 0));
-            T { srv, client: crate::client::Client::new(info, true) }
+            let srv = crate::server::Server::new(
+                crate::config::Config::default(),
+                String::new(),
+                String::new(),
+            );
+            let info = std::sync::Arc::new(crate::client::ClientInfo::new(
+                1,
+                String::new(),
+                String::new(),
+                -1,
+                0,
+            ));
+            T {
+                srv,
+                client: crate::client::Client::new(info, true),
+            }
         }
 
         fn run_args(&mut self, argv: &[&[u8]]) -> Vec<u8> {
             let mut out = Reply::new();
-            crate::exec::execute(&self.srv, &mut self.client, &mut out, 1_700_000_000_000, argv);
+            crate::exec::execute(
+                &self.srv,
+                &mut self.client,
+                &mut out,
+                1_700_000_000_000,
+                argv,
+            );
             out.buf
         }
 
@@ -502,7 +543,13 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let (mut cursor, mut calls, mut extra) = (0u64, 0, 500);
         loop {
-            let r = t.run_args(&[b"HSCAN", b"big", cursor.to_string().as_bytes(), b"COUNT", b"20"]);
+            let r = t.run_args(&[
+                b"HSCAN",
+                b"big",
+                cursor.to_string().as_bytes(),
+                b"COUNT",
+                b"20",
+            ]);
             let (next, items) = parse_scan(&r);
             assert!(items.len() % 2 == 0);
             for p in items.chunks(2) {
@@ -529,16 +576,30 @@ mod tests {
         let mut t = T::new();
         assert_eq!(t.run("HRANDFIELD nokey -9223372036854775807"), "*0\r\n");
         t.run("HSET h a 1");
-        assert_eq!(t.run("HRANDFIELD h -9223372036854775807"), "-ERR value is out of range\r\n");
-        assert_eq!(t.run("HRANDFIELD h -3"), "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n");
-        assert_eq!(t.run("HRANDFIELD h 9223372036854775807"), "*1\r\n$1\r\na\r\n");
+        assert_eq!(
+            t.run("HRANDFIELD h -9223372036854775807"),
+            "-ERR value is out of range\r\n"
+        );
+        assert_eq!(
+            t.run("HRANDFIELD h -3"),
+            "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            t.run("HRANDFIELD h 9223372036854775807"),
+            "*1\r\n$1\r\na\r\n"
+        );
     }
 
     #[test]
     fn keyspace_hits_only_for_reads() {
         use std::sync::atomic::Ordering::Relaxed;
         let mut t = T::new();
-        let stats = |t: &T| (t.srv.stats.keyspace_hits.load(Relaxed), t.srv.stats.keyspace_misses.load(Relaxed));
+        let stats = |t: &T| {
+            (
+                t.srv.stats.keyspace_hits.load(Relaxed),
+                t.srv.stats.keyspace_misses.load(Relaxed),
+            )
+        };
         t.run("HSET h a 1");
         t.run("HDEL nokey a");
         t.run("HINCRBY h a 1");
@@ -551,7 +612,13 @@ mod tests {
 
     #[test]
     fn every_hash_command_has_a_handler() {
-        for id in [CmdId::Hset, CmdId::Hscan, CmdId::Hrandfield, CmdId::Hincrbyfloat, CmdId::Hmset] {
+        for id in [
+            CmdId::Hset,
+            CmdId::Hscan,
+            CmdId::Hrandfield,
+            CmdId::Hincrbyfloat,
+            CmdId::Hmset,
+        ] {
             assert!(handler(id).is_some());
         }
         assert!(handler(CmdId::Get).is_none());

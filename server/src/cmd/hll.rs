@@ -182,7 +182,11 @@ impl Op {
 
     /// A zero run of `n` registers, the short form when it fits.
     fn zeros(n: usize) -> Op {
-        if n > SPARSE_ZERO_MAX_LEN { Op::XZero(n) } else { Op::Zero(n) }
+        if n > SPARSE_ZERO_MAX_LEN {
+            Op::XZero(n)
+        } else {
+            Op::Zero(n)
+        }
     }
 }
 
@@ -208,7 +212,10 @@ pub fn new_sparse() -> Vec<u8> {
 
 /// Whether a string is a HyperLogLog (Redis' `isHLLObjectOrReply`).
 pub fn is_hll(v: &[u8]) -> bool {
-    v.len() >= HDR && &v[..4] == b"HYLL" && v[4] <= ENC_SPARSE && (v[4] != ENC_DENSE || v.len() == DENSE_SIZE)
+    v.len() >= HDR
+        && &v[..4] == b"HYLL"
+        && v[4] <= ENC_SPARSE
+        && (v[4] != ENC_DENSE || v.len() == DENSE_SIZE)
 }
 
 fn invalidate(v: &mut [u8]) {
@@ -476,7 +483,11 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
         }
         p += op.width();
     }
-    if idx != REGISTERS { Err(Corrupt) } else { Ok(()) }
+    if idx != REGISTERS {
+        Err(Corrupt)
+    } else {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -490,7 +501,11 @@ fn corrupt(_: Corrupt) -> CmdError {
 /// The string of an entry if it is a valid HLL (the two WRONGTYPE flavours).
 fn hll_of(e: &Entry) -> Result<&[u8], CmdError> {
     let s = e.as_str().ok_or(CmdError::WrongType)?;
-    if is_hll(s) { Ok(s) } else { Err(CmdError::Static(errors::HLL_WRONGTYPE)) }
+    if is_hll(s) {
+        Ok(s)
+    } else {
+        Err(CmdError::Static(errors::HLL_WRONGTYPE))
+    }
 }
 
 fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -628,10 +643,16 @@ mod tests {
     #[test]
     fn sparse_bytes_match_redis() {
         let mut v = new_sparse();
-        assert_eq!(v, b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f\xff");
+        assert_eq!(
+            v,
+            b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f\xff"
+        );
         assert_eq!(add(&mut v, b"a", 3000), Ok(true));
         invalidate(&mut v);
-        assert_eq!(v, b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x71\xa6\x84\x4e\x57");
+        assert_eq!(
+            v,
+            b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x71\xa6\x84\x4e\x57"
+        );
         assert_eq!(add(&mut v, b"a", 3000), Ok(false));
         let mut w = new_sparse();
         for e in [&b"a"[..], b"b", b"c", b"d", b"e", b"f", b"g"] {

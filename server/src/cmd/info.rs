@@ -66,7 +66,10 @@ fn selected(args: &[&[u8]]) -> u32 {
             mask |= (1 << SECTIONS.len()) - 1;
         } else if a.eq_ignore_ascii_case(b"default") {
             mask |= default_mask();
-        } else if let Some(i) = SECTIONS.iter().position(|(n, _, _)| n.as_bytes().eq_ignore_ascii_case(a)) {
+        } else if let Some(i) = SECTIONS
+            .iter()
+            .position(|(n, _, _)| n.as_bytes().eq_ignore_ascii_case(a))
+        {
             mask |= 1 << i;
         }
     }
@@ -74,7 +77,11 @@ fn selected(args: &[&[u8]]) -> u32 {
 }
 
 fn default_mask() -> u32 {
-    SECTIONS.iter().enumerate().filter(|(_, s)| s.2).fold(0, |m, (i, _)| m | 1 << i)
+    SECTIONS
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.2)
+        .fold(0, |m, (i, _)| m | 1 << i)
 }
 
 fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -155,7 +162,9 @@ fn read_proc(path: &str) -> String {
 }
 
 fn now_usec() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 fn server(ctx: &Ctx, w: &mut Lines) {
@@ -179,7 +188,14 @@ fn server(ctx: &Ctx, w: &mut Lines) {
     w.kv("os", os.trim());
     w.kv("arch_bits", usize::BITS);
     w.kv("monotonic_clock", "POSIX clock_gettime");
-    w.kv("multiplexing_api", if cfg!(target_os = "linux") { "epoll" } else { "kqueue" });
+    w.kv(
+        "multiplexing_api",
+        if cfg!(target_os = "linux") {
+            "epoll"
+        } else {
+            "kqueue"
+        },
+    );
     w.kv("atomicvar_api", "c11-builtin");
     w.kv("gcc_version", "0.0.0");
     w.kv("process_id", std::process::id());
@@ -279,7 +295,11 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
                 continue;
             }
             let slot = ks.lock_slot(db, s);
-            let limit = if exact { usize::MAX } else { SAMPLE_KEYS_PER_SLOT };
+            let limit = if exact {
+                usize::MAX
+            } else {
+                SAMPLE_KEYS_PER_SLOT
+            };
             for e in slot.iter().take(limit) {
                 bytes += e.heap_size() as u64 + PER_KEY_OVERHEAD;
                 seen += 1;
@@ -291,10 +311,18 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
             }
         }
         if seen > 0 {
-            dataset += if exact { bytes } else { (bytes as f64 / seen as f64 * keys as f64) as u64 };
+            dataset += if exact {
+                bytes
+            } else {
+                (bytes as f64 / seen as f64 * keys as f64) as u64
+            };
         }
     }
-    MemoryEstimate { startup, clients, dataset }
+    MemoryEstimate {
+        startup,
+        clients,
+        dataset,
+    }
 }
 
 /// `VmRSS` of this process in bytes (0 where /proc is unavailable).
@@ -314,15 +342,29 @@ fn proc_kb(path: &str, field: &str) -> u64 {
 fn memory(ctx: &Ctx, w: &mut Lines) {
     let est = estimate_memory(ctx);
     let used = est.used();
-    let peak = ctx.srv.stats.used_memory_peak.fetch_max(used, Relaxed).max(used);
+    let peak = ctx
+        .srv
+        .stats
+        .used_memory_peak
+        .fetch_max(used, Relaxed)
+        .max(used);
     let rss = rss_bytes();
     let total = proc_kb("/proc/meminfo", "MemTotal:");
     let overhead = est.startup + est.clients;
     let (maxmemory, policy) = {
         let c = ctx.srv.config();
-        (c.maxmemory, c.get_one("maxmemory-policy").unwrap_or_default())
+        (
+            c.maxmemory,
+            c.get_one("maxmemory-policy").unwrap_or_default(),
+        )
     };
-    let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 * 100.0 / b as f64 };
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
     let net = used.saturating_sub(est.startup);
     w.kv("used_memory", used);
     w.kv("used_memory_human", human(used));
@@ -334,7 +376,10 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     w.kv("used_memory_overhead", overhead);
     w.kv("used_memory_startup", est.startup);
     w.kv("used_memory_dataset", est.dataset);
-    w.kv("used_memory_dataset_perc", format!("{}%", f2(pct(est.dataset, net))));
+    w.kv(
+        "used_memory_dataset_perc",
+        format!("{}%", f2(pct(est.dataset, net))),
+    );
     w.kv("total_system_memory", total);
     w.kv("total_system_memory_human", human(total));
     w.kv("used_memory_lua", 0);
@@ -354,7 +399,11 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     w.kv("maxmemory_human", human(maxmemory));
     w.kv("maxmemory_policy", String::from_utf8_lossy(&policy));
     w.kv("maxmemory_eviction", "not_implemented");
-    let frag = if used == 0 { 0.0 } else { rss as f64 / used as f64 };
+    let frag = if used == 0 {
+        0.0
+    } else {
+        rss as f64 / used as f64
+    };
     w.kv("mem_fragmentation_ratio", f2(frag));
     w.kv("mem_fragmentation_bytes", rss as i64 - used as i64);
     w.kv("mem_not_counted_for_evict", 0);
@@ -406,14 +455,20 @@ fn persistence(ctx: &Ctx, w: &mut Lines) {
 /// Keys expired so far (lazily or by the cron), over every DB.
 pub fn expired_keys(ctx: &Ctx) -> u64 {
     let ks = &ctx.srv.ks;
-    let per_db: u64 = (0..ks.db_count()).filter_map(|i| ks.db(i)).map(|d| d.expired.load(Relaxed)).sum();
+    let per_db: u64 = (0..ks.db_count())
+        .filter_map(|i| ks.db(i))
+        .map(|d| d.expired.load(Relaxed))
+        .sum();
     per_db + ctx.srv.stats.expired_keys.load(Relaxed)
 }
 
 fn stats(ctx: &Ctx, w: &mut Lines) {
     let st = &ctx.srv.stats;
     let kbps = |a: &std::sync::atomic::AtomicU64| f2(a.load(Relaxed) as f64 / 1024.0);
-    w.kv("total_connections_received", st.total_connections.load(Relaxed));
+    w.kv(
+        "total_connections_received",
+        st.total_connections.load(Relaxed),
+    );
     w.kv("total_commands_processed", st.total_commands.load(Relaxed));
     w.kv("instantaneous_ops_per_sec", st.inst_ops.load(Relaxed));
     w.kv("total_net_input_bytes", st.net_input_bytes.load(Relaxed));
@@ -424,7 +479,10 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("instantaneous_output_kbps", kbps(&st.inst_out_kbps));
     w.kv("instantaneous_input_repl_kbps", "0.00");
     w.kv("instantaneous_output_repl_kbps", "0.00");
-    w.kv("rejected_connections", st.rejected_connections.load(Relaxed));
+    w.kv(
+        "rejected_connections",
+        st.rejected_connections.load(Relaxed),
+    );
     w.kv("sync_full", 0);
     w.kv("sync_partial_ok", 0);
     w.kv("sync_partial_err", 0);
@@ -454,7 +512,10 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("tracking_total_keys", 0);
     w.kv("tracking_total_items", 0);
     w.kv("tracking_total_prefixes", 0);
-    w.kv("unexpected_error_replies", st.unexpected_error_replies.load(Relaxed));
+    w.kv(
+        "unexpected_error_replies",
+        st.unexpected_error_replies.load(Relaxed),
+    );
     w.kv("total_error_replies", st.total_error_replies.load(Relaxed));
     w.kv("dump_payload_sanitizations", 0);
     w.kv("io_threaded_reads_processed", 0);
@@ -469,7 +530,11 @@ fn replid(run_id: &str) -> String {
     run_id
         .chars()
         .rev()
-        .map(|c| c.to_digit(16).map_or('0', |d| std::char::from_digit((d + 7) % 16, 16).unwrap_or('0')))
+        .map(|c| {
+            c.to_digit(16).map_or('0', |d| {
+                std::char::from_digit((d + 7) % 16, 16).unwrap_or('0')
+            })
+        })
         .collect()
 }
 
@@ -495,14 +560,21 @@ fn cpu_ticks(path: &str) -> (u64, u64, u64, u64) {
     let text = read_proc(path);
     // Fields after the parenthesised command name, which may contain spaces.
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
     // rest[0] is the state (field 3); utime is field 14 → index 11.
     let at = |i: usize| f.get(i).copied().unwrap_or(0);
     (at(11), at(12), at(13), at(14))
 }
 
 fn secs(ticks: u64) -> String {
-    format!("{}.{:06}", ticks / CLK_TCK, (ticks % CLK_TCK) * (1_000_000 / CLK_TCK))
+    format!(
+        "{}.{:06}",
+        ticks / CLK_TCK,
+        (ticks % CLK_TCK) * (1_000_000 / CLK_TCK)
+    )
 }
 
 fn cpu(w: &mut Lines) {
@@ -520,12 +592,20 @@ fn commandstats(ctx: &Ctx, w: &mut Lines) {
     let st = &ctx.srv.stats;
     for (i, spec) in st.index.specs.iter().enumerate() {
         let Some(c) = st.cmds.get(i) else { continue };
-        let (calls, usec, rejected, failed) =
-            (c.calls.load(Relaxed), c.usec.load(Relaxed), c.rejected.load(Relaxed), c.failed.load(Relaxed));
+        let (calls, usec, rejected, failed) = (
+            c.calls.load(Relaxed),
+            c.usec.load(Relaxed),
+            c.rejected.load(Relaxed),
+            c.failed.load(Relaxed),
+        );
         if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
-        let per = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+        let per = if calls == 0 {
+            0.0
+        } else {
+            usec as f64 / calls as f64
+        };
         let _ = write!(
             w.0,
             "cmdstat_{}:calls={calls},usec={usec},usec_per_call={},rejected_calls={rejected},failed_calls={failed}\r\n",
@@ -536,7 +616,12 @@ fn commandstats(ctx: &Ctx, w: &mut Lines) {
 }
 
 fn errorstats(ctx: &Ctx, w: &mut Lines) {
-    let m = ctx.srv.stats.errors.lock().unwrap_or_else(|p| p.into_inner());
+    let m = ctx
+        .srv
+        .stats
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     for (code, n) in m.iter() {
         let _ = write!(w.0, "errorstat_{code}:count={n}\r\n");
     }
@@ -561,7 +646,10 @@ mod tests {
 
     /// The `# Section` headers of an INFO reply.
     fn headers(text: &str) -> Vec<String> {
-        text.split("\r\n").filter_map(|l| l.strip_prefix("# ")).map(str::to_string).collect()
+        text.split("\r\n")
+            .filter_map(|l| l.strip_prefix("# "))
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
@@ -588,13 +676,24 @@ mod tests {
             ]
         );
         let def = h.text(&mut c, "INFO");
-        assert!(!def.contains("# Commandstats") && def.contains("# Keyspace") && def.contains("# Errorstats"));
+        assert!(
+            !def.contains("# Commandstats")
+                && def.contains("# Keyspace")
+                && def.contains("# Errorstats")
+        );
         assert_eq!(h.text(&mut c, "INFO nosuch"), "$0\r\n\r\n");
         assert_eq!(h.text(&mut c, "INFO modules"), "$11\r\n# Modules\r\n\r\n");
         let two = h.text(&mut c, "INFO modules CPU");
-        assert!(two.contains("\r\n# CPU\r\nused_cpu_sys:") && two.ends_with("\r\n\r\n# Modules\r\n\r\n"), "{two}");
+        assert!(
+            two.contains("\r\n# CPU\r\nused_cpu_sys:")
+                && two.ends_with("\r\n\r\n# Modules\r\n\r\n"),
+            "{two}"
+        );
         h.text(&mut c, "HELLO 3");
-        assert_eq!(h.text(&mut c, "INFO modules"), "=15\r\ntxt:# Modules\r\n\r\n");
+        assert_eq!(
+            h.text(&mut c, "INFO modules"),
+            "=15\r\ntxt:# Modules\r\n\r\n"
+        );
     }
 
     #[test]
@@ -612,7 +711,10 @@ mod tests {
         h.text(&mut c, "CONFIG GET maxmemory");
         h.text(&mut c, "NOSUCHCOMMAND");
         let field = |text: &str, k: &str| -> String {
-            text.split("\r\n").find_map(|l| l.strip_prefix(&format!("{k}:"))).unwrap_or("<missing>").to_string()
+            text.split("\r\n")
+                .find_map(|l| l.strip_prefix(&format!("{k}:")))
+                .unwrap_or("<missing>")
+                .to_string()
         };
         let info = h.text(&mut c, "INFO all");
         assert_eq!(field(&info, "redis_version"), "7.0.15");
@@ -627,9 +729,15 @@ mod tests {
         assert_eq!(field(&info, "db1"), "<missing>");
         assert_eq!(field(&info, "errorstat_ERR"), "count=2");
         let set = field(&info, "cmdstat_set");
-        assert!(set.starts_with("calls=3,usec=") && set.ends_with(",rejected_calls=0,failed_calls=0"), "{set}");
+        assert!(
+            set.starts_with("calls=3,usec=") && set.ends_with(",rejected_calls=0,failed_calls=0"),
+            "{set}"
+        );
         let get = field(&info, "cmdstat_get");
-        assert!(get.starts_with("calls=2,") && get.ends_with(",rejected_calls=1,failed_calls=0"), "{get}");
+        assert!(
+            get.starts_with("calls=2,") && get.ends_with(",rejected_calls=1,failed_calls=0"),
+            "{get}"
+        );
         assert!(field(&info, "cmdstat_config|get").starts_with("calls=1,"));
         let used: u64 = field(&info, "used_memory").parse().unwrap();
         assert!(used > 0);
@@ -646,7 +754,10 @@ mod tests {
         h.text(&mut c, "DEBUG POPULATE 20000 k 100");
         let after = estimate_memory(&ctx_for(&h, &mut c)).dataset;
         // 20000 keys with ~100-byte values: at least 2 MB, and not wildly more.
-        assert!(after > before + 2_000_000 && after < 20_000_000, "{before} -> {after}");
+        assert!(
+            after > before + 2_000_000 && after < 20_000_000,
+            "{before} -> {after}"
+        );
     }
 
     fn ctx_for<'a>(h: &'a H, c: &'a mut crate::cmd::conn::harness::Conn) -> Ctx<'a> {
@@ -676,10 +787,17 @@ mod tests {
         assert_eq!(selected(&[b"EVERYTHING"]), all);
         assert_eq!(selected(&[]), default_mask());
         assert_eq!(selected(&[b"default"]), default_mask());
-        assert_eq!(default_mask() & (1 << 8), 0, "commandstats is not a default section");
+        assert_eq!(
+            default_mask() & (1 << 8),
+            0,
+            "commandstats is not a default section"
+        );
         assert_eq!(selected(&[b"nosuch"]), 0);
         assert_eq!(selected(&[b"CPU", b"server"]), 1 | 1 << 6);
-        assert_eq!(selected(&[b"default", b"commandstats"]), default_mask() | 1 << 8);
+        assert_eq!(
+            selected(&[b"default", b"commandstats"]),
+            default_mask() | 1 << 8
+        );
     }
 
     #[test]

@@ -20,9 +20,9 @@ use protocol::command::CmdId;
 use protocol::glob::{is_match_all, string_match};
 use protocol::resp::Reply;
 
-use crate::config::MaxmemoryPolicy;
-use crate::cmd::util::{c_str};
+use crate::cmd::util::c_str;
 use crate::cmd::util::parse_cursor;
+use crate::config::MaxmemoryPolicy;
 use crate::db::{Entry, KeyAccess, MultiRef, SlotRef};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
@@ -178,7 +178,11 @@ fn expire_flags(opts: &[&[u8]]) -> Result<u8, CmdError> {
         } else if is(o, "lt") {
             EXPIRE_LT
         } else {
-            return Err(CmdError::msg(format!("{}{}", errors::UNSUPPORTED_OPTION_PREFIX, errors::lossy(o))));
+            return Err(CmdError::msg(format!(
+                "{}{}",
+                errors::UNSUPPORTED_OPTION_PREFIX,
+                errors::lossy(o)
+            )));
         };
     }
     if f & EXPIRE_NX != 0 && f & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
@@ -278,7 +282,11 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], ms: bool, absolute: bool) -> CmdRe
         Some(Some(at)) => {
             let at = at.min(i64::MAX as u64) as i64;
             let t = if absolute { at } else { at - now as i64 }.max(0);
-            if ms { t } else { ((t as i128 + 500) / 1000) as i64 }
+            if ms {
+                t
+            } else {
+                ((t as i128 + 500) / 1000) as i64
+            }
         }
     };
     ctx.out.int(v);
@@ -320,7 +328,9 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
     let (src, dst) = (argv[1], argv[2]);
     let (now, lru) = (ctx.now, ctx.lru());
     let done = with_keys(ctx, &[src, dst], |a| {
-        let Some(e) = a.get(src, now) else { return Err(CmdError::NoSuchKey) };
+        let Some(e) = a.get(src, now) else {
+            return Err(CmdError::NoSuchKey);
+        };
         e.touch(lru);
         if src == dst {
             return Ok(false);
@@ -398,7 +408,9 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut pair = if target == cur {
         Pair::Same(ks.lock_keys(ctx.db(), [src, dst]))
     } else {
-        let (s, d) = ks.lock_cross_db(cur, src, target, dst).ok_or(CmdError::Static(errors::INVALID_DB))?;
+        let (s, d) = ks
+            .lock_cross_db(cur, src, target, dst)
+            .ok_or(CmdError::Static(errors::INVALID_DB))?;
         Pair::Cross(s, d)
     };
     let copied = match pair.src().get(src, now) {
@@ -438,7 +450,10 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Static(errors::SAME_OBJECT));
     }
     let (now, lru) = (ctx.now, ctx.lru());
-    let (mut s, mut d) = ctx.ks().lock_cross_db(cur, key, target, key).ok_or(CmdError::Static(errors::INVALID_DB))?;
+    let (mut s, mut d) = ctx
+        .ks()
+        .lock_cross_db(cur, key, target, key)
+        .ok_or(CmdError::Static(errors::INVALID_DB))?;
     match s.get(key, now) {
         None => {
             ctx.out.int(0);
@@ -473,7 +488,13 @@ struct Bulks {
 
 impl Bulks {
     fn new(resp3: bool) -> Self {
-        Bulks { out: Reply { buf: Vec::new(), resp3 }, n: 0 }
+        Bulks {
+            out: Reply {
+                buf: Vec::new(),
+                resp3,
+            },
+            n: 0,
+        }
     }
 
     fn push(&mut self, s: &[u8]) {
@@ -500,7 +521,6 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     found.write_array(ctx.out);
     Ok(())
 }
-
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -595,7 +615,10 @@ const LFU_INIT_VAL: i64 = 5;
 const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
 
 fn is_lfu(p: MaxmemoryPolicy) -> bool {
-    matches!(p, MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::VolatileLfu)
+    matches!(
+        p,
+        MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::VolatileLfu
+    )
 }
 
 /// Whether SET-like commands would store small integers as Redis' shared
@@ -615,15 +638,25 @@ fn shared_integers(ctx: &Ctx) -> bool {
 
 fn refcount(ctx: &Ctx, e: &Entry) -> i64 {
     let small = e.encoding() == "int"
-        && e.as_str().and_then(protocol::number::parse_i64).is_some_and(|v| (0..SHARED_INTEGERS).contains(&v));
-    if small && shared_integers(ctx) { SHARED_REFCOUNT } else { 1 }
+        && e.as_str()
+            .and_then(protocol::number::parse_i64)
+            .is_some_and(|v| (0..SHARED_INTEGERS).contains(&v));
+    if small && shared_integers(ctx) {
+        SHARED_REFCOUNT
+    } else {
+        1
+    }
 }
 
 /// Seconds since the entry's last access, from the 24-bit LRU clocks
 /// (`estimateObjectIdleTime`, wrap-around included).
 fn idle_secs(clock: u32, lru: u32) -> i64 {
     let (clock, lru) = (clock as u64, lru as u64);
-    (if clock >= lru { clock - lru } else { clock + (LRU_CLOCK_MAX - lru) }) as i64
+    (if clock >= lru {
+        clock - lru
+    } else {
+        clock + (LRU_CLOCK_MAX - lru)
+    }) as i64
 }
 
 fn object(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -637,7 +670,10 @@ fn object(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     // The gate resolved the subcommand and checked its arity (3).
     let Some(&key) = argv.get(2) else {
-        return Err(CmdError::msg(errors::subcommand_syntax("object", argv.get(1).copied().unwrap_or(b""))));
+        return Err(CmdError::msg(errors::subcommand_syntax(
+            "object",
+            argv.get(1).copied().unwrap_or(b""),
+        )));
     };
     let (now, clock) = (ctx.now, ctx.lru());
     let db = ctx.db();
@@ -687,7 +723,18 @@ mod tests {
         assert_eq!(ok(b"-18446744073709551615"), 1);
         assert_eq!(ok(b"5\0junk"), 5);
         assert_eq!(ok(b"\0junk"), 0);
-        for s in [&b" 0"[..], b"0 ", b"\t1", b"0x1", b"-", b"+", b"+-1", b"18446744073709551616", b"1e3", b"abc"] {
+        for s in [
+            &b" 0"[..],
+            b"0 ",
+            b"\t1",
+            b"0x1",
+            b"-",
+            b"+",
+            b"+-1",
+            b"18446744073709551616",
+            b"1e3",
+            b"abc",
+        ] {
             assert!(bad(s), "{:?}", String::from_utf8_lossy(s));
         }
     }
@@ -698,11 +745,23 @@ mod tests {
         assert_eq!(f(&[]), Ok(0));
         assert_eq!(f(&[b"nx", b"NX"]), Ok(EXPIRE_NX));
         assert_eq!(f(&[b"gt", b"xx"]), Ok(EXPIRE_GT | EXPIRE_XX));
-        assert_eq!(f(&[b"nx", b"xx"]), Err(CmdError::Static(errors::EXPIRE_NX_AND_OTHERS)));
-        assert_eq!(f(&[b"gt", b"lt", b"nx"]), Err(CmdError::Static(errors::EXPIRE_NX_AND_OTHERS)));
-        assert_eq!(f(&[b"xx", b"gt", b"lt"]), Err(CmdError::Static(errors::EXPIRE_GT_AND_LT)));
+        assert_eq!(
+            f(&[b"nx", b"xx"]),
+            Err(CmdError::Static(errors::EXPIRE_NX_AND_OTHERS))
+        );
+        assert_eq!(
+            f(&[b"gt", b"lt", b"nx"]),
+            Err(CmdError::Static(errors::EXPIRE_NX_AND_OTHERS))
+        );
+        assert_eq!(
+            f(&[b"xx", b"gt", b"lt"]),
+            Err(CmdError::Static(errors::EXPIRE_GT_AND_LT))
+        );
         assert_eq!(f(&[b"nx\0yy"]), Ok(EXPIRE_NX));
-        assert_eq!(f(&[b"gt", b"zz\0yy"]), Err(CmdError::msg("ERR Unsupported option zz")));
+        assert_eq!(
+            f(&[b"gt", b"zz\0yy"]),
+            Err(CmdError::msg("ERR Unsupported option zz"))
+        );
     }
 
     #[test]
@@ -721,9 +780,23 @@ mod tests {
 
     impl T {
         fn new() -> T {
-            let srv = crate::server::Server::new(crate::config::Config::default(), String::new(), String::new());
-            let info = std::sync::Arc::new(crate::client::ClientInfo::new(1, String::new(), String::new(), -1, 0));
-            T { srv, client: crate::client::Client::new(info, true), now: 1_700_000_000_000 }
+            let srv = crate::server::Server::new(
+                crate::config::Config::default(),
+                String::new(),
+                String::new(),
+            );
+            let info = std::sync::Arc::new(crate::client::ClientInfo::new(
+                1,
+                String::new(),
+                String::new(),
+                -1,
+                0,
+            ));
+            T {
+                srv,
+                client: crate::client::Client::new(info, true),
+                now: 1_700_000_000_000,
+            }
         }
 
         fn run(&mut self, line: &str) -> String {
@@ -736,7 +809,10 @@ mod tests {
 
         fn stats(&self) -> (u64, u64) {
             use std::sync::atomic::Ordering::Relaxed;
-            (self.srv.stats.keyspace_hits.load(Relaxed), self.srv.stats.keyspace_misses.load(Relaxed))
+            (
+                self.srv.stats.keyspace_hits.load(Relaxed),
+                self.srv.stats.keyspace_misses.load(Relaxed),
+            )
         }
     }
 
@@ -749,7 +825,10 @@ mod tests {
         assert_eq!(t.run("PTTL k"), ":1499\r\n");
         assert_eq!(t.run("PEXPIRE k 1500"), ":1\r\n");
         assert_eq!(t.run("TTL k"), ":2\r\n");
-        assert_eq!(t.run("EXPIRETIME k"), format!(":{}\r\n", (t.now + 1500 + 500) / 1000));
+        assert_eq!(
+            t.run("EXPIRETIME k"),
+            format!(":{}\r\n", (t.now + 1500 + 500) / 1000)
+        );
         t.now += 1499;
         assert_eq!(t.run("PTTL k"), ":1\r\n");
         assert_eq!(t.run("TTL k"), ":0\r\n");
@@ -778,17 +857,31 @@ mod tests {
         t.now += 11;
         assert_eq!(t.run("KEYS *"), "*1\r\n$1\r\nc\r\n");
         assert_eq!(t.run("DBSIZE"), ":3\r\n", "KEYS does not reclaim");
-        assert_eq!(t.run("SCAN 0 COUNT 100"), "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nc\r\n");
+        assert_eq!(
+            t.run("SCAN 0 COUNT 100"),
+            "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nc\r\n"
+        );
         assert_eq!(t.run("DBSIZE"), ":1\r\n", "SCAN reclaims what it meets");
         t.run("MSET a 1 b 2");
         t.run("PEXPIRE a 10");
         t.run("PEXPIRE b 10");
         t.now += 11;
-        for cmd in ["TYPE a", "OBJECT ENCODING a", "TTL a", "EXISTS a b", "DEL a", "RENAME b z", "MOVE a 1", "COPY a z"]
-        {
+        for cmd in [
+            "TYPE a",
+            "OBJECT ENCODING a",
+            "TTL a",
+            "EXISTS a b",
+            "DEL a",
+            "RENAME b z",
+            "MOVE a 1",
+            "COPY a z",
+        ] {
             let r = t.run(cmd);
             assert!(
-                matches!(r.as_str(), "+none\r\n" | "$-1\r\n" | ":-2\r\n" | ":0\r\n" | "-ERR no such key\r\n"),
+                matches!(
+                    r.as_str(),
+                    "+none\r\n" | "$-1\r\n" | ":-2\r\n" | ":0\r\n" | "-ERR no such key\r\n"
+                ),
                 "{cmd}: {r}"
             );
         }
@@ -878,6 +971,10 @@ mod tests {
     #[test]
     fn help_has_redis_shape() {
         assert_eq!(OBJECT_HELP.len(), 15);
-        assert!(OBJECT_HELP.iter().all(|l| !l.contains('\r') && !l.contains('\n')));
+        assert!(
+            OBJECT_HELP
+                .iter()
+                .all(|l| !l.contains('\r') && !l.contains('\n'))
+        );
     }
 }

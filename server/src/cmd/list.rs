@@ -216,7 +216,11 @@ fn llen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// Normalizes a possibly negative index; None when out of range.
 fn norm_index(i: i64, len: usize) -> Option<usize> {
     let i = if i < 0 { i.checked_add(len as i64)? } else { i };
-    if i < 0 || i as u64 >= len as u64 { None } else { Some(i as usize) }
+    if i < 0 || i as u64 >= len as u64 {
+        None
+    } else {
+        Some(i as usize)
+    }
 }
 
 fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -244,10 +248,14 @@ fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let fill = fill(ctx);
     let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else { return Err(CmdError::NoSuchKey) };
+    let Some(e) = s.get(key, ctx.now) else {
+        return Err(CmdError::NoSuchKey);
+    };
     let l = list_mut(e)?;
     let idx = int_arg(argv[2])?;
-    let Some(i) = norm_index(idx, l.len()) else { return Err(CmdError::Static(errors::INDEX_OUT_OF_RANGE)) };
+    let Some(i) = norm_index(idx, l.len()) else {
+        return Err(CmdError::Static(errors::INDEX_OUT_OF_RANGE));
+    };
     l.set(i, argv[3], fill);
     drop(s);
     ctx.out.ok();
@@ -258,8 +266,16 @@ fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// or None for an empty range.
 fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let mut s = if start < 0 { start.saturating_add(len) } else { start };
-    let mut e = if end < 0 { end.saturating_add(len) } else { end };
+    let mut s = if start < 0 {
+        start.saturating_add(len)
+    } else {
+        start
+    };
+    let mut e = if end < 0 {
+        end.saturating_add(len)
+    } else {
+        end
+    };
     if s < 0 {
         s = 0;
     }
@@ -382,7 +398,9 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut i = 3;
     while i < argv.len() {
         let opt = argv[i];
-        let Some(&val) = argv.get(i + 1) else { return Err(CmdError::Syntax) };
+        let Some(&val) = argv.get(i + 1) else {
+            return Err(CmdError::Syntax);
+        };
         if is(opt, "rank") {
             rank = int_arg(val)?;
             if rank == 0 {
@@ -414,7 +432,11 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let len = l.len();
     let from_tail = rank < 0;
     let want_rank = rank.unsigned_abs();
-    let limit = if maxlen == 0 { usize::MAX } else { maxlen as usize };
+    let limit = if maxlen == 0 {
+        usize::MAX
+    } else {
+        maxlen as usize
+    };
     let mut found: Vec<usize> = Vec::new();
     let mut matches = 0u64;
     let mut scan = |it: &mut dyn Iterator<Item = &[u8]>| {
@@ -533,7 +555,11 @@ fn parse_mpop<'a>(argv: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError
             return Err(CmdError::Syntax);
         }
     }
-    Ok(MpopArgs { keys, end, count: count.unwrap_or(1) })
+    Ok(MpopArgs {
+        keys,
+        end,
+        count: count.unwrap_or(1),
+    })
 }
 
 /// Pops up to `count` from the first non-empty key; writes `[key, [elems]]`.
@@ -543,7 +569,9 @@ fn parse_mpop<'a>(argv: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError
 fn mpop_serve(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<bool, CmdError> {
     let mut g = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
     for &key in keys {
-        let Some(e) = g.get(key, ctx.now) else { continue };
+        let Some(e) = g.get(key, ctx.now) else {
+            continue;
+        };
         let l = list_mut(e)?;
         let n = count.min(l.len());
         ctx.out.array(2);
@@ -576,14 +604,20 @@ fn move_serve(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Resu
     let lru = ctx.lru();
     let now = ctx.now;
     let mut g = ctx.ks().lock_keys(ctx.db(), [src, dst]);
-    let Some(e) = g.get(src, now) else { return Ok(false) };
+    let Some(e) = g.get(src, now) else {
+        return Ok(false);
+    };
     list_ref(e)?;
     if let Some(d) = g.get(dst, now) {
         list_ref(d)?;
     }
-    let Some(e) = g.get(src, now) else { return Ok(false) };
+    let Some(e) = g.get(src, now) else {
+        return Ok(false);
+    };
     let l = list_mut(e)?;
-    let Some(v) = pop_with(l, from, |v| v.to_vec()) else { return Ok(false) };
+    let Some(v) = pop_with(l, from, |v| v.to_vec()) else {
+        return Ok(false);
+    };
     if l.is_empty() {
         g.remove(src);
     }
@@ -626,7 +660,9 @@ fn bpop_generic(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
     {
         let mut g = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
         for &key in keys {
-            let Some(e) = g.get(key, ctx.now) else { continue };
+            let Some(e) = g.get(key, ctx.now) else {
+                continue;
+            };
             let l = list_mut(e)?;
             ctx.out.array(2);
             ctx.out.bulk(key);
@@ -702,6 +738,9 @@ mod tests {
         let argv: Vec<&[u8]> = vec![b"LMPOP", b"3", b"a", b"left"];
         assert_eq!(parse_mpop(&argv, 1).err(), Some(CmdError::Syntax));
         let argv: Vec<&[u8]> = vec![b"LMPOP", b"0", b"a", b"left"];
-        assert_eq!(parse_mpop(&argv, 1).err(), Some(CmdError::Static(errors::NUMKEYS_NOT_POSITIVE)));
+        assert_eq!(
+            parse_mpop(&argv, 1).err(),
+            Some(CmdError::Static(errors::NUMKEYS_NOT_POSITIVE))
+        );
     }
 }

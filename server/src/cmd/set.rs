@@ -33,11 +33,11 @@ use protocol::glob::{is_match_all, string_match};
 use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
-use crate::cmd::util::{int_arg, is};
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::{int_arg, is};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
-use crate::ds::set::{Member, MemberRef};
 use crate::ds::Set;
+use crate::ds::set::{Member, MemberRef};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 
@@ -153,7 +153,11 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// Runs `f` on the set at `key` (None when missing) for a read command,
 /// counting the keyspace hit or miss.
 /// `f` writes the reply (it runs only once the type is known to be right).
-fn read_set<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&mut Reply, Option<&Set>) -> R) -> Result<R, CmdError> {
+fn read_set<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut Reply, Option<&Set>) -> R,
+) -> Result<R, CmdError> {
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
     let e = slot.get(key, now);
@@ -248,8 +252,11 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                     }
                 }
             } else {
-                let keep: Vec<Member> =
-                    s.random_distinct(remaining as usize, &mut rng).into_iter().map(MemberRef::to_owned).collect();
+                let keep: Vec<Member> = s
+                    .random_distinct(remaining as usize, &mut rng)
+                    .into_iter()
+                    .map(MemberRef::to_owned)
+                    .collect();
                 let kept = Set::from_members(keep.iter().map(Member::as_ref), max);
                 for m in s.iter().filter(|m| !kept.contains_ref(*m)) {
                     write_member(buf, m);
@@ -326,7 +333,9 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         None => false,
     };
-    let Some(e) = keys.get(src, now) else { return Err(CmdError::NoSuchKey) };
+    let Some(e) = keys.get(src, now) else {
+        return Err(CmdError::NoSuchKey);
+    };
     e.touch(lru);
     let s = set_mut(e)?;
     if src == dst {
@@ -372,7 +381,12 @@ struct Taken<'k> {
 impl<'k> Taken<'k> {
     /// Looks every key up (expiring lazily; `read` counts hits/misses),
     /// failing with WRONGTYPE before anything is moved; then moves the sets out.
-    fn take(ctx: &Ctx, acc: &mut dyn KeyAccess, args: &[&'k [u8]], read: bool) -> Result<Self, CmdError> {
+    fn take(
+        ctx: &Ctx,
+        acc: &mut dyn KeyAccess,
+        args: &[&'k [u8]],
+        read: bool,
+    ) -> Result<Self, CmdError> {
         let (now, lru) = (ctx.now, ctx.lru());
         let mut keys: Vec<&'k [u8]> = Vec::with_capacity(args.len());
         let mut index = Vec::with_capacity(args.len());
@@ -406,7 +420,10 @@ impl<'k> Taken<'k> {
 
     /// The sets in argument order (None for missing keys).
     fn args(&self) -> Vec<Option<&Set>> {
-        self.index.iter().map(|&i| self.sets.get(i).and_then(Option::as_ref)).collect()
+        self.index
+            .iter()
+            .map(|&i| self.sets.get(i).and_then(Option::as_ref))
+            .collect()
     }
 
     /// Moves the sets back into their entries.
@@ -432,9 +449,15 @@ fn inter_each<'a>(sets: &[Option<&'a Set>], mut f: impl FnMut(MemberRef<'a>) -> 
         }
     }
     present.sort_by_key(|s| s.len());
-    let Some((first, rest)) = present.split_first() else { return };
+    let Some((first, rest)) = present.split_first() else {
+        return;
+    };
     for m in first.iter() {
-        if rest.iter().all(|o| std::ptr::eq(*o, *first) || o.contains_ref(m)) && !f(m) {
+        if rest
+            .iter()
+            .all(|o| std::ptr::eq(*o, *first) || o.contains_ref(m))
+            && !f(m)
+        {
             return;
         }
     }
@@ -452,7 +475,9 @@ fn union_of(sets: &[Option<&Set>], max: usize) -> Set {
 
 /// SDIFF with Redis' choice of algorithm (it decides the result's encoding).
 fn diff_of(sets: &[Option<&Set>], max: usize) -> Set {
-    let Some(Some(first)) = sets.first() else { return Set::new() };
+    let Some(Some(first)) = sets.first() else {
+        return Set::new();
+    };
     let others: Vec<&Set> = sets.iter().skip(1).flatten().copied().collect();
     let present = 1 + others.len() as u64;
     let algo_one = present * first.len() as u64 / 2;
@@ -460,7 +485,10 @@ fn diff_of(sets: &[Option<&Set>], max: usize) -> Set {
     if algo_one <= algo_two {
         let mut out = Set::new();
         for m in first.iter() {
-            if !others.iter().any(|o| std::ptr::eq(*o, *first) || o.contains_ref(m)) {
+            if !others
+                .iter()
+                .any(|o| std::ptr::eq(*o, *first) || o.contains_ref(m))
+            {
                 out.insert_ref(m, max);
             }
         }
@@ -492,7 +520,10 @@ enum Op {
 /// SINTER / SUNION / SDIFF (and SMEMBERS-like replies).
 fn algebra(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> CmdResult {
     let max = max_intset(ctx);
-    let mut buf = Reply { buf: Vec::new(), resp3: ctx.out.resp3 };
+    let mut buf = Reply {
+        buf: Vec::new(),
+        resp3: ctx.out.resp3,
+    };
     let mut acc = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
     let taken = Taken::take(ctx, &mut acc, keys, true)?;
     {
@@ -507,7 +538,11 @@ fn algebra(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> CmdResult {
                 write_set(&mut buf, found.len(), found.into_iter());
             }
             Op::Union | Op::Diff => {
-                let r = if op == Op::Union { union_of(&sets, max) } else { diff_of(&sets, max) };
+                let r = if op == Op::Union {
+                    union_of(&sets, max)
+                } else {
+                    diff_of(&sets, max)
+                };
                 write_set(&mut buf, r.len(), r.iter());
             }
         }
@@ -615,7 +650,6 @@ fn sintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = parse_cursor(argv[2])?;
@@ -642,7 +676,10 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
             i += 2;
         }
-        let mut found = Reply { buf: Vec::new(), resp3: buf.resp3 };
+        let mut found = Reply {
+            buf: Vec::new(),
+            resp3: buf.resp3,
+        };
         let mut n = 0usize;
         let next = s.scan(cursor, count, |m| {
             if pat.is_none_or(|p| m.with_bytes(|b| string_match(p, b, false))) {

@@ -31,8 +31,8 @@ use protocol::command::CmdId;
 use protocol::number::parse_f64;
 use protocol::slot::slot_of;
 
+use crate::cmd::util::c_str as cstr;
 use crate::cmd::util::{int_arg, is};
-use crate::cmd::util::{c_str as cstr};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::List;
 use crate::errors::{self, CmdError, CmdResult};
@@ -99,11 +99,18 @@ fn split_pattern(pat: &[u8]) -> Option<Split<'_>> {
     let c = cstr(pat);
     let star = c.iter().position(|&b| b == b'*')?;
     let after = &c[star + 1..];
-    let arrow = after.windows(2).position(|w| w == b"->").filter(|&i| after.get(i + 2).is_some());
+    let arrow = after
+        .windows(2)
+        .position(|w| w == b"->")
+        .filter(|&i| after.get(i + 2).is_some());
     match arrow {
         Some(i) => {
             let fpos = star + 1 + i + 2;
-            Some((&pat[..star], &pat[star + 1..star + 1 + i], Some(&pat[fpos..])))
+            Some((
+                &pat[..star],
+                &pat[star + 1..star + 1 + i],
+                Some(&pat[fpos..]),
+            ))
         }
         None => Some((&pat[..star], &pat[star + 1..], None)),
     }
@@ -124,7 +131,13 @@ fn pattern_key(pat: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
 
 /// Redis' `lookupKeyByPattern`: the string (or hash field) a pattern points
 /// to for `elem`.
-fn lookup_pattern(ctx: &Ctx, s: &mut impl KeyAccess, pat: &[u8], elem: &[u8], now: u64) -> Option<Vec<u8>> {
+fn lookup_pattern(
+    ctx: &Ctx,
+    s: &mut impl KeyAccess,
+    pat: &[u8],
+    elem: &[u8],
+    now: u64,
+) -> Option<Vec<u8>> {
     if cstr(pat) == b"#" {
         return Some(elem.to_vec());
     }
@@ -146,7 +159,10 @@ fn sort_score(v: &[u8]) -> Option<f64> {
     if c.is_empty() {
         return Some(0.0);
     }
-    let t = match c.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
+    let t = match c
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    {
         Some(i) => &c[i..],
         None => return None,
     };
@@ -162,8 +178,14 @@ struct Item {
 
 /// The source's elements: `(elements, already ranged)` where the range was
 /// applied directly (BY without `*` on lists and sorted sets).
-fn read_source(e: Option<&mut Entry>, o: &Opts, range: &mut (i64, i64)) -> Result<(Vec<Vec<u8>>, bool), CmdError> {
-    let Some(e) = e else { return Ok((Vec::new(), false)) };
+fn read_source(
+    e: Option<&mut Entry>,
+    o: &Opts,
+    range: &mut (i64, i64),
+) -> Result<(Vec<Vec<u8>>, bool), CmdError> {
+    let Some(e) = e else {
+        return Ok((Vec::new(), false));
+    };
     let obj = match e.value() {
         ValueRef::Obj(obj @ (Object::List(_) | Object::Set(_) | Object::ZSet(_))) => obj,
         _ => return Err(CmdError::WrongType),
@@ -183,9 +205,15 @@ fn read_source(e: Option<&mut Entry>, o: &Opts, range: &mut (i64, i64)) -> Resul
             } else {
                 let n = (end - start + 1) as usize;
                 if o.desc {
-                    l.rev_iter_from((len - start - 1) as usize).take(n).map(|v| v.to_vec()).collect()
+                    l.rev_iter_from((len - start - 1) as usize)
+                        .take(n)
+                        .map(|v| v.to_vec())
+                        .collect()
                 } else {
-                    l.iter_from(start as usize).take(n).map(|v| v.to_vec()).collect()
+                    l.iter_from(start as usize)
+                        .take(n)
+                        .map(|v| v.to_vec())
+                        .collect()
                 }
             }
         }
@@ -198,7 +226,9 @@ fn read_source(e: Option<&mut Entry>, o: &Opts, range: &mut (i64, i64)) -> Resul
                 let hi = (len - start) as usize;
                 z.for_ranks(hi.saturating_sub(n), hi, true, |m, _| v.push(m.to_vec()));
             } else {
-                z.for_ranks(start as usize, start as usize + n, false, |m, _| v.push(m.to_vec()));
+                z.for_ranks(start as usize, start as usize + n, false, |m, _| {
+                    v.push(m.to_vec())
+                });
             }
             v
         }
@@ -218,7 +248,11 @@ fn read_source(e: Option<&mut Entry>, o: &Opts, range: &mut (i64, i64)) -> Resul
 fn limits(limit: Option<(i64, i64)>, len: i64) -> (i64, i64) {
     let (ls, lc) = limit.unwrap_or((0, -1));
     let start = ls.max(0);
-    let mut end = if lc < 0 { len - 1 } else { start.saturating_add(lc).saturating_sub(1) };
+    let mut end = if lc < 0 {
+        len - 1
+    } else {
+        start.saturating_add(lc).saturating_sub(1)
+    };
     let (mut start, len) = (start, len);
     if start >= len {
         start = len - 1;
@@ -248,7 +282,11 @@ fn cmp_items(a: &Item, b: &Item, alpha: bool, by: bool, store: bool) -> std::cmp
     } else {
         (a.elem.as_slice(), b.elem.as_slice())
     };
-    if store { x.cmp(y) } else { cstr(x).cmp(cstr(y)) }
+    if store {
+        x.cmp(y)
+    } else {
+        cstr(x).cmp(cstr(y))
+    }
 }
 
 fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
@@ -270,7 +308,10 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
         let e = s.get(key, now);
         let src = e.is_some();
         // A set sorted for STORE without a real BY pattern is sorted ALPHA.
-        let is_set = matches!(e.as_ref().map(|e| e.value()), Some(ValueRef::Obj(Object::Set(_))));
+        let is_set = matches!(
+            e.as_ref().map(|e| e.value()),
+            Some(ValueRef::Obj(Object::Set(_)))
+        );
         let mut eo = o.clone();
         if eo.dontsort && is_set && eo.store.is_some() {
             eo.dontsort = false;
@@ -281,7 +322,9 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
         // Every key the patterns can touch must be locked.
         let mut needed: Vec<Vec<u8>> = Vec::new();
         let mut pats: Vec<&[u8]> = eo.gets.clone();
-        if !eo.dontsort && let Some(b) = eo.by {
+        if !eo.dontsort
+            && let Some(b) = eo.by
+        {
             pats.push(b);
         }
         for p in &pats {
@@ -320,7 +363,14 @@ fn finish(
         end -= start;
         start = 0;
     }
-    let mut items: Vec<Item> = elems.into_iter().map(|elem| Item { elem, score: 0.0, cmp: None }).collect();
+    let mut items: Vec<Item> = elems
+        .into_iter()
+        .map(|elem| Item {
+            elem,
+            score: 0.0,
+            cmp: None,
+        })
+        .collect();
     let mut bad_score = false;
     if !o.dontsort {
         for it in items.iter_mut() {
@@ -357,9 +407,19 @@ fn finish(
     if bad_score {
         return Err(CmdError::Static(errors::SORT_NOT_DOUBLE));
     }
-    let count = if end >= start { (end - start + 1) as usize } else { 0 };
-    let sel: &[Item] = items.get(start.max(0) as usize..).map_or(&[], |r| &r[..count.min(r.len())]);
-    let outputlen = if o.gets.is_empty() { sel.len() } else { o.gets.len() * sel.len() };
+    let count = if end >= start {
+        (end - start + 1) as usize
+    } else {
+        0
+    };
+    let sel: &[Item] = items
+        .get(start.max(0) as usize..)
+        .map_or(&[], |r| &r[..count.min(r.len())]);
+    let outputlen = if o.gets.is_empty() {
+        sel.len()
+    } else {
+        o.gets.len() * sel.len()
+    };
     match o.store {
         None => {
             let mut vals: Vec<Option<Vec<u8>>> = Vec::with_capacity(outputlen);
@@ -419,8 +479,14 @@ mod tests {
     fn patterns() {
         assert_eq!(pattern_key(b"w_*", b"3"), Some(b"w_3".to_vec()));
         assert_eq!(pattern_key(b"h_*->f", b"3"), Some(b"h_3".to_vec()));
-        assert_eq!(split_pattern(b"h_*x->f"), Some((&b"h_"[..], &b"x"[..], Some(&b"f"[..]))));
-        assert_eq!(split_pattern(b"h_*->"), Some((&b"h_"[..], &b"->"[..], None)));
+        assert_eq!(
+            split_pattern(b"h_*x->f"),
+            Some((&b"h_"[..], &b"x"[..], Some(&b"f"[..])))
+        );
+        assert_eq!(
+            split_pattern(b"h_*->"),
+            Some((&b"h_"[..], &b"->"[..], None))
+        );
         assert_eq!(split_pattern(b"nostar"), None);
         assert_eq!(pattern_key(b"#", b"3"), None);
     }

@@ -31,7 +31,7 @@ use protocol::command::CmdId;
 use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 
 use crate::cmd::util::int_arg;
-use crate::cmd::util::{c_str as cstr, c_is as copt};
+use crate::cmd::util::{c_is as copt, c_str as cstr};
 use crate::db::{Db, Entry, KeyAccess, Object};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
@@ -148,10 +148,15 @@ fn parse_ext<'a>(argv: &[&'a [u8]], is_set: bool) -> Result<ExtOpts<'a>, CmdErro
             o.keepttl = true;
         } else if !is_set && kw("PERSIST") && exp_kind.is_none() && !o.keepttl {
             o.persist = true;
-        } else if let Some(k) = [("EX", ExpKind::Ex), ("PX", ExpKind::Px), ("EXAT", ExpKind::ExAt), ("PXAT", ExpKind::PxAt)]
-            .iter()
-            .find(|(n, _)| kw(n))
-            .map(|&(_, k)| k)
+        } else if let Some(k) = [
+            ("EX", ExpKind::Ex),
+            ("PX", ExpKind::Px),
+            ("EXAT", ExpKind::ExAt),
+            ("PXAT", ExpKind::PxAt),
+        ]
+        .iter()
+        .find(|(n, _)| kw(n))
+        .map(|&(_, k)| k)
             && exp_ok(k)
             && let Some(v) = next
         {
@@ -174,7 +179,9 @@ fn expire_at(kind: ExpKind, arg: &[u8], now: u64, cmd: &'static str) -> Result<u
     let mut ms = if kind.seconds() { v * 1000 } else { v };
     if kind.relative() {
         // Redis adds the current time and rejects a result that wrapped.
-        ms = ms.checked_add(now as i64).ok_or(CmdError::InvalidExpire(cmd))?;
+        ms = ms
+            .checked_add(now as i64)
+            .ok_or(CmdError::InvalidExpire(cmd))?;
     }
     Ok(ms as u64)
 }
@@ -211,7 +218,14 @@ enum SetReply {
 }
 
 /// `setGenericCommand`.
-fn set_generic(ctx: &mut Ctx, key: &[u8], val: &[u8], o: &ExtOpts, expire: Option<u64>, rep: SetReply) -> CmdResult {
+fn set_generic(
+    ctx: &mut Ctx,
+    key: &[u8],
+    val: &[u8],
+    o: &ExtOpts,
+    expire: Option<u64>,
+    rep: SetReply,
+) -> CmdResult {
     let now = ctx.now;
     let lru = ctx.lru();
     let db = ctx.db();
@@ -283,13 +297,23 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn setnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let o = ExtOpts { nx: true, ..ExtOpts::default() };
+    let o = ExtOpts {
+        nx: true,
+        ..ExtOpts::default()
+    };
     set_generic(ctx, argv[1], argv[2], &o, None, SetReply::Int)
 }
 
 fn setex_generic(ctx: &mut Ctx, argv: &[&[u8]], kind: ExpKind) -> CmdResult {
     let expire = expire_at(kind, argv[2], ctx.now, ctx.spec.name)?;
-    set_generic(ctx, argv[1], argv[3], &ExtOpts::default(), Some(expire), SetReply::Ok)
+    set_generic(
+        ctx,
+        argv[1],
+        argv[3],
+        &ExtOpts::default(),
+        Some(expire),
+        SetReply::Ok,
+    )
 }
 
 fn setex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -500,7 +524,9 @@ fn incrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn decrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let decr = int_arg(argv[2])?;
     // Negating i64::MIN would overflow.
-    let incr = decr.checked_neg().ok_or(CmdError::Static(errors::DECREMENT_OVERFLOW))?;
+    let incr = decr
+        .checked_neg()
+        .ok_or(CmdError::Static(errors::DECREMENT_OVERFLOW))?;
     incr_decr(ctx, argv[1], incr)
 }
 
@@ -731,14 +757,22 @@ fn lcs_compute(
         cur.resize(w, 0);
         for &ca in a {
             for (j, &cb) in b.iter().enumerate() {
-                cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+                cur[j + 1] = if ca == cb {
+                    prev[j] + 1
+                } else {
+                    prev[j + 1].max(cur[j])
+                };
             }
             std::mem::swap(&mut prev, &mut cur);
         }
-        return Ok(LcsResult { len: prev[blen], ..LcsResult::default() });
+        return Ok(LcsResult {
+            len: prev[blen],
+            ..LcsResult::default()
+        });
     }
     let mut t: Vec<u32> = Vec::new();
-    t.try_reserve_exact(cells as usize).map_err(|_| LcsError::Alloc)?;
+    t.try_reserve_exact(cells as usize)
+        .map_err(|_| LcsError::Alloc)?;
     t.resize(cells as usize, 0);
     for i in 1..=alen {
         let ca = a[i - 1];
@@ -746,7 +780,11 @@ fn lcs_compute(
         let up = &before[(i - 1) * w..];
         let row = &mut row[..w];
         for j in 1..=blen {
-            row[j] = if ca == b[j - 1] { up[j - 1] + 1 } else { up[j].max(row[j - 1]) };
+            row[j] = if ca == b[j - 1] {
+                up[j - 1] + 1
+            } else {
+                up[j].max(row[j - 1])
+            };
         }
     }
     let at = |i: usize, j: usize| t[i * w + j];
@@ -794,12 +832,22 @@ fn lcs_compute(
         if emit {
             let mlen = (a_end as u64).wrapping_sub(a_start as u64).wrapping_add(1) as u32;
             if want_idx && (minmatchlen == 0 || mlen as u64 >= minmatchlen) {
-                matches.push((a_start as u32, a_end as u32, b_start as u32, b_end as u32, mlen));
+                matches.push((
+                    a_start as u32,
+                    a_end as u32,
+                    b_start as u32,
+                    b_end as u32,
+                    mlen,
+                ));
             }
             a_start = unset;
         }
     }
-    Ok(LcsResult { len: total, text, matches })
+    Ok(LcsResult {
+        len: total,
+        text,
+        matches,
+    })
 }
 
 fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -898,7 +946,8 @@ mod tests {
 
     fn parse(s: &str, is_set: bool) -> Result<ExtOpts<'static>, CmdError> {
         let v: &'static Vec<Vec<u8>> = Box::leak(Box::new(args(s)));
-        let a: &'static Vec<&'static [u8]> = Box::leak(Box::new(v.iter().map(|x| x.as_slice()).collect()));
+        let a: &'static Vec<&'static [u8]> =
+            Box::leak(Box::new(v.iter().map(|x| x.as_slice()).collect()));
         parse_ext(a, is_set)
     }
 
@@ -914,8 +963,15 @@ mod tests {
         assert_eq!(parse("SET k v PXAT 1 KEEPTTL", true), Err(CmdError::Syntax));
         assert_eq!(parse("SET k v EX", true), Err(CmdError::Syntax));
         assert_eq!(parse("SET k v PERSIST", true), Err(CmdError::Syntax));
-        assert!(parse("SET k v KEEPTTL keepttl xx xx", true).unwrap().keepttl);
-        assert_eq!(parse("SET k v pxat 5", true).unwrap().exp, Some((ExpKind::PxAt, &b"5"[..])));
+        assert!(
+            parse("SET k v KEEPTTL keepttl xx xx", true)
+                .unwrap()
+                .keepttl
+        );
+        assert_eq!(
+            parse("SET k v pxat 5", true).unwrap().exp,
+            Some((ExpKind::PxAt, &b"5"[..]))
+        );
         // C-string comparison: "nx\0junk" is NX.
         let a: Vec<&[u8]> = vec![b"SET", b"k", b"v", b"nx\0junk"];
         assert!(parse_ext(&a, true).unwrap().nx);
@@ -931,7 +987,10 @@ mod tests {
         assert_eq!(parse("GETEX k NX", false), Err(CmdError::Syntax));
         assert_eq!(parse("GETEX k KEEPTTL", false), Err(CmdError::Syntax));
         assert_eq!(parse("GETEX k GET", false), Err(CmdError::Syntax));
-        assert_eq!(parse("GETEX k EXAT 7", false).unwrap().exp, Some((ExpKind::ExAt, &b"7"[..])));
+        assert_eq!(
+            parse("GETEX k EXAT 7", false).unwrap().exp,
+            Some((ExpKind::ExAt, &b"7"[..]))
+        );
     }
 
     #[test]
@@ -943,11 +1002,26 @@ mod tests {
         assert_eq!(expire_at(ExpKind::PxAt, b"10", 1000, "set"), Ok(10));
         assert_eq!(expire_at(ExpKind::Ex, b"0", 1000, "set"), inv);
         assert_eq!(expire_at(ExpKind::PxAt, b"-1", 1000, "set"), inv);
-        assert_eq!(expire_at(ExpKind::Ex, b"x", 1000, "set"), Err(CmdError::NotInteger));
-        assert_eq!(expire_at(ExpKind::Ex, b"9223372036854776", 1000, "set"), inv);
-        assert_eq!(expire_at(ExpKind::ExAt, b"9223372036854775", 1000, "set"), Ok(9_223_372_036_854_775_000));
-        assert_eq!(expire_at(ExpKind::Px, b"9223372036854775807", 1, "set"), inv);
-        assert_eq!(expire_at(ExpKind::PxAt, b"9223372036854775807", 1, "set"), Ok(i64::MAX as u64));
+        assert_eq!(
+            expire_at(ExpKind::Ex, b"x", 1000, "set"),
+            Err(CmdError::NotInteger)
+        );
+        assert_eq!(
+            expire_at(ExpKind::Ex, b"9223372036854776", 1000, "set"),
+            inv
+        );
+        assert_eq!(
+            expire_at(ExpKind::ExAt, b"9223372036854775", 1000, "set"),
+            Ok(9_223_372_036_854_775_000)
+        );
+        assert_eq!(
+            expire_at(ExpKind::Px, b"9223372036854775807", 1, "set"),
+            inv
+        );
+        assert_eq!(
+            expire_at(ExpKind::PxAt, b"9223372036854775807", 1, "set"),
+            Ok(i64::MAX as u64)
+        );
     }
 
     #[test]
@@ -974,8 +1048,16 @@ mod tests {
         assert_eq!(r.matches, vec![(4, 7, 5, 8, 4)]);
         let r = lcs_compute(b"ohmytext", b"mynewtext", false, false, 0, u64::MAX).unwrap();
         assert_eq!(r.len, 6);
-        assert_eq!(lcs_compute(b"", b"abc", true, false, 0, u64::MAX).unwrap().len, 0);
-        assert_eq!(lcs_compute(b"abc", b"abc", false, false, 0, 63), Err(LcsError::ExceedsLimit));
+        assert_eq!(
+            lcs_compute(b"", b"abc", true, false, 0, u64::MAX)
+                .unwrap()
+                .len,
+            0
+        );
+        assert_eq!(
+            lcs_compute(b"abc", b"abc", false, false, 0, 63),
+            Err(LcsError::ExceedsLimit)
+        );
         assert!(lcs_compute(b"abc", b"abc", false, false, 0, 64).is_ok());
     }
 
@@ -1021,7 +1103,10 @@ mod tests {
             fn new() -> T {
                 let srv = Server::new(Config::default(), String::new(), String::new());
                 let info = Arc::new(ClientInfo::new(1, String::new(), String::new(), -1, 0));
-                T { srv, c: Client::new(info, true) }
+                T {
+                    srv,
+                    c: Client::new(info, true),
+                }
             }
 
             fn run(&mut self, now: u64, line: &str) -> String {
@@ -1033,12 +1118,19 @@ mod tests {
 
             fn expire(&self, key: &str) -> Option<Option<u64>> {
                 let db = self.srv.ks.db(0).unwrap();
-                self.srv.ks.lock_key(db, key.as_bytes()).peek(key.as_bytes()).map(|e| e.expire())
+                self.srv
+                    .ks
+                    .lock_key(db, key.as_bytes())
+                    .peek(key.as_bytes())
+                    .map(|e| e.expire())
             }
 
             fn stats(&self) -> (u64, u64) {
                 let s = &self.srv.stats;
-                (s.keyspace_hits.load(Relaxed), s.keyspace_misses.load(Relaxed))
+                (
+                    s.keyspace_hits.load(Relaxed),
+                    s.keyspace_misses.load(Relaxed),
+                )
             }
         }
 
@@ -1070,10 +1162,22 @@ mod tests {
             t.run(1000, "SET n 2");
             assert_eq!(t.expire("n"), Some(None));
             // Relative expiry overflowing with the current time.
-            assert_eq!(t.run(2, "SET n 1 PX 9223372036854775806"), "-ERR invalid expire time in 'set' command\r\n");
-            assert_eq!(t.run(2, "SETEX n 0 v"), "-ERR invalid expire time in 'setex' command\r\n");
-            assert_eq!(t.run(2, "PSETEX n -1 v"), "-ERR invalid expire time in 'psetex' command\r\n");
-            assert_eq!(t.run(2, "GETEX n EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
+            assert_eq!(
+                t.run(2, "SET n 1 PX 9223372036854775806"),
+                "-ERR invalid expire time in 'set' command\r\n"
+            );
+            assert_eq!(
+                t.run(2, "SETEX n 0 v"),
+                "-ERR invalid expire time in 'setex' command\r\n"
+            );
+            assert_eq!(
+                t.run(2, "PSETEX n -1 v"),
+                "-ERR invalid expire time in 'psetex' command\r\n"
+            );
+            assert_eq!(
+                t.run(2, "GETEX n EX 0"),
+                "-ERR invalid expire time in 'getex' command\r\n"
+            );
         }
 
         #[test]
@@ -1120,15 +1224,24 @@ mod tests {
             assert_eq!(t.run(0, "INCR c"), ":10\r\n");
             assert_eq!(t.run(0, "DECRBY c 20"), ":-10\r\n");
             assert_eq!(t.run(0, "GET c"), "$3\r\n-10\r\n");
-            assert_eq!(t.run(0, "DECRBY c -9223372036854775808"), "-ERR decrement would overflow\r\n");
+            assert_eq!(
+                t.run(0, "DECRBY c -9223372036854775808"),
+                "-ERR decrement would overflow\r\n"
+            );
             t.run(0, "SET c 9223372036854775807");
-            assert_eq!(t.run(0, "INCR c"), "-ERR increment or decrement would overflow\r\n");
+            assert_eq!(
+                t.run(0, "INCR c"),
+                "-ERR increment or decrement would overflow\r\n"
+            );
             t.run(0, "SET c 1");
             t.run(0, "APPEND c 2");
             assert_eq!(t.run(0, "INCR c"), ":13\r\n");
             assert_eq!(t.run(0, "MSETNX c 1 other 2"), ":0\r\n");
             assert_eq!(t.run(0, "GET other"), "$-1\r\n");
-            assert_eq!(t.run(0, "MSET c 1 other"), "-ERR wrong number of arguments for 'mset' command\r\n");
+            assert_eq!(
+                t.run(0, "MSET c 1 other"),
+                "-ERR wrong number of arguments for 'mset' command\r\n"
+            );
         }
     }
 }

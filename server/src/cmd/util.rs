@@ -32,7 +32,9 @@ pub fn is(a: &[u8], kw: &str) -> bool {
 pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
     let bad = || CmdError::Static(crate::errors::INVALID_CURSOR);
     let a = a.iter().position(|&b| b == 0).map_or(a, |i| &a[..i]);
-    let Some(&first) = a.first() else { return Ok(0) };
+    let Some(&first) = a.first() else {
+        return Ok(0);
+    };
     if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
         return Err(bad());
     }
@@ -45,7 +47,10 @@ pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
     }
     let mut v: u64 = 0;
     for &d in digits {
-        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))).ok_or_else(bad)?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or_else(bad)?;
     }
     Ok(if first == b'-' { v.wrapping_neg() } else { v })
 }

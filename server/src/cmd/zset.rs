@@ -38,8 +38,8 @@ use protocol::resp::Reply;
 use rand::Rng;
 
 use crate::cmd::util::int_arg;
-use crate::cmd::util::{c_str as cstr, c_is as copt};
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::{c_is as copt, c_str as cstr};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
@@ -154,7 +154,9 @@ fn strtod_full(a: &[u8]) -> Option<f64> {
     if a.is_empty() {
         return Some(0.0);
     }
-    let start = a.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let start = a
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
     let t = &a[start..];
     let v = match parse_f64(t) {
         Some(v) => v,
@@ -190,7 +192,12 @@ fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
     let bad = || CmdError::Static(errors::ZRANGE_NOT_FLOAT);
     let (min, minex) = parse_score_bound(min).ok_or_else(bad)?;
     let (max, maxex) = parse_score_bound(max).ok_or_else(bad)?;
-    Ok(ScoreRange { min, max, minex, maxex })
+    Ok(ScoreRange {
+        min,
+        max,
+        minex,
+        maxex,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -213,7 +220,10 @@ fn parse_lex_item(a: &[u8]) -> Option<Lex<'_>> {
 
 fn parse_lex_range<'a>(min: &'a [u8], max: &'a [u8]) -> Result<(Lex<'a>, Lex<'a>), CmdError> {
     let bad = || CmdError::Static(errors::ZRANGE_NOT_LEX);
-    Ok((parse_lex_item(min).ok_or_else(bad)?, parse_lex_item(max).ok_or_else(bad)?))
+    Ok((
+        parse_lex_item(min).ok_or_else(bad)?,
+        parse_lex_item(max).ok_or_else(bad)?,
+    ))
 }
 
 fn lex_gte_min(v: &[u8], min: Lex) -> bool {
@@ -239,8 +249,16 @@ fn score_interval(z: &ZSet, r: ScoreRange) -> (usize, usize) {
     if r.min > r.max || (r.min == r.max && (r.minex || r.maxex)) {
         return (0, 0);
     }
-    let a = if r.minex { z.count_while(|s, _| s <= r.min) } else { z.count_while(|s, _| s < r.min) };
-    let b = if r.maxex { z.count_while(|s, _| s < r.max) } else { z.count_while(|s, _| s <= r.max) };
+    let a = if r.minex {
+        z.count_while(|s, _| s <= r.min)
+    } else {
+        z.count_while(|s, _| s < r.min)
+    };
+    let b = if r.maxex {
+        z.count_while(|s, _| s < r.max)
+    } else {
+        z.count_while(|s, _| s <= r.max)
+    };
     if a >= b { (0, 0) } else { (a, b) }
 }
 
@@ -253,7 +271,8 @@ fn lex_empty(min: Lex, max: Lex) -> bool {
         }
     }
     let (a, b) = (ord(min), ord(max));
-    let ex = matches!(min, Lex::Excl(_) | Lex::Min | Lex::Max) || matches!(max, Lex::Excl(_) | Lex::Min | Lex::Max);
+    let ex = matches!(min, Lex::Excl(_) | Lex::Min | Lex::Max)
+        || matches!(max, Lex::Excl(_) | Lex::Min | Lex::Max);
     a > b || (a == b && ex)
 }
 
@@ -268,13 +287,17 @@ fn lex_interval(z: &ZSet, min: Lex, max: Lex, rev: bool) -> (usize, usize) {
         return (0, 0);
     }
     let first_ok = z.get_rank(0).is_some_and(|(m, _)| lex_lte_max(m, max));
-    let last_ok = z.get_rank(len - 1).is_some_and(|(m, _)| lex_gte_min(m, min));
+    let last_ok = z
+        .get_rank(len - 1)
+        .is_some_and(|(m, _)| lex_gte_min(m, min));
     if !first_ok || !last_ok {
         return (0, 0);
     }
     if rev && z.is_compact() {
         let items = z.to_vec();
-        let Some(last) = items.iter().rposition(|(m, _)| lex_lte_max(m, max)) else { return (0, 0) };
+        let Some(last) = items.iter().rposition(|(m, _)| lex_lte_max(m, max)) else {
+            return (0, 0);
+        };
         let mut a = last + 1;
         while a > 0 && lex_gte_min(&items[a - 1].0, min) {
             a -= 1;
@@ -290,8 +313,16 @@ fn lex_interval(z: &ZSet, min: Lex, max: Lex, rev: bool) -> (usize, usize) {
 /// end), for a zset of `llen` elements.
 fn rank_interval(llen: usize, start: i64, end: i64) -> (usize, usize) {
     let llen_i = llen as i64;
-    let mut start = if start < 0 { llen_i.saturating_add(start) } else { start };
-    let mut end = if end < 0 { llen_i.saturating_add(end) } else { end };
+    let mut start = if start < 0 {
+        llen_i.saturating_add(start)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        llen_i.saturating_add(end)
+    } else {
+        end
+    };
     if start < 0 {
         start = 0;
     }
@@ -304,10 +335,15 @@ fn rank_interval(llen: usize, start: i64, end: i64) -> (usize, usize) {
     (start as usize, end as usize + 1)
 }
 
-
 /// Stores `items` (sorted, distinct) at `dst`, or deletes `dst` when empty;
 /// replies with the count.
-fn store_result(ctx: &mut Ctx, r: &mut dyn KeyAccess, dst: &[u8], items: &[Item], lim: (usize, usize)) {
+fn store_result(
+    ctx: &mut Ctx,
+    r: &mut dyn KeyAccess,
+    dst: &[u8],
+    items: &[Item],
+    lim: (usize, usize),
+) {
     r.remove(dst);
     if !items.is_empty() {
         let z = ZSet::from_sorted(items, lim.0, lim.1);
@@ -318,7 +354,11 @@ fn store_result(ctx: &mut Ctx, r: &mut dyn KeyAccess, dst: &[u8], items: &[Item]
 }
 
 fn sort_items(items: &mut [Item]) {
-    items.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
+    items.sort_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -335,7 +375,8 @@ fn zincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
     let key = argv[1];
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, zincr);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, zincr);
     let mut i = 2;
     if !zincr {
         while let Some(&a) = argv.get(i) {
@@ -393,10 +434,16 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
             }
             return Ok(());
         }
-        let z = if lim.0 == 0 || lim.1 < pairs[1].len() { ZSet::new_full() } else { ZSet::new_compact() };
+        let z = if lim.0 == 0 || lim.1 < pairs[1].len() {
+            ZSet::new_full()
+        } else {
+            ZSet::new_compact()
+        };
         r.insert(Entry::new_obj(key, Object::ZSet(z), None, lru));
     }
-    let Some(e) = r.get(key, now) else { return Ok(()) };
+    let Some(e) = r.get(key, now) else {
+        return Ok(());
+    };
     let created = !exists;
     let z = zset_mut(e)?;
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
@@ -483,7 +530,11 @@ fn zrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// Runs `f` on the zset at `key` (read lookup, counts hits); `None` when the
 /// key is missing.
-fn read<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(&ZSet, &mut Reply) -> R) -> Result<Option<R>, CmdError> {
+fn read<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&ZSet, &mut Reply) -> R,
+) -> Result<Option<R>, CmdError> {
     let now = ctx.now;
     let mut r = ctx.ks().lock_key(ctx.db(), key);
     match r.get(key, now) {
@@ -542,7 +593,10 @@ fn zrevrank(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], rev: bool) -> CmdResult {
-    let got = read(ctx, argv[1], |z, _| z.rank(argv[2]).map(|(r, _)| if rev { z.len() - 1 - r } else { r }))?;
+    let got = read(ctx, argv[1], |z, _| {
+        z.rank(argv[2])
+            .map(|(r, _)| if rev { z.len() - 1 - r } else { r })
+    })?;
     match got.flatten() {
         Some(r) => ctx.out.int(r as i64),
         None => ctx.out.null(),
@@ -625,14 +679,22 @@ fn range_interval(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> 
         if a2 >= b {
             return (0, 0);
         }
-        let b2 = if limit < 0 { b } else { b.min(a2.saturating_add(limit as usize)) };
+        let b2 = if limit < 0 {
+            b
+        } else {
+            b.min(a2.saturating_add(limit as usize))
+        };
         (a2, b2)
     } else {
         if off >= b - a {
             return (0, 0);
         }
         let b2 = b - off;
-        let a2 = if limit < 0 { a } else { a.max(b2.saturating_sub(limit as usize)) };
+        let a2 = if limit < 0 {
+            a
+        } else {
+            a.max(b2.saturating_sub(limit as usize))
+        };
         (a2, b2)
     }
 }
@@ -651,26 +713,43 @@ fn lex_offset_walk(
     limit: i64,
 ) -> (usize, usize) {
     let len = z.len();
-    let cap = if limit < 0 { usize::MAX } else { limit as usize };
+    let cap = if limit < 0 {
+        usize::MAX
+    } else {
+        limit as usize
+    };
     if !rev {
         let a2 = a.saturating_add(off);
         if a2 >= len {
             return (0, 0);
         }
-        let b2 = z.count_while_from(a2, |_, m| lex_lte_max(m, max)).min(a2.saturating_add(cap));
+        let b2 = z
+            .count_while_from(a2, |_, m| lex_lte_max(m, max))
+            .min(a2.saturating_add(cap));
         if b2 <= a2 { (0, 0) } else { (a2, b2) }
     } else {
-        let Some(start) = (b - 1).checked_sub(off) else { return (0, 0) };
+        let Some(start) = (b - 1).checked_sub(off) else {
+            return (0, 0);
+        };
         let items = z.to_vec();
         let mut a2 = start + 1;
-        while a2 > 0 && start + 1 - a2 < cap && items.get(a2 - 1).is_some_and(|(m, _)| lex_gte_min(m, min)) {
+        while a2 > 0
+            && start + 1 - a2 < cap
+            && items.get(a2 - 1).is_some_and(|(m, _)| lex_gte_min(m, min))
+        {
             a2 -= 1;
         }
         if a2 > start { (0, 0) } else { (a2, start + 1) }
     }
 }
 
-fn zrange_generic(ctx: &mut Ctx, argv: &[&[u8]], store: bool, mut rtype: RangeType, mut dir: Dir) -> CmdResult {
+fn zrange_generic(
+    ctx: &mut Ctx,
+    argv: &[&[u8]],
+    store: bool,
+    mut rtype: RangeType,
+    mut dir: Dir,
+) -> CmdResult {
     let base = if store { 2 } else { 1 };
     let key = argv[base];
     let (mut minidx, mut maxidx) = (base + 1, base + 2);
@@ -932,7 +1011,11 @@ fn zmpop_generic(ctx: &mut Ctx, argv: &[&[u8]], block: bool) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let deadline = if block { crate::block::parse_timeout(argv[1], ctx.now)? } else { None };
+    let deadline = if block {
+        crate::block::parse_timeout(argv[1], ctx.now)?
+    } else {
+        None
+    };
     let count = if count == -1 { 1 } else { count as usize };
     let keys = &argv[nk_idx + 1..where_idx];
     let now = ctx.now;
@@ -1118,7 +1201,12 @@ type Input = Option<Vec<Item>>;
 
 /// Reads every input key (read lookups: counted as hits/misses): zsets, or sets with every score 1 (WRONGTYPE for
 /// other values).
-fn read_inputs(ctx: &Ctx, r: &mut dyn KeyAccess, keys: &[&[u8]], now: u64) -> Result<Vec<Input>, CmdError> {
+fn read_inputs(
+    ctx: &Ctx,
+    r: &mut dyn KeyAccess,
+    keys: &[&[u8]],
+    now: u64,
+) -> Result<Vec<Input>, CmdError> {
     let mut v = Vec::with_capacity(keys.len());
     for k in keys {
         let e = r.get(k, now);
@@ -1126,9 +1214,11 @@ fn read_inputs(ctx: &Ctx, r: &mut dyn KeyAccess, keys: &[&[u8]], now: u64) -> Re
         match e {
             Some(e) => match e.value() {
                 ValueRef::Obj(Object::ZSet(z)) => v.push(Some(z.to_vec())),
-                ValueRef::Obj(Object::Set(st)) => {
-                    v.push(Some(st.iter().map(|m| (m.with_bytes(|b| b.to_vec()), 1.0)).collect()))
-                }
+                ValueRef::Obj(Object::Set(st)) => v.push(Some(
+                    st.iter()
+                        .map(|m| (m.with_bytes(|b| b.to_vec()), 1.0))
+                        .collect(),
+                )),
                 _ => return Err(CmdError::WrongType),
             },
             None => v.push(None),
@@ -1138,8 +1228,11 @@ fn read_inputs(ctx: &Ctx, r: &mut dyn KeyAccess, keys: &[&[u8]], now: u64) -> Re
 }
 
 fn compute(op: SetOp, inputs: Vec<Input>, weights: &[f64], agg: Agg) -> Vec<Item> {
-    let mut srcs: Vec<(Vec<Item>, f64)> =
-        inputs.into_iter().zip(weights.iter().copied()).map(|(i, w)| (i.unwrap_or_default(), w)).collect();
+    let mut srcs: Vec<(Vec<Item>, f64)> = inputs
+        .into_iter()
+        .zip(weights.iter().copied())
+        .map(|(i, w)| (i.unwrap_or_default(), w))
+        .collect();
     let mut out: Vec<Item> = Vec::new();
     let wscore = |w: f64, s: f64| {
         let v = w * s;
@@ -1164,9 +1257,13 @@ fn compute(op: SetOp, inputs: Vec<Input>, weights: &[f64], agg: Agg) -> Vec<Item
         }
         SetOp::Inter => {
             srcs.sort_by_key(|s| s.0.len());
-            let Some(((first, w0), rest)) = srcs.split_first() else { return out };
-            let maps: Vec<(HashMap<&[u8], f64>, f64)> =
-                rest.iter().map(|(items, w)| (items.iter().map(|(m, s)| (m.as_slice(), *s)).collect(), *w)).collect();
+            let Some(((first, w0), rest)) = srcs.split_first() else {
+                return out;
+            };
+            let maps: Vec<(HashMap<&[u8], f64>, f64)> = rest
+                .iter()
+                .map(|(items, w)| (items.iter().map(|(m, s)| (m.as_slice(), *s)).collect(), *w))
+                .collect();
             'outer: for (m, s) in first {
                 let mut score = wscore(*w0, *s);
                 for (map, w) in &maps {
@@ -1179,9 +1276,13 @@ fn compute(op: SetOp, inputs: Vec<Input>, weights: &[f64], agg: Agg) -> Vec<Item
             }
         }
         SetOp::Diff => {
-            let Some(((first, _), rest)) = srcs.split_first() else { return out };
-            let others: Vec<std::collections::HashSet<&[u8]>> =
-                rest.iter().map(|(items, _)| items.iter().map(|(m, _)| m.as_slice()).collect()).collect();
+            let Some(((first, _), rest)) = srcs.split_first() else {
+                return out;
+            };
+            let others: Vec<std::collections::HashSet<&[u8]>> = rest
+                .iter()
+                .map(|(items, _)| items.iter().map(|(m, _)| m.as_slice()).collect())
+                .collect();
             for (m, s) in first {
                 if !others.iter().any(|o| o.contains(m.as_slice())) {
                     out.push((m.clone(), *s));
@@ -1194,7 +1295,12 @@ fn compute(op: SetOp, inputs: Vec<Input>, weights: &[f64], agg: Agg) -> Vec<Item
 }
 
 fn numkeys_error(name: &str) -> CmdError {
-    CmdError::msg(format!("{}{}{}", errors::AT_LEAST_ONE_KEY_PREFIX, name, errors::AT_LEAST_ONE_KEY_SUFFIX))
+    CmdError::msg(format!(
+        "{}{}{}",
+        errors::AT_LEAST_ONE_KEY_PREFIX,
+        name,
+        errors::AT_LEAST_ONE_KEY_SUFFIX
+    ))
 }
 
 fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], op: SetOp, store: bool) -> CmdResult {
@@ -1211,7 +1317,9 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], op: SetOp, store: bool) -> CmdRe
     let now = ctx.now;
     let lim = limits(ctx);
     let dst = if store { Some(argv[1]) } else { None };
-    let mut r = ctx.ks().lock_keys(ctx.db(), keys.iter().copied().chain(dst));
+    let mut r = ctx
+        .ks()
+        .lock_keys(ctx.db(), keys.iter().copied().chain(dst));
     let inputs = read_inputs(ctx, &mut r, keys, now)?;
     let mut weights = vec![1.0f64; numkeys];
     let mut agg = Agg::Sum;
@@ -1222,7 +1330,8 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], op: SetOp, store: bool) -> CmdRe
         let a = argv[j];
         if op != SetOp::Diff && remaining > numkeys && copt(a, "weights") {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_f64(argv[j + 1 + i]).ok_or(CmdError::Static(errors::WEIGHT_NOT_FLOAT))?;
+                *w =
+                    parse_f64(argv[j + 1 + i]).ok_or(CmdError::Static(errors::WEIGHT_NOT_FLOAT))?;
             }
             j += numkeys + 1;
         } else if op != SetOp::Diff && remaining > 1 && copt(a, "aggregate") {
@@ -1357,7 +1466,11 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         z.for_ranks(0, z.len(), false, &mut take);
         0
     } else {
-        z.scan_full(cursor, usize::try_from(count).unwrap_or(usize::MAX), &mut take)
+        z.scan_full(
+            cursor,
+            usize::try_from(count).unwrap_or(usize::MAX),
+            &mut take,
+        )
     };
     let out = &mut *ctx.out;
     out.array(2);

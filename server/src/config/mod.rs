@@ -131,7 +131,8 @@ pub mod notify {
     pub const MODULE: u32 = 1 << 12; // d
     pub const NEW: u32 = 1 << 13; // n (not part of A)
     /// `A`: every type/event class except `m` and `n`.
-    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 }
 
 /// The parsed configuration. Field defaults are redis 7.0's; every field
@@ -410,7 +411,11 @@ impl FieldValue for Vec<String> {
     }
     fn from_value(v: Value) -> Option<Self> {
         match v {
-            Value::List(l) => Some(l.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+            Value::List(l) => Some(
+                l.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -626,7 +631,8 @@ impl Config {
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(String, Vec<u8>)> {
         let mut out: Vec<(String, Vec<u8>)> = Vec::new();
         let seen = |out: &Vec<(String, Vec<u8>)>, name: &[u8]| {
-            out.iter().any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            out.iter()
+                .any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
         };
         for &pat in patterns {
             if !pat.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
@@ -640,7 +646,9 @@ impl Config {
             }
             for (i, p) in PARAMS.iter().enumerate() {
                 for name in std::iter::once(p.name).chain(p.alias) {
-                    if !seen(&out, name.as_bytes()) && protocol::glob::string_match(pat, name.as_bytes(), true) {
+                    if !seen(&out, name.as_bytes())
+                        && protocol::glob::string_match(pat, name.as_bytes(), true)
+                    {
                         out.push((name.to_string(), self.render(i)));
                     }
                 }
@@ -671,7 +679,11 @@ impl Config {
     /// changed (in argument order), so the caller can apply side effects
     /// (`maxmemory`, `loglevel`, `appendonly`, ...). An odd argument count is
     /// the caller's `ERR syntax error`.
-    pub fn set_from(&mut self, pairs: &[(&[u8], &[u8])], client_is_local: bool) -> Result<Vec<&'static str>, String> {
+    pub fn set_from(
+        &mut self,
+        pairs: &[(&[u8], &[u8])],
+        client_is_local: bool,
+    ) -> Result<Vec<&'static str>, String> {
         let mut unknown: Option<&[u8]> = None;
         let mut failure: Option<(&[u8], &str)> = None;
         let mut chosen: Vec<(usize, bool)> = Vec::with_capacity(pairs.len());
@@ -690,7 +702,9 @@ impl Config {
                 failure = Some((name, "can't set immutable config"));
                 continue;
             }
-            if p.flags & table::PROTECTED != 0 && !self.enable_protected_configs.allows(client_is_local) {
+            if p.flags & table::PROTECTED != 0
+                && !self.enable_protected_configs.allows(client_is_local)
+            {
                 failure = Some((name, "can't set protected config"));
                 continue;
             }
@@ -735,7 +749,11 @@ impl Config {
                 }
                 Err(e) => {
                     *self = backup;
-                    let shown = if alias { p.alias.unwrap_or(p.name) } else { p.name };
+                    let shown = if alias {
+                        p.alias.unwrap_or(p.name)
+                    } else {
+                        p.name
+                    };
                     return Err(format!(
                         "ERR CONFIG SET failed (possibly related to argument '{shown}') - {e}"
                     ));
@@ -846,7 +864,9 @@ impl Config {
                 let v = parse::string2ll(single()?)
                     .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
                 if v < min || v > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(Value::Int(v))
             }
@@ -857,7 +877,9 @@ impl Config {
                     return Err("argument couldn't be parsed as an octal number".into());
                 }
                 if v < min || v > max {
-                    return Err(format!("argument must be between {min:o} and {max:o} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min:o} and {max:o} inclusive"
+                    ));
                 }
                 Ok(Value::Int(v))
             }
@@ -885,21 +907,31 @@ impl Config {
                 if unsigned {
                     let u = v as u64 as i128;
                     if u < min || u > max {
-                        return Err(format!("argument must be between {min} and {max} inclusive"));
+                        return Err(format!(
+                            "argument must be between {min} and {max} inclusive"
+                        ));
                     }
                 } else if percent && v < 0 {
                     if i128::from(v) < min {
-                        return Err(format!("percentage argument must be less or equal to {}", -min));
+                        return Err(format!(
+                            "percentage argument must be less or equal to {}",
+                            -min
+                        ));
                     }
                 } else if i128::from(v) < min || i128::from(v) > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(Value::Int(v))
             }
             Kind::Enum { names, flags } => {
                 let bad = || {
                     let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-                    format!("argument(s) must be one of the following: {}", list.join(", "))
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        list.join(", ")
+                    )
                 };
                 if args.is_empty() || (!flags && args.len() != 1) {
                     return Err(bad());
@@ -917,8 +949,13 @@ impl Config {
                         return Err(bad());
                     }
                 }
-                if flags && value & shutdown_flags::SAVE as i32 != 0 && value & shutdown_flags::NOSAVE as i32 != 0 {
-                    return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+                if flags
+                    && value & shutdown_flags::SAVE as i32 != 0
+                    && value & shutdown_flags::NOSAVE as i32 != 0
+                {
+                    return Err(
+                        "shutdown options SAVE and NOSAVE can't be used simultaneously".into(),
+                    );
                 }
                 Ok(Value::Enum(value))
             }
@@ -935,7 +972,9 @@ impl Config {
                 let a = single()?;
                 parse_notify(a)
                     .map(|f| Value::Int(i64::from(f)))
-                    .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())
+                    .ok_or_else(|| {
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()
+                    })
             }
             Kind::Save => {
                 let words: &[&[u8]] = if args.len() == 1 && args[0].is_empty() {
@@ -983,12 +1022,16 @@ impl Config {
                 for chunk in args.chunks(4) {
                     let class = if chunk[0].eq_ignore_ascii_case(b"normal") {
                         CLIENT_CLASS_NORMAL
-                    } else if chunk[0].eq_ignore_ascii_case(b"slave") || chunk[0].eq_ignore_ascii_case(b"replica") {
+                    } else if chunk[0].eq_ignore_ascii_case(b"slave")
+                        || chunk[0].eq_ignore_ascii_case(b"replica")
+                    {
                         CLIENT_CLASS_REPLICA
                     } else if chunk[0].eq_ignore_ascii_case(b"pubsub") {
                         CLIENT_CLASS_PUBSUB
                     } else {
-                        return Err("Invalid client class specified in buffer limit configuration.".into());
+                        return Err(
+                            "Invalid client class specified in buffer limit configuration.".into(),
+                        );
                     };
                     let hard = parse::memtoull(chunk[1]);
                     let soft = parse::memtoull(chunk[2]);
@@ -1033,8 +1076,9 @@ impl Config {
                 };
                 let mut out = Vec::with_capacity(words.len());
                 for w in words {
-                    let v = parse::string2d(w)
-                        .ok_or_else(|| "Invalid latency-tracking-info-percentiles parameters".to_string())?;
+                    let v = parse::string2d(w).ok_or_else(|| {
+                        "Invalid latency-tracking-info-percentiles parameters".to_string()
+                    })?;
                     if !(0.0..=100.0).contains(&v) {
                         return Err(
                             "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into(),
@@ -1120,11 +1164,12 @@ impl Config {
             }
             // `--save "900 1 300 10"`: one argument holding several words is
             // split again (an unbalanced one gives no words, like redis).
-            let resplit: Vec<Vec<u8>> = if p.kind.multi_arg() && args.len() == 1 && !args[0].is_empty() {
-                split_args(args[0]).unwrap_or_default()
-            } else {
-                argv[1..].to_vec()
-            };
+            let resplit: Vec<Vec<u8>> =
+                if p.kind.multi_arg() && args.len() == 1 && !args[0].is_empty() {
+                    split_args(args[0]).unwrap_or_default()
+                } else {
+                    argv[1..].to_vec()
+                };
             let words_vec: Vec<&[u8]> = resplit.iter().map(|w| w.as_slice()).collect();
             let words: &[&[u8]] = &words_vec;
             let v = self.parse_value(p, words).map_err(LineError::Line)?;
@@ -1149,7 +1194,10 @@ impl Config {
         }
         match (name.as_slice(), args.len()) {
             // Deprecated in 7.0 and silently ignored.
-            (b"list-max-ziplist-entries" | b"list-max-ziplist-value" | b"lua-replicate-commands", 1) => Ok(()),
+            (
+                b"list-max-ziplist-entries" | b"list-max-ziplist-value" | b"lua-replicate-commands",
+                1,
+            ) => Ok(()),
             (b"include", 1) => {
                 if depth >= 16 {
                     return Err(LineError::Line("Too many nested include directives".into()));
@@ -1176,7 +1224,8 @@ impl Config {
                 if !args[1].is_empty() && exists(args[1]) {
                     return Err(LineError::Line("Target command name already exists".into()));
                 }
-                self.rename_commands.push((args[0].to_vec(), args[1].to_vec()));
+                self.rename_commands
+                    .push((args[0].to_vec(), args[1].to_vec()));
                 Ok(())
             }
             (b"user", n) if n >= 1 => {
@@ -1187,8 +1236,12 @@ impl Config {
                 "Module loading is not supported by codis-server".into(),
             )),
             (b"sentinel", 0) => Ok(()),
-            (b"sentinel", _) => Err(LineError::Line("sentinel directive while not in sentinel mode".into())),
-            _ => Err(LineError::Line("Bad directive or wrong number of arguments".into())),
+            (b"sentinel", _) => Err(LineError::Line(
+                "sentinel directive while not in sentinel mode".into(),
+            )),
+            _ => Err(LineError::Line(
+                "Bad directive or wrong number of arguments".into(),
+            )),
         }
     }
 
@@ -1197,7 +1250,11 @@ impl Config {
         self.save_loaded = false;
         if !self.logfile.is_empty() {
             let path = Path::new(self.dir.as_str()).join(&self.logfile);
-            if let Err(e) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            if let Err(e) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
                 return Err(format!(
                     "\n*** FATAL CONFIG FILE ERROR (Redis {VERSION}) ***\nCan't open the log file: {}",
                     strerror(&e)
@@ -1498,7 +1555,10 @@ fn check_string(name: &str, check: StrCheck, s: &[u8]) -> Result<(), String> {
         StrCheck::Hostname => {
             if s.len() >= 256 {
                 Err("Hostnames must be less than 256 characters".into())
-            } else if !s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') {
+            } else if !s
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+            {
                 Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into())
             } else {
                 Ok(())
@@ -1580,7 +1640,11 @@ fn quote_if_needed(w: &[u8]) -> Vec<u8> {
     let plain = !w.is_empty()
         && w.iter()
             .all(|&c| c > b' ' && c < 0x7f && c != b'"' && c != b'\'' && c != b'#' && c != b'\\');
-    if plain { w.to_vec() } else { repr(w).into_bytes() }
+    if plain {
+        w.to_vec()
+    } else {
+        repr(w).into_bytes()
+    }
 }
 
 /// `strerror(errno)` for an I/O error (Rust's text without " (os error N)").
@@ -1712,7 +1776,10 @@ pub fn load(args: &[String]) -> Result<Config, String> {
     if argv.from_stdin {
         let mut t = Vec::new();
         if let Err(e) = std::io::stdin().read_to_end(&mut t) {
-            return Err(format!("Fatal error, can't read config from stdin: {}", strerror(&e)));
+            return Err(format!(
+                "Fatal error, can't read config from stdin: {}",
+                strerror(&e)
+            ));
         }
         text.extend_from_slice(&t);
     }

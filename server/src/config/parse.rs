@@ -34,7 +34,10 @@ pub(crate) fn strtoll(s: &[u8], base: u32) -> (i64, usize, bool) {
             b'0'..=b'9' if u32::from(c - b'0') < base => u64::from(c - b'0'),
             _ => break,
         };
-        match acc.checked_mul(u64::from(base)).and_then(|v| v.checked_add(d)) {
+        match acc
+            .checked_mul(u64::from(base))
+            .and_then(|v| v.checked_add(d))
+        {
             Some(v) => acc = v,
             None => overflow = true,
         }
@@ -43,11 +46,19 @@ pub(crate) fn strtoll(s: &[u8], base: u32) -> (i64, usize, bool) {
     if i == start {
         return (0, 0, false);
     }
-    let limit = if neg { (i64::MAX as u64) + 1 } else { i64::MAX as u64 };
+    let limit = if neg {
+        (i64::MAX as u64) + 1
+    } else {
+        i64::MAX as u64
+    };
     if overflow || acc > limit {
         return (if neg { i64::MIN } else { i64::MAX }, i, true);
     }
-    let v = if neg { (acc as i64).wrapping_neg() } else { acc as i64 };
+    let v = if neg {
+        (acc as i64).wrapping_neg()
+    } else {
+        acc as i64
+    };
     (v, i, false)
 }
 
@@ -116,7 +127,11 @@ pub(crate) fn string2d(s: &[u8]) -> Option<f64> {
 /// values print without a fraction).
 pub(crate) fn d2string(v: f64) -> String {
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
@@ -132,7 +147,9 @@ fn hex_float(s: &[u8]) -> Option<f64> {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let rest = rest.strip_prefix(b"0x").or_else(|| rest.strip_prefix(b"0X"))?;
+    let rest = rest
+        .strip_prefix(b"0x")
+        .or_else(|| rest.strip_prefix(b"0X"))?;
     let mut mant = 0f64;
     let mut exp: i64 = 0;
     let mut digits = 0;
@@ -158,7 +175,10 @@ fn hex_float(s: &[u8]) -> Option<f64> {
     if let Some(&c) = rest.get(i)
         && (c == b'p' || c == b'P')
     {
-        let e = std::str::from_utf8(&rest[i + 1..]).ok()?.parse::<i64>().ok()?;
+        let e = std::str::from_utf8(&rest[i + 1..])
+            .ok()?
+            .parse::<i64>()
+            .ok()?;
         exp = exp.saturating_add(e);
         i = rest.len();
     }

@@ -108,7 +108,8 @@ pub(crate) struct Param {
 }
 
 pub(crate) const YESNO_LOCAL: &[(&str, i32)] = &[("no", 0), ("yes", 1), ("local", 2)];
-pub(crate) const LOGLEVEL: &[(&str, i32)] = &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
+pub(crate) const LOGLEVEL: &[(&str, i32)] =
+    &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
 pub(crate) const MAXMEMORY_POLICY: &[(&str, i32)] = &[
     ("volatile-lru", 0),
     ("volatile-lfu", 1),
@@ -120,8 +121,15 @@ pub(crate) const MAXMEMORY_POLICY: &[(&str, i32)] = &[
     ("noeviction", 7),
 ];
 pub(crate) const APPENDFSYNC: &[(&str, i32)] = &[("everysec", 0), ("always", 1), ("no", 2)];
-pub(crate) const SUPERVISED: &[(&str, i32)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
-pub(crate) const SHUTDOWN: &[(&str, i32)] = &[("default", 0), ("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
+pub(crate) const SUPERVISED: &[(&str, i32)] =
+    &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
+pub(crate) const SHUTDOWN: &[(&str, i32)] = &[
+    ("default", 0),
+    ("save", 1),
+    ("nosave", 2),
+    ("now", 4),
+    ("force", 8),
+];
 const ACL_PUBSUB: &[(&str, i32)] = &[("allchannels", 1), ("resetchannels", 0)];
 const ENDPOINT: &[(&str, i32)] = &[("ip", 0), ("hostname", 1), ("unknown-endpoint", 2)];
 const OOM_SCORE_ADJ: &[(&str, i32)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
@@ -195,7 +203,10 @@ const MEM_ULL: Kind = Kind::Mem {
     percent: false,
 };
 const fn en(names: &'static [(&'static str, i32)]) -> Kind {
-    Kind::Enum { names, flags: false }
+    Kind::Enum {
+        names,
+        flags: false,
+    }
 }
 const S: Kind = Kind::Str(StrCheck::None);
 const N: Option<&str> = None;
@@ -215,7 +226,14 @@ pub(crate) static PARAMS: &[Param] = &[
         unixsocketperm
     ),
     p!("protected-mode", N, 0, B, "yes", protected_mode),
-    p!("tcp-backlog", N, IMMUTABLE, int(0, INT_MAX), "511", tcp_backlog),
+    p!(
+        "tcp-backlog",
+        N,
+        IMMUTABLE,
+        int(0, INT_MAX),
+        "511",
+        tcp_backlog
+    ),
     p!("timeout", N, 0, int(0, INT_MAX), "0", timeout_secs),
     p!("tcp-keepalive", N, 0, int(0, INT_MAX), "300", tcp_keepalive),
     p!("maxclients", N, 0, int(1, UINT_MAX), "10000", maxclients),
@@ -231,7 +249,13 @@ pub(crate) static PARAMS: &[Param] = &[
     p!("logfile", N, IMMUTABLE, S, "", logfile),
     p!("syslog-enabled", N, IMMUTABLE, B, "no"),
     p!("syslog-ident", N, IMMUTABLE, S, "redis"),
-    p!("syslog-facility", N, IMMUTABLE, en(SYSLOG_FACILITY), "local0"),
+    p!(
+        "syslog-facility",
+        N,
+        IMMUTABLE,
+        en(SYSLOG_FACILITY),
+        "local0"
+    ),
     p!("crash-log-enabled", N, 0, B, "yes"),
     p!("crash-memcheck-enabled", N, 0, B, "yes"),
     p!("databases", N, IMMUTABLE, int(1, INT_MAX), "16", databases),
@@ -293,9 +317,22 @@ pub(crate) static PARAMS: &[Param] = &[
         "default",
         shutdown_on_sigterm
     ),
-    p!("shutdown-timeout", N, 0, int(0, INT_MAX), "10", shutdown_timeout),
+    p!(
+        "shutdown-timeout",
+        N,
+        0,
+        int(0, INT_MAX),
+        "10",
+        shutdown_timeout
+    ),
     p!("oom-score-adj", N, 0, en(OOM_SCORE_ADJ), "no"),
-    p!("oom-score-adj-values", N, 0, Kind::OomScoreAdjValues, "0 200 800"),
+    p!(
+        "oom-score-adj-values",
+        N,
+        0,
+        Kind::OomScoreAdjValues,
+        "0 200 800"
+    ),
     p!("disable-thp", N, IMMUTABLE, B, "yes"),
     p!("jemalloc-bg-thread", N, 0, B, "yes"),
     p!("server_cpulist", N, IMMUTABLE, S, ""),
@@ -305,10 +342,24 @@ pub(crate) static PARAMS: &[Param] = &[
     // --- security ---
     p!("requirepass", N, SENSITIVE, S, "", requirepass),
     p!("aclfile", N, IMMUTABLE, S, ""),
-    p!("acllog-max-len", N, 0, int(0, LLONG_MAX), "128", acllog_max_len),
+    p!(
+        "acllog-max-len",
+        N,
+        0,
+        int(0, LLONG_MAX),
+        "128",
+        acllog_max_len
+    ),
     p!("acl-pubsub-default", N, 0, en(ACL_PUBSUB), "resetchannels"),
     // --- snapshotting ---
-    p!("save", N, 0, Kind::Save, "3600 1 300 100 60 10000", save_params),
+    p!(
+        "save",
+        N,
+        0,
+        Kind::Save,
+        "3600 1 300 100 60 10000",
+        save_params
+    ),
     p!(
         "stop-writes-on-bgsave-error",
         N,
@@ -349,20 +400,46 @@ pub(crate) static PARAMS: &[Param] = &[
         "appendonlydir",
         appenddirname
     ),
-    p!("appendfsync", N, 0, en(APPENDFSYNC), "everysec", appendfsync),
+    p!(
+        "appendfsync",
+        N,
+        0,
+        en(APPENDFSYNC),
+        "everysec",
+        appendfsync
+    ),
     p!("no-appendfsync-on-rewrite", N, 0, B, "no"),
     p!("auto-aof-rewrite-percentage", N, 0, int(0, INT_MAX), "100"),
-    p!("auto-aof-rewrite-min-size", N, 0, mem(0, LLONG_MAX), "67108864"),
+    p!(
+        "auto-aof-rewrite-min-size",
+        N,
+        0,
+        mem(0, LLONG_MAX),
+        "67108864"
+    ),
     p!("aof-load-truncated", N, 0, B, "yes"),
     p!("aof-use-rdb-preamble", N, 0, B, "yes"),
     p!("aof-timestamp-enabled", N, 0, B, "no"),
     p!("aof-rewrite-incremental-fsync", N, 0, B, "yes"),
     p!("aof-disable-auto-gc", N, 0, B, "no"),
     // --- replication ---
-    p!("replicaof", Some("slaveof"), IMMUTABLE, Kind::ReplicaOf, "", replicaof),
+    p!(
+        "replicaof",
+        Some("slaveof"),
+        IMMUTABLE,
+        Kind::ReplicaOf,
+        "",
+        replicaof
+    ),
     p!("masterauth", N, SENSITIVE, S, ""),
     p!("masteruser", N, 0, S, ""),
-    p!("replica-serve-stale-data", Some("slave-serve-stale-data"), 0, B, "yes"),
+    p!(
+        "replica-serve-stale-data",
+        Some("slave-serve-stale-data"),
+        0,
+        B,
+        "yes"
+    ),
     p!(
         "replica-read-only",
         Some("slave-read-only"),
@@ -373,7 +450,13 @@ pub(crate) static PARAMS: &[Param] = &[
     ),
     p!("repl-diskless-sync", N, 0, B, "yes"),
     p!("repl-diskless-sync-delay", N, 0, int(0, INT_MAX), "5"),
-    p!("repl-diskless-sync-max-replicas", N, 0, int(0, INT_MAX), "0"),
+    p!(
+        "repl-diskless-sync-max-replicas",
+        N,
+        0,
+        int(0, INT_MAX),
+        "0"
+    ),
     p!("repl-diskless-load", N, 0, en(DISKLESS_LOAD), "disabled"),
     p!(
         "repl-ping-replica-period",
@@ -386,7 +469,13 @@ pub(crate) static PARAMS: &[Param] = &[
     p!("repl-disable-tcp-nodelay", N, 0, B, "no"),
     p!("repl-backlog-size", N, 0, mem(1, LLONG_MAX), "1048576"),
     p!("repl-backlog-ttl", N, 0, int(0, LLONG_MAX), "3600"),
-    p!("replica-priority", Some("slave-priority"), 0, int(0, INT_MAX), "100"),
+    p!(
+        "replica-priority",
+        Some("slave-priority"),
+        0,
+        int(0, INT_MAX),
+        "100"
+    ),
     p!("replica-announced", N, 0, B, "yes"),
     p!(
         "min-replicas-to-write",
@@ -410,10 +499,22 @@ pub(crate) static PARAMS: &[Param] = &[
         int(0, 65535),
         "0"
     ),
-    p!("replica-ignore-maxmemory", Some("slave-ignore-maxmemory"), 0, B, "yes"),
+    p!(
+        "replica-ignore-maxmemory",
+        Some("slave-ignore-maxmemory"),
+        0,
+        B,
+        "yes"
+    ),
     p!("replica-lazy-flush", Some("slave-lazy-flush"), 0, B, "no"),
     p!("replica-ignore-disk-write-errors", N, 0, B, "no"),
-    p!("propagation-error-behavior", N, 0, en(PROPAGATION), "ignore"),
+    p!(
+        "propagation-error-behavior",
+        N,
+        0,
+        en(PROPAGATION),
+        "ignore"
+    ),
     // --- clients and memory ---
     p!("maxmemory", N, 0, MEM_ULL, "0", maxmemory),
     p!(
@@ -424,7 +525,14 @@ pub(crate) static PARAMS: &[Param] = &[
         "noeviction",
         maxmemory_policy
     ),
-    p!("maxmemory-samples", N, 0, int(1, INT_MAX), "5", maxmemory_samples),
+    p!(
+        "maxmemory-samples",
+        N,
+        0,
+        int(1, INT_MAX),
+        "5",
+        maxmemory_samples
+    ),
     p!("maxmemory-eviction-tenacity", N, 0, int(0, 100), "10"),
     p!(
         "maxmemory-clients",
@@ -471,11 +579,39 @@ pub(crate) static PARAMS: &[Param] = &[
         tracking_table_max_keys
     ),
     // --- lazy freeing ---
-    p!("lazyfree-lazy-eviction", N, 0, B, "no", lazyfree_lazy_eviction),
+    p!(
+        "lazyfree-lazy-eviction",
+        N,
+        0,
+        B,
+        "no",
+        lazyfree_lazy_eviction
+    ),
     p!("lazyfree-lazy-expire", N, 0, B, "no", lazyfree_lazy_expire),
-    p!("lazyfree-lazy-server-del", N, 0, B, "no", lazyfree_lazy_server_del),
-    p!("lazyfree-lazy-user-del", N, 0, B, "no", lazyfree_lazy_user_del),
-    p!("lazyfree-lazy-user-flush", N, 0, B, "no", lazyfree_lazy_user_flush),
+    p!(
+        "lazyfree-lazy-server-del",
+        N,
+        0,
+        B,
+        "no",
+        lazyfree_lazy_server_del
+    ),
+    p!(
+        "lazyfree-lazy-user-del",
+        N,
+        0,
+        B,
+        "no",
+        lazyfree_lazy_user_del
+    ),
+    p!(
+        "lazyfree-lazy-user-flush",
+        N,
+        0,
+        B,
+        "no",
+        lazyfree_lazy_user_flush
+    ),
     // --- scripting / latency / slow log ---
     p!(
         "busy-reply-threshold",
@@ -493,7 +629,14 @@ pub(crate) static PARAMS: &[Param] = &[
         "10000",
         slowlog_log_slower_than
     ),
-    p!("slowlog-max-len", N, 0, int(0, LLONG_MAX), "128", slowlog_max_len),
+    p!(
+        "slowlog-max-len",
+        N,
+        0,
+        int(0, LLONG_MAX),
+        "128",
+        slowlog_max_len
+    ),
     p!(
         "latency-monitor-threshold",
         N,
@@ -544,7 +687,14 @@ pub(crate) static PARAMS: &[Param] = &[
         "-2",
         list_max_listpack_size
     ),
-    p!("list-compress-depth", N, 0, int(0, INT_MAX), "0", list_compress_depth),
+    p!(
+        "list-compress-depth",
+        N,
+        0,
+        int(0, INT_MAX),
+        "0",
+        list_compress_depth
+    ),
     p!(
         "set-max-intset-entries",
         N,
@@ -594,17 +744,43 @@ pub(crate) static PARAMS: &[Param] = &[
         stream_node_max_entries
     ),
     p!("activerehashing", N, 0, B, "yes", activerehashing),
-    p!("active-expire-effort", N, 0, int(1, 10), "1", active_expire_effort),
-    p!("lfu-log-factor", N, 0, int(0, INT_MAX), "10", lfu_log_factor),
+    p!(
+        "active-expire-effort",
+        N,
+        0,
+        int(1, 10),
+        "1",
+        active_expire_effort
+    ),
+    p!(
+        "lfu-log-factor",
+        N,
+        0,
+        int(0, INT_MAX),
+        "10",
+        lfu_log_factor
+    ),
     p!("lfu-decay-time", N, 0, int(0, INT_MAX), "1", lfu_decay_time),
     // --- active defragmentation ---
     p!("activedefrag", N, 0, B, "no"),
-    p!("active-defrag-ignore-bytes", N, 0, mem(1, LLONG_MAX), "104857600"),
+    p!(
+        "active-defrag-ignore-bytes",
+        N,
+        0,
+        mem(1, LLONG_MAX),
+        "104857600"
+    ),
     p!("active-defrag-threshold-lower", N, 0, int(0, 1000), "10"),
     p!("active-defrag-threshold-upper", N, 0, int(0, 1000), "100"),
     p!("active-defrag-cycle-min", N, 0, int(1, 99), "1"),
     p!("active-defrag-cycle-max", N, 0, int(1, 99), "25"),
-    p!("active-defrag-max-scan-fields", N, 0, int(1, LLONG_MAX), "1000"),
+    p!(
+        "active-defrag-max-scan-fields",
+        N,
+        0,
+        int(1, LLONG_MAX),
+        "1000"
+    ),
     // --- cluster (accepted and reported; codis-server is never a cluster node) ---
     p!("cluster-enabled", N, IMMUTABLE, B, "no"),
     p!("cluster-config-file", N, IMMUTABLE, S, "nodes.conf"),
@@ -630,7 +806,13 @@ pub(crate) static PARAMS: &[Param] = &[
     p!("cluster-allow-reads-when-down", N, 0, B, "no"),
     p!("cluster-allow-pubsubshard-when-down", N, 0, B, "yes"),
     p!("cluster-link-sendbuf-limit", N, 0, MEM_ULL, "0"),
-    p!("cluster-announce-hostname", N, 0, Kind::Str(StrCheck::Hostname), ""),
+    p!(
+        "cluster-announce-hostname",
+        N,
+        0,
+        Kind::Str(StrCheck::Hostname),
+        ""
+    ),
     p!("cluster-announce-ip", N, 0, S, ""),
     p!("cluster-announce-port", N, 0, int(0, 65535), "0"),
     p!("cluster-announce-bus-port", N, 0, int(0, 65535), "0"),
@@ -644,7 +826,10 @@ pub(crate) fn lookup(name: &[u8]) -> Option<(usize, bool)> {
     PARAMS.iter().enumerate().find_map(|(i, p)| {
         if p.name.as_bytes().eq_ignore_ascii_case(name) {
             Some((i, false))
-        } else if p.alias.is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(name)) {
+        } else if p
+            .alias
+            .is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(name))
+        {
             Some((i, true))
         } else {
             None

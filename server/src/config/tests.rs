@@ -21,7 +21,10 @@ fn get1(c: &Config, name: &str) -> String {
 }
 
 fn set(c: &mut Config, pairs: &[(&str, &str)]) -> Result<Vec<&'static str>, String> {
-    let p: Vec<(&[u8], &[u8])> = pairs.iter().map(|(a, b)| (a.as_bytes(), b.as_bytes())).collect();
+    let p: Vec<(&[u8], &[u8])> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_bytes(), b.as_bytes()))
+        .collect();
     c.set(&p)
 }
 
@@ -60,8 +63,14 @@ fn split_plain_words_and_blanks() {
 
 #[test]
 fn split_double_quotes() {
-    assert_eq!(toks(br#"requirepass "a\x41b""#), words(&["requirepass", "aAb"]));
-    assert_eq!(toks(br#""\n\r\t\b\a\\\"\q""#), words(&["\n\r\t\x08\x07\\\"q"]));
+    assert_eq!(
+        toks(br#"requirepass "a\x41b""#),
+        words(&["requirepass", "aAb"])
+    );
+    assert_eq!(
+        toks(br#""\n\r\t\b\a\\\"\q""#),
+        words(&["\n\r\t\x08\x07\\\"q"])
+    );
     // \x needs two hex digits, otherwise it is just `x`.
     assert_eq!(toks(br#""\x4" "\xZZ""#), words(&["x4", "xZZ"]));
     assert_eq!(toks(br#""\xfF""#), Some(vec![vec![0xff]]));
@@ -105,7 +114,11 @@ fn repr_round_trips() {
     );
     for s in [&b""[..], b"x y", b"\x00\x7f\x80", b"'\"", b"--port"] {
         let line = repr(s);
-        assert_eq!(split_args(line.as_bytes()), Some(vec![s.to_vec()]), "{line}");
+        assert_eq!(
+            split_args(line.as_bytes()),
+            Some(vec![s.to_vec()]),
+            "{line}"
+        );
     }
 }
 
@@ -155,7 +168,10 @@ fn memory_units() {
     assert_eq!(memtoull(b""), Some(0));
     assert_eq!(memtoull(b"k"), Some(0));
     assert_eq!(memtoull(b"99999999999999999999999"), Some(u64::MAX));
-    assert_eq!(memtoull(b"99999999999999999999k"), Some(18446744073709550616));
+    assert_eq!(
+        memtoull(b"99999999999999999999k"),
+        Some(18446744073709550616)
+    );
     for bad in [&b"-1"[..], b"1.5mb", b"1tb", b"1 mb", b" 1", b"1kbb", b"x"] {
         assert_eq!(memtoull(bad), None, "{:?}", String::from_utf8_lossy(bad));
     }
@@ -352,7 +368,10 @@ fn defaults_match_redis() {
         .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
         .collect();
     ours.sort();
-    let theirs: Vec<(&str, String)> = REDIS_DEFAULTS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let theirs: Vec<(&str, String)> = REDIS_DEFAULTS
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
     assert_eq!(ours, theirs);
     assert!(all.iter().any(|(k, _)| k == "dir"));
 }
@@ -414,7 +433,10 @@ fn typed_defaults() {
     assert_eq!(c.replicaof, None);
     assert_eq!(c.enable_debug_command, EnableLevel::No);
     let cwd = std::env::current_dir().expect("cwd");
-    assert_eq!(Path::new(&c.dir), std::fs::canonicalize(cwd).expect("canon").as_path());
+    assert_eq!(
+        Path::new(&c.dir),
+        std::fs::canonicalize(cwd).expect("canon").as_path()
+    );
 }
 
 // ---------------------------------------------------------------- command line
@@ -422,7 +444,10 @@ fn typed_defaults() {
 #[test]
 fn argv_scan_like_redis_main() {
     let a = scan_argv(&sv(&["--port", "6380", "--save", "", "--appendonly", "no"]));
-    assert_eq!(a.options, b"port \"6380\" \nsave \"\" \nappendonly \"no\" ".to_vec());
+    assert_eq!(
+        a.options,
+        b"port \"6380\" \nsave \"\" \nappendonly \"no\" ".to_vec()
+    );
     // `--save` followed by an option, or last, means `save ""`.
     let a = scan_argv(&sv(&["--save", "--port", "1"]));
     assert_eq!(a.options, b"save \"\"\nport \"1\" ".to_vec());
@@ -430,7 +455,10 @@ fn argv_scan_like_redis_main() {
     assert_eq!(a.options, b"port \"1\" \nsave \"\"".to_vec());
     // Right after a bare `--name`, a `--word` is a value.
     let a = scan_argv(&sv(&["--requirepass", "--secret", "--port", "1"]));
-    assert_eq!(a.options, b"requirepass \"--secret\" \nport \"1\" ".to_vec());
+    assert_eq!(
+        a.options,
+        b"requirepass \"--secret\" \nport \"1\" ".to_vec()
+    );
     // `--name value` in one argument.
     let a = scan_argv(&sv(&["--port 6380", "--bind", "1.2.3.4", "::1"]));
     assert_eq!(a.options, b"port 6380 \nbind \"1.2.3.4\" \"::1\" ".to_vec());
@@ -478,7 +506,10 @@ fn load_command_line() {
     assert_eq!(c.port, 6380);
     assert!(c.save_params.is_empty());
     assert!(!c.protected_mode);
-    assert_eq!(Path::new(&c.dir), std::fs::canonicalize("/tmp").expect("tmp").as_path());
+    assert_eq!(
+        Path::new(&c.dir),
+        std::fs::canonicalize("/tmp").expect("tmp").as_path()
+    );
     assert_eq!(c.maxmemory, 1 << 30);
     assert_eq!(c.requirepass.as_deref(), Some(&b"p w"[..]));
     assert_eq!(c.io_threads, 4);
@@ -505,11 +536,19 @@ fn load_command_line() {
 fn load_errors_are_redis_text() {
     assert_eq!(
         load_err(&["--port", "abc"]),
-        fatal(2, "port \"abc\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "port \"abc\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--nosuchoption", "1"]),
-        fatal(2, "nosuchoption \"1\"", "Bad directive or wrong number of arguments")
+        fatal(
+            2,
+            "nosuchoption \"1\"",
+            "Bad directive or wrong number of arguments"
+        )
     );
     assert_eq!(
         load_err(&["--databases", "0"]),
@@ -519,7 +558,10 @@ fn load_errors_are_redis_text() {
             "argument must be between 1 and 2147483647 inclusive"
         )
     );
-    assert_eq!(load_err(&["--port"]), fatal(2, "port", "wrong number of arguments"));
+    assert_eq!(
+        load_err(&["--port"]),
+        fatal(2, "port", "wrong number of arguments")
+    );
     assert_eq!(
         load_err(&["--port", "6380", "6381"]),
         fatal(2, "port \"6380\" \"6381\"", "wrong number of arguments")
@@ -554,15 +596,27 @@ fn load_errors_are_redis_text() {
     );
     assert_eq!(
         load_err(&["--save", "--port", "abc"]),
-        fatal(3, "port \"abc\"", "argument couldn't be parsed into an integer")
+        fatal(
+            3,
+            "port \"abc\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--port", "--6380"]),
-        fatal(2, "port \"--6380\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "port \"--6380\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--port", ""]),
-        fatal(2, "port \"\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "port \"\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--port 6380", "--nosuch"]),
@@ -570,11 +624,19 @@ fn load_errors_are_redis_text() {
     );
     assert_eq!(
         load_err(&["--", "--nosuch"]),
-        fatal(2, "\"--nosuch\"", "Bad directive or wrong number of arguments")
+        fatal(
+            2,
+            "\"--nosuch\"",
+            "Bad directive or wrong number of arguments"
+        )
     );
     assert_eq!(
         load_err(&["--PORT", "abc"]),
-        fatal(2, "PORT \"abc\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "PORT \"abc\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--port abc"]),
@@ -582,7 +644,11 @@ fn load_errors_are_redis_text() {
     );
     assert_eq!(
         load_err(&["--port", "\"abc"]),
-        fatal(2, "port \"\\\"abc\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "port \"\\\"abc\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     assert_eq!(
         load_err(&["--port \"abc"]),
@@ -598,7 +664,11 @@ fn load_errors_are_redis_text() {
     );
     assert_eq!(
         load_err(&["--io-threads", "129"]),
-        fatal(2, "io-threads \"129\"", "argument must be between 1 and 128 inclusive")
+        fatal(
+            2,
+            "io-threads \"129\"",
+            "argument must be between 1 and 128 inclusive"
+        )
     );
     assert_eq!(
         load_err(&["--proto-max-bulk-len", "1k"]),
@@ -626,7 +696,11 @@ fn load_errors_are_redis_text() {
     );
     assert_eq!(
         load_err(&["--dbfilename", "a/b"]),
-        fatal(2, "dbfilename \"a/b\"", "dbfilename can't be a path, just a filename")
+        fatal(
+            2,
+            "dbfilename \"a/b\"",
+            "dbfilename can't be a path, just a filename"
+        )
     );
     assert_eq!(
         load_err(&["--appendfilename", ""]),
@@ -739,7 +813,13 @@ fn load_accepts_what_redis_accepts() {
     assert_eq!(c.timeout_secs, 5);
     assert_eq!(ok(&["--hz", "1000"]).hz, 500);
     let c = ok(&["--save", " 1", " 2"]);
-    assert_eq!(c.save_params, vec![SaveParam { seconds: 1, changes: 2 }]);
+    assert_eq!(
+        c.save_params,
+        vec![SaveParam {
+            seconds: 1,
+            changes: 2
+        }]
+    );
     let c = ok(&["--save", "+1", "-0"]);
     assert_eq!(get1(&c, "save"), "1 0");
     let c = ok(&["--replicaof", "no", "one"]);
@@ -755,7 +835,10 @@ fn load_accepts_what_redis_accepts() {
     assert!(c.bind.is_empty());
     assert_eq!(get1(&c, "bind"), "");
     let c = ok(&["--shutdown-on-sigint", "save", "now"]);
-    assert_eq!(c.shutdown_on_sigint, shutdown_flags::SAVE | shutdown_flags::NOW);
+    assert_eq!(
+        c.shutdown_on_sigint,
+        shutdown_flags::SAVE | shutdown_flags::NOW
+    );
     assert_eq!(get1(&c, "shutdown-on-sigint"), "save now");
     let c = ok(&["--oom-score-adj-values", "1 2 3"]);
     assert_eq!(get1(&c, "oom-score-adj-values"), "1 2 3");
@@ -766,7 +849,12 @@ fn load_accepts_what_redis_accepts() {
     );
     let c = ok(&["--rename-command", "flushall", ""]);
     assert_eq!(c.rename_commands, vec![(b"flushall".to_vec(), Vec::new())]);
-    let c = ok(&["--list-max-ziplist-entries", "5", "--lua-replicate-commands", "yes"]);
+    let c = ok(&[
+        "--list-max-ziplist-entries",
+        "5",
+        "--lua-replicate-commands",
+        "yes",
+    ]);
     assert_eq!(c.port, 6379);
     let c = ok(&["--lua-time-limit", "5"]);
     assert_eq!(c.busy_reply_threshold_ms, 5);
@@ -819,25 +907,44 @@ fn config_file_lines() {
     std::fs::write(&conf, b"port 6391\n\n# comment\n  save 10 1  \n").expect("write");
     assert_eq!(
         load_err(&[&path, "--port", "x"]),
-        fatal(6, "port \"x\"", "argument couldn't be parsed into an integer")
+        fatal(
+            6,
+            "port \"x\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     std::fs::write(&conf, b"port 6391").expect("write");
     assert_eq!(
         load_err(&[&path, "--port", "x"]),
-        fatal(2, "port \"x\"", "argument couldn't be parsed into an integer")
+        fatal(
+            2,
+            "port \"x\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     std::fs::write(&conf, b"port 6391\r\n").expect("write");
     assert_eq!(
         load_err(&[&path, "--port", "x"]),
-        fatal(3, "port \"x\"", "argument couldn't be parsed into an integer")
+        fatal(
+            3,
+            "port \"x\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     std::fs::write(&conf, b"  port  \"a\\x41b\"  \n").expect("write");
     assert_eq!(
         load_err(&[&path]),
-        fatal(1, "port  \"a\\x41b\"", "argument couldn't be parsed into an integer")
+        fatal(
+            1,
+            "port  \"a\\x41b\"",
+            "argument couldn't be parsed into an integer"
+        )
     );
     std::fs::write(&conf, b"\tport\t1\t2 \n").expect("write");
-    assert_eq!(load_err(&[&path]), fatal(1, "port\t1\t2", "wrong number of arguments"));
+    assert_eq!(
+        load_err(&[&path]),
+        fatal(1, "port\t1\t2", "wrong number of arguments")
+    );
     std::fs::write(&conf, b"port \"6391\n").expect("write");
     assert_eq!(
         load_err(&[&path]),
@@ -854,7 +961,11 @@ fn config_file_lines() {
         "Fatal error, can't open config file '/nonexistent-codis.conf': No such file or directory"
     );
     // An error inside an included file reports that file's line.
-    std::fs::write(&conf, format!("port 1\ndir {}\ninclude inc.conf\n", d.display())).expect("write");
+    std::fs::write(
+        &conf,
+        format!("port 1\ndir {}\ninclude inc.conf\n", d.display()),
+    )
+    .expect("write");
     std::fs::write(d.join("inc.conf"), b"\nhz x\n").expect("write");
     assert_eq!(
         load_err(&[&path]),
@@ -863,12 +974,20 @@ fn config_file_lines() {
     std::fs::write(&conf, b"rename-command nosuchcmd x\n").expect("write");
     assert_eq!(
         load_err(&[&path]),
-        fatal(1, "rename-command nosuchcmd x", "No such command in rename-command")
+        fatal(
+            1,
+            "rename-command nosuchcmd x",
+            "No such command in rename-command"
+        )
     );
     std::fs::write(&conf, b"rename-command get set\n").expect("write");
     assert_eq!(
         load_err(&[&path]),
-        fatal(1, "rename-command get set", "Target command name already exists")
+        fatal(
+            1,
+            "rename-command get set",
+            "Target command name already exists"
+        )
     );
     std::fs::write(&conf, b"include\n").expect("write");
     assert_eq!(
@@ -878,7 +997,11 @@ fn config_file_lines() {
     std::fs::write(&conf, b"sentinel monitor x\n").expect("write");
     assert_eq!(
         load_err(&[&path]),
-        fatal(1, "sentinel monitor x", "sentinel directive while not in sentinel mode")
+        fatal(
+            1,
+            "sentinel monitor x",
+            "sentinel directive while not in sentinel mode"
+        )
     );
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -891,7 +1014,9 @@ fn dir_is_relative_to_previous_dir() {
     let c = load(&sv(&["--dir", &ds, "--dir", "sub"])).expect("loads");
     assert_eq!(
         Path::new(&c.dir),
-        std::fs::canonicalize(d.join("sub")).expect("canon").as_path()
+        std::fs::canonicalize(d.join("sub"))
+            .expect("canon")
+            .as_path()
     );
     // logfile is checked (and created) relative to the final dir.
     let c = load(&sv(&["--dir", &ds, "--logfile", "x.log"])).expect("loads");
@@ -1023,7 +1148,11 @@ fn config_get_renders_like_redis() {
     assert_eq!(c.maxmemory, 18446744073709550616);
     set(&mut c, &[("maxmemory", "")]).expect("set");
     assert_eq!(c.maxmemory, 0);
-    set(&mut c, &[("latency-tracking-info-percentiles", "50 99.90 1e1")]).expect("set");
+    set(
+        &mut c,
+        &[("latency-tracking-info-percentiles", "50 99.90 1e1")],
+    )
+    .expect("set");
     assert_eq!(get1(&c, "latency-tracking-info-percentiles"), "50 99.9 10");
     set(&mut c, &[("latency-tracking-info-percentiles", "")]).expect("set");
     assert_eq!(get1(&c, "latency-tracking-info-percentiles"), "");
@@ -1043,19 +1172,28 @@ fn config_get_renders_like_redis() {
     assert_eq!(get1(&c, "hz"), "1");
     set(
         &mut c,
-        &[("client-output-buffer-limit", "normal 1mb 2MB 3 replica 1 2 3")],
+        &[(
+            "client-output-buffer-limit",
+            "normal 1mb 2MB 3 replica 1 2 3",
+        )],
     )
     .expect("set");
     assert_eq!(
         get1(&c, "client-output-buffer-limit"),
         "normal 1048576 2097152 3 slave 1 2 3 pubsub 33554432 8388608 60"
     );
-    assert_eq!(set(&mut c, &[("client-output-buffer-limit", "")]), Ok(vec![]));
+    assert_eq!(
+        set(&mut c, &[("client-output-buffer-limit", "")]),
+        Ok(vec![])
+    );
     set(&mut c, &[("maxmemory-policy", "ALLKEYS-LRU")]).expect("set");
     assert_eq!(get1(&c, "maxmemory-policy"), "allkeys-lru");
     set(
         &mut c,
-        &[("hash-max-ziplist-entries", "1"), ("hash-max-listpack-entries", "2")],
+        &[
+            ("hash-max-ziplist-entries", "1"),
+            ("hash-max-listpack-entries", "2"),
+        ],
     )
     .expect("aliases");
     assert_eq!(get1(&c, "hash-max-ziplist-entries"), "2");
@@ -1078,14 +1216,29 @@ fn failed(name: &str, why: &str) -> String {
 fn config_set_errors() {
     let mut c = Config::new();
     let int = "argument couldn't be parsed into an integer";
-    assert_eq!(set_err(&mut c, &[("timeout", "abc")]), failed("timeout", int));
-    assert_eq!(set_err(&mut c, &[("timeout", "01")]), failed("timeout", int));
-    assert_eq!(set_err(&mut c, &[("timeout", "+5")]), failed("timeout", int));
-    assert_eq!(set_err(&mut c, &[("timeout", " 5")]), failed("timeout", int));
+    assert_eq!(
+        set_err(&mut c, &[("timeout", "abc")]),
+        failed("timeout", int)
+    );
+    assert_eq!(
+        set_err(&mut c, &[("timeout", "01")]),
+        failed("timeout", int)
+    );
+    assert_eq!(
+        set_err(&mut c, &[("timeout", "+5")]),
+        failed("timeout", int)
+    );
+    assert_eq!(
+        set_err(&mut c, &[("timeout", " 5")]),
+        failed("timeout", int)
+    );
     assert_eq!(set_err(&mut c, &[("TIMEOUT", "x")]), failed("timeout", int));
     assert_eq!(
         set_err(&mut c, &[("timeout", "-1")]),
-        failed("timeout", "argument must be between 0 and 2147483647 inclusive")
+        failed(
+            "timeout",
+            "argument must be between 0 and 2147483647 inclusive"
+        )
     );
     assert_eq!(
         set_err(&mut c, &[("foo", "1")]),
@@ -1150,11 +1303,17 @@ fn config_set_errors() {
     );
     assert_eq!(
         set_err(&mut c, &[("maxmemory-clients", "101%")]),
-        failed("maxmemory-clients", "percentage argument must be less or equal to 100")
+        failed(
+            "maxmemory-clients",
+            "percentage argument must be less or equal to 100"
+        )
     );
     assert_eq!(
         set_err(&mut c, &[("maxmemory-clients", "x")]),
-        failed("maxmemory-clients", "argument must be a memory or percent value")
+        failed(
+            "maxmemory-clients",
+            "argument must be a memory or percent value"
+        )
     );
     assert_eq!(
         set_err(&mut c, &[("maxmemory-policy", "x")]),
@@ -1187,7 +1346,10 @@ fn config_set_errors() {
     assert_eq!(set_err(&mut c, &[("save", "0 1")]), failed("save", save));
     assert_eq!(set_err(&mut c, &[("save", "  1 2")]), failed("save", save));
     assert_eq!(set_err(&mut c, &[("save", "1 2 ")]), failed("save", save));
-    assert_eq!(set_err(&mut c, &[("save", "10 \"\"")]), failed("save", save));
+    assert_eq!(
+        set_err(&mut c, &[("save", "10 \"\"")]),
+        failed("save", save)
+    );
     assert_eq!(
         set_err(&mut c, &[("dir", "/tmp")]),
         failed("dir", "can't set protected config")
@@ -1288,8 +1450,14 @@ fn config_set_errors() {
 #[test]
 fn config_set_is_atomic_and_reports_changes() {
     let mut c = Config::new();
-    let e = set_err(&mut c, &[("maxmemory", "1mb"), ("timeout", "5"), ("hz", "x")]);
-    assert_eq!(e, failed("hz", "argument couldn't be parsed into an integer"));
+    let e = set_err(
+        &mut c,
+        &[("maxmemory", "1mb"), ("timeout", "5"), ("hz", "x")],
+    );
+    assert_eq!(
+        e,
+        failed("hz", "argument couldn't be parsed into an integer")
+    );
     assert_eq!(c.maxmemory, 0);
     assert_eq!(c.timeout_secs, 0);
     assert_eq!(c.hz, 10);
@@ -1318,13 +1486,23 @@ fn config_set_is_atomic_and_reports_changes() {
     assert_eq!(
         c.save_params,
         vec![
-            SaveParam { seconds: 1, changes: 2 },
-            SaveParam { seconds: 3, changes: 4 }
+            SaveParam {
+                seconds: 1,
+                changes: 2
+            },
+            SaveParam {
+                seconds: 3,
+                changes: 4
+            }
         ]
     );
     assert!(!c.replica_read_only);
     assert_eq!(get1(&c, "slave-read-only"), "no");
-    let changed = set(&mut c, &[("loglevel", "warning"), ("lazyfree-lazy-user-del", "yes")]).expect("set");
+    let changed = set(
+        &mut c,
+        &[("loglevel", "warning"), ("lazyfree-lazy-user-del", "yes")],
+    )
+    .expect("set");
     assert_eq!(changed, vec!["loglevel", "lazyfree-lazy-user-del"]);
     assert_eq!(c.log_level(), crate::log::Level::Warning);
     assert!(c.lazyfree_lazy_user_del);
@@ -1337,9 +1515,15 @@ fn protected_configs() {
     let ds = d.to_string_lossy().into_owned();
     let mut c = load(&sv(&["--enable-protected-configs", "local"])).expect("loads");
     let p: &[(&[u8], &[u8])] = &[(b"dir", ds.as_bytes())];
-    assert_eq!(c.set_from(p, false), Err(failed("dir", "can't set protected config")));
+    assert_eq!(
+        c.set_from(p, false),
+        Err(failed("dir", "can't set protected config"))
+    );
     assert_eq!(c.set_from(p, true), Ok(vec!["dir"]));
-    assert_eq!(Path::new(&c.dir), std::fs::canonicalize(&d).expect("canon").as_path());
+    assert_eq!(
+        Path::new(&c.dir),
+        std::fs::canonicalize(&d).expect("canon").as_path()
+    );
     let mut c = load(&sv(&["--enable-protected-configs", "yes"])).expect("loads");
     assert_eq!(
         set_err(&mut c, &[("dir", "/nonexistent-codis")]),
@@ -1349,7 +1533,10 @@ fn protected_configs() {
         set_err(&mut c, &[("dbfilename", "a/b")]),
         failed("dbfilename", "dbfilename can't be a path, just a filename")
     );
-    assert_eq!(set(&mut c, &[("dbfilename", "x.rdb")]), Ok(vec!["dbfilename"]));
+    assert_eq!(
+        set(&mut c, &[("dbfilename", "x.rdb")]),
+        Ok(vec!["dbfilename"])
+    );
     assert_eq!(c.dbfilename, "x.rdb");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -1374,10 +1561,22 @@ fn rewrite_round_trips() {
     )
     .expect("write");
     // (unknown directives would fail loading, so load a file without it)
-    std::fs::write(&conf, b"# keep me\nport 7002\nsave 10 1\nsave 20 2\nmaxmemory 1mb\n").expect("write");
+    std::fs::write(
+        &conf,
+        b"# keep me\nport 7002\nsave 10 1\nsave 20 2\nmaxmemory 1mb\n",
+    )
+    .expect("write");
     let path = conf.to_string_lossy().into_owned();
     let mut c = load(&sv(&[&path])).expect("loads");
-    set(&mut c, &[("maxmemory", "2mb"), ("requirepass", "a b\"c"), ("save", "")]).expect("set");
+    set(
+        &mut c,
+        &[
+            ("maxmemory", "2mb"),
+            ("requirepass", "a b\"c"),
+            ("save", ""),
+        ],
+    )
+    .expect("set");
     c.rewrite().expect("rewrite");
     let text = std::fs::read_to_string(&conf).expect("read");
     assert!(
@@ -1431,7 +1630,11 @@ fn runtime_adjustments_and_validators() {
         )
     );
     // strtod accepts hexadecimal floats.
-    set(&mut c, &[("latency-tracking-info-percentiles", "0x10 0x1.8p1")]).expect("set");
+    set(
+        &mut c,
+        &[("latency-tracking-info-percentiles", "0x10 0x1.8p1")],
+    )
+    .expect("set");
     assert_eq!(c.latency_tracking_info_percentiles, vec![16.0, 3.0]);
     assert_eq!(
         set_err(&mut c, &[("latency-tracking-info-percentiles", "nan")]),

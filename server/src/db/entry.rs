@@ -83,12 +83,18 @@ impl Entry {
 
     /// A string entry with the value stored inline.
     pub fn new_str(key: &[u8], val: &[u8], expire: Option<u64>, lru: u32) -> Entry {
-        Entry { blob: Self::build(key, expire, val, lru), obj: None }
+        Entry {
+            blob: Self::build(key, expire, val, lru),
+            obj: None,
+        }
     }
 
     /// An entry whose value is an object.
     pub fn new_obj(key: &[u8], obj: Object, expire: Option<u64>, lru: u32) -> Entry {
-        Entry { blob: Self::build(key, expire, &[], lru), obj: Some(Box::new(obj)) }
+        Entry {
+            blob: Self::build(key, expire, &[], lru),
+            obj: Some(Box::new(obj)),
+        }
     }
 
     #[inline]
@@ -153,7 +159,11 @@ impl Entry {
     pub fn value(&self) -> ValueRef<'_> {
         match &self.obj {
             Some(o) => ValueRef::Obj(o),
-            None => ValueRef::Str(self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[])),
+            None => ValueRef::Str(
+                self.blob
+                    .get(self.key_start() + self.key_len()..)
+                    .unwrap_or(&[]),
+            ),
         }
     }
 
@@ -209,7 +219,10 @@ impl Entry {
                 let lru = self.lru();
                 let payload = match self.obj {
                     Some(_) => &[][..],
-                    None => self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[]),
+                    None => self
+                        .blob
+                        .get(self.key_start() + self.key_len()..)
+                        .unwrap_or(&[]),
                 };
                 self.blob = Self::build(self.key(), expire, payload, lru);
             }
@@ -234,9 +247,15 @@ impl Entry {
     pub fn with_key(&self, key: &[u8], expire: Option<u64>) -> Entry {
         let payload = match self.obj {
             Some(_) => &[][..],
-            None => self.blob.get(self.key_start() + self.key_len()..).unwrap_or(&[]),
+            None => self
+                .blob
+                .get(self.key_start() + self.key_len()..)
+                .unwrap_or(&[]),
         };
-        Entry { blob: Self::build(key, expire, payload, self.lru()), obj: self.obj.clone() }
+        Entry {
+            blob: Self::build(key, expire, payload, self.lru()),
+            obj: self.obj.clone(),
+        }
     }
 
     /// Redis' `OBJECT ENCODING` name.
@@ -319,6 +338,9 @@ mod tests {
         e.touch(0xabcdef);
         assert_eq!(e.lru(), 0xabcdef);
         let c = e.with_key(b"other", Some(5));
-        assert_eq!((c.key(), c.as_str(), c.expire()), (&b"other"[..], Some(&b"12"[..]), Some(5)));
+        assert_eq!(
+            (c.key(), c.as_str(), c.expire()),
+            (&b"other"[..], Some(&b"12"[..]), Some(5))
+        );
     }
 }

@@ -69,7 +69,10 @@ fn lock(m: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let dbs = (0..databases.max(1)).map(|_| Db::new()).collect();
-        Keyspace { dbs, hasher: ahash::RandomState::new() }
+        Keyspace {
+            dbs,
+            hasher: ahash::RandomState::new(),
+        }
     }
 
     pub fn db_count(&self) -> usize {
@@ -92,16 +95,29 @@ impl Keyspace {
 
     pub fn lock_slot<'a>(&'a self, db: &'a Db, slot: usize) -> SlotRef<'a> {
         let m = db.slots.get(slot & (SLOTS - 1)).unwrap_or(&db.slots[0]);
-        SlotRef { t: lock(m), db, ks: self }
+        SlotRef {
+            t: lock(m),
+            db,
+            ks: self,
+        }
     }
 
     /// Locks every slot of the given keys (ascending, deduplicated).
-    pub fn lock_keys<'a, 'k, I: IntoIterator<Item = &'k [u8]>>(&'a self, db: &'a Db, keys: I) -> MultiRef<'a> {
+    pub fn lock_keys<'a, 'k, I: IntoIterator<Item = &'k [u8]>>(
+        &'a self,
+        db: &'a Db,
+        keys: I,
+    ) -> MultiRef<'a> {
         let mut slots: Vec<usize> = keys.into_iter().map(slot_of).collect();
         slots.sort_unstable();
         slots.dedup();
         let guards = slots.iter().map(|&s| lock(&db.slots[s])).collect();
-        MultiRef { slots, guards, db, ks: self }
+        MultiRef {
+            slots,
+            guards,
+            db,
+            ks: self,
+        }
     }
 
     /// Locks all slots of several DBs (ascending DB index, then slot) for
@@ -113,7 +129,11 @@ impl Keyspace {
         order.dedup();
         order
             .into_iter()
-            .filter_map(|i| self.dbs.get(i).map(|db| (i, db.slots.iter().map(lock).collect())))
+            .filter_map(|i| {
+                self.dbs
+                    .get(i)
+                    .map(|db| (i, db.slots.iter().map(lock).collect()))
+            })
             .collect()
     }
 
@@ -124,7 +144,10 @@ impl Keyspace {
         let mut n = 0;
         for (s, g) in guards.iter_mut().enumerate() {
             n += g.table.len();
-            **g = SlotTable { generation: g.generation + 1, ..SlotTable::default() };
+            **g = SlotTable {
+                generation: g.generation + 1,
+                ..SlotTable::default()
+            };
             db.counters.slot_keys[s].store(0, Ordering::Relaxed);
         }
         db.counters.keys.store(0, Ordering::Relaxed);
@@ -137,7 +160,9 @@ impl Keyspace {
         if a == b {
             return;
         }
-        let (Some(da), Some(dbb)) = (self.dbs.get(a), self.dbs.get(b)) else { return };
+        let (Some(da), Some(dbb)) = (self.dbs.get(a), self.dbs.get(b)) else {
+            return;
+        };
         let (first, second) = if a < b { (da, dbb) } else { (dbb, da) };
         let mut g1: Vec<_> = first.slots.iter().map(lock).collect();
         let mut g2: Vec<_> = second.slots.iter().map(lock).collect();
@@ -148,14 +173,23 @@ impl Keyspace {
         }
         for s in 0..SLOTS {
             let t = first.counters.slot_keys[s].load(Ordering::Relaxed);
-            first.counters.slot_keys[s].store(second.counters.slot_keys[s].load(Ordering::Relaxed), Ordering::Relaxed);
+            first.counters.slot_keys[s].store(
+                second.counters.slot_keys[s].load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             second.counters.slot_keys[s].store(t, Ordering::Relaxed);
         }
         let k = first.counters.keys.load(Ordering::Relaxed);
-        first.counters.keys.store(second.counters.keys.load(Ordering::Relaxed), Ordering::Relaxed);
+        first.counters.keys.store(
+            second.counters.keys.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         second.counters.keys.store(k, Ordering::Relaxed);
         let e = first.counters.expires.load(Ordering::Relaxed);
-        first.counters.expires.store(second.counters.expires.load(Ordering::Relaxed), Ordering::Relaxed);
+        first.counters.expires.store(
+            second.counters.expires.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         second.counters.expires.store(e, Ordering::Relaxed);
     }
 
@@ -187,7 +221,9 @@ impl Keyspace {
 impl Db {
     fn new() -> Self {
         Db {
-            slots: (0..SLOTS).map(|_| Mutex::new(SlotTable::default())).collect(),
+            slots: (0..SLOTS)
+                .map(|_| Mutex::new(SlotTable::default()))
+                .collect(),
             counters: DbCounters {
                 keys: AtomicUsize::new(0),
                 expires: AtomicUsize::new(0),
@@ -212,13 +248,18 @@ impl Db {
 
     /// Keys in one slot (SLOTSINFO).
     pub fn slot_len(&self, slot: usize) -> usize {
-        self.counters.slot_keys.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))
+        self.counters
+            .slot_keys
+            .get(slot)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
 /// Current time in unix milliseconds.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Redis' 24-bit LRU clock (seconds resolution).
@@ -227,7 +268,15 @@ pub fn lru_clock(now_ms: u64) -> u32 {
 }
 
 /// Table operations shared by the single-slot and multi-slot guards.
-fn t_find<'t>(t: &'t mut SlotTable, c: &DbCounters, db: &Db, slot: usize, h: u64, key: &[u8], now: u64) -> Option<&'t mut Entry> {
+fn t_find<'t>(
+    t: &'t mut SlotTable,
+    c: &DbCounters,
+    db: &Db,
+    slot: usize,
+    h: u64,
+    key: &[u8],
+    now: u64,
+) -> Option<&'t mut Entry> {
     let expired = match t.table.find(h, |e| e.key() == key) {
         None => return None,
         Some(e) => e.is_expired(now),
@@ -241,7 +290,9 @@ fn t_find<'t>(t: &'t mut SlotTable, c: &DbCounters, db: &Db, slot: usize, h: u64
 }
 
 fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
-    let Ok(occ) = t.table.find_entry(h, |e| e.key() == key) else { return None };
+    let Ok(occ) = t.table.find_entry(h, |e| e.key() == key) else {
+        return None;
+    };
     let (e, _) = occ.remove();
     if e.expire().is_some() {
         t.volatile -= 1;
@@ -252,7 +303,14 @@ fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) 
     Some(e)
 }
 
-fn t_put(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, e: Entry, hasher: &ahash::RandomState) -> Option<Entry> {
+fn t_put(
+    t: &mut SlotTable,
+    c: &DbCounters,
+    slot: usize,
+    h: u64,
+    e: Entry,
+    hasher: &ahash::RandomState,
+) -> Option<Entry> {
     if let Some(old) = t.table.find_mut(h, |x| x.key() == e.key()) {
         let (before, after) = (old.expire().is_some(), e.expire().is_some());
         let prev = std::mem::replace(old, e);
@@ -263,7 +321,14 @@ fn t_put(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, e: Entry, hashe
     None
 }
 
-fn t_insert(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, e: Entry, hasher: &ahash::RandomState) {
+fn t_insert(
+    t: &mut SlotTable,
+    c: &DbCounters,
+    slot: usize,
+    h: u64,
+    e: Entry,
+    hasher: &ahash::RandomState,
+) {
     if t.table.len() == t.table.capacity() {
         // The insert will grow or rehash in place: bucket positions change.
         t.generation += 1;
@@ -318,12 +383,13 @@ impl<'a> SlotRef<'a> {
         let mut seen = 0;
         while seen < n && seen < max * 4 {
             if let Some(e) = self.t.table.get_bucket(i)
-                && e.is_expired(now) {
-                    victims.push((self.ks.hash(e.key()), e.key().to_vec()));
-                    if victims.len() >= max {
-                        break;
-                    }
+                && e.is_expired(now)
+            {
+                victims.push((self.ks.hash(e.key()), e.key().to_vec()));
+                if victims.len() >= max {
+                    break;
                 }
+            }
             i = (i + 1) % n;
             seen += 1;
         }
@@ -406,7 +472,9 @@ impl KeyAccess for SlotRef<'_> {
 
     fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
         let h = self.ks.hash(key);
-        let Some(e) = self.t.table.find_mut(h, |e| e.key() == key) else { return false };
+        let Some(e) = self.t.table.find_mut(h, |e| e.key() == key) else {
+            return false;
+        };
         let before = e.expire().is_some();
         e.set_expire(expire);
         adjust_volatile(&mut self.t, &self.db.counters, before, expire.is_some());
@@ -454,7 +522,9 @@ impl KeyAccess for MultiRef<'_> {
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
-        self.table(slot_of(key))?.table.find_mut(h, |e| e.key() == key)
+        self.table(slot_of(key))?
+            .table
+            .find_mut(h, |e| e.key() == key)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
@@ -494,8 +564,12 @@ impl KeyAccess for MultiRef<'_> {
     fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
         let h = self.ks.hash(key);
         let db = self.db;
-        let Some(t) = self.table(slot_of(key)) else { return false };
-        let Some(e) = t.table.find_mut(h, |e| e.key() == key) else { return false };
+        let Some(t) = self.table(slot_of(key)) else {
+            return false;
+        };
+        let Some(e) = t.table.find_mut(h, |e| e.key() == key) else {
+            return false;
+        };
         let before = e.expire().is_some();
         e.set_expire(expire);
         adjust_volatile(t, &db.counters, before, expire.is_some());
@@ -520,7 +594,11 @@ fn scan_cursor(slot: usize, bucket: usize, generation: u64) -> u64 {
     if slot >= SLOTS {
         return 0;
     }
-    let gen_bits = if bucket == 0 { 0 } else { (generation & SCAN_GEN_MASK) << SCAN_GEN_SHIFT };
+    let gen_bits = if bucket == 0 {
+        0
+    } else {
+        (generation & SCAN_GEN_MASK) << SCAN_GEN_SHIFT
+    };
     slot as u64 | ((bucket as u64 & SCAN_BUCKET_MASK) << SCAN_BUCKET_SHIFT) | gen_bits
 }
 
@@ -539,7 +617,14 @@ impl Keyspace {
     /// Entries only move between buckets when a table grows or rehashes, which
     /// bumps the slot's generation; a cursor into a slot whose generation
     /// changed restarts that slot from bucket 0.
-    pub fn scan(&self, db: &Db, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Entry, bool)) -> u64 {
+    pub fn scan(
+        &self,
+        db: &Db,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&Entry, bool),
+    ) -> u64 {
         let mut slot = (cursor & SCAN_SLOT_MASK) as usize;
         let mut bucket = ((cursor >> SCAN_BUCKET_SHIFT) & SCAN_BUCKET_MASK) as usize;
         let generation = (cursor >> SCAN_GEN_SHIFT) & SCAN_GEN_MASK;
@@ -647,9 +732,13 @@ impl Keyspace {
             }
             if pick.is_none() {
                 let start = rng.random_range(0..nb);
-                pick = (0..nb).map(|i| (start + i) % nb).find(|&b| r.t.table.get_bucket(b).is_some());
+                pick = (0..nb)
+                    .map(|i| (start + i) % nb)
+                    .find(|&b| r.t.table.get_bucket(b).is_some());
             }
-            let Some(e) = pick.and_then(|b| r.t.table.get_bucket(b)) else { continue };
+            let Some(e) = pick.and_then(|b| r.t.table.get_bucket(b)) else {
+                continue;
+            };
             let key = e.key().to_vec();
             if e.is_expired(now) {
                 r.remove(&key);
@@ -721,7 +810,8 @@ mod scan_tests {
     use super::*;
 
     fn put(ks: &Keyspace, db: &Db, k: &str, exp: Option<u64>) {
-        ks.lock_key(db, k.as_bytes()).put(Entry::new_str(k.as_bytes(), b"v", exp, 0));
+        ks.lock_key(db, k.as_bytes())
+            .put(Entry::new_str(k.as_bytes(), b"v", exp, 0));
     }
 
     fn del(ks: &Keyspace, db: &Db, k: &str) {
@@ -755,7 +845,10 @@ mod scan_tests {
             }
         }
         assert_eq!(got.len(), 5000);
-        assert!(calls > 100, "COUNT must bound the work per call ({calls} calls)");
+        assert!(
+            calls > 100,
+            "COUNT must bound the work per call ({calls} calls)"
+        );
     }
 
     #[test]
@@ -794,8 +887,14 @@ mod scan_tests {
             for k in &stable {
                 assert!(got.contains(k.as_bytes()), "count {count}: missed {k}");
             }
-            let grown: u64 = (0..SLOTS).map(|s| ks.lock_slot(db, s).generation()).sum::<u64>() - gens_before;
-            assert!(grown >= 500, "count {count}: only {grown} table growths during the scan");
+            let grown: u64 = (0..SLOTS)
+                .map(|s| ks.lock_slot(db, s).generation())
+                .sum::<u64>()
+                - gens_before;
+            assert!(
+                grown >= 500,
+                "count {count}: only {grown} table growths during the scan"
+            );
             assert!(db.len() >= 3000 + inserted);
         }
     }
@@ -806,8 +905,11 @@ mod scan_tests {
         let db = ks.db(0).unwrap();
         // Many keys in one slot: brute-force names that share the slot of "a".
         let target = slot_of(b"a");
-        let same: Vec<String> =
-            (0..200000).map(|i| format!("k{i}")).filter(|k| slot_of(k.as_bytes()) == target).take(40).collect();
+        let same: Vec<String> = (0..200000)
+            .map(|i| format!("k{i}"))
+            .filter(|k| slot_of(k.as_bytes()) == target)
+            .take(40)
+            .collect();
         for k in &same[..20] {
             put(&ks, db, k, None);
         }
@@ -833,8 +935,11 @@ mod scan_tests {
         // Fill one slot's table exactly to capacity, scan part of it, let one
         // insert grow the table (moving entries), then finish the scan.
         let target = slot_of(b"hot");
-        let names: Vec<String> =
-            (0u64..).map(|i| format!("h{i}")).filter(|k| slot_of(k.as_bytes()) == target).take(2000).collect();
+        let names: Vec<String> = (0u64..)
+            .map(|i| format!("h{i}"))
+            .filter(|k| slot_of(k.as_bytes()) == target)
+            .take(2000)
+            .collect();
         for fill in [7usize, 14, 28, 56, 112, 224, 448, 896] {
             for calls_before in [1usize, 2, 3, 5, 8, 13, 21] {
                 let ks = Keyspace::new(1);
@@ -853,12 +958,19 @@ mod scan_tests {
                     continue;
                 }
                 put(&ks, db, &names[fill], None);
-                assert_ne!(ks.lock_slot(db, target).generation(), gen_before, "fill {fill} did not grow");
+                assert_ne!(
+                    ks.lock_slot(db, target).generation(),
+                    gen_before,
+                    "fill {fill} did not grow"
+                );
                 while c != 0 {
                     c = step(&ks, db, c, (fill / 16).max(1), &mut got);
                 }
                 for k in &names[..fill] {
-                    assert!(got.contains(k.as_bytes()), "fill {fill}/{calls_before}: missed {k}");
+                    assert!(
+                        got.contains(k.as_bytes()),
+                        "fill {fill}/{calls_before}: missed {k}"
+                    );
                 }
             }
         }
@@ -992,7 +1104,8 @@ mod tests {
         for i in 0..1000u32 {
             let k = format!("k{i}");
             let exp = if i % 2 == 0 { Some(10) } else { None };
-            ks.lock_key(d0, k.as_bytes()).insert(Entry::new_str(k.as_bytes(), b"v", exp, 0));
+            ks.lock_key(d0, k.as_bytes())
+                .insert(Entry::new_str(k.as_bytes(), b"v", exp, 0));
         }
         assert_eq!((d0.len(), d0.expires()), (1000, 500));
         ks.swap_db(0, 1);

@@ -52,7 +52,10 @@ pub struct Limits {
 
 impl Limits {
     /// Redis' defaults (128 entries, 64 bytes).
-    pub const DEFAULT: Limits = Limits { max_entries: 128, max_value: 64 };
+    pub const DEFAULT: Limits = Limits {
+        max_entries: 128,
+        max_value: 64,
+    };
 }
 
 /// Process-wide hasher seed for hash fields (independent of the keyspace's).
@@ -160,11 +163,17 @@ struct Table {
 
 impl Table {
     fn with_capacity(n: usize) -> Table {
-        Table { t: HashTable::with_capacity(n), generation: 0, entry_bytes: 0 }
+        Table {
+            t: HashTable::with_capacity(n),
+            generation: 0,
+            entry_bytes: 0,
+        }
     }
 
     fn find(&self, f: &[u8]) -> Option<&[u8]> {
-        self.t.find(hash_field(f), |e| entry_field(e) == f).map(|e| entry_parts(e).1)
+        self.t
+            .find(hash_field(f), |e| entry_field(e) == f)
+            .map(|e| entry_parts(e).1)
     }
 
     /// Inserts or updates; true when the field is new.
@@ -208,7 +217,8 @@ impl Table {
     fn maybe_shrink(&mut self) {
         let nb = self.t.num_buckets();
         if nb > 64 && self.t.len() * 8 < nb {
-            self.t.shrink_to(self.t.len(), |e| hash_field(entry_field(e)));
+            self.t
+                .shrink_to(self.t.len(), |e| hash_field(entry_field(e)));
             self.generation = self.generation.wrapping_add(1);
         }
     }
@@ -260,7 +270,11 @@ fn compact_find(buf: &[u8], f: &[u8]) -> Option<Slot> {
         let (field, vpos) = read_str(buf, pos)?;
         let (_, end) = read_str(buf, vpos)?;
         if field == f {
-            return Some(Slot { start: pos, vpos, end });
+            return Some(Slot {
+                start: pos,
+                vpos,
+                end,
+            });
         }
         pos = end;
     }
@@ -348,7 +362,9 @@ impl<'a> Iterator for Iter<'a> {
 impl Hash {
     /// An empty (compact) hash.
     pub fn new() -> Hash {
-        Hash { repr: Repr::Compact(Vec::new()) }
+        Hash {
+            repr: Repr::Compact(Vec::new()),
+        }
     }
 
     /// Redis' OBJECT ENCODING name for the current representation.
@@ -405,7 +421,10 @@ impl Hash {
     /// The pairs, in listpack order for a compact hash.
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {
-            Repr::Compact(b) => Iter::Compact(CompactIterPub(CompactIter { buf: b, pos: COUNT_BYTES })),
+            Repr::Compact(b) => Iter::Compact(CompactIterPub(CompactIter {
+                buf: b,
+                pos: COUNT_BYTES,
+            })),
             Repr::Table(t) => Iter::Table(t.t.iter()),
         }
     }
@@ -414,7 +433,10 @@ impl Hash {
     fn convert(&mut self) {
         let Repr::Compact(b) = &self.repr else { return };
         let mut t = Table::with_capacity(compact_count(b));
-        for (f, v) in (CompactIter { buf: b, pos: COUNT_BYTES }) {
+        for (f, v) in (CompactIter {
+            buf: b,
+            pos: COUNT_BYTES,
+        }) {
             let e = make_entry(f, v);
             t.entry_bytes += e.len();
             t.t.insert_unique(hash_field(f), e, |e| hash_field(entry_field(e)));
@@ -471,8 +493,12 @@ impl Hash {
         {
             // A new hash: one exact allocation for all pairs (trimmed below
             // if some fields repeat).
-            let need: usize =
-                COUNT_BYTES + args.iter().take(args.len() & !1).map(|a| varint_len(a.len()) + a.len()).sum::<usize>();
+            let need: usize = COUNT_BYTES
+                + args
+                    .iter()
+                    .take(args.len() & !1)
+                    .map(|a| varint_len(a.len()) + a.len())
+                    .sum::<usize>();
             if need <= COMPACT_MAX_BYTES {
                 b.reserve_exact(need);
             }
@@ -491,7 +517,9 @@ impl Hash {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Compact(b) => {
-                let Some(s) = compact_find(b, field) else { return false };
+                let Some(s) = compact_find(b, field) else {
+                    return false;
+                };
                 b.drain(s.start..s.end);
                 let n = compact_count(b).saturating_sub(1);
                 set_compact_count(b, n);
@@ -548,7 +576,11 @@ impl Hash {
                 break;
             }
         }
-        if i >= nb { 0 } else { ((gen_bits as u64) << CURSOR_INDEX_BITS) | i as u64 }
+        if i >= nb {
+            0
+        } else {
+            ((gen_bits as u64) << CURSOR_INDEX_BITS) | i as u64
+        }
     }
 
     /// One uniformly random pair.
@@ -561,7 +593,10 @@ impl Hash {
                 }
                 self.iter().nth(rng.random_range(0..n))
             }
-            Repr::Table(t) => t.random_bucket(rng).and_then(|i| t.t.get_bucket(i)).map(|e| entry_parts(e)),
+            Repr::Table(t) => t
+                .random_bucket(rng)
+                .and_then(|i| t.t.get_bucket(i))
+                .map(|e| entry_parts(e)),
         }
     }
 
@@ -594,7 +629,12 @@ impl Hash {
     /// count). When `count >= len` every pair is returned in iteration order
     /// (listpack order for a compact hash, as Redis does); a compact hash also
     /// returns a sample in listpack order.
-    pub fn random_distinct(&self, count: usize, rng: &mut impl Rng, mut f: impl FnMut(&[u8], &[u8])) {
+    pub fn random_distinct(
+        &self,
+        count: usize,
+        rng: &mut impl Rng,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) {
         let n = self.len();
         if count >= n {
             for (k, v) in self.iter() {
@@ -607,7 +647,9 @@ impl Hash {
                 // Few picks from a big table: probe random buckets.
                 let mut seen: hashbrown::HashSet<usize> = hashbrown::HashSet::with_capacity(count);
                 while seen.len() < count {
-                    let Some(i) = t.random_bucket(rng) else { return };
+                    let Some(i) = t.random_bucket(rng) else {
+                        return;
+                    };
                     if seen.insert(i)
                         && let Some(e) = t.t.get_bucket(i)
                     {
@@ -648,7 +690,10 @@ fn compact_set(b: &mut Vec<u8>, f: &[u8], v: &[u8]) -> bool {
             if new > old {
                 b.reserve_exact(new - old);
             }
-            b.splice(s.vpos..s.end, pre[..plen].iter().copied().chain(v.iter().copied()));
+            b.splice(
+                s.vpos..s.end,
+                pre[..plen].iter().copied().chain(v.iter().copied()),
+            );
         }
         return false;
     }
@@ -675,7 +720,10 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     fn lim(e: usize, v: usize) -> Limits {
-        Limits { max_entries: e, max_value: v }
+        Limits {
+            max_entries: e,
+            max_value: v,
+        }
     }
 
     fn pairs(h: &Hash) -> BTreeMap<Vec<u8>, Vec<u8>> {

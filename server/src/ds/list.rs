@@ -115,7 +115,10 @@ fn read_back(buf: &[u8], e: usize) -> (usize, usize) {
 
 impl Node {
     fn with_capacity(c: usize) -> Node {
-        Node { buf: Vec::with_capacity(c), count: 0 }
+        Node {
+            buf: Vec::with_capacity(c),
+            count: 0,
+        }
     }
 
     /// Whether one more element of `n` bytes fits under the fill limit.
@@ -201,7 +204,10 @@ impl Node {
         let moved = self.count - half as u32;
         self.count = half as u32;
         self.buf.shrink_to_fit();
-        Node { buf: tail, count: moved }
+        Node {
+            buf: tail,
+            count: moved,
+        }
     }
 
     fn over_limit(&self, fill: i32) -> bool {
@@ -238,7 +244,8 @@ impl List {
 
     /// Approximate heap bytes (INFO memory estimates).
     pub fn heap_size(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
     }
 
     /// Number of elements (0 means the key must be deleted).
@@ -274,12 +281,18 @@ impl List {
                 self.nodes.push_back(Node::default());
             }
             // How many of the pending elements go into this node?
-            let Some(node) = self.nodes.back_mut() else { return };
+            let Some(node) = self.nodes.back_mut() else {
+                return;
+            };
             let mut size = node.buf.len();
             let mut count = node.count as usize;
             let mut j = i;
             let cap_count = if fill > 0 { fill as usize } else { usize::MAX };
-            let cap_bytes = if fill > 0 { SAFETY_BYTES } else { size_limit(fill) };
+            let cap_bytes = if fill > 0 {
+                SAFETY_BYTES
+            } else {
+                size_limit(fill)
+            };
             while j < pending.len() {
                 let s = entry_size(pending[j].len());
                 if count > 0 && (count + 1 > cap_count || size + s > cap_bytes) {
@@ -400,8 +413,12 @@ impl List {
 
     /// Replaces element `i`; false when out of range.
     pub fn set(&mut self, i: usize, v: &[u8], fill: i32) -> bool {
-        let Some((k, j)) = self.locate(i) else { return false };
-        let Some(node) = self.nodes.get_mut(k) else { return false };
+        let Some((k, j)) = self.locate(i) else {
+            return false;
+        };
+        let Some(node) = self.nodes.get_mut(k) else {
+            return false;
+        };
         let p = node.offset_of(j);
         let (_, _, next) = node.at(p);
         let mut framed = Vec::with_capacity(entry_size(v.len()));
@@ -425,7 +442,9 @@ impl List {
             return;
         }
         let Some((k, j)) = self.locate(i) else { return };
-        let Some(node) = self.nodes.get_mut(k) else { return };
+        let Some(node) = self.nodes.get_mut(k) else {
+            return;
+        };
         let p = node.offset_of(j);
         node.insert_at(p, v);
         self.len += 1;
@@ -440,9 +459,19 @@ impl List {
         match self.locate(start) {
             Some((k, j)) => {
                 let off = self.nodes.get(k).map_or(0, |n| n.offset_of(j));
-                Iter { list: self, node: k, off, left: self.len - start }
+                Iter {
+                    list: self,
+                    node: k,
+                    off,
+                    left: self.len - start,
+                }
             }
-            None => Iter { list: self, node: self.nodes.len(), off: 0, left: 0 },
+            None => Iter {
+                list: self,
+                node: self.nodes.len(),
+                off: 0,
+                left: 0,
+            },
         }
     }
 
@@ -458,14 +487,33 @@ impl List {
                     let p = n.offset_of(j);
                     n.at(p).2
                 });
-                RevIter { list: self, node: k, end, left: start + 1 }
+                RevIter {
+                    list: self,
+                    node: k,
+                    end,
+                    left: start + 1,
+                }
             }
-            None => RevIter { list: self, node: 0, end: 0, left: 0 },
+            None => RevIter {
+                list: self,
+                node: 0,
+                end: 0,
+                left: 0,
+            },
         }
     }
 
     pub fn rev_iter(&self) -> RevIter<'_> {
-        if self.len == 0 { RevIter { list: self, node: 0, end: 0, left: 0 } } else { self.rev_iter_from(self.len - 1) }
+        if self.len == 0 {
+            RevIter {
+                list: self,
+                node: 0,
+                end: 0,
+                left: 0,
+            }
+        } else {
+            self.rev_iter_from(self.len - 1)
+        }
     }
 
     /// Keeps elements `start..=end` (already clamped, start <= end < len);
@@ -585,7 +633,10 @@ mod tests {
         let mut back: Vec<&[u8]> = l.rev_iter().collect();
         back.reverse();
         assert_eq!(back, want);
-        assert_eq!(l.nodes.iter().map(|n| n.count as usize).sum::<usize>(), l.len());
+        assert_eq!(
+            l.nodes.iter().map(|n| n.count as usize).sum::<usize>(),
+            l.len()
+        );
         assert!(l.nodes.iter().all(|n| n.count > 0));
         for (i, v) in m.iter().enumerate() {
             assert_eq!(l.get(i), Some(v.as_slice()));

@@ -108,7 +108,10 @@ const GEN_BITS: u32 = 16;
 impl Set {
     /// An empty set (intset encoded, as Redis' `createIntsetObject`).
     pub fn new() -> Self {
-        Set { repr: Repr::Ints(Vec::new()), generation: 0 }
+        Set {
+            repr: Repr::Ints(Vec::new()),
+            generation: 0,
+        }
     }
 
     /// Redis' OBJECT ENCODING name for the current representation.
@@ -287,7 +290,9 @@ impl Set {
             Repr::Ints(v) => (Some(v.iter().map(|&x| MemberRef::Int(x))), None),
             Repr::Table(t) => (None, Some(t.iter().map(|b| MemberRef::Bytes(b)))),
         };
-        ints.into_iter().flatten().chain(table.into_iter().flatten())
+        ints.into_iter()
+            .flatten()
+            .chain(table.into_iter().flatten())
     }
 
     /// A uniformly random full bucket index of the hashtable.
@@ -311,7 +316,8 @@ impl Set {
                 if v.is_empty() {
                     return None;
                 }
-                v.get(rng.random_range(0..v.len())).map(|&x| MemberRef::Int(x))
+                v.get(rng.random_range(0..v.len()))
+                    .map(|&x| MemberRef::Int(x))
             }
             Repr::Table(t) => {
                 let i = Self::random_bucket(t, rng)?;
@@ -340,7 +346,11 @@ impl Set {
     }
 
     /// `count` distinct random members (`count` < len), in no particular order.
-    pub fn random_distinct<R: Rng + ?Sized>(&self, count: usize, rng: &mut R) -> Vec<MemberRef<'_>> {
+    pub fn random_distinct<R: Rng + ?Sized>(
+        &self,
+        count: usize,
+        rng: &mut R,
+    ) -> Vec<MemberRef<'_>> {
         let n = self.len();
         if count >= n {
             return self.iter().collect();
@@ -392,9 +402,14 @@ impl Set {
             }
             Repr::Table(t) => {
                 let nb = t.num_buckets();
-                let tag = nb.trailing_zeros() as u64 | (u64::from(self.generation) & ((1 << GEN_BITS) - 1)) << TAG_BITS;
+                let tag = nb.trailing_zeros() as u64
+                    | (u64::from(self.generation) & ((1 << GEN_BITS) - 1)) << TAG_BITS;
                 let low = (1u64 << (TAG_BITS + GEN_BITS)) - 1;
-                let mut i = if cursor & low == tag { (cursor >> (TAG_BITS + GEN_BITS)) as usize } else { 0 };
+                let mut i = if cursor & low == tag {
+                    (cursor >> (TAG_BITS + GEN_BITS)) as usize
+                } else {
+                    0
+                };
                 let (mut found, mut probes) = (0usize, 0usize);
                 let max_probes = count.saturating_mul(10);
                 while i < nb && found < count && probes < max_probes {
@@ -405,14 +420,21 @@ impl Set {
                     i += 1;
                     probes += 1;
                 }
-                if i >= nb { 0 } else { ((i as u64) << (TAG_BITS + GEN_BITS)) | tag }
+                if i >= nb {
+                    0
+                } else {
+                    ((i as u64) << (TAG_BITS + GEN_BITS)) | tag
+                }
             }
         }
     }
 
     /// Builds a set from members through the ordinary add path (so it gets
     /// the encoding Redis would give it).
-    pub fn from_members<'a>(members: impl IntoIterator<Item = MemberRef<'a>>, max_intset: usize) -> Set {
+    pub fn from_members<'a>(
+        members: impl IntoIterator<Item = MemberRef<'a>>,
+        max_intset: usize,
+    ) -> Set {
         let mut s = Set::new();
         for m in members {
             s.insert_ref(m, max_intset);
@@ -446,7 +468,10 @@ mod tests {
         assert!(s.insert(b"10", 4));
         assert_eq!(s.encoding_name(), "intset");
         let v: Vec<_> = s.iter().collect();
-        assert_eq!(v, vec![MemberRef::Int(-1), MemberRef::Int(3), MemberRef::Int(10)]);
+        assert_eq!(
+            v,
+            vec![MemberRef::Int(-1), MemberRef::Int(3), MemberRef::Int(10)]
+        );
         assert!(s.insert(b"007", 4));
         assert_eq!(s.encoding_name(), "hashtable");
         assert!(s.contains(b"007") && s.contains(b"3") && !s.contains(b"7"));

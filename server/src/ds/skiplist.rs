@@ -123,7 +123,13 @@ impl SkipList {
             self.head[i]
         } else {
             let n = &self.nodes[x as usize];
-            if i == 0 { n.l0 } else { n.upper.as_ref().map_or(Level { next: NIL, span: 0 }, |u| u[i - 1]) }
+            if i == 0 {
+                n.l0
+            } else {
+                n.upper
+                    .as_ref()
+                    .map_or(Level { next: NIL, span: 0 }, |u| u[i - 1])
+            }
         }
     }
 
@@ -150,7 +156,9 @@ impl SkipList {
 
     fn find(&self, m: &[u8]) -> Option<u32> {
         let h = self.hash_of(m);
-        self.index.find(h, |&i| &*self.nodes[i as usize].member == m).copied()
+        self.index
+            .find(h, |&i| &*self.nodes[i as usize].member == m)
+            .copied()
     }
 
     /// The score of `member`.
@@ -244,7 +252,8 @@ impl SkipList {
             // No growth left: this insert resizes or rehashes in place.
             self.generation = self.generation.wrapping_add(1);
         }
-        self.index.insert_unique(h, id, |&i| hasher.hash_one(&*nodes[i as usize].member));
+        self.index
+            .insert_unique(h, id, |&i| hasher.hash_one(&*nodes[i as usize].member));
     }
 
     /// Unlinks node `x` given its predecessors at every level.
@@ -282,7 +291,10 @@ impl SkipList {
             e.remove();
         }
         let n = &mut self.nodes[x as usize];
-        self.extra_bytes -= n.member.len() + n.upper.as_ref().map_or(0, |u| u.len() * std::mem::size_of::<Level>());
+        self.extra_bytes -= n.member.len()
+            + n.upper
+                .as_ref()
+                .map_or(0, |u| u.len() * std::mem::size_of::<Level>());
         let m = std::mem::take(&mut n.member);
         n.upper = None;
         let s = n.score;
@@ -419,7 +431,9 @@ impl SkipList {
         }
         let mut x = self.at_rank(if rev { b - 1 } else { a });
         for _ in a..b {
-            let Some(n) = self.nodes.get(x as usize) else { break };
+            let Some(n) = self.nodes.get(x as usize) else {
+                break;
+            };
             f(&n.member, n.score);
             x = if rev { n.back } else { n.l0.next };
         }
@@ -507,7 +521,8 @@ impl SkipList {
         assert_eq!(self.tail, prev);
         assert_eq!(order.len(), self.len);
         assert_eq!(self.index.len(), self.len);
-        let pos: std::collections::HashMap<u32, usize> = order.iter().enumerate().map(|(i, &x)| (x, i + 1)).collect();
+        let pos: std::collections::HashMap<u32, usize> =
+            order.iter().enumerate().map(|(i, &x)| (x, i + 1)).collect();
         // Spans at each level.
         for i in 0..MAX_LEVEL {
             let mut x = HEAD;

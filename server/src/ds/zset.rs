@@ -46,7 +46,9 @@ impl PartialEq for ZSet {
             return false;
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        self.for_ranks(0, self.len(), false, |m, s| a.push((m.to_vec(), s.to_bits())));
+        self.for_ranks(0, self.len(), false, |m, s| {
+            a.push((m.to_vec(), s.to_bits()))
+        });
         o.for_ranks(0, o.len(), false, |m, s| b.push((m.to_vec(), s.to_bits())));
         a == b
     }
@@ -300,7 +302,10 @@ impl ZSet {
             return ZSet::Full(Box::new(s));
         }
         let mut c = Compact::default();
-        let total: usize = items.iter().map(|(m, _)| 10 + varint_len(m.len()) + m.len()).sum();
+        let total: usize = items
+            .iter()
+            .map(|(m, _)| 10 + varint_len(m.len()) + m.len())
+            .sum();
         c.buf.reserve_exact(total);
         for (m, sc) in items {
             put_entry(&mut c.buf, *sc, m);
@@ -374,7 +379,13 @@ impl ZSet {
     /// (Redis' listpack lex walk).
     pub fn count_while_from(&self, start: usize, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         match self {
-            ZSet::Compact(c) => start + c.iter().skip(start).take_while(|(_, s, m)| pred(*s, m)).count(),
+            ZSet::Compact(c) => {
+                start
+                    + c.iter()
+                        .skip(start)
+                        .take_while(|(_, s, m)| pred(*s, m))
+                        .count()
+            }
             ZSet::Full(s) => s.count_while(pred).max(start),
         }
     }
@@ -396,7 +407,12 @@ impl ZSet {
         match self {
             ZSet::Compact(c) => {
                 if rev {
-                    let items: Vec<(f64, &[u8])> = c.iter().skip(a).take(b - a).map(|(_, s, m)| (s, m)).collect();
+                    let items: Vec<(f64, &[u8])> = c
+                        .iter()
+                        .skip(a)
+                        .take(b - a)
+                        .map(|(_, s, m)| (s, m))
+                        .collect();
                     for (s, m) in items.into_iter().rev() {
                         f(m, s);
                     }
@@ -436,7 +452,11 @@ impl ZSet {
     /// end when `max`), in pop order.
     pub fn pop(&mut self, max: bool, count: usize) -> Vec<Item> {
         let n = count.min(self.len());
-        let (a, b) = if max { (self.len() - n, self.len()) } else { (0, n) };
+        let (a, b) = if max {
+            (self.len() - n, self.len())
+        } else {
+            (0, n)
+        };
         let mut out = Vec::with_capacity(n);
         match self {
             ZSet::Compact(_) => {
@@ -470,7 +490,11 @@ impl ZSet {
         let ZSet::Full(s) = self else { return 0 };
         let generation = u64::from(s.generation() & 0xffff);
         let n = s.num_buckets();
-        let mut b = if cursor & 0xffff == generation { usize::try_from(cursor >> 16).unwrap_or(usize::MAX) } else { 0 };
+        let mut b = if cursor & 0xffff == generation {
+            usize::try_from(cursor >> 16).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
         let mut seen = 0usize;
         let budget = count.saturating_mul(10).max(1);
         let mut visited = 0usize;
@@ -482,7 +506,11 @@ impl ZSet {
             b += 1;
             visited += 1;
         }
-        if b >= n { 0 } else { ((b as u64) << 16) | generation }
+        if b >= n {
+            0
+        } else {
+            ((b as u64) << 16) | generation
+        }
     }
 }
 
@@ -516,7 +544,14 @@ mod tests {
         assert_eq!(z.encoding_name(), "listpack");
         z.insert_new(b"c", 0.5, 2, 10);
         assert_eq!(z.encoding_name(), "skiplist");
-        assert_eq!(z.to_vec(), vec![(b"c".to_vec(), 0.5), (b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)]);
+        assert_eq!(
+            z.to_vec(),
+            vec![
+                (b"c".to_vec(), 0.5),
+                (b"a".to_vec(), 1.0),
+                (b"b".to_vec(), 2.0)
+            ]
+        );
         let mut y = ZSet::new_compact();
         y.insert_new(b"0123456789ab", 1.0, 128, 10);
         assert_eq!(y.encoding_name(), "skiplist");

@@ -55,17 +55,27 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let (maxclients, needs_auth, timeout, keepalive, protected) = {
         let c = srv.config();
         let default_bind = c.bind.is_empty() || c.bind == ["*", "-::*"];
-        (c.maxclients, c.requirepass.is_some(), c.timeout_secs, c.tcp_keepalive, c.protected_mode && default_bind)
+        (
+            c.maxclients,
+            c.requirepass.is_some(),
+            c.timeout_secs,
+            c.tcp_keepalive,
+            c.protected_mode && default_bind,
+        )
     };
     if srv.clients.len() >= maxclients {
         srv.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes()).await;
+        let _ = stream
+            .write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes())
+            .await;
         return;
     }
     if protected && !needs_auth && !peer.ip().is_loopback() {
         // Redis' protected mode: no password, default bind, remote client.
         srv.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(format!("-{}\r\n", errors::PROTECTED_MODE).as_bytes()).await;
+        let _ = stream
+            .write_all(format!("-{}\r\n", errors::PROTECTED_MODE).as_bytes())
+            .await;
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -74,7 +84,10 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
     }
     let id = srv.next_client_id.fetch_add(1, Relaxed);
-    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let fd = fd_of(&stream);
     let info = Arc::new(ClientInfo::new(id, peer.to_string(), laddr, fd, now_ms()));
     info.authenticated.store(!needs_auth, Relaxed);
@@ -114,7 +127,12 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             }
             let read = async {
                 if timeout_secs > 0 {
-                    match tokio::time::timeout(Duration::from_secs(timeout_secs), stream.read_buf(&mut rbuf)).await {
+                    match tokio::time::timeout(
+                        Duration::from_secs(timeout_secs),
+                        stream.read_buf(&mut rbuf),
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => Ok(0),
                     }
@@ -135,7 +153,13 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
         info.last_interaction_ms.store(now, Relaxed);
         let (limits, qbuf_limit) = {
             let c = srv.config();
-            (Limits { max_bulk: c.proto_max_bulk_len, unauthenticated: !client.authenticated }, c.client_query_buffer_limit)
+            (
+                Limits {
+                    max_bulk: c.proto_max_bulk_len,
+                    unauthenticated: !client.authenticated,
+                },
+                c.client_query_buffer_limit,
+            )
         };
         let mut limits = limits;
         let mut pos = 0usize;
@@ -148,7 +172,11 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                     if p.in_scratch {
                         // Quoted inline command: arguments were unescaped.
                         let base = parser.scratch();
-                        let args: Vec<&[u8]> = parser.ranges().iter().filter_map(|&(s, e)| base.get(s..e)).collect();
+                        let args: Vec<&[u8]> = parser
+                            .ranges()
+                            .iter()
+                            .filter_map(|&(s, e)| base.get(s..e))
+                            .collect();
                         if !args.is_empty() {
                             exec::execute(srv, client, &mut out, now, &args);
                         }
@@ -182,12 +210,17 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             rbuf.drain(..pos);
         }
         if !fatal && rbuf.len() as u64 > qbuf_limit {
-            warning!("Closing client that reached max query buffer length (qbuf={})", rbuf.len());
+            warning!(
+                "Closing client that reached max query buffer length (qbuf={})",
+                rbuf.len()
+            );
             return;
         }
         info.qbuf.store(rbuf.len(), Relaxed);
         if !out.buf.is_empty() {
-            srv.stats.net_output_bytes.fetch_add(out.buf.len() as u64, Relaxed);
+            srv.stats
+                .net_output_bytes
+                .fetch_add(out.buf.len() as u64, Relaxed);
             if stream.write_all(&out.buf).await.is_err() {
                 return;
             }
@@ -200,7 +233,9 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             let resp3 = out.resp3;
             match crate::block::wait(srv, stream, &mut rbuf, client, resp3, req, qbuf_limit).await {
                 crate::block::Outcome::Reply(r) => {
-                    srv.stats.net_output_bytes.fetch_add(r.len() as u64, Relaxed);
+                    srv.stats
+                        .net_output_bytes
+                        .fetch_add(r.len() as u64, Relaxed);
                     if stream.write_all(&r).await.is_err() {
                         return;
                     }
@@ -230,7 +265,11 @@ fn reuse<'b>(v: Vec<&[u8]>) -> Vec<&'b [u8]> {
 pub async fn bind_all(binds: &[String], port: u16) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     let mut last_err = None;
-    let list: Vec<String> = if binds.is_empty() { vec!["*".into(), "-::*".into()] } else { binds.to_vec() };
+    let list: Vec<String> = if binds.is_empty() {
+        vec!["*".into(), "-::*".into()]
+    } else {
+        binds.to_vec()
+    };
     for b in &list {
         let (optional, host) = match b.strip_prefix('-') {
             Some(h) => (true, h),
@@ -264,7 +303,11 @@ async fn bind_one(addr: &str) -> std::io::Result<TcpListener> {
         .await?
         .next()
         .ok_or_else(|| std::io::Error::other("cannot resolve"))?;
-    let sock = if sa.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let sock = if sa.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     sock.set_reuseaddr(true)?;
     sock.bind(sa)?;
     sock.listen(511)
