@@ -41,13 +41,14 @@
 //!   HSCAN), not for the write commands.
 
 use protocol::command::CmdId;
-use protocol::glob::{is_match_all, string_match};
+use protocol::glob::string_match;
 use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 use protocol::resp::Reply;
 
 use crate::cmd::util::c_is as kw;
 use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::scan_options;
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
 use crate::ds::hash::Limits;
@@ -414,39 +415,19 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             out.array(0);
             return Ok(());
         };
-        let mut count: i64 = 10;
-        let mut pat: Option<&[u8]> = None;
-        let mut i = 0;
-        while i < opts.len() {
-            let more = i + 1 < opts.len();
-            if kw(opts[i], "count") && more {
-                count = int_arg(opts[i + 1])?;
-                if count < 1 {
-                    return Err(CmdError::Syntax);
-                }
-            } else if kw(opts[i], "match") && more {
-                pat = Some(opts[i + 1]).filter(|p| !is_match_all(p));
-            } else {
-                return Err(CmdError::Syntax);
-            }
-            i += 2;
-        }
+        let (count, pat) = scan_options(opts)?;
         let mut items = Reply {
             buf: Vec::new(),
             resp3: out.resp3,
         };
         let mut n = 0usize;
-        let next = h.scan(
-            cursor,
-            usize::try_from(count).unwrap_or(usize::MAX),
-            |f, v| {
-                if pat.is_none_or(|p| string_match(p, f, false)) {
-                    items.bulk(f);
-                    items.bulk(v);
-                    n += 2;
-                }
-            },
-        );
+        let next = h.scan(cursor, count, |f, v| {
+            if pat.is_none_or(|p| string_match(p, f, false)) {
+                items.bulk(f);
+                items.bulk(v);
+                n += 2;
+            }
+        });
         out.array(2);
         out.bulk(itoa::Buffer::new().format(next).as_bytes());
         out.array(n);

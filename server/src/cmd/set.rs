@@ -29,11 +29,12 @@
 //!   SUNION, SDIFF), not for write lookups.
 
 use protocol::command::CmdId;
-use protocol::glob::{is_match_all, string_match};
+use protocol::glob::string_match;
 use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::scan_options;
 use crate::cmd::util::{int_arg, is};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Set;
@@ -659,23 +660,7 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             buf.buf.extend_from_slice(b"*2\r\n$1\r\n0\r\n*0\r\n");
             return Ok(());
         };
-        let mut count = 10usize;
-        let mut pat: Option<&[u8]> = None;
-        let mut i = 3;
-        while i < argv.len() {
-            if is(argv[i], "count") && i + 1 < argv.len() {
-                let c = int_arg(argv[i + 1])?;
-                if c < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                count = usize::try_from(c).unwrap_or(usize::MAX);
-            } else if is(argv[i], "match") && i + 1 < argv.len() {
-                pat = Some(argv[i + 1]).filter(|p| !is_match_all(p));
-            } else {
-                return Err(CmdError::Syntax);
-            }
-            i += 2;
-        }
+        let (count, pat) = scan_options(&argv[3..])?;
         let mut found = Reply {
             buf: Vec::new(),
             resp3: buf.resp3,

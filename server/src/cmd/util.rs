@@ -70,3 +70,28 @@ pub fn c_str(a: &[u8]) -> &[u8] {
 pub fn c_is(a: &[u8], kw: &str) -> bool {
     c_str(a).eq_ignore_ascii_case(kw.as_bytes())
 }
+
+/// The `[MATCH pattern] [COUNT count]` options of HSCAN/SSCAN/ZSCAN (Redis'
+/// `scanGenericCommand`): COUNT below 1 or any other word is a syntax error;
+/// the pattern `*` is returned as `None` (match everything, even empty bytes).
+pub fn scan_options<'a>(opts: &[&'a [u8]]) -> Result<(usize, Option<&'a [u8]>), CmdError> {
+    let mut count = 10usize;
+    let mut pat = None;
+    let mut i = 0;
+    while i < opts.len() {
+        let more = i + 1 < opts.len();
+        if c_is(opts[i], "count") && more {
+            let c = int_arg(opts[i + 1])?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = usize::try_from(c).unwrap_or(usize::MAX);
+        } else if c_is(opts[i], "match") && more {
+            pat = Some(opts[i + 1]).filter(|p| !protocol::glob::is_match_all(p));
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok((count, pat))
+}

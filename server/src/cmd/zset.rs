@@ -32,13 +32,14 @@
 use std::collections::HashMap;
 
 use protocol::command::CmdId;
-use protocol::glob::{is_match_all, string_match};
+use protocol::glob::string_match;
 use protocol::number::{parse_f64, write_f64};
 use protocol::resp::Reply;
 use rand::Rng;
 
 use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::scan_options;
 use crate::cmd::util::{c_is as copt, c_str as cstr};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
@@ -1439,23 +1440,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     let z = zset_ref(e)?;
     ctx.hit(true);
-    let mut count: i64 = 10;
-    let mut pat: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        let more = i + 1 < argv.len();
-        if copt(argv[i], "count") && more {
-            count = int_arg(argv[i + 1])?;
-            if count < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else if copt(argv[i], "match") && more {
-            pat = Some(argv[i + 1]).filter(|p| !is_match_all(p));
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let (count, pat) = scan_options(&argv[3..])?;
     let mut found: Vec<Item> = Vec::new();
     let mut take = |m: &[u8], s: f64| {
         if pat.is_none_or(|p| string_match(p, m, false)) {
@@ -1466,11 +1451,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         z.for_ranks(0, z.len(), false, &mut take);
         0
     } else {
-        z.scan_full(
-            cursor,
-            usize::try_from(count).unwrap_or(usize::MAX),
-            &mut take,
-        )
+        z.scan_full(cursor, count, &mut take)
     };
     let out = &mut *ctx.out;
     out.array(2);
