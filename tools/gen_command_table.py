@@ -32,6 +32,7 @@ zrangebyscore zrevrangebyscore zrangebylex zrevrangebylex zrevrange zremrangebyr
 zremrangebylex zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zrandmember zunion zinter zdiff
 zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
+dump restore
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.
@@ -44,11 +45,51 @@ MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping".split())
 SPLIT = set("mget mset del exists".split())
 
-CODIS = [
-    # name, arity, flags, first, last, step, acl
-    ("slotsinfo", -1, ["readonly", "fast"], 0, 0, 0, ["@read", "@fast"]),
-    ("slotshashkey", -1, ["readonly", "fast"], 0, 0, 0, ["@read", "@fast"]),
-]
+# codis.md 2.2: name, arity, Redis 3.2 flag letters. Arity 0 means "no arity
+# check at all" (Codis 3.2's table); the letters become Redis 7 flag words.
+CODIS_32 = """
+slotsinfo -1 rF
+slotshashkey -1 rF
+slotsscan -3 rR
+slotsdel -2 w
+slotsmgrtslot 5 w
+slotsmgrttagslot 5 w
+slotsmgrtone 5 w
+slotsmgrttagone 5 w
+slotscheck 0 r
+slotsrestore -4 wm
+slotsmgrtslot-async 8 ws
+slotsmgrttagslot-async 8 ws
+slotsmgrtone-async -7 ws
+slotsmgrttagone-async -7 ws
+slotsmgrtone-async-dump -4 rm
+slotsmgrttagone-async-dump -4 rm
+slotsmgrt-async-fence 0 rs
+slotsmgrt-async-cancel 0 F
+slotsmgrt-async-status 0 F
+slotsmgrt-exec-wrapper -3 wm
+slotsrestore-async -2 wm
+slotsrestore-async-auth 2 sltF
+slotsrestore-async-select 2 lF
+slotsrestore-async-ack 3 w
+"""
+# Redis 7 has no "random" flag (R); it became a tip, which these entries omit.
+LETTERS = {"w": "write", "r": "readonly", "m": "denyoom", "F": "fast", "R": None,
+           "s": "noscript", "l": "loading", "t": "stale"}
+
+
+def codis_entry(line):
+    name, arity, letters = line.split()
+    fl = [LETTERS[c] for c in letters if LETTERS[c]]
+    if name == "slotsrestore-async-auth":
+        fl.append("no_auth")
+    acl = (["@write"] if "write" in fl else ["@read"] if "readonly" in fl else []) + \
+        (["@fast"] if "fast" in fl else ["@slow"])
+    first, last, step = (1, 1, 1) if name == "slotsmgrt-exec-wrapper" else (0, 0, 0)
+    return (name, int(arity), fl, first, last, step, acl)
+
+
+CODIS = [codis_entry(l) for l in CODIS_32.strip().splitlines()]
 
 
 def send(s, *args):
@@ -194,7 +235,7 @@ def main():
     for (name, arity, fl, first, last, step, acl) in CODIS:
         out.append(f"    CommandSpec {{ name: {rs(name)}, arity: {arity}, flags: {flag_expr(fl)}, "
                    f"first_key: {first}, last_key: {last}, step: {step},\n        acl: {strs(acl)}, tips: &[],\n"
-                   f"        key_specs: &[],\n        group: \"codis\", since: \"3.2.0\", proxy: {policy(name) or 'ProxyPolicy::Read'}, subcommands: &[] }},\n")
+                   f"        key_specs: &[],\n        group: \"codis\", since: \"3.2.0\", proxy: {policy(name) or ('ProxyPolicy::Write' if 'write' in fl else 'ProxyPolicy::Read')}, subcommands: &[] }},\n")
     out.append("];\n\n/// Case-insensitive lookup of a top-level command name (already lower-cased).\n")
     out.append("pub(crate) fn lookup_lower(name: &[u8]) -> Option<CmdId> {\n    Some(match name {\n")
     for n in names:

@@ -78,6 +78,9 @@ pub struct Client {
     /// Set by a blocking command that could not be served yet (block.rs);
     /// the connection loop takes it and waits.
     pub block: Option<crate::block::BlockRequest>,
+    /// Set by a command whose reply needs the network (migration); the
+    /// connection loop awaits it before the next pipelined command.
+    pub pending: Option<crate::migrate::Pending>,
 }
 
 impl Client {
@@ -89,6 +92,7 @@ impl Client {
             close_after_reply: false,
             info,
             block: None,
+            pending: None,
         }
     }
 

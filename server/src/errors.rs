@@ -48,6 +48,8 @@ impl CmdError {
     }
 }
 
+/// A write to a key that is being shipped to another server (codis.md §2.7.4).
+pub const KEY_BEING_MIGRATED: &str = "ERR the specified key is being migrated";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";

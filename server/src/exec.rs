@@ -74,6 +74,17 @@ impl<'a> Ctx<'a> {
         });
     }
 
+    /// Answers this command later: the connection writes what `reply`
+    /// resolves to (RESP bytes) before it runs the next pipelined command.
+    pub fn defer(&mut self, reply: crate::migrate::Pending) {
+        self.client.pending = Some(reply);
+    }
+
+    /// The server's `Arc`, for work that outlives the command.
+    pub fn srv_arc(&self) -> std::sync::Arc<Server> {
+        self.srv.arc()
+    }
+
     /// The LRU clock for the current time.
     pub fn lru(&self) -> u32 {
         crate::db::lru_clock(self.now)
@@ -160,6 +171,19 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     if !client.authenticated && !top.has(flags::NO_AUTH) {
         cstat.rejected.fetch_add(1, Relaxed);
         reply_error(srv, out, errors::NOAUTH.as_bytes());
+        return;
+    }
+    if srv.inflight.any(client.db)
+        && spec.has(flags::WRITE)
+        && top.group != "codis"
+        && spec
+            .keys(argv)
+            .any(|k| srv.inflight.is_migrating(client.db, k))
+    {
+        // codis.md §2.7.4: keys in flight stay readable but not writable
+        // (see migrate/mod.rs for why direct writes are refused too).
+        cstat.rejected.fetch_add(1, Relaxed);
+        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
         return;
     }
     let Some(Some(handler)) = handlers().get(id as usize) else {

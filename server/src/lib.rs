@@ -21,6 +21,7 @@ pub mod ds;
 pub mod errors;
 pub mod exec;
 pub mod log;
+pub mod migrate;
 pub mod net;
 pub mod server;
 pub mod stats;

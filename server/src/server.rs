@@ -33,6 +33,11 @@ pub struct Server {
     pub active_expire: AtomicBool,
     /// Clients blocked in BLPOP & co. (block.rs).
     pub blocking: crate::block::Blocking,
+    /// Keys being migrated out, per DB (migrate/mod.rs).
+    pub inflight: crate::migrate::InFlight,
+    /// This server's own `Arc` (deferred replies and migration tasks outlive
+    /// the command that started them).
+    me: std::sync::Weak<Server>,
 }
 
 impl Server {
@@ -43,7 +48,10 @@ impl Server {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
             .collect();
-        Arc::new(Server {
+        let databases = config.databases;
+        Arc::new_cyclic(|me| Server {
+            inflight: crate::migrate::InFlight::new(databases),
+            me: me.clone(),
             config: RwLock::new(config),
             ks,
             stats: Stats::new(),
@@ -61,6 +69,14 @@ impl Server {
             active_expire: AtomicBool::new(true),
             blocking: crate::block::Blocking::default(),
         })
+    }
+
+    /// The `Arc` this server lives in.
+    pub fn arc(&self) -> Arc<Server> {
+        // `Server::new` is the only constructor and always builds an Arc.
+        self.me
+            .upgrade()
+            .expect("server is alive while its methods run")
     }
 
     pub fn config(&self) -> RwLockReadGuard<'_, Config> {
@@ -121,6 +137,7 @@ impl Server {
                 last_in = inp;
                 last_out = out;
                 last_t = Instant::now();
+                crate::migrate::cron(&self);
             }
         }
     }

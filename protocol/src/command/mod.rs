@@ -138,7 +138,10 @@ impl CommandSpec {
     #[inline]
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
-        if a >= 0 {
+        if a == 0 {
+            // Codis 3.2 commands registered with arity 0 take any arguments.
+            true
+        } else if a > 0 {
             argc == a as usize
         } else {
             argc >= a.unsigned_abs() as usize

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
-use protocol::slot::{SLOTS, slot_of};
+use protocol::slot::{SLOTS, hash_tag, slot_of};
 
 pub use entry::{Entry, Kind, Object, ValueRef};
 
@@ -37,6 +37,12 @@ pub struct SlotTable {
     generation: u64,
     /// Where the active expire cycle resumes in this slot.
     expire_cursor: usize,
+    /// Codis' tag index (codis.md §2.1): full CRC-32 of the hash tag → the
+    /// keys of this slot that have a tag. All keys of one tag CRC share a
+    /// slot, so the index lives per slot and moves with it (SWAPDB, FLUSH).
+    /// Kept exact by `t_insert`/`t_remove`, the only paths that add or drop
+    /// keys.
+    tags: hashbrown::HashMap<u32, hashbrown::HashSet<Box<[u8]>>>,
 }
 
 /// Counters shared by a DB's slots.
@@ -294,6 +300,7 @@ fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) 
         return None;
     };
     let (e, _) = occ.remove();
+    tag_unindex(t, key);
     if e.expire().is_some() {
         t.volatile -= 1;
         c.expires.fetch_sub(1, Ordering::Relaxed);
@@ -337,9 +344,34 @@ fn t_insert(
         t.volatile += 1;
         c.expires.fetch_add(1, Ordering::Relaxed);
     }
+    tag_index(t, e.key());
     c.keys.fetch_add(1, Ordering::Relaxed);
     c.slot_keys[slot].fetch_add(1, Ordering::Relaxed);
     t.table.insert_unique(h, e, |x| hasher.hash_one(x.key()));
+}
+
+fn tag_index(t: &mut SlotTable, key: &[u8]) {
+    let (tag, tagged) = hash_tag(key);
+    if tagged {
+        t.tags
+            .entry(crc32fast::hash(tag))
+            .or_default()
+            .insert(key.into());
+    }
+}
+
+fn tag_unindex(t: &mut SlotTable, key: &[u8]) {
+    let (tag, tagged) = hash_tag(key);
+    if !tagged {
+        return;
+    }
+    let crc = crc32fast::hash(tag);
+    if let Some(set) = t.tags.get_mut(&crc) {
+        set.remove(key);
+        if set.is_empty() {
+            t.tags.remove(&crc);
+        }
+    }
 }
 
 /// A locked slot.
@@ -428,6 +460,23 @@ impl<'a> SlotRef<'a> {
     /// Every entry in this slot (unordered).
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.t.table.iter()
+    }
+
+    /// The keys of this slot whose hash tag has CRC-32 `crc` (the tag index).
+    pub fn tag_keys(&self, crc: u32) -> Vec<Vec<u8>> {
+        self.t
+            .tags
+            .get(&crc)
+            .map(|s| s.iter().map(|k| k.to_vec()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every `(tag crc, key)` of the tag index (SLOTSCHECK).
+    pub fn tag_index(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.t
+            .tags
+            .iter()
+            .flat_map(|(&crc, set)| set.iter().map(move |k| (crc, &k[..])))
     }
 
     /// Removes every key of the slot; returns how many.

@@ -189,7 +189,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                     }
                     limits.unauthenticated = !client.authenticated;
                     pos += p.consumed;
-                    if client.block.is_some() {
+                    if client.block.is_some() || client.pending.is_some() {
                         // Blocked: later pipelined commands wait (Redis).
                         break;
                     }
@@ -228,6 +228,21 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             if out.buf.capacity() > 1024 * 1024 {
                 out.buf = Vec::with_capacity(READ_CHUNK);
             }
+        }
+        if let Some(pending) = client.pending.take() {
+            // A migration command answers when its network work is done.
+            let r = tokio::select! {
+                r = pending => r,
+                _ = info.kill.notified() => return,
+            };
+            srv.stats
+                .net_output_bytes
+                .fetch_add(r.len() as u64, Relaxed);
+            if stream.write_all(&r).await.is_err() {
+                return;
+            }
+            info.last_interaction_ms.store(now_ms(), Relaxed);
+            skip_read = !rbuf.is_empty();
         }
         if let Some(req) = client.block.take() {
             let resp3 = out.resp3;

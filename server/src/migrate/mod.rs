@@ -1,0 +1,200 @@
+//! Slot migration shared state (codis.md §2.6, §2.7).
+//!
+//! * [`InFlight`]: per DB, the key sets that are being shipped to another
+//!   server right now (a sync SLOTSMGRT* step waiting for the target's
+//!   answer, or an async batch waiting for its last ACK). While a key (or,
+//!   for a tagged key, its whole tag group) is in flight it stays readable on
+//!   the source, but writes to it are refused: through
+//!   SLOTSMGRT-EXEC-WRAPPER with code 1 (codis.md §2.7.4, the proxy retries),
+//!   and for direct clients with `ERR the specified key is being migrated`
+//!   from the execution gate. Codis 3.2 lets direct writes through and then
+//!   loses them when the batch deletes the shipped keys; refusing keeps the
+//!   value on source and target identical until the source copy is deleted.
+//! * Deferred replies: a migration command that must wait for the network
+//!   hands the connection a [`Pending`] future (`Ctx::defer`); the connection
+//!   loop flushes earlier replies, awaits it, writes its bytes and goes on
+//!   with the pipeline. Other clients keep being served meanwhile (Codis'
+//!   sync commands block the whole server).
+
+pub mod sync;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use protocol::slot::hash_tag;
+
+/// A reply that is not ready yet: resolves to the RESP bytes to write.
+pub type Pending = Pin<Box<dyn Future<Output = Vec<u8>> + Send + Sync + 'static>>;
+
+/// Keys of one migration step or batch.
+#[derive(Default)]
+pub struct KeySet {
+    keys: hashbrown::HashSet<Vec<u8>>,
+    /// Tag CRCs of tagged keys in the set: a write to any key of the same
+    /// tag group is refused too (codis.md §2.7.4, code 1).
+    tags: hashbrown::HashSet<u32>,
+    done: tokio::sync::Notify,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl KeySet {
+    pub fn new<I: IntoIterator<Item = Vec<u8>>>(keys: I) -> KeySet {
+        let mut s = KeySet::default();
+        for k in keys {
+            let (tag, tagged) = hash_tag(&k);
+            if tagged {
+                s.tags.insert(crc32fast::hash(tag));
+            }
+            s.keys.insert(k);
+        }
+        s
+    }
+
+    pub fn covers(&self, key: &[u8]) -> bool {
+        if self.keys.contains(key) {
+            return true;
+        }
+        let (tag, tagged) = hash_tag(key);
+        tagged && self.tags.contains(&crc32fast::hash(tag))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.keys.iter().map(|k| &k[..])
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Waits until the set has been released (the step or batch ended, with
+    /// success or failure).
+    pub async fn wait(&self) {
+        loop {
+            let n = self.done.notified();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+#[derive(Default)]
+struct DbFlight {
+    count: AtomicUsize,
+    sets: Mutex<Vec<Arc<KeySet>>>,
+}
+
+/// Per-DB registry of key sets in flight.
+pub struct InFlight {
+    dbs: Vec<DbFlight>,
+}
+
+/// Keeps a key set registered; dropping it releases the keys and wakes
+/// everyone waiting on them.
+pub struct FlightGuard {
+    reg: Arc<Server>,
+    db: usize,
+    set: Arc<KeySet>,
+}
+
+use crate::server::Server;
+
+impl InFlight {
+    pub fn new(databases: usize) -> InFlight {
+        InFlight {
+            dbs: (0..databases.max(1)).map(|_| DbFlight::default()).collect(),
+        }
+    }
+
+    /// Whether anything is in flight in DB `db` (one atomic load: the
+    /// execution gate calls it for every write).
+    #[inline]
+    pub fn any(&self, db: usize) -> bool {
+        self.dbs
+            .get(db)
+            .is_some_and(|d| d.count.load(Ordering::Acquire) > 0)
+    }
+
+    /// The in-flight set that covers `key` in DB `db`, if any.
+    pub fn covering(&self, db: usize, key: &[u8]) -> Option<Arc<KeySet>> {
+        let d = self.dbs.get(db)?;
+        if d.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let sets = d.sets.lock().unwrap_or_else(|p| p.into_inner());
+        sets.iter().find(|s| s.covers(key)).cloned()
+    }
+
+    pub fn is_migrating(&self, db: usize, key: &[u8]) -> bool {
+        self.covering(db, key).is_some()
+    }
+}
+
+impl Server {
+    /// Registers `set` as in flight in DB `db` until the guard is dropped.
+    pub fn begin_flight(self: &Arc<Self>, db: usize, set: KeySet) -> FlightGuard {
+        let set = Arc::new(set);
+        if let Some(d) = self.inflight.dbs.get(db) {
+            d.sets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(set.clone());
+            d.count.fetch_add(1, Ordering::AcqRel);
+        }
+        FlightGuard {
+            reg: self.clone(),
+            db,
+            set,
+        }
+    }
+}
+
+impl FlightGuard {
+    pub fn set(&self) -> &Arc<KeySet> {
+        &self.set
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.reg.inflight.dbs.get(self.db) {
+            let mut sets = d.sets.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = sets.iter().position(|s| Arc::ptr_eq(s, &self.set)) {
+                sets.swap_remove(i);
+                d.count.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.set.finished.store(true, Ordering::Release);
+        self.set.done.notify_waiters();
+    }
+}
+
+/// Once a second from the server cron: closes idle cached migration
+/// connections and times out stalled migrations.
+pub fn cron(srv: &Arc<Server>) {
+    sync::cron(srv);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyset_covers_keys_and_tag_groups() {
+        let s = KeySet::new([b"plain".to_vec(), b"{user}:1".to_vec()]);
+        assert!(s.covers(b"plain"));
+        assert!(s.covers(b"{user}:1"));
+        assert!(s.covers(b"{user}:2"));
+        assert!(s.covers(b"x{user}y"));
+        assert!(!s.covers(b"user"));
+        assert!(!s.covers(b"other"));
+        assert_eq!(s.len(), 2);
+    }
+}
