@@ -12,12 +12,14 @@ pub mod bits;
 pub mod codis;
 pub mod command;
 pub mod conn;
+pub mod dump;
 pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
 pub mod set;
+pub mod slotsasync;
 pub mod sort;
 pub mod string;
 pub mod util;
@@ -43,6 +45,8 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         .or_else(|| bits::handler(id))
         .or_else(|| hll::handler(id))
         .or_else(|| sort::handler(id))
+        .or_else(|| dump::handler(id))
+        .or_else(|| slotsasync::handler(id))
 }
 
 #[cfg(test)]
@@ -68,6 +72,8 @@ mod tests {
                 super::bits::handler(id).is_some(),
                 super::hll::handler(id).is_some(),
                 super::sort::handler(id).is_some(),
+                super::dump::handler(id).is_some(),
+                super::slotsasync::handler(id).is_some(),
             ]
             .iter()
             .filter(|&&b| b)

@@ -16,6 +16,7 @@
 //!   with the pipeline. Other clients keep being served meanwhile (Codis'
 //!   sync commands block the whole server).
 
+pub mod asyncm;
 pub mod sync;
 
 use std::future::Future;
@@ -180,6 +181,7 @@ impl Drop for FlightGuard {
 /// connections and times out stalled migrations.
 pub fn cron(srv: &Arc<Server>) {
     sync::cron(srv);
+    asyncm::cron(srv);
 }
 
 #[cfg(test)]
