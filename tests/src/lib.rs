@@ -14,6 +14,7 @@
 //! * [`Conn`] sends commands and reads back one complete reply at a time
 //!   (RESP2 and RESP3, see [`resp::frame_len`]).
 
+pub mod proxy;
 pub mod resp;
 
 use std::fs::File;
