@@ -8,6 +8,7 @@
 //! * [`slot`]: Codis hash-tag extraction and `crc32 % 1024` (codis.md §1).
 //! * [`number`]: Redis-exact integer/double parsing and formatting.
 //! * [`glob`]: Redis' byte-based `stringmatchlen` glob semantics.
+//! * [`rdb`]: DUMP/RESTORE payloads (RDB value encodings, version, CRC-64).
 //!
 //! Nothing here knows about sockets or tokio.
 #![deny(unsafe_code)]
@@ -15,5 +16,6 @@
 pub mod command;
 pub mod glob;
 pub mod number;
+pub mod rdb;
 pub mod resp;
 pub mod slot;

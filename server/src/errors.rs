@@ -50,6 +50,49 @@ impl CmdError {
 
 /// A write to a key that is being shipped to another server (codis.md §2.7.4).
 pub const KEY_BEING_MIGRATED: &str = "ERR the specified key is being migrated";
+// --- Codis inspection, SLOTSRESTORE and sync migration (cmd/codis.rs, migrate/sync.rs;
+// codis.md §2.3-§2.6, Codis' lower-case texts)
+pub const CODIS_INVALID_TTL: &str = "ERR invalid ttl value, must be >= 0";
+pub const CODIS_BAD_PAYLOAD: &str = "ERR dump payload version or checksum are wrong";
+pub const CODIS_BAD_DATA_FORMAT: &str = "ERR bad data format";
+pub const MGRT_CONNECT_TIMEOUT: &str = "IOERR error or timeout connecting to the client";
+pub const MGRT_WRITE: &str = "IOERR error or timeout writing to target";
+pub const MGRT_READ: &str = "IOERR error or timeout reading from target";
+pub const MGRT_AUTH_FAILED: &str = "ERR error on slotsrestore, auth failed";
+pub const MGRT_SELECT_FAILED: &str = "ERR error on slotsrestore, select failed";
+pub const MGRT_FAILED: &str = "ERR error on slotsrestore, migration failed";
+
+/// `ERR invalid slot number = <n>`
+pub fn invalid_slot(n: i64) -> String {
+    format!("ERR invalid slot number = {n}")
+}
+
+/// `ERR invalid slot count = <n>` (SLOTSINFO)
+pub fn invalid_slot_count(n: i64) -> String {
+    format!("ERR invalid slot count = {n}")
+}
+
+/// `ERR invalid timeout = <n>` (sync migration)
+pub fn invalid_timeout(n: i64) -> String {
+    format!("ERR invalid timeout = {n}")
+}
+
+/// `ERR step <n>, miss = '<key>'` (SLOTSCHECK)
+pub fn slotscheck_miss(step: u8, key: &[u8]) -> String {
+    format!("ERR step {step}, miss = '{}'", lossy(key))
+}
+
+/// `ERR Can't connect to target node: <reason>` (sync migration)
+pub fn cant_connect(reason: &str) -> String {
+    format!("ERR Can't connect to target node: {reason}")
+}
+// --- DUMP / RESTORE (cmd/dump.rs; Redis 7.0.15 texts)
+pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+pub const RESTORE_INVALID_TTL: &str = "ERR Invalid TTL value, must be >= 0";
+pub const RESTORE_BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+pub const RESTORE_BAD_DATA: &str = "ERR Bad data format";
+pub const RESTORE_INVALID_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
+pub const RESTORE_INVALID_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -165,6 +208,94 @@ pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from th
 pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
 pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+// --- async migration (migrate/asyncm.rs, cmd/slotsasync.rs; codis.md §2.7)
+pub const ASYNC_DB_BEING_MIGRATED: &str = "ERR the specified DB is being migrated";
+pub const ASYNC_PREVIOUS_NOT_FINISHED: &str = "ERR previous operation has not finished";
+pub const ASYNC_FENCE_AGAIN: &str = "ERR previous operation has not finished (call fence again)";
+pub const ASYNC_CONN_CLOSED: &str = "ERR interrupted: connection closed";
+pub const ASYNC_TIMEOUT: &str = "ERR interrupted: migration timeout";
+pub const ASYNC_CANCELED: &str = "ERR interrupted: canceled";
+pub const ASYNC_NEW_CONN: &str = "ERR interrupted: build new connection";
+pub const ASYNC_IDLE: &str = "ERR interrupted: idle timeout";
+pub const ASYNC_INVALID_CLIENT: &str = "ERR invalid client, permission denied";
+pub const WRAPPER_NO_KEY: &str = "ERR the specified key doesn't exist";
+/// SLOTSRESTORE-ASYNC* ACK messages (code -1; no `ERR` prefix: they travel
+/// inside the ACK array).
+pub const RA_DB_MIGRATED: &str = "the specified DB is being migrated";
+pub const RA_BAD_CHECKSUM: &str = "invalid payload checksum";
+pub const RA_BAD_TYPE: &str = "invalid payload type";
+pub const RA_BAD_BODY: &str = "invalid payload body";
+pub const RA_INVALID_PASSWORD: &str = "invalid password";
+pub const RA_NO_PASSWORD: &str = "Client sent AUTH, but no password is set";
+
+/// `ERR invalid value of <name> (<text>)` (async migration arguments)
+pub fn async_invalid_value(name: &str, text: &[u8]) -> String {
+    format!("ERR invalid value of {name} ({})", lossy(text))
+}
+
+/// `ERR create client to <host>:<port> failed`
+pub fn async_create_client(host: &str, port: u16) -> String {
+    format!("ERR create client to {host}:{port} failed")
+}
+
+/// `ERR invalid command specified (<name>)` (SLOTSMGRT-EXEC-WRAPPER, code -1)
+pub fn wrapper_invalid_command(name: &[u8]) -> String {
+    format!("ERR invalid command specified ({})", lossy(name))
+}
+
+/// `ERR wrong number of arguments for command (<name>)` (SLOTSMGRT-EXEC-WRAPPER)
+pub fn wrapper_wrong_arity(name: &[u8]) -> String {
+    format!("ERR wrong number of arguments for command ({})", lossy(name))
+}
+
+/// `wrong number of arguments (argc=N,cmd=X)` (SLOTSRESTORE-ASYNC ACK)
+pub fn ra_wrong_arity(argc: usize, cmd: &[u8]) -> String {
+    format!("wrong number of arguments (argc={argc},cmd={})", lossy(cmd))
+}
+
+/// `unknown command (argc=N,cmd=X)` (SLOTSRESTORE-ASYNC ACK)
+pub fn ra_unknown(argc: usize, cmd: &[u8]) -> String {
+    format!("unknown command (argc={argc},cmd={})", lossy(cmd))
+}
+
+/// `invalid TTL value (TTL=<text>)`
+pub fn ra_invalid_ttl(text: &[u8]) -> String {
+    format!("invalid TTL value (TTL={})", lossy(text))
+}
+
+/// `invalid Hint value (Hint=<text>)`
+pub fn ra_invalid_hint(text: &[u8]) -> String {
+    format!("invalid Hint value (Hint={})", lossy(text))
+}
+
+/// `the specified key doesn't exist (<key>)`
+pub fn ra_no_key(key: &[u8]) -> String {
+    format!("the specified key doesn't exist ({})", lossy(key))
+}
+
+/// `the specified key already exists (<key>)`
+pub fn ra_key_exists(key: &[u8]) -> String {
+    format!("the specified key already exists ({})", lossy(key))
+}
+
+/// `invalid zset score ([i]), bad raw bits`
+pub fn ra_bad_score(i: usize) -> String {
+    format!("invalid zset score ([{i}]), bad raw bits")
+}
+
+/// `wrong type (expect=T/E,got=T/E)` (Redis 3.2 type and encoding numbers)
+pub fn ra_wrong_type(expect: (u8, u8), got: (u8, u8)) -> String {
+    format!(
+        "wrong type (expect={}/{},got={}/{})",
+        expect.0, expect.1, got.0, got.1
+    )
+}
+
+/// `invalid DB index (<text>)`
+pub fn ra_invalid_db(text: &[u8]) -> String {
+    format!("invalid DB index ({})", lossy(text))
+}
+
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {

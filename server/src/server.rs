@@ -35,6 +35,10 @@ pub struct Server {
     pub blocking: crate::block::Blocking,
     /// Keys being migrated out, per DB (migrate/mod.rs).
     pub inflight: crate::migrate::InFlight,
+    /// Idle sockets of the sync migration commands (migrate/sync.rs).
+    pub sync_sockets: crate::migrate::sync::SocketCache,
+    /// Async migration connections and batches, per DB (migrate/asyncm.rs).
+    pub asyncm: crate::migrate::asyncm::Registry,
     /// This server's own `Arc` (deferred replies and migration tasks outlive
     /// the command that started them).
     me: std::sync::Weak<Server>,
@@ -51,6 +55,8 @@ impl Server {
         let databases = config.databases;
         Arc::new_cyclic(|me| Server {
             inflight: crate::migrate::InFlight::new(databases),
+            sync_sockets: Default::default(),
+            asyncm: crate::migrate::asyncm::Registry::new(databases),
             me: me.clone(),
             config: RwLock::new(config),
             ks,

@@ -1,11 +1,475 @@
 //! DUMP / RESTORE and the value ⇄ payload conversions every migration path
 //! shares (codis.md §2.5; payload format in `protocol::rdb`).
+//!
+//! * [`dump_payload`] serializes a stored value straight into a payload
+//!   (plain RDB encodings, version 7, CRC-64), readable by Redis 7.0 and by
+//!   codis-server 3.2.
+//! * [`restore_payload`] decodes a payload (ours, Redis 7.0's or Codis 3.2's)
+//!   and rebuilds the value in the encoding Redis 7.0 gives it on RESTORE,
+//!   following this server's thresholds (`hash-max-listpack-*`,
+//!   `set-max-intset-entries`, `zset-max-listpack-*`, `list-max-listpack-size`).
+//!   Empty collections, repeated set/zset members, repeated fields of a plain
+//!   hash and NaN scores are bad data, as are streams and modules.
+//! * `DUMP key` and `RESTORE key ttl payload [REPLACE] [ABSTTL]
+//!   [IDLETIME s] [FREQ f]` with Redis 7.0.15's argument order and texts.
 
 use protocol::command::CmdId;
+use protocol::number::parse_i64;
+use protocol::rdb::{self, PayloadWriter, Value};
 
-use crate::exec::Handler;
+pub use protocol::rdb::PayloadError;
+
+use crate::cmd::util::is;
+use crate::db::{Entry, KeyAccess, Object, ValueRef};
+use crate::ds::hash::Limits;
+use crate::ds::list::DEFAULT_FILL;
+use crate::ds::{Hash, List, Set, ZSet};
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::{Ctx, Handler, err};
+use crate::server::Server;
 
 pub fn handler(id: CmdId) -> Option<Handler> {
-    let _ = id;
-    None
+    Some(match id {
+        CmdId::Dump => dump,
+        CmdId::Restore => restore,
+        _ => return None,
+    })
+}
+
+// --- payload API ---------------------------------------------------------------
+
+/// A full DUMP payload of `v` (RDB v7 plain encoding + version + CRC-64).
+pub fn dump_payload(v: ValueRef) -> Vec<u8> {
+    /// Size hint cap: big values grow the buffer geometrically past it.
+    const HINT_CAP: usize = 64 << 20;
+    match v {
+        ValueRef::Str(s) => PayloadWriter::string(s).finish(),
+        ValueRef::Obj(Object::Str(s)) => PayloadWriter::string(s).finish(),
+        ValueRef::Obj(Object::List(l)) => {
+            let mut w = PayloadWriter::list(l.len());
+            w.reserve(l.heap_size().min(HINT_CAP));
+            for e in l.iter() {
+                w.elem(e);
+            }
+            w.finish()
+        }
+        ValueRef::Obj(Object::Hash(h)) => {
+            let mut w = PayloadWriter::hash(h.len());
+            w.reserve(h.heap_size().min(HINT_CAP));
+            for (f, v) in h.iter() {
+                w.pair(f, v);
+            }
+            w.finish()
+        }
+        ValueRef::Obj(Object::Set(s)) => {
+            let mut w = PayloadWriter::set(s.len());
+            w.reserve(s.heap_size().min(HINT_CAP));
+            for m in s.iter() {
+                m.with_bytes(|b| w.elem(b));
+            }
+            w.finish()
+        }
+        ValueRef::Obj(Object::ZSet(z)) => {
+            let mut w = PayloadWriter::zset(z.len());
+            w.reserve(z.heap_size().min(HINT_CAP));
+            z.for_ranks(0, z.len(), false, |m, s| w.zelem(m, s));
+            w.finish()
+        }
+    }
+}
+
+/// Strings longer than this are restored as `Object::Str` (no extra copy).
+const BIG_STRING: usize = 64 * 1024;
+
+/// A value rebuilt from a payload, ready to become an [`Entry`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restored {
+    Str(Vec<u8>),
+    Obj(Object),
+}
+
+impl Restored {
+    /// The entry for `key` (`expire`: absolute unix ms; `lru`: LRU clock).
+    pub fn into_entry(self, key: &[u8], expire: Option<u64>, lru: u32) -> Entry {
+        match self {
+            // Big strings keep their buffer (no copy into the entry blob);
+            // both forms report the "raw" encoding past 44 bytes.
+            Restored::Str(v) if v.len() > BIG_STRING => {
+                Entry::new_obj(key, Object::Str(v), expire, lru)
+            }
+            Restored::Str(v) => Entry::new_str(key, &v, expire, lru),
+            Restored::Obj(o) => Entry::new_obj(key, o, expire, lru),
+        }
+    }
+
+    /// True for a list (RESTORE signals blocked clients for those).
+    pub fn is_list(&self) -> bool {
+        matches!(self, Restored::Obj(Object::List(_)))
+    }
+}
+
+/// The encoding thresholds in force, read once per payload.
+struct Thresholds {
+    hash: Limits,
+    fill: i32,
+    intset: usize,
+    zset_entries: usize,
+    zset_value: usize,
+}
+
+fn thresholds(srv: &Server) -> Thresholds {
+    let c = srv.config();
+    let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    Thresholds {
+        hash: Limits {
+            max_entries: us(c.hash_max_listpack_entries),
+            max_value: us(c.hash_max_listpack_value),
+        },
+        fill: match c.list_max_listpack_size {
+            0 => DEFAULT_FILL,
+            f => f,
+        },
+        intset: us(c.set_max_intset_entries),
+        zset_entries: us(c.zset_max_listpack_entries),
+        zset_value: us(c.zset_max_listpack_value),
+    }
+}
+
+/// Verifies, decodes and rebuilds a payload (no keyspace access: callers
+/// decode before taking any slot lock).
+pub fn restore_payload(payload: &[u8], srv: &Server) -> Result<Restored, PayloadError> {
+    let value = rdb::decode(payload)?;
+    let t = thresholds(srv);
+    build(value, &t)
+}
+
+fn build(value: Value, t: &Thresholds) -> Result<Restored, PayloadError> {
+    const BAD: PayloadError = PayloadError::BadFormat;
+    Ok(match value {
+        Value::Str(v) => Restored::Str(v),
+        Value::List(items) => Restored::Obj(Object::List(List::from_iter(
+            items.iter().map(Vec::as_slice),
+            t.fill,
+        ))),
+        Value::Set(members) => {
+            let mut s = Set::new();
+            for m in &members {
+                if !s.insert(m, t.intset) {
+                    return Err(BAD);
+                }
+            }
+            Restored::Obj(Object::Set(s))
+        }
+        Value::Hash(pairs) => {
+            // Fields are distinct (the decoder refuses repeats).
+            let mut h = Hash::new();
+            for (f, v) in &pairs {
+                h.set(f, v, &t.hash);
+            }
+            h.trim();
+            Restored::Obj(Object::Hash(h))
+        }
+        Value::ZSet(mut items) => {
+            if items.iter().any(|(_, s)| s.is_nan()) {
+                return Err(BAD);
+            }
+            items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            if items.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(BAD);
+            }
+            items.sort_by(|a, b| a.1.total_cmp_redis(b.1).then_with(|| a.0.cmp(&b.0)));
+            Restored::Obj(Object::ZSet(ZSet::from_sorted(
+                &items,
+                t.zset_entries,
+                t.zset_value,
+            )))
+        }
+    })
+}
+
+/// Score order as the skiplist compares (`<`, so -0 equals 0); no NaN here.
+trait ScoreCmp {
+    fn total_cmp_redis(self, o: f64) -> std::cmp::Ordering;
+}
+
+impl ScoreCmp for f64 {
+    fn total_cmp_redis(self, o: f64) -> std::cmp::Ordering {
+        self.partial_cmp(&o).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+// --- commands --------------------------------------------------------------------
+
+/// DUMP key: the payload, or nil (a read lookup: counts hits/misses).
+fn dump(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    let lru = ctx.lru();
+    let mut s = ctx.ks().lock_key(ctx.db(), key);
+    match s.get(key, ctx.now) {
+        None => {
+            drop(s);
+            ctx.hit(false);
+            ctx.out.null();
+        }
+        Some(e) => {
+            e.touch(lru);
+            let p = dump_payload(e.value());
+            drop(s);
+            ctx.hit(true);
+            ctx.out.bulk(&p);
+        }
+    }
+    Ok(())
+}
+
+/// Parsed RESTORE options.
+#[derive(Debug, Default, PartialEq)]
+struct RestoreOpts {
+    replace: bool,
+    absttl: bool,
+    idle: Option<i64>,
+    freq: Option<i64>,
+}
+
+/// Redis' option loop: IDLETIME and FREQ exclude each other (the second one
+/// is a syntax error), values are checked as they come.
+fn restore_opts(opts: &[&[u8]]) -> Result<RestoreOpts, CmdError> {
+    let mut o = RestoreOpts::default();
+    let mut i = 0;
+    while let Some(&a) = opts.get(i) {
+        let next = opts.get(i + 1).copied();
+        if is(a, "replace") {
+            o.replace = true;
+        } else if is(a, "absttl") {
+            o.absttl = true;
+        } else if let (true, Some(v), None) = (is(a, "idletime"), next, o.freq) {
+            let v = parse_i64(v).ok_or(CmdError::NotInteger)?;
+            if v < 0 {
+                return err(errors::RESTORE_INVALID_IDLETIME);
+            }
+            o.idle = Some(v);
+            i += 1;
+        } else if let (true, Some(v), None) = (is(a, "freq"), next, o.idle) {
+            let v = parse_i64(v).ok_or(CmdError::NotInteger)?;
+            if !(0..=255).contains(&v) {
+                return err(errors::RESTORE_INVALID_FREQ);
+            }
+            o.freq = Some(v);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// The LRU clock of a key idle for `idle` seconds (Redis' `objectSetLRUOrLFU`:
+/// a clock that would underflow is parked half a period ahead).
+fn idle_lru(clock: u32, idle: i64) -> u32 {
+    const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
+    let abs = i64::from(clock) - idle;
+    if abs < 0 {
+        ((i64::from(clock) + LRU_CLOCK_MAX / 2) % LRU_CLOCK_MAX) as u32
+    } else {
+        abs as u32
+    }
+}
+
+fn payload_error(e: PayloadError) -> CmdError {
+    CmdError::Static(match e {
+        PayloadError::VersionOrChecksum => errors::RESTORE_BAD_PAYLOAD,
+        PayloadError::BadFormat => errors::RESTORE_BAD_DATA,
+    })
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f].
+///
+/// Redis' order: options, BUSYKEY, TTL, payload. The payload is decoded
+/// without any slot lock held; existence is checked again when inserting.
+fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    let opts = restore_opts(argv.get(4..).unwrap_or_default())?;
+    let db = ctx.db();
+    let now = ctx.now;
+    if !opts.replace && ctx.ks().lock_key(db, key).get(key, now).is_some() {
+        return err(errors::BUSYKEY);
+    }
+    let ttl = parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+    if ttl < 0 {
+        return err(errors::RESTORE_INVALID_TTL);
+    }
+    let restored = restore_payload(argv[3], ctx.srv).map_err(payload_error)?;
+    let expire = match ttl as u64 {
+        0 => None,
+        t if opts.absttl => Some(t),
+        t => Some(now.saturating_add(t)),
+    };
+    let lru = match opts.idle {
+        Some(idle) => idle_lru(ctx.lru(), idle),
+        None => ctx.lru(),
+    };
+    let mut s = ctx.ks().lock_key(db, key);
+    if !opts.replace && s.get(key, now).is_some() {
+        return err(errors::BUSYKEY);
+    }
+    if matches!(expire, Some(e) if e <= now) {
+        // Already expired: nothing is created; REPLACE still deletes.
+        if opts.replace {
+            s.remove(key);
+        }
+        drop(s);
+        ctx.out.ok();
+        return Ok(());
+    }
+    s.put(restored.into_entry(key, expire, lru));
+    drop(s);
+    ctx.srv.signal_key_ready(ctx.client.db, key);
+    ctx.out.ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ds::set::MemberRef;
+
+    fn t() -> Thresholds {
+        Thresholds {
+            hash: Limits::DEFAULT,
+            fill: DEFAULT_FILL,
+            intset: 512,
+            zset_entries: 128,
+            zset_value: 64,
+        }
+    }
+
+    fn roundtrip(o: Object) -> Object {
+        let p = dump_payload(ValueRef::Obj(&o));
+        match build(rdb::decode(&p).unwrap(), &t()).unwrap() {
+            Restored::Obj(r) => r,
+            Restored::Str(s) => Object::Str(s),
+        }
+    }
+
+    #[test]
+    fn string_payload() {
+        let p = dump_payload(ValueRef::Str(b"hello"));
+        assert_eq!(
+            p,
+            [
+                0x00, 0x05, b'h', b'e', b'l', b'l', b'o', 0x07, 0x00, 0x9c, 0x40, 0x0a, 0x85, 0x6d,
+                0xfe, 0xf5, 0x10
+            ]
+        );
+        assert_eq!(
+            build(rdb::decode(&p).unwrap(), &t()).unwrap(),
+            Restored::Str(b"hello".to_vec())
+        );
+    }
+
+    #[test]
+    fn collections_roundtrip_with_encodings() {
+        let l = List::from_iter([&b"a"[..], b"", b"c"], DEFAULT_FILL);
+        assert_eq!(roundtrip(Object::List(l.clone())), Object::List(l));
+
+        let mut h = Hash::new();
+        h.set(b"f", b"v", &Limits::DEFAULT);
+        h.set(b"", b"", &Limits::DEFAULT);
+        let r = roundtrip(Object::Hash(h.clone()));
+        assert_eq!(r, Object::Hash(h));
+        let Object::Hash(r) = r else { panic!() };
+        assert_eq!(r.encoding_name(), "listpack");
+
+        let mut big = Hash::new();
+        for i in 0..200 {
+            big.set(format!("f{i}").as_bytes(), b"v", &Limits::DEFAULT);
+        }
+        let Object::Hash(r) = roundtrip(Object::Hash(big.clone())) else {
+            panic!()
+        };
+        assert_eq!(r.encoding_name(), "hashtable");
+        assert_eq!(r, big);
+
+        let ints = Set::from_members([MemberRef::Int(3), MemberRef::Int(-1)], 512);
+        let Object::Set(r) = roundtrip(Object::Set(ints.clone())) else {
+            panic!()
+        };
+        assert_eq!((r.encoding_name(), r == ints), ("intset", true));
+        let mut strs = Set::new();
+        strs.insert(b"x", 512);
+        strs.insert(b"1", 512);
+        let Object::Set(r) = roundtrip(Object::Set(strs.clone())) else {
+            panic!()
+        };
+        assert_eq!((r.encoding_name(), r == strs), ("hashtable", true));
+
+        let items: Vec<(Vec<u8>, f64)> = vec![
+            (b"n".to_vec(), f64::NEG_INFINITY),
+            (b"z".to_vec(), -0.0),
+            (b"a".to_vec(), 0.0),
+            (b"b".to_vec(), 1.5),
+            (b"i".to_vec(), f64::INFINITY),
+        ];
+        let mut sorted = items.clone();
+        sorted.sort_by(|a, b| a.1.total_cmp_redis(b.1).then_with(|| a.0.cmp(&b.0)));
+        let z = ZSet::from_sorted(&sorted, 128, 64);
+        let r = roundtrip(Object::ZSet(z.clone()));
+        assert_eq!(r, Object::ZSet(z));
+    }
+
+    fn payload(body: &[u8]) -> Vec<u8> {
+        let mut p = body.to_vec();
+        p.extend_from_slice(&7u16.to_le_bytes());
+        let c = rdb::crc64(&p);
+        p.extend_from_slice(&c.to_le_bytes());
+        p
+    }
+
+    #[test]
+    fn bad_data_like_redis() {
+        let bad = |body: &[u8]| {
+            rdb::decode(&payload(body))
+                .and_then(|v| build(v, &t()))
+                .err()
+        };
+        let b = Some(PayloadError::BadFormat);
+        assert_eq!(bad(b"\x03\x01\x01a\xfd"), b, "nan score");
+        assert_eq!(bad(b"\x03\x02\x01a\x011\x01a\x012"), b, "zset dup");
+        assert_eq!(bad(b"\x02\x02\x01a\x01a"), b, "set dup");
+        assert_eq!(bad(b"\x02\x00"), b, "empty set");
+        assert_eq!(bad(b"\x01\x00"), b, "empty list");
+        assert_eq!(bad(b"\x04\x02\x01a\x01x\x01a\x01y"), b, "hash dup");
+        assert_eq!(bad(b"\x00\x01a"), None);
+    }
+
+    #[test]
+    fn options() {
+        let o = |a: &[&str]| {
+            let v: Vec<&[u8]> = a.iter().map(|s| s.as_bytes()).collect();
+            restore_opts(&v)
+        };
+        assert_eq!(
+            o(&["REPLACE", "absttl", "idletime", "5"]),
+            Ok(RestoreOpts {
+                replace: true,
+                absttl: true,
+                idle: Some(5),
+                freq: None
+            })
+        );
+        assert_eq!(o(&["idletime"]), Err(CmdError::Syntax));
+        assert_eq!(o(&["freq", "1", "idletime", "1"]), Err(CmdError::Syntax));
+        assert_eq!(o(&["idletime", "x"]), Err(CmdError::NotInteger));
+        assert_eq!(
+            o(&["idletime", "-1"]),
+            Err(CmdError::Static(errors::RESTORE_INVALID_IDLETIME))
+        );
+        assert_eq!(
+            o(&["freq", "256"]),
+            Err(CmdError::Static(errors::RESTORE_INVALID_FREQ))
+        );
+        assert_eq!(idle_lru(100, 10), 90);
+        assert_eq!(idle_lru(5, 10), 5 + ((1 << 24) - 1) / 2);
+    }
 }

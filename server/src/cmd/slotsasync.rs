@@ -1,11 +1,594 @@
 //! Async ("semi-async") migration commands, source and target side, and
-//! SLOTSMGRT-EXEC-WRAPPER (codis.md §2.7). The engine is migrate/asyncm.rs.
+//! SLOTSMGRT-EXEC-WRAPPER (codis.md §2.7). The engine (connections, batches,
+//! message production, ACK flow control) is migrate/asyncm.rs; this file
+//! parses arguments, answers, and implements the target side
+//! (SLOTSRESTORE-ASYNC, -AUTH, -SELECT, §2.7.5) and the wrapper (§2.7.4).
 
-use protocol::command::CmdId;
+use std::sync::atomic::Ordering::Relaxed;
 
-use crate::exec::Handler;
+use protocol::command::{self, CmdId, flags};
+use protocol::number::parse_i64;
+use protocol::resp::Reply;
+
+use crate::db::{Entry, KeyAccess, Object, ValueRef};
+use crate::ds::zset::SkipList;
+use crate::ds::{Hash, List, Set, ZSet};
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::{Ctx, Handler};
+use crate::migrate::asyncm::{self, ACK_CMD, Params, Select};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
-    let _ = id;
-    None
+    Some(match id {
+        CmdId::SlotsmgrtoneAsync => mgrt_one,
+        CmdId::SlotsmgrttagoneAsync => mgrt_tagone,
+        CmdId::SlotsmgrtslotAsync => mgrt_slot,
+        CmdId::SlotsmgrttagslotAsync => mgrt_tagslot,
+        CmdId::SlotsmgrtoneAsyncDump => dump_one,
+        CmdId::SlotsmgrttagoneAsyncDump => dump_tagone,
+        CmdId::SlotsmgrtAsyncFence => fence,
+        CmdId::SlotsmgrtAsyncCancel => cancel,
+        CmdId::SlotsmgrtAsyncStatus => status,
+        CmdId::SlotsmgrtExecWrapper => exec_wrapper,
+        CmdId::SlotsrestoreAsync => restore_async,
+        CmdId::SlotsrestoreAsyncAuth => restore_auth,
+        CmdId::SlotsrestoreAsyncSelect => restore_select,
+        CmdId::SlotsrestoreAsyncAck => restore_ack,
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Source side: starting batches, DUMP, FENCE, CANCEL, STATUS
+// ---------------------------------------------------------------------------
+
+/// A 64-bit integer argument in `lo..=hi`, else
+/// `ERR invalid value of <name> (<text>)`.
+fn num_arg(name: &str, a: &[u8], lo: i64, hi: i64) -> Result<i64, CmdError> {
+    match parse_i64(a) {
+        Some(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(CmdError::Msg(errors::async_invalid_value(name, a))),
+    }
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+const MAX_BULKS: usize = 512 * 1024;
+
+/// `host port timeout maxbulks maxbytes` (codis.md §2.7.1 table).
+fn batch_params(ctx: &Ctx, argv: &[&[u8]]) -> Result<(String, u16, Params), CmdError> {
+    let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
+    let host = String::from_utf8_lossy(arg(1)).into_owned();
+    let port = num_arg("port", arg(2), 1, 65535)? as u16;
+    let timeout = match num_arg("timeout", arg(3), 0, INT_MAX)? {
+        0 => 30_000,
+        t => t as u64,
+    };
+    let maxbulks = match num_arg("maxbulks", arg(4), 0, INT_MAX)? {
+        0 => 200,
+        b => (b as usize).min(MAX_BULKS),
+    };
+    let mut maxbytes = match num_arg("maxbytes", arg(5), 0, INT_MAX)? {
+        0 => 512 * 1024,
+        b => b as usize,
+    }
+    .min((INT_MAX / 2) as usize);
+    {
+        let c = ctx.srv.config();
+        let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_NORMAL];
+        for lim in [l.soft_bytes, l.hard_bytes] {
+            if lim > 0 {
+                maxbytes = maxbytes.min(usize::try_from(lim).unwrap_or(usize::MAX));
+            }
+        }
+    }
+    Ok((
+        host,
+        port,
+        Params {
+            timeout,
+            maxbulks,
+            maxbytes,
+        },
+    ))
+}
+
+fn error_bytes(text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(text.len() + 3);
+    v.push(b'-');
+    v.extend_from_slice(text.as_bytes());
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// Answers the caller when `rx` yields (the batch ended).
+fn defer_on(ctx: &mut Ctx, rx: tokio::sync::oneshot::Receiver<Vec<u8>>) {
+    ctx.defer(Box::pin(async move {
+        rx.await
+            .unwrap_or_else(|_| error_bytes(errors::ASYNC_CONN_CLOSED))
+    }));
+}
+
+fn start(ctx: &mut Ctx, argv: &[&[u8]], slot_form: bool, tag: bool) -> CmdResult {
+    let (host, port, p) = batch_params(ctx, argv)?;
+    let sel = if slot_form {
+        let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
+        let slot = num_arg("slot", arg(6), 0, 1023)? as usize;
+        let numkeys = match num_arg("numkeys", arg(7), 0, INT_MAX)? {
+            0 => 100,
+            n => n as usize,
+        };
+        Select::Slot(slot, numkeys, tag)
+    } else {
+        Select::Keys(argv.get(6..).unwrap_or(&[]).to_vec(), tag)
+    };
+    let srv = ctx.srv_arc();
+    match asyncm::start(&srv, ctx.client.db, &host, port, p, sel) {
+        Ok(rx) => {
+            defer_on(ctx, rx);
+            Ok(())
+        }
+        Err(text) => Err(CmdError::Msg(text)),
+    }
+}
+
+fn mgrt_one(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    start(ctx, argv, false, false)
+}
+
+fn mgrt_tagone(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    start(ctx, argv, false, true)
+}
+
+fn mgrt_slot(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    start(ctx, argv, true, false)
+}
+
+fn mgrt_tagslot(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    start(ctx, argv, true, true)
+}
+
+/// `SLOTSMGRT{ONE,TAGONE}-ASYNC-DUMP timeout maxbulks key [key ...]`
+fn dump(ctx: &mut Ctx, argv: &[&[u8]], tag: bool) -> CmdResult {
+    let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
+    let timeout = match num_arg("timeout", arg(1), 0, INT_MAX)? {
+        0 => 30_000,
+        t => t as u64,
+    };
+    let maxbulks = match num_arg("maxbulks", arg(2), 0, INT_MAX)? {
+        0 => 1000,
+        b => (b as usize).min(MAX_BULKS),
+    };
+    let p = Params {
+        timeout,
+        maxbulks,
+        maxbytes: usize::MAX,
+    };
+    let db = ctx.db();
+    let keys = asyncm::select_keys(ctx.srv, db, argv.get(3..).unwrap_or(&[]), tag);
+    asyncm::dump_messages(ctx.srv, db, &keys, &p, ctx.now, ctx.out);
+    Ok(())
+}
+
+fn dump_one(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    dump(ctx, argv, false)
+}
+
+fn dump_tagone(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    dump(ctx, argv, true)
+}
+
+fn fence(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    match asyncm::fence(ctx.srv, ctx.client.db) {
+        Some(rx) => defer_on(ctx, rx),
+        None => ctx.out.ok(),
+    }
+    Ok(())
+}
+
+fn cancel(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let had = asyncm::cancel(ctx.srv, ctx.client.db);
+    ctx.out.int(i64::from(had));
+    Ok(())
+}
+
+fn status(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    asyncm::status(ctx.srv, ctx.client.db, ctx.out);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// SLOTSMGRT-EXEC-WRAPPER hashkey command [arg ...]
+// ---------------------------------------------------------------------------
+
+fn wrapper_error(out: &mut Reply, code: i64, text: &str) {
+    out.array(2);
+    out.int(code);
+    out.error(text.as_bytes());
+}
+
+/// codis.md §2.7.4. Deviation: a write is refused with code 1 when *any* of
+/// its keys is in flight, not only `hashkey` (Codis would let the write
+/// through and lose it when the batch deletes the shipped key).
+fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (Some(&hashkey), Some(inner)) = (argv.get(1), argv.get(2..)) else {
+        return Err(CmdError::msg(errors::wrong_arity("slotsmgrt-exec-wrapper")));
+    };
+    let Some(&name) = inner.first() else {
+        return Err(CmdError::msg(errors::wrong_arity("slotsmgrt-exec-wrapper")));
+    };
+    let Some(id) = command::lookup(name) else {
+        wrapper_error(ctx.out, -1, &errors::wrapper_invalid_command(name));
+        return Ok(());
+    };
+    let spec = id.spec();
+    if !spec.arity_ok(inner.len()) {
+        wrapper_error(ctx.out, -1, &errors::wrapper_wrong_arity(name));
+        return Ok(());
+    }
+    let db = ctx.client.db;
+    let exists = {
+        let d = ctx.db();
+        ctx.ks()
+            .lock_key(d, hashkey)
+            .get(hashkey, ctx.now)
+            .is_some()
+    };
+    if !exists {
+        wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
+        return Ok(());
+    }
+    if !spec.has(flags::READONLY)
+        && ctx.srv.inflight.any(db)
+        && (ctx.srv.inflight.is_migrating(db, hashkey)
+            || spec
+                .keys(inner)
+                .any(|k| ctx.srv.inflight.is_migrating(db, k)))
+    {
+        wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
+        return Ok(());
+    }
+    let mut scratch = Reply {
+        buf: Vec::new(),
+        resp3: ctx.out.resp3,
+    };
+    crate::exec::execute(ctx.srv, ctx.client, &mut scratch, ctx.now, inner);
+    if let Some(b) = ctx.client.block.take() {
+        // A blocking command cannot park inside the wrapper: it answers
+        // what it would on timeout.
+        scratch.buf.clear();
+        match b.nil {
+            crate::block::Nil::Array => scratch.null_array(),
+            crate::block::Nil::Bulk => scratch.null(),
+        }
+    }
+    if let Some(pending) = ctx.client.pending.take() {
+        let head = scratch.buf;
+        ctx.defer(Box::pin(async move {
+            let mut v = b"*2\r\n:2\r\n".to_vec();
+            v.extend_from_slice(&head);
+            v.extend_from_slice(&pending.await);
+            v
+        }));
+        return Ok(());
+    }
+    ctx.out.array(2);
+    ctx.out.int(2);
+    ctx.out.buf.extend_from_slice(&scratch.buf);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Target side: SLOTSRESTORE-ASYNC, -AUTH, -SELECT, and -ACK from a client
+// ---------------------------------------------------------------------------
+
+/// Largest hint used to pre-size a table (the hint is sender-controlled).
+const HINT_CAP: usize = 1 << 24;
+
+/// `[SLOTSRESTORE-ASYNC-ACK, code, message]`; closes the connection after a
+/// non-zero code (codis.md §2.7.5).
+fn ack(ctx: &mut Ctx, res: Result<Vec<u8>, String>) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(ACK_CMD);
+    match res {
+        Ok(msg) => {
+            ctx.out.bulk(b"0");
+            ctx.out.bulk(&msg);
+        }
+        Err(msg) => {
+            ctx.out.bulk(b"-1");
+            ctx.out.bulk(msg.as_bytes());
+            ctx.client.close_after_reply = true;
+        }
+    }
+    Ok(())
+}
+
+fn num_msg(n: usize) -> Vec<u8> {
+    itoa::Buffer::new().format(n).as_bytes().to_vec()
+}
+
+/// Redis 3.2's (type, encoding) numbers of a value (wrong-type messages).
+fn type_enc(e: &Entry) -> (u8, u8) {
+    match e.value() {
+        ValueRef::Str(_) | ValueRef::Obj(Object::Str(_)) => match e.encoding() {
+            "int" => (0, 1),
+            "embstr" => (0, 8),
+            _ => (0, 0),
+        },
+        ValueRef::Obj(Object::List(_)) => (1, 9),
+        ValueRef::Obj(Object::Set(s)) => (2, if s.is_intset() { 6 } else { 2 }),
+        ValueRef::Obj(Object::ZSet(z)) => (3, if z.is_compact() { 5 } else { 7 }),
+        ValueRef::Obj(Object::Hash(h)) => (4, if h.is_compact() { 5 } else { 2 }),
+    }
+}
+
+fn restore_async(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let res = restore_inner(ctx, argv);
+    ack(ctx, res)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Delete,
+    Expire,
+    Str,
+    Obj,
+    List,
+    Hash,
+    Dict,
+    Zset,
+}
+
+fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
+    let argc = argv.len();
+    let sub = argv.get(1).copied().unwrap_or(b"");
+    if ctx.srv.asyncm.migrating(ctx.client.db) {
+        return Err(errors::RA_DB_MIGRATED.into());
+    }
+    let is = |w: &str| sub.eq_ignore_ascii_case(w.as_bytes());
+    let (form, ok) = if is("delete") {
+        (Form::Delete, argc == 3)
+    } else if is("expire") {
+        (Form::Expire, argc == 4)
+    } else if is("string") {
+        (Form::Str, argc == 5)
+    } else if is("object") {
+        (Form::Obj, argc == 5)
+    } else if is("list") {
+        (Form::List, argc >= 5)
+    } else if is("dict") {
+        (Form::Dict, argc >= 5)
+    } else if is("hash") {
+        (Form::Hash, argc >= 5 && argc % 2 == 1)
+    } else if is("zset") {
+        (Form::Zset, argc >= 5 && argc % 2 == 1)
+    } else {
+        return Err(errors::ra_unknown(argc, sub));
+    };
+    if !ok {
+        return Err(errors::ra_wrong_arity(argc, sub));
+    }
+    let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
+    let key = arg(2);
+    let now = ctx.now;
+    let dbi = ctx.client.db;
+    let db = ctx.db();
+    if form == Form::Delete {
+        let mut r = ctx.ks().lock_key(db, key);
+        let existed = r.get(key, now).is_some() && r.remove(key).is_some();
+        return Ok(num_msg(usize::from(existed)));
+    }
+    let ttl = match parse_i64(arg(3)) {
+        Some(t) if t >= 0 => t as u64,
+        _ => return Err(errors::ra_invalid_ttl(arg(3))),
+    };
+    let expire = (ttl > 0).then(|| now.saturating_add(ttl));
+    let lru = ctx.lru();
+    match form {
+        Form::Delete => Ok(num_msg(0)),
+        Form::Expire => {
+            let mut r = ctx.ks().lock_key(db, key);
+            if r.get(key, now).is_none() {
+                return Err(errors::ra_no_key(key));
+            }
+            r.set_expire(key, expire);
+            Ok(num_msg(1))
+        }
+        Form::Str => {
+            let mut r = ctx.ks().lock_key(db, key);
+            if r.get(key, now).is_some() {
+                return Err(errors::ra_key_exists(key));
+            }
+            r.insert(Entry::new_str(key, arg(4), expire, lru));
+            Ok(num_msg(1))
+        }
+        Form::Obj => {
+            let payload = arg(4);
+            if ctx.ks().lock_key(db, key).get(key, now).is_some() {
+                return Err(errors::ra_key_exists(key));
+            }
+            let restored = crate::cmd::dump::restore_payload(payload, ctx.srv).map_err(|e| {
+                match e {
+                    crate::cmd::dump::PayloadError::VersionOrChecksum => errors::RA_BAD_CHECKSUM,
+                    crate::cmd::dump::PayloadError::BadFormat => {
+                        if payload.first().is_some_and(|&t| known_type(t)) {
+                            errors::RA_BAD_BODY
+                        } else {
+                            errors::RA_BAD_TYPE
+                        }
+                    }
+                }
+                .to_string()
+            })?;
+            let is_list = restored.is_list();
+            let mut r = ctx.ks().lock_key(db, key);
+            if r.get(key, now).is_some() {
+                return Err(errors::ra_key_exists(key));
+            }
+            r.insert(restored.into_entry(key, expire, lru));
+            drop(r);
+            if is_list {
+                ctx.srv.signal_key_ready(dbi, key);
+            }
+            Ok(num_msg(1))
+        }
+        Form::List | Form::Hash | Form::Dict | Form::Zset => {
+            let hint = match parse_i64(arg(4)) {
+                Some(h) if h >= 0 => (h as u64).min(HINT_CAP as u64) as usize,
+                _ => return Err(errors::ra_invalid_hint(arg(4))),
+            };
+            let elems = argv.get(5..).unwrap_or(&[]);
+            let n = restore_chunk(ctx, form, key, elems, hint, expire, lru)?;
+            if form == Form::List && !elems.is_empty() {
+                ctx.srv.signal_key_ready(dbi, key);
+            }
+            Ok(num_msg(n))
+        }
+    }
+}
+
+/// RDB type bytes a DUMP payload may start with.
+fn known_type(t: u8) -> bool {
+    matches!(t, 0..=5 | 9..=18)
+}
+
+/// Decodes the raw little-endian double scores of a zset chunk.
+fn zset_scores(elems: &[&[u8]]) -> Result<Vec<f64>, String> {
+    elems
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, p)| {
+            let raw: [u8; 8] = p[1].try_into().map_err(|_| errors::ra_bad_score(i))?;
+            let s = f64::from_le_bytes(raw);
+            if s.is_nan() {
+                Err(errors::ra_bad_score(i))
+            } else {
+                Ok(s)
+            }
+        })
+        .collect()
+}
+
+/// Appends one chunk to a list / hash / set / zset (created if missing);
+/// returns the new size.
+fn restore_chunk(
+    ctx: &mut Ctx,
+    form: Form,
+    key: &[u8],
+    elems: &[&[u8]],
+    hint: usize,
+    expire: Option<u64>,
+    lru: u32,
+) -> Result<usize, String> {
+    let scores = if form == Form::Zset {
+        zset_scores(elems)?
+    } else {
+        Vec::new()
+    };
+    let fill = match ctx.srv.config().list_max_listpack_size {
+        0 => crate::ds::list::DEFAULT_FILL,
+        f => f,
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    let mut r = ctx.ks().lock_key(db, key);
+    let expect = match form {
+        Form::List => (1, 9),
+        Form::Hash => (4, 2),
+        Form::Dict => (2, 2),
+        _ => (3, 7),
+    };
+    let exists = match r.get(key, now) {
+        Some(e) => {
+            let got = type_enc(e);
+            if got != expect {
+                return Err(errors::ra_wrong_type(expect, got));
+            }
+            true
+        }
+        None => false,
+    };
+    if !exists {
+        if elems.is_empty() {
+            return Err(errors::ra_no_key(key));
+        }
+        let obj = match form {
+            Form::List => Object::List(List::new()),
+            Form::Hash => Object::Hash(Hash::new_table(hint)),
+            Form::Dict => Object::Set(Set::new_table(hint)),
+            _ => Object::ZSet(ZSet::Full(Box::new(SkipList::with_capacity(hint)))),
+        };
+        r.insert(Entry::new_obj(key, obj, None, lru));
+    }
+    let Some(obj) = r.peek(key).and_then(|e| e.obj_mut()) else {
+        return Err(errors::ra_no_key(key));
+    };
+    let n = match obj {
+        Object::List(l) => {
+            l.extend_back(elems.iter().copied(), fill);
+            l.len()
+        }
+        Object::Hash(h) => {
+            let lim = crate::ds::hash::Limits::DEFAULT;
+            for p in elems.chunks_exact(2) {
+                h.set(p[0], p[1], &lim);
+            }
+            h.len()
+        }
+        Object::Set(s) => {
+            for m in elems {
+                s.insert(m, 0);
+            }
+            s.len()
+        }
+        Object::ZSet(z) => {
+            for (p, &s) in elems.chunks_exact(2).zip(&scores) {
+                match z.score(p[0]) {
+                    Some(old) if old.to_bits() == s.to_bits() => {}
+                    Some(_) => z.set_score(p[0], s),
+                    None => z.insert_new(p[0], s, usize::MAX, usize::MAX),
+                }
+            }
+            z.len()
+        }
+        Object::Str(_) => 0,
+    };
+    r.set_expire(key, expire);
+    Ok(n)
+}
+
+/// `SLOTSRESTORE-ASYNC-AUTH password` (allowed before AUTH).
+fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let pass = ctx.srv.config().requirepass.clone();
+    let given = argv.get(1).copied().unwrap_or(b"");
+    let res = match pass {
+        None => Err(errors::RA_NO_PASSWORD.to_string()),
+        Some(p) if p == given => {
+            ctx.client.authenticated = true;
+            ctx.client.info.authenticated.store(true, Relaxed);
+            Ok(b"OK".to_vec())
+        }
+        Some(_) => Err(errors::RA_INVALID_PASSWORD.to_string()),
+    };
+    ack(ctx, res)
+}
+
+/// `SLOTSRESTORE-ASYNC-SELECT db`
+fn restore_select(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let a = argv.get(1).copied().unwrap_or(b"");
+    let res = match parse_i64(a) {
+        Some(i) if i >= 0 && (i as u64) < ctx.ks().db_count() as u64 => {
+            ctx.client.select(i as usize);
+            Ok(b"OK".to_vec())
+        }
+        _ => Err(errors::ra_invalid_db(a)),
+    };
+    ack(ctx, res)
+}
+
+/// ACKs are only valid on this server's own migration connections, which
+/// never reach the command table (the engine reads them itself): from any
+/// client this is an error, and the client is closed (codis.md §2.7.6).
+fn restore_ack(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Err(CmdError::Static(errors::ASYNC_INVALID_CLIENT))
 }

@@ -853,6 +853,9 @@ impl Keyspace {
 }
 
 #[cfg(test)]
+mod tag_tests;
+
+#[cfg(test)]
 mod scan_tests {
     use std::collections::HashSet;
 

@@ -367,6 +367,15 @@ impl Hash {
         }
     }
 
+    /// An empty hash in the table encoding with room for `capacity` fields
+    /// (SLOTSRESTORE-ASYNC pre-sizes from the sender's hint, so a big hash
+    /// arriving in chunks never rehashes in one go).
+    pub fn new_table(capacity: usize) -> Hash {
+        Hash {
+            repr: Repr::Table(Box::new(Table::with_capacity(capacity))),
+        }
+    }
+
     /// Redis' OBJECT ENCODING name for the current representation.
     pub fn encoding_name(&self) -> &'static str {
         match self.repr {

@@ -114,6 +114,15 @@ impl Set {
         }
     }
 
+    /// An empty set in the hashtable encoding with room for `capacity`
+    /// members (SLOTSRESTORE-ASYNC pre-sizing).
+    pub fn new_table(capacity: usize) -> Self {
+        Set {
+            repr: Repr::Table(HashTable::with_capacity(capacity)),
+            generation: 0,
+        }
+    }
+
     /// Redis' OBJECT ENCODING name for the current representation.
     pub fn encoding_name(&self) -> &'static str {
         match self.repr {

@@ -1,10 +1,1184 @@
-//! Async migration engine (codis.md §2.7): one cached connection per DB to
-//! the target, batches of keys streamed as SLOTSRESTORE-ASYNC messages with
-//! ACK flow control, chunking of big values.
+//! Async ("semi-async") migration engine, source side (codis.md §2.7,
+//! §2.7.1, §2.7.3, §2.7.6).
+//!
+//! * Per DB one cached [`Conn`] to a target `host:port`: a tokio task owns
+//!   the socket; the shared [`ConnState`] (behind a std mutex, never held
+//!   across an await) holds at most one [`Batch`].
+//! * A batch is a list of keys registered in flight (`Server::begin_flight`:
+//!   readable, not writable) and turned into `SLOTSRESTORE-ASYNC` messages
+//!   one at a time, each produced under the key's slot lock: `delete`, then
+//!   `string` / `object` (DUMP payload) or chunks of at most `maxbulks`
+//!   bulks and the send window's bytes (`list|hash|dict|zset`, temporary TTL
+//!   3 × timeout) and a final `expire`. The first batch on a connection is
+//!   preceded by `SLOTSRESTORE-ASYNC-AUTH` (when we have a password) and
+//!   `SLOTSRESTORE-ASYNC-SELECT db`.
+//! * Flow control: messages are produced while the unacked bytes stay under
+//!   `maxbytes` (at least one message is always in flight); every message
+//!   gets one `[SLOTSRESTORE-ASYNC-ACK, code, msg]` frame back. On the last
+//!   ACK the shipped keys are deleted on the source (big values dropped on a
+//!   background thread), the flight guard is released and every waiter (the
+//!   caller, fences) gets the result. Any failure reaches every waiter as
+//!   `ERR interrupted: ...` and deletes nothing.
+//! * Lock order: registry slot → `ConnState` → keyspace slot locks.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use protocol::resp::Reply;
+use protocol::slot::hash_tag;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+
+use crate::db::{Db, Entry, KeyAccess, Kind, Object, ValueRef, now_ms};
+use crate::errors;
+use crate::migrate::{FlightGuard, KeySet};
 use crate::server::Server;
+use crate::warning;
 
-/// Times out stalled batches and closes idle connections (codis.md §2.7.1).
-pub fn cron(_srv: &Arc<Server>) {}
+/// An idle cached connection is closed after this long (codis.md §2.7.1).
+pub const IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Upper bound on unacked messages, whatever their size.
+const MAX_WINDOW_MSGS: usize = 10_000;
+/// Largest frame accepted from the target (ACKs are tiny).
+const MAX_FRAME: usize = 1 << 20;
+/// Values bigger than this are freed on a background thread.
+const LAZY_FREE_BYTES: usize = 64 * 1024;
+
+pub const RESTORE_CMD: &[u8] = b"SLOTSRESTORE-ASYNC";
+pub const AUTH_CMD: &[u8] = b"SLOTSRESTORE-ASYNC-AUTH";
+pub const SELECT_CMD: &[u8] = b"SLOTSRESTORE-ASYNC-SELECT";
+pub const ACK_CMD: &[u8] = b"SLOTSRESTORE-ASYNC-ACK";
+
+/// Batch parameters after defaults and clamps.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub timeout: u64,
+    pub maxbulks: usize,
+    pub maxbytes: usize,
+}
+
+// ---------------------------------------------------------------------------
+// Message encoding
+// ---------------------------------------------------------------------------
+
+fn header(out: &mut Vec<u8>, n: usize) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk_u64(out: &mut Vec<u8>, v: u64) {
+    bulk(out, itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Remaining TTL in ms as sent on the wire: 0 = none, else at least 1.
+fn ttl_of(expire: Option<u64>, now: u64) -> u64 {
+    match expire {
+        None => 0,
+        Some(e) => e.saturating_sub(now).max(1),
+    }
+}
+
+/// The DUMP payload of a value (helper A's encoder).
+fn payload_of(v: ValueRef<'_>) -> Vec<u8> {
+    crate::cmd::dump::dump_payload(v)
+}
+
+// ---------------------------------------------------------------------------
+// Per-key iterator
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Delete,
+    Value,
+    Chunks,
+    Expire,
+    Done,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Delete => "delete",
+            Stage::Value => "value",
+            Stage::Chunks => "chunks",
+            Stage::Expire => "expire",
+            Stage::Done => "done",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    List,
+    Hash,
+    Dict,
+    Zset,
+}
+
+impl Chunk {
+    fn word(self) -> &'static [u8] {
+        match self {
+            Chunk::List => b"list",
+            Chunk::Hash => b"hash",
+            Chunk::Dict => b"dict",
+            Chunk::Zset => b"zset",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Str,
+    Object,
+    Chunked(Chunk),
+}
+
+/// How a value is shipped: mode, total elements (the `hint`) and bulks.
+fn classify(e: &Entry, maxbulks: usize) -> (Mode, usize, usize) {
+    let maxbulks = maxbulks.max(1);
+    let chunked = |big: bool, c: Chunk, len: usize, bulks: usize| {
+        if big && bulks > maxbulks {
+            (Mode::Chunked(c), len, bulks)
+        } else {
+            (Mode::Object, len, bulks)
+        }
+    };
+    match e.value() {
+        ValueRef::Str(_) | ValueRef::Obj(Object::Str(_)) => (Mode::Str, 0, 1),
+        ValueRef::Obj(Object::List(l)) => chunked(true, Chunk::List, l.len(), l.len()),
+        ValueRef::Obj(Object::Hash(h)) => {
+            chunked(!h.is_compact(), Chunk::Hash, h.len(), h.len() * 2)
+        }
+        ValueRef::Obj(Object::Set(s)) => chunked(!s.is_intset(), Chunk::Dict, s.len(), s.len()),
+        ValueRef::Obj(Object::ZSet(z)) => {
+            chunked(!z.is_compact(), Chunk::Zset, z.len(), z.len() * 2)
+        }
+    }
+}
+
+/// Estimated messages of a value (codis.md §2.7.1): 1, or the chunk count.
+fn estimate(e: &Entry, maxbulks: usize) -> usize {
+    match classify(e, maxbulks) {
+        (Mode::Chunked(_), _, bulks) => bulks.div_ceil(maxbulks.max(1)),
+        _ => 1,
+    }
+}
+
+/// Produces the messages of one key, one per [`KeyIter::step`].
+struct KeyIter {
+    key: Vec<u8>,
+    kind: Kind,
+    mode: Mode,
+    stage: Stage,
+    hint: usize,
+    expire: Option<u64>,
+    cursor: u64,
+    lindex: usize,
+    zindex: usize,
+    chunked_msgs: usize,
+}
+
+impl KeyIter {
+    fn new(key: Vec<u8>, e: &Entry, maxbulks: usize) -> KeyIter {
+        let (mode, hint, _) = classify(e, maxbulks);
+        KeyIter {
+            key,
+            kind: e.kind(),
+            mode,
+            stage: Stage::Delete,
+            hint,
+            expire: e.expire(),
+            cursor: 0,
+            lindex: 0,
+            zindex: 0,
+            chunked_msgs: 0,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    fn delete_msg(&self, out: &mut Vec<u8>) {
+        header(out, 3);
+        bulk(out, RESTORE_CMD);
+        bulk(out, b"delete");
+        bulk(out, &self.key);
+    }
+
+    /// Writes the next message of this key into `out`; false when the key
+    /// has nothing more to send. `budget` is the space left in the send
+    /// window (chunks stop there, after at least one element).
+    fn step(
+        &mut self,
+        srv: &Server,
+        db: &Db,
+        now: u64,
+        p: &Params,
+        budget: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        loop {
+            match self.stage {
+                Stage::Done => return false,
+                Stage::Delete => {
+                    self.delete_msg(out);
+                    self.stage = match self.mode {
+                        Mode::Chunked(_) => Stage::Chunks,
+                        _ => Stage::Value,
+                    };
+                    return true;
+                }
+                Stage::Value => {
+                    self.stage = Stage::Done;
+                    let mut r = srv.ks.lock_key(db, &self.key);
+                    // The key vanished (FLUSHDB, expiry): the target only
+                    // got `delete`, which is consistent.
+                    let Some(e) = r.peek(&self.key) else {
+                        return false;
+                    };
+                    let ttl = ttl_of(e.expire(), now);
+                    header(out, 5);
+                    bulk(out, RESTORE_CMD);
+                    match (self.mode, e.as_str()) {
+                        (Mode::Str, Some(s)) => {
+                            bulk(out, b"string");
+                            bulk(out, &self.key);
+                            bulk_u64(out, ttl);
+                            bulk(out, s);
+                        }
+                        _ => {
+                            bulk(out, b"object");
+                            bulk(out, &self.key);
+                            bulk_u64(out, ttl);
+                            bulk(out, &payload_of(e.value()));
+                        }
+                    }
+                    return true;
+                }
+                Stage::Chunks => {
+                    let mut r = srv.ks.lock_key(db, &self.key);
+                    let Some(e) = r.peek(&self.key) else {
+                        // Vanished mid-way: drop the partial copy too.
+                        self.stage = Stage::Done;
+                        self.delete_msg(out);
+                        return true;
+                    };
+                    let (wrote, finished) = self.chunk(e, p, budget, out);
+                    if finished {
+                        self.stage = Stage::Expire;
+                    }
+                    if wrote {
+                        self.chunked_msgs += 1;
+                        return true;
+                    }
+                }
+                Stage::Expire => {
+                    self.stage = Stage::Done;
+                    let mut r = srv.ks.lock_key(db, &self.key);
+                    let Some(e) = r.peek(&self.key) else {
+                        self.delete_msg(out);
+                        return true;
+                    };
+                    let ttl = ttl_of(e.expire(), now);
+                    header(out, 4);
+                    bulk(out, RESTORE_CMD);
+                    bulk(out, b"expire");
+                    bulk(out, &self.key);
+                    bulk_u64(out, ttl);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// One chunk message (if it has elements); returns (wrote, finished).
+    fn chunk(&mut self, e: &Entry, p: &Params, budget: usize, out: &mut Vec<u8>) -> (bool, bool) {
+        let maxb = p.maxbulks.max(1);
+        let budget = budget.max(1);
+        let max_steps = (10 * maxb).max(100);
+        let mut body = Vec::new();
+        let (mut n, mut bytes) = (0usize, 0usize);
+        let Mode::Chunked(kind) = self.mode else {
+            return (false, true);
+        };
+        let finished = match (kind, e.value()) {
+            (Chunk::List, ValueRef::Obj(Object::List(l))) => {
+                for v in l.iter_from(self.lindex) {
+                    bulk(&mut body, v);
+                    n += 1;
+                    bytes += v.len();
+                    self.lindex += 1;
+                    if n >= maxb || bytes >= budget {
+                        break;
+                    }
+                }
+                self.lindex >= l.len()
+            }
+            (Chunk::Hash, ValueRef::Obj(Object::Hash(h))) => {
+                let mut steps = 0usize;
+                loop {
+                    self.cursor = h.scan(self.cursor, 1, |f, v| {
+                        bulk(&mut body, f);
+                        bulk(&mut body, v);
+                        n += 2;
+                        bytes += f.len() + v.len();
+                    });
+                    steps += 1;
+                    if self.cursor == 0 {
+                        break true;
+                    }
+                    if n >= maxb || bytes >= budget || (steps >= max_steps && n > 0) {
+                        break false;
+                    }
+                }
+            }
+            (Chunk::Dict, ValueRef::Obj(Object::Set(s))) => {
+                let mut steps = 0usize;
+                loop {
+                    self.cursor = s.scan(self.cursor, 1, |m| {
+                        m.with_bytes(|b| {
+                            bulk(&mut body, b);
+                            bytes += b.len();
+                        });
+                        n += 1;
+                    });
+                    steps += 1;
+                    if self.cursor == 0 {
+                        break true;
+                    }
+                    if n >= maxb || bytes >= budget || (steps >= max_steps && n > 0) {
+                        break false;
+                    }
+                }
+            }
+            (Chunk::Zset, ValueRef::Obj(Object::ZSet(z))) => {
+                let len = z.len();
+                let end = len.saturating_sub(self.zindex);
+                let start = end.saturating_sub((maxb / 2).max(1));
+                let mut stop = false;
+                let zindex = &mut self.zindex;
+                z.for_ranks(start, end, true, |m, s| {
+                    if stop {
+                        return;
+                    }
+                    bulk(&mut body, m);
+                    bulk(&mut body, &s.to_le_bytes());
+                    n += 2;
+                    bytes += m.len() + 8;
+                    *zindex += 1;
+                    if n >= maxb || bytes >= budget {
+                        stop = true;
+                    }
+                });
+                self.zindex >= len
+            }
+            // The value changed type under us (cannot happen while the key
+            // is in flight): stop here.
+            _ => true,
+        };
+        if n == 0 {
+            return (false, finished);
+        }
+        header(out, 5 + n);
+        bulk(out, RESTORE_CMD);
+        bulk(out, kind.word());
+        bulk(out, &self.key);
+        bulk_u64(out, p.timeout.saturating_mul(3));
+        bulk_u64(out, self.hint as u64);
+        out.extend_from_slice(&body);
+        (true, finished)
+    }
+
+    fn status(&self, now: u64, r: &mut Reply) {
+        r.array(16);
+        r.bulk(b"key");
+        r.bulk(&self.key);
+        r.bulk(b"val.type");
+        r.bulk(self.kind.name().as_bytes());
+        r.bulk(b"stage");
+        r.bulk(self.stage.name().as_bytes());
+        r.bulk(b"expire");
+        r.bulk_int(ttl_of(self.expire, now) as i64);
+        r.bulk(b"cursor");
+        r.bulk_int(self.cursor as i64);
+        r.bulk(b"lindex");
+        r.bulk_int(self.lindex as i64);
+        r.bulk(b"zindex");
+        r.bulk_int(self.zindex as i64);
+        r.bulk(b"chunked_msgs");
+        r.bulk_int(self.chunked_msgs as i64);
+    }
+}
+
+/// SLOTSMGRT{ONE,TAGONE}-ASYNC-DUMP: every message for `keys`, as one array
+/// (codis.md §2.7.2). Keys that do not exist produce nothing.
+pub fn dump_messages(srv: &Server, db: &Db, keys: &[Vec<u8>], p: &Params, now: u64, r: &mut Reply) {
+    let mut body = Vec::new();
+    let mut n = 0usize;
+    for key in keys {
+        let it = {
+            let mut s = srv.ks.lock_key(db, key);
+            s.get(key, now)
+                .map(|e| KeyIter::new(key.clone(), e, p.maxbulks))
+        };
+        let Some(mut it) = it else { continue };
+        while it.step(srv, db, now, p, usize::MAX, &mut body) {
+            n += 1;
+        }
+    }
+    r.array(n);
+    r.buf.extend_from_slice(&body);
+}
+
+// ---------------------------------------------------------------------------
+// Key selection
+// ---------------------------------------------------------------------------
+
+/// ONE / TAGONE: the listed keys (deduplicated, in order), with TAGONE
+/// adding every key of a listed key's tag group (sorted).
+pub fn select_keys(srv: &Server, db: &Db, keys: &[&[u8]], tag: bool) -> Vec<Vec<u8>> {
+    let mut seen = hashbrown::HashSet::new();
+    let mut out = Vec::new();
+    for &k in keys {
+        let (t, tagged) = hash_tag(k);
+        if tag && tagged {
+            let mut group = srv.ks.lock_key(db, k).tag_keys(crc32fast::hash(t));
+            group.sort_unstable();
+            if !group.iter().any(|g| g == k) {
+                group.insert(0, k.to_vec());
+            }
+            for g in group {
+                if seen.insert(g.clone()) {
+                    out.push(g);
+                }
+            }
+        } else if seen.insert(k.to_vec()) {
+            out.push(k.to_vec());
+        }
+    }
+    out
+}
+
+/// SLOT / TAGSLOT: up to `numkeys` keys (or estimated messages) of `slot`,
+/// walking its table from a random bucket; TAGSLOT expands every admitted
+/// tagged key to its tag group. Expired keys met on the way are removed.
+pub fn select_slot(
+    srv: &Server,
+    db: &Db,
+    slot: usize,
+    numkeys: usize,
+    maxbulks: usize,
+    tag: bool,
+    now: u64,
+) -> Vec<Vec<u8>> {
+    let mut r = srv.ks.lock_slot(db, slot);
+    let nb = r.num_buckets();
+    if r.is_empty() || nb == 0 {
+        return Vec::new();
+    }
+    let start = rand::random_range(0..nb);
+    let mut seen = hashbrown::HashSet::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut expired: Vec<Vec<u8>> = Vec::new();
+    let mut est = 0usize;
+    for i in 0..nb {
+        if out.len() >= numkeys || est >= numkeys {
+            break;
+        }
+        let Some(e) = r.bucket((start + i) % nb) else {
+            continue;
+        };
+        if e.is_expired(now) {
+            expired.push(e.key().to_vec());
+            continue;
+        }
+        if seen.contains(e.key()) {
+            continue;
+        }
+        let m = estimate(e, maxbulks);
+        if !out.is_empty() && est + m > 2 * numkeys {
+            continue;
+        }
+        let key = e.key().to_vec();
+        let (t, tagged) = hash_tag(&key);
+        if tag && tagged {
+            let mut group = r.tag_keys(crc32fast::hash(t));
+            group.sort_unstable();
+            for g in group {
+                if seen.insert(g.clone()) {
+                    est += 1;
+                    out.push(g);
+                }
+            }
+            est += m.saturating_sub(1);
+        } else {
+            seen.insert(key.clone());
+            est += m;
+            out.push(key);
+        }
+    }
+    for k in &expired {
+        if r.remove(k).is_some() {
+            db.expired
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Batches and connections
+// ---------------------------------------------------------------------------
+
+/// One batch of keys being shipped.
+pub struct Batch {
+    slot: Option<usize>,
+    params: Params,
+    keys: Vec<Vec<u8>>,
+    next_key: usize,
+    cur: Option<KeyIter>,
+    shipped: Vec<Vec<u8>>,
+    estimate_msgs: usize,
+    chunked_vals: usize,
+    waiters: Vec<oneshot::Sender<Vec<u8>>>,
+    guard: Option<FlightGuard>,
+    last_progress: u64,
+    /// Sizes of the unacked messages, oldest first.
+    unacked: VecDeque<usize>,
+    unacked_bytes: usize,
+}
+
+impl Batch {
+    fn exhausted(&self) -> bool {
+        self.cur.as_ref().is_none_or(KeyIter::done) && self.next_key >= self.keys.len()
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.unacked.push_back(n);
+        self.unacked_bytes += n;
+    }
+
+    /// Ends the batch with an error for every waiter (nothing is deleted).
+    fn fail(mut self, text: &str) {
+        let mut bytes = Vec::with_capacity(text.len() + 3);
+        bytes.push(b'-');
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        drop(self.guard.take());
+        for w in self.waiters.drain(..) {
+            let _ = w.send(bytes.clone());
+        }
+    }
+}
+
+/// Shared state of one cached connection.
+pub struct ConnState {
+    timeout: u64,
+    lastuse: u64,
+    /// AUTH/SELECT were sent on this connection.
+    used: bool,
+    aborted: bool,
+    batch: Option<Batch>,
+}
+
+/// One cached connection of a DB to a target.
+pub struct Conn {
+    pub host: String,
+    pub port: u16,
+    db: usize,
+    st: Mutex<ConnState>,
+    wake: Notify,
+}
+
+impl Conn {
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tears the connection down: waiters get `text`, the task exits.
+    /// False if it was already torn down.
+    fn abort(self: &Arc<Self>, srv: &Server, text: &str) -> bool {
+        let batch = {
+            let mut st = self.lock();
+            if st.aborted {
+                return false;
+            }
+            st.aborted = true;
+            st.batch.take()
+        };
+        srv.asyncm.remove_if(self.db, self);
+        if let Some(b) = batch {
+            b.fail(text);
+        }
+        self.wake.notify_one();
+        true
+    }
+}
+
+/// Per-DB cached connections (a field of [`Server`]).
+pub struct Registry {
+    dbs: Vec<Mutex<Option<Arc<Conn>>>>,
+}
+
+impl Registry {
+    pub fn new(databases: usize) -> Registry {
+        Registry {
+            dbs: (0..databases.max(1)).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self, db: usize) -> Option<MutexGuard<'_, Option<Arc<Conn>>>> {
+        self.dbs
+            .get(db)
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn get(&self, db: usize) -> Option<Arc<Conn>> {
+        self.slot(db)?.clone()
+    }
+
+    fn remove_if(&self, db: usize, conn: &Arc<Conn>) {
+        if let Some(mut s) = self.slot(db)
+            && s.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn))
+        {
+            *s = None;
+        }
+    }
+
+    /// Whether this server is migrating a batch out of DB `db` (the target
+    /// side refuses restores into a DB it is migrating out of).
+    pub fn migrating(&self, db: usize) -> bool {
+        self.get(db).is_some_and(|c| c.lock().batch.is_some())
+    }
+}
+
+/// What a batch command asks for.
+pub enum Select<'a> {
+    Keys(Vec<&'a [u8]>, bool),
+    Slot(usize, usize, bool),
+}
+
+/// Starts a batch on DB `db` to `host:port` (codis.md §2.7.1); the receiver
+/// yields the RESP reply bytes for the caller.
+pub fn start(
+    srv: &Arc<Server>,
+    db: usize,
+    host: &str,
+    port: u16,
+    p: Params,
+    sel: Select<'_>,
+) -> Result<oneshot::Receiver<Vec<u8>>, String> {
+    let Some(dbref) = srv.ks.db(db) else {
+        return Err(errors::INVALID_DB.into());
+    };
+    let mut existing = srv.asyncm.get(db);
+    if let Some(c) = existing.clone() {
+        let (busy, dead) = {
+            let st = c.lock();
+            (st.batch.is_some(), st.aborted)
+        };
+        if busy && !dead {
+            return Err(errors::ASYNC_DB_BEING_MIGRATED.into());
+        }
+        if dead {
+            existing = None;
+        } else if c.host != host || c.port != port {
+            c.abort(srv, errors::ASYNC_NEW_CONN);
+            existing = None;
+        }
+    }
+    let now = now_ms();
+    let (slot, keys) = match sel {
+        Select::Keys(keys, tag) => (None, select_keys(srv, dbref, &keys, tag)),
+        Select::Slot(slot, numkeys, tag) => (
+            Some(slot),
+            select_slot(srv, dbref, slot, numkeys, p.maxbulks, tag, now),
+        ),
+    };
+    let mut estimate_msgs = 0;
+    for k in &keys {
+        if let Some(e) = srv.ks.lock_key(dbref, k).peek(k) {
+            estimate_msgs += estimate(e, p.maxbulks);
+        }
+    }
+    let guard = srv.begin_flight(db, KeySet::new(keys.iter().cloned()));
+    let (tx, rx) = oneshot::channel();
+    let batch = Batch {
+        slot,
+        params: p,
+        keys,
+        next_key: 0,
+        cur: None,
+        shipped: Vec::new(),
+        estimate_msgs,
+        chunked_vals: 0,
+        waiters: vec![tx],
+        guard: Some(guard),
+        last_progress: now,
+        unacked: VecDeque::new(),
+        unacked_bytes: 0,
+    };
+    let conn = match existing {
+        Some(c) => c,
+        None => {
+            let c = Arc::new(Conn {
+                host: host.to_string(),
+                port,
+                db,
+                st: Mutex::new(ConnState {
+                    timeout: p.timeout,
+                    lastuse: now,
+                    used: false,
+                    aborted: false,
+                    batch: None,
+                }),
+                wake: Notify::new(),
+            });
+            {
+                let Some(mut s) = srv.asyncm.slot(db) else {
+                    return Err(errors::INVALID_DB.into());
+                };
+                if s.as_ref().is_some_and(|o| !o.lock().aborted) {
+                    // Another client raced us to this DB.
+                    return Err(errors::ASYNC_DB_BEING_MIGRATED.into());
+                }
+                *s = Some(c.clone());
+            }
+            tokio::spawn(conn_task(srv.clone(), c.clone()));
+            c
+        }
+    };
+    {
+        let mut st = conn.lock();
+        if st.aborted {
+            drop(st);
+            batch.fail(errors::ASYNC_CONN_CLOSED);
+            return Ok(rx);
+        }
+        if st.batch.is_some() {
+            return Err(errors::ASYNC_DB_BEING_MIGRATED.into());
+        }
+        st.timeout = p.timeout;
+        st.lastuse = now;
+        st.batch = Some(batch);
+    }
+    conn.wake.notify_one();
+    Ok(rx)
+}
+
+/// SLOTSMGRT-ASYNC-FENCE: a receiver for the running batch's result, or
+/// `None` when no batch is in flight on `db`.
+pub fn fence(srv: &Server, db: usize) -> Option<oneshot::Receiver<Vec<u8>>> {
+    let c = srv.asyncm.get(db)?;
+    let mut st = c.lock();
+    let b = st.batch.as_mut()?;
+    let (tx, rx) = oneshot::channel();
+    b.waiters.push(tx);
+    Some(rx)
+}
+
+/// SLOTSMGRT-ASYNC-CANCEL: true if there was a connection to tear down.
+pub fn cancel(srv: &Server, db: usize) -> bool {
+    match srv.asyncm.get(db) {
+        Some(c) => c.abort(srv, errors::ASYNC_CANCELED),
+        None => false,
+    }
+}
+
+/// SLOTSMGRT-ASYNC-STATUS (codis.md §2.7.3).
+pub fn status(srv: &Server, db: usize, r: &mut Reply) {
+    let Some(c) = srv.asyncm.get(db) else {
+        r.null_array();
+        return;
+    };
+    let now = now_ms();
+    let st = c.lock();
+    r.array(18);
+    r.bulk(b"host");
+    r.bulk(c.host.as_bytes());
+    r.bulk(b"port");
+    r.bulk_int(i64::from(c.port));
+    r.bulk(b"used");
+    r.bulk_int(i64::from(st.used));
+    r.bulk(b"timeout");
+    r.bulk_int(st.timeout as i64);
+    r.bulk(b"lastuse");
+    r.bulk_int(st.lastuse as i64);
+    r.bulk(b"since_lastuse");
+    r.bulk_int(now.saturating_sub(st.lastuse) as i64);
+    r.bulk(b"sending_msgs");
+    r.bulk_int(st.batch.as_ref().map_or(0, |b| b.unacked.len()) as i64);
+    r.bulk(b"blocked_clients");
+    r.bulk_int(st.batch.as_ref().map_or(0, |b| b.waiters.len()) as i64);
+    r.bulk(b"batched_iterator");
+    let Some(b) = st.batch.as_ref() else {
+        r.null_array();
+        return;
+    };
+    r.array(16);
+    r.bulk(b"keys");
+    r.array(2);
+    r.bulk_int(b.keys.len() as i64);
+    r.array(b.keys.len());
+    for k in &b.keys {
+        r.bulk(k);
+    }
+    r.bulk(b"timeout");
+    r.bulk_int(b.params.timeout as i64);
+    r.bulk(b"maxbulks");
+    r.bulk_int(b.params.maxbulks as i64);
+    r.bulk(b"maxbytes");
+    r.bulk_int(b.params.maxbytes as i64);
+    r.bulk(b"estimate_msgs");
+    r.bulk_int(b.estimate_msgs as i64);
+    r.bulk(b"removed_keys");
+    r.bulk_int(b.shipped.len() as i64);
+    r.bulk(b"chunked_vals");
+    r.bulk_int(b.chunked_vals as i64);
+    r.bulk(b"iterators");
+    r.array(2);
+    r.bulk_int(b.keys.len().saturating_sub(b.next_key) as i64);
+    match b.cur.as_ref().filter(|c| !c.done()) {
+        Some(it) => it.status(now, r),
+        None => r.null_array(),
+    }
+}
+
+/// Fills the send window; true when the batch is complete (every message
+/// acked and nothing left to send).
+fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> bool {
+    let ConnState { used, batch, .. } = st;
+    let Some(b) = batch.as_mut() else {
+        return false;
+    };
+    let Some(db) = srv.ks.db(conn.db) else {
+        return false;
+    };
+    let now = now_ms();
+    loop {
+        let room = b.unacked.is_empty()
+            || (b.unacked_bytes < b.params.maxbytes && b.unacked.len() < MAX_WINDOW_MSGS);
+        if !room {
+            break;
+        }
+        if b.cur.as_ref().is_none_or(KeyIter::done) {
+            b.cur = None;
+            let Some(key) = b.keys.get(b.next_key).cloned() else {
+                break;
+            };
+            b.next_key += 1;
+            let it = {
+                let mut r = srv.ks.lock_key(db, &key);
+                r.get(&key, now)
+                    .map(|e| KeyIter::new(key, e, b.params.maxbulks))
+            };
+            let Some(it) = it else { continue };
+            if matches!(it.mode, Mode::Chunked(_)) {
+                b.chunked_vals += 1;
+            }
+            b.shipped.push(it.key.clone());
+            b.cur = Some(it);
+            if !*used {
+                *used = true;
+                let pass = srv.config().requirepass.clone();
+                if let Some(pass) = pass {
+                    let at = out.len();
+                    header(out, 2);
+                    bulk(out, AUTH_CMD);
+                    bulk(out, &pass);
+                    b.sent(out.len() - at);
+                }
+                let at = out.len();
+                header(out, 2);
+                bulk(out, SELECT_CMD);
+                bulk_u64(out, conn.db as u64);
+                b.sent(out.len() - at);
+            }
+            continue;
+        }
+        let budget = b.params.maxbytes.saturating_sub(b.unacked_bytes);
+        let at = out.len();
+        let params = b.params;
+        let wrote = match b.cur.as_mut() {
+            Some(it) => it.step(srv, db, now, &params, budget, out),
+            None => false,
+        };
+        if wrote {
+            b.sent(out.len() - at);
+        }
+    }
+    b.unacked.is_empty() && b.exhausted()
+}
+
+/// The last ACK arrived: delete the shipped keys, answer every waiter.
+fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) {
+    let Some(mut b) = st.batch.take() else {
+        return;
+    };
+    st.lastuse = now_ms();
+    let Some(db) = srv.ks.db(conn.db) else {
+        b.fail(errors::ASYNC_CONN_CLOSED);
+        return;
+    };
+    let reply = match b.slot {
+        Some(s) => format!("*2\r\n:{}\r\n:{}\r\n", b.shipped.len(), db.slot_len(s)),
+        None => format!(":{}\r\n", b.shipped.len()),
+    };
+    let mut big: Vec<Entry> = Vec::new();
+    for k in &b.shipped {
+        let mut r = srv.ks.lock_key(db, k);
+        if let Some(e) = r.remove(k)
+            && e.heap_size() > LAZY_FREE_BYTES
+        {
+            big.push(e);
+        }
+    }
+    if !big.is_empty() {
+        std::thread::spawn(move || drop(big));
+    }
+    drop(b.guard.take());
+    let bytes = reply.into_bytes();
+    for w in b.waiters.drain(..) {
+        let _ = w.send(bytes.clone());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The connection task
+// ---------------------------------------------------------------------------
+
+async fn conn_task(srv: Arc<Server>, conn: Arc<Conn>) {
+    if let Err(text) = run_conn(&srv, &conn).await {
+        conn.abort(&srv, &text);
+    }
+}
+
+async fn connect(host: &str, port: u16, timeout_ms: u64) -> Result<TcpStream, String> {
+    let dur = Duration::from_millis(timeout_ms.clamp(1, 100));
+    match tokio::time::timeout(dur, TcpStream::connect((host, port))).await {
+        Ok(Ok(s)) => Ok(s),
+        // A refused port "connects" in Codis (non-blocking connect) and
+        // then fails the batch (codis.md §2.7.1).
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(errors::ASYNC_CONN_CLOSED.into())
+        }
+        _ => Err(errors::async_create_client(host, port)),
+    }
+}
+
+async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
+    let timeout = conn.lock().timeout;
+    let stream = connect(&conn.host, conn.port, timeout).await?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let active = {
+            let mut st = conn.lock();
+            if st.aborted {
+                return Ok(());
+            }
+            if st.batch.is_some() {
+                if produce(srv, conn, &mut st, &mut out) {
+                    complete(srv, conn, &mut st);
+                    false
+                } else {
+                    true
+                }
+            } else {
+                false
+            }
+        };
+        let writing = pos < out.len();
+        tokio::select! {
+            r = wr.write(&out[pos..]), if writing => match r {
+                Ok(n) if n > 0 => {
+                    pos += n;
+                    if pos == out.len() {
+                        out.clear();
+                        pos = 0;
+                    } else if pos > 1 << 20 {
+                        out.drain(..pos);
+                        pos = 0;
+                    }
+                }
+                _ => return Err(errors::ASYNC_CONN_CLOSED.into()),
+            },
+            r = rd.read_buf(&mut inbuf) => {
+                match r {
+                    Ok(n) if n > 0 && active => {}
+                    _ => return Err(errors::ASYNC_CONN_CLOSED.into()),
+                }
+                let mut used = 0usize;
+                while let Some((frame, n)) = parse_frame(inbuf.get(used..).unwrap_or(&[]))? {
+                    used += n;
+                    on_ack(conn, &frame)?;
+                }
+                inbuf.drain(..used);
+            }
+            _ = conn.wake.notified() => {}
+        }
+    }
+}
+
+/// One ACK frame: retire a message, or fail the connection.
+fn on_ack(conn: &Conn, frame: &[Vec<u8>]) -> Result<(), String> {
+    let closed = || errors::ASYNC_CONN_CLOSED.to_string();
+    let [name, code, msg] = frame else {
+        return Err(closed());
+    };
+    if !name.eq_ignore_ascii_case(ACK_CMD) {
+        return Err(closed());
+    }
+    if protocol::number::parse_i64(code) != Some(0) {
+        warning!(
+            "async migration to {}:{} (db {}): target replied {} {}",
+            conn.host,
+            conn.port,
+            conn.db,
+            String::from_utf8_lossy(code),
+            String::from_utf8_lossy(msg)
+        );
+        return Err(closed());
+    }
+    let mut st = conn.lock();
+    let now = now_ms();
+    st.lastuse = now;
+    let Some(b) = st.batch.as_mut() else {
+        return Err(closed());
+    };
+    let Some(n) = b.unacked.pop_front() else {
+        return Err(closed());
+    };
+    b.unacked_bytes = b.unacked_bytes.saturating_sub(n);
+    b.last_progress = now;
+    Ok(())
+}
+
+/// Parses one RESP frame from the target: an array of bulk strings, as an
+/// ACK is. Anything else (an error line, a nested array, an oversized
+/// frame) is a protocol error. `Ok(None)` when incomplete.
+#[allow(clippy::type_complexity)]
+fn parse_frame(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, String> {
+    let bad = || Err(errors::ASYNC_CONN_CLOSED.to_string());
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let rest = buf.get(at..)?;
+        let i = memchr::memchr(b'\n', rest)?;
+        let l = rest.get(..i)?;
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        Some((l, at + i + 1))
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let Some((l, mut at)) = line(buf, 0) else {
+        return if buf.len() > MAX_FRAME {
+            bad()
+        } else {
+            Ok(None)
+        };
+    };
+    let Some(count) = l.strip_prefix(b"*").and_then(protocol::number::parse_i64) else {
+        return bad();
+    };
+    if !(0..=16).contains(&count) {
+        return bad();
+    }
+    let mut args = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let Some((l, next)) = line(buf, at) else {
+            return Ok(None);
+        };
+        let Some(len) = l.strip_prefix(b"$").and_then(protocol::number::parse_i64) else {
+            return bad();
+        };
+        if !(0..=MAX_FRAME as i64).contains(&len) {
+            return bad();
+        }
+        let end = next + len as usize;
+        let Some(v) = buf.get(next..end) else {
+            return Ok(None);
+        };
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        args.push(v.to_vec());
+        at = end + 2;
+    }
+    Ok(Some((args, at)))
+}
+
+/// Once a second: times out stalled batches (no ACK progress for longer
+/// than their timeout) and closes connections idle for 60 s.
+pub fn cron(srv: &Arc<Server>) {
+    let now = now_ms();
+    for db in 0..srv.asyncm.dbs.len() {
+        let Some(c) = srv.asyncm.get(db) else {
+            continue;
+        };
+        let text = {
+            let st = c.lock();
+            match st.batch.as_ref() {
+                Some(b) if now.saturating_sub(b.last_progress) > st.timeout => {
+                    Some(errors::ASYNC_TIMEOUT)
+                }
+                Some(_) => None,
+                None if now.saturating_sub(st.lastuse) > IDLE_TIMEOUT_MS => {
+                    Some(errors::ASYNC_IDLE)
+                }
+                None => None,
+            }
+        };
+        if let Some(t) = text {
+            if t == errors::ASYNC_IDLE {
+                crate::verbose!(
+                    "async migration connection to {}:{} closed: idle timeout",
+                    c.host,
+                    c.port
+                );
+            }
+            c.abort(srv, t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames() {
+        let ack = b"*3\r\n$22\r\nSLOTSRESTORE-ASYNC-ACK\r\n$1\r\n0\r\n$1\r\n1\r\n";
+        let (f, n) = parse_frame(ack).unwrap().unwrap();
+        assert_eq!(n, ack.len());
+        assert_eq!(f, vec![ACK_CMD.to_vec(), b"0".to_vec(), b"1".to_vec()]);
+        for cut in 0..ack.len() {
+            assert!(parse_frame(&ack[..cut]).unwrap().is_none(), "cut {cut}");
+        }
+        assert!(parse_frame(b"-ERR x\r\n").is_err());
+        assert!(parse_frame(b"*1\r\n:1\r\n").is_err());
+        assert!(parse_frame(b"*99\r\n").is_err());
+    }
+
+    #[test]
+    fn ttl_rules() {
+        assert_eq!(ttl_of(None, 5), 0);
+        assert_eq!(ttl_of(Some(3), 5), 1);
+        assert_eq!(ttl_of(Some(105), 5), 100);
+    }
+}
