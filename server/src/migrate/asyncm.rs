@@ -340,7 +340,9 @@ impl KeyIter {
                     if self.cursor == 0 {
                         break true;
                     }
-                    if n >= maxb || bytes >= budget || (steps >= max_steps && n > 0) {
+                    // Whole pairs only: at most `maxbulks` bulks (one pair
+                    // at least).
+                    if n + 2 > maxb || bytes >= budget || (steps >= max_steps && n > 0) {
                         break false;
                     }
                 }
@@ -379,7 +381,7 @@ impl KeyIter {
                     n += 2;
                     bytes += m.len() + 8;
                     *zindex += 1;
-                    if n >= maxb || bytes >= budget {
+                    if n + 2 > maxb || bytes >= budget {
                         stop = true;
                     }
                 });
@@ -1173,6 +1175,191 @@ mod tests {
         assert!(parse_frame(b"-ERR x\r\n").is_err());
         assert!(parse_frame(b"*1\r\n:1\r\n").is_err());
         assert!(parse_frame(b"*99\r\n").is_err());
+    }
+
+    /// Splits concatenated multibulk messages into their arguments.
+    fn messages(mut buf: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        fn num(buf: &[u8], prefix: u8) -> (usize, &[u8]) {
+            assert_eq!(buf[0], prefix);
+            let end = buf.iter().position(|&c| c == b'\r').unwrap();
+            let n = std::str::from_utf8(&buf[1..end]).unwrap().parse().unwrap();
+            (n, &buf[end + 2..])
+        }
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let (n, mut rest) = num(buf, b'*');
+            let mut args = Vec::new();
+            for _ in 0..n {
+                let (len, r) = num(rest, b'$');
+                args.push(r[..len].to_vec());
+                rest = &r[len + 2..];
+            }
+            out.push(args);
+            buf = rest;
+        }
+        out
+    }
+
+    fn server_with_big_values(n: usize) -> Arc<Server> {
+        use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
+        let srv = Server::new(
+            crate::config::Config::default(),
+            String::new(),
+            String::new(),
+        );
+        let db = srv.ks.db(0).unwrap();
+        let (mut h, mut l, mut st, mut z) =
+            (Hash::new(), List::new(), Set::new(), ZSet::new_full());
+        for i in 0..n {
+            let m = format!("m{i}");
+            h.set(m.as_bytes(), format!("v{i}").as_bytes(), &Limits::DEFAULT);
+            l.push_back(m.as_bytes(), DEFAULT_FILL);
+            st.insert(m.as_bytes(), 512);
+            z.insert_new(m.as_bytes(), i as f64 / 3.0, 128, 64);
+        }
+        let objs = [
+            ("h", Object::Hash(h)),
+            ("l", Object::List(l)),
+            ("s", Object::Set(st)),
+            ("z", Object::ZSet(z)),
+        ];
+        for (k, o) in objs {
+            srv.ks.lock_key(db, k.as_bytes()).insert(Entry::new_obj(
+                k.as_bytes(),
+                o,
+                Some(u64::MAX / 2),
+                0,
+            ));
+        }
+        srv
+    }
+
+    #[test]
+    fn chunked_messages_cover_every_element() {
+        let n = 1000;
+        let srv = server_with_big_values(n);
+        let db = srv.ks.db(0).unwrap();
+        let p = Params {
+            timeout: 700,
+            maxbulks: 7,
+            maxbytes: usize::MAX,
+        };
+        for (key, word, per) in [
+            ("h", "hash", 2),
+            ("l", "list", 1),
+            ("s", "dict", 1),
+            ("z", "zset", 2),
+        ] {
+            let mut it = {
+                let mut r = srv.ks.lock_key(db, key.as_bytes());
+                KeyIter::new(
+                    key.as_bytes().to_vec(),
+                    r.get(key.as_bytes(), 0).unwrap(),
+                    7,
+                )
+            };
+            let mut buf = Vec::new();
+            let mut count = 0;
+            while it.step(&srv, db, 0, &p, 40, &mut buf) {
+                count += 1;
+            }
+            let msgs = messages(&buf);
+            assert_eq!(msgs.len(), count);
+            assert_eq!(
+                msgs[0],
+                vec![
+                    RESTORE_CMD.to_vec(),
+                    b"delete".to_vec(),
+                    key.as_bytes().to_vec()
+                ]
+            );
+            let last = msgs.last().unwrap();
+            assert_eq!(
+                &last[..3],
+                &[
+                    RESTORE_CMD.to_vec(),
+                    b"expire".to_vec(),
+                    key.as_bytes().to_vec()
+                ]
+            );
+            let mut seen = std::collections::BTreeSet::new();
+            let mut prev_score = f64::INFINITY;
+            for m in &msgs[1..msgs.len() - 1] {
+                assert_eq!(m[1], word.as_bytes());
+                assert_eq!(m[3], b"2100", "3 x timeout");
+                assert_eq!(m[4], n.to_string().as_bytes(), "hint");
+                let elems = &m[5..];
+                assert!(
+                    !elems.is_empty() && elems.len() <= 7,
+                    "{key}: {} bulks",
+                    elems.len()
+                );
+                // The byte budget (40) stops a chunk early.
+                let bytes: usize = elems.iter().map(Vec::len).sum();
+                assert!(bytes < 40 + 16, "{key}: {bytes} bytes");
+                for e in elems.chunks(per) {
+                    assert!(seen.insert(e[0].clone()), "{key}: duplicate");
+                    if word == "zset" {
+                        let s = f64::from_le_bytes(e[1].as_slice().try_into().unwrap());
+                        assert!(s < prev_score, "zset walks from the highest rank down");
+                        prev_score = s;
+                    }
+                }
+            }
+            assert_eq!(seen.len(), n, "{key}");
+            if word == "list" {
+                let all: Vec<Vec<u8>> = msgs[1..msgs.len() - 1]
+                    .iter()
+                    .flat_map(|m| m[5..].to_vec())
+                    .collect();
+                let expect: Vec<Vec<u8>> = (0..n).map(|i| format!("m{i}").into_bytes()).collect();
+                assert_eq!(all, expect, "list order");
+            }
+        }
+        // Small maxbulks limits, big budget: full chunks of maxbulks bulks.
+        let mut r = srv.ks.lock_key(db, b"h");
+        let mut it = KeyIter::new(b"h".to_vec(), r.get(b"h", 0).unwrap(), 7);
+        drop(r);
+        let mut buf = Vec::new();
+        assert!(it.step(&srv, db, 0, &p, usize::MAX, &mut buf));
+        assert!(it.step(&srv, db, 0, &p, usize::MAX, &mut buf));
+        let msgs = messages(&buf);
+        assert_eq!(msgs[1].len(), 5 + 6, "7 bulks: 3 whole pairs");
+        // A key deleted mid-way: the iterator sends `delete` and stops.
+        srv.ks.lock_key(db, b"h").remove(b"h");
+        let mut buf = Vec::new();
+        assert!(it.step(&srv, db, 0, &p, usize::MAX, &mut buf));
+        assert_eq!(messages(&buf)[0][1], b"delete");
+        assert!(!it.step(&srv, db, 0, &p, usize::MAX, &mut buf));
+    }
+
+    #[test]
+    fn small_and_compact_values_are_one_object_message() {
+        let srv = server_with_big_values(50);
+        let db = srv.ks.db(0).unwrap();
+        let p = Params {
+            timeout: 1000,
+            maxbulks: 200,
+            maxbytes: usize::MAX,
+        };
+        let mut reply = Reply::new();
+        let keys: Vec<Vec<u8>> = ["h", "l", "s", "z"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        dump_messages(&srv, db, &keys, &p, 0, &mut reply);
+        let body = &reply.buf[reply.buf.iter().position(|&c| c == b'\n').unwrap() + 1..];
+        let msgs = messages(body);
+        assert_eq!(msgs.len(), 8);
+        for pair in msgs.chunks(2) {
+            assert_eq!(pair[0][1], b"delete");
+            assert_eq!(pair[1][1], b"object");
+            assert_eq!(
+                pair[1][3],
+                (u64::MAX / 2).to_string().as_bytes(),
+                "remaining TTL"
+            );
+        }
     }
 
     #[test]
