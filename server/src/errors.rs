@@ -210,8 +210,6 @@ pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 // --- async migration (migrate/asyncm.rs, cmd/slotsasync.rs; codis.md §2.7)
 pub const ASYNC_DB_BEING_MIGRATED: &str = "ERR the specified DB is being migrated";
-pub const ASYNC_PREVIOUS_NOT_FINISHED: &str = "ERR previous operation has not finished";
-pub const ASYNC_FENCE_AGAIN: &str = "ERR previous operation has not finished (call fence again)";
 pub const ASYNC_CONN_CLOSED: &str = "ERR interrupted: connection closed";
 pub const ASYNC_TIMEOUT: &str = "ERR interrupted: migration timeout";
 pub const ASYNC_CANCELED: &str = "ERR interrupted: canceled";

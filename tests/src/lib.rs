@@ -3,9 +3,12 @@
 //! temporary directory, and talks to them with a tiny blocking RESP client
 //! that returns the exact raw bytes of every reply.
 //!
-//! * [`codis_server_bin`] finds the binary: `$CODIS_SERVER_BIN`, or else it runs
-//!   `cargo build -p server --bin codis-server` once per test process, into the
-//!   same target directory and profile as the running test binary.
+//! * [`codis_server_bin`] finds our binary: `$CODIS_RS_SERVER_BIN`, or else it
+//!   runs `cargo build -p server --bin codis-server` once per test process,
+//!   into the same target directory and profile as the running test binary.
+//! * [`codis32_bin`] finds a real Codis 3.2 `codis-server` for interop tests:
+//!   `$CODIS_SERVER_BIN` (tests skip with a printed notice when it is unset);
+//!   [`Server::start_codis32`] starts it.
 //! * [`Server::start`] / [`RedisServer::start`] spawn a server, wait until it
 //!   answers PING, and kill it by pid (SIGTERM, then SIGKILL) on drop.
 //!   `RedisServer::start` returns `None` (after printing why) when
@@ -14,6 +17,7 @@
 //! * [`Conn`] sends commands and reads back one complete reply at a time
 //!   (RESP2 and RESP3, see [`resp::frame_len`]).
 
+pub mod data;
 pub mod proxy;
 pub mod resp;
 
@@ -70,8 +74,9 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// Path of the `codis-server` binary; builds it on first use (once per test
-/// process). Panics with cargo's output if the build fails.
+/// Path of our `codis-server` binary (`$CODIS_RS_SERVER_BIN`, else built on
+/// first use, once per test process). Panics with cargo's output if the
+/// build fails.
 pub fn codis_server_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match BIN.get_or_init(locate_or_build) {
@@ -81,12 +86,12 @@ pub fn codis_server_bin() -> PathBuf {
 }
 
 fn locate_or_build() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("CODIS_SERVER_BIN").filter(|p| !p.is_empty()) {
+    if let Some(p) = std::env::var_os("CODIS_RS_SERVER_BIN").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("CODIS_SERVER_BIN={} is not a file", p.display()))
+            Err(format!("CODIS_RS_SERVER_BIN={} is not a file", p.display()))
         };
     }
     // The test binary lives in <target>/<profile>/deps/<name>-<hash>.
@@ -142,6 +147,35 @@ fn locate_or_build() -> Result<PathBuf, String> {
     }
 }
 
+/// Path of a real Codis 3.2 `codis-server` (Redis 3.2.11 + Codis patches)
+/// for interop tests: `$CODIS_SERVER_BIN` when it is set and names a file.
+/// Otherwise prints a `SKIPPED: ...` notice (tagged with the calling test's
+/// thread name) and returns `None`; a set variable naming no file is a
+/// panic, not a skip.
+pub fn codis32_bin() -> Option<PathBuf> {
+    match std::env::var_os("CODIS_SERVER_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "CODIS_SERVER_BIN={} is not a file",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_string();
+            eprintln!(
+                "SKIPPED: {test}: no Codis 3.2 codis-server (set CODIS_SERVER_BIN to its path to run the interop tests)"
+            );
+            None
+        }
+    }
+}
+
 /// A port that was free a moment ago (the OS picks it; it is released right
 /// away, so a start may still race with another process: [`Server`] retries).
 pub fn free_port() -> u16 {
@@ -154,8 +188,12 @@ pub fn free_port() -> u16 {
 /// Which program a [`Server`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Our codis-server.
     Codis,
+    /// A real redis-server 7.0.
     Redis,
+    /// A real Codis 3.2 codis-server (see [`codis32_bin`]).
+    Codis32,
 }
 
 impl Kind {
@@ -163,6 +201,7 @@ impl Kind {
         match self {
             Kind::Codis => "codis-server",
             Kind::Redis => "redis-server",
+            Kind::Codis32 => "codis32-server",
         }
     }
 }
@@ -207,6 +246,17 @@ impl Server {
     /// Like [`Server::start`], returning the failure instead of panicking.
     pub fn try_start(extra: &[&str]) -> Result<Server, String> {
         Self::spawn(Kind::Codis, &codis_server_bin(), extra)
+    }
+
+    /// A fresh Codis 3.2 codis-server ([`codis32_bin`]) with `extra`
+    /// redis-server-style arguments, or `None` (after a printed skip notice)
+    /// when `$CODIS_SERVER_BIN` is not set. It gets the same argv as the
+    /// others (`--port P --bind 127.0.0.1 --save '' --appendonly no --dir D`),
+    /// all of which Redis 3.2 understands. Panics (with its log) if it does
+    /// not come up.
+    pub fn start_codis32(extra: &[&str]) -> Option<Server> {
+        let bin = codis32_bin()?;
+        Some(Self::spawn(Kind::Codis32, &bin, extra).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn spawn(kind: Kind, bin: &Path, extra: &[&str]) -> Result<Server, String> {

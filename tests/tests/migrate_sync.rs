@@ -369,7 +369,7 @@ fn in_flight_keys_are_readable_not_writable_and_waited_for() {
     let mut c = s.conn();
     ok(&mut c, &["SET", "{w}k", "v"]);
     ok(&mut c, &["SET", "{w}j", "v2"]);
-    let slow = fake_target_slow(&[b"+OK\r\n", b"+OK\r\n"], Duration::from_millis(1200));
+    let slow = fake_target_slow(&[b"+OK\r\n", b"+OK\r\n"], Duration::from_millis(2000));
     let sport = s.port();
     let first = thread::spawn(move || {
         let mut a = Conn::connect(sport).unwrap();
@@ -411,8 +411,10 @@ fn in_flight_keys_are_readable_not_writable_and_waited_for() {
         &err("ERR the specified key is being migrated"),
     );
     assert_reply(&c.cmd("SET unrelated x"), b"+OK\r\n");
+    // the first step's reply comes ~1.6 s from now: a blocked server would
+    // answer these only then
     assert!(
-        t0.elapsed() < Duration::from_millis(500),
+        t0.elapsed() < Duration::from_millis(1000),
         "the server is blocked"
     );
     let (r1, t1) = first.join().unwrap();

@@ -10,7 +10,7 @@
 //!     [--hash-fields 5000000] [--only small|big] [--server-cpu N --target-cpu M]
 //! ```
 //!
-//! Both servers are our codis-server (`CODIS_SERVER_BIN`, else built by the
+//! Both servers are our codis-server (`CODIS_RS_SERVER_BIN`, else built by the
 //! harness in this binary's profile). The probe clients send one GET at a
 //! time to a key outside the moving slots and record every round trip.
 //! Loopback only; every loop is bounded.
