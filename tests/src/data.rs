@@ -136,7 +136,13 @@ pub fn fill_all_types_n(c: &mut Conn, prefix: &str, big: usize) -> Vec<String> {
     cmds.push(vec![b("SET"), k("binary"), (0..=255u8).collect()]);
     cmds.push(vec![b("SET"), k("bigstr"), b(&"abcdefgh".repeat(2_500))]);
     cmds.push(vec![b("SET"), k("rndstr"), rng.bytes(300)]);
-    cmds.push(vec![b("SET"), k("strttl"), b("temporary"), b("PX"), b("500000")]);
+    cmds.push(vec![
+        b("SET"),
+        k("strttl"),
+        b("temporary"),
+        b("PX"),
+        b("500000"),
+    ]);
 
     // Lists: small mixed (ziplist ints and strings), big, one huge element.
     cmds.push(vec![
@@ -328,7 +334,11 @@ impl Content {
             return None;
         }
         if self.type_name() != other.type_name() {
-            return Some(format!("type {} vs {}", self.type_name(), other.type_name()));
+            return Some(format!(
+                "type {} vs {}",
+                self.type_name(),
+                other.type_name()
+            ));
         }
         if self.len() != other.len() {
             return Some(format!("{} elements vs {}", self.len(), other.len()));
@@ -621,7 +631,11 @@ pub fn drain_slot_async(
         if size == 0 {
             return moved;
         }
-        assert!(m > 0, "{}: nothing shipped, slot size {size}", args.join(" "));
+        assert!(
+            m > 0,
+            "{}: nothing shipped, slot size {size}",
+            args.join(" ")
+        );
     }
     panic!("{}: slot not drained after 10000 calls", args.join(" "));
 }

@@ -61,11 +61,20 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy; `slots` is the slot file's JSON (None: no --fillslots).
+    ///
+    /// The two ports come from [`free_port`], so another process may take one
+    /// before the proxy binds it: a start that fails because an address is in
+    /// use is retried with fresh ports.
     pub fn start(slots: Option<&str>, extra: &[&str]) -> Proxy {
-        match Self::try_start(slots, extra) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
+        let mut last = String::new();
+        for _ in 0..4 {
+            match Self::try_start(slots, extra) {
+                Ok(p) => return p,
+                Err(e) if e.to_ascii_lowercase().contains("in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
         }
+        panic!("{last}")
     }
 
     pub fn try_start(slots: Option<&str>, extra: &[&str]) -> Result<Proxy, String> {

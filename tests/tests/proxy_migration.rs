@@ -64,7 +64,8 @@ fn fill(c: &mut Conn) -> HashMap<String, String> {
     for i in 0..1500 {
         let k = format!("str:{i}");
         c.send(&["SET", &k, &format!("value-{i}")]);
-        snap.insert(k, format!("value-{i}"));
+        let d = dump(c, &k);
+        snap.insert(k, d);
     }
     for i in 0..12 {
         // Hashes and sets big enough to be chunked (maxbulks 100 below).
