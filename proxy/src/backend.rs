@@ -1,28 +1,47 @@
 //! Backend connections: one pipelined TCP connection task per (server, DB,
 //! parallel index), shared by every session (codis.md §3.6).
 //!
-//! Sessions send [`Request`]s (raw RESP bytes plus a oneshot for the reply)
-//! over a bounded mpsc. The writer half batches whatever is queued into one
-//! write and hands the reply slots, in order, to the reader half, which
-//! matches reply frames FIFO. On connect it sends `AUTH product_auth` and
-//! `SELECT db` first. When the connection breaks, every unanswered request
-//! is dropped, which its session reports as `backend conn reset`. The first
-//! 10 consecutive connect failures retry at once (on the next request); after
-//! that the delay doubles from 50 ms to 5 s and requests arriving meanwhile
-//! fail at once, as in Codis. A backend that does not answer within
-//! `backend_recv_timeout` while requests are outstanding is disconnected.
+//! The hot path has no channel and no allocation per request:
+//!
+//! * A session appends a request's bytes to the connection's shared queue
+//!   buffer ([`BackendConn::submit`], one lock per batch of requests) together
+//!   with a [`Batch`]: "the next `n` replies belong to session inbox X,
+//!   sequence numbers `first..first+n`". Only the first submit after the
+//!   connection task went idle wakes it, so a batch of requests from many
+//!   sessions costs one wake-up.
+//! * The connection task moves the queued bytes into its write buffer (a
+//!   buffer swap when it is empty), writes them, and reads replies. Every
+//!   reply frame parsed from one read is appended to its session's
+//!   [`Inbox`] (one lock per run of frames for the same session) and each
+//!   session is woken once.
+//!
+//! On connect the task sends `AUTH product_auth` and `SELECT db` first. When
+//! the connection breaks, every request already taken from the queue fails
+//! (`backend conn reset`); requests still queued are sent on the next
+//! connection. The first 10 consecutive connect failures retry at once (on
+//! the next request); after that the delay doubles from 50 ms to 5 s and
+//! requests arriving meanwhile fail at once, as in Codis. A backend that does
+//! not answer within `backend_recv_timeout` while requests are outstanding is
+//! disconnected, and so is one that does not take our writes within
+//! `backend_send_timeout`. At most `backend_max_pipeline` requests are in
+//! flight; the rest wait in the queue.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::router::SlotGuard;
 
-/// What a forwarded request resolves to: a raw reply frame, or a failure.
+/// What a one-off call ([`ReplyTo::Call`]) resolves to: a raw reply frame,
+/// or a failure.
 pub type BackendResult = Result<Vec<u8>, BackendError>;
 
 /// A transport failure (the session wraps it as `ERR handle response, ...`).
@@ -40,18 +59,211 @@ impl BackendError {
     }
 }
 
-/// One request for a backend connection.
-pub struct Request {
-    pub data: Vec<u8>,
-    pub tx: oneshot::Sender<BackendResult>,
-    /// Keeps the slot's in-flight count up until the reply arrives (or the
-    /// request is dropped), so a slot switch can drain it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Registers `cx`'s waker in `slot` unless the same task is already there.
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// One reply (or failure) for a session, as stored in its [`Inbox`].
+#[derive(Clone, Copy, Debug)]
+pub struct Item {
+    /// The session's sequence number of the request.
+    pub seq: u64,
+    /// The reply frame: `data[start..end]` of the drained inbox.
+    pub start: usize,
+    pub end: usize,
+    /// The connection broke before the reply came (`backend conn reset`).
+    pub reset: bool,
+}
+
+/// Where backend connections put a session's replies: the frames' bytes in
+/// one buffer plus an index. The session swaps both vectors out in one lock
+/// (and hands back its emptied ones, so the buffers are reused).
+#[derive(Default)]
+pub struct Inbox {
+    m: Mutex<InboxState>,
+}
+
+#[derive(Default)]
+struct InboxState {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    waker: Option<Waker>,
+}
+
+/// Appends replies to an inbox under its lock (see [`Inbox::deliver`]).
+pub struct Deliver<'a> {
+    st: &'a mut InboxState,
+}
+
+impl Deliver<'_> {
+    pub fn reply(&mut self, seq: u64, frame: &[u8]) {
+        let start = self.st.data.len();
+        self.st.data.extend_from_slice(frame);
+        self.st.items.push(Item {
+            seq,
+            start,
+            end: self.st.data.len(),
+            reset: false,
+        });
+    }
+
+    pub fn reset(&mut self, seq: u64) {
+        let at = self.st.data.len();
+        self.st.items.push(Item {
+            seq,
+            start: at,
+            end: at,
+            reset: true,
+        });
+    }
+}
+
+impl Inbox {
+    /// Appends under one lock, then wakes the session (if it waits).
+    pub fn deliver(&self, f: impl FnOnce(&mut Deliver<'_>)) {
+        let w = {
+            let mut g = lock(&self.m);
+            f(&mut Deliver { st: &mut g });
+            g.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Takes everything delivered so far into `data`/`items` (which must be
+    /// empty); with `cx`, registers the task to be woken by the next
+    /// delivery when there is nothing. Returns whether anything was taken.
+    pub fn take(
+        &self,
+        data: &mut Vec<u8>,
+        items: &mut Vec<Item>,
+        cx: Option<&Context<'_>>,
+    ) -> bool {
+        let mut g = lock(&self.m);
+        if g.items.is_empty() {
+            if let Some(cx) = cx {
+                set_waker(&mut g.waker, cx);
+            }
+            return false;
+        }
+        std::mem::swap(&mut g.data, data);
+        std::mem::swap(&mut g.items, items);
+        true
+    }
+}
+
+/// Who gets the replies of a run of requests.
+pub enum ReplyTo {
+    /// A session: replies go to its inbox with `seq`, `seq + 1`, ...
+    Session(Arc<Inbox>, u64),
+    /// A one-off call (migration helpers, health checks); `n` is 1.
+    Call(oneshot::Sender<BackendResult>),
+    /// Nobody waits (keepalive PING).
+    Discard,
+}
+
+/// `n` consecutive requests answered to the same place.
+pub struct Batch {
+    pub to: ReplyTo,
+    pub n: u32,
+}
+
+impl Batch {
+    /// Fails every request of the batch with `backend conn reset`.
+    fn fail(self) {
+        match self.to {
+            ReplyTo::Session(inbox, first) => inbox.deliver(|d| {
+                for k in 0..self.n as u64 {
+                    d.reset(first + k);
+                }
+            }),
+            ReplyTo::Call(tx) => {
+                let _ = tx.send(Err(BackendError::Reset));
+            }
+            ReplyTo::Discard => {}
+        }
+    }
+
+    /// Splits off the first `k` requests (0 < k < n).
+    fn take_front(&mut self, k: u32) -> Batch {
+        let to = match &mut self.to {
+            ReplyTo::Session(inbox, first) => {
+                let t = ReplyTo::Session(inbox.clone(), *first);
+                *first += k as u64;
+                t
+            }
+            // Calls are single requests; never split.
+            ReplyTo::Call(_) | ReplyTo::Discard => ReplyTo::Discard,
+        };
+        self.n -= k;
+        Batch { to, n: k }
+    }
+}
+
+/// Per request: its length in the byte stream and its slot guard, which
+/// keeps the slot's in-flight count up until the reply arrives (or the
+/// request fails), so a slot switch can drain it.
+pub struct Req {
+    pub len: usize,
     pub guard: Option<SlotGuard>,
 }
 
-struct Waiter {
-    tx: oneshot::Sender<BackendResult>,
-    _guard: Option<SlotGuard>,
+/// Requests staged by a session for one connection, submitted in one go.
+#[derive(Default)]
+pub struct Outgoing {
+    pub buf: Vec<u8>,
+    pub batches: Vec<Batch>,
+    pub reqs: Vec<Req>,
+}
+
+impl Outgoing {
+    /// Adds one request answered to `inbox` with sequence number `seq`.
+    pub fn push(&mut self, data: &[u8], inbox: &Arc<Inbox>, seq: u64, guard: Option<SlotGuard>) {
+        self.buf.extend_from_slice(data);
+        self.reqs.push(Req {
+            len: data.len(),
+            guard,
+        });
+        if let Some(Batch {
+            to: ReplyTo::Session(i, first),
+            n,
+        }) = self.batches.last_mut()
+            && *first + *n as u64 == seq
+            && Arc::ptr_eq(i, inbox)
+        {
+            *n += 1;
+            return;
+        }
+        self.batches.push(Batch {
+            to: ReplyTo::Session(inbox.clone(), seq),
+            n: 1,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Fails everything staged.
+    fn fail(&mut self) {
+        self.buf.clear();
+        for b in self.batches.drain(..) {
+            b.fail();
+        }
+        self.reqs.clear();
+    }
 }
 
 /// Settings every backend connection needs.
@@ -81,10 +293,31 @@ pub fn set_tcp_keepalive(stream: &TcpStream, period: Duration) {
     }
 }
 
+/// The queue between sessions and a connection task.
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    batches: VecDeque<Batch>,
+    reqs: VecDeque<Req>,
+    /// The connection task, when it waits for requests.
+    waker: Option<Waker>,
+    /// The task is gone: requests fail at once.
+    closed: bool,
+}
+
+impl Queue {
+    /// Fails everything queued.
+    fn fail_all(&mut self) -> Vec<Batch> {
+        self.buf.clear();
+        self.reqs.clear();
+        self.batches.drain(..).collect()
+    }
+}
+
 /// Handle of one connection task.
 #[derive(Clone)]
 pub struct BackendConn {
-    tx: mpsc::Sender<Request>,
+    q: Arc<Mutex<Queue>>,
     pub state: Arc<ConnState>,
 }
 
@@ -104,17 +337,93 @@ impl BackendConn {
     /// an eager one (replicas) connects at once and keeps reconnecting in the
     /// background, so its `connected` state is meaningful without traffic.
     pub fn spawn(addr: String, db: usize, opts: Arc<BackendOptions>, eager: bool) -> BackendConn {
-        let (tx, rx) = mpsc::channel(1024);
-        let state = Arc::new(ConnState::default());
-        tokio::spawn(conn_task(addr, db, opts, rx, state.clone(), eager));
-        BackendConn { tx, state }
+        let c = BackendConn {
+            q: Arc::new(Mutex::new(Queue::default())),
+            state: Arc::new(ConnState::default()),
+        };
+        tokio::spawn(conn_task(addr, db, opts, c.clone(), eager));
+        c
     }
 
-    /// Queues a request; its reply (or failure) arrives on `req.tx`.
-    pub async fn send(&self, req: Request) {
-        self.state.requests.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.tx.send(req).await {
-            let _ = e.0.tx.send(Err(BackendError::Reset));
+    /// Whether two handles are the same connection.
+    pub fn same(&self, other: &BackendConn) -> bool {
+        Arc::ptr_eq(&self.q, &other.q)
+    }
+
+    /// Queues everything staged in `out` (leaving it empty, buffers kept)
+    /// and wakes the connection task if it is idle.
+    pub fn submit(&self, out: &mut Outgoing) {
+        if out.is_empty() {
+            return;
+        }
+        self.state
+            .requests
+            .fetch_add(out.reqs.len() as u64, Ordering::Relaxed);
+        let w = {
+            let mut q = lock(&self.q);
+            if q.closed {
+                drop(q);
+                out.fail();
+                return;
+            }
+            if q.buf.is_empty() {
+                std::mem::swap(&mut q.buf, &mut out.buf);
+            } else {
+                q.buf.extend_from_slice(&out.buf);
+                out.buf.clear();
+            }
+            q.batches.extend(out.batches.drain(..));
+            q.reqs.extend(out.reqs.drain(..));
+            q.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Queues one request answered to a one-off receiver (or to nobody).
+    pub fn send_one(&self, data: &[u8], to: ReplyTo) {
+        let mut out = Outgoing::default();
+        out.buf.extend_from_slice(data);
+        out.reqs.push(Req {
+            len: data.len(),
+            guard: None,
+        });
+        out.batches.push(Batch { to, n: 1 });
+        self.submit(&mut out);
+    }
+
+    /// One round trip (migration helpers): the raw reply frame.
+    pub async fn call(&self, data: &[u8]) -> BackendResult {
+        let (tx, rx) = oneshot::channel();
+        self.send_one(data, ReplyTo::Call(tx));
+        rx.await.unwrap_or(Err(BackendError::Reset))
+    }
+
+    /// Waits until requests are queued (or `until` passes): `true` when
+    /// there are requests.
+    async fn wait_queued(&self, until: Option<tokio::time::Instant>) -> bool {
+        let queued = poll_fn(|cx| {
+            let mut q = lock(&self.q);
+            if !q.reqs.is_empty() {
+                return Poll::Ready(());
+            }
+            set_waker(&mut q.waker, cx);
+            Poll::Pending
+        });
+        match until {
+            None => {
+                queued.await;
+                true
+            }
+            Some(t) => tokio::time::timeout_at(t, queued).await.is_ok(),
+        }
+    }
+
+    fn fail_queued(&self) {
+        let failed = lock(&self.q).fail_all();
+        for b in failed {
+            b.fail();
         }
     }
 }
@@ -123,37 +432,23 @@ async fn conn_task(
     addr: String,
     db: usize,
     opts: Arc<BackendOptions>,
-    mut rx: mpsc::Receiver<Request>,
-    state: Arc<ConnState>,
+    conn: BackendConn,
     eager: bool,
 ) {
+    let state = conn.state.clone();
     let mut fails: u32 = 0;
     let mut retry_at: Option<Instant> = None;
     let mut delay = Duration::from_millis(50);
-    let mut carry: Option<Request> = None;
     // Eager connections try at once, then on their backoff timer.
     let mut background_try = eager;
     loop {
-        let first = match carry.take() {
-            Some(r) => Some(r),
-            None if background_try => {
-                let wake = tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now));
-                tokio::select! {
-                    r = rx.recv() => match r {
-                        Some(r) => Some(r),
-                        None => return,
-                    },
-                    _ = tokio::time::sleep_until(wake) => None,
-                }
-            }
-            None => match rx.recv().await {
-                Some(r) => Some(r),
-                None => return,
-            },
-        };
+        let until = background_try.then(|| {
+            tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now))
+        });
+        let has_requests = conn.wait_queued(until).await;
         let backing_off = retry_at.is_some_and(|t| Instant::now() < t);
-        if backing_off && let Some(f) = first {
-            fail_queued(f, &mut rx);
+        if backing_off && has_requests {
+            conn.fail_queued();
             continue;
         }
         match connect(&addr, db, &opts).await {
@@ -165,16 +460,13 @@ async fn conn_task(
                 retry_at = None;
                 delay = Duration::from_millis(50);
                 state.connected.store(true, Ordering::Relaxed);
-                let (why, unsent) = run(stream, first, &mut rx, &opts, &state).await;
-                carry = unsent;
+                let mut run = Run::new(stream, &conn, &opts);
+                let why = poll_fn(|cx| run.poll(cx)).await;
+                run.fail_inflight();
+                drop(run);
                 state.connected.store(false, Ordering::Relaxed);
                 state.failures.fetch_add(1, Ordering::Relaxed);
-                match why {
-                    Some(why) => {
-                        crate::log::warn(&format!("backend {addr} db {db}: connection lost: {why}"))
-                    }
-                    None => return,
-                }
+                crate::log::warn(&format!("backend {addr} db {db}: connection lost: {why}"));
                 background_try = eager;
             }
             Err(e) => {
@@ -187,19 +479,11 @@ async fn conn_task(
                     retry_at = Some(Instant::now() + delay);
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                if let Some(f) = first {
-                    fail_queued(f, &mut rx);
+                if has_requests {
+                    conn.fail_queued();
                 }
             }
         }
-    }
-}
-
-/// Fails `first` and everything already queued behind it.
-fn fail_queued(first: Request, rx: &mut mpsc::Receiver<Request>) {
-    let _ = first.tx.send(Err(BackendError::Reset));
-    while let Ok(r) = rx.try_recv() {
-        let _ = r.tx.send(Err(BackendError::Reset));
     }
 }
 
@@ -254,166 +538,331 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
     Ok(s)
 }
 
-/// Runs one established connection until it breaks (`Some(reason)`, plus a
-/// request taken but not yet sent, to retry on the next connection) or every
-/// sender is gone (`None`).
-async fn run(
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+const INFO: &[u8] = b"*1\r\n$4\r\nINFO\r\n";
+
+/// One established connection, driven by [`Run::poll`] until it breaks.
+struct Run<'a> {
     stream: TcpStream,
-    first: Option<Request>,
-    rx: &mut mpsc::Receiver<Request>,
-    opts: &BackendOptions,
-    state: &Arc<ConnState>,
-) -> (Option<String>, Option<Request>) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<Waiter>();
-    let outstanding = Arc::new(AtomicU64::new(0));
-    let out2 = outstanding.clone();
-    let recv_timeout = opts.recv_timeout;
-    let rstate = state.clone();
-    let mut reader = tokio::spawn(async move {
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-        let mut start = 0usize;
-        loop {
-            // Deliver every complete frame.
-            loop {
-                match frame_len(&buf[start..]) {
-                    Ok(Some(n)) => {
-                        let Ok(w) = wrx.try_recv() else {
-                            return "reply without a request".to_string();
-                        };
-                        out2.fetch_sub(1, Ordering::Relaxed);
-                        let frame = &buf[start..start + n];
-                        if frame.starts_with(b"-MASTERDOWN") || frame.starts_with(b"-LOADING") {
-                            rstate.stale.store(true, Ordering::Relaxed);
-                        }
-                        let _ = w.tx.send(Ok(frame.to_vec()));
-                        start += n;
-                    }
-                    Ok(None) => break,
-                    Err(()) => return "bad reply from backend".to_string(),
-                }
+    conn: &'a BackendConn,
+    opts: &'a BackendOptions,
+    /// Requests written (or being written), oldest first.
+    inflight: VecDeque<Batch>,
+    guards: VecDeque<Option<SlotGuard>>,
+    wbuf: Vec<u8>,
+    woff: usize,
+    /// Read buffer: `rbuf[rstart..rlen]` is unparsed (kept initialized).
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rlen: usize,
+    /// Last time a reply arrived (or the connection became busy).
+    last_read: Instant,
+    /// Last time a request was written (keepalive PING after `ping_period`).
+    last_write: Instant,
+    /// Since when a write has been waiting for the socket.
+    write_blocked: Option<Instant>,
+    /// The next deadline check; pushed later lazily.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Replies parsed from the current read for one session, flushed into
+    /// its inbox in one lock.
+    run_inbox: Option<Arc<Inbox>>,
+    run_items: Vec<(u64, usize, usize)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(stream: TcpStream, conn: &'a BackendConn, opts: &'a BackendOptions) -> Run<'a> {
+        let now = Instant::now();
+        Run {
+            stream,
+            conn,
+            opts,
+            inflight: VecDeque::new(),
+            guards: VecDeque::new(),
+            wbuf: Vec::with_capacity(16 * 1024),
+            woff: 0,
+            rbuf: vec![0; 16 * 1024],
+            rstart: 0,
+            rlen: 0,
+            last_read: now,
+            last_write: now,
+            write_blocked: None,
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            run_inbox: None,
+            run_items: Vec::new(),
+        }
+    }
+
+    fn ping_period(&self) -> Duration {
+        if self.opts.ping_period.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            self.opts.ping_period.max(Duration::from_secs(1))
+        }
+    }
+
+    /// Moves queued requests (up to the pipeline limit) into the write buffer.
+    fn take_queued(&mut self, cx: &Context<'_>) -> bool {
+        let room = self.opts.max_pipeline.max(1).saturating_sub(self.guards.len());
+        if room == 0 {
+            return false;
+        }
+        let mut q = lock(&self.conn.q);
+        if q.reqs.is_empty() {
+            set_waker(&mut q.waker, cx);
+            return false;
+        }
+        if self.guards.is_empty() {
+            self.last_read = Instant::now();
+        }
+        if q.reqs.len() <= room {
+            if self.wbuf.len() == self.woff {
+                self.wbuf.clear();
+                self.woff = 0;
+                std::mem::swap(&mut self.wbuf, &mut q.buf);
+            } else {
+                self.wbuf.extend_from_slice(&q.buf);
+                q.buf.clear();
             }
-            if start == buf.len() {
-                buf.clear();
-                start = 0;
-            } else if start > 64 * 1024 {
-                buf.drain(..start);
-                start = 0;
-            }
-            if buf.capacity() - buf.len() < 8192 {
-                buf.reserve(16 * 1024);
-            }
-            let busy = out2.load(Ordering::Relaxed) > 0;
-            let r = if busy && !recv_timeout.is_zero() {
-                match tokio::time::timeout(recv_timeout, rd.read_buf(&mut buf)).await {
-                    Ok(r) => r,
-                    Err(_) => return "recv timeout".to_string(),
+            self.guards.extend(q.reqs.drain(..).map(|r| r.guard));
+            self.inflight.extend(q.batches.drain(..));
+            return true;
+        }
+        // Only `room` requests: split at a request boundary.
+        let mut bytes = 0;
+        for r in q.reqs.drain(..room) {
+            bytes += r.len;
+            self.guards.push_back(r.guard);
+        }
+        self.wbuf.extend_from_slice(&q.buf[..bytes]);
+        q.buf.drain(..bytes);
+        let mut left = room as u32;
+        while left > 0 {
+            let Some(b) = q.batches.front_mut() else {
+                break;
+            };
+            if b.n <= left {
+                left -= b.n;
+                if let Some(b) = q.batches.pop_front() {
+                    self.inflight.push_back(b);
                 }
             } else {
-                rd.read_buf(&mut buf).await
-            };
-            match r {
-                Ok(0) => return "closed by backend".to_string(),
-                Ok(_) => {}
-                Err(e) => return e.to_string(),
+                let part = b.take_front(left);
+                self.inflight.push_back(part);
+                left = 0;
             }
         }
-    });
-    let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut next = first;
-    let period = if opts.ping_period.is_zero() {
-        Duration::from_secs(3600 * 24 * 365)
-    } else {
-        opts.ping_period.max(Duration::from_secs(1))
-    };
-    let mut idle_since = Instant::now();
-    loop {
-        let req = match next.take() {
-            Some(r) => r,
-            None => {
-                let wake = tokio::time::Instant::from_std(idle_since + period);
-                tokio::select! {
-                    r = rx.recv() => match r {
-                        Some(r) => r,
-                        None => { reader.abort(); return (None, None); }
-                    },
-                    why = &mut reader => {
-                        return (Some(why.unwrap_or_else(|e| e.to_string())), None);
+        true
+    }
+
+    /// Adds a request of our own (keepalive PING, health INFO).
+    fn push_own(&mut self, data: &[u8], to: ReplyTo) {
+        if self.guards.is_empty() {
+            self.last_read = Instant::now();
+        }
+        self.wbuf.extend_from_slice(data);
+        self.guards.push_back(None);
+        self.inflight.push_back(Batch { to, n: 1 });
+    }
+
+    /// Hands the replies gathered for one session to its inbox.
+    fn flush_run(&mut self) {
+        if let Some(inbox) = self.run_inbox.take() {
+            let rbuf = &self.rbuf;
+            let items = &self.run_items;
+            inbox.deliver(|d| {
+                for &(seq, a, b) in items {
+                    d.reply(seq, &rbuf[a..b]);
+                }
+            });
+            self.run_items.clear();
+        }
+    }
+
+    /// Matches every complete reply frame in the read buffer to its request.
+    fn dispatch(&mut self) -> Result<(), String> {
+        loop {
+            let n = match frame_len(&self.rbuf[self.rstart..self.rlen]) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(()) => {
+                    self.flush_run();
+                    return Err("bad reply from backend".into());
+                }
+            };
+            let (a, b) = (self.rstart, self.rstart + n);
+            self.rstart = b;
+            if self.rbuf[a] == b'-' {
+                let f = &self.rbuf[a..b];
+                if f.starts_with(b"-MASTERDOWN") || f.starts_with(b"-LOADING") {
+                    self.conn.state.stale.store(true, Ordering::Relaxed);
+                }
+            }
+            let Some(batch) = self.inflight.front_mut() else {
+                self.flush_run();
+                return Err("reply without a request".into());
+            };
+            match &mut batch.to {
+                ReplyTo::Session(inbox, first) => {
+                    let same = self
+                        .run_inbox
+                        .as_ref()
+                        .is_some_and(|r| Arc::ptr_eq(r, inbox));
+                    if !same {
+                        let inbox = inbox.clone();
+                        self.flush_run();
+                        self.run_inbox = Some(inbox);
                     }
-                    _ = tokio::time::sleep_until(wake) => {
-                        idle_since = Instant::now();
-                        if outstanding.load(Ordering::Relaxed) > 0 {
-                            continue;
+                    self.run_items.push((*first, a, b));
+                    *first += 1;
+                }
+                ReplyTo::Call(_) | ReplyTo::Discard => {}
+            }
+            batch.n -= 1;
+            if batch.n == 0
+                && let Some(done) = self.inflight.pop_front()
+                && let ReplyTo::Call(tx) = done.to
+            {
+                let _ = tx.send(Ok(self.rbuf[a..b].to_vec()));
+            }
+            self.guards.pop_front();
+        }
+        self.flush_run();
+        if self.rstart == self.rlen {
+            self.rstart = 0;
+            self.rlen = 0;
+        }
+        Ok(())
+    }
+
+    /// Drives the connection; returns why it ended.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+        loop {
+            let mut progress = self.take_queued(cx);
+            // Write.
+            if self.woff < self.wbuf.len() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf[self.woff..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready("write returned zero".into()),
+                    Poll::Ready(Ok(n)) => {
+                        self.woff += n;
+                        progress = true;
+                        if self.woff == self.wbuf.len() {
+                            self.wbuf.clear();
+                            self.woff = 0;
+                            self.write_blocked = None;
+                            self.last_write = Instant::now();
                         }
-                        if state.stale.load(Ordering::Relaxed) {
-                            // Stale: ask INFO, clear the mark once healthy.
-                            let (tx, rx) = oneshot::channel::<BackendResult>();
-                            let st = state.clone();
-                            tokio::spawn(async move {
-                                if let Ok(Ok(r)) = rx.await {
-                                    let healthy = !r.starts_with(b"-")
-                                        && memchr::memmem::find(&r, b"master_link_status:down").is_none()
-                                        && memchr::memmem::find(&r, b"loading:1").is_none();
-                                    if healthy {
-                                        st.stale.store(false, Ordering::Relaxed);
-                                    }
-                                }
-                            });
-                            Request { data: b"*1\r\n$4\r\nINFO\r\n".to_vec(), tx, guard: None }
-                        } else {
-                            // Keepalive PING; nobody waits for its reply.
-                            let (tx, _) = oneshot::channel();
-                            Request { data: b"*1\r\n$4\r\nPING\r\n".to_vec(), tx, guard: None }
-                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(e.to_string()),
+                    Poll::Pending => {
+                        self.write_blocked.get_or_insert_with(Instant::now);
                     }
                 }
             }
-        };
-        idle_since = Instant::now();
-        if reader.is_finished() {
-            // The connection just died: send this one on the next connection.
-            let why = (&mut reader).await.unwrap_or_else(|e| e.to_string());
-            return (Some(why), Some(req));
+            // Read.
+            if self.rlen == self.rbuf.len() {
+                if self.rstart > 0 {
+                    self.rbuf.copy_within(self.rstart..self.rlen, 0);
+                    self.rlen -= self.rstart;
+                    self.rstart = 0;
+                } else {
+                    let n = self.rbuf.len() * 2;
+                    self.rbuf.resize(n, 0);
+                }
+            }
+            let mut rb = ReadBuf::new(&mut self.rbuf[self.rlen..]);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        return Poll::Ready("closed by backend".into());
+                    }
+                    self.rlen += n;
+                    self.last_read = Instant::now();
+                    if let Err(e) = self.dispatch() {
+                        return Poll::Ready(e);
+                    }
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(e.to_string()),
+                Poll::Pending => {}
+            }
+            if progress {
+                continue;
+            }
+            // Deadlines: recv/send timeouts and the keepalive.
+            let busy = !self.guards.is_empty();
+            let mut next = self.last_write + self.ping_period();
+            if busy && !self.opts.recv_timeout.is_zero() {
+                next = next.min(self.last_read + self.opts.recv_timeout);
+            }
+            if let Some(t) = self.write_blocked
+                && !self.opts.send_timeout.is_zero()
+            {
+                next = next.min(t + self.opts.send_timeout);
+            }
+            let next = tokio::time::Instant::from_std(next);
+            if next < self.timer.deadline() {
+                self.timer.as_mut().reset(next);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if busy
+                && !self.opts.recv_timeout.is_zero()
+                && now >= self.last_read + self.opts.recv_timeout
+            {
+                return Poll::Ready("recv timeout".into());
+            }
+            if let Some(t) = self.write_blocked
+                && !self.opts.send_timeout.is_zero()
+                && now >= t + self.opts.send_timeout
+            {
+                return Poll::Ready("send timeout".into());
+            }
+            if now >= self.last_write + self.ping_period() {
+                self.last_write = now;
+                if !busy {
+                    self.keepalive();
+                }
+            }
+            // Re-arm for the next check (pulled earlier above when needed).
+            let far = tokio::time::Instant::from_std(now + self.ping_period());
+            self.timer.as_mut().reset(far);
         }
-        // Batch everything already queued.
-        wbuf.clear();
-        let add = |r: Request, wbuf: &mut Vec<u8>| {
-            wbuf.extend_from_slice(&r.data);
-            outstanding.fetch_add(1, Ordering::Relaxed);
-            let _ = wtx.send(Waiter {
-                tx: r.tx,
-                _guard: r.guard,
+    }
+
+    /// The idle keepalive: PING, or INFO while marked stale.
+    fn keepalive(&mut self) {
+        if self.conn.state.stale.load(Ordering::Relaxed) {
+            // Stale: ask INFO, clear the mark once healthy.
+            let (tx, rx) = oneshot::channel::<BackendResult>();
+            let st = self.conn.state.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(r)) = rx.await {
+                    let healthy = !r.starts_with(b"-")
+                        && memchr::memmem::find(&r, b"master_link_status:down").is_none()
+                        && memchr::memmem::find(&r, b"loading:1").is_none();
+                    if healthy {
+                        st.stale.store(false, Ordering::Relaxed);
+                    }
+                }
             });
-        };
-        add(req, &mut wbuf);
-        while wbuf.len() < 256 * 1024
-            && (outstanding.load(Ordering::Relaxed) as usize) < opts.max_pipeline.max(1)
-        {
-            match rx.try_recv() {
-                Ok(r) => add(r, &mut wbuf),
-                Err(_) => break,
-            }
-        }
-        let w = wr.write_all(&wbuf);
-        let res = if opts.send_timeout.is_zero() {
-            w.await.map_err(|e| e.to_string())
+            self.push_own(INFO, ReplyTo::Call(tx));
         } else {
-            match tokio::time::timeout(opts.send_timeout, w).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err("send timeout".to_string()),
-            }
-        };
-        if let Err(e) = res {
-            reader.abort();
-            return (Some(e), None);
+            // Keepalive PING; nobody waits for its reply.
+            self.push_own(PING, ReplyTo::Discard);
         }
-        // Back-pressure: do not let more than max_pipeline requests fly.
-        while (outstanding.load(Ordering::Relaxed) as usize) >= opts.max_pipeline.max(1) {
-            if reader.is_finished() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// Fails every request taken from the queue (the connection is gone).
+    fn fail_inflight(&mut self) {
+        self.run_inbox = None;
+        self.run_items.clear();
+        for b in self.inflight.drain(..) {
+            b.fail();
         }
+        self.guards.clear();
     }
 }
 

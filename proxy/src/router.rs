@@ -164,7 +164,9 @@ pub struct Router {
     pub stop: tokio::sync::watch::Sender<bool>,
     pub cfg: Arc<Config>,
     pub stats: Stats,
-    inflight: Vec<AtomicU64>,
+    /// Per-slot in-flight counters. Leaked (8 KiB per router; a proxy has
+    /// one router for its whole life) so that guards need no `Arc`.
+    inflight: &'static [AtomicU64],
     changed: Notify,
     pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     replica_pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
@@ -180,16 +182,38 @@ pub enum RouteError {
 }
 
 /// Holds a slot's in-flight count up while a request is outstanding.
+///
+/// Just a reference to the slot's counter: making and dropping one per
+/// request touches no shared reference count (the counters are leaked, see
+/// [`Router::inflight`]).
 pub struct SlotGuard {
-    router: Arc<Router>,
-    slot: usize,
+    ctr: &'static AtomicU64,
+}
+
+impl SlotGuard {
+    fn acquire(ctr: &'static AtomicU64) -> SlotGuard {
+        ctr.fetch_add(1, Ordering::SeqCst);
+        SlotGuard { ctr }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        if let Some(c) = self.router.inflight.get(self.slot) {
-            c.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.ctr.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A slot routed without waiting: its in-flight guard and the snapshot the
+/// decision was read from (see [`Router::try_route`]).
+pub struct Fast {
+    pub guard: SlotGuard,
+    pub table: arc_swap::Guard<Arc<Table>>,
+    pub slot: usize,
+}
+
+impl Fast {
+    pub fn route(&self) -> &Route {
+        &self.table.slots[self.slot]
     }
 }
 
@@ -253,7 +277,7 @@ impl Router {
             stop: tokio::sync::watch::Sender::new(false),
             cfg,
             stats: Stats::new(),
-            inflight: (0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            inflight: Box::leak((0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect()),
             changed: Notify::new(),
             pools: Mutex::new(HashMap::new()),
             replica_pools: Mutex::new(HashMap::new()),
@@ -329,6 +353,25 @@ impl Router {
         v
     }
 
+    /// Routes `slot` without waiting: `None` while the slot is blocked
+    /// (being switched, or locked). The in-flight count goes up before the
+    /// snapshot is read, so a concurrent [`Router::fill`] either sees the
+    /// count or this sees the blocked snapshot.
+    pub fn try_route(&self, slot: usize) -> Option<Result<Fast, RouteError>> {
+        let slot = slot % MAX_SLOTS;
+        let guard = SlotGuard::acquire(&self.inflight[slot]);
+        fence(Ordering::SeqCst);
+        let table = self.table.load();
+        let r = &table.slots[slot];
+        if r.blocked {
+            return None;
+        }
+        if r.backend.is_none() {
+            return Some(Err(RouteError::NotReady));
+        }
+        Some(Ok(Fast { guard, table, slot }))
+    }
+
     /// Routes a request on `slot`; waits while the slot is blocked.
     pub async fn route(self: &Arc<Self>, slot: usize) -> Result<Routed, RouteError> {
         let slot = slot % MAX_SLOTS;
@@ -337,17 +380,13 @@ impl Router {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.inflight[slot].fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            let guard = SlotGuard {
-                router: self.clone(),
-                slot,
-            };
-            let t = self.table.load();
-            let r = &t.slots[slot];
-            if !r.blocked {
-                return match &r.backend {
-                    Some(b) => Ok(Routed {
+            match self.try_route(slot) {
+                Some(Ok(f)) => {
+                    let r = f.route();
+                    let Some(b) = &r.backend else {
+                        return Err(RouteError::NotReady);
+                    };
+                    return Ok(Routed {
                         backend: b.clone(),
                         migrate: r.migrate.clone(),
                         method: r.model.forward_method,
@@ -356,14 +395,13 @@ impl Router {
                         } else {
                             r.replicas.clone()
                         },
-                        guard,
-                    }),
-                    None => Err(RouteError::NotReady),
-                };
+                        guard: f.guard,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
-            let locked = r.model.locked;
-            drop(t);
-            drop(guard);
+            let locked = self.table.load().slots[slot].model.locked;
             if locked {
                 let lim = self.cfg.slot_locked_timeout.0.max(Duration::from_millis(1));
                 let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + lim);

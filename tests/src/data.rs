@@ -447,7 +447,7 @@ pub fn read_key(c: &mut Conn, key: &[u8]) -> Option<KeyState> {
         )),
         "hash" => {
             let flat = bulks_of(c.send_value(&[&b"HGETALL"[..], key]), &what);
-            assert!(flat.len() % 2 == 0, "{what}: odd HGETALL reply");
+            assert!(flat.len().is_multiple_of(2), "{what}: odd HGETALL reply");
             Content::Hash(
                 flat.chunks(2)
                     .map(|p| (p[0].clone(), p[1].clone()))
@@ -464,7 +464,7 @@ pub fn read_key(c: &mut Conn, key: &[u8]) -> Option<KeyState> {
                 c.send_value(&[&b"ZRANGE"[..], key, b"0", b"-1", b"WITHSCORES"]),
                 &what,
             );
-            assert!(flat.len() % 2 == 0, "{what}: odd ZRANGE reply");
+            assert!(flat.len().is_multiple_of(2), "{what}: odd ZRANGE reply");
             Content::ZSet(
                 flat.chunks(2)
                     .map(|p| (p[0].clone(), parse_score(&p[1])))

@@ -620,7 +620,7 @@ fn random_score(rng: &mut Rng) -> Vec<u8> {
 /// Element count of a random collection: mostly small (compact encodings),
 /// sometimes past the listpack / intset limits.
 fn random_len(rng: &mut Rng) -> usize {
-    if rng.next() % 3 == 0 {
+    if rng.next().is_multiple_of(3) {
         100 + (rng.next() % 900) as usize
     } else {
         1 + (rng.next() % 12) as usize
@@ -652,7 +652,7 @@ fn random_value(c: &mut Conn, rng: &mut Rng, key: &[u8]) {
         }
         2 => {
             // Sets of integers only (intset) or mixed.
-            let ints = rng.next() % 2 == 0;
+            let ints = rng.next().is_multiple_of(2);
             let mut cmd = vec![b"SADD".to_vec(), k];
             cmd.extend((0..n).map(|_| {
                 if ints {

@@ -554,6 +554,32 @@ fn fence_cancel_status_and_wrapper_codes() {
     assert_eq!(field("port").as_text().unwrap(), p);
     assert_eq!(field("timeout").as_text().unwrap(), "20000");
     assert_eq!(field("blocked_clients").as_text().unwrap(), "1");
+    // maxbytes 1: one unacked message at a time.
+    let inflight = field("sending_msgs").as_text().unwrap();
+    assert!(
+        inflight == "0" || inflight == "1",
+        "sending_msgs {inflight}"
+    );
+    let it = field("batched_iterator");
+    let it = it.as_array().unwrap();
+    assert_eq!(it[0].as_text().unwrap(), "keys");
+    assert_eq!(it[1].as_array().unwrap()[0].as_text().unwrap(), "1");
+    let iters = it[15].as_array().unwrap();
+    assert_eq!(iters[0].as_text().unwrap(), "1");
+    let cur: Vec<String> = iters[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_text().unwrap())
+        .collect();
+    assert_eq!(
+        &cur[..6],
+        &["key", "{slow}list", "val.type", "1", "stage", "2"]
+    );
+    assert_eq!(
+        &cur[14..],
+        &["chunked_msgs".to_string(), SLOW_N.to_string()]
+    );
     assert_eq!(
         a.send_value(&["SLOTSMGRTONE-ASYNC", &h, &p, "1000", "0", "0", "k"]),
         e("ERR the specified DB is being migrated")
@@ -798,11 +824,30 @@ fn target_side_messages_and_errors() {
         &[b"SLOTSRESTORE-ASYNC", b"list", b"x", b"0", b"-5", b"a"],
         "invalid Hint value (Hint=-5)",
     );
-    target_refuses(
-        &t,
-        &[b"SLOTSRESTORE-ASYNC", b"frob", b"x"],
-        "unknown command (argc=3,cmd=frob)",
-    );
+    // Codis' check order: argument count and TTL before the form's name.
+    for (args, msg) in [
+        (
+            &[&b"frob"[..], b"x"][..],
+            "wrong number of arguments (argc=3,cmd=frob)",
+        ),
+        (&[b"frob", b"x", b"y"], "invalid TTL value (TTL=y)"),
+        (
+            &[b"frob", b"x", b"0", b"0"],
+            "unknown command (argc=5,cmd=frob)",
+        ),
+        (
+            &[b"delete", b"x", b"0"],
+            "wrong number of arguments (argc=4,cmd=delete)",
+        ),
+        (
+            &[b"expire", b"x", b"0", b"1"],
+            "wrong number of arguments (argc=5,cmd=expire)",
+        ),
+    ] {
+        let mut a: Vec<&[u8]> = vec![b"SLOTSRESTORE-ASYNC"];
+        a.extend_from_slice(args);
+        target_refuses(&t, &a, msg);
+    }
     target_refuses(
         &t,
         &[b"SLOTSRESTORE-ASYNC", b"string", b"x", b"0"],
@@ -917,8 +962,18 @@ fn auth_and_select_with_requirepass() {
 /// migrated with SLOTSMGRTTAGSLOT-ASYNC.
 #[test]
 fn concurrent_incr_load_during_migration() {
-    let src = Server::start(&[]);
-    let dst = Server::start(&[]);
+    concurrent_load(&[]);
+}
+
+/// The same on the multi-threaded runtime.
+#[test]
+fn concurrent_incr_load_during_migration_io_threads() {
+    concurrent_load(&["--io-threads", "4"]);
+}
+
+fn concurrent_load(args: &[&str]) {
+    let src = Server::start(args);
+    let dst = Server::start(args);
     let mut a = src.conn();
     let tags: Vec<String> = (0..16).map(|i| format!("load{i}")).collect();
     let mut keys = Vec::new();
@@ -1135,4 +1190,40 @@ fn many_small_keys_timing() {
     );
     eprintln!("20k keys, numkeys 100: {:?} ({calls} calls)", t0.elapsed());
     assert_eq!(int(&s(&mut b, "DBSIZE")), n as i64 + 20_000);
+}
+
+#[test]
+fn dropped_idle_connection_is_replaced() {
+    let src = Server::start(&[]);
+    let dst = Server::start(&[]);
+    let mut a = src.conn();
+    let mut b = dst.conn();
+    let (h, p) = host_port(&dst);
+    ok(&s(&mut a, "SET k1 v"));
+    let one =
+        |a: &mut Conn, k: &str| a.send_value(&["SLOTSMGRTONE-ASYNC", &h, &p, "1000", "0", "0", k]);
+    assert_eq!(one(&mut a, "k1"), Value::Int(1));
+    assert!(s(&mut a, "SLOTSMGRT-ASYNC-STATUS").as_array().is_some());
+    // The target drops the migration connection (every client but us).
+    let me = int(&s(&mut b, "CLIENT ID"));
+    let list = s(&mut b, "CLIENT LIST").as_text().unwrap();
+    for line in list.lines() {
+        let id: i64 = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("id="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        if id != me {
+            assert_eq!(int(&s(&mut b, &format!("CLIENT KILL ID {id}"))), 1);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s(&mut a, "SLOTSMGRT-ASYNC-STATUS") != Value::NilArray {
+        assert!(Instant::now() < deadline, "closed connection still cached");
+        thread::sleep(Duration::from_millis(10));
+    }
+    ok(&s(&mut a, "SET k2 v"));
+    assert_eq!(one(&mut a, "k2"), Value::Int(1));
+    assert_eq!(int(&s(&mut b, "EXISTS k1 k2")), 2);
 }

@@ -328,7 +328,6 @@ fn restore_async(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
-    Delete,
     Expire,
     Str,
     Obj,
@@ -338,53 +337,77 @@ enum Form {
     Zset,
 }
 
+/// Checks run in Codis' order: DB being migrated; `delete` (3 args); at
+/// least 4 args and a valid TTL; `expire` / `string` / `object`; at least 5
+/// args and a valid hint; the chunk forms; anything else is unknown.
 fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
     let argc = argv.len();
     let sub = argv.get(1).copied().unwrap_or(b"");
     if ctx.srv.asyncm.migrating(ctx.client.db) {
         return Err(errors::RA_DB_MIGRATED.into());
     }
-    let is = |w: &str| sub.eq_ignore_ascii_case(w.as_bytes());
-    let (form, ok) = if is("delete") {
-        (Form::Delete, argc == 3)
-    } else if is("expire") {
-        (Form::Expire, argc == 4)
-    } else if is("string") {
-        (Form::Str, argc == 5)
-    } else if is("object") {
-        (Form::Obj, argc == 5)
-    } else if is("list") {
-        (Form::List, argc >= 5)
-    } else if is("dict") {
-        (Form::Dict, argc >= 5)
-    } else if is("hash") {
-        (Form::Hash, argc >= 5 && argc % 2 == 1)
-    } else if is("zset") {
-        (Form::Zset, argc >= 5 && argc % 2 == 1)
-    } else {
-        return Err(errors::ra_unknown(argc, sub));
-    };
-    if !ok {
-        return Err(errors::ra_wrong_arity(argc, sub));
+    let bad_argc = || errors::ra_wrong_arity(argc, sub);
+    if argc < 3 {
+        return Err(bad_argc());
     }
+    let is = |w: &str| sub.eq_ignore_ascii_case(w.as_bytes());
     let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
     let key = arg(2);
     let now = ctx.now;
     let dbi = ctx.client.db;
     let db = ctx.db();
-    if form == Form::Delete {
-        let mut r = ctx.ks().lock_key(db, key);
-        let existed = r.get(key, now).is_some() && r.remove(key).is_some();
-        return Ok(num_msg(usize::from(existed)));
+    if is("delete") {
+        if argc != 3 {
+            return Err(bad_argc());
+        }
+        let deleted = ctx.ks().lock_key(db, key).remove(key).is_some();
+        return Ok(num_msg(usize::from(deleted)));
+    }
+    if argc < 4 {
+        return Err(bad_argc());
     }
     let ttl = match parse_i64(arg(3)) {
         Some(t) if t >= 0 => t as u64,
         _ => return Err(errors::ra_invalid_ttl(arg(3))),
     };
+    let (form, want) = if is("expire") {
+        (Form::Expire, Some(4))
+    } else if is("string") {
+        (Form::Str, Some(5))
+    } else if is("object") {
+        (Form::Obj, Some(5))
+    } else {
+        if argc < 5 {
+            return Err(bad_argc());
+        }
+        if !matches!(parse_i64(arg(4)), Some(h) if h >= 0) {
+            return Err(errors::ra_invalid_hint(arg(4)));
+        }
+        let pairs = argc % 2 == 1;
+        if is("list") {
+            (Form::List, None)
+        } else if is("dict") {
+            (Form::Dict, None)
+        } else if is("hash") {
+            if !pairs {
+                return Err(bad_argc());
+            }
+            (Form::Hash, None)
+        } else if is("zset") {
+            if !pairs {
+                return Err(bad_argc());
+            }
+            (Form::Zset, None)
+        } else {
+            return Err(errors::ra_unknown(argc, sub));
+        }
+    };
+    if want.is_some_and(|w| w != argc) {
+        return Err(bad_argc());
+    }
     let expire = (ttl > 0).then(|| now.saturating_add(ttl));
     let lru = ctx.lru();
     match form {
-        Form::Delete => Ok(num_msg(0)),
         Form::Expire => {
             let mut r = ctx.ks().lock_key(db, key);
             if r.get(key, now).is_none() {
@@ -567,7 +590,11 @@ fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.client.info.authenticated.store(true, Relaxed);
             Ok(b"OK".to_vec())
         }
-        Some(_) => Err(errors::RA_INVALID_PASSWORD.to_string()),
+        Some(_) => {
+            ctx.client.authenticated = false;
+            ctx.client.info.authenticated.store(false, Relaxed);
+            Err(errors::RA_INVALID_PASSWORD.to_string())
+        }
     };
     ack(ctx, res)
 }

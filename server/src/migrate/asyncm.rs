@@ -20,6 +20,17 @@
 //!   caller, fences) gets the result. Any failure reaches every waiter as
 //!   `ERR interrupted: ...` and deletes nothing.
 //! * Lock order: registry slot → `ConnState` → keyspace slot locks.
+//! * Differences from Codis: a caller is parked on its deferred reply, so
+//!   "previous operation has not finished" cannot happen; chunks of pairs
+//!   never exceed `maxbulks` (Codis may add one pair more); the window is
+//!   counted in unacked bytes rather than output-buffer bytes; SLOT-form
+//!   batches count tag-group members as one message each when filling.
+//! * Known gap with `io-threads` > 1: the execution gate checks the
+//!   in-flight registry before the handler takes its slot lock, so a write
+//!   that passed the gate just before a batch registered its keys could
+//!   land after the value was shipped (and be lost when the batch deletes
+//!   the key). With the default single-threaded runtime the gate, the
+//!   handler and the batch's reads are serialized and this cannot happen.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -107,18 +118,6 @@ enum Stage {
     Done,
 }
 
-impl Stage {
-    fn name(self) -> &'static str {
-        match self {
-            Stage::Delete => "delete",
-            Stage::Value => "value",
-            Stage::Chunks => "chunks",
-            Stage::Expire => "expire",
-            Stage::Done => "done",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     List,
@@ -192,7 +191,11 @@ struct KeyIter {
 
 impl KeyIter {
     fn new(key: Vec<u8>, e: &Entry, maxbulks: usize) -> KeyIter {
-        let (mode, hint, _) = classify(e, maxbulks);
+        let (mode, hint, bulks) = classify(e, maxbulks);
+        let chunks = match mode {
+            Mode::Chunked(_) => bulks.div_ceil(maxbulks.max(1)),
+            _ => 0,
+        };
         KeyIter {
             key,
             kind: e.kind(),
@@ -203,7 +206,7 @@ impl KeyIter {
             cursor: 0,
             lindex: 0,
             zindex: 0,
-            chunked_msgs: 0,
+            chunked_msgs: chunks,
         }
     }
 
@@ -281,7 +284,6 @@ impl KeyIter {
                         self.stage = Stage::Expire;
                     }
                     if wrote {
-                        self.chunked_msgs += 1;
                         return true;
                     }
                 }
@@ -404,25 +406,53 @@ impl KeyIter {
         (true, finished)
     }
 
-    fn status(&self, now: u64, r: &mut Reply) {
-        r.array(16);
-        r.bulk(b"key");
-        r.bulk(&self.key);
-        r.bulk(b"val.type");
-        r.bulk(self.kind.name().as_bytes());
-        r.bulk(b"stage");
-        r.bulk(self.stage.name().as_bytes());
-        r.bulk(b"expire");
-        r.bulk_int(ttl_of(self.expire, now) as i64);
-        r.bulk(b"cursor");
-        r.bulk_int(self.cursor as i64);
-        r.bulk(b"lindex");
-        r.bulk_int(self.lindex as i64);
-        r.bulk(b"zindex");
-        r.bulk_int(self.zindex as i64);
-        r.bulk(b"chunked_msgs");
-        r.bulk_int(self.chunked_msgs as i64);
+    /// STATUS fields of a key iterator, numbered as Codis does: Redis 3.2
+    /// type numbers, stages 0 prepare .. 4 done, absolute expiry or -1, and
+    /// the value's chunk count (0 when not chunked).
+    fn status(&self, r: &mut Reply) {
+        let ty = match self.kind {
+            Kind::String => 0,
+            Kind::List => 1,
+            Kind::Set => 2,
+            Kind::ZSet => 3,
+            Kind::Hash => 4,
+        };
+        let stage = match self.stage {
+            Stage::Delete => 0,
+            Stage::Value => 1,
+            Stage::Chunks => 2,
+            Stage::Expire => 3,
+            Stage::Done => 4,
+        };
+        iter_status(
+            r,
+            &self.key,
+            ty,
+            stage,
+            self.expire.map_or(-1, |e| e as i64),
+            self,
+        );
     }
+}
+
+fn iter_status(r: &mut Reply, key: &[u8], ty: i64, stage: i64, expire: i64, it: &KeyIter) {
+    r.array(16);
+    r.bulk(b"key");
+    r.bulk(key);
+    r.bulk(b"val.type");
+    r.bulk_int(ty);
+    r.bulk(b"stage");
+    r.bulk_int(stage);
+    r.bulk(b"expire");
+    r.bulk_int(expire);
+    r.bulk(b"cursor");
+    r.bulk_int(it.cursor as i64);
+    r.bulk(b"lindex");
+    r.bulk_int(it.lindex as i64);
+    r.bulk(b"zindex");
+    r.bulk_int(it.zindex as i64);
+    r.bulk(b"chunked_msgs");
+    r.bulk_int(it.chunked_msgs as i64);
 }
 
 /// SLOTSMGRT{ONE,TAGONE}-ASYNC-DUMP: every message for `keys`, as one array
@@ -456,19 +486,18 @@ pub fn select_keys(srv: &Server, db: &Db, keys: &[&[u8]], tag: bool) -> Vec<Vec<
     let mut out = Vec::new();
     for &k in keys {
         let (t, tagged) = hash_tag(k);
+        // The listed key first, then the rest of its tag group (sorted).
+        if seen.insert(k.to_vec()) {
+            out.push(k.to_vec());
+        }
         if tag && tagged {
             let mut group = srv.ks.lock_key(db, k).tag_keys(crc32fast::hash(t));
             group.sort_unstable();
-            if !group.iter().any(|g| g == k) {
-                group.insert(0, k.to_vec());
-            }
             for g in group {
                 if seen.insert(g.clone()) {
                     out.push(g);
                 }
             }
-        } else if seen.insert(k.to_vec()) {
-            out.push(k.to_vec());
         }
     }
     out
@@ -516,20 +545,23 @@ pub fn select_slot(
         }
         let key = e.key().to_vec();
         let (t, tagged) = hash_tag(&key);
-        if tag && tagged {
-            let mut group = r.tag_keys(crc32fast::hash(t));
-            group.sort_unstable();
-            for g in group {
-                if seen.insert(g.clone()) {
-                    est += 1;
-                    out.push(g);
-                }
-            }
-            est += m.saturating_sub(1);
+        let group = if tag && tagged {
+            let mut g = r.tag_keys(crc32fast::hash(t));
+            g.sort_unstable();
+            g
         } else {
-            seen.insert(key.clone());
-            est += m;
-            out.push(key);
+            Vec::new()
+        };
+        seen.insert(key.clone());
+        est += m;
+        out.push(key);
+        // Tag-group members count one message each here (their values
+        // are not looked at while the slot table is being walked).
+        for g in group {
+            if seen.insert(g.clone()) {
+                est += 1;
+                out.push(g);
+            }
         }
     }
     for k in &expired {
@@ -852,10 +884,28 @@ pub fn status(srv: &Server, db: usize, r: &mut Reply) {
     r.bulk_int(b.chunked_vals as i64);
     r.bulk(b"iterators");
     r.array(2);
-    r.bulk_int(b.keys.len().saturating_sub(b.next_key) as i64);
-    match b.cur.as_ref().filter(|c| !c.done()) {
-        Some(it) => it.status(now, r),
-        None => r.null_array(),
+    let cur = b.cur.as_ref().filter(|c| !c.done());
+    let pending = b.keys.len().saturating_sub(b.next_key);
+    r.bulk_int((pending + usize::from(cur.is_some())) as i64);
+    match (cur, b.keys.get(b.next_key)) {
+        (Some(it), _) => it.status(r),
+        // The next key, not looked up yet (Codis' prepare stage).
+        (None, Some(k)) => {
+            let blank = KeyIter {
+                key: Vec::new(),
+                kind: Kind::String,
+                mode: Mode::Str,
+                stage: Stage::Delete,
+                hint: 0,
+                expire: None,
+                cursor: 0,
+                lindex: 0,
+                zindex: 0,
+                chunked_msgs: 0,
+            };
+            iter_status(r, k, -1, 0, 0, &blank);
+        }
+        (None, None) => r.null_array(),
     }
 }
 
@@ -1360,6 +1410,84 @@ mod tests {
                 "remaining TTL"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn empty_batch_then_idle_timeout_and_batch_timeout() {
+        let srv = Server::new(
+            crate::config::Config::default(),
+            String::new(),
+            String::new(),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = Params {
+            timeout: 1000,
+            maxbulks: 10,
+            maxbytes: 1024,
+        };
+        // No existing key: the batch completes at once with 0, nothing sent.
+        let rx = start(
+            &srv,
+            0,
+            "127.0.0.1",
+            port,
+            p,
+            Select::Keys(vec![b"nokey"], false),
+        )
+        .unwrap();
+        let (mut peer, _) = l.accept().await.unwrap();
+        assert_eq!(rx.await.unwrap(), b":0\r\n");
+        let c = srv.asyncm.get(0).unwrap();
+        assert!(!c.lock().used);
+        // Idle for more than 60 s: the cron closes it.
+        c.lock().lastuse -= IDLE_TIMEOUT_MS + 1;
+        cron(&srv);
+        assert!(srv.asyncm.get(0).is_none());
+        let mut buf = [0u8; 16];
+        use tokio::io::AsyncReadExt;
+        assert_eq!(peer.read(&mut buf).await.unwrap(), 0, "socket closed");
+
+        // A batch without ACK progress for longer than its timeout fails
+        // and keeps the key.
+        let db = srv.ks.db(0).unwrap();
+        srv.ks
+            .lock_key(db, b"k")
+            .insert(Entry::new_str(b"k", b"v", None, 0));
+        let rx = start(
+            &srv,
+            0,
+            "127.0.0.1",
+            port,
+            p,
+            Select::Keys(vec![b"k"], false),
+        )
+        .unwrap();
+        let (_peer, _) = l.accept().await.unwrap();
+        let c = srv.asyncm.get(0).unwrap();
+        loop {
+            // Wait until AUTH/SELECT + the key's first message are out.
+            if c.lock()
+                .batch
+                .as_ref()
+                .is_some_and(|b| !b.unacked.is_empty())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(srv.inflight.is_migrating(0, b"k"));
+        if let Some(b) = c.lock().batch.as_mut() {
+            b.last_progress -= 1001;
+        }
+        cron(&srv);
+        assert_eq!(
+            rx.await.unwrap(),
+            b"-ERR interrupted: migration timeout\r\n"
+        );
+        assert!(!srv.inflight.is_migrating(0, b"k"));
+        assert!(srv.ks.lock_key(db, b"k").get(b"k", 0).is_some());
+        assert!(srv.asyncm.get(0).is_none());
     }
 
     #[test]
