@@ -92,6 +92,8 @@ pub struct Item {
 #[derive(Default)]
 pub struct Inbox {
     m: Mutex<InboxState>,
+    /// Proxy shutdown: the session stops reading (see [`Inbox::stop`]).
+    stop: AtomicBool,
 }
 
 #[derive(Default)]
@@ -140,6 +142,21 @@ impl Inbox {
         if let Some(w) = w {
             w.wake();
         }
+    }
+
+    /// Tells the session to stop reading new requests, and wakes it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let w = lock(&self.m).waker.take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Whether [`Inbox::stop`] was called. Checked after
+    /// [`Inbox::take`] registered the waker, so a stop is never missed.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// Takes everything delivered so far into `data`/`items` (which must be
@@ -255,15 +272,6 @@ impl Outgoing {
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
-
-    /// Fails everything staged.
-    fn fail(&mut self) {
-        self.buf.clear();
-        for b in self.batches.drain(..) {
-            b.fail();
-        }
-        self.reqs.clear();
-    }
 }
 
 /// Settings every backend connection needs.
@@ -301,8 +309,6 @@ struct Queue {
     reqs: VecDeque<Req>,
     /// The connection task, when it waits for requests.
     waker: Option<Waker>,
-    /// The task is gone: requests fail at once.
-    closed: bool,
 }
 
 impl Queue {
@@ -361,11 +367,6 @@ impl BackendConn {
             .fetch_add(out.reqs.len() as u64, Ordering::Relaxed);
         let w = {
             let mut q = lock(&self.q);
-            if q.closed {
-                drop(q);
-                out.fail();
-                return;
-            }
             if q.buf.is_empty() {
                 std::mem::swap(&mut q.buf, &mut out.buf);
             } else {
@@ -701,24 +702,29 @@ impl<'a> Run<'a> {
                 self.flush_run();
                 return Err("reply without a request".into());
             };
-            match &mut batch.to {
-                ReplyTo::Session(inbox, first) => {
-                    let same = self
-                        .run_inbox
-                        .as_ref()
-                        .is_some_and(|r| Arc::ptr_eq(r, inbox));
-                    if !same {
-                        let inbox = inbox.clone();
-                        self.flush_run();
-                        self.run_inbox = Some(inbox);
-                    }
-                    self.run_items.push((*first, a, b));
-                    *first += 1;
+            let mut switch: Option<Arc<Inbox>> = None;
+            let mut seq = None;
+            if let ReplyTo::Session(inbox, first) = &mut batch.to {
+                if !self
+                    .run_inbox
+                    .as_ref()
+                    .is_some_and(|r| Arc::ptr_eq(r, inbox))
+                {
+                    switch = Some(inbox.clone());
                 }
-                ReplyTo::Call(_) | ReplyTo::Discard => {}
+                seq = Some(*first);
+                *first += 1;
             }
             batch.n -= 1;
-            if batch.n == 0
+            let done = batch.n == 0;
+            if let Some(inbox) = switch {
+                self.flush_run();
+                self.run_inbox = Some(inbox);
+            }
+            if let Some(seq) = seq {
+                self.run_items.push((seq, a, b));
+            }
+            if done
                 && let Some(done) = self.inflight.pop_front()
                 && let ReplyTo::Call(tx) = done.to
             {

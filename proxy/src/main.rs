@@ -157,11 +157,19 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("cannot write pidfile {p}: {e}"))?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.ncpu)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    // One CPU: a current-thread runtime (no work-stealing, no cross-thread
+    // wake-ups); more: a multi-thread runtime with that many workers.
+    let rt = if args.ncpu == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.ncpu)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| format!("cannot start runtime: {e}"))?;
     let res = rt.block_on(serve(cfg, args.fillslots.clone(), initial));
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);
@@ -261,7 +269,7 @@ async fn serve(
     // and close (bounded wait).
     drop(listener);
     router.closed.store(true, Ordering::SeqCst);
-    router.stop.send_replace(true);
+    router.stop_sessions();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
     while router.stats.sessions_alive.load(Ordering::SeqCst) > 0
         && tokio::time::Instant::now() < deadline

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::backend::{BackendConn, BackendOptions};
+use crate::backend::{BackendConn, BackendOptions, Inbox};
 use crate::config::Config;
 use crate::slots::{MAX_SLOTS, Slot};
 
@@ -159,9 +159,9 @@ pub struct Router {
     pub table: ArcSwap<Table>,
     pub online: AtomicBool,
     pub closed: AtomicBool,
-    /// Set to `true` on shutdown: sessions stop reading new requests, flush
-    /// the replies of those already read, and close.
-    pub stop: tokio::sync::watch::Sender<bool>,
+    /// Live sessions' inboxes, told to stop on shutdown
+    /// ([`Router::stop_sessions`]).
+    sessions: Mutex<Vec<std::sync::Weak<Inbox>>>,
     pub cfg: Arc<Config>,
     pub stats: Stats,
     /// Per-slot in-flight counters. Leaked (8 KiB per router; a proxy has
@@ -226,29 +226,26 @@ pub struct Routed {
     pub guard: SlotGuard,
 }
 
-impl Routed {
-    /// Codis' replica choice for a pure read on a non-migrating slot: the
-    /// preference buckets in order, each from a pseudo-random start, the
-    /// first connected and not stale replica; `None` means the primary.
-    pub fn replica_conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
-        if self.migrate.is_some() {
-            return None;
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        for group in &self.replicas {
-            let n = group.len();
-            for k in 0..n {
-                let b = &group[(nanos as usize + k) % n];
-                if let Some(c) = b.ready_conn(db, seed) {
-                    return Some(c);
-                }
+/// The first connected, not stale replica of the preference buckets in
+/// order, each from a pseudo-random start (Codis' choice for pure reads).
+pub fn replica_conn(replicas: &[Vec<Arc<BackendAddr>>], db: usize, seed: u64) -> Option<&BackendConn> {
+    if replicas.is_empty() {
+        return None;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    for group in replicas {
+        let n = group.len();
+        for k in 0..n {
+            let b = &group[(nanos as usize + k) % n];
+            if let Some(c) = b.ready_conn(db, seed) {
+                return Some(c);
             }
         }
-        None
     }
+    None
 }
 
 impl Router {
@@ -274,7 +271,7 @@ impl Router {
             table: ArcSwap::from_pointee(Table { slots }),
             online: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            stop: tokio::sync::watch::Sender::new(false),
+            sessions: Mutex::new(Vec::new()),
             cfg,
             stats: Stats::new(),
             inflight: Box::leak((0..MAX_SLOTS).map(|_| AtomicU64::new(0)).collect()),
@@ -284,6 +281,31 @@ impl Router {
             opts,
             fill_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Registers a new session for [`Router::stop_sessions`]; sessions
+    /// that ended are pruned as the list grows.
+    pub fn register_session(&self, inbox: &Arc<Inbox>) {
+        let mut g = match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if g.len() >= 64 && g.len().is_power_of_two() {
+            g.retain(|w| w.strong_count() > 0);
+        }
+        g.push(Arc::downgrade(inbox));
+    }
+
+    /// Shutdown: every session stops reading new requests, flushes the
+    /// replies of those already read, and closes.
+    pub fn stop_sessions(&self) {
+        let live: Vec<Arc<Inbox>> = match self.sessions.lock() {
+            Ok(g) => g.iter().filter_map(|w| w.upgrade()).collect(),
+            Err(p) => p.into_inner().iter().filter_map(|w| w.upgrade()).collect(),
+        };
+        for i in live {
+            i.stop();
+        }
     }
 
     /// The pooled connections of `addr` (created on first use).

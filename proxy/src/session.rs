@@ -1,26 +1,40 @@
-//! One client session (codis.md §3.2–§3.4): a reader that parses requests,
-//! classifies them with the shared command table, answers the in-proxy
-//! commands and dispatches the rest by slot; and a writer that answers in
-//! request order from a FIFO of pending replies, however backends interleave.
+//! One client session (codis.md §3.2–§3.4), served by a single task that
+//! reads requests, dispatches them and writes the replies.
+//!
+//! Requests are parsed from the read buffer and classified with the shared
+//! command table; in-proxy commands are answered at once, the rest get a
+//! per-session sequence number and are staged, bytes as read, for their
+//! backend connection. After a read batch every staged connection gets its
+//! requests in one [`BackendConn::submit`]. Backend connections put the
+//! replies into the session's [`Inbox`]; the session swaps them out in one
+//! lock and answers in request order from a FIFO of pending replies,
+//! however backends interleave. A reply that is next in line is copied
+//! straight from the inbox buffer into the output buffer; only replies that
+//! arrive ahead of an earlier one (several backends) or belong to a split
+//! are kept aside. All replies ready after one wake-up go out in one write.
 //!
 //! Requests forwarded whole keep their original bytes. MGET/MSET/DEL/EXISTS
-//! are split per key and merged with Codis' aggregation and error texts.
-//! Slots with `migrate_from` use Codis' sync (SLOTSMGRTTAGONE first) or
-//! semi-async (SLOTSMGRT-EXEC-WRAPPER with its retry ladder) forwarding.
+//! (and TOUCH/UNLINK) are split per key and merged with Codis' aggregation
+//! and error texts. Slots with `migrate_from` use Codis' sync
+//! (SLOTSMGRTTAGONE first) or semi-async (SLOTSMGRT-EXEC-WRAPPER with its
+//! retry ladder) forwarding; that path, and waiting on a blocked slot, keep
+//! delivering earlier replies while they wait ([`Session::pumped`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use protocol::command::{self, ProxyPolicy, flags};
 use protocol::resp::{Limits, RequestParser};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{BackendResult, Request, encode};
-use crate::router::{RouteError, Router};
+use crate::backend::{BackendConn, Inbox, Item, Outgoing, encode};
+use crate::router::{RouteError, Router, SlotGuard};
 
 /// Codis' effective NotAllow list (codis.md §3.3), plus Redis 7 commands
 /// that would change the state of a shared backend connection.
@@ -96,20 +110,58 @@ const ERR_BAD_LEN: &[u8] = b"-ERR handle request, bad command length, too short 
 const ERR_NOT_READY: &str = "slot is not ready, may be offline";
 const ERR_LOCKED: &str = "slot is locked, timed out waiting for it to be unlocked";
 const ERR_NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
+const ERR_RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
+const OK: &[u8] = b"+OK\r\n";
 
-/// Command index (per-command stats) and start time of a request.
-type Stamp = Option<(usize, std::time::Instant)>;
+/// No per-command stats slot (the request had no usable name).
+const NO_CMD: usize = usize::MAX;
 
-/// A reply slot in the session's FIFO.
-enum Pending {
-    Ready(Vec<u8>),
-    Wait(oneshot::Receiver<BackendResult>),
-    Split(SplitKind, Vec<Sub>),
+/// Per command id: bit 0 = not allowed, bit 1 = pure read.
+fn classes() -> &'static [u8] {
+    static C: OnceLock<Vec<u8>> = OnceLock::new();
+    C.get_or_init(|| {
+        command::COMMANDS
+            .iter()
+            .map(|s| {
+                let upper = s.name.to_ascii_uppercase();
+                let na = NOT_ALLOWED.contains(&upper.as_str())
+                    || s.proxy == ProxyPolicy::NotAllow
+                    || s.has(flags::BLOCKING);
+                let read = s.has(flags::READONLY)
+                    && (s.proxy == ProxyPolicy::Read || matches!(upper.as_str(), "MGET" | "EXISTS"))
+                    && upper != "TOUCH";
+                na as u8 | (read as u8) << 1
+            })
+            .collect()
+    })
 }
 
-enum Sub {
+/// A result slot, by sequence number.
+enum Res {
+    Wait,
+    Got(Vec<u8>),
+    Reset,
+}
+
+/// A reply owed to the client, in request order.
+struct Entry {
+    what: What,
+    /// Per-command stats index ([`NO_CMD`]: none).
+    cmd: usize,
+    /// When the request was read (start of its batch).
+    t0: Instant,
+}
+
+enum What {
+    /// Decided in the proxy.
     Ready(Vec<u8>),
-    Wait(oneshot::Receiver<BackendResult>),
+    Static(&'static [u8]),
+    /// Forwarded whole: the next sequence number.
+    One,
+    /// Split: the next `n` sequence numbers, merged.
+    Split(SplitKind, usize),
+    /// Sub-requests of a split that failed half-way: waited for, dropped.
+    Drop(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,13 +174,34 @@ enum SplitKind {
     Sum(&'static str),
 }
 
+/// Where a reply came from (for the error counters).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Proxy,
+    Backend,
+}
+
 /// Outcome of dispatching one (sub-)request.
 enum Fwd {
-    Wait(oneshot::Receiver<BackendResult>),
+    /// Staged for a backend (the next sequence number).
+    Sent,
     /// A final reply decided without the new owner (exec-wrapper code 2).
     Reply(Vec<u8>),
     /// A request error (`ERR handle request, <text>`).
     Fail(String),
+}
+
+/// What woke the session.
+enum Io {
+    /// Replies in the inbox, bytes read, or the output drained.
+    Progress,
+    /// The client closed (or its socket failed) on the read side.
+    Eof,
+    /// Writing to the client failed: nothing more can be sent.
+    Broken,
+    /// Proxy shutdown.
+    Stop,
+    Timer,
 }
 
 fn err_line(text: &str) -> Vec<u8> {
@@ -145,94 +218,195 @@ fn arity_err(name: &str) -> Vec<u8> {
     ))
 }
 
+/// The client's read buffer: `buf[pos..len]` is unparsed. Kept initialized
+/// (zeroed once when it grows) so reads need no `unsafe`.
+struct ReadSide {
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl ReadSide {
+    /// Makes room for the next read (at least 4 KiB).
+    fn prepare(&mut self) {
+        if self.pos == self.len {
+            self.pos = 0;
+            self.len = 0;
+        }
+        if self.buf.len() - self.len < 4096 {
+            if self.pos > 0 {
+                self.buf.copy_within(self.pos..self.len, 0);
+                self.len -= self.pos;
+                self.pos = 0;
+            }
+            if self.buf.len() - self.len < 4096 {
+                let n = (self.buf.len() * 2).max(16 * 1024);
+                self.buf.resize(n, 0);
+            }
+        }
+    }
+}
+
 /// Serves one accepted client until it disconnects.
 pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let _ = sock.set_nodelay(true);
     crate::backend::set_tcp_keepalive(&sock, router.cfg.session_keepalive_period.0);
-    let (mut rd, wr) = sock.into_split();
-    let (tx, rx) = mpsc::unbounded_channel::<(Pending, Stamp)>();
-    let outstanding = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(write_loop(wr, rx, outstanding.clone(), router.clone()));
+    let inbox = Arc::new(Inbox::default());
+    router.register_session(&inbox);
+    let now = Instant::now();
     let mut s = Session {
         router: router.clone(),
         db: 0,
         authed: router.cfg.session_auth.is_empty(),
         seed: id,
-        tx,
-        cur: None,
+        sock,
+        inbox,
+        fifo: VecDeque::new(),
+        res: VecDeque::new(),
+        res_base: 0,
+        stage: Vec::new(),
+        out: Vec::with_capacity(16 * 1024),
+        out_off: 0,
+        in_data: Vec::new(),
+        in_items: Vec::new(),
+        now,
+        cur: NO_CMD,
         pure_read: false,
-        outstanding,
+        write_blocked: None,
+        ops: 0,
+        acc: None,
+        redis_errors: 0,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
+    let send_timeout = router.cfg.session_send_timeout.0;
     let max_pipeline = router.cfg.session_max_pipeline.max(1) as usize;
-    let mut stop = router.stop.subscribe();
     let mut parser = RequestParser::new();
     let limits = Limits::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut pos = 0usize;
-    'outer: loop {
-        loop {
-            match parser.parse(&buf[pos..], limits) {
-                Ok(Some(p)) => {
-                    let base: &[u8] = if p.in_scratch {
-                        parser.scratch()
-                    } else {
-                        &buf[pos..]
-                    };
-                    let argv: Vec<&[u8]> =
-                        parser.ranges().iter().map(|&(a, b)| &base[a..b]).collect();
-                    if !argv.is_empty() {
-                        if s.outstanding.load(Ordering::Relaxed) > max_pipeline {
-                            crate::log::warn(&format!(
-                                "session {id}: too many pipelined requests, closing"
-                            ));
-                            break 'outer;
-                        }
-                        let raw = (!p.in_scratch && buf.get(pos) == Some(&b'*'))
-                            .then(|| &buf[pos..pos + p.consumed]);
-                        if !s.handle(&argv, raw).await {
-                            break 'outer;
-                        }
-                    }
-                    pos += p.consumed;
-                }
+    let mut rd = ReadSide {
+        buf: vec![0; 16 * 1024],
+        pos: 0,
+        len: 0,
+    };
+    let mut last_read = now;
+    let mut closing = router.closed.load(Ordering::SeqCst);
+    // One timer for both timeouts, pushed later lazily (it only fires at
+    // the earliest possible deadline, then is re-armed).
+    let far = Duration::from_secs(3600 * 24 * 365);
+    let mut timer = (!recv_timeout.is_zero() || !send_timeout.is_zero())
+        .then(|| Box::pin(tokio::time::sleep(far)));
+    loop {
+        // Dispatch every complete request read so far.
+        while !closing {
+            let p = match parser.parse(&rd.buf[rd.pos..rd.len], limits) {
+                Ok(Some(p)) => p,
                 Ok(None) => break,
-                Err(_) => break 'outer, // protocol error: close without a reply
-            }
-        }
-        if pos == buf.len() {
-            buf.clear();
-            pos = 0;
-        } else if pos > 0 {
-            buf.drain(..pos);
-            pos = 0;
-        }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
-        let read = async {
-            if recv_timeout.is_zero() {
-                Some(rd.read_buf(&mut buf).await)
+                Err(_) => {
+                    // Protocol error: close without a reply.
+                    closing = true;
+                    break;
+                }
+            };
+            let base: &[u8] = if p.in_scratch {
+                parser.scratch()
             } else {
-                tokio::time::timeout(recv_timeout, rd.read_buf(&mut buf))
-                    .await
-                    .ok()
+                &rd.buf[rd.pos..rd.len]
+            };
+            let ranges = parser.ranges();
+            let mut small: [&[u8]; 8] = [&[]; 8];
+            let many: Vec<&[u8]>;
+            let argv: &[&[u8]] = if ranges.len() <= small.len() {
+                for (d, &(a, b)) in small.iter_mut().zip(ranges) {
+                    *d = &base[a..b];
+                }
+                &small[..ranges.len()]
+            } else {
+                many = ranges.iter().map(|&(a, b)| &base[a..b]).collect();
+                &many
+            };
+            if !argv.is_empty() {
+                if s.fifo.len() > max_pipeline {
+                    crate::log::warn(&format!(
+                        "session {id}: too many pipelined requests, closing"
+                    ));
+                    closing = true;
+                    break;
+                }
+                let raw = (!p.in_scratch && rd.buf.get(rd.pos) == Some(&b'*'))
+                    .then(|| &rd.buf[rd.pos..rd.pos + p.consumed]);
+                if !s.handle(argv, raw).await {
+                    closing = true;
+                }
             }
-        };
-        let r = tokio::select! {
-            r = read => match r {
-                Some(r) => r,
-                None => break, // idle timeout
-            },
-            _ = stop.wait_for(|v| *v) => break, // shutdown
-        };
-        match r {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            rd.pos += p.consumed;
         }
+        s.flush_stage();
+        s.advance();
+        s.flush_stats();
+        if closing && s.fifo.is_empty() && s.out_off == s.out.len() {
+            break;
+        }
+        // Wait for replies, client bytes, writability, shutdown or a timer.
+        if !closing {
+            rd.prepare();
+        }
+        if let Some(t) = timer.as_mut() {
+            let mut next = tokio::time::Instant::from_std(s.now + far);
+            if !closing && !recv_timeout.is_zero() {
+                next = next.min((last_read + recv_timeout).into());
+            }
+            if let Some(b) = s.write_blocked
+                && !send_timeout.is_zero()
+            {
+                next = next.min((b + send_timeout).into());
+            }
+            if next < t.deadline() {
+                t.as_mut().reset(next);
+            }
+        }
+        let mut got = 0usize;
+        let ev = poll_fn(|cx| {
+            let want = (!closing).then_some(&mut rd.buf[rd.len..]);
+            let r = s.poll_io(cx, want, &mut got);
+            if r.is_pending()
+                && let Some(t) = timer.as_mut()
+                && t.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Io::Timer);
+            }
+            if r.is_pending() && closing && s.fifo.is_empty() && s.out_off == s.out.len() {
+                return Poll::Ready(Io::Progress);
+            }
+            r
+        })
+        .await;
+        s.now = Instant::now();
+        if got > 0 {
+            rd.len += got;
+            last_read = s.now;
+        }
+        match ev {
+            Io::Progress => {}
+            Io::Eof | Io::Stop => closing = true,
+            Io::Broken => return,
+            Io::Timer => {
+                if let Some(b) = s.write_blocked
+                    && !send_timeout.is_zero()
+                    && s.now >= b + send_timeout
+                {
+                    return; // the client does not read: give up
+                }
+                if !closing && !recv_timeout.is_zero() && s.now >= last_read + recv_timeout {
+                    closing = true; // idle timeout
+                }
+                if let Some(t) = timer.as_mut() {
+                    t.as_mut()
+                        .reset(tokio::time::Instant::from_std(s.now + far));
+                }
+            }
+        }
+        s.take_replies();
     }
-    drop(s);
-    let _ = writer.await;
+    let _ = s.sock.shutdown().await;
 }
 
 struct Session {
@@ -240,26 +414,340 @@ struct Session {
     db: usize,
     authed: bool,
     seed: u64,
-    tx: mpsc::UnboundedSender<(Pending, Stamp)>,
-    /// The request being handled: command index and start time.
-    cur: Stamp,
+    sock: TcpStream,
+    inbox: Arc<Inbox>,
+    /// Replies owed to the client, in request order.
+    fifo: VecDeque<Entry>,
+    /// Backend results by sequence number: `res[seq - res_base]`.
+    res: VecDeque<Res>,
+    res_base: u64,
+    /// Requests staged per backend connection, submitted after each batch.
+    stage: Vec<(BackendConn, Outgoing)>,
+    /// Replies to write: `out[out_off..]`.
+    out: Vec<u8>,
+    out_off: usize,
+    /// The inbox's contents, swapped out (empty between wake-ups).
+    in_data: Vec<u8>,
+    in_items: Vec<Item>,
+    /// Time of the current wake-up (request start, reply end).
+    now: Instant,
+    /// Stats index of the request being handled.
+    cur: usize,
     /// Whether it is a pure read (may go to a replica).
     pure_read: bool,
-    outstanding: Arc<AtomicUsize>,
+    /// Since when a write to the client has been waiting for the socket.
+    write_blocked: Option<Instant>,
+    /// Counters batched per wake-up: requests, per-command
+    /// (index, calls, µs, fails, backend errors), backend error replies.
+    ops: u64,
+    acc: Option<(usize, u64, u64, u64, u64)>,
+    redis_errors: u64,
 }
 
 impl Session {
-    fn push(&self, p: Pending) {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tx.send((p, self.cur));
+    /// Writes pending output, takes inbox replies and reads client bytes
+    /// (into `read`, count in `got`). Ready when anything happened.
+    fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: Option<&mut [u8]>,
+        got: &mut usize,
+    ) -> Poll<Io> {
+        while self.out_off < self.out.len() {
+            match Pin::new(&mut self.sock).poll_write(cx, &self.out[self.out_off..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Broken),
+                Poll::Ready(Ok(n)) => {
+                    self.out_off += n;
+                    if self.out_off == self.out.len() {
+                        self.out.clear();
+                        self.out_off = 0;
+                        self.write_blocked = None;
+                        if self.out.capacity() > 1 << 20 {
+                            self.out.shrink_to(64 * 1024);
+                        }
+                        break;
+                    }
+                }
+                Poll::Pending => {
+                    self.write_blocked.get_or_insert_with(Instant::now);
+                    break;
+                }
+            }
+        }
+        if self.in_items.is_empty()
+            && self
+                .inbox
+                .take(&mut self.in_data, &mut self.in_items, Some(cx))
+        {
+            return Poll::Ready(Io::Progress);
+        }
+        if self.inbox.stopped() {
+            return Poll::Ready(Io::Stop);
+        }
+        if let Some(buf) = read {
+            let mut rb = ReadBuf::new(buf);
+            match Pin::new(&mut self.sock).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Io::Eof);
+                    }
+                    *got = n;
+                    return Poll::Ready(Io::Progress);
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Eof),
+                Poll::Pending => {}
+            }
+        }
+        // A drained output alone is no reason to wake up.
+        Poll::Pending
     }
 
-    fn reply(&self, bytes: Vec<u8>) {
-        self.push(Pending::Ready(bytes));
+    /// Runs `fut` (a slow path: waiting on a blocked slot, a migration
+    /// round trip) while still answering earlier requests as their replies
+    /// come in.
+    async fn pumped<F: Future>(&mut self, fut: F) -> F::Output {
+        self.flush_stage();
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            self.advance();
+            self.flush_stats();
+            let mut got = 0;
+            let r = poll_fn(|cx| {
+                if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some(v));
+                }
+                match self.poll_io(cx, None, &mut got) {
+                    Poll::Ready(_) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            self.now = Instant::now();
+            match r {
+                Some(v) => return v,
+                None => self.take_replies(),
+            }
+        }
+    }
+
+    /// Processes the replies swapped out of the inbox.
+    fn take_replies(&mut self) {
+        if self.in_items.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.in_items);
+        let data = std::mem::take(&mut self.in_data);
+        for it in &items {
+            let Some(idx) = it.seq.checked_sub(self.res_base) else {
+                continue;
+            };
+            let idx = idx as usize;
+            let next_in_line = idx == 0
+                && matches!(self.res.front(), Some(Res::Wait))
+                && matches!(self.fifo.front(), Some(Entry { what: What::One, .. }));
+            if next_in_line {
+                // The common case: straight from the inbox to the output.
+                self.res.pop_front();
+                self.res_base += 1;
+                if let Some(e) = self.fifo.pop_front() {
+                    if it.reset {
+                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy);
+                    } else {
+                        self.emit(e.cmd, e.t0, &data[it.start..it.end], Origin::Backend);
+                    }
+                }
+                self.advance();
+            } else if let Some(r) = self.res.get_mut(idx) {
+                *r = if it.reset {
+                    Res::Reset
+                } else {
+                    Res::Got(data[it.start..it.end].to_vec())
+                };
+            }
+        }
+        self.advance();
+        // Hand the buffers back for reuse.
+        let (mut items, mut data) = (items, data);
+        items.clear();
+        data.clear();
+        self.in_items = items;
+        self.in_data = data;
+    }
+
+    /// Writes every reply at the head of the FIFO that is complete.
+    fn advance(&mut self) {
+        while let Some(e) = self.fifo.front() {
+            let need = match e.what {
+                What::Ready(_) | What::Static(_) => 0,
+                What::One => 1,
+                What::Split(_, n) | What::Drop(n) => n,
+            };
+            if self.res.iter().take(need).any(|r| matches!(r, Res::Wait)) {
+                return;
+            }
+            let Some(e) = self.fifo.pop_front() else {
+                return;
+            };
+            let mut results = self.res.drain(..need.min(self.res.len()));
+            self.res_base += need as u64;
+            match e.what {
+                What::Ready(b) => {
+                    drop(results);
+                    self.emit(e.cmd, e.t0, &b, Origin::Proxy);
+                }
+                What::Static(b) => {
+                    drop(results);
+                    self.emit(e.cmd, e.t0, b, Origin::Proxy);
+                }
+                What::One => match results.next() {
+                    Some(Res::Got(b)) => {
+                        drop(results);
+                        self.emit(e.cmd, e.t0, &b, Origin::Backend);
+                    }
+                    _ => {
+                        drop(results);
+                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy);
+                    }
+                },
+                What::Split(kind, _) => {
+                    let mut got = Vec::with_capacity(need);
+                    let mut reset = false;
+                    for r in results {
+                        match r {
+                            Res::Got(b) => got.push(b),
+                            _ => reset = true,
+                        }
+                    }
+                    let b = if reset {
+                        err_line("ERR handle response, backend conn reset")
+                    } else {
+                        match merge(kind, &got) {
+                            Ok(b) => b,
+                            Err(t) => err_line(&format!("ERR handle response, {t}")),
+                        }
+                    };
+                    self.emit(e.cmd, e.t0, &b, Origin::Proxy);
+                }
+                What::Drop(_) => drop(results),
+            }
+        }
+    }
+
+    /// Appends one reply to the output and counts it.
+    fn emit(&mut self, cmd: usize, t0: Instant, bytes: &[u8], origin: Origin) {
+        self.out.extend_from_slice(bytes);
+        let is_err = bytes.first() == Some(&b'-');
+        let backend_err = is_err && origin == Origin::Backend;
+        if backend_err {
+            self.redis_errors += 1;
+        }
+        if cmd == NO_CMD {
+            return;
+        }
+        let us = self.now.saturating_duration_since(t0).as_micros() as u64;
+        let (fails, rerr) = match (is_err, backend_err) {
+            (true, true) => (0, 1),
+            (true, false) => (1, 0),
+            _ => (0, 0),
+        };
+        match &mut self.acc {
+            Some(a) if a.0 == cmd => {
+                a.1 += 1;
+                a.2 += us;
+                a.3 += fails;
+                a.4 += rerr;
+            }
+            _ => {
+                self.flush_cmd();
+                self.acc = Some((cmd, 1, us, fails, rerr));
+            }
+        }
+    }
+
+    fn flush_cmd(&mut self) {
+        if let Some((i, calls, us, fails, rerr)) = self.acc.take()
+            && let Some(c) = self.router.stats.cmds.get(i)
+        {
+            c.calls.fetch_add(calls, Ordering::Relaxed);
+            c.usecs.fetch_add(us, Ordering::Relaxed);
+            if fails > 0 {
+                c.fails.fetch_add(fails, Ordering::Relaxed);
+            }
+            if rerr > 0 {
+                c.redis_errtype.fetch_add(rerr, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Publishes the batched counters (before every wait).
+    fn flush_stats(&mut self) {
+        let st = &self.router.stats;
+        if self.ops > 0 {
+            st.ops_total.fetch_add(self.ops, Ordering::Relaxed);
+            self.ops = 0;
+        }
+        if self.redis_errors > 0 {
+            st.redis_errors
+                .fetch_add(self.redis_errors, Ordering::Relaxed);
+            self.redis_errors = 0;
+        }
+        self.flush_cmd();
+    }
+
+    /// Submits every staged request (one lock and at most one wake-up per
+    /// backend connection).
+    fn flush_stage(&mut self) {
+        for (c, o) in &mut self.stage {
+            c.submit(o);
+        }
+        if self.stage.len() > 8 {
+            self.stage.clear();
+        }
+    }
+
+    /// Stages `data` for `conn`; returns its sequence number.
+    fn stage(&mut self, conn: &BackendConn, data: &[u8], guard: Option<SlotGuard>) -> u64 {
+        let seq = self.res_base + self.res.len() as u64;
+        self.res.push_back(Res::Wait);
+        let i = match self.stage.iter().position(|(c, _)| c.same(conn)) {
+            Some(i) => i,
+            None => {
+                self.stage.push((conn.clone(), Outgoing::default()));
+                self.stage.len() - 1
+            }
+        };
+        if let Some((_, o)) = self.stage.get_mut(i) {
+            o.push(data, &self.inbox, seq, guard);
+        }
+        seq
+    }
+
+    /// A result known at once, in sequence (a split's exec-wrapper reply).
+    fn got(&mut self, b: Vec<u8>) -> u64 {
+        let seq = self.res_base + self.res.len() as u64;
+        self.res.push_back(Res::Got(b));
+        seq
+    }
+
+    fn push(&mut self, what: What) {
+        self.fifo.push_back(Entry {
+            what,
+            cmd: self.cur,
+            t0: self.now,
+        });
+    }
+
+    fn reply(&mut self, bytes: Vec<u8>) {
+        self.push(What::Ready(bytes));
+    }
+
+    fn reply_static(&mut self, bytes: &'static [u8]) {
+        self.push(What::Static(bytes));
     }
 
     /// A request-side failure: counted, wrapped, and maybe closing.
-    fn fail(&self, text: &str) -> bool {
+    fn fail(&mut self, text: &str) -> bool {
         self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
         self.reply(err_line(&format!("ERR handle request, {text}")));
         !self.router.cfg.session_break_on_failure
@@ -267,50 +755,52 @@ impl Session {
 
     /// Handles one request; `false` closes the session (after queued replies).
     async fn handle(&mut self, argv: &[&[u8]], raw: Option<&[u8]>) -> bool {
-        self.router.stats.ops_total.fetch_add(1, Ordering::Relaxed);
+        self.ops += 1;
         let name = argv[0];
         if name.is_empty() || name.len() > 64 {
             self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-            self.reply(ERR_BAD_LEN.to_vec());
+            self.cur = NO_CMD;
+            self.reply_static(ERR_BAD_LEN);
             return !self.router.cfg.session_break_on_failure;
         }
-        let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+        let mut upbuf = [0u8; 64];
+        let up = &mut upbuf[..name.len()];
+        up.copy_from_slice(name);
+        up.make_ascii_uppercase();
+        let up: &[u8] = up;
         let letters_only = name.iter().all(|c| c.is_ascii_alphabetic() || *c == b':');
         let id = if letters_only {
             command::lookup(name)
         } else {
             None
         };
-        let spec = id.map(|id| id.spec());
-        self.cur = Some((
-            id.map(|i| i as usize).unwrap_or(command::count()),
-            std::time::Instant::now(),
-        ));
-        let not_allowed = letters_only
-            && (NOT_ALLOWED.contains(&upper.as_str())
-                || spec
-                    .is_some_and(|s| s.proxy == ProxyPolicy::NotAllow || s.has(flags::BLOCKING)));
+        self.cur = id.map(|i| i as usize).unwrap_or(command::count());
+        let class = id
+            .and_then(|i| classes().get(i as usize).copied())
+            .unwrap_or(0);
+        let upper = String::from_utf8_lossy(up);
+        let not_allowed = if id.is_some() {
+            class & 1 != 0
+        } else {
+            letters_only && NOT_ALLOWED.contains(&&*upper)
+        };
         if not_allowed {
             return self.fail(&format!("command '{upper}' is not allowed"));
         }
-        self.pure_read = spec.is_some_and(|s| {
-            s.has(flags::READONLY)
-                && (s.proxy == ProxyPolicy::Read || matches!(upper.as_str(), "MGET" | "EXISTS"))
-                && upper != "TOUCH"
-        });
-        match upper.as_str() {
-            "QUIT" => {
-                self.reply(b"+OK\r\n".to_vec());
+        self.pure_read = class & 2 != 0;
+        match up {
+            b"QUIT" => {
+                self.reply_static(OK);
                 return false;
             }
-            "AUTH" => {
+            b"AUTH" => {
                 if argv.len() != 2 {
                     self.reply(arity_err("AUTH"));
                 } else if self.router.cfg.session_auth.is_empty() {
                     self.reply(err_line("ERR Client sent AUTH, but no password is set"));
                 } else if argv[1] == self.router.cfg.session_auth.as_bytes() {
                     self.authed = true;
-                    self.reply(b"+OK\r\n".to_vec());
+                    self.reply_static(OK);
                 } else {
                     self.authed = false;
                     self.reply(err_line("ERR invalid password"));
@@ -320,11 +810,11 @@ impl Session {
             _ => {}
         }
         if !self.authed {
-            self.reply(ERR_NOAUTH.to_vec());
+            self.reply_static(ERR_NOAUTH);
             return true;
         }
-        match upper.as_str() {
-            "SELECT" => {
+        match up {
+            b"SELECT" => {
                 if argv.len() != 2 {
                     self.reply(arity_err("SELECT"));
                 } else {
@@ -339,21 +829,23 @@ impl Session {
                         ))),
                         Some(v) => {
                             self.db = v as usize;
-                            self.reply(b"+OK\r\n".to_vec());
+                            self.reply_static(OK);
                         }
                     }
                 }
                 true
             }
-            "PING" | "INFO" => {
+            b"PING" | b"INFO" => {
                 if argv.len() == 1 {
                     let slot = (std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap_or_default()
                         .subsec_nanos() as usize)
                         % crate::slots::MAX_SLOTS;
-                    let data = raw.map(<[u8]>::to_vec).unwrap_or_else(|| reencode(argv));
-                    return self.forward_single(slot, b"", argv, data).await;
+                    return match raw {
+                        Some(r) => self.forward_single(slot, b"", argv, r).await,
+                        None => self.forward_single(slot, b"", argv, &reencode(argv)).await,
+                    };
                 }
                 let Some(b) = self.router.known_backend(argv[1]) else {
                     self.reply(err_line(&format!(
@@ -364,10 +856,10 @@ impl Session {
                 };
                 let mut args: Vec<&[u8]> = vec![argv[0]];
                 args.extend_from_slice(&argv[2..]);
-                self.direct(&b, reencode(&args)).await;
+                self.direct(&b, &reencode(&args));
                 true
             }
-            "SLOTSINFO" => {
+            b"SLOTSINFO" => {
                 if argv.len() != 2 {
                     self.reply(arity_err("SLOTSINFO"));
                     return true;
@@ -379,10 +871,10 @@ impl Session {
                     )));
                     return true;
                 };
-                self.direct(&b, reencode(&[b"SLOTSINFO"])).await;
+                self.direct(&b, &reencode(&[b"SLOTSINFO"]));
                 true
             }
-            "SLOTSSCAN" => {
+            b"SLOTSSCAN" => {
                 if argv.len() < 3 {
                     self.reply(arity_err("SLOTSSCAN"));
                     return true;
@@ -397,57 +889,51 @@ impl Session {
                 };
                 let data = raw.map(<[u8]>::to_vec).unwrap_or_else(|| reencode(argv));
                 // Codis skips migration handling here (scans the new owner).
-                match self.router.route(slot).await {
+                let router = self.router.clone();
+                match self.pumped(router.route(slot)).await {
                     Ok(r) => {
                         let Some(conn) = r.backend.conn(self.db, self.seed) else {
                             return self.fail(ERR_NOT_READY);
                         };
-                        let (tx, rx) = oneshot::channel();
-                        conn.send(Request {
-                            data,
-                            tx,
-                            guard: Some(r.guard),
-                        })
-                        .await;
-                        self.push(Pending::Wait(rx));
+                        self.stage(conn, &data, Some(r.guard));
+                        self.push(What::One);
                         true
                     }
                     Err(e) => self.fail(route_err_text(&e)),
                 }
             }
-            "SLOTSMAPPING" => {
+            b"SLOTSMAPPING" => {
                 self.slotsmapping(argv);
                 true
             }
-            "MGET" | "MSET" | "DEL" | "EXISTS" | "TOUCH" | "UNLINK" => {
+            b"MGET" | b"MSET" | b"DEL" | b"EXISTS" | b"TOUCH" | b"UNLINK" => {
                 self.split(&upper, argv, raw).await
             }
             _ => {
-                let hkey: &[u8] = match upper.as_str() {
-                    "ZINTERSTORE" | "ZUNIONSTORE" | "EVAL" | "EVALSHA" => {
+                let hkey: &[u8] = match up {
+                    b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" => {
                         argv.get(3).copied().unwrap_or(b"")
                     }
                     _ => argv.get(1).copied().unwrap_or(b""),
                 };
                 let slot = protocol::slot::slot_of(hkey);
-                let data = raw.map(<[u8]>::to_vec).unwrap_or_else(|| reencode(argv));
-                self.forward_single(slot, hkey, argv, data).await
+                match raw {
+                    Some(r) => self.forward_single(slot, hkey, argv, r).await,
+                    None => {
+                        self.forward_single(slot, hkey, argv, &reencode(argv))
+                            .await
+                    }
+                }
             }
         }
     }
 
     /// Sends a request straight to a known server (PING/INFO/SLOTSINFO addr).
-    async fn direct(&self, b: &crate::router::BackendAddr, data: Vec<u8>) {
+    fn direct(&mut self, b: &crate::router::BackendAddr, data: &[u8]) {
         match b.conn(self.db, self.seed) {
             Some(conn) => {
-                let (tx, rx) = oneshot::channel();
-                conn.send(Request {
-                    data,
-                    tx,
-                    guard: None,
-                })
-                .await;
-                self.push(Pending::Wait(rx));
+                self.stage(conn, data, None);
+                self.push(What::One);
             }
             None => self.reply(err_line("ERR handle request, backend conn reset")),
         }
@@ -458,11 +944,11 @@ impl Session {
         slot: usize,
         hkey: &[u8],
         argv: &[&[u8]],
-        data: Vec<u8>,
+        data: &[u8],
     ) -> bool {
         match self.forward(slot, hkey, argv, data).await {
-            Fwd::Wait(rx) => {
-                self.push(Pending::Wait(rx));
+            Fwd::Sent => {
+                self.push(What::One);
                 true
             }
             Fwd::Reply(r) => {
@@ -473,16 +959,57 @@ impl Session {
         }
     }
 
-    /// Routes one (sub-)request by slot, with migration-aware forwarding.
-    async fn forward(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: Vec<u8>) -> Fwd {
+    /// Routes one (sub-)request by slot. The common case (slot not blocked,
+    /// not migrating) stages it at once; the rest takes [`Self::forward_slow`].
+    async fn forward(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: &[u8]) -> Fwd {
+        match self.router.try_route(slot) {
+            Some(Ok(crate::router::Fast { guard, table, slot })) => {
+                let r = &table.slots[slot];
+                if r.migrate.is_none() || hkey.is_empty() {
+                    let replica = if self.pure_read
+                        && r.migrate.is_none()
+                        && !self.router.cfg.backend_primary_only
+                    {
+                        crate::router::replica_conn(&r.replicas, self.db, self.seed)
+                    } else {
+                        None
+                    };
+                    let conn = replica.or_else(|| {
+                        r.backend
+                            .as_ref()
+                            .and_then(|b| b.conn(self.db, self.seed))
+                    });
+                    let Some(conn) = conn else {
+                        return Fwd::Fail("backend conn reset".into());
+                    };
+                    self.stage(conn, data, Some(guard));
+                    return Fwd::Sent;
+                }
+            }
+            Some(Err(e)) => return Fwd::Fail(route_err_text(&e).to_string()),
+            None => {}
+        }
+        self.forward_slow(slot, hkey, argv, data).await
+    }
+
+    /// Blocked or migrating slots: waits for the slot, then Codis'
+    /// migration-aware forwarding.
+    async fn forward_slow(
+        &mut self,
+        slot: usize,
+        hkey: &[u8],
+        argv: &[&[u8]],
+        data: &[u8],
+    ) -> Fwd {
+        let router = self.router.clone();
         let mut tries: u64 = 0;
         loop {
-            let routed = match self.router.route(slot).await {
+            let routed = match self.pumped(router.route(slot)).await {
                 Ok(r) => r,
                 Err(e) => return Fwd::Fail(route_err_text(&e).to_string()),
             };
             if let Some(from) = routed.migrate.as_ref().filter(|_| !hkey.is_empty()) {
-                let Some(src) = from.conn(self.db, self.seed) else {
+                let Some(src) = from.conn(self.db, self.seed).cloned() else {
                     return Fwd::Fail("backend conn reset".into());
                 };
                 if routed.method == 0 {
@@ -503,16 +1030,16 @@ impl Session {
                             hkey,
                         ],
                     );
-                    match call(src, req).await {
+                    match self.pumped(src.call(&req)).await {
                         Ok(r) if r.starts_with(b":") => {}
                         Ok(r) => return Fwd::Fail(format!("bad slotsmgrt resp: {}", show(&r))),
-                        Err(t) => return Fwd::Fail(t.to_string()),
+                        Err(e) => return Fwd::Fail(e.text().to_string()),
                     }
                 } else {
                     // Semi-async: let the source run it if it still has the key.
                     let mut args: Vec<&[u8]> = vec![b"SLOTSMGRT-EXEC-WRAPPER", hkey];
                     args.extend_from_slice(argv);
-                    match call(src, reencode(&args)).await {
+                    match self.pumped(src.call(&reencode(&args))).await {
                         Ok(r) => match parse_wrapper(&r) {
                             Some((2, inner)) => return Fwd::Reply(inner.to_vec()),
                             Some((0, _)) => {}
@@ -525,9 +1052,10 @@ impl Session {
                                 };
                                 tries += 1;
                                 if ms == 0 {
-                                    tokio::task::yield_now().await;
+                                    self.pumped(tokio::task::yield_now()).await;
                                 } else {
-                                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                                    self.pumped(tokio::time::sleep(Duration::from_millis(ms)))
+                                        .await;
                                 }
                                 continue;
                             }
@@ -538,27 +1066,20 @@ impl Session {
                                 ));
                             }
                         },
-                        Err(t) => return Fwd::Fail(t.to_string()),
+                        Err(e) => return Fwd::Fail(e.text().to_string()),
                     }
                 }
             }
-            let replica = if self.pure_read {
-                routed.replica_conn(self.db, self.seed)
+            let replica = if self.pure_read && routed.migrate.is_none() {
+                crate::router::replica_conn(&routed.replicas, self.db, self.seed)
             } else {
                 None
             };
             let Some(conn) = replica.or_else(|| routed.backend.conn(self.db, self.seed)) else {
                 return Fwd::Fail("backend conn reset".into());
             };
-            let conn = conn.clone();
-            let (tx, rx) = oneshot::channel();
-            conn.send(Request {
-                data,
-                tx,
-                guard: Some(routed.guard),
-            })
-            .await;
-            return Fwd::Wait(rx);
+            self.stage(conn, data, Some(routed.guard));
+            return Fwd::Sent;
         }
     }
 
@@ -578,31 +1099,47 @@ impl Session {
             return true;
         }
         if nargs == step {
-            let data = raw.map(<[u8]>::to_vec).unwrap_or_else(|| reencode(argv));
-            return self
-                .forward_single(protocol::slot::slot_of(argv[1]), argv[1], argv, data)
-                .await;
+            let slot = protocol::slot::slot_of(argv[1]);
+            return match raw {
+                Some(r) => self.forward_single(slot, argv[1], argv, r).await,
+                None => {
+                    self.forward_single(slot, argv[1], argv, &reencode(argv))
+                        .await
+                }
+            };
         }
-        let mut subs = Vec::with_capacity(nargs / step);
+        let mut n = 0usize;
+        let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + step);
+        let mut data = Vec::new();
         for chunk in argv[1..].chunks(step) {
-            let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + step);
+            sub.clear();
             sub.push(argv[0]);
             sub.extend_from_slice(chunk);
+            data.clear();
+            encode(&mut data, &sub);
             let key = chunk[0];
             match self
-                .forward(protocol::slot::slot_of(key), key, &sub, reencode(&sub))
+                .forward(protocol::slot::slot_of(key), key, &sub, &data)
                 .await
             {
-                Fwd::Wait(rx) => subs.push(Sub::Wait(rx)),
-                Fwd::Reply(r) => subs.push(Sub::Ready(r)),
-                Fwd::Fail(t) => return self.fail(&t),
+                Fwd::Sent => {}
+                Fwd::Reply(r) => {
+                    self.got(r);
+                }
+                Fwd::Fail(t) => {
+                    if n > 0 {
+                        self.push(What::Drop(n));
+                    }
+                    return self.fail(&t);
+                }
             }
+            n += 1;
         }
-        self.push(Pending::Split(kind, subs));
+        self.push(What::Split(kind, n));
         true
     }
 
-    fn slotsmapping(&self, argv: &[&[u8]]) {
+    fn slotsmapping(&mut self, argv: &[&[u8]]) {
         let t = self.router.table.load();
         let entry = |out: &mut Vec<u8>, r: &crate::router::Route| {
             let m = &r.model;
@@ -666,22 +1203,6 @@ fn reencode(argv: &[&[u8]]) -> Vec<u8> {
     let mut v = Vec::new();
     encode(&mut v, argv);
     v
-}
-
-/// One synchronous round trip on a backend connection (migration helpers).
-async fn call(conn: &crate::backend::BackendConn, data: Vec<u8>) -> Result<Vec<u8>, &'static str> {
-    let (tx, rx) = oneshot::channel();
-    conn.send(Request {
-        data,
-        tx,
-        guard: None,
-    })
-    .await;
-    match rx.await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e.text()),
-        Err(_) => Err("backend conn reset"),
-    }
 }
 
 /// `*2 :code <inner>` from SLOTSMGRT-EXEC-WRAPPER.
@@ -786,135 +1307,6 @@ fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String> {
             Ok(format!(":{n}\r\n").into_bytes())
         }
     }
-}
-
-const ERR_RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
-
-async fn resolve_one(rx: oneshot::Receiver<BackendResult>) -> Result<Vec<u8>, String> {
-    match rx.await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e.text().to_string()),
-        Err(_) => Err("backend conn reset".to_string()),
-    }
-}
-
-async fn resolve(p: Pending) -> Vec<u8> {
-    match p {
-        Pending::Ready(b) => b,
-        Pending::Wait(rx) => match resolve_one(rx).await {
-            Ok(r) => r,
-            Err(t) if t == "backend conn reset" => ERR_RESET.to_vec(),
-            Err(t) => err_line(&format!("ERR handle response, {t}")),
-        },
-        Pending::Split(kind, subs) => {
-            let mut got = Vec::with_capacity(subs.len());
-            let mut failure: Option<String> = None;
-            for s in subs {
-                let r = match s {
-                    Sub::Ready(b) => Ok(b),
-                    Sub::Wait(rx) => resolve_one(rx).await,
-                };
-                match r {
-                    Ok(b) => got.push(b),
-                    Err(t) => {
-                        failure.get_or_insert(t);
-                    }
-                }
-            }
-            if let Some(t) = failure {
-                return err_line(&format!("ERR handle response, {t}"));
-            }
-            match merge(kind, &got) {
-                Ok(b) => b,
-                Err(t) => err_line(&format!("ERR handle response, {t}")),
-            }
-        }
-    }
-}
-
-/// Whether a pending reply can be produced without waiting.
-fn is_ready(p: &mut Pending) -> bool {
-    match p {
-        Pending::Ready(_) => true,
-        Pending::Wait(rx) => !rx.is_empty() || rx.is_terminated(),
-        Pending::Split(_, subs) => subs.iter().all(|s| match s {
-            Sub::Ready(_) => true,
-            Sub::Wait(rx) => !rx.is_empty() || rx.is_terminated(),
-        }),
-    }
-}
-
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<(Pending, Stamp)>,
-    outstanding: Arc<AtomicUsize>,
-    router: Arc<Router>,
-) {
-    let send_timeout = router.cfg.session_send_timeout.0;
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    async fn flush(wr: &mut OwnedWriteHalf, out: &mut Vec<u8>, t: Duration) -> bool {
-        if out.is_empty() {
-            return true;
-        }
-        let ok = if t.is_zero() {
-            wr.write_all(out).await.is_ok()
-        } else {
-            matches!(tokio::time::timeout(t, wr.write_all(out)).await, Ok(Ok(())))
-        };
-        out.clear();
-        ok
-    }
-    loop {
-        let (mut p, stamp) = if out.is_empty() {
-            match rx.recv().await {
-                Some(p) => p,
-                None => break,
-            }
-        } else {
-            match rx.try_recv() {
-                Ok(p) => p,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if !flush(&mut wr, &mut out, send_timeout).await {
-                        return;
-                    }
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        };
-        if !is_ready(&mut p) && !flush(&mut wr, &mut out, send_timeout).await {
-            return;
-        }
-        let from_backend = matches!(p, Pending::Wait(_));
-        let bytes = resolve(p).await;
-        let is_err = bytes.first() == Some(&b'-');
-        let from_backend = from_backend && !bytes.starts_with(ERR_RESET);
-        if from_backend && is_err {
-            router.stats.redis_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some((i, t0)) = stamp
-            && let Some(c) = router.stats.cmds.get(i)
-        {
-            c.calls.fetch_add(1, Ordering::Relaxed);
-            c.usecs
-                .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
-            if is_err {
-                if from_backend {
-                    &c.redis_errtype
-                } else {
-                    &c.fails
-                }
-                .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        outstanding.fetch_sub(1, Ordering::Relaxed);
-        out.extend_from_slice(&bytes);
-        if out.len() >= 64 * 1024 && !flush(&mut wr, &mut out, send_timeout).await {
-            return;
-        }
-    }
-    let _ = flush(&mut wr, &mut out, send_timeout).await;
-    let _ = wr.shutdown().await;
 }
 
 #[cfg(test)]

@@ -762,3 +762,76 @@ fn random_values_restore_identically_everywhere() {
         );
     }
 }
+
+/// Payloads above the offload threshold (256 KiB) are decoded off the event
+/// loop: the reply still comes in pipeline order, errors keep their texts,
+/// BUSYKEY/REPLACE still hold, and other clients are served meanwhile.
+#[test]
+fn big_payloads_restore_off_the_event_loop() {
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    let mut cmd: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"big".to_vec()];
+    for i in 0..60_000 {
+        cmd.push(format!("field:{i:08}").into_bytes());
+        cmd.push(format!("value:{i:08}").into_bytes());
+    }
+    c.send(&cmd);
+    let p = bulk(c.send_value(&["DUMP", "big"]));
+    assert!(p.len() > 256 * 1024, "payload of {} bytes", p.len());
+
+    // RESTORE then HLEN in one write: the HLEN must see the restored key.
+    let mut raw = tests::resp::encode_command(&[b"RESTORE".as_slice(), b"copy", b"0", &p]);
+    raw.extend(tests::resp::encode_command(&["HLEN", "copy"]));
+    c.write_raw(&raw).unwrap();
+    assert_reply(&c.read_reply().unwrap(), b"+OK\r\n");
+    assert_reply(&c.read_reply().unwrap(), b":60000\r\n");
+    assert_reply(
+        &c.send(&[b"RESTORE".as_slice(), b"copy", b"0", &p]),
+        b"-BUSYKEY Target key name already exists.\r\n",
+    );
+    assert_reply(
+        &c.send(&[b"RESTORE".as_slice(), b"copy", b"5000", &p, b"REPLACE"]),
+        b"+OK\r\n",
+    );
+    let ttl = pttl(&mut c, "copy");
+    assert!((1..=5000).contains(&ttl), "pttl {ttl}");
+    let mut bad = p.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    assert_reply(
+        &c.send(&[b"RESTORE".as_slice(), b"other", b"0", &bad]),
+        b"-ERR DUMP payload version or checksum are wrong\r\n",
+    );
+    // SLOTSRESTORE: several triples, all-or-nothing, overwrite silently.
+    assert_reply(
+        &c.send(&[
+            b"SLOTSRESTORE".as_slice(),
+            b"s1",
+            b"0",
+            &p,
+            b"s2",
+            b"0",
+            &bad,
+        ]),
+        b"-ERR dump payload version or checksum are wrong\r\n",
+    );
+    assert_reply(&c.send(&["EXISTS", "s1", "s2"]), b":0\r\n");
+    let mut raw = tests::resp::encode_command(&[
+        b"SLOTSRESTORE".as_slice(),
+        b"s1",
+        b"0",
+        &p,
+        b"copy",
+        b"0",
+        &p,
+    ]);
+    raw.extend(tests::resp::encode_command(&["HLEN", "s1"]));
+    // Meanwhile a second client is served.
+    let mut other = s.conn();
+    c.write_raw(&raw).unwrap();
+    assert_reply(&other.send(&["PING"]), b"+PONG\r\n");
+    assert_reply(&c.read_reply().unwrap(), b"+OK\r\n");
+    assert_reply(&c.read_reply().unwrap(), b":60000\r\n");
+    assert_eq!(pttl(&mut c, "copy"), -1, "SLOTSRESTORE ttl 0 = persistent");
+    assert_reply(&c.send(&["SLOTSCHECK"]), b"+OK\r\n");
+}

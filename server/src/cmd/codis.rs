@@ -17,6 +17,7 @@ use crate::db::KeyAccess;
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 use crate::migrate::sync::{self as msync, What};
+use crate::server::Server;
 
 pub fn handler(id: CmdId) -> Option<Handler> {
     Some(match id {
@@ -255,6 +256,14 @@ fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if args.is_empty() || args.len() % 3 != 0 {
         return Err(CmdError::msg(errors::wrong_arity("slotsrestore")));
     }
+    let payload_err = |e| match e {
+        PayloadError::VersionOrChecksum => CmdError::Static(errors::CODIS_BAD_PAYLOAD),
+        PayloadError::BadFormat => CmdError::Static(errors::CODIS_BAD_DATA_FORMAT),
+    };
+    let total: usize = args.chunks_exact(3).map(|t| t[2].len()).sum();
+    if total >= crate::cmd::dump::OFFLOAD_BYTES {
+        return slotsrestore_offloaded(ctx, args, payload_err);
+    }
     let mut decoded = Vec::with_capacity(args.len() / 3);
     for t in args.chunks_exact(3) {
         let (key, ttl, payload) = (t[0], t[1], t[2]);
@@ -262,29 +271,87 @@ fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if ttl < 0 {
             return Err(CmdError::Static(errors::CODIS_INVALID_TTL));
         }
-        let value = restore_payload(payload, ctx.srv).map_err(|e| match e {
-            PayloadError::VersionOrChecksum => CmdError::Static(errors::CODIS_BAD_PAYLOAD),
-            PayloadError::BadFormat => CmdError::Static(errors::CODIS_BAD_DATA_FORMAT),
-        })?;
+        let value = restore_payload(payload, ctx.srv).map_err(payload_err)?;
         decoded.push((key, ttl as u64, value));
     }
     let (now, lru, dbi) = (ctx.now, ctx.lru(), ctx.client.db);
-    let db = ctx.db();
+    slotsrestore_apply(ctx.srv, dbi, now, lru, decoded);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Writes decoded SLOTSRESTORE triples (all-or-nothing: everything was
+/// decoded before the first write). Overwritten values are freed lazily.
+fn slotsrestore_apply<K: AsRef<[u8]>>(
+    srv: &Server,
+    dbi: usize,
+    now: u64,
+    lru: u32,
+    decoded: Vec<(K, u64, crate::cmd::dump::Restored)>,
+) {
+    let Some(db) = srv.ks.db(dbi) else { return };
     for (key, ttl, value) in decoded {
+        let key = key.as_ref();
         let expire = (ttl > 0).then(|| now.saturating_add(ttl));
-        let old = ctx
-            .ks()
+        let old = srv
+            .ks
             .lock_key(db, key)
             .put(value.into_entry(key, expire, lru));
-        if old.is_some_and(|o| !o.is_expired(now)) {
-            crate::warning!(
-                "slotsrestore: key '{}' already exists, overwritten",
-                errors::lossy(key)
-            );
+        if let Some(old) = old {
+            if !old.is_expired(now) {
+                crate::warning!(
+                    "slotsrestore: key '{}' already exists, overwritten",
+                    errors::lossy(key)
+                );
+            }
+            crate::db::drop_later(old);
         }
-        ctx.srv.signal_key_ready(dbi, key);
+        srv.signal_key_ready(dbi, key);
     }
-    ctx.out.ok();
+}
+
+/// SLOTSRESTORE with big payloads: arguments are checked here, the payloads
+/// are verified and rebuilt on the blocking pool (other clients keep being
+/// served meanwhile), then written at once and answered.
+fn slotsrestore_offloaded(
+    ctx: &mut Ctx,
+    args: &[&[u8]],
+    payload_err: impl Fn(crate::cmd::dump::PayloadError) -> CmdError + Send + Sync + 'static,
+) -> CmdResult {
+    let mut keys = Vec::with_capacity(args.len() / 3);
+    let mut payloads = Vec::with_capacity(args.len() / 3);
+    for t in args.chunks_exact(3) {
+        let ttl = int_arg(t[1])?;
+        if ttl < 0 {
+            return Err(CmdError::Static(errors::CODIS_INVALID_TTL));
+        }
+        keys.push((t[0].to_vec(), ttl as u64));
+        payloads.push(t[2].to_vec());
+    }
+    let srv = ctx.srv_arc();
+    let dbi = ctx.client.db;
+    let resp3 = ctx.out.resp3;
+    ctx.defer(Box::pin(async move {
+        let mut out = protocol::resp::Reply::new();
+        out.resp3 = resp3;
+        match crate::cmd::dump::restore_payloads_offloaded(payloads, &srv).await {
+            Ok(values) => {
+                let now = crate::db::now_ms();
+                let decoded = keys
+                    .into_iter()
+                    .zip(values)
+                    .map(|((k, ttl), v)| (k, ttl, v))
+                    .collect();
+                slotsrestore_apply(&srv, dbi, now, crate::db::lru_clock(now), decoded);
+                out.ok();
+            }
+            Err(e) => {
+                let err = payload_err(e);
+                crate::exec::reply_error(&srv, &mut out, err.text().as_bytes());
+            }
+        }
+        out.buf
+    }));
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use protocol::rdb::{self, PayloadWriter, Value};
 pub use protocol::rdb::PayloadError;
 
 use crate::cmd::util::is;
-use crate::db::{Entry, KeyAccess, Object, ValueRef};
+use crate::db::{Entry, KeyAccess, Object, ValueRef, now_ms};
 use crate::ds::hash::Limits;
 use crate::ds::list::DEFAULT_FILL;
 use crate::ds::{Hash, List, Set, ZSet};
@@ -133,6 +133,30 @@ fn thresholds(srv: &Server) -> Thresholds {
         zset_entries: us(c.zset_max_listpack_entries),
         zset_value: us(c.zset_max_listpack_value),
     }
+}
+
+/// Payloads (summed per command) at least this big are decoded on tokio's
+/// blocking pool instead of the event loop: rebuilding a value of millions
+/// of elements takes hundreds of milliseconds, which would stall every other
+/// client (Codis decodes inline and blocks the whole target).
+pub const OFFLOAD_BYTES: usize = 256 * 1024;
+
+/// [`restore_payload`] for several payloads, run on the blocking pool.
+pub async fn restore_payloads_offloaded(
+    payloads: Vec<Vec<u8>>,
+    srv: &Server,
+) -> Result<Vec<Restored>, PayloadError> {
+    let t = thresholds(srv);
+    let job = move || {
+        payloads
+            .iter()
+            .map(|p| build(rdb::decode(p)?, &t))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    // A panic in the decoder (guarded against, see protocol::rdb) is bad data.
+    tokio::task::spawn_blocking(job)
+        .await
+        .unwrap_or(Err(PayloadError::BadFormat))
 }
 
 /// Verifies, decodes and rebuilds a payload (no keyspace access: callers
@@ -299,33 +323,85 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if ttl < 0 {
         return err(errors::RESTORE_INVALID_TTL);
     }
+    if argv[3].len() >= OFFLOAD_BYTES {
+        // Big value: verified and rebuilt on the blocking pool, then written.
+        let (srv, dbi, resp3) = (ctx.srv_arc(), ctx.client.db, ctx.out.resp3);
+        let (key, payload) = (key.to_vec(), argv[3].to_vec());
+        ctx.defer(Box::pin(async move {
+            let mut out = protocol::resp::Reply::new();
+            out.resp3 = resp3;
+            let res = match restore_payloads_offloaded(vec![payload], &srv).await {
+                Ok(mut v) => match v.pop() {
+                    Some(r) => restore_apply(&srv, dbi, &key, r, ttl as u64, &opts, now_ms()),
+                    None => Err(CmdError::Static(errors::RESTORE_BAD_DATA)),
+                },
+                Err(e) => Err(payload_error(e)),
+            };
+            match res {
+                Ok(()) => out.ok(),
+                Err(e) => crate::exec::reply_error(&srv, &mut out, e.text().as_bytes()),
+            }
+            out.buf
+        }));
+        return Ok(());
+    }
     let restored = restore_payload(argv[3], ctx.srv).map_err(payload_error)?;
-    let expire = match ttl as u64 {
+    restore_apply(
+        ctx.srv,
+        ctx.client.db,
+        key,
+        restored,
+        ttl as u64,
+        &opts,
+        now,
+    )?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Writes a decoded RESTORE value (BUSYKEY is checked again under the lock:
+/// the key may have appeared while a big payload was being decoded).
+fn restore_apply(
+    srv: &Server,
+    dbi: usize,
+    key: &[u8],
+    restored: Restored,
+    ttl: u64,
+    opts: &RestoreOpts,
+    now: u64,
+) -> Result<(), CmdError> {
+    let Some(db) = srv.ks.db(dbi) else {
+        return err(errors::RESTORE_BAD_DATA);
+    };
+    let expire = match ttl {
         0 => None,
         t if opts.absttl => Some(t),
         t => Some(now.saturating_add(t)),
     };
+    let clock = crate::db::lru_clock(now);
     let lru = match opts.idle {
-        Some(idle) => idle_lru(ctx.lru(), idle),
-        None => ctx.lru(),
+        Some(idle) => idle_lru(clock, idle),
+        None => clock,
     };
-    let mut s = ctx.ks().lock_key(db, key);
+    let mut s = srv.ks.lock_key(db, key);
     if !opts.replace && s.get(key, now).is_some() {
         return err(errors::BUSYKEY);
     }
     if matches!(expire, Some(e) if e <= now) {
         // Already expired: nothing is created; REPLACE still deletes.
-        if opts.replace {
-            s.remove(key);
-        }
+        let old = if opts.replace { s.remove(key) } else { None };
         drop(s);
-        ctx.out.ok();
+        if let Some(old) = old {
+            crate::db::drop_later(old);
+        }
         return Ok(());
     }
-    s.put(restored.into_entry(key, expire, lru));
+    let old = s.put(restored.into_entry(key, expire, lru));
     drop(s);
-    ctx.srv.signal_key_ready(ctx.client.db, key);
-    ctx.out.ok();
+    if let Some(old) = old {
+        crate::db::drop_later(old);
+    }
+    srv.signal_key_ready(dbi, key);
     Ok(())
 }
 

@@ -86,8 +86,8 @@ fn db_index_arg(ctx: &Ctx, a: &[u8]) -> Result<usize, CmdError> {
 
 // --- DEL / UNLINK / EXISTS / TYPE / TOUCH -----------------------------------
 
-/// DEL and UNLINK (values are freed inline either way; nothing here is
-/// large enough to need a background free).
+/// DEL and UNLINK: big values are freed on a background thread either way
+/// (`db::drop_later`, Redis' lazy free), small ones inline.
 fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now;
     let n = with_keys(ctx, &argv[1..], |a| {
@@ -95,7 +95,9 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         for &k in &argv[1..] {
             // An expired key is reclaimed by the lookup and not counted.
             if a.get(k, now).is_some() {
-                a.remove(k);
+                if let Some(e) = a.remove(k) {
+                    crate::db::drop_later(e);
+                }
                 n += 1;
             }
         }

@@ -261,6 +261,22 @@ impl Db {
     }
 }
 
+/// Values at least this big (heap bytes) are freed on a background thread
+/// (Redis' lazy free): dropping millions of elements takes long enough to
+/// stall every client of the event loop.
+pub const LAZY_FREE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Drops `e`, on a background thread when it is big.
+pub fn drop_later(e: Entry) {
+    if e.heap_size() >= LAZY_FREE_BYTES {
+        // If no thread can be started the closure (and the entry) is
+        // dropped right here, which is correct, only slower.
+        let _ = std::thread::Builder::new()
+            .name("lazyfree".into())
+            .spawn(move || drop(e));
+    }
+}
+
 /// Current time in unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -54,6 +54,8 @@ pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 const MAX_WINDOW_MSGS: usize = 10_000;
 /// Largest frame accepted from the target (ACKs are tiny).
 const MAX_FRAME: usize = 1 << 20;
+/// Longest one fill of the send window may take.
+const PRODUCE_BUDGET: Duration = Duration::from_millis(1);
 /// Values bigger than this are freed on a background thread.
 const LAZY_FREE_BYTES: usize = 64 * 1024;
 
@@ -920,7 +922,13 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
         return false;
     };
     let now = now_ms();
+    // A time budget per fill (Codis: 500 µs at start, 10 µs per ACK) keeps
+    // the event loop responsive; more is produced as ACKs come back.
+    let deadline = std::time::Instant::now() + PRODUCE_BUDGET;
     loop {
+        if !b.unacked.is_empty() && std::time::Instant::now() >= deadline {
+            break;
+        }
         let room = b.unacked.is_empty()
             || (b.unacked_bytes < b.params.maxbytes && b.unacked.len() < MAX_WINDOW_MSGS);
         if !room {
@@ -1046,12 +1054,19 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
                 return Ok(());
             }
             if st.batch.is_some() {
-                if produce(srv, conn, &mut st, &mut out) {
+                let t0 = std::time::Instant::now();
+                let r = if produce(srv, conn, &mut st, &mut out) {
+                    let t1 = std::time::Instant::now();
                     complete(srv, conn, &mut st);
+                    eprintln!("TMPDBG complete {:?}", t1.elapsed());
                     false
                 } else {
                     true
+                };
+                if t0.elapsed() > Duration::from_millis(5) {
+                    eprintln!("TMPDBG produce {:?}", t0.elapsed());
                 }
+                r
             } else {
                 false
             }
