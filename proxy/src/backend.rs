@@ -373,6 +373,9 @@ impl BackendConn {
                 q.buf.extend_from_slice(&out.buf);
                 out.buf.clear();
             }
+            if out.buf.capacity() > 1 << 20 {
+                out.buf = Vec::new();
+            }
             q.batches.extend(out.batches.drain(..));
             q.reqs.extend(out.reqs.drain(..));
             q.waker.take()
@@ -443,9 +446,8 @@ async fn conn_task(
     // Eager connections try at once, then on their backoff timer.
     let mut background_try = eager;
     loop {
-        let until = background_try.then(|| {
-            tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now))
-        });
+        let until = background_try
+            .then(|| tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now)));
         let has_requests = conn.wait_queued(until).await;
         let backing_off = retry_at.is_some_and(|t| Instant::now() < t);
         if backing_off && has_requests {
@@ -462,7 +464,12 @@ async fn conn_task(
                 delay = Duration::from_millis(50);
                 state.connected.store(true, Ordering::Relaxed);
                 let mut run = Run::new(stream, &conn, &opts);
-                let why = poll_fn(|cx| run.poll(cx)).await;
+                let why = loop {
+                    match poll_fn(|cx| run.poll(cx)).await {
+                        Step::Yield => tokio::task::yield_now().await,
+                        Step::End(why) => break why,
+                    }
+                };
                 run.fail_inflight();
                 drop(run);
                 state.connected.store(false, Ordering::Relaxed);
@@ -542,6 +549,17 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 const INFO: &[u8] = b"*1\r\n$4\r\nINFO\r\n";
 
+/// What [`Run::poll`] asks of its caller.
+enum Step {
+    /// New requests are buffered: yield once before writing them, so that
+    /// the sessions the I/O driver wakes next add theirs to the same write
+    /// (bigger batches, fewer backend wake-ups; what twemproxy gets by
+    /// writing on the next EPOLLOUT).
+    Yield,
+    /// The connection ended, for this reason.
+    End(String),
+}
+
 /// One established connection, driven by [`Run::poll`] until it breaks.
 struct Run<'a> {
     stream: TcpStream,
@@ -564,6 +582,8 @@ struct Run<'a> {
     write_blocked: Option<Instant>,
     /// The next deadline check; pushed later lazily.
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Whether the buffered requests already waited one yield.
+    yielded: bool,
     /// Replies parsed from the current read for one session, flushed into
     /// its inbox in one lock.
     run_inbox: Option<Arc<Inbox>>,
@@ -587,6 +607,7 @@ impl<'a> Run<'a> {
             last_read: now,
             last_write: now,
             write_blocked: None,
+            yielded: false,
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             run_inbox: None,
             run_items: Vec::new(),
@@ -603,7 +624,11 @@ impl<'a> Run<'a> {
 
     /// Moves queued requests (up to the pipeline limit) into the write buffer.
     fn take_queued(&mut self, cx: &Context<'_>) -> bool {
-        let room = self.opts.max_pipeline.max(1).saturating_sub(self.guards.len());
+        let room = self
+            .opts
+            .max_pipeline
+            .max(1)
+            .saturating_sub(self.guards.len());
         if room == 0 {
             return false;
         }
@@ -736,29 +761,44 @@ impl<'a> Run<'a> {
         if self.rstart == self.rlen {
             self.rstart = 0;
             self.rlen = 0;
+            if self.rbuf.len() > 1 << 20 {
+                // A huge reply is done: give the memory back.
+                self.rbuf.truncate(16 * 1024);
+                self.rbuf.shrink_to_fit();
+            }
         }
         Ok(())
     }
 
     /// Drives the connection; returns why it ended.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             let mut progress = self.take_queued(cx);
+            if !self.yielded && self.woff < self.wbuf.len() && self.wbuf.len() < 64 * 1024 {
+                self.yielded = true;
+                return Poll::Ready(Step::Yield);
+            }
             // Write.
             if self.woff < self.wbuf.len() {
                 match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf[self.woff..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready("write returned zero".into()),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Step::End("write returned zero".into()));
+                    }
                     Poll::Ready(Ok(n)) => {
                         self.woff += n;
                         progress = true;
                         if self.woff == self.wbuf.len() {
                             self.wbuf.clear();
+                            if self.wbuf.capacity() > 1 << 20 {
+                                self.wbuf.shrink_to(64 * 1024);
+                            }
                             self.woff = 0;
+                            self.yielded = false;
                             self.write_blocked = None;
                             self.last_write = Instant::now();
                         }
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(e.to_string()),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::End(e.to_string())),
                     Poll::Pending => {
                         self.write_blocked.get_or_insert_with(Instant::now);
                     }
@@ -780,16 +820,16 @@ impl<'a> Run<'a> {
                 Poll::Ready(Ok(())) => {
                     let n = rb.filled().len();
                     if n == 0 {
-                        return Poll::Ready("closed by backend".into());
+                        return Poll::Ready(Step::End("closed by backend".into()));
                     }
                     self.rlen += n;
                     self.last_read = Instant::now();
                     if let Err(e) = self.dispatch() {
-                        return Poll::Ready(e);
+                        return Poll::Ready(Step::End(e));
                     }
                     progress = true;
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(e.to_string()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::End(e.to_string())),
                 Poll::Pending => {}
             }
             if progress {
@@ -818,13 +858,13 @@ impl<'a> Run<'a> {
                 && !self.opts.recv_timeout.is_zero()
                 && now >= self.last_read + self.opts.recv_timeout
             {
-                return Poll::Ready("recv timeout".into());
+                return Poll::Ready(Step::End("recv timeout".into()));
             }
             if let Some(t) = self.write_blocked
                 && !self.opts.send_timeout.is_zero()
                 && now >= t + self.opts.send_timeout
             {
-                return Poll::Ready("send timeout".into());
+                return Poll::Ready(Step::End("send timeout".into()));
             }
             if now >= self.last_write + self.ping_period() {
                 self.last_write = now;

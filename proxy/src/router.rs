@@ -228,7 +228,11 @@ pub struct Routed {
 
 /// The first connected, not stale replica of the preference buckets in
 /// order, each from a pseudo-random start (Codis' choice for pure reads).
-pub fn replica_conn(replicas: &[Vec<Arc<BackendAddr>>], db: usize, seed: u64) -> Option<&BackendConn> {
+pub fn replica_conn(
+    replicas: &[Vec<Arc<BackendAddr>>],
+    db: usize,
+    seed: u64,
+) -> Option<&BackendConn> {
     if replicas.is_empty() {
         return None;
     }

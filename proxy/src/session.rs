@@ -128,7 +128,8 @@ fn classes() -> &'static [u8] {
                     || s.proxy == ProxyPolicy::NotAllow
                     || s.has(flags::BLOCKING);
                 let read = s.has(flags::READONLY)
-                    && (s.proxy == ProxyPolicy::Read || matches!(upper.as_str(), "MGET" | "EXISTS"))
+                    && (s.proxy == ProxyPolicy::Read
+                        || matches!(upper.as_str(), "MGET" | "EXISTS"))
                     && upper != "TOUCH";
                 na as u8 | (read as u8) << 1
             })
@@ -232,6 +233,11 @@ impl ReadSide {
         if self.pos == self.len {
             self.pos = 0;
             self.len = 0;
+            if self.buf.len() > 1 << 20 {
+                // A huge request is done: give the memory back.
+                self.buf.truncate(16 * 1024);
+                self.buf.shrink_to_fit();
+            }
         }
         if self.buf.len() - self.len < 4096 {
             if self.pos > 0 {
@@ -273,6 +279,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         cur: NO_CMD,
         pure_read: false,
         write_blocked: None,
+        broken: false,
         ops: 0,
         acc: None,
         redis_errors: 0,
@@ -342,6 +349,9 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         s.flush_stage();
         s.advance();
         s.flush_stats();
+        if s.broken {
+            return;
+        }
         if closing && s.fifo.is_empty() && s.out_off == s.out.len() {
             break;
         }
@@ -437,6 +447,8 @@ struct Session {
     pure_read: bool,
     /// Since when a write to the client has been waiting for the socket.
     write_blocked: Option<Instant>,
+    /// Writing to the client failed: the session ends.
+    broken: bool,
     /// Counters batched per wake-up: requests, per-command
     /// (index, calls, µs, fails, backend errors), backend error replies.
     ops: u64,
@@ -455,7 +467,13 @@ impl Session {
     ) -> Poll<Io> {
         while self.out_off < self.out.len() {
             match Pin::new(&mut self.sock).poll_write(cx, &self.out[self.out_off..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Broken),
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    // Nothing more can reach the client: drop all output.
+                    self.broken = true;
+                    self.out.clear();
+                    self.out_off = 0;
+                    return Poll::Ready(Io::Broken);
+                }
                 Poll::Ready(Ok(n)) => {
                     self.out_off += n;
                     if self.out_off == self.out.len() {
@@ -481,7 +499,7 @@ impl Session {
         {
             return Poll::Ready(Io::Progress);
         }
-        if self.inbox.stopped() {
+        if read.is_some() && self.inbox.stopped() {
             return Poll::Ready(Io::Stop);
         }
         if let Some(buf) = read {
@@ -545,7 +563,13 @@ impl Session {
             let idx = idx as usize;
             let next_in_line = idx == 0
                 && matches!(self.res.front(), Some(Res::Wait))
-                && matches!(self.fifo.front(), Some(Entry { what: What::One, .. }));
+                && matches!(
+                    self.fifo.front(),
+                    Some(Entry {
+                        what: What::One,
+                        ..
+                    })
+                );
             if next_in_line {
                 // The common case: straight from the inbox to the output.
                 self.res.pop_front();
@@ -571,6 +595,9 @@ impl Session {
         let (mut items, mut data) = (items, data);
         items.clear();
         data.clear();
+        if data.capacity() > 1 << 20 {
+            data.shrink_to(64 * 1024);
+        }
         self.in_items = items;
         self.in_data = data;
     }
@@ -636,7 +663,9 @@ impl Session {
 
     /// Appends one reply to the output and counts it.
     fn emit(&mut self, cmd: usize, t0: Instant, bytes: &[u8], origin: Origin) {
-        self.out.extend_from_slice(bytes);
+        if !self.broken {
+            self.out.extend_from_slice(bytes);
+        }
         let is_err = bytes.first() == Some(&b'-');
         let backend_err = is_err && origin == Origin::Backend;
         if backend_err {
@@ -919,10 +948,7 @@ impl Session {
                 let slot = protocol::slot::slot_of(hkey);
                 match raw {
                     Some(r) => self.forward_single(slot, hkey, argv, r).await,
-                    None => {
-                        self.forward_single(slot, hkey, argv, &reencode(argv))
-                            .await
-                    }
+                    None => self.forward_single(slot, hkey, argv, &reencode(argv)).await,
                 }
             }
         }
@@ -974,11 +1000,8 @@ impl Session {
                     } else {
                         None
                     };
-                    let conn = replica.or_else(|| {
-                        r.backend
-                            .as_ref()
-                            .and_then(|b| b.conn(self.db, self.seed))
-                    });
+                    let conn = replica
+                        .or_else(|| r.backend.as_ref().and_then(|b| b.conn(self.db, self.seed)));
                     let Some(conn) = conn else {
                         return Fwd::Fail("backend conn reset".into());
                     };
@@ -994,13 +1017,7 @@ impl Session {
 
     /// Blocked or migrating slots: waits for the slot, then Codis'
     /// migration-aware forwarding.
-    async fn forward_slow(
-        &mut self,
-        slot: usize,
-        hkey: &[u8],
-        argv: &[&[u8]],
-        data: &[u8],
-    ) -> Fwd {
+    async fn forward_slow(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: &[u8]) -> Fwd {
         let router = self.router.clone();
         let mut tries: u64 = 0;
         loop {

@@ -173,23 +173,27 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         reply_error(srv, out, errors::NOAUTH.as_bytes());
         return;
     }
-    if srv.inflight.any(client.db)
-        && spec.has(flags::WRITE)
-        && top.group != "codis"
+    let Some(Some(handler)) = handlers().get(id as usize) else {
+        reply_error(srv, out, errors::unknown_command(argv).as_bytes());
+        return;
+    };
+    let migratable_write = spec.has(flags::WRITE) && top.group != "codis";
+    // Multi-threaded: announce the write until its handler returns, so a
+    // migration registering keys waits for it (migrate/mod.rs).
+    let epoch = (migratable_write && srv.threads > 1).then(|| srv.inflight.enter());
+    if migratable_write
+        && srv.inflight.any(client.db)
         && spec
             .keys(argv)
             .any(|k| srv.inflight.is_migrating(client.db, k))
     {
         // codis.md §2.7.4: keys in flight stay readable but not writable
         // (see migrate/mod.rs for why direct writes are refused too).
+        drop(epoch);
         cstat.rejected.fetch_add(1, Relaxed);
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
         return;
     }
-    let Some(Some(handler)) = handlers().get(id as usize) else {
-        reply_error(srv, out, errors::unknown_command(argv).as_bytes());
-        return;
-    };
     client.info.last_cmd.store(stat + 1, Relaxed);
     let start = Instant::now();
     let mut ctx = Ctx {
@@ -200,6 +204,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         spec,
     };
     let res = handler(&mut ctx, argv);
+    drop(epoch);
     let us = start.elapsed().as_micros() as u64;
     cstat.calls.fetch_add(1, Relaxed);
     cstat.usec.fetch_add(us, Relaxed);

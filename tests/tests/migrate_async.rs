@@ -461,22 +461,36 @@ fn start_slow_batch(port: u16, dst: &Server, key: &str) -> thread::JoinHandle<Va
     })
 }
 
+/// Waits until STATUS shows a batch whose current key is being chunked
+/// (stage 2), so chunks are flowing.
 fn wait_status_busy(c: &mut Conn) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    fn field<'a>(a: &'a [Value], name: &str) -> Option<&'a Value> {
+        let i = a
+            .iter()
+            .position(|x| x.as_text().as_deref() == Some(name))?;
+        a.get(i + 1)
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let st = s(c, "SLOTSMGRT-ASYNC-STATUS");
-        if let Some(a) = st.as_array() {
-            let it = a
-                .iter()
-                .position(|x| x.as_text().as_deref() == Some("batched_iterator"));
-            if let Some(i) = it
-                && a.get(i + 1).is_some_and(|x| x.as_array().is_some())
-            {
-                return;
-            }
+        let stage = st
+            .as_array()
+            .and_then(|a| field(a, "batched_iterator"))
+            .and_then(Value::as_array)
+            .and_then(|b| field(b, "iterators"))
+            .and_then(Value::as_array)
+            .and_then(|it| it.get(1))
+            .and_then(Value::as_array)
+            .and_then(|k| field(k, "stage"))
+            .and_then(Value::as_text);
+        if stage.as_deref() == Some("2") {
+            return;
         }
-        assert!(Instant::now() < deadline, "no batch in STATUS: {st:?}");
-        thread::sleep(Duration::from_millis(5));
+        assert!(
+            Instant::now() < deadline,
+            "no chunking batch in STATUS: {st:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -646,7 +660,22 @@ fn fence_cancel_status_and_wrapper_codes() {
     f.set_timeout(Duration::from_secs(30));
     f.write_raw(&tests::resp::encode_command(&["SLOTSMGRT-ASYNC-FENCE"]))
         .unwrap();
-    thread::sleep(Duration::from_millis(50));
+    // Cancel once the fence is parked (2 blocked clients) and a partial
+    // copy exists on the target.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = s(&mut a, "SLOTSMGRT-ASYNC-STATUS");
+        let st = st.as_array().unwrap();
+        if st[15].as_text().as_deref() == Some("2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fence not parked");
+        thread::sleep(Duration::from_millis(2));
+    }
+    while int(&s(&mut b, "EXISTS {slow2}list")) == 0 {
+        assert!(Instant::now() < deadline, "no partial copy on the target");
+        thread::sleep(Duration::from_millis(2));
+    }
     assert_eq!(s(&mut a, "SLOTSMGRT-ASYNC-CANCEL"), Value::Int(1));
     assert_eq!(batch.join().unwrap(), e("ERR interrupted: canceled"));
     assert_eq!(
@@ -686,7 +715,7 @@ fn migration_timeout_aborts_the_batch() {
         ]),
         Value::Error("ERR interrupted: migration timeout".into())
     );
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert_eq!(s(&mut a, "GET k").as_text().unwrap(), "v");
     ok(&s(&mut a, "SET k w"));
     hold.join().unwrap();

@@ -131,9 +131,9 @@ fn dump(c: &mut Conn, key: &str) -> String {
     format!("{t}:{}", items.join(","))
 }
 
-fn run(method: u32) {
-    let a = Server::start(&[]);
-    let b = Server::start(&[]);
+fn run(method: u32, server_args: &[&str]) {
+    let a = Server::start(server_args);
+    let b = Server::start(server_args);
     // Stable state: everything on a.
     let p = Proxy::start(
         Some(&slot_file(a.port(), a.port(), "finished", method)),
@@ -307,10 +307,18 @@ fn run(method: u32) {
 
 #[test]
 fn semi_async_migration_through_the_proxy() {
-    run(1);
+    run(1, &[]);
 }
 
 #[test]
 fn sync_migration_through_the_proxy() {
-    run(0);
+    run(0, &[]);
+}
+
+/// The multi-threaded executor: writes racing the registration of keys in
+/// flight must not be lost (migrate/mod.rs, writer epochs).
+#[test]
+fn both_methods_with_io_threads() {
+    run(1, &["--io-threads", "2"]);
+    run(0, &["--io-threads", "2"]);
 }

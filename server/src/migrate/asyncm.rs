@@ -1007,13 +1007,40 @@ fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) {
         }
     }
     if !big.is_empty() {
-        std::thread::spawn(move || drop(big));
+        lazy_free(big);
     }
     drop(b.guard.take());
     let bytes = reply.into_bytes();
     for w in b.waiters.drain(..) {
         let _ = w.send(bytes.clone());
     }
+}
+
+/// Drops big values on one background thread (Codis' lazy release), so
+/// freeing a value with millions of elements does not stall the loop.
+fn lazy_free(values: Vec<Entry>) {
+    static WORKER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Vec<Entry>>>>> =
+        std::sync::OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Entry>>();
+        std::thread::Builder::new()
+            .name("lazy-free".into())
+            .spawn(move || {
+                while let Ok(v) = rx.recv() {
+                    drop(v);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let rest = match worker {
+        Some(tx) => match tx.lock().unwrap_or_else(|p| p.into_inner()).send(values) {
+            Ok(()) => return,
+            Err(e) => e.0,
+        },
+        None => values,
+    };
+    drop(rest);
 }
 
 // ---------------------------------------------------------------------------
@@ -1054,19 +1081,12 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
                 return Ok(());
             }
             if st.batch.is_some() {
-                let t0 = std::time::Instant::now();
-                let r = if produce(srv, conn, &mut st, &mut out) {
-                    let t1 = std::time::Instant::now();
+                if produce(srv, conn, &mut st, &mut out) {
                     complete(srv, conn, &mut st);
-                    eprintln!("TMPDBG complete {:?}", t1.elapsed());
                     false
                 } else {
                     true
-                };
-                if t0.elapsed() > Duration::from_millis(5) {
-                    eprintln!("TMPDBG produce {:?}", t0.elapsed());
                 }
-                r
             } else {
                 false
             }

@@ -93,8 +93,33 @@ struct DbFlight {
 }
 
 /// Per-DB registry of key sets in flight.
+///
+/// With `io-threads > 1` a write may pass the gate's check just before a set
+/// is registered and then change a key after it was serialized (a lost
+/// write). Writers therefore announce themselves in one of two epoch
+/// counters ([`InFlight::enter`]) for the duration of check + handler, and
+/// registration ends with [`InFlight::quiesce`]: flip the epoch, then wait
+/// until every writer of the old epoch has finished. Writers entering after
+/// the flip see the new set. Callers of `begin_flight` must not hold a slot
+/// lock (a writer being waited for may need it) and must serialize the keys
+/// only after it returns. With one thread nothing runs concurrently, so
+/// neither side does anything.
 pub struct InFlight {
     dbs: Vec<DbFlight>,
+    epoch: std::sync::atomic::AtomicU64,
+    writers: [AtomicUsize; 2],
+}
+
+/// A running write command (see [`InFlight::enter`]).
+pub struct WriterGuard<'a> {
+    reg: &'a InFlight,
+    e: usize,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.reg.writers[self.e].fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Keeps a key set registered; dropping it releases the keys and wakes
@@ -111,6 +136,32 @@ impl InFlight {
     pub fn new(databases: usize) -> InFlight {
         InFlight {
             dbs: (0..databases.max(1)).map(|_| DbFlight::default()).collect(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            writers: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        }
+    }
+
+    /// A write command starts (multi-threaded executor only); it counts as
+    /// running until the guard is dropped (also if the handler panics).
+    #[inline]
+    pub fn enter(&self) -> WriterGuard<'_> {
+        let e = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
+        self.writers[e].fetch_add(1, Ordering::SeqCst);
+        WriterGuard { reg: self, e }
+    }
+
+    /// Waits until every write that entered before this call has finished.
+    fn quiesce(&self) {
+        let old = (self.epoch.fetch_add(1, Ordering::SeqCst) & 1) as usize;
+        let mut spins = 0u32;
+        while self.writers[old].load(Ordering::SeqCst) != 0 {
+            // Writers hold no lock we hold and run for microseconds.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -140,6 +191,8 @@ impl InFlight {
 
 impl Server {
     /// Registers `set` as in flight in DB `db` until the guard is dropped.
+    /// On return no write to those keys is running or can start, so they can
+    /// be serialized. Must be called without holding any slot lock.
     pub fn begin_flight(self: &Arc<Self>, db: usize, set: KeySet) -> FlightGuard {
         let set = Arc::new(set);
         if let Some(d) = self.inflight.dbs.get(db) {
@@ -147,7 +200,10 @@ impl Server {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(set.clone());
-            d.count.fetch_add(1, Ordering::AcqRel);
+            d.count.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.threads > 1 {
+            self.inflight.quiesce();
         }
         FlightGuard {
             reg: self.clone(),

@@ -6,9 +6,10 @@
 //! 1. take a cached socket to `host:port` (or connect: TCP_NODELAY, connect
 //!    bounded by the timeout) *before* looking at the keys, as Codis does;
 //! 2. with the slot locked, pick the key(s) (the key, its tag group through the
-//!    tag index, or a random key of the slot and maybe its tag group), serialize
-//!    each as a DUMP payload with its remaining TTL (min 1 ms, 0 = none), and
-//!    register them in flight (`Server::begin_flight`); then unlock;
+//!    tag index, or a random key of the slot and maybe its tag group); unlock,
+//!    register them in flight (`Server::begin_flight`, which also waits out
+//!    writes already past the gate), lock again and serialize each as a DUMP
+//!    payload with its remaining TTL (min 1 ms, 0 = none);
 //! 3. send `[AUTH <our requirepass>] [SELECT db] SLOTSRESTORE k ttl p ...`
 //!    (written in 64 KB pieces, each bounded by the timeout) and read one reply
 //!    per command (each read bounded by the timeout); the AUTH/SELECT prefix
@@ -389,7 +390,7 @@ impl Step {
             .db(self.db)
             .ok_or(CmdError::Static(errors::INVALID_DB))?;
         let now = crate::db::now_ms();
-        let mut r = srv.ks.lock_slot(db, self.what.slot());
+        let r = srv.ks.lock_slot(db, self.what.slot());
         let key = match &self.what {
             What::One(k) | What::TagOne(k) => k.clone(),
             What::Slot(_) | What::TagSlot(_) => match random_key(&r) {
@@ -406,6 +407,12 @@ impl Step {
         } else {
             vec![key]
         };
+        // Register first, without the slot lock (a write being waited for
+        // may need it), then serialize: no write to these keys can be
+        // running or start from here on (migrate/mod.rs).
+        drop(r);
+        let guard = srv.begin_flight(self.db, KeySet::new(group.iter().cloned()));
+        let mut r = srv.ks.lock_slot(db, self.what.slot());
         let mut items = Vec::with_capacity(group.len());
         for k in group {
             // The lookup expires lazily: a key past its TTL is not moved.
@@ -423,7 +430,6 @@ impl Step {
         if items.is_empty() {
             return Ok(Pick::Empty(r.len()));
         }
-        let guard = srv.begin_flight(self.db, KeySet::new(items.iter().map(|i| i.key.clone())));
         drop(r);
         Ok(Pick::Ready(Batch {
             items,
