@@ -264,16 +264,30 @@ impl Db {
 /// Values at least this big (heap bytes) are freed on a background thread
 /// (Redis' lazy free): dropping millions of elements takes long enough to
 /// stall every client of the event loop.
-pub const LAZY_FREE_BYTES: usize = 4 * 1024 * 1024;
+pub const LAZY_FREE_BYTES: usize = 64 * 1024;
 
-/// Drops `e`, on a background thread when it is big.
+/// Drops `e`: inline when small, else on the one "lazy-free" thread.
 pub fn drop_later(e: Entry) {
-    if e.heap_size() >= LAZY_FREE_BYTES {
-        // If no thread can be started the closure (and the entry) is
-        // dropped right here, which is correct, only slower.
-        let _ = std::thread::Builder::new()
-            .name("lazyfree".into())
-            .spawn(move || drop(e));
+    if e.heap_size() < LAZY_FREE_BYTES {
+        return;
+    }
+    type Queue = Mutex<std::sync::mpsc::Sender<Entry>>;
+    static WORKER: std::sync::OnceLock<Option<Queue>> = std::sync::OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+        std::thread::Builder::new()
+            .name("lazy-free".into())
+            .spawn(move || {
+                while let Ok(v) = rx.recv() {
+                    drop(v);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    if let Some(tx) = worker {
+        // If the worker is gone the entry comes back and is dropped here.
+        let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(e);
     }
 }
 

@@ -54,10 +54,13 @@ pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 const MAX_WINDOW_MSGS: usize = 10_000;
 /// Largest frame accepted from the target (ACKs are tiny).
 const MAX_FRAME: usize = 1 << 20;
-/// Longest one fill of the send window may take.
-const PRODUCE_BUDGET: Duration = Duration::from_millis(1);
-/// Values bigger than this are freed on a background thread.
-const LAZY_FREE_BYTES: usize = 64 * 1024;
+/// Longest one fill of the send window may take. The connection task
+/// yields to the other tasks after every fill, so this bounds how long a
+/// migration keeps other clients of this thread waiting (Codis: 500 µs at
+/// start, 10 µs per ACK).
+const PRODUCE_BUDGET: Duration = Duration::from_micros(200);
+/// Shipped keys deleted per step after the last ACK (the rest after a yield).
+const DELETE_SLICE: usize = 256;
 
 pub const RESTORE_CMD: &[u8] = b"SLOTSRESTORE-ASYNC";
 pub const AUTH_CMD: &[u8] = b"SLOTSRESTORE-ASYNC-AUTH";
@@ -595,6 +598,8 @@ pub struct Batch {
     /// Sizes of the unacked messages, oldest first.
     unacked: VecDeque<usize>,
     unacked_bytes: usize,
+    /// After the last ACK: the next shipped key to delete and the reply.
+    deleting: Option<(usize, Vec<u8>)>,
 }
 
 impl Batch {
@@ -765,6 +770,7 @@ pub fn start(
         guard: Some(guard),
         last_progress: now,
         unacked: VecDeque::new(),
+        deleting: None,
         unacked_bytes: 0,
     };
     let conn = match existing {
@@ -983,64 +989,54 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
     b.unacked.is_empty() && b.exhausted()
 }
 
-/// The last ACK arrived: delete the shipped keys, answer every waiter.
-fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) {
-    let Some(mut b) = st.batch.take() else {
-        return;
+/// The last ACK arrived: delete the shipped keys, [`DELETE_SLICE`] per
+/// call (the task yields between calls, so a batch of thousands of keys does
+/// not stall the loop; the keys stay registered in flight, hence unwritable,
+/// until the last one is gone; readers through the exec wrapper already find
+/// deleted ones on the target), then answer every waiter. The slot size in
+/// the reply is measured before the first deletion (codis.md §2.7.1).
+/// Returns true when the batch is over.
+fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) -> bool {
+    let Some(b) = st.batch.as_mut() else {
+        return true;
     };
     st.lastuse = now_ms();
     let Some(db) = srv.ks.db(conn.db) else {
-        b.fail(errors::ASYNC_CONN_CLOSED);
-        return;
+        if let Some(b) = st.batch.take() {
+            b.fail(errors::ASYNC_CONN_CLOSED);
+        }
+        return true;
     };
-    let reply = match b.slot {
-        Some(s) => format!("*2\r\n:{}\r\n:{}\r\n", b.shipped.len(), db.slot_len(s)),
-        None => format!(":{}\r\n", b.shipped.len()),
-    };
-    let mut big: Vec<Entry> = Vec::new();
-    for k in &b.shipped {
-        let mut r = srv.ks.lock_key(db, k);
-        if let Some(e) = r.remove(k)
-            && e.heap_size() > LAZY_FREE_BYTES
-        {
-            big.push(e);
+    let (next, _) = b.deleting.get_or_insert_with(|| {
+        let reply = match b.slot {
+            Some(s) => format!("*2\r\n:{}\r\n:{}\r\n", b.shipped.len(), db.slot_len(s)),
+            None => format!(":{}\r\n", b.shipped.len()),
+        };
+        (0, reply.into_bytes())
+    });
+    let start = *next;
+    let end = (start + DELETE_SLICE).min(b.shipped.len());
+    for k in b.shipped.get(start..end).unwrap_or_default() {
+        let old = srv.ks.lock_key(db, k).remove(k);
+        if let Some(e) = old {
+            // Values with millions of elements are freed on a background
+            // thread (Codis' lazy release).
+            crate::db::drop_later(e);
         }
     }
-    if !big.is_empty() {
-        lazy_free(big);
+    *next = end;
+    if end < b.shipped.len() {
+        return false;
     }
+    let Some(mut b) = st.batch.take() else {
+        return true;
+    };
     drop(b.guard.take());
-    let bytes = reply.into_bytes();
+    let bytes = b.deleting.take().map(|(_, r)| r).unwrap_or_default();
     for w in b.waiters.drain(..) {
         let _ = w.send(bytes.clone());
     }
-}
-
-/// Drops big values on one background thread (Codis' lazy release), so
-/// freeing a value with millions of elements does not stall the loop.
-fn lazy_free(values: Vec<Entry>) {
-    static WORKER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Vec<Entry>>>>> =
-        std::sync::OnceLock::new();
-    let worker = WORKER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<Entry>>();
-        std::thread::Builder::new()
-            .name("lazy-free".into())
-            .spawn(move || {
-                while let Ok(v) = rx.recv() {
-                    drop(v);
-                }
-            })
-            .ok()
-            .map(|_| Mutex::new(tx))
-    });
-    let rest = match worker {
-        Some(tx) => match tx.lock().unwrap_or_else(|p| p.into_inner()).send(values) {
-            Ok(()) => return,
-            Err(e) => e.0,
-        },
-        None => values,
-    };
-    drop(rest);
+    true
 }
 
 // ---------------------------------------------------------------------------
@@ -1075,14 +1071,22 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
     let mut out: Vec<u8> = Vec::new();
     let mut pos = 0usize;
     loop {
+        // Let the other connections of this thread run between two steps of
+        // the migration (tokio's cooperative budget alone would let this
+        // loop run up to 128 ready I/O operations in a row).
+        tokio::task::yield_now().await;
         let active = {
             let mut st = conn.lock();
             if st.aborted {
                 return Ok(());
             }
+            let deleting = st.batch.as_ref().is_some_and(|b| b.deleting.is_some());
             if st.batch.is_some() {
-                if produce(srv, conn, &mut st, &mut out) {
-                    complete(srv, conn, &mut st);
+                if deleting || produce(srv, conn, &mut st, &mut out) {
+                    if !complete(srv, conn, &mut st) {
+                        // More keys to delete: come back after the yield.
+                        conn.wake.notify_one();
+                    }
                     false
                 } else {
                     true

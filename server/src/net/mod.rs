@@ -118,13 +118,24 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
     // Set after a blocking command was served: the buffer may already hold
     // the next commands, so parse before reading again.
     let mut skip_read = false;
+    // The last read filled the buffer: the client is streaming (a pipeline,
+    // a migration's messages), so yield after answering, as Redis serves
+    // one read per client per event-loop turn. Otherwise tokio's
+    // cooperative budget would let one connection run up to 128 reads in a
+    // row while the others wait.
+    let mut filled = false;
     loop {
+        if filled {
+            filled = false;
+            tokio::task::yield_now().await;
+        }
         if skip_read {
             skip_read = false;
         } else {
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
                 rbuf.reserve(READ_CHUNK);
             }
+            let room = rbuf.capacity() - rbuf.len();
             let read = async {
                 if timeout_secs > 0 {
                     match tokio::time::timeout(
@@ -147,6 +158,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             if n == 0 || info.killed.load(Relaxed) {
                 return;
             }
+            filled = n >= room;
             srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
         let now = now_ms();
