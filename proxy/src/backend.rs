@@ -26,6 +26,7 @@
 //! `backend_send_timeout`. At most `backend_max_pipeline` requests are in
 //! flight; the rest wait in the queue.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -56,6 +57,61 @@ impl BackendError {
         match self {
             BackendError::Reset => "backend conn reset",
         }
+    }
+}
+
+thread_local! {
+    /// Connection tasks to wake when this thread is about to go idle
+    /// (`Some` only on a current-thread runtime, see [`defer_flushes`]).
+    static DEFERRED: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
+}
+
+/// Queued bytes above which a connection task is woken at once, even
+/// in deferred mode.
+const FLUSH_NOW: usize = 64 * 1024;
+
+/// Deferred flushing for the current thread, which must run a
+/// current-thread runtime calling [`flush_deferred`] from its
+/// `on_thread_park` hook. Submitting requests then does not wake the
+/// connection task at once: it is woken once, when every session that had
+/// input has run and the thread would otherwise sleep, so one write carries
+/// all requests read in that round and the backend is woken once per round
+/// (what Redis does for its replies in `beforeSleep`, and twemproxy by
+/// writing on the next EPOLLOUT).
+pub fn defer_flushes() {
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+}
+
+/// Wakes the connection tasks whose wake-up was deferred (the runtime's
+/// `on_thread_park` hook).
+pub fn flush_deferred() {
+    let _ = DEFERRED.try_with(|d| {
+        if let Some(v) = d.borrow_mut().as_mut() {
+            for w in v.drain(..) {
+                w.wake();
+            }
+        }
+    });
+}
+
+fn deferring() -> bool {
+    DEFERRED.try_with(|d| d.borrow().is_some()).unwrap_or(false)
+}
+
+/// Wakes a connection task now, or (deferred mode) when the thread idles.
+fn wake_or_defer(w: Waker, now: bool) {
+    let mut w = Some(w);
+    if !now {
+        let _ = DEFERRED.try_with(|d| {
+            if let Some(v) = d.borrow_mut().as_mut()
+                && let Some(x) = w.take()
+            {
+                v.push(x);
+            }
+        });
+    }
+    if let Some(w) = w {
+        w.wake();
     }
 }
 
@@ -378,10 +434,10 @@ impl BackendConn {
             }
             q.batches.extend(out.batches.drain(..));
             q.reqs.extend(out.reqs.drain(..));
-            q.waker.take()
+            q.waker.take().map(|w| (w, q.buf.len() >= FLUSH_NOW))
         };
-        if let Some(w) = w {
-            w.wake();
+        if let Some((w, now)) = w {
+            wake_or_defer(w, now);
         }
     }
 
@@ -582,8 +638,10 @@ struct Run<'a> {
     write_blocked: Option<Instant>,
     /// The next deadline check; pushed later lazily.
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// Whether the buffered requests already waited one yield.
+    /// Whether the buffered requests already waited one yield (always
+    /// set in deferred mode, where the wake-up itself came late).
     yielded: bool,
+    deferred: bool,
     /// Replies parsed from the current read for one session, flushed into
     /// its inbox in one lock.
     run_inbox: Option<Arc<Inbox>>,
@@ -608,6 +666,7 @@ impl<'a> Run<'a> {
             last_write: now,
             write_blocked: None,
             yielded: false,
+            deferred: deferring(),
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             run_inbox: None,
             run_items: Vec::new(),
@@ -774,7 +833,11 @@ impl<'a> Run<'a> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             let mut progress = self.take_queued(cx);
-            if !self.yielded && self.woff < self.wbuf.len() && self.wbuf.len() < 64 * 1024 {
+            if !self.yielded
+                && !self.deferred
+                && self.woff < self.wbuf.len()
+                && self.wbuf.len() < FLUSH_NOW
+            {
                 self.yielded = true;
                 return Poll::Ready(Step::Yield);
             }
