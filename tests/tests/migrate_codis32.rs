@@ -179,19 +179,21 @@ fn move_slot(dir: Dir, mode: Mode) {
         let n = i64::try_from(keys.len()).unwrap_or(i64::MAX);
         assert_eq!(slot_size(&mut s, v.slot), n, "{what}: slot size before");
 
-        let t0 = Instant::now();
-        let moved = match mode {
-            Mode::Sync => drain_slot_sync(&mut s, dst.port(), SYNC_TIMEOUT_MS, v.slot),
+        // One pass over the slot with the mode under test; returns keys moved.
+        let drain = |s: &mut Conn, slot: usize| match mode {
+            Mode::Sync => drain_slot_sync(s, dst.port(), SYNC_TIMEOUT_MS, slot),
             Mode::Async => drain_slot_async(
-                &mut s,
+                s,
                 dst.port(),
                 ASYNC_TIMEOUT_MS,
                 MAXBULKS,
                 MAXBYTES,
-                v.slot,
+                slot,
                 NUMKEYS,
             ),
         };
+        let t0 = Instant::now();
+        let moved = drain(&mut s, v.slot);
         assert_eq!(moved, n, "{what}: keys moved");
         let after = snapshot(&mut d, &keys);
         assert_same(&before, &after, t0.elapsed() + Duration::from_secs(2));
@@ -210,18 +212,7 @@ fn move_slot(dir: Dir, mode: Mode) {
         slotscheck(&mut d, dst.kind().name());
 
         // A second pass over the now-empty slot reports nothing to do.
-        let again = match mode {
-            Mode::Sync => drain_slot_sync(&mut s, dst.port(), SYNC_TIMEOUT_MS, v.slot),
-            Mode::Async => drain_slot_async(
-                &mut s,
-                dst.port(),
-                ASYNC_TIMEOUT_MS,
-                MAXBULKS,
-                MAXBYTES,
-                v.slot,
-                NUMKEYS,
-            ),
-        };
+        let again = drain(&mut s, v.slot);
         assert_eq!(again, 0, "{what}: second pass");
         if mode == Mode::Async {
             // Nothing in flight any more.
