@@ -260,6 +260,17 @@ fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         PayloadError::VersionOrChecksum => CmdError::Static(errors::CODIS_BAD_PAYLOAD),
         PayloadError::BadFormat => CmdError::Static(errors::CODIS_BAD_DATA_FORMAT),
     };
+    // A key that this server is itself shipping out right now: only a
+    // migration to ourselves gets here, and overwriting (then deleting) the
+    // key would lose it. Codis blocks forever on itself; we refuse.
+    let dbi = ctx.client.db;
+    if ctx.srv.inflight.any(dbi)
+        && args
+            .chunks_exact(3)
+            .any(|t| ctx.srv.inflight.is_migrating(dbi, t[0]))
+    {
+        return Err(CmdError::Static(errors::KEY_BEING_MIGRATED));
+    }
     let total: usize = args.chunks_exact(3).map(|t| t[2].len()).sum();
     if total >= crate::cmd::dump::OFFLOAD_BYTES {
         return slotsrestore_offloaded(ctx, args, payload_err);
