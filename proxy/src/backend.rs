@@ -10,7 +10,8 @@
 //!   connection task went idle wakes it, so a batch of requests from many
 //!   sessions costs one wake-up.
 //! * The connection task moves the queued bytes into its write buffer (a
-//!   buffer swap when it is empty), writes them, and reads replies. Every
+//!   buffer swap when it is empty), yields once so that the sessions woken
+//!   in the same round add theirs, writes them, and reads replies. Every
 //!   reply frame parsed from one read is appended to its session's
 //!   [`Inbox`] (one lock per run of frames for the same session) and each
 //!   session is woken once.
@@ -26,7 +27,6 @@
 //! `backend_send_timeout`. At most `backend_max_pipeline` requests are in
 //! flight; the rest wait in the queue.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -60,60 +60,9 @@ impl BackendError {
     }
 }
 
-thread_local! {
-    /// Connection tasks to wake when this thread is about to go idle
-    /// (`Some` only on a current-thread runtime, see [`defer_flushes`]).
-    static DEFERRED: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
-}
-
-/// Queued bytes above which a connection task is woken at once, even
-/// in deferred mode.
+/// Buffered request bytes above which a connection writes without first
+/// yielding (see [`Step::Yield`]).
 const FLUSH_NOW: usize = 64 * 1024;
-
-/// Deferred flushing for the current thread, which must run a
-/// current-thread runtime calling [`flush_deferred`] from its
-/// `on_thread_park` hook. Submitting requests then does not wake the
-/// connection task at once: it is woken once, when every session that had
-/// input has run and the thread would otherwise sleep, so one write carries
-/// all requests read in that round and the backend is woken once per round
-/// (what Redis does for its replies in `beforeSleep`, and twemproxy by
-/// writing on the next EPOLLOUT).
-pub fn defer_flushes() {
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
-}
-
-/// Wakes the connection tasks whose wake-up was deferred (the runtime's
-/// `on_thread_park` hook).
-pub fn flush_deferred() {
-    let _ = DEFERRED.try_with(|d| {
-        if let Some(v) = d.borrow_mut().as_mut() {
-            for w in v.drain(..) {
-                w.wake();
-            }
-        }
-    });
-}
-
-fn deferring() -> bool {
-    DEFERRED.try_with(|d| d.borrow().is_some()).unwrap_or(false)
-}
-
-/// Wakes a connection task now, or (deferred mode) when the thread idles.
-fn wake_or_defer(w: Waker, now: bool) {
-    let mut w = Some(w);
-    if !now {
-        let _ = DEFERRED.try_with(|d| {
-            if let Some(v) = d.borrow_mut().as_mut()
-                && let Some(x) = w.take()
-            {
-                v.push(x);
-            }
-        });
-    }
-    if let Some(w) = w {
-        w.wake();
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
@@ -434,10 +383,10 @@ impl BackendConn {
             }
             q.batches.extend(out.batches.drain(..));
             q.reqs.extend(out.reqs.drain(..));
-            q.waker.take().map(|w| (w, q.buf.len() >= FLUSH_NOW))
+            q.waker.take()
         };
-        if let Some((w, now)) = w {
-            wake_or_defer(w, now);
+        if let Some(w) = w {
+            w.wake();
         }
     }
 
@@ -638,10 +587,8 @@ struct Run<'a> {
     write_blocked: Option<Instant>,
     /// The next deadline check; pushed later lazily.
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// Whether the buffered requests already waited one yield (always
-    /// set in deferred mode, where the wake-up itself came late).
+    /// Whether the buffered requests already waited one yield.
     yielded: bool,
-    deferred: bool,
     /// Replies parsed from the current read for one session, flushed into
     /// its inbox in one lock.
     run_inbox: Option<Arc<Inbox>>,
@@ -666,7 +613,6 @@ impl<'a> Run<'a> {
             last_write: now,
             write_blocked: None,
             yielded: false,
-            deferred: deferring(),
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             run_inbox: None,
             run_items: Vec::new(),
@@ -833,11 +779,7 @@ impl<'a> Run<'a> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             let mut progress = self.take_queued(cx);
-            if !self.yielded
-                && !self.deferred
-                && self.woff < self.wbuf.len()
-                && self.wbuf.len() < FLUSH_NOW
-            {
+            if !self.yielded && self.woff < self.wbuf.len() && self.wbuf.len() < FLUSH_NOW {
                 self.yielded = true;
                 return Poll::Ready(Step::Yield);
             }
@@ -1083,6 +1025,153 @@ mod tests {
         assert_eq!(frame_len(b"\r\n"), Err(()));
         assert_eq!(frame_len(b"+\n"), Err(()));
         assert_eq!(frame_len(b"$x\r\n"), Err(()));
+    }
+
+    fn opts(max_pipeline: usize) -> Arc<BackendOptions> {
+        Arc::new(BackendOptions {
+            auth: String::new(),
+            recv_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(5),
+            max_pipeline,
+            ping_period: Duration::ZERO,
+            tcp_keepalive: Duration::ZERO,
+        })
+    }
+
+    /// A fake backend answering `:<n>` to the n-th request (from 0).
+    async fn counting_backend() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut buf, mut n) = (Vec::new(), 0u64);
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(k) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..k]);
+                        let mut out = Vec::new();
+                        while let Ok(Some(len)) = frame_len(&buf) {
+                            buf.drain(..len);
+                            out.extend_from_slice(format!(":{n}\r\n").as_bytes());
+                            n += 1;
+                        }
+                        if s.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Waits until `inbox` holds `n` items; returns (seq, reply) pairs.
+    async fn collect(inbox: &Inbox, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < n && Instant::now() < deadline {
+            let (mut data, mut items) = (Vec::new(), Vec::new());
+            if inbox.take(&mut data, &mut items, None) {
+                for it in &items {
+                    assert!(!it.reset, "unexpected reset");
+                    got.push((it.seq, data[it.start..it.end].to_vec()));
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn outgoing_merges_runs() {
+        let a = Arc::new(Inbox::default());
+        let b = Arc::new(Inbox::default());
+        let mut o = Outgoing::default();
+        o.push(b"x", &a, 5, None);
+        o.push(b"yy", &a, 6, None);
+        o.push(b"z", &b, 7, None);
+        o.push(b"w", &a, 9, None);
+        assert_eq!(o.buf, b"xyyzw");
+        assert_eq!(o.reqs.len(), 4);
+        let runs: Vec<u32> = o.batches.iter().map(|b| b.n).collect();
+        assert_eq!(runs, [2, 1, 1]);
+        let mut first = o.batches.remove(0);
+        let front = first.take_front(1);
+        assert!(matches!(front.to, ReplyTo::Session(_, 5)));
+        assert!(matches!(first.to, ReplyTo::Session(_, 6)));
+        assert_eq!((front.n, first.n), (1, 1));
+        // Failing a batch resets each of its sequence numbers.
+        o.batches.remove(0).fail();
+        let (mut data, mut items) = (Vec::new(), Vec::new());
+        assert!(b.take(&mut data, &mut items, None));
+        assert_eq!(items.len(), 1);
+        assert!(items[0].reset && items[0].seq == 7);
+        assert!(!b.take(&mut data, &mut items, None) || items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn pipeline_limit_splits_runs_in_order() {
+        let addr = counting_backend().await;
+        // At most 3 requests in flight: runs of 5 must be split.
+        let conn = BackendConn::spawn(addr, 0, opts(3), false);
+        let a = Arc::new(Inbox::default());
+        let b = Arc::new(Inbox::default());
+        let mut o = Outgoing::default();
+        for seq in 0..5 {
+            o.push(PING, &a, seq, None);
+        }
+        for seq in 100..103 {
+            o.push(PING, &b, seq, None);
+        }
+        for seq in 5..10 {
+            o.push(PING, &a, seq, None);
+        }
+        conn.submit(&mut o);
+        assert!(o.is_empty());
+        let ga = collect(&a, 10).await;
+        let gb = collect(&b, 3).await;
+        let seqs: Vec<u64> = ga.iter().map(|x| x.0).collect();
+        assert_eq!(seqs, (0..10).collect::<Vec<u64>>());
+        // Replies follow the wire order: a0..a4, b100..b102, a5..a9.
+        assert_eq!(ga[4].1, b":4\r\n");
+        assert_eq!(ga[5].1, b":8\r\n");
+        assert_eq!(
+            gb.iter().map(|x| x.1.clone()).collect::<Vec<_>>(),
+            [b":5\r\n".to_vec(), b":6\r\n".to_vec(), b":7\r\n".to_vec()]
+        );
+        assert_eq!(conn.call(PING).await, Ok(b":13\r\n".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_resets_queued_requests() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let conn = BackendConn::spawn(addr, 0, opts(16), false);
+        let a = Arc::new(Inbox::default());
+        let mut o = Outgoing::default();
+        o.push(PING, &a, 0, None);
+        o.push(PING, &a, 1, None);
+        conn.submit(&mut o);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut resets = Vec::new();
+        while resets.len() < 2 && Instant::now() < deadline {
+            let (mut data, mut items) = (Vec::new(), Vec::new());
+            if a.take(&mut data, &mut items, None) {
+                resets.extend(items.iter().filter(|i| i.reset).map(|i| i.seq));
+            } else {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        assert_eq!(resets, [0, 1]);
+        assert_eq!(conn.call(PING).await, Err(BackendError::Reset));
     }
 
     #[test]

@@ -160,11 +160,8 @@ fn run(args: Args) -> Result<(), String> {
     // One CPU: a current-thread runtime (no work-stealing, no cross-thread
     // wake-ups); more: a multi-thread runtime with that many workers.
     let rt = if args.ncpu == 1 {
-        // Backend writes are flushed when the thread is about to idle.
-        backend::defer_flushes();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_park(backend::flush_deferred)
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()

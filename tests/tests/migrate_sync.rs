@@ -809,3 +809,169 @@ fn target_killed_mid_slot_then_rerun() {
     }
     assert_reply(&c.cmd("DBSIZE"), &int(0));
 }
+
+/// Sends `head` followed by `items` in commands of at most `per` items.
+fn bulk_fill(c: &mut Conn, head: &[&str], items: &[String], per: usize) {
+    for chunk in items.chunks(per) {
+        let mut argv: Vec<&str> = head.to_vec();
+        argv.extend(chunk.iter().map(String::as_str));
+        ok(c, &argv);
+    }
+}
+
+/// The content of a big key fetched in pieces (the harness re-parses a
+/// partial reply on every read, so one huge reply is slow): elements in
+/// order for lists and zsets (with scores), sorted for hashes and sets.
+fn big_content(c: &mut Conn, key: &str) -> (String, Vec<Vec<u8>>) {
+    let t = c.send_value(&["TYPE", key]).as_text().unwrap();
+    let items = |v: &Value| -> Vec<Vec<u8>> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_bytes().unwrap().to_vec())
+            .collect()
+    };
+    let mut out = Vec::new();
+    match t.as_str() {
+        "string" => out.push(c.send_value(&["GET", key]).as_bytes().unwrap().to_vec()),
+        "list" | "zset" => {
+            let (cmd, extra) = if t == "list" {
+                ("LRANGE", None)
+            } else {
+                ("ZRANGE", Some("WITHSCORES"))
+            };
+            for start in (0..).step_by(10_000) {
+                let (a, b) = (start.to_string(), (start + 9_999).to_string());
+                let mut argv = vec![cmd, key, &a, &b];
+                argv.extend(extra);
+                let got = items(&c.send_value(&argv));
+                if got.is_empty() {
+                    break;
+                }
+                out.extend(got);
+            }
+        }
+        "hash" | "set" => {
+            let cmd = if t == "hash" { "HSCAN" } else { "SSCAN" };
+            let mut cursor = "0".to_string();
+            loop {
+                let v = c.send_value(&[cmd, key, &cursor, "COUNT", "10000"]);
+                let a = v.as_array().unwrap();
+                cursor = a[0].as_text().unwrap();
+                let got = items(&a[1]);
+                if t == "hash" {
+                    out.extend(
+                        got.chunks(2)
+                            .map(|p| [&p[0][..], b"\0", &p[1][..]].concat()),
+                    );
+                } else {
+                    out.extend(got);
+                }
+                if cursor == "0" {
+                    break;
+                }
+            }
+            out.sort();
+            out.dedup();
+        }
+        other => panic!("{key}: unexpected type {other}"),
+    }
+    (t, out)
+}
+
+/// Big values (300k-element hash, list, zset and set, a 20 MB string) move
+/// in one SLOTSMGRTTAGONE while another client keeps being served: its
+/// PINGs and GETs of an unrelated key all succeed (the source serializes,
+/// sends and deletes big values in slices). No timing assertion: the
+/// longest round trip is only printed.
+#[test]
+fn big_values_move_while_other_clients_are_served() {
+    let (s, d) = (Server::start(&[]), Server::start(&[]));
+    let (mut src, mut dst) = (s.conn(), d.conn());
+    src.set_timeout(Duration::from_secs(120));
+    dst.set_timeout(Duration::from_secs(120));
+    let n: u64 = 300_000;
+    let fields: Vec<String> = (0..n)
+        .flat_map(|i| [format!("field:{i}"), format!("value:{i}")])
+        .collect();
+    bulk_fill(&mut src, &["HSET", "{big}h"], &fields, 2000);
+    let elems: Vec<String> = (0..n).map(|i| format!("elem:{i}")).collect();
+    bulk_fill(&mut src, &["RPUSH", "{big}l"], &elems, 1000);
+    bulk_fill(&mut src, &["SADD", "{big}s"], &elems, 1000);
+    let scored: Vec<String> = (0..n)
+        .flat_map(|i| [format!("{}", (i * 7919) % 100_003), format!("elem:{i}")])
+        .collect();
+    bulk_fill(&mut src, &["ZADD", "{big}z"], &scored, 2000);
+    let big_str: String = (0..20_000_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    ok(&mut src, &["SET", "{big}str", &big_str]);
+    ok(&mut src, &["PEXPIRE", "{big}h", "600000"]);
+    ok(&mut src, &["SET", "other", "still-here"]);
+    ok(&mut dst, &["SET", "other", "still-here"]);
+    let keys: Vec<String> = ["{big}h", "{big}l", "{big}s", "{big}z", "{big}str"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let before: Vec<_> = keys
+        .iter()
+        .map(|k| (big_content(&mut src, k), pttl(&mut src, k)))
+        .collect();
+    assert_eq!(before[0].0.1.len(), 300_000);
+    assert_eq!(before[4].0.1[0].len(), big_str.len());
+    drop(big_str);
+
+    // The concurrent client: PING / GET on both servers until told to stop.
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let ports = [s.port(), d.port()];
+    let prober = thread::spawn(move || {
+        let mut conns: Vec<Conn> = ports.iter().map(|&p| Conn::connect(p).unwrap()).collect();
+        let (mut ops, mut worst) = (0u64, [Duration::ZERO; 2]);
+        while stop_rx.try_recv().is_err() {
+            for (c, w) in conns.iter_mut().zip(&mut worst) {
+                let t = Instant::now();
+                assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
+                assert_reply(&c.send(&["GET", "other"]), b"$10\r\nstill-here\r\n");
+                *w = (*w).max(t.elapsed());
+                ops += 2;
+            }
+        }
+        (ops, worst)
+    });
+    let t = Instant::now();
+    let r = src.send(&[
+        "SLOTSMGRTTAGONE",
+        "127.0.0.1",
+        &d.port().to_string(),
+        "30000",
+        "{big}h",
+    ]);
+    let took = t.elapsed();
+    thread::sleep(Duration::from_millis(100));
+    stop_tx.send(()).unwrap();
+    let (ops, worst) = prober.join().expect("the concurrent client failed");
+    eprintln!(
+        "moved 5 big keys in {took:?}; concurrent client: {ops} commands, longest PING+GET on source / target {:?} / {:?}",
+        worst[0], worst[1]
+    );
+    assert_reply(&r, &int(5));
+    assert!(ops > 0);
+    for (k, (content, ttl)) in keys.iter().zip(&before) {
+        assert_eq!(src.send_value(&["EXISTS", k]).as_int(), Some(0), "{k} left");
+        assert!(
+            big_content(&mut dst, k) == *content,
+            "{k} differs on the target"
+        );
+        let t = pttl(&mut dst, k);
+        assert!(
+            if *ttl < 0 {
+                t == -1
+            } else {
+                t > 0 && t <= *ttl
+            },
+            "{k}: ttl {t} vs {ttl}"
+        );
+    }
+    assert_reply(&src.cmd("DBSIZE"), &int(1));
+    assert_reply(&dst.cmd("SLOTSCHECK"), b"+OK\r\n");
+}

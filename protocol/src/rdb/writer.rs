@@ -3,6 +3,15 @@
 
 use super::{WRITE_VERSION, crc64, types};
 
+/// The running checksum of a streamed payload (same CRC as [`crc64`]).
+type Digest = crc::Digest<'static, u64, crc::Table<16>>;
+
+fn digest() -> Digest {
+    static CRC: crc::Crc<u64, crc::Table<16>> =
+        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    CRC.digest()
+}
+
 /// Appends an RDB length (`rdbSaveLen`): 6-bit, 14-bit, 32-bit or 64-bit form.
 pub fn write_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
@@ -37,11 +46,30 @@ pub fn write_blob(out: &mut Vec<u8>, b: &[u8]) {
 /// let payload = w.finish();
 /// assert_eq!(payload[0], 1);
 /// ```
-#[derive(Debug)]
+///
+/// A big value can also be streamed: [`take_piece`](Self::take_piece) hands
+/// out the bytes written so far (folding them into a running checksum) and
+/// `finish` then returns only the last piece; the pieces concatenated are
+/// exactly the payload `finish` would have returned in one go. A huge
+/// string can be written in parts with [`string_header`](Self::string_header)
+/// and [`raw`](Self::raw).
 pub struct PayloadWriter {
     buf: Vec<u8>,
-    /// Elements still expected (checked in debug builds).
+    /// Elements (string bytes after `string_header`) still expected
+    /// (checked in debug builds).
     left: u64,
+    /// Checksum of the pieces already handed out (streaming only).
+    crc: Option<Digest>,
+}
+
+impl std::fmt::Debug for PayloadWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadWriter")
+            .field("buffered", &self.buf.len())
+            .field("left", &self.left)
+            .field("streamed", &self.crc.is_some())
+            .finish()
+    }
 }
 
 impl PayloadWriter {
@@ -49,7 +77,11 @@ impl PayloadWriter {
         let mut buf = Vec::with_capacity(64);
         buf.push(ty);
         write_len(&mut buf, len);
-        PayloadWriter { buf, left: len }
+        PayloadWriter {
+            buf,
+            left: len,
+            crc: None,
+        }
     }
 
     /// A string value (complete: call `finish` next).
@@ -57,7 +89,35 @@ impl PayloadWriter {
         let mut buf = Vec::with_capacity(v.len() + 20);
         buf.push(types::STRING);
         write_blob(&mut buf, v);
-        PayloadWriter { buf, left: 0 }
+        PayloadWriter {
+            buf,
+            left: 0,
+            crc: None,
+        }
+    }
+
+    /// A string value of `len` bytes whose bytes are added in parts with
+    /// [`raw`](Self::raw) (same payload as [`string`](Self::string)).
+    pub fn string_header(len: usize) -> PayloadWriter {
+        Self::start(types::STRING, len as u64)
+    }
+
+    /// The next bytes of a string started with
+    /// [`string_header`](Self::string_header).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        debug_assert!(self.left >= bytes.len() as u64, "more bytes than announced");
+        self.left = self.left.saturating_sub(bytes.len() as u64);
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Streaming: returns the bytes written since the last call (the next
+    /// piece of the payload) and folds them into the running checksum. The
+    /// writer keeps a buffer of the same capacity for the next piece.
+    pub fn take_piece(&mut self) -> Vec<u8> {
+        let cap = self.buf.capacity();
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+        self.crc.get_or_insert_with(digest).update(&piece);
+        piece
     }
 
     /// A list of `len` elements, added with [`elem`](Self::elem).
@@ -85,7 +145,7 @@ impl PayloadWriter {
         self.buf.reserve(additional);
     }
 
-    /// Bytes written so far.
+    /// Bytes written so far (since the last [`take_piece`](Self::take_piece)).
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -133,12 +193,19 @@ impl PayloadWriter {
         write_blob(&mut self.buf, value);
     }
 
-    /// Appends the version and the checksum and returns the payload.
+    /// Appends the version and the checksum and returns the payload (after
+    /// [`take_piece`](Self::take_piece): its last piece).
     pub fn finish(self) -> Vec<u8> {
         debug_assert_eq!(self.left, 0, "fewer elements than announced");
         let mut buf = self.buf;
         buf.extend_from_slice(&WRITE_VERSION.to_le_bytes());
-        let crc = crc64(&buf);
+        let crc = match self.crc {
+            Some(mut d) => {
+                d.update(&buf);
+                d.finalize()
+            }
+            None => crc64(&buf),
+        };
         buf.extend_from_slice(&crc.to_le_bytes());
         buf
     }
@@ -173,6 +240,37 @@ mod tests {
         assert_eq!(enc(16384), [0x80, 0, 0, 0x40, 0]);
         assert_eq!(enc(u64::from(u32::MAX)), [0x80, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(enc(1 << 32), [0x81, 0, 0, 0, 1, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn streamed_pieces_match_one_go() {
+        let mut w = PayloadWriter::list(300);
+        let mut one = PayloadWriter::list(300);
+        let mut pieces = Vec::new();
+        for i in 0..300u32 {
+            let e = i.to_string().repeat(i as usize % 7);
+            w.elem(e.as_bytes());
+            one.elem(e.as_bytes());
+            if i % 50 == 0 {
+                pieces.extend(w.take_piece());
+            }
+        }
+        pieces.extend(w.finish());
+        assert_eq!(pieces, one.finish());
+
+        let s = vec![b'x'; 100_000];
+        let mut w = PayloadWriter::string_header(s.len());
+        let mut pieces = w.take_piece();
+        for part in s.chunks(30_000) {
+            w.raw(part);
+            pieces.extend(w.take_piece());
+        }
+        pieces.extend(w.finish());
+        assert_eq!(pieces, PayloadWriter::string(&s).finish());
+        assert_eq!(
+            super::super::decode(&pieces),
+            Ok(super::super::Value::Str(s))
+        );
     }
 
     #[test]

@@ -8,16 +8,36 @@
 //! 2. with the slot locked, pick the key(s) (the key, its tag group through the
 //!    tag index, or a random key of the slot and maybe its tag group); unlock,
 //!    register them in flight (`Server::begin_flight`, which also waits out
-//!    writes already past the gate), lock again and serialize each as a DUMP
-//!    payload with its remaining TTL (min 1 ms, 0 = none);
+//!    writes already past the gate), then serialize each as a DUMP payload
+//!    (see "Big values" below), in the spawned task, never in the handler;
 //! 3. send `[AUTH <our requirepass>] [SELECT db] SLOTSRESTORE k ttl p ...`
-//!    (written in 64 KB pieces, each bounded by the timeout) and read one reply
-//!    per command (each read bounded by the timeout); the AUTH/SELECT prefix
-//!    is answered before SLOTSRESTORE is sent (see below);
-//! 4. on `+OK`, lock the slot again and delete exactly the shipped keys (only
-//!    entries that are still the ones serialized), then end the flight and
-//!    reply (`moved`, or `[moved, remaining]` with the slot size after the
-//!    deletion). On any error nothing is deleted and the socket is closed.
+//!    with each key's remaining TTL at sending time (min 1 ms, 0 = none),
+//!    written in 64 KB pieces, each bounded by the timeout (a yield to other
+//!    tasks every MiB; payload pieces are freed as they are sent), and read
+//!    one reply per command (each read bounded by the timeout); the
+//!    AUTH/SELECT prefix is answered before SLOTSRESTORE is sent (see below);
+//! 4. on `+OK`, delete exactly the shipped keys (only entries that are still
+//!    the ones serialized), 256 per slot lock with a yield in between, big
+//!    values freed on the lazy-free thread (`db::drop_later`); then end the
+//!    flight and reply (`moved`, or `[moved, remaining]` with the slot size
+//!    after the deletion). On any error nothing is deleted and the socket is
+//!    closed.
+//!
+//! Big values: a value of fewer than 1,000 elements and 256 KiB is
+//! serialized in one go under the slot lock, as `DUMP` does. A bigger one is
+//! written in slices ([`Slicer`]): each slice holds the slot lock for about
+//! 250 µs, then the lock is released and the task yields to the other
+//! clients before resuming from a cursor (lists by index, zsets by rank,
+//! strings by byte offset, hashes and sets by their SCAN cursor: the value
+//! cannot change while in flight, so a full bucket walk meets every element
+//! exactly once). The element count goes in the header up front; the
+//! payload is handed out in pieces of about 512 KiB with a running CRC-64
+//! (`PayloadWriter::take_piece`), so no big buffer is ever copied, grown or
+//! checksummed in one go. The pieces are byte for byte what `DUMP` gives
+//! for lists, zsets and strings (hashes and sets: same content, bucket
+//! order). Before every slice the key is looked up again: if it was deleted
+//! (FLUSHDB, expiry) or replaced (SLOTSRESTORE) meanwhile, or its size
+//! changed, it is dropped from the batch (not moved, not deleted).
 //!
 //! Where we differ from Codis:
 //! * Codis blocks the whole server (blocking socket I/O in the event loop)
@@ -43,10 +63,13 @@
 //!   non-listening port (its non-blocking connect "succeeds" and the write
 //!   fails); only a name that does not resolve or a bad port gives
 //!   `ERR Can't connect to target node: <reason>`.
-//! * Like Codis, each value is still serialized and sent as one payload: a
-//!   very big key is dumped under its slot lock in one go (other slots are
-//!   unaffected) and must reach the target within the timeout. The async
-//!   family (`migrate/asyncm.rs`) is the one that chunks big values.
+//! * Codis serializes a big value in one go, blocking the server. We slice
+//!   the serialization, the sending and the deletion (see "Big values"), so
+//!   other clients keep being served; the value still travels as one
+//!   payload in one SLOTSRESTORE and must reach the target within the
+//!   timeout (every 64 KB write is bounded by it). The async family
+//!   (`migrate/asyncm.rs`) is the one that also splits big values into
+//!   several messages on the wire.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +79,9 @@ use protocol::slot::{hash_tag, slot_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::db::{Entry, KeyAccess, Object, SlotRef, ValueRef};
+use protocol::rdb::PayloadWriter;
+
+use crate::db::{Entry, KeyAccess, Object, SlotRef, ValueRef, now_ms};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::Ctx;
 use crate::migrate::{FlightGuard, KeySet};
@@ -70,6 +95,21 @@ const MAX_IDLE_PER_TARGET: usize = 4;
 const WRITE_PIECE: usize = 64 * 1024;
 /// Longest reply line accepted from the target.
 const MAX_LINE: usize = 64 * 1024;
+/// Bytes written to the target between two yields to the other tasks.
+const YIELD_BYTES: usize = 1 << 20;
+/// A value with at least this many elements, or this many heap bytes (a
+/// string: bytes), is serialized in slices; smaller ones in one go.
+const BIG_ELEMS: usize = 1000;
+const BIG_BYTES: usize = 256 * 1024;
+/// A slice of serialization (slot locked) ends once it ran this long.
+const SLICE_TIME: Duration = Duration::from_micros(250);
+/// A payload piece is handed out once this many bytes are buffered.
+const PIECE_BYTES: usize = 512 * 1024;
+/// Elements (string bytes) written between two checks of the budgets.
+const STEP_ELEMS: usize = 128;
+const STEP_BYTES: usize = 64 * 1024;
+/// Shipped keys deleted per slot lock after the target's OK.
+const DELETE_SLICE: usize = 256;
 
 /// What one command moves.
 #[derive(Debug, Clone)]
@@ -202,8 +242,10 @@ struct Step {
 /// One key selected for shipping.
 struct Item {
     key: Vec<u8>,
-    ttl: u64,
-    payload: Vec<u8>,
+    /// Absolute expiry (unix ms); the TTL is computed when sending.
+    expire: Option<u64>,
+    /// The DUMP payload in pieces (one for a small value), freed as sent.
+    payload: Vec<Vec<u8>>,
     id: Identity,
 }
 
@@ -218,7 +260,8 @@ enum Pick {
     Empty(usize),
     /// The key is part of another step in flight: wait for it.
     Busy(Arc<KeySet>),
-    Ready(Batch),
+    /// The keys to ship, registered in flight (not serialized yet).
+    Ready(Vec<Vec<u8>>, FlightGuard),
 }
 
 /// Which stored entry a key was when it was serialized: its blob and object
@@ -312,18 +355,30 @@ impl Step {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let batch = loop {
+        let (keys, guard) = loop {
             match self.pick()? {
                 Pick::Busy(set) => set.wait().await,
                 Pick::Empty(remaining) => {
                     self.srv.sync_sockets.put(key, conn);
                     return Ok(self.reply(0, remaining));
                 }
-                Pick::Ready(b) => break b,
+                Pick::Ready(keys, guard) => break (keys, guard),
             }
         };
-        self.exchange(&mut conn, &batch).await?;
-        let remaining = self.delete(&batch);
+        let items = self.serialize(keys).await?;
+        if items.is_empty() {
+            // Every key expired or vanished before it was serialized.
+            let remaining = self.slot_len();
+            drop(guard);
+            self.srv.sync_sockets.put(key, conn);
+            return Ok(self.reply(0, remaining));
+        }
+        let mut batch = Batch {
+            items,
+            _guard: guard,
+        };
+        self.exchange(&mut conn, &mut batch).await?;
+        let remaining = self.delete(&batch).await;
         let moved = batch.items.len();
         drop(batch);
         self.srv.sync_sockets.put(key, conn);
@@ -381,15 +436,20 @@ impl Step {
         })
     }
 
-    /// With the slot locked: choose and serialize the keys, register them in
-    /// flight.
+    fn slot_len(&self) -> usize {
+        self.srv
+            .ks
+            .db(self.db)
+            .map_or(0, |d| d.slot_len(self.what.slot()))
+    }
+
+    /// With the slot locked: choose the keys, then register them in flight.
     fn pick(&self) -> Result<Pick, CmdError> {
         let srv = &self.srv;
         let db = srv
             .ks
             .db(self.db)
             .ok_or(CmdError::Static(errors::INVALID_DB))?;
-        let now = crate::db::now_ms();
         let r = srv.ks.lock_slot(db, self.what.slot());
         let key = match &self.what {
             What::One(k) | What::TagOne(k) => k.clone(),
@@ -412,29 +472,61 @@ impl Step {
         // running or start from here on (migrate/mod.rs).
         drop(r);
         let guard = srv.begin_flight(self.db, KeySet::new(group.iter().cloned()));
-        let mut r = srv.ks.lock_slot(db, self.what.slot());
-        let mut items = Vec::with_capacity(group.len());
-        for k in group {
-            // The lookup expires lazily: a key past its TTL is not moved.
-            let Some(e) = r.get(&k, now) else { continue };
-            let ttl = e.expire().map_or(0, |x| x.saturating_sub(now).max(1));
-            let payload = crate::cmd::dump::dump_payload(e.value());
-            let id = identity(e);
-            items.push(Item {
-                key: k,
-                ttl,
-                payload,
-                id,
-            });
+        Ok(Pick::Ready(group, guard))
+    }
+
+    /// Serializes the registered keys in slices of about [`SLICE_TIME`]
+    /// with the slot locked, yielding to the other tasks in between. Keys
+    /// that are gone (or expired: the lookup expires lazily) are skipped, as
+    /// are big values deleted or replaced part-way.
+    async fn serialize(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Item>, CmdError> {
+        let srv = &self.srv;
+        let db = srv
+            .ks
+            .db(self.db)
+            .ok_or(CmdError::Static(errors::INVALID_DB))?;
+        let mut items = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter();
+        let mut big: Option<Slicer> = None;
+        loop {
+            let deadline = Instant::now() + SLICE_TIME;
+            let now = now_ms();
+            {
+                // The slot lock must not live across the yield.
+                let mut r = srv.ks.lock_slot(db, self.what.slot());
+                loop {
+                    if let Some(b) = big.as_mut() {
+                        match b.advance(&mut r, deadline) {
+                            Progress::More => break,
+                            Progress::Done => items.extend(big.take().map(Slicer::into_item)),
+                            Progress::Gone => big = None,
+                        }
+                    } else {
+                        let Some(k) = keys.next() else {
+                            return Ok(items);
+                        };
+                        let Some(e) = r.get(&k, now) else { continue };
+                        let (expire, id) = (e.expire(), identity(e));
+                        let v = e.value();
+                        if is_big(v) {
+                            big = Some(Slicer::new(k, expire, id, v));
+                            continue;
+                        }
+                        let payload = vec![crate::cmd::dump::dump_payload(v)];
+                        items.push(Item {
+                            key: k,
+                            expire,
+                            payload,
+                            id,
+                        });
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
         }
-        if items.is_empty() {
-            return Ok(Pick::Empty(r.len()));
-        }
-        drop(r);
-        Ok(Pick::Ready(Batch {
-            items,
-            _guard: guard,
-        }))
     }
 
     /// Sends the request and checks every reply. The AUTH / SELECT prefix
@@ -442,7 +534,7 @@ impl Step {
     /// before SLOTSRESTORE: pipelined as in Codis, a target that refused the
     /// prefix would still run SLOTSRESTORE, unauthenticated or in the wrong
     /// DB, while the source keeps the keys.
-    async fn exchange(&self, conn: &mut Cached, batch: &Batch) -> Result<(), CmdError> {
+    async fn exchange(&self, conn: &mut Cached, batch: &mut Batch) -> Result<(), CmdError> {
         let mut prefix = Vec::new();
         let mut expect = Vec::with_capacity(2);
         let pass = self.srv.config().requirepass.clone();
@@ -458,37 +550,75 @@ impl Step {
         if !expect.is_empty() {
             self.round_trip(conn, &prefix, &expect).await?;
         }
-        let size: usize = batch
-            .items
-            .iter()
-            .map(|i| i.key.len() + i.payload.len() + 64)
-            .sum();
-        let mut req = Vec::with_capacity(size + 32);
-        push_header(&mut req, b'*', 1 + 3 * batch.items.len());
-        push_bulk(&mut req, b"SLOTSRESTORE");
-        for it in &batch.items {
+        // Small parts are gathered in `buf`; payload pieces that do not fit
+        // are written as they are and freed once sent.
+        let now = now_ms();
+        let mut sent = 0usize;
+        let mut buf = Vec::with_capacity(WRITE_PIECE + 1024);
+        push_header(&mut buf, b'*', 1 + 3 * batch.items.len());
+        push_bulk(&mut buf, b"SLOTSRESTORE");
+        for it in &mut batch.items {
+            let ttl = it.expire.map_or(0, |x| x.saturating_sub(now).max(1));
             let mut b = itoa::Buffer::new();
-            push_bulk(&mut req, &it.key);
-            push_bulk(&mut req, b.format(it.ttl).as_bytes());
-            push_bulk(&mut req, &it.payload);
+            push_bulk(&mut buf, &it.key);
+            push_bulk(&mut buf, b.format(ttl).as_bytes());
+            push_header(&mut buf, b'$', it.payload.iter().map(Vec::len).sum());
+            for piece in std::mem::take(&mut it.payload) {
+                if buf.len() + piece.len() <= WRITE_PIECE {
+                    buf.extend_from_slice(&piece);
+                } else {
+                    self.write(conn, &buf, &mut sent).await?;
+                    buf.clear();
+                    self.write(conn, &piece, &mut sent).await?;
+                }
+            }
+            buf.extend_from_slice(b"\r\n");
+            if buf.len() >= WRITE_PIECE {
+                self.write(conn, &buf, &mut sent).await?;
+                buf.clear();
+            }
         }
-        self.round_trip(conn, &req, &[Expect::Restore]).await
+        self.write(conn, &buf, &mut sent).await?;
+        self.read_replies(conn, &[Expect::Restore]).await
     }
 
-    /// Writes `req` in 64 KB pieces, then reads one reply line per entry of
-    /// `expect`; every write and read is bounded by the timeout.
+    /// Writes `bytes` in 64 KB pieces, each bounded by the timeout, yielding
+    /// to the other tasks every [`YIELD_BYTES`] (`sent` carries the count
+    /// across calls).
+    async fn write(
+        &self,
+        conn: &mut Cached,
+        bytes: &[u8],
+        sent: &mut usize,
+    ) -> Result<(), CmdError> {
+        for piece in bytes.chunks(WRITE_PIECE) {
+            match tokio::time::timeout(self.timeout, conn.stream.write_all(piece)).await {
+                Ok(Ok(())) => {}
+                _ => return Err(CmdError::Static(errors::MGRT_WRITE)),
+            }
+            *sent += piece.len();
+            if *sent >= YIELD_BYTES {
+                *sent = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `req`, then reads one reply line per entry of `expect`.
     async fn round_trip(
         &self,
         conn: &mut Cached,
         req: &[u8],
         expect: &[Expect],
     ) -> Result<(), CmdError> {
-        for piece in req.chunks(WRITE_PIECE) {
-            match tokio::time::timeout(self.timeout, conn.stream.write_all(piece)).await {
-                Ok(Ok(())) => {}
-                _ => return Err(CmdError::Static(errors::MGRT_WRITE)),
-            }
-        }
+        self.write(conn, req, &mut 0).await?;
+        self.read_replies(conn, expect).await
+    }
+
+    /// Reads one reply line per entry of `expect`, each bounded by the
+    /// timeout; the first one that is not `+...` fails the step.
+    async fn read_replies(&self, conn: &mut Cached, expect: &[Expect]) -> Result<(), CmdError> {
         for &e in expect {
             let line = match tokio::time::timeout(self.timeout, read_line(conn)).await {
                 Ok(Some(l)) => l,
@@ -521,18 +651,225 @@ impl Step {
     }
 
     /// After the target's OK: deletes the shipped keys that are still the
-    /// entries serialized; returns the slot size afterwards.
-    fn delete(&self, batch: &Batch) -> usize {
+    /// entries serialized, [`DELETE_SLICE`] per slot lock (big values are
+    /// freed on the lazy-free thread); returns the slot size afterwards.
+    async fn delete(&self, batch: &Batch) -> usize {
         let Some(db) = self.srv.ks.db(self.db) else {
             return 0;
         };
-        let mut r = self.srv.ks.lock_slot(db, self.what.slot());
-        for it in &batch.items {
-            if r.peek(&it.key).is_some_and(|e| identity(e) == it.id) {
-                r.remove(&it.key);
+        let mut items = batch.items.iter();
+        let mut freed = Vec::new();
+        loop {
+            let remaining = {
+                let mut r = self.srv.ks.lock_slot(db, self.what.slot());
+                for it in items.by_ref().take(DELETE_SLICE) {
+                    if r.peek(&it.key).is_some_and(|e| identity(e) == it.id) {
+                        freed.extend(r.remove(&it.key));
+                    }
+                }
+                r.len()
+            };
+            freed.drain(..).for_each(crate::db::drop_later);
+            if items.len() == 0 {
+                return remaining;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// True when `v` is serialized in slices (see the module comment).
+fn is_big(v: ValueRef<'_>) -> bool {
+    match v {
+        ValueRef::Str(s) => s.len() >= BIG_BYTES,
+        ValueRef::Obj(Object::Str(s)) => s.len() >= BIG_BYTES,
+        ValueRef::Obj(Object::List(l)) => l.len() >= BIG_ELEMS || l.heap_size() >= BIG_BYTES,
+        ValueRef::Obj(Object::Hash(h)) => h.len() >= BIG_ELEMS || h.heap_size() >= BIG_BYTES,
+        ValueRef::Obj(Object::Set(x)) => x.len() >= BIG_ELEMS || x.heap_size() >= BIG_BYTES,
+        ValueRef::Obj(Object::ZSet(z)) => z.len() >= BIG_ELEMS || z.heap_size() >= BIG_BYTES,
+    }
+}
+
+/// What one slice of a [`Slicer`] achieved.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    /// Budget used up: unlock, yield, call again.
+    More,
+    /// Every element written: [`Slicer::into_item`].
+    Done,
+    /// The key was deleted or replaced, or its size changed: drop it.
+    Gone,
+}
+
+/// A big value being serialized in slices, resuming from a cursor.
+struct Slicer {
+    item: Item,
+    w: PayloadWriter,
+    /// Elements announced in the header (a string: its bytes).
+    total: usize,
+    /// Elements (bytes) written so far: the list index, the zset rank or
+    /// the string offset to resume from.
+    done: usize,
+    /// Hash / set SCAN cursor (0 = start, or done once `done == total`).
+    cursor: u64,
+}
+
+impl Slicer {
+    fn new(key: Vec<u8>, expire: Option<u64>, id: Identity, v: ValueRef<'_>) -> Slicer {
+        let (mut w, total) = match v {
+            ValueRef::Str(s) => (PayloadWriter::string_header(s.len()), s.len()),
+            ValueRef::Obj(Object::Str(s)) => (PayloadWriter::string_header(s.len()), s.len()),
+            ValueRef::Obj(Object::List(l)) => (PayloadWriter::list(l.len()), l.len()),
+            ValueRef::Obj(Object::Hash(h)) => (PayloadWriter::hash(h.len()), h.len()),
+            ValueRef::Obj(Object::Set(x)) => (PayloadWriter::set(x.len()), x.len()),
+            ValueRef::Obj(Object::ZSet(z)) => (PayloadWriter::zset(z.len()), z.len()),
+        };
+        // A piece plus one step of ordinary elements: no regrowth.
+        w.reserve(PIECE_BYTES + STEP_BYTES);
+        Slicer {
+            item: Item {
+                key,
+                expire,
+                payload: Vec::new(),
+                id,
+            },
+            w,
+            total,
+            done: 0,
+            cursor: 0,
+        }
+    }
+
+    /// One slice with the slot locked: looks the key up again and writes
+    /// elements until they are all written or `deadline` passed (at least
+    /// one step either way).
+    fn advance(&mut self, r: &mut SlotRef<'_>, deadline: Instant) -> Progress {
+        match r.peek(&self.item.key) {
+            Some(e) if identity(e) == self.item.id => self.slice(e.value(), deadline),
+            _ => Progress::Gone,
+        }
+    }
+
+    /// Hands out a piece when enough is buffered; More once past `deadline`.
+    fn checkpoint(&mut self, deadline: Instant) -> Option<Progress> {
+        if self.w.len() >= PIECE_BYTES {
+            self.item.payload.push(self.w.take_piece());
+        }
+        (Instant::now() >= deadline).then_some(Progress::More)
+    }
+
+    fn slice(&mut self, v: ValueRef<'_>, deadline: Instant) -> Progress {
+        let n = match v {
+            ValueRef::Str(s) => s.len(),
+            ValueRef::Obj(o) => match o {
+                Object::Str(s) => s.len(),
+                Object::List(l) => l.len(),
+                Object::Hash(h) => h.len(),
+                Object::Set(x) => x.len(),
+                Object::ZSet(z) => z.len(),
+            },
+        };
+        if n != self.total {
+            return Progress::Gone;
+        }
+        let total = self.total;
+        match v {
+            ValueRef::Str(s) => self.string(s, deadline),
+            ValueRef::Obj(Object::Str(s)) => self.string(s, deadline),
+            ValueRef::Obj(Object::List(l)) => {
+                // One positioning per slice (`iter_from` walks the nodes).
+                let mut it = l.iter_from(self.done);
+                while self.done < total {
+                    for e in it.by_ref().take(STEP_ELEMS) {
+                        self.w.elem(e);
+                        self.done += 1;
+                    }
+                    if self.done < total
+                        && let Some(p) = self.checkpoint(deadline)
+                    {
+                        return p;
+                    }
+                }
+                Progress::Done
+            }
+            ValueRef::Obj(Object::ZSet(z)) => {
+                while self.done < total {
+                    let end = (self.done + STEP_ELEMS).min(total);
+                    let w = &mut self.w;
+                    z.for_ranks(self.done, end, false, |m, s| w.zelem(m, s));
+                    self.done = end;
+                    if self.done < total
+                        && let Some(p) = self.checkpoint(deadline)
+                    {
+                        return p;
+                    }
+                }
+                Progress::Done
+            }
+            ValueRef::Obj(Object::Hash(h)) => loop {
+                let (w, done) = (&mut self.w, &mut self.done);
+                // HSCAN counts fields and values.
+                self.cursor = h.scan(self.cursor, 2 * STEP_ELEMS, |f, v| {
+                    if *done < total {
+                        w.pair(f, v);
+                    }
+                    *done += 1;
+                });
+                if let Some(p) = self.scanned(deadline) {
+                    return p;
+                }
+            },
+            ValueRef::Obj(Object::Set(x)) => loop {
+                let (w, done) = (&mut self.w, &mut self.done);
+                self.cursor = x.scan(self.cursor, STEP_ELEMS, |m| {
+                    if *done < total {
+                        m.with_bytes(|b| w.elem(b));
+                    }
+                    *done += 1;
+                });
+                if let Some(p) = self.scanned(deadline) {
+                    return p;
+                }
+            },
+        }
+    }
+
+    /// After one scan step: Done / Gone when the walk ended (every element
+    /// met exactly once, or not), More when out of budget, None to go on.
+    fn scanned(&mut self, deadline: Instant) -> Option<Progress> {
+        if self.cursor == 0 || self.done > self.total {
+            // A walk of an unchanged table meets each element once.
+            return Some(if self.done == self.total {
+                Progress::Done
+            } else {
+                Progress::Gone
+            });
+        }
+        self.checkpoint(deadline)
+    }
+
+    fn string(&mut self, s: &[u8], deadline: Instant) -> Progress {
+        while self.done < self.total {
+            let end = (self.done + STEP_BYTES).min(self.total);
+            let Some(part) = s.get(self.done..end) else {
+                return Progress::Gone;
+            };
+            self.w.raw(part);
+            self.done = end;
+            if self.done < self.total
+                && let Some(p) = self.checkpoint(deadline)
+            {
+                return p;
             }
         }
-        r.len()
+        Progress::Done
+    }
+
+    /// The finished item: the last piece carries the version and CRC.
+    fn into_item(self) -> Item {
+        let mut item = self.item;
+        item.payload.push(self.w.finish());
+        item
     }
 }
 
@@ -625,6 +962,177 @@ mod tests {
             let mut c = cached(port).await;
             drop(l);
             assert_eq!(read_line(&mut c).await, None);
+        });
+    }
+
+    use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
+    use protocol::rdb::{Value, decode};
+    use std::collections::BTreeSet;
+
+    /// Serializes `v` with a [`Slicer`]; `tight`: one step per slice.
+    fn sliced(v: ValueRef<'_>, tight: bool) -> (Vec<u8>, usize, usize) {
+        let mut s = Slicer::new(b"k".to_vec(), None, Identity(0, 0), v);
+        let mut slices = 0;
+        loop {
+            slices += 1;
+            let deadline = if tight {
+                Instant::now()
+            } else {
+                Instant::now() + Duration::from_secs(3600)
+            };
+            match s.slice(v, deadline) {
+                Progress::More => assert!(slices < 1_000_000),
+                Progress::Done => break,
+                Progress::Gone => panic!("value reported gone"),
+            }
+        }
+        let item = s.into_item();
+        let pieces = item.payload.len();
+        (item.payload.concat(), slices, pieces)
+    }
+
+    fn dump(v: ValueRef<'_>) -> Vec<u8> {
+        crate::cmd::dump::dump_payload(v)
+    }
+
+    #[test]
+    fn sliced_lists_zsets_strings_match_dump() {
+        let n = 50_000;
+        let mut l = List::new();
+        let mut z = ZSet::new_full();
+        for i in 0..n {
+            let m = format!("member:{i}:{}", "x".repeat(i % 13));
+            l.push_back(m.as_bytes(), DEFAULT_FILL);
+            z.insert_new(m.as_bytes(), (i % 977) as f64 / 7.0, 128, 64);
+        }
+        let s: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let objs = [Object::List(l), Object::ZSet(z), Object::Str(s.clone())];
+        for o in &objs {
+            let v = ValueRef::Obj(o);
+            assert!(is_big(v));
+            let want = dump(v);
+            let (got, slices, pieces) = sliced(v, true);
+            assert!(got == want, "tight slicing differs from DUMP");
+            assert!(
+                slices > 10 && pieces > 1,
+                "{slices} slices, {pieces} pieces"
+            );
+            let (got, slices, pieces) = sliced(v, false);
+            assert!(got == want, "one-slice serialization differs from DUMP");
+            assert_eq!(slices, 1);
+            assert!(pieces > 1);
+        }
+        // An inline string (the entry blob) goes through the same path.
+        let (got, _, _) = sliced(ValueRef::Str(&s), true);
+        assert!(got == dump(ValueRef::Str(&s)));
+        assert!(!is_big(ValueRef::Str(b"small")));
+    }
+
+    #[test]
+    fn sliced_hashes_and_sets_roundtrip() {
+        let n = 50_000;
+        let mut h = Hash::new();
+        let mut st = Set::new();
+        let mut want_h = BTreeSet::new();
+        let mut want_s = BTreeSet::new();
+        for i in 0..n {
+            let (f, v) = (format!("f{i}"), format!("value-{i}"));
+            h.set(f.as_bytes(), v.as_bytes(), &Limits::DEFAULT);
+            st.insert(f.as_bytes(), 512);
+            want_h.insert((f.clone().into_bytes(), v.into_bytes()));
+            want_s.insert(f.into_bytes());
+        }
+        let (h, st) = (Object::Hash(h), Object::Set(st));
+        for tight in [true, false] {
+            let (p, slices, _) = sliced(ValueRef::Obj(&h), tight);
+            assert!(!tight || slices > 10);
+            let Ok(Value::Hash(pairs)) = decode(&p) else {
+                panic!("not a hash payload")
+            };
+            assert_eq!(pairs.len(), n);
+            assert!(pairs.into_iter().collect::<BTreeSet<_>>() == want_h);
+            let (p, slices, _) = sliced(ValueRef::Obj(&st), tight);
+            assert!(!tight || slices > 10);
+            let Ok(Value::Set(members)) = decode(&p) else {
+                panic!("not a set payload")
+            };
+            assert_eq!(members.len(), n);
+            assert!(members.into_iter().collect::<BTreeSet<_>>() == want_s);
+        }
+        // A size that no longer matches the header drops the key.
+        let Object::Set(mut st) = st else { panic!() };
+        let mut s = Slicer::new(b"k".to_vec(), None, Identity(0, 0), ValueRef::Obj(&h));
+        assert_eq!(s.slice(ValueRef::Obj(&h), Instant::now()), Progress::More);
+        st.insert(b"extra", 512);
+        let other = Object::Set(st);
+        assert_eq!(
+            s.slice(ValueRef::Obj(&other), Instant::now()),
+            Progress::Gone
+        );
+    }
+
+    fn step(srv: &Arc<Server>, key: &[u8]) -> Step {
+        Step {
+            srv: srv.clone(),
+            db: 0,
+            host: "127.0.0.1".into(),
+            port: b"1".to_vec(),
+            timeout: Duration::from_secs(1),
+            what: What::TagOne(key.to_vec()),
+        }
+    }
+
+    /// A big key deleted or replaced between two slices is dropped from the
+    /// batch; the others are still serialized.
+    #[test]
+    fn vanishing_big_key_is_dropped() {
+        let srv = Server::new(
+            crate::config::Config::default(),
+            String::new(),
+            String::new(),
+        );
+        let db = srv.ks.db(0).unwrap();
+        let fill = |srv: &Arc<Server>| {
+            let mut h = Hash::new();
+            for i in 0..50_000 {
+                let v = b"a value long enough for several pieces";
+                h.set(format!("f{i}").as_bytes(), v, &Limits::DEFAULT);
+            }
+            let mut r = srv.ks.lock_key(db, b"{t}h");
+            r.put(Entry::new_obj(b"{t}h", Object::Hash(h), None, 0));
+            r.put(Entry::new_str(b"{t}s", b"small", Some(u64::MAX / 2), 0));
+        };
+        let keys = || vec![b"{t}h".to_vec(), b"{t}s".to_vec()];
+        fill(&srv);
+        let st = step(&srv, b"{t}h");
+        rt().block_on(async {
+            // Untouched: both keys, the hash complete.
+            let items = st.serialize(keys()).await.unwrap();
+            assert_eq!(items.len(), 2);
+            assert!(items[0].payload.len() > 1, "big value not in pieces");
+            let Ok(Value::Hash(p)) = decode(&items[0].payload.concat()) else {
+                panic!()
+            };
+            assert_eq!(p.len(), 50_000);
+            assert_eq!(items[1].expire, Some(u64::MAX / 2));
+
+            for replace in [false, true] {
+                let srv2 = srv.clone();
+                let meddle = async move {
+                    tokio::task::yield_now().await;
+                    let mut r = srv2.ks.lock_key(db, b"{t}h");
+                    if replace {
+                        r.put(Entry::new_str(b"{t}h", b"new", None, 0));
+                    } else {
+                        r.remove(b"{t}h");
+                    }
+                };
+                let (items, ()) = tokio::join!(st.serialize(keys()), meddle);
+                let items = items.unwrap();
+                assert_eq!(items.len(), 1, "replace={replace}");
+                assert_eq!(items[0].key, b"{t}s");
+                fill(&srv);
+            }
         });
     }
 

@@ -3,11 +3,15 @@
 //! dashboard's default, codis.md §2.7.1; one big key with
 //! SLOTSMGRTTAGONE-ASYNC), and reports keys/s, MB/s and the latency of a
 //! concurrent client on each server before and during the move.
+//! `--mode sync` uses the sync commands instead: SLOTSMGRTTAGSLOT in a loop
+//! per slot (one key or tag group per call) and SLOTSMGRTTAGONE for the big
+//! key.
 //!
 //! ```text
 //! cargo run --release -p tests --bin bench-migration -- [--keys 1000000]
 //!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200]
-//!     [--hash-fields 5000000] [--only small|big] [--server-cpu N --target-cpu M]
+//!     [--hash-fields 5000000] [--only small|big] [--mode async|sync]
+//!     [--server-cpu N --target-cpu M]
 //! ```
 //!
 //! Both servers are our codis-server (`CODIS_RS_SERVER_BIN`, else built by the
@@ -30,6 +34,8 @@ struct Opts {
     maxbulks: usize,
     hash_fields: usize,
     only: Option<String>,
+    /// Sync commands (SLOTSMGRTTAGSLOT / SLOTSMGRTTAGONE) instead of async.
+    sync: bool,
     source_cpu: Option<String>,
     target_cpu: Option<String>,
 }
@@ -43,6 +49,7 @@ fn parse_opts() -> Opts {
         maxbulks: 200,
         hash_fields: 5_000_000,
         only: None,
+        sync: false,
         source_cpu: None,
         target_cpu: None,
     };
@@ -62,6 +69,13 @@ fn parse_opts() -> Opts {
             "--maxbulks" => o.maxbulks = num(),
             "--hash-fields" => o.hash_fields = num(),
             "--only" => o.only = Some(v),
+            "--mode" => {
+                o.sync = match v.as_str() {
+                    "sync" => true,
+                    "async" => false,
+                    other => panic!("--mode {other}: expected async or sync"),
+                }
+            }
             "--source-cpu" => o.source_cpu = Some(v),
             "--target-cpu" => o.target_cpu = Some(v),
             other => panic!("unknown option {other}"),
@@ -172,11 +186,12 @@ fn report(name: &str, samples: Vec<Samples>) -> String {
     let mut out = String::new();
     for (who, mut s) in ["source", "target"].into_iter().zip(samples) {
         let line = format!(
-            "{name}: {who} probe p50/p99 before {:.3}/{:.3} ms, during {:.3}/{:.3} ms ({} / {} samples)\n",
+            "{name}: {who} probe p50/p99 before {:.3}/{:.3} ms, during {:.3}/{:.3} ms, max during {:.3} ms ({} / {} samples)\n",
             pct(&mut s.before, 0.5),
             pct(&mut s.before, 0.99),
             pct(&mut s.during, 0.5),
             pct(&mut s.during, 0.99),
+            pct(&mut s.during, 1.0),
             s.before.len(),
             s.during.len()
         );
@@ -211,16 +226,20 @@ fn small(o: &Opts) {
     for slot in 0..o.slots {
         let slot_s = slot.to_string();
         loop {
-            let v = c.send_value(&[
-                "SLOTSMGRTTAGSLOT-ASYNC",
-                "127.0.0.1",
-                &port,
-                "30000",
-                &mb,
-                "0",
-                &slot_s,
-                &nk,
-            ]);
+            let v = if o.sync {
+                c.send_value(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &port, "30000", &slot_s])
+            } else {
+                c.send_value(&[
+                    "SLOTSMGRTTAGSLOT-ASYNC",
+                    "127.0.0.1",
+                    &port,
+                    "30000",
+                    &mb,
+                    "0",
+                    &slot_s,
+                    &nk,
+                ])
+            };
             calls += 1;
             let Value::Array(a) = v else {
                 panic!("slot {slot}: unexpected reply {v:?}")
@@ -239,7 +258,8 @@ fn small(o: &Opts) {
     let left = int_of(&c.value("DBSIZE")) - 1;
     let arrived = int_of(&dst.conn().value("DBSIZE")) - 1;
     println!(
-        "small: {moved} keys ({:.1} MB of keys+values) over {} slots in {el:.2}s = {:.0} keys/s, {:.1} MB/s; {calls} batch calls; source left {left}, target has {arrived}",
+        "small ({}): {moved} keys ({:.1} MB of keys+values) over {} slots in {el:.2}s = {:.0} keys/s, {:.1} MB/s; {calls} batch calls; source left {left}, target has {arrived}",
+        if o.sync { "sync" } else { "async" },
         bytes as f64 / 1e6,
         o.slots,
         moved as f64 / el,
@@ -285,15 +305,25 @@ fn big(o: &Opts) {
     let port = dst.port().to_string();
     let mb = o.maxbulks.to_string();
     c.set_timeout(Duration::from_secs(600));
-    let v = c.send_value(&[
-        b"SLOTSMGRTTAGONE-ASYNC".as_slice(),
-        b"127.0.0.1",
-        port.as_bytes(),
-        b"60000",
-        mb.as_bytes(),
-        b"0",
-        &key,
-    ]);
+    let v = if o.sync {
+        c.send_value(&[
+            b"SLOTSMGRTTAGONE".as_slice(),
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"60000",
+            &key,
+        ])
+    } else {
+        c.send_value(&[
+            b"SLOTSMGRTTAGONE-ASYNC".as_slice(),
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"60000",
+            mb.as_bytes(),
+            b"0",
+            &key,
+        ])
+    };
     let el = t.elapsed().as_secs_f64();
     // Keep probing a little after the reply: the source frees the value and
     // the target settles.
@@ -303,7 +333,8 @@ fn big(o: &Opts) {
     let samples: Vec<Samples> = probes.into_iter().map(|h| h.join().unwrap()).collect();
     let n = int_of(&dst.conn().send_value(&[b"HLEN".as_slice(), &key]));
     println!(
-        "big: one hash of {} fields ({:.1} MB) moved in {el:.2}s = {:.0} fields/s, {:.1} MB/s (reply {v:?}); target HLEN {n}",
+        "big ({}): one hash of {} fields ({:.1} MB) moved in {el:.2}s = {:.0} fields/s, {:.1} MB/s (reply {v:?}); target HLEN {n}",
+        if o.sync { "sync" } else { "async" },
         o.hash_fields,
         bytes as f64 / 1e6,
         o.hash_fields as f64 / el,
