@@ -81,6 +81,10 @@ pub struct Client {
     /// Set by a command whose reply needs the network (migration); the
     /// connection loop awaits it before the next pipelined command.
     pub pending: Option<crate::migrate::Pending>,
+    /// Set by the target-side SLOTSRESTORE-ASYNC family: this connection is
+    /// another server's migration stream, and the connection loop moves it
+    /// to the low-priority migration thread (`migrate::background`).
+    pub to_background: bool,
 }
 
 impl Client {
@@ -93,6 +97,7 @@ impl Client {
             info,
             block: None,
             pending: None,
+            to_background: false,
         }
     }
 

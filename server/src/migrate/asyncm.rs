@@ -799,7 +799,11 @@ pub fn start(
                 }
                 *s = Some(c.clone());
             }
-            tokio::spawn(conn_task(srv.clone(), c.clone()));
+            // On the low-priority migration thread (see migrate::background).
+            match crate::migrate::background() {
+                Some(rt) => drop(rt.spawn(conn_task(srv.clone(), c.clone()))),
+                None => drop(tokio::spawn(conn_task(srv.clone(), c.clone()))),
+            }
             c
         }
     };

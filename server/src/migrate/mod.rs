@@ -233,6 +233,57 @@ impl Drop for FlightGuard {
     }
 }
 
+/// The runtime that runs migration streams: the async migration's
+/// connection tasks on the source, and on the target the connections that
+/// send SLOTSRESTORE-ASYNC messages (net/mod.rs hands them over). One thread
+/// of its own at a low CPU priority (nice 10): producing, restoring and
+/// deleting keys then mostly use CPU that clients leave idle, since a client
+/// request wakes a normal-priority thread which the kernel prefers. Not the
+/// lowest priority: a preempted migration thread may hold a slot lock that
+/// a client needs, so it must get the CPU back soon (nice 19 showed 50 ms
+/// stalls on a busy 2-core machine), and a server saturated by clients still
+/// migrates. `None` if the thread cannot be started (callers then use their
+/// own runtime).
+pub fn background() -> Option<&'static tokio::runtime::Handle> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("migration".into())
+            .spawn(move || {
+                lower_priority();
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(_) => return,
+                };
+                let _ = tx.send(rt.handle().clone());
+                rt.block_on(std::future::pending::<()>());
+            })
+            .ok()?;
+        rx.recv().ok()
+    })
+    .as_ref()
+}
+
+/// The migration thread's nice value (see [`background`]).
+const MIGRATION_NICE: libc::c_int = 10;
+
+/// Nice 10 for the calling thread (Linux: the nice value is per thread).
+/// The server's only `unsafe`: two plain syscalls no safe API offers.
+#[allow(unsafe_code)]
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread; failure is harmless
+    // (the thread keeps the normal priority).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, MIGRATION_NICE);
+    }
+}
+
 /// Once a second from the server cron: closes idle cached migration
 /// connections and times out stalled migrations.
 pub fn cron(srv: &Arc<Server>) {

@@ -13,9 +13,10 @@
 //! 3. send `[AUTH <our requirepass>] [SELECT db] SLOTSRESTORE k ttl p ...`
 //!    with each key's remaining TTL at sending time (min 1 ms, 0 = none),
 //!    written in 64 KB pieces, each bounded by the timeout (a yield to other
-//!    tasks every MiB; payload pieces are freed as they are sent), and read
-//!    one reply per command (each read bounded by the timeout); the
-//!    AUTH/SELECT prefix is answered before SLOTSRESTORE is sent (see below);
+//!    tasks every 256 KiB; then the payload pieces are freed on the blocking
+//!    pool, see `free_pieces`), and read one reply per command (each read
+//!    bounded by the timeout); the AUTH/SELECT prefix is answered before
+//!    SLOTSRESTORE is sent (see below);
 //! 4. on `+OK`, delete exactly the shipped keys (only entries that are still
 //!    the ones serialized), 256 per slot lock with a yield in between, big
 //!    values freed on the lazy-free thread (`db::drop_later`); then end the
@@ -96,7 +97,7 @@ const WRITE_PIECE: usize = 64 * 1024;
 /// Longest reply line accepted from the target.
 const MAX_LINE: usize = 64 * 1024;
 /// Bytes written to the target between two yields to the other tasks.
-const YIELD_BYTES: usize = 1 << 20;
+const YIELD_BYTES: usize = 256 * 1024;
 /// A value with at least this many elements, or this many heap bytes (a
 /// string: bytes), is serialized in slices; smaller ones in one go.
 const BIG_ELEMS: usize = 1000;
@@ -108,6 +109,8 @@ const PIECE_BYTES: usize = 512 * 1024;
 /// Elements (string bytes) written between two checks of the budgets.
 const STEP_ELEMS: usize = 128;
 const STEP_BYTES: usize = 64 * 1024;
+/// Payload pieces adding up to this much are freed off the event loop.
+const FREE_INLINE: usize = 1 << 20;
 /// Shipped keys deleted per slot lock after the target's OK.
 const DELETE_SLICE: usize = 256;
 
@@ -488,6 +491,7 @@ impl Step {
         let mut items = Vec::with_capacity(keys.len());
         let mut keys = keys.into_iter();
         let mut big: Option<Slicer> = None;
+        let mut dropped = Vec::new();
         loop {
             let deadline = Instant::now() + SLICE_TIME;
             let now = now_ms();
@@ -499,7 +503,10 @@ impl Step {
                         match b.advance(&mut r, deadline) {
                             Progress::More => break,
                             Progress::Done => items.extend(big.take().map(Slicer::into_item)),
-                            Progress::Gone => big = None,
+                            Progress::Gone => {
+                                dropped = big.take().map(|b| b.item.payload).unwrap_or_default();
+                                break;
+                            }
                         }
                     } else {
                         let Some(k) = keys.next() else {
@@ -525,6 +532,7 @@ impl Step {
                     }
                 }
             }
+            free_pieces(std::mem::take(&mut dropped));
             tokio::task::yield_now().await;
         }
     }
@@ -550,26 +558,40 @@ impl Step {
         if !expect.is_empty() {
             self.round_trip(conn, &prefix, &expect).await?;
         }
-        // Small parts are gathered in `buf`; payload pieces that do not fit
-        // are written as they are and freed once sent.
+        let written = self.write_restore(conn, batch).await;
+        // The payloads are not needed any more, whatever happened.
+        free_pieces(
+            batch
+                .items
+                .iter_mut()
+                .flat_map(|it| std::mem::take(&mut it.payload))
+                .collect(),
+        );
+        written?;
+        self.read_replies(conn, &[Expect::Restore]).await
+    }
+
+    /// Writes `SLOTSRESTORE k ttl payload ...`: small parts gathered in a
+    /// buffer, payload pieces that do not fit written as they are.
+    async fn write_restore(&self, conn: &mut Cached, batch: &Batch) -> Result<(), CmdError> {
         let now = now_ms();
         let mut sent = 0usize;
         let mut buf = Vec::with_capacity(WRITE_PIECE + 1024);
         push_header(&mut buf, b'*', 1 + 3 * batch.items.len());
         push_bulk(&mut buf, b"SLOTSRESTORE");
-        for it in &mut batch.items {
+        for it in &batch.items {
             let ttl = it.expire.map_or(0, |x| x.saturating_sub(now).max(1));
             let mut b = itoa::Buffer::new();
             push_bulk(&mut buf, &it.key);
             push_bulk(&mut buf, b.format(ttl).as_bytes());
             push_header(&mut buf, b'$', it.payload.iter().map(Vec::len).sum());
-            for piece in std::mem::take(&mut it.payload) {
+            for piece in &it.payload {
                 if buf.len() + piece.len() <= WRITE_PIECE {
-                    buf.extend_from_slice(&piece);
+                    buf.extend_from_slice(piece);
                 } else {
                     self.write(conn, &buf, &mut sent).await?;
                     buf.clear();
-                    self.write(conn, &piece, &mut sent).await?;
+                    self.write(conn, piece, &mut sent).await?;
                 }
             }
             buf.extend_from_slice(b"\r\n");
@@ -578,8 +600,7 @@ impl Step {
                 buf.clear();
             }
         }
-        self.write(conn, &buf, &mut sent).await?;
-        self.read_replies(conn, &[Expect::Restore]).await
+        self.write(conn, &buf, &mut sent).await
     }
 
     /// Writes `bytes` in 64 KB pieces, each bounded by the timeout, yielding
@@ -675,6 +696,26 @@ impl Step {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Frees payload pieces (in allocation order) on tokio's blocking pool,
+/// last to first, when they add up to [`FREE_INLINE`] or more. Freeing a few
+/// hundred MB returns memory to the kernel (trims), which takes
+/// milliseconds; in allocation order the pieces would also coalesce into one
+/// huge free block trimmed in one go, from the top down each free trims
+/// little.
+fn free_pieces(pieces: Vec<Vec<u8>>) {
+    if pieces.iter().map(Vec::len).sum::<usize>() < FREE_INLINE {
+        return;
+    }
+    let job = move || {
+        let mut pieces = pieces;
+        while pieces.pop().is_some() {}
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(job)),
+        Err(_) => job(),
     }
 }
 

@@ -93,7 +93,22 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     info.authenticated.store(!needs_auth, Relaxed);
     srv.clients.add(info.clone());
     let mut client = Client::new(info.clone(), !needs_auth);
-    serve(&srv, &mut stream, &mut client, timeout).await;
+    let rbuf = Vec::with_capacity(READ_CHUNK);
+    if let Some(rest) = serve(&srv, &mut stream, &mut client, timeout, rbuf, false).await {
+        // Another server's migration stream: go on serving it on the
+        // low-priority migration thread (migrate::background), so restoring
+        // its keys only uses CPU our clients leave idle.
+        if let (Some(rt), Ok(std)) = (crate::migrate::background(), stream.into_std()) {
+            let srv2 = srv.clone();
+            drop(rt.spawn(async move {
+                if let Ok(mut stream) = TcpStream::from_std(std) {
+                    serve(&srv2, &mut stream, &mut client, timeout, rest, true).await;
+                }
+                srv2.clients.remove(id);
+            }));
+            return;
+        }
+    }
     srv.clients.remove(id);
 }
 
@@ -108,8 +123,17 @@ fn fd_of(_: &TcpStream) -> i64 {
     -1
 }
 
-async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeout_secs: u64) {
-    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+/// Serves one connection until it closes (`None`), or until it turned out to
+/// be a migration stream (`Some(unparsed bytes)`, only when `background` is
+/// false: the caller moves it to the migration thread).
+async fn serve(
+    srv: &Server,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    timeout_secs: u64,
+    mut rbuf: Vec<u8>,
+    background: bool,
+) -> Option<Vec<u8>> {
     let mut out = Reply::new();
     let mut parser = RequestParser::new();
     // Reused across batches: the argv slices of one command.
@@ -117,7 +141,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
     let info = client.info.clone();
     // Set after a blocking command was served: the buffer may already hold
     // the next commands, so parse before reading again.
-    let mut skip_read = false;
+    let mut skip_read = !rbuf.is_empty();
     // The last read filled the buffer: the client is streaming (a pipeline,
     // a migration's messages), so yield after answering, as Redis serves
     // one read per client per event-loop turn. Otherwise tokio's
@@ -156,7 +180,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                 _ = info.kill.notified() => 0,
             };
             if n == 0 || info.killed.load(Relaxed) {
-                return;
+                return None;
             }
             filled = n >= room;
             srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
@@ -226,7 +250,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                 "Closing client that reached max query buffer length (qbuf={})",
                 rbuf.len()
             );
-            return;
+            return None;
         }
         info.qbuf.store(rbuf.len(), Relaxed);
         if !out.buf.is_empty() {
@@ -234,7 +258,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                 .net_output_bytes
                 .fetch_add(out.buf.len() as u64, Relaxed);
             if stream.write_all(&out.buf).await.is_err() {
-                return;
+                return None;
             }
             out.buf.clear();
             if out.buf.capacity() > 1024 * 1024 {
@@ -245,13 +269,13 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
             // A migration command answers when its network work is done.
             let r = tokio::select! {
                 r = pending => r,
-                _ = info.kill.notified() => return,
+                _ = info.kill.notified() => return None,
             };
             srv.stats
                 .net_output_bytes
                 .fetch_add(r.len() as u64, Relaxed);
             if stream.write_all(&r).await.is_err() {
-                return;
+                return None;
             }
             info.last_interaction_ms.store(now_ms(), Relaxed);
             skip_read = !rbuf.is_empty();
@@ -264,16 +288,22 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client, timeou
                         .net_output_bytes
                         .fetch_add(r.len() as u64, Relaxed);
                     if stream.write_all(&r).await.is_err() {
-                        return;
+                        return None;
                     }
                 }
-                crate::block::Outcome::Closed => return,
+                crate::block::Outcome::Closed => return None,
             }
             info.last_interaction_ms.store(now_ms(), Relaxed);
             skip_read = !rbuf.is_empty();
         }
         if fatal || client.close_after_reply || srv.shutting_down.load(Relaxed) {
-            return;
+            return None;
+        }
+        if client.to_background {
+            client.to_background = false;
+            if !background {
+                return Some(rbuf);
+            }
         }
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = Vec::with_capacity(READ_CHUNK);
