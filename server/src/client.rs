@@ -85,6 +85,9 @@ pub struct Client {
     /// another server's migration stream, and the connection loop moves it
     /// to the low-priority migration thread (`migrate::background`).
     pub to_background: bool,
+    /// Served on the migration thread (its writes may run concurrently with
+    /// the main executor's, see migrate/mod.rs).
+    pub on_background: bool,
 }
 
 impl Client {
@@ -98,6 +101,7 @@ impl Client {
             block: None,
             pending: None,
             to_background: false,
+            on_background: false,
         }
     }
 

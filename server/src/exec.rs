@@ -180,7 +180,8 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     let migratable_write = spec.has(flags::WRITE) && top.group != "codis";
     // Multi-threaded: announce the write until its handler returns, so a
     // migration registering keys waits for it (migrate/mod.rs).
-    let epoch = (migratable_write && srv.threads > 1).then(|| srv.inflight.enter());
+    let epoch = (migratable_write && (srv.threads > 1 || client.on_background))
+        .then(|| srv.inflight.enter());
     if migratable_write
         && srv.inflight.any(client.db)
         && spec

@@ -202,7 +202,7 @@ impl Server {
                 .push(set.clone());
             d.count.fetch_add(1, Ordering::SeqCst);
         }
-        if self.threads > 1 {
+        if self.threads > 1 || BACKGROUND_SERVES_CLIENTS.load(Ordering::Relaxed) {
             self.inflight.quiesce();
         }
         FlightGuard {
@@ -267,6 +267,11 @@ pub fn background() -> Option<&'static tokio::runtime::Handle> {
     })
     .as_ref()
 }
+
+/// Set once a client connection was moved to the migration thread: writes
+/// may then run on two threads even with `io-threads 1`.
+pub static BACKGROUND_SERVES_CLIENTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// The migration thread's nice value (see [`background`]).
 const MIGRATION_NICE: libc::c_int = 10;
