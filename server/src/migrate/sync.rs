@@ -32,7 +32,7 @@
 //! strings by byte offset, hashes and sets by their SCAN cursor: the value
 //! cannot change while in flight, so a full bucket walk meets every element
 //! exactly once). The element count goes in the header up front; the
-//! payload is handed out in pieces of about 512 KiB with a running CRC-64
+//! payload is handed out in pieces of about 128 KiB with a running CRC-64
 //! (`PayloadWriter::take_piece`), so no big buffer is ever copied, grown or
 //! checksummed in one go. The pieces are byte for byte what `DUMP` gives
 //! for lists, zsets and strings (hashes and sets: same content, bucket
@@ -105,7 +105,7 @@ const BIG_BYTES: usize = 256 * 1024;
 /// A slice of serialization (slot locked) ends once it ran this long.
 const SLICE_TIME: Duration = Duration::from_micros(250);
 /// A payload piece is handed out once this many bytes are buffered.
-const PIECE_BYTES: usize = 512 * 1024;
+const PIECE_BYTES: usize = 128 * 1024;
 /// Elements (string bytes) written between two checks of the budgets.
 const STEP_ELEMS: usize = 128;
 const STEP_BYTES: usize = 64 * 1024;
