@@ -81,10 +81,6 @@ pub struct Client {
     /// Set by a command whose reply needs the network (migration); the
     /// connection loop awaits it before the next pipelined command.
     pub pending: Option<crate::migrate::Pending>,
-    /// Set by the target-side SLOTSRESTORE-ASYNC family: this connection is
-    /// another server's migration stream, and the connection loop moves it
-    /// to the low-priority migration thread (`migrate::background`).
-    pub to_background: bool,
     /// Served on the migration thread (its writes may run concurrently with
     /// the main executor's, see migrate/mod.rs).
     pub on_background: bool,
@@ -100,7 +96,6 @@ impl Client {
             info,
             block: None,
             pending: None,
-            to_background: false,
             on_background: false,
         }
     }

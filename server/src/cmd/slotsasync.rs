@@ -321,14 +321,7 @@ fn type_enc(e: &Entry) -> (u8, u8) {
     }
 }
 
-/// Marks the calling connection as a migration stream (see
-/// `Client::to_background`).
-fn migration_peer(ctx: &mut Ctx) {
-    ctx.client.to_background = true;
-}
-
 fn restore_async(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    migration_peer(ctx);
     let res = restore_inner(ctx, argv);
     ack(ctx, res)
 }
@@ -588,7 +581,6 @@ fn restore_chunk(
 
 /// `SLOTSRESTORE-ASYNC-AUTH password` (allowed before AUTH).
 fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    migration_peer(ctx);
     let pass = ctx.srv.config().requirepass.clone();
     let given = argv.get(1).copied().unwrap_or(b"");
     let res = match pass {
@@ -609,7 +601,6 @@ fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `SLOTSRESTORE-ASYNC-SELECT db`
 fn restore_select(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    migration_peer(ctx);
     let a = argv.get(1).copied().unwrap_or(b"");
     let res = match parse_i64(a) {
         Some(i) if i >= 0 && (i as u64) < ctx.ks().db_count() as u64 => {

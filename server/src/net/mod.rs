@@ -202,11 +202,25 @@ async fn serve(
         let mut limits = limits;
         let mut pos = 0usize;
         let mut fatal = false;
+        let mut handoff = false;
         let mut argv: Vec<&[u8]> = reuse(std::mem::take(&mut argv_store));
         while rbuf.len() - pos >= parser.needed() && !client.close_after_reply {
             let buf = &rbuf[pos..];
             match parser.parse(buf, limits) {
                 Ok(Some(p)) => {
+                    if !background
+                        && !p.in_scratch
+                        && parser
+                            .ranges()
+                            .first()
+                            .and_then(|&(s, e)| buf.get(s..e))
+                            .is_some_and(is_migration_stream)
+                        && crate::migrate::background().is_some()
+                    {
+                        // Not consumed: it runs on the migration thread.
+                        handoff = true;
+                        break;
+                    }
                     if p.in_scratch {
                         // Quoted inline command: arguments were unescaped.
                         let base = parser.scratch();
@@ -301,16 +315,23 @@ async fn serve(
         if fatal || client.close_after_reply || srv.shutting_down.load(Relaxed) {
             return None;
         }
-        if client.to_background {
-            client.to_background = false;
-            if !background {
-                return Some(rbuf);
-            }
+        if handoff {
+            return Some(rbuf);
         }
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = Vec::with_capacity(READ_CHUNK);
         }
     }
+}
+
+/// Commands that only another server's migration sends (SLOTSRESTORE and the
+/// SLOTSRESTORE-ASYNC family): a connection that sends one is moved to the
+/// migration thread before it runs (see `handle`).
+fn is_migration_stream(name: &[u8]) -> bool {
+    name.len() >= 12
+        && name
+            .get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"slotsrestore"))
 }
 
 /// Reuses an empty vector's allocation for slices of another lifetime (the
