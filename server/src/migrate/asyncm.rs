@@ -511,37 +511,50 @@ pub fn select_keys(srv: &Server, db: &Db, keys: &[&[u8]], tag: bool) -> Vec<Vec<
 /// SLOT / TAGSLOT: up to `numkeys` keys (or estimated messages) of `slot`,
 /// walking its table from a random bucket; TAGSLOT expands every admitted
 /// tagged key to its tag group. Expired keys met on the way are removed.
+/// Chooses the keys of a SLOT-form batch and their estimated message count.
+/// The walk over the slot's buckets starts where the previous batch of the
+/// same slot stopped (the buckets before it were emptied by that batch), or
+/// at a random bucket, and wraps around.
+#[allow(clippy::too_many_arguments)]
 pub fn select_slot(
     srv: &Server,
+    dbi: usize,
     db: &Db,
     slot: usize,
     numkeys: usize,
     maxbulks: usize,
     tag: bool,
     now: u64,
-) -> Vec<Vec<u8>> {
+) -> (Vec<Vec<u8>>, usize) {
     let mut r = srv.ks.lock_slot(db, slot);
     let nb = r.num_buckets();
     if r.is_empty() || nb == 0 {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
-    let start = rand::random_range(0..nb);
-    let mut seen = hashbrown::HashSet::new();
-    let mut out: Vec<Vec<u8>> = Vec::new();
+    let start = srv
+        .asyncm
+        .resume_at(dbi, slot)
+        .filter(|&b| b < nb)
+        .unwrap_or_else(|| rand::random_range(0..nb));
+    let want = numkeys.min(r.len());
+    let mut seen = hashbrown::HashSet::with_capacity(if tag { want } else { 0 });
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(want);
     let mut expired: Vec<Vec<u8>> = Vec::new();
     let mut est = 0usize;
+    let mut stop = start;
     for i in 0..nb {
+        stop = (start + i) % nb;
         if out.len() >= numkeys || est >= numkeys {
             break;
         }
-        let Some(e) = r.bucket((start + i) % nb) else {
+        let Some(e) = r.bucket(stop) else {
             continue;
         };
         if e.is_expired(now) {
             expired.push(e.key().to_vec());
             continue;
         }
-        if seen.contains(e.key()) {
+        if tag && seen.contains(e.key()) {
             continue;
         }
         let m = estimate(e, maxbulks);
@@ -557,7 +570,9 @@ pub fn select_slot(
         } else {
             Vec::new()
         };
-        seen.insert(key.clone());
+        if tag {
+            seen.insert(key.clone());
+        }
         est += m;
         out.push(key);
         // Tag-group members count one message each here (their values
@@ -575,7 +590,8 @@ pub fn select_slot(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    out
+    srv.asyncm.set_resume(dbi, slot, stop);
+    (out, est)
 }
 
 // ---------------------------------------------------------------------------
@@ -672,12 +688,36 @@ impl Conn {
 /// Per-DB cached connections (a field of [`Server`]).
 pub struct Registry {
     dbs: Vec<Mutex<Option<Arc<Conn>>>>,
+    /// Per DB: where the last SLOT-form batch stopped walking its slot
+    /// (`slot << 32 | bucket`), so the next batch of the same slot goes on
+    /// from there instead of re-walking the buckets emptied by the batches
+    /// before it.
+    resume: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl Registry {
     pub fn new(databases: usize) -> Registry {
         Registry {
             dbs: (0..databases.max(1)).map(|_| Mutex::new(None)).collect(),
+            resume: (0..databases.max(1))
+                .map(|_| std::sync::atomic::AtomicU64::new(u64::MAX))
+                .collect(),
+        }
+    }
+
+    /// The bucket to start a batch of `slot` from (see `resume`).
+    fn resume_at(&self, db: usize, slot: usize) -> Option<usize> {
+        let v = self
+            .resume
+            .get(db)?
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (v >> 32 == slot as u64).then_some((v & 0xffff_ffff) as usize)
+    }
+
+    fn set_resume(&self, db: usize, slot: usize, bucket: usize) {
+        if let Some(r) = self.resume.get(db) {
+            let v = (slot as u64) << 32 | (bucket as u64 & 0xffff_ffff);
+            r.store(v, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -742,19 +782,22 @@ pub fn start(
         }
     }
     let now = now_ms();
-    let (slot, keys) = match sel {
-        Select::Keys(keys, tag) => (None, select_keys(srv, dbref, &keys, tag)),
-        Select::Slot(slot, numkeys, tag) => (
-            Some(slot),
-            select_slot(srv, dbref, slot, numkeys, p.maxbulks, tag, now),
-        ),
-    };
-    let mut estimate_msgs = 0;
-    for k in &keys {
-        if let Some(e) = srv.ks.lock_key(dbref, k).peek(k) {
-            estimate_msgs += estimate(e, p.maxbulks);
+    let (slot, keys, estimate_msgs) = match sel {
+        Select::Keys(keys, tag) => {
+            let keys = select_keys(srv, dbref, &keys, tag);
+            let mut est = 0;
+            for k in &keys {
+                if let Some(e) = srv.ks.lock_key(dbref, k).peek(k) {
+                    est += estimate(e, p.maxbulks);
+                }
+            }
+            (None, keys, est)
         }
-    }
+        Select::Slot(slot, numkeys, tag) => {
+            let (keys, est) = select_slot(srv, db, dbref, slot, numkeys, p.maxbulks, tag, now);
+            (Some(slot), keys, est)
+        }
+    };
     let guard = srv.begin_flight(db, KeySet::new(keys.iter().cloned()));
     let (tx, rx) = oneshot::channel();
     let batch = Batch {

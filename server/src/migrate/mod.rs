@@ -42,7 +42,9 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn new<I: IntoIterator<Item = Vec<u8>>>(keys: I) -> KeySet {
+        let keys = keys.into_iter();
         let mut s = KeySet::default();
+        s.keys.reserve(keys.size_hint().0);
         for k in keys {
             let (tag, tagged) = hash_tag(&k);
             if tagged {
