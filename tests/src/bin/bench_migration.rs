@@ -11,7 +11,7 @@
 //! cargo run --release -p tests --bin bench-migration -- [--keys 1000000]
 //!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200]
 //!     [--hash-fields 5000000] [--only small|big] [--mode async|sync]
-//!     [--server-cpu N --target-cpu M]
+//!     [--interval-us 0] [--source-cpu N --target-cpu M]
 //! ```
 //!
 //! Both servers are our codis-server (`CODIS_RS_SERVER_BIN`, else built by the
@@ -38,6 +38,8 @@ struct Opts {
     sync: bool,
     source_cpu: Option<String>,
     target_cpu: Option<String>,
+    /// Pause between two batch calls, as the dashboard's `interval` (µs).
+    interval_us: u64,
 }
 
 fn parse_opts() -> Opts {
@@ -52,6 +54,7 @@ fn parse_opts() -> Opts {
         sync: false,
         source_cpu: None,
         target_cpu: None,
+        interval_us: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -76,6 +79,7 @@ fn parse_opts() -> Opts {
                     other => panic!("--mode {other}: expected async or sync"),
                 }
             }
+            "--interval-us" => o.interval_us = num() as u64,
             "--source-cpu" => o.source_cpu = Some(v),
             "--target-cpu" => o.target_cpu = Some(v),
             other => panic!("unknown option {other}"),
@@ -241,6 +245,9 @@ fn small(o: &Opts) {
                 ])
             };
             calls += 1;
+            if o.interval_us > 0 {
+                std::thread::sleep(Duration::from_micros(o.interval_us));
+            }
             let Value::Array(a) = v else {
                 panic!("slot {slot}: unexpected reply {v:?}")
             };
