@@ -243,7 +243,10 @@ pub fn wrapper_invalid_command(name: &[u8]) -> String {
 
 /// `ERR wrong number of arguments for command (<name>)` (SLOTSMGRT-EXEC-WRAPPER)
 pub fn wrapper_wrong_arity(name: &[u8]) -> String {
-    format!("ERR wrong number of arguments for command ({})", lossy(name))
+    format!(
+        "ERR wrong number of arguments for command ({})",
+        lossy(name)
+    )
 }
 
 /// `wrong number of arguments (argc=N,cmd=X)` (SLOTSRESTORE-ASYNC ACK)
