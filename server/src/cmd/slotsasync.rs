@@ -53,15 +53,20 @@ fn num_arg(name: &str, a: &[u8], lo: i64, hi: i64) -> Result<i64, CmdError> {
 const INT_MAX: i64 = i32::MAX as i64;
 const MAX_BULKS: usize = 512 * 1024;
 
+/// The batch timeout in ms: 0..INT_MAX, 0 meaning 30 s (codis.md §2.7.1).
+fn timeout_arg(a: &[u8]) -> Result<u64, CmdError> {
+    Ok(match num_arg("timeout", a, 0, INT_MAX)? {
+        0 => 30_000,
+        t => t as u64,
+    })
+}
+
 /// `host port timeout maxbulks maxbytes` (codis.md §2.7.1 table).
 fn batch_params(ctx: &Ctx, argv: &[&[u8]]) -> Result<(String, u16, Params), CmdError> {
     let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
     let host = String::from_utf8_lossy(arg(1)).into_owned();
     let port = num_arg("port", arg(2), 1, 65535)? as u16;
-    let timeout = match num_arg("timeout", arg(3), 0, INT_MAX)? {
-        0 => 30_000,
-        t => t as u64,
-    };
+    let timeout = timeout_arg(arg(3))?;
     let maxbulks = match num_arg("maxbulks", arg(4), 0, INT_MAX)? {
         0 => 200,
         b => (b as usize).min(MAX_BULKS),
@@ -149,10 +154,7 @@ fn mgrt_tagslot(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `SLOTSMGRT{ONE,TAGONE}-ASYNC-DUMP timeout maxbulks key [key ...]`
 fn dump(ctx: &mut Ctx, argv: &[&[u8]], tag: bool) -> CmdResult {
     let arg = |i: usize| argv.get(i).copied().unwrap_or(b"");
-    let timeout = match num_arg("timeout", arg(1), 0, INT_MAX)? {
-        0 => 30_000,
-        t => t as u64,
-    };
+    let timeout = timeout_arg(arg(1))?;
     let maxbulks = match num_arg("maxbulks", arg(2), 0, INT_MAX)? {
         0 => 1000,
         b => (b as usize).min(MAX_BULKS),

@@ -204,11 +204,36 @@ fn report(name: &str, samples: Vec<Samples>) -> String {
     out
 }
 
-fn small(o: &Opts) {
+/// Source and target, pinned as asked.
+fn servers(o: &Opts) -> (Server, Server) {
     let src = Server::start(&[]);
     let dst = Server::start(&[]);
     pin(&src, &o.source_cpu);
     pin(&dst, &o.target_cpu);
+    (src, dst)
+}
+
+/// Starts the probes, lets them measure 2 s of the idle servers, then flips
+/// them to the "during" phase. Returns (moving, stop, probe threads).
+#[allow(clippy::type_complexity)]
+fn baseline_then_move(
+    src: &Server,
+    dst: &Server,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicBool>,
+    Vec<std::thread::JoinHandle<Samples>>,
+) {
+    let moving = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let probes = run_probes(src, dst, &moving, &stop);
+    std::thread::sleep(Duration::from_secs(2));
+    moving.store(true, Ordering::Relaxed);
+    (moving, stop, probes)
+}
+
+fn small(o: &Opts) {
+    let (src, dst) = servers(o);
     let mut c = src.conn();
     let t = Instant::now();
     let bytes = fill_small(&mut c, o.keys, o.slots, o.value);
@@ -217,11 +242,7 @@ fn small(o: &Opts) {
         o.keys,
         t.elapsed().as_secs_f64()
     );
-    let moving = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let probes = run_probes(&src, &dst, &moving, &stop);
-    std::thread::sleep(Duration::from_secs(2));
-    moving.store(true, Ordering::Relaxed);
+    let (moving, stop, probes) = baseline_then_move(&src, &dst);
     let t = Instant::now();
     let port = dst.port().to_string();
     let (nk, mb) = (o.numkeys.to_string(), o.maxbulks.to_string());
@@ -278,10 +299,7 @@ fn small(o: &Opts) {
 }
 
 fn big(o: &Opts) {
-    let src = Server::start(&[]);
-    let dst = Server::start(&[]);
-    pin(&src, &o.source_cpu);
-    pin(&dst, &o.target_cpu);
+    let (src, dst) = servers(o);
     let mut c = src.conn();
     let key = b"{big}hash".to_vec();
     let t = Instant::now();
@@ -303,11 +321,7 @@ fn big(o: &Opts) {
         o.hash_fields,
         t.elapsed().as_secs_f64()
     );
-    let moving = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let probes = run_probes(&src, &dst, &moving, &stop);
-    std::thread::sleep(Duration::from_secs(2));
-    moving.store(true, Ordering::Relaxed);
+    let (moving, stop, probes) = baseline_then_move(&src, &dst);
     let t = Instant::now();
     let port = dst.port().to_string();
     let mb = o.maxbulks.to_string();
