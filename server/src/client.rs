@@ -81,9 +81,6 @@ pub struct Client {
     /// Set by a command whose reply needs the network (migration); the
     /// connection loop awaits it before the next pipelined command.
     pub pending: Option<crate::migrate::Pending>,
-    /// Served on the migration thread (its writes may run concurrently with
-    /// the main executor's, see migrate/mod.rs).
-    pub on_background: bool,
 }
 
 impl Client {
@@ -96,7 +93,6 @@ impl Client {
             info,
             block: None,
             pending: None,
-            on_background: false,
         }
     }
 

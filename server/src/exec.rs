@@ -178,10 +178,9 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         return;
     };
     let migratable_write = spec.has(flags::WRITE) && top.group != "codis";
-    // Multi-threaded: announce the write until its handler returns, so a
-    // migration registering keys waits for it (migrate/mod.rs).
-    let epoch = (migratable_write && (srv.threads > 1 || client.on_background))
-        .then(|| srv.inflight.enter());
+    // Announce the write until its handler returns, so a migration
+    // registering keys on another thread waits for it (migrate/mod.rs).
+    let epoch = migratable_write.then(|| srv.inflight.enter());
     if migratable_write
         && srv.inflight.any(client.db)
         && spec

@@ -616,11 +616,18 @@ pub struct Batch {
     unacked_bytes: usize,
     /// After the last ACK: the next shipped key to delete and the reply.
     deleting: Option<(usize, Vec<u8>)>,
+    /// SLOT forms: `(numkeys, tag)` still to be chosen. The connection task
+    /// picks and registers the keys on the migration thread, so the walk
+    /// over the slot and the allocations it needs never delay the clients
+    /// of the main executor.
+    pending_select: Option<(usize, bool)>,
 }
 
 impl Batch {
     fn exhausted(&self) -> bool {
-        self.cur.as_ref().is_none_or(KeyIter::done) && self.next_key >= self.keys.len()
+        self.pending_select.is_none()
+            && self.cur.as_ref().is_none_or(KeyIter::done)
+            && self.next_key >= self.keys.len()
     }
 
     fn sent(&mut self, n: usize) {
@@ -782,7 +789,7 @@ pub fn start(
         }
     }
     let now = now_ms();
-    let (slot, keys, estimate_msgs) = match sel {
+    let (slot, keys, estimate_msgs, guard, pending_select) = match sel {
         Select::Keys(keys, tag) => {
             let keys = select_keys(srv, dbref, &keys, tag);
             let mut est = 0;
@@ -791,14 +798,11 @@ pub fn start(
                     est += estimate(e, p.maxbulks);
                 }
             }
-            (None, keys, est)
+            let guard = srv.begin_flight(db, KeySet::new(keys.iter().cloned()));
+            (None, keys, est, Some(guard), None)
         }
-        Select::Slot(slot, numkeys, tag) => {
-            let (keys, est) = select_slot(srv, db, dbref, slot, numkeys, p.maxbulks, tag, now);
-            (Some(slot), keys, est)
-        }
+        Select::Slot(slot, numkeys, tag) => (Some(slot), Vec::new(), 0, None, Some((numkeys, tag))),
     };
-    let guard = srv.begin_flight(db, KeySet::new(keys.iter().cloned()));
     let (tx, rx) = oneshot::channel();
     let batch = Batch {
         slot,
@@ -810,10 +814,11 @@ pub fn start(
         estimate_msgs,
         chunked_vals: 0,
         waiters: vec![tx],
-        guard: Some(guard),
+        guard,
         last_progress: now,
         unacked: VecDeque::new(),
         deleting: None,
+        pending_select,
         unacked_bytes: 0,
     };
     let conn = match existing {
@@ -1122,6 +1127,7 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
         // the migration (tokio's cooperative budget alone would let this
         // loop run up to 128 ready I/O operations in a row).
         tokio::task::yield_now().await;
+        select_pending(srv, conn);
         let active = {
             let mut st = conn.lock();
             if st.aborted {
@@ -1171,6 +1177,32 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
             }
             _ = conn.wake.notified() => {}
         }
+    }
+}
+
+/// Chooses and registers the keys of a SLOT-form batch that is waiting for
+/// them (see `Batch::pending_select`), without holding the connection's
+/// lock meanwhile (registering may wait for running writes).
+fn select_pending(srv: &Server, conn: &Conn) {
+    let (slot, numkeys, tag, maxbulks) = {
+        let mut st = conn.lock();
+        let Some(b) = st.batch.as_mut() else { return };
+        let (Some((numkeys, tag)), Some(slot)) = (b.pending_select, b.slot) else {
+            return;
+        };
+        (slot, numkeys, tag, b.params.maxbulks)
+    };
+    let Some(db) = srv.ks.db(conn.db) else { return };
+    let (keys, est) = select_slot(srv, conn.db, db, slot, numkeys, maxbulks, tag, now_ms());
+    let guard = srv.arc().begin_flight(conn.db, KeySet::new(keys.iter().cloned()));
+    let mut st = conn.lock();
+    // A CANCEL or a failure in between took the batch: the guard is dropped
+    // here and the keys are released.
+    if let Some(b) = st.batch.as_mut().filter(|b| b.pending_select.is_some()) {
+        b.pending_select = None;
+        b.keys = keys;
+        b.estimate_msgs = est;
+        b.guard = Some(guard);
     }
 }
 

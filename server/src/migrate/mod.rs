@@ -96,16 +96,18 @@ struct DbFlight {
 
 /// Per-DB registry of key sets in flight.
 ///
-/// With `io-threads > 1` a write may pass the gate's check just before a set
-/// is registered and then change a key after it was serialized (a lost
-/// write). Writers therefore announce themselves in one of two epoch
-/// counters ([`InFlight::enter`]) for the duration of check + handler, and
-/// registration ends with [`InFlight::quiesce`]: flip the epoch, then wait
-/// until every writer of the old epoch has finished. Writers entering after
-/// the flip see the new set. Callers of `begin_flight` must not hold a slot
-/// lock (a writer being waited for may need it) and must serialize the keys
-/// only after it returns. With one thread nothing runs concurrently, so
-/// neither side does anything.
+/// Writes and registrations may run on different threads (`io-threads > 1`,
+/// and the migration thread, which picks and registers SLOT-form batches):
+/// a write may pass the gate's check just before a set is registered and
+/// then change a key after it was serialized (a lost write). Writers
+/// therefore announce themselves in one of two epoch counters
+/// ([`InFlight::enter`], two uncontended atomic operations per write) for
+/// the duration of check + handler, and registration ends with
+/// [`InFlight::quiesce`]: flip the epoch, then wait until every writer of
+/// the old epoch has finished. Writers entering after the flip see the new
+/// set. Callers of `begin_flight` must not hold a slot lock (a writer being
+/// waited for may need it) and must serialize the keys only after it
+/// returns.
 pub struct InFlight {
     dbs: Vec<DbFlight>,
     epoch: std::sync::atomic::AtomicU64,
@@ -204,9 +206,7 @@ impl Server {
                 .push(set.clone());
             d.count.fetch_add(1, Ordering::SeqCst);
         }
-        if self.threads > 1 || BACKGROUND_SERVES_CLIENTS.load(Ordering::Relaxed) {
-            self.inflight.quiesce();
-        }
+        self.inflight.quiesce();
         FlightGuard {
             reg: self.clone(),
             db,
@@ -269,11 +269,6 @@ pub fn background() -> Option<&'static tokio::runtime::Handle> {
     })
     .as_ref()
 }
-
-/// Set once a client connection was moved to the migration thread: writes
-/// may then run on two threads even with `io-threads 1`.
-pub static BACKGROUND_SERVES_CLIENTS: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
 
 /// The migration thread's nice value (see [`background`]).
 const MIGRATION_NICE: libc::c_int = 10;

@@ -101,8 +101,6 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         if let (Some(rt), Ok(std)) = (crate::migrate::background(), stream.into_std()) {
             let srv2 = srv.clone();
             drop(rt.spawn(async move {
-                client.on_background = true;
-                crate::migrate::BACKGROUND_SERVES_CLIENTS.store(true, Relaxed);
                 if let Ok(mut stream) = TcpStream::from_std(std) {
                     serve(&srv2, &mut stream, &mut client, timeout, rest, true).await;
                 }
