@@ -1194,7 +1194,9 @@ fn select_pending(srv: &Server, conn: &Conn) {
     };
     let Some(db) = srv.ks.db(conn.db) else { return };
     let (keys, est) = select_slot(srv, conn.db, db, slot, numkeys, maxbulks, tag, now_ms());
-    let guard = srv.arc().begin_flight(conn.db, KeySet::new(keys.iter().cloned()));
+    let guard = srv
+        .arc()
+        .begin_flight(conn.db, KeySet::new(keys.iter().cloned()));
     let mut st = conn.lock();
     // A CANCEL or a failure in between took the batch: the guard is dropped
     // here and the keys are released.
