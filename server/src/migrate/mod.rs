@@ -112,6 +112,7 @@ pub struct InFlight {
     dbs: Vec<DbFlight>,
     epoch: std::sync::atomic::AtomicU64,
     writers: [AtomicUsize; 2],
+    quiesce_lock: Mutex<()>,
 }
 
 /// A running write command (see [`InFlight::enter`]).
@@ -142,20 +143,37 @@ impl InFlight {
             dbs: (0..databases.max(1)).map(|_| DbFlight::default()).collect(),
             epoch: std::sync::atomic::AtomicU64::new(0),
             writers: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            quiesce_lock: Mutex::new(()),
         }
     }
 
-    /// A write command starts (multi-threaded executor only); it counts as
-    /// running until the guard is dropped (also if the handler panics).
+    /// A write command starts; it counts as running until the guard is
+    /// dropped (also if the handler panics).
+    ///
+    /// The count must land in the parity of an epoch that is still current
+    /// after the increment: a writer delayed between reading the epoch and
+    /// incrementing could otherwise count itself under an epoch whose flip
+    /// (and wait) already happened, and a later registration's wait (on the
+    /// other parity) would not see it. So re-check, and retry if it moved.
     #[inline]
     pub fn enter(&self) -> WriterGuard<'_> {
-        let e = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
-        self.writers[e].fetch_add(1, Ordering::SeqCst);
-        WriterGuard { reg: self, e }
+        loop {
+            let ep = self.epoch.load(Ordering::SeqCst);
+            let e = (ep & 1) as usize;
+            self.writers[e].fetch_add(1, Ordering::SeqCst);
+            if self.epoch.load(Ordering::SeqCst) == ep {
+                return WriterGuard { reg: self, e };
+            }
+            self.writers[e].fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Waits until every write that entered before this call has finished.
+    /// Registrations are serialized here: two overlapping flips would each
+    /// wait on one parity only and could both miss a writer counted under
+    /// the epoch between them.
     fn quiesce(&self) {
+        let _one_at_a_time = self.quiesce_lock.lock().unwrap_or_else(|p| p.into_inner());
         let old = (self.epoch.fetch_add(1, Ordering::SeqCst) & 1) as usize;
         let mut spins = 0u32;
         while self.writers[old].load(Ordering::SeqCst) != 0 {
