@@ -405,31 +405,3 @@ proptest! {
         }
     }
 }
-
-/// Rough throughput numbers (`cargo test --release -- --ignored perf`).
-#[test]
-#[ignore]
-fn perf_smoke() {
-    let items: Vec<Vec<u8>> = (0..1_000_000)
-        .map(|i| format!("item-{i}").into_bytes())
-        .collect();
-    let t = std::time::Instant::now();
-    let p = list_payload(&items);
-    let w = t.elapsed();
-    let t = std::time::Instant::now();
-    let v = decode(&p).unwrap();
-    let r = t.elapsed();
-    assert_eq!(v, Value::List(items));
-    eprintln!(
-        "1M-element list, {} bytes: write {w:?}, decode {r:?}",
-        p.len()
-    );
-    let big = vec![7u8; 100 << 20];
-    let t = std::time::Instant::now();
-    let p = PayloadWriter::string(&big).finish();
-    let w = t.elapsed();
-    let t = std::time::Instant::now();
-    let v = decode(&p).unwrap();
-    eprintln!("100 MiB string: write {w:?}, decode {:?}", t.elapsed());
-    assert_eq!(v, Value::Str(big));
-}
