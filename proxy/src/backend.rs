@@ -918,19 +918,7 @@ impl<'a> Run<'a> {
 }
 
 /// Encodes a command as a RESP multibulk.
-pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut b = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(b.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(b.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
+pub use protocol::resp::request::command as encode;
 
 /// Length of the complete RESP2/RESP3 reply frame at the start of `buf`:
 /// `Ok(None)` when incomplete, `Err(())` on a malformed frame.

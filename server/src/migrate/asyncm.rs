@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::resp::Reply;
+use protocol::resp::request::{array as header, bulk, bulk_u64};
 use protocol::slot::hash_tag;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -44,7 +45,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::db::{Db, Entry, KeyAccess, Kind, Object, ValueRef, now_ms};
 use crate::errors;
-use crate::migrate::{FlightGuard, KeySet};
+use crate::migrate::{FlightGuard, KeySet, ttl_of};
 use crate::server::Server;
 use crate::warning;
 
@@ -78,32 +79,6 @@ pub struct Params {
 // ---------------------------------------------------------------------------
 // Message encoding
 // ---------------------------------------------------------------------------
-
-fn header(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn bulk_u64(out: &mut Vec<u8>, v: u64) {
-    bulk(out, itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Remaining TTL in ms as sent on the wire: 0 = none, else at least 1.
-fn ttl_of(expire: Option<u64>, now: u64) -> u64 {
-    match expire {
-        None => 0,
-        Some(e) => e.saturating_sub(now).max(1),
-    }
-}
 
 /// The DUMP payload of a value (helper A's encoder).
 fn payload_of(v: ValueRef<'_>) -> Vec<u8> {

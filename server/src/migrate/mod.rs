@@ -304,6 +304,15 @@ fn lower_priority() {
     }
 }
 
+/// Remaining TTL in ms as both migration protocols send it: 0 = no expiry,
+/// else the time left, at least 1 (codis.md §2.6 step 3, §2.7.1).
+pub fn ttl_of(expire: Option<u64>, now: u64) -> u64 {
+    match expire {
+        None => 0,
+        Some(e) => e.saturating_sub(now).max(1),
+    }
+}
+
 /// Once a second from the server cron: closes idle cached migration
 /// connections and times out stalled migrations.
 pub fn cron(srv: &Arc<Server>) {

@@ -76,6 +76,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use protocol::resp::request as req;
 use protocol::slot::{hash_tag, slot_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -312,26 +313,6 @@ fn resp_err(srv: &Server, e: &CmdError) -> Vec<u8> {
     v
 }
 
-fn push_cmd(out: &mut Vec<u8>, args: &[&[u8]]) {
-    push_header(out, b'*', args.len());
-    for a in args {
-        push_bulk(out, a);
-    }
-}
-
-fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
-    let mut b = itoa::Buffer::new();
-    out.push(kind);
-    out.extend_from_slice(b.format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_bulk(out: &mut Vec<u8>, a: &[u8]) {
-    push_header(out, b'$', a.len());
-    out.extend_from_slice(a);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// What the target answered wrong, per pipelined command.
 #[derive(Clone, Copy)]
 enum Expect {
@@ -391,11 +372,11 @@ impl Step {
     fn reply(&self, moved: usize, remaining: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
         if self.what.by_slot() {
-            push_header(&mut out, b'*', 2);
-            push_header(&mut out, b':', moved);
-            push_header(&mut out, b':', remaining);
+            req::header(&mut out, b'*', 2);
+            req::header(&mut out, b':', moved);
+            req::header(&mut out, b':', remaining);
         } else {
-            push_header(&mut out, b':', moved);
+            req::header(&mut out, b':', moved);
         }
         out
     }
@@ -547,12 +528,12 @@ impl Step {
         let mut expect = Vec::with_capacity(2);
         let pass = self.srv.config().requirepass.clone();
         if let Some(p) = pass.filter(|_| !conn.authed) {
-            push_cmd(&mut prefix, &[b"AUTH", &p]);
+            req::command(&mut prefix, &[b"AUTH", &p]);
             expect.push(Expect::Auth);
         }
         if conn.db != Some(self.db) {
             let mut b = itoa::Buffer::new();
-            push_cmd(&mut prefix, &[b"SELECT", b.format(self.db).as_bytes()]);
+            req::command(&mut prefix, &[b"SELECT", b.format(self.db).as_bytes()]);
             expect.push(Expect::Select(self.db));
         }
         if !expect.is_empty() {
@@ -577,14 +558,14 @@ impl Step {
         let now = now_ms();
         let mut sent = 0usize;
         let mut buf = Vec::with_capacity(WRITE_PIECE + 1024);
-        push_header(&mut buf, b'*', 1 + 3 * batch.items.len());
-        push_bulk(&mut buf, b"SLOTSRESTORE");
+        req::header(&mut buf, b'*', 1 + 3 * batch.items.len());
+        req::bulk(&mut buf, b"SLOTSRESTORE");
         for it in &batch.items {
-            let ttl = it.expire.map_or(0, |x| x.saturating_sub(now).max(1));
+            let ttl = crate::migrate::ttl_of(it.expire, now);
             let mut b = itoa::Buffer::new();
-            push_bulk(&mut buf, &it.key);
-            push_bulk(&mut buf, b.format(ttl).as_bytes());
-            push_header(&mut buf, b'$', it.payload.iter().map(Vec::len).sum());
+            req::bulk(&mut buf, &it.key);
+            req::bulk(&mut buf, b.format(ttl).as_bytes());
+            req::header(&mut buf, b'$', it.payload.iter().map(Vec::len).sum());
             for piece in &it.payload {
                 if buf.len() + piece.len() <= WRITE_PIECE {
                     buf.extend_from_slice(piece);
@@ -1180,7 +1161,7 @@ mod tests {
     #[test]
     fn request_encoding() {
         let mut v = Vec::new();
-        push_cmd(&mut v, &[b"SELECT", b"3"]);
+        req::command(&mut v, &[b"SELECT", b"3"]);
         assert_eq!(v, b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
     }
 }
