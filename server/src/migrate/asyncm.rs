@@ -55,13 +55,6 @@ pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 const MAX_WINDOW_MSGS: usize = 10_000;
 /// Largest frame accepted from the target (ACKs are tiny).
 const MAX_FRAME: usize = 1 << 20;
-/// Longest one fill of the send window may take. The connection task
-/// yields to the other tasks after every fill, so this bounds how long a
-/// migration keeps other clients of this thread waiting (Codis: 500 µs at
-/// start, 10 µs per ACK).
-const PRODUCE_BUDGET: Duration = Duration::from_micros(200);
-/// Shipped keys deleted per step after the last ACK (the rest after a yield).
-const DELETE_SLICE: usize = 256;
 
 pub const RESTORE_CMD: &[u8] = b"SLOTSRESTORE-ASYNC";
 pub const AUTH_CMD: &[u8] = b"SLOTSRESTORE-ASYNC-AUTH";
@@ -483,45 +476,86 @@ pub fn select_keys(srv: &Server, db: &Db, keys: &[&[u8]], tag: bool) -> Vec<Vec<
     out
 }
 
-/// SLOT / TAGSLOT: up to `numkeys` keys (or estimated messages) of `slot`,
-/// walking its table from a random bucket; TAGSLOT expands every admitted
-/// tagged key to its tag group. Expired keys met on the way are removed.
-/// Chooses the keys of a SLOT-form batch and their estimated message count.
-/// The walk over the slot's buckets starts where the previous batch of the
-/// same slot stopped (the buckets before it were emptied by that batch), or
-/// at a random bucket, and wraps around.
+/// The key selection of a SLOT-form batch, done in steps of at most
+/// [`STEP`](crate::migrate::STEP) on the migration thread (a step walks part
+/// of the slot under its lock, then registers what it chose).
+pub struct Picking {
+    numkeys: usize,
+    tag: bool,
+    /// Hashes of the keys chosen so far (a key met twice, after the table
+    /// moved its entries between two steps, is chosen once; a hash
+    /// collision only leaves a key for the next batch).
+    seen: hashbrown::HashSet<u64>,
+    hasher: ahash::RandomState,
+    /// Buckets walked so far: the walk stops after one lap.
+    walked: usize,
+}
+
+impl Picking {
+    pub fn new(numkeys: usize, tag: bool) -> Picking {
+        Picking {
+            numkeys,
+            tag,
+            seen: hashbrown::HashSet::new(),
+            hasher: ahash::RandomState::new(),
+            walked: 0,
+        }
+    }
+
+    fn first_time(&mut self, key: &[u8]) -> bool {
+        self.seen.insert(self.hasher.hash_one(key))
+    }
+}
+
+/// One step of a SLOT / TAGSLOT selection: more keys of `slot` until the
+/// batch holds `numkeys` keys (or estimated messages), the walk has made
+/// one lap of the slot's buckets, or `deadline` passed. TAGSLOT expands
+/// every admitted tagged key to its tag group. Expired keys met on the way
+/// are removed. `have` is the batch's (keys, estimated messages) so far.
+/// Returns the new keys, their estimated messages and whether the selection
+/// is over. The walk starts where the previous step or batch of the same
+/// slot stopped (the buckets before it were emptied by that batch), or at a
+/// random bucket, and wraps around.
 #[allow(clippy::too_many_arguments)]
 pub fn select_slot(
     srv: &Server,
     dbi: usize,
     db: &Db,
     slot: usize,
-    numkeys: usize,
+    pick: &mut Picking,
+    have: (usize, usize),
     maxbulks: usize,
-    tag: bool,
     now: u64,
-) -> (Vec<Vec<u8>>, usize) {
+    deadline: std::time::Instant,
+) -> (Vec<Vec<u8>>, usize, bool) {
     let mut r = srv.ks.lock_slot(db, slot);
     let nb = r.num_buckets();
     if r.is_empty() || nb == 0 {
-        return (Vec::new(), 0);
+        return (Vec::new(), 0, true);
     }
     let start = srv
         .asyncm
         .resume_at(dbi, slot)
         .filter(|&b| b < nb)
         .unwrap_or_else(|| rand::random_range(0..nb));
-    let want = numkeys.min(r.len());
-    let mut seen = hashbrown::HashSet::with_capacity(if tag { want } else { 0 });
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(want);
+    let numkeys = pick.numkeys;
+    let (mut count, mut est) = have;
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let mut expired: Vec<Vec<u8>> = Vec::new();
-    let mut est = 0usize;
+    let lap = nb.saturating_sub(pick.walked);
+    let mut done = true;
     let mut stop = start;
-    for i in 0..nb {
+    let mut i = 0;
+    while i < lap {
         stop = (start + i) % nb;
-        if out.len() >= numkeys || est >= numkeys {
+        if count >= numkeys || est >= numkeys {
             break;
         }
+        if i > 0 && std::time::Instant::now() >= deadline {
+            done = false;
+            break;
+        }
+        i += 1;
         let Some(e) = r.bucket(stop) else {
             continue;
         };
@@ -529,36 +563,40 @@ pub fn select_slot(
             expired.push(e.key().to_vec());
             continue;
         }
-        if tag && seen.contains(e.key()) {
+        let m = estimate(e, maxbulks);
+        if count > 0 && est + m > 2 * numkeys {
             continue;
         }
-        let m = estimate(e, maxbulks);
-        if !out.is_empty() && est + m > 2 * numkeys {
+        if !pick.first_time(e.key()) {
             continue;
         }
         let key = e.key().to_vec();
         let (t, tagged) = hash_tag(&key);
-        let group = if tag && tagged {
+        let group = if pick.tag && tagged {
             let mut g = r.tag_keys(crc32fast::hash(t));
             g.sort_unstable();
             g
         } else {
             Vec::new()
         };
-        if tag {
-            seen.insert(key.clone());
-        }
         est += m;
+        count += 1;
         out.push(key);
         // Tag-group members count one message each here (their values
         // are not looked at while the slot table is being walked).
         for g in group {
-            if seen.insert(g.clone()) {
+            if pick.first_time(&g) {
                 est += 1;
+                count += 1;
                 out.push(g);
             }
         }
     }
+    if i == lap {
+        // One lap made: resume after the last bucket next time.
+        stop = (start + i) % nb;
+    }
+    pick.walked += i;
     for k in &expired {
         if r.remove(k).is_some() {
             db.expired
@@ -566,7 +604,7 @@ pub fn select_slot(
         }
     }
     srv.asyncm.set_resume(dbi, slot, stop);
-    (out, est)
+    (out, est - have.1, done)
 }
 
 // ---------------------------------------------------------------------------
@@ -575,6 +613,8 @@ pub fn select_slot(
 
 /// One batch of keys being shipped.
 pub struct Batch {
+    /// Tells this batch from a later one of the same connection.
+    serial: u64,
     slot: Option<usize>,
     params: Params,
     keys: Vec<Vec<u8>>,
@@ -584,23 +624,25 @@ pub struct Batch {
     estimate_msgs: usize,
     chunked_vals: usize,
     waiters: Vec<oneshot::Sender<Vec<u8>>>,
-    guard: Option<FlightGuard>,
+    /// The batch's keys are registered in flight (one guard per selection
+    /// step for SLOT forms).
+    guards: Vec<FlightGuard>,
     last_progress: u64,
     /// Sizes of the unacked messages, oldest first.
     unacked: VecDeque<usize>,
     unacked_bytes: usize,
     /// After the last ACK: the next shipped key to delete and the reply.
     deleting: Option<(usize, Vec<u8>)>,
-    /// SLOT forms: `(numkeys, tag)` still to be chosen. The connection task
-    /// picks and registers the keys on the migration thread, so the walk
-    /// over the slot and the allocations it needs never delay the clients
-    /// of the main executor.
-    pending_select: Option<(usize, bool)>,
+    /// SLOT forms while keys are still being chosen. The connection task
+    /// picks and registers the keys on the migration thread, in steps, so
+    /// the walk over the slot and the allocations it needs never delay the
+    /// clients of the main executor; what is chosen ships meanwhile.
+    picking: Option<Picking>,
 }
 
 impl Batch {
     fn exhausted(&self) -> bool {
-        self.pending_select.is_none()
+        self.picking.is_none()
             && self.cur.as_ref().is_none_or(KeyIter::done)
             && self.next_key >= self.keys.len()
     }
@@ -616,7 +658,7 @@ impl Batch {
         bytes.push(b'-');
         bytes.extend_from_slice(text.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        drop(self.guard.take());
+        self.guards.clear();
         for w in self.waiters.drain(..) {
             let _ = w.send(bytes.clone());
         }
@@ -764,7 +806,7 @@ pub fn start(
         }
     }
     let now = now_ms();
-    let (slot, keys, estimate_msgs, guard, pending_select) = match sel {
+    let (slot, keys, estimate_msgs, guards, picking) = match sel {
         Select::Keys(keys, tag) => {
             let keys = select_keys(srv, dbref, &keys, tag);
             let mut est = 0;
@@ -774,12 +816,20 @@ pub fn start(
                 }
             }
             let guard = srv.begin_flight(db, KeySet::new(keys.iter().cloned()));
-            (None, keys, est, Some(guard), None)
+            (None, keys, est, vec![guard], None)
         }
-        Select::Slot(slot, numkeys, tag) => (Some(slot), Vec::new(), 0, None, Some((numkeys, tag))),
+        Select::Slot(slot, numkeys, tag) => (
+            Some(slot),
+            Vec::new(),
+            0,
+            Vec::new(),
+            Some(Picking::new(numkeys, tag)),
+        ),
     };
     let (tx, rx) = oneshot::channel();
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let batch = Batch {
+        serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         slot,
         params: p,
         keys,
@@ -789,11 +839,11 @@ pub fn start(
         estimate_msgs,
         chunked_vals: 0,
         waiters: vec![tx],
-        guard,
+        guards,
         last_progress: now,
         unacked: VecDeque::new(),
         deleting: None,
-        pending_select,
+        picking,
         unacked_bytes: 0,
     };
     let conn = match existing {
@@ -955,9 +1005,10 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
         return false;
     };
     let now = now_ms();
-    // A time budget per fill (Codis: 500 µs at start, 10 µs per ACK) keeps
-    // the event loop responsive; more is produced as ACKs come back.
-    let deadline = std::time::Instant::now() + PRODUCE_BUDGET;
+    // A time budget per fill (Codis: 500 µs at start, 10 µs per ACK; ours
+    // is migrate::STEP, then the task yields and offers the CPU) keeps the
+    // thread responsive; more is produced as ACKs come back.
+    let deadline = std::time::Instant::now() + crate::migrate::STEP;
     loop {
         if !b.unacked.is_empty() && std::time::Instant::now() >= deadline {
             break;
@@ -1016,8 +1067,8 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
     b.unacked.is_empty() && b.exhausted()
 }
 
-/// The last ACK arrived: delete the shipped keys, [`DELETE_SLICE`] per
-/// call (the task yields between calls, so a batch of thousands of keys does
+/// The last ACK arrived: delete the shipped keys, for at most
+/// [`STEP`](crate::migrate::STEP) per call (the task yields between calls, so a batch of thousands of keys does
 /// not stall the loop; the keys stay registered in flight, hence unwritable,
 /// until the last one is gone; readers through the exec wrapper already find
 /// deleted ones on the target), then answer every waiter. The slot size in
@@ -1041,24 +1092,26 @@ fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) -> bool {
         };
         (0, reply.into_bytes())
     });
-    let start = *next;
-    let end = (start + DELETE_SLICE).min(b.shipped.len());
-    for k in b.shipped.get(start..end).unwrap_or_default() {
+    let deadline = std::time::Instant::now() + crate::migrate::STEP;
+    for k in b.shipped.get(*next..).unwrap_or_default() {
         let old = srv.ks.lock_key(db, k).remove(k);
         if let Some(e) = old {
             // Values with millions of elements are freed on a background
             // thread (Codis' lazy release).
             crate::db::drop_later(e);
         }
+        *next += 1;
+        if std::time::Instant::now() >= deadline {
+            break;
+        }
     }
-    *next = end;
-    if end < b.shipped.len() {
+    if *next < b.shipped.len() {
         return false;
     }
     let Some(mut b) = st.batch.take() else {
         return true;
     };
-    drop(b.guard.take());
+    b.guards.clear();
     let bytes = b.deleting.take().map(|(_, r)| r).unwrap_or_default();
     for w in b.waiters.drain(..) {
         let _ = w.send(bytes.clone());
@@ -1102,7 +1155,9 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
         // the migration (tokio's cooperative budget alone would let this
         // loop run up to 128 ready I/O operations in a row).
         tokio::task::yield_now().await;
+        crate::migrate::courtesy();
         select_pending(srv, conn);
+        crate::migrate::courtesy();
         let active = {
             let mut st = conn.lock();
             if st.aborted {
@@ -1156,30 +1211,46 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
 }
 
 /// Chooses and registers the keys of a SLOT-form batch that is waiting for
-/// them (see `Batch::pending_select`), without holding the connection's
+/// them (see `Batch::picking`), without holding the connection's
 /// lock meanwhile (registering may wait for running writes).
 fn select_pending(srv: &Server, conn: &Conn) {
-    let (slot, numkeys, tag, maxbulks) = {
+    let (serial, slot, mut pick, have, maxbulks) = {
         let mut st = conn.lock();
         let Some(b) = st.batch.as_mut() else { return };
-        let (Some((numkeys, tag)), Some(slot)) = (b.pending_select, b.slot) else {
-            return;
-        };
-        (slot, numkeys, tag, b.params.maxbulks)
+        let Some(slot) = b.slot else { return };
+        let Some(pick) = b.picking.take() else { return };
+        let have = (b.keys.len(), b.estimate_msgs);
+        (b.serial, slot, pick, have, b.params.maxbulks)
     };
     let Some(db) = srv.ks.db(conn.db) else { return };
-    let (keys, est) = select_slot(srv, conn.db, db, slot, numkeys, maxbulks, tag, now_ms());
-    let guard = srv
-        .arc()
-        .begin_flight(conn.db, KeySet::new(keys.iter().cloned()));
+    let deadline = std::time::Instant::now() + crate::migrate::STEP;
+    let (keys, est, done) = select_slot(
+        srv,
+        conn.db,
+        db,
+        slot,
+        &mut pick,
+        have,
+        maxbulks,
+        now_ms(),
+        deadline,
+    );
+    let guard = (!keys.is_empty()).then(|| {
+        srv.arc()
+            .begin_flight(conn.db, KeySet::new(keys.iter().cloned()))
+    });
     let mut st = conn.lock();
     // A CANCEL or a failure in between took the batch: the guard is dropped
     // here and the keys are released.
-    if let Some(b) = st.batch.as_mut().filter(|b| b.pending_select.is_some()) {
-        b.pending_select = None;
-        b.keys = keys;
-        b.estimate_msgs = est;
-        b.guard = Some(guard);
+    if let Some(b) = st.batch.as_mut().filter(|b| b.serial == serial) {
+        b.keys.extend(keys);
+        b.estimate_msgs += est;
+        b.guards.extend(guard);
+        if !done {
+            b.picking = Some(pick);
+            // Come back for the rest after a yield.
+            conn.wake.notify_one();
+        }
     }
 }
 
@@ -1377,6 +1448,60 @@ mod tests {
             ));
         }
         srv
+    }
+
+    /// A SLOT-form selection made in many small steps (here one bucket
+    /// each), with the slot growing (and its table resizing) between steps,
+    /// chooses every key at most once, every key present throughout, and
+    /// honours numkeys.
+    #[test]
+    fn stepwise_selection_chooses_each_key_once() {
+        let srv = Server::new(
+            crate::config::Config::default(),
+            String::new(),
+            String::new(),
+        );
+        let db = srv.ks.db(0).unwrap();
+        let slot = protocol::slot::slot_of(b"{s}");
+        let put = |i: usize| {
+            let k = format!("{{s}}:{i}");
+            srv.ks
+                .lock_key(db, k.as_bytes())
+                .insert(Entry::new_str(k.as_bytes(), b"v", None, 0));
+        };
+        (0..300).for_each(put);
+        let past = std::time::Instant::now();
+        let run = |numkeys: usize, grow: bool| {
+            let mut pick = Picking::new(numkeys, false);
+            let (mut keys, mut est) = (Vec::new(), 0);
+            let mut steps = 0;
+            loop {
+                let (k, e, done) =
+                    select_slot(&srv, 0, db, slot, &mut pick, (keys.len(), est), 10, 0, past);
+                keys.extend(k);
+                est += e;
+                steps += 1;
+                if grow && steps % 7 == 0 && steps < 100 {
+                    (1000 + steps * 20..1000 + steps * 20 + 20).for_each(put);
+                }
+                if done {
+                    return (keys, est, steps);
+                }
+                assert!(steps < 100_000, "selection does not end");
+            }
+        };
+        let (keys, est, steps) = run(100, false);
+        assert_eq!((keys.len(), est), (100, 100));
+        assert!(steps > 10, "{steps} steps");
+        let (keys, _, _) = run(100_000, true);
+        let set: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(set.len(), keys.len(), "a key chosen twice");
+        for i in 0..300 {
+            assert!(
+                set.contains(&format!("{{s}}:{i}").into_bytes()),
+                "key {i} missed"
+            );
+        }
     }
 
     #[test]

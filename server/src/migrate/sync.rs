@@ -515,6 +515,7 @@ impl Step {
             }
             free_pieces(std::mem::take(&mut dropped));
             tokio::task::yield_now().await;
+            super::courtesy();
         }
     }
 
@@ -602,6 +603,7 @@ impl Step {
             if *sent >= YIELD_BYTES {
                 *sent = 0;
                 tokio::task::yield_now().await;
+                super::courtesy();
             }
         }
         Ok(())
@@ -676,6 +678,7 @@ impl Step {
                 return remaining;
             }
             tokio::task::yield_now().await;
+            super::courtesy();
         }
     }
 }

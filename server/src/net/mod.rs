@@ -239,6 +239,10 @@ async fn serve(
                     }
                     limits.unauthenticated = !client.authenticated;
                     pos += p.consumed;
+                    if background {
+                        // A migration stream: let woken clients run.
+                        crate::migrate::courtesy();
+                    }
                     if client.block.is_some() || client.pending.is_some() {
                         // Blocked: later pipelined commands wait (Redis).
                         break;
