@@ -45,6 +45,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server with the default configuration, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests() -> Arc<Server> {
+        Server::new(Config::default(), String::new(), String::new())
+    }
+
     pub fn new(config: Config, executable: String, config_file: String) -> Arc<Server> {
         let threads = config.io_threads.max(1);
         let port = config.port as u64;

@@ -460,11 +460,7 @@ mod tests {
 
     impl T {
         fn new() -> T {
-            let srv = crate::server::Server::new(
-                crate::config::Config::default(),
-                String::new(),
-                String::new(),
-            );
+            let srv = crate::server::Server::for_tests();
             let info = std::sync::Arc::new(crate::client::ClientInfo::new(
                 1,
                 String::new(),

@@ -1089,7 +1089,6 @@ mod tests {
         use protocol::resp::Reply;
 
         use crate::client::{Client, ClientInfo};
-        use crate::config::Config;
         use crate::db::KeyAccess;
         use crate::exec::execute;
         use crate::server::Server;
@@ -1101,7 +1100,7 @@ mod tests {
 
         impl T {
             fn new() -> T {
-                let srv = Server::new(Config::default(), String::new(), String::new());
+                let srv = Server::for_tests();
                 let info = Arc::new(ClientInfo::new(1, String::new(), String::new(), -1, 0));
                 T {
                     srv,

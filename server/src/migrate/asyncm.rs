@@ -1418,11 +1418,7 @@ mod tests {
 
     fn server_with_big_values(n: usize) -> Arc<Server> {
         use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
-        let srv = Server::new(
-            crate::config::Config::default(),
-            String::new(),
-            String::new(),
-        );
+        let srv = Server::for_tests();
         let db = srv.ks.db(0).unwrap();
         let (mut h, mut l, mut st, mut z) =
             (Hash::new(), List::new(), Set::new(), ZSet::new_full());
@@ -1456,11 +1452,7 @@ mod tests {
     /// honours numkeys.
     #[test]
     fn stepwise_selection_chooses_each_key_once() {
-        let srv = Server::new(
-            crate::config::Config::default(),
-            String::new(),
-            String::new(),
-        );
+        let srv = Server::for_tests();
         let db = srv.ks.db(0).unwrap();
         let slot = protocol::slot::slot_of(b"{s}");
         let put = |i: usize| {
@@ -1634,11 +1626,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_batch_then_idle_timeout_and_batch_timeout() {
-        let srv = Server::new(
-            crate::config::Config::default(),
-            String::new(),
-            String::new(),
-        );
+        let srv = Server::for_tests();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let p = Params {

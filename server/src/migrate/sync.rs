@@ -1111,11 +1111,7 @@ mod tests {
     /// batch; the others are still serialized.
     #[test]
     fn vanishing_big_key_is_dropped() {
-        let srv = Server::new(
-            crate::config::Config::default(),
-            String::new(),
-            String::new(),
-        );
+        let srv = Server::for_tests();
         let db = srv.ks.db(0).unwrap();
         let fill = |srv: &Arc<Server>| {
             let mut h = Hash::new();
