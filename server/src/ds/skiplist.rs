@@ -685,6 +685,62 @@ mod tests {
         format!("m{}", m % 64).into_bytes()
     }
 
+    /// Thousands of members (tall nodes, blocks of every height reused
+    /// through the free lists), random inserts, score moves, removals and
+    /// rank removals, checked against a sorted model.
+    #[test]
+    fn big_random_workload_matches_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut sl = SkipList::new();
+        let mut model: BTreeSet<(Sc, Vec<u8>)> = BTreeSet::new();
+        let mut scores: HashMap<Vec<u8>, f64> = HashMap::new();
+        for step in 0..30_000 {
+            let m = format!("member:{}", rng.random_range(0..3000)).into_bytes();
+            let s = f64::from(rng.random_range(0..500)) / 2.0;
+            match rng.random_range(0..10) {
+                0..=6 => {
+                    if let Some(old) = scores.insert(m.clone(), s) {
+                        model.remove(&(Sc(old), m.clone()));
+                        sl.update_score(&m, s);
+                    } else {
+                        sl.insert(s, m.clone().into_boxed_slice());
+                    }
+                    model.insert((Sc(s), m));
+                }
+                7..=8 => {
+                    let want = scores.remove(&m);
+                    assert_eq!(sl.remove(&m), want);
+                    if let Some(old) = want {
+                        model.remove(&(Sc(old), m));
+                    }
+                }
+                _ => {
+                    let a = rng.random_range(0..model.len() + 1);
+                    let n = rng.random_range(0..5);
+                    let want: Vec<(Sc, Vec<u8>)> = model.iter().skip(a).take(n).cloned().collect();
+                    let mut got = Vec::new();
+                    sl.remove_ranks(a, a + n, |m, s| got.push((Sc(s), m.to_vec())));
+                    assert_eq!(got, want);
+                    for (s, m) in want {
+                        model.remove(&(s, m.clone()));
+                        scores.remove(&m);
+                    }
+                }
+            }
+            if step % 2500 == 0 || step == 29_999 {
+                sl.check();
+                let all: Vec<_> = sl.iter().map(|(m, s)| (Sc(s), m.to_vec())).collect();
+                assert_eq!(all, model.iter().cloned().collect::<Vec<_>>());
+                for (r, (s, m)) in model.iter().enumerate().step_by(97) {
+                    assert_eq!(sl.rank(m), Some((r, s.0)));
+                    assert_eq!(sl.get_rank(r), Some((&m[..], s.0)));
+                }
+            }
+        }
+        assert!(sl.len() > 1000, "the set stayed big: {}", sl.len());
+    }
+
     proptest! {
         #[test]
         fn matches_btreeset_model(ops in proptest::collection::vec(op(), 1..300)) {
