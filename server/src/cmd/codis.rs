@@ -12,7 +12,7 @@
 use protocol::command::CmdId;
 use protocol::slot::{SLOTS, hash_tag, slot_of};
 
-use crate::cmd::util::{c_is, int_arg, parse_cursor};
+use crate::cmd::util::{c_is, int_arg, parse_cursor, scan_head};
 use crate::db::KeyAccess;
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
@@ -147,10 +147,7 @@ fn slotsscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     } else {
         bucket as u64 | (generation << SSCAN_GEN_SHIFT)
     };
-    ctx.out.array(2);
-    let mut b = itoa::Buffer::new();
-    ctx.out.bulk(b.format(next).as_bytes());
-    ctx.out.array(keys.len());
+    scan_head(ctx.out, next, keys.len());
     for k in keys {
         ctx.out.bulk(k);
     }

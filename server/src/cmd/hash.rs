@@ -48,7 +48,7 @@ use protocol::resp::Reply;
 use crate::cmd::util::c_is as kw;
 use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
-use crate::cmd::util::scan_options;
+use crate::cmd::util::{scan_head, scan_options, scan_reply};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
 use crate::ds::hash::Limits;
@@ -410,28 +410,21 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let opts = &argv[3..];
     read_hash(ctx, argv[1], |out, h| -> CmdResult {
         let Some(h) = h else {
-            out.array(2);
-            out.bulk(b"0");
-            out.array(0);
+            scan_head(out, 0, 0);
             return Ok(());
         };
         let (count, pat) = scan_options(opts)?;
-        let mut items = Reply {
-            buf: Vec::new(),
-            resp3: out.resp3,
-        };
-        let mut n = 0usize;
-        let next = h.scan(cursor, count, |f, v| {
-            if pat.is_none_or(|p| string_match(p, f, false)) {
-                items.bulk(f);
-                items.bulk(v);
-                n += 2;
-            }
+        scan_reply(out, |items| {
+            let mut n = 0usize;
+            let next = h.scan(cursor, count, |f, v| {
+                if pat.is_none_or(|p| string_match(p, f, false)) {
+                    items.bulk(f);
+                    items.bulk(v);
+                    n += 2;
+                }
+            });
+            (next, n)
         });
-        out.array(2);
-        out.bulk(itoa::Buffer::new().format(next).as_bytes());
-        out.array(n);
-        out.buf.extend_from_slice(&items.buf);
         Ok(())
     })?
 }

@@ -34,8 +34,8 @@ use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
 use crate::cmd::util::parse_cursor;
-use crate::cmd::util::scan_options;
 use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::{scan_head, scan_options, scan_reply};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Set;
 use crate::ds::set::{Member, MemberRef};
@@ -657,25 +657,20 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     read_set(ctx, key, |buf, s| -> CmdResult {
         let Some(s) = s else {
-            buf.buf.extend_from_slice(b"*2\r\n$1\r\n0\r\n*0\r\n");
+            scan_head(buf, 0, 0);
             return Ok(());
         };
         let (count, pat) = scan_options(&argv[3..])?;
-        let mut found = Reply {
-            buf: Vec::new(),
-            resp3: buf.resp3,
-        };
-        let mut n = 0usize;
-        let next = s.scan(cursor, count, |m| {
-            if pat.is_none_or(|p| m.with_bytes(|b| string_match(p, b, false))) {
-                write_member(&mut found, m);
-                n += 1;
-            }
+        scan_reply(buf, |found| {
+            let mut n = 0usize;
+            let next = s.scan(cursor, count, |m| {
+                if pat.is_none_or(|p| m.with_bytes(|b| string_match(p, b, false))) {
+                    write_member(found, m);
+                    n += 1;
+                }
+            });
+            (next, n)
         });
-        buf.array(2);
-        buf.bulk(itoa::Buffer::new().format(next).as_bytes());
-        buf.array(n);
-        buf.buf.extend_from_slice(&found.buf);
         Ok(())
     })?
 }

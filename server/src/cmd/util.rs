@@ -71,6 +71,30 @@ pub fn c_is(a: &[u8], kw: &str) -> bool {
     c_str(a).eq_ignore_ascii_case(kw.as_bytes())
 }
 
+/// The head of a SCAN-family reply, `[cursor, [n elements]]`: the caller
+/// writes the `n` elements next.
+pub fn scan_head(out: &mut protocol::resp::Reply, next: u64, n: usize) {
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.array(n);
+}
+
+/// A SCAN-family reply whose element count is known only after the scan:
+/// `scan` writes the elements into a scratch reply and returns the next
+/// cursor and how many it wrote.
+pub fn scan_reply(
+    out: &mut protocol::resp::Reply,
+    scan: impl FnOnce(&mut protocol::resp::Reply) -> (u64, usize),
+) {
+    let mut items = protocol::resp::Reply {
+        buf: Vec::new(),
+        resp3: out.resp3,
+    };
+    let (next, n) = scan(&mut items);
+    scan_head(out, next, n);
+    out.buf.extend_from_slice(&items.buf);
+}
+
 /// The `[MATCH pattern] [COUNT count]` options of HSCAN/SSCAN/ZSCAN (Redis'
 /// `scanGenericCommand`): COUNT below 1 or any other word is a syntax error;
 /// the pattern `*` is returned as `None` (match everything, even empty bytes).

@@ -39,8 +39,8 @@ use rand::Rng;
 
 use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
-use crate::cmd::util::scan_options;
 use crate::cmd::util::{c_is as copt, c_str as cstr};
+use crate::cmd::util::{scan_head, scan_options};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
@@ -1433,9 +1433,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut r = ctx.ks().lock_key(ctx.db(), key);
     let Some(e) = r.get(key, now) else {
         ctx.hit(false);
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+        scan_head(ctx.out, 0, 0);
         return Ok(());
     };
     let z = zset_ref(e)?;
@@ -1454,10 +1452,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         z.scan_full(cursor, count, &mut take)
     };
     let out = &mut *ctx.out;
-    out.array(2);
-    let mut cb = itoa::Buffer::new();
-    out.bulk(cb.format(next).as_bytes());
-    out.array(found.len() * 2);
+    scan_head(out, next, found.len() * 2);
     let mut b = Vec::with_capacity(24);
     for (m, s) in &found {
         out.bulk(m);
