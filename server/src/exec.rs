@@ -89,6 +89,29 @@ impl<'a> Ctx<'a> {
     pub fn lru(&self) -> u32 {
         crate::db::lru_clock(self.now)
     }
+
+    /// A read lookup, as Redis' `lookupKeyRead`: counts a keyspace hit or
+    /// miss and touches the entry's LRU clock, then runs `f` with the reply
+    /// and the entry (`None` when the key is missing or expired) while the
+    /// key's slot stays locked.
+    pub fn read_key<R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&mut Reply, Option<&crate::db::Entry>) -> R,
+    ) -> R {
+        use crate::db::KeyAccess;
+        let (now, lru) = (self.now, self.lru());
+        let mut slot = self.ks().lock_key(self.db(), key);
+        let e = slot.get(key, now);
+        self.hit(e.is_some());
+        match e {
+            Some(e) => {
+                e.touch(lru);
+                f(self.out, Some(e))
+            }
+            None => f(self.out, None),
+        }
+    }
 }
 
 pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;

@@ -115,20 +115,10 @@ fn read_hash<R>(
     key: &[u8],
     f: impl FnOnce(&mut Reply, Option<&Hash>) -> R,
 ) -> Result<R, CmdError> {
-    let (now, lru) = (ctx.now, ctx.lru());
-    let mut slot = ctx.ks().lock_key(ctx.db(), key);
-    match slot.get(key, now) {
-        None => {
-            ctx.hit(false);
-            Ok(f(ctx.out, None))
-        }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            let h = hash_ref(e)?;
-            Ok(f(ctx.out, Some(h)))
-        }
-    }
+    ctx.read_key(key, |out, e| match e {
+        None => Ok(f(out, None)),
+        Some(e) => Ok(f(out, Some(hash_ref(e)?))),
+    })
 }
 
 /// A write lookup (`lookupKeyWrite` + create): runs `f` on the existing hash,

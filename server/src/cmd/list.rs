@@ -194,21 +194,7 @@ fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 // --- read -------------------------------------------------------------------
 
 fn llen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let n = match s.get(key, ctx.now) {
-        None => {
-            ctx.hit(false);
-            0
-        }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            list_ref(e)?.len()
-        }
-    };
-    drop(s);
+    let n = ctx.read_key(argv[1], |_, e| e.map_or(Ok(0), |e| Ok(list_ref(e)?.len())))?;
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -224,24 +210,19 @@ fn norm_index(i: i64, len: usize) -> Option<usize> {
 }
 
 fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else {
-        ctx.hit(false);
-        drop(s);
-        ctx.out.null();
-        return Ok(());
-    };
-    ctx.hit(true);
-    e.touch(lru);
-    let l = list_ref(e)?;
-    let idx = int_arg(argv[2])?;
-    match norm_index(idx, l.len()).and_then(|i| l.get(i)) {
-        Some(v) => ctx.out.bulk(v),
-        None => ctx.out.null(),
-    }
-    Ok(())
+    ctx.read_key(argv[1], |out, e| {
+        let Some(e) = e else {
+            out.null();
+            return Ok(());
+        };
+        let l = list_ref(e)?;
+        let idx = int_arg(argv[2])?;
+        match norm_index(idx, l.len()).and_then(|i| l.get(i)) {
+            Some(v) => out.bulk(v),
+            None => out.null(),
+        }
+        Ok(())
+    })
 }
 
 fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -289,31 +270,26 @@ fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 }
 
 fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
     let start = int_arg(argv[2])?;
     let end = int_arg(argv[3])?;
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else {
-        ctx.hit(false);
-        drop(s);
-        ctx.out.array(0);
-        return Ok(());
-    };
-    ctx.hit(true);
-    e.touch(lru);
-    let l = list_ref(e)?;
-    match norm_range(start, end, l.len()) {
-        None => ctx.out.array(0),
-        Some((a, b)) => {
-            let n = b - a + 1;
-            ctx.out.array(n);
-            for v in l.iter_from(a).take(n) {
-                ctx.out.bulk(v);
+    ctx.read_key(argv[1], |out, e| {
+        let Some(e) = e else {
+            out.array(0);
+            return Ok(());
+        };
+        let l = list_ref(e)?;
+        match norm_range(start, end, l.len()) {
+            None => out.array(0),
+            Some((a, b)) => {
+                let n = b - a + 1;
+                out.array(n);
+                for v in l.iter_from(a).take(n) {
+                    out.bulk(v);
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -159,18 +159,10 @@ fn read_set<R>(
     key: &[u8],
     f: impl FnOnce(&mut Reply, Option<&Set>) -> R,
 ) -> Result<R, CmdError> {
-    let (now, lru) = (ctx.now, ctx.lru());
-    let mut slot = ctx.ks().lock_key(ctx.db(), key);
-    let e = slot.get(key, now);
-    ctx.hit(e.is_some());
-    match e {
-        None => Ok(f(ctx.out, None)),
-        Some(e) => {
-            e.touch(lru);
-            let s = set_ref(e)?;
-            Ok(f(ctx.out, Some(s)))
-        }
-    }
+    ctx.read_key(key, |out, e| match e {
+        None => Ok(f(out, None)),
+        Some(e) => Ok(f(out, Some(set_ref(e)?))),
+    })
 }
 
 fn scard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -191,21 +191,13 @@ fn expire_at(kind: ExpKind, arg: &[u8], now: u64, cmd: &'static str) -> Result<u
 // ---------------------------------------------------------------------------
 
 fn get(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.hit(false);
-            ctx.out.null();
+    ctx.read_key(argv[1], |out, e| {
+        match e {
+            None => out.null(),
+            Some(e) => out.bulk(e.as_str().ok_or(CmdError::WrongType)?),
         }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            ctx.out.bulk(e.as_str().ok_or(CmdError::WrongType)?);
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// What SET-like commands reply on success / when NX or XX aborts.
@@ -587,21 +579,11 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn strlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let n = match s.get(key, ctx.now) {
-        None => {
-            ctx.hit(false);
-            0
-        }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            e.as_str().ok_or(CmdError::WrongType)?.len()
-        }
-    };
-    drop(s);
+    let n = ctx.read_key(argv[1], |_, e| {
+        e.map_or(Ok(0), |e| {
+            e.as_str().map(<[u8]>::len).ok_or(CmdError::WrongType)
+        })
+    })?;
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -627,27 +609,20 @@ fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 }
 
 fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
     let start = int_arg(argv[2])?;
     let end = int_arg(argv[3])?;
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.hit(false);
-            ctx.out.bulk(b"");
+    ctx.read_key(argv[1], |out, e| {
+        let Some(e) = e else {
+            out.bulk(b"");
+            return Ok(());
+        };
+        let v = e.as_str().ok_or(CmdError::WrongType)?;
+        match range_of(start, end, v.len()).and_then(|(a, b)| v.get(a..b)) {
+            Some(part) => out.bulk(part),
+            None => out.bulk(b""),
         }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            let v = e.as_str().ok_or(CmdError::WrongType)?;
-            match range_of(start, end, v.len()).and_then(|(a, b)| v.get(a..b)) {
-                Some(part) => ctx.out.bulk(part),
-                None => ctx.out.bulk(b""),
-            }
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -536,19 +536,10 @@ fn read<R>(
     key: &[u8],
     f: impl FnOnce(&ZSet, &mut Reply) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let now = ctx.now;
-    let mut r = ctx.ks().lock_key(ctx.db(), key);
-    match r.get(key, now) {
-        Some(e) => {
-            let z = zset_ref(e)?;
-            ctx.hit(true);
-            Ok(Some(f(z, ctx.out)))
-        }
-        None => {
-            ctx.hit(false);
-            Ok(None)
-        }
-    }
+    ctx.read_key(key, |out, e| match e {
+        Some(e) => Ok(Some(f(zset_ref(e)?, out))),
+        None => Ok(None),
+    })
 }
 
 fn zcard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
