@@ -278,20 +278,10 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn getbit(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let off = bit_offset(ctx, argv[2], 0)?;
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let bit = match s.get(key, ctx.now) {
-        None => {
-            ctx.hit(false);
-            0
-        }
-        Some(e) => {
-            ctx.hit(true);
-            e.touch(lru);
-            get_bit(e.as_str().ok_or(CmdError::WrongType)?, off)
-        }
-    };
-    drop(s);
+    let bit = ctx.read_key(key, |_, e| match e {
+        None => Ok(0),
+        Some(e) => Ok(get_bit(e.as_str().ok_or(CmdError::WrongType)?, off)),
+    })?;
     ctx.out.int(bit as i64);
     Ok(())
 }
@@ -333,17 +323,14 @@ fn norm_range(mut start: i64, mut end: i64, total: i64) -> Option<(u64, u64)> {
 }
 
 fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else {
-        drop(s);
-        ctx.hit(false);
-        ctx.out.int(0);
-        return Ok(());
-    };
-    ctx.hit(true);
-    e.touch(lru);
+    let n = ctx.read_key(argv[1], |_, e| count_bits(e, argv))?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// BITCOUNT's count for the string `e` (0 when missing).
+fn count_bits(e: Option<&crate::db::Entry>, argv: &[&[u8]]) -> Result<u64, CmdError> {
+    let Some(e) = e else { return Ok(0) };
     let p = e.as_str().ok_or(CmdError::WrongType)?;
     let len = p.len() as i64;
     let n = match argv.len() {
@@ -368,9 +355,7 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    drop(s);
-    ctx.out.int(n as i64);
-    Ok(())
+    Ok(n)
 }
 
 fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -380,16 +365,16 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         1 => true,
         _ => return Err(CmdError::Static(errors::BITPOS_BIT_ARG)),
     };
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else {
-        drop(s);
-        ctx.hit(false);
-        ctx.out.int(if bit { -1 } else { 0 });
-        return Ok(());
-    };
-    ctx.hit(true);
-    e.touch(lru);
+    let pos = ctx.read_key(key, |_, e| match e {
+        None => Ok(if bit { -1 } else { 0 }),
+        Some(e) => find_first_bit(e, argv, bit),
+    })?;
+    ctx.out.int(pos);
+    Ok(())
+}
+
+/// BITPOS's answer for the existing string `e`.
+fn find_first_bit(e: &crate::db::Entry, argv: &[&[u8]], bit: bool) -> Result<i64, CmdError> {
     let p = e.as_str().ok_or(CmdError::WrongType)?;
     let len = p.len() as i64;
     let (range, end_given) = match argv.len() {
@@ -428,9 +413,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             None => eb as i64 + 1,
         },
     };
-    drop(s);
-    ctx.out.int(pos);
-    Ok(())
+    Ok(pos)
 }
 
 // ---------------------------------------------------------------------------
