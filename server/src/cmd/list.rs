@@ -391,64 +391,59 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         i += 2;
     }
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = s.get(key, ctx.now) else {
-        ctx.hit(false);
-        drop(s);
-        match count {
-            Some(_) => ctx.out.array(0),
-            None => ctx.out.null(),
-        }
-        return Ok(());
-    };
-    ctx.hit(true);
-    e.touch(lru);
-    let l = list_ref(e)?;
-    let len = l.len();
-    let from_tail = rank < 0;
-    let want_rank = rank.unsigned_abs();
-    let limit = if maxlen == 0 {
-        usize::MAX
-    } else {
-        maxlen as usize
-    };
-    let mut found: Vec<usize> = Vec::new();
-    let mut matches = 0u64;
-    let mut scan = |it: &mut dyn Iterator<Item = &[u8]>| {
-        for (k, v) in it.take(limit).enumerate() {
-            if v == elem {
-                matches += 1;
-                if matches >= want_rank {
-                    found.push(if from_tail { len - 1 - k } else { k });
-                    match count {
-                        None => break,
-                        Some(c) if c > 0 && found.len() as i64 >= c => break,
-                        _ => {}
+    ctx.read_key(key, |out, e| {
+        let Some(e) = e else {
+            match count {
+                Some(_) => out.array(0),
+                None => out.null(),
+            }
+            return Ok(());
+        };
+        let l = list_ref(e)?;
+        let len = l.len();
+        let from_tail = rank < 0;
+        let want_rank = rank.unsigned_abs();
+        let limit = if maxlen == 0 {
+            usize::MAX
+        } else {
+            maxlen as usize
+        };
+        let mut found: Vec<usize> = Vec::new();
+        let mut matches = 0u64;
+        let mut scan = |it: &mut dyn Iterator<Item = &[u8]>| {
+            for (k, v) in it.take(limit).enumerate() {
+                if v == elem {
+                    matches += 1;
+                    if matches >= want_rank {
+                        found.push(if from_tail { len - 1 - k } else { k });
+                        match count {
+                            None => break,
+                            Some(c) if c > 0 && found.len() as i64 >= c => break,
+                            _ => {}
+                        }
                     }
                 }
             }
+        };
+        if from_tail {
+            scan(&mut l.rev_iter());
+        } else {
+            scan(&mut l.iter());
         }
-    };
-    if from_tail {
-        scan(&mut l.rev_iter());
-    } else {
-        scan(&mut l.iter());
-    }
-    drop(s);
-    match count {
-        Some(_) => {
-            ctx.out.array(found.len());
-            for f in found {
-                ctx.out.int(f as i64);
+        match count {
+            Some(_) => {
+                out.array(found.len());
+                for f in found {
+                    out.int(f as i64);
+                }
             }
+            None => match found.first() {
+                Some(&f) => out.int(f as i64),
+                None => out.null(),
+            },
         }
-        None => match found.first() {
-            Some(&f) => ctx.out.int(f as i64),
-            None => ctx.out.null(),
-        },
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 // --- pop ----------------------------------------------------------------------

@@ -1419,39 +1419,35 @@ fn zintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = parse_cursor(argv[2])?;
-    let key = argv[1];
-    let now = ctx.now;
-    let mut r = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = r.get(key, now) else {
-        ctx.hit(false);
-        scan_head(ctx.out, 0, 0);
-        return Ok(());
-    };
-    let z = zset_ref(e)?;
-    ctx.hit(true);
-    let (count, pat) = scan_options(&argv[3..])?;
-    let mut found: Vec<Item> = Vec::new();
-    let mut take = |m: &[u8], s: f64| {
-        if pat.is_none_or(|p| string_match(p, m, false)) {
-            found.push((m.to_vec(), s));
+    ctx.read_key(argv[1], |out, e| {
+        let Some(e) = e else {
+            scan_head(out, 0, 0);
+            return Ok(());
+        };
+        let z = zset_ref(e)?;
+        let (count, pat) = scan_options(&argv[3..])?;
+        let mut found: Vec<Item> = Vec::new();
+        let mut take = |m: &[u8], s: f64| {
+            if pat.is_none_or(|p| string_match(p, m, false)) {
+                found.push((m.to_vec(), s));
+            }
+        };
+        let next = if z.is_compact() {
+            z.for_ranks(0, z.len(), false, &mut take);
+            0
+        } else {
+            z.scan_full(cursor, count, &mut take)
+        };
+        scan_head(out, next, found.len() * 2);
+        let mut b = Vec::with_capacity(24);
+        for (m, s) in &found {
+            out.bulk(m);
+            b.clear();
+            write_f64(&mut b, *s);
+            out.bulk(&b);
         }
-    };
-    let next = if z.is_compact() {
-        z.for_ranks(0, z.len(), false, &mut take);
-        0
-    } else {
-        z.scan_full(cursor, count, &mut take)
-    };
-    let out = &mut *ctx.out;
-    scan_head(out, next, found.len() * 2);
-    let mut b = Vec::with_capacity(24);
-    for (m, s) in &found {
-        out.bulk(m);
-        b.clear();
-        write_f64(&mut b, *s);
-        out.bulk(&b);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
