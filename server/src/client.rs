@@ -81,6 +81,11 @@ pub struct Client {
     /// Set by a command whose reply needs the network (migration); the
     /// connection loop awaits it before the next pipelined command.
     pub pending: Option<crate::migrate::Pending>,
+    /// When the previous command of the current read batch ended: the next
+    /// command's start for INFO commandstats, so a pipeline reads the clock
+    /// once per command instead of twice (the connection loop clears it at
+    /// every batch).
+    pub cmd_clock: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -93,6 +98,7 @@ impl Client {
             info,
             block: None,
             pending: None,
+            cmd_clock: None,
         }
     }
 

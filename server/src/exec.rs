@@ -218,7 +218,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         return;
     }
     client.info.last_cmd.store(stat + 1, Relaxed);
-    let start = Instant::now();
+    let start = client.cmd_clock.take().unwrap_or_else(Instant::now);
     let mut ctx = Ctx {
         srv,
         client,
@@ -228,7 +228,8 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     };
     let res = handler(&mut ctx, argv);
     drop(epoch);
-    let us = start.elapsed().as_micros() as u64;
+    let end = Instant::now();
+    let us = end.duration_since(start).as_micros() as u64;
     cstat.calls.fetch_add(1, Relaxed);
     cstat.usec.fetch_add(us, Relaxed);
     stats.total_commands.fetch_add(1, Relaxed);
@@ -239,6 +240,10 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     }
     if srv.blocking.has_ready() {
         crate::block::serve_ready(srv);
+    } else {
+        // The next command of this batch starts now (the connection loop
+        // clears this at every batch, so waits and idle time never count).
+        client.cmd_clock = Some(end);
     }
 }
 

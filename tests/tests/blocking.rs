@@ -224,3 +224,35 @@ fn waiter_served_before_pushers_next_command() {
     assert_eq!(p.read_reply().unwrap(), b"$-1\r\n");
     assert_eq!(w.read_reply().unwrap(), b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
 }
+
+/// INFO commandstats time a command alone: not the wait of a blocked
+/// command before it in the same pipeline, nor the idle time before a new
+/// request (the server reads the clock once per pipelined command and
+/// starts afresh after a wait).
+#[test]
+fn commandstats_exclude_waits() {
+    let s = Server::start(&[]);
+    let mut c = conn(&s);
+    c.write_raw(
+        b"*3\r\n$5\r\nBLPOP\r\n$5\r\nnokey\r\n$3\r\n0.3\r\n*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n",
+    )
+    .unwrap();
+    assert_eq!(c.read_reply().unwrap(), b"*-1\r\n");
+    assert_eq!(c.read_reply().unwrap(), b"$1\r\nx\r\n");
+    assert_eq!(c.cmd("PING"), b"+PONG\r\n");
+    sleep(Duration::from_millis(300));
+    assert_eq!(c.cmd("TIME").first(), Some(&b'*'));
+    let info = String::from_utf8(c.cmd("INFO commandstats")).unwrap();
+    for name in ["blpop", "echo", "ping", "time"] {
+        let line = info
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or_else(|| panic!("no cmdstat_{name} in {info}"));
+        let usec: u64 = line
+            .split(',')
+            .find_map(|f| f.strip_prefix("usec="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no usec in {line}"));
+        assert!(usec < 100_000, "{line}");
+    }
+}

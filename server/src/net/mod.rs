@@ -186,6 +186,7 @@ async fn serve(
             srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
         let now = now_ms();
+        client.cmd_clock = None;
         info.last_interaction_ms.store(now, Relaxed);
         let (limits, qbuf_limit) = {
             let c = srv.config();
