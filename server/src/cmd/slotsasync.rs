@@ -567,9 +567,9 @@ fn restore_chunk(
         }
         Object::ZSet(z) => {
             for (p, &s) in elems.chunks_exact(2).zip(&scores) {
-                match z.score(p[0]) {
-                    Some(old) if old.to_bits() == s.to_bits() => {}
-                    Some(_) => z.set_score(p[0], s),
+                match z.locate(p[0]) {
+                    Some((_, old)) if old.to_bits() == s.to_bits() => {}
+                    Some((pos, _)) => z.set_score_at(pos, p[0], s),
                     None => z.insert_new(p[0], s, usize::MAX, usize::MAX),
                 }
             }

@@ -452,8 +452,8 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
     for p in pairs.chunks_exact(2) {
         let mut score = parse_f64(p[0]).unwrap_or(0.0);
         let m = p[1];
-        match z.score(m) {
-            Some(cur) => {
+        match z.locate(m) {
+            Some((pos, cur)) => {
                 if nx {
                     continue;
                 }
@@ -467,7 +467,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
                     continue;
                 }
                 if score != cur {
-                    z.set_score(m, score);
+                    z.set_score_at(pos, m, score);
                     updated += 1;
                 }
                 processed += 1;

@@ -46,6 +46,11 @@ pub fn before(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
     s1 < s2 || (s1 == s2 && m1 < m2)
 }
 
+/// Where a member sits, from [`SkipList::locate`]; valid until the list
+/// changes.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef(u32);
+
 #[derive(Clone)]
 pub struct SkipList {
     /// Node blocks (see the module comment); the head block first.
@@ -411,9 +416,24 @@ impl SkipList {
         Some(self.release(x).1)
     }
 
+    /// A member's node and score, for [`SkipList::update_score_at`] (one
+    /// index lookup for a read-then-update such as ZADD on a present member).
+    pub fn locate(&self, member: &[u8]) -> Option<(NodeRef, f64)> {
+        self.find(member).map(|x| (NodeRef(x), self.sc(x)))
+    }
+
     /// Changes the score of an existing member.
     pub fn update_score(&mut self, member: &[u8], new: f64) {
-        let Some(x) = self.find(member) else { return };
+        if let Some(x) = self.find(member) {
+            self.update_score_at(NodeRef(x), member, new);
+        }
+    }
+
+    /// Changes the score of the member at `r` (from [`SkipList::locate`],
+    /// with no change to the list since).
+    pub fn update_score_at(&mut self, r: NodeRef, member: &[u8], new: f64) {
+        let x = r.0;
+        debug_assert_eq!(self.mem(x), member);
         let old = self.sc(x);
         // Position unchanged: update in place (Redis' zslUpdateScore shortcut).
         let b = self.back(x);

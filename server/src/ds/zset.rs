@@ -18,7 +18,16 @@
 //! Positions are 0-based ranks throughout; score and lex ranges become rank
 //! intervals through `count_while`.
 
+use super::skiplist::NodeRef;
 pub use super::skiplist::SkipList;
+
+/// Where a member sits, from [`ZSet::locate`].
+#[derive(Debug, Clone, Copy)]
+pub enum ZPos {
+    /// Byte offset of the entry in the packed buffer.
+    Compact(usize),
+    Full(NodeRef),
+}
 use super::skiplist::before;
 
 /// Compact encoding: the sorted entry buffer and its entry count.
@@ -329,6 +338,31 @@ impl ZSet {
         }
     }
 
+    /// A member's position and score, for [`ZSet::set_score_at`] (one
+    /// lookup for a read-then-update).
+    pub fn locate(&self, m: &[u8]) -> Option<(ZPos, f64)> {
+        match self {
+            ZSet::Compact(c) => c.find(m).map(|(off, _, s)| (ZPos::Compact(off), s)),
+            ZSet::Full(s) => s.locate(m).map(|(r, sc)| (ZPos::Full(r), sc)),
+        }
+    }
+
+    /// Changes the score of the member at `pos` (from [`ZSet::locate`], with
+    /// no change to the set since).
+    pub fn set_score_at(&mut self, pos: ZPos, m: &[u8], score: f64) {
+        match (self, pos) {
+            (ZSet::Compact(c), ZPos::Compact(off)) => {
+                if decode(&c.buf, off).is_some_and(|(old, _, _)| old.to_bits() != score.to_bits()) {
+                    c.remove_at(off);
+                    c.insert(score, m);
+                }
+            }
+            (ZSet::Full(s), ZPos::Full(r)) => s.update_score_at(r, m, score),
+            // A position from the other encoding: look the member up again.
+            (z, _) => z.set_score(m, score),
+        }
+    }
+
     /// Changes the score of a present member.
     pub fn set_score(&mut self, m: &[u8], score: f64) {
         match self {
@@ -527,10 +561,9 @@ mod tests {
         for &(m, s) in items {
             let m = format!("m{m}").into_bytes();
             let s = f64::from(s);
-            if z.score(&m).is_some() {
-                z.set_score(&m, s);
-            } else {
-                z.insert_new(&m, s, usize::MAX, usize::MAX);
+            match z.locate(&m) {
+                Some((pos, _)) => z.set_score_at(pos, &m, s),
+                None => z.insert_new(&m, s, usize::MAX, usize::MAX),
             }
         }
         z
