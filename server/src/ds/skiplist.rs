@@ -114,6 +114,9 @@ impl SkipList {
     }
 
     pub fn with_capacity(n: usize) -> Self {
+        // Callers pass counts that come from the wire (RDB lengths, async
+        // migration hints): pre-size at most 1M members, grow past that.
+        let n = n.min(1 << 20);
         let mut s = Self::new();
         // 3 of 4 nodes have one level, 1 of 4 more: ~8.7 words a node.
         s.a.reserve(n.saturating_mul(9));
