@@ -708,6 +708,64 @@ mod tests {
         format!("m{}", m % 64).into_bytes()
     }
 
+    /// A skiplist and a sorted model of it, changed together; every change
+    /// asserts that both agree.
+    #[derive(Default)]
+    struct Checked {
+        sl: SkipList,
+        model: BTreeSet<(Sc, Vec<u8>)>,
+        scores: HashMap<Vec<u8>, f64>,
+    }
+
+    impl Checked {
+        /// ZADD semantics: insert, or move a present member.
+        fn add(&mut self, m: Vec<u8>, s: f64) {
+            if let Some(old) = self.scores.insert(m.clone(), s) {
+                self.model.remove(&(Sc(old), m.clone()));
+                self.sl.update_score(&m, s);
+            } else {
+                self.sl.insert(s, m.clone().into_boxed_slice());
+            }
+            self.model.insert((Sc(s), m));
+        }
+
+        fn remove(&mut self, m: Vec<u8>) {
+            let want = self.scores.remove(&m);
+            assert_eq!(self.sl.remove(&m), want);
+            if let Some(s) = want {
+                self.model.remove(&(Sc(s), m));
+            }
+        }
+
+        /// Removes ranks `a % (len + 1)` .. + n.
+        fn remove_ranks(&mut self, a: usize, n: usize) {
+            let a = a % (self.model.len() + 1);
+            let want: Vec<(Sc, Vec<u8>)> = self.model.iter().skip(a).take(n).cloned().collect();
+            let mut got = Vec::new();
+            self.sl
+                .remove_ranks(a, a + n, |m, s| got.push((Sc(s), m.to_vec())));
+            assert_eq!(got, want);
+            for (s, m) in want {
+                self.model.remove(&(s, m.clone()));
+                self.scores.remove(&m);
+            }
+        }
+
+        /// The structure's invariants, its order, and rank/score lookups of
+        /// every `step`-th element.
+        fn verify(&self, step: usize) {
+            self.sl.check();
+            assert_eq!(self.sl.len(), self.model.len());
+            let all: Vec<_> = self.sl.iter().map(|(m, s)| (Sc(s), m.to_vec())).collect();
+            assert_eq!(all, self.model.iter().cloned().collect::<Vec<_>>());
+            for (r, (s, m)) in self.model.iter().enumerate().step_by(step) {
+                assert_eq!(self.sl.rank(m), Some((r, s.0)));
+                assert_eq!(self.sl.get_rank(r), Some((&m[..], s.0)));
+                assert_eq!(self.sl.score(m), Some(s.0));
+            }
+        }
+    }
+
     /// Thousands of members (tall nodes, blocks of every height reused
     /// through the free lists), random inserts, score moves, removals and
     /// rank removals, checked against a sorted model.
@@ -715,91 +773,32 @@ mod tests {
     fn big_random_workload_matches_model() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut sl = SkipList::new();
-        let mut model: BTreeSet<(Sc, Vec<u8>)> = BTreeSet::new();
-        let mut scores: HashMap<Vec<u8>, f64> = HashMap::new();
+        let mut c = Checked::default();
         for step in 0..30_000 {
             let m = format!("member:{}", rng.random_range(0..3000)).into_bytes();
-            let s = f64::from(rng.random_range(0..500)) / 2.0;
             match rng.random_range(0..10) {
-                0..=6 => {
-                    if let Some(old) = scores.insert(m.clone(), s) {
-                        model.remove(&(Sc(old), m.clone()));
-                        sl.update_score(&m, s);
-                    } else {
-                        sl.insert(s, m.clone().into_boxed_slice());
-                    }
-                    model.insert((Sc(s), m));
-                }
-                7..=8 => {
-                    let want = scores.remove(&m);
-                    assert_eq!(sl.remove(&m), want);
-                    if let Some(old) = want {
-                        model.remove(&(Sc(old), m));
-                    }
-                }
-                _ => {
-                    let a = rng.random_range(0..model.len() + 1);
-                    let n = rng.random_range(0..5);
-                    let want: Vec<(Sc, Vec<u8>)> = model.iter().skip(a).take(n).cloned().collect();
-                    let mut got = Vec::new();
-                    sl.remove_ranks(a, a + n, |m, s| got.push((Sc(s), m.to_vec())));
-                    assert_eq!(got, want);
-                    for (s, m) in want {
-                        model.remove(&(s, m.clone()));
-                        scores.remove(&m);
-                    }
-                }
+                0..=6 => c.add(m, f64::from(rng.random_range(0..500)) / 2.0),
+                7..=8 => c.remove(m),
+                _ => c.remove_ranks(rng.random_range(0..usize::MAX), rng.random_range(0..5)),
             }
             if step % 2500 == 0 || step == 29_999 {
-                sl.check();
-                let all: Vec<_> = sl.iter().map(|(m, s)| (Sc(s), m.to_vec())).collect();
-                assert_eq!(all, model.iter().cloned().collect::<Vec<_>>());
-                for (r, (s, m)) in model.iter().enumerate().step_by(97) {
-                    assert_eq!(sl.rank(m), Some((r, s.0)));
-                    assert_eq!(sl.get_rank(r), Some((&m[..], s.0)));
-                }
+                c.verify(97);
             }
         }
-        assert!(sl.len() > 1000, "the set stayed big: {}", sl.len());
+        assert!(c.sl.len() > 1000, "the set stayed big: {}", c.sl.len());
     }
 
     proptest! {
         #[test]
         fn matches_btreeset_model(ops in proptest::collection::vec(op(), 1..300)) {
-            let mut sl = SkipList::new();
-            let mut model: BTreeSet<(Sc, Vec<u8>)> = BTreeSet::new();
-            let mut scores: HashMap<Vec<u8>, f64> = HashMap::new();
+            let mut c = Checked::default();
             for o in ops {
                 match o {
-                    Op::Add(m, s) => {
-                        let m = member(m);
-                        let s = f64::from(s) / 4.0;
-                        if let Some(old) = scores.insert(m.clone(), s) {
-                            model.remove(&(Sc(old), m.clone()));
-                            sl.update_score(&m, s);
-                        } else {
-                            sl.insert(s, m.clone().into_boxed_slice());
-                        }
-                        model.insert((Sc(s), m));
-                    }
-                    Op::Rem(m) => {
-                        let m = member(m);
-                        let got = sl.remove(&m);
-                        let want = scores.remove(&m);
-                        prop_assert_eq!(got, want);
-                        if let Some(s) = want { model.remove(&(Sc(s), m)); }
-                    }
-                    Op::RemRanks(a, n) => {
-                        let a = a as usize % (model.len() + 1);
-                        let b = a + n as usize;
-                        let want: Vec<(Sc, Vec<u8>)> = model.iter().skip(a).take(n as usize).cloned().collect();
-                        let mut got = Vec::new();
-                        sl.remove_ranks(a, b, |m, s| got.push((Sc(s), m.to_vec())));
-                        prop_assert_eq!(&got, &want);
-                        for (s, m) in want { model.remove(&(s, m.clone())); scores.remove(&m); }
-                    }
+                    Op::Add(m, s) => c.add(member(m), f64::from(s) / 4.0),
+                    Op::Rem(m) => c.remove(member(m)),
+                    Op::RemRanks(a, n) => c.remove_ranks(a as usize, n as usize),
                     Op::Check(lo, hi) => {
+                        let (sl, model) = (&c.sl, &c.model);
                         let (lo, hi) = (f64::from(lo) / 4.0, f64::from(hi) / 4.0);
                         let start = sl.count_while(|s, _| s < lo);
                         let end = sl.count_while(|s, _| s <= hi);
@@ -815,20 +814,11 @@ mod tests {
                         prop_assert_eq!(&rgot, &want);
                         // Lex count on the member order inside one score.
                         let lexmin = member(lo as u8);
-                        let c = sl.count_while(|s, m| s < lo || (s == lo && m < &lexmin[..]));
-                        prop_assert_eq!(c, model.iter().filter(|(s, m)| s.0 < lo || (s.0 == lo && m < &lexmin)).count());
+                        let n = sl.count_while(|s, m| s < lo || (s == lo && m < &lexmin[..]));
+                        prop_assert_eq!(n, model.iter().filter(|(s, m)| s.0 < lo || (s.0 == lo && m < &lexmin)).count());
                     }
                 }
-                sl.check();
-                prop_assert_eq!(sl.len(), model.len());
-                for (r, (s, m)) in model.iter().enumerate() {
-                    prop_assert_eq!(sl.rank(m), Some((r, s.0)));
-                    prop_assert_eq!(sl.get_rank(r), Some((&m[..], s.0)));
-                    prop_assert_eq!(sl.score(m), Some(s.0));
-                }
-                let all: Vec<_> = sl.iter().map(|(m, s)| (Sc(s), m.to_vec())).collect();
-                let want: Vec<_> = model.iter().cloned().collect();
-                prop_assert_eq!(all, want);
+                c.verify(1);
             }
         }
     }
