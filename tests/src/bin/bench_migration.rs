@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! cargo run --release -p tests --bin bench-migration -- [--keys 1000000]
-//!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200]
+//!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200] [--maxbytes 0]
 //!     [--hash-fields 5000000] [--only small|big] [--mode async|sync]
 //!     [--interval-us 0] [--source-cpu N --target-cpu M]
 //! ```
@@ -32,6 +32,9 @@ struct Opts {
     value: usize,
     numkeys: usize,
     maxbulks: usize,
+    /// The batch calls' maxbytes (0 = the server's default, 512 KB; the
+    /// dashboard sends 32 MB).
+    maxbytes: usize,
     hash_fields: usize,
     only: Option<String>,
     /// Sync commands (SLOTSMGRTTAGSLOT / SLOTSMGRTTAGONE) instead of async.
@@ -49,6 +52,7 @@ fn parse_opts() -> Opts {
         value: 32,
         numkeys: 500,
         maxbulks: 200,
+        maxbytes: 0,
         hash_fields: 5_000_000,
         only: None,
         sync: false,
@@ -70,6 +74,7 @@ fn parse_opts() -> Opts {
             "--value" => o.value = num(),
             "--numkeys" => o.numkeys = num(),
             "--maxbulks" => o.maxbulks = num(),
+            "--maxbytes" => o.maxbytes = num(),
             "--hash-fields" => o.hash_fields = num(),
             "--only" => o.only = Some(v),
             "--mode" => {
@@ -246,6 +251,7 @@ fn small(o: &Opts) {
     let t = Instant::now();
     let port = dst.port().to_string();
     let (nk, mb) = (o.numkeys.to_string(), o.maxbulks.to_string());
+    let mbytes = o.maxbytes.to_string();
     let mut moved = 0i64;
     let mut calls = 0usize;
     for slot in 0..o.slots {
@@ -260,7 +266,7 @@ fn small(o: &Opts) {
                     &port,
                     "30000",
                     &mb,
-                    "0",
+                    &mbytes,
                     &slot_s,
                     &nk,
                 ])
@@ -325,6 +331,7 @@ fn big(o: &Opts) {
     let t = Instant::now();
     let port = dst.port().to_string();
     let mb = o.maxbulks.to_string();
+    let mbytes = o.maxbytes.to_string();
     c.set_timeout(Duration::from_secs(600));
     let v = if o.sync {
         c.send_value(&[
@@ -341,7 +348,7 @@ fn big(o: &Opts) {
             port.as_bytes(),
             b"60000",
             mb.as_bytes(),
-            b"0",
+            mbytes.as_bytes(),
             &key,
         ])
     };
