@@ -151,12 +151,39 @@ pub fn missing_handlers() -> Vec<&'static str> {
 
 /// Runs one command and appends its reply to `ctx.out`.
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, argv: &[&[u8]]) {
-    let Some(&name) = argv.first() else { return };
+    if execute_checked(srv, client, out, now, argv) == Outcome::KeyMigrating {
+        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
+}
+
+/// How [`execute_checked`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A reply (result or error) was written.
+    Replied,
+    /// A write was refused because one of its keys is in flight; nothing was
+    /// written to `out`. SLOTSMGRT-EXEC-WRAPPER answers this with code 1: its
+    /// own check can pass just before the migration thread registers the key.
+    KeyMigrating,
+}
+
+/// [`execute`], except that a write refused by the migration gate is
+/// reported to the caller instead of answered.
+pub fn execute_checked(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    argv: &[&[u8]],
+) -> Outcome {
+    let Some(&name) = argv.first() else {
+        return Outcome::Replied;
+    };
     let stats = &srv.stats;
     let Some(id) = command::lookup(name) else {
         let e = errors::unknown_command(argv);
         reply_error(srv, out, e.as_bytes());
-        return;
+        return Outcome::Replied;
     };
     let top = id.spec();
     let mut spec = top;
@@ -175,7 +202,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
             None if id != CmdId::Command => {
                 let e = errors::unknown_subcommand(top.name, sub);
                 reply_error(srv, out, e.as_bytes());
-                return;
+                return Outcome::Replied;
             }
             None => {}
         }
@@ -184,7 +211,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     if !spec.arity_ok(argv.len()) {
         cstat.rejected.fetch_add(1, Relaxed);
         reply_error(srv, out, errors::wrong_arity(spec.name).as_bytes());
-        return;
+        return Outcome::Replied;
     }
     if !client.authenticated && srv.config().requirepass.is_none() {
         // `CONFIG SET requirepass ""` lets waiting clients in, as in Redis.
@@ -194,11 +221,11 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     if !client.authenticated && !top.has(flags::NO_AUTH) {
         cstat.rejected.fetch_add(1, Relaxed);
         reply_error(srv, out, errors::NOAUTH.as_bytes());
-        return;
+        return Outcome::Replied;
     }
     let Some(Some(handler)) = handlers().get(id as usize) else {
         reply_error(srv, out, errors::unknown_command(argv).as_bytes());
-        return;
+        return Outcome::Replied;
     };
     let migratable_write = spec.has(flags::WRITE) && top.group != "codis";
     // Announce the write until its handler returns, so a migration
@@ -214,8 +241,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         // (see migrate/mod.rs for why direct writes are refused too).
         drop(epoch);
         cstat.rejected.fetch_add(1, Relaxed);
-        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
-        return;
+        return Outcome::KeyMigrating;
     }
     client.info.last_cmd.store(stat + 1, Relaxed);
     let start = client.cmd_clock.take().unwrap_or_else(Instant::now);
@@ -245,6 +271,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
         // clears this at every batch, so waits and idle time never count).
         client.cmd_clock = Some(end);
     }
+    Outcome::Replied
 }
 
 /// Writes an error reply and counts it in errorstats.

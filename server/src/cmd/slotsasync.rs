@@ -252,7 +252,14 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         buf: Vec::new(),
         resp3: ctx.out.resp3,
     };
-    crate::exec::execute(ctx.srv, ctx.client, &mut scratch, ctx.now, inner);
+    // The check above can pass just before the migration thread registers
+    // the key; the execution gate then refuses the write, and the proxy
+    // gets the same code 1 (retry) as if the check had seen it.
+    let outcome = crate::exec::execute_checked(ctx.srv, ctx.client, &mut scratch, ctx.now, inner);
+    if outcome == crate::exec::Outcome::KeyMigrating {
+        wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
+        return Ok(());
+    }
     if let Some(b) = ctx.client.block.take() {
         // A blocking command cannot park inside the wrapper: it answers
         // what it would on timeout.
@@ -620,4 +627,57 @@ fn restore_select(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn restore_ack(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.client.close_after_reply = true;
     Err(CmdError::Static(errors::ASYNC_INVALID_CLIENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::client::{Client, ClientInfo};
+    use crate::exec::{Outcome, execute, execute_checked};
+    use crate::migrate::KeySet;
+    use crate::server::Server;
+    use protocol::resp::Reply;
+    use std::sync::Arc;
+
+    fn run(srv: &Server, c: &mut Client, line: &str) -> String {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        let mut out = Reply::new();
+        execute(srv, c, &mut out, 0, &args);
+        String::from_utf8_lossy(&out.buf).into_owned()
+    }
+
+    /// The execution gate, not only the wrapper's own check, decides: a key
+    /// registered after the wrapper looked (here: before, for the gate) is
+    /// refused with nothing written, and the wrapper turns that into code 1.
+    #[test]
+    fn gate_refusal_is_reported_not_answered() {
+        let srv = Server::for_tests();
+        let info = Arc::new(ClientInfo::new(1, String::new(), String::new(), -1, 0));
+        let mut c = Client::new(info, true);
+        assert_eq!(run(&srv, &mut c, "SET k 1"), "+OK\r\n");
+        let guard = srv.begin_flight(0, KeySet::new([b"k".to_vec()]));
+        let mut out = Reply::new();
+        let args: [&[u8]; 2] = [b"INCR", b"k"];
+        assert_eq!(
+            execute_checked(&srv, &mut c, &mut out, 0, &args),
+            Outcome::KeyMigrating
+        );
+        assert!(out.buf.is_empty());
+        assert_eq!(
+            run(&srv, &mut c, "INCR k"),
+            "-ERR the specified key is being migrated\r\n"
+        );
+        assert_eq!(
+            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k INCR k"),
+            "*2\r\n:1\r\n-ERR the specified key is being migrated\r\n"
+        );
+        assert_eq!(
+            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k GET k"),
+            "*2\r\n:2\r\n$1\r\n1\r\n"
+        );
+        drop(guard);
+        assert_eq!(
+            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k INCR k"),
+            "*2\r\n:2\r\n:2\r\n"
+        );
+    }
 }
