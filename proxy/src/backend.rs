@@ -11,10 +11,14 @@
 //!   sessions costs one wake-up.
 //! * The connection task moves the queued bytes into its write buffer (a
 //!   buffer swap when it is empty), yields once so that the sessions woken
-//!   in the same round add theirs, writes them, and reads replies. Every
-//!   reply frame parsed from one read is appended to its session's
-//!   [`Inbox`] (one lock per run of frames for the same session) and each
-//!   session is woken once.
+//!   in the same round add theirs, reads replies before it writes, and
+//!   right after a write reads once more without waiting for the I/O
+//!   driver's report (a backend on the same core has usually answered by
+//!   then): so each round's replies reach their sessions before the next
+//!   batch goes out, and a backend wake-up serves one bigger batch instead
+//!   of two small ones. Every reply frame parsed from one read is appended
+//!   to its session's [`Inbox`] (one lock per run of frames for the same
+//!   session) and each session is woken once.
 //!
 //! On connect the task sends `AUTH product_auth` and `SELECT db` first. When
 //! the connection breaks, every request already taken from the queue fails
@@ -29,6 +33,7 @@
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -589,6 +594,9 @@ struct Run<'a> {
     timer: Pin<Box<tokio::time::Sleep>>,
     /// Whether the buffered requests already waited one yield.
     yielded: bool,
+    /// A batch was just written: read once without waiting for the I/O
+    /// driver's readiness report.
+    probe: bool,
     /// Replies parsed from the current read for one session, flushed into
     /// its inbox in one lock.
     run_inbox: Option<Arc<Inbox>>,
@@ -613,6 +621,7 @@ impl<'a> Run<'a> {
             last_write: now,
             write_blocked: None,
             yielded: false,
+            probe: false,
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             run_inbox: None,
             run_items: Vec::new(),
@@ -783,6 +792,44 @@ impl<'a> Run<'a> {
                 self.yielded = true;
                 return Poll::Ready(Step::Yield);
             }
+            // Read first: replies to earlier writes are handed to their
+            // sessions before the next batch goes out (see `probe`).
+            if self.rlen == self.rbuf.len() {
+                if self.rstart > 0 {
+                    self.rbuf.copy_within(self.rstart..self.rlen, 0);
+                    self.rlen -= self.rstart;
+                    self.rstart = 0;
+                } else {
+                    let n = self.rbuf.len() * 2;
+                    self.rbuf.resize(n, 0);
+                }
+            }
+            let mut rb = ReadBuf::new(&mut self.rbuf[self.rlen..]);
+            let got = match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => Some(rb.filled().len()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::End(e.to_string())),
+                Poll::Pending if std::mem::take(&mut self.probe) => {
+                    match (&*socket2::SockRef::from(&self.stream)).read(&mut self.rbuf[self.rlen..])
+                    {
+                        Ok(n) => Some(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
+                        Err(e) => return Poll::Ready(Step::End(e.to_string())),
+                    }
+                }
+                Poll::Pending => None,
+            };
+            if let Some(n) = got {
+                if n == 0 {
+                    return Poll::Ready(Step::End("closed by backend".into()));
+                }
+                self.rlen += n;
+                self.last_read = Instant::now();
+                if let Err(e) = self.dispatch() {
+                    return Poll::Ready(Step::End(e));
+                }
+                progress = true;
+            }
             // Write.
             if self.woff < self.wbuf.len() {
                 match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf[self.woff..]) {
@@ -801,6 +848,12 @@ impl<'a> Run<'a> {
                             self.yielded = false;
                             self.write_blocked = None;
                             self.last_write = Instant::now();
+                            // The backend usually answers before we run
+                            // again (same core: it preempts us), but the
+                            // I/O driver reports that only at its next
+                            // poll: look at once, so the replies reach
+                            // their sessions before the next batch is sent.
+                            self.probe = true;
                         }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Step::End(e.to_string())),
@@ -808,34 +861,6 @@ impl<'a> Run<'a> {
                         self.write_blocked.get_or_insert_with(Instant::now);
                     }
                 }
-            }
-            // Read.
-            if self.rlen == self.rbuf.len() {
-                if self.rstart > 0 {
-                    self.rbuf.copy_within(self.rstart..self.rlen, 0);
-                    self.rlen -= self.rstart;
-                    self.rstart = 0;
-                } else {
-                    let n = self.rbuf.len() * 2;
-                    self.rbuf.resize(n, 0);
-                }
-            }
-            let mut rb = ReadBuf::new(&mut self.rbuf[self.rlen..]);
-            match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        return Poll::Ready(Step::End("closed by backend".into()));
-                    }
-                    self.rlen += n;
-                    self.last_read = Instant::now();
-                    if let Err(e) = self.dispatch() {
-                        return Poll::Ready(Step::End(e));
-                    }
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Step::End(e.to_string())),
-                Poll::Pending => {}
             }
             if progress {
                 continue;
