@@ -179,6 +179,10 @@ fn drain_slot(c: &mut Conn, cmd_name: &str, dst: &Server, slot: usize, extra: &[
     args.extend_from_slice(extra);
     args.push(&slot);
     args.push("0");
+    // One call may move a whole tag (100k keys) in one batch: on a loaded
+    // 2-core machine (parallel test binaries, debug build, the migration
+    // thread at nice 10) that took over 15 s once.
+    c.set_timeout(Duration::from_secs(120));
     let mut calls = 0;
     loop {
         calls += 1;
@@ -189,6 +193,7 @@ fn drain_slot(c: &mut Conn, cmd_name: &str, dst: &Server, slot: usize, extra: &[
             .unwrap_or_else(|| panic!("{cmd_name}: {r:?}"))
             .to_vec();
         if a == [Value::Int(0), Value::Int(0)] {
+            c.set_timeout(tests::READ_TIMEOUT);
             return calls;
         }
     }
