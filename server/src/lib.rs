@@ -25,3 +25,5 @@ pub mod migrate;
 pub mod net;
 pub mod server;
 pub mod stats;
+#[cfg(test)]
+pub mod testkit;

@@ -422,6 +422,7 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::Harness as T;
 
     #[test]
     fn cursor_parsing() {
@@ -433,47 +434,6 @@ mod tests {
         assert!(parse_cursor(b" 1").is_err());
         assert!(parse_cursor(b"1 ").is_err());
         assert!(parse_cursor(b"99999999999999999999").is_err());
-    }
-
-    /// A server plus one client (the keys.rs test harness, in small).
-    struct T {
-        srv: std::sync::Arc<crate::server::Server>,
-        client: crate::client::Client,
-    }
-
-    impl T {
-        fn new() -> T {
-            let srv = crate::server::Server::for_tests();
-            let info = std::sync::Arc::new(crate::client::ClientInfo::new(
-                1,
-                String::new(),
-                String::new(),
-                -1,
-                0,
-            ));
-            T {
-                srv,
-                client: crate::client::Client::new(info, true),
-            }
-        }
-
-        fn run_args(&mut self, argv: &[&[u8]]) -> Vec<u8> {
-            let mut out = Reply::new();
-            crate::exec::execute(
-                &self.srv,
-                &mut self.client,
-                &mut out,
-                1_700_000_000_000,
-                argv,
-            );
-            out.buf
-        }
-
-        fn run(&mut self, line: &str) -> String {
-            let args = protocol::resp::split_args(line.as_bytes()).unwrap();
-            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-            String::from_utf8_lossy(&self.run_args(&argv)).into_owned()
-        }
     }
 
     /// Parses `*2 $cursor *n $a $b ...` (test replies only).
@@ -552,22 +512,15 @@ mod tests {
 
     #[test]
     fn keyspace_hits_only_for_reads() {
-        use std::sync::atomic::Ordering::Relaxed;
         let mut t = T::new();
-        let stats = |t: &T| {
-            (
-                t.srv.stats.keyspace_hits.load(Relaxed),
-                t.srv.stats.keyspace_misses.load(Relaxed),
-            )
-        };
         t.run("HSET h a 1");
         t.run("HDEL nokey a");
         t.run("HINCRBY h a 1");
-        assert_eq!(stats(&t), (0, 0));
+        assert_eq!(t.hits_misses(), (0, 0));
         t.run("HGET h a");
         t.run("HGET nokey a");
         t.run("HSCAN nokey 0");
-        assert_eq!(stats(&t), (1, 2));
+        assert_eq!(t.hits_misses(), (1, 2));
     }
 
     #[test]

@@ -710,6 +710,7 @@ fn object(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::Harness as T;
 
     #[test]
     fn cursor_parsing_matches_strtoul() {
@@ -771,47 +772,6 @@ mod tests {
         assert_eq!(idle_secs(100, 40), 60);
         assert_eq!(idle_secs(5, 5), 0);
         assert_eq!(idle_secs(3, LRU_CLOCK_MAX as u32 - 2), 5);
-    }
-
-    /// A server plus one client, driven with a controlled clock.
-    struct T {
-        srv: std::sync::Arc<crate::server::Server>,
-        client: crate::client::Client,
-        now: u64,
-    }
-
-    impl T {
-        fn new() -> T {
-            let srv = crate::server::Server::for_tests();
-            let info = std::sync::Arc::new(crate::client::ClientInfo::new(
-                1,
-                String::new(),
-                String::new(),
-                -1,
-                0,
-            ));
-            T {
-                srv,
-                client: crate::client::Client::new(info, true),
-                now: 1_700_000_000_000,
-            }
-        }
-
-        fn run(&mut self, line: &str) -> String {
-            let args = protocol::resp::split_args(line.as_bytes()).unwrap();
-            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-            let mut out = Reply::new();
-            crate::exec::execute(&self.srv, &mut self.client, &mut out, self.now, &argv);
-            String::from_utf8_lossy(&out.buf).into_owned()
-        }
-
-        fn stats(&self) -> (u64, u64) {
-            use std::sync::atomic::Ordering::Relaxed;
-            (
-                self.srv.stats.keyspace_hits.load(Relaxed),
-                self.srv.stats.keyspace_misses.load(Relaxed),
-            )
-        }
     }
 
     #[test]
@@ -896,7 +856,7 @@ mod tests {
     fn keyspace_hits_like_redis() {
         let mut t = T::new();
         t.run("MSET a 1 aa 2");
-        let base = t.stats();
+        let base = t.hits_misses();
         let cases: &[(&str, (u64, u64))] = &[
             ("EXISTS a b", (1, 1)),
             ("TYPE a", (1, 0)),
@@ -918,7 +878,7 @@ mod tests {
         let mut prev = base;
         for (cmd, (h, m)) in cases {
             t.run(cmd);
-            let now = t.stats();
+            let now = t.hits_misses();
             assert_eq!((now.0 - prev.0, now.1 - prev.1), (*h, *m), "{cmd}");
             prev = now;
         }

@@ -631,52 +631,41 @@ fn restore_ack(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use crate::client::{Client, ClientInfo};
-    use crate::exec::{Outcome, execute, execute_checked};
+    use crate::exec::{Outcome, execute_checked};
     use crate::migrate::KeySet;
-    use crate::server::Server;
+    use crate::testkit::Harness;
     use protocol::resp::Reply;
-    use std::sync::Arc;
-
-    fn run(srv: &Server, c: &mut Client, line: &str) -> String {
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        let mut out = Reply::new();
-        execute(srv, c, &mut out, 0, &args);
-        String::from_utf8_lossy(&out.buf).into_owned()
-    }
 
     /// The execution gate, not only the wrapper's own check, decides: a key
     /// registered after the wrapper looked (here: before, for the gate) is
     /// refused with nothing written, and the wrapper turns that into code 1.
     #[test]
     fn gate_refusal_is_reported_not_answered() {
-        let srv = Server::for_tests();
-        let info = Arc::new(ClientInfo::new(1, String::new(), String::new(), -1, 0));
-        let mut c = Client::new(info, true);
-        assert_eq!(run(&srv, &mut c, "SET k 1"), "+OK\r\n");
-        let guard = srv.begin_flight(0, KeySet::new([b"k".to_vec()]));
+        let mut t = Harness::new();
+        assert_eq!(t.run("SET k 1"), "+OK\r\n");
+        let guard = t.srv.begin_flight(0, KeySet::new([b"k".to_vec()]));
         let mut out = Reply::new();
         let args: [&[u8]; 2] = [b"INCR", b"k"];
         assert_eq!(
-            execute_checked(&srv, &mut c, &mut out, 0, &args),
+            execute_checked(&t.srv, &mut t.client, &mut out, t.now, &args),
             Outcome::KeyMigrating
         );
         assert!(out.buf.is_empty());
         assert_eq!(
-            run(&srv, &mut c, "INCR k"),
+            t.run("INCR k"),
             "-ERR the specified key is being migrated\r\n"
         );
         assert_eq!(
-            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k INCR k"),
+            t.run("SLOTSMGRT-EXEC-WRAPPER k INCR k"),
             "*2\r\n:1\r\n-ERR the specified key is being migrated\r\n"
         );
         assert_eq!(
-            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k GET k"),
+            t.run("SLOTSMGRT-EXEC-WRAPPER k GET k"),
             "*2\r\n:2\r\n$1\r\n1\r\n"
         );
         drop(guard);
         assert_eq!(
-            run(&srv, &mut c, "SLOTSMGRT-EXEC-WRAPPER k INCR k"),
+            t.run("SLOTSMGRT-EXEC-WRAPPER k INCR k"),
             "*2\r\n:2\r\n:2\r\n"
         );
     }

@@ -1058,98 +1058,60 @@ mod tests {
 
     /// End-to-end through the execution gate with a controlled clock.
     mod e2e {
-        use std::sync::Arc;
-        use std::sync::atomic::Ordering::Relaxed;
-
-        use protocol::resp::Reply;
-
-        use crate::client::{Client, ClientInfo};
         use crate::db::KeyAccess;
-        use crate::exec::execute;
-        use crate::server::Server;
+        use crate::testkit::Harness as T;
 
-        struct T {
-            srv: Arc<Server>,
-            c: Client,
-        }
-
-        impl T {
-            fn new() -> T {
-                let srv = Server::for_tests();
-                let info = Arc::new(ClientInfo::new(1, String::new(), String::new(), -1, 0));
-                T {
-                    srv,
-                    c: Client::new(info, true),
-                }
-            }
-
-            fn run(&mut self, now: u64, line: &str) -> String {
-                let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-                let mut out = Reply::new();
-                execute(&self.srv, &mut self.c, &mut out, now, &args);
-                String::from_utf8_lossy(&out.buf).into_owned()
-            }
-
-            fn expire(&self, key: &str) -> Option<Option<u64>> {
-                let db = self.srv.ks.db(0).unwrap();
-                self.srv
-                    .ks
-                    .lock_key(db, key.as_bytes())
-                    .peek(key.as_bytes())
-                    .map(|e| e.expire())
-            }
-
-            fn stats(&self) -> (u64, u64) {
-                let s = &self.srv.stats;
-                (
-                    s.keyspace_hits.load(Relaxed),
-                    s.keyspace_misses.load(Relaxed),
-                )
-            }
+        fn expire(t: &T, key: &str) -> Option<Option<u64>> {
+            let db = t.srv.ks.db(0).unwrap();
+            t.srv
+                .ks
+                .lock_key(db, key.as_bytes())
+                .peek(key.as_bytes())
+                .map(|e| e.expire())
         }
 
         #[test]
         fn ttl_rules() {
             let mut t = T::new();
-            assert_eq!(t.run(1000, "SET k v EX 10"), "+OK\r\n");
-            assert_eq!(t.expire("k"), Some(Some(11_000)));
-            assert_eq!(t.run(1000, "SET k w KEEPTTL"), "+OK\r\n");
-            assert_eq!(t.expire("k"), Some(Some(11_000)));
-            assert_eq!(t.run(1000, "APPEND k x"), ":2\r\n");
-            assert_eq!(t.run(1000, "SETRANGE k 3 y"), ":4\r\n");
-            assert_eq!(t.expire("k"), Some(Some(11_000)));
-            assert_eq!(t.run(1000, "GET k"), "$4\r\nwx\0y\r\n");
+            assert_eq!(t.run_at(1000, "SET k v EX 10"), "+OK\r\n");
+            assert_eq!(expire(&t, "k"), Some(Some(11_000)));
+            assert_eq!(t.run_at(1000, "SET k w KEEPTTL"), "+OK\r\n");
+            assert_eq!(expire(&t, "k"), Some(Some(11_000)));
+            assert_eq!(t.run_at(1000, "APPEND k x"), ":2\r\n");
+            assert_eq!(t.run_at(1000, "SETRANGE k 3 y"), ":4\r\n");
+            assert_eq!(expire(&t, "k"), Some(Some(11_000)));
+            assert_eq!(t.run_at(1000, "GET k"), "$4\r\nwx\0y\r\n");
             // Alive up to and including its expiry ms (Redis: expired when now > when).
-            assert_eq!(t.run(11_000, "STRLEN k"), ":4\r\n");
-            assert_eq!(t.run(11_001, "GET k"), "$-1\r\n");
-            assert_eq!(t.expire("k"), None);
-            t.run(1000, "SET n 9 PX 500");
-            assert_eq!(t.run(1000, "INCR n"), ":10\r\n");
-            assert_eq!(t.run(1000, "INCRBYFLOAT n 0.5"), "$4\r\n10.5\r\n");
-            assert_eq!(t.expire("n"), Some(Some(1500)));
-            assert_eq!(t.run(1000, "GETSET n 1"), "$4\r\n10.5\r\n");
-            assert_eq!(t.expire("n"), Some(None));
-            t.run(1000, "SET n 1 PXAT 5000");
-            t.run(1000, "MSET n 2");
-            assert_eq!(t.expire("n"), Some(None));
-            t.run(1000, "SET n 1 PXAT 5000");
-            t.run(1000, "SET n 2");
-            assert_eq!(t.expire("n"), Some(None));
+            assert_eq!(t.run_at(11_000, "STRLEN k"), ":4\r\n");
+            assert_eq!(t.run_at(11_001, "GET k"), "$-1\r\n");
+            assert_eq!(expire(&t, "k"), None);
+            t.run_at(1000, "SET n 9 PX 500");
+            assert_eq!(t.run_at(1000, "INCR n"), ":10\r\n");
+            assert_eq!(t.run_at(1000, "INCRBYFLOAT n 0.5"), "$4\r\n10.5\r\n");
+            assert_eq!(expire(&t, "n"), Some(Some(1500)));
+            assert_eq!(t.run_at(1000, "GETSET n 1"), "$4\r\n10.5\r\n");
+            assert_eq!(expire(&t, "n"), Some(None));
+            t.run_at(1000, "SET n 1 PXAT 5000");
+            t.run_at(1000, "MSET n 2");
+            assert_eq!(expire(&t, "n"), Some(None));
+            t.run_at(1000, "SET n 1 PXAT 5000");
+            t.run_at(1000, "SET n 2");
+            assert_eq!(expire(&t, "n"), Some(None));
             // Relative expiry overflowing with the current time.
             assert_eq!(
-                t.run(2, "SET n 1 PX 9223372036854775806"),
+                t.run_at(2, "SET n 1 PX 9223372036854775806"),
                 "-ERR invalid expire time in 'set' command\r\n"
             );
             assert_eq!(
-                t.run(2, "SETEX n 0 v"),
+                t.run_at(2, "SETEX n 0 v"),
                 "-ERR invalid expire time in 'setex' command\r\n"
             );
             assert_eq!(
-                t.run(2, "PSETEX n -1 v"),
+                t.run_at(2, "PSETEX n -1 v"),
                 "-ERR invalid expire time in 'psetex' command\r\n"
             );
             assert_eq!(
-                t.run(2, "GETEX n EX 0"),
+                t.run_at(2, "GETEX n EX 0"),
                 "-ERR invalid expire time in 'getex' command\r\n"
             );
         }
@@ -1157,63 +1119,63 @@ mod tests {
         #[test]
         fn getex_and_past_expiry() {
             let mut t = T::new();
-            t.run(1000, "SET k v");
-            assert_eq!(t.run(1000, "GETEX k PX 100"), "$1\r\nv\r\n");
-            assert_eq!(t.expire("k"), Some(Some(1100)));
-            assert_eq!(t.run(1000, "GETEX k PERSIST"), "$1\r\nv\r\n");
-            assert_eq!(t.expire("k"), Some(None));
-            assert_eq!(t.run(1000, "GETEX k PXAT 1000"), "$1\r\nv\r\n");
-            assert_eq!(t.expire("k"), None);
+            t.run_at(1000, "SET k v");
+            assert_eq!(t.run_at(1000, "GETEX k PX 100"), "$1\r\nv\r\n");
+            assert_eq!(expire(&t, "k"), Some(Some(1100)));
+            assert_eq!(t.run_at(1000, "GETEX k PERSIST"), "$1\r\nv\r\n");
+            assert_eq!(expire(&t, "k"), Some(None));
+            assert_eq!(t.run_at(1000, "GETEX k PXAT 1000"), "$1\r\nv\r\n");
+            assert_eq!(expire(&t, "k"), None);
             // SET with an absolute expiry in the past stores an expired key.
-            assert_eq!(t.run(1000, "SET p v PXAT 999"), "+OK\r\n");
-            assert_eq!(t.run(1000, "GET p"), "$-1\r\n");
+            assert_eq!(t.run_at(1000, "SET p v PXAT 999"), "+OK\r\n");
+            assert_eq!(t.run_at(1000, "GET p"), "$-1\r\n");
         }
 
         #[test]
         fn hits_and_misses() {
             let mut t = T::new();
-            t.run(0, "SET a 1");
-            t.run(0, "GET a");
-            t.run(0, "GET b");
-            assert_eq!(t.stats(), (1, 1));
-            t.run(0, "MGET a b c");
-            assert_eq!(t.stats(), (2, 3));
+            t.run_at(0, "SET a 1");
+            t.run_at(0, "GET a");
+            t.run_at(0, "GET b");
+            assert_eq!(t.hits_misses(), (1, 1));
+            t.run_at(0, "MGET a b c");
+            assert_eq!(t.hits_misses(), (2, 3));
             // Write lookups are not counted.
-            t.run(0, "INCR a");
-            t.run(0, "APPEND z x");
-            t.run(0, "SET a 2 NX");
-            assert_eq!(t.stats(), (2, 3));
-            t.run(0, "SET a 3 GET");
-            t.run(0, "STRLEN q");
-            t.run(0, "GETRANGE a 0 1");
-            t.run(0, "LCS a q");
-            assert_eq!(t.stats(), (5, 5));
+            t.run_at(0, "INCR a");
+            t.run_at(0, "APPEND z x");
+            t.run_at(0, "SET a 2 NX");
+            assert_eq!(t.hits_misses(), (2, 3));
+            t.run_at(0, "SET a 3 GET");
+            t.run_at(0, "STRLEN q");
+            t.run_at(0, "GETRANGE a 0 1");
+            t.run_at(0, "LCS a q");
+            assert_eq!(t.hits_misses(), (5, 5));
         }
 
         #[test]
         fn counters_in_place_and_resized() {
             let mut t = T::new();
-            assert_eq!(t.run(0, "INCRBY c 8"), ":8\r\n");
-            assert_eq!(t.run(0, "INCR c"), ":9\r\n");
-            assert_eq!(t.run(0, "INCR c"), ":10\r\n");
-            assert_eq!(t.run(0, "DECRBY c 20"), ":-10\r\n");
-            assert_eq!(t.run(0, "GET c"), "$3\r\n-10\r\n");
+            assert_eq!(t.run_at(0, "INCRBY c 8"), ":8\r\n");
+            assert_eq!(t.run_at(0, "INCR c"), ":9\r\n");
+            assert_eq!(t.run_at(0, "INCR c"), ":10\r\n");
+            assert_eq!(t.run_at(0, "DECRBY c 20"), ":-10\r\n");
+            assert_eq!(t.run_at(0, "GET c"), "$3\r\n-10\r\n");
             assert_eq!(
-                t.run(0, "DECRBY c -9223372036854775808"),
+                t.run_at(0, "DECRBY c -9223372036854775808"),
                 "-ERR decrement would overflow\r\n"
             );
-            t.run(0, "SET c 9223372036854775807");
+            t.run_at(0, "SET c 9223372036854775807");
             assert_eq!(
-                t.run(0, "INCR c"),
+                t.run_at(0, "INCR c"),
                 "-ERR increment or decrement would overflow\r\n"
             );
-            t.run(0, "SET c 1");
-            t.run(0, "APPEND c 2");
-            assert_eq!(t.run(0, "INCR c"), ":13\r\n");
-            assert_eq!(t.run(0, "MSETNX c 1 other 2"), ":0\r\n");
-            assert_eq!(t.run(0, "GET other"), "$-1\r\n");
+            t.run_at(0, "SET c 1");
+            t.run_at(0, "APPEND c 2");
+            assert_eq!(t.run_at(0, "INCR c"), ":13\r\n");
+            assert_eq!(t.run_at(0, "MSETNX c 1 other 2"), ":0\r\n");
+            assert_eq!(t.run_at(0, "GET other"), "$-1\r\n");
             assert_eq!(
-                t.run(0, "MSET c 1 other"),
+                t.run_at(0, "MSET c 1 other"),
                 "-ERR wrong number of arguments for 'mset' command\r\n"
             );
         }
