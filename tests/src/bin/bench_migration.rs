@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! cargo run --release -p tests --bin bench-migration -- [--keys 1000000]
-//!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200] [--maxbytes 0]
+//!     [--slots 64] [--value 32] [--numkeys 500] [--maxbulks 200] [--maxbytes 33554432]
 //!     [--hash-fields 5000000] [--only small|big] [--mode async|sync]
 //!     [--interval-us 0] [--source-cpu N --target-cpu M]
 //! ```
@@ -32,8 +32,8 @@ struct Opts {
     value: usize,
     numkeys: usize,
     maxbulks: usize,
-    /// The batch calls' maxbytes (0 = the server's default, 512 KB; the
-    /// dashboard sends 32 MB).
+    /// The batch calls' maxbytes: the dashboard's `migration_async_maxbytes`
+    /// (32 MB) by default; 0 = the server's default, 512 KB.
     maxbytes: usize,
     hash_fields: usize,
     only: Option<String>,
@@ -52,7 +52,7 @@ fn parse_opts() -> Opts {
         value: 32,
         numkeys: 500,
         maxbulks: 200,
-        maxbytes: 0,
+        maxbytes: 32 << 20,
         hash_fields: 5_000_000,
         only: None,
         sync: false,
@@ -260,11 +260,12 @@ fn small(o: &Opts) {
             let v = if o.sync {
                 c.send_value(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &port, "30000", &slot_s])
             } else {
+                // The dashboard's call: timeout min(5 s, migration_timeout).
                 c.send_value(&[
                     "SLOTSMGRTTAGSLOT-ASYNC",
                     "127.0.0.1",
                     &port,
-                    "30000",
+                    "5000",
                     &mb,
                     &mbytes,
                     &slot_s,
