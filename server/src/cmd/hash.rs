@@ -424,18 +424,6 @@ mod tests {
     use super::*;
     use crate::testkit::Harness as T;
 
-    #[test]
-    fn cursor_parsing() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"12\0zz"), Ok(12));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert!(parse_cursor(b"x").is_err());
-        assert!(parse_cursor(b" 1").is_err());
-        assert!(parse_cursor(b"1 ").is_err());
-        assert!(parse_cursor(b"99999999999999999999").is_err());
-    }
-
     /// Parses `*2 $cursor *n $a $b ...` (test replies only).
     fn parse_scan(r: &[u8]) -> (u64, Vec<Vec<u8>>) {
         let s = String::from_utf8_lossy(r).into_owned();

@@ -713,36 +713,6 @@ mod tests {
     use crate::testkit::Harness as T;
 
     #[test]
-    fn cursor_parsing_matches_strtoul() {
-        let ok = |s: &[u8]| parse_cursor(s).unwrap();
-        let bad = |s: &[u8]| parse_cursor(s).is_err();
-        assert_eq!(ok(b""), 0);
-        assert_eq!(ok(b"0"), 0);
-        assert_eq!(ok(b"-0"), 0);
-        assert_eq!(ok(b"+17"), 17);
-        assert_eq!(ok(b"007"), 7);
-        assert_eq!(ok(b"-1"), u64::MAX);
-        assert_eq!(ok(b"18446744073709551615"), u64::MAX);
-        assert_eq!(ok(b"-18446744073709551615"), 1);
-        assert_eq!(ok(b"5\0junk"), 5);
-        assert_eq!(ok(b"\0junk"), 0);
-        for s in [
-            &b" 0"[..],
-            b"0 ",
-            b"\t1",
-            b"0x1",
-            b"-",
-            b"+",
-            b"+-1",
-            b"18446744073709551616",
-            b"1e3",
-            b"abc",
-        ] {
-            assert!(bad(s), "{:?}", String::from_utf8_lossy(s));
-        }
-    }
-
-    #[test]
     fn expire_flag_combinations() {
         let f = |o: &[&[u8]]| expire_flags(o);
         assert_eq!(f(&[]), Ok(0));

@@ -671,15 +671,6 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cursor_parsing() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"12"), Ok(12));
-        assert!(parse_cursor(b"x").is_err());
-        assert!(parse_cursor(b" 1").is_err());
-    }
-
     fn set_of(items: &[&str], max: usize) -> Set {
         let mut s = Set::new();
         for i in items {

@@ -119,3 +119,40 @@ pub fn scan_options<'a>(opts: &[&'a [u8]]) -> Result<(usize, Option<&'a [u8]>), 
     }
     Ok((count, pat))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_parsing_matches_strtoul() {
+        let ok = |s: &[u8]| parse_cursor(s).unwrap();
+        let bad = |s: &[u8]| parse_cursor(s).is_err();
+        assert_eq!(ok(b""), 0);
+        assert_eq!(ok(b"0"), 0);
+        assert_eq!(ok(b"-0"), 0);
+        assert_eq!(ok(b"+17"), 17);
+        assert_eq!(ok(b"007"), 7);
+        assert_eq!(ok(b"-1"), u64::MAX);
+        assert_eq!(ok(b"18446744073709551615"), u64::MAX);
+        assert_eq!(ok(b"-18446744073709551615"), 1);
+        assert_eq!(ok(b"5\0junk"), 5);
+        assert_eq!(ok(b"12\0zz"), 12);
+        assert_eq!(ok(b"\0junk"), 0);
+        for s in [
+            &b" 0"[..],
+            b"0 ",
+            b"\t1",
+            b"0x1",
+            b"-",
+            b"+",
+            b"+-1",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            b"1e3",
+            b"abc",
+        ] {
+            assert!(bad(s), "{:?}", String::from_utf8_lossy(s));
+        }
+    }
+}
