@@ -1066,10 +1066,18 @@ fn concurrent_load(args: &[&str]) {
                         }
                     }
                     total.fetch_add(1, Ordering::Relaxed);
-                    // A read through the wrapper: 2 (here) or 0 (moved).
+                    // A read through the wrapper: 2 (here, and then the
+                    // counter is there) or 0 (moved; then it is on `dst`).
                     let r = s.send_value(&["SLOTSMGRT-EXEC-WRAPPER", k, "GET", k]);
-                    let code = r.as_array().unwrap()[0].as_int().unwrap();
-                    assert!(code == 2 || code == 0, "{r:?}");
+                    let a = r.as_array().unwrap();
+                    match a[0].as_int().unwrap() {
+                        2 => assert!(matches!(a[1], Value::Bulk(_)), "{r:?}"),
+                        0 => {
+                            let n = d.send_value(&["GET", k]);
+                            assert!(matches!(n, Value::Bulk(_)), "{k} on neither: {n:?}");
+                        }
+                        _ => panic!("{r:?}"),
+                    }
                 }
             })
         })

@@ -207,9 +207,11 @@ fn wrapper_error(out: &mut Reply, code: i64, text: &str) {
     out.error(text.as_bytes());
 }
 
-/// codis.md §2.7.4. Deviation: a write is refused with code 1 when *any* of
+/// codis.md §2.7.4. Deviations: a write is refused with code 1 when *any* of
 /// its keys is in flight, not only `hashkey` (Codis would let the write
-/// through and lose it when the batch deletes the shipped key).
+/// through and lose it when the batch deletes the shipped key); a key whose
+/// batch the target has acknowledged answers code 0 while it waits for its
+/// deletion here (reads included), so the caller goes to the new owner.
 fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (Some(&hashkey), Some(inner)) = (argv.get(1), argv.get(2..)) else {
         return Err(CmdError::msg(errors::wrong_arity("slotsmgrt-exec-wrapper")));
@@ -227,6 +229,11 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let db = ctx.client.db;
+    // Held from the existence check through the command: a migration that
+    // registers or hands over this key meanwhile waits for us (migrate/mod.rs,
+    // `Server::hand_over`). Not around Codis' own commands, which may take
+    // the migration's locks (a registration waits for epochs under them).
+    let _epoch = (spec.group != "codis").then(|| ctx.srv.inflight.enter());
     let exists = {
         let d = ctx.db();
         ctx.ks()
@@ -238,15 +245,23 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
         return Ok(());
     }
-    if !spec.has(flags::READONLY)
-        && ctx.srv.inflight.any(db)
-        && (ctx.srv.inflight.is_migrating(db, hashkey)
-            || spec
-                .keys(inner)
-                .any(|k| ctx.srv.inflight.is_migrating(db, k)))
-    {
-        wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
-        return Ok(());
+    let write = !spec.has(flags::READONLY);
+    if ctx.srv.inflight.any(db) {
+        let here = ctx.srv.inflight.covering(db, hashkey);
+        if here.as_ref().is_some_and(|set| set.handed_over()) {
+            // The target has it and it is being deleted here.
+            wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
+            return Ok(());
+        }
+        if write
+            && (here.is_some()
+                || spec
+                    .keys(inner)
+                    .any(|k| ctx.srv.inflight.is_migrating(db, k)))
+        {
+            wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
+            return Ok(());
+        }
     }
     let mut scratch = Reply {
         buf: Vec::new(),
@@ -667,6 +682,32 @@ mod tests {
         assert_eq!(
             t.run("SLOTSMGRT-EXEC-WRAPPER k INCR k"),
             "*2\r\n:2\r\n:2\r\n"
+        );
+    }
+
+    /// Once the target has acknowledged a key, wrapped commands go there
+    /// (code 0) even though the key is still here until its deletion step:
+    /// a read that checked existence just before the deletion could
+    /// otherwise run just after it and find nothing.
+    #[test]
+    fn handed_over_keys_are_sent_to_the_target() {
+        let mut t = Harness::new();
+        assert_eq!(t.run("SET {a}k 1"), "+OK\r\n");
+        let guard = t.srv.begin_flight(0, KeySet::new([b"{a}k".to_vec()]));
+        assert_eq!(
+            t.run("SLOTSMGRT-EXEC-WRAPPER {a}k GET {a}k"),
+            "*2\r\n:2\r\n$1\r\n1\r\n"
+        );
+        t.srv.hand_over([&guard]);
+        let no_key = "*2\r\n:0\r\n-ERR the specified key doesn't exist\r\n";
+        assert_eq!(t.run("SLOTSMGRT-EXEC-WRAPPER {a}k GET {a}k"), no_key);
+        assert_eq!(t.run("SLOTSMGRT-EXEC-WRAPPER {a}k INCR {a}k"), no_key);
+        // Direct reads still see it until it is deleted.
+        assert_eq!(t.run("GET {a}k"), "$1\r\n1\r\n");
+        drop(guard);
+        assert_eq!(
+            t.run("SLOTSMGRT-EXEC-WRAPPER {a}k GET {a}k"),
+            "*2\r\n:2\r\n$1\r\n1\r\n"
         );
     }
 }

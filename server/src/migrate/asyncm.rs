@@ -1085,6 +1085,9 @@ fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) -> bool {
         }
         return true;
     };
+    if b.deleting.is_none() {
+        srv.hand_over(&b.guards);
+    }
     let (next, _) = b.deleting.get_or_insert_with(|| {
         let reply = match b.slot {
             Some(s) => format!("*2\r\n:{}\r\n:{}\r\n", b.shipped.len(), db.slot_len(s)),

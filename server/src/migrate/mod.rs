@@ -10,6 +10,12 @@
 //!   from the execution gate. Codis 3.2 lets direct writes through and then
 //!   loses them when the batch deletes the shipped keys; refusing keeps the
 //!   value on source and target identical until the source copy is deleted.
+//!   Once the target has acknowledged a set it is marked handed over
+//!   ([`Server::hand_over`]) before its keys are deleted here: from then on
+//!   the wrapper answers code 0 (go to the target) for them, and the
+//!   wrapper's check and command run inside one writer epoch, so no wrapped
+//!   read or write straddles a deletion (the migration thread deletes while
+//!   commands run on other threads; in Codis both are one event loop).
 //! * Deferred replies: a migration command that must wait for the network
 //!   hands the connection a [`Pending`] future (`Ctx::defer`); the connection
 //!   loop flushes earlier replies, awaits it, writes its bytes and goes on
@@ -38,6 +44,9 @@ pub struct KeySet {
     tags: hashbrown::HashSet<u32>,
     done: tokio::sync::Notify,
     finished: std::sync::atomic::AtomicBool,
+    /// The target has acknowledged every key: they are about to be deleted
+    /// here, and the wrapper sends their readers to the target (code 0).
+    handed_over: std::sync::atomic::AtomicBool,
 }
 
 impl KeySet {
@@ -69,6 +78,12 @@ impl KeySet {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Whether the target has all of the set's keys (see
+    /// [`Server::hand_over`]).
+    pub fn handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::SeqCst)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -172,7 +187,7 @@ impl InFlight {
     /// Registrations are serialized here: two overlapping flips would each
     /// wait on one parity only and could both miss a writer counted under
     /// the epoch between them.
-    fn quiesce(&self) {
+    pub(crate) fn quiesce(&self) {
         let _one_at_a_time = self.quiesce_lock.lock().unwrap_or_else(|p| p.into_inner());
         let old = (self.epoch.fetch_add(1, Ordering::SeqCst) & 1) as usize;
         let mut spins = 0u32;
@@ -236,6 +251,28 @@ impl Server {
 impl FlightGuard {
     pub fn set(&self) -> &Arc<KeySet> {
         &self.set
+    }
+}
+
+impl Server {
+    /// The target acknowledged the keys of `guards`: marks their sets handed
+    /// over, then waits until every command that entered before has
+    /// finished, so the keys can be deleted here. SLOTSMGRT-EXEC-WRAPPER
+    /// holds an epoch across its existence check and its command: one that
+    /// started before this call reads the keys here (same value as on the
+    /// target), one that starts after sees the mark and answers code 0 (go
+    /// to the target), so no wrapped read finds a key missing on both sides
+    /// between its check and its command. Same locking rules as
+    /// [`Server::begin_flight`].
+    pub fn hand_over<'a>(&self, guards: impl IntoIterator<Item = &'a FlightGuard>) {
+        let mut any = false;
+        for g in guards {
+            g.set.handed_over.store(true, Ordering::SeqCst);
+            any = true;
+        }
+        if any {
+            self.inflight.quiesce();
+        }
     }
 }
 

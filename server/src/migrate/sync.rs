@@ -362,6 +362,7 @@ impl Step {
             _guard: guard,
         };
         self.exchange(&mut conn, &mut batch).await?;
+        self.srv.hand_over([&batch._guard]);
         let remaining = self.delete(&batch).await;
         let moved = batch.items.len();
         drop(batch);
