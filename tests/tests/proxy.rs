@@ -312,9 +312,13 @@ fn offline_auth_and_bad_slot_files() {
     let mut c = p.conn();
     c.send(&["AUTH", "pw"]);
     replace_file(&p.slot_file(), r#"[{"id":5000}]"#);
-    std::thread::sleep(Duration::from_millis(1200));
+    // The watcher polls every 500 ms; wait for its verdict (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.log().contains("refused") {
+        assert!(Instant::now() < deadline, "not refused: {}", p.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_reply(&c.send(&["SET", "x", "1"]), b"+OK\r\n");
-    assert!(p.log().contains("refused"), "{}", p.log());
     // A file with no slots takes every slot offline.
     replace_file(&p.slot_file(), "[]");
     let deadline = Instant::now() + Duration::from_secs(5);
