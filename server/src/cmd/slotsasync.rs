@@ -245,58 +245,49 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
         return Ok(());
     }
-    let write = !spec.has(flags::READONLY);
-    if ctx.srv.inflight.any(db) {
-        let here = ctx.srv.inflight.covering(db, hashkey);
-        if here.as_ref().is_some_and(|set| set.handed_over()) {
+    if let Some(set) = ctx.srv.inflight.covering(db, hashkey) {
+        if set.handed_over() {
             // The target has it and it is being deleted here.
             wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
             return Ok(());
         }
-        if write
-            && (here.is_some()
-                || spec
-                    .keys(inner)
-                    .any(|k| ctx.srv.inflight.is_migrating(db, k)))
-        {
+        if !spec.has(flags::READONLY) {
             wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
             return Ok(());
         }
     }
-    let mut scratch = Reply {
-        buf: Vec::new(),
-        resp3: ctx.out.resp3,
-    };
-    // The check above can pass just before the migration thread registers
-    // the key; the execution gate then refuses the write, and the proxy
-    // gets the same code 1 (retry) as if the check had seen it.
-    let outcome = crate::exec::execute_checked(ctx.srv, ctx.client, &mut scratch, ctx.now, inner);
+    // The command's other keys are checked by the execution gate, which
+    // also catches a key registered after the check above: the proxy gets
+    // the same code 1 (retry) either way. The reply goes straight after the
+    // `[2, ` head, which is taken back if the gate refuses.
+    let mark = ctx.out.buf.len();
+    ctx.out.array(2);
+    ctx.out.int(2);
+    let head_end = ctx.out.buf.len();
+    let outcome = crate::exec::execute_checked(ctx.srv, ctx.client, ctx.out, ctx.now, inner);
     if outcome == crate::exec::Outcome::KeyMigrating {
+        ctx.out.buf.truncate(mark);
         wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
         return Ok(());
     }
     if let Some(b) = ctx.client.block.take() {
         // A blocking command cannot park inside the wrapper: it answers
         // what it would on timeout.
-        scratch.buf.clear();
+        ctx.out.buf.truncate(head_end);
         match b.nil {
-            crate::block::Nil::Array => scratch.null_array(),
-            crate::block::Nil::Bulk => scratch.null(),
+            crate::block::Nil::Array => ctx.out.null_array(),
+            crate::block::Nil::Bulk => ctx.out.null(),
         }
     }
     if let Some(pending) = ctx.client.pending.take() {
-        let head = scratch.buf;
+        // The deferred reply is the whole `[2, ...]`, written after it.
+        let head = ctx.out.buf.split_off(mark);
         ctx.defer(Box::pin(async move {
-            let mut v = b"*2\r\n:2\r\n".to_vec();
-            v.extend_from_slice(&head);
+            let mut v = head;
             v.extend_from_slice(&pending.await);
             v
         }));
-        return Ok(());
     }
-    ctx.out.array(2);
-    ctx.out.int(2);
-    ctx.out.buf.extend_from_slice(&scratch.buf);
     Ok(())
 }
 
@@ -683,6 +674,37 @@ mod tests {
             t.run("SLOTSMGRT-EXEC-WRAPPER k INCR k"),
             "*2\r\n:2\r\n:2\r\n"
         );
+    }
+
+    /// A blocking command answers what it would on timeout; a deferred one
+    /// (RESTORE of a big payload, decoded on the blocking pool) gets the
+    /// whole `[2, reply]` deferred.
+    #[tokio::test]
+    async fn blocking_and_deferred_inner_commands() {
+        let mut t = Harness::new();
+        assert_eq!(t.run("SET h v"), "+OK\r\n");
+        assert_eq!(
+            t.run("SLOTSMGRT-EXEC-WRAPPER h BLPOP nolist 0"),
+            "*2\r\n:2\r\n*-1\r\n"
+        );
+        assert!(t.client.block.is_none());
+        let big = vec![b'x'; crate::cmd::dump::OFFLOAD_BYTES + 1];
+        assert_eq!(t.run_args(&[b"SET", b"big", &big]), b"+OK\r\n");
+        let dumped = t.run_args(&[b"DUMP", b"big"]);
+        let start = dumped.iter().position(|&c| c == b'\n').unwrap() + 1;
+        let payload = &dumped[start..dumped.len() - 2];
+        let out = t.run_args(&[
+            b"SLOTSMGRT-EXEC-WRAPPER",
+            b"big",
+            b"RESTORE",
+            b"copy",
+            b"0",
+            payload,
+        ]);
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        let pending = t.client.pending.take().expect("deferred");
+        assert_eq!(pending.await, b"*2\r\n:2\r\n+OK\r\n");
+        assert_eq!(t.run("STRLEN copy"), format!(":{}\r\n", big.len()));
     }
 
     /// Once the target has acknowledged a key, wrapped commands go there
