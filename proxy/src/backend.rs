@@ -1186,11 +1186,4 @@ mod tests {
         assert_eq!(resets, [0, 1]);
         assert_eq!(conn.call(PING).await, Err(BackendError::Reset));
     }
-
-    #[test]
-    fn encodes() {
-        let mut v = Vec::new();
-        encode(&mut v, &[b"GET", b"k"]);
-        assert_eq!(v, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-    }
 }

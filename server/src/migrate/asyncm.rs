@@ -1067,11 +1067,12 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
     b.unacked.is_empty() && b.exhausted()
 }
 
-/// The last ACK arrived: delete the shipped keys, for at most
-/// [`STEP`](crate::migrate::STEP) per call (the task yields between calls, so a batch of thousands of keys does
-/// not stall the loop; the keys stay registered in flight, hence unwritable,
-/// until the last one is gone; readers through the exec wrapper already find
-/// deleted ones on the target), then answer every waiter. The slot size in
+/// The last ACK arrived: hand the keys over (`Server::hand_over`: the exec
+/// wrapper sends their callers to the target from now on), delete them for
+/// at most [`STEP`](crate::migrate::STEP) per call (the task yields between
+/// calls, so a batch of thousands of keys does not stall the loop; the keys
+/// stay registered in flight, hence unwritable, until the last one is
+/// gone), then answer every waiter. The slot size in
 /// the reply is measured before the first deletion (codis.md §2.7.1).
 /// Returns true when the batch is over.
 fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) -> bool {
@@ -1157,8 +1158,7 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
         // Let the other connections of this thread run between two steps of
         // the migration (tokio's cooperative budget alone would let this
         // loop run up to 128 ready I/O operations in a row).
-        tokio::task::yield_now().await;
-        crate::migrate::courtesy();
+        crate::migrate::pause().await;
         select_pending(srv, conn);
         crate::migrate::courtesy();
         let active = {

@@ -356,6 +356,14 @@ pub fn courtesy() {
     });
 }
 
+/// Between two pieces of a migration task's work: lets the other tasks of
+/// its runtime run, then offers the CPU if [`STEP`] has passed
+/// ([`courtesy`]).
+pub async fn pause() {
+    tokio::task::yield_now().await;
+    courtesy();
+}
+
 /// The migration thread's nice value (see [`background`]).
 const MIGRATION_NICE: libc::c_int = 10;
 
