@@ -633,19 +633,14 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
     let (now, lru) = (ctx.now, ctx.lru());
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
     match highest {
-        None => {
-            let mut s = ctx.ks().lock_key(ctx.db(), key);
-            let e = s.get(key, now);
-            ctx.hit(e.is_some());
+        None => ctx.read_key(key, |_, e| {
             let p: &[u8] = match e {
                 None => &[],
-                Some(e) => {
-                    e.touch(lru);
-                    e.as_str().ok_or(CmdError::WrongType)?
-                }
+                Some(e) => e.as_str().ok_or(CmdError::WrongType)?,
             };
             replies.extend(ops.iter().map(|f| Some(field_get(p, f))));
-        }
+            Ok::<(), CmdError>(())
+        })?,
         Some(_) if ro => return Err(CmdError::Static(errors::BITFIELD_RO_GET_ONLY)),
         Some(h) => {
             let mut s = ctx.ks().lock_key(ctx.db(), key);

@@ -226,23 +226,10 @@ impl ScoreCmp for f64 {
 
 /// DUMP key: the payload, or nil (a read lookup: counts hits/misses).
 fn dump(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let key = argv[1];
-    let lru = ctx.lru();
-    let mut s = ctx.ks().lock_key(ctx.db(), key);
-    match s.get(key, ctx.now) {
-        None => {
-            drop(s);
-            ctx.hit(false);
-            ctx.out.null();
-        }
-        Some(e) => {
-            e.touch(lru);
-            let p = dump_payload(e.value());
-            drop(s);
-            ctx.hit(true);
-            ctx.out.bulk(&p);
-        }
-    }
+    ctx.read_key(argv[1], |out, e| match e {
+        None => out.null(),
+        Some(e) => out.bulk(&dump_payload(e.value())),
+    });
     Ok(())
 }
 

@@ -796,11 +796,14 @@ fn zrange_generic(
     if store {
         let dst = argv[1];
         let lim = limits(ctx);
+        let lru = ctx.lru();
         let mut r = ctx.ks().lock_keys(ctx.db(), [dst, key]);
         let items = match r.get(key, now) {
             Some(e) => {
-                let z = zset_ref(e)?;
+                // Redis' lookupKeyRead: a hit (whatever the type), a touch.
                 ctx.hit(true);
+                e.touch(lru);
+                let z = zset_ref(e)?;
                 let (a, b) = range_interval(z, &spec, rev, offset, limit);
                 let mut v = Vec::with_capacity(b.saturating_sub(a));
                 z.for_ranks(a, b, false, |m, s| v.push((m.to_vec(), s)));
@@ -814,19 +817,17 @@ fn zrange_generic(
         store_result(ctx, &mut r, dst, &items, lim);
         return Ok(());
     }
-    let mut r = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = r.get(key, now) else {
-        ctx.hit(false);
-        ctx.out.array(0);
-        return Ok(());
-    };
-    let z = zset_ref(e)?;
-    ctx.hit(true);
-    let (a, b) = range_interval(z, &spec, rev, offset, limit);
-    let out = &mut *ctx.out;
-    items_header(out, b.saturating_sub(a), withscores);
-    z.for_ranks(a, b, rev, |m, s| item_reply(out, m, s, withscores));
-    Ok(())
+    ctx.read_key(key, |out, e| {
+        let Some(e) = e else {
+            out.array(0);
+            return Ok(());
+        };
+        let z = zset_ref(e)?;
+        let (a, b) = range_interval(z, &spec, rev, offset, limit);
+        items_header(out, b.saturating_sub(a), withscores);
+        z.for_ranks(a, b, rev, |m, s| item_reply(out, m, s, withscores));
+        Ok(())
+    })
 }
 
 fn zrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
