@@ -33,6 +33,8 @@ zremrangebylex zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zrandmember zunion
 zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
 dump restore
+multi exec discard watch unwatch
+subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.
@@ -40,7 +42,8 @@ NOT_ALLOW = set("""asking bgrewriteaof bgsave bitop blpop brpop brpoplpush clien
 dbsize debug discard exec flushall flushdb keys lastsave latency migrate monitor move msetnx multi
 object psubscribe psync publish punsubscribe randomkey readonly readwrite rename renamenx replconf
 restore save scan script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog subscribe sync time unsubscribe unwatch wait watch""".split())
+slotsmgrttagone slotsmgrttagslot slowlog subscribe sync time unsubscribe unwatch wait watch
+pubsub spublish ssubscribe sunsubscribe""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping".split())
 SPLIT = set("mget mset del exists".split())
@@ -52,30 +55,33 @@ slotsinfo -1 rF
 slotshashkey -1 rF
 slotsscan -3 rR
 slotsdel -2 w
-slotsmgrtslot 5 w
-slotsmgrttagslot 5 w
-slotsmgrtone 5 w
-slotsmgrttagone 5 w
+slotsmgrtslot 5 wM
+slotsmgrttagslot 5 wM
+slotsmgrtone 5 wM
+slotsmgrttagone 5 wM
 slotscheck 0 r
-slotsrestore -4 wm
-slotsmgrtslot-async 8 ws
-slotsmgrttagslot-async 8 ws
-slotsmgrtone-async -7 ws
-slotsmgrttagone-async -7 ws
+slotsrestore -4 wmM
+slotsmgrtslot-async 8 wsM
+slotsmgrttagslot-async 8 wsM
+slotsmgrtone-async -7 wsM
+slotsmgrttagone-async -7 wsM
 slotsmgrtone-async-dump -4 rm
 slotsmgrttagone-async-dump -4 rm
-slotsmgrt-async-fence 0 rs
+slotsmgrt-async-fence 0 rsM
 slotsmgrt-async-cancel 0 F
 slotsmgrt-async-status 0 F
-slotsmgrt-exec-wrapper -3 wm
-slotsrestore-async -2 wm
-slotsrestore-async-auth 2 sltF
-slotsrestore-async-select 2 lF
-slotsrestore-async-ack 3 w
+slotsmgrt-exec-wrapper -3 wmM
+slotsrestore-async -2 wmM
+slotsrestore-async-auth 2 sltFM
+slotsrestore-async-select 2 lFM
+slotsrestore-async-ack 3 wM
 """
 # Redis 7 has no "random" flag (R); it became a tip, which these entries omit.
+# M (no_multi, ours): commands that answer after network work (migration) or
+# belong to another server's migration stream are refused inside MULTI.
 LETTERS = {"w": "write", "r": "readonly", "m": "denyoom", "F": "fast", "R": None,
-           "s": "noscript", "l": "loading", "t": "stale"}
+           "s": "noscript", "l": "loading", "t": "stale",
+           "M": "no_multi"}
 
 
 def codis_entry(line):

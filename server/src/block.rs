@@ -247,6 +247,7 @@ fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
             out: &mut out,
             now,
             spec: id.spec(),
+            held: None,
         };
         handler(&mut ctx, &argv)
     };

@@ -29,6 +29,18 @@ pub struct ClientInfo {
     pub kill: tokio::sync::Notify,
     pub authenticated: AtomicBool,
     pub multi: AtomicBool,
+    /// A key this client WATCHes changed: its next EXEC fails.
+    pub dirty_cas: AtomicBool,
+    /// Subscription counts packed as channels | patterns << 20 | shard << 40
+    /// (0 = not in pub/sub context).
+    pub subs: AtomicUsize,
+    /// The mailbox: bytes other tasks deliver (pub/sub messages), written
+    /// by the connection loop between reply batches.
+    pub outbox: Mutex<Vec<u8>>,
+    /// Wakes the connection loop when the mailbox gets mail.
+    pub mail: tokio::sync::Notify,
+    /// When the output first went over the soft limit (unix ms, 0 = under).
+    pub soft_since_ms: AtomicU64,
 }
 
 impl ClientInfo {
@@ -54,6 +66,11 @@ impl ClientInfo {
             kill: tokio::sync::Notify::new(),
             authenticated: AtomicBool::new(false),
             multi: AtomicBool::new(false),
+            dirty_cas: AtomicBool::new(false),
+            subs: AtomicUsize::new(0),
+            outbox: Mutex::new(Vec::new()),
+            mail: tokio::sync::Notify::new(),
+            soft_since_ms: AtomicU64::new(0),
         }
     }
 
@@ -61,6 +78,35 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Relaxed);
         self.kill.notify_one();
+    }
+
+    /// Appends `bytes` to the mailbox and wakes the connection; the pending
+    /// output (`omem`) grows by as much. Returns the new pending size.
+    pub fn deliver(&self, bytes: &[u8]) -> usize {
+        if self.killed.load(Relaxed) {
+            return 0;
+        }
+        let mut b = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let was_empty = b.is_empty();
+        b.extend_from_slice(bytes);
+        drop(b);
+        let n = self.omem.fetch_add(bytes.len(), Relaxed) + bytes.len();
+        if was_empty {
+            self.mail.notify_one();
+        }
+        n
+    }
+
+    /// Takes everything in the mailbox (the caller writes it, then lowers
+    /// `omem` by its length).
+    pub fn take_mail(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether the client is subscribed to anything (Redis' CLIENT_PUBSUB).
+    #[inline]
+    pub fn in_pubsub(&self) -> bool {
+        self.subs.load(Relaxed) != 0
     }
 
     pub fn name(&self) -> Vec<u8> {
@@ -86,6 +132,15 @@ pub struct Client {
     /// once per command instead of twice (the connection loop clears it at
     /// every batch).
     pub cmd_clock: Option<std::time::Instant>,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<crate::multi::MultiState>,
+    /// Keys this client WATCHes, as (db, key).
+    pub watched: Vec<(usize, Vec<u8>)>,
+    /// Running EXEC's commands: blocking commands do not block, replies of
+    /// deferred work are not allowed.
+    pub in_exec: bool,
+    /// Channels, patterns and shard channels this client subscribes to.
+    pub subs: crate::pubsub::ClientSubs,
 }
 
 impl Client {
@@ -99,7 +154,17 @@ impl Client {
             block: None,
             pending: None,
             cmd_clock: None,
+            multi: None,
+            watched: Vec::new(),
+            in_exec: false,
+            subs: Default::default(),
         }
+    }
+
+    /// Whether the connection speaks RESP3.
+    #[inline]
+    pub fn info_resp3(&self) -> bool {
+        self.info.resp.load(Relaxed) == 3
     }
 
     pub fn select(&mut self, db: usize) {

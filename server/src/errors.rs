@@ -50,6 +50,27 @@ impl CmdError {
 
 /// A write to a key that is being shipped to another server (codis.md §2.7.4).
 pub const KEY_BEING_MIGRATED: &str = "ERR the specified key is being migrated";
+
+// Transactions (multi.c).
+pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+/// A transaction that would write a key being migrated is refused whole.
+pub const EXECABORT_MIGRATING: &str =
+    "EXECABORT Transaction discarded because of: ERR the specified key is being migrated";
+pub const NOT_IN_TRANSACTION: &str = "ERR Command not allowed inside a transaction";
+
+// Pub/sub (pubsub.c).
+pub const SSUBSCRIBE_DENY_BLOCKING: &str = "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client";
+
+/// A RESP2 client in subscribed context ran another command.
+pub fn pubsub_context(cmd: &str) -> String {
+    format!(
+        "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )
+}
 // --- Codis inspection, SLOTSRESTORE and sync migration (cmd/codis.rs, migrate/sync.rs;
 // codis.md §2.3-§2.6, Codis' lower-case texts)
 pub const CODIS_INVALID_TTL: &str = "ERR invalid ttl value, must be >= 0";

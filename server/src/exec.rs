@@ -25,6 +25,9 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// The spec that matched (the subcommand's, for containers).
     pub spec: &'static CommandSpec,
+    /// Slot locks the caller holds for this command (EXEC's lock set);
+    /// `ks()` borrows from it instead of locking.
+    pub held: Option<&'a (dyn crate::db::HeldSlots + 'a)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,10 +42,11 @@ impl<'a> Ctx<'a> {
             .expect("at least one database")
     }
 
-    /// The keyspace, with the server's lifetime.
-    pub fn ks(&self) -> &'a crate::db::Keyspace {
+    /// Slot locking for handlers, with the server's lifetime: through the
+    /// caller's lock set when it holds one.
+    pub fn ks(&self) -> crate::db::Locker<'a> {
         let srv: &'a Server = self.srv;
-        &srv.ks
+        crate::db::Locker::new(&srv.ks, self.held)
     }
 
     /// Counts a keyspace hit or miss (INFO stats).
@@ -66,6 +70,14 @@ impl<'a> Ctx<'a> {
         deadline: Option<u64>,
         nil: crate::block::Nil,
     ) {
+        if self.client.in_exec {
+            // Inside EXEC a blocking command answers as if it timed out.
+            match nil {
+                crate::block::Nil::Array => self.out.null_array(),
+                crate::block::Nil::Bulk => self.out.null(),
+            }
+            return;
+        }
         self.client.block = Some(crate::block::BlockRequest {
             argv: argv.iter().map(|a| a.to_vec()).collect(),
             keys: keys.iter().map(|k| k.to_vec()).collect(),
@@ -78,6 +90,37 @@ impl<'a> Ctx<'a> {
     /// resolves to (RESP bytes) before it runs the next pipelined command.
     pub fn defer(&mut self, reply: crate::migrate::Pending) {
         self.client.pending = Some(reply);
+    }
+
+    /// Reports a change to `key` of the client's DB, as Redis'
+    /// `signalModifiedKey` + `notifyKeyspaceEvent` + `server.dirty++`: the
+    /// one modified-key signal behind WATCH, blocked-client wake-ups and
+    /// keyspace notifications (`class` is a [`notify`] constant, `event`
+    /// Redis' event name). Call it after the change, once per key changed;
+    /// never for a command that changed nothing.
+    #[inline]
+    pub fn changed(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.srv.changed(self.client.db, class, event, key);
+    }
+
+    /// [`Ctx::changed`] for a key of another DB (MOVE, COPY … DB).
+    #[inline]
+    pub fn changed_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        self.srv.changed(db, class, event, key);
+    }
+
+    /// A keyspace notification without a change (e.g. `new` is sent along
+    /// with the command's own event; key-miss events).
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.srv.notify(self.client.db, class, event, key);
+    }
+
+    /// Adds `n` to the dirty counter beyond the one per changed key (Redis
+    /// counts some commands by elements: SADD of 3 members adds 3).
+    #[inline]
+    pub fn dirty(&mut self, n: u64) {
+        self.srv.dirty.fetch_add(n, Relaxed);
     }
 
     /// The server's `Arc`, for work that outlives the command.
@@ -167,23 +210,36 @@ pub enum Outcome {
     KeyMigrating,
 }
 
-/// [`execute`], except that a write refused by the migration gate is
-/// reported to the caller instead of answered.
-pub fn execute_checked(
-    srv: &Server,
-    client: &mut Client,
-    out: &mut Reply,
-    now: u64,
-    argv: &[&[u8]],
-) -> Outcome {
-    let Some(&name) = argv.first() else {
-        return Outcome::Replied;
-    };
+/// The spec a command line runs under: the subcommand's for containers
+/// (the top-level one when the subcommand is unknown).
+pub fn spec_of(id: CmdId, argv: &[&[u8]]) -> &'static CommandSpec {
+    let top = id.spec();
+    if top.subcommands.is_empty() || argv.len() < 2 {
+        return top;
+    }
+    top.subcommands
+        .iter()
+        .find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(argv[1]))
+        .unwrap_or(top)
+}
+
+/// A command resolved against the table.
+struct Resolved {
+    id: CmdId,
+    spec: &'static CommandSpec,
+    /// Index into `stats.cmds`.
+    stat: usize,
+}
+
+/// Looks the command up (unknown command / subcommand answered here).
+fn resolve(srv: &Server, client: &mut Client, out: &mut Reply, argv: &[&[u8]]) -> Option<Resolved> {
+    let name = argv.first()?;
     let stats = &srv.stats;
     let Some(id) = command::lookup(name) else {
+        crate::multi::flag(client);
         let e = errors::unknown_command(argv);
         reply_error(srv, out, e.as_bytes());
-        return Outcome::Replied;
+        return None;
     };
     let top = id.spec();
     let mut spec = top;
@@ -200,17 +256,41 @@ pub fn execute_checked(
                 stat = stats.index.sub(id as usize, pos);
             }
             None if id != CmdId::Command => {
+                crate::multi::flag(client);
                 let e = errors::unknown_subcommand(top.name, sub);
                 reply_error(srv, out, e.as_bytes());
-                return Outcome::Replied;
+                return None;
             }
             None => {}
         }
     }
-    let cstat = &stats.cmds[stat];
+    Some(Resolved { id, spec, stat })
+}
+
+/// Refuses a command before it runs: counted as rejected, flags a
+/// transaction being queued.
+fn reject(srv: &Server, client: &mut Client, out: &mut Reply, stat: usize, text: &[u8]) {
+    crate::multi::flag(client);
+    srv.stats.cmds[stat].rejected.fetch_add(1, Relaxed);
+    reply_error(srv, out, text);
+}
+
+/// [`execute`], except that a write refused by the migration gate is
+/// reported to the caller instead of answered.
+pub fn execute_checked(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    argv: &[&[u8]],
+) -> Outcome {
+    let Some(r) = resolve(srv, client, out, argv) else {
+        return Outcome::Replied;
+    };
+    let (id, spec, stat) = (r.id, r.spec, r.stat);
+    let top = id.spec();
     if !spec.arity_ok(argv.len()) {
-        cstat.rejected.fetch_add(1, Relaxed);
-        reply_error(srv, out, errors::wrong_arity(spec.name).as_bytes());
+        reject(srv, client, out, stat, errors::wrong_arity(spec.name).as_bytes());
         return Outcome::Replied;
     }
     if !client.authenticated && srv.config().requirepass.is_none() {
@@ -219,10 +299,77 @@ pub fn execute_checked(
         client.info.authenticated.store(true, Relaxed);
     }
     if !client.authenticated && !top.has(flags::NO_AUTH) {
-        cstat.rejected.fetch_add(1, Relaxed);
-        reply_error(srv, out, errors::NOAUTH.as_bytes());
+        reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
     }
+    if client.info.in_pubsub()
+        && !client.info_resp3()
+        && !matches!(
+            id,
+            CmdId::Ping
+                | CmdId::Subscribe
+                | CmdId::Ssubscribe
+                | CmdId::Unsubscribe
+                | CmdId::Sunsubscribe
+                | CmdId::Psubscribe
+                | CmdId::Punsubscribe
+                | CmdId::Quit
+                | CmdId::Reset
+        )
+    {
+        reject(srv, client, out, stat, errors::pubsub_context(spec.name).as_bytes());
+        return Outcome::Replied;
+    }
+    if let Some(m) = client.multi.as_mut() {
+        if spec.has(flags::NO_MULTI) || top.has(flags::NO_MULTI) {
+            reject(srv, client, out, stat, errors::NOT_IN_TRANSACTION.as_bytes());
+            return Outcome::Replied;
+        }
+        if !matches!(
+            id,
+            CmdId::Exec | CmdId::Discard | CmdId::Multi | CmdId::Watch | CmdId::Quit | CmdId::Reset
+        ) {
+            m.queue(argv);
+            out.simple(b"QUEUED");
+            return Outcome::Replied;
+        }
+    }
+    call(srv, client, out, now, argv, &r, None)
+}
+
+/// Runs one command of EXEC with the transaction's lock set held.
+pub fn call_held(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    argv: &[&[u8]],
+    held: &crate::db::LockSet<'_>,
+) {
+    let Some(r) = resolve(srv, client, out, argv) else {
+        return;
+    };
+    if call(srv, client, out, now, argv, &r, Some(held)) == Outcome::KeyMigrating {
+        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
+}
+
+/// The one call path after lookup and checks: the migration write gate,
+/// the handler, command stats, errors, then serving clients whose keys
+/// became ready (deferred while a lock set is held).
+fn call(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    argv: &[&[u8]],
+    r: &Resolved,
+    held: Option<&(dyn crate::db::HeldSlots + '_)>,
+) -> Outcome {
+    let (id, spec, stat) = (r.id, r.spec, r.stat);
+    let top = id.spec();
+    let stats = &srv.stats;
+    let cstat = &stats.cmds[stat];
     let Some(Some(handler)) = handlers().get(id as usize) else {
         reply_error(srv, out, errors::unknown_command(argv).as_bytes());
         return Outcome::Replied;
@@ -251,6 +398,7 @@ pub fn execute_checked(
         out,
         now,
         spec,
+        held,
     };
     let res = handler(&mut ctx, argv);
     drop(epoch);
@@ -264,7 +412,7 @@ pub fn execute_checked(
         let text = e.text();
         reply_error(srv, out, text.as_bytes());
     }
-    if srv.blocking.has_ready() {
+    if srv.blocking.has_ready() && held.is_none() {
         crate::block::serve_ready(srv);
     } else {
         // The next command of this batch starts now (the connection loop
@@ -284,3 +432,6 @@ pub fn reply_error(srv: &Server, out: &mut Reply, text: &[u8]) {
 pub fn err<T>(s: &'static str) -> Result<T, CmdError> {
     Err(CmdError::Static(s))
 }
+
+/// Keyspace notification classes (the letters of `notify-keyspace-events`).
+pub use crate::config::notify;

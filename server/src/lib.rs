@@ -7,6 +7,7 @@
 //! * [`exec`]: the single gate every command passes (lookup, arity, auth,
 //!   stats) and the handler table;
 //! * [`cmd`]: command handlers, one module per family;
+//! * [`multi`]: MULTI/EXEC/WATCH (queue, lock set, watch registry);
 //! * [`net`]: listener and connection loop (read, parse every complete
 //!   command, execute inline, one write for all replies);
 //! * [`server`]: process-wide state, stats, client registry, cron.
@@ -22,6 +23,8 @@ pub mod errors;
 pub mod exec;
 pub mod log;
 pub mod migrate;
+pub mod multi;
+pub mod pubsub;
 pub mod net;
 pub mod server;
 pub mod stats;

@@ -33,6 +33,14 @@ pub struct Server {
     pub active_expire: AtomicBool,
     /// Clients blocked in BLPOP & co. (block.rs).
     pub blocking: crate::block::Blocking,
+    /// WATCHed keys (multi.rs).
+    pub watches: crate::multi::Watches,
+    /// Changes since the last save (INFO `rdb_changes_since_last_save`).
+    pub dirty: AtomicU64,
+    /// Channels, patterns and their subscribers (pubsub.rs).
+    pub pubsub: crate::pubsub::PubSub,
+    /// `notify-keyspace-events` bits, cached for the write path.
+    pub notify_flags: std::sync::atomic::AtomicU32,
     /// Keys being migrated out, per DB (migrate/mod.rs).
     pub inflight: crate::migrate::InFlight,
     /// Idle sockets of the sync migration commands (migrate/sync.rs).
@@ -59,7 +67,8 @@ impl Server {
             .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
             .collect();
         let databases = config.databases;
-        Arc::new_cyclic(|me| Server {
+        let notify_flags = config.notify_keyspace_events;
+        let srv = Arc::new_cyclic(|me| Server {
             inflight: crate::migrate::InFlight::new(databases),
             sync_sockets: Default::default(),
             asyncm: crate::migrate::asyncm::Registry::new(databases),
@@ -80,7 +89,13 @@ impl Server {
             threads,
             active_expire: AtomicBool::new(true),
             blocking: crate::block::Blocking::default(),
-        })
+            watches: Default::default(),
+            dirty: AtomicU64::new(0),
+            pubsub: Default::default(),
+            notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
+        });
+        srv.apply_config(&srv.config());
+        srv
     }
 
     /// The `Arc` this server lives in.
@@ -105,6 +120,34 @@ impl Server {
     #[inline]
     pub fn signal_key_ready(&self, db: usize, key: &[u8]) {
         self.blocking.signal(db, key);
+    }
+
+    /// The modified-key signal (see `exec::Ctx::changed`): dirty counter,
+    /// WATCH, blocked clients, keyspace notifications.
+    #[inline]
+    pub fn changed(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        self.dirty.fetch_add(1, Relaxed);
+        if self.watches.any() {
+            let deleted = matches!(event, "del" | "expired" | "evicted");
+            self.watches.touch(db, key, || !deleted);
+        }
+        self.blocking.signal(db, key);
+        self.notify(db, class, event, key);
+    }
+
+    /// Publishes a keyspace notification if its class is enabled.
+    #[inline]
+    pub fn notify(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        let flags = self.notify_flags.load(Relaxed);
+        if flags & class != 0 {
+            crate::pubsub::notify_keyspace(&self.pubsub, flags, db, class, event, key);
+        }
+    }
+
+    /// Caches what the hot paths read of a changed configuration.
+    pub fn apply_config(&self, c: &Config) {
+        self.notify_flags.store(c.notify_keyspace_events, Relaxed);
+        self.pubsub.set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
     }
 
     /// Starts shutting the server down (SHUTDOWN, SIGTERM).

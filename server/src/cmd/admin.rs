@@ -58,18 +58,34 @@ fn flush_mode(argv: &[&[u8]]) -> CmdResult {
     }
 }
 
+/// Dirties the WATCHers of keys that exist in DB `db` (or in `other`, for
+/// SWAPDB), before the DB is emptied or swapped.
+fn touch_watchers(ctx: &Ctx, db: usize, other: Option<usize>) {
+    let ks = ctx.ks();
+    let now = ctx.now;
+    ctx.srv.watches.touch_db(db, other, |d, key| {
+        let db = ks.db(d)?;
+        ks.lock_key(db, key).peek(key).map(|e| e.is_expired(now))
+    });
+}
+
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
+    let mut removed = 0;
     for i in 0..ctx.srv.ks.db_count() {
-        ctx.srv.ks.flush_db(i);
+        touch_watchers(ctx, i, None);
+        removed += ctx.ks().flush_db(i);
     }
+    ctx.dirty(removed as u64 + 1);
     ctx.out.ok();
     Ok(())
 }
 
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
-    ctx.srv.ks.flush_db(ctx.client.db);
+    touch_watchers(ctx, ctx.client.db, None);
+    let removed = ctx.ks().flush_db(ctx.client.db);
+    ctx.dirty(removed as u64);
     ctx.out.ok();
     Ok(())
 }
@@ -89,7 +105,10 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::Static(errors::INVALID_DB));
     }
-    ctx.srv.ks.swap_db(a as usize, b as usize);
+    touch_watchers(ctx, a as usize, Some(b as usize));
+    touch_watchers(ctx, b as usize, Some(a as usize));
+    ctx.ks().swap_db(a as usize, b as usize);
+    ctx.dirty(1);
     ctx.out.ok();
     Ok(())
 }
@@ -202,6 +221,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if changed.contains(&"loglevel") {
             crate::log::set_level(cfg.loglevel);
         }
+        ctx.srv.apply_config(&cfg);
         changed
     };
     // Every other parameter is read where it is used (connection setup, each

@@ -46,6 +46,13 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 const DEFAULT_USER: &[u8] = b"default";
 
 fn ping(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.client.info.in_pubsub() && !ctx.out.resp3 && argv.len() <= 2 {
+        // RESP2 subscribed context: a two-element array (pubsub.c).
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(argv.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match argv.len() {
         1 => ctx.out.simple(b"PONG"),
         2 => ctx.out.bulk(argv[1]),
@@ -225,7 +232,7 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.client.select(0);
     set_resp(ctx, 2);
     set_name(ctx, b"");
-    ctx.client.info.multi.store(false, Relaxed);
+    crate::multi::discard(ctx.srv, ctx.client);
     let auth = requirepass(ctx).is_none();
     ctx.client.authenticated = auth;
     ctx.client.info.authenticated.store(auth, Relaxed);

@@ -261,7 +261,7 @@ const SAMPLE_KEYS_PER_SLOT: usize = 128;
 
 /// Estimates the server's memory use (see the module docs).
 pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
-    let ks = &ctx.srv.ks;
+    let ks = ctx.ks();
     let per_db = SLOTS * (std::mem::size_of::<std::sync::Mutex<crate::db::SlotTable>>() + 8);
     let startup = (ks.db_count() * (per_db + std::mem::size_of::<crate::db::Db>())) as u64;
     let clients: u64 = ctx
@@ -428,7 +428,10 @@ fn persistence(ctx: &Ctx, w: &mut Lines) {
     w.kv("current_fork_perc", "0.00");
     w.kv("current_save_keys_processed", 0);
     w.kv("current_save_keys_total", 0);
-    w.kv("rdb_changes_since_last_save", 0);
+    w.kv(
+        "rdb_changes_since_last_save",
+        ctx.srv.dirty.load(Relaxed),
+    );
     w.kv("rdb_bgsave_in_progress", 0);
     w.kv("rdb_last_save_time", ctx.srv.started_ms / 1000);
     w.kv("rdb_last_bgsave_status", "ok");
@@ -767,6 +770,7 @@ mod tests {
             out: &mut c.out,
             now: crate::db::now_ms(),
             spec: protocol::command::CmdId::Info.spec(),
+            held: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         .or_else(|| sort::handler(id))
         .or_else(|| dump::handler(id))
         .or_else(|| slotsasync::handler(id))
+        .or_else(|| crate::multi::handler(id))
+        .or_else(|| crate::pubsub::handler(id))
 }
 
 #[cfg(test)]
@@ -74,6 +76,8 @@ mod tests {
                 super::sort::handler(id).is_some(),
                 super::dump::handler(id).is_some(),
                 super::slotsasync::handler(id).is_some(),
+                crate::multi::handler(id).is_some(),
+                crate::pubsub::handler(id).is_some(),
             ]
             .iter()
             .filter(|&&b| b)

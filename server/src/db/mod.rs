@@ -19,6 +19,8 @@
 
 pub mod entry;
 
+use std::cell::{RefCell, RefMut};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -55,6 +57,8 @@ pub struct DbCounters {
 
 /// One logical database.
 pub struct Db {
+    /// This DB's index (held lock sets are keyed by DB and slot).
+    index: usize,
     slots: Vec<Mutex<SlotTable>>,
     counters: DbCounters,
     /// Stats of lazily / actively expired keys for INFO.
@@ -74,7 +78,7 @@ fn lock(m: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
-        let dbs = (0..databases.max(1)).map(|_| Db::new()).collect();
+        let dbs = (0..databases.max(1)).map(Db::new).collect();
         Keyspace {
             dbs,
             hasher: ahash::RandomState::new(),
@@ -94,18 +98,21 @@ impl Keyspace {
         self.hasher.hash_one(key)
     }
 
-    /// Locks the slot of `key` in DB `db`.
-    pub fn lock_key<'a>(&'a self, db: &'a Db, key: &[u8]) -> SlotRef<'a> {
-        self.lock_slot(db, slot_of(key))
+    /// Direct locking (no caller-held set): migration, expiry, tests.
+    #[inline]
+    pub fn locker(&self) -> Locker<'_> {
+        Locker { ks: self, held: None }
     }
 
+    /// Locks the slot of `key` in DB `db`.
+    #[inline]
+    pub fn lock_key<'a>(&'a self, db: &'a Db, key: &[u8]) -> SlotRef<'a> {
+        self.locker().lock_key(db, key)
+    }
+
+    #[inline]
     pub fn lock_slot<'a>(&'a self, db: &'a Db, slot: usize) -> SlotRef<'a> {
-        let m = db.slots.get(slot & (SLOTS - 1)).unwrap_or(&db.slots[0]);
-        SlotRef {
-            t: lock(m),
-            db,
-            ks: self,
-        }
+        self.locker().lock_slot(db, slot)
     }
 
     /// Locks every slot of the given keys (ascending, deduplicated).
@@ -114,89 +121,33 @@ impl Keyspace {
         db: &'a Db,
         keys: I,
     ) -> MultiRef<'a> {
-        let mut slots: Vec<usize> = keys.into_iter().map(slot_of).collect();
-        slots.sort_unstable();
-        slots.dedup();
-        let guards = slots.iter().map(|&s| lock(&db.slots[s])).collect();
-        MultiRef {
-            slots,
-            guards,
-            db,
-            ks: self,
-        }
+        self.locker().lock_keys(db, keys)
     }
 
-    /// Locks all slots of several DBs (ascending DB index, then slot) for
-    /// whole-keyspace operations. Returns guards per DB in the order given
-    /// after sorting; the caller must pass distinct indexes.
-    pub fn lock_all(&self, dbs: &[usize]) -> Vec<(usize, Vec<MutexGuard<'_, SlotTable>>)> {
-        let mut order: Vec<usize> = dbs.to_vec();
-        order.sort_unstable();
-        order.dedup();
-        order
-            .into_iter()
-            .filter_map(|i| {
-                self.dbs
-                    .get(i)
-                    .map(|db| (i, db.slots.iter().map(lock).collect()))
-            })
-            .collect()
-    }
-
-    /// FLUSHDB: removes every key of DB `i`; returns how many were removed.
+    /// FLUSHDB without a held lock set.
     pub fn flush_db(&self, i: usize) -> usize {
-        let Some(db) = self.dbs.get(i) else { return 0 };
-        let mut guards: Vec<_> = db.slots.iter().map(lock).collect();
-        let mut n = 0;
-        for (s, g) in guards.iter_mut().enumerate() {
-            n += g.table.len();
-            **g = SlotTable {
-                generation: g.generation + 1,
-                ..SlotTable::default()
-            };
-            db.counters.slot_keys[s].store(0, Ordering::Relaxed);
-        }
-        db.counters.keys.store(0, Ordering::Relaxed);
-        db.counters.expires.store(0, Ordering::Relaxed);
-        n
+        self.locker().flush_db(i)
     }
 
-    /// SWAPDB a b: exchanges the contents of two DBs atomically.
+    /// SWAPDB without a held lock set.
     pub fn swap_db(&self, a: usize, b: usize) {
-        if a == b {
-            return;
-        }
-        let (Some(da), Some(dbb)) = (self.dbs.get(a), self.dbs.get(b)) else {
-            return;
-        };
-        let (first, second) = if a < b { (da, dbb) } else { (dbb, da) };
-        let mut g1: Vec<_> = first.slots.iter().map(lock).collect();
-        let mut g2: Vec<_> = second.slots.iter().map(lock).collect();
-        for (x, y) in g1.iter_mut().zip(g2.iter_mut()) {
-            std::mem::swap(&mut **x, &mut **y);
-            x.generation += 1;
-            y.generation += 1;
-        }
-        for s in 0..SLOTS {
-            let t = first.counters.slot_keys[s].load(Ordering::Relaxed);
-            first.counters.slot_keys[s].store(
-                second.counters.slot_keys[s].load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            second.counters.slot_keys[s].store(t, Ordering::Relaxed);
-        }
-        let k = first.counters.keys.load(Ordering::Relaxed);
-        first.counters.keys.store(
-            second.counters.keys.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
-        second.counters.keys.store(k, Ordering::Relaxed);
-        let e = first.counters.expires.load(Ordering::Relaxed);
-        first.counters.expires.store(
-            second.counters.expires.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
-        second.counters.expires.store(e, Ordering::Relaxed);
+        self.locker().swap_db(a, b)
+    }
+
+    /// SCAN step without a held lock set (see [`Locker::scan`]).
+    pub fn scan<'a>(
+        &'a self,
+        db: &'a Db,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        f: impl FnMut(&Entry, bool),
+    ) -> u64 {
+        self.locker().scan(db, cursor, count, now, f)
+    }
+
+    pub fn random_key<'a>(&'a self, db: &'a Db, now: u64) -> Option<Vec<u8>> {
+        self.locker().random_key(db, now)
     }
 
     /// One active-expiry pass over all DBs, stopping after `budget`.
@@ -225,8 +176,9 @@ impl Keyspace {
 }
 
 impl Db {
-    fn new() -> Self {
+    fn new(index: usize) -> Self {
         Db {
+            index,
             slots: (0..SLOTS)
                 .map(|_| Mutex::new(SlotTable::default()))
                 .collect(),
@@ -246,6 +198,11 @@ impl Db {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// This DB's index.
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     pub fn expires(&self) -> usize {
@@ -406,7 +363,7 @@ fn tag_unindex(t: &mut SlotTable, key: &[u8]) {
 
 /// A locked slot.
 pub struct SlotRef<'a> {
-    t: MutexGuard<'a, SlotTable>,
+    t: SlotGuard<'a>,
     db: &'a Db,
     ks: &'a Keyspace,
 }
@@ -578,7 +535,7 @@ fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, before: bool, after: bool)
 /// Several locked slots of one DB (multi-key commands).
 pub struct MultiRef<'a> {
     slots: Vec<usize>,
-    guards: Vec<MutexGuard<'a, SlotTable>>,
+    guards: Vec<SlotGuard<'a>>,
     db: &'a Db,
     ks: &'a Keyspace,
 }
@@ -657,6 +614,269 @@ impl KeyAccess for MultiRef<'_> {
 }
 
 // ---------------------------------------------------------------------------
+// Lock sets: slot locks taken by a caller and held across several commands.
+// ---------------------------------------------------------------------------
+
+/// A locked slot table: locked for this access, or borrowed from a lock set
+/// the caller holds (EXEC holds the union of its commands' slots).
+pub enum SlotGuard<'a> {
+    Own(MutexGuard<'a, SlotTable>),
+    Held(RefMut<'a, SlotTable>),
+}
+
+impl Deref for SlotGuard<'_> {
+    type Target = SlotTable;
+    #[inline]
+    fn deref(&self) -> &SlotTable {
+        match self {
+            SlotGuard::Own(g) => g,
+            SlotGuard::Held(g) => g,
+        }
+    }
+}
+
+impl DerefMut for SlotGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut SlotTable {
+        match self {
+            SlotGuard::Own(g) => g,
+            SlotGuard::Held(g) => g,
+        }
+    }
+}
+
+/// Slots a caller holds locked; commands run under it borrow their slots
+/// from it instead of locking them.
+pub trait HeldSlots {
+    /// The held table of `slot` in DB `db`, or `None` when not held.
+    fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>>;
+}
+
+/// Which slots a [`LockSet`] takes.
+#[derive(Debug, Default, Clone)]
+pub struct LockPlan {
+    /// `(db, slot)` pairs; sorted and deduplicated by [`LockSet::lock`].
+    pub slots: Vec<(usize, usize)>,
+    /// Every slot of every DB (commands whose keys are found at run time:
+    /// KEYS, SCAN, FLUSHALL, SWAPDB, SORT … BY, MOVE …).
+    pub all: bool,
+}
+
+/// Slot locks taken at once in the global order (ascending DB, then slot),
+/// the order every other multi-slot locker follows, so holding them cannot
+/// deadlock with other clients, the expiry cycle or the migration engines.
+pub struct LockSet<'a> {
+    keys: Vec<(usize, usize)>,
+    guards: Vec<RefCell<MutexGuard<'a, SlotTable>>>,
+    all: bool,
+    slots_per_db: usize,
+}
+
+impl<'a> LockSet<'a> {
+    pub fn lock(ks: &'a Keyspace, mut plan: LockPlan) -> LockSet<'a> {
+        if plan.all {
+            let guards = ks
+                .dbs
+                .iter()
+                .flat_map(|db| db.slots.iter().map(|m| RefCell::new(lock(m))))
+                .collect();
+            return LockSet {
+                keys: Vec::new(),
+                guards,
+                all: true,
+                slots_per_db: SLOTS,
+            };
+        }
+        plan.slots.retain(|&(d, _)| d < ks.dbs.len());
+        plan.slots.sort_unstable();
+        plan.slots.dedup();
+        let guards = plan
+            .slots
+            .iter()
+            .map(|&(d, s)| RefCell::new(lock(&ks.dbs[d].slots[s & (SLOTS - 1)])))
+            .collect();
+        LockSet {
+            keys: plan.slots,
+            guards,
+            all: false,
+            slots_per_db: SLOTS,
+        }
+    }
+
+    /// Number of slot locks held.
+    pub fn len(&self) -> usize {
+        self.guards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.guards.is_empty()
+    }
+}
+
+impl HeldSlots for LockSet<'_> {
+    fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
+        let i = if self.all {
+            db * self.slots_per_db + (slot & (SLOTS - 1))
+        } else {
+            self.keys.binary_search(&(db, slot)).ok()?
+        };
+        let cell = self.guards.get(i)?;
+        // A handler holding the same slot twice at once would be a bug (it
+        // would deadlock on a plain mutex); refuse instead of panicking.
+        let g = cell.try_borrow_mut().ok()?;
+        Some(RefMut::map(g, |g| &mut **g))
+    }
+}
+
+/// Takes slot locks for handlers: through the caller's lock set when there
+/// is one (a slot outside it is locked directly; the lock-set rule must make
+/// that impossible, and debug builds assert it), else directly.
+#[derive(Clone, Copy)]
+pub struct Locker<'a> {
+    ks: &'a Keyspace,
+    held: Option<&'a (dyn HeldSlots + 'a)>,
+}
+
+impl<'a> Locker<'a> {
+    pub fn new(ks: &'a Keyspace, held: Option<&'a (dyn HeldSlots + 'a)>) -> Self {
+        Locker { ks, held }
+    }
+
+    /// The keyspace itself.
+    pub fn keyspace(self) -> &'a Keyspace {
+        self.ks
+    }
+
+    pub fn db_count(self) -> usize {
+        self.ks.dbs.len()
+    }
+
+    pub fn db(self, i: usize) -> Option<&'a Db> {
+        self.ks.dbs.get(i)
+    }
+
+    #[inline]
+    pub fn hash(self, key: &[u8]) -> u64 {
+        self.ks.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn guard(self, db: &'a Db, slot: usize) -> SlotGuard<'a> {
+        let slot = slot & (SLOTS - 1);
+        if let Some(h) = self.held {
+            if let Some(t) = h.held(db.index, slot) {
+                return SlotGuard::Held(t);
+            }
+            debug_assert!(false, "slot {slot} of db {} is outside the held lock set", db.index);
+        }
+        SlotGuard::Own(lock(&db.slots[slot]))
+    }
+
+    /// Locks the slot of `key` in DB `db`.
+    #[inline]
+    pub fn lock_key(self, db: &'a Db, key: &[u8]) -> SlotRef<'a> {
+        self.lock_slot(db, slot_of(key))
+    }
+
+    #[inline]
+    pub fn lock_slot(self, db: &'a Db, slot: usize) -> SlotRef<'a> {
+        SlotRef {
+            t: self.guard(db, slot),
+            db,
+            ks: self.ks,
+        }
+    }
+
+    /// Locks every slot of the given keys (ascending, deduplicated).
+    pub fn lock_keys<'k, I: IntoIterator<Item = &'k [u8]>>(
+        self,
+        db: &'a Db,
+        keys: I,
+    ) -> MultiRef<'a> {
+        let mut slots: Vec<usize> = keys.into_iter().map(slot_of).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let guards = slots.iter().map(|&s| self.guard(db, s)).collect();
+        MultiRef {
+            slots,
+            guards,
+            db,
+            ks: self.ks,
+        }
+    }
+
+    /// Locks all slots of several DBs (ascending DB index, then slot) for
+    /// whole-keyspace operations. Returns guards per DB in the order given
+    /// after sorting; the caller must pass distinct indexes.
+    pub fn lock_all(self, dbs: &[usize]) -> Vec<(usize, Vec<SlotGuard<'a>>)> {
+        let mut order: Vec<usize> = dbs.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        order
+            .into_iter()
+            .filter_map(|i| {
+                self.ks
+                    .dbs
+                    .get(i)
+                    .map(|db| (i, (0..SLOTS).map(|s| self.guard(db, s)).collect()))
+            })
+            .collect()
+    }
+
+    /// FLUSHDB: removes every key of DB `i`; returns how many were removed.
+    pub fn flush_db(self, i: usize) -> usize {
+        let Some(db) = self.ks.dbs.get(i) else { return 0 };
+        let mut guards: Vec<_> = (0..SLOTS).map(|s| self.guard(db, s)).collect();
+        let mut n = 0;
+        for (s, g) in guards.iter_mut().enumerate() {
+            n += g.table.len();
+            **g = SlotTable {
+                generation: g.generation + 1,
+                ..SlotTable::default()
+            };
+            db.counters.slot_keys[s].store(0, Ordering::Relaxed);
+        }
+        db.counters.keys.store(0, Ordering::Relaxed);
+        db.counters.expires.store(0, Ordering::Relaxed);
+        n
+    }
+
+    /// SWAPDB a b: exchanges the contents of two DBs atomically.
+    pub fn swap_db(self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (Some(da), Some(dbb)) = (self.ks.dbs.get(a), self.ks.dbs.get(b)) else {
+            return;
+        };
+        let (first, second) = if a < b { (da, dbb) } else { (dbb, da) };
+        let mut g1: Vec<_> = (0..SLOTS).map(|s| self.guard(first, s)).collect();
+        let mut g2: Vec<_> = (0..SLOTS).map(|s| self.guard(second, s)).collect();
+        for (x, y) in g1.iter_mut().zip(g2.iter_mut()) {
+            std::mem::swap(&mut **x, &mut **y);
+            x.generation += 1;
+            y.generation += 1;
+        }
+        for s in 0..SLOTS {
+            let t = first.counters.slot_keys[s].load(Ordering::Relaxed);
+            first.counters.slot_keys[s].store(
+                second.counters.slot_keys[s].load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            second.counters.slot_keys[s].store(t, Ordering::Relaxed);
+        }
+        for (x, y) in [
+            (&first.counters.keys, &second.counters.keys),
+            (&first.counters.expires, &second.counters.expires),
+        ] {
+            let t = x.load(Ordering::Relaxed);
+            x.store(y.load(Ordering::Relaxed), Ordering::Relaxed);
+            y.store(t, Ordering::Relaxed);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Whole-DB iteration: SCAN, KEYS, RANDOMKEY, and cross-DB locking (MOVE/COPY).
 // ---------------------------------------------------------------------------
 
@@ -681,7 +901,20 @@ fn scan_cursor(slot: usize, bucket: usize, generation: u64) -> u64 {
     slot as u64 | ((bucket as u64 & SCAN_BUCKET_MASK) << SCAN_BUCKET_SHIFT) | gen_bits
 }
 
-impl Keyspace {
+impl<'a> Locker<'a> {
+
+
+
+
+
+
+
+
+
+
+
+
+
     /// One SCAN step over DB `db`, starting at `cursor`; returns the next
     /// cursor (0 when the scan is complete).
     ///
@@ -697,8 +930,8 @@ impl Keyspace {
     /// bumps the slot's generation; a cursor into a slot whose generation
     /// changed restarts that slot from bucket 0.
     pub fn scan(
-        &self,
-        db: &Db,
+        self,
+        db: &'a Db,
         cursor: u64,
         count: usize,
         now: u64,
@@ -752,14 +985,16 @@ impl Keyspace {
         0
     }
 
-    fn note_expired(&self, db: &Db, n: usize) {
+
+    fn note_expired(self, db: &Db, n: usize) {
         db.expired.fetch_add(n as u64, Ordering::Relaxed);
     }
+
 
     /// Calls `f` with every entry of DB `db` (expired ones included), one
     /// locked slot at a time (KEYS). Not a point-in-time snapshot across
     /// slots.
-    pub fn for_each_entry(&self, db: &Db, mut f: impl FnMut(&Entry)) {
+    pub fn for_each_entry(self, db: &'a Db, mut f: impl FnMut(&Entry)) {
         for s in 0..SLOTS {
             if db.slot_len(s) == 0 {
                 continue;
@@ -771,11 +1006,12 @@ impl Keyspace {
         }
     }
 
+
     /// RANDOMKEY: a uniformly chosen slot position (weighted by the per-slot
     /// counters), then a random occupied bucket of that slot. Expired keys met
     /// on the way are removed and another key is drawn. `None` when the DB
     /// holds no live key.
-    pub fn random_key(&self, db: &Db, now: u64) -> Option<Vec<u8>> {
+    pub fn random_key(self, db: &'a Db, now: u64) -> Option<Vec<u8>> {
         use rand::Rng;
         let mut rng = rand::rng();
         // Every failed round either removes an expired key or lost a race with
@@ -853,14 +1089,15 @@ impl Keyspace {
         None
     }
 
+
     /// Locks `key_a`'s slot in DB `a` and `key_b`'s slot in DB `b` (MOVE,
     /// cross-DB COPY), in the global lock order: ascending DB index, then
     /// slot — the order [`Keyspace::lock_keys`], [`Keyspace::lock_all`] and
     /// [`Keyspace::swap_db`] follow, so this cannot deadlock with them.
     /// Returns the guards as (a, b); `None` if `a == b` (use `lock_keys`) or an
     /// index is out of range.
-    pub fn lock_cross_db<'a>(
-        &'a self,
+    pub fn lock_cross_db(
+        self,
         a: usize,
         key_a: &[u8],
         b: usize,
@@ -869,7 +1106,7 @@ impl Keyspace {
         if a == b {
             return None;
         }
-        let (da, dbb) = (self.dbs.get(a)?, self.dbs.get(b)?);
+        let (da, dbb) = (self.ks.dbs.get(a)?, self.ks.dbs.get(b)?);
         if a < b {
             let ra = self.lock_key(da, key_a);
             let rb = self.lock_key(dbb, key_b);
@@ -1112,17 +1349,17 @@ mod scan_tests {
         }
         assert!(seen.len() > 250, "random_key too unfair: {}", seen.len());
         let mut n = 0;
-        ks.for_each_entry(db, |_| n += 1);
+        ks.locker().for_each_entry(db, |_| n += 1);
         assert_eq!(n, 300);
     }
 
     #[test]
     fn cross_db_lock_orders_by_index() {
         let ks = Keyspace::new(3);
-        assert!(ks.lock_cross_db(1, b"a", 1, b"b").is_none());
-        assert!(ks.lock_cross_db(0, b"a", 9, b"b").is_none());
+        assert!(ks.locker().lock_cross_db(1, b"a", 1, b"b").is_none());
+        assert!(ks.locker().lock_cross_db(0, b"a", 9, b"b").is_none());
         {
-            let (mut a, mut b) = ks.lock_cross_db(2, b"k", 0, b"k").unwrap();
+            let (mut a, mut b) = ks.locker().lock_cross_db(2, b"k", 0, b"k").unwrap();
             a.insert(Entry::new_str(b"k", b"2", None, 0));
             b.insert(Entry::new_str(b"k", b"0", None, 0));
         }
@@ -1135,7 +1372,7 @@ mod scan_tests {
                 std::thread::spawn(move || {
                     for i in 0..2000 {
                         let (x, y) = if (t + i) % 2 == 0 { (0, 1) } else { (1, 0) };
-                        drop(ks.lock_cross_db(x, b"k", y, b"k"));
+                        drop(ks.locker().lock_cross_db(x, b"k", y, b"k"));
                         if i % 100 == 0 {
                             ks.swap_db(0, 1);
                         }

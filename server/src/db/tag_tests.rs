@@ -151,7 +151,7 @@ fn rename_move_copy() {
     assert_eq!(group(&ks, d0, "c"), names(&["{c}z"]));
     // MOVE to DB 1.
     {
-        let (mut a, mut b) = ks.lock_cross_db(0, b"{c}z", 1, b"{c}z").unwrap();
+        let (mut a, mut b) = ks.locker().lock_cross_db(0, b"{c}z", 1, b"{c}z").unwrap();
         let e = a.remove(b"{c}z").unwrap();
         b.insert(e);
     }
@@ -165,7 +165,7 @@ fn rename_move_copy() {
         m.put(Entry::new_str(b"{c}copy", &v, None, 0));
     }
     {
-        let (mut a, mut b) = ks.lock_cross_db(1, b"{c}z", 0, b"{d}copy").unwrap();
+        let (mut a, mut b) = ks.locker().lock_cross_db(1, b"{c}z", 0, b"{d}copy").unwrap();
         let v = a.get(b"{c}z", 0).unwrap().as_str().unwrap().to_vec();
         b.put(Entry::new_str(b"{d}copy", &v, None, 0));
     }
@@ -258,7 +258,7 @@ fn randomized_workload_stays_exact() {
                 }
             }
             6 => {
-                let (mut a, mut b) = ks.lock_cross_db(0, k.as_bytes(), 1, k.as_bytes()).unwrap();
+                let (mut a, mut b) = ks.locker().lock_cross_db(0, k.as_bytes(), 1, k.as_bytes()).unwrap();
                 if b.peek(k.as_bytes()).is_none()
                     && let Some(e) = a.remove(k.as_bytes())
                 {

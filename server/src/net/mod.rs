@@ -94,7 +94,10 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     srv.clients.add(info.clone());
     let mut client = Client::new(info.clone(), !needs_auth);
     let rbuf = Vec::with_capacity(READ_CHUNK);
-    if let Some(rest) = serve(&srv, &mut stream, &mut client, timeout, rbuf, false).await {
+    let served = serve(&srv, &mut stream, &mut client, timeout, rbuf, false).await;
+    crate::multi::unwatch_all(&srv, &mut client);
+    srv.pubsub.forget(&mut client);
+    if let Some(rest) = served {
         // Another server's migration stream: go on serving it on the
         // low-priority migration thread (migrate::background), so restoring
         // its keys only uses CPU our clients leave idle.
@@ -160,6 +163,8 @@ async fn serve(
                 rbuf.reserve(READ_CHUNK);
             }
             let room = rbuf.capacity() - rbuf.len();
+            // Subscribers are exempt from the idle timeout (Redis).
+            let timeout_secs = if info.in_pubsub() { 0 } else { timeout_secs };
             let read = async {
                 if timeout_secs > 0 {
                     match tokio::time::timeout(
@@ -178,6 +183,14 @@ async fn serve(
             let n = tokio::select! {
                 r = read => r.unwrap_or_default(),
                 _ = info.kill.notified() => 0,
+                _ = info.mail.notified() => {
+                    // Mail (pub/sub messages) while idle: write it, read on.
+                    if !flush_mail(srv, stream, &info).await {
+                        return None;
+                    }
+                    skip_read = false;
+                    continue;
+                }
             };
             if n == 0 || info.killed.load(Relaxed) {
                 return None;
@@ -284,6 +297,9 @@ async fn serve(
                 out.buf = Vec::with_capacity(READ_CHUNK);
             }
         }
+        if info.omem.load(Relaxed) != 0 && !flush_mail(srv, stream, &info).await {
+            return None;
+        }
         if let Some(pending) = client.pending.take() {
             // A migration command answers when its network work is done.
             let r = tokio::select! {
@@ -324,6 +340,30 @@ async fn serve(
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = Vec::with_capacity(READ_CHUNK);
         }
+    }
+}
+
+/// Writes what other tasks left in the client's mailbox (pub/sub
+/// messages). The write gives way to a kill (a subscriber over its output
+/// limit that does not read would otherwise hold the task forever).
+/// Returns false when the connection must close.
+async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &ClientInfo) -> bool {
+    loop {
+        let mail = info.take_mail();
+        if mail.is_empty() {
+            return !info.killed.load(Relaxed);
+        }
+        let ok = tokio::select! {
+            r = stream.write_all(&mail) => r.is_ok(),
+            _ = info.kill.notified() => false,
+        };
+        info.omem.fetch_sub(mail.len().min(info.omem.load(Relaxed)), Relaxed);
+        if !ok || info.killed.load(Relaxed) {
+            return false;
+        }
+        srv.stats
+            .net_output_bytes
+            .fetch_add(mail.len() as u64, Relaxed);
     }
 }
 
