@@ -230,33 +230,13 @@ fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
     let mut out = Reply::new();
     out.resp3 = w.resp3;
     let argv: Vec<&[u8]> = w.req.argv.iter().map(|a| a.as_slice()).collect();
-    let Some(&name) = argv.first() else {
-        return false;
-    };
-    let Some(handler) = exec::handler_for(name) else {
-        return false;
-    };
-    let Some(id) = protocol::command::lookup(name) else {
-        return false;
-    };
-    let now = crate::db::now_ms();
-    let res = {
-        let mut ctx = exec::Ctx {
-            srv,
-            client: &mut client,
-            out: &mut out,
-            now,
-            spec: id.spec(),
-            held: None,
-        };
-        handler(&mut ctx, &argv)
-    };
-    if res.is_ok() && client.block.is_some() {
+    if argv.is_empty() {
         return false;
     }
-    if let Err(e) = res {
-        out.buf.clear();
-        exec::reply_error(srv, &mut out, e.text().as_bytes());
+    exec::call_wakeup(srv, &mut client, &mut out, crate::db::now_ms(), &argv);
+    if client.block.is_some() {
+        // Still nothing to serve (another waiter took it): keep waiting.
+        return false;
     }
     srv.blocking.unregister(w);
     *lock(&w.state) = State::Done(out.buf);

@@ -141,6 +141,14 @@ pub struct Client {
     pub in_exec: bool,
     /// Channels, patterns and shard channels this client subscribes to.
     pub subs: crate::pubsub::ClientSubs,
+    /// Changes the running command reported (`Ctx::changed`, `Ctx::dirty`):
+    /// the gate propagates a command that changed something.
+    pub call_dirty: u64,
+    /// Entries the running command propagates instead of its own argv
+    /// (`Ctx::propagate`), each with its DB; empty = its argv.
+    pub prop: Vec<(usize, crate::propagate::Argv)>,
+    /// The propagated entries of the running EXEC, emitted as one block.
+    pub exec_prop: Vec<(usize, crate::propagate::Argv)>,
 }
 
 impl Client {
@@ -158,6 +166,9 @@ impl Client {
             watched: Vec::new(),
             in_exec: false,
             subs: Default::default(),
+            call_dirty: 0,
+            prop: Vec::new(),
+            exec_prop: Vec::new(),
         }
     }
 

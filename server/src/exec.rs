@@ -94,18 +94,22 @@ impl<'a> Ctx<'a> {
 
     /// Reports a change to `key` of the client's DB, as Redis'
     /// `signalModifiedKey` + `notifyKeyspaceEvent` + `server.dirty++`: the
-    /// one modified-key signal behind WATCH, blocked-client wake-ups and
-    /// keyspace notifications (`class` is a [`notify`] constant, `event`
-    /// Redis' event name). Call it after the change, once per key changed;
-    /// never for a command that changed nothing.
+    /// one modified-key signal behind WATCH, blocked-client wake-ups,
+    /// keyspace notifications and propagation (`class` is a [`notify`]
+    /// constant, `event` Redis' event name). Call it after the change, once
+    /// per key changed, while the key's slot is still locked; never for a
+    /// command that changed nothing (a command that reports no change is
+    /// not propagated).
     #[inline]
     pub fn changed(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.client.call_dirty += 1;
         self.srv.changed(self.client.db, class, event, key);
     }
 
     /// [`Ctx::changed`] for a key of another DB (MOVE, COPY … DB).
     #[inline]
     pub fn changed_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        self.client.call_dirty += 1;
         self.srv.changed(db, class, event, key);
     }
 
@@ -120,7 +124,29 @@ impl<'a> Ctx<'a> {
     /// counts some commands by elements: SADD of 3 members adds 3).
     #[inline]
     pub fn dirty(&mut self, n: u64) {
+        self.client.call_dirty += n;
         self.srv.dirty.fetch_add(n, Relaxed);
+    }
+
+    /// Propagates `argv` (in the client's DB) instead of the command's own
+    /// line: Redis' `rewriteClientCommandVector` / `alsoPropagate` for
+    /// commands whose effect depends on time or chance (relative expiry →
+    /// `PEXPIREAT`, `INCRBYFLOAT` → `SET … KEEPTTL`, `SPOP` → `SREM`,
+    /// `BLPOP` → `LPOP` …). Each call adds one entry; entries of one command
+    /// reach the stream as one MULTI/EXEC block. Cheap when nothing consumes
+    /// the stream. Only meaningful together with a reported change.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        if self.srv.prop.active() {
+            let v = argv.iter().map(|a| a.as_ref().to_vec()).collect();
+            self.client.prop.push((self.client.db, v));
+        }
+    }
+
+    /// Whether the propagation stream has a consumer (a handler may skip
+    /// building a rewrite when it has none).
+    #[inline]
+    pub fn propagating(&self) -> bool {
+        self.srv.prop.active()
     }
 
     /// The server's `Arc`, for work that outlives the command.
@@ -334,7 +360,7 @@ pub fn execute_checked(
             return Outcome::Replied;
         }
     }
-    call(srv, client, out, now, argv, &r, None)
+    call(srv, client, out, now, argv, &r, None, false)
 }
 
 /// Runs one command of EXEC with the transaction's lock set held.
@@ -349,14 +375,97 @@ pub fn call_held(
     let Some(r) = resolve(srv, client, out, argv) else {
         return;
     };
-    if call(srv, client, out, now, argv, &r, Some(held)) == Outcome::KeyMigrating {
+    if call(srv, client, out, now, argv, &r, Some(held), false) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
     }
 }
 
+/// Commands whose keys are not (all) in the table's key specs, or which
+/// reach other DBs: a lock set for them holds every slot of every DB.
+pub fn needs_all_slots(id: CmdId, argv: &[&[u8]]) -> bool {
+    match id {
+        CmdId::Keys
+        | CmdId::Scan
+        | CmdId::Randomkey
+        | CmdId::Flushdb
+        | CmdId::Flushall
+        | CmdId::Swapdb
+        | CmdId::Move
+        | CmdId::Info
+        | CmdId::Debug
+        | CmdId::Slotsdel
+        | CmdId::Slotsscan
+        | CmdId::Slotscheck
+        | CmdId::Slotsmgrtone
+        | CmdId::Slotsmgrttagone
+        | CmdId::Slotsmgrtslot
+        | CmdId::Slotsmgrttagslot
+        | CmdId::SlotsmgrtoneAsyncDump
+        | CmdId::SlotsmgrttagoneAsyncDump => true,
+        // SORT … BY / GET patterns read other keys.
+        CmdId::Sort | CmdId::SortRo => sort_store(argv).is_err(),
+        // COPY … DB n.
+        CmdId::Copy => argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"db")),
+        _ => false,
+    }
+}
+
+/// Adds the slots `argv` touches, run in DB `db`, to `plan`.
+pub fn plan_command(
+    plan: &mut crate::db::LockPlan,
+    id: CmdId,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    db: usize,
+) {
+    if needs_all_slots(id, argv) {
+        plan.all = true;
+        plan.slots.clear();
+        return;
+    }
+    if plan.all {
+        return;
+    }
+    spec.for_each_key_pos(argv, |i| plan.slots.push((db, protocol::slot::slot_of(argv[i]))));
+    if id == CmdId::Sort
+        && let Ok(Some(dst)) = sort_store(argv)
+    {
+        plan.slots.push((db, protocol::slot::slot_of(dst)));
+    }
+}
+
+/// SORT's STORE destination (Redis' `sortGetKeys`, which the key specs
+/// mark unknown); `Err` when BY or GET patterns read keys found at run time.
+fn sort_store<'a>(argv: &[&'a [u8]]) -> Result<Option<&'a [u8]>, ()> {
+    let mut dst = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
+            return Err(());
+        } else if a.eq_ignore_ascii_case(b"store") {
+            dst = argv.get(i + 1).copied();
+            i += 1;
+        }
+        i += 1;
+    }
+    Ok(dst)
+}
+
+/// Whether the gate takes a lock set for this command: writes outside the
+/// Codis group (whose migration commands lock slot by slot themselves).
+#[inline]
+fn locks_for(id: CmdId, spec: &CommandSpec) -> bool {
+    spec.has(flags::WRITE) && id.spec().group != "codis" && id != CmdId::Exec
+}
+
 /// The one call path after lookup and checks: the migration write gate,
-/// the handler, command stats, errors, then serving clients whose keys
-/// became ready (deferred while a lock set is held).
+/// the lock set, the handler, command stats, errors, propagation, then
+/// serving clients whose keys became ready (deferred while a lock set is
+/// held by the caller).
+#[allow(clippy::too_many_arguments)]
 fn call(
     srv: &Server,
     client: &mut Client,
@@ -365,6 +474,7 @@ fn call(
     argv: &[&[u8]],
     r: &Resolved,
     held: Option<&(dyn crate::db::HeldSlots + '_)>,
+    wake: bool,
 ) -> Outcome {
     let (id, spec, stat) = (r.id, r.spec, r.stat);
     let top = id.spec();
@@ -378,41 +488,67 @@ fn call(
     // Announce the write until its handler returns, so a migration
     // registering keys on another thread waits for it (migrate/mod.rs).
     let epoch = migratable_write.then(|| srv.inflight.enter());
-    if migratable_write
-        && srv.inflight.any(client.db)
-        && spec
-            .keys(argv)
-            .any(|k| srv.inflight.is_migrating(client.db, k))
-    {
-        // codis.md §2.7.4: keys in flight stay readable but not writable
-        // (see migrate/mod.rs for why direct writes are refused too).
-        drop(epoch);
-        cstat.rejected.fetch_add(1, Relaxed);
-        return Outcome::KeyMigrating;
+    if migratable_write && srv.inflight.any(client.db) {
+        let mut moving = false;
+        spec.for_each_key_pos(argv, |i| moving |= srv.inflight.is_migrating(client.db, argv[i]));
+        if moving {
+            // codis.md §2.7.4: keys in flight stay readable but not writable
+            // (see migrate/mod.rs for why direct writes are refused too).
+            drop(epoch);
+            cstat.rejected.fetch_add(1, Relaxed);
+            return Outcome::KeyMigrating;
+        }
     }
     client.info.last_cmd.store(stat + 1, Relaxed);
     let start = client.cmd_clock.take().unwrap_or_else(Instant::now);
-    let mut ctx = Ctx {
-        srv,
-        client,
-        out,
-        now,
-        spec,
-        held,
+    // A write runs under the lock set of every slot it touches, taken here
+    // in the global order, and its changes reach the propagation stream
+    // before the set is released (propagate.rs: ordering).
+    let own = (held.is_none() && locks_for(id, spec)).then(|| {
+        let mut plan = crate::db::LockPlan::default();
+        plan_command(&mut plan, id, spec, argv, client.db);
+        crate::db::LockSet::lock(&srv.ks, plan)
+    });
+    let held_now: Option<&(dyn crate::db::HeldSlots + '_)> = match &own {
+        Some(set) => Some(set),
+        None => held,
     };
-    let res = handler(&mut ctx, argv);
+    let saved_dirty = std::mem::take(&mut client.call_dirty);
+    let db = client.db;
+    let res = {
+        let mut ctx = Ctx {
+            srv,
+            client: &mut *client,
+            out: &mut *out,
+            now,
+            spec,
+            held: held_now,
+        };
+        handler(&mut ctx, argv)
+    };
+    let changed = std::mem::replace(&mut client.call_dirty, saved_dirty);
+    if (changed > 0 || !client.prop.is_empty()) && srv.prop.active() {
+        propagate(srv, client, db, argv);
+    } else {
+        client.prop.clear();
+    }
+    drop(own);
     drop(epoch);
     let end = Instant::now();
     let us = end.duration_since(start).as_micros() as u64;
-    cstat.calls.fetch_add(1, Relaxed);
     cstat.usec.fetch_add(us, Relaxed);
-    stats.total_commands.fetch_add(1, Relaxed);
+    if !wake {
+        // A served wake-up is the blocked call finishing, not a new call
+        // (Redis' updateStatsOnUnblock).
+        cstat.calls.fetch_add(1, Relaxed);
+        stats.total_commands.fetch_add(1, Relaxed);
+    }
     if let Err(e) = res {
         cstat.failed.fetch_add(1, Relaxed);
         let text = e.text();
         reply_error(srv, out, text.as_bytes());
     }
-    if srv.blocking.has_ready() && held.is_none() {
+    if srv.blocking.has_ready() && held.is_none() && !wake {
         crate::block::serve_ready(srv);
     } else {
         // The next command of this batch starts now (the connection loop
@@ -420,6 +556,32 @@ fn call(
         client.cmd_clock = Some(end);
     }
     Outcome::Replied
+}
+
+/// Hands a changed command's entries to the stream (or to the running
+/// EXEC's block): its explicit entries, else its own line in `db`.
+fn propagate(srv: &Server, client: &mut Client, db: usize, argv: &[&[u8]]) {
+    let mut entries = std::mem::take(&mut client.prop);
+    if entries.is_empty() {
+        entries.push((db, argv.iter().map(|a| a.to_vec()).collect()));
+    }
+    if client.in_exec {
+        client.exec_prop.append(&mut entries);
+    } else {
+        srv.prop.emit(&entries, false);
+    }
+}
+
+/// Runs a blocked client's command again when one of its keys got ready
+/// (block.rs), through the same lock set, stats and propagation as any
+/// call. The command may block again (`client.block` set).
+pub fn call_wakeup(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, argv: &[&[u8]]) {
+    let Some(r) = resolve(srv, client, out, argv) else {
+        return;
+    };
+    if call(srv, client, out, now, argv, &r, None, true) == Outcome::KeyMigrating {
+        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
 }
 
 /// Writes an error reply and counts it in errorstats.

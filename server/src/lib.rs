@@ -8,6 +8,8 @@
 //!   stats) and the handler table;
 //! * [`cmd`]: command handlers, one module per family;
 //! * [`multi`]: MULTI/EXEC/WATCH (queue, lock set, watch registry);
+//! * [`pubsub`]: channels, patterns, keyspace notifications;
+//! * [`propagate`]: the ordered stream of every change (AOF, replicas);
 //! * [`net`]: listener and connection loop (read, parse every complete
 //!   command, execute inline, one write for all replies);
 //! * [`server`]: process-wide state, stats, client registry, cron.
@@ -24,8 +26,9 @@ pub mod exec;
 pub mod log;
 pub mod migrate;
 pub mod multi;
-pub mod pubsub;
 pub mod net;
+pub mod propagate;
+pub mod pubsub;
 pub mod server;
 pub mod stats;
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::command::{self, CmdId, flags};
-use protocol::slot::{SLOTS, slot_of};
+use protocol::slot::SLOTS;
 
 use crate::client::{Client, ClientInfo};
 use crate::db::{KeyAccess, LockPlan, LockSet};
@@ -85,10 +85,13 @@ struct Watcher {
     expired: bool,
 }
 
+/// Watchers per (db, key).
+type WatchMap = HashMap<(usize, Box<[u8]>), Vec<Watcher>>;
+
 /// The WATCH registry (one per server).
 #[derive(Default)]
 pub struct Watches {
-    keys: Mutex<HashMap<(usize, Box<[u8]>), Vec<Watcher>>>,
+    keys: Mutex<WatchMap>,
     /// Number of watched (db, key) pairs: writers skip the lock when 0.
     count: AtomicUsize,
 }
@@ -324,39 +327,6 @@ fn watched_key_expired(ctx: &mut Ctx) -> bool {
     false
 }
 
-/// Commands whose keys are not (all) in the table's key specs, or which
-/// reach other DBs: EXEC locks every slot of every DB for them.
-fn needs_all_slots(id: CmdId, argv: &[&[u8]]) -> bool {
-    match id {
-        CmdId::Keys
-        | CmdId::Scan
-        | CmdId::Randomkey
-        | CmdId::Flushdb
-        | CmdId::Flushall
-        | CmdId::Swapdb
-        | CmdId::Move
-        | CmdId::Info
-        | CmdId::Debug
-        | CmdId::Slotsdel
-        | CmdId::Slotsscan
-        | CmdId::Slotscheck
-        | CmdId::Slotsmgrtone
-        | CmdId::Slotsmgrttagone
-        | CmdId::Slotsmgrtslot
-        | CmdId::Slotsmgrttagslot
-        | CmdId::SlotsmgrtoneAsyncDump
-        | CmdId::SlotsmgrttagoneAsyncDump => true,
-        // SORT … BY / GET patterns read other keys.
-        CmdId::Sort | CmdId::SortRo => argv.len() > 2,
-        // COPY … DB n.
-        CmdId::Copy => argv
-            .iter()
-            .skip(3)
-            .any(|a| a.eq_ignore_ascii_case(b"db")),
-        _ => false,
-    }
-}
-
 /// The lock plan of a queue: each command's key slots in the DB it will
 /// run in (following queued SELECTs), or everything.
 fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
@@ -380,14 +350,7 @@ fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
             }
             continue;
         }
-        if needs_all_slots(id, &argv) {
-            plan.all = true;
-            plan.slots.clear();
-            return (plan, true);
-        }
-        for k in spec.keys(&argv) {
-            plan.slots.push((db, slot_of(k)));
-        }
+        exec::plan_command(&mut plan, id, spec, &argv, db);
     }
     debug_assert!(plan.slots.iter().all(|&(_, s)| s < SLOTS));
     (plan, writes)
@@ -430,9 +393,11 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
                 continue;
             }
             let spec = exec::spec_of(id, &argv);
-            if spec.has(flags::WRITE)
-                && spec.keys(&argv).any(|k| srv.inflight.is_migrating(db, k))
-            {
+            let mut moving = false;
+            if spec.has(flags::WRITE) {
+                spec.for_each_key_pos(&argv, |i| moving |= srv.inflight.is_migrating(db, argv[i]));
+            }
+            if moving {
                 return Err(CmdError::Static(errors::EXECABORT_MIGRATING));
             }
         }
@@ -445,6 +410,10 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         exec::call_held(srv, ctx.client, ctx.out, ctx.now, &argv, &set);
     }
     ctx.client.in_exec = false;
+    // The transaction's changes reach the stream as one MULTI/EXEC block
+    // while its lock set is still held.
+    let entries = std::mem::take(&mut ctx.client.exec_prop);
+    srv.prop.emit(&entries, true);
     drop(set);
     Ok(())
 }
@@ -467,5 +436,23 @@ mod tests {
         m.command(2, &mut v);
         assert_eq!(v, vec![&b"MSET"[..], b"a", b"1", b"b", b"2"]);
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn exec_propagates_one_block() {
+        let mut h = crate::testkit::Harness::new();
+        h.capture();
+        h.run("FLUSHALL");
+        for l in ["MULTI", "PING", "FLUSHDB", "SELECT 1", "FLUSHDB", "EXEC"] {
+            h.run(l);
+        }
+        // Nothing changed: nothing propagated (not even MULTI/EXEC).
+        for l in ["MULTI", "PING", "EXEC"] {
+            h.run(l);
+        }
+        assert_eq!(
+            h.propagated(),
+            ["SELECT 0", "FLUSHALL", "MULTI", "FLUSHDB", "SELECT 1", "FLUSHDB", "EXEC"]
+        );
     }
 }

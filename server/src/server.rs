@@ -41,6 +41,8 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// `notify-keyspace-events` bits, cached for the write path.
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// The ordered stream of every change (propagate.rs).
+    pub prop: crate::propagate::Stream,
     /// Keys being migrated out, per DB (migrate/mod.rs).
     pub inflight: crate::migrate::InFlight,
     /// Idle sockets of the sync migration commands (migrate/sync.rs).
@@ -92,6 +94,7 @@ impl Server {
             watches: Default::default(),
             dirty: AtomicU64::new(0),
             pubsub: Default::default(),
+            prop: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
         });
         srv.apply_config(&srv.config());

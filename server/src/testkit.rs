@@ -15,6 +15,8 @@ pub struct Harness {
     pub client: Client,
     /// Unix time in ms passed to every command.
     pub now: u64,
+    /// The propagation stream, once [`Harness::capture`] subscribed to it.
+    stream: Option<crate::propagate::Receiver>,
 }
 
 impl Default for Harness {
@@ -30,6 +32,7 @@ impl Harness {
             srv: Server::for_tests(),
             client: Client::new(info, true),
             now: 1_700_000_000_000,
+            stream: None,
         }
     }
 
@@ -61,4 +64,47 @@ impl Harness {
             s.keyspace_misses.load(Relaxed),
         )
     }
+
+    /// Starts capturing the propagation stream (see [`Harness::propagated`]).
+    pub fn capture(&mut self) {
+        self.stream = Some(self.srv.prop.subscribe());
+    }
+
+    /// The commands propagated since the last call, one line each, their
+    /// arguments joined by spaces (`"SELECT 0"`, `"SET k v PXAT 1700000010000"`,
+    /// `"MULTI"` …). Requires [`Harness::capture`].
+    pub fn propagated(&mut self) -> Vec<String> {
+        let rx = self.stream.as_mut().expect("Harness::capture first");
+        let mut lines = Vec::new();
+        while let Ok(buf) = rx.try_recv() {
+            let mut rest: &[u8] = &buf;
+            while !rest.is_empty() {
+                let (argv, used) = parse_multibulk(rest);
+                rest = &rest[used..];
+                let parts: Vec<String> =
+                    argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                lines.push(parts.join(" "));
+            }
+        }
+        lines
+    }
+}
+
+/// Decodes one RESP array of bulk strings (the stream's only shape).
+fn parse_multibulk(b: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    fn line(b: &[u8], at: usize) -> (usize, usize) {
+        let end = at + b[at..].windows(2).position(|w| w == b"\r\n").expect("CRLF");
+        let n = std::str::from_utf8(&b[at + 1..end]).unwrap().parse().unwrap();
+        (n, end + 2)
+    }
+    assert_eq!(b[0], b'*');
+    let (n, mut at) = line(b, 0);
+    let mut argv = Vec::with_capacity(n);
+    for _ in 0..n {
+        assert_eq!(b[at], b'$');
+        let (len, start) = line(b, at);
+        argv.push(b[start..start + len].to_vec());
+        at = start + len + 2;
+    }
+    (argv, at)
 }

@@ -190,6 +190,70 @@ impl CommandSpec {
             .filter(move |&i| i >= 1 && i < argc && start <= end)
     }
 
+    /// Calls `f` with the argument index of every key of `argv`: the legacy
+    /// range for commands with fixed key positions, the key specs (Redis'
+    /// `getKeysUsingKeySpecs`) for `movablekeys` commands (LMPOP, ZUNIONSTORE
+    /// …). A malformed keynum yields the keys found before it; never panics,
+    /// never allocates. Lock plans and the migration gate use this.
+    pub fn for_each_key_pos<A: AsRef<[u8]>>(&self, argv: &[A], mut f: impl FnMut(usize)) {
+        if !self.has(flags::MOVABLEKEYS) {
+            self.key_indexes(argv.len()).for_each(f);
+            return;
+        }
+        let argc = argv.len() as i64;
+        for ks in self.key_specs {
+            let first: i64 = match ks.begin {
+                BeginSearch::Index(i) => i as i64,
+                BeginSearch::Keyword(kw, from) => {
+                    let from = from as i64;
+                    let hit = if from > 0 {
+                        (from..argc).find(|&i| argv[i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes()))
+                    } else {
+                        (1..argc + from + 1)
+                            .rev()
+                            .find(|&i| argv[i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes()))
+                    };
+                    match hit {
+                        Some(i) => i + 1,
+                        None => continue,
+                    }
+                }
+                BeginSearch::Unknown => continue,
+            };
+            let (first, last, step) = match ks.find {
+                FindKeys::Range { last, step, limit } => {
+                    let (lastkey, limit) = (last as i64, limit as i64);
+                    let l = if lastkey >= 0 {
+                        first + lastkey
+                    } else if limit == 0 {
+                        argc + lastkey
+                    } else {
+                        first + ((argc - first) / limit + lastkey)
+                    };
+                    (first, l, step as i64)
+                }
+                FindKeys::Keynum { idx, first: fk, step } => {
+                    let at = first + idx as i64;
+                    if at < 1 || at >= argc {
+                        return;
+                    }
+                    let Some(n) = crate::number::parse_i64(argv[at as usize].as_ref()).filter(|&n| n >= 0) else {
+                        return;
+                    };
+                    let f0 = first + fk as i64;
+                    (f0, f0.saturating_add(n) - 1, step as i64)
+                }
+                FindKeys::Unknown => continue,
+            };
+            let step = step.max(1);
+            let mut i = first.max(1);
+            while i <= last && i < argc {
+                f(i as usize);
+                i += step;
+            }
+        }
+    }
+
     /// The keys of `argv` (see [`CommandSpec::key_indexes`]).
     pub fn keys<'a, A: AsRef<[u8]>>(&self, argv: &'a [A]) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.key_indexes(argv.len())

@@ -85,7 +85,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
     touch_watchers(ctx, ctx.client.db, None);
     let removed = ctx.ks().flush_db(ctx.client.db);
-    ctx.dirty(removed as u64);
+    ctx.dirty(removed as u64 + 1);
     ctx.out.ok();
     Ok(())
 }

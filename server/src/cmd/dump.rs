@@ -319,7 +319,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             out.resp3 = resp3;
             let res = match restore_payloads_offloaded(vec![payload], &srv).await {
                 Ok(mut v) => match v.pop() {
-                    Some(r) => restore_apply(&srv, dbi, &key, r, ttl as u64, &opts, now_ms()),
+                    Some(r) => restore_apply(&srv, srv.ks.locker(), dbi, &key, r, ttl as u64, &opts, now_ms()),
                     None => Err(CmdError::Static(errors::RESTORE_BAD_DATA)),
                 },
                 Err(e) => Err(payload_error(e)),
@@ -335,6 +335,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let restored = restore_payload(argv[3], ctx.srv).map_err(payload_error)?;
     restore_apply(
         ctx.srv,
+        ctx.ks(),
         ctx.client.db,
         key,
         restored,
@@ -348,8 +349,10 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// Writes a decoded RESTORE value (BUSYKEY is checked again under the lock:
 /// the key may have appeared while a big payload was being decoded).
+#[allow(clippy::too_many_arguments)]
 fn restore_apply(
     srv: &Server,
+    locker: crate::db::Locker<'_>,
     dbi: usize,
     key: &[u8],
     restored: Restored,
@@ -370,7 +373,7 @@ fn restore_apply(
         Some(idle) => idle_lru(clock, idle),
         None => clock,
     };
-    let mut s = srv.ks.lock_key(db, key);
+    let mut s = locker.lock_key(db, key);
     if !opts.replace && s.get(key, now).is_some() {
         return err(errors::BUSYKEY);
     }
