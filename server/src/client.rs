@@ -29,6 +29,8 @@ pub struct ClientInfo {
     pub kill: tokio::sync::Notify,
     pub authenticated: AtomicBool,
     pub multi: AtomicBool,
+    /// Commands queued in the current MULTI (CLIENT LIST `multi=`).
+    pub queued: AtomicUsize,
     /// A key this client WATCHes changed: its next EXEC fails.
     pub dirty_cas: AtomicBool,
     /// Subscription counts packed as channels | patterns << 20 | shard << 40
@@ -68,6 +70,7 @@ impl ClientInfo {
             multi: AtomicBool::new(false),
             dirty_cas: AtomicBool::new(false),
             subs: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
             outbox: Mutex::new(Vec::new()),
             mail: tokio::sync::Notify::new(),
             soft_since_ms: AtomicU64::new(0),

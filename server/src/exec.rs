@@ -178,7 +178,10 @@ impl<'a> Ctx<'a> {
                 e.touch(lru);
                 f(self.out, Some(e))
             }
-            None => f(self.out, None),
+            None => {
+                self.notify(notify::KEY_MISS, "keymiss", key);
+                f(self.out, None)
+            }
         }
     }
 }
@@ -356,6 +359,7 @@ pub fn execute_checked(
             CmdId::Exec | CmdId::Discard | CmdId::Multi | CmdId::Watch | CmdId::Quit | CmdId::Reset
         ) {
             m.queue(argv);
+            client.info.queued.store(m.len(), Relaxed);
             out.simple(b"QUEUED");
             return Outcome::Replied;
         }

@@ -219,6 +219,7 @@ pub fn unwatch_all(srv: &crate::server::Server, client: &mut Client) {
 pub fn discard(srv: &crate::server::Server, client: &mut Client) {
     client.multi = None;
     client.info.multi.store(false, Relaxed);
+    client.info.queued.store(0, Relaxed);
     client.info.dirty_cas.store(false, Relaxed);
     unwatch_all(srv, client);
 }

@@ -187,4 +187,20 @@ mod tests {
         s.emit(&[(0, argv(&["SET", "a", "1"]))], false);
         assert!(!s.active());
     }
+
+    #[test]
+    fn lazy_and_active_expiry_propagate_del() {
+        let mut h = crate::testkit::Harness::new();
+        h.run("SET a 1");
+        h.run("PEXPIRE a 100");
+        h.run("SET b 1");
+        h.run("PEXPIRE b 100");
+        h.capture();
+        h.now += 200;
+        assert_eq!(h.run("GET a"), "$-1\r\n");
+        // A read that expired a key propagates its DEL, nothing else.
+        assert_eq!(h.propagated(), ["SELECT 0", "DEL a"]);
+        h.srv.ks.active_expire(h.now, std::time::Duration::from_millis(50));
+        assert_eq!(h.propagated(), ["DEL b"]);
+    }
 }

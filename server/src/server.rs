@@ -97,6 +97,8 @@ impl Server {
             prop: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
         });
+        let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
+        srv.ks.set_events(weak);
         srv.apply_config(&srv.config());
         srv
     }
@@ -138,6 +140,49 @@ impl Server {
         self.notify(db, class, event, key);
     }
 
+    /// A key migrated to another server was deleted here (call it with the
+    /// key's slot still locked): WATCH sees the change and the stream gets
+    /// a DEL, as Codis' `slotsremove` (no keyspace notification).
+    pub fn migrated_away(&self, db: usize, key: &[u8]) {
+        self.dirty.fetch_add(1, Relaxed);
+        if self.watches.any() {
+            self.watches.touch(db, key, || false);
+        }
+        if self.prop.active() {
+            self.prop.emit_del(db, key);
+        }
+    }
+
+    /// A key written by a migration (SLOTSRESTORE, the async restore
+    /// commands) with its slot still locked in `slot`: WATCH, blocked
+    /// clients, and its full value in the stream as an absolute-TTL
+    /// `RESTORE … REPLACE ABSTTL` (the effect, whatever the command was).
+    pub fn restored(&self, db: usize, key: &[u8], slot: &mut crate::db::SlotRef<'_>) {
+        use crate::db::KeyAccess;
+        self.dirty.fetch_add(1, Relaxed);
+        if self.watches.any() {
+            self.watches.touch(db, key, || true);
+        }
+        self.blocking.signal(db, key);
+        if self.prop.active() {
+            let entry = match slot.peek(key) {
+                Some(e) => e,
+                None => return,
+            };
+            let payload = crate::cmd::dump::dump_payload(entry.value());
+            let ttl = entry.expire().unwrap_or(0).to_string();
+            let argv: crate::propagate::Argv = vec![
+                b"RESTORE".to_vec(),
+                key.to_vec(),
+                ttl.into_bytes(),
+                payload,
+                b"REPLACE".to_vec(),
+                b"ABSTTL".to_vec(),
+            ];
+            self.prop.emit(&[(db, argv)], false);
+        }
+    }
+
     /// Publishes a keyspace notification if its class is enabled.
     #[inline]
     pub fn notify(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
@@ -150,6 +195,11 @@ impl Server {
     /// Caches what the hot paths read of a changed configuration.
     pub fn apply_config(&self, c: &Config) {
         self.notify_flags.store(c.notify_keyspace_events, Relaxed);
+        let new_on = c.notify_keyspace_events & crate::config::notify::NEW != 0
+            && c.notify_keyspace_events
+                & (crate::config::notify::KEYSPACE | crate::config::notify::KEYEVENT)
+                != 0;
+        self.ks.created_events.store(new_on, Relaxed);
         self.pubsub.set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
     }
 
@@ -198,5 +248,25 @@ impl Server {
                 crate::migrate::cron(&self);
             }
         }
+    }
+}
+
+/// What the DB layer does on its own (expiry, key creation) reaches the
+/// same signals as a command's changes.
+impl crate::db::KeyEvents for Server {
+    fn expired(&self, db: usize, key: &[u8]) {
+        // Redis' deleteExpiredKeyAndPropagate: `expired` event, the
+        // modified-key signal (WATCH), a DEL in the propagation stream.
+        if self.watches.any() {
+            self.watches.touch(db, key, || false);
+        }
+        self.notify(db, crate::config::notify::EXPIRED, "expired", key);
+        if self.prop.active() {
+            self.prop.emit_del(db, key);
+        }
+    }
+
+    fn created(&self, db: usize, key: &[u8]) {
+        self.notify(db, crate::config::notify::NEW, "new", key);
     }
 }

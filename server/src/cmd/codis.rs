@@ -168,6 +168,14 @@ fn slotsdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     for s in slots {
         let remaining = {
             let mut r = ctx.ks().lock_slot(db, s);
+            if ctx.srv.watches.any() || ctx.srv.prop.active() {
+                // Codis' slotsremove: each key deleted is a modified key and
+                // a DEL in the stream.
+                let keys: Vec<Vec<u8>> = r.iter().map(|e| e.key().to_vec()).collect();
+                for k in keys {
+                    ctx.srv.migrated_away(db.index(), &k);
+                }
+            }
             r.clear();
             r.len()
         };
@@ -301,10 +309,10 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
     for (key, ttl, value) in decoded {
         let key = key.as_ref();
         let expire = (ttl > 0).then(|| now.saturating_add(ttl));
-        let old = srv
-            .ks
-            .lock_key(db, key)
-            .put(value.into_entry(key, expire, lru));
+        let mut slot = srv.ks.lock_key(db, key);
+        let old = slot.put(value.into_entry(key, expire, lru));
+        srv.restored(dbi, key, &mut slot);
+        drop(slot);
         if let Some(old) = old {
             if !old.is_expired(now) {
                 crate::warning!(
@@ -314,7 +322,6 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
             }
             crate::db::drop_later(old);
         }
-        srv.signal_key_ready(dbi, key);
     }
 }
 

@@ -13,7 +13,7 @@
 //! `ERR ... is not supported in this release` reply): `CLIENT PAUSE`,
 //! `CLIENT TRACKING ON`, `CLIENT REPLY OFF|SKIP` — they need cooperation from
 //! the execution gate that does not exist yet. `CLIENT LIST` fields this
-//! server does not track report fixed values: `sub/psub/ssub=0`,
+//! server does not track report fixed values:
 //! `multi-mem=0`, `oll=0`, `events=r`, `user=default`, `redir=-1`; `rbs/rbp`
 //! and `tot-mem` are estimates; `argv-mem` and `obl` are non-zero only for the
 //! calling connection.
@@ -590,8 +590,15 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let now = ctx.now;
     let mut flags = String::new();
     let multi = c.multi.load(Relaxed);
+    let subs = c.subs.load(Relaxed);
+    if subs != 0 {
+        flags.push('P');
+    }
     if multi {
         flags.push('x');
+    }
+    if c.dirty_cas.load(Relaxed) {
+        flags.push('d');
     }
     if me.is_some() && ctx.client.close_after_reply {
         flags.push('c');
@@ -633,13 +640,16 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        " age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
+        " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
          rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_interaction_ms.load(Relaxed)) / 1000,
         flags,
         c.db.load(Relaxed),
-        if multi { 0 } else { -1 },
+        subs & 0xfffff,
+        (subs >> 20) & 0xfffff,
+        subs >> 40,
+        if multi { c.queued.load(Relaxed) as i64 } else { -1 },
         qbuf,
         qbuf_free,
         argv_mem,

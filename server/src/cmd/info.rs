@@ -499,9 +499,9 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("current_eviction_exceeded_time", 0);
     w.kv("keyspace_hits", st.keyspace_hits.load(Relaxed));
     w.kv("keyspace_misses", st.keyspace_misses.load(Relaxed));
-    w.kv("pubsub_channels", 0);
-    w.kv("pubsub_patterns", 0);
-    w.kv("pubsubshard_channels", 0);
+    w.kv("pubsub_channels", ctx.srv.pubsub.channel_count());
+    w.kv("pubsub_patterns", ctx.srv.pubsub.pattern_count());
+    w.kv("pubsubshard_channels", ctx.srv.pubsub.shard_channel_count());
     w.kv("latest_fork_usec", 0);
     w.kv("total_forks", 0);
     w.kv("migrate_cached_sockets", 0);

@@ -375,7 +375,12 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
         if argc != 3 {
             return Err(bad_argc());
         }
-        let deleted = ctx.ks().lock_key(db, key).remove(key).is_some();
+        let mut r = ctx.ks().lock_key(db, key);
+        let deleted = r.remove(key).is_some();
+        if deleted {
+            ctx.srv.migrated_away(dbi, key);
+        }
+        drop(r);
         return Ok(num_msg(usize::from(deleted)));
     }
     if argc < 4 {
@@ -429,6 +434,14 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
                 return Err(errors::ra_no_key(key));
             }
             r.set_expire(key, expire);
+            let srv = ctx.srv;
+            srv.dirty.fetch_add(1, Relaxed);
+            if srv.watches.any() {
+                srv.watches.touch(dbi, key, || true);
+            }
+            if srv.prop.active() {
+                srv.prop.emit(&[(dbi, expire_entry(key, expire))], false);
+            }
             Ok(num_msg(1))
         }
         Form::Str => {
@@ -437,6 +450,7 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
                 return Err(errors::ra_key_exists(key));
             }
             r.insert(Entry::new_str(key, arg(4), expire, lru));
+            ctx.srv.restored(dbi, key, &mut r);
             Ok(num_msg(1))
         }
         Form::Obj => {
@@ -457,16 +471,12 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
                 }
                 .to_string()
             })?;
-            let is_list = restored.is_list();
             let mut r = ctx.ks().lock_key(db, key);
             if r.get(key, now).is_some() {
                 return Err(errors::ra_key_exists(key));
             }
             r.insert(restored.into_entry(key, expire, lru));
-            drop(r);
-            if is_list {
-                ctx.srv.signal_key_ready(dbi, key);
-            }
+            ctx.srv.restored(dbi, key, &mut r);
             Ok(num_msg(1))
         }
         Form::List | Form::Hash | Form::Dict | Form::Zset => {
@@ -591,7 +601,50 @@ fn restore_chunk(
         Object::Str(_) => 0,
     };
     r.set_expire(key, expire);
+    // The chunk's effect reaches WATCH and the stream while the slot is
+    // still locked: the elements appended, then the TTL the chunk set.
+    let srv = ctx.srv;
+    srv.dirty.fetch_add(1, Relaxed);
+    if srv.watches.any() {
+        srv.watches.touch(db.index(), key, || true);
+    }
+    if srv.prop.active() {
+        let dbi = db.index();
+        let mut entries = Vec::with_capacity(2);
+        if !elems.is_empty() {
+            let mut v: crate::propagate::Argv = Vec::with_capacity(elems.len() + 2);
+            v.push(
+                match form {
+                    Form::List => "RPUSH",
+                    Form::Hash => "HSET",
+                    Form::Dict => "SADD",
+                    _ => "ZADD",
+                }
+                .into(),
+            );
+            v.push(key.to_vec());
+            if form == Form::Zset {
+                for (p, sc) in elems.chunks_exact(2).zip(&scores) {
+                    v.push(sc.to_string().into_bytes());
+                    v.push(p[0].to_vec());
+                }
+            } else {
+                v.extend(elems.iter().map(|e| e.to_vec()));
+            }
+            entries.push((dbi, v));
+        }
+        entries.push((dbi, expire_entry(key, expire)));
+        srv.prop.emit(&entries, false);
+    }
     Ok(n)
+}
+
+/// The stream entry that gives `key` the absolute expiry `expire`.
+fn expire_entry(key: &[u8], expire: Option<u64>) -> crate::propagate::Argv {
+    match expire {
+        Some(at) => vec![b"PEXPIREAT".to_vec(), key.to_vec(), at.to_string().into_bytes()],
+        None => vec![b"PERSIST".to_vec(), key.to_vec()],
+    }
 }
 
 /// `SLOTSRESTORE-ASYNC-AUTH password` (allowed before AUTH).

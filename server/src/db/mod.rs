@@ -21,7 +21,7 @@ pub mod entry;
 
 use std::cell::{RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -69,6 +69,25 @@ pub struct Db {
 pub struct Keyspace {
     dbs: Vec<Db>,
     hasher: ahash::RandomState,
+    /// Who hears of keys created and keys expired (the server: keyspace
+    /// notifications, WATCH, propagation of the expiry's DEL). Set once
+    /// after the server that owns this keyspace exists.
+    events: std::sync::OnceLock<std::sync::Weak<dyn KeyEvents>>,
+    /// Whether `KeyEvents::created` is wanted (`new` notifications are on);
+    /// the insert path reads only this when they are off.
+    pub created_events: AtomicBool,
+}
+
+/// Changes the DB layer makes on its own, reported while the key's slot is
+/// still locked (so what the listener emits is ordered with the slot's
+/// other changes).
+pub trait KeyEvents: Send + Sync {
+    /// `key` of DB `db` was found expired and removed (lazily or by the
+    /// active cycle): Redis' `deleteExpiredKeyAndPropagate`.
+    fn expired(&self, db: usize, key: &[u8]);
+    /// `key` of DB `db` was created (Redis' `dbAdd` `new` event); called only
+    /// while `created_events` is set.
+    fn created(&self, db: usize, key: &[u8]);
 }
 
 fn lock(m: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
@@ -82,6 +101,29 @@ impl Keyspace {
         Keyspace {
             dbs,
             hasher: ahash::RandomState::new(),
+            events: std::sync::OnceLock::new(),
+            created_events: AtomicBool::new(false),
+        }
+    }
+
+    /// Registers the listener of [`KeyEvents`] (once).
+    pub fn set_events(&self, l: std::sync::Weak<dyn KeyEvents>) {
+        let _ = self.events.set(l);
+    }
+
+    #[inline]
+    fn on_expired(&self, db: usize, key: &[u8]) {
+        if let Some(l) = self.events.get().and_then(|w| w.upgrade()) {
+            l.expired(db, key);
+        }
+    }
+
+    #[inline]
+    fn on_created(&self, db: usize, key: &[u8]) {
+        if self.created_events.load(Ordering::Relaxed)
+            && let Some(l) = self.events.get().and_then(|w| w.upgrade())
+        {
+            l.created(db, key);
         }
     }
 
@@ -261,7 +303,9 @@ pub fn lru_clock(now_ms: u64) -> u32 {
 }
 
 /// Table operations shared by the single-slot and multi-slot guards.
+#[allow(clippy::too_many_arguments)]
 fn t_find<'t>(
+    ks: &Keyspace,
     t: &'t mut SlotTable,
     c: &DbCounters,
     db: &Db,
@@ -275,8 +319,12 @@ fn t_find<'t>(
         Some(e) => e.is_expired(now),
     };
     if expired {
-        t_remove(t, c, slot, h, key);
+        let old = t_remove(t, c, slot, h, key);
         db.expired.fetch_add(1, Ordering::Relaxed);
+        ks.on_expired(db.index, key);
+        if let Some(old) = old {
+            drop_later(old);
+        }
         return None;
     }
     t.table.find_mut(h, |e| e.key() == key)
@@ -416,7 +464,10 @@ impl<'a> SlotRef<'a> {
         let cnt = victims.len();
         for (h, k) in victims {
             let slot = slot_of(&k);
-            t_remove(&mut self.t, &self.db.counters, slot, h, &k);
+            if let Some(old) = t_remove(&mut self.t, &self.db.counters, slot, h, &k) {
+                self.ks.on_expired(self.db.index, &k);
+                drop_later(old);
+            }
         }
         self.db.expired.fetch_add(cnt as u64, Ordering::Relaxed);
         cnt
@@ -480,7 +531,7 @@ impl KeyAccess for SlotRef<'_> {
     fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
         let slot = self.slot_index(key);
-        t_find(&mut self.t, &self.db.counters, self.db, slot, h, key, now)
+        t_find(self.ks, &mut self.t, &self.db.counters, self.db, slot, h, key, now)
     }
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
@@ -497,12 +548,18 @@ impl KeyAccess for SlotRef<'_> {
     fn insert(&mut self, e: Entry) {
         let h = self.ks.hash(e.key());
         let slot = self.slot_index(e.key());
+        self.ks.on_created(self.db.index, e.key());
         t_insert(&mut self.t, &self.db.counters, slot, h, e, &self.ks.hasher);
     }
 
     fn put(&mut self, e: Entry) -> Option<Entry> {
         let h = self.ks.hash(e.key());
         let slot = self.slot_index(e.key());
+        if self.ks.created_events.load(Ordering::Relaxed)
+            && self.t.table.find(h, |x| x.key() == e.key()).is_none()
+        {
+            self.ks.on_created(self.db.index, e.key());
+        }
         t_put(&mut self.t, &self.db.counters, slot, h, e, &self.ks.hasher)
     }
 
@@ -551,9 +608,9 @@ impl KeyAccess for MultiRef<'_> {
     fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
         let slot = slot_of(key);
-        let db = self.db;
+        let (db, ks) = (self.db, self.ks);
         let t = self.table(slot)?;
-        t_find(t, &db.counters, db, slot, h, key, now)
+        t_find(ks, t, &db.counters, db, slot, h, key, now)
     }
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
@@ -583,6 +640,7 @@ impl KeyAccess for MultiRef<'_> {
             return;
         };
         if let Some(g) = self.guards.get_mut(i) {
+            self.ks.on_created(db.index, e.key());
             t_insert(g, &db.counters, slot, h, e, hasher);
         }
     }
@@ -594,6 +652,11 @@ impl KeyAccess for MultiRef<'_> {
         let hasher = &self.ks.hasher;
         let i = self.slots.binary_search(&slot).ok()?;
         let g = self.guards.get_mut(i)?;
+        if self.ks.created_events.load(Ordering::Relaxed)
+            && g.table.find(h, |x| x.key() == e.key()).is_none()
+        {
+            self.ks.on_created(db.index, e.key());
+        }
         t_put(g, &db.counters, slot, h, e, hasher)
     }
 

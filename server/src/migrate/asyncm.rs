@@ -598,9 +598,11 @@ pub fn select_slot(
     }
     pick.walked += i;
     for k in &expired {
-        if r.remove(k).is_some() {
+        if let Some(old) = r.remove(k) {
             db.expired
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::db::KeyEvents::expired(srv, dbi, k);
+            crate::db::drop_later(old);
         }
     }
     srv.asyncm.set_resume(dbi, slot, stop);
@@ -1098,7 +1100,14 @@ fn complete(srv: &Server, conn: &Conn, st: &mut ConnState) -> bool {
     });
     let deadline = std::time::Instant::now() + crate::migrate::STEP;
     for k in b.shipped.get(*next..).unwrap_or_default() {
-        let old = srv.ks.lock_key(db, k).remove(k);
+        let old = {
+            let mut s = srv.ks.lock_key(db, k);
+            let old = s.remove(k);
+            if old.is_some() {
+                srv.migrated_away(db.index(), k);
+            }
+            old
+        };
         if let Some(e) = old {
             // Values with millions of elements are freed on a background
             // thread (Codis' lazy release).

@@ -666,6 +666,7 @@ impl Step {
                 for it in items.by_ref().take(DELETE_SLICE) {
                     if r.peek(&it.key).is_some_and(|e| identity(e) == it.id) {
                         freed.extend(r.remove(&it.key));
+                        self.srv.migrated_away(self.db, &it.key);
                     }
                 }
                 r.len()
