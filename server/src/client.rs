@@ -29,6 +29,8 @@ pub struct ClientInfo {
     pub kill: tokio::sync::Notify,
     pub authenticated: AtomicBool,
     pub multi: AtomicBool,
+    /// In MONITOR mode (monitor.rs).
+    pub monitor: AtomicBool,
     /// Commands queued in the current MULTI (CLIENT LIST `multi=`).
     pub queued: AtomicUsize,
     /// A key this client WATCHes changed: its next EXEC fails.
@@ -71,6 +73,7 @@ impl ClientInfo {
             dirty_cas: AtomicBool::new(false),
             subs: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
+            monitor: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
             mail: tokio::sync::Notify::new(),
             soft_since_ms: AtomicU64::new(0),
@@ -117,6 +120,17 @@ impl ClientInfo {
     }
 }
 
+/// CLIENT REPLY ON | OFF | SKIP (Redis' CLIENT_REPLY_OFF / _SKIP_NEXT / _SKIP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Set by CLIENT REPLY SKIP: the command after it is not answered.
+    SkipNext,
+    /// The current command is not answered.
+    Skip,
+}
+
 /// State owned by the connection task.
 pub struct Client {
     pub id: u64,
@@ -150,6 +164,8 @@ pub struct Client {
     /// Entries the running command propagates instead of its own argv
     /// (`Ctx::propagate`), each with its DB; empty = its argv.
     pub prop: Vec<(usize, crate::propagate::Argv)>,
+    /// CLIENT REPLY state: which replies the connection drops.
+    pub reply: ReplyMode,
     /// The propagated entries of the running EXEC, emitted as one block.
     pub exec_prop: Vec<(usize, crate::propagate::Argv)>,
 }
@@ -172,6 +188,7 @@ impl Client {
             call_dirty: 0,
             prop: Vec::new(),
             exec_prop: Vec::new(),
+            reply: ReplyMode::On,
         }
     }
 

@@ -161,12 +161,9 @@ pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or
 pub const TRACKING_REDIRECT_MISSING: &str = "ERR The client ID you want redirect to does not exist";
 pub const TRACKING_SINGLE_REDIRECT: &str =
     "ERR A client can only redirect to a single other client";
-pub const CLIENT_PAUSE_UNSUPPORTED: &str = "ERR CLIENT PAUSE is not supported in this release";
 pub const CLIENT_TRACKING_UNSUPPORTED: &str =
     "ERR CLIENT TRACKING is not supported in this release";
-pub const CLIENT_REPLY_UNSUPPORTED: &str =
-    "ERR CLIENT REPLY OFF|SKIP is not supported in this release";
-pub const MONITOR_UNSUPPORTED: &str = "ERR MONITOR is not supported in this release";
+pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
 pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";

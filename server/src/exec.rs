@@ -223,8 +223,21 @@ pub fn missing_handlers() -> Vec<&'static str> {
 
 /// Runs one command and appends its reply to `ctx.out`.
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, argv: &[&[u8]]) {
+    use crate::client::ReplyMode;
+    let mark = out.buf.len();
     if execute_checked(srv, client, out, now, argv) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
+    // CLIENT REPLY: drop what this command answered when replies are off or
+    // skipped (Redis' prepareClientToWrite refusing the reply).
+    match client.reply {
+        ReplyMode::On => {}
+        ReplyMode::Off => out.buf.truncate(mark),
+        ReplyMode::SkipNext => client.reply = ReplyMode::Skip,
+        ReplyMode::Skip => {
+            out.buf.truncate(mark);
+            client.reply = ReplyMode::On;
+        }
     }
 }
 
@@ -551,6 +564,9 @@ fn call(
         cstat.failed.fetch_add(1, Relaxed);
         let text = e.text();
         reply_error(srv, out, text.as_bytes());
+    }
+    if srv.monitors.active() && !wake && crate::monitor::shown(spec) {
+        crate::monitor::feed(srv, client, client.db, id, argv);
     }
     if srv.blocking.has_ready() && held.is_none() && !wake {
         crate::block::serve_ready(srv);

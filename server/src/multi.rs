@@ -65,6 +65,17 @@ impl MultiState {
         self.args.capacity() + (self.ends.capacity() + self.cmds.capacity()) * 8
     }
 
+    /// Whether `f` holds for some queued command (id and arguments).
+    pub fn any_command(&self, mut f: impl FnMut(CmdId, &[&[u8]]) -> bool) -> bool {
+        let mut argv = Vec::new();
+        (0..self.len()).any(|i| {
+            self.command(i, &mut argv);
+            argv.first()
+                .and_then(|n| command::lookup(n))
+                .is_some_and(|id| f(id, &argv))
+        })
+    }
+
     /// The arguments of queued command `i`.
     fn command<'s>(&'s self, i: usize, out: &mut Vec<&'s [u8]>) {
         out.clear();

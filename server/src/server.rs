@@ -41,6 +41,10 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// `notify-keyspace-events` bits, cached for the write path.
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// CLIENT PAUSE state (pause.rs).
+    pub pause: crate::pause::Pause,
+    /// MONITOR clients (monitor.rs).
+    pub monitors: crate::monitor::Monitors,
     /// The ordered stream of every change (propagate.rs).
     pub prop: crate::propagate::Stream,
     /// Keys being migrated out, per DB (migrate/mod.rs).
@@ -95,6 +99,8 @@ impl Server {
             dirty: AtomicU64::new(0),
             pubsub: Default::default(),
             prop: Default::default(),
+            monitors: Default::default(),
+            pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
         });
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
@@ -224,7 +230,9 @@ impl Server {
             }
             // Active expiry: at most 25% of one core (Redis' slow cycle).
             let budget = Duration::from_micros(250_000 / hz);
-            if self.active_expire.load(Relaxed) {
+            // No active expiry while clients are paused (Redis): a paused
+            // dataset does not change.
+            if self.active_expire.load(Relaxed) && self.pause.mode(now_ms()).is_none() {
                 self.ks.active_expire(now_ms(), budget);
             }
             let el = last_t.elapsed().as_secs_f64();

@@ -1,6 +1,6 @@
 //! Server administration commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME,
-//! LASTSAVE, CONFIG (GET/SET/RESETSTAT/REWRITE/HELP), SHUTDOWN, DEBUG and
-//! MONITOR. INFO lives in `info.rs`, COMMAND in `command.rs`.
+//! LASTSAVE, CONFIG (GET/SET/RESETSTAT/REWRITE/HELP), SHUTDOWN and DEBUG
+//! (MONITOR lives in `monitor.rs`). INFO lives in `info.rs`, COMMAND in `command.rs`.
 //!
 //! Mirrors redis-server 7.0.15 (`server.c`, `db.c`, `config.c`, `debug.c`):
 //! argument checks, error texts and reply shapes are the same. Differences
@@ -11,7 +11,6 @@
 //! * DEBUG implements HELP, SLEEP, OBJECT, SET-ACTIVE-EXPIRE, POPULATE, LOG
 //!   and ERROR; DEBUG SLEEP blocks the calling connection's executor thread
 //!   (with `io-threads 1` that is the whole server, as in Redis);
-//! * MONITOR is refused (not supported in this release).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -37,7 +36,6 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Config => config,
         CmdId::Shutdown => shutdown,
         CmdId::Debug => debug,
-        CmdId::Monitor => monitor,
         _ => return None,
     })
 }
@@ -271,10 +269,6 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     ctx.client.close_after_reply = true;
     ctx.srv.request_shutdown();
     Ok(())
-}
-
-fn monitor(_ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    Err(CmdError::Static(errors::MONITOR_UNSUPPORTED))
 }
 
 // ---------------------------------------------------------------------------
@@ -661,13 +655,22 @@ mod tests {
     }
 
     #[test]
-    fn monitor_refused() {
+    fn monitor_sees_later_commands() {
         let mut h = H::new();
+        let mut m = h.connect();
         let mut c = h.connect();
-        assert_eq!(
-            h.text(&mut c, "MONITOR"),
-            format!("-{}\r\n", errors::MONITOR_UNSUPPORTED)
-        );
+        assert_eq!(h.text(&mut m, "MONITOR"), "+OK\r\n");
+        // Again: nothing happens, no reply.
+        assert_eq!(h.text(&mut m, "MONITOR"), "");
+        h.text(&mut c, "SET k \"a b\"");
+        h.text(&mut c, "CONFIG GET port");
+        h.text(&mut c, "AUTH secret");
+        let mail = String::from_utf8(m.client.info.take_mail()).unwrap();
+        let lines: Vec<&str> = mail.lines().collect();
+        assert_eq!(lines.len(), 2, "{mail}");
+        assert!(lines[0].starts_with('+') && lines[0].ends_with("] \"SET\" \"k\" \"a b\""), "{mail}");
+        assert!(lines[0].contains(" [0 127.0.0.1:"), "{mail}");
+        assert!(lines[1].ends_with("] \"AUTH\" \"(redacted)\""), "{mail}");
     }
 
     #[test]

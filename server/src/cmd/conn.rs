@@ -10,9 +10,9 @@
 //! (no password = the `nopass` default user, which accepts any password).
 //!
 //! Not supported in this release (arguments are validated like Redis, then an
-//! `ERR ... is not supported in this release` reply): `CLIENT PAUSE`,
-//! `CLIENT TRACKING ON`, `CLIENT REPLY OFF|SKIP` — they need cooperation from
-//! the execution gate that does not exist yet. `CLIENT LIST` fields this
+//! `ERR ... is not supported in this release` reply): `CLIENT TRACKING ON`.
+//! CLIENT PAUSE holds commands back in the connection loop (pause.rs);
+//! CLIENT REPLY drops replies in `exec::execute`. `CLIENT LIST` fields this
 //! server does not track report fixed values:
 //! `multi-mem=0`, `oll=0`, `events=r`, `user=default`, `redir=-1`; `rbs/rbp`
 //! and `tot-mem` are estimates; `argv-mem` and `obl` are non-zero only for the
@@ -369,11 +369,20 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         "reply" => {
+            use crate::client::ReplyMode;
             if is(argv[2], "on") {
+                ctx.client.reply = ReplyMode::On;
                 ctx.out.ok();
                 Ok(())
-            } else if is(argv[2], "off") || is(argv[2], "skip") {
-                Err(CmdError::Static(errors::CLIENT_REPLY_UNSUPPORTED))
+            } else if is(argv[2], "off") {
+                // No reply to this one either.
+                ctx.client.reply = ReplyMode::Off;
+                Ok(())
+            } else if is(argv[2], "skip") {
+                if ctx.client.reply != ReplyMode::Off {
+                    ctx.client.reply = ReplyMode::SkipNext;
+                }
+                Ok(())
             } else {
                 Err(CmdError::Syntax)
             }
@@ -391,9 +400,16 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             if t < 0 {
                 return Err(CmdError::Static(errors::TIMEOUT_NEGATIVE));
             }
-            Err(CmdError::Static(errors::CLIENT_PAUSE_UNSUPPORTED))
+            let mode = match argv.get(3) {
+                Some(m) if is(m, "write") => crate::pause::Mode::Write,
+                _ => crate::pause::Mode::All,
+            };
+            ctx.srv.pause.pause(ctx.now.saturating_add(t as u64), mode);
+            ctx.out.ok();
+            Ok(())
         }
         "unpause" => {
+            ctx.srv.pause.unpause();
             ctx.out.ok();
             Ok(())
         }
@@ -509,8 +525,12 @@ fn client_type(name: &[u8]) -> Option<ClientType> {
 }
 
 /// Every connection is a normal client here (no replication, no pub/sub yet).
-fn type_of(_c: &ClientInfo) -> ClientType {
-    ClientType::Normal
+fn type_of(c: &ClientInfo) -> ClientType {
+    if c.in_pubsub() {
+        ClientType::Pubsub
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// CLIENT LIST [TYPE type] | [ID id [id ...]]

@@ -49,6 +49,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         .or_else(|| slotsasync::handler(id))
         .or_else(|| crate::multi::handler(id))
         .or_else(|| crate::pubsub::handler(id))
+        .or_else(|| crate::monitor::handler(id))
 }
 
 #[cfg(test)]

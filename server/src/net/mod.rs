@@ -97,6 +97,7 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let served = serve(&srv, &mut stream, &mut client, timeout, rbuf, false).await;
     crate::multi::unwatch_all(&srv, &mut client);
     srv.pubsub.forget(&mut client);
+    srv.monitors.forget(client.id);
     if let Some(rest) = served {
         // Another server's migration stream: go on serving it on the
         // low-priority migration thread (migrate::background), so restoring
@@ -215,6 +216,8 @@ async fn serve(
         let mut pos = 0usize;
         let mut fatal = false;
         let mut handoff = false;
+        // A command held back by CLIENT PAUSE (not consumed).
+        let mut held = false;
         let mut argv: Vec<&[u8]> = reuse(std::mem::take(&mut argv_store));
         while rbuf.len() - pos >= parser.needed() && !client.close_after_reply {
             let buf = &rbuf[pos..];
@@ -241,12 +244,20 @@ async fn serve(
                             .iter()
                             .filter_map(|&(s, e)| base.get(s..e))
                             .collect();
+                        if srv.pause.holds(client, &args, now) {
+                            held = true;
+                            break;
+                        }
                         if !args.is_empty() {
                             exec::execute(srv, client, &mut out, now, &args);
                         }
                     } else {
                         argv.clear();
                         argv.extend(parser.ranges().iter().filter_map(|&(s, e)| buf.get(s..e)));
+                        if srv.pause.holds(client, &argv, now) {
+                            held = true;
+                            break;
+                        }
                         if !argv.is_empty() {
                             exec::execute(srv, client, &mut out, now, &argv);
                         }
@@ -299,6 +310,17 @@ async fn serve(
         }
         if info.omem.load(Relaxed) != 0 && !flush_mail(srv, stream, &info).await {
             return None;
+        }
+        if held {
+            // Paused: wait for the end of the pause, then parse the held
+            // command again (the buffer still holds it).
+            tokio::select! {
+                _ = srv.pause.wait() => {}
+                _ = info.kill.notified() => return None,
+            }
+            parser = RequestParser::new();
+            skip_read = true;
+            continue;
         }
         if let Some(pending) = client.pending.take() {
             // A migration command answers when its network work is done.

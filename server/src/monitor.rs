@@ -1,0 +1,153 @@
+//! MONITOR: clients that receive every command the server runs, one line
+//! each (Redis' `replicationFeedMonitors`): `+<sec>.<usec> [<db> <addr>]
+//! "arg" ...`, escaped like `sdscatrepr`, fed by the gate after each call
+//! through the clients' mailboxes. Admin commands and those flagged
+//! `skip_monitor` are not shown; AUTH/HELLO passwords are redacted.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use protocol::command::{CmdId, CommandSpec, flags};
+
+use crate::client::{Client, ClientInfo};
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::{Ctx, Handler};
+use crate::server::Server;
+
+/// The monitoring clients of a server.
+#[derive(Default)]
+pub struct Monitors {
+    active: AtomicBool,
+    list: Mutex<Vec<Arc<ClientInfo>>>,
+}
+
+impl Monitors {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ClientInfo>>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether anyone monitors (the gate's only cost otherwise).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Relaxed)
+    }
+
+    /// Number of monitoring clients.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn add(&self, c: Arc<ClientInfo>) {
+        let mut l = self.lock();
+        l.push(c);
+        self.active.store(true, Relaxed);
+    }
+
+    /// Drops a leaving client (called on every disconnect).
+    pub fn forget(&self, id: u64) {
+        if !self.active() {
+            return;
+        }
+        let mut l = self.lock();
+        l.retain(|c| c.id != id);
+        self.active.store(!l.is_empty(), Relaxed);
+    }
+}
+
+pub fn handler(id: CmdId) -> Option<Handler> {
+    Some(match id {
+        CmdId::Monitor => monitor,
+        _ => return None,
+    })
+}
+
+/// MONITOR: from now on the connection receives every command's line.
+fn monitor(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::Static(errors::MONITOR_DENY_BLOCKING));
+    }
+    if ctx.client.info.monitor.load(Relaxed) {
+        // Already monitoring: nothing happens, no reply (as Redis).
+        return Ok(());
+    }
+    ctx.client.info.monitor.store(true, Relaxed);
+    ctx.srv.monitors.add(ctx.client.info.clone());
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Whether a command's line is shown to monitors.
+#[inline]
+pub fn shown(spec: &CommandSpec) -> bool {
+    !spec.has(flags::ADMIN) && !spec.has(flags::SKIP_MONITOR)
+}
+
+/// Sends the line of `argv`, run by `client` in DB `db`, to every monitor.
+pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]]) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = Vec::with_capacity(64);
+    line.extend_from_slice(format!("+{}.{:06} [{} {}] ", t.as_secs(), t.subsec_micros(), db, client.info.addr).as_bytes());
+    let redact_from = match id {
+        CmdId::Auth => 1,
+        _ => usize::MAX,
+    };
+    // HELLO … AUTH user pass: both redacted.
+    let hello_auth = (id == CmdId::Hello)
+        .then(|| argv.iter().position(|a| a.eq_ignore_ascii_case(b"auth")))
+        .flatten()
+        .map(|i| i + 1);
+    for (i, a) in argv.iter().enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        if i >= redact_from || hello_auth.is_some_and(|h| i == h || i == h + 1) {
+            line.extend_from_slice(b"\"(redacted)\"");
+        } else {
+            repr(&mut line, a);
+        }
+    }
+    line.extend_from_slice(b"\r\n");
+    for m in srv.monitors.lock().iter() {
+        m.deliver(&line);
+    }
+}
+
+/// `sdscatrepr`: a quoted string with `\\ \" \n \r \t \a \b` escaped and
+/// other non-printable bytes as `\xHH`.
+pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' | b'"' => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(c),
+            c => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_escapes_like_redis() {
+        let mut v = Vec::new();
+        repr(&mut v, b"a\"b\\c\n\r\t\x07\x08\x00\xff z");
+        assert_eq!(v, b"\"a\\\"b\\\\c\\n\\r\\t\\a\\b\\x00\\xff z\"");
+    }
+}
