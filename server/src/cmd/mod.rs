@@ -79,6 +79,7 @@ mod tests {
                 super::slotsasync::handler(id).is_some(),
                 crate::multi::handler(id).is_some(),
                 crate::pubsub::handler(id).is_some(),
+                crate::monitor::handler(id).is_some(),
             ]
             .iter()
             .filter(|&&b| b)
