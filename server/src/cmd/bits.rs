@@ -20,6 +20,10 @@
 //!   replies nil and skips the write.
 //! * Keyspace hits/misses are counted for the read lookups (GETBIT, BITCOUNT,
 //!   BITPOS, BITOP sources, read-only BITFIELD).
+//! * Changes are reported as Redis reports them: SETBIT and BITFIELD signal
+//!   `setbit` only when the key was created or grew or a stored bit changed
+//!   (BITFIELD counts one change per such write), BITOP signals `set` on the
+//!   destination, or `del` when an empty result deleted it.
 //!
 //! Counting uses `u64::count_ones` over 8-byte words; bit searches skip whole
 //! words that cannot contain the wanted bit.
@@ -30,6 +34,7 @@ use protocol::number::parse_i64;
 use crate::cmd::util::{int_arg, is};
 use crate::db::{Entry, KeyAccess, Object};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, STRING};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -232,17 +237,20 @@ fn bit_offset(ctx: &Ctx, a: &[u8], bits: u32) -> Result<u64, CmdError> {
 }
 
 /// Looks a string up for writing, creating it or zero-padding it so byte
-/// `byte` exists (Redis' `lookupStringForBitCommand`).
+/// `byte` exists (Redis' `lookupStringForBitCommand`). The flag says whether
+/// the key was created or grew (a change even if no bit is then written).
 fn string_for_write<'s>(
     s: &'s mut impl KeyAccess,
     key: &[u8],
     byte: u64,
     now: u64,
     lru: u32,
-) -> Result<&'s mut Vec<u8>, CmdError> {
+) -> Result<(&'s mut Vec<u8>, bool), CmdError> {
     let need = byte as usize + 1;
+    let mut dirty = false;
     if s.get(key, now).is_none() {
         s.insert(Entry::new_obj(key, Object::Str(vec![0u8; need]), None, lru));
+        dirty = true;
     }
     let e = s.get(key, now).ok_or(CmdError::WrongType)?;
     e.as_str().ok_or(CmdError::WrongType)?;
@@ -250,8 +258,9 @@ fn string_for_write<'s>(
     let v = e.str_mut().ok_or(CmdError::WrongType)?;
     if v.len() < need {
         v.resize(need, 0);
+        dirty = true;
     }
-    Ok(v)
+    Ok((v, dirty))
 }
 
 // ---------------------------------------------------------------------------
@@ -267,9 +276,12 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     let (now, lru) = (ctx.now, ctx.lru());
     let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let v = string_for_write(&mut s, key, off >> 3, now, lru)?;
+    let (v, dirty) = string_for_write(&mut s, key, off >> 3, now, lru)?;
     let old = get_bit(v, off);
     put_bit(v, off, on);
+    if dirty || old != on {
+        ctx.changed(STRING, "setbit", key);
+    }
     drop(s);
     ctx.out.int(old as i64);
     Ok(())
@@ -488,11 +500,15 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // Expire a stale destination first (counts as expired, like Redis).
     let _ = s.get(dest, now);
     if n > 0 {
-        s.put(Entry::new_obj(dest, Object::Str(res), None, lru));
-    } else {
-        s.remove(dest);
+        let old = s.put(Entry::new_obj(dest, Object::Str(res), None, lru));
+        ctx.changed(STRING, "set", dest);
+        drop(s);
+        drop(old);
+    } else if let Some(old) = s.remove(dest) {
+        ctx.changed(GENERIC, "del", dest);
+        drop(s);
+        drop(old);
     }
-    drop(s);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -583,8 +599,9 @@ fn parse_fields(ctx: &Ctx, argv: &[&[u8]]) -> Result<Vec<Field>, CmdError> {
     Ok(ops)
 }
 
-/// Runs one write operation; `None` = FAIL overflow (nil reply, no write).
-fn run_write(v: &mut [u8], f: &Field) -> Option<i64> {
+/// Runs one write operation: its reply and whether the stored field changed;
+/// `None` = FAIL overflow (nil reply, no write).
+fn run_write(v: &mut [u8], f: &Field) -> Option<(i64, bool)> {
     let old: i128 = if f.signed {
         get_signed(v, f.off, f.bits) as i128
     } else {
@@ -605,13 +622,14 @@ fn run_write(v: &mut [u8], f: &Field) -> Option<i64> {
             let (n, o) = field_add(x, 0, f.signed, f.bits, f.ow);
             (n, o, false)
         }
-        FieldOp::Get => return Some(old as i64),
+        FieldOp::Get => return Some((old as i64, false)),
     };
     if overflow && f.ow == Overflow::Fail {
         return None;
     }
     set_field(v, f.off, f.bits, newv as u64);
-    Some(if ret_new { newv as i64 } else { old as i64 })
+    let reply = if ret_new { newv as i64 } else { old as i64 };
+    Some((reply, newv != old))
 }
 
 fn field_get(p: &[u8], f: &Field) -> i64 {
@@ -644,13 +662,23 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
         Some(_) if ro => return Err(CmdError::Static(errors::BITFIELD_RO_GET_ONLY)),
         Some(h) => {
             let mut s = ctx.ks().lock_key(ctx.db(), key);
-            let v = string_for_write(&mut s, key, h >> 3, now, lru)?;
+            let (v, dirty) = string_for_write(&mut s, key, h >> 3, now, lru)?;
+            // Redis counts a write that was carried out as a change when the
+            // key was created or grew, else when the field's value changed.
+            let mut changes = 0u64;
             for f in &ops {
                 replies.push(if f.op == FieldOp::Get {
                     Some(field_get(v, f))
                 } else {
-                    run_write(v, f)
+                    run_write(v, f).map(|(r, changed)| {
+                        changes += (dirty || changed) as u64;
+                        r
+                    })
                 });
+            }
+            if changes > 0 {
+                ctx.changed(STRING, "setbit", key);
+                ctx.dirty(changes - 1);
             }
         }
     }
@@ -748,6 +776,40 @@ mod tests {
         );
         assert_eq!(field_add(0, 0, true, 1, Wrap), (0, false));
         assert_eq!(field_add(0, 1, true, 1, Wrap), (-1, true));
+    }
+
+    /// Writes that leave the value as it was (same bit, same field, FAIL
+    /// overflow, GET only, empty result on a missing key) propagate nothing.
+    #[test]
+    fn no_op_writes_are_not_propagated() {
+        use crate::testkit::Harness;
+        let mut t = Harness::new();
+        t.capture();
+        t.run("SETBIT k 9 1");
+        t.run("SETBIT k 9 1");
+        t.run("SETBIT k 0 0");
+        t.run("SETBIT k 23 0");
+        assert_eq!(
+            t.propagated(),
+            ["SELECT 0", "SETBIT k 9 1", "SETBIT k 23 0"]
+        );
+        t.run("BITFIELD k GET u8 0");
+        t.run("BITFIELD k SET u8 0 0");
+        t.run("BITFIELD k OVERFLOW FAIL INCRBY u8 0 300");
+        t.run("BITFIELD k INCRBY u8 0 0 SET u4 0 0");
+        assert!(t.propagated().is_empty());
+        t.run("BITFIELD k SET u8 0 1 GET u8 0");
+        t.run("BITFIELD k SET u8 24 0");
+        assert_eq!(
+            t.propagated(),
+            ["BITFIELD k SET u8 0 1 GET u8 0", "BITFIELD k SET u8 24 0"]
+        );
+        t.run("BITOP AND d nokey1 nokey2");
+        assert!(t.propagated().is_empty());
+        t.run("BITOP OR d k");
+        t.run("BITOP AND d nokey1");
+        t.run("BITOP AND d nokey1");
+        assert_eq!(t.propagated(), ["BITOP OR d k", "BITOP AND d nokey1"]);
     }
 
     #[test]

@@ -28,11 +28,17 @@
 //! * A non-string key is `WRONGTYPE`; a string that is not a HyperLogLog is
 //!   `WRONGTYPE Key is not a valid HyperLogLog string value.`; a sparse
 //!   encoding that does not cover exactly 2^14 registers is `INVALIDOBJ`.
+//! * Changes as Redis reports them: PFADD signals `pfadd` when it created the
+//!   key or changed a register (one change per such element, plus one for
+//!   the creation), PFMERGE always signals `pfadd` on the destination, and a
+//!   PFCOUNT that stores a recomputed cached cardinality counts as a change
+//!   without any event (so the cache update is propagated, as `PFCOUNT key`).
 
 use protocol::command::CmdId;
 
 use crate::db::{Entry, KeyAccess, Object};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::STRING;
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -494,6 +500,10 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
 // Commands
 // ---------------------------------------------------------------------------
 
+/// No notification class: [`Ctx::changed`] with it signals the key and
+/// counts the change without publishing a keyspace event.
+const NO_EVENT: u32 = 0;
+
 fn corrupt(_: Corrupt) -> CmdError {
     CmdError::Static(errors::HLL_INVALID)
 }
@@ -513,11 +523,11 @@ fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (now, lru) = (ctx.now, ctx.lru());
     let max_bytes = ctx.srv.config().hll_sparse_max_bytes;
     let mut s = ctx.ks().lock_key(ctx.db(), key);
-    let mut updated = false;
+    let mut updated = 0u64;
     match s.get(key, now) {
         None => {
             s.insert(Entry::new_obj(key, Object::Str(new_sparse()), None, lru));
-            updated = true;
+            updated = 1;
         }
         Some(e) => {
             hll_of(e)?;
@@ -529,7 +539,7 @@ fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut result = Ok(());
     for ele in &argv[2..] {
         match add(v, ele, max_bytes) {
-            Ok(true) => updated = true,
+            Ok(true) => updated += 1,
             Ok(false) => {}
             Err(c) => {
                 result = Err(corrupt(c));
@@ -537,12 +547,15 @@ fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
     }
-    if updated {
+    // Like Redis, a corrupt value ends the command before any signal.
+    if updated > 0 && result.is_ok() {
         invalidate(v);
+        ctx.changed(STRING, "pfadd", key);
+        ctx.dirty(updated - 1);
     }
     drop(s);
     result?;
-    ctx.out.int(updated as i64);
+    ctx.out.int((updated > 0) as i64);
     Ok(())
 }
 
@@ -582,6 +595,9 @@ fn pfcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         None => {
             let c = estimate(&histogram(v).map_err(corrupt)?);
             set_cached(v, c);
+            // The stored value changed: a change with no keyspace event
+            // (no notification class), so replicas get the same cache.
+            ctx.changed(NO_EVENT, "", key);
             c
         }
     };
@@ -623,6 +639,8 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     invalidate(v);
+    // Redis reports a merge as an add, whether or not a register changed.
+    ctx.changed(STRING, "pfadd", dest);
     drop(s);
     ctx.out.ok();
     Ok(())
@@ -631,6 +649,36 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PFADD propagates only when a register (or the key) changed, PFCOUNT
+    /// when it stored a recomputed cache, PFMERGE always.
+    #[test]
+    fn propagation() {
+        use crate::testkit::Harness;
+        let mut t = Harness::new();
+        t.capture();
+        t.run("PFADD h a b");
+        t.run("PFADD h a b");
+        t.run("PFCOUNT h");
+        t.run("PFCOUNT h");
+        t.run("PFCOUNT h nokey");
+        t.run("PFCOUNT nokey");
+        t.run("PFADD h2");
+        t.run("PFADD h2");
+        t.run("PFMERGE h2 h");
+        t.run("PFMERGE h2 h");
+        assert_eq!(
+            t.propagated(),
+            [
+                "SELECT 0",
+                "PFADD h a b",
+                "PFCOUNT h",
+                "PFADD h2",
+                "PFMERGE h2 h",
+                "PFMERGE h2 h"
+            ]
+        );
+    }
 
     #[test]
     fn murmur_and_pattern() {

@@ -15,6 +15,13 @@
 //!   them, SCAN and RANDOMKEY delete the expired keys they meet.
 //! * Argument errors come in Redis' order (options before numbers, the
 //!   same-object check before the key lookup) with Redis' exact texts.
+//! * Changes are reported (`Ctx::changed`) with Redis' events: `del` per key
+//!   deleted, `expire` (or `del` for a deadline already past), `persist`,
+//!   `rename_from` then `rename_to`, `move_from` then `move_to` (each in its
+//!   DB), `copy_to` in the target DB; nothing for a command that changed
+//!   nothing (TOUCH never changes anything). The EXPIRE family propagates as
+//!   `PEXPIREAT key <ms> [flags]`, or as `DEL`/`UNLINK` when the deadline is
+//!   already past, as Redis does.
 
 use protocol::command::CmdId;
 use protocol::glob::{is_match_all, string_match};
@@ -25,6 +32,7 @@ use crate::cmd::util::parse_cursor;
 use crate::config::MaxmemoryPolicy;
 use crate::db::{Entry, KeyAccess, MultiRef, SlotRef};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::GENERIC;
 use crate::exec::{Ctx, Handler};
 
 use super::util::{int_arg, is};
@@ -58,11 +66,15 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 
 /// Runs `f` with the given keys' slots locked: one slot guard for a single
 /// key (the common case, no allocation), all slots at once otherwise.
-fn with_keys<R>(ctx: &Ctx, keys: &[&[u8]], f: impl FnOnce(&mut dyn KeyAccess) -> R) -> R {
-    let db = ctx.db();
+fn with_keys<R>(
+    ctx: &mut Ctx,
+    keys: &[&[u8]],
+    f: impl FnOnce(&mut Ctx, &mut dyn KeyAccess) -> R,
+) -> R {
+    let (db, ks) = (ctx.db(), ctx.ks());
     match keys {
-        [k] => f(&mut ctx.ks().lock_key(db, k)),
-        _ => f(&mut ctx.ks().lock_keys(db, keys.iter().copied())),
+        [k] => f(ctx, &mut ks.lock_key(db, k)),
+        _ => f(ctx, &mut ks.lock_keys(db, keys.iter().copied())),
     }
 }
 
@@ -90,7 +102,7 @@ fn db_index_arg(ctx: &Ctx, a: &[u8]) -> Result<usize, CmdError> {
 /// (`db::drop_later`, Redis' lazy free), small ones inline.
 fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now;
-    let n = with_keys(ctx, &argv[1..], |a| {
+    let n = with_keys(ctx, &argv[1..], |ctx, a| {
         let mut n = 0;
         for &k in &argv[1..] {
             // An expired key is reclaimed by the lookup and not counted.
@@ -98,6 +110,7 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 if let Some(e) = a.remove(k) {
                     crate::db::drop_later(e);
                 }
+                ctx.changed(GENERIC, "del", k);
                 n += 1;
             }
         }
@@ -110,7 +123,7 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// EXISTS counts repeated keys once per mention.
 fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now;
-    let (hits, misses) = with_keys(ctx, &argv[1..], |a| {
+    let (hits, misses) = with_keys(ctx, &argv[1..], |_, a| {
         let mut hits = 0;
         for &k in &argv[1..] {
             hits += a.get(k, now).is_some() as i64;
@@ -143,7 +156,7 @@ fn type_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn touch(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (now, lru) = (ctx.now, ctx.lru());
-    let (hits, misses) = with_keys(ctx, &argv[1..], |a| {
+    let (hits, misses) = with_keys(ctx, &argv[1..], |_, a| {
         let mut hits = 0;
         for &k in &argv[1..] {
             if let Some(e) = a.get(k, now) {
@@ -213,7 +226,9 @@ fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// `expireGenericCommand`: the deadline is computed in signed milliseconds
-/// with Redis' overflow checks; a deadline not in the future deletes the key.
+/// with Redis' overflow checks; a deadline not in the future deletes the key
+/// (propagated as `DEL`, or `UNLINK` under `lazyfree-lazy-expire`); any other
+/// deadline is propagated as `PEXPIREAT key <ms>` with the flags given.
 fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], relative: bool, seconds: bool) -> CmdResult {
     let key = argv[1];
     let flags = expire_flags(&argv[3..])?;
@@ -245,9 +260,29 @@ fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], relative: bool, seconds: bool) 
         return Ok(());
     }
     if when <= now as i64 {
-        s.remove(key);
+        let old = s.remove(key);
+        ctx.changed(GENERIC, "del", key);
+        if ctx.propagating() {
+            let del: &[u8] = if ctx.srv.config().lazyfree_lazy_expire {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            ctx.propagate(&[del, key]);
+        }
+        drop(s);
+        drop(old);
     } else {
         s.set_expire(key, Some(when as u64));
+        ctx.changed(GENERIC, "expire", key);
+        // PEXPIREAT goes as it came; the others as PEXPIREAT with the
+        // absolute deadline in ms.
+        if (relative || seconds) && ctx.propagating() {
+            let mut b = itoa::Buffer::new();
+            let mut line: Vec<&[u8]> = vec![b"PEXPIREAT", key, b.format(when).as_bytes()];
+            line.extend_from_slice(&argv[3..]);
+            ctx.propagate(&line);
+        }
     }
     ctx.out.int(1);
     Ok(())
@@ -309,6 +344,7 @@ fn persist(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     if had {
         s.set_expire(key, None);
+        ctx.changed(GENERIC, "persist", key);
     }
     ctx.out.int(had as i64);
     Ok(())
@@ -329,7 +365,7 @@ fn renamenx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
     let (src, dst) = (argv[1], argv[2]);
     let (now, lru) = (ctx.now, ctx.lru());
-    let done = with_keys(ctx, &[src, dst], |a| {
+    let done = with_keys(ctx, &[src, dst], |ctx, a| {
         let Some(e) = a.get(src, now) else {
             return Err(CmdError::NoSuchKey);
         };
@@ -347,12 +383,12 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
             let exp = e.expire();
             a.insert(e.with_key(dst, exp));
         }
+        // Both keys are modified (WATCH, blocked clients on `dst`); Redis
+        // counts one change where this counts two.
+        ctx.changed(GENERIC, "rename_from", src);
+        ctx.changed(GENERIC, "rename_to", dst);
         Ok(true)
     })?;
-    if done {
-        // A client blocked on the destination (BLPOP ...) may now be served.
-        ctx.srv.signal_key_ready(ctx.client.db, dst);
-    }
     if nx {
         ctx.out.int(done as i64);
     } else {
@@ -437,8 +473,8 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         d.remove(dst);
     }
     d.insert(copied);
+    ctx.changed_in(target, GENERIC, "copy_to", dst);
     drop(pair);
-    ctx.srv.signal_key_ready(target, dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -471,10 +507,12 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         d.insert(e);
         true
     });
-    drop((s, d));
     if moved {
-        ctx.srv.signal_key_ready(target, key);
+        // Redis counts one change where this counts two.
+        ctx.changed(GENERIC, "move_from", key);
+        ctx.changed_in(target, GENERIC, "move_to", key);
     }
+    drop((s, d));
     ctx.out.int(moved as i64);
     Ok(())
 }
@@ -894,6 +932,71 @@ mod tests {
         assert_eq!(t.run("DBSIZE"), ":1\r\n");
         let counts: Vec<usize> = (0..6).map(|i| t.srv.ks.db(i).unwrap().len()).collect();
         assert_eq!(counts, vec![1, 0, 0, 1, 0, 1]);
+    }
+
+    /// The EXPIRE family propagates absolute deadlines (flags kept), a past
+    /// deadline as DEL; writes that change nothing propagate nothing.
+    #[test]
+    fn propagation_rewrites() {
+        let mut t = T::new();
+        t.run("MSET a 1 b 2 c 3");
+        t.capture();
+        let in10s = t.now + 10_000;
+        t.run("EXPIRE a 10 NX");
+        t.run("EXPIRE a 20 NX");
+        t.run("PEXPIRE a 10000 xx gt");
+        t.run("EXPIREAT b 4102444800");
+        t.run("pexpireat b 4102444800001 GT");
+        t.run("EXPIRE nokey 10");
+        t.run("EXPIRE c 10 XX");
+        t.run("EXPIRE c 10 LT");
+        assert_eq!(
+            t.propagated(),
+            [
+                "SELECT 0".to_string(),
+                format!("PEXPIREAT a {in10s} NX"),
+                "PEXPIREAT b 4102444800000".into(),
+                "pexpireat b 4102444800001 GT".into(),
+                format!("PEXPIREAT c {in10s} LT"),
+            ]
+        );
+        t.run("EXPIRE a 0");
+        t.run("PEXPIREAT b 1");
+        t.run("PEXPIRE nokey -5");
+        assert_eq!(t.propagated(), ["DEL a", "DEL b"]);
+        t.run("CONFIG SET lazyfree-lazy-expire yes");
+        t.run("EXPIREAT c 1");
+        assert_eq!(t.propagated(), ["UNLINK c"]);
+        t.run("MSET a 1 b 2");
+        t.propagated();
+        t.run("DEL x y");
+        t.run("UNLINK x");
+        t.run("PERSIST a");
+        t.run("TOUCH a b");
+        t.run("RENAME a a");
+        t.run("RENAMENX a b");
+        t.run("COPY a b");
+        t.run("MOVE nokey 1");
+        assert!(t.propagated().is_empty());
+        t.run("DEL x a y");
+        t.run("PEXPIRE b 100");
+        t.run("PERSIST b");
+        t.run("RENAME b c");
+        t.run("COPY c d DB 1");
+        t.run("COPY c d DB 1");
+        t.run("MOVE d 1");
+        t.run("MOVE c 1");
+        assert_eq!(
+            t.propagated(),
+            [
+                "DEL x a y".to_string(),
+                format!("PEXPIREAT b {}", t.now + 100),
+                "PERSIST b".into(),
+                "RENAME b c".into(),
+                "COPY c d DB 1".into(),
+                "MOVE c 1".into(),
+            ]
+        );
     }
 
     #[test]

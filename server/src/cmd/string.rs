@@ -24,6 +24,14 @@
 //!   through `lock_keys`, so they are atomic across slots.
 //! * LCS builds the same `(alen+1)*(blen+1)` table of u32 Redis does and
 //!   refuses it when it would exceed `proto-max-bulk-len` bytes.
+//! * Changes are reported (`Ctx::changed`) with Redis' events (`set`, then
+//!   `expire` when SET carries an expiry; `incrby`, `incrbyfloat`, `append`,
+//!   `setrange`; GETEX's `expire`/`persist`/`del`; GETDEL's `del`), never for
+//!   a command that changed nothing. What is propagated is rewritten where
+//!   Redis rewrites it: SET/SETEX/PSETEX with an expiry → `SET k v PXAT ms`,
+//!   SET … GET → the line without GET, GETSET → `SET`, INCRBYFLOAT →
+//!   `SET k v KEEPTTL`, GETDEL → `DEL`/`UNLINK`, GETEX → `PEXPIREAT`,
+//!   `PERSIST` or `DEL`/`UNLINK`.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -34,6 +42,7 @@ use crate::cmd::util::int_arg;
 use crate::cmd::util::{c_is as copt, c_str as cstr};
 use crate::db::{Db, Entry, KeyAccess, Object};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, STRING};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -90,6 +99,12 @@ fn check_len(size: u64, append: u64, max: u64) -> CmdResult {
 
 fn proto_max_bulk_len(ctx: &Ctx) -> u64 {
     ctx.srv.config().proto_max_bulk_len
+}
+
+/// How a deletion is propagated: `UNLINK` when the lazy-free option Redis
+/// consults is on, else `DEL`.
+fn del_name(lazy: bool) -> &'static [u8] {
+    if lazy { b"UNLINK" } else { b"DEL" }
 }
 
 // ---------------------------------------------------------------------------
@@ -209,9 +224,12 @@ enum SetReply {
     Int,
 }
 
-/// `setGenericCommand`.
+/// `setGenericCommand`. `argv` is the command line (its GET options are
+/// left out of what is propagated).
+#[allow(clippy::too_many_arguments)]
 fn set_generic(
     ctx: &mut Ctx,
+    argv: &[&[u8]],
     key: &[u8],
     val: &[u8],
     o: &ExtOpts,
@@ -255,6 +273,20 @@ fn set_generic(
         None
     };
     let old = s.put(Entry::new_str(key, val, exp, lru));
+    ctx.changed(STRING, "set", key);
+    if let Some(ms) = expire {
+        ctx.notify(GENERIC, "expire", key);
+        if ctx.propagating() {
+            // The expiry travels as an absolute time; NX/XX/GET/KEEPTTL go.
+            let mut b = itoa::Buffer::new();
+            ctx.propagate::<&[u8]>(&[b"SET", key, val, b"PXAT", b.format(ms).as_bytes()]);
+        }
+    } else if o.get && ctx.propagating() {
+        // Replicas need no reply: the same line without its GET options.
+        let mut line: Vec<&[u8]> = argv[..3].to_vec();
+        line.extend(argv[3..].iter().filter(|a| !copt(a, "GET")));
+        ctx.propagate(&line);
+    }
     drop(s);
     drop(old);
     if !o.get {
@@ -275,6 +307,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let db = ctx.db();
         let mut s = ctx.ks().lock_key(db, key);
         let old = upsert(&mut s, db, e, now);
+        ctx.changed(STRING, "set", key);
         drop(s);
         drop(old);
         ctx.out.ok();
@@ -285,7 +318,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         Some((k, a)) => Some(expire_at(k, a, ctx.now, ctx.spec.name)?),
         None => None,
     };
-    set_generic(ctx, key, val, &o, expire, SetReply::Ok)
+    set_generic(ctx, argv, key, val, &o, expire, SetReply::Ok)
 }
 
 fn setnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -293,13 +326,14 @@ fn setnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         nx: true,
         ..ExtOpts::default()
     };
-    set_generic(ctx, argv[1], argv[2], &o, None, SetReply::Int)
+    set_generic(ctx, argv, argv[1], argv[2], &o, None, SetReply::Int)
 }
 
 fn setex_generic(ctx: &mut Ctx, argv: &[&[u8]], kind: ExpKind) -> CmdResult {
     let expire = expire_at(kind, argv[2], ctx.now, ctx.spec.name)?;
     set_generic(
         ctx,
+        argv,
         argv[1],
         argv[3],
         &ExtOpts::default(),
@@ -333,6 +367,8 @@ fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     let old = s.put(e);
+    ctx.changed(STRING, "set", key);
+    ctx.propagate::<&[u8]>(&[b"SET", key, val]);
     drop(s);
     drop(old);
     Ok(())
@@ -351,6 +387,11 @@ fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.hit(true);
             ctx.out.bulk(e.as_str().ok_or(CmdError::WrongType)?);
             let old = s.remove(key);
+            ctx.changed(GENERIC, "del", key);
+            if ctx.propagating() {
+                let lazy = ctx.srv.config().lazyfree_lazy_user_del;
+                ctx.propagate::<&[u8]>(&[del_name(lazy), key]);
+            }
             drop(s);
             drop(old);
             Ok(())
@@ -371,23 +412,37 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     ctx.hit(true);
     e.touch(lru);
+    let had_ttl = e.expire().is_some();
     let v = e.as_str().ok_or(CmdError::WrongType)?;
     let expire = match o.exp {
         Some((k, a)) => Some(expire_at(k, a, now, ctx.spec.name)?),
         None => None,
     };
     ctx.out.bulk(v);
+    // Never propagated as is: as the DEL, PEXPIREAT or PERSIST it amounts to.
     match (o.exp, expire) {
         (Some((k, _)), Some(ms)) if !k.relative() && ms <= now => {
             let old = s.remove(key);
+            ctx.changed(GENERIC, "del", key);
+            if ctx.propagating() {
+                let lazy = ctx.srv.config().lazyfree_lazy_expire;
+                ctx.propagate::<&[u8]>(&[del_name(lazy), key]);
+            }
             drop(s);
             drop(old);
         }
         (_, Some(ms)) => {
             s.set_expire(key, Some(ms));
+            ctx.changed(GENERIC, "expire", key);
+            if ctx.propagating() {
+                let mut b = itoa::Buffer::new();
+                ctx.propagate::<&[u8]>(&[b"PEXPIREAT", key, b.format(ms).as_bytes()]);
+            }
         }
-        _ if o.persist => {
+        _ if o.persist && had_ttl => {
             s.set_expire(key, None);
+            ctx.changed(GENERIC, "persist", key);
+            ctx.propagate::<&[u8]>(&[b"PERSIST", key]);
         }
         _ => {}
     }
@@ -445,6 +500,7 @@ fn mset_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
     }
     for p in pairs() {
         upsert(&mut m, db, Entry::new_str(p[0], p[1], None, lru), now);
+        ctx.changed(STRING, "set", p[0]);
     }
     drop(m);
     if nx {
@@ -495,6 +551,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], incr: i64) -> CmdResult {
             value
         }
     };
+    ctx.changed(STRING, "incrby", key);
     drop(s);
     ctx.out.int(value);
     Ok(())
@@ -531,21 +588,26 @@ fn incrbyfloat_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         IncrFloatError::NanOrInf => CmdError::Static(errors::INCR_NAN),
     };
     let mut s = ctx.ks().lock_key(ctx.db(), key);
-    match s.get(key, now) {
+    let v = match s.get(key, now) {
         None => {
             let v = incrbyfloat(None, argv[2]).map_err(fail)?;
-            ctx.out.bulk(&v);
             s.insert(Entry::new_str(key, &v, None, lru));
+            v
         }
         Some(e) => {
             let cur = e.as_str().ok_or(CmdError::WrongType)?;
             let v = incrbyfloat(Some(cur), argv[2]).map_err(fail)?;
-            ctx.out.bulk(&v);
             let exp = e.expire();
             e.set_str(&v, exp);
             e.touch(lru);
+            v
         }
-    }
+    };
+    ctx.changed(STRING, "incrbyfloat", key);
+    // The result, not the increment, so float formatting cannot diverge.
+    ctx.propagate::<&[u8]>(&[b"SET", key, &v[..], b"KEEPTTL"]);
+    drop(s);
+    ctx.out.bulk(&v);
     Ok(())
 }
 
@@ -573,6 +635,7 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             v.len()
         }
     };
+    ctx.changed(STRING, "append", key);
     drop(s);
     ctx.out.int(total as i64);
     Ok(())
@@ -670,6 +733,9 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
     };
+    if !val.is_empty() {
+        ctx.changed(STRING, "setrange", key);
+    }
     drop(s);
     ctx.out.int(total as i64);
     Ok(())
@@ -1150,6 +1216,139 @@ mod tests {
             t.run_at(0, "GETRANGE a 0 1");
             t.run_at(0, "LCS a q");
             assert_eq!(t.hits_misses(), (5, 5));
+        }
+
+        /// What each write propagates: Redis' rewrites, and nothing at all
+        /// for a write that changed nothing.
+        #[test]
+        fn propagation_rewrites() {
+            let mut t = T::new();
+            t.capture();
+            let at = |ms: u64| t.now + ms;
+            let (in10s, in5s, in5ms) = (at(10_000), at(5000), at(5));
+            t.run("SET k v EX 10");
+            assert_eq!(
+                t.propagated(),
+                ["SELECT 0".to_string(), format!("SET k v PXAT {in10s}")]
+            );
+            t.run("SET k v2 NX");
+            t.run("SET nokey v XX");
+            t.run("SET k v3 NX GET");
+            t.run("SET k v3 PX 100 NX");
+            t.run("SET h v GET");
+            assert_eq!(t.propagated(), ["SET h v"]);
+            t.run("HSET hh f v");
+            t.propagated();
+            assert!(t.run("SET hh v GET").starts_with("-WRONGTYPE"));
+            assert!(t.propagated().is_empty(), "errors change nothing");
+            t.run("SET k w get XX KEEPTTL GET");
+            assert_eq!(t.propagated(), ["SET k w XX KEEPTTL"]);
+            t.run("SET k w GET EXAT 4102444800");
+            t.run("SET k w XX PXAT 4102444800000");
+            t.run("SET k w KEEPTTL");
+            assert_eq!(
+                t.propagated(),
+                [
+                    "SET k w PXAT 4102444800000",
+                    "SET k w PXAT 4102444800000",
+                    "SET k w KEEPTTL"
+                ]
+            );
+            t.run("SETEX k 5 v");
+            t.run("PSETEX k 5 v");
+            t.run("SETNX k v");
+            t.run("SETNX n v");
+            assert_eq!(
+                t.propagated(),
+                [
+                    format!("SET k v PXAT {in5s}"),
+                    format!("SET k v PXAT {in5ms}"),
+                    "SETNX n v".into()
+                ]
+            );
+            t.run("GETSET k x");
+            t.run("INCRBYFLOAT f 1.5");
+            t.run("INCRBYFLOAT f 1e2");
+            t.run("INCR k");
+            t.run("INCRBYFLOAT k 1");
+            t.run("INCRBY c 3");
+            t.run("DECR c");
+            assert_eq!(
+                t.propagated(),
+                [
+                    "SET k x",
+                    "SET f 1.5 KEEPTTL",
+                    "SET f 101.5 KEEPTTL",
+                    "INCRBY c 3",
+                    "DECR c"
+                ]
+            );
+            t.run("GETDEL k");
+            t.run("GETDEL k");
+            assert_eq!(t.propagated(), ["DEL k"]);
+            t.run("GETEX f");
+            t.run("GETEX f PERSIST");
+            t.run("GETEX nokey EX 5");
+            assert!(t.propagated().is_empty());
+            t.run("GETEX f EX 10");
+            t.run("GETEX f PERSIST");
+            t.run("GETEX f PXAT 4102444800000");
+            t.run("GETEX f EXAT 1");
+            t.run("GETEX f EXAT 1");
+            assert_eq!(
+                t.propagated(),
+                [
+                    format!("PEXPIREAT f {in10s}"),
+                    "PERSIST f".into(),
+                    "PEXPIREAT f 4102444800000".into(),
+                    "DEL f".into()
+                ]
+            );
+            t.run("MSETNX a 1 n 2");
+            t.run("MSETNX a 1 b 2");
+            t.run("MSET a 3 b 4");
+            t.run("SETRANGE a 0 \"\"");
+            t.run("SETRANGE nokey 5 \"\"");
+            t.run("SETRANGE a 1 x");
+            t.run("APPEND a \"\"");
+            assert_eq!(
+                t.propagated(),
+                [
+                    "MSETNX a 1 b 2",
+                    "MSET a 3 b 4",
+                    "SETRANGE a 1 x",
+                    "APPEND a "
+                ]
+            );
+        }
+
+        #[test]
+        fn lazy_free_options_pick_unlink() {
+            let mut t = T::new();
+            t.run("CONFIG SET lazyfree-lazy-user-del yes");
+            t.run("CONFIG SET lazyfree-lazy-expire yes");
+            t.run("MSET a 1 b 2");
+            t.capture();
+            t.run("GETDEL a");
+            t.run("GETEX b PXAT 1");
+            assert_eq!(t.propagated(), ["SELECT 0", "UNLINK a", "UNLINK b"]);
+        }
+
+        #[test]
+        fn dirty_counts_like_redis() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut t = T::new();
+            let dirty = |t: &mut T, line: &str| {
+                let before = t.srv.dirty.load(Relaxed);
+                t.run(line);
+                t.srv.dirty.load(Relaxed) - before
+            };
+            assert_eq!(dirty(&mut t, "MSET a 1 b 2 c 3"), 3);
+            assert_eq!(dirty(&mut t, "SET a 1 EX 10"), 1);
+            assert_eq!(dirty(&mut t, "SET a 1 NX"), 0);
+            assert_eq!(dirty(&mut t, "MSETNX a 1 z 2"), 0);
+            assert_eq!(dirty(&mut t, "INCR b"), 1);
+            assert_eq!(dirty(&mut t, "GETEX a"), 0);
         }
 
         #[test]
