@@ -36,6 +36,10 @@
 //!   then the options (COUNT < 1 and TYPE are syntax errors). A compact hash
 //!   is returned whole with cursor 0, as Redis' listpack; MATCH filters on
 //!   fields (a filtered field drops its value).
+//! * Changes are reported through `Ctx::changed` as Redis does: `hset` for
+//!   HSET/HMSET (always, one dirty per pair) and for HSETNX (only when it set
+//!   the field), `hdel` (then `del` when the hash went), `hincrby`,
+//!   `hincrbyfloat`. HINCRBYFLOAT propagates as `HSET key field <new value>`.
 //! * Keyspace hits/misses are counted where Redis uses `lookupKeyRead`
 //!   (HGET, HMGET, HLEN, HSTRLEN, HEXISTS, HKEYS, HVALS, HGETALL, HRANDFIELD,
 //!   HSCAN), not for the write commands.
@@ -53,6 +57,7 @@ use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
 use crate::ds::hash::Limits;
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, HASH};
 use crate::exec::{Ctx, Handler};
 
 /// Largest negative HRANDFIELD count we serve (picks with repeats); Redis
@@ -161,7 +166,10 @@ fn hset_generic(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize, CmdE
         return Err(CmdError::Msg(errors::wrong_arity(name)));
     }
     let lim = limits(ctx);
-    write_hash(ctx, argv[1], |h| Ok(h.set_pairs(&argv[2..], &lim)))
+    let created = write_hash(ctx, argv[1], |h| Ok(h.set_pairs(&argv[2..], &lim)))?;
+    ctx.changed(HASH, "hset", argv[1]);
+    ctx.dirty(((argv.len() - 2) / 2 - 1) as u64);
+    Ok(created)
 }
 
 fn hset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -186,6 +194,9 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         h.prepare(&argv[2..4], &lim);
         Ok(h.set(field, value, &lim))
     })?;
+    if created {
+        ctx.changed(HASH, "hset", argv[1]);
+    }
     ctx.out.int(created as i64);
     Ok(())
 }
@@ -206,10 +217,18 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 }
             }
         }
-        if h.is_empty() {
+        let emptied = h.is_empty();
+        if emptied {
             slot.remove(key);
         } else {
             h.trim();
+        }
+        if deleted > 0 {
+            ctx.changed(HASH, "hdel", key);
+            if emptied {
+                ctx.notify(GENERIC, "del", key);
+            }
+            ctx.dirty(deleted as u64 - 1);
         }
     }
     drop(slot);
@@ -230,6 +249,7 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
         Ok(new)
     })?;
+    ctx.changed(HASH, "hincrby", argv[1]);
     ctx.out.int(v);
     Ok(())
 }
@@ -251,6 +271,10 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         h.set(field, &text, &lim);
         Ok(text)
     })?;
+    ctx.changed(HASH, "hincrbyfloat", argv[1]);
+    // The result, not the increment, so replicas and the AOF agree whatever
+    // their float formatting.
+    ctx.propagate(&[&b"HSET"[..], argv[1], field, text.as_slice()]);
     ctx.out.bulk(&text);
     Ok(())
 }
@@ -523,5 +547,41 @@ mod tests {
             assert!(handler(id).is_some());
         }
         assert!(handler(CmdId::Get).is_none());
+    }
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset_and_no_ops_not_at_all() {
+        let mut t = T::new();
+        t.capture();
+        t.run("HSET h a 1 b x");
+        t.run("HINCRBYFLOAT h a 0.5");
+        t.run("HINCRBYFLOAT h new 3.0e1");
+        for line in [
+            "HSETNX h a 2",
+            "HDEL h nofield",
+            "HDEL nokey a",
+            "HINCRBY h b 1",
+            "HINCRBYFLOAT h b 1",
+            "HINCRBY h a 1",
+            "HSET h a",
+        ] {
+            t.run(line);
+        }
+        t.run("HSETNX h c 3");
+        t.run("HMSET h a 1 a 2");
+        t.run("HDEL h a b c new");
+        assert_eq!(
+            t.propagated(),
+            [
+                "SELECT 0",
+                "HSET h a 1 b x",
+                "HSET h a 1.5",
+                "HSET h new 30",
+                "HSETNX h c 3",
+                "HMSET h a 1 a 2",
+                "HDEL h a b c new",
+            ]
+        );
+        assert_eq!(t.run("EXISTS h"), ":0\r\n");
     }
 }

@@ -5,8 +5,16 @@
 //!
 //! * Argument errors come in Redis' order (options before the key lookup,
 //!   except LINDEX/LSET which look the key up first).
-//! * Emptied lists are deleted; every command that adds elements signals the
-//!   key ready so blocked clients are served.
+//! * Emptied lists are deleted. Every change is reported through
+//!   `Ctx::changed` with Redis' class, event names and order (a pop that
+//!   empties a list: `lpop`/`rpop`, then `del`; LMOVE: the push event on the
+//!   destination, then the pop event on the source); that also wakes clients
+//!   blocked on the key. A command that changes nothing reports nothing and is
+//!   not propagated.
+//! * Propagation rewrites as Redis 7.0.15: LMPOP/BLMPOP → `LPOP|RPOP key n`
+//!   (n = what was popped), BLPOP/BRPOP → `LPOP|RPOP key`, BLMOVE → `LMOVE`,
+//!   BRPOPLPUSH → `RPOPLPUSH` (the same handler serves a woken client, so both
+//!   paths propagate the same way).
 //! * Keyspace hits/misses are counted where Redis uses `lookupKeyRead`
 //!   (LLEN, LINDEX, LRANGE, LPOS), not for write lookups.
 
@@ -19,6 +27,7 @@ use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::List;
 use crate::ds::list::DEFAULT_FILL;
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, LIST};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -93,6 +102,38 @@ fn push(l: &mut List, end: End, v: &[u8], fill: i32) {
     }
 }
 
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+/// The non-blocking pop a pop from `end` propagates as.
+fn pop_name(end: End) -> &'static [u8] {
+    match end {
+        End::Left => b"LPOP",
+        End::Right => b"RPOP",
+    }
+}
+
+/// Reports `n` elements popped from `key` (Redis' `listElementsRemoved`):
+/// the pop event, then `del` when the pop emptied (and deleted) the list.
+fn report_pop(ctx: &mut Ctx, key: &[u8], end: End, n: usize, deleted: bool) {
+    ctx.changed(LIST, pop_event(end), key);
+    if deleted {
+        ctx.notify(GENERIC, "del", key);
+    }
+    ctx.dirty(n.saturating_sub(1) as u64);
+}
+
 fn pop_with<R>(l: &mut List, end: End, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     match end {
         End::Left => l.pop_front_with(f),
@@ -138,8 +179,9 @@ fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) ->
             n
         }
     };
+    ctx.changed(LIST, push_event(end), key);
+    ctx.dirty((argv.len() - 3) as u64);
     drop(s);
-    ctx.srv.signal_key_ready(ctx.client.db, key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -185,8 +227,8 @@ fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     l.insert(if after { pos + 1 } else { pos }, val, fill);
     let n = l.len();
+    ctx.changed(LIST, "linsert", key);
     drop(s);
-    ctx.srv.signal_key_ready(ctx.client.db, key);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -238,6 +280,7 @@ fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Static(errors::INDEX_OUT_OF_RANGE));
     };
     l.set(i, argv[3], fill);
+    ctx.changed(LIST, "lset", key);
     drop(s);
     ctx.out.ok();
     Ok(())
@@ -300,11 +343,30 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut s = ctx.ks().lock_key(ctx.db(), key);
     if let Some(e) = s.get(key, ctx.now) {
         let l = list_mut(e)?;
-        match norm_range(start, end, l.len()) {
+        let len = l.len();
+        let kept = match norm_range(start, end, len) {
             None => {
                 s.remove(key);
+                0
             }
-            Some((a, b)) => l.keep_range(a, b, fill),
+            Some((a, b)) => {
+                l.keep_range(a, b, fill);
+                b - a + 1
+            }
+        };
+        let trimmed = len - kept;
+        if trimmed > 0 {
+            ctx.changed(LIST, "ltrim", key);
+            if kept == 0 {
+                ctx.notify(GENERIC, "del", key);
+            }
+            ctx.dirty(trimmed as u64 - 1);
+        } else {
+            // Redis signals the key (WATCH) and notifies `ltrim` even when
+            // nothing was trimmed, but adds nothing to the command's dirty
+            // count, so it is not propagated (the server-wide counter still
+            // counts one here).
+            ctx.srv.changed(ctx.client.db, LIST, "ltrim", key);
         }
     }
     drop(s);
@@ -349,8 +411,16 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         })
     };
-    if l.is_empty() {
+    let emptied = l.is_empty();
+    if emptied {
         s.remove(key);
+    }
+    if removed > 0 {
+        ctx.changed(LIST, "lrem", key);
+        if emptied {
+            ctx.notify(GENERIC, "del", key);
+        }
+        ctx.dirty(removed as u64 - 1);
     }
     drop(s);
     ctx.out.int(removed as i64);
@@ -467,9 +537,10 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
         return Ok(());
     };
     let l = list_mut(e)?;
-    match count {
+    let n = match count {
         None => {
             pop_with(l, end, |v| ctx.out.bulk(v));
+            1
         }
         Some(c) => {
             let n = c.min(l.len());
@@ -477,10 +548,15 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
             for _ in 0..n {
                 pop_with(l, end, |v| ctx.out.bulk(v));
             }
+            n
         }
-    }
-    if l.is_empty() {
+    };
+    let emptied = l.is_empty();
+    if emptied {
         s.remove(key);
+    }
+    if n > 0 {
+        report_pop(ctx, key, end, n, emptied);
     }
     Ok(())
 }
@@ -533,7 +609,8 @@ fn parse_mpop<'a>(argv: &[&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError
     })
 }
 
-/// Pops up to `count` from the first non-empty key; writes `[key, [elems]]`.
+/// Pops up to `count` from the first non-empty key; writes `[key, [elems]]`
+/// and propagates `LPOP|RPOP key n` (Redis' rewrite of LMPOP and BLMPOP).
 /// Returns false (nothing written) when every key is missing.
 /// Keys are checked in order: the first existing non-list key is a WRONGTYPE
 /// error, as in Redis.
@@ -551,8 +628,14 @@ fn mpop_serve(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) -> Result<b
         for _ in 0..n {
             pop_with(l, end, |v| ctx.out.bulk(v));
         }
-        if l.is_empty() {
+        let emptied = l.is_empty();
+        if emptied {
             g.remove(key);
+        }
+        report_pop(ctx, key, end, n, emptied);
+        if ctx.propagating() {
+            let mut buf = itoa::Buffer::new();
+            ctx.propagate(&[pop_name(end), key, buf.format(n).as_bytes()]);
         }
         return Ok(true);
     }
@@ -569,7 +652,9 @@ fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 // --- move ---------------------------------------------------------------------
 
-/// LMOVE core: None when the source is missing.
+/// LMOVE core: false when the source is missing. Reports the push on `dst`,
+/// then the pop on `src` (and its `del` when emptied), as Redis does; with
+/// `src == dst` the element rotates within the one list.
 fn move_serve(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Result<bool, CmdError> {
     let fill = fill(ctx);
     let lru = ctx.lru();
@@ -589,19 +674,29 @@ fn move_serve(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Resu
     let Some(v) = pop_with(l, from, |v| v.to_vec()) else {
         return Ok(false);
     };
-    if l.is_empty() {
-        g.remove(src);
-    }
-    match g.get(dst, now) {
-        Some(d) => push(list_mut(d)?, to, &v, fill),
-        None => {
-            let mut l = List::new();
-            l.push_back(&v, fill);
-            g.insert(Entry::new_obj(dst, Object::List(l), None, lru));
+    let mut emptied = false;
+    if src == dst {
+        push(l, to, &v, fill);
+    } else {
+        emptied = l.is_empty();
+        if emptied {
+            g.remove(src);
+        }
+        match g.get(dst, now) {
+            Some(d) => push(list_mut(d)?, to, &v, fill),
+            None => {
+                let mut l = List::new();
+                l.push_back(&v, fill);
+                g.insert(Entry::new_obj(dst, Object::List(l), None, lru));
+            }
         }
     }
+    ctx.changed(LIST, push_event(to), dst);
+    ctx.changed(LIST, pop_event(from), src);
+    if emptied {
+        ctx.notify(GENERIC, "del", src);
+    }
     drop(g);
-    ctx.srv.signal_key_ready(ctx.client.db, dst);
     ctx.out.bulk(&v);
     Ok(true)
 }
@@ -638,9 +733,12 @@ fn bpop_generic(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
             ctx.out.array(2);
             ctx.out.bulk(key);
             pop_with(l, end, |v| ctx.out.bulk(v));
-            if l.is_empty() {
+            let emptied = l.is_empty();
+            if emptied {
                 g.remove(key);
             }
+            report_pop(ctx, key, end, 1, emptied);
+            ctx.propagate(&[pop_name(end), key]);
             return Ok(());
         }
     }
@@ -669,7 +767,9 @@ fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let from = parse_end(argv[3])?;
     let to = parse_end(argv[4])?;
     let deadline = block::parse_timeout(argv[5], ctx.now)?;
-    if !move_serve(ctx, argv[1], argv[2], from, to)? {
+    if move_serve(ctx, argv[1], argv[2], from, to)? {
+        ctx.propagate(&[&b"LMOVE"[..], argv[1], argv[2], argv[3], argv[4]]);
+    } else {
         ctx.block_on(argv, &[argv[1]], deadline, Nil::Array);
     }
     Ok(())
@@ -677,7 +777,9 @@ fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let deadline = block::parse_timeout(argv[3], ctx.now)?;
-    if !move_serve(ctx, argv[1], argv[2], End::Right, End::Left)? {
+    if move_serve(ctx, argv[1], argv[2], End::Right, End::Left)? {
+        ctx.propagate(&[&b"RPOPLPUSH"[..], argv[1], argv[2]]);
+    } else {
         ctx.block_on(argv, &[argv[1]], deadline, Nil::Array);
     }
     Ok(())
@@ -686,6 +788,7 @@ fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::Harness;
 
     #[test]
     fn ranges() {
@@ -713,5 +816,114 @@ mod tests {
             parse_mpop(&argv, 1).err(),
             Some(CmdError::Static(errors::NUMKEYS_NOT_POSITIVE))
         );
+    }
+
+    #[test]
+    fn pops_propagate_their_non_blocking_form() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("RPUSH l a b c");
+        assert_eq!(
+            h.run("LMPOP 2 nokey l LEFT COUNT 5"),
+            "*2\r\n$1\r\nl\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        h.run("RPUSH l a b");
+        h.run("BLPOP nokey l 0");
+        h.run("BRPOP l 0");
+        h.run("RPUSH s x y");
+        h.run("BLMOVE s d left RIGHT 0");
+        h.run("BRPOPLPUSH d s 0");
+        h.run("BLMPOP 0 1 s RIGHT COUNT 1");
+        h.run("LMOVE s s LEFT LEFT");
+        h.run("RPOP s 3");
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "RPUSH l a b c",
+                "LPOP l 3",
+                "RPUSH l a b",
+                "LPOP l",
+                "RPOP l",
+                "RPUSH s x y",
+                "LMOVE s d left RIGHT",
+                "RPOPLPUSH d s",
+                "RPOP s 1",
+                "LMOVE s s LEFT LEFT",
+                "RPOP s 3",
+            ]
+        );
+        assert_eq!(h.run("EXISTS l s d"), ":0\r\n");
+    }
+
+    #[test]
+    fn a_woken_pop_propagates_like_an_immediate_one() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("RPUSH src x");
+        // block.rs serves a woken client by running its command again.
+        let info = std::sync::Arc::new(crate::client::ClientInfo::new(
+            2,
+            String::new(),
+            String::new(),
+            -1,
+            0,
+        ));
+        let mut other = crate::client::Client::new(info, true);
+        let mut out = protocol::resp::Reply::new();
+        let argv: [&[u8]; 6] = [b"BLMOVE", b"src", b"dst", b"RIGHT", b"LEFT", b"0"];
+        crate::exec::call_wakeup(&h.srv, &mut other, &mut out, h.now, &argv);
+        assert_eq!(out.buf, b"$1\r\nx\r\n");
+        let argv: [&[u8]; 3] = [b"BRPOP", b"dst", b"0"];
+        crate::exec::call_wakeup(&h.srv, &mut other, &mut out, h.now, &argv);
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "RPUSH src x",
+                "LMOVE src dst RIGHT LEFT",
+                "RPOP dst"
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_that_change_nothing_are_not_propagated() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("RPUSH l a b");
+        h.run("SADD str v");
+        for line in [
+            "LPUSHX nokey a",
+            "RPUSHX nokey a",
+            "LPUSH str a",
+            "LINSERT l BEFORE nopivot x",
+            "LINSERT nokey AFTER a x",
+            "LSET l 5 x",
+            "LSET nokey 0 x",
+            "LREM l 0 zz",
+            "LREM nokey 0 a",
+            "LPOP nokey",
+            "LPOP l 0",
+            "RPOP nokey 2",
+            "LTRIM nokey 0 1",
+            "LTRIM l 0 -1",
+            "LMOVE nokey l LEFT LEFT",
+            "LMOVE l str LEFT LEFT",
+            "LMPOP 2 nokey other LEFT",
+            "MULTI",
+            "BLPOP nokey 0",
+            "BLMOVE nokey l LEFT LEFT 0",
+            "EXEC",
+        ] {
+            h.run(line);
+        }
+        assert_eq!(h.run("LRANGE l 0 -1"), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(h.propagated(), ["SELECT 0", "RPUSH l a b", "SADD str v"]);
+        // A trim that removes something is propagated as is.
+        h.run("LTRIM l 1 1");
+        h.run("LTRIM l 5 10");
+        assert_eq!(h.propagated(), ["LTRIM l 1 1", "LTRIM l 5 10"]);
+        assert_eq!(h.run("EXISTS l"), ":0\r\n");
     }
 }

@@ -24,6 +24,15 @@
 //!   sets together, their values are moved out of their entries for the
 //!   duration of the command (under the locks, so nobody sees the gap) and put
 //!   back before the destination is written.
+//! * Changes are reported through `Ctx::changed` with Redis' events and
+//!   order: `sadd`, `srem` (then `del`), SMOVE's `srem` (+`del`) on the
+//!   source then `sadd` on the destination when the member was new there,
+//!   `spop` (+`del`), and `sinterstore`/`sunionstore`/`sdiffstore` on the
+//!   destination, or `del` when an empty result removed an existing one.
+//!   Nothing is reported (or propagated) when nothing changed.
+//! * SPOP propagates as Redis 7.0.15 does: `SREM key member` for a single
+//!   pop, one `SREM key member` per popped member for a partial SPOP with a
+//!   count, `DEL key` when the count takes the whole set.
 //! * Keyspace hits/misses are counted for Redis' read lookups (SISMEMBER,
 //!   SMISMEMBER, SCARD, SMEMBERS, SRANDMEMBER, SSCAN, SINTER, SINTERCARD,
 //!   SUNION, SDIFF), not for write lookups.
@@ -40,6 +49,7 @@ use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Set;
 use crate::ds::set::{Member, MemberRef};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, SET};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -117,6 +127,10 @@ fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             n
         }
     };
+    if added > 0 {
+        ctx.changed(SET, "sadd", key);
+        ctx.dirty(added as u64 - 1);
+    }
     drop(slot);
     ctx.out.int(added as i64);
     Ok(())
@@ -145,6 +159,13 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     if empty {
         slot.remove(key);
+    }
+    if removed > 0 {
+        ctx.changed(SET, "srem", key);
+        if empty {
+            ctx.notify(GENERIC, "del", key);
+        }
+        ctx.dirty(removed as u64 - 1);
     }
     drop(slot);
     ctx.out.int(removed);
@@ -222,18 +243,35 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     e.touch(lru);
     let s = set_mut(e)?;
+    // What to propagate instead of SPOP: the popped members (one SREM each),
+    // or DEL when the whole set went.
+    let record = ctx.propagating();
     let buf = &mut *ctx.out;
     let mut rng = rand::rng();
     let len = s.len() as u64;
-    match count {
+    let mut popped: Vec<Vec<u8>> = Vec::new();
+    let mut whole = false;
+    let n = match count {
         None => match s.pop_random(&mut rng) {
-            Some(m) => write_member(buf, m.as_ref()),
-            None => buf.null(),
+            Some(m) => {
+                write_member(buf, m.as_ref());
+                popped.push(m.to_vec());
+                1
+            }
+            None => {
+                buf.null();
+                0
+            }
         },
-        Some(0) => buf.set(0),
+        Some(0) => {
+            buf.set(0);
+            0
+        }
         Some(c) if c >= len => {
             write_set(buf, s.len(), s.iter());
             *s = Set::new();
+            whole = true;
+            len
         }
         Some(c) => {
             let remaining = len - c;
@@ -242,6 +280,9 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 for _ in 0..c {
                     if let Some(m) = s.pop_random(&mut rng) {
                         write_member(buf, m.as_ref());
+                        if record {
+                            popped.push(m.to_vec());
+                        }
                     }
                 }
             } else {
@@ -253,13 +294,32 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 let kept = Set::from_members(keep.iter().map(Member::as_ref), max);
                 for m in s.iter().filter(|m| !kept.contains_ref(*m)) {
                     write_member(buf, m);
+                    if record {
+                        popped.push(m.to_owned().to_vec());
+                    }
                 }
                 *s = kept;
             }
+            c
         }
-    }
-    if s.is_empty() {
+    };
+    let emptied = s.is_empty();
+    if emptied {
         slot.remove(key);
+    }
+    if n > 0 {
+        ctx.changed(SET, "spop", key);
+        if emptied {
+            ctx.notify(GENERIC, "del", key);
+        }
+        ctx.dirty(n - 1);
+        if whole {
+            ctx.propagate(&[&b"DEL"[..], key]);
+        } else {
+            for m in &popped {
+                ctx.propagate(&[&b"SREM"[..], key, m.as_slice()]);
+            }
+        }
     }
     drop(slot);
     Ok(())
@@ -342,18 +402,30 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    if emptied {
         keys.remove(src);
     }
-    if dst_exists {
-        if let Some(d) = keys.get(dst, now) {
-            d.touch(lru);
-            set_mut(d)?.insert(member, max);
+    ctx.changed(SET, "srem", src);
+    if emptied {
+        ctx.notify(GENERIC, "del", src);
+    }
+    let added = if dst_exists {
+        match keys.get(dst, now) {
+            Some(d) => {
+                d.touch(lru);
+                set_mut(d)?.insert(member, max)
+            }
+            None => false,
         }
     } else {
         let mut d = Set::new();
         d.insert(member, max);
         keys.insert(Entry::new_obj(dst, Object::Set(d), None, lru));
+        true
+    };
+    if added {
+        ctx.changed(SET, "sadd", dst);
     }
     drop(keys);
     ctx.out.int(1);
@@ -552,7 +624,7 @@ fn algebra_store(ctx: &mut Ctx, argv: &[&[u8]], op: Op) -> CmdResult {
     let dst = argv[1];
     let keys = &argv[2..];
     let max = max_intset(ctx);
-    let lru = ctx.lru();
+    let (now, lru) = (ctx.now, ctx.lru());
     let mut acc = ctx.ks().lock_keys(ctx.db(), argv[1..].iter().copied());
     let taken = Taken::take(ctx, &mut acc, keys, false)?;
     let result = {
@@ -572,9 +644,21 @@ fn algebra_store(ctx: &mut Ctx, argv: &[&[u8]], op: Op) -> CmdResult {
     };
     taken.restore(&mut acc);
     let n = result.len();
-    acc.remove(dst);
     if n > 0 {
+        // Redis' setKey: a write lookup (expiring a stale destination), then
+        // the new value.
+        let _ = acc.get(dst, now);
+        acc.remove(dst);
         acc.insert(Entry::new_obj(dst, Object::Set(result), None, lru));
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.changed(SET, event, dst);
+    } else if acc.remove(dst).is_some() {
+        // dbDelete, which removes even a logically expired destination.
+        ctx.changed(GENERIC, "del", dst);
     }
     drop(acc);
     ctx.out.int(n as i64);
@@ -703,5 +787,100 @@ mod tests {
         assert_eq!(d, set_of(&["1", "x"], 512));
         let d = diff_of(&[Some(&b), Some(&b)], 512);
         assert!(d.is_empty());
+    }
+
+    use crate::testkit::Harness;
+
+    /// The members of a RESP2 array/set reply of bulk strings.
+    fn members(reply: &str) -> Vec<String> {
+        let mut v: Vec<String> = reply
+            .split("\r\n")
+            .skip(2)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        v.retain(|m| !m.is_empty());
+        v
+    }
+
+    #[test]
+    fn spop_propagates_srem_per_member_or_del() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("SADD one x");
+        h.run("SPOP one");
+        h.run("SADD all a b c");
+        h.run("SPOP all 5");
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "SADD one x",
+                "SREM one x",
+                "SADD all a b c",
+                "DEL all"
+            ]
+        );
+        // Both partial strategies (few pops; most of the set) propagate one
+        // SREM per popped member, in one MULTI/EXEC block.
+        for (n, k) in [(10, 2), (10, 9)] {
+            let add: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+            h.run(&format!("SADD s {}", add.join(" ")));
+            let popped = members(&h.run(&format!("SPOP s {k}")));
+            assert_eq!(popped.len(), k);
+            let mut want = vec![format!("SADD s {}", add.join(" ")), "MULTI".to_string()];
+            want.extend(popped.iter().map(|m| format!("SREM s {m}")));
+            want.push("EXEC".to_string());
+            assert_eq!(h.propagated(), want);
+            let left = members(&h.run("SMEMBERS s"));
+            assert_eq!(left.len(), n - k);
+            assert!(left.iter().all(|m| !popped.contains(m)));
+            h.run("DEL s");
+            h.propagated();
+        }
+        // One pop that leaves members: a single SREM, no MULTI.
+        h.run("SADD p 1 2");
+        let m = members(&h.run("SPOP p 1"));
+        assert_eq!(
+            h.propagated(),
+            ["SADD p 1 2".to_string(), format!("SREM p {}", m[0])]
+        );
+    }
+
+    #[test]
+    fn set_commands_that_change_nothing_are_not_propagated() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("SADD s a b");
+        h.run("RPUSH l x");
+        for line in [
+            "SADD s a",
+            "SADD l a",
+            "SREM s zz",
+            "SREM nokey a",
+            "SMOVE nokey s a",
+            "SMOVE s s a",
+            "SMOVE s d zz",
+            "SMOVE s l a",
+            "SPOP nokey",
+            "SPOP nokey 3",
+            "SPOP s 0",
+            "SINTERSTORE dst s nokey",
+            "SUNIONSTORE dst nokey",
+            "SDIFFSTORE dst s s",
+            "SINTERSTORE dst s l",
+        ] {
+            h.run(line);
+        }
+        assert_eq!(h.propagated(), ["SELECT 0", "SADD s a b", "RPUSH l x"]);
+        // An empty result removing an existing destination is a change.
+        h.run("SDIFFSTORE l s s");
+        h.run("SMOVE s d a");
+        h.run("SMOVE s d b");
+        assert_eq!(
+            h.propagated(),
+            ["SDIFFSTORE l s s", "SMOVE s d a", "SMOVE s d b"]
+        );
+        assert_eq!(h.run("EXISTS l s"), ":0\r\n");
     }
 }

@@ -21,7 +21,10 @@
 //!   reverses it; LIMIT picks the range directly); a set is then still
 //!   sorted ALPHA when the result is STOREd, so replicas agree.
 //! * STORE writes a list (dropping any TTL of the destination) and replies
-//!   its length, or deletes the destination when the result is empty.
+//!   its length, or deletes the destination when the result is empty. It
+//!   reports `sortstore` on the destination (one dirty per element), or
+//!   `del` when an empty result removed an existing destination; an empty
+//!   result with no destination changes nothing and is not propagated.
 //! * Pattern keys may live in any slot: the command locks the slots of the
 //!   source, the destination and every pattern key together (retrying when
 //!   the source changed between reading it and locking the pattern keys), so
@@ -36,6 +39,7 @@ use crate::cmd::util::{int_arg, is};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::List;
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, LIST};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -449,13 +453,20 @@ fn finish(
                     vals.push(lookup_pattern(ctx, s, g, &it.elem, now).unwrap_or_default());
                 }
             }
-            let _ = s.get(dest, now);
             if vals.is_empty() {
-                s.remove(dest);
+                // dbDelete, which removes even a logically expired key.
+                if s.remove(dest).is_some() {
+                    ctx.changed(GENERIC, "del", dest);
+                }
             } else {
+                // Redis' setKey: a write lookup (expiring a stale
+                // destination), then the new value.
+                let _ = s.get(dest, now);
                 let fill = ctx.srv.config().list_max_listpack_size;
                 let l = List::from_iter(vals.iter().map(|v| v.as_slice()), fill);
                 s.put(Entry::new_obj(dest, Object::List(l), None, lru));
+                ctx.changed(LIST, "sortstore", dest);
+                ctx.dirty(vals.len() as u64 - 1);
             }
             ctx.out.int(vals.len() as i64);
         }
@@ -505,5 +516,25 @@ mod tests {
         assert_eq!(limits(Some((-3, 100)), 5), (0, 4));
         assert_eq!(limits(Some((0, 0)), 5), (0, -1));
         assert_eq!(limits(None, 0), (-1, -2));
+    }
+
+    #[test]
+    fn store_propagates_only_what_changed() {
+        let mut h = crate::testkit::Harness::new();
+        h.capture();
+        h.run("RPUSH l 3 1 2");
+        h.run("SORT nokey STORE dst");
+        h.run("SORT l STORE dst");
+        h.run("SORT nokey STORE dst");
+        h.run("SORT nokey STORE dst");
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "RPUSH l 3 1 2",
+                "SORT l STORE dst",
+                "SORT nokey STORE dst"
+            ]
+        );
     }
 }

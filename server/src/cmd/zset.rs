@@ -25,8 +25,16 @@
 //!   sums become 0; results are ordered by (score, member).
 //! * Blocking BZPOPMIN/BZPOPMAX/BZMPOP serve at once when a listed key holds
 //!   a zset (WRONGTYPE only for a wrong key met before that), otherwise they
-//!   block through `crate::block` (timeout: null array). Commands that create
-//!   a zset key signal it ready.
+//!   block through `crate::block` (timeout: null array).
+//! * Changes are reported through `Ctx::changed` with Redis' events and
+//!   order (`zadd`/`zincr` only when a score was added or changed, `zrem`,
+//!   `zremrangeby*`, `zpopmin`/`zpopmax`, each followed by `del` when the
+//!   zset went; the store commands' own event on the destination, or `del`
+//!   when an empty result removed an existing one); that also wakes clients
+//!   blocked on the key. No change, no report, no propagation.
+//! * Propagation rewrites as Redis 7.0.15: ZMPOP/BZMPOP → `ZPOPMIN|ZPOPMAX
+//!   key n` (n = what was popped), BZPOPMIN/BZPOPMAX → `ZPOPMIN|ZPOPMAX key`
+//!   (the same handler serves a woken client).
 //! * ZUNION & co. accept sets as inputs (every member scores 1).
 
 use std::collections::HashMap;
@@ -44,6 +52,7 @@ use crate::cmd::util::{scan_head, scan_options};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::zset::{Item, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::notify::{GENERIC, ZSET};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -336,22 +345,47 @@ fn rank_interval(llen: usize, start: i64, end: i64) -> (usize, usize) {
     (start as usize, end as usize + 1)
 }
 
-/// Stores `items` (sorted, distinct) at `dst`, or deletes `dst` when empty;
-/// replies with the count.
+/// Stores `items` (sorted, distinct) at `dst` and reports `event` on it, or
+/// deletes `dst` when empty (reporting `del` if it existed); replies with
+/// the count.
 fn store_result(
     ctx: &mut Ctx,
     r: &mut dyn KeyAccess,
     dst: &[u8],
     items: &[Item],
     lim: (usize, usize),
+    event: &'static str,
 ) {
-    r.remove(dst);
-    if !items.is_empty() {
+    if items.is_empty() {
+        // dbDelete, which removes even a logically expired destination.
+        if r.remove(dst).is_some() {
+            ctx.changed(GENERIC, "del", dst);
+        }
+    } else {
+        // Redis' setKey: a write lookup (expiring a stale destination), then
+        // the new value.
+        let _ = r.get(dst, ctx.now);
+        r.remove(dst);
         let z = ZSet::from_sorted(items, lim.0, lim.1);
         r.insert(Entry::new_obj(dst, Object::ZSet(z), None, ctx.lru()));
-        ctx.srv.signal_key_ready(ctx.client.db, dst);
+        ctx.changed(ZSET, event, dst);
     }
     ctx.out.int(items.len() as i64);
+}
+
+/// Reports `n` members popped from `key` (Redis' `genericZpopCommand`): the
+/// pop event, then `del` when the zset went.
+fn report_pop(ctx: &mut Ctx, key: &[u8], max: bool, n: usize, deleted: bool) {
+    ctx.changed(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    if deleted {
+        ctx.notify(GENERIC, "del", key);
+    }
+    ctx.dirty(n.saturating_sub(1) as u64);
+}
+
+/// The non-blocking pop a blocking or multi-key pop propagates as.
+fn pop_name(max: bool) -> &'static [u8] {
+    if max { b"ZPOPMAX" } else { b"ZPOPMIN" }
 }
 
 fn sort_items(items: &mut [Item]) {
@@ -445,7 +479,6 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
     let Some(e) = r.get(key, now) else {
         return Ok(());
     };
-    let created = !exists;
     let z = zset_mut(e)?;
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0f64;
@@ -484,10 +517,11 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], zincr: bool) -> CmdResult {
             }
         }
     }
-    drop(r);
-    if created {
-        ctx.srv.signal_key_ready(ctx.client.db, key);
+    if added + updated > 0 {
+        ctx.changed(ZSET, if incr { "zincr" } else { "zadd" }, key);
+        ctx.dirty((added + updated - 1) as u64);
     }
+    drop(r);
     if incr {
         if processed > 0 {
             score_reply(ctx.out, last);
@@ -518,8 +552,16 @@ fn zrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         r.remove(key);
+    }
+    if n > 0 {
+        ctx.changed(ZSET, "zrem", key);
+        if emptied {
+            ctx.notify(GENERIC, "del", key);
+        }
+        ctx.dirty(n as u64 - 1);
     }
     ctx.out.int(n);
     Ok(())
@@ -814,7 +856,7 @@ fn zrange_generic(
                 Vec::new()
             }
         };
-        store_result(ctx, &mut r, dst, &items, lim);
+        store_result(ctx, &mut r, dst, &items, lim, "zrangestore");
         return Ok(());
     }
     ctx.read_key(key, |out, e| {
@@ -863,6 +905,11 @@ fn zrevrangebylex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------------------
 
 fn zremrange_generic(ctx: &mut Ctx, key: &[u8], spec: Spec) -> CmdResult {
+    let event = match spec {
+        Spec::Rank(..) => "zremrangebyrank",
+        Spec::Score(_) => "zremrangebyscore",
+        Spec::Lex(..) => "zremrangebylex",
+    };
     let now = ctx.now;
     let mut r = ctx.ks().lock_key(ctx.db(), key);
     let Some(e) = r.get(key, now) else {
@@ -872,8 +919,16 @@ fn zremrange_generic(ctx: &mut Ctx, key: &[u8], spec: Spec) -> CmdResult {
     let z = zset_mut(e)?;
     let (a, b) = range_interval(z, &spec, false, 0, -1);
     let n = z.remove_ranks(a, b);
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         r.remove(key);
+    }
+    if n > 0 {
+        ctx.changed(ZSET, event, key);
+        if emptied {
+            ctx.notify(GENERIC, "del", key);
+        }
+        ctx.dirty(n as u64 - 1);
     }
     ctx.out.int(n as i64);
     Ok(())
@@ -907,6 +962,9 @@ fn zpopmax(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
     let key = argv[1];
     let count = match argv.get(2) {
         Some(c) => match int_arg(c) {
@@ -915,10 +973,6 @@ fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
         },
         None => None,
     };
-    if count == Some(0) {
-        ctx.out.array(0);
-        return Ok(());
-    }
     let now = ctx.now;
     let mut r = ctx.ks().lock_key(ctx.db(), key);
     let Some(e) = r.get(key, now) else {
@@ -926,6 +980,11 @@ fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
         return Ok(());
     };
     let z = zset_mut(e)?;
+    // Count 0 answers after the lookup and type check, as in Redis.
+    if count == Some(0) {
+        ctx.out.array(0);
+        return Ok(());
+    }
     let n = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
     let out = &mut *ctx.out;
     let nested = count.is_some() && out.resp3;
@@ -936,9 +995,11 @@ fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
         out.array(k * 2);
     }
     pop_into(z, max, k, out, nested);
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         r.remove(key);
     }
+    report_pop(ctx, key, max, k, emptied);
     Ok(())
 }
 
@@ -1022,8 +1083,14 @@ fn zmpop_generic(ctx: &mut Ctx, argv: &[&[u8]], block: bool) -> CmdResult {
         let n = count.min(z.len());
         out.array(n);
         pop_into(z, max, n, out, true);
-        if z.is_empty() {
+        let emptied = z.is_empty();
+        if emptied {
             r.remove(k);
+        }
+        report_pop(ctx, k, max, n, emptied);
+        if ctx.propagating() {
+            let mut buf = itoa::Buffer::new();
+            ctx.propagate(&[pop_name(max), k, buf.format(n).as_bytes()]);
         }
         return Ok(());
     }
@@ -1058,9 +1125,12 @@ fn bzpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> CmdResult {
         out.array(3);
         out.bulk(k);
         pop_into(z, max, 1, out, false);
-        if z.is_empty() {
+        let emptied = z.is_empty();
+        if emptied {
             r.remove(k);
         }
+        report_pop(ctx, k, max, 1, emptied);
+        ctx.propagate(&[pop_name(max), k]);
         return Ok(());
     }
     drop(r);
@@ -1347,8 +1417,13 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], op: SetOp, store: bool) -> CmdRe
         }
     }
     let items = compute(op, inputs, &weights, agg);
+    let event = match op {
+        SetOp::Union => "zunionstore",
+        SetOp::Inter => "zinterstore",
+        SetOp::Diff => "zdiffstore",
+    };
     match dst {
-        Some(d) => store_result(ctx, &mut r, d, &items, lim),
+        Some(d) => store_result(ctx, &mut r, d, &items, lim, event),
         None => write_items(ctx.out, &items, withscores),
     }
     Ok(())
@@ -1489,5 +1564,82 @@ mod tests {
         assert!(lex_empty(Lex::Min, Lex::Min));
         assert!(!lex_empty(Lex::Incl(b"a"), Lex::Incl(b"a")));
         assert!(lex_empty(Lex::Incl(b"b"), Lex::Incl(b"a")));
+    }
+
+    use crate::testkit::Harness;
+
+    #[test]
+    fn multi_key_and_blocking_pops_propagate_zpop() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("ZADD z 1 a 2 b 3 c 4 d");
+        h.run("ZMPOP 2 nokey z MIN COUNT 2");
+        h.run("BZPOPMAX nokey z 0");
+        h.run("BZMPOP 0 1 z MAX COUNT 10");
+        h.run("ZADD y 1 a");
+        h.run("ZPOPMIN y 10");
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "ZADD z 1 a 2 b 3 c 4 d",
+                "ZPOPMIN z 2",
+                "ZPOPMAX z",
+                "ZPOPMAX z 1",
+                "ZADD y 1 a",
+                "ZPOPMIN y 10",
+            ]
+        );
+        assert_eq!(h.run("EXISTS z y"), ":0\r\n");
+    }
+
+    #[test]
+    fn zset_commands_that_change_nothing_are_not_propagated() {
+        let mut h = Harness::new();
+        h.capture();
+        h.run("ZADD z 1 a 2 b");
+        h.run("SADD s m");
+        for line in [
+            "ZADD z 1 a",
+            "ZADD z XX 5 nomember",
+            "ZADD nokey XX 1 a",
+            "ZADD z NX 5 a",
+            "ZADD z GT 0 b",
+            "ZADD z LT INCR 1 a",
+            "ZADD s 1 a",
+            "ZINCRBY z 0 a",
+            "ZADD z INCR +inf a",
+            "ZADD z INCR -inf a",
+            "ZREM z nomember",
+            "ZREM nokey a",
+            "ZREMRANGEBYSCORE z 10 20",
+            "ZREMRANGEBYRANK z 5 10",
+            "ZREMRANGEBYLEX z [x [y",
+            "ZPOPMIN nokey",
+            "ZPOPMIN z 0",
+            "ZMPOP 1 nokey MIN",
+            "ZUNIONSTORE dst 1 nokey",
+            "ZINTERSTORE dst 2 z nokey",
+            "ZDIFFSTORE dst 2 z z",
+            "ZRANGESTORE dst z 5 10",
+        ] {
+            h.run(line);
+        }
+        // The INCR to +inf changed a's score; the -inf one failed (NaN).
+        assert_eq!(
+            h.propagated(),
+            [
+                "SELECT 0",
+                "ZADD z 1 a 2 b",
+                "SADD s m",
+                "ZADD z INCR +inf a"
+            ]
+        );
+        assert_eq!(h.run("ZPOPMIN s 0"), format!("-{}\r\n", errors::WRONGTYPE));
+        assert_eq!(h.run("ZPOPMIN z 1 2"), "-ERR syntax error\r\n");
+        // An empty result removing an existing destination is a change.
+        h.run("ZRANGESTORE s z 5 10");
+        assert_eq!(h.propagated(), ["ZRANGESTORE s z 5 10"]);
+        assert_eq!(h.run("EXISTS s"), ":0\r\n");
     }
 }
