@@ -25,11 +25,11 @@
 //! simply stays blocked in its place. Handlers therefore need no special
 //! "woken" path.
 //!
-//! Every command that adds elements to a key (LPUSH, RPUSH, LINSERT, LMOVE
-//! into the destination, ZADD, ZINCRBY, ...) calls
-//! `ctx.srv.signal_key_ready(db, key)` after it wrote (the call is a single
-//! atomic load when nobody is blocked). The gate (`exec::execute`) then calls
-//! [`serve_ready`] after the command.
+//! Every change a command reports (`Ctx::changed`, the one modified-key
+//! signal) marks the key ready (a single atomic load when nobody is
+//! blocked); the gate (`exec::call`) then calls [`serve_ready`] after the
+//! command, and work outside the gate (deferred restores) calls it itself.
+//! A woken command runs again through `exec::call_wakeup`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
@@ -141,7 +141,7 @@ impl Blocking {
     }
 
     /// Marks a key as having received data (writers call this through
-    /// `Server::signal_key_ready`).
+    /// `Server::changed`).
     #[inline]
     pub fn signal(&self, db: usize, key: &[u8]) {
         if self.waiters.load(SeqCst) == 0 {

@@ -125,14 +125,6 @@ impl Server {
         self.config.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Tells blocked clients waiting on `key` of DB `db` that it received
-    /// data; they are served right after the current command (block.rs).
-    /// Cheap when nobody is blocked.
-    #[inline]
-    pub fn signal_key_ready(&self, db: usize, key: &[u8]) {
-        self.blocking.signal(db, key);
-    }
-
     /// The modified-key signal (see `exec::Ctx::changed`): dirty counter,
     /// WATCH, blocked clients, keyspace notifications.
     #[inline]

@@ -358,6 +358,8 @@ fn slotsrestore_offloaded(
                     .map(|((k, ttl), v)| (k, ttl, v))
                     .collect();
                 slotsrestore_apply(&srv, dbi, now, crate::db::lru_clock(now), decoded);
+                // Outside the gate: serve clients blocked on the new keys.
+                crate::block::serve_ready(&srv);
                 out.ok();
             }
             Err(e) => {

@@ -486,9 +486,6 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
             };
             let elems = argv.get(5..).unwrap_or(&[]);
             let n = restore_chunk(ctx, form, key, elems, hint, expire, lru)?;
-            if form == Form::List && !elems.is_empty() {
-                ctx.srv.signal_key_ready(dbi, key);
-            }
             Ok(num_msg(n))
         }
     }
@@ -607,6 +604,9 @@ fn restore_chunk(
     srv.dirty.fetch_add(1, Relaxed);
     if srv.watches.any() {
         srv.watches.touch(db.index(), key, || true);
+    }
+    if form == Form::List && !elems.is_empty() {
+        srv.blocking.signal(db.index(), key);
     }
     if srv.prop.active() {
         let dbi = db.index();
