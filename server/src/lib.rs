@@ -31,6 +31,8 @@ pub mod net;
 pub mod pause;
 pub mod propagate;
 pub mod pubsub;
+#[cfg(test)]
+mod replay_tests;
 pub mod server;
 pub mod stats;
 #[cfg(test)]

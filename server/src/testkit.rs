@@ -74,19 +74,29 @@ impl Harness {
     /// arguments joined by spaces (`"SELECT 0"`, `"SET k v PXAT 1700000010000"`,
     /// `"MULTI"` …). Requires [`Harness::capture`].
     pub fn propagated(&mut self) -> Vec<String> {
+        self.propagated_argv()
+            .into_iter()
+            .map(|argv| {
+                let parts: Vec<String> =
+                    argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                parts.join(" ")
+            })
+            .collect()
+    }
+
+    /// [`Harness::propagated`] as raw argument vectors.
+    pub fn propagated_argv(&mut self) -> Vec<Vec<Vec<u8>>> {
         let rx = self.stream.as_mut().expect("Harness::capture first");
-        let mut lines = Vec::new();
+        let mut cmds = Vec::new();
         while let Ok(buf) = rx.try_recv() {
             let mut rest: &[u8] = &buf;
             while !rest.is_empty() {
                 let (argv, used) = parse_multibulk(rest);
                 rest = &rest[used..];
-                let parts: Vec<String> =
-                    argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-                lines.push(parts.join(" "));
+                cmds.push(argv);
             }
         }
-        lines
+        cmds
     }
 }
 
