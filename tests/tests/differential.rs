@@ -107,7 +107,10 @@ scripts!(
     bitmaps, connection, hashes, hll, keys, lists, protocol, server, sets, sort, strings, zsets
 );
 
-pending_scripts!();
+// Pending: multi (WATCH is not yet fired by the command handlers, and a few
+// MULTI edge cases), pubsub (RESET keeps the subscriptions), notify (no
+// keyspace events are published yet).
+pending_scripts!(multi, pubsub, notify);
 
 fn scripts_dir() -> PathBuf {
     workspace_root().join("tests").join("scripts")
