@@ -71,7 +71,13 @@ impl<'a> Ctx<'a> {
         nil: crate::block::Nil,
     ) {
         if self.client.in_exec {
-            // Inside EXEC a blocking command answers as if it timed out.
+            // Inside EXEC a blocking command answers as if it timed out,
+            // except BLMOVE/BRPOPLPUSH, which answer a null bulk there
+            // (Redis' CLIENT_DENY_BLOCKING path) but a null array on timeout.
+            if matches!(self.spec.name, "blmove" | "brpoplpush") {
+                self.out.null();
+                return;
+            }
             match nil {
                 crate::block::Nil::Array => self.out.null_array(),
                 crate::block::Nil::Bulk => self.out.null(),
@@ -314,6 +320,16 @@ fn resolve(srv: &Server, client: &mut Client, out: &mut Reply, argv: &[&[u8]]) -
 fn reject(srv: &Server, client: &mut Client, out: &mut Reply, stat: usize, text: &[u8]) {
     crate::multi::flag(client);
     srv.stats.cmds[stat].rejected.fetch_add(1, Relaxed);
+    if srv.stats.index.top(CmdId::Exec as usize) == stat {
+        // EXEC itself refused: the transaction is discarded and the reason
+        // reported as EXECABORT (Redis' execCommandAbort).
+        crate::multi::discard(srv, client);
+        let reason = text.strip_prefix(b"ERR ").unwrap_or(text);
+        let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+        msg.extend_from_slice(reason);
+        reply_error(srv, out, &msg);
+        return;
+    }
     reply_error(srv, out, text);
 }
 

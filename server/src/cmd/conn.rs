@@ -229,10 +229,17 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// RESET: back to a fresh connection's state (DB 0, RESP2, no name, no MULTI,
 /// unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    // Redis' clearClientConnectionState: out of MONITOR, DB 0, RESP2, no
+    // transaction or watched keys, no subscriptions, no name, replies on.
+    if ctx.client.info.monitor.swap(false, Relaxed) {
+        ctx.srv.monitors.forget(ctx.client.id);
+    }
     ctx.client.select(0);
     set_resp(ctx, 2);
     set_name(ctx, b"");
     crate::multi::discard(ctx.srv, ctx.client);
+    ctx.srv.pubsub.forget(ctx.client);
+    ctx.client.reply = crate::client::ReplyMode::On;
     let auth = requirepass(ctx).is_none();
     ctx.client.authenticated = auth;
     ctx.client.info.authenticated.store(auth, Relaxed);
