@@ -487,6 +487,34 @@ fn sort_store<'a>(argv: &[&'a [u8]]) -> Result<Option<&'a [u8]>, ()> {
     Ok(dst)
 }
 
+/// The lock set of one command run in DB `db`: without allocating when its
+/// keys share one slot (most writes).
+fn lock_command<'s>(
+    srv: &'s Server,
+    id: CmdId,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    db: usize,
+) -> crate::db::LockSet<'s> {
+    if id != CmdId::Sort && !needs_all_slots(id, argv) {
+        let mut one: Option<usize> = None;
+        let mut same = true;
+        spec.for_each_key_pos(argv, |i| {
+            let s = protocol::slot::slot_of(argv[i]);
+            match one {
+                None => one = Some(s),
+                Some(o) => same &= o == s,
+            }
+        });
+        if same {
+            return crate::db::LockSet::one(&srv.ks, one.map(|s| (db, s)));
+        }
+    }
+    let mut plan = crate::db::LockPlan::default();
+    plan_command(&mut plan, id, spec, argv, db);
+    crate::db::LockSet::lock(&srv.ks, plan)
+}
+
 /// Whether the gate takes a lock set for this command: writes outside the
 /// Codis group (whose migration commands lock slot by slot themselves).
 #[inline]
@@ -537,11 +565,7 @@ fn call(
     // A write runs under the lock set of every slot it touches, taken here
     // in the global order, and its changes reach the propagation stream
     // before the set is released (propagate.rs: ordering).
-    let own = (held.is_none() && locks_for(id, spec)).then(|| {
-        let mut plan = crate::db::LockPlan::default();
-        plan_command(&mut plan, id, spec, argv, client.db);
-        crate::db::LockSet::lock(&srv.ks, plan)
-    });
+    let own = (held.is_none() && locks_for(id, spec)).then(|| lock_command(srv, id, spec, argv, client.db));
     let held_now: Option<&(dyn crate::db::HeldSlots + '_)> = match &own {
         Some(set) => Some(set),
         None => held,

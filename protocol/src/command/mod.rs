@@ -200,18 +200,29 @@ impl CommandSpec {
             self.key_indexes(argv.len()).for_each(f);
             return;
         }
+        self.for_each_spec_key(argv, |i, _| f(i));
+    }
+
+    /// Calls `f` with the argument index of every key the key specs find in
+    /// `argv` and the spec that found it (Redis' `getKeysUsingKeySpecs`;
+    /// COMMAND GETKEYS). Returns false when a keynum argument is missing or
+    /// not a count (the keys found before it were passed to `f`).
+    pub fn for_each_spec_key<A: AsRef<[u8]>>(
+        &self,
+        argv: &[A],
+        mut f: impl FnMut(usize, &'static KeySpec),
+    ) -> bool {
         let argc = argv.len() as i64;
         for ks in self.key_specs {
             let first: i64 = match ks.begin {
                 BeginSearch::Index(i) => i as i64,
                 BeginSearch::Keyword(kw, from) => {
                     let from = from as i64;
+                    let is_kw = |i: &i64| argv[*i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes());
                     let hit = if from > 0 {
-                        (from..argc).find(|&i| argv[i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes()))
+                        (from..argc).find(is_kw)
                     } else {
-                        (1..argc + from + 1)
-                            .rev()
-                            .find(|&i| argv[i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes()))
+                        (1..argc + from + 1).rev().find(is_kw)
                     };
                     match hit {
                         Some(i) => i + 1,
@@ -235,10 +246,11 @@ impl CommandSpec {
                 FindKeys::Keynum { idx, first: fk, step } => {
                     let at = first + idx as i64;
                     if at < 1 || at >= argc {
-                        return;
+                        return false;
                     }
-                    let Some(n) = crate::number::parse_i64(argv[at as usize].as_ref()).filter(|&n| n >= 0) else {
-                        return;
+                    let Some(n) = crate::number::parse_i64(argv[at as usize].as_ref()).filter(|&n| n >= 0)
+                    else {
+                        return false;
                     };
                     let f0 = first + fk as i64;
                     (f0, f0.saturating_add(n) - 1, step as i64)
@@ -248,10 +260,11 @@ impl CommandSpec {
             let step = step.max(1);
             let mut i = first.max(1);
             while i <= last && i < argc {
-                f(i as usize);
+                f(i as usize, ks);
                 i += step;
             }
         }
+        true
     }
 
     /// The keys of `argv` (see [`CommandSpec::key_indexes`]).

@@ -16,7 +16,6 @@
 use protocol::command::{
     BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup,
 };
-use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
 use crate::cmd::conn::help_reply;
@@ -303,79 +302,14 @@ pub struct KeyRef {
 /// command's key specs, Redis' `getKeysUsingKeySpecs`: `None` when a spec
 /// cannot be applied to these arguments (bad keynum).
 pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
-    let argc = argv.len() as i64;
     let mut keys = Vec::new();
-    for ks in c.key_specs {
-        let first: i64 = match ks.begin {
-            BeginSearch::Index(i) => i as i64,
-            BeginSearch::Keyword(kw, from) => {
-                let from = from as i64;
-                let (start, end) = if from > 0 {
-                    (from, argc - 1)
-                } else {
-                    (argc + from, 0)
-                };
-                let mut found = 0;
-                let mut i = start;
-                while i != end {
-                    if i >= argc || i < 1 {
-                        break;
-                    }
-                    if argv[i as usize].eq_ignore_ascii_case(kw.as_bytes()) {
-                        found = i + 1;
-                        break;
-                    }
-                    i += if start <= end { 1 } else { -1 };
-                }
-                if found == 0 {
-                    continue;
-                }
-                found
-            }
-            BeginSearch::Unknown => continue,
-        };
-        let (first, last, step) = match ks.find {
-            FindKeys::Range { last, step, limit } => {
-                let (lastkey, limit) = (last as i64, limit as i64);
-                let l = if lastkey >= 0 {
-                    first + lastkey
-                } else if limit == 0 {
-                    argc + lastkey
-                } else {
-                    first + ((argc - first) / limit + lastkey)
-                };
-                (first, l, step as i64)
-            }
-            FindKeys::Keynum {
-                idx,
-                first: fk,
-                step,
-            } => {
-                let idx = idx as i64;
-                if idx >= argc - first {
-                    return None;
-                }
-                let n = parse_i64(argv[(first + idx) as usize]).filter(|&n| n >= 0)?;
-                let f = first + fk as i64;
-                (f, f.saturating_add(n) - 1, step as i64)
-            }
-            FindKeys::Unknown => continue,
-        };
-        let step = step.max(1);
-        let mut i = first;
-        while i <= last {
-            if i >= 1 && i < argc {
-                keys.push(KeyRef {
-                    pos: i as usize,
-                    flags: key_flags(c, ks, argv),
-                });
-            } else if i >= argc {
-                break;
-            }
-            i += step;
-        }
-    }
-    Some(keys)
+    let ok = c.for_each_spec_key(argv, |pos, ks| {
+        keys.push(KeyRef {
+            pos,
+            flags: key_flags(c, ks, argv),
+        })
+    });
+    ok.then_some(keys)
 }
 
 /// The flags of a key: the spec's, except for specs marked `variable_flags`

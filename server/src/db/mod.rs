@@ -733,9 +733,28 @@ pub struct LockSet<'a> {
     guards: Vec<RefCell<MutexGuard<'a, SlotTable>>>,
     all: bool,
     slots_per_db: usize,
+    /// The common case of one slot, held without allocating.
+    one: Option<((usize, usize), RefCell<MutexGuard<'a, SlotTable>>)>,
 }
 
 impl<'a> LockSet<'a> {
+    /// The lock set of a command whose keys all live in one slot (no keys:
+    /// `None`, an empty set).
+    #[inline]
+    pub fn one(ks: &'a Keyspace, at: Option<(usize, usize)>) -> LockSet<'a> {
+        let one = at.and_then(|(d, s)| {
+            let db = ks.dbs.get(d)?;
+            Some(((d, s), RefCell::new(lock(&db.slots[s & (SLOTS - 1)]))))
+        });
+        LockSet {
+            keys: Vec::new(),
+            guards: Vec::new(),
+            all: false,
+            slots_per_db: SLOTS,
+            one,
+        }
+    }
+
     pub fn lock(ks: &'a Keyspace, mut plan: LockPlan) -> LockSet<'a> {
         if plan.all {
             let guards = ks
@@ -748,6 +767,7 @@ impl<'a> LockSet<'a> {
                 guards,
                 all: true,
                 slots_per_db: SLOTS,
+                one: None,
             };
         }
         plan.slots.retain(|&(d, _)| d < ks.dbs.len());
@@ -763,21 +783,29 @@ impl<'a> LockSet<'a> {
             guards,
             all: false,
             slots_per_db: SLOTS,
+            one: None,
         }
     }
 
     /// Number of slot locks held.
     pub fn len(&self) -> usize {
-        self.guards.len()
+        self.guards.len() + usize::from(self.one.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.guards.is_empty()
+        self.len() == 0
     }
 }
 
 impl HeldSlots for LockSet<'_> {
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
+        if let Some((at, cell)) = &self.one {
+            if *at != (db, slot) {
+                return None;
+            }
+            let g = cell.try_borrow_mut().ok()?;
+            return Some(RefMut::map(g, |g| &mut **g));
+        }
         let i = if self.all {
             db * self.slots_per_db + (slot & (SLOTS - 1))
         } else {
