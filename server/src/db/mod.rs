@@ -725,6 +725,9 @@ pub struct LockPlan {
     pub all: bool,
 }
 
+/// One locked slot a handler borrows.
+type HeldSlot<'a> = RefCell<MutexGuard<'a, SlotTable>>;
+
 /// Slot locks taken at once in the global order (ascending DB, then slot),
 /// the order every other multi-slot locker follows, so holding them cannot
 /// deadlock with other clients, the expiry cycle or the migration engines.
@@ -734,7 +737,7 @@ pub struct LockSet<'a> {
     all: bool,
     slots_per_db: usize,
     /// The common case of one slot, held without allocating.
-    one: Option<((usize, usize), RefCell<MutexGuard<'a, SlotTable>>)>,
+    one: Option<((usize, usize), HeldSlot<'a>)>,
 }
 
 impl<'a> LockSet<'a> {
