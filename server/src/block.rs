@@ -147,6 +147,10 @@ impl Blocking {
         if self.waiters.load(SeqCst) == 0 {
             return;
         }
+        self.signal_waiting(db, key);
+    }
+
+    fn signal_waiting(&self, db: usize, key: &[u8]) {
         if !lock(&self.queues).contains_key(&(db, key.to_vec())) {
             return;
         }

@@ -459,7 +459,11 @@ pub fn plan_command(
     if plan.all {
         return;
     }
-    spec.for_each_key_pos(argv, |i| plan.slots.push((db, protocol::slot::slot_of(argv[i]))));
+    spec.for_each_key_pos(argv, |i| {
+        let slot = protocol::slot::slot_of(argv[i]);
+        plan.slots.push((db, slot));
+        plan.known.push((argv[i].as_ptr() as usize, argv[i].len(), slot));
+    });
     if id == CmdId::Sort
         && let Ok(Some(dst)) = sort_store(argv)
     {
@@ -496,30 +500,28 @@ fn lock_command<'s>(
     argv: &[&[u8]],
     db: usize,
 ) -> crate::db::LockSet<'s> {
-    if id != CmdId::Sort && !needs_all_slots(id, argv) {
-        let mut one: Option<usize> = None;
-        let mut same = true;
-        spec.for_each_key_pos(argv, |i| {
-            let s = protocol::slot::slot_of(argv[i]);
-            match one {
-                None => one = Some(s),
-                Some(o) => same &= o == s,
-            }
-        });
-        if same {
-            return crate::db::LockSet::one(&srv.ks, one.map(|s| (db, s)));
-        }
+    // One key at a fixed position (SET, LPUSH, INCR …): hash it once.
+    if !spec.has(flags::MOVABLEKEYS)
+        && spec.first_key > 0
+        && spec.first_key == spec.last_key
+        && !needs_all_slots(id, argv)
+    {
+        let key = argv.get(spec.first_key as usize).copied().unwrap_or_default();
+        let at = (!key.is_empty() || argv.len() > spec.first_key as usize)
+            .then(|| (db, protocol::slot::slot_of(key)));
+        return crate::db::LockSet::one_known(&srv.ks, at, key, Vec::new());
     }
-    let mut plan = crate::db::LockPlan::default();
+    let mut plan = crate::db::LockPlan {
+        slots: Vec::with_capacity(argv.len()),
+        all: false,
+        known: Vec::with_capacity(argv.len()),
+    };
     plan_command(&mut plan, id, spec, argv, db);
+    if !plan.all && plan.slots.windows(2).all(|w| w[0] == w[1]) {
+        let at = plan.slots.first().copied();
+        return crate::db::LockSet::one_known(&srv.ks, at, &[], plan.known);
+    }
     crate::db::LockSet::lock(&srv.ks, plan)
-}
-
-/// Whether the gate takes a lock set for this command: writes outside the
-/// Codis group (whose migration commands lock slot by slot themselves).
-#[inline]
-fn locks_for(id: CmdId, spec: &CommandSpec) -> bool {
-    spec.has(flags::WRITE) && id.spec().group != "codis" && id != CmdId::Exec
 }
 
 /// The one call path after lookup and checks: the migration write gate,
@@ -565,7 +567,9 @@ fn call(
     // A write runs under the lock set of every slot it touches, taken here
     // in the global order, and its changes reach the propagation stream
     // before the set is released (propagate.rs: ordering).
-    let own = (held.is_none() && locks_for(id, spec)).then(|| lock_command(srv, id, spec, argv, client.db));
+    // (Codis' migration commands lock slot by slot themselves; EXEC holds
+    // its queue's set and is not a write.)
+    let own = (held.is_none() && migratable_write).then(|| lock_command(srv, id, spec, argv, client.db));
     let held_now: Option<&(dyn crate::db::HeldSlots + '_)> = match &own {
         Some(set) => Some(set),
         None => held,

@@ -66,7 +66,15 @@ impl Pause {
 
     /// Whether `argv` from `client` must wait (Redis: ALL, or WRITE and the
     /// command — or the EXEC's queue — writes or may replicate).
+    #[inline]
     pub fn holds(&self, client: &Client, argv: &[&[u8]], now: u64) -> bool {
+        if !self.on.load(Relaxed) {
+            return false;
+        }
+        self.holds_slow(client, argv, now)
+    }
+
+    fn holds_slow(&self, client: &Client, argv: &[&[u8]], now: u64) -> bool {
         let Some(mode) = self.mode(now) else {
             return false;
         };

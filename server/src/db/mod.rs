@@ -414,6 +414,8 @@ pub struct SlotRef<'a> {
     t: SlotGuard<'a>,
     db: &'a Db,
     ks: &'a Keyspace,
+    /// The slot locked: every key reached through this guard is in it.
+    slot: usize,
 }
 
 /// Keyed access shared by [`SlotRef`] and [`MultiRef`]; all lookups expire
@@ -434,8 +436,11 @@ pub trait KeyAccess {
 }
 
 impl<'a> SlotRef<'a> {
+    #[inline]
     fn slot_index(&self, key: &[u8]) -> usize {
-        slot_of(key)
+        debug_assert_eq!(slot_of(key), self.slot, "key outside the locked slot");
+        let _ = key;
+        self.slot
     }
 
     /// Removes up to `max` expired keys from this slot, resuming where the last
@@ -595,9 +600,23 @@ pub struct MultiRef<'a> {
     guards: Vec<SlotGuard<'a>>,
     db: &'a Db,
     ks: &'a Keyspace,
+    /// The caller's lock set, which may know the slots of the command's keys.
+    held: Option<&'a (dyn HeldSlots + 'a)>,
 }
 
 impl MultiRef<'_> {
+    /// The slot of `key`: known by the caller's lock set for the command's
+    /// own keys, hashed otherwise.
+    #[inline]
+    fn slot_for(&self, key: &[u8]) -> usize {
+        if let [only] = self.slots[..] {
+            // One slot locked: every key reached through it is in it.
+            debug_assert_eq!(slot_of(key), only, "key outside the locked slots");
+            return only;
+        }
+        known_or_hash(self.held, key)
+    }
+
     fn table(&mut self, slot: usize) -> Option<&mut SlotTable> {
         let i = self.slots.binary_search(&slot).ok()?;
         self.guards.get_mut(i).map(|g| &mut **g)
@@ -607,7 +626,7 @@ impl MultiRef<'_> {
 impl KeyAccess for MultiRef<'_> {
     fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
-        let slot = slot_of(key);
+        let slot = self.slot_for(key);
         let (db, ks) = (self.db, self.ks);
         let t = self.table(slot)?;
         t_find(ks, t, &db.counters, db, slot, h, key, now)
@@ -615,14 +634,14 @@ impl KeyAccess for MultiRef<'_> {
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
-        self.table(slot_of(key))?
+        self.table(self.slot_for(key))?
             .table
             .find_mut(h, |e| e.key() == key)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.ks.hash(key);
-        let slot = slot_of(key);
+        let slot = self.slot_for(key);
         let db = self.db;
         let t = self.table(slot)?;
         t_remove(t, &db.counters, slot, h, key)
@@ -630,7 +649,7 @@ impl KeyAccess for MultiRef<'_> {
 
     fn insert(&mut self, e: Entry) {
         let h = self.ks.hash(e.key());
-        let slot = slot_of(e.key());
+        let slot = self.slot_for(e.key());
         let db = self.db;
         let hasher = &self.ks.hasher;
         // A key whose slot is not locked is a caller bug; dropping the write is
@@ -647,7 +666,7 @@ impl KeyAccess for MultiRef<'_> {
 
     fn put(&mut self, e: Entry) -> Option<Entry> {
         let h = self.ks.hash(e.key());
-        let slot = slot_of(e.key());
+        let slot = self.slot_for(e.key());
         let db = self.db;
         let hasher = &self.ks.hasher;
         let i = self.slots.binary_search(&slot).ok()?;
@@ -663,7 +682,8 @@ impl KeyAccess for MultiRef<'_> {
     fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
         let h = self.ks.hash(key);
         let db = self.db;
-        let Some(t) = self.table(slot_of(key)) else {
+        let slot = self.slot_for(key);
+        let Some(t) = self.table(slot) else {
             return false;
         };
         let Some(e) = t.table.find_mut(h, |e| e.key() == key) else {
@@ -713,6 +733,24 @@ impl DerefMut for SlotGuard<'_> {
 pub trait HeldSlots {
     /// The held table of `slot` in DB `db`, or `None` when not held.
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>>;
+
+    /// The slot of `key` when it is one of the command's own key arguments
+    /// (the very slice, compared by address: the gate hashed it already).
+    fn known_slot(&self, _key: &[u8]) -> Option<usize> {
+        None
+    }
+}
+
+/// The slot of `key`, from the caller's lock set when it knows it.
+#[inline]
+fn known_or_hash(held: Option<&dyn HeldSlots>, key: &[u8]) -> usize {
+    match held.and_then(|h| h.known_slot(key)) {
+        Some(s) => {
+            debug_assert_eq!(s, slot_of(key));
+            s
+        }
+        None => slot_of(key),
+    }
 }
 
 /// Which slots a [`LockSet`] takes.
@@ -723,6 +761,9 @@ pub struct LockPlan {
     /// Every slot of every DB (commands whose keys are found at run time:
     /// KEYS, SCAN, FLUSHALL, SWAPDB, SORT … BY, MOVE …).
     pub all: bool,
+    /// (address, length, slot) of the key arguments hashed for this plan,
+    /// so handlers need not hash them again (see [`HeldSlots::known_slot`]).
+    pub known: Vec<(usize, usize, usize)>,
 }
 
 /// One locked slot a handler borrows.
@@ -731,13 +772,26 @@ type HeldSlot<'a> = RefCell<MutexGuard<'a, SlotTable>>;
 /// Slot locks taken at once in the global order (ascending DB, then slot),
 /// the order every other multi-slot locker follows, so holding them cannot
 /// deadlock with other clients, the expiry cycle or the migration engines.
-pub struct LockSet<'a> {
-    keys: Vec<(usize, usize)>,
-    guards: Vec<RefCell<MutexGuard<'a, SlotTable>>>,
-    all: bool,
-    slots_per_db: usize,
-    /// The common case of one slot, held without allocating.
-    one: Option<((usize, usize), HeldSlot<'a>)>,
+pub enum LockSet<'a> {
+    /// No slot (a command without keys).
+    Empty,
+    /// The common case of one slot, held without allocating; `known` as in
+    /// `Many` (empty for a single key, whose address is in `key`).
+    One {
+        at: (usize, usize),
+        cell: HeldSlot<'a>,
+        key: (usize, usize),
+        known: Vec<(usize, usize, usize)>,
+    },
+    /// Several slots, sorted by (db, slot) like `keys`; `known` maps the
+    /// command's key arguments (by address and length) to their slots.
+    Many {
+        keys: Vec<(usize, usize)>,
+        guards: Vec<HeldSlot<'a>>,
+        known: Vec<(usize, usize, usize)>,
+    },
+    /// Every slot of every DB, DB-major.
+    All(Vec<HeldSlot<'a>>),
 }
 
 impl<'a> LockSet<'a> {
@@ -745,54 +799,66 @@ impl<'a> LockSet<'a> {
     /// `None`, an empty set).
     #[inline]
     pub fn one(ks: &'a Keyspace, at: Option<(usize, usize)>) -> LockSet<'a> {
-        let one = at.and_then(|(d, s)| {
-            let db = ks.dbs.get(d)?;
-            Some(((d, s), RefCell::new(lock(&db.slots[s & (SLOTS - 1)]))))
-        });
-        LockSet {
-            keys: Vec::new(),
-            guards: Vec::new(),
-            all: false,
-            slots_per_db: SLOTS,
-            one,
+        LockSet::one_known(ks, at, &[], Vec::new())
+    }
+
+    /// [`LockSet::one`] that remembers the slot of the command's keys:
+    /// `key` (a single key argument) and `known` (several).
+    #[inline]
+    pub fn one_known(
+        ks: &'a Keyspace,
+        at: Option<(usize, usize)>,
+        key: &[u8],
+        known: Vec<(usize, usize, usize)>,
+    ) -> LockSet<'a> {
+        match at {
+            Some((d, s)) if d < ks.dbs.len() => {
+                let s = s & (SLOTS - 1);
+                LockSet::One {
+                    at: (d, s),
+                    cell: RefCell::new(lock(&ks.dbs[d].slots[s])),
+                    key: (key.as_ptr() as usize, key.len()),
+                    known,
+                }
+            }
+            _ => LockSet::Empty,
         }
     }
 
     pub fn lock(ks: &'a Keyspace, mut plan: LockPlan) -> LockSet<'a> {
         if plan.all {
-            let guards = ks
-                .dbs
-                .iter()
-                .flat_map(|db| db.slots.iter().map(|m| RefCell::new(lock(m))))
-                .collect();
-            return LockSet {
-                keys: Vec::new(),
-                guards,
-                all: true,
-                slots_per_db: SLOTS,
-                one: None,
-            };
+            return LockSet::All(
+                ks.dbs
+                    .iter()
+                    .flat_map(|db| db.slots.iter().map(|m| RefCell::new(lock(m))))
+                    .collect(),
+            );
         }
         plan.slots.retain(|&(d, _)| d < ks.dbs.len());
+        for p in plan.slots.iter_mut() {
+            p.1 &= SLOTS - 1;
+        }
         plan.slots.sort_unstable();
         plan.slots.dedup();
         let guards = plan
             .slots
             .iter()
-            .map(|&(d, s)| RefCell::new(lock(&ks.dbs[d].slots[s & (SLOTS - 1)])))
+            .map(|&(d, s)| RefCell::new(lock(&ks.dbs[d].slots[s])))
             .collect();
-        LockSet {
+        LockSet::Many {
             keys: plan.slots,
             guards,
-            all: false,
-            slots_per_db: SLOTS,
-            one: None,
+            known: plan.known,
         }
     }
 
     /// Number of slot locks held.
     pub fn len(&self) -> usize {
-        self.guards.len() + usize::from(self.one.is_some())
+        match self {
+            LockSet::Empty => 0,
+            LockSet::One { .. } => 1,
+            LockSet::Many { guards, .. } | LockSet::All(guards) => guards.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -801,24 +867,39 @@ impl<'a> LockSet<'a> {
 }
 
 impl HeldSlots for LockSet<'_> {
+    #[inline]
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
-        if let Some((at, cell)) = &self.one {
-            if *at != (db, slot) {
-                return None;
+        let cell = match self {
+            LockSet::Empty => return None,
+            LockSet::One { at, cell, .. } => {
+                if *at != (db, slot) {
+                    return None;
+                }
+                cell
             }
-            let g = cell.try_borrow_mut().ok()?;
-            return Some(RefMut::map(g, |g| &mut **g));
-        }
-        let i = if self.all {
-            db * self.slots_per_db + (slot & (SLOTS - 1))
-        } else {
-            self.keys.binary_search(&(db, slot)).ok()?
+            LockSet::Many { keys, guards, .. } => guards.get(keys.binary_search(&(db, slot)).ok()?)?,
+            LockSet::All(guards) => guards.get(db * SLOTS + (slot & (SLOTS - 1)))?,
         };
-        let cell = self.guards.get(i)?;
         // A handler holding the same slot twice at once would be a bug (it
         // would deadlock on a plain mutex); refuse instead of panicking.
         let g = cell.try_borrow_mut().ok()?;
         Some(RefMut::map(g, |g| &mut **g))
+    }
+
+    #[inline]
+    fn known_slot(&self, key: &[u8]) -> Option<usize> {
+        let addr = (key.as_ptr() as usize, key.len());
+        let known = match self {
+            LockSet::One { at, key: k, known, .. } => {
+                if *k == addr {
+                    return Some(at.1);
+                }
+                known
+            }
+            LockSet::Many { known, .. } => known,
+            _ => return None,
+        };
+        known.iter().find(|k| (k.0, k.1) == addr).map(|k| k.2)
     }
 }
 
@@ -869,15 +950,17 @@ impl<'a> Locker<'a> {
     /// Locks the slot of `key` in DB `db`.
     #[inline]
     pub fn lock_key(self, db: &'a Db, key: &[u8]) -> SlotRef<'a> {
-        self.lock_slot(db, slot_of(key))
+        self.lock_slot(db, known_or_hash(self.held, key))
     }
 
     #[inline]
     pub fn lock_slot(self, db: &'a Db, slot: usize) -> SlotRef<'a> {
+        let slot = slot & (SLOTS - 1);
         SlotRef {
             t: self.guard(db, slot),
             db,
             ks: self.ks,
+            slot,
         }
     }
 
@@ -887,7 +970,8 @@ impl<'a> Locker<'a> {
         db: &'a Db,
         keys: I,
     ) -> MultiRef<'a> {
-        let mut slots: Vec<usize> = keys.into_iter().map(slot_of).collect();
+        let held = self.held;
+        let mut slots: Vec<usize> = keys.into_iter().map(|k| known_or_hash(held, k)).collect();
         slots.sort_unstable();
         slots.dedup();
         let guards = slots.iter().map(|&s| self.guard(db, s)).collect();
@@ -896,6 +980,7 @@ impl<'a> Locker<'a> {
             guards,
             db,
             ks: self.ks,
+            held,
         }
     }
 

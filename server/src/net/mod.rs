@@ -181,16 +181,28 @@ async fn serve(
                     stream.read_buf(&mut rbuf).await
                 }
             };
-            let n = tokio::select! {
-                r = read => r.unwrap_or_default(),
-                _ = info.kill.notified() => 0,
-                _ = info.mail.notified() => {
-                    // Mail (pub/sub messages) while idle: write it, read on.
-                    if !flush_mail(srv, stream, &info).await {
-                        return None;
+            // Only subscribers and monitors get mail: the others wait on
+            // the socket and the kill signal alone (a third branch costs a
+            // waiter-list lock and a random branch order per read).
+            let n = if info.in_pubsub() || info.monitor.load(Relaxed) {
+                tokio::select! {
+                    biased;
+                    _ = info.kill.notified() => 0,
+                    // Reads first: mail is also written after every batch.
+                    r = read => r.unwrap_or_default(),
+                    _ = info.mail.notified() => {
+                        // Mail (pub/sub messages) while idle: write it, read on.
+                        if !flush_mail(srv, stream, &info).await {
+                            return None;
+                        }
+                        skip_read = false;
+                        continue;
                     }
-                    skip_read = false;
-                    continue;
+                }
+            } else {
+                tokio::select! {
+                    r = read => r.unwrap_or_default(),
+                    _ = info.kill.notified() => 0,
                 }
             };
             if n == 0 || info.killed.load(Relaxed) {
