@@ -509,7 +509,7 @@ fn lock_command<'s>(
         let key = argv.get(spec.first_key as usize).copied().unwrap_or_default();
         let at = (!key.is_empty() || argv.len() > spec.first_key as usize)
             .then(|| (db, protocol::slot::slot_of(key)));
-        return crate::db::LockSet::one_known(&srv.ks, at, key, Vec::new());
+        return crate::db::LockSet::one_known(&srv.ks, at, key);
     }
     let mut plan = crate::db::LockPlan {
         slots: Vec::with_capacity(argv.len()),
@@ -517,10 +517,6 @@ fn lock_command<'s>(
         known: Vec::with_capacity(argv.len()),
     };
     plan_command(&mut plan, id, spec, argv, db);
-    if !plan.all && plan.slots.windows(2).all(|w| w[0] == w[1]) {
-        let at = plan.slots.first().copied();
-        return crate::db::LockSet::one_known(&srv.ks, at, &[], plan.known);
-    }
     crate::db::LockSet::lock(&srv.ks, plan)
 }
 

@@ -775,13 +775,12 @@ type HeldSlot<'a> = RefCell<MutexGuard<'a, SlotTable>>;
 pub enum LockSet<'a> {
     /// No slot (a command without keys).
     Empty,
-    /// The common case of one slot, held without allocating; `known` as in
-    /// `Many` (empty for a single key, whose address is in `key`).
+    /// The common case of one key: its slot, held without allocating, and
+    /// the key argument's address and length (its slot is `at.1`).
     One {
         at: (usize, usize),
         cell: HeldSlot<'a>,
         key: (usize, usize),
-        known: Vec<(usize, usize, usize)>,
     },
     /// Several slots, sorted by (db, slot) like `keys`; `known` maps the
     /// command's key arguments (by address and length) to their slots.
@@ -799,18 +798,13 @@ impl<'a> LockSet<'a> {
     /// `None`, an empty set).
     #[inline]
     pub fn one(ks: &'a Keyspace, at: Option<(usize, usize)>) -> LockSet<'a> {
-        LockSet::one_known(ks, at, &[], Vec::new())
+        LockSet::one_known(ks, at, &[])
     }
 
-    /// [`LockSet::one`] that remembers the slot of the command's keys:
-    /// `key` (a single key argument) and `known` (several).
+    /// [`LockSet::one`] that remembers the slot of the command's key
+    /// argument `key`.
     #[inline]
-    pub fn one_known(
-        ks: &'a Keyspace,
-        at: Option<(usize, usize)>,
-        key: &[u8],
-        known: Vec<(usize, usize, usize)>,
-    ) -> LockSet<'a> {
+    pub fn one_known(ks: &'a Keyspace, at: Option<(usize, usize)>, key: &[u8]) -> LockSet<'a> {
         match at {
             Some((d, s)) if d < ks.dbs.len() => {
                 let s = s & (SLOTS - 1);
@@ -818,7 +812,6 @@ impl<'a> LockSet<'a> {
                     at: (d, s),
                     cell: RefCell::new(lock(&ks.dbs[d].slots[s])),
                     key: (key.as_ptr() as usize, key.len()),
-                    known,
                 }
             }
             _ => LockSet::Empty,
@@ -889,17 +882,11 @@ impl HeldSlots for LockSet<'_> {
     #[inline]
     fn known_slot(&self, key: &[u8]) -> Option<usize> {
         let addr = (key.as_ptr() as usize, key.len());
-        let known = match self {
-            LockSet::One { at, key: k, known, .. } => {
-                if *k == addr {
-                    return Some(at.1);
-                }
-                known
-            }
-            LockSet::Many { known, .. } => known,
-            _ => return None,
-        };
-        known.iter().find(|k| (k.0, k.1) == addr).map(|k| k.2)
+        match self {
+            LockSet::One { at, key: k, .. } => (*k == addr).then_some(at.1),
+            LockSet::Many { known, .. } => known.iter().find(|k| (k.0, k.1) == addr).map(|k| k.2),
+            _ => None,
+        }
     }
 }
 
