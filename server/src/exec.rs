@@ -59,6 +59,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// [`Ctx::hit`] for `key`, publishing Redis' `keymiss` notification on a
+    /// miss (`lookupKeyRead` without LOOKUP_NONOTIFY).
+    #[inline]
+    pub fn hit_key(&self, found: bool, key: &[u8]) {
+        self.hit(found);
+        if !found {
+            self.srv.notify(self.client.db, notify::KEY_MISS, "keymiss", key);
+        }
+    }
+
     /// Blocks the client on `keys` (see block.rs): the handler found nothing
     /// to serve and returns `Ok(())` without a reply; the connection waits
     /// until a key is ready (then `argv` runs again), `deadline` (absolute

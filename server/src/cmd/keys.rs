@@ -123,14 +123,14 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// EXISTS counts repeated keys once per mention.
 fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now;
-    let (hits, misses) = with_keys(ctx, &argv[1..], |_, a| {
-        let mut hits = 0;
-        for &k in &argv[1..] {
-            hits += a.get(k, now).is_some() as i64;
-        }
-        (hits, argv.len() as i64 - 1 - hits)
+    let found = with_keys(ctx, &argv[1..], |_, a| {
+        argv[1..].iter().map(|&k| a.get(k, now).is_some()).collect::<Vec<bool>>()
     });
-    count_hits(ctx, hits, misses);
+    let mut hits = 0;
+    for (&k, &f) in argv[1..].iter().zip(&found) {
+        ctx.hit_key(f, k);
+        hits += i64::from(f);
+    }
     ctx.out.int(hits);
     Ok(())
 }
@@ -149,7 +149,7 @@ fn type_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let mut s = ctx.ks().lock_key(db, key);
     let name = s.get(key, ctx.now).map(|e| e.kind().name());
-    ctx.hit(name.is_some());
+    ctx.hit_key(name.is_some(), key);
     ctx.out.simple(name.unwrap_or("none").as_bytes());
     Ok(())
 }
@@ -312,7 +312,7 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], ms: bool, absolute: bool) -> CmdRe
     let db = ctx.db();
     let mut s = ctx.ks().lock_key(db, key);
     let found = s.get(key, now).map(|e| e.expire());
-    ctx.hit(found.is_some());
+    ctx.hit_key(found.is_some(), key);
     let v = match found {
         None => -2,
         Some(None) => -1,

@@ -462,6 +462,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             None => {
                 misses += 1;
                 ctx.out.null();
+                ctx.notify(crate::exec::notify::KEY_MISS, "keymiss", k);
             }
             Some(e) => {
                 hits += 1;
