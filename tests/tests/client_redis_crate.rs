@@ -3,7 +3,8 @@
 //! handshake (the crate pipelines `CLIENT SETINFO` on connect, and `SELECT`
 //! for a `/db` URL, and `HELLO 3` for `?protocol=resp3`), plain string
 //! commands, expiry, pipelines, a full SCAN iteration over 10k keys, exact
-//! INCR totals from concurrent connections, and database isolation.
+//! INCR totals from concurrent connections, database isolation, atomic
+//! pipelines and WATCH-based transactions, and pub/sub.
 
 use std::collections::HashSet;
 
@@ -277,4 +278,99 @@ async fn resp3_connection() {
         matches!(cfg, redis::Value::Map(ref m) if m.len() == 1),
         "{cfg:?}"
     );
+}
+
+/// redis-py-style transactions: an atomic pipeline (MULTI … EXEC sent in
+/// one write) answers every command's result, and the crate's optimistic
+/// `transaction` helper (WATCH, read, MULTI … EXEC, retry while a watched key
+/// changed) gives exact totals while another connection keeps writing.
+#[tokio::test]
+async fn transactions() {
+    let srv = Server::start(&[]);
+    let mut con = connect(&srv.url()).await;
+    let (a, b, l): (i64, i64, i64) = redis::pipe()
+        .atomic()
+        .incr("a{t}", 1)
+        .incr("b{t}", 2)
+        .rpush("l{t}", "x")
+        .query_async(&mut con)
+        .await
+        .expect("atomic pipeline");
+    assert_eq!((a, b, l), (1, 2, 1));
+    // A queued command that fails at run time does not undo the others.
+    let r: RedisResult<(i64, i64)> = redis::pipe()
+        .atomic()
+        .incr("a{t}", 1)
+        .incr("l{t}", 1)
+        .query_async(&mut con)
+        .await;
+    assert!(r.is_err(), "WRONGTYPE inside EXEC surfaces as an error: {r:?}");
+    let a: i64 = q(&mut con, cmd("GET").arg("a{t}")).await;
+    assert_eq!(a, 2);
+
+    // Check-and-set with WATCH from two threads (the sync API).
+    let url = srv.url();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut c = client.get_connection().unwrap();
+                for _ in 0..100 {
+                    let _: () = redis::transaction(&mut c, &["cas"], |c, pipe| {
+                        let v: Option<i64> = redis::cmd("GET").arg("cas").query(c)?;
+                        pipe.set("cas", v.unwrap_or(0) + 1).ignore().query(c)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let total: i64 = q(&mut con, cmd("GET").arg("cas")).await;
+    assert_eq!(total, 200, "every WATCHed increment applied exactly once");
+}
+
+/// Pub/sub through the crate's subscriber API: messages on a channel and a
+/// pattern arrive in publish order, and PUBLISH counts the receivers.
+#[tokio::test]
+async fn pubsub() {
+    let srv = Server::start(&[]);
+    let url = srv.url();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let sub = std::thread::spawn(move || {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut c = client.get_connection().unwrap();
+        let mut ps = c.as_pubsub();
+        ps.subscribe("news").unwrap();
+        ps.psubscribe("ne*").unwrap();
+        ready_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            let m = ps.get_message().unwrap();
+            let payload: String = m.get_payload().unwrap();
+            got.push((m.get_channel_name().to_string(), m.from_pattern(), payload));
+        }
+        got
+    });
+    ready_rx.recv().unwrap();
+    let mut con = connect(&srv.url()).await;
+    for i in 0..3 {
+        let n: i64 = q(&mut con, cmd("PUBLISH").arg("news").arg(format!("m{i}"))).await;
+        assert_eq!(n, 2, "one channel and one pattern subscription");
+    }
+    let got = sub.join().unwrap();
+    let want: Vec<(String, bool, String)> = (0..3)
+        .flat_map(|i| {
+            [
+                ("news".to_string(), false, format!("m{i}")),
+                ("news".to_string(), true, format!("m{i}")),
+            ]
+        })
+        .collect();
+    assert_eq!(got, want);
+    let n: i64 = q(&mut con, cmd("PUBLISH").arg("nobody").arg("x")).await;
+    assert_eq!(n, 0);
 }
