@@ -556,8 +556,12 @@ fn call(
     let migratable_write = spec.has(flags::WRITE) && top.group != "codis";
     // Announce the write until its handler returns, so a migration
     // registering keys on another thread waits for it (migrate/mod.rs).
-    let epoch = migratable_write.then(|| srv.inflight.enter());
-    if migratable_write && srv.inflight.any(client.db) {
+    // A command of an EXEC (`held`) runs under the transaction's epoch and
+    // its check of every queued write: checking again here could refuse a
+    // later command after an earlier one ran (a half-applied transaction).
+    let gated = migratable_write && held.is_none();
+    let epoch = gated.then(|| srv.inflight.enter());
+    if gated && srv.inflight.any(client.db) {
         let mut moving = false;
         spec.for_each_key_pos(argv, |i| moving |= srv.inflight.is_migrating(client.db, argv[i]));
         if moving {

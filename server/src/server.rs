@@ -155,8 +155,7 @@ impl Server {
     /// commands) with its slot still locked in `slot`: WATCH, blocked
     /// clients, and its full value in the stream as an absolute-TTL
     /// `RESTORE … REPLACE ABSTTL` (the effect, whatever the command was).
-    pub fn restored(&self, db: usize, key: &[u8], slot: &mut crate::db::SlotRef<'_>) {
-        use crate::db::KeyAccess;
+    pub fn restored(&self, db: usize, key: &[u8], slot: &mut impl crate::db::KeyAccess) {
         self.dirty.fetch_add(1, Relaxed);
         if self.watches.any() {
             self.watches.touch(db, key, || true);

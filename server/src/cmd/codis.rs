@@ -297,7 +297,10 @@ fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Writes decoded SLOTSRESTORE triples (all-or-nothing: everything was
-/// decoded before the first write). Overwritten values are freed lazily.
+/// decoded before the first write) under one lock set of all their slots,
+/// so a tag group moved in one command appears at once to other clients and
+/// transactions (as in Codis, where the command runs alone). Overwritten
+/// values are freed lazily.
 fn slotsrestore_apply<K: AsRef<[u8]>>(
     srv: &Server,
     dbi: usize,
@@ -306,13 +309,13 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
     decoded: Vec<(K, u64, crate::cmd::dump::Restored)>,
 ) {
     let Some(db) = srv.ks.db(dbi) else { return };
+    let mut m = srv.ks.lock_keys(db, decoded.iter().map(|(k, _, _)| k.as_ref()));
+    let mut freed = Vec::new();
     for (key, ttl, value) in decoded {
         let key = key.as_ref();
         let expire = (ttl > 0).then(|| now.saturating_add(ttl));
-        let mut slot = srv.ks.lock_key(db, key);
-        let old = slot.put(value.into_entry(key, expire, lru));
-        srv.restored(dbi, key, &mut slot);
-        drop(slot);
+        let old = m.put(value.into_entry(key, expire, lru));
+        srv.restored(dbi, key, &mut m);
         if let Some(old) = old {
             if !old.is_expired(now) {
                 crate::warning!(
@@ -320,9 +323,11 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
                     errors::lossy(key)
                 );
             }
-            crate::db::drop_later(old);
+            freed.push(old);
         }
     }
+    drop(m);
+    freed.into_iter().for_each(crate::db::drop_later);
 }
 
 /// SLOTSRESTORE with big payloads: arguments are checked here, the payloads

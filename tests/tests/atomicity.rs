@@ -1,0 +1,112 @@
+//! Transactions are atomic with respect to every other client, the I/O
+//! threads and slot migration: with `--io-threads 4` on two servers, writers
+//! run `MULTI; INCR a{t}; INCR b{t}; EXEC` and readers `MULTI; GET a{t};
+//! GET b{t}; EXEC` on both, while the `{t}` slot is migrated back and forth
+//! between them with SLOTSMGRTTAGSLOT. No reader may ever see a ≠ b (both
+//! missing is fine: the tag group is on the other server).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::{Conn, Server, Value};
+
+const RUN: Duration = Duration::from_secs(4);
+
+fn as_num(v: &Value) -> Option<i64> {
+    v.as_text().and_then(|t| t.parse().ok())
+}
+
+#[test]
+fn transactions_stay_atomic_while_the_slot_moves() {
+    let args = ["--io-threads", "4"];
+    let (s1, s2) = (Server::start(&args), Server::start(&args));
+    let ports = [s1.port(), s2.port()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reads, writes, moves) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut threads = Vec::new();
+    for w in 0..4 {
+        let (stop, writes) = (stop.clone(), writes.clone());
+        let port = ports[w % 2];
+        threads.push(thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            while !stop.load(Relaxed) {
+                c.send(&["MULTI"]);
+                c.send(&["INCR", "a{t}"]);
+                c.send(&["INCR", "b{t}"]);
+                // EXEC answers both results, or refuses the whole
+                // transaction while the keys are in flight.
+                let exec = c.send(&["EXEC"]);
+                if exec.starts_with(b"*2\r\n") {
+                    writes.fetch_add(1, Relaxed);
+                } else {
+                    assert!(
+                        exec.starts_with(b"-EXECABORT"),
+                        "EXEC: {}",
+                        String::from_utf8_lossy(&exec)
+                    );
+                }
+            }
+        }));
+    }
+    for rd in 0..4 {
+        let (stop, reads) = (stop.clone(), reads.clone());
+        let port = ports[rd % 2];
+        threads.push(thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            while !stop.load(Relaxed) {
+                c.send(&["MULTI"]);
+                c.send(&["GET", "a{t}"]);
+                c.send(&["GET", "b{t}"]);
+                let v = c.send_value(&["EXEC"]);
+                let items = v.as_array().unwrap_or_else(|| panic!("EXEC: {v:?}"));
+                let (a, b) = (as_num(&items[0]), as_num(&items[1]));
+                assert_eq!(a, b, "a reader on port {port} saw a{{t}}={a:?} b{{t}}={b:?}");
+                reads.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    {
+        let (stop, moves) = (stop.clone(), moves.clone());
+        threads.push(thread::spawn(move || {
+            let mut conns = [Conn::connect(ports[0]).unwrap(), Conn::connect(ports[1]).unwrap()];
+            let slot = {
+                let v = conns[0].send_value(&["SLOTSHASHKEY", "a{t}"]);
+                v.as_array().unwrap()[0].as_int().unwrap().to_string()
+            };
+            let mut from = 0;
+            while !stop.load(Relaxed) {
+                let to = ports[1 - from].to_string();
+                // Move the slot until empty, then the other way.
+                for _ in 0..100 {
+                    let v = conns[from].send_value(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &to, "5000", &slot]);
+                    let a = v.as_array().unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
+                    if a[1].as_int() == Some(0) {
+                        break;
+                    }
+                }
+                moves.fetch_add(1, Relaxed);
+                from = 1 - from;
+            }
+        }));
+    }
+    let start = Instant::now();
+    while start.elapsed() < RUN {
+        thread::sleep(Duration::from_millis(50));
+        if threads.iter().any(|t| t.is_finished()) {
+            break;
+        }
+    }
+    stop.store(true, Relaxed);
+    for t in threads {
+        t.join().expect("a client thread failed");
+    }
+    let (r, w, m) = (reads.load(Relaxed), writes.load(Relaxed), moves.load(Relaxed));
+    eprintln!("reads {r}, committed transactions {w}, slot moves {m}");
+    assert!(r > 100 && w > 100 && m > 4, "too little happened: reads {r}, writes {w}, moves {m}");
+}
