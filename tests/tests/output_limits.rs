@@ -1,7 +1,8 @@
 //! Output-buffer limits (Redis' `client-output-buffer-limit`): a pub/sub
 //! subscriber that never reads is disconnected once its pending output passes
 //! the hard limit, while publishers and other clients carry on and the
-//! server's memory stays bounded.
+//! server's memory stays bounded; a normal client whose reply passes the
+//! normal-class hard limit is closed without it (as Redis does).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -58,4 +59,24 @@ fn non_reading_subscriber_is_disconnected_at_the_hard_limit() {
     let grown_mb = rss_kb(srv.pid()).saturating_sub(rss_before) / 1024;
     assert!(grown_mb < 48, "RSS grew by {grown_mb} MiB for a 256 KiB limit");
     drop(sub);
+}
+
+/// The normal class: a reply that would leave more than the hard limit
+/// pending closes the client (Redis closes it without the reply); other
+/// clients carry on.
+#[test]
+fn normal_client_over_the_hard_limit_is_closed() {
+    let srv = Server::start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut c = srv.conn();
+    let chunk = vec![b'v'; 64 * 1024];
+    for _ in 0..32 {
+        assert_eq!(c.send(&[b"RPUSH".as_slice(), b"big", &chunk][..]).first(), Some(&b':'));
+    }
+    // A 2 MiB reply against a 1 MiB hard limit.
+    let r = c.try_send(&["LRANGE", "big", "0", "-1"]);
+    assert!(r.is_err(), "the reply was sent: {} bytes", r.map(|v| v.len()).unwrap_or(0));
+    let mut other = srv.conn();
+    assert_eq!(other.send(&["LLEN", "big"]), b":32\r\n");
+    // A reply under the limit is fine.
+    assert!(other.send(&["LRANGE", "big", "0", "3"]).len() > 4 * 64 * 1024);
 }

@@ -214,7 +214,7 @@ async fn serve(
         let now = now_ms();
         client.cmd_clock = None;
         info.last_interaction_ms.store(now, Relaxed);
-        let (limits, qbuf_limit) = {
+        let (limits, qbuf_limit, out_limit) = {
             let c = srv.config();
             (
                 Limits {
@@ -222,8 +222,13 @@ async fn serve(
                     unauthenticated: !client.authenticated,
                 },
                 c.client_query_buffer_limit,
+                c.client_output_buffer_limit[crate::config::CLIENT_CLASS_NORMAL],
             )
         };
+        // The normal class of client-output-buffer-limit applies to clients
+        // that are neither subscribers nor monitors (those have their own
+        // classes, enforced where their mail is delivered).
+        let out_limit = (!info.in_pubsub() && !info.monitor.load(Relaxed)).then_some(out_limit);
         let mut limits = limits;
         let mut pos = 0usize;
         let mut fatal = false;
@@ -276,6 +281,12 @@ async fn serve(
                     }
                     limits.unauthenticated = !client.authenticated;
                     pos += p.consumed;
+                    if let Some(l) = out_limit
+                        && over_hard_limit(&l, out.buf.len())
+                    {
+                        output_limit_reached(&info);
+                        return None;
+                    }
                     if background {
                         // A migration stream: let woken clients run.
                         crate::migrate::courtesy();
@@ -312,7 +323,22 @@ async fn serve(
             srv.stats
                 .net_output_bytes
                 .fetch_add(out.buf.len() as u64, Relaxed);
-            if stream.write_all(&out.buf).await.is_err() {
+            // Over the soft limit, the reply must drain within soft-seconds.
+            let soft = out_limit.filter(|l| l.soft_bytes > 0 && out.buf.len() as u64 >= l.soft_bytes);
+            let written = match soft {
+                None => stream.write_all(&out.buf).await.is_ok(),
+                Some(l) => {
+                    let secs = Duration::from_secs(l.soft_seconds.max(0) as u64);
+                    match tokio::time::timeout(secs, stream.write_all(&out.buf)).await {
+                        Ok(r) => r.is_ok(),
+                        Err(_) => {
+                            output_limit_reached(&info);
+                            false
+                        }
+                    }
+                }
+            };
+            if !written {
                 return None;
             }
             out.buf.clear();
@@ -398,6 +424,24 @@ async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &ClientInfo) -> 
         srv.stats
             .net_output_bytes
             .fetch_add(mail.len() as u64, Relaxed);
+    }
+}
+
+/// Whether `pending` reply bytes pass the hard limit (or a soft limit with
+/// zero seconds, which Redis enforces at once).
+fn over_hard_limit(l: &crate::config::ClientBufferLimit, pending: usize) -> bool {
+    let p = pending as u64;
+    (l.hard_bytes > 0 && p >= l.hard_bytes) || (l.soft_bytes > 0 && l.soft_seconds <= 0 && p >= l.soft_bytes)
+}
+
+/// Logs the close of a client over its output limit, as Redis does.
+fn output_limit_reached(info: &ClientInfo) {
+    if !info.killed.swap(true, Relaxed) {
+        warning!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            info.id,
+            info.addr
+        );
     }
 }
 
