@@ -290,6 +290,7 @@ struct Resolved {
 }
 
 /// Looks the command up (unknown command / subcommand answered here).
+#[inline(always)]
 fn resolve(srv: &Server, client: &mut Client, out: &mut Reply, argv: &[&[u8]]) -> Option<Resolved> {
     let name = argv.first()?;
     let stats = &srv.stats;
@@ -535,6 +536,7 @@ fn lock_command<'s>(
 /// serving clients whose keys became ready (deferred while a lock set is
 /// held by the caller).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn call(
     srv: &Server,
     client: &mut Client,
