@@ -103,6 +103,38 @@ impl ClientInfo {
         n
     }
 
+    /// Enforces a `client-output-buffer-limit` class on `pending` bytes of
+    /// undelivered mail: over the hard limit, or over the soft limit for
+    /// soft-seconds, the client is killed (its mail dropped) and the event
+    /// logged, as Redis' `checkClientOutputBufferLimits`.
+    pub fn check_output_limit(&self, pending: usize, l: &crate::config::ClientBufferLimit) {
+        let pending = pending as u64;
+        let (hard, soft) = (l.hard_bytes, l.soft_bytes);
+        let mut over = hard > 0 && pending >= hard;
+        if !over && soft > 0 && pending >= soft {
+            let now = crate::db::now_ms();
+            let since = self.soft_since_ms.load(Relaxed);
+            if since == 0 {
+                // First time over the soft limit: the clock starts.
+                self.soft_since_ms.store(now, Relaxed);
+            } else if now.saturating_sub(since) / 1000 > l.soft_seconds.max(0) as u64 {
+                over = true;
+            }
+        } else if soft > 0 && pending < soft {
+            self.soft_since_ms.store(0, Relaxed);
+        }
+        if over && !self.killed.swap(true, Relaxed) {
+            crate::warning!(
+                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                self.id,
+                self.addr
+            );
+            self.kill.notify_one();
+            // The unsent bytes go with the client.
+            self.take_mail();
+        }
+    }
+
     /// Takes everything in the mailbox (the caller writes it, then lowers
     /// `omem` by its length).
     pub fn take_mail(&self) -> Vec<u8> {

@@ -1,8 +1,10 @@
 //! MONITOR: clients that receive every command the server runs, one line
 //! each (Redis' `replicationFeedMonitors`): `+<sec>.<usec> [<db> <addr>]
 //! "arg" ...`, escaped like `sdscatrepr`, fed by the gate after each call
-//! through the clients' mailboxes. Admin commands and those flagged
-//! `skip_monitor` are not shown; AUTH/HELLO passwords are redacted.
+//! through the clients' mailboxes (bounded by the replica class of
+//! `client-output-buffer-limit`, as Redis counts monitors). Admin commands
+//! and those flagged `skip_monitor` are not shown; AUTH/HELLO passwords are
+//! redacted.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -113,8 +115,11 @@ pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]])
         }
     }
     line.extend_from_slice(b"\r\n");
+    // Monitors are in Redis' replica class of client-output-buffer-limit.
+    let limit = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
     for m in srv.monitors.lock().iter() {
-        m.deliver(&line);
+        let pending = m.deliver(&line);
+        m.check_output_limit(pending, &limit);
     }
 }
 

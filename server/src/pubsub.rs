@@ -171,30 +171,12 @@ impl PubSub {
     /// longer than its seconds, the client is closed (Redis'
     /// `checkClientOutputBufferLimits`), and the publisher carries on.
     fn check_limit(&self, c: &ClientInfo, pending: usize) {
-        let pending = pending as u64;
-        let (hard, soft) = (self.hard.load(Relaxed), self.soft.load(Relaxed));
-        let mut over = hard > 0 && pending >= hard;
-        if !over && soft > 0 && pending >= soft {
-            let now = crate::db::now_ms();
-            let since = c.soft_since_ms.load(Relaxed);
-            if since == 0 {
-                c.soft_since_ms.store(now, Relaxed);
-            } else if now.saturating_sub(since) / 1000 >= self.soft_secs.load(Relaxed) {
-                over = true;
-            }
-        } else if soft > 0 && pending < soft {
-            c.soft_since_ms.store(0, Relaxed);
-        }
-        if over && !c.killed.swap(true, Relaxed) {
-            crate::warning!(
-                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                c.id,
-                c.addr
-            );
-            c.kill.notify_one();
-            // The unsent bytes go with the client.
-            c.take_mail();
-        }
+        let limit = crate::config::ClientBufferLimit {
+            hard_bytes: self.hard.load(Relaxed),
+            soft_bytes: self.soft.load(Relaxed),
+            soft_seconds: self.soft_secs.load(Relaxed) as i64,
+        };
+        c.check_output_limit(pending, &limit);
     }
 
     /// Whether anybody could receive anything (one or two atomic loads).

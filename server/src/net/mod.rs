@@ -323,12 +323,13 @@ async fn serve(
             srv.stats
                 .net_output_bytes
                 .fetch_add(out.buf.len() as u64, Relaxed);
-            // Over the soft limit, the reply must drain within soft-seconds.
+            // Over the soft limit, the reply must drain before it has been
+            // over for more than soft-seconds (Redis counts whole seconds).
             let soft = out_limit.filter(|l| l.soft_bytes > 0 && out.buf.len() as u64 >= l.soft_bytes);
             let written = match soft {
                 None => stream.write_all(&out.buf).await.is_ok(),
                 Some(l) => {
-                    let secs = Duration::from_secs(l.soft_seconds.max(0) as u64);
+                    let secs = Duration::from_secs(l.soft_seconds.max(0) as u64 + 1);
                     match tokio::time::timeout(secs, stream.write_all(&out.buf)).await {
                         Ok(r) => r.is_ok(),
                         Err(_) => {
@@ -427,11 +428,9 @@ async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &ClientInfo) -> 
     }
 }
 
-/// Whether `pending` reply bytes pass the hard limit (or a soft limit with
-/// zero seconds, which Redis enforces at once).
+/// Whether `pending` reply bytes pass the hard limit.
 fn over_hard_limit(l: &crate::config::ClientBufferLimit, pending: usize) -> bool {
-    let p = pending as u64;
-    (l.hard_bytes > 0 && p >= l.hard_bytes) || (l.soft_bytes > 0 && l.soft_seconds <= 0 && p >= l.soft_bytes)
+    l.hard_bytes > 0 && pending as u64 >= l.hard_bytes
 }
 
 /// Logs the close of a client over its output limit, as Redis does.
