@@ -110,3 +110,20 @@ fn transactions_stay_atomic_while_the_slot_moves() {
     eprintln!("reads {r}, committed transactions {w}, slot moves {m}");
     assert!(r > 100 && w > 100 && m > 4, "too little happened: reads {r}, writes {w}, moves {m}");
 }
+
+/// WATCH sees a key moved away by a migration as modified (the key is gone
+/// from this server): EXEC fails.
+#[test]
+fn watched_key_migrated_away_aborts_exec() {
+    let (s1, s2) = (Server::start(&[]), Server::start(&[]));
+    let mut c = s1.conn();
+    let mut m = s1.conn();
+    assert_eq!(c.send(&["SET", "w{x}", "1"]), b"+OK\r\n");
+    assert_eq!(c.send(&["WATCH", "w{x}"]), b"+OK\r\n");
+    let to = s2.port().to_string();
+    assert_eq!(m.send(&["SLOTSMGRTTAGONE", "127.0.0.1", &to, "5000", "w{x}"]), b":1\r\n");
+    assert_eq!(c.send(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(c.send(&["SET", "w{x}", "2"]), b"+QUEUED\r\n");
+    assert_eq!(c.send(&["EXEC"]), b"*-1\r\n");
+    assert_eq!(s2.conn().send(&["GET", "w{x}"]), b"$1\r\n1\r\n");
+}
