@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use protocol::command::{self, COMMANDS, CmdId, CommandSpec, flags};
+use protocol::command::{self, CmdId, CommandSpec, flags};
 use protocol::resp::Reply;
 
 use crate::client::Client;
@@ -204,37 +204,20 @@ impl<'a> Ctx<'a> {
 
 pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
 
+/// The handler table, indexed by `CmdId`. The gate does not know the
+/// command families: the server installs their table at start-up
+/// ([`install_handlers`]), so the families depend on the gate and not the
+/// other way round.
+static HANDLERS: OnceLock<Vec<Option<Handler>>> = OnceLock::new();
+
+/// Installs the handler table (the first call wins; one per process).
+pub fn install_handlers(table: impl FnOnce() -> Vec<Option<Handler>>) {
+    HANDLERS.get_or_init(table);
+}
+
+#[inline]
 fn handlers() -> &'static [Option<Handler>] {
-    static H: OnceLock<Vec<Option<Handler>>> = OnceLock::new();
-    H.get_or_init(|| {
-        COMMANDS
-            .iter()
-            .enumerate()
-            .map(|(i, _)| crate::cmd::handler(id_of(i)))
-            .collect()
-    })
-}
-
-fn id_of(i: usize) -> CmdId {
-    // The generated table and enum are in the same order (checked by tests).
-    command::lookup(COMMANDS[i].name.as_bytes()).unwrap_or(CmdId::Ping)
-}
-
-/// The handler of a top-level command name (block.rs re-runs blocked
-/// commands through it).
-pub fn handler_for(name: &[u8]) -> Option<Handler> {
-    let id = command::lookup(name)?;
-    handlers().get(id as usize).copied().flatten()
-}
-
-/// Ids of table commands without a handler (must be empty; meta-tested).
-pub fn missing_handlers() -> Vec<&'static str> {
-    COMMANDS
-        .iter()
-        .zip(handlers())
-        .filter(|(_, h)| h.is_none())
-        .map(|(c, _)| c.name)
-        .collect()
+    HANDLERS.get().map_or(&[], |v| v.as_slice())
 }
 
 /// Runs one command and appends its reply to `ctx.out`.

@@ -66,6 +66,7 @@ impl Server {
     }
 
     pub fn new(config: Config, executable: String, config_file: String) -> Arc<Server> {
+        crate::exec::install_handlers(crate::cmd::table);
         let threads = config.io_threads.max(1);
         let port = config.port as u64;
         let ks = Keyspace::new(config.databases);

@@ -395,7 +395,9 @@ fn mgrt(
 ) -> CmdResult {
     let (host, port, timeout) = mgrt_common(argv)?;
     let what = what(argv[4])?;
-    msync::start(ctx, host, port, timeout, what)
+    let pending = msync::start(ctx.srv_arc(), ctx.client.db, host, port, timeout, what)?;
+    ctx.defer(pending);
+    Ok(())
 }
 
 /// SLOTSMGRTONE host port timeout key

@@ -29,6 +29,15 @@ use protocol::command::CmdId;
 
 use crate::exec::Handler;
 
+/// The handler table of every command family, indexed by `CmdId` (the
+/// generated table and the enum are in the same order; meta-tested).
+pub fn table() -> Vec<Option<Handler>> {
+    protocol::command::COMMANDS
+        .iter()
+        .map(|c| protocol::command::lookup(c.name.as_bytes()).and_then(handler))
+        .collect()
+}
+
 /// The handler of a top-level command (containers dispatch subcommands inside).
 pub fn handler(id: CmdId) -> Option<Handler> {
     conn::handler(id)

@@ -84,8 +84,7 @@ use tokio::net::TcpStream;
 use protocol::rdb::PayloadWriter;
 
 use crate::db::{Entry, KeyAccess, Object, SlotRef, ValueRef, now_ms};
-use crate::errors::{self, CmdError, CmdResult};
-use crate::exec::Ctx;
+use crate::errors::{self, CmdError};
 use crate::migrate::{FlightGuard, KeySet};
 use crate::server::Server;
 
@@ -206,14 +205,20 @@ pub fn cron(srv: &Arc<Server>) {
     srv.sync_sockets.close_idle(IDLE_CLOSE);
 }
 
-/// Starts one migration step for the calling client (DB = its selected DB)
-/// and defers its reply until the step is done.
-pub fn start(ctx: &mut Ctx, host: String, port: Vec<u8>, timeout_ms: u64, what: What) -> CmdResult {
+/// Starts one migration step of DB `db`; the returned future resolves to
+/// the reply (RESP bytes) when the step is done (the command defers its
+/// reply to it).
+pub fn start(
+    srv: Arc<Server>,
+    db: usize,
+    host: String,
+    port: Vec<u8>,
+    timeout_ms: u64,
+    what: What,
+) -> Result<super::Pending, CmdError> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return Err(CmdError::Static(errors::MGRT_WRITE));
     };
-    let srv = ctx.srv_arc();
-    let db = ctx.client.db;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let step = Step {
         srv,
@@ -227,11 +232,10 @@ pub fn start(ctx: &mut Ctx, host: String, port: Vec<u8>, timeout_ms: u64, what: 
     rt.spawn(async move {
         let _ = tx.send(step.run().await);
     });
-    ctx.defer(Box::pin(async move {
+    Ok(Box::pin(async move {
         rx.await
             .unwrap_or_else(|_| format!("-{}\r\n", errors::MGRT_FAILED).into_bytes())
-    }));
-    Ok(())
+    }))
 }
 
 struct Step {
