@@ -843,7 +843,8 @@ mod tests {
     fn big_values() {
         assert!(!is_big(ValueRef::Str(b"small")));
         assert!(is_big(ValueRef::Str(&vec![b'x'; BIG_BYTES])));
-        assert!(!is_big(ValueRef::Obj(&Object::Str(vec![b'x'; BIG_BYTES - 1]))));
+        let under = Object::Str(vec![b'x'; BIG_BYTES - 1]);
+        assert!(!is_big(ValueRef::Obj(&under)));
         let mut l = List::new();
         for _ in 0..BIG_ELEMS - 1 {
             l.push_back(b"e", DEFAULT_FILL);
