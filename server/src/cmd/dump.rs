@@ -43,7 +43,8 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 /// client (Codis decodes inline and blocks the whole target).
 pub const OFFLOAD_BYTES: usize = 256 * 1024;
 
-/// [`restore_payload`] for several payloads, run on the blocking pool.
+/// [`codec::restore_payload`] for several payloads (thresholds read once),
+/// run on the blocking pool.
 pub async fn restore_payloads_offloaded(
     payloads: Vec<Vec<u8>>,
     srv: &Server,

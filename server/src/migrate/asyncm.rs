@@ -11,7 +11,7 @@
 //!   bulks and the send window's bytes (`list|hash|dict|zset`, temporary TTL
 //!   3 × timeout) and a final `expire`. How a value ships, the payload and
 //!   the chunks' elements are `crate::codec`'s (`plan`, `dump_payload`,
-//!   `Chunker`); [`KeyIter`] frames them as messages. The first batch on a
+//!   `Chunker`); `KeyIter` frames them as messages. The first batch on a
 //!   connection is preceded by `SLOTSRESTORE-ASYNC-AUTH` (when we have a
 //!   password) and `SLOTSRESTORE-ASYNC-SELECT db`.
 //! * Flow control: messages are produced while the unacked bytes stay under

@@ -27,7 +27,7 @@
 //! Payloads are `crate::codec`'s. Big values: a value of fewer than 1,000
 //! elements and 256 KiB is serialized in one go under the slot lock
 //! (`codec::dump_payload`, as `DUMP`). A bigger one is written in slices
-//! (`codec::SlicedPayload`, wrapped in [`Big`]): each slice holds the slot
+//! (`codec::SlicedPayload`, wrapped in `Big`): each slice holds the slot
 //! lock for about 250 µs, then the lock is released and the task yields to
 //! the other clients before the codec's cursor resumes (lists by index,
 //! zsets by rank, strings by byte offset, hashes and sets by their SCAN
