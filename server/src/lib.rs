@@ -7,6 +7,8 @@
 //! * [`exec`]: the single gate every command passes (lookup, arity, auth,
 //!   stats) and the handler table;
 //! * [`cmd`]: command handlers, one module per family;
+//! * [`codec`]: stored values to and from the RDB value encoding and the
+//!   async migration's chunks (DUMP/RESTORE, migrations, RDB files);
 //! * [`multi`]: MULTI/EXEC/WATCH (queue, lock set, watch registry);
 //! * [`pubsub`]: channels, patterns, keyspace notifications;
 //! * [`propagate`]: the ordered stream of every change (AOF, replicas);
@@ -18,6 +20,7 @@
 pub mod block;
 pub mod client;
 pub mod cmd;
+pub mod codec;
 pub mod config;
 pub mod db;
 pub mod ds;

@@ -11,15 +11,19 @@
 //!   quicklist v1/v2, skiplist zsets with binary scores), decoding values
 //!   through the `rdb` crate behind a structural pre-pass that bounds every
 //!   length by the bytes actually present (payloads are client-controlled).
+//! * The value alone (type byte and body, no footer: what an RDB file holds
+//!   after a key) is written by [`PayloadWriter::finish_value`] and read by
+//!   [`decode_value`].
 //!
-//! Nothing here knows about the server's data structures.
+//! Nothing here knows about the server's data structures (the server's
+//! `codec` module maps its values onto these).
 
 mod reader;
 #[cfg(test)]
 mod tests;
 mod writer;
 
-pub use reader::{decode, verify};
+pub use reader::{decode, decode_value, verify};
 pub use writer::{PayloadWriter, write_blob, write_len};
 
 /// The RDB version our payloads carry (Redis 3.2's, which codis-server needs).

@@ -61,6 +61,13 @@ pub fn decode(payload: &[u8]) -> Result<Value, PayloadError> {
     let value = payload
         .get(..payload.len() - FOOTER)
         .ok_or(PayloadError::BadFormat)?;
+    decode_value(value)
+}
+
+/// Decodes one value given as its type byte and body, exactly (an RDB
+/// file's value after its key; a payload without its footer). The same
+/// checks as [`decode`] apart from the footer's.
+pub fn decode_value(value: &[u8]) -> Result<Value, PayloadError> {
     let (&ty, body) = value.split_first().ok_or(PayloadError::BadFormat)?;
     let declared = scan(ty, body)?;
 

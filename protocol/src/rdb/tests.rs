@@ -405,3 +405,21 @@ proptest! {
         }
     }
 }
+
+/// The value alone decodes like the payload around it; trailing bytes or a
+/// missing body are bad format.
+#[test]
+fn value_without_footer() {
+    let mut w = PayloadWriter::zset(2);
+    w.zelem(b"a", 1.0);
+    w.zelem(b"b", f64::INFINITY);
+    let value = w.finish_value();
+    let p = with_footer(&value, WRITE_VERSION);
+    assert_eq!(decode_value(&value), decode(&p));
+    assert!(decode_value(&value).is_ok());
+    let mut extra = value.clone();
+    extra.push(0);
+    assert_eq!(decode_value(&extra), Err(PayloadError::BadFormat));
+    assert_eq!(decode_value(&value[..1]), Err(PayloadError::BadFormat));
+    assert_eq!(decode_value(&[]), Err(PayloadError::BadFormat));
+}

@@ -193,6 +193,15 @@ impl PayloadWriter {
         write_blob(&mut self.buf, value);
     }
 
+    /// The value alone, without the payload footer: its type byte and body
+    /// as an RDB file holds them after the key (after
+    /// [`take_piece`](Self::take_piece): its last piece; the pieces are then
+    /// not checksummed here).
+    pub fn finish_value(self) -> Vec<u8> {
+        debug_assert_eq!(self.left, 0, "fewer elements than announced");
+        self.buf
+    }
+
     /// Appends the version and the checksum and returns the payload (after
     /// [`take_piece`](Self::take_piece): its last piece).
     pub fn finish(self) -> Vec<u8> {
@@ -271,6 +280,21 @@ mod tests {
             super::super::decode(&pieces),
             Ok(super::super::Value::Str(s))
         );
+    }
+
+    #[test]
+    fn value_without_footer() {
+        let mut w = PayloadWriter::hash(1);
+        w.pair(b"f", b"v");
+        assert_eq!(w.finish_value(), [4u8, 1, 1, b'f', 1, b'v']);
+        let mut w = PayloadWriter::set(1);
+        w.elem(b"m");
+        let p = {
+            let mut one = PayloadWriter::set(1);
+            one.elem(b"m");
+            one.finish()
+        };
+        assert_eq!(w.finish_value(), p[..p.len() - 10]);
     }
 
     #[test]

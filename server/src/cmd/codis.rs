@@ -256,7 +256,7 @@ fn slotscheck(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// all-or-nothing (every triple is decoded before anything is written),
 /// overwrites silently (a warning in the log), ttl 0 = no expiry.
 fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    use crate::cmd::dump::{PayloadError, restore_payload};
+    use crate::codec::{self, PayloadError, Thresholds};
     let args = argv.get(1..).unwrap_or(&[]);
     if args.is_empty() || args.len() % 3 != 0 {
         return Err(CmdError::msg(errors::wrong_arity("slotsrestore")));
@@ -281,13 +281,14 @@ fn slotsrestore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return slotsrestore_offloaded(ctx, args, payload_err);
     }
     let mut decoded = Vec::with_capacity(args.len() / 3);
+    let thresholds = Thresholds::from_config(&ctx.srv.config());
     for t in args.chunks_exact(3) {
         let (key, ttl, payload) = (t[0], t[1], t[2]);
         let ttl = int_arg(ttl)?;
         if ttl < 0 {
             return Err(CmdError::Static(errors::CODIS_INVALID_TTL));
         }
-        let value = restore_payload(payload, ctx.srv).map_err(payload_err)?;
+        let value = codec::restore_payload(payload, &thresholds).map_err(payload_err)?;
         decoded.push((key, ttl as u64, value));
     }
     let (now, lru, dbi) = (ctx.now, ctx.lru(), ctx.client.db);
@@ -306,7 +307,7 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
     dbi: usize,
     now: u64,
     lru: u32,
-    decoded: Vec<(K, u64, crate::cmd::dump::Restored)>,
+    decoded: Vec<(K, u64, crate::codec::Restored)>,
 ) {
     let Some(db) = srv.ks.db(dbi) else { return };
     let mut m = srv.ks.lock_keys(db, decoded.iter().map(|(k, _, _)| k.as_ref()));
@@ -336,7 +337,7 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
 fn slotsrestore_offloaded(
     ctx: &mut Ctx,
     args: &[&[u8]],
-    payload_err: impl Fn(crate::cmd::dump::PayloadError) -> CmdError + Send + Sync + 'static,
+    payload_err: impl Fn(crate::codec::PayloadError) -> CmdError + Send + Sync + 'static,
 ) -> CmdResult {
     let mut keys = Vec::with_capacity(args.len() / 3);
     let mut payloads = Vec::with_capacity(args.len() / 3);

@@ -1,15 +1,7 @@
-//! DUMP / RESTORE and the value ⇄ payload conversions every migration path
-//! shares (codis.md §2.5; payload format in `protocol::rdb`).
+//! DUMP and RESTORE (codis.md §2.5), and the off-loop decoding of big
+//! payloads that RESTORE and SLOTSRESTORE share. The value ⇄ payload
+//! conversions themselves are `crate::codec`'s.
 //!
-//! * [`dump_payload`] serializes a stored value straight into a payload
-//!   (plain RDB encodings, version 7, CRC-64), readable by Redis 7.0 and by
-//!   codis-server 3.2.
-//! * [`restore_payload`] decodes a payload (ours, Redis 7.0's or Codis 3.2's)
-//!   and rebuilds the value in the encoding Redis 7.0 gives it on RESTORE,
-//!   following this server's thresholds (`hash-max-listpack-*`,
-//!   `set-max-intset-entries`, `zset-max-listpack-*`, `list-max-listpack-size`).
-//!   Empty collections, repeated set/zset members, repeated fields of a plain
-//!   hash and NaN scores are bad data, as are streams and modules.
 //! * `DUMP key` and `RESTORE key ttl payload [REPLACE] [ABSTTL]
 //!   [IDLETIME s] [FREQ f]` with Redis 7.0.15's argument order and texts.
 //!   RESTORE reports `restore` (a REPLACE'd key gets no `del` of its own), or
@@ -17,22 +9,23 @@
 //!   propagated as the absolute time plus `ABSTTL`, a drop as `DEL key`. A
 //!   big payload is decoded off the event loop and applied outside the gate,
 //!   so that path signals and propagates its change itself.
+//! * [`restore_payloads_offloaded`]: payloads of [`OFFLOAD_BYTES`] or more
+//!   are verified and rebuilt on tokio's blocking pool.
 
 use protocol::command::CmdId;
 use protocol::number::parse_i64;
-use protocol::rdb::{self, PayloadWriter, Value};
-
-pub use protocol::rdb::PayloadError;
 
 use crate::cmd::util::is;
-use crate::db::{Entry, KeyAccess, Object, ValueRef, now_ms};
-use crate::ds::hash::Limits;
-use crate::ds::list::DEFAULT_FILL;
-use crate::ds::{Hash, List, Set, ZSet};
+use crate::codec::{self, PayloadError, Restored, Thresholds};
+use crate::db::{KeyAccess, now_ms};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::notify::GENERIC;
 use crate::exec::{Ctx, Handler, err};
 use crate::server::Server;
+
+/// Kept for `Server::restored` (server.rs), which still names it here; new
+/// code uses `crate::codec::dump_payload`.
+pub use crate::codec::dump_payload;
 
 pub fn handler(id: CmdId) -> Option<Handler> {
     Some(match id {
@@ -42,104 +35,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
     })
 }
 
-// --- payload API ---------------------------------------------------------------
-
-/// A full DUMP payload of `v` (RDB v7 plain encoding + version + CRC-64).
-pub fn dump_payload(v: ValueRef) -> Vec<u8> {
-    /// Size hint cap: big values grow the buffer geometrically past it.
-    const HINT_CAP: usize = 64 << 20;
-    match v {
-        ValueRef::Str(s) => PayloadWriter::string(s).finish(),
-        ValueRef::Obj(Object::Str(s)) => PayloadWriter::string(s).finish(),
-        ValueRef::Obj(Object::List(l)) => {
-            let mut w = PayloadWriter::list(l.len());
-            w.reserve(l.heap_size().min(HINT_CAP));
-            for e in l.iter() {
-                w.elem(e);
-            }
-            w.finish()
-        }
-        ValueRef::Obj(Object::Hash(h)) => {
-            let mut w = PayloadWriter::hash(h.len());
-            w.reserve(h.heap_size().min(HINT_CAP));
-            for (f, v) in h.iter() {
-                w.pair(f, v);
-            }
-            w.finish()
-        }
-        ValueRef::Obj(Object::Set(s)) => {
-            let mut w = PayloadWriter::set(s.len());
-            w.reserve(s.heap_size().min(HINT_CAP));
-            for m in s.iter() {
-                m.with_bytes(|b| w.elem(b));
-            }
-            w.finish()
-        }
-        ValueRef::Obj(Object::ZSet(z)) => {
-            let mut w = PayloadWriter::zset(z.len());
-            w.reserve(z.heap_size().min(HINT_CAP));
-            z.for_ranks(0, z.len(), false, |m, s| w.zelem(m, s));
-            w.finish()
-        }
-    }
-}
-
-/// Strings longer than this are restored as `Object::Str` (no extra copy).
-const BIG_STRING: usize = 64 * 1024;
-
-/// A value rebuilt from a payload, ready to become an [`Entry`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Restored {
-    Str(Vec<u8>),
-    Obj(Object),
-}
-
-impl Restored {
-    /// The entry for `key` (`expire`: absolute unix ms; `lru`: LRU clock).
-    pub fn into_entry(self, key: &[u8], expire: Option<u64>, lru: u32) -> Entry {
-        match self {
-            // Big strings keep their buffer (no copy into the entry blob);
-            // both forms report the "raw" encoding past 44 bytes.
-            Restored::Str(v) if v.len() > BIG_STRING => {
-                Entry::new_obj(key, Object::Str(v), expire, lru)
-            }
-            Restored::Str(v) => Entry::new_str(key, &v, expire, lru),
-            Restored::Obj(o) => Entry::new_obj(key, o, expire, lru),
-        }
-    }
-
-    /// True for a list (RESTORE signals blocked clients for those).
-    pub fn is_list(&self) -> bool {
-        matches!(self, Restored::Obj(Object::List(_)))
-    }
-}
-
-/// The encoding thresholds in force, read once per payload.
-struct Thresholds {
-    hash: Limits,
-    fill: i32,
-    intset: usize,
-    zset_entries: usize,
-    zset_value: usize,
-}
-
-fn thresholds(srv: &Server) -> Thresholds {
-    let c = srv.config();
-    let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    Thresholds {
-        hash: Limits {
-            max_entries: us(c.hash_max_listpack_entries),
-            max_value: us(c.hash_max_listpack_value),
-        },
-        fill: match c.list_max_listpack_size {
-            0 => DEFAULT_FILL,
-            f => f,
-        },
-        intset: us(c.set_max_intset_entries),
-        zset_entries: us(c.zset_max_listpack_entries),
-        zset_value: us(c.zset_max_listpack_value),
-    }
-}
+// --- big payloads ------------------------------------------------------------------
 
 /// Payloads (summed per command) at least this big are decoded on tokio's
 /// blocking pool instead of the event loop: rebuilding a value of millions
@@ -147,7 +43,8 @@ fn thresholds(srv: &Server) -> Thresholds {
 /// client (Codis decodes inline and blocks the whole target).
 pub const OFFLOAD_BYTES: usize = 256 * 1024;
 
-/// [`restore_payload`] for several payloads, run on the blocking pool.
+/// [`codec::restore_payload`] for several payloads (thresholds read once),
+/// run on the blocking pool.
 pub async fn restore_payloads_offloaded(
     payloads: Vec<Vec<u8>>,
     srv: &Server,
@@ -161,11 +58,11 @@ async fn decode_offloaded(
     payloads: Vec<Vec<u8>>,
     srv: &Server,
 ) -> (Option<Vec<Vec<u8>>>, Result<Vec<Restored>, PayloadError>) {
-    let t = thresholds(srv);
+    let t = Thresholds::from_config(&srv.config());
     let job = move || {
         let r = payloads
             .iter()
-            .map(|p| build(rdb::decode(p)?, &t))
+            .map(|p| codec::restore_payload(p, &t))
             .collect::<Result<Vec<_>, _>>();
         (payloads, r)
     };
@@ -176,76 +73,13 @@ async fn decode_offloaded(
     }
 }
 
-/// Verifies, decodes and rebuilds a payload (no keyspace access: callers
-/// decode before taking any slot lock).
-pub fn restore_payload(payload: &[u8], srv: &Server) -> Result<Restored, PayloadError> {
-    let value = rdb::decode(payload)?;
-    let t = thresholds(srv);
-    build(value, &t)
-}
-
-fn build(value: Value, t: &Thresholds) -> Result<Restored, PayloadError> {
-    const BAD: PayloadError = PayloadError::BadFormat;
-    Ok(match value {
-        Value::Str(v) => Restored::Str(v),
-        Value::List(items) => Restored::Obj(Object::List(List::from_iter(
-            items.iter().map(Vec::as_slice),
-            t.fill,
-        ))),
-        Value::Set(members) => {
-            let mut s = Set::new();
-            for m in &members {
-                if !s.insert(m, t.intset) {
-                    return Err(BAD);
-                }
-            }
-            Restored::Obj(Object::Set(s))
-        }
-        Value::Hash(pairs) => {
-            // Fields are distinct (the decoder refuses repeats).
-            let mut h = Hash::new();
-            for (f, v) in &pairs {
-                h.set(f, v, &t.hash);
-            }
-            h.trim();
-            Restored::Obj(Object::Hash(h))
-        }
-        Value::ZSet(mut items) => {
-            if items.iter().any(|(_, s)| s.is_nan()) {
-                return Err(BAD);
-            }
-            items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            if items.windows(2).any(|w| w[0].0 == w[1].0) {
-                return Err(BAD);
-            }
-            items.sort_by(|a, b| a.1.total_cmp_redis(b.1).then_with(|| a.0.cmp(&b.0)));
-            Restored::Obj(Object::ZSet(ZSet::from_sorted(
-                &items,
-                t.zset_entries,
-                t.zset_value,
-            )))
-        }
-    })
-}
-
-/// Score order as the skiplist compares (`<`, so -0 equals 0); no NaN here.
-trait ScoreCmp {
-    fn total_cmp_redis(self, o: f64) -> std::cmp::Ordering;
-}
-
-impl ScoreCmp for f64 {
-    fn total_cmp_redis(self, o: f64) -> std::cmp::Ordering {
-        self.partial_cmp(&o).unwrap_or(std::cmp::Ordering::Equal)
-    }
-}
-
 // --- commands --------------------------------------------------------------------
 
 /// DUMP key: the payload, or nil (a read lookup: counts hits/misses).
 fn dump(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     ctx.read_key(argv[1], |out, e| match e {
         None => out.null(),
-        Some(e) => out.bulk(&dump_payload(e.value())),
+        Some(e) => out.bulk(&codec::dump_payload(e.value())),
     });
     Ok(())
 }
@@ -380,7 +214,8 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }));
         return Ok(());
     }
-    let restored = restore_payload(argv[3], ctx.srv).map_err(payload_error)?;
+    let t = Thresholds::from_config(&ctx.srv.config());
+    let restored = codec::restore_payload(argv[3], &t).map_err(payload_error)?;
     let (srv, ks, dbi) = (ctx.srv, ctx.ks(), ctx.client.db);
     restore_apply(
         srv,
@@ -498,116 +333,6 @@ fn restore_apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ds::set::MemberRef;
-
-    fn t() -> Thresholds {
-        Thresholds {
-            hash: Limits::DEFAULT,
-            fill: DEFAULT_FILL,
-            intset: 512,
-            zset_entries: 128,
-            zset_value: 64,
-        }
-    }
-
-    fn roundtrip(o: Object) -> Object {
-        let p = dump_payload(ValueRef::Obj(&o));
-        match build(rdb::decode(&p).unwrap(), &t()).unwrap() {
-            Restored::Obj(r) => r,
-            Restored::Str(s) => Object::Str(s),
-        }
-    }
-
-    #[test]
-    fn string_payload() {
-        let p = dump_payload(ValueRef::Str(b"hello"));
-        assert_eq!(
-            p,
-            [
-                0x00, 0x05, b'h', b'e', b'l', b'l', b'o', 0x07, 0x00, 0x9c, 0x40, 0x0a, 0x85, 0x6d,
-                0xfe, 0xf5, 0x10
-            ]
-        );
-        assert_eq!(
-            build(rdb::decode(&p).unwrap(), &t()).unwrap(),
-            Restored::Str(b"hello".to_vec())
-        );
-    }
-
-    #[test]
-    fn collections_roundtrip_with_encodings() {
-        let l = List::from_iter([&b"a"[..], b"", b"c"], DEFAULT_FILL);
-        assert_eq!(roundtrip(Object::List(l.clone())), Object::List(l));
-
-        let mut h = Hash::new();
-        h.set(b"f", b"v", &Limits::DEFAULT);
-        h.set(b"", b"", &Limits::DEFAULT);
-        let r = roundtrip(Object::Hash(h.clone()));
-        assert_eq!(r, Object::Hash(h));
-        let Object::Hash(r) = r else { panic!() };
-        assert_eq!(r.encoding_name(), "listpack");
-
-        let mut big = Hash::new();
-        for i in 0..200 {
-            big.set(format!("f{i}").as_bytes(), b"v", &Limits::DEFAULT);
-        }
-        let Object::Hash(r) = roundtrip(Object::Hash(big.clone())) else {
-            panic!()
-        };
-        assert_eq!(r.encoding_name(), "hashtable");
-        assert_eq!(r, big);
-
-        let ints = Set::from_members([MemberRef::Int(3), MemberRef::Int(-1)], 512);
-        let Object::Set(r) = roundtrip(Object::Set(ints.clone())) else {
-            panic!()
-        };
-        assert_eq!((r.encoding_name(), r == ints), ("intset", true));
-        let mut strs = Set::new();
-        strs.insert(b"x", 512);
-        strs.insert(b"1", 512);
-        let Object::Set(r) = roundtrip(Object::Set(strs.clone())) else {
-            panic!()
-        };
-        assert_eq!((r.encoding_name(), r == strs), ("hashtable", true));
-
-        let items: Vec<(Vec<u8>, f64)> = vec![
-            (b"n".to_vec(), f64::NEG_INFINITY),
-            (b"z".to_vec(), -0.0),
-            (b"a".to_vec(), 0.0),
-            (b"b".to_vec(), 1.5),
-            (b"i".to_vec(), f64::INFINITY),
-        ];
-        let mut sorted = items.clone();
-        sorted.sort_by(|a, b| a.1.total_cmp_redis(b.1).then_with(|| a.0.cmp(&b.0)));
-        let z = ZSet::from_sorted(&sorted, 128, 64);
-        let r = roundtrip(Object::ZSet(z.clone()));
-        assert_eq!(r, Object::ZSet(z));
-    }
-
-    fn payload(body: &[u8]) -> Vec<u8> {
-        let mut p = body.to_vec();
-        p.extend_from_slice(&7u16.to_le_bytes());
-        let c = rdb::crc64(&p);
-        p.extend_from_slice(&c.to_le_bytes());
-        p
-    }
-
-    #[test]
-    fn bad_data_like_redis() {
-        let bad = |body: &[u8]| {
-            rdb::decode(&payload(body))
-                .and_then(|v| build(v, &t()))
-                .err()
-        };
-        let b = Some(PayloadError::BadFormat);
-        assert_eq!(bad(b"\x03\x01\x01a\xfd"), b, "nan score");
-        assert_eq!(bad(b"\x03\x02\x01a\x011\x01a\x012"), b, "zset dup");
-        assert_eq!(bad(b"\x02\x02\x01a\x01a"), b, "set dup");
-        assert_eq!(bad(b"\x02\x00"), b, "empty set");
-        assert_eq!(bad(b"\x01\x00"), b, "empty list");
-        assert_eq!(bad(b"\x04\x02\x01a\x01x\x01a\x01y"), b, "hash dup");
-        assert_eq!(bad(b"\x00\x01a"), None);
-    }
 
     /// The payload of `DUMP key`.
     fn dumped(t: &mut crate::testkit::Harness, key: &str) -> Vec<u8> {

@@ -3,6 +3,8 @@
 //! message production, ACK flow control) is migrate/asyncm.rs; this file
 //! parses arguments, answers, and implements the target side
 //! (SLOTSRESTORE-ASYNC, -AUTH, -SELECT, §2.7.5) and the wrapper (§2.7.4).
+//! Values are rebuilt by `crate::codec` (the `object` payload, and the
+//! chunks, whose emitter is there too); this file checks, locks, reports.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -10,9 +12,8 @@ use protocol::command::{self, CmdId, flags};
 use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
+use crate::codec::{self, ChunkKind, PayloadError, Thresholds};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
-use crate::ds::zset::SkipList;
-use crate::ds::{Hash, List, Set, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 use crate::migrate::asyncm::{self, ACK_CMD, Params, Select};
@@ -295,9 +296,6 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 // Target side: SLOTSRESTORE-ASYNC, -AUTH, -SELECT, and -ACK from a client
 // ---------------------------------------------------------------------------
 
-/// Largest hint used to pre-size a table (the hint is sender-controlled).
-const HINT_CAP: usize = 1 << 24;
-
 /// `[SLOTSRESTORE-ASYNC-ACK, code, message]`; closes the connection after a
 /// non-zero code (codis.md §2.7.5).
 fn ack(ctx: &mut Ctx, res: Result<Vec<u8>, String>) -> CmdResult {
@@ -346,10 +344,7 @@ enum Form {
     Expire,
     Str,
     Obj,
-    List,
-    Hash,
-    Dict,
-    Zset,
+    Chunk(ChunkKind),
 }
 
 /// Checks run in Codis' order: DB being migrated; `delete` (3 args); at
@@ -405,19 +400,19 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
         }
         let pairs = argc % 2 == 1;
         if is("list") {
-            (Form::List, None)
+            (Form::Chunk(ChunkKind::List), None)
         } else if is("dict") {
-            (Form::Dict, None)
+            (Form::Chunk(ChunkKind::Dict), None)
         } else if is("hash") {
             if !pairs {
                 return Err(bad_argc());
             }
-            (Form::Hash, None)
+            (Form::Chunk(ChunkKind::Hash), None)
         } else if is("zset") {
             if !pairs {
                 return Err(bad_argc());
             }
-            (Form::Zset, None)
+            (Form::Chunk(ChunkKind::Zset), None)
         } else {
             return Err(errors::ra_unknown(argc, sub));
         }
@@ -458,10 +453,11 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
             if ctx.ks().lock_key(db, key).get(key, now).is_some() {
                 return Err(errors::ra_key_exists(key));
             }
-            let restored = crate::cmd::dump::restore_payload(payload, ctx.srv).map_err(|e| {
+            let t = Thresholds::from_config(&ctx.srv.config());
+            let restored = codec::restore_payload(payload, &t).map_err(|e| {
                 match e {
-                    crate::cmd::dump::PayloadError::VersionOrChecksum => errors::RA_BAD_CHECKSUM,
-                    crate::cmd::dump::PayloadError::BadFormat => {
+                    PayloadError::VersionOrChecksum => errors::RA_BAD_CHECKSUM,
+                    PayloadError::BadFormat => {
                         if payload.first().is_some_and(|&t| known_type(t)) {
                             errors::RA_BAD_BODY
                         } else {
@@ -479,13 +475,13 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
             ctx.srv.restored(dbi, key, &mut r);
             Ok(num_msg(1))
         }
-        Form::List | Form::Hash | Form::Dict | Form::Zset => {
+        Form::Chunk(kind) => {
             let hint = match parse_i64(arg(4)) {
-                Some(h) if h >= 0 => (h as u64).min(HINT_CAP as u64) as usize,
+                Some(h) if h >= 0 => usize::try_from(h).unwrap_or(usize::MAX),
                 _ => return Err(errors::ra_invalid_hint(arg(4))),
             };
             let elems = argv.get(5..).unwrap_or(&[]);
-            let n = restore_chunk(ctx, form, key, elems, hint, expire, lru)?;
+            let n = restore_chunk(ctx, kind, key, elems, hint, expire, lru)?;
             Ok(num_msg(n))
         }
     }
@@ -496,51 +492,31 @@ fn known_type(t: u8) -> bool {
     matches!(t, 0..=5 | 9..=18)
 }
 
-/// Decodes the raw little-endian double scores of a zset chunk.
-fn zset_scores(elems: &[&[u8]]) -> Result<Vec<f64>, String> {
-    elems
-        .chunks_exact(2)
-        .enumerate()
-        .map(|(i, p)| {
-            let raw: [u8; 8] = p[1].try_into().map_err(|_| errors::ra_bad_score(i))?;
-            let s = f64::from_le_bytes(raw);
-            if s.is_nan() {
-                Err(errors::ra_bad_score(i))
-            } else {
-                Ok(s)
-            }
-        })
-        .collect()
-}
-
 /// Appends one chunk to a list / hash / set / zset (created if missing);
 /// returns the new size.
 fn restore_chunk(
     ctx: &mut Ctx,
-    form: Form,
+    kind: ChunkKind,
     key: &[u8],
     elems: &[&[u8]],
     hint: usize,
     expire: Option<u64>,
     lru: u32,
 ) -> Result<usize, String> {
-    let scores = if form == Form::Zset {
-        zset_scores(elems)?
+    let scores = if kind == ChunkKind::Zset {
+        codec::zset_scores(elems).map_err(errors::ra_bad_score)?
     } else {
         Vec::new()
     };
-    let fill = match ctx.srv.config().list_max_listpack_size {
-        0 => crate::ds::list::DEFAULT_FILL,
-        f => f,
-    };
+    let fill = codec::list_fill(&ctx.srv.config());
     let now = ctx.now;
     let db = ctx.db();
     let mut r = ctx.ks().lock_key(db, key);
-    let expect = match form {
-        Form::List => (1, 9),
-        Form::Hash => (4, 2),
-        Form::Dict => (2, 2),
-        _ => (3, 7),
+    let expect = match kind {
+        ChunkKind::List => (1, 9),
+        ChunkKind::Hash => (4, 2),
+        ChunkKind::Dict => (2, 2),
+        ChunkKind::Zset => (3, 7),
     };
     let exists = match r.get(key, now) {
         Some(e) => {
@@ -556,47 +532,13 @@ fn restore_chunk(
         if elems.is_empty() {
             return Err(errors::ra_no_key(key));
         }
-        let obj = match form {
-            Form::List => Object::List(List::new()),
-            Form::Hash => Object::Hash(Hash::new_table(hint)),
-            Form::Dict => Object::Set(Set::new_table(hint)),
-            _ => Object::ZSet(ZSet::Full(Box::new(SkipList::with_capacity(hint)))),
-        };
+        let obj = kind.empty(hint);
         r.insert(Entry::new_obj(key, obj, None, lru));
     }
     let Some(obj) = r.peek(key).and_then(|e| e.obj_mut()) else {
         return Err(errors::ra_no_key(key));
     };
-    let n = match obj {
-        Object::List(l) => {
-            l.extend_back(elems.iter().copied(), fill);
-            l.len()
-        }
-        Object::Hash(h) => {
-            let lim = crate::ds::hash::Limits::DEFAULT;
-            for p in elems.chunks_exact(2) {
-                h.set(p[0], p[1], &lim);
-            }
-            h.len()
-        }
-        Object::Set(s) => {
-            for m in elems {
-                s.insert(m, 0);
-            }
-            s.len()
-        }
-        Object::ZSet(z) => {
-            for (p, &s) in elems.chunks_exact(2).zip(&scores) {
-                match z.locate(p[0]) {
-                    Some((_, old)) if old.to_bits() == s.to_bits() => {}
-                    Some((pos, _)) => z.set_score_at(pos, p[0], s),
-                    None => z.insert_new(p[0], s, usize::MAX, usize::MAX),
-                }
-            }
-            z.len()
-        }
-        Object::Str(_) => 0,
-    };
+    let n = codec::append_chunk(obj, elems, &scores, fill);
     r.set_expire(key, expire);
     // The chunk's effect reaches WATCH and the stream while the slot is
     // still locked: the elements appended, then the TTL the chunk set.
@@ -605,7 +547,7 @@ fn restore_chunk(
     if srv.watches.any() {
         srv.watches.touch(db.index(), key, || true);
     }
-    if form == Form::List && !elems.is_empty() {
+    if kind == ChunkKind::List && !elems.is_empty() {
         srv.blocking.signal(db.index(), key);
     }
     if srv.prop.active() {
@@ -614,16 +556,16 @@ fn restore_chunk(
         if !elems.is_empty() {
             let mut v: crate::propagate::Argv = Vec::with_capacity(elems.len() + 2);
             v.push(
-                match form {
-                    Form::List => "RPUSH",
-                    Form::Hash => "HSET",
-                    Form::Dict => "SADD",
-                    _ => "ZADD",
+                match kind {
+                    ChunkKind::List => "RPUSH",
+                    ChunkKind::Hash => "HSET",
+                    ChunkKind::Dict => "SADD",
+                    ChunkKind::Zset => "ZADD",
                 }
                 .into(),
             );
             v.push(key.to_vec());
-            if form == Form::Zset {
+            if kind == ChunkKind::Zset {
                 for (p, sc) in elems.chunks_exact(2).zip(&scores) {
                     v.push(sc.to_string().into_bytes());
                     v.push(p[0].to_vec());

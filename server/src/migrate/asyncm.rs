@@ -9,9 +9,11 @@
 //!   one at a time, each produced under the key's slot lock: `delete`, then
 //!   `string` / `object` (DUMP payload) or chunks of at most `maxbulks`
 //!   bulks and the send window's bytes (`list|hash|dict|zset`, temporary TTL
-//!   3 × timeout) and a final `expire`. The first batch on a connection is
-//!   preceded by `SLOTSRESTORE-ASYNC-AUTH` (when we have a password) and
-//!   `SLOTSRESTORE-ASYNC-SELECT db`.
+//!   3 × timeout) and a final `expire`. How a value ships, the payload and
+//!   the chunks' elements are `crate::codec`'s (`plan`, `dump_payload`,
+//!   `Chunker`); `KeyIter` frames them as messages. The first batch on a
+//!   connection is preceded by `SLOTSRESTORE-ASYNC-AUTH` (when we have a
+//!   password) and `SLOTSRESTORE-ASYNC-SELECT db`.
 //! * Flow control: messages are produced while the unacked bytes stay under
 //!   `maxbytes` (at least one message is always in flight); every message
 //!   gets one `[SLOTSRESTORE-ASYNC-ACK, code, msg]` frame back. On the last
@@ -22,7 +24,8 @@
 //! * Lock order: registry slot → `ConnState` → keyspace slot locks.
 //! * Differences from Codis: a caller is parked on its deferred reply, so
 //!   "previous operation has not finished" cannot happen; chunks of pairs
-//!   never exceed `maxbulks` (Codis may add one pair more); the window is
+//!   never exceed `maxbulks` (Codis may add one pair more: see
+//!   `codec::chunk`); the window is
 //!   counted in unacked bytes rather than output-buffer bytes; SLOT-form
 //!   batches count tag-group members as one message each when filling.
 //! * Known gap with `io-threads` > 1: the execution gate checks the
@@ -43,7 +46,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 
-use crate::db::{Db, Entry, KeyAccess, Kind, Object, ValueRef, now_ms};
+use crate::codec::{self, Chunker, Shipping};
+use crate::db::{Db, Entry, KeyAccess, Kind, now_ms};
 use crate::errors;
 use crate::migrate::{FlightGuard, KeySet, ttl_of};
 use crate::server::Server;
@@ -70,15 +74,6 @@ pub struct Params {
 }
 
 // ---------------------------------------------------------------------------
-// Message encoding
-// ---------------------------------------------------------------------------
-
-/// The DUMP payload of a value (helper A's encoder).
-fn payload_of(v: ValueRef<'_>) -> Vec<u8> {
-    crate::cmd::dump::dump_payload(v)
-}
-
-// ---------------------------------------------------------------------------
 // Per-key iterator
 // ---------------------------------------------------------------------------
 
@@ -91,95 +86,53 @@ enum Stage {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    List,
-    Hash,
-    Dict,
-    Zset,
-}
-
-impl Chunk {
-    fn word(self) -> &'static [u8] {
-        match self {
-            Chunk::List => b"list",
-            Chunk::Hash => b"hash",
-            Chunk::Dict => b"dict",
-            Chunk::Zset => b"zset",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Str,
-    Object,
-    Chunked(Chunk),
-}
-
-/// How a value is shipped: mode, total elements (the `hint`) and bulks.
-fn classify(e: &Entry, maxbulks: usize) -> (Mode, usize, usize) {
-    let maxbulks = maxbulks.max(1);
-    let chunked = |big: bool, c: Chunk, len: usize, bulks: usize| {
-        if big && bulks > maxbulks {
-            (Mode::Chunked(c), len, bulks)
-        } else {
-            (Mode::Object, len, bulks)
-        }
-    };
-    match e.value() {
-        ValueRef::Str(_) | ValueRef::Obj(Object::Str(_)) => (Mode::Str, 0, 1),
-        ValueRef::Obj(Object::List(l)) => chunked(true, Chunk::List, l.len(), l.len()),
-        ValueRef::Obj(Object::Hash(h)) => {
-            chunked(!h.is_compact(), Chunk::Hash, h.len(), h.len() * 2)
-        }
-        ValueRef::Obj(Object::Set(s)) => chunked(!s.is_intset(), Chunk::Dict, s.len(), s.len()),
-        ValueRef::Obj(Object::ZSet(z)) => {
-            chunked(!z.is_compact(), Chunk::Zset, z.len(), z.len() * 2)
-        }
-    }
-}
-
-/// Estimated messages of a value (codis.md §2.7.1): 1, or the chunk count.
+/// Estimated messages of a key's value (codis.md §2.7.1): 1, or its chunks.
 fn estimate(e: &Entry, maxbulks: usize) -> usize {
-    match classify(e, maxbulks) {
-        (Mode::Chunked(_), _, bulks) => bulks.div_ceil(maxbulks.max(1)),
-        _ => 1,
-    }
+    codec::plan(e.value(), maxbulks).messages(maxbulks)
 }
 
 /// Produces the messages of one key, one per [`KeyIter::step`].
 struct KeyIter {
     key: Vec<u8>,
     kind: Kind,
-    mode: Mode,
+    how: Shipping,
     stage: Stage,
     hint: usize,
     expire: Option<u64>,
-    cursor: u64,
-    lindex: usize,
-    zindex: usize,
+    /// The chunk emitter of a chunked value.
+    chunker: Option<Chunker>,
     chunked_msgs: usize,
 }
 
 impl KeyIter {
     fn new(key: Vec<u8>, e: &Entry, maxbulks: usize) -> KeyIter {
-        let (mode, hint, bulks) = classify(e, maxbulks);
-        let chunks = match mode {
-            Mode::Chunked(_) => bulks.div_ceil(maxbulks.max(1)),
-            _ => 0,
-        };
+        let plan = codec::plan(e.value(), maxbulks);
         KeyIter {
             key,
             kind: e.kind(),
-            mode,
+            how: plan.how,
             stage: Stage::Delete,
-            hint,
+            hint: plan.hint,
             expire: e.expire(),
-            cursor: 0,
-            lindex: 0,
-            zindex: 0,
-            chunked_msgs: chunks,
+            chunker: match plan.how {
+                Shipping::Chunked(kind) => Some(Chunker::new(kind)),
+                _ => None,
+            },
+            chunked_msgs: plan.chunks(maxbulks),
+        }
+    }
+
+    /// The iterator of a key not looked up yet (STATUS' prepare stage).
+    fn blank() -> KeyIter {
+        KeyIter {
+            key: Vec::new(),
+            kind: Kind::String,
+            how: Shipping::Str,
+            stage: Stage::Delete,
+            hint: 0,
+            expire: None,
+            chunker: None,
+            chunked_msgs: 0,
         }
     }
 
@@ -211,8 +164,8 @@ impl KeyIter {
                 Stage::Done => return false,
                 Stage::Delete => {
                     self.delete_msg(out);
-                    self.stage = match self.mode {
-                        Mode::Chunked(_) => Stage::Chunks,
+                    self.stage = match self.how {
+                        Shipping::Chunked(_) => Stage::Chunks,
                         _ => Stage::Value,
                     };
                     return true;
@@ -228,8 +181,8 @@ impl KeyIter {
                     let ttl = ttl_of(e.expire(), now);
                     header(out, 5);
                     bulk(out, RESTORE_CMD);
-                    match (self.mode, e.as_str()) {
-                        (Mode::Str, Some(s)) => {
+                    match (self.how, e.as_str()) {
+                        (Shipping::Str, Some(s)) => {
                             bulk(out, b"string");
                             bulk(out, &self.key);
                             bulk_u64(out, ttl);
@@ -239,7 +192,7 @@ impl KeyIter {
                             bulk(out, b"object");
                             bulk(out, &self.key);
                             bulk_u64(out, ttl);
-                            bulk(out, &payload_of(e.value()));
+                            bulk(out, &codec::dump_payload(e.value()));
                         }
                     }
                     return true;
@@ -281,97 +234,17 @@ impl KeyIter {
 
     /// One chunk message (if it has elements); returns (wrote, finished).
     fn chunk(&mut self, e: &Entry, p: &Params, budget: usize, out: &mut Vec<u8>) -> (bool, bool) {
-        let maxb = p.maxbulks.max(1);
-        let budget = budget.max(1);
-        let max_steps = (10 * maxb).max(100);
-        let mut body = Vec::new();
-        let (mut n, mut bytes) = (0usize, 0usize);
-        let Mode::Chunked(kind) = self.mode else {
+        let Some(c) = self.chunker.as_mut() else {
             return (false, true);
         };
-        let finished = match (kind, e.value()) {
-            (Chunk::List, ValueRef::Obj(Object::List(l))) => {
-                for v in l.iter_from(self.lindex) {
-                    bulk(&mut body, v);
-                    n += 1;
-                    bytes += v.len();
-                    self.lindex += 1;
-                    if n >= maxb || bytes >= budget {
-                        break;
-                    }
-                }
-                self.lindex >= l.len()
-            }
-            (Chunk::Hash, ValueRef::Obj(Object::Hash(h))) => {
-                let mut steps = 0usize;
-                loop {
-                    self.cursor = h.scan(self.cursor, 1, |f, v| {
-                        bulk(&mut body, f);
-                        bulk(&mut body, v);
-                        n += 2;
-                        bytes += f.len() + v.len();
-                    });
-                    steps += 1;
-                    if self.cursor == 0 {
-                        break true;
-                    }
-                    // Whole pairs only: at most `maxbulks` bulks (one pair
-                    // at least).
-                    if n + 2 > maxb || bytes >= budget || (steps >= max_steps && n > 0) {
-                        break false;
-                    }
-                }
-            }
-            (Chunk::Dict, ValueRef::Obj(Object::Set(s))) => {
-                let mut steps = 0usize;
-                loop {
-                    self.cursor = s.scan(self.cursor, 1, |m| {
-                        m.with_bytes(|b| {
-                            bulk(&mut body, b);
-                            bytes += b.len();
-                        });
-                        n += 1;
-                    });
-                    steps += 1;
-                    if self.cursor == 0 {
-                        break true;
-                    }
-                    if n >= maxb || bytes >= budget || (steps >= max_steps && n > 0) {
-                        break false;
-                    }
-                }
-            }
-            (Chunk::Zset, ValueRef::Obj(Object::ZSet(z))) => {
-                let len = z.len();
-                let end = len.saturating_sub(self.zindex);
-                let start = end.saturating_sub((maxb / 2).max(1));
-                let mut stop = false;
-                let zindex = &mut self.zindex;
-                z.for_ranks(start, end, true, |m, s| {
-                    if stop {
-                        return;
-                    }
-                    bulk(&mut body, m);
-                    bulk(&mut body, &s.to_le_bytes());
-                    n += 2;
-                    bytes += m.len() + 8;
-                    *zindex += 1;
-                    if n + 2 > maxb || bytes >= budget {
-                        stop = true;
-                    }
-                });
-                self.zindex >= len
-            }
-            // The value changed type under us (cannot happen while the key
-            // is in flight): stop here.
-            _ => true,
-        };
+        let mut body = Vec::new();
+        let (n, finished) = c.next(e.value(), p.maxbulks, budget, &mut body);
         if n == 0 {
             return (false, finished);
         }
         header(out, 5 + n);
         bulk(out, RESTORE_CMD);
-        bulk(out, kind.word());
+        bulk(out, c.kind().word());
         bulk(out, &self.key);
         bulk_u64(out, p.timeout.saturating_mul(3));
         bulk_u64(out, self.hint as u64);
@@ -409,6 +282,7 @@ impl KeyIter {
 }
 
 fn iter_status(r: &mut Reply, key: &[u8], ty: i64, stage: i64, expire: i64, it: &KeyIter) {
+    let (cursor, lindex, zindex) = it.chunker.as_ref().map_or((0, 0, 0), Chunker::positions);
     r.array(16);
     r.bulk(b"key");
     r.bulk(key);
@@ -419,11 +293,11 @@ fn iter_status(r: &mut Reply, key: &[u8], ty: i64, stage: i64, expire: i64, it: 
     r.bulk(b"expire");
     r.bulk_int(expire);
     r.bulk(b"cursor");
-    r.bulk_int(it.cursor as i64);
+    r.bulk_int(cursor as i64);
     r.bulk(b"lindex");
-    r.bulk_int(it.lindex as i64);
+    r.bulk_int(lindex as i64);
     r.bulk(b"zindex");
-    r.bulk_int(it.zindex as i64);
+    r.bulk_int(zindex as i64);
     r.bulk(b"chunked_msgs");
     r.bulk_int(it.chunked_msgs as i64);
 }
@@ -978,19 +852,7 @@ pub fn status(srv: &Server, db: usize, r: &mut Reply) {
         (Some(it), _) => it.status(r),
         // The next key, not looked up yet (Codis' prepare stage).
         (None, Some(k)) => {
-            let blank = KeyIter {
-                key: Vec::new(),
-                kind: Kind::String,
-                mode: Mode::Str,
-                stage: Stage::Delete,
-                hint: 0,
-                expire: None,
-                cursor: 0,
-                lindex: 0,
-                zindex: 0,
-                chunked_msgs: 0,
-            };
-            iter_status(r, k, -1, 0, 0, &blank);
+            iter_status(r, k, -1, 0, 0, &KeyIter::blank());
         }
         (None, None) => r.null_array(),
     }
@@ -1032,7 +894,7 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
                     .map(|e| KeyIter::new(key, e, b.params.maxbulks))
             };
             let Some(it) = it else { continue };
-            if matches!(it.mode, Mode::Chunked(_)) {
+            if matches!(it.how, Shipping::Chunked(_)) {
                 b.chunked_vals += 1;
             }
             b.shipped.push(it.key.clone());
@@ -1429,6 +1291,7 @@ mod tests {
     }
 
     fn server_with_big_values(n: usize) -> Arc<Server> {
+        use crate::db::Object;
         use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
         let srv = Server::for_tests();
         let db = srv.ks.db(0).unwrap();
