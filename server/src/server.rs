@@ -167,7 +167,7 @@ impl Server {
                 Some(e) => e,
                 None => return,
             };
-            let payload = crate::cmd::dump::dump_payload(entry.value());
+            let payload = crate::codec::dump_payload(entry.value());
             let ttl = entry.expire().unwrap_or(0).to_string();
             let argv: crate::propagate::Argv = vec![
                 b"RESTORE".to_vec(),

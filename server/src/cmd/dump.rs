@@ -23,10 +23,6 @@ use crate::exec::notify::GENERIC;
 use crate::exec::{Ctx, Handler, err};
 use crate::server::Server;
 
-/// Kept for `Server::restored` (server.rs), which still names it here; new
-/// code uses `crate::codec::dump_payload`.
-pub use crate::codec::dump_payload;
-
 pub fn handler(id: CmdId) -> Option<Handler> {
     Some(match id {
         CmdId::Dump => dump,
