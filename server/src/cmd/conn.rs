@@ -227,7 +227,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// RESET: back to a fresh connection's state (DB 0, RESP2, no name, no MULTI,
-/// unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
+/// no tracking, unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     // Redis' clearClientConnectionState: out of MONITOR, no tracking, DB 0,
     // RESP2, no transaction or watched keys, no subscriptions, no name,
