@@ -45,6 +45,8 @@ pub struct ClientInfo {
     pub mail: tokio::sync::Notify,
     /// When the output first went over the soft limit (unix ms, 0 = under).
     pub soft_since_ms: AtomicU64,
+    /// CLIENT TRACKING state (tracking.rs).
+    pub tracking: crate::tracking::ClientState,
 }
 
 impl ClientInfo {
@@ -77,6 +79,7 @@ impl ClientInfo {
             outbox: Mutex::new(Vec::new()),
             mail: tokio::sync::Notify::new(),
             soft_since_ms: AtomicU64::new(0),
+            tracking: Default::default(),
         }
     }
 
@@ -200,6 +203,9 @@ pub struct Client {
     pub reply: ReplyMode,
     /// The propagated entries of the running EXEC, emitted as one block.
     pub exec_prop: Vec<(usize, crate::propagate::Argv)>,
+    /// CLIENT CACHING and the invalidations owed after the running command
+    /// (tracking.rs).
+    pub tracking: crate::tracking::Local,
 }
 
 impl Client {
@@ -221,6 +227,7 @@ impl Client {
             prop: Vec::new(),
             exec_prop: Vec::new(),
             reply: ReplyMode::On,
+            tracking: Default::default(),
         }
     }
 

@@ -238,6 +238,11 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
             client.reply = ReplyMode::On;
         }
     }
+    // Invalidations the command owes its own client come after its reply
+    // (and survive CLIENT REPLY OFF, as Redis' pushes do).
+    if client.tracking.busy() {
+        crate::tracking::after_command(srv, client, out, argv);
+    }
 }
 
 /// How [`execute_checked`] ended.
@@ -353,6 +358,11 @@ pub fn execute_checked(
     if !client.authenticated && !top.has(flags::NO_AUTH) {
         reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
+    }
+    if srv.tracking.over_limit() {
+        // tracking-table-max-keys, checked before every command (Redis'
+        // processCommand).
+        crate::tracking::limit_before(srv, client, out);
     }
     if client.info.in_pubsub()
         && !client.info_resp3()
@@ -563,8 +573,15 @@ fn call(
     // in the global order, and its changes reach the propagation stream
     // before the set is released (propagate.rs: ordering).
     // (Codis' migration commands lock slot by slot themselves; EXEC holds
-    // its queue's set and is not a write.)
-    let own = (held.is_none() && migratable_write).then(|| lock_command(srv, id, spec, argv, client.db));
+    // its queue's set and is not a write.) A read whose keys a tracking
+    // client remembers runs under its lock set too (tracking.rs).
+    let trk = srv
+        .tracking
+        .armed()
+        .then(|| crate::tracking::Scope::enter(client, spec, out.buf.len()));
+    let track_read = trk.as_ref().is_some_and(|t| t.remembers());
+    let own = (held.is_none() && (migratable_write || track_read))
+        .then(|| lock_command(srv, id, spec, argv, client.db));
     let held_now: Option<&(dyn crate::db::HeldSlots + '_)> = match &own {
         Some(set) => Some(set),
         None => held,
@@ -582,6 +599,9 @@ fn call(
         };
         handler(&mut ctx, argv)
     };
+    if let Some(t) = trk {
+        t.leave(srv, client, out, spec, argv);
+    }
     let changed = std::mem::replace(&mut client.call_dirty, saved_dirty);
     if (changed > 0 || !client.prop.is_empty()) && srv.prop.active() {
         propagate(srv, client, db, argv);
@@ -640,6 +660,9 @@ pub fn call_wakeup(srv: &Server, client: &mut Client, out: &mut Reply, now: u64,
     };
     if call(srv, client, out, now, argv, &r, None, true) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
+    if client.tracking.busy() {
+        crate::tracking::after_command(srv, client, out, argv);
     }
 }
 

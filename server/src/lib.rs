@@ -12,6 +12,7 @@
 //! * [`multi`]: MULTI/EXEC/WATCH (queue, lock set, watch registry);
 //! * [`pubsub`]: channels, patterns, keyspace notifications;
 //! * [`propagate`]: the ordered stream of every change (AOF, replicas);
+//! * [`tracking`]: client-side caching (CLIENT TRACKING invalidations);
 //! * [`net`]: listener and connection loop (read, parse every complete
 //!   command, execute inline, one write for all replies);
 //! * [`server`]: process-wide state, stats, client registry, cron.
@@ -40,3 +41,4 @@ pub mod server;
 pub mod stats;
 #[cfg(test)]
 pub mod testkit;
+pub mod tracking;

@@ -53,6 +53,8 @@ pub struct Server {
     pub sync_sockets: crate::migrate::sync::SocketCache,
     /// Async migration connections and batches, per DB (migrate/asyncm.rs).
     pub asyncm: crate::migrate::asyncm::Registry,
+    /// Client-side caching: tracked keys, BCAST prefixes (tracking.rs).
+    pub tracking: crate::tracking::Tracking,
     /// This server's own `Arc` (deferred replies and migration tasks outlive
     /// the command that started them).
     me: std::sync::Weak<Server>,
@@ -84,7 +86,9 @@ impl Server {
             ks,
             stats: Stats::new(),
             clients: Registry::default(),
-            next_client_id: AtomicU64::new(1),
+            // Redis 7.0 gives ids 1 and 2 to internal clients (Lua, modules):
+            // its first connection is 3, and so is ours (CLIENT ID, REDIRECT).
+            next_client_id: AtomicU64::new(3),
             started: Instant::now(),
             started_ms: now_ms(),
             run_id,
@@ -103,6 +107,7 @@ impl Server {
             monitors: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
+            tracking: Default::default(),
         });
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
         srv.ks.set_events(weak);
@@ -127,7 +132,8 @@ impl Server {
     }
 
     /// The modified-key signal (see `exec::Ctx::changed`): dirty counter,
-    /// WATCH, blocked clients, keyspace notifications.
+    /// WATCH, blocked clients, client-side caching invalidation, keyspace
+    /// notifications.
     #[inline]
     pub fn changed(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         self.dirty.fetch_add(1, Relaxed);
@@ -136,16 +142,23 @@ impl Server {
             self.watches.touch(db, key, || !deleted);
         }
         self.blocking.signal(db, key);
+        if self.tracking.armed() {
+            crate::tracking::modified(self, key);
+        }
         self.notify(db, class, event, key);
     }
 
     /// A key migrated to another server was deleted here (call it with the
-    /// key's slot still locked): WATCH sees the change and the stream gets
-    /// a DEL, as Codis' `slotsremove` (no keyspace notification).
+    /// key's slot still locked): WATCH and tracking clients see the change
+    /// and the stream gets a DEL, as Codis' `slotsremove` (no keyspace
+    /// notification).
     pub fn migrated_away(&self, db: usize, key: &[u8]) {
         self.dirty.fetch_add(1, Relaxed);
         if self.watches.any() {
             self.watches.touch(db, key, || false);
+        }
+        if self.tracking.armed() {
+            crate::tracking::modified(self, key);
         }
         if self.prop.active() {
             self.prop.emit_del(db, key);
@@ -154,14 +167,18 @@ impl Server {
 
     /// A key written by a migration (SLOTSRESTORE, the async restore
     /// commands) with its slot still locked in `slot`: WATCH, blocked
-    /// clients, and its full value in the stream as an absolute-TTL
-    /// `RESTORE … REPLACE ABSTTL` (the effect, whatever the command was).
+    /// clients, tracking clients, and its full value in the stream as an
+    /// absolute-TTL `RESTORE … REPLACE ABSTTL` (the effect, whatever the
+    /// command was).
     pub fn restored(&self, db: usize, key: &[u8], slot: &mut impl crate::db::KeyAccess) {
         self.dirty.fetch_add(1, Relaxed);
         if self.watches.any() {
             self.watches.touch(db, key, || true);
         }
         self.blocking.signal(db, key);
+        if self.tracking.armed() {
+            crate::tracking::modified(self, key);
+        }
         if self.prop.active() {
             let entry = match slot.peek(key) {
                 Some(e) => e,
@@ -199,6 +216,7 @@ impl Server {
                 != 0;
         self.ks.created_events.store(new_on, Relaxed);
         self.pubsub.set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
+        self.tracking.set_max_keys(c.tracking_table_max_keys);
     }
 
     /// Starts shutting the server down (SHUTDOWN, SIGTERM).
@@ -226,6 +244,9 @@ impl Server {
             // dataset does not change.
             if self.active_expire.load(Relaxed) && self.pause.mode(now_ms()).is_none() {
                 self.ks.active_expire(now_ms(), budget);
+            }
+            if self.tracking.armed() {
+                crate::tracking::cron(&self);
             }
             let el = last_t.elapsed().as_secs_f64();
             if el >= 1.0 {
@@ -256,11 +277,14 @@ impl Server {
 impl crate::db::KeyEvents for Server {
     fn expired(&self, db: usize, key: &[u8]) {
         // Redis' deleteExpiredKeyAndPropagate: `expired` event, the
-        // modified-key signal (WATCH), a DEL in the propagation stream.
+        // modified-key signal (WATCH, tracking), a DEL in the propagation stream.
         if self.watches.any() {
             self.watches.touch(db, key, || false);
         }
         self.notify(db, crate::config::notify::EXPIRED, "expired", key);
+        if self.tracking.armed() {
+            crate::tracking::expired(self, key);
+        }
         if self.prop.active() {
             self.prop.emit_del(db, key);
         }

@@ -4,7 +4,8 @@
 //! for a `/db` URL, and `HELLO 3` for `?protocol=resp3`), plain string
 //! commands, expiry, pipelines, a full SCAN iteration over 10k keys, exact
 //! INCR totals from concurrent connections, database isolation, atomic
-//! pipelines and WATCH-based transactions, and pub/sub.
+//! pipelines and WATCH-based transactions, pub/sub, and client-side caching
+//! through the crate's RESP3 push channel.
 
 use std::collections::HashSet;
 
@@ -373,4 +374,149 @@ async fn pubsub() {
     assert_eq!(got, want);
     let n: i64 = q(&mut con, cmd("PUBLISH").arg("nobody").arg("x")).await;
     assert_eq!(n, 0);
+}
+
+/// A RESP3 connection of the crate with a push channel.
+async fn connect_push(
+    url: &str,
+) -> (
+    MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let client = redis::Client::open(format!("{url}?protocol=resp3").as_str())
+        .unwrap_or_else(|e| panic!("client for {url}: {e}"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    (con, rx)
+}
+
+async fn next_push(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) -> redis::PushInfo {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an invalidation push within 5s")
+        .expect("push channel open")
+}
+
+fn keys_of(push: &redis::PushInfo) -> Option<Vec<String>> {
+    assert_eq!(push.kind, redis::PushKind::Invalidate, "{push:?}");
+    match push.data.as_slice() {
+        [redis::Value::Array(keys)] => Some(
+            keys.iter()
+                .map(|k| match k {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("key {other:?}"),
+                })
+                .collect(),
+        ),
+        [redis::Value::Nil] => None,
+        other => panic!("invalidate data {other:?}"),
+    }
+}
+
+/// Client-side caching through the crate's RESP3 push channel: a key read
+/// with tracking on is invalidated when another connection writes it (once),
+/// BCAST reports every key written under a prefix, FLUSHALL invalidates
+/// everything (a null).
+#[tokio::test]
+async fn client_side_caching_pushes() {
+    let srv = Server::start(&[]);
+    let (mut con, mut rx) = connect_push(&srv.url()).await;
+    let mut other = connect(&srv.url()).await;
+    let () = q(&mut con, cmd("CLIENT").arg("TRACKING").arg("ON")).await;
+    let () = q(&mut other, cmd("SET").arg("k").arg("v1")).await;
+    let v: String = q(&mut con, cmd("GET").arg("k")).await;
+    assert_eq!(v, "v1");
+    let () = q(&mut other, cmd("SET").arg("k").arg("v2")).await;
+    let push = next_push(&mut rx).await;
+    assert_eq!(keys_of(&push), Some(vec!["k".to_string()]));
+    // Forgotten after one invalidation: the next change says nothing, and
+    // the FLUSHALL null is the next push.
+    let () = q(&mut other, cmd("SET").arg("k").arg("v3")).await;
+    let () = q(&mut other, &cmd("FLUSHALL")).await;
+    assert_eq!(keys_of(&next_push(&mut rx).await), None);
+    let () = q(&mut con, cmd("CLIENT").arg("TRACKING").arg("OFF")).await;
+    let bcast = cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg("user:")
+        .clone();
+    let () = q(&mut con, &bcast).await;
+    let mset = cmd("MSET")
+        .arg("user:2")
+        .arg("a")
+        .arg("x")
+        .arg("b")
+        .arg("user:1")
+        .arg("c")
+        .clone();
+    let () = q(&mut other, &mset).await;
+    assert_eq!(
+        keys_of(&next_push(&mut rx).await),
+        Some(vec!["user:1".to_string(), "user:2".to_string()])
+    );
+    assert!(rx.try_recv().is_err(), "one message for the batch");
+}
+
+/// A local cache kept by invalidation pushes while another connection keeps
+/// writing (several executor threads): once the writer stops and the pushes
+/// are drained, every cached value is the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_cache_stays_coherent() {
+    let srv = Server::start(&["--io-threads", "4"]);
+    let (mut con, mut rx) = connect_push(&srv.url()).await;
+    let () = q(&mut con, cmd("CLIENT").arg("TRACKING").arg("ON")).await;
+    let keys: Vec<String> = (0..8).map(|i| format!("key:{i}")).collect();
+    let writer = {
+        let url = srv.url();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            let mut w = connect(&url).await;
+            for n in 0..3000u32 {
+                let k = &keys[(n as usize * 7 + n as usize / 3) % keys.len()];
+                let () = q(&mut w, cmd("SET").arg(k).arg(n)).await;
+            }
+        })
+    };
+    let mut cache: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut reads = 0u32;
+    let drain = |cache: &mut std::collections::HashMap<String, Option<String>>,
+                 rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>| {
+        while let Ok(p) = rx.try_recv() {
+            match keys_of(&p) {
+                Some(ks) => ks.iter().for_each(|k| {
+                    cache.remove(k);
+                }),
+                None => cache.clear(),
+            }
+        }
+    };
+    while !writer.is_finished() {
+        for k in &keys {
+            drain(&mut cache, &mut rx);
+            if !cache.contains_key(k) {
+                let v: Option<String> = q(&mut con, cmd("GET").arg(k)).await;
+                cache.insert(k.clone(), v);
+                reads += 1;
+            }
+        }
+    }
+    writer.await.unwrap();
+    // Quiet: every invalidation of the last writes has arrived.
+    let _: String = q(&mut con, &cmd("PING")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drain(&mut cache, &mut rx);
+    let mut check = connect(&srv.url()).await;
+    for (k, cached) in &cache {
+        let now: Option<String> = q(&mut check, cmd("GET").arg(k)).await;
+        assert_eq!(cached, &now, "{k} is stale in the cache after {reads} reads");
+    }
+    assert!(reads > keys.len() as u32, "the cache was invalidated and refilled");
 }

@@ -105,7 +105,7 @@ macro_rules! pending_scripts {
 
 scripts!(
     bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, server, sets,
-    sort, strings, zsets
+    sort, strings, tracking, zsets
 );
 
 // No script is pending; a new one that does not pass yet goes here.

@@ -69,6 +69,7 @@ fn touch_watchers(ctx: &Ctx, db: usize, other: Option<usize>) {
 
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
+    crate::tracking::flushed(ctx.srv);
     let mut removed = 0;
     for i in 0..ctx.srv.ks.db_count() {
         touch_watchers(ctx, i, None);
@@ -81,6 +82,7 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
+    crate::tracking::flushed(ctx.srv);
     touch_watchers(ctx, ctx.client.db, None);
     let removed = ctx.ks().flush_db(ctx.client.db);
     ctx.dirty(removed as u64 + 1);

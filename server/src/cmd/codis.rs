@@ -168,7 +168,7 @@ fn slotsdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     for s in slots {
         let remaining = {
             let mut r = ctx.ks().lock_slot(db, s);
-            if ctx.srv.watches.any() || ctx.srv.prop.active() {
+            if ctx.srv.watches.any() || ctx.srv.prop.active() || ctx.srv.tracking.armed() {
                 // Codis' slotsremove: each key deleted is a modified key and
                 // a DEL in the stream.
                 let keys: Vec<Vec<u8>> = r.iter().map(|e| e.key().to_vec()).collect();

@@ -9,12 +9,12 @@
 //! Authentication knows one user, `default`, whose password is `requirepass`
 //! (no password = the `nopass` default user, which accepts any password).
 //!
-//! Not supported in this release (arguments are validated like Redis, then an
-//! `ERR ... is not supported in this release` reply): `CLIENT TRACKING ON`.
+//! CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO parse and check their
+//! arguments here; the tracking state and invalidation live in tracking.rs.
 //! CLIENT PAUSE holds commands back in the connection loop (pause.rs);
 //! CLIENT REPLY drops replies in `exec::execute`. `CLIENT LIST` fields this
 //! server does not track report fixed values:
-//! `multi-mem=0`, `oll=0`, `events=r`, `user=default`, `redir=-1`; `rbs/rbp`
+//! `multi-mem=0`, `oll=0`, `events=r`, `user=default`; `rbs/rbp`
 //! and `tot-mem` are estimates; `argv-mem` and `obl` are non-zero only for the
 //! calling connection.
 
@@ -227,13 +227,15 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// RESET: back to a fresh connection's state (DB 0, RESP2, no name, no MULTI,
-/// unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
+/// no tracking, unauthenticated when a password is required). NO-EVICT is kept, as in 7.0.
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    // Redis' clearClientConnectionState: out of MONITOR, DB 0, RESP2, no
-    // transaction or watched keys, no subscriptions, no name, replies on.
+    // Redis' clearClientConnectionState: out of MONITOR, no tracking, DB 0,
+    // RESP2, no transaction or watched keys, no subscriptions, no name,
+    // replies on.
     if ctx.client.info.monitor.swap(false, Relaxed) {
         ctx.srv.monitors.forget(ctx.client.id);
     }
+    crate::tracking::disable(ctx.srv, ctx.client);
     ctx.client.select(0);
     set_resp(ctx, 2);
     set_name(ctx, b"");
@@ -253,9 +255,9 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CACHING (YES|NO)",
-    "    Tracking is not supported: always an error.",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
     "GETREDIR",
-    "    Tracking redirection client ID (always -1: tracking is not supported).",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    The name of this connection.",
     "ID",
@@ -291,9 +293,9 @@ const CLIENT_HELP: &[&str] = &[
     "    Unblock a client blocked in a blocking command.",
     "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
     "         [OPTIN] [OPTOUT] [NOLOOP]",
-    "    Only OFF is supported in this release.",
+    "    Control server assisted client side caching.",
     "TRACKINGINFO",
-    "    Tracking status of this connection.",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Exempt this connection from client eviction.",
     "HELP",
@@ -421,22 +423,12 @@ fn client(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         "tracking" => client_tracking(ctx, argv),
-        "caching" => Err(CmdError::Static(errors::CACHING_WITHOUT_TRACKING)),
+        "caching" => client_caching(ctx, argv),
         "getredir" => {
-            ctx.out.int(-1);
+            ctx.out.int(ctx.client.info.tracking.redirect_shown());
             Ok(())
         }
-        "trackinginfo" => {
-            ctx.out.map(3);
-            ctx.out.bulk(b"flags");
-            ctx.out.set(1);
-            ctx.out.bulk(b"off");
-            ctx.out.bulk(b"redirect");
-            ctx.out.int(-1);
-            ctx.out.bulk(b"prefixes");
-            ctx.out.array(0);
-            Ok(())
-        }
+        "trackinginfo" => client_trackinginfo(ctx),
         "unblock" => {
             let id = parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
             let mut error = false;
@@ -472,40 +464,154 @@ fn on_off(a: &[u8]) -> Option<bool> {
     }
 }
 
-/// CLIENT TRACKING (ON|OFF) [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]:
-/// options are parsed like Redis; OFF succeeds (tracking is never on), ON is
-/// refused.
+/// CLIENT TRACKING (ON|OFF) [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN]
+/// [OPTOUT] [NOLOOP]: options are parsed first (a REDIRECT client must
+/// exist now), then ON checks them against each other and the client's
+/// current mode in Redis' order.
 fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    use crate::tracking::flags::{BCAST, NOLOOP, ON, OPTIN, OPTOUT};
+    let mut redirect = 0u64;
+    let mut opts = 0u32;
+    let mut prefixes: Vec<&[u8]> = Vec::new();
     let mut i = 3;
-    let mut redirect = false;
     while let Some(&opt) = argv.get(i) {
         let more = argv.len() - 1 - i;
         if is(opt, "redirect") && more >= 1 {
-            if redirect {
+            i += 1;
+            if redirect != 0 {
                 return Err(CmdError::Static(errors::TRACKING_SINGLE_REDIRECT));
             }
-            let id = parse_i64(argv[i + 1]).ok_or(CmdError::NotInteger)?;
-            if id <= 0 || ctx.srv.clients.get(id as u64).is_none() {
+            let id = parse_i64(argv[i]).ok_or(CmdError::NotInteger)?;
+            if id <= 0 || crate::tracking::live_client(ctx.srv, id as u64).is_none() {
                 return Err(CmdError::Static(errors::TRACKING_REDIRECT_MISSING));
             }
-            redirect = true;
-            i += 2;
+            redirect = id as u64;
+        } else if is(opt, "bcast") {
+            opts |= BCAST;
+        } else if is(opt, "optin") {
+            opts |= OPTIN;
+        } else if is(opt, "optout") {
+            opts |= OPTOUT;
+        } else if is(opt, "noloop") {
+            opts |= NOLOOP;
         } else if is(opt, "prefix") && more >= 1 {
-            i += 2;
-        } else if is(opt, "bcast") || is(opt, "optin") || is(opt, "optout") || is(opt, "noloop") {
             i += 1;
+            prefixes.push(argv[i]);
         } else {
             return Err(CmdError::Syntax);
         }
+        i += 1;
     }
     match on_off(argv[2]) {
-        Some(false) => {
-            ctx.out.ok();
-            Ok(())
+        Some(true) => {
+            let cur = ctx.client.info.tracking.flags();
+            if opts & BCAST == 0 && !prefixes.is_empty() {
+                return Err(CmdError::Static(errors::TRACKING_PREFIX_WITHOUT_BCAST));
+            }
+            if cur & ON != 0 && (cur & BCAST != 0) != (opts & BCAST != 0) {
+                return Err(CmdError::Static(errors::TRACKING_BCAST_SWITCH));
+            }
+            if opts & BCAST != 0 && opts & (OPTIN | OPTOUT) != 0 {
+                return Err(CmdError::Static(errors::TRACKING_OPTIONS_WITH_BCAST));
+            }
+            if opts & OPTIN != 0 && opts & OPTOUT != 0 {
+                return Err(CmdError::Static(errors::TRACKING_OPTIN_AND_OPTOUT));
+            }
+            if (opts & OPTIN != 0 && cur & OPTOUT != 0)
+                || (opts & OPTOUT != 0 && cur & OPTIN != 0)
+            {
+                return Err(CmdError::Static(errors::TRACKING_OPTIN_OPTOUT_SWITCH));
+            }
+            if opts & BCAST != 0
+                && let Some((text, fatal)) =
+                    crate::tracking::prefix_collision(ctx.srv, ctx.client.id, &prefixes)
+            {
+                if fatal {
+                    return Err(CmdError::msg(text));
+                }
+                // Redis replies this error and goes on enabling tracking,
+                // which answers +OK too (two replies to one command).
+                crate::exec::reply_error(ctx.srv, ctx.out, text.as_bytes());
+            }
+            let info = ctx.client.info.clone();
+            crate::tracking::enable(ctx.srv, &info, redirect, opts, &prefixes);
         }
-        Some(true) => Err(CmdError::Static(errors::CLIENT_TRACKING_UNSUPPORTED)),
-        None => Err(CmdError::Syntax),
+        Some(false) => crate::tracking::disable(ctx.srv, ctx.client),
+        None => return Err(CmdError::Syntax),
     }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT CACHING YES|NO: the next command's keys are remembered (OPTIN) or
+/// not (OPTOUT).
+fn client_caching(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    use crate::tracking::flags::{ON, OPTIN, OPTOUT};
+    let f = ctx.client.info.tracking.flags();
+    if f & ON == 0 {
+        return Err(CmdError::Static(errors::CACHING_WITHOUT_TRACKING));
+    }
+    if is(argv[2], "yes") {
+        if f & OPTIN == 0 {
+            return Err(CmdError::Static(errors::CACHING_YES_WITHOUT_OPTIN));
+        }
+    } else if is(argv[2], "no") {
+        if f & OPTOUT == 0 {
+            return Err(CmdError::Static(errors::CACHING_NO_WITHOUT_OPTOUT));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.client.tracking.caching = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT TRACKINGINFO: a map of `flags` (a set), `redirect` and
+/// `prefixes`.
+fn client_trackinginfo(ctx: &mut Ctx) -> CmdResult {
+    use crate::tracking::flags::{BCAST, BROKEN_REDIR, NOLOOP, ON, OPTIN, OPTOUT};
+    let st = &ctx.client.info.tracking;
+    let f = st.flags();
+    let caching = ctx.client.tracking.caching;
+    let mut names: Vec<&[u8]> = vec![if f & ON != 0 { b"on" } else { b"off" }];
+    if f & BCAST != 0 {
+        names.push(b"bcast");
+    }
+    if f & OPTIN != 0 {
+        names.push(b"optin");
+        if caching {
+            names.push(b"caching-yes");
+        }
+    }
+    if f & OPTOUT != 0 {
+        names.push(b"optout");
+        if caching {
+            names.push(b"caching-no");
+        }
+    }
+    if f & NOLOOP != 0 {
+        names.push(b"noloop");
+    }
+    if f & BROKEN_REDIR != 0 {
+        names.push(b"broken_redirect");
+    }
+    let redirect = st.redirect_shown();
+    let prefixes = ctx.srv.tracking.prefixes_of(ctx.client.id);
+    ctx.out.map(3);
+    ctx.out.bulk(b"flags");
+    ctx.out.set(names.len());
+    for n in names {
+        ctx.out.bulk(n);
+    }
+    ctx.out.bulk(b"redirect");
+    ctx.out.int(redirect);
+    ctx.out.bulk(b"prefixes");
+    ctx.out.array(prefixes.len());
+    for p in &prefixes {
+        ctx.out.bulk(p);
+    }
+    Ok(())
 }
 
 /// Client types accepted by LIST/KILL TYPE (Redis' `getClientTypeByName`).
@@ -624,6 +730,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     if multi {
         flags.push('x');
     }
+    c.tracking.list_flags(&mut flags);
     if c.dirty_cas.load(Relaxed) {
         flags.push('d');
     }
@@ -668,7 +775,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let _ = write!(
         s,
         " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
-         rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+         rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_interaction_ms.load(Relaxed)) / 1000,
         flags,
@@ -686,6 +793,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         omem,
         tot_mem,
         last_cmd_name(ctx, c),
+        c.tracking.redirect_shown(),
         c.resp.load(Relaxed),
     );
     out.extend_from_slice(s.as_bytes());

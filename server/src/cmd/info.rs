@@ -231,7 +231,7 @@ fn clients(ctx: &Ctx, w: &mut Lines) {
     w.kv("client_recent_max_output_buffer", max_out);
     let blocked = ctx.srv.blocking.blocked_clients();
     w.kv("blocked_clients", blocked);
-    w.kv("tracking_clients", 0);
+    w.kv("tracking_clients", ctx.srv.tracking.stats().0);
     w.kv("clients_in_timeout_table", blocked);
 }
 
@@ -512,9 +512,10 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("active_defrag_key_misses", 0);
     w.kv("total_active_defrag_time", 0);
     w.kv("current_active_defrag_time", 0);
-    w.kv("tracking_total_keys", 0);
-    w.kv("tracking_total_items", 0);
-    w.kv("tracking_total_prefixes", 0);
+    let (_, keys, items, prefixes) = ctx.srv.tracking.stats();
+    w.kv("tracking_total_keys", keys);
+    w.kv("tracking_total_items", items);
+    w.kv("tracking_total_prefixes", prefixes);
     w.kv(
         "unexpected_error_replies",
         st.unexpected_error_replies.load(Relaxed),

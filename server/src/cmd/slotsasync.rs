@@ -434,6 +434,9 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
             if srv.watches.any() {
                 srv.watches.touch(dbi, key, || true);
             }
+            if srv.tracking.armed() {
+                crate::tracking::modified(srv, key);
+            }
             if srv.prop.active() {
                 srv.prop.emit(&[(dbi, expire_entry(key, expire))], false);
             }
@@ -546,6 +549,9 @@ fn restore_chunk(
     srv.dirty.fetch_add(1, Relaxed);
     if srv.watches.any() {
         srv.watches.touch(db.index(), key, || true);
+    }
+    if srv.tracking.armed() {
+        crate::tracking::modified(srv, key);
     }
     if kind == ChunkKind::List && !elems.is_empty() {
         srv.blocking.signal(db.index(), key);

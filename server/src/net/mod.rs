@@ -98,6 +98,7 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     crate::multi::unwatch_all(&srv, &mut client);
     srv.pubsub.forget(&mut client);
     srv.monitors.forget(client.id);
+    crate::tracking::disable(&srv, &mut client);
     if let Some(rest) = served {
         // Another server's migration stream: go on serving it on the
         // low-priority migration thread (migrate::background), so restoring
@@ -181,10 +182,14 @@ async fn serve(
                     stream.read_buf(&mut rbuf).await
                 }
             };
-            // Only subscribers and monitors get mail: the others wait on
-            // the socket and the kill signal alone (a third branch costs a
-            // waiter-list lock and a random branch order per read).
-            let n = if info.in_pubsub() || info.monitor.load(Relaxed) {
+            // Only subscribers, monitors and RESP3 connections (which may
+            // get client-side caching invalidations, tracking.rs) get mail:
+            // the others wait on the socket and the kill signal alone (a
+            // third branch costs a waiter-list lock and a random branch order
+            // per read).
+            let mail =
+                info.in_pubsub() || info.monitor.load(Relaxed) || info.resp.load(Relaxed) == 3;
+            let n = if mail {
                 tokio::select! {
                     biased;
                     _ = info.kill.notified() => 0,
@@ -308,6 +313,11 @@ async fn serve(
         }
         argv.clear();
         argv_store = reuse(argv);
+        if srv.tracking.bcast_pending() {
+            // BCAST invalidations of the keys this batch modified (Redis
+            // sends them before its event loop sleeps).
+            crate::tracking::broadcast(srv);
+        }
         if pos > 0 {
             rbuf.drain(..pos);
         }
