@@ -330,6 +330,14 @@ pub async fn wait(
                 cancel(srv, &w);
                 return Outcome::Closed;
             }
+            // Pushes (pub/sub in RESP3, tracking invalidations, MONITOR
+            // lines) reach a blocked client at once, as in Redis.
+            _ = info.mail.notified() => {
+                if !crate::net::flush_mail(srv, stream, &info).await {
+                    cancel(srv, &w);
+                    return Outcome::Closed;
+                }
+            }
             r = stream.read_buf(rbuf) => {
                 let n = r.unwrap_or(0);
                 if n == 0 || rbuf.len() as u64 > qbuf_limit {

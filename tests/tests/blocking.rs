@@ -256,3 +256,41 @@ fn commandstats_exclude_waits() {
         assert!(usec < 100_000, "{line}");
     }
 }
+
+/// A RESP3 client blocked in BLPOP still gets its pushes (a pub/sub
+/// message here) at once, before the BLPOP reply, as Redis writes them.
+#[test]
+fn blocked_resp3_client_gets_pushes_while_waiting() {
+    use std::io::{Read, Write};
+    let srv = tests::Server::start(&[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut expect = |s: &mut std::net::TcpStream, want: &[u8]| {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    };
+    s.write_all(b"HELLO 3\r\n").unwrap();
+    let mut hello = vec![0u8; 4096];
+    let n = s.read(&mut hello).unwrap();
+    assert!(hello[..n].starts_with(b"%"), "HELLO 3: {:?}", String::from_utf8_lossy(&hello[..n]));
+    s.write_all(b"SUBSCRIBE ch\r\n").unwrap();
+    expect(&mut s, b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    s.write_all(b"BLPOP l 10\r\n").unwrap();
+    let mut other = srv.conn();
+    // Wait until the BLPOP is registered (the server counts blocked clients).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !String::from_utf8_lossy(&other.send(&["INFO", "clients"])).contains("blocked_clients:1") {
+        assert!(std::time::Instant::now() < deadline, "BLPOP never blocked");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(other.send(&["PUBLISH", "ch", "hi"]), b":1\r\n");
+    expect(&mut s, b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    assert_eq!(other.send(&["RPUSH", "l", "x"]), b":1\r\n");
+    expect(&mut s, b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
+}

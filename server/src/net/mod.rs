@@ -418,7 +418,7 @@ async fn serve(
 /// messages). The write gives way to a kill (a subscriber over its output
 /// limit that does not read would otherwise hold the task forever).
 /// Returns false when the connection must close.
-async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &ClientInfo) -> bool {
+pub(crate) async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &ClientInfo) -> bool {
     loop {
         let mail = info.take_mail();
         if mail.is_empty() {
