@@ -330,7 +330,7 @@ pub fn append_chunk(obj: &mut Object, elems: &[&[u8]], scores: &[f64], fill: i32
 mod tests {
     use super::*;
     use crate::ds::set::MemberRef;
-    use crate::ds::{hash::Limits, list::DEFAULT_FILL};
+    use crate::ds::list::DEFAULT_FILL;
 
     /// Splits concatenated bulks.
     fn bulks(mut b: &[u8]) -> Vec<Vec<u8>> {
@@ -346,20 +346,7 @@ mod tests {
     }
 
     fn big(n: usize) -> Vec<Object> {
-        let (mut l, mut h, mut s, mut z) = (List::new(), Hash::new(), Set::new(), ZSet::new_full());
-        for i in 0..n {
-            let m = format!("m{i}");
-            l.push_back(m.as_bytes(), DEFAULT_FILL);
-            h.set(m.as_bytes(), format!("v{i}").as_bytes(), &Limits::DEFAULT);
-            s.insert(m.as_bytes(), 512);
-            z.insert_new(m.as_bytes(), i as f64 / 3.0, 128, 64);
-        }
-        vec![
-            Object::List(l),
-            Object::Hash(h),
-            Object::Set(s),
-            Object::ZSet(z),
-        ]
+        super::super::test_values(n, |i| i as f64 / 3.0)
     }
 
     /// Every chunk respects maxbulks (whole pairs) and stops at the byte

@@ -192,7 +192,7 @@ impl Cursor {
 mod tests {
     use super::*;
     use crate::ds::set::MemberRef;
-    use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
+    use crate::ds::Set;
 
     /// Walks `v` to the end, stopping after every `every` elements and
     /// resuming with a fresh walk call; returns what came out, in order.
@@ -227,20 +227,7 @@ mod tests {
     }
 
     fn values(n: usize) -> Vec<Object> {
-        let (mut l, mut h, mut s, mut z) = (List::new(), Hash::new(), Set::new(), ZSet::new_full());
-        for i in 0..n {
-            let m = format!("m{i}");
-            l.push_back(m.as_bytes(), DEFAULT_FILL);
-            h.set(m.as_bytes(), format!("v{i}").as_bytes(), &Limits::DEFAULT);
-            s.insert(m.as_bytes(), 512);
-            z.insert_new(m.as_bytes(), (i % 17) as f64, 128, 64);
-        }
-        vec![
-            Object::List(l),
-            Object::Hash(h),
-            Object::Set(s),
-            Object::ZSet(z),
-        ]
+        super::super::test_values(n, |i| (i % 17) as f64)
     }
 
     /// However the walk is cut (stops after every k elements, one SCAN call

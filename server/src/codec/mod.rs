@@ -45,3 +45,21 @@ pub fn str_bytes(v: ValueRef<'_>) -> Option<&[u8]> {
         ValueRef::Obj(_) => None,
     }
 }
+
+/// Test values shared by the codec's tests: a list, a hash, a set and a
+/// zset of `n` elements each (`m0`… with values `v0`…), the zset scored by
+/// `score(i)`.
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, score: impl Fn(usize) -> f64) -> Vec<crate::db::Object> {
+    use crate::db::Object;
+    use crate::ds::{Hash, List, Set, ZSet, hash::Limits, list::DEFAULT_FILL};
+    let (mut l, mut h, mut s, mut z) = (List::new(), Hash::new(), Set::new(), ZSet::new_full());
+    for i in 0..n {
+        let m = format!("m{i}");
+        l.push_back(m.as_bytes(), DEFAULT_FILL);
+        h.set(m.as_bytes(), format!("v{i}").as_bytes(), &Limits::DEFAULT);
+        s.insert(m.as_bytes(), 512);
+        z.insert_new(m.as_bytes(), score(i), 128, 64);
+    }
+    vec![Object::List(l), Object::Hash(h), Object::Set(s), Object::ZSet(z)]
+}
