@@ -63,7 +63,8 @@ pub const EXECABORT_MIGRATING: &str =
 pub const NOT_IN_TRANSACTION: &str = "ERR Command not allowed inside a transaction";
 
 // Pub/sub (pubsub.c).
-pub const SSUBSCRIBE_DENY_BLOCKING: &str = "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client";
+pub const SSUBSCRIBE_DENY_BLOCKING: &str =
+    "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client";
 
 /// A RESP2 client in subscribed context ran another command.
 pub fn pubsub_context(cmd: &str) -> String {
@@ -162,7 +163,8 @@ pub const TRACKING_REDIRECT_MISSING: &str = "ERR The client ID you want redirect
 pub const TRACKING_SINGLE_REDIRECT: &str =
     "ERR A client can only redirect to a single other client";
 // CLIENT TRACKING / CACHING (networking.c).
-pub const TRACKING_PREFIX_WITHOUT_BCAST: &str = "ERR PREFIX option requires BCAST mode to be enabled";
+pub const TRACKING_PREFIX_WITHOUT_BCAST: &str =
+    "ERR PREFIX option requires BCAST mode to be enabled";
 pub const TRACKING_BCAST_SWITCH: &str = "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.";
 pub const TRACKING_OPTIONS_WITH_BCAST: &str = "ERR OPTIN and OPTOUT are not compatible with BCAST";
 pub const TRACKING_OPTIN_AND_OPTOUT: &str = "ERR You can't specify both OPTIN mode and OPTOUT mode";

@@ -65,7 +65,8 @@ impl<'a> Ctx<'a> {
     pub fn hit_key(&self, found: bool, key: &[u8]) {
         self.hit(found);
         if !found {
-            self.srv.notify(self.client.db, notify::KEY_MISS, "keymiss", key);
+            self.srv
+                .notify(self.client.db, notify::KEY_MISS, "keymiss", key);
         }
     }
 
@@ -347,7 +348,13 @@ pub fn execute_checked(
     let (id, spec, stat) = (r.id, r.spec, r.stat);
     let top = id.spec();
     if !spec.arity_ok(argv.len()) {
-        reject(srv, client, out, stat, errors::wrong_arity(spec.name).as_bytes());
+        reject(
+            srv,
+            client,
+            out,
+            stat,
+            errors::wrong_arity(spec.name).as_bytes(),
+        );
         return Outcome::Replied;
     }
     if !client.authenticated && srv.config().requirepass.is_none() {
@@ -379,12 +386,24 @@ pub fn execute_checked(
                 | CmdId::Reset
         )
     {
-        reject(srv, client, out, stat, errors::pubsub_context(spec.name).as_bytes());
+        reject(
+            srv,
+            client,
+            out,
+            stat,
+            errors::pubsub_context(spec.name).as_bytes(),
+        );
         return Outcome::Replied;
     }
     if let Some(m) = client.multi.as_mut() {
         if spec.has(flags::NO_MULTI) || top.has(flags::NO_MULTI) {
-            reject(srv, client, out, stat, errors::NOT_IN_TRANSACTION.as_bytes());
+            reject(
+                srv,
+                client,
+                out,
+                stat,
+                errors::NOT_IN_TRANSACTION.as_bytes(),
+            );
             return Outcome::Replied;
         }
         if !matches!(
@@ -466,7 +485,8 @@ pub fn plan_command(
     spec.for_each_key_pos(argv, |i| {
         let slot = protocol::slot::slot_of(argv[i]);
         plan.slots.push((db, slot));
-        plan.known.push((argv[i].as_ptr() as usize, argv[i].len(), slot));
+        plan.known
+            .push((argv[i].as_ptr() as usize, argv[i].len(), slot));
     });
     if id == CmdId::Sort
         && let Ok(Some(dst)) = sort_store(argv)
@@ -510,7 +530,10 @@ fn lock_command<'s>(
         && spec.first_key == spec.last_key
         && !needs_all_slots(id, argv)
     {
-        let key = argv.get(spec.first_key as usize).copied().unwrap_or_default();
+        let key = argv
+            .get(spec.first_key as usize)
+            .copied()
+            .unwrap_or_default();
         let at = (!key.is_empty() || argv.len() > spec.first_key as usize)
             .then(|| (db, protocol::slot::slot_of(key)));
         return crate::db::LockSet::one_known(&srv.ks, at, key);
@@ -558,7 +581,9 @@ fn call(
     let epoch = gated.then(|| srv.inflight.enter());
     if gated && srv.inflight.any(client.db) {
         let mut moving = false;
-        spec.for_each_key_pos(argv, |i| moving |= srv.inflight.is_migrating(client.db, argv[i]));
+        spec.for_each_key_pos(argv, |i| {
+            moving |= srv.inflight.is_migrating(client.db, argv[i])
+        });
         if moving {
             // codis.md §2.7.4: keys in flight stay readable but not writable
             // (see migrate/mod.rs for why direct writes are refused too).

@@ -94,7 +94,16 @@ pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]])
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let mut line = Vec::with_capacity(64);
-    line.extend_from_slice(format!("+{}.{:06} [{} {}] ", t.as_secs(), t.subsec_micros(), db, client.info.addr).as_bytes());
+    line.extend_from_slice(
+        format!(
+            "+{}.{:06} [{} {}] ",
+            t.as_secs(),
+            t.subsec_micros(),
+            db,
+            client.info.addr
+        )
+        .as_bytes(),
+    );
     let redact_from = match id {
         CmdId::Auth => 1,
         _ => usize::MAX,

@@ -286,7 +286,12 @@ fn watch(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let db = ctx.db();
     let now = ctx.now;
     for &key in &argv[1..] {
-        if ctx.client.watched.iter().any(|(d, k)| *d == dbi && k == key) {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k)| *d == dbi && k == key)
+        {
             continue;
         }
         let expired = ctx
@@ -464,7 +469,9 @@ mod tests {
         }
         assert_eq!(
             h.propagated(),
-            ["SELECT 0", "FLUSHALL", "MULTI", "FLUSHDB", "SELECT 1", "FLUSHDB", "EXEC"]
+            [
+                "SELECT 0", "FLUSHALL", "MULTI", "FLUSHDB", "SELECT 1", "FLUSHDB", "EXEC"
+            ]
         );
     }
 }

@@ -86,9 +86,10 @@ impl Pause {
         };
         let writes = |spec: &command::CommandSpec| spec.has(flags::WRITE | flags::MAY_REPLICATE);
         if id == CmdId::Exec {
-            return client.multi.as_ref().is_some_and(|m| m.any_command(|id, argv| {
-                writes(crate::exec::spec_of(id, argv))
-            }));
+            return client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.any_command(|id, argv| writes(crate::exec::spec_of(id, argv))));
         }
         writes(crate::exec::spec_of(id, argv))
     }

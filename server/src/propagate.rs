@@ -200,7 +200,9 @@ mod tests {
         assert_eq!(h.run("GET a"), "$-1\r\n");
         // A read that expired a key propagates its DEL, nothing else.
         assert_eq!(h.propagated(), ["SELECT 0", "DEL a"]);
-        h.srv.ks.active_expire(h.now, std::time::Duration::from_millis(50));
+        h.srv
+            .ks
+            .active_expire(h.now, std::time::Duration::from_millis(50));
         assert_eq!(h.propagated(), ["DEL b"]);
     }
 }

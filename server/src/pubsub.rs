@@ -306,10 +306,10 @@ pub fn handler(id: CmdId) -> Option<exec::Handler> {
 /// subscribed-context check) in step with the client's lists.
 fn sync_count(client: &Client) {
     let s = &client.subs;
-    client
-        .info
-        .subs
-        .store(s.channels.len() | s.patterns.len() << 20 | s.shard.len() << 40, Relaxed);
+    client.info.subs.store(
+        s.channels.len() | s.patterns.len() << 20 | s.shard.len() << 40,
+        Relaxed,
+    );
 }
 
 fn confirm(out: &mut Reply, word: &[u8], name: Option<&[u8]>, count: usize) {
@@ -435,7 +435,10 @@ fn pubsub(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let m = lock(ps.map(kind));
         let names: Vec<&Box<[u8]>> = m
             .keys()
-            .filter(|c| argv.get(2).is_none_or(|p| protocol::glob::string_match(p, c, false)))
+            .filter(|c| {
+                argv.get(2)
+                    .is_none_or(|p| protocol::glob::string_match(p, c, false))
+            })
             .collect();
         ctx.out.array(names.len());
         for n in names {

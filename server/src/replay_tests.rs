@@ -129,10 +129,7 @@ fn canonical(h: &mut Harness, k: &[u8]) -> Vec<u8> {
     let mut lines: Vec<&str> = text.split("\r\n").collect();
     if ty.as_slice() == b"+hash\r\n" {
         // Field/value pairs: `$n`, field, `$n`, value after the header.
-        let mut pairs: Vec<String> = lines[1..]
-            .chunks(4)
-            .map(|c| c.join("\n"))
-            .collect();
+        let mut pairs: Vec<String> = lines[1..].chunks(4).map(|c| c.join("\n")).collect();
         pairs.sort();
         out.extend(pairs.join("|").into_bytes());
     } else {
@@ -154,7 +151,10 @@ fn dataset(h: &mut Harness) -> Dataset {
         h.client.select(db);
         let mut keys = Vec::new();
         if let Some(d) = h.srv.ks.db(db) {
-            h.srv.ks.locker().for_each_entry(d, |e| keys.push(e.key().to_vec()));
+            h.srv
+                .ks
+                .locker()
+                .for_each_entry(d, |e| keys.push(e.key().to_vec()));
         }
         for k in keys {
             let dump = canonical(h, &k);
@@ -179,7 +179,13 @@ fn run_workload(seed: u64, steps: usize, check_every: usize) -> usize {
     // A second client whose blocking pops wait and are woken later through
     // the same path block.rs uses (exec::call_wakeup).
     let mut waiter = crate::client::Client::new(
-        std::sync::Arc::new(crate::client::ClientInfo::new(2, String::new(), String::new(), -1, 0)),
+        std::sync::Arc::new(crate::client::ClientInfo::new(
+            2,
+            String::new(),
+            String::new(),
+            -1,
+            0,
+        )),
         true,
     );
     let mut waiting: Option<Vec<Vec<u8>>> = None;
@@ -201,7 +207,9 @@ fn run_workload(seed: u64, steps: usize, check_every: usize) -> usize {
             a.run("EXEC");
             last = queued;
         } else if roll < 10 {
-            a.srv.ks.active_expire(a.now, std::time::Duration::from_millis(5));
+            a.srv
+                .ks
+                .active_expire(a.now, std::time::Duration::from_millis(5));
             last = "active expire".into();
         } else if roll < 15 {
             // The second client blocks on a list (or is woken when it has data).
@@ -247,7 +255,10 @@ fn run_workload(seed: u64, steps: usize, check_every: usize) -> usize {
             // one of them, then restore it (as a migration target would).
             let k = key(&mut r);
             let dump = a.run_args(&[b"DUMP", &k]);
-            a.run_args(&[b"SLOTSDEL", protocol::slot::slot_of(&k).to_string().as_bytes()]);
+            a.run_args(&[
+                b"SLOTSDEL",
+                protocol::slot::slot_of(&k).to_string().as_bytes(),
+            ]);
             last = format!("SLOTSDEL/SLOTSRESTORE {}", show(&[&k]));
             if let Some(payload) = bulk(&dump) {
                 a.run_args(&[b"SLOTSRESTORE", &k, b"1500", &payload]);
@@ -291,7 +302,11 @@ fn run_workload(seed: u64, steps: usize, check_every: usize) -> usize {
                 .iter()
                 .filter(|x| !db.contains(x))
                 .map(|x| ("source", x))
-                .chain(db.iter().filter(|x| !da.contains(x)).map(|x| ("replica", x)))
+                .chain(
+                    db.iter()
+                        .filter(|x| !da.contains(x))
+                        .map(|x| ("replica", x)),
+                )
                 .map(|(side, (d, k, dump, pttl))| {
                     format!(
                         "{side}: db{d} {} pttl {} dump {}",
@@ -323,7 +338,11 @@ fn run_workload(seed: u64, steps: usize, check_every: usize) -> usize {
 /// (Redis' rewrites).
 fn deterministic(e: &[Vec<u8>], origin: &str) {
     let name = String::from_utf8_lossy(&e[0]).to_ascii_uppercase();
-    let has = |w: &str| e.iter().skip(2).any(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+    let has = |w: &str| {
+        e.iter()
+            .skip(2)
+            .any(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+    };
     let bad = match name.as_str() {
         "EXPIRE" | "PEXPIRE" | "SETEX" | "PSETEX" | "INCRBYFLOAT" | "HINCRBYFLOAT" | "SPOP"
         | "SRANDMEMBER" | "BLPOP" | "BRPOP" | "BLMOVE" | "BRPOPLPUSH" | "BLMPOP" | "BZPOPMIN"
@@ -332,10 +351,14 @@ fn deterministic(e: &[Vec<u8>], origin: &str) {
         "RESTORE" => e.get(2).is_some_and(|t| t.as_slice() != b"0") && !has("ABSTTL"),
         _ => false,
     };
-    assert!(!bad, "({origin}) propagated a non-deterministic entry: {}", {
-        let parts: Vec<&[u8]> = e.iter().map(|x| x.as_slice()).collect();
-        show(&parts)
-    });
+    assert!(
+        !bad,
+        "({origin}) propagated a non-deterministic entry: {}",
+        {
+            let parts: Vec<&[u8]> = e.iter().map(|x| x.as_slice()).collect();
+            show(&parts)
+        }
+    );
 }
 
 fn show(argv: &[&[u8]]) -> String {
@@ -359,5 +382,8 @@ fn replay_gives_the_same_dataset() {
     for seed in 0..24 {
         woken += run_workload(seed, 600, 1);
     }
-    assert!(woken > 20, "only {woken} blocked pops were woken and served");
+    assert!(
+        woken > 20,
+        "only {woken} blocked pops were woken and served"
+    );
 }

@@ -215,7 +215,8 @@ impl Server {
                 & (crate::config::notify::KEYSPACE | crate::config::notify::KEYEVENT)
                 != 0;
         self.ks.created_events.store(new_on, Relaxed);
-        self.pubsub.set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
+        self.pubsub
+            .set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
         self.tracking.set_max_keys(c.tracking_table_max_keys);
     }
 

@@ -77,8 +77,10 @@ impl Harness {
         self.propagated_argv()
             .into_iter()
             .map(|argv| {
-                let parts: Vec<String> =
-                    argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                let parts: Vec<String> = argv
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
                 parts.join(" ")
             })
             .collect()
@@ -104,7 +106,10 @@ impl Harness {
 fn parse_multibulk(b: &[u8]) -> (Vec<Vec<u8>>, usize) {
     fn line(b: &[u8], at: usize) -> (usize, usize) {
         let end = at + b[at..].windows(2).position(|w| w == b"\r\n").expect("CRLF");
-        let n = std::str::from_utf8(&b[at + 1..end]).unwrap().parse().unwrap();
+        let n = std::str::from_utf8(&b[at + 1..end])
+            .unwrap()
+            .parse()
+            .unwrap();
         (n, end + 2)
     }
     assert_eq!(b[0], b'*');

@@ -66,7 +66,10 @@ fn transactions_stay_atomic_while_the_slot_moves() {
                 let v = c.send_value(&["EXEC"]);
                 let items = v.as_array().unwrap_or_else(|| panic!("EXEC: {v:?}"));
                 let (a, b) = (as_num(&items[0]), as_num(&items[1]));
-                assert_eq!(a, b, "a reader on port {port} saw a{{t}}={a:?} b{{t}}={b:?}");
+                assert_eq!(
+                    a, b,
+                    "a reader on port {port} saw a{{t}}={a:?} b{{t}}={b:?}"
+                );
                 reads.fetch_add(1, Relaxed);
             }
         }));
@@ -74,7 +77,10 @@ fn transactions_stay_atomic_while_the_slot_moves() {
     {
         let (stop, moves) = (stop.clone(), moves.clone());
         threads.push(thread::spawn(move || {
-            let mut conns = [Conn::connect(ports[0]).unwrap(), Conn::connect(ports[1]).unwrap()];
+            let mut conns = [
+                Conn::connect(ports[0]).unwrap(),
+                Conn::connect(ports[1]).unwrap(),
+            ];
             let slot = {
                 let v = conns[0].send_value(&["SLOTSHASHKEY", "a{t}"]);
                 v.as_array().unwrap()[0].as_int().unwrap().to_string()
@@ -84,8 +90,16 @@ fn transactions_stay_atomic_while_the_slot_moves() {
                 let to = ports[1 - from].to_string();
                 // Move the slot until empty, then the other way.
                 for _ in 0..100 {
-                    let v = conns[from].send_value(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &to, "5000", &slot]);
-                    let a = v.as_array().unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
+                    let v = conns[from].send_value(&[
+                        "SLOTSMGRTTAGSLOT",
+                        "127.0.0.1",
+                        &to,
+                        "5000",
+                        &slot,
+                    ]);
+                    let a = v
+                        .as_array()
+                        .unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
                     if a[1].as_int() == Some(0) {
                         break;
                     }
@@ -106,9 +120,16 @@ fn transactions_stay_atomic_while_the_slot_moves() {
     for t in threads {
         t.join().expect("a client thread failed");
     }
-    let (r, w, m) = (reads.load(Relaxed), writes.load(Relaxed), moves.load(Relaxed));
+    let (r, w, m) = (
+        reads.load(Relaxed),
+        writes.load(Relaxed),
+        moves.load(Relaxed),
+    );
     eprintln!("reads {r}, committed transactions {w}, slot moves {m}");
-    assert!(r > 100 && w > 100 && m > 4, "too little happened: reads {r}, writes {w}, moves {m}");
+    assert!(
+        r > 100 && w > 100 && m > 4,
+        "too little happened: reads {r}, writes {w}, moves {m}"
+    );
 }
 
 /// WATCH sees a key moved away by a migration as modified (the key is gone
@@ -121,7 +142,10 @@ fn watched_key_migrated_away_aborts_exec() {
     assert_eq!(c.send(&["SET", "w{x}", "1"]), b"+OK\r\n");
     assert_eq!(c.send(&["WATCH", "w{x}"]), b"+OK\r\n");
     let to = s2.port().to_string();
-    assert_eq!(m.send(&["SLOTSMGRTTAGONE", "127.0.0.1", &to, "5000", "w{x}"]), b":1\r\n");
+    assert_eq!(
+        m.send(&["SLOTSMGRTTAGONE", "127.0.0.1", &to, "5000", "w{x}"]),
+        b":1\r\n"
+    );
     assert_eq!(c.send(&["MULTI"]), b"+OK\r\n");
     assert_eq!(c.send(&["SET", "w{x}", "2"]), b"+QUEUED\r\n");
     assert_eq!(c.send(&["EXEC"]), b"*-1\r\n");

@@ -264,7 +264,8 @@ fn blocked_resp3_client_gets_pushes_while_waiting() {
     use std::io::{Read, Write};
     let srv = tests::Server::start(&[]);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     let mut expect = |s: &mut std::net::TcpStream, want: &[u8]| {
         let mut got = Vec::new();
@@ -278,14 +279,19 @@ fn blocked_resp3_client_gets_pushes_while_waiting() {
     s.write_all(b"HELLO 3\r\n").unwrap();
     let mut hello = vec![0u8; 4096];
     let n = s.read(&mut hello).unwrap();
-    assert!(hello[..n].starts_with(b"%"), "HELLO 3: {:?}", String::from_utf8_lossy(&hello[..n]));
+    assert!(
+        hello[..n].starts_with(b"%"),
+        "HELLO 3: {:?}",
+        String::from_utf8_lossy(&hello[..n])
+    );
     s.write_all(b"SUBSCRIBE ch\r\n").unwrap();
     expect(&mut s, b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
     s.write_all(b"BLPOP l 10\r\n").unwrap();
     let mut other = srv.conn();
     // Wait until the BLPOP is registered (the server counts blocked clients).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !String::from_utf8_lossy(&other.send(&["INFO", "clients"])).contains("blocked_clients:1") {
+    while !String::from_utf8_lossy(&other.send(&["INFO", "clients"])).contains("blocked_clients:1")
+    {
         assert!(std::time::Instant::now() < deadline, "BLPOP never blocked");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -305,7 +305,10 @@ async fn transactions() {
         .incr("l{t}", 1)
         .query_async(&mut con)
         .await;
-    assert!(r.is_err(), "WRONGTYPE inside EXEC surfaces as an error: {r:?}");
+    assert!(
+        r.is_err(),
+        "WRONGTYPE inside EXEC surfaces as an error: {r:?}"
+    );
     let a: i64 = q(&mut con, cmd("GET").arg("a{t}")).await;
     assert_eq!(a, 2);
 
@@ -516,7 +519,13 @@ async fn client_side_cache_stays_coherent() {
     let mut check = connect(&srv.url()).await;
     for (k, cached) in &cache {
         let now: Option<String> = q(&mut check, cmd("GET").arg(k)).await;
-        assert_eq!(cached, &now, "{k} is stale in the cache after {reads} reads");
+        assert_eq!(
+            cached, &now,
+            "{k} is stale in the cache after {reads} reads"
+        );
     }
-    assert!(reads > keys.len() as u32, "the cache was invalidated and refilled");
+    assert!(
+        reads > keys.len() as u32,
+        "the cache was invalidated and refilled"
+    );
 }

@@ -25,11 +25,15 @@ fn non_reading_subscriber_is_disconnected_at_the_hard_limit() {
     let srv = Server::start(&["--client-output-buffer-limit", "pubsub 256kb 0 0"]);
     // The subscriber: subscribes, then never reads again.
     let mut sub = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
-    sub.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n").unwrap();
+    sub.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n")
+        .unwrap();
     let mut publ = srv.conn();
     let deadline = Instant::now() + Duration::from_secs(10);
     while publ.send(&["PUBSUB", "NUMSUB", "ch"]) != b"*2\r\n$2\r\nch\r\n:1\r\n" {
-        assert!(Instant::now() < deadline, "the subscription never registered");
+        assert!(
+            Instant::now() < deadline,
+            "the subscription never registered"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let rss_before = rss_kb(srv.pid());
@@ -44,20 +48,34 @@ fn non_reading_subscriber_is_disconnected_at_the_hard_limit() {
         if r == b":1\r\n" {
             receivers_seen += 1;
         } else {
-            assert_eq!(r, b":0\r\n", "PUBLISH answered {:?}", String::from_utf8_lossy(&r));
+            assert_eq!(
+                r,
+                b":0\r\n",
+                "PUBLISH answered {:?}",
+                String::from_utf8_lossy(&r)
+            );
             break;
         }
     }
     assert!(receivers_seen > 0, "the subscriber received nothing");
-    assert!(sent < 4000, "the subscriber was never disconnected ({sent} messages)");
-    assert_eq!(publ.send(&["PUBSUB", "NUMSUB", "ch"]), b"*2\r\n$2\r\nch\r\n:0\r\n");
+    assert!(
+        sent < 4000,
+        "the subscriber was never disconnected ({sent} messages)"
+    );
+    assert_eq!(
+        publ.send(&["PUBSUB", "NUMSUB", "ch"]),
+        b"*2\r\n$2\r\nch\r\n:0\r\n"
+    );
     // Other clients are served as usual.
     assert_eq!(publ.send(&["SET", "k", "v"]), b"+OK\r\n");
     assert_eq!(publ.send(&["GET", "k"]), b"$1\r\nv\r\n");
     let mut other = srv.conn();
     assert_eq!(other.send(&["PING"]), b"+PONG\r\n");
     let grown_mb = rss_kb(srv.pid()).saturating_sub(rss_before) / 1024;
-    assert!(grown_mb < 48, "RSS grew by {grown_mb} MiB for a 256 KiB limit");
+    assert!(
+        grown_mb < 48,
+        "RSS grew by {grown_mb} MiB for a 256 KiB limit"
+    );
     drop(sub);
 }
 
@@ -70,11 +88,18 @@ fn normal_client_over_the_hard_limit_is_closed() {
     let mut c = srv.conn();
     let chunk = vec![b'v'; 64 * 1024];
     for _ in 0..32 {
-        assert_eq!(c.send(&[b"RPUSH".as_slice(), b"big", &chunk][..]).first(), Some(&b':'));
+        assert_eq!(
+            c.send(&[b"RPUSH".as_slice(), b"big", &chunk][..]).first(),
+            Some(&b':')
+        );
     }
     // A 2 MiB reply against a 1 MiB hard limit.
     let r = c.try_send(&["LRANGE", "big", "0", "-1"]);
-    assert!(r.is_err(), "the reply was sent: {} bytes", r.map(|v| v.len()).unwrap_or(0));
+    assert!(
+        r.is_err(),
+        "the reply was sent: {} bytes",
+        r.map(|v| v.len()).unwrap_or(0)
+    );
     let mut other = srv.conn();
     assert_eq!(other.send(&["LLEN", "big"]), b":32\r\n");
     // A reply under the limit is fine.

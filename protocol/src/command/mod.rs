@@ -218,7 +218,11 @@ impl CommandSpec {
                 BeginSearch::Index(i) => i as i64,
                 BeginSearch::Keyword(kw, from) => {
                     let from = from as i64;
-                    let is_kw = |i: &i64| argv[*i as usize].as_ref().eq_ignore_ascii_case(kw.as_bytes());
+                    let is_kw = |i: &i64| {
+                        argv[*i as usize]
+                            .as_ref()
+                            .eq_ignore_ascii_case(kw.as_bytes())
+                    };
                     let hit = if from > 0 {
                         (from..argc).find(is_kw)
                     } else {
@@ -243,12 +247,17 @@ impl CommandSpec {
                     };
                     (first, l, step as i64)
                 }
-                FindKeys::Keynum { idx, first: fk, step } => {
+                FindKeys::Keynum {
+                    idx,
+                    first: fk,
+                    step,
+                } => {
                     let at = first + idx as i64;
                     if at < 1 || at >= argc {
                         return false;
                     }
-                    let Some(n) = crate::number::parse_i64(argv[at as usize].as_ref()).filter(|&n| n >= 0)
+                    let Some(n) =
+                        crate::number::parse_i64(argv[at as usize].as_ref()).filter(|&n| n >= 0)
                     else {
                         return false;
                     };

@@ -670,7 +670,10 @@ mod tests {
         let mail = String::from_utf8(m.client.info.take_mail()).unwrap();
         let lines: Vec<&str> = mail.lines().collect();
         assert_eq!(lines.len(), 2, "{mail}");
-        assert!(lines[0].starts_with('+') && lines[0].ends_with("] \"SET\" \"k\" \"a b\""), "{mail}");
+        assert!(
+            lines[0].starts_with('+') && lines[0].ends_with("] \"SET\" \"k\" \"a b\""),
+            "{mail}"
+        );
         assert!(lines[0].contains(" [0 127.0.0.1:"), "{mail}");
         assert!(lines[1].ends_with("] \"AUTH\" \"(redacted)\""), "{mail}");
     }

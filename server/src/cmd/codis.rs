@@ -310,7 +310,9 @@ fn slotsrestore_apply<K: AsRef<[u8]>>(
     decoded: Vec<(K, u64, crate::codec::Restored)>,
 ) {
     let Some(db) = srv.ks.db(dbi) else { return };
-    let mut m = srv.ks.lock_keys(db, decoded.iter().map(|(k, _, _)| k.as_ref()));
+    let mut m = srv
+        .ks
+        .lock_keys(db, decoded.iter().map(|(k, _, _)| k.as_ref()));
     let mut freed = Vec::new();
     for (key, ttl, value) in decoded {
         let key = key.as_ref();

@@ -282,11 +282,11 @@ const CLIENT_HELP: &[&str] = &[
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "    * ID <client-id> [<client-id> ...]",
     "UNPAUSE",
-    "    Resume processing (nothing is ever paused here).",
+    "    Stop the current client pause, resuming traffic.",
     "PAUSE <timeout> [WRITE|ALL]",
-    "    Not supported in this release.",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
-    "    Only ON is supported in this release.",
+    "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Name this connection (empty name = no name).",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
@@ -517,8 +517,7 @@ fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             if opts & OPTIN != 0 && opts & OPTOUT != 0 {
                 return Err(CmdError::Static(errors::TRACKING_OPTIN_AND_OPTOUT));
             }
-            if (opts & OPTIN != 0 && cur & OPTOUT != 0)
-                || (opts & OPTOUT != 0 && cur & OPTIN != 0)
+            if (opts & OPTIN != 0 && cur & OPTOUT != 0) || (opts & OPTOUT != 0 && cur & OPTIN != 0)
             {
                 return Err(CmdError::Static(errors::TRACKING_OPTIN_OPTOUT_SWITCH));
             }
@@ -783,7 +782,11 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         subs & 0xfffff,
         (subs >> 20) & 0xfffff,
         subs >> 40,
-        if multi { c.queued.load(Relaxed) as i64 } else { -1 },
+        if multi {
+            c.queued.load(Relaxed) as i64
+        } else {
+            -1
+        },
         qbuf,
         qbuf_free,
         argv_mem,

@@ -428,10 +428,7 @@ fn persistence(ctx: &Ctx, w: &mut Lines) {
     w.kv("current_fork_perc", "0.00");
     w.kv("current_save_keys_processed", 0);
     w.kv("current_save_keys_total", 0);
-    w.kv(
-        "rdb_changes_since_last_save",
-        ctx.srv.dirty.load(Relaxed),
-    );
+    w.kv("rdb_changes_since_last_save", ctx.srv.dirty.load(Relaxed));
     w.kv("rdb_bgsave_in_progress", 0);
     w.kv("rdb_last_save_time", ctx.srv.started_ms / 1000);
     w.kv("rdb_last_bgsave_status", "ok");

@@ -124,7 +124,10 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now;
     let found = with_keys(ctx, &argv[1..], |_, a| {
-        argv[1..].iter().map(|&k| a.get(k, now).is_some()).collect::<Vec<bool>>()
+        argv[1..]
+            .iter()
+            .map(|&k| a.get(k, now).is_some())
+            .collect::<Vec<bool>>()
     });
     let mut hits = 0;
     for (&k, &f) in argv[1..].iter().zip(&found) {

@@ -590,7 +590,11 @@ fn restore_chunk(
 /// The stream entry that gives `key` the absolute expiry `expire`.
 fn expire_entry(key: &[u8], expire: Option<u64>) -> crate::propagate::Argv {
     match expire {
-        Some(at) => vec![b"PEXPIREAT".to_vec(), key.to_vec(), at.to_string().into_bytes()],
+        Some(at) => vec![
+            b"PEXPIREAT".to_vec(),
+            key.to_vec(),
+            at.to_string().into_bytes(),
+        ],
         None => vec![b"PERSIST".to_vec(), key.to_vec()],
     }
 }

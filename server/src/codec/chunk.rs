@@ -329,8 +329,8 @@ pub fn append_chunk(obj: &mut Object, elems: &[&[u8]], scores: &[f64], fill: i32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ds::set::MemberRef;
     use crate::ds::list::DEFAULT_FILL;
+    use crate::ds::set::MemberRef;
 
     /// Splits concatenated bulks.
     fn bulks(mut b: &[u8]) -> Vec<Vec<u8>> {

@@ -191,8 +191,8 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ds::set::MemberRef;
     use crate::ds::Set;
+    use crate::ds::set::MemberRef;
 
     /// Walks `v` to the end, stopping after every `every` elements and
     /// resuming with a fresh walk call; returns what came out, in order.

@@ -61,5 +61,10 @@ pub(crate) fn test_values(n: usize, score: impl Fn(usize) -> f64) -> Vec<crate::
         s.insert(m.as_bytes(), 512);
         z.insert_new(m.as_bytes(), score(i), 128, 64);
     }
-    vec![Object::List(l), Object::Hash(h), Object::Set(s), Object::ZSet(z)]
+    vec![
+        Object::List(l),
+        Object::Hash(h),
+        Object::Set(s),
+        Object::ZSet(z),
+    ]
 }

@@ -143,7 +143,10 @@ impl Keyspace {
     /// Direct locking (no caller-held set): migration, expiry, tests.
     #[inline]
     pub fn locker(&self) -> Locker<'_> {
-        Locker { ks: self, held: None }
+        Locker {
+            ks: self,
+            held: None,
+        }
     }
 
     /// Locks the slot of `key` in DB `db`.
@@ -536,7 +539,16 @@ impl KeyAccess for SlotRef<'_> {
     fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
         let slot = self.slot_index(key);
-        t_find(self.ks, &mut self.t, &self.db.counters, self.db, slot, h, key, now)
+        t_find(
+            self.ks,
+            &mut self.t,
+            &self.db.counters,
+            self.db,
+            slot,
+            h,
+            key,
+            now,
+        )
     }
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
@@ -870,7 +882,9 @@ impl HeldSlots for LockSet<'_> {
                 }
                 cell
             }
-            LockSet::Many { keys, guards, .. } => guards.get(keys.binary_search(&(db, slot)).ok()?)?,
+            LockSet::Many { keys, guards, .. } => {
+                guards.get(keys.binary_search(&(db, slot)).ok()?)?
+            }
             LockSet::All(guards) => guards.get(db * SLOTS + (slot & (SLOTS - 1)))?,
         };
         // A handler holding the same slot twice at once would be a bug (it
@@ -929,7 +943,11 @@ impl<'a> Locker<'a> {
             if let Some(t) = h.held(db.index, slot) {
                 return SlotGuard::Held(t);
             }
-            debug_assert!(false, "slot {slot} of db {} is outside the held lock set", db.index);
+            debug_assert!(
+                false,
+                "slot {slot} of db {} is outside the held lock set",
+                db.index
+            );
         }
         SlotGuard::Own(lock(&db.slots[slot]))
     }
@@ -991,7 +1009,9 @@ impl<'a> Locker<'a> {
 
     /// FLUSHDB: removes every key of DB `i`; returns how many were removed.
     pub fn flush_db(self, i: usize) -> usize {
-        let Some(db) = self.ks.dbs.get(i) else { return 0 };
+        let Some(db) = self.ks.dbs.get(i) else {
+            return 0;
+        };
         let mut guards: Vec<_> = (0..SLOTS).map(|s| self.guard(db, s)).collect();
         let mut n = 0;
         for (s, g) in guards.iter_mut().enumerate() {
@@ -1068,19 +1088,6 @@ fn scan_cursor(slot: usize, bucket: usize, generation: u64) -> u64 {
 }
 
 impl<'a> Locker<'a> {
-
-
-
-
-
-
-
-
-
-
-
-
-
     /// One SCAN step over DB `db`, starting at `cursor`; returns the next
     /// cursor (0 when the scan is complete).
     ///
@@ -1151,11 +1158,9 @@ impl<'a> Locker<'a> {
         0
     }
 
-
     fn note_expired(self, db: &Db, n: usize) {
         db.expired.fetch_add(n as u64, Ordering::Relaxed);
     }
-
 
     /// Calls `f` with every entry of DB `db` (expired ones included), one
     /// locked slot at a time (KEYS). Not a point-in-time snapshot across
@@ -1171,7 +1176,6 @@ impl<'a> Locker<'a> {
             }
         }
     }
-
 
     /// RANDOMKEY: a uniformly chosen slot position (weighted by the per-slot
     /// counters), then a random occupied bucket of that slot. Expired keys met
@@ -1254,7 +1258,6 @@ impl<'a> Locker<'a> {
         }
         None
     }
-
 
     /// Locks `key_a`'s slot in DB `a` and `key_b`'s slot in DB `b` (MOVE,
     /// cross-DB COPY), in the global lock order: ascending DB index, then

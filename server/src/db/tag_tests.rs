@@ -165,7 +165,10 @@ fn rename_move_copy() {
         m.put(Entry::new_str(b"{c}copy", &v, None, 0));
     }
     {
-        let (mut a, mut b) = ks.locker().lock_cross_db(1, b"{c}z", 0, b"{d}copy").unwrap();
+        let (mut a, mut b) = ks
+            .locker()
+            .lock_cross_db(1, b"{c}z", 0, b"{d}copy")
+            .unwrap();
         let v = a.get(b"{c}z", 0).unwrap().as_str().unwrap().to_vec();
         b.put(Entry::new_str(b"{d}copy", &v, None, 0));
     }
@@ -258,7 +261,10 @@ fn randomized_workload_stays_exact() {
                 }
             }
             6 => {
-                let (mut a, mut b) = ks.locker().lock_cross_db(0, k.as_bytes(), 1, k.as_bytes()).unwrap();
+                let (mut a, mut b) = ks
+                    .locker()
+                    .lock_cross_db(0, k.as_bytes(), 1, k.as_bytes())
+                    .unwrap();
                 if b.peek(k.as_bytes()).is_none()
                     && let Some(e) = a.remove(k.as_bytes())
                 {

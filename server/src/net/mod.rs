@@ -335,7 +335,8 @@ async fn serve(
                 .fetch_add(out.buf.len() as u64, Relaxed);
             // Over the soft limit, the reply must drain before it has been
             // over for more than soft-seconds (Redis counts whole seconds).
-            let soft = out_limit.filter(|l| l.soft_bytes > 0 && out.buf.len() as u64 >= l.soft_bytes);
+            let soft =
+                out_limit.filter(|l| l.soft_bytes > 0 && out.buf.len() as u64 >= l.soft_bytes);
             let written = match soft {
                 None => stream.write_all(&out.buf).await.is_ok(),
                 Some(l) => {
@@ -428,7 +429,8 @@ pub(crate) async fn flush_mail(srv: &Server, stream: &mut TcpStream, info: &Clie
             r = stream.write_all(&mail) => r.is_ok(),
             _ = info.kill.notified() => false,
         };
-        info.omem.fetch_sub(mail.len().min(info.omem.load(Relaxed)), Relaxed);
+        info.omem
+            .fetch_sub(mail.len().min(info.omem.load(Relaxed)), Relaxed);
         if !ok || info.killed.load(Relaxed) {
             return false;
         }
