@@ -54,9 +54,7 @@
 //! when writing a script: run it with `CODIS_RS_SERVER_BIN` pointing at
 //! `redis-server` to check that it is deterministic).
 //!
-//! Scripts listed in `scripts!(...)` must pass; scripts in
-//! `pending_scripts!(...)` are compiled as `#[ignore]`d tests until they
-//! pass (run them with `cargo test -p tests --test differential -- --ignored`).
+//! Every script listed in `scripts!(...)` must pass.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,28 +86,10 @@ macro_rules! scripts {
     };
 }
 
-/// Scripts that do not pass against codis-server yet: one `#[ignore]`d test
-/// each, run with `-- --ignored`. Move a script to `scripts!` once it passes.
-macro_rules! pending_scripts {
-    ($($name:ident),* $(,)?) => {
-        const PENDING: &[&str] = &[$(stringify!($name)),*];
-        $(
-            #[test]
-            #[ignore = "pending: codis-server does not match redis on this script yet"]
-            fn $name() {
-                run_script(stringify!($name));
-            }
-        )*
-    };
-}
-
 scripts!(
     bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, server, sets,
     sort, strings, tracking, zsets
 );
-
-// No script is pending; a new one that does not pass yet goes here.
-pending_scripts!();
 
 fn scripts_dir() -> PathBuf {
     workspace_root().join("tests").join("scripts")
@@ -126,18 +106,13 @@ fn listed_scripts_match_files() {
         })
         .unwrap_or_default();
     on_disk.sort();
-    let mut listed: Vec<String> = LISTED
-        .iter()
-        .chain(PENDING)
-        .map(|s| s.to_string())
-        .collect();
+    let mut listed: Vec<String> = LISTED.iter().map(|s| s.to_string()).collect();
     listed.sort();
-    let twice: Vec<&&str> = LISTED.iter().filter(|n| PENDING.contains(n)).collect();
     let unlisted: Vec<&String> = on_disk.iter().filter(|n| !listed.contains(n)).collect();
     let missing: Vec<&String> = listed.iter().filter(|n| !on_disk.contains(n)).collect();
     assert!(
-        unlisted.is_empty() && missing.is_empty() && twice.is_empty(),
-        "tests/tests/differential.rs `scripts!(...)` / `pending_scripts!(...)` are out of date:\n  scripts without a test: {unlisted:?}\n  tests without a script: {missing:?}\n  in both lists: {twice:?}\n(script names must be valid Rust identifiers)"
+        unlisted.is_empty() && missing.is_empty(),
+        "tests/tests/differential.rs `scripts!(...)` is out of date:\n  scripts without a test: {unlisted:?}\n  tests without a script: {missing:?}\n(script names must be valid Rust identifiers)"
     );
 }
 
