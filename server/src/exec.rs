@@ -188,18 +188,12 @@ impl<'a> Ctx<'a> {
         use crate::db::KeyAccess;
         let (now, lru) = (self.now, self.lru());
         let mut slot = self.ks().lock_key(self.db(), key);
-        let e = slot.get(key, now);
-        self.hit(e.is_some());
-        match e {
-            Some(e) => {
-                e.touch(lru);
-                f(self.out, Some(e))
-            }
-            None => {
-                self.notify(notify::KEY_MISS, "keymiss", key);
-                f(self.out, None)
-            }
+        let mut e = slot.get(key, now);
+        self.hit_key(e.is_some(), key);
+        if let Some(e) = e.as_mut() {
+            e.touch(lru);
         }
+        f(self.out, e.map(|e| &*e))
     }
 }
 
@@ -264,10 +258,7 @@ pub fn spec_of(id: CmdId, argv: &[&[u8]]) -> &'static CommandSpec {
     if top.subcommands.is_empty() || argv.len() < 2 {
         return top;
     }
-    top.subcommands
-        .iter()
-        .find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(argv[1]))
-        .unwrap_or(top)
+    top.subcommand(argv[1]).unwrap_or(top)
 }
 
 /// A command resolved against the table.

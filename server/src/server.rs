@@ -148,54 +148,61 @@ impl Server {
         self.notify(db, class, event, key);
     }
 
-    /// A key migrated to another server was deleted here (call it with the
-    /// key's slot still locked): WATCH and tracking clients see the change
-    /// and the stream gets a DEL, as Codis' `slotsremove` (no keyspace
-    /// notification).
-    pub fn migrated_away(&self, db: usize, key: &[u8]) {
+    /// A change made by a migration command outside the gate (a restore on
+    /// the target, a deletion on the source, SLOTSDEL), reported with the
+    /// key's slot still locked: dirty counter, WATCH, blocked clients
+    /// (when the key exists afterwards), tracking clients, and the stream
+    /// entries `entries()` builds, when the stream has a consumer. No
+    /// keyspace notification, as in Codis.
+    pub fn migration_change(
+        &self,
+        db: usize,
+        key: &[u8],
+        exists: bool,
+        entries: impl FnOnce() -> Vec<(usize, crate::propagate::Argv)>,
+    ) {
         self.dirty.fetch_add(1, Relaxed);
         if self.watches.any() {
-            self.watches.touch(db, key, || false);
+            self.watches.touch(db, key, || exists);
+        }
+        if exists {
+            self.blocking.signal(db, key);
         }
         if self.tracking.armed() {
             crate::tracking::modified(self, key);
         }
         if self.prop.active() {
-            self.prop.emit_del(db, key);
+            self.prop.emit(&entries(), false);
         }
     }
 
-    /// A key written by a migration (SLOTSRESTORE, the async restore
-    /// commands) with its slot still locked in `slot`: WATCH, blocked
-    /// clients, tracking clients, and its full value in the stream as an
-    /// absolute-TTL `RESTORE … REPLACE ABSTTL` (the effect, whatever the
-    /// command was).
+    /// A key migrated to another server (or dropped by SLOTSDEL) was
+    /// deleted here: a DEL in the stream, as Codis' `slotsremove`.
+    pub fn migrated_away(&self, db: usize, key: &[u8]) {
+        self.migration_change(db, key, false, || {
+            vec![(db, vec![b"DEL".to_vec(), key.to_vec()])]
+        });
+    }
+
+    /// A key written whole by a migration (SLOTSRESTORE, the async restore
+    /// commands), its slot still locked in `slot`: its full value goes to
+    /// the stream as an absolute-TTL `RESTORE … REPLACE ABSTTL` (the effect,
+    /// whatever the command was).
     pub fn restored(&self, db: usize, key: &[u8], slot: &mut impl crate::db::KeyAccess) {
-        self.dirty.fetch_add(1, Relaxed);
-        if self.watches.any() {
-            self.watches.touch(db, key, || true);
-        }
-        self.blocking.signal(db, key);
-        if self.tracking.armed() {
-            crate::tracking::modified(self, key);
-        }
-        if self.prop.active() {
-            let entry = match slot.peek(key) {
-                Some(e) => e,
-                None => return,
+        self.migration_change(db, key, true, || {
+            let Some(entry) = slot.peek(key) else {
+                return Vec::new();
             };
-            let payload = crate::codec::dump_payload(entry.value());
-            let ttl = entry.expire().unwrap_or(0).to_string();
             let argv: crate::propagate::Argv = vec![
                 b"RESTORE".to_vec(),
                 key.to_vec(),
-                ttl.into_bytes(),
-                payload,
+                entry.expire().unwrap_or(0).to_string().into_bytes(),
+                crate::codec::dump_payload(entry.value()),
                 b"REPLACE".to_vec(),
                 b"ABSTTL".to_vec(),
             ];
-            self.prop.emit(&[(db, argv)], false);
-        }
+            vec![(db, argv)]
+        });
     }
 
     /// Publishes a keyspace notification if its class is enabled.

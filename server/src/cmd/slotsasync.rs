@@ -429,17 +429,8 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
                 return Err(errors::ra_no_key(key));
             }
             r.set_expire(key, expire);
-            let srv = ctx.srv;
-            srv.dirty.fetch_add(1, Relaxed);
-            if srv.watches.any() {
-                srv.watches.touch(dbi, key, || true);
-            }
-            if srv.tracking.armed() {
-                crate::tracking::modified(srv, key);
-            }
-            if srv.prop.active() {
-                srv.prop.emit(&[(dbi, expire_entry(key, expire))], false);
-            }
+            ctx.srv
+                .migration_change(dbi, key, true, || vec![(dbi, expire_entry(key, expire))]);
             Ok(num_msg(1))
         }
         Form::Str => {
@@ -545,19 +536,8 @@ fn restore_chunk(
     r.set_expire(key, expire);
     // The chunk's effect reaches WATCH and the stream while the slot is
     // still locked: the elements appended, then the TTL the chunk set.
-    let srv = ctx.srv;
-    srv.dirty.fetch_add(1, Relaxed);
-    if srv.watches.any() {
-        srv.watches.touch(db.index(), key, || true);
-    }
-    if srv.tracking.armed() {
-        crate::tracking::modified(srv, key);
-    }
-    if kind == ChunkKind::List && !elems.is_empty() {
-        srv.blocking.signal(db.index(), key);
-    }
-    if srv.prop.active() {
-        let dbi = db.index();
+    let dbi = db.index();
+    ctx.srv.migration_change(dbi, key, true, || {
         let mut entries = Vec::with_capacity(2);
         if !elems.is_empty() {
             let mut v: crate::propagate::Argv = Vec::with_capacity(elems.len() + 2);
@@ -582,8 +562,8 @@ fn restore_chunk(
             entries.push((dbi, v));
         }
         entries.push((dbi, expire_entry(key, expire)));
-        srv.prop.emit(&entries, false);
-    }
+        entries
+    });
     Ok(n)
 }
 
