@@ -182,8 +182,8 @@ pub struct Client {
     /// When the previous command of the current read batch ended: the next
     /// command's start for INFO commandstats, so a pipeline reads the clock
     /// once per command instead of twice (the connection loop clears it at
-    /// every batch).
-    pub cmd_clock: Option<std::time::Instant>,
+    /// every batch). [`crate::stats::mono_ns`]; 0 = not set.
+    pub cmd_clock: u64,
     /// Inside MULTI: the queued commands.
     pub multi: Option<crate::multi::MultiState>,
     /// Keys this client WATCHes, as (db, key).
@@ -218,7 +218,7 @@ impl Client {
             info,
             block: None,
             pending: None,
-            cmd_clock: None,
+            cmd_clock: 0,
             multi: None,
             watched: Vec::new(),
             in_exec: false,

@@ -6,7 +6,6 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use protocol::command::{self, CmdId, CommandSpec, flags};
 use protocol::resp::Reply;
@@ -119,15 +118,17 @@ impl<'a> Ctx<'a> {
     /// not propagated).
     #[inline]
     pub fn changed(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        // The gate adds the command's count to the server's dirty counter
+        // once (one atomic add per command, not per key).
         self.client.call_dirty += 1;
-        self.srv.changed(self.client.db, class, event, key);
+        self.srv.signal_modified(self.client.db, class, event, key);
     }
 
     /// [`Ctx::changed`] for a key of another DB (MOVE, COPY … DB).
     #[inline]
     pub fn changed_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         self.client.call_dirty += 1;
-        self.srv.changed(db, class, event, key);
+        self.srv.signal_modified(db, class, event, key);
     }
 
     /// A keyspace notification without a change (e.g. `new` is sent along
@@ -142,7 +143,6 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn dirty(&mut self, n: u64) {
         self.client.call_dirty += n;
-        self.srv.dirty.fetch_add(n, Relaxed);
     }
 
     /// Propagates `argv` (in the client's DB) instead of the command's own
@@ -216,6 +216,7 @@ fn handlers() -> &'static [Option<Handler>] {
 }
 
 /// Runs one command and appends its reply to `ctx.out`.
+#[inline(always)]
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, argv: &[&[u8]]) {
     use crate::client::ReplyMode;
     let mark = out.buf.len();
@@ -427,33 +428,59 @@ pub fn call_held(
     }
 }
 
+/// Commands whose lock set [`needs_all_slots`] may widen to every slot,
+/// as a bitset over `CmdId` so the common case costs one load.
+const ALL_SLOTS_CANDIDATES: [u64; 8] = {
+    let ids = [
+        CmdId::Keys,
+        CmdId::Scan,
+        CmdId::Randomkey,
+        CmdId::Flushdb,
+        CmdId::Flushall,
+        CmdId::Swapdb,
+        CmdId::Move,
+        CmdId::Info,
+        CmdId::Debug,
+        CmdId::Slotsdel,
+        CmdId::Slotsscan,
+        CmdId::Slotscheck,
+        CmdId::Slotsmgrtone,
+        CmdId::Slotsmgrttagone,
+        CmdId::Slotsmgrtslot,
+        CmdId::Slotsmgrttagslot,
+        CmdId::SlotsmgrtoneAsyncDump,
+        CmdId::SlotsmgrttagoneAsyncDump,
+        CmdId::Sort,
+        CmdId::SortRo,
+        CmdId::Copy,
+    ];
+    let mut bits = [0u64; 8];
+    let mut i = 0;
+    while i < ids.len() {
+        let id = ids[i] as usize;
+        bits[id >> 6] |= 1 << (id & 63);
+        i += 1;
+    }
+    bits
+};
+
 /// Commands whose keys are not (all) in the table's key specs, or which
 /// reach other DBs: a lock set for them holds every slot of every DB.
+#[inline]
 pub fn needs_all_slots(id: CmdId, argv: &[&[u8]]) -> bool {
+    let i = id as usize;
+    if ALL_SLOTS_CANDIDATES
+        .get(i >> 6)
+        .is_none_or(|w| w >> (i & 63) & 1 == 0)
+    {
+        return false;
+    }
     match id {
-        CmdId::Keys
-        | CmdId::Scan
-        | CmdId::Randomkey
-        | CmdId::Flushdb
-        | CmdId::Flushall
-        | CmdId::Swapdb
-        | CmdId::Move
-        | CmdId::Info
-        | CmdId::Debug
-        | CmdId::Slotsdel
-        | CmdId::Slotsscan
-        | CmdId::Slotscheck
-        | CmdId::Slotsmgrtone
-        | CmdId::Slotsmgrttagone
-        | CmdId::Slotsmgrtslot
-        | CmdId::Slotsmgrttagslot
-        | CmdId::SlotsmgrtoneAsyncDump
-        | CmdId::SlotsmgrttagoneAsyncDump => true,
         // SORT … BY / GET patterns read other keys.
         CmdId::Sort | CmdId::SortRo => sort_store(argv).is_err(),
         // COPY … DB n.
         CmdId::Copy => argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"db")),
-        _ => false,
+        _ => true,
     }
 }
 
@@ -475,7 +502,11 @@ pub fn plan_command(
     }
     spec.for_each_key_pos(argv, |i| {
         let slot = protocol::slot::slot_of(argv[i]);
-        plan.slots.push((db, slot));
+        // Keys of one hash tag (or one key repeated) share a slot: skip the
+        // repeat here rather than sort and deduplicate it later.
+        if plan.slots.last() != Some(&(db, slot)) {
+            plan.slots.push((db, slot));
+        }
         plan.known
             .push((argv[i].as_ptr() as usize, argv[i].len(), slot));
     });
@@ -584,7 +615,10 @@ fn call(
         }
     }
     client.info.last_cmd.store(stat + 1, Relaxed);
-    let start = client.cmd_clock.take().unwrap_or_else(Instant::now);
+    let start = match std::mem::take(&mut client.cmd_clock) {
+        0 => crate::stats::mono_ns(),
+        t => t,
+    };
     // A write runs under the lock set of every slot it touches, taken here
     // in the global order, and its changes reach the propagation stream
     // before the set is released (propagate.rs: ordering).
@@ -619,6 +653,9 @@ fn call(
         t.leave(srv, client, out, spec, argv);
     }
     let changed = std::mem::replace(&mut client.call_dirty, saved_dirty);
+    if changed > 0 {
+        srv.dirty.fetch_add(changed, Relaxed);
+    }
     if (changed > 0 || !client.prop.is_empty()) && srv.prop.active() {
         propagate(srv, client, db, argv);
     } else {
@@ -626,9 +663,8 @@ fn call(
     }
     drop(own);
     drop(epoch);
-    let end = Instant::now();
-    let us = end.duration_since(start).as_micros() as u64;
-    cstat.usec.fetch_add(us, Relaxed);
+    let end = crate::stats::mono_ns();
+    cstat.nsec.fetch_add(end.saturating_sub(start), Relaxed);
     if !wake {
         // A served wake-up is the blocked call finishing, not a new call
         // (Redis' updateStatsOnUnblock).
@@ -648,7 +684,7 @@ fn call(
     } else {
         // The next command of this batch starts now (the connection loop
         // clears this at every batch, so waits and idle time never count).
-        client.cmd_clock = Some(end);
+        client.cmd_clock = end;
     }
     Outcome::Replied
 }
@@ -695,3 +731,28 @@ pub fn err<T>(s: &'static str) -> Result<T, CmdError> {
 
 /// Keyspace notification classes (the letters of `notify-keyspace-events`).
 pub use crate::config::notify;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_slots_bitset_covers_the_table() {
+        assert!(protocol::command::COMMANDS.len() <= 64 * ALL_SLOTS_CANDIDATES.len());
+        assert!(needs_all_slots(CmdId::Flushall, &[b"flushall"]));
+        assert!(!needs_all_slots(CmdId::Set, &[b"set", b"k", b"v"]));
+        assert!(!needs_all_slots(CmdId::Copy, &[b"copy", b"a", b"b"]));
+        assert!(needs_all_slots(
+            CmdId::Copy,
+            &[b"copy", b"a", b"b", b"DB", b"1"]
+        ));
+        assert!(needs_all_slots(
+            CmdId::Sort,
+            &[b"sort", b"l", b"BY", b"w_*"]
+        ));
+        assert!(!needs_all_slots(
+            CmdId::Sort,
+            &[b"sort", b"l", b"STORE", b"d"]
+        ));
+    }
+}

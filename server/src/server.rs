@@ -137,6 +137,13 @@ impl Server {
     #[inline]
     pub fn changed(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         self.dirty.fetch_add(1, Relaxed);
+        self.signal_modified(db, class, event, key);
+    }
+
+    /// [`Server::changed`] without the dirty counter (the gate counts a
+    /// command's changes once, see `Ctx::changed`).
+    #[inline]
+    pub fn signal_modified(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         if self.watches.any() {
             let deleted = matches!(event, "del" | "expired" | "evicted");
             self.watches.touch(db, key, || !deleted);

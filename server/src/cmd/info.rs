@@ -595,7 +595,7 @@ fn commandstats(ctx: &Ctx, w: &mut Lines) {
         let Some(c) = st.cmds.get(i) else { continue };
         let (calls, usec, rejected, failed) = (
             c.calls.load(Relaxed),
-            c.usec.load(Relaxed),
+            c.nsec.load(Relaxed) / 1000,
             c.rejected.load(Relaxed),
             c.failed.load(Relaxed),
         );

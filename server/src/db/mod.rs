@@ -800,6 +800,9 @@ pub enum LockSet<'a> {
         keys: Vec<(usize, usize)>,
         guards: Vec<HeldSlot<'a>>,
         known: Vec<(usize, usize, usize)>,
+        /// Where the last `known_slot` lookup matched: handlers ask for
+        /// their keys in argument order, so the next one is usually next.
+        cursor: std::cell::Cell<usize>,
     },
     /// Every slot of every DB, DB-major.
     All(Vec<HeldSlot<'a>>),
@@ -854,6 +857,7 @@ impl<'a> LockSet<'a> {
             keys: plan.slots,
             guards,
             known: plan.known,
+            cursor: std::cell::Cell::new(0),
         }
     }
 
@@ -898,7 +902,16 @@ impl HeldSlots for LockSet<'_> {
         let addr = (key.as_ptr() as usize, key.len());
         match self {
             LockSet::One { at, key: k, .. } => (*k == addr).then_some(at.1),
-            LockSet::Many { known, .. } => known.iter().find(|k| (k.0, k.1) == addr).map(|k| k.2),
+            LockSet::Many { known, cursor, .. } => {
+                let start = cursor.get().min(known.len());
+                let i = known[start..]
+                    .iter()
+                    .position(|k| (k.0, k.1) == addr)
+                    .map(|i| start + i)
+                    .or_else(|| known[..start].iter().position(|k| (k.0, k.1) == addr))?;
+                cursor.set(i + 1);
+                Some(known[i].2)
+            }
             _ => None,
         }
     }

@@ -368,7 +368,8 @@ pub async fn pause() {
 const MIGRATION_NICE: libc::c_int = 10;
 
 /// Nice 10 for the calling thread (Linux: the nice value is per thread).
-/// The server's only `unsafe`: two plain syscalls no safe API offers.
+/// One of the server's two `unsafe` blocks (the other: `stats::mono_ns`):
+/// two plain syscalls no safe API offers.
 #[allow(unsafe_code)]
 fn lower_priority() {
     #[cfg(target_os = "linux")]

@@ -217,7 +217,7 @@ async fn serve(
             srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
         let now = now_ms();
-        client.cmd_clock = None;
+        client.cmd_clock = 0;
         info.last_interaction_ms.store(now, Relaxed);
         let (limits, qbuf_limit, out_limit) = {
             let c = srv.config();
