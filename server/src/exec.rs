@@ -502,18 +502,14 @@ pub fn plan_command(
     }
     spec.for_each_key_pos(argv, |i| {
         let slot = protocol::slot::slot_of(argv[i]);
-        // Keys of one hash tag (or one key repeated) share a slot: skip the
-        // repeat here rather than sort and deduplicate it later.
-        if plan.slots.last() != Some(&(db, slot)) {
-            plan.slots.push((db, slot));
-        }
+        plan.add(db, slot);
         plan.known
             .push((argv[i].as_ptr() as usize, argv[i].len(), slot));
     });
     if id == CmdId::Sort
         && let Ok(Some(dst)) = sort_store(argv)
     {
-        plan.slots.push((db, protocol::slot::slot_of(dst)));
+        plan.add(db, protocol::slot::slot_of(dst));
     }
 }
 
@@ -560,13 +556,7 @@ fn lock_command<'s>(
             .then(|| (db, protocol::slot::slot_of(key)));
         return crate::db::LockSet::one_known(&srv.ks, at, key);
     }
-    let mut plan = crate::db::LockPlan {
-        slots: Vec::with_capacity(argv.len()),
-        all: false,
-        known: Vec::with_capacity(argv.len()),
-    };
-    plan_command(&mut plan, id, spec, argv, db);
-    crate::db::LockSet::lock(&srv.ks, plan)
+    crate::db::LockSet::plan_and_lock(&srv.ks, |plan| plan_command(plan, id, spec, argv, db))
 }
 
 /// The one call path after lookup and checks: the migration write gate,

@@ -369,7 +369,7 @@ fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
         }
         exec::plan_command(&mut plan, id, spec, &argv, db);
     }
-    debug_assert!(plan.slots.iter().all(|&(_, s)| s < SLOTS));
+    debug_assert!(plan.pairs().all(|(_, s)| s < SLOTS));
     (plan, writes)
 }
 

@@ -19,6 +19,7 @@
 
 pub mod entry;
 
+use smallvec::SmallVec;
 use std::cell::{RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -608,8 +609,8 @@ fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, before: bool, after: bool)
 
 /// Several locked slots of one DB (multi-key commands).
 pub struct MultiRef<'a> {
-    slots: Vec<usize>,
-    guards: Vec<SlotGuard<'a>>,
+    slots: SmallVec<[usize; 8]>,
+    guards: SmallVec<[SlotGuard<'a>; 8]>,
     db: &'a Db,
     ks: &'a Keyspace,
     /// The caller's lock set, which may know the slots of the command's keys.
@@ -627,6 +628,17 @@ impl MultiRef<'_> {
             return only;
         }
         known_or_hash(self.held, key)
+    }
+
+    /// [`MultiRef::slot_for`] for an entry's own key: a copy, never one of
+    /// the command's arguments, so the lock set cannot know it.
+    #[inline]
+    fn slot_for_entry(&self, key: &[u8]) -> usize {
+        if let [only] = self.slots[..] {
+            debug_assert_eq!(slot_of(key), only, "key outside the locked slots");
+            return only;
+        }
+        slot_of(key)
     }
 
     fn table(&mut self, slot: usize) -> Option<&mut SlotTable> {
@@ -661,7 +673,7 @@ impl KeyAccess for MultiRef<'_> {
 
     fn insert(&mut self, e: Entry) {
         let h = self.ks.hash(e.key());
-        let slot = self.slot_for(e.key());
+        let slot = self.slot_for_entry(e.key());
         let db = self.db;
         let hasher = &self.ks.hasher;
         // A key whose slot is not locked is a caller bug; dropping the write is
@@ -678,7 +690,7 @@ impl KeyAccess for MultiRef<'_> {
 
     fn put(&mut self, e: Entry) -> Option<Entry> {
         let h = self.ks.hash(e.key());
-        let slot = self.slot_for(e.key());
+        let slot = self.slot_for_entry(e.key());
         let db = self.db;
         let hasher = &self.ks.hasher;
         let i = self.slots.binary_search(&slot).ok()?;
@@ -768,14 +780,33 @@ fn known_or_hash(held: Option<&dyn HeldSlots>, key: &[u8]) -> usize {
 /// Which slots a [`LockSet`] takes.
 #[derive(Debug, Default, Clone)]
 pub struct LockPlan {
-    /// `(db, slot)` pairs; sorted and deduplicated by [`LockSet::lock`].
-    pub slots: Vec<(usize, usize)>,
+    /// Slots as `db * SLOTS + slot` (one integer sorts and compares in one
+    /// instruction); sorted and deduplicated by [`LockSet::lock`]. Inline
+    /// for the few keys most commands have (no allocation).
+    pub slots: SmallVec<[usize; 16]>,
     /// Every slot of every DB (commands whose keys are found at run time:
     /// KEYS, SCAN, FLUSHALL, SWAPDB, SORT … BY, MOVE …).
     pub all: bool,
     /// (address, length, slot) of the key arguments hashed for this plan,
     /// so handlers need not hash them again (see [`HeldSlots::known_slot`]).
-    pub known: Vec<(usize, usize, usize)>,
+    pub known: SmallVec<[(usize, usize, usize); 16]>,
+}
+
+impl LockPlan {
+    /// Adds slot `slot` of DB `db` (a repeat of the last one is skipped:
+    /// keys of one hash tag, or one key repeated, are common).
+    #[inline]
+    pub fn add(&mut self, db: usize, slot: usize) {
+        let k = db * SLOTS + (slot & (SLOTS - 1));
+        if self.slots.last() != Some(&k) {
+            self.slots.push(k);
+        }
+    }
+
+    /// The `(db, slot)` pairs planned so far.
+    pub fn pairs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.slots.iter().map(|&k| (k / SLOTS, k % SLOTS))
+    }
 }
 
 /// One locked slot a handler borrows.
@@ -794,18 +825,22 @@ pub enum LockSet<'a> {
         cell: HeldSlot<'a>,
         key: (usize, usize),
     },
-    /// Several slots, sorted by (db, slot) like `keys`; `known` maps the
-    /// command's key arguments (by address and length) to their slots.
-    Many {
-        keys: Vec<(usize, usize)>,
-        guards: Vec<HeldSlot<'a>>,
-        known: Vec<(usize, usize, usize)>,
-        /// Where the last `known_slot` lookup matched: handlers ask for
-        /// their keys in argument order, so the next one is usually next.
-        cursor: std::cell::Cell<usize>,
-    },
+    /// Several slots (boxed: one allocation, and the enum stays small
+    /// for the one-slot case, which is moved around by value).
+    Many(Box<ManySlots<'a>>),
     /// Every slot of every DB, DB-major.
     All(Vec<HeldSlot<'a>>),
+}
+
+/// The slots of a [`LockSet::Many`]: sorted by (db, slot) like `keys`;
+/// `known` maps the command's key arguments (by address and length) to
+/// their slots.
+pub struct ManySlots<'a> {
+    plan: LockPlan,
+    guards: SmallVec<[HeldSlot<'a>; 16]>,
+    /// Where the last `known_slot` lookup matched: handlers ask for their
+    /// keys in argument order, so the next one is usually next.
+    cursor: std::cell::Cell<usize>,
 }
 
 impl<'a> LockSet<'a> {
@@ -833,7 +868,31 @@ impl<'a> LockSet<'a> {
         }
     }
 
-    pub fn lock(ks: &'a Keyspace, mut plan: LockPlan) -> LockSet<'a> {
+    pub fn lock(ks: &'a Keyspace, plan: LockPlan) -> LockSet<'a> {
+        LockSet::lock_boxed(
+            ks,
+            Box::new(ManySlots {
+                plan,
+                guards: SmallVec::new(),
+                cursor: std::cell::Cell::new(0),
+            }),
+        )
+    }
+
+    /// Plans into a fresh boxed set (no copy of the plan afterwards) and
+    /// locks it.
+    pub fn plan_and_lock(ks: &'a Keyspace, f: impl FnOnce(&mut LockPlan)) -> LockSet<'a> {
+        let mut m = Box::new(ManySlots {
+            plan: LockPlan::default(),
+            guards: SmallVec::new(),
+            cursor: std::cell::Cell::new(0),
+        });
+        f(&mut m.plan);
+        LockSet::lock_boxed(ks, m)
+    }
+
+    fn lock_boxed(ks: &'a Keyspace, mut m: Box<ManySlots<'a>>) -> LockSet<'a> {
+        let plan = &mut m.plan;
         if plan.all {
             return LockSet::All(
                 ks.dbs
@@ -842,23 +901,17 @@ impl<'a> LockSet<'a> {
                     .collect(),
             );
         }
-        plan.slots.retain(|&(d, _)| d < ks.dbs.len());
-        for p in plan.slots.iter_mut() {
-            p.1 &= SLOTS - 1;
+        let limit = ks.dbs.len() * SLOTS;
+        plan.slots.retain(|k| *k < limit);
+        if plan.slots.len() > 1 {
+            plan.slots.sort_unstable();
+            plan.slots.dedup();
         }
-        plan.slots.sort_unstable();
-        plan.slots.dedup();
-        let guards = plan
-            .slots
-            .iter()
-            .map(|&(d, s)| RefCell::new(lock(&ks.dbs[d].slots[s])))
-            .collect();
-        LockSet::Many {
-            keys: plan.slots,
-            guards,
-            known: plan.known,
-            cursor: std::cell::Cell::new(0),
+        for &k in plan.slots.iter() {
+            m.guards
+                .push(RefCell::new(lock(&ks.dbs[k / SLOTS].slots[k % SLOTS])));
         }
+        LockSet::Many(m)
     }
 
     /// Number of slot locks held.
@@ -866,7 +919,8 @@ impl<'a> LockSet<'a> {
         match self {
             LockSet::Empty => 0,
             LockSet::One { .. } => 1,
-            LockSet::Many { guards, .. } | LockSet::All(guards) => guards.len(),
+            LockSet::Many(m) => m.guards.len(),
+            LockSet::All(guards) => guards.len(),
         }
     }
 
@@ -886,8 +940,9 @@ impl HeldSlots for LockSet<'_> {
                 }
                 cell
             }
-            LockSet::Many { keys, guards, .. } => {
-                guards.get(keys.binary_search(&(db, slot)).ok()?)?
+            LockSet::Many(m) => {
+                let k = db * SLOTS + (slot & (SLOTS - 1));
+                m.guards.get(m.plan.slots.binary_search(&k).ok()?)?
             }
             LockSet::All(guards) => guards.get(db * SLOTS + (slot & (SLOTS - 1)))?,
         };
@@ -902,7 +957,8 @@ impl HeldSlots for LockSet<'_> {
         let addr = (key.as_ptr() as usize, key.len());
         match self {
             LockSet::One { at, key: k, .. } => (*k == addr).then_some(at.1),
-            LockSet::Many { known, cursor, .. } => {
+            LockSet::Many(m) => {
+                let (known, cursor) = (&m.plan.known, &m.cursor);
                 let start = cursor.get().min(known.len());
                 let i = known[start..]
                     .iter()
@@ -989,9 +1045,19 @@ impl<'a> Locker<'a> {
         keys: I,
     ) -> MultiRef<'a> {
         let held = self.held;
-        let mut slots: Vec<usize> = keys.into_iter().map(|k| known_or_hash(held, k)).collect();
-        slots.sort_unstable();
-        slots.dedup();
+        let mut slots: SmallVec<[usize; 8]> = SmallVec::new();
+        for k in keys {
+            // Repeats of one slot (a hash tag, a repeated key) are common:
+            // skip them before sorting.
+            let s = known_or_hash(held, k);
+            if slots.last() != Some(&s) {
+                slots.push(s);
+            }
+        }
+        if slots.len() > 1 {
+            slots.sort_unstable();
+            slots.dedup();
+        }
         let guards = slots.iter().map(|&s| self.guard(db, s)).collect();
         MultiRef {
             slots,
