@@ -225,12 +225,20 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, now: u64, arg
     }
     // CLIENT REPLY: drop what this command answered when replies are off or
     // skipped (Redis' prepareClientToWrite refusing the reply).
+    // Messages placed before the reply (tracking.rs) survive.
     match client.reply {
         ReplyMode::On => {}
-        ReplyMode::Off => out.buf.truncate(mark),
-        ReplyMode::SkipNext => client.reply = ReplyMode::Skip,
+        ReplyMode::Off => {
+            let keep = std::mem::take(&mut client.tracking.front);
+            out.buf.truncate(mark + keep);
+        }
+        ReplyMode::SkipNext => {
+            client.tracking.front = 0;
+            client.reply = ReplyMode::Skip;
+        }
         ReplyMode::Skip => {
-            out.buf.truncate(mark);
+            let keep = std::mem::take(&mut client.tracking.front);
+            out.buf.truncate(mark + keep);
             client.reply = ReplyMode::On;
         }
     }

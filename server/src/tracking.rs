@@ -142,6 +142,10 @@ pub struct Local {
     /// Invalidations for this client raised by its running command, sent
     /// after its reply.
     deferred: Vec<Pending>,
+    /// Bytes of messages placed before the running command's reply while
+    /// CLIENT REPLY is OFF or SKIP: the gate drops the reply, not these
+    /// (Redis' CLIENT_PUSHING). Taken by `exec::execute`.
+    pub front: usize,
 }
 
 impl Local {
@@ -413,6 +417,9 @@ impl Scope {
         if let Some(cur) = cur {
             if !cur.own.is_empty() {
                 let at = self.mark.min(out.buf.len());
+                if client.reply != crate::client::ReplyMode::On {
+                    client.tracking.front += cur.own.len();
+                }
                 out.buf.splice(at..at, cur.own);
             }
             client.tracking.deferred.extend(cur.deferred);
@@ -1153,6 +1160,12 @@ mod tests {
             h.text(&mut r3, "SET k 2"),
             format!("{}+OK\r\n", push(&["k"]))
         );
+        // CLIENT REPLY OFF drops the target's reply, not the push.
+        h.text(&mut t, "GET k");
+        assert_eq!(h.text(&mut r3, "CLIENT REPLY OFF"), "");
+        assert_eq!(h.text(&mut r3, "SET k 2"), push(&["k"]));
+        assert_eq!(h.text(&mut r3, "SET k 2"), "");
+        h.text(&mut r3, "CLIENT REPLY ON");
         // The target leaves: the tracker is marked broken (RESP2: silently).
         h.text(&mut t, "GET k");
         r3.client.info.kill();
