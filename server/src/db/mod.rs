@@ -618,27 +618,28 @@ pub struct MultiRef<'a> {
 }
 
 impl MultiRef<'_> {
+    /// The one locked slot, when there is one: every key reached through
+    /// this reference is in it.
+    #[inline]
+    fn only_slot(&self, key: &[u8]) -> Option<usize> {
+        let [only] = self.slots[..] else { return None };
+        debug_assert_eq!(slot_of(key), only, "key outside the locked slots");
+        Some(only)
+    }
+
     /// The slot of `key`: known by the caller's lock set for the command's
     /// own keys, hashed otherwise.
     #[inline]
     fn slot_for(&self, key: &[u8]) -> usize {
-        if let [only] = self.slots[..] {
-            // One slot locked: every key reached through it is in it.
-            debug_assert_eq!(slot_of(key), only, "key outside the locked slots");
-            return only;
-        }
-        known_or_hash(self.held, key)
+        self.only_slot(key)
+            .unwrap_or_else(|| known_or_hash(self.held, key))
     }
 
     /// [`MultiRef::slot_for`] for an entry's own key: a copy, never one of
     /// the command's arguments, so the lock set cannot know it.
     #[inline]
     fn slot_for_entry(&self, key: &[u8]) -> usize {
-        if let [only] = self.slots[..] {
-            debug_assert_eq!(slot_of(key), only, "key outside the locked slots");
-            return only;
-        }
-        slot_of(key)
+        self.only_slot(key).unwrap_or_else(|| slot_of(key))
     }
 
     fn table(&mut self, slot: usize) -> Option<&mut SlotTable> {
@@ -777,6 +778,16 @@ fn known_or_hash(held: Option<&dyn HeldSlots>, key: &[u8]) -> usize {
     }
 }
 
+/// Sorts and deduplicates a list of slots that was built skipping
+/// immediate repeats (often it holds one slot and there is nothing to do).
+#[inline]
+fn sort_slots<A: smallvec::Array<Item = usize>>(slots: &mut SmallVec<A>) {
+    if slots.len() > 1 {
+        slots.sort_unstable();
+        slots.dedup();
+    }
+}
+
 /// Which slots a [`LockSet`] takes.
 #[derive(Debug, Default, Clone)]
 pub struct LockPlan {
@@ -843,6 +854,16 @@ pub struct ManySlots<'a> {
     cursor: std::cell::Cell<usize>,
 }
 
+impl ManySlots<'_> {
+    fn boxed(plan: LockPlan) -> Box<Self> {
+        Box::new(ManySlots {
+            plan,
+            guards: SmallVec::new(),
+            cursor: std::cell::Cell::new(0),
+        })
+    }
+}
+
 impl<'a> LockSet<'a> {
     /// The lock set of a command whose keys all live in one slot (no keys:
     /// `None`, an empty set).
@@ -869,24 +890,13 @@ impl<'a> LockSet<'a> {
     }
 
     pub fn lock(ks: &'a Keyspace, plan: LockPlan) -> LockSet<'a> {
-        LockSet::lock_boxed(
-            ks,
-            Box::new(ManySlots {
-                plan,
-                guards: SmallVec::new(),
-                cursor: std::cell::Cell::new(0),
-            }),
-        )
+        LockSet::lock_boxed(ks, ManySlots::boxed(plan))
     }
 
     /// Plans into a fresh boxed set (no copy of the plan afterwards) and
     /// locks it.
     pub fn plan_and_lock(ks: &'a Keyspace, f: impl FnOnce(&mut LockPlan)) -> LockSet<'a> {
-        let mut m = Box::new(ManySlots {
-            plan: LockPlan::default(),
-            guards: SmallVec::new(),
-            cursor: std::cell::Cell::new(0),
-        });
+        let mut m = ManySlots::boxed(LockPlan::default());
         f(&mut m.plan);
         LockSet::lock_boxed(ks, m)
     }
@@ -903,10 +913,7 @@ impl<'a> LockSet<'a> {
         }
         let limit = ks.dbs.len() * SLOTS;
         plan.slots.retain(|k| *k < limit);
-        if plan.slots.len() > 1 {
-            plan.slots.sort_unstable();
-            plan.slots.dedup();
-        }
+        sort_slots(&mut plan.slots);
         for &k in plan.slots.iter() {
             m.guards
                 .push(RefCell::new(lock(&ks.dbs[k / SLOTS].slots[k % SLOTS])));
@@ -1054,10 +1061,7 @@ impl<'a> Locker<'a> {
                 slots.push(s);
             }
         }
-        if slots.len() > 1 {
-            slots.sort_unstable();
-            slots.dedup();
-        }
+        sort_slots(&mut slots);
         let guards = slots.iter().map(|&s| self.guard(db, s)).collect();
         MultiRef {
             slots,
