@@ -518,6 +518,7 @@ pub fn plan_command(
         && let Ok(Some(dst)) = sort_store(argv)
     {
         plan.add(db, protocol::slot::slot_of(dst));
+        plan.extra = true;
     }
 }
 

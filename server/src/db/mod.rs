@@ -607,10 +607,15 @@ fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, before: bool, after: bool)
     }
 }
 
+/// The slots of a [`MultiRef`]: inline up to 16 (redis-benchmark's MSET has
+/// ten keys), so most multi-key commands allocate nothing.
+type MultiSlots = SmallVec<[usize; 16]>;
+type MultiGuards<'a> = SmallVec<[SlotGuard<'a>; 16]>;
+
 /// Several locked slots of one DB (multi-key commands).
 pub struct MultiRef<'a> {
-    slots: SmallVec<[usize; 8]>,
-    guards: SmallVec<[SlotGuard<'a>; 8]>,
+    slots: MultiSlots,
+    guards: MultiGuards<'a>,
     db: &'a Db,
     ks: &'a Keyspace,
     /// The caller's lock set, which may know the slots of the command's keys.
@@ -764,6 +769,21 @@ pub trait HeldSlots {
     fn known_slot(&self, _key: &[u8]) -> Option<usize> {
         None
     }
+
+    /// When `keys` are exactly the command's own key arguments in order
+    /// (the usual multi-key handler: MSET, DEL, SUNIONSTORE …), pushes the
+    /// held tables of their slots in DB `db`, ascending, with the slot
+    /// numbers, and returns true: one call instead of a lookup per key and
+    /// per slot. False (and nothing pushed) otherwise.
+    fn own_keys<'s>(
+        &'s self,
+        _db: usize,
+        _keys: &[&[u8]],
+        _slots: &mut MultiSlots,
+        _guards: &mut MultiGuards<'s>,
+    ) -> bool {
+        false
+    }
 }
 
 /// The slot of `key`, from the caller's lock set when it knows it.
@@ -801,6 +821,9 @@ pub struct LockPlan {
     /// (address, length, slot) of the key arguments hashed for this plan,
     /// so handlers need not hash them again (see [`HeldSlots::known_slot`]).
     pub known: SmallVec<[(usize, usize, usize); 16]>,
+    /// A slot was added for a key that is not in `known` (SORT's STORE
+    /// destination).
+    pub extra: bool,
 }
 
 impl LockPlan {
@@ -959,6 +982,40 @@ impl HeldSlots for LockSet<'_> {
         Some(RefMut::map(g, |g| &mut **g))
     }
 
+    fn own_keys<'s>(
+        &'s self,
+        db: usize,
+        keys: &[&[u8]],
+        slots: &mut MultiSlots,
+        guards: &mut MultiGuards<'s>,
+    ) -> bool {
+        let LockSet::Many(m) = self else {
+            return false;
+        };
+        let plan = &m.plan;
+        if plan.extra
+            || keys.len() != plan.known.len()
+            || keys
+                .iter()
+                .zip(&plan.known)
+                .any(|(k, n)| (k.as_ptr() as usize, k.len()) != (n.0, n.1))
+            || plan.slots.iter().any(|&k| k / SLOTS != db)
+        {
+            return false;
+        }
+        // The set's slots are exactly those of these keys.
+        for (&k, cell) in plan.slots.iter().zip(&m.guards) {
+            let Ok(g) = cell.try_borrow_mut() else {
+                slots.clear();
+                guards.clear();
+                return false;
+            };
+            slots.push(k % SLOTS);
+            guards.push(SlotGuard::Held(RefMut::map(g, |g| &mut **g)));
+        }
+        true
+    }
+
     #[inline]
     fn known_slot(&self, key: &[u8]) -> Option<usize> {
         let addr = (key.as_ptr() as usize, key.len());
@@ -1052,7 +1109,32 @@ impl<'a> Locker<'a> {
         keys: I,
     ) -> MultiRef<'a> {
         let held = self.held;
-        let mut slots: SmallVec<[usize; 8]> = SmallVec::new();
+        let mut slots = MultiSlots::new();
+        if let Some(h) = held {
+            let keys: SmallVec<[&[u8]; 16]> = keys.into_iter().collect();
+            let mut guards = SmallVec::new();
+            if !h.own_keys(db.index, &keys, &mut slots, &mut guards) {
+                return self.lock_key_list(db, keys);
+            }
+            return MultiRef {
+                slots,
+                guards,
+                db,
+                ks: self.ks,
+                held,
+            };
+        }
+        self.lock_key_list(db, keys)
+    }
+
+    /// [`Locker::lock_keys`] one key at a time.
+    fn lock_key_list<'k, I: IntoIterator<Item = &'k [u8]>>(
+        self,
+        db: &'a Db,
+        keys: I,
+    ) -> MultiRef<'a> {
+        let held = self.held;
+        let mut slots = MultiSlots::new();
         for k in keys {
             // Repeats of one slot (a hash tag, a repeated key) are common:
             // skip them before sorting.
@@ -1641,6 +1723,68 @@ mod scan_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock set planned from `keys` in DB `db` as the gate plans one
+    /// command's keys.
+    fn planned<'a>(ks: &'a Keyspace, db: usize, keys: &[&[u8]]) -> LockSet<'a> {
+        LockSet::plan_and_lock(ks, |p| {
+            for k in keys {
+                let slot = slot_of(k);
+                p.add(db, slot);
+                p.known.push((k.as_ptr() as usize, k.len(), slot));
+            }
+        })
+    }
+
+    #[test]
+    fn a_handler_locking_the_commands_own_keys_takes_the_sets_tables() {
+        let ks = Keyspace::new(2);
+        let db = ks.db(1).unwrap();
+        let keys: [&[u8]; 4] = [b"a", b"b", b"{a}x", b"c"];
+        let set = planned(&ks, 1, &keys);
+        let held: &dyn HeldSlots = &set;
+        let (mut slots, mut guards) = (MultiSlots::new(), MultiGuards::new());
+        // The very arguments, in order: the set's slots, ascending.
+        assert!(held.own_keys(1, &keys, &mut slots, &mut guards));
+        let mut want: Vec<usize> = keys.iter().map(|k| slot_of(k)).collect();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(slots.to_vec(), want);
+        assert_eq!(guards.len(), want.len());
+        drop(slots);
+        // While they are borrowed, a second taker gets nothing.
+        fn takes(h: &dyn HeldSlots, db: usize, keys: &[&[u8]]) -> bool {
+            let (mut s, mut g) = (MultiSlots::new(), MultiGuards::new());
+            let took = h.own_keys(db, keys, &mut s, &mut g);
+            assert_eq!(took, !s.is_empty());
+            assert_eq!(s.len(), g.len());
+            took
+        }
+        assert!(!takes(held, 1, &keys));
+        drop(guards);
+        assert!(takes(held, 1, &keys));
+        // Equal keys at other addresses, a subset, another DB: no.
+        let copies: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        let copies: Vec<&[u8]> = copies.iter().map(|k| k.as_slice()).collect();
+        assert!(!takes(held, 1, &copies));
+        assert!(!takes(held, 1, &keys[..2]));
+        assert!(!takes(held, 0, &keys));
+        // Through a Locker: MultiRef reads and writes under the set.
+        let mut m = Locker::new(&ks, Some(held)).lock_keys(db, keys);
+        m.put(Entry::new_str(b"{a}x", b"1", None, 0));
+        assert!(m.get(b"{a}x", 0).is_some());
+        drop(m);
+        drop(set);
+        assert_eq!(db.len(), 1);
+        // A plan with a slot no key argument explains (SORT … STORE).
+        let set = LockSet::plan_and_lock(&ks, |p| {
+            p.add(0, slot_of(b"a"));
+            p.known.push((keys[0].as_ptr() as usize, 1, slot_of(b"a")));
+            p.add(0, slot_of(b"dst"));
+            p.extra = true;
+        });
+        assert!(!takes(&set, 0, &keys[..1]));
+    }
 
     #[test]
     fn insert_get_remove_counts() {
