@@ -150,6 +150,27 @@ impl ClientInfo {
         self.subs.load(Relaxed) != 0
     }
 
+    /// The `client-output-buffer-limit` class the client is held to
+    /// (Redis 7.0's `getClientType`: subscribers are `pubsub`; everyone
+    /// else, MONITOR clients included, `normal`).
+    #[inline]
+    pub fn limit_class(&self) -> usize {
+        if self.in_pubsub() {
+            crate::config::CLIENT_CLASS_PUBSUB
+        } else {
+            crate::config::CLIENT_CLASS_NORMAL
+        }
+    }
+
+    /// [`ClientInfo::deliver`] held to the client's output-buffer limit
+    /// class (`limits` is the configured table, by class).
+    pub fn deliver_limited(&self, bytes: &[u8], limits: &[crate::config::ClientBufferLimit]) {
+        let pending = self.deliver(bytes);
+        if let Some(l) = limits.get(self.limit_class()) {
+            self.check_output_limit(pending, l);
+        }
+    }
+
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

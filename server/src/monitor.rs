@@ -1,8 +1,9 @@
 //! MONITOR: clients that receive every command the server runs, one line
 //! each (Redis' `replicationFeedMonitors`): `+<sec>.<usec> [<db> <addr>]
 //! "arg" ...`, escaped like `sdscatrepr`, fed by the gate after each call
-//! through the clients' mailboxes (bounded by the replica class of
-//! `client-output-buffer-limit`, as Redis counts monitors). Admin commands
+//! through the clients' mailboxes (bounded by the normal class of
+//! `client-output-buffer-limit`: Redis 7.0's `getClientType` counts a
+//! monitor as a normal client). Admin commands
 //! and those flagged `skip_monitor` are not shown; AUTH/HELLO passwords are
 //! redacted.
 
@@ -124,11 +125,9 @@ pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]])
         }
     }
     line.extend_from_slice(b"\r\n");
-    // Monitors are in Redis' replica class of client-output-buffer-limit.
-    let limit = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
+    let limits = srv.config().client_output_buffer_limit;
     for m in srv.monitors.lock().iter() {
-        let pending = m.deliver(&line);
-        m.check_output_limit(pending, &limit);
+        m.deliver_limited(&line, &limits);
     }
 }
 
@@ -157,6 +156,29 @@ pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_monitor_that_never_reads_is_held_to_the_normal_class() {
+        use crate::cmd::conn::harness::H;
+        let mut h = H::new();
+        let mut w = h.connect();
+        let mut m = h.connect();
+        h.text(&mut m, "MONITOR");
+        // Redis 7.0 counts a monitor as a normal client; a replica limit
+        // that would never trip shows the class.
+        h.text(
+            &mut w,
+            "CONFIG SET client-output-buffer-limit \"normal 1000 0 0 replica 0 0 0\"",
+        );
+        let mut n = 0;
+        while !m.client.info.killed.load(Relaxed) && n < 200 {
+            h.text(&mut w, "SET some-key some-value");
+            n += 1;
+        }
+        assert!(m.client.info.killed.load(Relaxed), "never closed");
+        assert!(n < 40, "closed late: {n}");
+        assert_eq!(h.text(&mut w, "PING"), "+PONG\r\n");
+    }
 
     #[test]
     fn repr_escapes_like_redis() {

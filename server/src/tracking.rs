@@ -45,8 +45,9 @@
 //! watched by the read loop of subscribers and RESP3 connections), written
 //! after the receiver's current batch of replies and not while it waits in
 //! a blocking command; a BCAST batch is one connection's read batch, where
-//! Redis gathers the keys of every client served in one event-loop turn;
-//! tracking messages are not counted against `client-output-buffer-limit`.
+//! Redis gathers the keys of every client served in one event-loop turn.
+//! Messages to other clients are held to their `client-output-buffer-limit`
+//! class when delivered (the running client's own go with its replies).
 //!
 //! Cost when no client tracks: relaxed atomic loads only, two per command
 //! in the gate (the max-keys check, and whether to enter a [`Scope`]), one
@@ -523,7 +524,7 @@ fn send(srv: &Server, tracker: &Arc<ClientInfo>, p: Payload<'_>) {
                     b.extend_from_slice(b">2\r\n$21\r\ntracking-redir-broken\r\n:");
                     b.extend_from_slice(itoa::Buffer::new().format(redir).as_bytes());
                     b.extend_from_slice(b"\r\n");
-                    emit(tracker, &b);
+                    emit(srv, tracker, &b);
                 }
                 return;
             }
@@ -552,7 +553,7 @@ fn send(srv: &Server, tracker: &Arc<ClientInfo>, p: Payload<'_>) {
             b"$-1\r\n"
         }),
     }
-    emit(&dest, &b);
+    emit(srv, &dest, &b);
 }
 
 /// Client `id` if it is connected and not being closed (Redis frees a killed
@@ -562,8 +563,9 @@ pub fn live_client(srv: &Server, id: u64) -> Option<Arc<ClientInfo>> {
 }
 
 /// Hands bytes to a connection: the running client's go to its own output
-/// (see [`Scope::leave`]), the others' to their mailbox.
-fn emit(dest: &Arc<ClientInfo>, bytes: &[u8]) {
+/// (see [`Scope::leave`]), the others' to their mailbox, held to their
+/// class of `client-output-buffer-limit` like any other output.
+fn emit(srv: &Server, dest: &Arc<ClientInfo>, bytes: &[u8]) {
     let mine = CURRENT.with(|c| match c.borrow_mut().as_mut() {
         Some(cur) if cur.id == dest.id => {
             cur.own.extend_from_slice(bytes);
@@ -572,7 +574,8 @@ fn emit(dest: &Arc<ClientInfo>, bytes: &[u8]) {
         _ => false,
     });
     if !mine {
-        dest.deliver(bytes);
+        let limits = srv.config().client_output_buffer_limit;
+        dest.deliver_limited(bytes, &limits);
     }
 }
 
@@ -1123,6 +1126,40 @@ mod tests {
             ),
             "-ERR Prefix 'q' overlaps with another provided prefix 'q'. Prefixes for a single client must not overlap.\r\n"
         );
+    }
+
+    #[test]
+    fn a_redirect_target_that_never_reads_is_closed_at_its_class_limit() {
+        let mut h = H::new();
+        let mut w = h.connect();
+        let mut r3 = h.connect();
+        h.text(&mut r3, "HELLO 3");
+        let mut t = h.connect();
+        // The normal class for a RESP3 target; a pubsub limit that would
+        // never trip, to show which class counts.
+        assert_eq!(
+            h.text(
+                &mut w,
+                "CONFIG SET client-output-buffer-limit \"normal 300 0 0 pubsub 0 0 0\""
+            ),
+            "+OK\r\n"
+        );
+        h.text(
+            &mut t,
+            &format!("CLIENT TRACKING on redirect {}", r3.client.id),
+        );
+        let mut n = 0;
+        while !r3.client.info.killed.load(Relaxed) && n < 100 {
+            h.text(&mut t, &format!("GET key:{n}"));
+            h.text(&mut w, &format!("SET key:{n} v"));
+            n += 1;
+        }
+        // Each invalidation is about 40 bytes: closed after about eight.
+        assert!(r3.client.info.killed.load(Relaxed), "never closed");
+        assert!(n < 20, "closed late: {n}");
+        // The writer and the tracker carry on.
+        assert_eq!(h.text(&mut w, "PING"), "+PONG\r\n");
+        assert_eq!(h.text(&mut t, "GET key:0"), "$1\r\nv\r\n");
     }
 
     #[test]

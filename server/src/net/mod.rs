@@ -230,10 +230,10 @@ async fn serve(
                 c.client_output_buffer_limit[crate::config::CLIENT_CLASS_NORMAL],
             )
         };
-        // The normal class of client-output-buffer-limit applies to clients
-        // that are neither subscribers nor monitors (those have their own
-        // classes, enforced where their mail is delivered).
-        let out_limit = (!info.in_pubsub() && !info.monitor.load(Relaxed)).then_some(out_limit);
+        // The normal class of client-output-buffer-limit applies to the
+        // replies of clients that are not subscribers (those are held to
+        // the pubsub class where their mail is delivered).
+        let out_limit = (!info.in_pubsub()).then_some(out_limit);
         let mut limits = limits;
         let mut pos = 0usize;
         let mut fatal = false;
