@@ -410,7 +410,7 @@ pub fn execute_checked(
             id,
             CmdId::Exec | CmdId::Discard | CmdId::Multi | CmdId::Watch | CmdId::Quit | CmdId::Reset
         ) {
-            m.queue(argv);
+            m.queue(argv, spec.has(flags::WRITE));
             client.info.queued.store(m.len(), Relaxed);
             out.simple(b"QUEUED");
             return Outcome::Replied;

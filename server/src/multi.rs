@@ -41,10 +41,14 @@ pub struct MultiState {
     cmds: Vec<usize>,
     /// A command was rejected while queuing: EXEC answers EXECABORT.
     pub aborted: bool,
+    /// A queued command is a write (EXEC then holds a migration epoch).
+    pub writes: bool,
 }
 
 impl MultiState {
-    pub fn queue(&mut self, argv: &[&[u8]]) {
+    /// Queues `argv`; `write`: its spec is a write.
+    pub fn queue(&mut self, argv: &[&[u8]], write: bool) {
+        self.writes |= write;
         for a in argv {
             self.args.extend_from_slice(a);
             self.ends.push(self.args.len());
@@ -345,10 +349,15 @@ fn watched_key_expired(ctx: &mut Ctx) -> bool {
 }
 
 /// The lock plan of a queue: each command's key slots in the DB it will
-/// run in (following queued SELECTs), or everything.
-fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
+/// run in (following queued SELECTs), or everything; `write_key` sees
+/// every key of every write, with its DB (the migration check).
+fn plan(
+    state: &MultiState,
+    mut db: usize,
+    dbs: usize,
+    mut write_key: impl FnMut(usize, &[u8]),
+) -> LockPlan {
     let mut plan = LockPlan::default();
-    let mut writes = false;
     let mut argv: Vec<&[u8]> = Vec::new();
     for i in 0..state.len() {
         state.command(i, &mut argv);
@@ -356,7 +365,6 @@ fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
             continue;
         };
         let spec = exec::spec_of(id, &argv);
-        writes |= spec.has(flags::WRITE);
         if id == CmdId::Select {
             if let Some(n) = argv
                 .get(1)
@@ -367,10 +375,13 @@ fn plan(state: &MultiState, mut db: usize, dbs: usize) -> (LockPlan, bool) {
             }
             continue;
         }
+        if spec.has(flags::WRITE) {
+            spec.for_each_key_pos(&argv, |i| write_key(db, argv[i]));
+        }
         exec::plan_command(&mut plan, id, spec, &argv, db);
     }
     debug_assert!(plan.pairs().all(|(_, s)| s < SLOTS));
-    (plan, writes)
+    plan
 }
 
 fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
@@ -391,34 +402,18 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     discard(srv, ctx.client);
-    let (plan, writes) = plan(&state, ctx.client.db, srv.ks.db_count());
     // Hold one migration epoch for the whole transaction (a registration
-    // waits for it), then refuse it whole if a write touches a key in flight.
-    let _epoch = writes.then(|| srv.inflight.enter());
-    let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
-    if writes && srv.inflight.any(ctx.client.db) {
-        let mut db = ctx.client.db;
-        for i in 0..state.len() {
-            state.command(i, &mut argv);
-            let Some(id) = argv.first().and_then(|n| command::lookup(n)) else {
-                continue;
-            };
-            if id == CmdId::Select {
-                if let Some(n) = argv.get(1).and_then(|a| protocol::number::parse_i64(a)) {
-                    db = n.max(0) as usize;
-                }
-                continue;
-            }
-            let spec = exec::spec_of(id, &argv);
-            let mut moving = false;
-            if spec.has(flags::WRITE) {
-                spec.for_each_key_pos(&argv, |i| moving |= srv.inflight.is_migrating(db, argv[i]));
-            }
-            if moving {
-                return Err(CmdError::Static(errors::EXECABORT_MIGRATING));
-            }
-        }
+    // waits for it), then refuse it whole if a write touches a key in
+    // flight: checked in the same walk over the queue as the lock plan.
+    let _epoch = state.writes.then(|| srv.inflight.enter());
+    let mut moving = false;
+    let plan = plan(&state, ctx.client.db, srv.ks.db_count(), |db, key| {
+        moving |= srv.inflight.any(db) && srv.inflight.is_migrating(db, key);
+    });
+    if moving {
+        return Err(CmdError::Static(errors::EXECABORT_MIGRATING));
     }
+    let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
     let set = LockSet::lock(&srv.ks, plan);
     ctx.out.array(state.len());
     ctx.client.in_exec = true;
@@ -442,9 +437,9 @@ mod tests {
     #[test]
     fn queue_round_trips_arguments() {
         let mut m = MultiState::default();
-        m.queue(&[b"SET", b"k", b""]);
-        m.queue(&[b"PING"]);
-        m.queue(&[b"MSET", b"a", b"1", b"b", b"2"]);
+        m.queue(&[b"SET", b"k", b""], true);
+        m.queue(&[b"PING"], false);
+        m.queue(&[b"MSET", b"a", b"1", b"b", b"2"], true);
         let mut v = Vec::new();
         m.command(0, &mut v);
         assert_eq!(v, vec![&b"SET"[..], b"k", b""]);

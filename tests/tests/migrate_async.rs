@@ -626,6 +626,26 @@ fn fence_cancel_status_and_wrapper_codes() {
         s(&mut a, "RPUSH {slow}list x"),
         e("ERR the specified key is being migrated")
     );
+    // A transaction writing a key in flight is refused whole, in any
+    // position: its other writes do not run.
+    ok(&s(&mut a, "MULTI"));
+    assert_eq!(s(&mut a, "SET untouched 1"), Value::Simple("QUEUED".into()));
+    assert_eq!(
+        s(&mut a, "RPUSH {slow}list x"),
+        Value::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        s(&mut a, "EXEC"),
+        e("EXECABORT Transaction discarded because of: ERR the specified key is being migrated")
+    );
+    assert_eq!(s(&mut a, "EXISTS untouched"), Value::Int(0));
+    // One that only reads it runs.
+    ok(&s(&mut a, "MULTI"));
+    assert_eq!(s(&mut a, "LLEN {slow}list"), Value::Simple("QUEUED".into()));
+    assert_eq!(
+        s(&mut a, "EXEC"),
+        Value::Array(vec![Value::Int(SLOW_N as i64)])
+    );
     assert_eq!(
         w(&mut a, "k incr k"),
         Value::Array(vec![Value::Int(2), Value::Int(3)])
