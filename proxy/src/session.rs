@@ -112,6 +112,7 @@ const ERR_LOCKED: &str = "slot is locked, timed out waiting for it to be unlocke
 const ERR_NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
 const ERR_RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
 const OK: &[u8] = b"+OK\r\n";
+const ERR_EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
 
 /// No per-command stats slot (the request had no usable name).
 const NO_CMD: usize = usize::MAX;
@@ -283,6 +284,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         ops: 0,
         acc: None,
         redis_errors: 0,
+        refused_multi: false,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let send_timeout = router.cfg.session_send_timeout.0;
@@ -454,6 +456,11 @@ struct Session {
     ops: u64,
     acc: Option<(usize, u64, u64, u64, u64)>,
     redis_errors: u64,
+    /// MULTI was refused and neither EXEC nor DISCARD has come since: the
+    /// client believes it is queuing a transaction, so nothing it sends is
+    /// forwarded (a pipelined `MULTI; SET; EXEC` must not half run) and
+    /// EXEC answers EXECABORT.
+    refused_multi: bool,
 }
 
 impl Session {
@@ -813,7 +820,32 @@ impl Session {
         } else {
             letters_only && NOT_ALLOWED.contains(&&*upper)
         };
+        if self.refused_multi {
+            match up {
+                b"EXEC" => {
+                    self.refused_multi = false;
+                    self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
+                    self.reply_static(ERR_EXECABORT);
+                    return true;
+                }
+                b"DISCARD" => {
+                    self.refused_multi = false;
+                    self.reply_static(OK);
+                    return true;
+                }
+                b"QUIT" => {}
+                _ => {
+                    return self.fail(&format!(
+                        "command '{upper}' not queued: MULTI is not allowed, \
+                         the transaction will be discarded"
+                    ));
+                }
+            }
+        }
         if not_allowed {
+            if up == b"MULTI" {
+                self.refused_multi = true;
+            }
             return self.fail(&format!("command '{upper}' is not allowed"));
         }
         self.pure_read = class & 2 != 0;

@@ -115,7 +115,6 @@ fn routing_split_and_local_commands() {
         "KEYS",
         "FLUSHALL",
         "FLUSHDB",
-        "MULTI",
         "EXEC",
         "CONFIG",
         "SUBSCRIBE",
@@ -131,6 +130,42 @@ fn routing_split_and_local_commands() {
         );
     }
     assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
+
+    // A refused MULTI: until EXEC or DISCARD nothing is forwarded, so a
+    // client's transaction is never half applied; EXEC answers EXECABORT.
+    assert_reply(
+        &c.send(&["MULTI"]),
+        b"-ERR handle request, command 'MULTI' is not allowed\r\n",
+    );
+    for (cmd, args) in [("SET", ["tx", "1"]), ("INCR", ["tx", ""])] {
+        let args: Vec<&str> = std::iter::once(cmd)
+            .chain(args.into_iter().filter(|a| !a.is_empty()))
+            .collect();
+        let want = format!(
+            "-ERR handle request, command '{cmd}' not queued: MULTI is not allowed, \
+             the transaction will be discarded\r\n"
+        );
+        assert_reply(&c.send(&args), want.as_bytes());
+    }
+    assert_reply(
+        &c.send(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    assert_reply(&ca.send(&["EXISTS", "tx"]), b":0\r\n");
+    assert_reply(&cb.send(&["EXISTS", "tx"]), b":0\r\n");
+    // DISCARD ends it too; then commands run again.
+    c.send(&["MULTI"]);
+    c.send(&["SET", "tx", "1"]);
+    assert_reply(&c.send(&["DISCARD"]), b"+OK\r\n");
+    assert_reply(&ca.send(&["EXISTS", "tx"]), b":0\r\n");
+    assert_reply(&cb.send(&["EXISTS", "tx"]), b":0\r\n");
+    assert_reply(&c.send(&["SET", "tx", "1"]), b"+OK\r\n");
+    assert_reply(&c.send(&["DEL", "tx"]), b":1\r\n");
+    // Outside a refused MULTI, DISCARD is refused like EXEC.
+    assert_reply(
+        &c.send(&["DISCARD"]),
+        b"-ERR handle request, command 'DISCARD' is not allowed\r\n",
+    );
 
     // In-proxy commands.
     assert_reply(
@@ -863,4 +898,40 @@ fn pipeline_limit_and_idle_timeout_close_the_session() {
         closed && t0.elapsed() < Duration::from_secs(4),
         "idle session not closed"
     );
+}
+
+/// A transactional pipeline as redis-py's default `pipeline()` sends it
+/// (MULTI, the commands and EXEC in one write) through the proxy fails as a
+/// whole and applies nothing. (The `redis` crate cannot be used here: it
+/// assumes MULTI never fails and panics on the refusal.)
+#[test]
+fn transactional_pipeline_is_refused_whole() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &[]);
+    let mut c = p.conn();
+    let mut bytes = Vec::new();
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "tx:a", "1"],
+        &["INCR", "tx:n"],
+        &["EXEC"],
+    ] {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        protocol::resp::request::command(&mut bytes, &args);
+    }
+    c.write_raw(&bytes).unwrap();
+    let replies: Vec<String> = (0..4)
+        .map(|_| String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned())
+        .collect();
+    assert!(replies[0].starts_with("-ERR "), "{replies:?}");
+    assert!(replies[1].starts_with("-ERR "), "{replies:?}");
+    assert!(replies[2].starts_with("-ERR "), "{replies:?}");
+    assert!(replies[3].starts_with("-EXECABORT "), "{replies:?}");
+    for s in [&a, &b] {
+        let mut d = s.conn();
+        assert_reply(&d.send(&["EXISTS", "tx:a", "tx:n"]), b":0\r\n");
+    }
+    // The session goes on: a plain pipeline runs.
+    assert_reply(&c.send(&["INCR", "tx:n"]), b":1\r\n");
 }
