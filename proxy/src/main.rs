@@ -36,40 +36,56 @@ struct Args {
     /// Log file (default: stderr).
     #[arg(long)]
     log: Option<String>,
+    /// Log level: debug, info, warn or error.
     #[arg(long = "log-level", default_value = "info")]
     log_level: String,
     /// Worker threads (Codis' GOMAXPROCS, default 4).
     #[arg(long, default_value_t = 4)]
     ncpu: usize,
-    /// Accepted for compatibility; the runtime does not resize itself.
+    /// Up to this many worker threads under load (Codis raises GOMAXPROCS
+    /// from ncpu to max-ncpu when busy): the runtime starts max(ncpu,
+    /// max-ncpu) workers, and idle ones sleep.
     #[arg(long = "max-ncpu")]
     max_ncpu: Option<usize>,
+    /// Admin HTTP API address (overrides admin_addr in proxy.toml).
     #[arg(long = "host-admin")]
     host_admin: Option<String>,
+    /// Client address (overrides proxy_addr in proxy.toml).
     #[arg(long = "host-proxy")]
     host_proxy: Option<String>,
+    /// Write the process id here at start; removed at exit.
     #[arg(long)]
     pidfile: Option<String>,
+    /// Product (cluster) name (overrides product_name in proxy.toml).
     #[arg(long = "product_name")]
     product_name: Option<String>,
+    /// Password for the backends (overrides product_auth in proxy.toml).
     #[arg(long = "product_auth")]
     product_auth: Option<String>,
+    /// Password clients must AUTH with (overrides session_auth in proxy.toml).
     #[arg(long = "session_auth")]
     session_auth: Option<String>,
-    /// Accepted for compatibility (raises nothing).
+    /// Open-files limit to run with: the soft RLIMIT_NOFILE is raised to N
+    /// (up to the hard limit); start-up fails when it stays below N, as in
+    /// Codis.
     #[arg(long)]
     ulimit: Option<u64>,
     /// Print the default proxy.toml and exit.
     #[arg(long = "default-config")]
     default_config: bool,
+    /// Print the version and exit.
     #[arg(long)]
     version: bool,
+    /// Coordinator mode (Codis' dashboard): refused for now, use --fillslots.
     #[arg(long)]
     dashboard: Option<String>,
+    /// Coordinator mode (zookeeper): refused for now, use --fillslots.
     #[arg(long)]
     zookeeper: Option<String>,
+    /// Coordinator mode (etcd): refused for now, use --fillslots.
     #[arg(long)]
     etcd: Option<String>,
+    /// Coordinator mode (filesystem): refused for now, use --fillslots.
     #[arg(long)]
     filesystem: Option<String>,
 }
@@ -134,6 +150,10 @@ fn run(args: Args) -> Result<(), String> {
     if args.ncpu == 0 {
         return Err("invalid --ncpu 0".into());
     }
+    if let Some(n) = args.ulimit {
+        ensure_nofile(n)?;
+    }
+    let workers = args.ncpu.max(args.max_ncpu.unwrap_or(0));
     if args.dashboard.is_some()
         || args.zookeeper.is_some()
         || args.etcd.is_some()
@@ -159,13 +179,13 @@ fn run(args: Args) -> Result<(), String> {
     }
     // One CPU: a current-thread runtime (no work-stealing, no cross-thread
     // wake-ups); more: a multi-thread runtime with that many workers.
-    let rt = if args.ncpu == 1 {
+    let rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.ncpu)
+            .worker_threads(workers)
             .enable_all()
             .build()
     }
@@ -175,6 +195,41 @@ fn run(args: Args) -> Result<(), String> {
         let _ = std::fs::remove_file(p);
     }
     res
+}
+
+/// `--ulimit N`: raises the soft open-files limit to `n` when it is lower
+/// (up to the hard limit) and fails when it still is.
+#[allow(unsafe_code)]
+fn ensure_nofile(n: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid, writable rlimit struct.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if got != 0 {
+        return Err(format!(
+            "cannot read the open-files limit: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if (lim.rlim_cur as u64) < n {
+        let want = libc::rlimit {
+            rlim_cur: (n as libc::rlim_t).min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above; failure leaves the limit unchanged.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim.rlim_cur = want.rlim_cur;
+        }
+    }
+    if (lim.rlim_cur as u64) < n {
+        return Err(format!(
+            "ulimit too small: {}, should be at least {n}",
+            lim.rlim_cur
+        ));
+    }
+    Ok(())
 }
 
 async fn serve(

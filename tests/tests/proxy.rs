@@ -761,6 +761,39 @@ fn cli_max_clients_and_sigterm() {
     }
     let out = Command::new(proxy_bin()).arg("--version").output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("codis-proxy"));
+    // Every flag has a description; a bad flag prints usage, not a panic.
+    let out = Command::new(proxy_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+        let words = line.split_whitespace().count();
+        assert!(words > 2, "flag without a description: {line}");
+    }
+    let out = Command::new(proxy_bin()).arg("--bogus").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("Usage") && !err.contains("panicked"));
+    // bench-migration too: --help is usage, a bad flag usage and status 2.
+    let bench = env!("CARGO_BIN_EXE_bench-migration");
+    let out = Command::new(bench).arg("--help").output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("--keys N"));
+    let out = Command::new(bench).arg("--bogus").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown option --bogus") && err.contains("usage:"),
+        "{err}"
+    );
+    // --ulimit above the hard limit: refused with Codis' message.
+    let out = Command::new(proxy_bin())
+        .args(["--ulimit", "999999999999", "--host-proxy", "127.0.0.1:0"])
+        .args(["--host-admin", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("ulimit too small"),
+        "{err}"
+    );
 
     let a = Server::start(&[]);
     let (_d, conf) = write_conf("proxy_max_clients = 1\n");
@@ -774,6 +807,8 @@ fn cli_max_clients_and_sigterm() {
             "--pidfile",
             &pidfile.display().to_string(),
             "--ncpu=2",
+            "--max-ncpu=3",
+            "--ulimit=256",
         ],
     );
     // The start-up probe connection may still count for a moment.

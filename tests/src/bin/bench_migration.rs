@@ -26,6 +26,33 @@ use std::time::{Duration, Instant};
 use protocol::slot::slot_of;
 use tests::{Conn, Server, Value};
 
+const USAGE: &str = "\
+usage: bench-migration [options]
+
+Fills slots on a source codis-server, moves them to a target and reports
+keys/s, MB/s and probe-client latency before and during the move.
+
+  --keys N          small keys to fill (default 1000000)
+  --slots N         slots they spread over, 1..1024 (default 64)
+  --value N         value size in bytes (default 32)
+  --numkeys N       keys per async batch (SLOTSMGRTTAGSLOT-ASYNC numkeys, default 500)
+  --maxbulks N      async batch bulks limit (default 200)
+  --maxbytes N      async batch bytes limit (default 33554432)
+  --hash-fields N   fields of the one big hash (default 5000000)
+  --only small|big  run only the small-keys or the big-key phase
+  --mode async|sync migration commands to use (default async)
+  --interval-us N   pause between migration calls, microseconds (default 0)
+  --source-cpu C    taskset CPU list for the source server
+  --target-cpu C    taskset CPU list for the target server
+  -h, --help        this text
+";
+
+/// Bad command line: the reason and the usage, exit status 2.
+fn usage_error(msg: &str) -> ! {
+    eprintln!("bench-migration: {msg}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
 struct Opts {
     keys: usize,
     slots: usize,
@@ -63,10 +90,33 @@ fn parse_opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
+        if matches!(args[i].as_str(), "-h" | "--help") {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        const KNOWN: &[&str] = &[
+            "--keys",
+            "--slots",
+            "--value",
+            "--numkeys",
+            "--maxbulks",
+            "--maxbytes",
+            "--hash-fields",
+            "--only",
+            "--mode",
+            "--interval-us",
+            "--source-cpu",
+            "--target-cpu",
+        ];
+        if !KNOWN.contains(&args[i].as_str()) {
+            usage_error(&format!("unknown option {}", args[i]));
+        }
+        let Some(v) = args.get(i + 1).cloned() else {
+            usage_error(&format!("{}: missing value", args[i]));
+        };
         let num = || {
             v.parse::<usize>()
-                .unwrap_or_else(|_| panic!("{}: bad number", args[i]))
+                .unwrap_or_else(|_| usage_error(&format!("{} {v}: not a number", args[i])))
         };
         match args[i].as_str() {
             "--keys" => o.keys = num(),
@@ -76,18 +126,19 @@ fn parse_opts() -> Opts {
             "--maxbulks" => o.maxbulks = num(),
             "--maxbytes" => o.maxbytes = num(),
             "--hash-fields" => o.hash_fields = num(),
-            "--only" => o.only = Some(v),
+            "--only" if matches!(v.as_str(), "small" | "big") => o.only = Some(v),
+            "--only" => usage_error(&format!("--only {v}: expected small or big")),
             "--mode" => {
                 o.sync = match v.as_str() {
                     "sync" => true,
                     "async" => false,
-                    other => panic!("--mode {other}: expected async or sync"),
+                    other => usage_error(&format!("--mode {other}: expected async or sync")),
                 }
             }
             "--interval-us" => o.interval_us = num() as u64,
             "--source-cpu" => o.source_cpu = Some(v),
             "--target-cpu" => o.target_cpu = Some(v),
-            other => panic!("unknown option {other}"),
+            _ => unreachable!("checked against KNOWN"),
         }
         i += 2;
     }
