@@ -213,9 +213,9 @@ fn ensure_nofile(n: u64) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    if (lim.rlim_cur as u64) < n {
+    if lim.rlim_cur < n {
         let want = libc::rlimit {
-            rlim_cur: (n as libc::rlim_t).min(lim.rlim_max),
+            rlim_cur: n.min(lim.rlim_max),
             rlim_max: lim.rlim_max,
         };
         // SAFETY: as above; failure leaves the limit unchanged.
@@ -223,7 +223,7 @@ fn ensure_nofile(n: u64) -> Result<(), String> {
             lim.rlim_cur = want.rlim_cur;
         }
     }
-    if (lim.rlim_cur as u64) < n {
+    if lim.rlim_cur < n {
         return Err(format!(
             "ulimit too small: {}, should be at least {n}",
             lim.rlim_cur
