@@ -13,6 +13,7 @@
 //! Nothing here knows about sockets or tokio.
 #![deny(unsafe_code)]
 
+pub mod civil;
 pub mod command;
 pub mod glob;
 pub mod number;

@@ -1,5 +1,6 @@
 //! Minimal leveled logger for the proxy (Codis' `--log` / `--log-level`):
-//! lines go to stderr or to the `--log` file, with a timestamp and a level.
+//! lines go to stderr or to the `--log` file, with Codis' timestamp layout
+//! (`2006/01/02 15:04:05.000000`, in UTC here) and a level.
 //! The level can be changed at run time (admin `loglevel`).
 
 use std::io::Write;
@@ -37,11 +38,7 @@ fn emit(level: u8, tag: &str, msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let line = format!(
-        "{}.{:03} [{tag}] {msg}\n",
-        now.as_secs(),
-        now.subsec_millis()
-    );
+    let line = format!("{} [{tag}] {msg}\n", stamp(now));
     if let Ok(mut g) = FILE.lock()
         && let Some(f) = g.as_mut()
     {
@@ -49,6 +46,21 @@ fn emit(level: u8, tag: &str, msg: &str) {
         return;
     }
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// `2006/01/02 15:04:05.000000` (UTC) for a time since the unix epoch.
+fn stamp(t: std::time::Duration) -> String {
+    let c = protocol::civil::from_unix(t.as_secs());
+    format!(
+        "{}/{:02}/{:02} {:02}:{:02}:{:02}.{:06}",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        t.subsec_micros()
+    )
 }
 
 pub fn debug(msg: &str) {
@@ -66,6 +78,12 @@ pub fn error(msg: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn codis_timestamp_layout() {
+        let t = std::time::Duration::new(1_796_573_890, 123_456_789);
+        assert_eq!(super::stamp(t), "2026/12/06 16:18:10.123456");
+    }
+
     #[test]
     fn levels() {
         assert_eq!(super::parse_level("INFO"), Some(2));

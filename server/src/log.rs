@@ -43,28 +43,18 @@ pub fn enabled(level: Level) -> bool {
 
 /// Formats a unix time in ms as `22 Nov 2026 21:30:00.123` (UTC).
 pub fn timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let c = protocol::civil::from_unix(ms / 1000);
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let mon = MON.get((m - 1) as usize).copied().unwrap_or("Jan");
+    let mon = MON.get((c.month - 1) as usize).copied().unwrap_or("Jan");
     format!(
-        "{d} {mon} {y} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{} {mon} {} {:02}:{:02}:{:02}.{:03}",
+        c.day,
+        c.year,
+        c.hour,
+        c.minute,
+        c.second,
         ms % 1000
     )
 }
