@@ -118,9 +118,12 @@ impl Admin {
             }));
         }
         cmds.sort_by(|x, y| x["opstr"].as_str().cmp(&y["opstr"].as_str()));
+        let online = self.router.is_online();
+        let closed = self.router.closed.load(Ordering::Relaxed);
         json!({
-            "online": self.router.is_online(),
-            "closed": self.router.closed.load(Ordering::Relaxed),
+            "online": online,
+            "online_reason": offline_reason(online, closed),
+            "closed": closed,
             "sentinels": {"servers": [], "masters": {}, "switched": false},
             "ops": {
                 "total": s.ops_total.load(Ordering::Relaxed),
@@ -411,3 +414,21 @@ mod tests {
         assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
     }
 }
+
+/// Why the proxy is not online (null when it is), for operators reading
+/// `/api/proxy/stats`.
+fn offline_reason(online: bool, closed: bool) -> Option<&'static str> {
+    if closed {
+        Some("closed: the proxy is shutting down")
+    } else if online {
+        None
+    } else {
+        Some(OFFLINE_REASON)
+    }
+}
+
+/// The reason given while no slot table has been loaded (also logged at
+/// start-up).
+pub const OFFLINE_REASON: &str = "no slot table yet: start with --fillslots FILE, \
+     or PUT /api/proxy/fillslots/<xauth> and then /api/proxy/start/<xauth>; \
+     until then clients get `ERR router is not online`";

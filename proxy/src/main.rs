@@ -248,9 +248,12 @@ async fn serve(
         "codis-proxy {VERSION}: proxy on {}, admin on {}",
         cfg.proxy_addr, cfg.admin_addr
     ));
-    if let Some(s) = initial {
-        router.fill(&s).await;
-        log::info(&format!("loaded {} slots, online", s.len()));
+    match initial {
+        Some(s) => {
+            router.fill(&s).await;
+            log::info(&format!("loaded {} slots, online", s.len()));
+        }
+        None => log::warn(&format!("offline: {}", admin::OFFLINE_REASON)),
     }
     if let Some(path) = fillslots {
         tokio::spawn(watch::watch_slot_file(router.clone(), path.into()));

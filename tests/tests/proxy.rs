@@ -302,6 +302,13 @@ fn offline_auth_and_bad_slot_files() {
     let (got, closed) = c.read_until_close(Duration::from_secs(3), Duration::from_secs(5));
     assert_eq!(got, b"-ERR router is not online\r\n");
     assert!(closed);
+    // The admin API says so, and why.
+    let stats = http_get(p.admin, "/proxy/stats");
+    assert!(stats.contains("\"online\": false"), "{stats}");
+    assert!(
+        stats.contains("\"online_reason\": \"no slot table yet"),
+        "{stats}"
+    );
     drop(p);
 
     // Bad slot files are refused at start-up with a clear message.
