@@ -401,20 +401,6 @@ async fn metrics(State(a): Ctx) -> Response {
         .into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn xauth_shape() {
-        let x = super::xauth("codis-demo", "", "tok");
-        assert_eq!(x.len(), 32);
-        assert!(
-            x.bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
-        assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
-    }
-}
-
 /// Why the proxy is not online (null when it is), for operators reading
 /// `/api/proxy/stats`.
 fn offline_reason(online: bool, closed: bool) -> Option<&'static str> {
@@ -432,3 +418,17 @@ fn offline_reason(online: bool, closed: bool) -> Option<&'static str> {
 pub const OFFLINE_REASON: &str = "no slot table yet: start with --fillslots FILE, \
      or PUT /api/proxy/fillslots/<xauth> and then /api/proxy/start/<xauth>; \
      until then clients get `ERR router is not online`";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xauth_shape() {
+        let x = super::xauth("codis-demo", "", "tok");
+        assert_eq!(x.len(), 32);
+        assert!(
+            x.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
+    }
+}
