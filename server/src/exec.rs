@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     /// Slot locks the caller holds for this command (EXEC's lock set);
     /// `ks()` borrows from it instead of locking.
     pub held: Option<&'a (dyn crate::db::HeldSlots + 'a)>,
+    /// The one slot the gate locked for a single-key command.
+    pub one: Option<&'a crate::db::OneSlot<'a>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -45,7 +47,7 @@ impl<'a> Ctx<'a> {
     /// caller's lock set when it holds one.
     pub fn ks(&self) -> crate::db::Locker<'a> {
         let srv: &'a Server = self.srv;
-        crate::db::Locker::new(&srv.ks, self.held)
+        crate::db::Locker::new(&srv.ks, self.held, self.one)
     }
 
     /// Counts a keyspace hit or miss (INFO stats).
@@ -542,30 +544,57 @@ fn sort_store<'a>(argv: &[&'a [u8]]) -> Result<Option<&'a [u8]>, ()> {
     Ok(dst)
 }
 
-/// The lock set of one command run in DB `db`: without allocating when its
-/// keys share one slot (most writes).
+/// What one command run in DB `db` locks: nothing, the one slot of its
+/// single key at a fixed position (SET, LPUSH, INCR …; most writes), or a
+/// lock set.
+enum Locks<'s> {
+    None,
+    One {
+        db: usize,
+        slot: usize,
+        guard: std::sync::MutexGuard<'s, crate::db::SlotTable>,
+    },
+    Set(crate::db::LockSet<'s>),
+}
+
+/// Takes the locks of one command run in DB `db` (see [`Locks`]): the
+/// one-key case inline, the rest out of line.
+#[inline(always)]
 fn lock_command<'s>(
     srv: &'s Server,
     id: CmdId,
     spec: &CommandSpec,
     argv: &[&[u8]],
     db: usize,
-) -> crate::db::LockSet<'s> {
-    // One key at a fixed position (SET, LPUSH, INCR …): hash it once.
+) -> Locks<'s> {
     if !spec.has(flags::MOVABLEKEYS)
         && spec.first_key > 0
         && spec.first_key == spec.last_key
         && !needs_all_slots(id, argv)
     {
-        let key = argv
-            .get(spec.first_key as usize)
-            .copied()
-            .unwrap_or_default();
-        let at = (!key.is_empty() || argv.len() > spec.first_key as usize)
-            .then(|| (db, protocol::slot::slot_of(key)));
-        return crate::db::LockSet::one_known(&srv.ks, at, key);
+        let Some(key) = argv.get(spec.first_key as usize) else {
+            return Locks::None;
+        };
+        let slot = protocol::slot::slot_of(key);
+        return match srv.ks.lock_slot_table(db, slot) {
+            Some(guard) => Locks::One { db, slot, guard },
+            None => Locks::None,
+        };
     }
-    crate::db::LockSet::plan_and_lock(&srv.ks, |plan| plan_command(plan, id, spec, argv, db))
+    lock_set(srv, id, spec, argv, db)
+}
+
+#[inline(never)]
+fn lock_set<'s>(
+    srv: &'s Server,
+    id: CmdId,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    db: usize,
+) -> Locks<'s> {
+    Locks::Set(crate::db::LockSet::plan_and_lock(&srv.ks, |plan| {
+        plan_command(plan, id, spec, argv, db)
+    }))
 }
 
 /// The one call path after lookup and checks: the migration write gate,
@@ -629,11 +658,20 @@ fn call(
         .armed()
         .then(|| crate::tracking::Scope::enter(client, spec, out.buf.len()));
     let track_read = trk.as_ref().is_some_and(|t| t.remembers());
-    let own = (held.is_none() && (migratable_write || track_read))
-        .then(|| lock_command(srv, id, spec, argv, client.db));
-    let held_now: Option<&(dyn crate::db::HeldSlots + '_)> = match &own {
-        Some(set) => Some(set),
-        None => held,
+    let mut own = if held.is_none() && (migratable_write || track_read) {
+        lock_command(srv, id, spec, argv, client.db)
+    } else {
+        Locks::None
+    };
+    let one_slot;
+    let (held_now, one): (Option<&(dyn crate::db::HeldSlots + '_)>, _) = match &mut own {
+        Locks::Set(set) => (Some(&*set), None),
+        Locks::One { db, slot, guard } => {
+            let key = argv[spec.first_key as usize];
+            one_slot = crate::db::OneSlot::new(*db, *slot, key, guard);
+            (None, Some(&one_slot))
+        }
+        Locks::None => (held, None),
     };
     let saved_dirty = std::mem::take(&mut client.call_dirty);
     let db = client.db;
@@ -645,6 +683,7 @@ fn call(
             now,
             spec,
             held: held_now,
+            one,
         };
         handler(&mut ctx, argv)
     };

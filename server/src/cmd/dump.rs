@@ -193,7 +193,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                             }
                         };
                         let (locker, now) = (s.ks.locker(), now_ms());
-                        restore_apply(s, locker, dbi, &key, r, ttl as u64, &opts, now, report)
+                        restore_apply(locker, dbi, &key, r, ttl as u64, &opts, now, report)
                     }
                     None => Err(CmdError::Static(errors::RESTORE_BAD_DATA)),
                 },
@@ -212,26 +212,16 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let t = Thresholds::from_config(&ctx.srv.config());
     let restored = codec::restore_payload(argv[3], &t).map_err(payload_error)?;
-    let (srv, ks, dbi) = (ctx.srv, ctx.ks(), ctx.client.db);
-    restore_apply(
-        srv,
-        ks,
-        dbi,
-        key,
-        restored,
-        ttl as u64,
-        &opts,
-        now,
-        |applied| {
-            ctx.changed(GENERIC, applied.event(), key);
-            let mut b = itoa::Buffer::new();
-            if ctx.propagating()
-                && let Some(line) = applied.rewrite(argv, &mut b)
-            {
-                ctx.propagate(&line);
-            }
-        },
-    )?;
+    let (ks, dbi) = (ctx.ks(), ctx.client.db);
+    restore_apply(ks, dbi, key, restored, ttl as u64, &opts, now, |applied| {
+        ctx.changed(GENERIC, applied.event(), key);
+        let mut b = itoa::Buffer::new();
+        if ctx.propagating()
+            && let Some(line) = applied.rewrite(argv, &mut b)
+        {
+            ctx.propagate(&line);
+        }
+    })?;
     ctx.out.ok();
     Ok(())
 }
@@ -278,7 +268,6 @@ impl Applied {
 /// still locked.
 #[allow(clippy::too_many_arguments)]
 fn restore_apply(
-    srv: &Server,
     locker: crate::db::Locker<'_>,
     dbi: usize,
     key: &[u8],
@@ -288,7 +277,7 @@ fn restore_apply(
     now: u64,
     report: impl FnOnce(Applied),
 ) -> Result<(), CmdError> {
-    let Some(db) = srv.ks.db(dbi) else {
+    let Some(db) = locker.db(dbi) else {
         return err(errors::RESTORE_BAD_DATA);
     };
     let expire = match ttl {

@@ -769,6 +769,7 @@ mod tests {
             now: crate::db::now_ms(),
             spec: protocol::command::CmdId::Info.spec(),
             held: None,
+            one: None,
         }
     }
 
