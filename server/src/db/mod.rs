@@ -940,10 +940,7 @@ type HeldSlot<'a> = RefCell<MutexGuard<'a, SlotTable>>;
 /// the order every other multi-slot locker follows, so holding them cannot
 /// deadlock with other clients, the expiry cycle or the migration engines.
 pub enum LockSet<'a> {
-    /// No slot (a command without keys).
-    Empty,
-    /// Several slots (boxed: one allocation, and the enum stays small
-    /// for the one-slot case, which is moved around by value).
+    /// Several slots (boxed: one allocation, and the enum stays small).
     Many(Box<ManySlots<'a>>),
     /// Every slot of every DB, DB-major.
     All(Vec<HeldSlot<'a>>),
@@ -1006,7 +1003,6 @@ impl<'a> LockSet<'a> {
     /// Number of slot locks held.
     pub fn len(&self) -> usize {
         match self {
-            LockSet::Empty => 0,
             LockSet::Many(m) => m.guards.len(),
             LockSet::All(guards) => guards.len(),
         }
@@ -1021,7 +1017,6 @@ impl HeldSlots for LockSet<'_> {
     #[inline]
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
         let cell = match self {
-            LockSet::Empty => return None,
             LockSet::Many(m) => {
                 let k = db * SLOTS + (slot & (SLOTS - 1));
                 m.guards.get(m.plan.slots.binary_search(&k).ok()?)?
