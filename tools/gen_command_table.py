@@ -39,13 +39,15 @@ subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe sp
 
 # codis.md 3.3: what codis-proxy does with a command.
 NOT_ALLOW = set("""asking bgrewriteaof bgsave bitop blpop brpop brpoplpush client cluster config
-dbsize debug discard exec flushall flushdb keys lastsave latency migrate monitor move msetnx multi
+debug discard exec flushall flushdb keys lastsave latency migrate monitor move msetnx multi
 object psubscribe psync publish punsubscribe randomkey readonly readwrite rename renamenx replconf
 restore save scan script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog subscribe sync time unsubscribe unwatch wait watch
+slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe unwatch wait watch
 pubsub spublish ssubscribe sunsubscribe""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
-LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping".split())
+# Answered by the proxy itself (beyond Codis: DBSIZE summed over the
+# groups, TIME from the proxy's clock).
+LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time".split())
 SPLIT = set("mget mset del exists".split())
 
 # codis.md 2.2: name, arity, Redis 3.2 flag letters. Arity 0 means "no arity

@@ -49,7 +49,6 @@ const NOT_ALLOWED: &[&str] = &[
     "CLIENT",
     "CLUSTER",
     "CONFIG",
-    "DBSIZE",
     "DEBUG",
     "DISCARD",
     "EXEC",
@@ -91,7 +90,6 @@ const NOT_ALLOWED: &[&str] = &[
     "SLOWLOG",
     "SUBSCRIBE",
     "SYNC",
-    "TIME",
     "UNSUBSCRIBE",
     "UNWATCH",
     "WAIT",
@@ -967,6 +965,32 @@ impl Session {
                 self.slotsmapping(argv);
                 true
             }
+            b"TIME" => {
+                if argv.len() != 1 {
+                    self.reply(arity_err("TIME"));
+                    return true;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let (secs, usecs) = (now.as_secs().to_string(), now.subsec_micros().to_string());
+                self.reply(
+                    format!(
+                        "*2\r\n${}\r\n{secs}\r\n${}\r\n{usecs}\r\n",
+                        secs.len(),
+                        usecs.len()
+                    )
+                    .into_bytes(),
+                );
+                true
+            }
+            b"DBSIZE" => {
+                if argv.len() != 1 {
+                    self.reply(arity_err("DBSIZE"));
+                    return true;
+                }
+                self.dbsize()
+            }
             b"MGET" | b"MSET" | b"DEL" | b"EXISTS" | b"TOUCH" | b"UNLINK" => {
                 self.split(&upper, argv, raw).await
             }
@@ -1185,6 +1209,43 @@ impl Session {
             n += 1;
         }
         self.push(What::Split(kind, n));
+        true
+    }
+
+    /// DBSIZE summed over every server that holds slots: each slot's
+    /// owner and, while a slot migrates, its source (a key is on one of
+    /// them; during a sync step a key can briefly be on both).
+    fn dbsize(&mut self) -> bool {
+        let servers: Vec<Arc<crate::router::BackendAddr>> = {
+            let t = self.router.table.load();
+            let mut v: Vec<Arc<crate::router::BackendAddr>> = Vec::new();
+            for b in t
+                .slots
+                .iter()
+                .flat_map(|r| r.backend.iter().chain(r.migrate.iter()))
+            {
+                if !v.iter().any(|x| x.addr == b.addr) {
+                    v.push(b.clone());
+                }
+            }
+            v
+        };
+        if servers.is_empty() {
+            return self.fail(ERR_NOT_READY);
+        }
+        let data = reencode(&[b"DBSIZE"]);
+        let mut n = 0usize;
+        for b in &servers {
+            let Some(conn) = b.conn(self.db, self.seed) else {
+                if n > 0 {
+                    self.push(What::Drop(n));
+                }
+                return self.fail("backend conn reset");
+            };
+            self.stage(conn, &data, None);
+            n += 1;
+        }
+        self.push(What::Split(SplitKind::Sum("dbsize"), n));
         true
     }
 

@@ -167,6 +167,36 @@ fn routing_split_and_local_commands() {
         b"-ERR handle request, command 'DISCARD' is not allowed\r\n",
     );
 
+    // DBSIZE summed over the servers that hold slots, per DB; TIME from the
+    // proxy's clock.
+    let count = |c: &mut tests::Conn| -> i64 {
+        let r = c.send(&["DBSIZE"]);
+        String::from_utf8_lossy(&r[1..r.len() - 2]).parse().unwrap()
+    };
+    let (na, nb) = (count(&mut ca), count(&mut cb));
+    assert!(na > 0 && nb > 0, "{na} {nb}");
+    assert_eq!(count(&mut c), na + nb);
+    c.send(&["SELECT", "1"]);
+    assert_eq!(count(&mut c), 0);
+    c.send(&["SET", "in-db1", "x"]);
+    assert_eq!(count(&mut c), 1);
+    c.send(&["DEL", "in-db1"]);
+    c.send(&["SELECT", "0"]);
+    assert_reply(
+        &c.send(&["DBSIZE", "x"]),
+        b"-ERR wrong number of arguments for 'DBSIZE' command\r\n",
+    );
+    let t = String::from_utf8_lossy(&c.send(&["TIME"])).into_owned();
+    let parts: Vec<&str> = t.split("\r\n").collect();
+    assert_eq!(parts[0], "*2", "{t}");
+    let secs: u64 = parts[2].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 2, "{t}");
+    assert!(parts[4].parse::<u32>().unwrap() < 1_000_000, "{t}");
+
     // In-proxy commands.
     assert_reply(
         &c.send(&["AUTH", "x"]),
