@@ -13,6 +13,7 @@
 #[rustfmt::skip]
 mod generated;
 pub use generated::{COMMANDS, CmdId};
+pub mod intro;
 
 /// Command flags, in the order Redis 7.0 prints them in `COMMAND INFO`.
 pub mod flags {

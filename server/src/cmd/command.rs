@@ -13,13 +13,9 @@
 //! * COMMAND DOCS reports `since`, `group` and `subcommands` only: we do not
 //!   carry Redis' documentation texts (summary, complexity, arguments).
 
-use protocol::command::{
-    BeginSearch, COMMANDS, CmdId, CommandSpec, FindKeys, KeySpec, flags, lookup,
-};
-use protocol::resp::Reply;
+use protocol::command::{COMMANDS, CmdId, CommandSpec};
 
 use crate::cmd::conn::help_reply;
-use crate::cmd::util::is;
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 
@@ -103,187 +99,13 @@ fn command(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Looks a command up by name (`get`) or full subcommand name (`config|get`).
-pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut parts = name.split(|&c| c == b'|');
-    let top = lookup(parts.next()?)?.spec();
-    match (parts.next(), parts.next()) {
-        (None, _) => Some(top),
-        (Some(sub), None) => top.subcommand(sub),
-        _ => None,
-    }
-}
-
-/// One `COMMAND INFO` entry.
-pub fn write_info(out: &mut Reply, c: &CommandSpec) {
-    out.array(10);
-    out.bulk(c.name.as_bytes());
-    out.int(c.arity as i64);
-    let names: Vec<&str> = flags::NAMES
-        .iter()
-        .filter(|(bit, _)| c.flags & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    out.set(names.len());
-    for n in names {
-        out.simple(n.as_bytes());
-    }
-    out.int(c.first_key as i64);
-    out.int(c.last_key as i64);
-    out.int(c.step as i64);
-    out.set(c.acl.len());
-    for a in c.acl {
-        out.simple(a.as_bytes());
-    }
-    out.set(c.tips.len());
-    for t in c.tips {
-        out.bulk(t.as_bytes());
-    }
-    out.set(c.key_specs.len());
-    for ks in c.key_specs {
-        write_key_spec(out, ks);
-    }
-    // Redis: an empty set without subcommands, an array otherwise.
-    if c.subcommands.is_empty() {
-        out.set(0);
-    } else {
-        out.array(c.subcommands.len());
-    }
-    for s in c.subcommands {
-        write_info(out, s);
-    }
-}
-
-fn write_key_spec(out: &mut Reply, ks: &KeySpec) {
-    let notes = !ks.notes.is_empty();
-    out.map(3 + notes as usize);
-    if notes {
-        out.bulk(b"notes");
-        out.bulk(ks.notes.as_bytes());
-    }
-    out.bulk(b"flags");
-    out.set(ks.flags.len());
-    for f in ks.flags {
-        out.simple(f.as_bytes());
-    }
-    out.bulk(b"begin_search");
-    out.map(2);
-    out.bulk(b"type");
-    match ks.begin {
-        BeginSearch::Index(i) => {
-            out.bulk(b"index");
-            out.bulk(b"spec");
-            out.map(1);
-            out.bulk(b"index");
-            out.int(i as i64);
-        }
-        BeginSearch::Keyword(kw, from) => {
-            out.bulk(b"keyword");
-            out.bulk(b"spec");
-            out.map(2);
-            out.bulk(b"keyword");
-            out.bulk(kw.as_bytes());
-            out.bulk(b"startfrom");
-            out.int(from as i64);
-        }
-        BeginSearch::Unknown => {
-            out.bulk(b"unknown");
-            out.bulk(b"spec");
-            out.map(0);
-        }
-    }
-    out.bulk(b"find_keys");
-    out.map(2);
-    out.bulk(b"type");
-    match ks.find {
-        FindKeys::Range { last, step, limit } => {
-            out.bulk(b"range");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"lastkey");
-            out.int(last as i64);
-            out.bulk(b"keystep");
-            out.int(step as i64);
-            out.bulk(b"limit");
-            out.int(limit as i64);
-        }
-        FindKeys::Keynum { idx, first, step } => {
-            out.bulk(b"keynum");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"keynumidx");
-            out.int(idx as i64);
-            out.bulk(b"firstkey");
-            out.int(first as i64);
-            out.bulk(b"keystep");
-            out.int(step as i64);
-        }
-        FindKeys::Unknown => {
-            out.bulk(b"unknown");
-            out.bulk(b"spec");
-            out.map(0);
-        }
-    }
-}
-
-/// One `COMMAND DOCS` value: since, group and, for containers, the
-/// subcommands' docs.
-fn write_docs(out: &mut Reply, c: &CommandSpec) {
-    let subs = !c.subcommands.is_empty();
-    out.map(2 + subs as usize);
-    out.bulk(b"since");
-    out.bulk(c.since.as_bytes());
-    out.bulk(b"group");
-    out.bulk(c.group.as_bytes());
-    if subs {
-        out.bulk(b"subcommands");
-        out.map(c.subcommands.len());
-        for s in c.subcommands {
-            out.bulk(s.name.as_bytes());
-            write_docs(out, s);
-        }
-    }
-}
+use protocol::command::intro::{GetKeysError, ListFilter, list_names, write_docs, write_keys};
+pub use protocol::command::intro::{KeyRef, find, keys_from_specs, write_info};
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
 fn list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    enum Filter<'a> {
-        All,
-        None,
-        AclCat(&'a [u8]),
-        Pattern(&'a [u8]),
-    }
-    let filter = match argv.len() {
-        2 => Filter::All,
-        5 if is(argv[2], "filterby") => {
-            let (kind, val) = (argv[3], argv[4]);
-            if is(kind, "module") {
-                Filter::None // no modules
-            } else if is(kind, "aclcat") {
-                Filter::AclCat(val)
-            } else if is(kind, "pattern") {
-                Filter::Pattern(val)
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        _ => return Err(CmdError::Syntax),
-    };
-    let keep = |c: &CommandSpec| match filter {
-        Filter::All => true,
-        Filter::None => false,
-        Filter::AclCat(cat) => c.acl.iter().any(|a| {
-            a.strip_prefix('@')
-                .is_some_and(|a| a.as_bytes().eq_ignore_ascii_case(cat))
-        }),
-        Filter::Pattern(p) => protocol::glob::string_match(p, c.name.as_bytes(), true),
-    };
-    let names: Vec<&str> = COMMANDS
-        .iter()
-        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
-        .filter(|c| keep(c))
-        .map(|c| c.name)
-        .collect();
+    let filter = ListFilter::parse(&argv[2..]).ok_or(CmdError::Syntax)?;
+    let names = list_names(|c| filter.keeps(c));
     ctx.out.array(names.len());
     for n in names {
         ctx.out.bulk(n.as_bytes());
@@ -291,79 +113,20 @@ fn list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// A key found in a command line: its argument index and access flags.
-#[derive(Debug, PartialEq, Eq)]
-pub struct KeyRef {
-    pub pos: usize,
-    pub flags: Vec<&'static str>,
-}
-
-/// Key positions of `argv` (command name at index 0) according to the
-/// command's key specs, Redis' `getKeysUsingKeySpecs`: `None` when a spec
-/// cannot be applied to these arguments (bad keynum).
-pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
-    let mut keys = Vec::new();
-    let ok = c.for_each_spec_key(argv, |pos, ks| {
-        keys.push(KeyRef {
-            pos,
-            flags: key_flags(c, ks, argv),
-        })
-    });
-    ok.then_some(keys)
-}
-
-/// The flags of a key: the spec's, except for specs marked `variable_flags`
-/// whose real flags depend on the arguments (SET with or without GET, as
-/// Redis' `setGetKeys` reports them).
-fn key_flags(c: &CommandSpec, ks: &KeySpec, argv: &[&[u8]]) -> Vec<&'static str> {
-    if ks.flags.contains(&"variable_flags") && c.name == "set" {
-        if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
-            return vec!["RW", "access", "update"];
-        }
-        return vec!["OW", "update"];
-    }
-    ks.flags
-        .iter()
-        .copied()
-        .filter(|f| *f != "variable_flags")
-        .collect()
-}
-
 /// COMMAND GETKEYS / GETKEYSANDFLAGS <full command>
 fn getkeys(ctx: &mut Ctx, cmd: &[&[u8]], with_flags: bool) -> CmdResult {
-    let spec = cmd.first().and_then(|n| lookup(n)).map(|id| id.spec());
-    let spec = match spec {
-        Some(top) if !top.subcommands.is_empty() => cmd.get(1).and_then(|s| top.subcommand(s)),
-        other => other,
-    };
-    let Some(spec) = spec else {
-        return Err(CmdError::Static(errors::GETKEYS_INVALID_COMMAND));
-    };
-    if spec.key_specs.is_empty() {
-        return Err(CmdError::Static(errors::GETKEYS_NO_KEYS));
-    }
-    if !spec.arity_ok(cmd.len()) {
-        return Err(CmdError::Static(errors::GETKEYS_BAD_ARITY));
-    }
-    let keys = keys_from_specs(spec, cmd).unwrap_or_default();
-    if keys.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
-        return Err(CmdError::Static(errors::GETKEYS_BAD_ARGS));
-    }
-    ctx.out.array(keys.len());
-    for k in keys {
-        let key = cmd.get(k.pos).copied().unwrap_or_default();
-        if with_flags {
-            ctx.out.array(2);
-            ctx.out.bulk(key);
-            ctx.out.set(k.flags.len());
-            for f in k.flags {
-                ctx.out.simple(f.as_bytes());
-            }
-        } else {
-            ctx.out.bulk(key);
+    match protocol::command::intro::getkeys(cmd) {
+        Ok((_, keys)) => {
+            write_keys(ctx.out, cmd, keys, with_flags);
+            Ok(())
         }
+        Err(e) => Err(CmdError::Static(match e {
+            GetKeysError::InvalidCommand => errors::GETKEYS_INVALID_COMMAND,
+            GetKeysError::NoKeys => errors::GETKEYS_NO_KEYS,
+            GetKeysError::BadArity => errors::GETKEYS_BAD_ARITY,
+            GetKeysError::BadArgs => errors::GETKEYS_BAD_ARGS,
+        })),
     }
-    Ok(())
 }
 
 #[cfg(test)]
