@@ -134,6 +134,8 @@ mod tests {
     use super::*;
 
     use crate::cmd::conn::harness::H;
+    use protocol::command::{BeginSearch, FindKeys, KeySpec};
+    use protocol::resp::Reply;
 
     /// `COMMAND INFO get` as redis-server 7.0.15 sends it.
     const GET_INFO_RESP2: &str = "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n\
