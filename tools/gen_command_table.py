@@ -38,16 +38,21 @@ subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe sp
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.
-NOT_ALLOW = set("""asking bgrewriteaof bgsave bitop blpop brpop brpoplpush client cluster config
-debug discard exec flushall flushdb keys lastsave latency migrate monitor move msetnx multi
-object psubscribe psync publish punsubscribe randomkey readonly readwrite rename renamenx replconf
-restore save scan script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
+# Beyond Codis, our proxy runs same-slot multi-key commands (BITOP, MSETNX,
+# RENAME, RENAMENX; CROSSSLOT otherwise) and blocking ones (on a dedicated
+# backend connection), and answers HELLO, RESET, CLIENT, COMMAND, ECHO,
+# CONFIG, SCAN, KEYS, RANDOMKEY, FLUSHDB and FLUSHALL itself (LOCAL).
+NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
+debug discard exec lastsave latency migrate monitor move multi
+object psubscribe psync publish punsubscribe readonly readwrite replconf
+restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
 slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe unwatch wait watch
 pubsub spublish ssubscribe sunsubscribe""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
-LOCAL = set("quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time".split())
+LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
+hello reset client command echo config scan keys randomkey flushdb flushall""".split())
 SPLIT = set("mget mset del exists".split())
 
 # codis.md 2.2: name, arity, Redis 3.2 flag letters. Arity 0 means "no arity

@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::router::SlotGuard;
+use crate::router::{Chan, SlotGuard};
 
 /// What a one-off call ([`ReplyTo::Call`]) resolves to: a raw reply frame,
 /// or a failure.
@@ -352,12 +352,12 @@ impl BackendConn {
     /// Spawns the connection task. A lazy one connects on the first request;
     /// an eager one (replicas) connects at once and keeps reconnecting in the
     /// background, so its `connected` state is meaningful without traffic.
-    pub fn spawn(addr: String, db: usize, opts: Arc<BackendOptions>, eager: bool) -> BackendConn {
+    pub fn spawn(addr: String, ch: Chan, opts: Arc<BackendOptions>, eager: bool) -> BackendConn {
         let c = BackendConn {
             q: Arc::new(Mutex::new(Queue::default())),
             state: Arc::new(ConnState::default()),
         };
-        tokio::spawn(conn_task(addr, db, opts, c.clone(), eager));
+        tokio::spawn(conn_task(addr, ch, opts, c.clone(), eager));
         c
     }
 
@@ -444,12 +444,13 @@ impl BackendConn {
 
 async fn conn_task(
     addr: String,
-    db: usize,
+    ch: Chan,
     opts: Arc<BackendOptions>,
     conn: BackendConn,
     eager: bool,
 ) {
     let state = conn.state.clone();
+    let db = format!("{}{}", ch.db, if ch.resp3 { " resp3" } else { "" });
     let mut fails: u32 = 0;
     let mut retry_at: Option<Instant> = None;
     let mut delay = Duration::from_millis(50);
@@ -464,7 +465,7 @@ async fn conn_task(
             conn.fail_queued();
             continue;
         }
-        match connect(&addr, db, &opts).await {
+        match connect(&addr, ch, &opts).await {
             Ok(stream) => {
                 if fails > 0 {
                     crate::log::info(&format!("backend {addr} db {db}: connected"));
@@ -505,7 +506,7 @@ async fn conn_task(
     }
 }
 
-async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStream, String> {
+async fn connect(addr: &str, ch: Chan, opts: &BackendOptions) -> Result<TcpStream, String> {
     let dial = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr));
     let mut s = match dial.await {
         Ok(Ok(s)) => s,
@@ -520,8 +521,12 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
         encode(&mut hello, &[b"AUTH", opts.auth.as_bytes()]);
         expect += 1;
     }
-    if db != 0 {
-        encode(&mut hello, &[b"SELECT", db.to_string().as_bytes()]);
+    if ch.resp3 {
+        encode(&mut hello, &[b"HELLO", b"3"]);
+        expect += 1;
+    }
+    if ch.db != 0 {
+        encode(&mut hello, &[b"SELECT", ch.db.to_string().as_bytes()]);
         expect += 1;
     }
     if expect > 0 {
@@ -537,7 +542,8 @@ async fn connect(addr: &str, db: usize, opts: &BackendOptions) -> Result<TcpStre
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 while let Ok(Some(len)) = frame_len(&buf) {
-                    if !buf.starts_with(b"+") {
+                    // +OK to AUTH and SELECT, a map to HELLO 3.
+                    if !buf.starts_with(b"+") && !buf.starts_with(b"%") {
                         return Err(format!(
                             "handshake refused: {}",
                             String::from_utf8_lossy(&buf[..len]).trim_end()
@@ -1133,7 +1139,7 @@ mod tests {
     async fn pipeline_limit_splits_runs_in_order() {
         let addr = counting_backend().await;
         // At most 3 requests in flight: runs of 5 must be split.
-        let conn = BackendConn::spawn(addr, 0, opts(3), false);
+        let conn = BackendConn::spawn(addr, Chan::default(), opts(3), false);
         let a = Arc::new(Inbox::default());
         let b = Arc::new(Inbox::default());
         let mut o = Outgoing::default();
@@ -1167,7 +1173,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let conn = BackendConn::spawn(addr, 0, opts(16), false);
+        let conn = BackendConn::spawn(addr, Chan::default(), opts(16), false);
         let a = Arc::new(Inbox::default());
         let mut o = Outgoing::default();
         o.push(PING, &a, 0, None);

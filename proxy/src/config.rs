@@ -288,6 +288,146 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every setting as `(proxy.toml key, value text)`, for CONFIG GET;
+    /// passwords (`*_auth`, `*_password`) are left out.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let d = |v: &GoDuration| go_duration(v.0);
+        let b = |v: &ByteSize| size_text(v.0);
+        vec![
+            ("product_name", self.product_name.clone()),
+            ("admin_addr", self.admin_addr.clone()),
+            ("proto_type", self.proto_type.clone()),
+            ("proxy_addr", self.proxy_addr.clone()),
+            ("jodis_name", self.jodis_name.clone()),
+            ("jodis_addr", self.jodis_addr.clone()),
+            ("jodis_timeout", d(&self.jodis_timeout)),
+            ("jodis_compatible", self.jodis_compatible.to_string()),
+            ("proxy_datacenter", self.proxy_datacenter.clone()),
+            ("proxy_max_clients", self.proxy_max_clients.to_string()),
+            ("proxy_max_offheap_size", b(&self.proxy_max_offheap_size)),
+            ("proxy_heap_placeholder", b(&self.proxy_heap_placeholder)),
+            ("backend_ping_period", d(&self.backend_ping_period)),
+            ("backend_recv_bufsize", b(&self.backend_recv_bufsize)),
+            ("backend_recv_timeout", d(&self.backend_recv_timeout)),
+            ("backend_send_bufsize", b(&self.backend_send_bufsize)),
+            ("backend_send_timeout", d(&self.backend_send_timeout)),
+            (
+                "backend_max_pipeline",
+                self.backend_max_pipeline.to_string(),
+            ),
+            (
+                "backend_primary_only",
+                self.backend_primary_only.to_string(),
+            ),
+            (
+                "backend_primary_parallel",
+                self.backend_primary_parallel.to_string(),
+            ),
+            (
+                "backend_replica_parallel",
+                self.backend_replica_parallel.to_string(),
+            ),
+            (
+                "backend_keepalive_period",
+                d(&self.backend_keepalive_period),
+            ),
+            (
+                "backend_number_databases",
+                self.backend_number_databases.to_string(),
+            ),
+            ("session_recv_bufsize", b(&self.session_recv_bufsize)),
+            ("session_recv_timeout", d(&self.session_recv_timeout)),
+            ("session_send_bufsize", b(&self.session_send_bufsize)),
+            ("session_send_timeout", d(&self.session_send_timeout)),
+            (
+                "session_max_pipeline",
+                self.session_max_pipeline.to_string(),
+            ),
+            (
+                "session_keepalive_period",
+                d(&self.session_keepalive_period),
+            ),
+            (
+                "session_break_on_failure",
+                self.session_break_on_failure.to_string(),
+            ),
+            ("metrics_report_server", self.metrics_report_server.clone()),
+            ("metrics_report_period", d(&self.metrics_report_period)),
+            (
+                "metrics_report_influxdb_server",
+                self.metrics_report_influxdb_server.clone(),
+            ),
+            (
+                "metrics_report_influxdb_period",
+                d(&self.metrics_report_influxdb_period),
+            ),
+            (
+                "metrics_report_influxdb_username",
+                self.metrics_report_influxdb_username.clone(),
+            ),
+            (
+                "metrics_report_influxdb_database",
+                self.metrics_report_influxdb_database.clone(),
+            ),
+            (
+                "metrics_report_statsd_server",
+                self.metrics_report_statsd_server.clone(),
+            ),
+            (
+                "metrics_report_statsd_period",
+                d(&self.metrics_report_statsd_period),
+            ),
+            (
+                "metrics_report_statsd_prefix",
+                self.metrics_report_statsd_prefix.clone(),
+            ),
+            ("slot_locked_timeout", d(&self.slot_locked_timeout)),
+        ]
+    }
+}
+
+/// A duration in Go's `String()` form for whole units (`0s`, `500ms`,
+/// `30s`, `1m30s`, `2h0m0s`).
+pub fn go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000_000_000 {
+        return if ns.is_multiple_of(1_000_000) {
+            format!("{}ms", ns / 1_000_000)
+        } else if ns.is_multiple_of(1_000) {
+            format!("{}µs", ns / 1_000)
+        } else {
+            format!("{ns}ns")
+        };
+    }
+    let secs = d.as_secs();
+    let frac = d.subsec_nanos();
+    let s = if frac == 0 {
+        format!("{}s", secs % 60)
+    } else {
+        let f = format!("{:09}", frac);
+        format!("{}.{}s", secs % 60, f.trim_end_matches('0'))
+    };
+    match (secs / 3600, (secs / 60) % 60) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
+/// A byte size as `proxy.toml` writes it (`128kb`, `1024mb`, `0`).
+pub fn size_text(n: u64) -> String {
+    for (unit, shift) in [("tb", 40), ("gb", 30), ("mb", 20), ("kb", 10)] {
+        if n != 0 && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
 /// `^\w[\w\.\-]*$`
 pub fn valid_product_name(s: &str) -> bool {
     let w = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -409,6 +549,16 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn texts_round_trip() {
+        for t in ["0s", "500ms", "30s", "1m30s", "2h0m0s", "1.5s"] {
+            assert_eq!(go_duration(parse_duration(t).unwrap()), t);
+        }
+        for t in ["0", "128kb", "512mb", "1gb", "1000"] {
+            assert_eq!(size_text(parse_size(t).unwrap()), t);
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 mod admin;
 mod backend;
 mod config;
+mod errors;
+mod local;
 mod log;
 mod router;
 mod session;

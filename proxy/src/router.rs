@@ -22,7 +22,17 @@ use crate::backend::{BackendConn, BackendOptions, Inbox};
 use crate::config::Config;
 use crate::slots::{MAX_SLOTS, Slot};
 
-/// All connections to one server: `[db][parallel index]`, made lazily.
+/// Which backend connections a session uses: its DB and protocol (RESP3
+/// sessions get their own connections, opened with `HELLO 3`, so every
+/// reply reaches the client in the shape a Redis 7.0 server gives it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chan {
+    pub db: usize,
+    pub resp3: bool,
+}
+
+/// All connections to one server: `[db * 2 + resp3][parallel index]`,
+/// made lazily.
 pub struct BackendAddr {
     pub addr: String,
     dbs: Vec<std::sync::OnceLock<Vec<BackendConn>>>,
@@ -34,18 +44,23 @@ pub struct BackendAddr {
 impl BackendAddr {
     /// The connection for `db`, chosen by `seed` among the parallel ones (a
     /// session always uses the same one, so its requests stay ordered).
-    pub fn conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
-        let v = self.dbs.get(db)?.get_or_init(|| {
-            (0..self.parallel)
-                .map(|_| BackendConn::spawn(self.addr.clone(), db, self.opts.clone(), self.eager))
-                .collect()
-        });
+    pub fn conn(&self, ch: Chan, seed: u64) -> Option<&BackendConn> {
+        let v = self
+            .dbs
+            .get(ch.db * 2 + ch.resp3 as usize)?
+            .get_or_init(|| {
+                (0..self.parallel)
+                    .map(|_| {
+                        BackendConn::spawn(self.addr.clone(), ch, self.opts.clone(), self.eager)
+                    })
+                    .collect()
+            });
         v.get((seed % v.len().max(1) as u64) as usize)
     }
 
     /// A usable connection for a replica read: made, connected, not stale.
-    pub fn ready_conn(&self, db: usize, seed: u64) -> Option<&BackendConn> {
-        let c = self.conn(db, seed)?;
+    pub fn ready_conn(&self, ch: Chan, seed: u64) -> Option<&BackendConn> {
+        let c = self.conn(ch, seed)?;
         let st = &c.state;
         (st.connected.load(Ordering::Relaxed) && !st.stale.load(Ordering::Relaxed)).then_some(c)
     }
@@ -230,7 +245,7 @@ pub struct Routed {
 /// order, each from a pseudo-random start (Codis' choice for pure reads).
 pub fn replica_conn(
     replicas: &[Vec<Arc<BackendAddr>>],
-    db: usize,
+    ch: Chan,
     seed: u64,
 ) -> Option<&BackendConn> {
     if replicas.is_empty() {
@@ -244,7 +259,7 @@ pub fn replica_conn(
         let n = group.len();
         for k in 0..n {
             let b = &group[(nanos as usize + k) % n];
-            if let Some(c) = b.ready_conn(db, seed) {
+            if let Some(c) = b.ready_conn(ch, seed) {
                 return Some(c);
             }
         }
@@ -341,7 +356,7 @@ impl Router {
                 };
                 let b = Arc::new(BackendAddr {
                     addr: addr.to_string(),
-                    dbs: (0..self.cfg.databases())
+                    dbs: (0..self.cfg.databases() * 2)
                         .map(|_| std::sync::OnceLock::new())
                         .collect(),
                     parallel: parallel.max(1) as usize,
@@ -350,7 +365,7 @@ impl Router {
                 });
                 if replica {
                     for db in 0..self.cfg.databases() {
-                        let _ = b.conn(db, 0);
+                        let _ = b.conn(Chan { db, resp3: false }, 0);
                     }
                 }
                 b

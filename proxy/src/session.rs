@@ -34,34 +34,28 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::backend::{BackendConn, Inbox, Item, Outgoing, encode};
-use crate::router::{RouteError, Router, SlotGuard};
+use crate::local::{ClientOut, ReplyMode};
+use crate::router::{Chan, RouteError, Router, SlotGuard};
 
-/// Codis' effective NotAllow list (codis.md §3.3), plus Redis 7 commands
-/// that would change the state of a shared backend connection.
+/// Codis' effective NotAllow list (codis.md §3.3), less what this proxy
+/// serves (same-slot multi-key, blocking, CLIENT/CONFIG GET/SCAN/KEYS/...
+/// answered in the proxy), plus Redis 7 commands that would change the
+/// state of a shared backend connection. Names the command table lacks
+/// (`HOST:`, `POST`) are refused by this list alone.
 const NOT_ALLOWED: &[&str] = &[
     "ASKING",
     "BGREWRITEAOF",
     "BGSAVE",
-    "BITOP",
-    "BLPOP",
-    "BRPOP",
-    "BRPOPLPUSH",
-    "CLIENT",
     "CLUSTER",
-    "CONFIG",
     "DEBUG",
     "DISCARD",
     "EXEC",
-    "FLUSHALL",
-    "FLUSHDB",
     "HOST:",
-    "KEYS",
     "LASTSAVE",
     "LATENCY",
     "MIGRATE",
     "MONITOR",
     "MOVE",
-    "MSETNX",
     "MULTI",
     "OBJECT",
     "POST",
@@ -69,15 +63,11 @@ const NOT_ALLOWED: &[&str] = &[
     "PSYNC",
     "PUBLISH",
     "PUNSUBSCRIBE",
-    "RANDOMKEY",
     "READONLY",
     "READWRITE",
-    "RENAME",
-    "RENAMENX",
     "REPLCONF",
     "RESTORE",
     "SAVE",
-    "SCAN",
     "SCRIPT",
     "SHUTDOWN",
     "SLAVEOF",
@@ -95,8 +85,6 @@ const NOT_ALLOWED: &[&str] = &[
     "WAIT",
     "WATCH",
     // Redis 7 additions (connection state on a shared backend connection).
-    "HELLO",
-    "RESET",
     "REPLICAOF",
     "SSUBSCRIBE",
     "SUNSUBSCRIBE",
@@ -104,18 +92,24 @@ const NOT_ALLOWED: &[&str] = &[
     "FAILOVER",
 ];
 
-const ERR_BAD_LEN: &[u8] = b"-ERR handle request, bad command length, too short or too long\r\n";
-const ERR_NOT_READY: &str = "slot is not ready, may be offline";
-const ERR_LOCKED: &str = "slot is locked, timed out waiting for it to be unlocked";
-const ERR_NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
-const ERR_RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
-const OK: &[u8] = b"+OK\r\n";
-const ERR_EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+use crate::errors::{
+    BAD_LEN as ERR_BAD_LEN, EXECABORT as ERR_EXECABORT, LOCKED as ERR_LOCKED, NOAUTH as ERR_NOAUTH,
+    NOT_READY as ERR_NOT_READY, OK, RESET as ERR_RESET,
+};
 
 /// No per-command stats slot (the request had no usable name).
 const NO_CMD: usize = usize::MAX;
 
-/// Per command id: bit 0 = not allowed, bit 1 = pure read.
+/// [`classes`] bits.
+const C_NOT_ALLOWED: u8 = 1;
+const C_READ: u8 = 2;
+const C_BLOCKING: u8 = 4;
+/// The keys are not just argument 1: found by the key specs, and checked
+/// to hash to one slot.
+const C_KEYS: u8 = 8;
+
+/// Per command id: [`C_NOT_ALLOWED`], [`C_READ`] (pure read),
+/// [`C_BLOCKING`], [`C_KEYS`].
 fn classes() -> &'static [u8] {
     static C: OnceLock<Vec<u8>> = OnceLock::new();
     C.get_or_init(|| {
@@ -123,17 +117,68 @@ fn classes() -> &'static [u8] {
             .iter()
             .map(|s| {
                 let upper = s.name.to_ascii_uppercase();
-                let na = NOT_ALLOWED.contains(&upper.as_str())
-                    || s.proxy == ProxyPolicy::NotAllow
-                    || s.has(flags::BLOCKING);
+                let na = NOT_ALLOWED.contains(&upper.as_str()) || s.proxy == ProxyPolicy::NotAllow;
                 let read = s.has(flags::READONLY)
                     && (s.proxy == ProxyPolicy::Read
                         || matches!(upper.as_str(), "MGET" | "EXISTS"))
                     && upper != "TOUCH";
-                na as u8 | (read as u8) << 1
+                // Blocking only where a timeout can make it wait (XREAD and
+                // friends only block with BLOCK; they are not in 7.0's
+                // blocking flag set anyway).
+                let blocking = s.has(flags::BLOCKING) && s.proxy != ProxyPolicy::Local;
+                let keys = s.proxy != ProxyPolicy::Local
+                    && s.proxy != ProxyPolicy::Split
+                    && (s.key_specs.len() > 1
+                        || s.key_specs.iter().any(|k| {
+                            !matches!(k.find, command::FindKeys::Range { last: 0, .. })
+                                || !matches!(k.begin, command::BeginSearch::Index(1))
+                        }));
+                let mut c = 0;
+                if na {
+                    c |= C_NOT_ALLOWED;
+                }
+                if read {
+                    c |= C_READ;
+                }
+                if blocking {
+                    c |= C_BLOCKING;
+                }
+                if keys && !s.key_specs.is_empty() {
+                    c |= C_KEYS;
+                }
+                c
             })
             .collect()
     })
+}
+
+/// Whether the proxy serves a command (COMMAND lists only these).
+fn served(c: &command::CommandSpec) -> bool {
+    let top = c.name.split('|').next().unwrap_or(c.name);
+    match command::lookup(top.as_bytes()) {
+        Some(id)
+            if classes()
+                .get(id as usize)
+                .is_some_and(|k| k & C_NOT_ALLOWED != 0) =>
+        {
+            false
+        }
+        Some(_) if top == "client" => matches!(
+            c.name,
+            "client"
+                | "client|id"
+                | "client|getname"
+                | "client|setname"
+                | "client|info"
+                | "client|setinfo"
+                | "client|no-evict"
+                | "client|reply"
+                | "client|help"
+        ),
+        Some(_) if top == "config" => matches!(c.name, "config" | "config|get" | "config|help"),
+        Some(_) => true,
+        None => false,
+    }
 }
 
 /// A result slot, by sequence number.
@@ -150,6 +195,8 @@ struct Entry {
     cmd: usize,
     /// When the request was read (start of its batch).
     t0: Instant,
+    /// CLIENT REPLY OFF/SKIP: counted but not sent.
+    quiet: bool,
 }
 
 enum What {
@@ -204,13 +251,7 @@ enum Io {
     Timer,
 }
 
-fn err_line(text: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(text.len() + 3);
-    v.push(b'-');
-    v.extend_from_slice(text.as_bytes());
-    v.extend_from_slice(b"\r\n");
-    v
-}
+use crate::errors::line as err_line;
 
 fn arity_err(name: &str) -> Vec<u8> {
     err_line(&format!(
@@ -259,7 +300,22 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let inbox = Arc::new(Inbox::default());
     router.register_session(&inbox);
     let now = Instant::now();
+    let addr =
+        |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let meta = crate::local::Meta {
+        id,
+        resp3: false,
+        name: Vec::new(),
+        lib_name: Vec::new(),
+        lib_ver: Vec::new(),
+        peer: addr(sock.peer_addr()),
+        local: addr(sock.local_addr()),
+        since: now,
+    };
     let mut s = Session {
+        meta,
+        reply_mode: ReplyMode::On,
+        quiet: false,
         router: router.clone(),
         db: 0,
         authed: router.cfg.session_auth.is_empty(),
@@ -420,6 +476,12 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
 }
 
 struct Session {
+    /// Id, protocol, name and library of the connection (HELLO, CLIENT).
+    meta: crate::local::Meta,
+    /// CLIENT REPLY: `Skip` silences the next command only.
+    reply_mode: ReplyMode,
+    /// The replies of the request being handled are not sent.
+    quiet: bool,
     router: Arc<Router>,
     db: usize,
     authed: bool,
@@ -581,9 +643,10 @@ impl Session {
                 self.res_base += 1;
                 if let Some(e) = self.fifo.pop_front() {
                     if it.reset {
-                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy);
+                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy, e.quiet);
                     } else {
-                        self.emit(e.cmd, e.t0, &data[it.start..it.end], Origin::Backend);
+                        let frame = &data[it.start..it.end];
+                        self.emit(e.cmd, e.t0, frame, Origin::Backend, e.quiet);
                     }
                 }
                 self.advance();
@@ -626,20 +689,20 @@ impl Session {
             match e.what {
                 What::Ready(b) => {
                     drop(results);
-                    self.emit(e.cmd, e.t0, &b, Origin::Proxy);
+                    self.emit(e.cmd, e.t0, &b, Origin::Proxy, e.quiet);
                 }
                 What::Static(b) => {
                     drop(results);
-                    self.emit(e.cmd, e.t0, b, Origin::Proxy);
+                    self.emit(e.cmd, e.t0, b, Origin::Proxy, e.quiet);
                 }
                 What::One => match results.next() {
                     Some(Res::Got(b)) => {
                         drop(results);
-                        self.emit(e.cmd, e.t0, &b, Origin::Backend);
+                        self.emit(e.cmd, e.t0, &b, Origin::Backend, e.quiet);
                     }
                     _ => {
                         drop(results);
-                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy);
+                        self.emit(e.cmd, e.t0, ERR_RESET, Origin::Proxy, e.quiet);
                     }
                 },
                 What::Split(kind, _) => {
@@ -659,7 +722,7 @@ impl Session {
                             Err(t) => err_line(&format!("ERR handle response, {t}")),
                         }
                     };
-                    self.emit(e.cmd, e.t0, &b, Origin::Proxy);
+                    self.emit(e.cmd, e.t0, &b, Origin::Proxy, e.quiet);
                 }
                 What::Drop(_) => drop(results),
             }
@@ -667,8 +730,8 @@ impl Session {
     }
 
     /// Appends one reply to the output and counts it.
-    fn emit(&mut self, cmd: usize, t0: Instant, bytes: &[u8], origin: Origin) {
-        if !self.broken {
+    fn emit(&mut self, cmd: usize, t0: Instant, bytes: &[u8], origin: Origin, quiet: bool) {
+        if !self.broken && !quiet {
             self.out.extend_from_slice(bytes);
         }
         let is_err = bytes.first() == Some(&b'-');
@@ -757,6 +820,14 @@ impl Session {
         seq
     }
 
+    /// The backend connections this session's requests use.
+    fn ch(&self) -> Chan {
+        Chan {
+            db: self.db,
+            resp3: self.meta.resp3,
+        }
+    }
+
     /// A result known at once, in sequence (a split's exec-wrapper reply).
     fn got(&mut self, b: Vec<u8>) -> u64 {
         let seq = self.res_base + self.res.len() as u64;
@@ -769,6 +840,7 @@ impl Session {
             what,
             cmd: self.cur,
             t0: self.now,
+            quiet: self.quiet,
         });
     }
 
@@ -814,10 +886,31 @@ impl Session {
             .unwrap_or(0);
         let upper = String::from_utf8_lossy(up);
         let not_allowed = if id.is_some() {
-            class & 1 != 0
+            class & C_NOT_ALLOWED != 0
         } else {
             letters_only && NOT_ALLOWED.contains(&&*upper)
         };
+        self.quiet = match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::Skip => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
+        };
+        if up == b"RESET" {
+            // Back to a new connection's state (Redis runs RESET even inside
+            // MULTI and before AUTH).
+            self.db = 0;
+            self.meta.resp3 = false;
+            self.meta.name.clear();
+            self.refused_multi = false;
+            self.reply_mode = ReplyMode::On;
+            self.quiet = false;
+            self.authed = self.router.cfg.session_auth.is_empty();
+            self.reply_static(b"+RESET\r\n");
+            return true;
+        }
         if self.refused_multi {
             match up {
                 b"EXEC" => {
@@ -852,17 +945,32 @@ impl Session {
                 self.reply_static(OK);
                 return false;
             }
+            b"HELLO" => {
+                self.hello(argv);
+                return true;
+            }
+            b"AUTH" if argv.len() == 3 => {
+                // AUTH <user> <pass>: the proxy's one user is `default`.
+                let sa = self.router.cfg.session_auth.as_bytes();
+                if argv[1] == b"default" && (sa.is_empty() || argv[2] == sa) {
+                    self.authed = true;
+                    self.reply_static(OK);
+                } else {
+                    self.reply(err_line(crate::errors::WRONGPASS));
+                }
+                return true;
+            }
             b"AUTH" => {
                 if argv.len() != 2 {
                     self.reply(arity_err("AUTH"));
                 } else if self.router.cfg.session_auth.is_empty() {
-                    self.reply(err_line("ERR Client sent AUTH, but no password is set"));
+                    self.reply(err_line(crate::errors::NO_PASSWORD));
                 } else if argv[1] == self.router.cfg.session_auth.as_bytes() {
                     self.authed = true;
                     self.reply_static(OK);
                 } else {
                     self.authed = false;
-                    self.reply(err_line("ERR invalid password"));
+                    self.reply(err_line(crate::errors::INVALID_PASSWORD));
                 }
                 return true;
             }
@@ -873,6 +981,36 @@ impl Session {
             return true;
         }
         match up {
+            b"CLIENT" => {
+                let db = self.db;
+                match crate::local::client(&mut self.meta, db, argv) {
+                    ClientOut::Reply(r) => self.reply(r),
+                    ClientOut::Mode(mode, r) => {
+                        self.reply_mode = mode;
+                        self.quiet = mode != ReplyMode::On;
+                        self.reply(r.unwrap_or_default());
+                    }
+                    ClientOut::NotAllowed(name) => {
+                        return self.fail(&crate::errors::not_allowed(&name));
+                    }
+                }
+                true
+            }
+            b"COMMAND" => {
+                self.reply(crate::local::command(self.meta.resp3, argv, &served));
+                true
+            }
+            b"ECHO" => {
+                self.reply(crate::local::echo(self.meta.resp3, argv));
+                true
+            }
+            b"CONFIG" => match crate::local::config(&self.router.cfg, self.meta.resp3, argv) {
+                Ok(r) => {
+                    self.reply(r);
+                    true
+                }
+                Err(name) => self.fail(&crate::errors::not_allowed(&name)),
+            },
             b"SELECT" => {
                 if argv.len() != 2 {
                     self.reply(arity_err("SELECT"));
@@ -951,7 +1089,7 @@ impl Session {
                 let router = self.router.clone();
                 match self.pumped(router.route(slot)).await {
                     Ok(r) => {
-                        let Some(conn) = r.backend.conn(self.db, self.seed) else {
+                        let Some(conn) = r.backend.conn(self.ch(), self.seed) else {
                             return self.fail(ERR_NOT_READY);
                         };
                         self.stage(conn, &data, Some(r.guard));
@@ -1010,9 +1148,61 @@ impl Session {
         }
     }
 
+    /// HELLO [protover [AUTH username password] [SETNAME clientname]]
+    fn hello(&mut self, argv: &[&[u8]]) {
+        use crate::errors as e;
+        let mut ver = None;
+        let mut i = 1;
+        if let Some(a) = argv.get(1) {
+            match std::str::from_utf8(a)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                None => return self.reply(err_line(e::HELLO_PROTO_NOT_INT)),
+                Some(v) if !(2..=3).contains(&v) => return self.reply(err_line(e::NOPROTO)),
+                Some(v) => ver = Some(v == 3),
+            }
+            i = 2;
+        }
+        let mut creds = None;
+        let mut name = None;
+        while let Some(&opt) = argv.get(i) {
+            let more = argv.len() - 1 - i;
+            if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+                creds = Some((argv[i + 1], argv[i + 2]));
+                i += 3;
+            } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+                if !crate::local::valid_name(argv[i + 1]) {
+                    return self.reply(err_line(e::CLIENT_NAME_INVALID));
+                }
+                name = Some(argv[i + 1]);
+                i += 2;
+            } else {
+                return self.reply(e::hello_syntax(opt));
+            }
+        }
+        if let Some((user, pass)) = creds {
+            let sa = self.router.cfg.session_auth.as_bytes();
+            if user != b"default" || !(sa.is_empty() || pass == sa) {
+                return self.reply(err_line(e::WRONGPASS));
+            }
+            self.authed = true;
+        }
+        if !self.authed {
+            return self.reply(err_line(e::HELLO_NOAUTH));
+        }
+        if let Some(n) = name {
+            self.meta.name = n.to_vec();
+        }
+        if let Some(v) = ver {
+            self.meta.resp3 = v;
+        }
+        self.reply(crate::local::hello(self.meta.resp3, self.meta.id));
+    }
+
     /// Sends a request straight to a known server (PING/INFO/SLOTSINFO addr).
     fn direct(&mut self, b: &crate::router::BackendAddr, data: &[u8]) {
-        match b.conn(self.db, self.seed) {
+        match b.conn(self.ch(), self.seed) {
             Some(conn) => {
                 self.stage(conn, data, None);
                 self.push(What::One);
@@ -1052,12 +1242,15 @@ impl Session {
                         && r.migrate.is_none()
                         && !self.router.cfg.backend_primary_only
                     {
-                        crate::router::replica_conn(&r.replicas, self.db, self.seed)
+                        crate::router::replica_conn(&r.replicas, self.ch(), self.seed)
                     } else {
                         None
                     };
-                    let conn = replica
-                        .or_else(|| r.backend.as_ref().and_then(|b| b.conn(self.db, self.seed)));
+                    let conn = replica.or_else(|| {
+                        r.backend
+                            .as_ref()
+                            .and_then(|b| b.conn(self.ch(), self.seed))
+                    });
                     let Some(conn) = conn else {
                         return Fwd::Fail("backend conn reset".into());
                     };
@@ -1082,7 +1275,7 @@ impl Session {
                 Err(e) => return Fwd::Fail(route_err_text(&e).to_string()),
             };
             if let Some(from) = routed.migrate.as_ref().filter(|_| !hkey.is_empty()) {
-                let Some(src) = from.conn(self.db, self.seed).cloned() else {
+                let Some(src) = from.conn(self.ch(), self.seed).cloned() else {
                     return Fwd::Fail("backend conn reset".into());
                 };
                 if routed.method == 0 {
@@ -1144,11 +1337,11 @@ impl Session {
                 }
             }
             let replica = if self.pure_read && routed.migrate.is_none() {
-                crate::router::replica_conn(&routed.replicas, self.db, self.seed)
+                crate::router::replica_conn(&routed.replicas, self.ch(), self.seed)
             } else {
                 None
             };
-            let Some(conn) = replica.or_else(|| routed.backend.conn(self.db, self.seed)) else {
+            let Some(conn) = replica.or_else(|| routed.backend.conn(self.ch(), self.seed)) else {
                 return Fwd::Fail("backend conn reset".into());
             };
             self.stage(conn, data, Some(routed.guard));
@@ -1236,7 +1429,7 @@ impl Session {
         let data = reencode(&[b"DBSIZE"]);
         let mut n = 0usize;
         for b in &servers {
-            let Some(conn) = b.conn(self.db, self.seed) else {
+            let Some(conn) = b.conn(self.ch(), self.seed) else {
                 if n > 0 {
                     self.push(What::Drop(n));
                 }

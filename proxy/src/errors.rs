@@ -1,0 +1,68 @@
+//! Every reply text the proxy writes itself: Codis 3.2's proxy texts
+//! (codis.md §3.3, §3.4) and, for the commands it answers beyond Codis
+//! (HELLO, CLIENT, COMMAND, CONFIG, SCAN, blocking and same-slot
+//! commands), redis-server 7.0.15's.
+
+pub const BAD_LEN: &[u8] = b"-ERR handle request, bad command length, too short or too long\r\n";
+pub const NOT_READY: &str = "slot is not ready, may be offline";
+pub const LOCKED: &str = "slot is locked, timed out waiting for it to be unlocked";
+pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
+pub const RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
+pub const OK: &[u8] = b"+OK\r\n";
+pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+pub const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+
+pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
+pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
+pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub const NO_PASSWORD: &str = "ERR Client sent AUTH, but no password is set";
+pub const INVALID_PASSWORD: &str = "ERR invalid password";
+pub const CLIENT_NAME_INVALID: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const GETKEYS_INVALID_COMMAND: &str = "ERR Invalid command specified";
+pub const GETKEYS_NO_KEYS: &str = "ERR The command has no key arguments";
+pub const GETKEYS_BAD_ARITY: &str = "ERR Invalid number of arguments specified for command";
+pub const GETKEYS_BAD_ARGS: &str = "ERR Invalid arguments specified for command";
+
+/// `-<text>\r\n`
+pub fn line(text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(text.len() + 3);
+    v.push(b'-');
+    v.extend_from_slice(text.as_bytes());
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// Redis' arity error (`name` as Redis prints it: `get`, `client|setname`).
+pub fn arity(name: &str) -> Vec<u8> {
+    line(&format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+/// `ERR unknown subcommand 'x'. Try CONTAINER HELP.`
+pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Vec<u8> {
+    line(&format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+        container
+    ))
+}
+
+/// `ERR Syntax error in HELLO option '<opt>'`
+pub fn hello_syntax(opt: &[u8]) -> Vec<u8> {
+    line(&format!(
+        "ERR Syntax error in HELLO option '{}'",
+        String::from_utf8_lossy(opt)
+    ))
+}
+
+/// Codis' refusal: `ERR handle request, command 'X' is not allowed`.
+pub fn not_allowed(upper: &str) -> String {
+    format!("command '{upper}' is not allowed")
+}
