@@ -506,7 +506,7 @@ async fn conn_task(
     }
 }
 
-async fn connect(addr: &str, ch: Chan, opts: &BackendOptions) -> Result<TcpStream, String> {
+pub async fn connect(addr: &str, ch: Chan, opts: &BackendOptions) -> Result<TcpStream, String> {
     let dial = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr));
     let mut s = match dial.await {
         Ok(Ok(s)) => s,

@@ -5,6 +5,7 @@
 
 mod admin;
 mod backend;
+mod blocking;
 mod config;
 mod errors;
 mod local;

@@ -185,7 +185,7 @@ pub struct Router {
     changed: Notify,
     pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     replica_pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
-    opts: Arc<BackendOptions>,
+    pub opts: Arc<BackendOptions>,
     fill_lock: tokio::sync::Mutex<()>,
 }
 

@@ -129,6 +129,7 @@ fn classes() -> &'static [u8] {
                 let keys = s.proxy != ProxyPolicy::Local
                     && s.proxy != ProxyPolicy::Split
                     && (s.key_specs.len() > 1
+                        || !s.subcommands.is_empty()
                         || s.key_specs.iter().any(|k| {
                             !matches!(k.find, command::FindKeys::Range { last: 0, .. })
                                 || !matches!(k.begin, command::BeginSearch::Index(1))
@@ -143,7 +144,7 @@ fn classes() -> &'static [u8] {
                 if blocking {
                     c |= C_BLOCKING;
                 }
-                if keys && !s.key_specs.is_empty() {
+                if keys && (!s.key_specs.is_empty() || !s.subcommands.is_empty()) {
                     c |= C_KEYS;
                 }
                 c
@@ -339,6 +340,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         acc: None,
         redis_errors: 0,
         refused_multi: false,
+        blocked: None,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let send_timeout = router.cfg.session_send_timeout.0;
@@ -358,8 +360,9 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let mut timer = (!recv_timeout.is_zero() || !send_timeout.is_zero())
         .then(|| Box::pin(tokio::time::sleep(far)));
     loop {
+        s.poll_blocked();
         // Dispatch every complete request read so far.
-        while !closing {
+        while !closing && s.blocked.is_none() {
             let p = match parser.parse(&rd.buf[rd.pos..rd.len], limits) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
@@ -404,6 +407,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         }
         s.flush_stage();
         s.advance();
+        s.poll_blocked();
         s.flush_stats();
         if s.broken {
             return;
@@ -431,7 +435,10 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         }
         let mut got = 0usize;
         let ev = poll_fn(|cx| {
-            let want = (!closing).then_some(&mut rd.buf[rd.len..]);
+            // A blocked client's further requests wait in the buffer (up
+            // to 1 MiB; reading on also sees it close).
+            let full = s.blocked.is_some() && rd.len - rd.pos > 1 << 20;
+            let want = (!closing && !full).then_some(&mut rd.buf[rd.len..]);
             let r = s.poll_io(cx, want, &mut got);
             if r.is_pending()
                 && let Some(t) = timer.as_mut()
@@ -452,7 +459,10 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         }
         match ev {
             Io::Progress => {}
-            Io::Eof | Io::Stop => closing = true,
+            Io::Eof | Io::Stop => {
+                closing = true;
+                s.cancel_blocked();
+            }
             Io::Broken => return,
             Io::Timer => {
                 if let Some(b) = s.write_blocked
@@ -521,6 +531,26 @@ struct Session {
     /// forwarded (a pipelined `MULTI; SET; EXEC` must not half run) and
     /// EXEC answers EXECABORT.
     refused_multi: bool,
+    /// A blocking command waiting for its turn or its reply: no further
+    /// request is read until it is answered.
+    blocked: Option<Blocked>,
+}
+
+/// A blocking command of this session (see `blocking.rs`).
+struct Blocked {
+    seq: u64,
+    /// The call, until it is issued (once every earlier reply is in).
+    call: Option<crate::blocking::Call>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        // A session that ends takes its blocked backend client with it.
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
 }
 
 impl Session {
@@ -614,6 +644,73 @@ impl Session {
                 None => self.take_replies(),
             }
         }
+    }
+
+    /// Issues the blocking command once every earlier request is answered;
+    /// forgets it once its own reply is in.
+    fn poll_blocked(&mut self) {
+        let Some(b) = &mut self.blocked else {
+            return;
+        };
+        let Some(i) = b.seq.checked_sub(self.res_base) else {
+            self.blocked = None; // answered and sent
+            return;
+        };
+        let i = i as usize;
+        if !matches!(self.res.get(i), Some(Res::Wait)) {
+            self.blocked = None;
+            return;
+        }
+        if b.task.is_none() && self.res.iter().take(i).all(|r| !matches!(r, Res::Wait)) {
+            if let Some(call) = b.call.take() {
+                let fut = crate::blocking::run(self.router.clone(), call, self.inbox.clone(), b.seq);
+                b.task = Some(tokio::spawn(fut));
+            }
+        }
+    }
+
+    /// The client left while blocked: its backend client goes too, and the
+    /// reply slot is failed so the session can end.
+    fn cancel_blocked(&mut self) {
+        if let Some(b) = self.blocked.take()
+            && let Some(i) = b.seq.checked_sub(self.res_base)
+            && let Some(r) = self.res.get_mut(i as usize)
+            && matches!(r, Res::Wait)
+        {
+            *r = Res::Reset;
+        }
+    }
+
+    /// A blocking command: queued for a dedicated backend connection (see
+    /// `blocking.rs`); nothing more is read from the client until it is
+    /// answered.
+    fn blocking(&mut self, slot: usize, hkey: &[u8], more: &[&[u8]], argv: &[&[u8]]) -> bool {
+        let mut up = argv[0].to_vec();
+        up.make_ascii_uppercase();
+        let Some(timeout_at) = crate::blocking::timeout_index(&up, argv.len()) else {
+            return self.fail(&crate::errors::not_allowed(&String::from_utf8_lossy(&up)));
+        };
+        let seq = self.res_base + self.res.len() as u64;
+        self.res.push_back(Res::Wait);
+        self.push(What::One);
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(1 + more.len());
+        if !hkey.is_empty() {
+            keys.push(hkey.to_vec());
+        }
+        keys.extend(more.iter().map(|k| k.to_vec()));
+        self.blocked = Some(Blocked {
+            seq,
+            call: Some(crate::blocking::Call {
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+                keys,
+                timeout_at,
+                slot,
+                ch: self.ch(),
+                seed: self.seed,
+            }),
+            task: None,
+        });
+        true
     }
 
     /// Processes the replies swapped out of the inbox.
@@ -1133,16 +1230,54 @@ impl Session {
                 self.split(&upper, argv, raw).await
             }
             _ => {
-                let hkey: &[u8] = match up {
-                    b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" => {
-                        argv.get(3).copied().unwrap_or(b"")
+                let mut more: Vec<&[u8]> = Vec::new();
+                let hkey: &[u8] = if class & C_KEYS != 0
+                    && let Some(keys) = id.and_then(|i| command_keys(i.spec(), argv))
+                    && let Some((&first, rest)) = keys.split_first()
+                {
+                    // Every key must hash to the first one's slot; keys of
+                    // other tag groups must also be moved first while the
+                    // slot migrates.
+                    let slot = protocol::slot::slot_of(first);
+                    let tag = protocol::slot::hash_tag(first);
+                    for &k in rest {
+                        if protocol::slot::slot_of(k) != slot {
+                            self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
+                            self.reply_static(crate::errors::CROSSSLOT);
+                            return true;
+                        }
+                        let t = protocol::slot::hash_tag(k);
+                        if t != tag && !more.iter().any(|m| protocol::slot::hash_tag(m) == t) {
+                            more.push(k);
+                        }
                     }
-                    _ => argv.get(1).copied().unwrap_or(b""),
+                    first
+                } else {
+                    match up {
+                        b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" => {
+                            argv.get(3).copied().unwrap_or(b"")
+                        }
+                        _ => argv.get(1).copied().unwrap_or(b""),
+                    }
                 };
                 let slot = protocol::slot::slot_of(hkey);
-                match raw {
-                    Some(r) => self.forward_single(slot, hkey, argv, r).await,
-                    None => self.forward_single(slot, hkey, argv, &reencode(argv)).await,
+                let data = match raw {
+                    Some(r) => std::borrow::Cow::Borrowed(r),
+                    None => std::borrow::Cow::Owned(reencode(argv)),
+                };
+                if class & C_BLOCKING != 0 {
+                    return self.blocking(slot, hkey, &more, argv);
+                }
+                match self.forward(slot, hkey, &more, argv, &data).await {
+                    Fwd::Sent => {
+                        self.push(What::One);
+                        true
+                    }
+                    Fwd::Reply(r) => {
+                        self.reply(r);
+                        true
+                    }
+                    Fwd::Fail(t) => self.fail(&t),
                 }
             }
         }
@@ -1218,7 +1353,7 @@ impl Session {
         argv: &[&[u8]],
         data: &[u8],
     ) -> bool {
-        match self.forward(slot, hkey, argv, data).await {
+        match self.forward(slot, hkey, &[], argv, data).await {
             Fwd::Sent => {
                 self.push(What::One);
                 true
@@ -1233,7 +1368,16 @@ impl Session {
 
     /// Routes one (sub-)request by slot. The common case (slot not blocked,
     /// not migrating) stages it at once; the rest takes [`Self::forward_slow`].
-    async fn forward(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: &[u8]) -> Fwd {
+    /// `more`: keys of other tag groups in the same slot (multi-key
+    /// commands), moved to the new owner too while the slot migrates.
+    async fn forward(
+        &mut self,
+        slot: usize,
+        hkey: &[u8],
+        more: &[&[u8]],
+        argv: &[&[u8]],
+        data: &[u8],
+    ) -> Fwd {
         match self.router.try_route(slot) {
             Some(Ok(crate::router::Fast { guard, table, slot })) => {
                 let r = &table.slots[slot];
@@ -1261,12 +1405,19 @@ impl Session {
             Some(Err(e)) => return Fwd::Fail(route_err_text(&e).to_string()),
             None => {}
         }
-        self.forward_slow(slot, hkey, argv, data).await
+        self.forward_slow(slot, hkey, more, argv, data).await
     }
 
     /// Blocked or migrating slots: waits for the slot, then Codis'
     /// migration-aware forwarding.
-    async fn forward_slow(&mut self, slot: usize, hkey: &[u8], argv: &[&[u8]], data: &[u8]) -> Fwd {
+    async fn forward_slow(
+        &mut self,
+        slot: usize,
+        hkey: &[u8],
+        more: &[&[u8]],
+        argv: &[&[u8]],
+        data: &[u8],
+    ) -> Fwd {
         let router = self.router.clone();
         let mut tries: u64 = 0;
         loop {
@@ -1278,28 +1429,34 @@ impl Session {
                 let Some(src) = from.conn(self.ch(), self.seed).cloned() else {
                     return Fwd::Fail("backend conn reset".into());
                 };
-                if routed.method == 0 {
-                    // Sync: move the key (with its tag group) first.
+                if routed.method == 0 || !more.is_empty() {
+                    // Sync (and any command with keys of several tag
+                    // groups, which the source cannot run for all of
+                    // them): move each key with its tag group first.
                     let (host, port) = routed
                         .backend
                         .addr
                         .rsplit_once(':')
                         .unwrap_or((&routed.backend.addr, "0"));
-                    let mut req = Vec::new();
-                    encode(
-                        &mut req,
-                        &[
-                            b"SLOTSMGRTTAGONE",
-                            host.as_bytes(),
-                            port.as_bytes(),
-                            b"3000",
-                            hkey,
-                        ],
-                    );
-                    match self.pumped(src.call(&req)).await {
-                        Ok(r) if r.starts_with(b":") => {}
-                        Ok(r) => return Fwd::Fail(format!("bad slotsmgrt resp: {}", show(&r))),
-                        Err(e) => return Fwd::Fail(e.text().to_string()),
+                    for key in std::iter::once(hkey).chain(more.iter().copied()) {
+                        let mut req = Vec::new();
+                        encode(
+                            &mut req,
+                            &[
+                                b"SLOTSMGRTTAGONE",
+                                host.as_bytes(),
+                                port.as_bytes(),
+                                b"3000",
+                                key,
+                            ],
+                        );
+                        match self.pumped(src.call(&req)).await {
+                            Ok(r) if r.starts_with(b":") => {}
+                            Ok(r) => {
+                                return Fwd::Fail(format!("bad slotsmgrt resp: {}", show(&r)));
+                            }
+                            Err(e) => return Fwd::Fail(e.text().to_string()),
+                        }
                     }
                 } else {
                     // Semi-async: let the source run it if it still has the key.
@@ -1385,7 +1542,7 @@ impl Session {
             encode(&mut data, &sub);
             let key = chunk[0];
             match self
-                .forward(protocol::slot::slot_of(key), key, &sub, &data)
+                .forward(protocol::slot::slot_of(key), key, &[], &sub, &data)
                 .await
             {
                 Fwd::Sent => {}
@@ -1482,6 +1639,19 @@ impl Session {
         }
         self.reply(out);
     }
+}
+
+/// The keys of a command line by its key specs (a container's by its
+/// subcommand's): `None` when the specs cannot be applied (bad keynum),
+/// which leaves the command to the backend's own error.
+fn command_keys<'a>(spec: &'static command::CommandSpec, argv: &[&'a [u8]]) -> Option<Vec<&'a [u8]>> {
+    let spec = if spec.subcommands.is_empty() {
+        spec
+    } else {
+        spec.subcommand(argv.get(1)?)?
+    };
+    let refs = command::intro::keys_from_specs(spec, argv)?;
+    Some(refs.iter().filter_map(|k| argv.get(k.pos).copied()).collect())
 }
 
 fn route_err_text(e: &RouteError) -> &'static str {

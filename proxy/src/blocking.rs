@@ -1,0 +1,214 @@
+//! Blocking commands (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP) through the proxy: each runs on a dedicated backend
+//! connection of its own for its whole duration, so it never stalls the
+//! shared pipelined connections, and its reply goes to the session's inbox
+//! under its sequence number like any other.
+//!
+//! The session issues one only after every earlier request of its own has
+//! been answered, and reads no further request until it is answered (a
+//! Redis client is blocked the same way), so pipelined order is kept.
+//!
+//! Slots move while a client waits: the task watches its slot and, when the
+//! slot is blocked for a switch or changes owner, it
+//! unblocks its own backend client (`CLIENT UNBLOCK <id> TIMEOUT` through
+//! the pooled connection). A real reply that raced the unblock is
+//! delivered; a timeout reply makes it run again on the slot's owner
+//! (after moving the keys off a migration source with SLOTSMGRTTAGONE),
+//! with what is left of the client's timeout. No element is popped and
+//! then dropped. A blocked request holds no slot guard, so it never holds
+//! up a slot switch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::backend::{Inbox, encode, frame_len};
+use crate::router::{Chan, RouteError, Router};
+
+/// What the task needs to (re-)issue the command.
+pub struct Call {
+    pub argv: Vec<Vec<u8>>,
+    /// The keys whose tag groups must leave a migration source first.
+    pub keys: Vec<Vec<u8>>,
+    /// Index of the timeout argument (seconds, may be fractional).
+    pub timeout_at: usize,
+    pub slot: usize,
+    pub ch: Chan,
+    pub seed: u64,
+}
+
+/// Where the timeout argument of a blocking command is.
+pub fn timeout_index(upper: &[u8], argc: usize) -> Option<usize> {
+    match upper {
+        b"BLMPOP" | b"BZMPOP" => Some(1),
+        b"BLPOP" | b"BRPOP" | b"BRPOPLPUSH" | b"BLMOVE" | b"BZPOPMIN" | b"BZPOPMAX" => {
+            argc.checked_sub(1)
+        }
+        _ => None,
+    }
+}
+
+/// A null reply (the command timed out): `*-1`, `$-1` or RESP3 `_`.
+fn is_null(frame: &[u8]) -> bool {
+    frame.starts_with(b"*-1\r") || frame.starts_with(b"$-1\r") || frame.starts_with(b"_\r")
+}
+
+/// Runs the call to its end and delivers the reply (`Err`: an error line's
+/// text, wrapped as the proxy's `ERR handle request/response, ...`).
+pub async fn run(router: Arc<Router>, call: Call, inbox: Arc<Inbox>, seq: u64) {
+    let r = run_inner(&router, &call).await;
+    inbox.deliver(|d| match r {
+        Ok(frame) => d.reply(seq, &frame),
+        Err(text) => d.reply(seq, &crate::errors::line(&text)),
+    });
+}
+
+async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String> {
+    let timeout: f64 = std::str::from_utf8(&call.argv[call.timeout_at])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+        // A bad timeout: the backend answers with its own error.
+        .unwrap_or(0.0);
+    let deadline = (timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout));
+    let mut argv = call.argv.clone();
+    loop {
+        let routed = router.route(call.slot).await.map_err(|e| match e {
+            RouteError::NotReady => format!("ERR handle request, {}", crate::errors::NOT_READY),
+            RouteError::LockedTimeout => format!("ERR handle request, {}", crate::errors::LOCKED),
+        })?;
+        let owner = routed.backend.clone();
+        if let Some(from) = routed.migrate.as_ref() {
+            let src = from
+                .conn(call.ch, call.seed)
+                .cloned()
+                .ok_or("ERR handle response, backend conn reset")?;
+            let (host, port) = owner.addr.rsplit_once(':').unwrap_or((&owner.addr, "0"));
+            for key in &call.keys {
+                let mut req = Vec::new();
+                encode(
+                    &mut req,
+                    &[b"SLOTSMGRTTAGONE", host.as_bytes(), port.as_bytes(), b"3000", key],
+                );
+                match src.call(&req).await {
+                    Ok(r) if r.starts_with(b":") => {}
+                    Ok(r) => {
+                        return Err(format!(
+                            "ERR handle request, bad slotsmgrt resp: {}",
+                            String::from_utf8_lossy(&r).trim_end()
+                        ));
+                    }
+                    Err(e) => return Err(format!("ERR handle response, {}", e.text())),
+                }
+            }
+        }
+        drop(routed);
+        let mut stream = open(&owner.addr, call.ch, router).await?;
+        // Its client id first, for CLIENT UNBLOCK.
+        let mut req = Vec::new();
+        encode(&mut req, &[b"CLIENT", b"ID"]);
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        encode(&mut req, &args);
+        stream.write_all(&req).await.map_err(reset)?;
+        let mut buf = Vec::with_capacity(512);
+        let id_frame = read_frame(&mut stream, &mut buf).await?;
+        let id = std::str::from_utf8(id_frame.get(1..id_frame.len().saturating_sub(2)).unwrap_or(b""))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        let watch = moved(router, call.slot, &owner.addr);
+        tokio::pin!(watch);
+        let frame = tokio::select! {
+            f = read_frame(&mut stream, &mut buf) => f?,
+            () = &mut watch => {
+                // The slot is moving: unblock our client, then take
+                // whatever it answers (a real reply may have raced).
+                if let (Some(id), Some(c)) = (id, owner.conn(call.ch, call.seed)) {
+                    let mut u = Vec::new();
+                    encode(&mut u, &[b"CLIENT", b"UNBLOCK", id.to_string().as_bytes(), b"TIMEOUT"]);
+                    let _ = c.call(&u).await;
+                }
+                read_frame(&mut stream, &mut buf).await?
+            }
+        };
+        if !watch_fired(router, call.slot, &owner.addr) || !is_null(&frame) {
+            return Ok(frame);
+        }
+        // Timed out by our unblock: again on the new owner, with what is
+        // left of the timeout.
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(frame);
+            }
+            argv[call.timeout_at] = format!("{:.3}", left.as_secs_f64().max(0.001)).into_bytes();
+        }
+    }
+}
+
+fn reset(_: std::io::Error) -> String {
+    "ERR handle response, backend conn reset".to_string()
+}
+
+async fn open(addr: &str, ch: Chan, router: &Router) -> Result<TcpStream, String> {
+    crate::backend::connect(addr, ch, &router.opts)
+        .await
+        .map_err(|e| {
+            crate::log::warn(&format!("backend {addr}: blocking connection: {e}"));
+            "ERR handle response, backend conn reset".to_string()
+        })
+}
+
+async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    loop {
+        match frame_len(buf) {
+            Ok(Some(n)) => {
+                let f = buf[..n].to_vec();
+                buf.drain(..n);
+                return Ok(f);
+            }
+            Ok(None) => {}
+            Err(()) => return Err("ERR handle response, backend conn reset".into()),
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.map_err(reset)?;
+        if n == 0 {
+            return Err("ERR handle response, backend conn reset".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether `slot` no longer belongs to `addr` (blocked for a switch or
+/// locked, or another owner). A migration that starts meanwhile needs
+/// nothing: pushes then reach the keys' new owner, `addr`.
+fn watch_fired(router: &Router, slot: usize, addr: &str) -> bool {
+    let t = router.table.load();
+    let r = &t.slots[slot];
+    r.blocked || r.backend.as_ref().is_none_or(|b| b.addr != addr)
+}
+
+/// Resolves when [`watch_fired`] (checked every 50 ms).
+async fn moved(router: &Router, slot: usize, addr: &str) {
+    loop {
+        if watch_fired(router, slot, addr) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_nulls() {
+        assert_eq!(timeout_index(b"BLPOP", 4), Some(3));
+        assert_eq!(timeout_index(b"BZMPOP", 6), Some(1));
+        assert_eq!(timeout_index(b"GET", 2), None);
+        assert!(is_null(b"*-1\r\n") && is_null(b"$-1\r\n") && is_null(b"_\r\n"));
+        assert!(!is_null(b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n"));
+    }
+}
