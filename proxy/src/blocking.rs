@@ -90,7 +90,13 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
                 let mut req = Vec::new();
                 encode(
                     &mut req,
-                    &[b"SLOTSMGRTTAGONE", host.as_bytes(), port.as_bytes(), b"3000", key],
+                    &[
+                        b"SLOTSMGRTTAGONE",
+                        host.as_bytes(),
+                        port.as_bytes(),
+                        b"3000",
+                        key,
+                    ],
                 );
                 match src.call(&req).await {
                     Ok(r) if r.starts_with(b":") => {}
@@ -114,9 +120,13 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
         stream.write_all(&req).await.map_err(reset)?;
         let mut buf = Vec::with_capacity(512);
         let id_frame = read_frame(&mut stream, &mut buf).await?;
-        let id = std::str::from_utf8(id_frame.get(1..id_frame.len().saturating_sub(2)).unwrap_or(b""))
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok());
+        let id = std::str::from_utf8(
+            id_frame
+                .get(1..id_frame.len().saturating_sub(2))
+                .unwrap_or(b""),
+        )
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
         let watch = moved(router, call.slot, &owner.addr);
         tokio::pin!(watch);
         let frame = tokio::select! {

@@ -11,6 +11,7 @@ mod errors;
 mod local;
 mod log;
 mod router;
+mod scan;
 mod session;
 mod slots;
 mod watch;

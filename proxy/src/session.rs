@@ -663,7 +663,8 @@ impl Session {
         }
         if b.task.is_none() && self.res.iter().take(i).all(|r| !matches!(r, Res::Wait)) {
             if let Some(call) = b.call.take() {
-                let fut = crate::blocking::run(self.router.clone(), call, self.inbox.clone(), b.seq);
+                let fut =
+                    crate::blocking::run(self.router.clone(), call, self.inbox.clone(), b.seq);
                 b.task = Some(tokio::spawn(fut));
             }
         }
@@ -1196,6 +1197,7 @@ impl Session {
                     Err(e) => self.fail(route_err_text(&e)),
                 }
             }
+            b"SCAN" => self.scan(argv).await,
             b"SLOTSMAPPING" => {
                 self.slotsmapping(argv);
                 true
@@ -1281,6 +1283,134 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// SCAN cursor [MATCH p] [COUNT n] [TYPE t] over every slot (see
+    /// `scan.rs`): SLOTSSCAN calls, slot after slot, until COUNT keys are
+    /// found or 64 calls were made.
+    async fn scan(&mut self, argv: &[&[u8]]) -> bool {
+        use crate::scan::{Cursor, parse, parse_reply, servers_tag};
+        let o = match parse(argv) {
+            Ok(o) => o,
+            Err(e) => {
+                self.reply(e);
+                return true;
+            }
+        };
+        let mut c = Cursor::decode(o.cursor);
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let router = self.router.clone();
+        let count = o.count.to_string();
+        let mut calls = 0;
+        while c.slot < crate::slots::MAX_SLOTS && (keys.len() as u64) < o.count && calls < 64 {
+            let routed = match self.pumped(router.route(c.slot)).await {
+                Ok(r) => r,
+                Err(e) => return self.fail(route_err_text(&e)),
+            };
+            let tag = servers_tag(
+                &routed.backend.addr,
+                routed.migrate.as_ref().map(|m| m.addr.as_str()),
+            );
+            if c.backend != 0 && c.tag != tag {
+                // The slot's servers changed mid-slot: scan it again.
+                c.phase = 0;
+                c.backend = 0;
+            }
+            c.tag = tag;
+            let server = match (c.phase, &routed.migrate) {
+                (0, Some(m)) => m.clone(),
+                (0, None) => {
+                    c.phase = 1;
+                    continue;
+                }
+                _ => routed.backend.clone(),
+            };
+            drop(routed);
+            let Some(conn) = server.conn(self.ch(), self.seed).cloned() else {
+                return self.fail("backend conn reset");
+            };
+            let req = reencode(&[
+                b"SLOTSSCAN",
+                c.slot.to_string().as_bytes(),
+                c.backend.to_string().as_bytes(),
+                b"COUNT",
+                count.as_bytes(),
+            ]);
+            calls += 1;
+            let r = match self.pumped(conn.call(&req)).await {
+                Ok(r) => r,
+                Err(e) => return self.fail(e.text()),
+            };
+            if r.first() == Some(&b'-') {
+                self.reply(r);
+                return true;
+            }
+            let Some((next, mut batch)) = parse_reply(&r) else {
+                return self.fail(&format!("bad slotsscan resp: {}", show(&r)));
+            };
+            if let Some(p) = o.pattern {
+                batch.retain(|k| protocol::glob::string_match(p, k, false));
+            }
+            if let Some(t) = o.kind
+                && !batch.is_empty()
+            {
+                batch = match self.keep_type(&conn, batch, t).await {
+                    Ok(b) => b,
+                    Err(e) => return self.fail(&e),
+                };
+            }
+            keys.extend(batch);
+            if next == 0 {
+                if c.phase == 0 {
+                    c.phase = 1;
+                } else {
+                    c.slot += 1;
+                    c.phase = 0;
+                }
+                c.backend = 0;
+            } else {
+                c.backend = next;
+            }
+        }
+        let cursor = if c.slot >= crate::slots::MAX_SLOTS {
+            0
+        } else {
+            match c.encode() {
+                Some(v) => v,
+                None => return self.fail("bad slotsscan resp: cursor too large"),
+            }
+        };
+        self.reply(crate::scan::reply(cursor, &keys));
+        true
+    }
+
+    /// The keys whose TYPE is `t` (one pipelined round trip).
+    async fn keep_type(
+        &mut self,
+        conn: &BackendConn,
+        keys: Vec<Vec<u8>>,
+        t: &[u8],
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let mut rxs = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            conn.send_one(&reencode(&[b"TYPE", k]), crate::backend::ReplyTo::Call(tx));
+            rxs.push(rx);
+        }
+        let mut out = Vec::new();
+        for (k, rx) in keys.into_iter().zip(rxs) {
+            match self.pumped(rx).await {
+                Ok(Ok(r)) => {
+                    if r.get(1..r.len().saturating_sub(2))
+                        .is_some_and(|ty| ty.eq_ignore_ascii_case(t))
+                    {
+                        out.push(k);
+                    }
+                }
+                _ => return Err("backend conn reset".into()),
+            }
+        }
+        Ok(out)
     }
 
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -1644,14 +1774,21 @@ impl Session {
 /// The keys of a command line by its key specs (a container's by its
 /// subcommand's): `None` when the specs cannot be applied (bad keynum),
 /// which leaves the command to the backend's own error.
-fn command_keys<'a>(spec: &'static command::CommandSpec, argv: &[&'a [u8]]) -> Option<Vec<&'a [u8]>> {
+fn command_keys<'a>(
+    spec: &'static command::CommandSpec,
+    argv: &[&'a [u8]],
+) -> Option<Vec<&'a [u8]>> {
     let spec = if spec.subcommands.is_empty() {
         spec
     } else {
         spec.subcommand(argv.get(1)?)?
     };
     let refs = command::intro::keys_from_specs(spec, argv)?;
-    Some(refs.iter().filter_map(|k| argv.get(k.pos).copied()).collect())
+    Some(
+        refs.iter()
+            .filter_map(|k| argv.get(k.pos).copied())
+            .collect(),
+    )
 }
 
 fn route_err_text(e: &RouteError) -> &'static str {

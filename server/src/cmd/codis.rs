@@ -97,12 +97,14 @@ fn slotsinfo(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// SLOTSSCAN cursor layout: `bucket | (table generation & 0x7fff) << 48`.
+/// SLOTSSCAN cursor layout: `bucket | (table generation & 0x7fff) << 32`.
 /// A cursor from an older generation of the slot's table (it grew or was
 /// rehashed, so entries moved) restarts the slot, as SCAN does
-/// (db/mod.rs); keys present for the whole scan are never missed.
-const SSCAN_BUCKET_MASK: u64 = (1 << 48) - 1;
-const SSCAN_GEN_SHIFT: u32 = 48;
+/// (db/mod.rs); keys present for the whole scan are never missed. The
+/// cursor stays below 2^47, so codis-proxy can carry it with a slot number
+/// in one 64-bit SCAN cursor (no slot table has 2^32 buckets).
+const SSCAN_BUCKET_MASK: u64 = (1 << 32) - 1;
+const SSCAN_GEN_SHIFT: u32 = 32;
 const SSCAN_GEN_MASK: u64 = 0x7fff;
 
 /// SLOTSSCAN slot cursor [COUNT n] (codis.md §2.4): `[next_cursor, [key...]]`.
