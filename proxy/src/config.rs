@@ -58,6 +58,11 @@ pub struct Config {
     /// Extension (not in Codis): how long a request may wait on a `locked`
     /// slot before it is answered with an error. Codis waits forever.
     pub slot_locked_timeout: GoDuration,
+    /// Extension: answer KEYS by asking every server (off by default, as
+    /// Codis refuses KEYS: it blocks each backend while it runs).
+    pub proxy_allow_keys: bool,
+    /// Extension: run FLUSHDB / FLUSHALL on every server (off by default).
+    pub proxy_allow_flush: bool,
 }
 
 impl Default for Config {
@@ -109,6 +114,8 @@ impl Default for Config {
             metrics_report_statsd_period: d("1s"),
             metrics_report_statsd_prefix: String::new(),
             slot_locked_timeout: d("5s"),
+            proxy_allow_keys: false,
+            proxy_allow_flush: false,
         }
     }
 }
@@ -217,6 +224,12 @@ metrics_report_statsd_prefix = ""
 
 # Extension: max wait of a request on a locked slot before it fails (Codis waits forever).
 slot_locked_timeout = "5s"
+
+# Extension: KEYS asks every server (it blocks each one while it runs).
+proxy_allow_keys = false
+
+# Extension: FLUSHDB / FLUSHALL run on every server.
+proxy_allow_flush = false
 "#;
 
 impl Config {
@@ -383,6 +396,8 @@ impl Config {
                 self.metrics_report_statsd_prefix.clone(),
             ),
             ("slot_locked_timeout", d(&self.slot_locked_timeout)),
+            ("proxy_allow_keys", self.proxy_allow_keys.to_string()),
+            ("proxy_allow_flush", self.proxy_allow_flush.to_string()),
         ]
     }
 }

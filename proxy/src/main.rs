@@ -8,6 +8,7 @@ mod backend;
 mod blocking;
 mod config;
 mod errors;
+mod info;
 mod local;
 mod log;
 mod router;

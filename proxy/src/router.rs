@@ -186,6 +186,8 @@ pub struct Router {
     pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     replica_pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     pub opts: Arc<BackendOptions>,
+    /// When the proxy started (INFO uptime).
+    pub started: std::time::Instant,
     fill_lock: tokio::sync::Mutex<()>,
 }
 
@@ -298,6 +300,7 @@ impl Router {
             pools: Mutex::new(HashMap::new()),
             replica_pools: Mutex::new(HashMap::new()),
             opts,
+            started: std::time::Instant::now(),
             fill_lock: tokio::sync::Mutex::new(()),
         })
     }

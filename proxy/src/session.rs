@@ -210,6 +210,9 @@ enum What {
     Split(SplitKind, usize),
     /// Sub-requests of a split that failed half-way: waited for, dropped.
     Drop(usize),
+    /// INFO: the proxy's sections, then the keyspace summed from the next
+    /// `n` sequence numbers.
+    Info(Vec<u8>, usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +223,10 @@ enum SplitKind {
     Exists,
     /// TOUCH and UNLINK (split as the issue asks; Codis sends them whole).
     Sum(&'static str),
+    /// KEYS from every server: the union, each key once.
+    Keys,
+    /// FLUSHDB / FLUSHALL on every server: `+OK` when all say so.
+    AllOk(&'static str),
 }
 
 /// Where a reply came from (for the error counters).
@@ -774,7 +781,7 @@ impl Session {
             let need = match e.what {
                 What::Ready(_) | What::Static(_) => 0,
                 What::One => 1,
-                What::Split(_, n) | What::Drop(n) => n,
+                What::Split(_, n) | What::Drop(n) | What::Info(_, n) => n,
             };
             if self.res.iter().take(need).any(|r| matches!(r, Res::Wait)) {
                 return;
@@ -823,6 +830,18 @@ impl Session {
                     self.emit(e.cmd, e.t0, &b, Origin::Proxy, e.quiet);
                 }
                 What::Drop(_) => drop(results),
+                What::Info(text, _) => {
+                    let subs: Vec<Vec<u8>> = results
+                        .filter_map(|r| match r {
+                            Res::Got(b) => Some(b),
+                            _ => None,
+                        })
+                        .collect();
+                    let mut text = text;
+                    crate::info::keyspace(&mut text, &subs);
+                    let b = crate::info::reply(self.meta.resp3, &text);
+                    self.emit(e.cmd, e.t0, &b, Origin::Proxy, e.quiet);
+                }
             }
         }
     }
@@ -1130,6 +1149,7 @@ impl Session {
                 }
                 true
             }
+            b"INFO" if argv.len() == 1 || !argv[1].contains(&b':') => self.info(argv),
             b"PING" | b"INFO" => {
                 if argv.len() == 1 {
                     let slot = (std::time::SystemTime::now()
@@ -1198,6 +1218,40 @@ impl Session {
                 }
             }
             b"SCAN" => self.scan(argv).await,
+            b"RANDOMKEY" => {
+                if argv.len() != 1 {
+                    self.reply(arity_err("randomkey"));
+                    return true;
+                }
+                self.randomkey().await
+            }
+            b"KEYS" => {
+                if !self.router.cfg.proxy_allow_keys {
+                    return self.fail(&crate::errors::not_allowed("KEYS"));
+                }
+                if argv.len() != 2 {
+                    self.reply(arity_err("keys"));
+                    return true;
+                }
+                if let Some(n) = self.fan_out(argv) {
+                    self.push(What::Split(SplitKind::Keys, n));
+                }
+                true
+            }
+            b"FLUSHDB" | b"FLUSHALL" => {
+                if !self.router.cfg.proxy_allow_flush {
+                    return self.fail(&crate::errors::not_allowed(&upper));
+                }
+                let name = if up == b"FLUSHDB" {
+                    "flushdb"
+                } else {
+                    "flushall"
+                };
+                if let Some(n) = self.fan_out(argv) {
+                    self.push(What::Split(SplitKind::AllOk(name), n));
+                }
+                true
+            }
             b"SLOTSMAPPING" => {
                 self.slotsmapping(argv);
                 true
@@ -1692,40 +1746,99 @@ impl Session {
         true
     }
 
-    /// DBSIZE summed over every server that holds slots: each slot's
-    /// owner and, while a slot migrates, its source (a key is on one of
-    /// them; during a sync step a key can briefly be on both).
-    fn dbsize(&mut self) -> bool {
-        let servers: Vec<Arc<crate::router::BackendAddr>> = {
-            let t = self.router.table.load();
-            let mut v: Vec<Arc<crate::router::BackendAddr>> = Vec::new();
-            for b in t
-                .slots
-                .iter()
-                .flat_map(|r| r.backend.iter().chain(r.migrate.iter()))
-            {
-                if !v.iter().any(|x| x.addr == b.addr) {
-                    v.push(b.clone());
-                }
+    /// Every server that holds slots: each slot's owner and, while a slot
+    /// migrates, its source (a key is on one of them; during a sync step a
+    /// key can briefly be on both).
+    fn servers(&self) -> Vec<Arc<crate::router::BackendAddr>> {
+        let t = self.router.table.load();
+        let mut v: Vec<Arc<crate::router::BackendAddr>> = Vec::new();
+        for b in t
+            .slots
+            .iter()
+            .flat_map(|r| r.backend.iter().chain(r.migrate.iter()))
+        {
+            if !v.iter().any(|x| x.addr == b.addr) {
+                v.push(b.clone());
             }
-            v
-        };
-        if servers.is_empty() {
-            return self.fail(ERR_NOT_READY);
         }
-        let data = reencode(&[b"DBSIZE"]);
+        v
+    }
+
+    /// Sends `args` to every server of [`Self::servers`]; the number of
+    /// sub-requests, or `None` after answering with the failure.
+    fn fan_out(&mut self, args: &[&[u8]]) -> Option<usize> {
+        let servers = self.servers();
+        if servers.is_empty() {
+            self.fail(ERR_NOT_READY);
+            return None;
+        }
+        let data = reencode(args);
         let mut n = 0usize;
         for b in &servers {
             let Some(conn) = b.conn(self.ch(), self.seed) else {
                 if n > 0 {
                     self.push(What::Drop(n));
                 }
-                return self.fail("backend conn reset");
+                self.fail("backend conn reset");
+                return None;
             };
             self.stage(conn, &data, None);
             n += 1;
         }
-        self.push(What::Split(SplitKind::Sum("dbsize"), n));
+        Some(n)
+    }
+
+    /// DBSIZE summed over every server that holds slots.
+    fn dbsize(&mut self) -> bool {
+        if let Some(n) = self.fan_out(&[b"DBSIZE"]) {
+            self.push(What::Split(SplitKind::Sum("dbsize"), n));
+        }
+        true
+    }
+
+    /// RANDOMKEY: from servers in a pseudo-random order until one has a key.
+    async fn randomkey(&mut self) -> bool {
+        let mut servers = self.servers();
+        if servers.is_empty() {
+            return self.fail(ERR_NOT_READY);
+        }
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos() as usize
+            % servers.len();
+        servers.rotate_left(start);
+        let req = reencode(&[b"RANDOMKEY"]);
+        let mut last = None;
+        for b in servers {
+            let Some(conn) = b.conn(self.ch(), self.seed).cloned() else {
+                return self.fail("backend conn reset");
+            };
+            match self.pumped(conn.call(&req)).await {
+                Ok(r) if r.starts_with(b"$-1") || r.starts_with(b"_") => last = Some(r),
+                Ok(r) => {
+                    self.reply(r);
+                    return true;
+                }
+                Err(e) => return self.fail(e.text()),
+            }
+        }
+        self.reply(last.unwrap_or_else(|| b"$-1\r\n".to_vec()));
+        true
+    }
+
+    /// INFO [section ...]: the proxy's own server, clients, stats,
+    /// commandstats and keyspace (summed over the servers) sections.
+    fn info(&mut self, argv: &[&[u8]]) -> bool {
+        let want = crate::info::Sections::parse(&argv[1..]);
+        let text = crate::info::render(&self.router, &want);
+        if want.keyspace {
+            if let Some(n) = self.fan_out(&[b"INFO", b"keyspace"]) {
+                self.push(What::Info(text.into_bytes(), n));
+            }
+            return true;
+        }
+        self.reply(crate::info::reply(self.meta.resp3, text.as_bytes()));
         true
     }
 
@@ -1893,6 +2006,38 @@ fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String> {
                 last = r.clone();
             }
             Ok(last)
+        }
+        SplitKind::Keys => {
+            let mut seen = std::collections::HashSet::new();
+            let mut keys = Vec::new();
+            for r in subs {
+                let Some(ks) = crate::scan::parse_keys(r) else {
+                    return Err(format!(
+                        "bad keys resp: {} value.len = {}",
+                        type_name(r),
+                        head(r).len()
+                    ));
+                };
+                for k in ks {
+                    if seen.insert(k.clone()) {
+                        keys.push(k);
+                    }
+                }
+            }
+            let mut o = protocol::resp::Reply::new();
+            o.array(keys.len());
+            for k in &keys {
+                o.bulk(k);
+            }
+            Ok(o.buf)
+        }
+        SplitKind::AllOk(name) => {
+            for r in subs {
+                if r.first() != Some(&b'+') {
+                    return Err(format!("bad {name} resp: {}", show(r)));
+                }
+            }
+            Ok(OK.to_vec())
         }
         SplitKind::Del | SplitKind::Exists | SplitKind::Sum(_) => {
             let name = match kind {
