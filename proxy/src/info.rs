@@ -64,7 +64,7 @@ impl Sections {
 }
 
 /// The sections other than keyspace (which follows once the servers
-/// answered), each ending with an empty line as in Redis.
+/// answered), separated by an empty line as in Redis.
 pub fn render(router: &Router, want: &Sections) -> String {
     let mut t = String::new();
     let st = &router.stats;
@@ -80,7 +80,7 @@ pub fn render(router: &Router, want: &Sections) -> String {
             t,
             "# Server\r\nredis_version:{}\r\ncodis_proxy_version:{}\r\nredis_mode:proxy\r\n\
              os:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{port}\r\n\
-             uptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nproduct_name:{}\r\n\r\n",
+             uptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nproduct_name:{}\r\n",
             crate::local::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
@@ -90,19 +90,21 @@ pub fn render(router: &Router, want: &Sections) -> String {
         );
     }
     if want.clients {
+        sep(&mut t);
         let _ = write!(
             t,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
             st.sessions_alive.load(Ordering::Relaxed),
             router.cfg.proxy_max_clients,
         );
     }
     if want.stats {
+        sep(&mut t);
         let _ = write!(
             t,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              instantaneous_ops_per_sec:{}\r\ntotal_error_replies:{}\r\n\
-             total_backend_error_replies:{}\r\n\r\n",
+             total_backend_error_replies:{}\r\n",
             st.sessions_total.load(Ordering::Relaxed),
             st.ops_total.load(Ordering::Relaxed),
             st.qps.load(Ordering::Relaxed),
@@ -111,6 +113,7 @@ pub fn render(router: &Router, want: &Sections) -> String {
         );
     }
     if want.commandstats {
+        sep(&mut t);
         t.push_str("# Commandstats\r\n");
         for (i, c) in st.cmds.iter().enumerate() {
             let calls = c.calls.load(Ordering::Relaxed);
@@ -127,9 +130,15 @@ pub fn render(router: &Router, want: &Sections) -> String {
                 c.fails.load(Ordering::Relaxed) + c.redis_errtype.load(Ordering::Relaxed),
             );
         }
-        t.push_str("\r\n");
     }
     t
+}
+
+/// Sections are separated by an empty line (none after the last).
+fn sep(t: &mut String) {
+    if !t.is_empty() {
+        t.push_str("\r\n");
+    }
 }
 
 /// Appends `# Keyspace` summed from the servers' `INFO keyspace` replies
@@ -163,6 +172,9 @@ pub fn keyspace(text: &mut Vec<u8>, subs: &[Vec<u8>]) {
             e.1 += expires;
             e.2 += ttl as u128 * keys as u128;
         }
+    }
+    if !text.is_empty() {
+        text.extend_from_slice(b"\r\n");
     }
     text.extend_from_slice(b"# Keyspace\r\n");
     for (db, (keys, expires, ttl_sum)) in dbs {
