@@ -43,12 +43,12 @@ impl Cursor {
 
     /// `None` when the backend cursor does not fit.
     pub fn encode(&self) -> Option<u64> {
-        (self.backend < BACKEND_LIMIT).then(|| {
+        (self.backend < BACKEND_LIMIT).then_some(
             (self.backend << 17)
                 | ((self.slot as u64 & 1023) << 7)
                 | ((self.phase as u64 & 1) << 6)
-                | (self.tag as u64 & 63)
-        })
+                | (self.tag as u64 & 63),
+        )
     }
 }
 
