@@ -9,7 +9,11 @@
 //! 3. the slots are finished (owner B, no `migrate_from`).
 //!
 //! All the while clients INCR counters through the proxy (no request may fail)
-//! and a reader checks that no counter ever goes backwards or disappears.
+//! and a reader checks that no counter ever goes backwards or disappears;
+//! beside them an LMOVE loop between two keys of one moving slot with
+//! different tags, a BLPOP consumer and an RPUSH producer on a moving key
+//! (every element popped once, in order) and repeated full SCANs that must
+//! return every pre-filled key.
 //! Afterwards: the exact INCR sums, every pre-filled value intact on B, and
 //! nothing of the moved slots left on A.
 
@@ -46,6 +50,23 @@ fn slot_file(a: u16, b: u16, state: &str, method: u32) -> String {
         })
         .collect();
     format!("[{}]", items.join(","))
+}
+
+/// Two keys with different tags in one moving slot.
+fn moving_pair() -> (String, String) {
+    let mut by_slot: HashMap<usize, String> = HashMap::new();
+    for i in 0.. {
+        let k = format!("lm{i}");
+        let s = slot(&k);
+        if !moving(s) {
+            continue;
+        }
+        if let Some(first) = by_slot.get(&s) {
+            return (first.clone(), k);
+        }
+        by_slot.insert(s, k);
+    }
+    unreachable!()
 }
 
 fn int(v: &Value) -> i64 {
@@ -201,6 +222,107 @@ fn run(method: u32, server_args: &[&str]) {
             }
         })
     };
+    // Beside the counters: a multi-key command on two keys of one moving
+    // slot with different tags, a blocking consumer and a producer on a
+    // moving key, and full SCANs that must see every pre-filled key.
+    let (l1, l2) = moving_pair();
+    let elems: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    let mut args = vec!["RPUSH", l1.as_str()];
+    args.extend(elems.iter().map(String::as_str));
+    c.send(&args);
+    let mover = {
+        let (l1, l2, stop) = (l1.clone(), l2.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            let mut moves = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for (from, to) in [(&l1, &l2), (&l2, &l1)] {
+                    let r = c.send(&["LMOVE", from, to, "LEFT", "RIGHT"]);
+                    assert!(
+                        r.starts_with(b"$"),
+                        "LMOVE {from} {to}: {}",
+                        tests::escape(&r)
+                    );
+                    moves += 1;
+                }
+            }
+            moves
+        })
+    };
+    let bq = (0..)
+        .map(|i| format!("bq{i}"))
+        .find(|k| moving(slot(k)))
+        .unwrap();
+    let producer = {
+        let (bq, stop) = (bq.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let r = c.send(&["RPUSH", &bq, &n.to_string()]);
+                assert!(r.starts_with(b":"), "RPUSH: {}", tests::escape(&r));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        })
+    };
+    let consumer = {
+        let (bq, stop) = (bq.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            let mut next = 0u64;
+            loop {
+                let v = c.send_value(&["BLPOP", &bq, "1"]);
+                match v {
+                    Value::Array(kv) => {
+                        assert_eq!(int(&kv[1]) as u64, next, "BLPOP order");
+                        next += 1;
+                    }
+                    Value::NilArray | Value::Nil if stop.load(Ordering::Relaxed) => return next,
+                    Value::NilArray | Value::Nil => {}
+                    other => panic!("BLPOP: {other:?}"),
+                }
+            }
+        })
+    };
+    let scanner = {
+        let (want, stop) = (snap.keys().cloned().collect::<Vec<_>>(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            let mut scans = 0;
+            while !stop.load(Ordering::Relaxed) || scans == 0 {
+                let mut seen = std::collections::HashSet::new();
+                let mut cursor = "0".to_string();
+                loop {
+                    let Value::Array(parts) = c.send_value(&["SCAN", &cursor, "COUNT", "20"])
+                    else {
+                        panic!("SCAN reply")
+                    };
+                    let Value::Array(keys) = &parts[1] else {
+                        panic!()
+                    };
+                    for k in keys {
+                        let Value::Bulk(k) = k else { panic!() };
+                        seen.insert(String::from_utf8(k.clone()).unwrap());
+                    }
+                    cursor = String::from_utf8(match &parts[0] {
+                        Value::Bulk(b) => b.clone(),
+                        _ => panic!(),
+                    })
+                    .unwrap();
+                    if cursor == "0" {
+                        break;
+                    }
+                }
+                for k in &want {
+                    assert!(seen.contains(k), "SCAN {scans} missed {k}");
+                }
+                scans += 1;
+            }
+            scans
+        })
+    };
     std::thread::sleep(Duration::from_millis(300));
 
     // 1. prepared: lock the moving slots, then migrating.
@@ -270,6 +392,17 @@ fn run(method: u32, server_args: &[&str]) {
         }
     }
     reader.join().unwrap();
+    let moves = mover.join().unwrap();
+    let pushed = producer.join().unwrap();
+    let popped = consumer.join().unwrap();
+    let scans = scanner.join().unwrap();
+    eprintln!(
+        "method {method}: {moves} LMOVEs, {pushed} pushed / {popped} popped, {scans} full SCANs"
+    );
+    assert_eq!(pushed, popped, "every pushed element popped once");
+    assert_eq!(int(&c.send_value(&["LLEN", &bq])), 0);
+    let in_lists = int(&c.send_value(&["LLEN", &l1])) + int(&c.send_value(&["LLEN", &l2]));
+    assert_eq!(in_lists, 20, "LMOVE kept every element");
 
     for (k, want) in counters.iter().zip(&total) {
         assert_eq!(int(&c.send_value(&["GET", k])), *want, "counter {k}");
