@@ -415,6 +415,11 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         s.flush_stage();
         s.advance();
         s.poll_blocked();
+        if s.blocked.is_some() {
+            // A blocked client is not idle: its idle time starts when the
+            // reply comes (Redis counts from the last interaction).
+            last_read = s.now;
+        }
         s.flush_stats();
         if s.broken {
             return;
@@ -478,7 +483,11 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
                 {
                     return; // the client does not read: give up
                 }
-                if !closing && !recv_timeout.is_zero() && s.now >= last_read + recv_timeout {
+                if !closing
+                    && s.blocked.is_none()
+                    && !recv_timeout.is_zero()
+                    && s.now >= last_read + recv_timeout
+                {
                     closing = true; // idle timeout
                 }
                 if let Some(t) = timer.as_mut() {
@@ -979,6 +988,14 @@ impl Session {
     /// Handles one request; `false` closes the session (after queued replies).
     async fn handle(&mut self, argv: &[&[u8]], raw: Option<&[u8]>) -> bool {
         self.ops += 1;
+        self.quiet = match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::Skip => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
+        };
         let name = argv[0];
         if name.is_empty() || name.len() > 64 {
             self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
@@ -1006,14 +1023,6 @@ impl Session {
             class & C_NOT_ALLOWED != 0
         } else {
             letters_only && NOT_ALLOWED.contains(&&*upper)
-        };
-        self.quiet = match self.reply_mode {
-            ReplyMode::On => false,
-            ReplyMode::Off => true,
-            ReplyMode::Skip => {
-                self.reply_mode = ReplyMode::On;
-                true
-            }
         };
         if up == b"RESET" {
             // Back to a new connection's state (Redis runs RESET even inside

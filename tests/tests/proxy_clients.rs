@@ -656,3 +656,20 @@ async fn redis_crate_resp3_through_the_proxy() {
     }
     assert_eq!(n, 4);
 }
+
+/// A client blocked longer than `session_recv_timeout` is not idle: it gets
+/// its reply, and its idle time starts then.
+#[test]
+fn blocked_client_outlives_the_idle_timeout() {
+    let a = Server::start(&[]);
+    let (_d, conf) = write_conf("session_recv_timeout = \"1s\"\n");
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), a.port(), 512)),
+        &["--config", &conf],
+    );
+    let mut c = p.conn();
+    let t0 = Instant::now();
+    assert_reply(&c.send(&["BLPOP", "q", "2"]), b"*-1\r\n");
+    assert!(t0.elapsed() >= Duration::from_millis(1900));
+    assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
+}
