@@ -951,6 +951,23 @@ impl<'a> Run<'a> {
 /// Encodes a command as a RESP multibulk.
 pub use protocol::resp::request::command as encode;
 
+/// `SLOTSMGRTTAGONE host port 3000 key`: moves a key's tag group from a
+/// migration source to `host:port` (Codis' sync forwarding step).
+pub fn mgrt_tag_one(host: &str, port: &str, key: &[u8]) -> Vec<u8> {
+    let mut req = Vec::new();
+    encode(
+        &mut req,
+        &[
+            b"SLOTSMGRTTAGONE",
+            host.as_bytes(),
+            port.as_bytes(),
+            b"3000",
+            key,
+        ],
+    );
+    req
+}
+
 /// Length of the complete RESP2/RESP3 reply frame at the start of `buf`:
 /// `Ok(None)` when incomplete, `Err(())` on a malformed frame.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ()> {

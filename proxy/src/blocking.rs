@@ -87,17 +87,7 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
                 .ok_or("ERR handle response, backend conn reset")?;
             let (host, port) = owner.addr.rsplit_once(':').unwrap_or((&owner.addr, "0"));
             for key in &call.keys {
-                let mut req = Vec::new();
-                encode(
-                    &mut req,
-                    &[
-                        b"SLOTSMGRTTAGONE",
-                        host.as_bytes(),
-                        port.as_bytes(),
-                        b"3000",
-                        key,
-                    ],
-                );
+                let req = crate::backend::mgrt_tag_one(host, port, key);
                 match src.call(&req).await {
                     Ok(r) if r.starts_with(b":") => {}
                     Ok(r) => {

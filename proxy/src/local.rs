@@ -60,6 +60,14 @@ pub fn valid_name(n: &[u8]) -> bool {
     n.iter().all(|&c| (b'!'..=b'~').contains(&c))
 }
 
+/// A HELP reply: one status line each.
+fn help(o: &mut Reply, lines: &[&str]) {
+    o.array(lines.len());
+    for l in lines {
+        o.simple(l.as_bytes());
+    }
+}
+
 /// The HELLO reply: a map in RESP3, a flat array in RESP2.
 pub fn hello(resp3: bool, id: u64) -> Vec<u8> {
     let mut o = writer(resp3);
@@ -224,10 +232,7 @@ pub fn client(m: &mut Meta, db: usize, argv: &[&[u8]]) -> ClientOut {
                 "HELP",
                 "    Print this help.",
             ];
-            o.array(lines.len());
-            for l in lines {
-                o.simple(l.as_bytes());
-            }
+            help(&mut o, &lines);
         }
         other => return ClientOut::NotAllowed(other.to_ascii_uppercase().replace('|', " ")),
     }
@@ -327,10 +332,7 @@ pub fn command(resp3: bool, argv: &[&[u8]], allowed: &dyn Fn(&CommandSpec) -> bo
                 "HELP",
                 "    Print this help.",
             ];
-            o.array(lines.len());
-            for l in lines {
-                o.simple(l.as_bytes());
-            }
+            help(&mut o, &lines);
         }
     }
     o.buf
@@ -354,10 +356,7 @@ pub fn config(cfg: &Config, resp3: bool, argv: &[&[u8]]) -> Result<Vec<u8>, Stri
                 "HELP",
                 "    Print this help.",
             ];
-            o.array(lines.len());
-            for l in lines {
-                o.simple(l.as_bytes());
-            }
+            help(&mut o, &lines);
             return Ok(o.buf);
         }
         return Err(spec.name.to_ascii_uppercase().replace('|', " "));

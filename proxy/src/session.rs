@@ -1333,17 +1333,8 @@ impl Session {
                 if class & C_BLOCKING != 0 {
                     return self.blocking(slot, hkey, &more, argv);
                 }
-                match self.forward(slot, hkey, &more, argv, &data).await {
-                    Fwd::Sent => {
-                        self.push(What::One);
-                        true
-                    }
-                    Fwd::Reply(r) => {
-                        self.reply(r);
-                        true
-                    }
-                    Fwd::Fail(t) => self.fail(&t),
-                }
+                let f = self.forward(slot, hkey, &more, argv, &data).await;
+                self.answer(f)
             }
         }
     }
@@ -1546,7 +1537,13 @@ impl Session {
         argv: &[&[u8]],
         data: &[u8],
     ) -> bool {
-        match self.forward(slot, hkey, &[], argv, data).await {
+        let f = self.forward(slot, hkey, &[], argv, data).await;
+        self.answer(f)
+    }
+
+    /// Queues the answer owed for a forwarded request.
+    fn answer(&mut self, f: Fwd) -> bool {
+        match f {
             Fwd::Sent => {
                 self.push(What::One);
                 true
@@ -1632,17 +1629,7 @@ impl Session {
                         .rsplit_once(':')
                         .unwrap_or((&routed.backend.addr, "0"));
                     for key in std::iter::once(hkey).chain(more.iter().copied()) {
-                        let mut req = Vec::new();
-                        encode(
-                            &mut req,
-                            &[
-                                b"SLOTSMGRTTAGONE",
-                                host.as_bytes(),
-                                port.as_bytes(),
-                                b"3000",
-                                key,
-                            ],
-                        );
+                        let req = crate::backend::mgrt_tag_one(host, port, key);
                         match self.pumped(src.call(&req)).await {
                             Ok(r) if r.starts_with(b":") => {}
                             Ok(r) => {
