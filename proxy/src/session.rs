@@ -1893,30 +1893,11 @@ fn command_keys<'a>(
         spec.subcommand(argv.get(1)?)?
     };
     let refs = command::intro::keys_from_specs(spec, argv)?;
-    let mut keys: Vec<&[u8]> = refs
-        .iter()
-        .filter_map(|k| argv.get(k.pos).copied())
-        .collect();
-    if spec.name == "sort" {
-        // SORT ... STORE dst: an "incomplete" key spec in the table; found
-        // as Redis' sortGetKeys does (the last STORE, skipping option values).
-        let mut i = 2;
-        let mut dst = None;
-        while i < argv.len() {
-            let a = argv[i];
-            if a.eq_ignore_ascii_case(b"limit") {
-                i += 2;
-            } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
-                i += 1;
-            } else if a.eq_ignore_ascii_case(b"store") {
-                dst = argv.get(i + 1).copied();
-                i += 1;
-            }
-            i += 1;
-        }
-        keys.extend(dst);
-    }
-    Some(keys)
+    Some(
+        refs.iter()
+            .filter_map(|k| argv.get(k.pos).copied())
+            .collect(),
+    )
 }
 
 fn route_err_text(e: &RouteError) -> &'static str {

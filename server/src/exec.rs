@@ -527,21 +527,11 @@ pub fn plan_command(
 /// SORT's STORE destination (Redis' `sortGetKeys`, which the key specs
 /// mark unknown); `Err` when BY or GET patterns read keys found at run time.
 fn sort_store<'a>(argv: &[&'a [u8]]) -> Result<Option<&'a [u8]>, ()> {
-    let mut dst = None;
-    let mut i = 2;
-    while i < argv.len() {
-        let a = argv[i];
-        if a.eq_ignore_ascii_case(b"limit") {
-            i += 2;
-        } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
-            return Err(());
-        } else if a.eq_ignore_ascii_case(b"store") {
-            dst = argv.get(i + 1).copied();
-            i += 1;
-        }
-        i += 1;
+    let a = protocol::command::intro::sort_args(argv);
+    if a.patterns {
+        return Err(());
     }
-    Ok(dst)
+    Ok(a.store.and_then(|i| argv.get(i).copied()))
 }
 
 /// What one command run in DB `db` locks: nothing, the one slot of its

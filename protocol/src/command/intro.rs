@@ -261,7 +261,9 @@ pub struct KeyRef {
 
 /// Key positions of `argv` (command name at index 0) according to the
 /// command's key specs, Redis' `getKeysUsingKeySpecs`: `None` when a spec
-/// cannot be applied to these arguments (bad keynum).
+/// cannot be applied to these arguments (bad keynum). SORT's STORE
+/// destination, which its key specs mark unknown, is added as Redis'
+/// `sortGetKeys` finds it (with the STORE spec's flags).
 pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
     let mut keys = Vec::new();
     let ok = c.for_each_spec_key(argv, |pos, ks| {
@@ -270,7 +272,47 @@ pub fn keys_from_specs(c: &CommandSpec, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
             flags: key_flags(c, ks, argv),
         })
     });
+    if ok
+        && c.name == "sort"
+        && let Some(pos) = sort_args(argv).store
+    {
+        let flags = c
+            .key_specs
+            .last()
+            .map(|ks| ks.flags.to_vec())
+            .unwrap_or_default();
+        keys.push(KeyRef { pos, flags });
+    }
     ok.then_some(keys)
+}
+
+/// What SORT's options say about keys (Redis' `sortGetKeys` walk: LIMIT
+/// skips two values, BY and GET one pattern each).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SortArgs {
+    /// Position of the destination after the last STORE.
+    pub store: Option<usize>,
+    /// BY or GET patterns: keys found only at run time.
+    pub patterns: bool,
+}
+
+pub fn sort_args(argv: &[&[u8]]) -> SortArgs {
+    let mut r = SortArgs::default();
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
+            r.patterns = true;
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argv.len() {
+            r.store = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    r
 }
 
 /// The flags of a key: the spec's, except for specs marked `variable_flags`

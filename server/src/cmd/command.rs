@@ -273,6 +273,18 @@ mod tests {
             h.text(&mut c, "COMMAND GETKEYSANDFLAGS set a b"),
             "*1\r\n*2\r\n$1\r\na\r\n*2\r\n+OW\r\n+update\r\n"
         );
+        // SORT's STORE destination, as redis-server 7.0.15 finds it.
+        assert_eq!(
+            h.text(
+                &mut c,
+                "COMMAND GETKEYS sort k limit 0 1 store d get x store e"
+            ),
+            "*2\r\n$1\r\nk\r\n$1\r\ne\r\n"
+        );
+        assert_eq!(
+            h.text(&mut c, "COMMAND GETKEYSANDFLAGS sort k by w store d"),
+            "*2\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nd\r\n*2\r\n+OW\r\n+update\r\n"
+        );
     }
 
     fn positions(name: &str, argv: &[&[u8]]) -> Vec<usize> {
