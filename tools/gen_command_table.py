@@ -47,7 +47,7 @@ debug discard exec lastsave latency migrate monitor move multi
 object psubscribe psync publish punsubscribe readonly readwrite replconf
 restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
 slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe unwatch wait watch
-pubsub spublish ssubscribe sunsubscribe""".split())
+pubsub spublish ssubscribe sunsubscribe replicaof failover host: post""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
@@ -254,6 +254,12 @@ def main():
     for n in names:
         out.append(f"        b{rs(n)} => CmdId::{ident(n)},\n")
     out.append("        _ => return None,\n    })\n}\n")
+    out.append("\n/// Every name codis-proxy refuses (`ProxyPolicy::NotAllow`), also those of\n"
+               "/// commands this table does not have (yet), upper-cased.\n"
+               "pub static PROXY_NOT_ALLOWED: &[&str] = &[\n")
+    for n in sorted(NOT_ALLOW):
+        out.append(f"    {rs(n.upper())},\n")
+    out.append("];\n")
     sys.stdout.write("".join(out))
 
 

@@ -37,11 +37,12 @@ pub fn line(text: &str) -> Vec<u8> {
     v
 }
 
-/// Redis' arity error (`name` as Redis prints it: `get`, `client|setname`).
+/// The arity error, `name` as given: Redis' lower case (`get`,
+/// `client|setname`) for the commands the proxy answers as Redis does,
+/// Codis' upper case (`MGET`, `AUTH`) where it keeps Codis' texts.
 pub fn arity(name: &str) -> Vec<u8> {
     line(&format!(
-        "ERR wrong number of arguments for '{}' command",
-        name.to_ascii_lowercase()
+        "ERR wrong number of arguments for '{name}' command"
     ))
 }
 

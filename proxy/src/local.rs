@@ -17,6 +17,42 @@ use crate::errors;
 /// clients pick features by it).
 pub const REDIS_VERSION: &str = "7.0.15";
 
+/// The CLIENT and CONFIG subcommands the proxy answers; the others are
+/// refused (they act on the proxy's other clients, a shared backend
+/// connection or the proxy's settings). COMMAND lists only these.
+pub const SERVED_SUBCOMMANDS: &[&str] = &[
+    "client|id",
+    "client|getname",
+    "client|setname",
+    "client|info",
+    "client|setinfo",
+    "client|no-evict",
+    "client|reply",
+    "client|help",
+    "config|get",
+    "config|help",
+];
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Accepted; the proxy does not evict clients.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Print this help.",
+];
+
 /// Per-connection attributes that CLIENT and HELLO read and set.
 pub struct Meta {
     pub id: u64,
@@ -155,6 +191,9 @@ pub fn client(m: &mut Meta, db: usize, argv: &[&[u8]]) -> ClientOut {
         Ok(s) => s,
         Err(e) => return ClientOut::Reply(e),
     };
+    if !SERVED_SUBCOMMANDS.contains(&spec.name) {
+        return ClientOut::NotAllowed(spec.name.to_ascii_uppercase().replace('|', " "));
+    }
     let mut o = writer(m.resp3);
     match spec.name {
         "client|id" => o.int(m.id as i64),
@@ -212,29 +251,8 @@ pub fn client(m: &mut Meta, db: usize, argv: &[&[u8]]) -> ClientOut {
                 ClientOut::Reply(errors::line(errors::SYNTAX))
             };
         }
-        "client|help" => {
-            let lines = [
-                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GETNAME",
-                "    Return the name of the current connection.",
-                "ID",
-                "    Return the ID of the current connection.",
-                "INFO",
-                "    Return information about the current client connection.",
-                "NO-EVICT (ON|OFF)",
-                "    Accepted; the proxy does not evict clients.",
-                "REPLY (ON|OFF|SKIP)",
-                "    Control the replies sent to the current connection.",
-                "SETINFO <option> <value>",
-                "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
-                "SETNAME <name>",
-                "    Assign the name <name> to the current connection.",
-                "HELP",
-                "    Print this help.",
-            ];
-            help(&mut o, &lines);
-        }
-        other => return ClientOut::NotAllowed(other.to_ascii_uppercase().replace('|', " ")),
+        // client|help, the one served subcommand left.
+        _ => help(&mut o, CLIENT_HELP),
     }
     ClientOut::Reply(o.buf)
 }

@@ -37,61 +37,6 @@ use crate::backend::{BackendConn, Inbox, Item, Outgoing, encode};
 use crate::local::{ClientOut, ReplyMode};
 use crate::router::{Chan, RouteError, Router, SlotGuard};
 
-/// Codis' effective NotAllow list (codis.md §3.3), less what this proxy
-/// serves (same-slot multi-key, blocking, CLIENT/CONFIG GET/SCAN/KEYS/...
-/// answered in the proxy), plus Redis 7 commands that would change the
-/// state of a shared backend connection. Names the command table lacks
-/// (`HOST:`, `POST`) are refused by this list alone.
-const NOT_ALLOWED: &[&str] = &[
-    "ASKING",
-    "BGREWRITEAOF",
-    "BGSAVE",
-    "CLUSTER",
-    "DEBUG",
-    "DISCARD",
-    "EXEC",
-    "HOST:",
-    "LASTSAVE",
-    "LATENCY",
-    "MIGRATE",
-    "MONITOR",
-    "MOVE",
-    "MULTI",
-    "OBJECT",
-    "POST",
-    "PSUBSCRIBE",
-    "PSYNC",
-    "PUBLISH",
-    "PUNSUBSCRIBE",
-    "READONLY",
-    "READWRITE",
-    "REPLCONF",
-    "RESTORE",
-    "SAVE",
-    "SCRIPT",
-    "SHUTDOWN",
-    "SLAVEOF",
-    "SLOTSCHECK",
-    "SLOTSDEL",
-    "SLOTSMGRTONE",
-    "SLOTSMGRTSLOT",
-    "SLOTSMGRTTAGONE",
-    "SLOTSMGRTTAGSLOT",
-    "SLOWLOG",
-    "SUBSCRIBE",
-    "SYNC",
-    "UNSUBSCRIBE",
-    "UNWATCH",
-    "WAIT",
-    "WATCH",
-    // Redis 7 additions (connection state on a shared backend connection).
-    "REPLICAOF",
-    "SSUBSCRIBE",
-    "SUNSUBSCRIBE",
-    "SPUBLISH",
-    "FAILOVER",
-];
-
 use crate::errors::{
     BAD_LEN as ERR_BAD_LEN, EXECABORT as ERR_EXECABORT, LOCKED as ERR_LOCKED, NOAUTH as ERR_NOAUTH,
     NOT_READY as ERR_NOT_READY, OK, RESET as ERR_RESET,
@@ -117,7 +62,7 @@ fn classes() -> &'static [u8] {
             .iter()
             .map(|s| {
                 let upper = s.name.to_ascii_uppercase();
-                let na = NOT_ALLOWED.contains(&upper.as_str()) || s.proxy == ProxyPolicy::NotAllow;
+                let na = s.proxy == ProxyPolicy::NotAllow;
                 let read = s.has(flags::READONLY)
                     && (s.proxy == ProxyPolicy::Read
                         || matches!(upper.as_str(), "MGET" | "EXISTS"))
@@ -164,19 +109,9 @@ fn served(c: &command::CommandSpec) -> bool {
         {
             false
         }
-        Some(_) if top == "client" => matches!(
-            c.name,
-            "client"
-                | "client|id"
-                | "client|getname"
-                | "client|setname"
-                | "client|info"
-                | "client|setinfo"
-                | "client|no-evict"
-                | "client|reply"
-                | "client|help"
-        ),
-        Some(_) if top == "config" => matches!(c.name, "config" | "config|get" | "config|help"),
+        Some(_) if top == "client" || top == "config" => {
+            c.name == top || crate::local::SERVED_SUBCOMMANDS.contains(&c.name)
+        }
         Some(_) => true,
         None => false,
     }
@@ -261,11 +196,7 @@ enum Io {
 
 use crate::errors::line as err_line;
 
-fn arity_err(name: &str) -> Vec<u8> {
-    err_line(&format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
+use crate::errors::arity as arity_err;
 
 /// The client's read buffer: `buf[pos..len]` is unparsed. Kept initialized
 /// (zeroed once when it grows) so reads need no `unsafe`.
@@ -367,6 +298,11 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let mut timer = (!recv_timeout.is_zero() || !send_timeout.is_zero())
         .then(|| Box::pin(tokio::time::sleep(far)));
     loop {
+        if s.blocked.is_some() {
+            // A blocked client is not idle: its idle time starts when its
+            // reply comes (Redis counts from the last interaction).
+            last_read = s.now;
+        }
         s.poll_blocked();
         // Dispatch every complete request read so far.
         while !closing && s.blocked.is_none() {
@@ -416,8 +352,6 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         s.advance();
         s.poll_blocked();
         if s.blocked.is_some() {
-            // A blocked client is not idle: its idle time starts when the
-            // reply comes (Redis counts from the last interaction).
             last_read = s.now;
         }
         s.flush_stats();
@@ -1022,7 +956,7 @@ impl Session {
         let not_allowed = if id.is_some() {
             class & C_NOT_ALLOWED != 0
         } else {
-            letters_only && NOT_ALLOWED.contains(&&*upper)
+            letters_only && command::PROXY_NOT_ALLOWED.contains(&&*upper)
         };
         if up == b"RESET" {
             // Back to a new connection's state (Redis runs RESET even inside
@@ -2105,6 +2039,22 @@ mod tests {
             b"+OK\r\n"
         );
         assert!(merge(SplitKind::Mset, &[b"-ERR\r\n".to_vec()]).is_err());
+    }
+
+    #[test]
+    fn refusals_come_from_the_table() {
+        for c in command::COMMANDS {
+            let upper = c.name.to_ascii_uppercase();
+            let listed = command::PROXY_NOT_ALLOWED.contains(&upper.as_str());
+            assert_eq!(listed, c.proxy == ProxyPolicy::NotAllow, "{upper}");
+        }
+        for n in ["MULTI", "HOST:", "POST", "BGSAVE", "REPLICAOF"] {
+            assert!(command::PROXY_NOT_ALLOWED.contains(&n), "{n}");
+        }
+        let spec = |n: &[u8]| command::intro::find(n).unwrap();
+        assert!(served(spec(b"client|setname")) && !served(spec(b"client|kill")));
+        assert!(served(spec(b"config|get")) && !served(spec(b"config|set")));
+        assert!(served(spec(b"get")) && !served(spec(b"multi")));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 #[rustfmt::skip]
 mod generated;
-pub use generated::{COMMANDS, CmdId};
+pub use generated::{COMMANDS, CmdId, PROXY_NOT_ALLOWED};
 pub mod intro;
 
 /// Command flags, in the order Redis 7.0 prints them in `COMMAND INFO`.
