@@ -85,7 +85,7 @@ def main():
         pipe = px.pipeline(transaction=False)
         for i in range(a.keys):
             pipe.set("key:%d" % i, "v")
-            if i % 10000 == 9999:
+            if i % 5000 == 4999:
                 pipe.execute()
         pipe.execute()
         fill = time.time() - t0

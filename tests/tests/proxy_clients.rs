@@ -548,9 +548,13 @@ for proto in (None, 3):
     assert r.blpop(["bq"], timeout=5) in ((b"bq", b"x"), [b"bq", b"x"])
     r.delete("s", "h", "p1", "{t}b")
 r = redis.Redis(port=port, protocol=3)
+# In batches: codis-proxy closes a session with more than
+# session_max_pipeline (10000) requests outstanding, as Codis does.
 p = r.pipeline(transaction=False)
 for i in range(100000):
     p.set("k%d" % i, i)
+    if i % 2000 == 1999:
+        p.execute()
 p.execute()
 assert r.dbsize() == 100000, r.dbsize()
 keys = list(r.scan_iter(count=1000))
