@@ -23,7 +23,13 @@ pub struct ClientInfo {
     pub last_interaction_ms: AtomicU64,
     pub qbuf: AtomicUsize,
     pub qbuf_free: AtomicUsize,
+    /// Undelivered mailbox bytes (pub/sub messages, invalidations).
     pub omem: AtomicUsize,
+    /// Reply bytes the client has not taken yet while the connection waits
+    /// for its socket to drain (net/mod.rs); 0 between batches.
+    pub reply_pending: AtomicUsize,
+    /// Capacity of the connection's read and reply buffers (`tot-mem`).
+    pub buf_mem: AtomicUsize,
     pub no_evict: AtomicBool,
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
@@ -67,6 +73,8 @@ impl ClientInfo {
             qbuf: AtomicUsize::new(0),
             qbuf_free: AtomicUsize::new(0),
             omem: AtomicUsize::new(0),
+            reply_pending: AtomicUsize::new(0),
+            buf_mem: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
@@ -169,6 +177,21 @@ impl ClientInfo {
         if let Some(l) = limits.get(self.limit_class()) {
             self.check_output_limit(pending, l);
         }
+    }
+
+    /// Output the client has not taken yet: unsent replies plus mail.
+    pub fn pending_output(&self) -> usize {
+        self.reply_pending.load(Relaxed) + self.omem.load(Relaxed)
+    }
+
+    /// What the connection costs besides its pending output: its state and
+    /// its buffers' capacity (CLIENT LIST `tot-mem`, INFO
+    /// `mem_clients_normal`).
+    pub fn fixed_mem(&self) -> usize {
+        std::mem::size_of::<ClientInfo>()
+            + std::mem::size_of::<Client>()
+            + self.buf_mem.load(Relaxed)
+            + self.name.lock().map_or(0, |n| n.capacity())
     }
 
     pub fn name(&self) -> Vec<u8> {

@@ -105,3 +105,156 @@ fn normal_client_over_the_hard_limit_is_closed() {
     // A reply under the limit is fine.
     assert!(other.send(&["LRANGE", "big", "0", "3"]).len() > 4 * 64 * 1024);
 }
+
+/// Connects `n` clients that pipeline `GET bigkey` for `secs` seconds and
+/// never read a reply (their sockets stay open, unread).
+fn stalled_clients(port: u16, n: usize, secs: f64) -> Vec<std::net::TcpStream> {
+    let req = b"*2\r\n$3\r\nGET\r\n$6\r\nbigkey\r\n".repeat(2000);
+    let socks: Vec<std::net::TcpStream> = (0..n)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        for mut s in &socks {
+            let _ = s.write(&req);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    socks
+}
+
+/// Parses `field=value` of every line of a CLIENT LIST reply.
+fn client_fields(list: &[u8], field: &str) -> Vec<u64> {
+    let key = format!(" {field}=");
+    String::from_utf8_lossy(list)
+        .lines()
+        .filter_map(|l| {
+            let at = l.find(&key)? + key.len();
+            l[at..].split(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The issue-19 case: clients that pipeline `GET` of a 1 MiB value and never
+/// read. Each connection stops running its pipeline once about
+/// `client-output-backpressure` of replies is unsent, so the server's memory
+/// stays small (redis grows by the whole pipeline's replies), other clients
+/// are served as usual, CLIENT LIST shows the pending output, and a stalled
+/// client that starts reading gets every reply in order.
+#[test]
+fn never_reading_pipelines_are_held_by_backpressure() {
+    let srv = Server::start(&[]);
+    let mut c = srv.conn();
+    let big = vec![b'v'; 1 << 20];
+    assert_eq!(c.send(&[b"SET".as_slice(), b"bigkey", &big]), b"+OK\r\n");
+    let rss_before = rss_kb(srv.pid());
+    // Without backpressure one 16 KB read of these requests makes ~600 MB.
+    let socks = stalled_clients(srv.port(), 20, 1.5);
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(c.send(&["PING"]), b"+PONG\r\n");
+        worst = worst.max(t.elapsed());
+    }
+    let grown_mb = rss_kb(srv.pid()).saturating_sub(rss_before) / 1024;
+    assert!(
+        grown_mb < 20 * 4,
+        "RSS grew by {grown_mb} MiB for 20 stalled clients"
+    );
+    assert!(worst < Duration::from_millis(500), "PING took {worst:?}");
+    let list = c.send(&["CLIENT", "LIST"]);
+    let pending: Vec<u64> = client_fields(&list, "obl")
+        .iter()
+        .zip(client_fields(&list, "omem"))
+        .map(|(a, b)| a + b)
+        .collect();
+    assert_eq!(pending.len(), 21, "{}", String::from_utf8_lossy(&list));
+    assert!(
+        pending.iter().filter(|&&p| p > 0).count() >= 15,
+        "stalled clients show no pending output: {pending:?}"
+    );
+    // One of them starts reading: the pipeline resumes, in order.
+    let mut r = socks.into_iter().next().unwrap();
+    r.set_nonblocking(false).unwrap();
+    r.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let expect_one = big.len() + 11; // "$1048576\r\n" + value + "\r\n"
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    while got < 40 * expect_one {
+        let n = std::io::Read::read(&mut r, &mut buf).expect("the pipeline never resumed");
+        assert!(n > 0, "closed after {got} bytes");
+        if got == 0 {
+            assert!(buf[..n].starts_with(b"$1048576\r\nvvvv"));
+        }
+        got += n;
+    }
+    assert_eq!(c.send(&["PING"]), b"+PONG\r\n");
+}
+
+/// `timeout` closes a client that stopped reading, whatever its pending
+/// output (Redis counts only reads and writes as interaction).
+#[test]
+fn idle_timeout_closes_a_stalled_client() {
+    let srv = Server::start(&["--timeout", "1"]);
+    let mut c = srv.conn();
+    let big = vec![b'v'; 1 << 20];
+    assert_eq!(c.send(&[b"SET".as_slice(), b"bigkey", &big]), b"+OK\r\n");
+    let socks = stalled_clients(srv.port(), 3, 0.3);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        // PING keeps this client from being idle.
+        assert_eq!(c.send(&["PING"]), b"+PONG\r\n");
+        let list = c.send(&["CLIENT", "LIST"]);
+        if client_fields(&list, "age").len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stalled clients not closed: {}",
+            String::from_utf8_lossy(&list)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(socks);
+}
+
+/// The soft limit with seconds: a client that leaves more than the soft
+/// limit unread for longer than its seconds is closed and the event logged.
+#[test]
+fn soft_limit_closes_a_stalled_client() {
+    // The kernel's socket buffers take megabytes before the server holds
+    // any: 16 KB of its own is what a stalled client leaves pending here.
+    let srv = Server::start(&["--client-output-buffer-limit", "normal 0 16kb 1"]);
+    let mut c = srv.conn();
+    let big = vec![b'v'; 1 << 20];
+    assert_eq!(c.send(&[b"SET".as_slice(), b"bigkey", &big]), b"+OK\r\n");
+    let socks = stalled_clients(srv.port(), 2, 0.3);
+    let start = Instant::now();
+    loop {
+        let list = c.send(&["CLIENT", "LIST"]);
+        if client_fields(&list, "age").len() == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "not closed: {}",
+            String::from_utf8_lossy(&list)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "closed before soft-seconds"
+    );
+    assert!(
+        srv.log()
+            .contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
+        "{}",
+        srv.log_tail(10)
+    );
+    drop(socks);
+}

@@ -14,9 +14,12 @@
 //! CLIENT PAUSE holds commands back in the connection loop (pause.rs);
 //! CLIENT REPLY drops replies in `exec::execute`. `CLIENT LIST` fields this
 //! server does not track report fixed values:
-//! `multi-mem=0`, `oll=0`, `events=r`, `user=default`; `rbs/rbp`
-//! and `tot-mem` are estimates; `argv-mem` and `obl` are non-zero only for the
-//! calling connection.
+//! `multi-mem=0`, `events=r`, `user=default`; `rbs/rbp` report the read
+//! buffer's size; `argv-mem` is non-zero only for the calling connection.
+//! `obl`/`oll`/`omem` split the output a client has not taken yet (replies
+//! of a connection stalled on its socket, undelivered mail) as Redis' reply
+//! buffer and 16 KB block list would hold it; `tot-mem` adds the
+//! connection's state and buffer capacities.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -712,6 +715,8 @@ fn last_cmd_name(ctx: &Ctx, c: &ClientInfo) -> &'static str {
 
 /// Size of the read buffer the connection loop starts with.
 const READ_BUF: usize = 16 * 1024;
+/// Redis' reply block size (PROTO_REPLY_CHUNK_BYTES), for obl/oll/omem.
+const REPLY_CHUNK: usize = 16 * 1024;
 
 /// One `CLIENT LIST` / `CLIENT INFO` line in Redis 7.0's field order, without
 /// the trailing newline. `me` carries the calling connection's argv size:
@@ -753,15 +758,16 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         n => n,
     };
     let argv_mem = me.unwrap_or(0);
-    let obl = if me.is_some() { ctx.out.buf.len() } else { 0 };
-    let omem = c.omem.load(Relaxed);
+    // Output not taken by the client yet: the caller's own batch so far, or
+    // a stalled connection's unsent replies, plus mail. Shown as Redis
+    // splits it: the first 16 KB in its reply buffer (obl), the rest in a
+    // list of 16 KB blocks (oll blocks, omem bytes).
+    let pending = if me.is_some() { ctx.out.buf.len() } else { 0 } + c.pending_output();
+    let obl = pending.min(REPLY_CHUNK);
+    let omem = pending - obl;
+    let oll = omem.div_ceil(REPLY_CHUNK);
     let rbs = READ_BUF.max(qbuf + qbuf_free);
-    let tot_mem = rbs
-        + argv_mem
-        + obl
-        + omem
-        + std::mem::size_of::<ClientInfo>()
-        + std::mem::size_of::<crate::client::Client>();
+    let tot_mem = c.fixed_mem() + argv_mem + pending;
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
@@ -774,7 +780,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let _ = write!(
         s,
         " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
-         rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+         rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_interaction_ms.load(Relaxed)) / 1000,
         flags,
@@ -793,6 +799,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         rbs,
         rbs,
         obl,
+        oll,
         omem,
         tot_mem,
         last_cmd_name(ctx, c),

@@ -269,13 +269,7 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
         .clients
         .all()
         .iter()
-        .map(|c| {
-            (std::mem::size_of::<crate::client::ClientInfo>()
-                + 16 * 1024
-                + c.qbuf.load(Relaxed)
-                + c.omem.load(Relaxed)
-                + c.name.lock().map_or(0, |n| n.len())) as u64
-        })
+        .map(|c| (c.fixed_mem() + c.pending_output()) as u64)
         .sum();
     let mut dataset = 0u64;
     for i in 0..ks.db_count() {

@@ -247,6 +247,11 @@ pub struct Config {
     pub proto_max_bulk_len: u64,
     /// `client-output-buffer-limit`, indexed by `CLIENT_CLASS_*`.
     pub client_output_buffer_limit: [ClientBufferLimit; 3],
+    /// `client-output-backpressure` bytes (codis-server's own parameter):
+    /// a connection stops running its pipelined commands while this much of
+    /// its output is unsent, and goes on as the client reads (0 = never
+    /// stop, as redis).
+    pub client_output_backpressure: u64,
     /// `tracking-table-max-keys`.
     pub tracking_table_max_keys: u64,
     /// `lazyfree-lazy-eviction`.
@@ -553,6 +558,7 @@ impl Config {
             client_query_buffer_limit: 0,
             proto_max_bulk_len: 0,
             client_output_buffer_limit: [ClientBufferLimit::default(); 3],
+            client_output_backpressure: 0,
             tracking_table_max_keys: 0,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,

@@ -570,6 +570,15 @@ pub(crate) static PARAMS: &[Param] = &[
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         client_output_buffer_limit
     ),
+    // codis-server's own: not in redis 7.0 (net/mod.rs).
+    p!(
+        "client-output-backpressure",
+        N,
+        0,
+        mem(0, LLONG_MAX),
+        "262144",
+        client_output_backpressure
+    ),
     p!(
         "tracking-table-max-keys",
         N,

@@ -135,7 +135,7 @@ async fn serve(
     srv: &Server,
     stream: &mut TcpStream,
     client: &mut Client,
-    timeout_secs: u64,
+    mut timeout_secs: u64,
     mut rbuf: Vec<u8>,
     background: bool,
 ) -> Option<Vec<u8>> {
@@ -219,8 +219,10 @@ async fn serve(
         let now = now_ms();
         client.cmd_clock = 0;
         info.last_interaction_ms.store(now, Relaxed);
-        let (limits, qbuf_limit, out_limit) = {
+        let (limits, qbuf_limit, out_limit, pause_at) = {
             let c = srv.config();
+            // CONFIG SET timeout applies to connections already open.
+            timeout_secs = c.timeout_secs;
             (
                 Limits {
                     max_bulk: c.proto_max_bulk_len,
@@ -228,6 +230,10 @@ async fn serve(
                 },
                 c.client_query_buffer_limit,
                 c.client_output_buffer_limit[crate::config::CLIENT_CLASS_NORMAL],
+                match c.client_output_backpressure {
+                    0 => usize::MAX,
+                    n => usize::try_from(n).unwrap_or(usize::MAX),
+                },
             )
         };
         // The normal class of client-output-buffer-limit applies to the
@@ -240,6 +246,9 @@ async fn serve(
         let mut handoff = false;
         // A command held back by CLIENT PAUSE (not consumed).
         let mut held = false;
+        // Stopped with commands left in the buffer because this much output
+        // is waiting: they run once the client has taken it.
+        let mut backpressure = false;
         let mut argv: Vec<&[u8]> = reuse(std::mem::take(&mut argv_store));
         while rbuf.len() - pos >= parser.needed() && !client.close_after_reply {
             let buf = &rbuf[pos..];
@@ -300,6 +309,13 @@ async fn serve(
                         // Blocked: later pipelined commands wait (Redis).
                         break;
                     }
+                    if out.buf.len() >= pause_at {
+                        // Backpressure: one read never produces more than
+                        // about `client-output-backpressure` of replies; the
+                        // rest of the pipeline runs as the client reads.
+                        backpressure = true;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -329,34 +345,27 @@ async fn serve(
             return None;
         }
         info.qbuf.store(rbuf.len(), Relaxed);
+        info.qbuf_free.store(rbuf.capacity() - rbuf.len(), Relaxed);
+        info.buf_mem
+            .store(rbuf.capacity() + out.buf.capacity(), Relaxed);
         if !out.buf.is_empty() {
             srv.stats
                 .net_output_bytes
                 .fetch_add(out.buf.len() as u64, Relaxed);
-            // Over the soft limit, the reply must drain before it has been
-            // over for more than soft-seconds (Redis counts whole seconds).
-            let soft =
-                out_limit.filter(|l| l.soft_bytes > 0 && out.buf.len() as u64 >= l.soft_bytes);
-            let written = match soft {
-                None => stream.write_all(&out.buf).await.is_ok(),
-                Some(l) => {
-                    let secs = Duration::from_secs(l.soft_seconds.max(0) as u64 + 1);
-                    match tokio::time::timeout(secs, stream.write_all(&out.buf)).await {
-                        Ok(r) => r.is_ok(),
-                        Err(_) => {
-                            output_limit_reached(&info);
-                            false
-                        }
-                    }
-                }
-            };
-            if !written {
+            // Subscribers are exempt from the idle timeout (Redis).
+            let idle = if info.in_pubsub() { 0 } else { timeout_secs };
+            if !write_replies(stream, &out.buf, &info, out_limit, idle).await {
                 return None;
             }
             out.buf.clear();
             if out.buf.capacity() > 1024 * 1024 {
                 out.buf = Vec::with_capacity(READ_CHUNK);
             }
+        }
+        if backpressure {
+            // The rest of the buffered pipeline, after a turn for the others.
+            skip_read = true;
+            filled = true;
         }
         if info.omem.load(Relaxed) != 0 && !flush_mail(srv, stream, &info).await {
             return None;
@@ -412,6 +421,86 @@ async fn serve(
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = Vec::with_capacity(READ_CHUNK);
         }
+    }
+}
+
+/// Writes one batch of replies. When the socket takes it whole (the common
+/// case) that is one syscall and nothing more. Otherwise the unsent part is
+/// the client's pending output (CLIENT LIST `obl`/`oll`/`omem`) until the
+/// client reads it: over the soft limit of `limit` for longer than its
+/// seconds the client is closed as over its output limit, and with
+/// `timeout` set a client that takes no byte for that long is closed as
+/// idle (Redis counts a write as an interaction: a slow reader stays, one
+/// that stopped reading goes, whatever it has pending). Returns false when
+/// the connection must close.
+async fn write_replies(
+    stream: &mut TcpStream,
+    buf: &[u8],
+    info: &ClientInfo,
+    limit: Option<crate::config::ClientBufferLimit>,
+    timeout_secs: u64,
+) -> bool {
+    let mut off = match stream.try_write(buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    let soft = limit.filter(|l| l.soft_bytes > 0);
+    let mut progress = tokio::time::Instant::now();
+    let mut soft_since: Option<tokio::time::Instant> = None;
+    let done = loop {
+        let left = buf.len() - off;
+        if left == 0 {
+            break true;
+        }
+        info.reply_pending.store(left, Relaxed);
+        let soft_end = match soft {
+            Some(l) if left as u64 >= l.soft_bytes => {
+                // Redis closes the client once it has been over for more
+                // than soft-seconds, counted in whole seconds.
+                let since = *soft_since.get_or_insert(progress);
+                Some(since + Duration::from_secs(l.soft_seconds.max(0) as u64 + 1))
+            }
+            _ => {
+                soft_since = None;
+                None
+            }
+        };
+        let idle_end = (timeout_secs > 0).then(|| progress + Duration::from_secs(timeout_secs));
+        let end = match (soft_end, idle_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wrote = tokio::select! {
+            r = stream.write(&buf[off..]) => r,
+            _ = sleep_until(end) => {
+                if soft_end.is_some_and(|s| Some(s) == end) {
+                    output_limit_reached(info);
+                } else {
+                    crate::verbose!("Closing idle client");
+                }
+                break false;
+            }
+            _ = info.kill.notified() => break false,
+        };
+        match wrote {
+            Ok(n) if n > 0 => {
+                off += n;
+                progress = tokio::time::Instant::now();
+                info.last_interaction_ms.store(now_ms(), Relaxed);
+            }
+            _ => break false,
+        }
+    };
+    info.reply_pending.store(0, Relaxed);
+    done
+}
+
+/// Sleeps until `end`, or forever without one.
+async fn sleep_until(end: Option<tokio::time::Instant>) {
+    match end {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
