@@ -9,21 +9,35 @@
 //! The token differs from Go codis-proxy's (it is derived from the product
 //! name, the addresses, the pid and the start time), and is published in
 //! `/proxy/model`.
+//!
+//! Safer than Codis by default: with an empty `product_auth` anyone who can
+//! read the token can compute xauth, so then the token is shown to loopback
+//! callers only and state-changing calls (start, fillslots, shutdown,
+//! loglevel, stats reset, forcegc) are refused to other callers. With a
+//! `product_auth` set, xauth needs the secret and every caller is treated
+//! as Codis does. Non-GET calls are logged with the caller's address.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router as HttpRouter;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::errors;
 use crate::router::Router;
 use crate::slots::parse_slots;
+
+/// Debug/test hook: when this environment variable is `1`, loopback
+/// callers are treated as remote ones (for tests on machines without a
+/// non-loopback address).
+pub const LOOPBACK_IS_REMOTE_ENV: &str = "CODIS_PROXY_ADMIN_LOOPBACK_IS_REMOTE";
 
 struct Admin {
     router: Arc<Router>,
@@ -31,9 +45,20 @@ struct Admin {
     xauth: String,
     start_time: String,
     stop: tokio::sync::watch::Sender<bool>,
+    /// [`LOOPBACK_IS_REMOTE_ENV`] was set at start-up.
+    loopback_is_remote: bool,
 }
 
 type Ctx = State<Arc<Admin>>;
+type Peer = ConnectInfo<SocketAddr>;
+
+/// Whether `ip` is a loopback address (IPv4-mapped ones included).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => v.is_loopback(),
+        IpAddr::V6(v) => v.is_loopback() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+    }
+}
 
 fn hex16(data: &[u8]) -> String {
     let d = Sha256::digest(data);
@@ -66,20 +91,49 @@ fn fail(cause: &str) -> Response {
 }
 
 impl Admin {
+    /// Read-only calls: the xauth alone.
     fn check(&self, x: &str) -> Result<(), Box<Response>> {
         if x == self.xauth {
             Ok(())
         } else {
-            Err(Box::new(fail(
-                "invalid xauth, please check product_name & product_auth",
-            )))
+            Err(Box::new(fail(errors::ADMIN_BAD_XAUTH)))
         }
     }
 
-    fn model(&self) -> Value {
+    /// Whether the caller is on this host (and not made remote by the
+    /// test hook).
+    fn local(&self, peer: SocketAddr) -> bool {
+        is_loopback(peer.ip()) && !self.loopback_is_remote
+    }
+
+    /// Whether the caller may see the token: always when xauth needs a
+    /// secret (`product_auth`), else only from loopback.
+    fn token_visible(&self, peer: SocketAddr) -> bool {
+        !self.router.cfg.product_auth.is_empty() || self.local(peer)
+    }
+
+    /// State-changing calls: logged with the caller; from another host
+    /// only with a non-empty `product_auth`; always the xauth.
+    fn check_change(&self, x: &str, peer: SocketAddr, what: &str) -> Result<(), Box<Response>> {
+        crate::log::info(&format!("admin: PUT {what} from {peer}"));
+        if !self.local(peer) && self.router.cfg.product_auth.is_empty() {
+            crate::log::warn(&format!(
+                "admin: refused PUT {what} from {peer}: product_auth is empty"
+            ));
+            return Err(Box::new(fail(errors::ADMIN_REMOTE_REFUSED)));
+        }
+        self.check(x)
+    }
+
+    fn model(&self, peer: SocketAddr) -> Value {
         let c = &self.router.cfg;
+        let token = if self.token_visible(peer) {
+            self.token.as_str()
+        } else {
+            ""
+        };
         json!({
-            "token": self.token,
+            "token": token,
             "start_time": self.start_time,
             "admin_addr": c.admin_addr,
             "proto_type": c.proto_type,
@@ -195,13 +249,22 @@ pub async fn serve(
         start_time: format!("{}", now.as_secs()),
         router: router.clone(),
         stop,
+        loopback_is_remote: std::env::var(LOOPBACK_IS_REMOTE_ENV).is_ok_and(|v| v == "1"),
     });
+    // The token is local knowledge: operators on this host (who can read
+    // the log) may compute xauth with it.
+    crate::log::info(&format!("admin: token {}", admin.token));
+    if admin.loopback_is_remote {
+        crate::log::warn(&format!(
+            "admin: {LOOPBACK_IS_REMOTE_ENV}=1, loopback callers are treated as remote"
+        ));
+    }
     let app = HttpRouter::new()
         .route("/", get(|| async { Redirect::temporary("/proxy") }))
         .route("/proxy", get(overview))
         .route(
             "/proxy/model",
-            get(|State(a): Ctx| async move { ok(a.model()) }),
+            get(|State(a): Ctx, ConnectInfo(p): Peer| async move { ok(a.model(p)) }),
         )
         .route(
             "/proxy/stats",
@@ -213,7 +276,7 @@ pub async fn serve(
         )
         .route(
             "/api/proxy/model",
-            get(|State(a): Ctx| async move { ok(a.model()) }),
+            get(|State(a): Ctx, ConnectInfo(p): Peer| async move { ok(a.model(p)) }),
         )
         .route("/api/proxy/xping/{xauth}", get(xping))
         .route("/api/proxy/stats/{xauth}", get(stats_auth))
@@ -221,23 +284,24 @@ pub async fn serve(
         .route("/api/proxy/slots/{xauth}", get(slots_auth))
         .route("/api/proxy/start/{xauth}", put(start))
         .route("/api/proxy/stats/reset/{xauth}", put(reset))
-        .route("/api/proxy/forcegc/{xauth}", put(xping))
+        .route("/api/proxy/forcegc/{xauth}", put(forcegc))
         .route("/api/proxy/shutdown/{xauth}", put(shutdown))
         .route("/api/proxy/loglevel/{xauth}/{level}", put(loglevel))
         .route("/api/proxy/fillslots/{xauth}", put(fillslots))
         .route("/metrics", get(metrics))
         .with_state(admin);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         crate::log::error(&format!("admin server: {e}"));
     }
 }
 
-async fn overview(State(a): Ctx) -> Response {
+async fn overview(State(a): Ctx, ConnectInfo(p): Peer) -> Response {
     ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "compile": "rust",
         "config": a.config(),
-        "model": a.model(),
+        "model": a.model(p),
         "stats": a.stats(),
         "slots": a.slots(),
     }))
@@ -271,24 +335,31 @@ async fn slots_auth(State(a): Ctx, Path(x): Path<String>) -> Response {
     }
 }
 
-async fn start(State(a): Ctx, Path(x): Path<String>) -> Response {
-    if let Err(r) = a.check(&x) {
+async fn forcegc(State(a): Ctx, ConnectInfo(p): Peer, Path(x): Path<String>) -> Response {
+    match a.check_change(&x, p, "/api/proxy/forcegc") {
+        Ok(()) => ok(json!("OK")),
+        Err(r) => *r,
+    }
+}
+
+async fn start(State(a): Ctx, ConnectInfo(p): Peer, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/start") {
         return *r;
     }
     a.router.online.store(true, Ordering::SeqCst);
     ok(json!("OK"))
 }
 
-async fn reset(State(a): Ctx, Path(x): Path<String>) -> Response {
-    if let Err(r) = a.check(&x) {
+async fn reset(State(a): Ctx, ConnectInfo(p): Peer, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/stats/reset") {
         return *r;
     }
     a.router.stats.reset();
     ok(json!("OK"))
 }
 
-async fn shutdown(State(a): Ctx, Path(x): Path<String>) -> Response {
-    if let Err(r) = a.check(&x) {
+async fn shutdown(State(a): Ctx, ConnectInfo(p): Peer, Path(x): Path<String>) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/shutdown") {
         return *r;
     }
     crate::log::warn("admin: shutdown requested");
@@ -296,8 +367,12 @@ async fn shutdown(State(a): Ctx, Path(x): Path<String>) -> Response {
     ok(json!("OK"))
 }
 
-async fn loglevel(State(a): Ctx, Path((x, level)): Path<(String, String)>) -> Response {
-    if let Err(r) = a.check(&x) {
+async fn loglevel(
+    State(a): Ctx,
+    ConnectInfo(p): Peer,
+    Path((x, level)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/loglevel") {
         return *r;
     }
     match crate::log::parse_level(&level) {
@@ -305,12 +380,17 @@ async fn loglevel(State(a): Ctx, Path((x, level)): Path<(String, String)>) -> Re
             crate::log::set_level(l);
             ok(json!("OK"))
         }
-        None => fail(&format!("invalid loglevel = {level}")),
+        None => fail(&errors::admin_bad_loglevel(&level)),
     }
 }
 
-async fn fillslots(State(a): Ctx, Path(x): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = a.check(&x) {
+async fn fillslots(
+    State(a): Ctx,
+    ConnectInfo(p): Peer,
+    Path(x): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/fillslots") {
         return *r;
     }
     match parse_slots(&body) {
@@ -430,5 +510,12 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
         assert_ne!(x, super::xauth("codis-demo", "pw", "tok"));
+    }
+
+    #[test]
+    fn loopback_callers() {
+        let l = |s: &str| super::is_loopback(s.parse().unwrap());
+        assert!(l("127.0.0.1") && l("127.9.9.9") && l("::1") && l("::ffff:127.0.0.1"));
+        assert!(!l("192.0.2.2") && !l("0.0.0.0") && !l("::ffff:10.0.0.1") && !l("fd00::2"));
     }
 }

@@ -73,7 +73,7 @@ impl Default for Config {
             product_name: "codis-demo".into(),
             product_auth: String::new(),
             session_auth: String::new(),
-            admin_addr: "0.0.0.0:11080".into(),
+            admin_addr: "127.0.0.1:11080".into(),
             proto_type: "tcp4".into(),
             proxy_addr: "0.0.0.0:19000".into(),
             jodis_name: String::new(),
@@ -135,7 +135,11 @@ product_auth = ""
 session_auth = ""
 
 # Set bind address for admin(rpc), tcp only.
-admin_addr = "0.0.0.0:11080"
+# Loopback by default (Codis binds 0.0.0.0). To let a dashboard on another
+# host manage this proxy, bind a reachable address and set product_auth (the
+# same as the dashboard's): without it, state-changing calls are only
+# accepted from loopback and the token is shown to loopback callers only.
+admin_addr = "127.0.0.1:11080"
 
 # Set bind address for proxy, proto_type can be "tcp", "tcp4", "tcp6", "unix" or "unixpacket".
 proto_type = "tcp4"

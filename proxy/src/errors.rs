@@ -67,3 +67,17 @@ pub fn hello_syntax(opt: &[u8]) -> Vec<u8> {
 pub fn not_allowed(upper: &str) -> String {
     format!("command '{upper}' is not allowed")
 }
+
+/// Admin API (HTTP status 800 causes): a wrong xauth (Codis' text).
+pub const ADMIN_BAD_XAUTH: &str = "invalid xauth, please check product_name & product_auth";
+
+/// Admin API: a state-changing call from a non-loopback caller while
+/// `product_auth` is empty (anyone could compute that xauth).
+pub const ADMIN_REMOTE_REFUSED: &str = "refused: product_auth is empty, so state-changing \
+     admin calls are accepted from loopback only; set product_auth (the same as the \
+     dashboard's) to manage this proxy from another host";
+
+/// Admin API: `PUT /api/proxy/loglevel/<xauth>/<level>` with a bad level.
+pub fn admin_bad_loglevel(level: &str) -> String {
+    format!("invalid loglevel = {level}")
+}

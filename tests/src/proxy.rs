@@ -78,6 +78,34 @@ impl Proxy {
     }
 
     pub fn try_start(slots: Option<&str>, extra: &[&str]) -> Result<Proxy, String> {
+        Self::try_start_with(slots, extra, "127.0.0.1", &[])
+    }
+
+    /// Starts a proxy whose admin API listens on `admin_host` (the client
+    /// port stays on loopback), with extra environment variables.
+    pub fn start_with(
+        slots: Option<&str>,
+        extra: &[&str],
+        admin_host: &str,
+        env: &[(&str, &str)],
+    ) -> Proxy {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match Self::try_start_with(slots, extra, admin_host, env) {
+                Ok(p) => return p,
+                Err(e) if e.to_ascii_lowercase().contains("in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}")
+    }
+
+    pub fn try_start_with(
+        slots: Option<&str>,
+        extra: &[&str],
+        admin_host: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Proxy, String> {
         let dir = tempfile::Builder::new()
             .prefix("proxy-")
             .tempdir()
@@ -87,7 +115,7 @@ impl Proxy {
         let mut args: Vec<String> = vec![
             format!("--host-proxy=127.0.0.1:{port}"),
             "--host-admin".into(),
-            format!("127.0.0.1:{admin}"),
+            format!("{admin_host}:{admin}"),
             "--log".into(),
             dir.path().join("proxy.log").display().to_string(),
         ];
@@ -99,6 +127,7 @@ impl Proxy {
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(proxy_bin())
             .args(&args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -194,7 +223,12 @@ pub fn write_conf(text: &str) -> (tempfile::TempDir, String) {
 }
 
 pub fn http(port: u16, req: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http_to("127.0.0.1", port, req)
+}
+
+/// An HTTP/1.1 request to `host:port`; the whole response as text.
+pub fn http_to(host: &str, port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect((host, port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(req.as_bytes()).unwrap();
     let mut out = String::new();
