@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::Read;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -99,11 +99,25 @@ pub struct Item {
 /// Where backend connections put a session's replies: the frames' bytes in
 /// one buffer plus an index. The session swaps both vectors out in one lock
 /// (and hands back its emptied ones, so the buffers are reused).
+///
+/// The inbox also enforces the session's hard limit on reply bytes
+/// (`session_reply_hard_limit`): a reply that would take the inbox plus
+/// what the session holds ([`Inbox::set_held`]) over it detaches the
+/// session: the inbox is emptied, every later reply is dropped as it comes
+/// (so the connections it shares never wait on it) and the session closes
+/// without flushing. A reply alone (nothing else held) is always taken, so
+/// a value larger than the limit can still be read by a client that reads.
 #[derive(Default)]
 pub struct Inbox {
     m: Mutex<InboxState>,
     /// Proxy shutdown: the session stops reading (see [`Inbox::stop`]).
     stop: AtomicBool,
+    /// Reply bytes the session holds outside the inbox (published by it).
+    held: AtomicUsize,
+    /// The hard limit in bytes (0: none).
+    limit: usize,
+    /// Over the limit, or the session is gone: replies are dropped.
+    detached: AtomicBool,
 }
 
 #[derive(Default)]
@@ -116,10 +130,25 @@ struct InboxState {
 /// Appends replies to an inbox under its lock (see [`Inbox::deliver`]).
 pub struct Deliver<'a> {
     st: &'a mut InboxState,
+    held: usize,
+    limit: usize,
+    detached: bool,
 }
 
 impl Deliver<'_> {
     pub fn reply(&mut self, seq: u64, frame: &[u8]) {
+        if self.detached {
+            return;
+        }
+        if self.limit != 0 {
+            let have = self.st.data.len() + self.held;
+            if have != 0 && have + frame.len() > self.limit {
+                self.detached = true;
+                self.st.data = Vec::new();
+                self.st.items = Vec::new();
+                return;
+            }
+        }
         let start = self.st.data.len();
         self.st.data.extend_from_slice(frame);
         self.st.items.push(Item {
@@ -131,6 +160,9 @@ impl Deliver<'_> {
     }
 
     pub fn reset(&mut self, seq: u64) {
+        if self.detached {
+            return;
+        }
         let at = self.st.data.len();
         self.st.items.push(Item {
             seq,
@@ -142,16 +174,56 @@ impl Deliver<'_> {
 }
 
 impl Inbox {
+    /// An inbox that detaches its session above `limit` reply bytes (0:
+    /// never).
+    pub fn with_limit(limit: usize) -> Inbox {
+        Inbox {
+            limit,
+            ..Inbox::default()
+        }
+    }
+
     /// Appends under one lock, then wakes the session (if it waits).
     pub fn deliver(&self, f: impl FnOnce(&mut Deliver<'_>)) {
         let w = {
             let mut g = lock(&self.m);
-            f(&mut Deliver { st: &mut g });
+            let was = self.detached.load(Ordering::Relaxed);
+            let mut d = Deliver {
+                st: &mut g,
+                held: self.held.load(Ordering::Relaxed),
+                limit: self.limit,
+                detached: was,
+            };
+            f(&mut d);
+            if d.detached && !was {
+                self.detached.store(true, Ordering::SeqCst);
+            }
             g.waker.take()
         };
         if let Some(w) = w {
             w.wake();
         }
+    }
+
+    /// The session publishes the reply bytes it holds (unwritten output,
+    /// replies kept aside) for the hard-limit check.
+    pub fn set_held(&self, n: usize) {
+        self.held.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether the session was detached (over its hard limit).
+    pub fn detached(&self) -> bool {
+        self.detached.load(Ordering::SeqCst)
+    }
+
+    /// The session is gone: replies still in flight are dropped on arrival
+    /// and the buffers are freed now.
+    pub fn close(&self) {
+        let mut g = lock(&self.m);
+        self.detached.store(true, Ordering::SeqCst);
+        g.data = Vec::new();
+        g.items = Vec::new();
+        g.waker = None;
     }
 
     /// Tells the session to stop reading new requests, and wakes it.

@@ -63,6 +63,21 @@ pub struct Config {
     pub proxy_allow_keys: bool,
     /// Extension: run FLUSHDB / FLUSHALL on every server (off by default).
     pub proxy_allow_flush: bool,
+    /// Extension: reply bytes held for one client (not yet taken by its
+    /// socket, plus replies expected for its requests in flight) at which
+    /// the proxy stops reading that client's requests (0: never).
+    pub session_reply_soft_limit: ByteSize,
+    /// Extension: reply bytes held for one client above which it is closed
+    /// at once, without writing what is buffered (0: no limit).
+    pub session_reply_hard_limit: ByteSize,
+    /// Extension: a backend connection with requests outstanding and no
+    /// reply for this long makes the proxy probe the server on a separate
+    /// connection; also the probe interval while it is down (0: no probes).
+    pub backend_probe_period: GoDuration,
+    /// Extension: a probe not answered within this marks the server down:
+    /// its connections are dropped (outstanding requests fail) and new
+    /// requests fail at once until a probe is answered.
+    pub backend_probe_timeout: GoDuration,
 }
 
 impl Default for Config {
@@ -116,6 +131,10 @@ impl Default for Config {
             slot_locked_timeout: d("5s"),
             proxy_allow_keys: false,
             proxy_allow_flush: false,
+            session_reply_soft_limit: b("4mb"),
+            session_reply_hard_limit: b("32mb"),
+            backend_probe_period: d("1s"),
+            backend_probe_timeout: d("5s"),
         }
     }
 }
@@ -234,6 +253,20 @@ proxy_allow_keys = false
 
 # Extension: FLUSHDB / FLUSHALL run on every server.
 proxy_allow_flush = false
+
+# Extension: per-client reply buffers. At the soft limit (replies not yet
+# taken by the client's socket, plus the replies expected for its requests
+# in flight) the proxy stops reading that client until it reads; above the
+# hard limit the client is closed at once, without flushing. (0 to disable)
+session_reply_soft_limit = "4mb"
+session_reply_hard_limit = "32mb"
+
+# Extension: backend health probe. A connection waiting this long for a
+# reply makes the proxy PING the server on a separate connection; a probe
+# unanswered within backend_probe_timeout marks the server down (its
+# requests fail at once) until a probe is answered again. (0 to disable)
+backend_probe_period = "1s"
+backend_probe_timeout = "5s"
 "#;
 
 impl Config {
@@ -257,6 +290,23 @@ impl Config {
             if v < 0 {
                 return Err(format!("invalid {k} = {v}: must not be negative"));
             }
+        }
+        let (soft, hard) = (
+            self.session_reply_soft_limit.0,
+            self.session_reply_hard_limit.0,
+        );
+        if soft != 0 && hard != 0 && hard < soft {
+            return Err(format!(
+                "invalid session_reply_hard_limit = {}: below session_reply_soft_limit = {}",
+                size_text(hard),
+                size_text(soft)
+            ));
+        }
+        if !self.backend_probe_period.0.is_zero() && self.backend_probe_timeout.0.is_zero() {
+            return Err(
+                "invalid backend_probe_timeout = 0s: must be set when backend_probe_period is"
+                    .into(),
+            );
         }
         if self.proxy_addr.is_empty() {
             return Err("invalid proxy_addr: empty".into());
@@ -402,6 +452,16 @@ impl Config {
             ("slot_locked_timeout", d(&self.slot_locked_timeout)),
             ("proxy_allow_keys", self.proxy_allow_keys.to_string()),
             ("proxy_allow_flush", self.proxy_allow_flush.to_string()),
+            (
+                "session_reply_soft_limit",
+                b(&self.session_reply_soft_limit),
+            ),
+            (
+                "session_reply_hard_limit",
+                b(&self.session_reply_hard_limit),
+            ),
+            ("backend_probe_period", d(&self.backend_probe_period)),
+            ("backend_probe_timeout", d(&self.backend_probe_timeout)),
         ]
     }
 }

@@ -189,6 +189,9 @@ enum Io {
     Eof,
     /// Writing to the client failed: nothing more can be sent.
     Broken,
+    /// The client's replies went over `session_reply_hard_limit` (the
+    /// inbox detached it): closed at once, nothing more is written.
+    Overflow,
     /// Proxy shutdown.
     Stop,
     Timer,
@@ -236,7 +239,10 @@ impl ReadSide {
 pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     let _ = sock.set_nodelay(true);
     crate::backend::set_tcp_keepalive(&sock, router.cfg.session_keepalive_period.0);
-    let inbox = Arc::new(Inbox::default());
+    let inbox = Arc::new(Inbox::with_limit(
+        router.cfg.session_reply_hard_limit.0 as usize,
+    ));
+    let soft = router.cfg.session_reply_soft_limit.0 as usize;
     router.register_session(&inbox);
     let now = Instant::now();
     let addr =
@@ -279,6 +285,11 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         redis_errors: 0,
         refused_multi: false,
         blocked: None,
+        stash: 0,
+        soft,
+        // Until replies are seen, assume big ones: at most 4 requests in
+        // flight (the estimate then follows the real sizes).
+        avg_reply: soft >> 2,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let send_timeout = router.cfg.session_send_timeout.0;
@@ -304,8 +315,9 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             last_read = s.now;
         }
         s.poll_blocked();
-        // Dispatch every complete request read so far.
-        while !closing && s.blocked.is_none() {
+        // Dispatch every complete request read so far (until the replies
+        // held for the client reach the soft limit: backpressure).
+        while !closing && s.blocked.is_none() && !s.over_soft() {
             let p = match parser.parse(&rd.buf[rd.pos..rd.len], limits) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
@@ -334,11 +346,12 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             };
             if !argv.is_empty() {
                 if s.fifo.len() > max_pipeline {
+                    // Codis closes such a client; what is buffered for it
+                    // is dropped, not flushed.
                     crate::log::warn(&format!(
-                        "session {id}: too many pipelined requests, closing"
+                        "session {id}: too many pipelined requests (over {max_pipeline}), closed"
                     ));
-                    closing = true;
-                    break;
+                    return;
                 }
                 let raw = (!p.in_scratch && rd.buf.get(rd.pos) == Some(&b'*'))
                     .then(|| &rd.buf[rd.pos..rd.pos + p.consumed]);
@@ -362,7 +375,10 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             break;
         }
         // Wait for replies, client bytes, writability, shutdown or a timer.
-        if !closing {
+        // Over the soft limit the client is not read (its bytes wait in the
+        // socket) until its replies go out.
+        let paused = !closing && s.over_soft();
+        if !closing && !paused {
             rd.prepare();
         }
         if let Some(t) = timer.as_mut() {
@@ -384,8 +400,8 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             // A blocked client's further requests wait in the buffer (up
             // to 1 MiB; reading on also sees it close).
             let full = s.blocked.is_some() && rd.len - rd.pos > 1 << 20;
-            let want = (!closing && !full).then_some(&mut rd.buf[rd.len..]);
-            let r = s.poll_io(cx, want, &mut got);
+            let want = (!closing && !full && !paused).then_some(&mut rd.buf[rd.len..]);
+            let r = s.poll_io(cx, want, &mut got, paused);
             if r.is_pending()
                 && let Some(t) = timer.as_mut()
                 && t.as_mut().poll(cx).is_ready()
@@ -410,6 +426,13 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
                 s.cancel_blocked();
             }
             Io::Broken => return,
+            Io::Overflow => {
+                crate::log::warn(&format!(
+                    "session {id}: replies over session_reply_hard_limit ({}), closed",
+                    crate::config::size_text(s.router.cfg.session_reply_hard_limit.0)
+                ));
+                return;
+            }
             Io::Timer => {
                 if let Some(b) = s.write_blocked
                     && !send_timeout.is_zero()
@@ -484,6 +507,20 @@ struct Session {
     /// A blocking command waiting for its turn or its reply: no further
     /// request is read until it is answered.
     blocked: Option<Blocked>,
+    /// Bytes of the replies kept aside (`Res::Got`).
+    stash: usize,
+    /// `session_reply_soft_limit` (0: none).
+    soft: usize,
+    /// Running estimate of this client's reply size (rises fast, falls
+    /// slowly), for the bytes its requests in flight will bring.
+    avg_reply: usize,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Replies still in flight are dropped as they arrive.
+        self.inbox.close();
+    }
 }
 
 /// A blocking command of this session (see `blocking.rs`).
@@ -504,13 +541,27 @@ impl Drop for Blocked {
 }
 
 impl Session {
+    /// Reply bytes held for the client: output not yet taken by its socket
+    /// and replies kept aside.
+    fn held(&self) -> usize {
+        self.out.len() - self.out_off + self.stash
+    }
+
+    /// Backpressure: whether the replies held, plus those expected for the
+    /// requests in flight, reach `session_reply_soft_limit`.
+    fn over_soft(&self) -> bool {
+        self.soft != 0 && self.held() + self.res.len() * self.avg_reply >= self.soft
+    }
+
     /// Writes pending output, takes inbox replies and reads client bytes
-    /// (into `read`, count in `got`). Ready when anything happened.
+    /// (into `read`, count in `got`). Ready when anything happened; with
+    /// `paused`, also when the output drained below the soft limit.
     fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
         read: Option<&mut [u8]>,
         got: &mut usize,
+        paused: bool,
     ) -> Poll<Io> {
         while self.out_off < self.out.len() {
             match Pin::new(&mut self.sock).poll_write(cx, &self.out[self.out_off..]) {
@@ -538,6 +589,13 @@ impl Session {
                     break;
                 }
             }
+        }
+        self.inbox.set_held(self.held());
+        if self.inbox.detached() {
+            return Poll::Ready(Io::Overflow);
+        }
+        if paused && !self.over_soft() {
+            return Poll::Ready(Io::Progress);
         }
         if self.in_items.is_empty()
             && self
@@ -582,7 +640,7 @@ impl Session {
                 if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                     return Poll::Ready(Some(v));
                 }
-                match self.poll_io(cx, None, &mut got) {
+                match self.poll_io(cx, None, &mut got, false) {
                     Poll::Ready(_) => Poll::Ready(None),
                     Poll::Pending => Poll::Pending,
                 }
@@ -672,6 +730,15 @@ impl Session {
         let items = std::mem::take(&mut self.in_items);
         let data = std::mem::take(&mut self.in_data);
         for it in &items {
+            if !it.reset {
+                // Rises halfway to a bigger reply, falls 1/8 of the way.
+                let len = it.end - it.start;
+                self.avg_reply = if len > self.avg_reply {
+                    self.avg_reply + (len - self.avg_reply).div_ceil(2)
+                } else {
+                    self.avg_reply - ((self.avg_reply - len) >> 3)
+                };
+            }
             let Some(idx) = it.seq.checked_sub(self.res_base) else {
                 continue;
             };
@@ -702,6 +769,7 @@ impl Session {
                 *r = if it.reset {
                     Res::Reset
                 } else {
+                    self.stash += it.end - it.start;
                     Res::Got(data[it.start..it.end].to_vec())
                 };
             }
@@ -732,6 +800,11 @@ impl Session {
             let Some(e) = self.fifo.pop_front() else {
                 return;
             };
+            for r in self.res.iter().take(need) {
+                if let Res::Got(b) = r {
+                    self.stash -= b.len();
+                }
+            }
             let mut results = self.res.drain(..need.min(self.res.len()));
             self.res_base += need as u64;
             match e.what {
@@ -891,6 +964,7 @@ impl Session {
     /// A result known at once, in sequence (a split's exec-wrapper reply).
     fn got(&mut self, b: Vec<u8>) -> u64 {
         let seq = self.res_base + self.res.len() as u64;
+        self.stash += b.len();
         self.res.push_back(Res::Got(b));
         seq
     }

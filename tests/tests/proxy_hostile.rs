@@ -210,3 +210,252 @@ fn admin_with_product_auth_accepts_remote_dashboard() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in bytes.
+fn rss(pid: u32) -> (u64, u64) {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        st.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `sessions.alive` from `/proxy/stats`.
+fn sessions_alive(p: &Proxy) -> u64 {
+    let body = tests::proxy::http_get(p.admin, "/proxy/stats");
+    let at = body.find("\"alive\": ").expect("alive") + "\"alive\": ".len();
+    body[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+const MB: usize = 1 << 20;
+
+/// A backend holding `bigkey` (1 MiB) and `small`, and a proxy with the
+/// given extra proxy.toml text, all slots on that backend (so every client
+/// shares one backend connection).
+fn big_setup(conf: &str) -> (Server, Proxy, tempfile::TempDir) {
+    let a = Server::start(&[]);
+    let mut d = a.conn();
+    assert_reply(&d.send(&["SET", "bigkey", &"x".repeat(MB)]), b"+OK\r\n");
+    assert_reply(&d.send(&["SET", "small", "v"]), b"+OK\r\n");
+    let (dir, path) = tests::proxy::write_conf(conf);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), a.port(), 512)),
+        &["--config", &path],
+    );
+    (a, p, dir)
+}
+
+/// `n` pipelined `GET <key>` requests.
+fn gets(key: &str, n: usize) -> Vec<u8> {
+    let one = tests::resp::encode_command(&["GET", key]);
+    one.repeat(n)
+}
+
+/// Sends `bytes` on a new connection from a thread (the proxy may stop
+/// reading it) and never reads; the socket is kept open until `hold`.
+fn never_reader(port: u16, bytes: Vec<u8>, hold: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_write_timeout(Some(hold)).unwrap();
+        let _ = std::io::Write::write_all(&mut s, &bytes);
+        std::thread::sleep(hold);
+    })
+}
+
+/// Measures round trips of PING and `GET small` on its own connection for
+/// `dur`; returns the slowest, and checks every reply.
+fn probe_latency(port: u16, dur: Duration) -> Duration {
+    let mut c = tests::Conn::connect(port).unwrap();
+    c.set_timeout(Duration::from_secs(5));
+    let mut worst = Duration::ZERO;
+    let end = Instant::now() + dur;
+    while Instant::now() < end {
+        let t = Instant::now();
+        assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
+        assert_reply(&c.send(&["GET", "small"]), b"$1\r\nv\r\n");
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worst
+}
+
+/// A client that pipelines 2000 `GET bigkey` (1 MiB each) and never reads
+/// is held by backpressure (the proxy stops reading it at the soft limit)
+/// and closed by `session_send_timeout`; the proxy's RSS stays within a few
+/// MiB of where it was, and another client on the same backend connection
+/// keeps sub-100 ms round trips meanwhile.
+#[test]
+fn never_reading_client_is_held_and_others_keep_their_latency() {
+    let (_a, p, _d) = big_setup(
+        "session_reply_soft_limit = \"1mb\"\nsession_reply_hard_limit = \"8mb\"\nsession_send_timeout = \"2s\"\n",
+    );
+    let pid = p.child.id();
+    // Warm up (first connections, buffers) before the baseline.
+    let mut c = p.conn();
+    for _ in 0..3 {
+        assert_eq!(c.send(&["GET", "bigkey"]).len(), MB + 12);
+    }
+    let (base, _) = rss(pid);
+    let t0 = Instant::now();
+    let hostile = never_reader(p.port, gets("bigkey", 2000), Duration::from_secs(4));
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        let end = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < end {
+            peak = peak.max(rss(pid).0);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
+    let worst = probe_latency(p.port, Duration::from_millis(1500));
+    let peak = sampler.join().unwrap();
+    assert!(
+        worst < Duration::from_millis(300),
+        "round trip beside a never-reading client took {worst:?}"
+    );
+    // Held: what it holds is bounded by the soft limit plus the replies
+    // in flight (and allocator slack), nowhere near its 2000 MiB of replies.
+    let grew = peak.saturating_sub(base);
+    eprintln!("never-reading client: worst round trip {worst:?}, RSS {base} -> peak {peak}");
+    assert!(grew < (16 * MB) as u64, "proxy grew by {grew} bytes");
+    // Closed by session_send_timeout (2 s) while it still holds its socket.
+    let deadline = t0 + Duration::from_secs(4);
+    while sessions_alive(&p) > 1 {
+        assert!(Instant::now() < deadline, "never-reading client not closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    hostile.join().unwrap();
+    assert_reply(&c.send(&["GET", "small"]), b"$1\r\nv\r\n");
+}
+
+/// A client that sent small requests first (so the proxy expects small
+/// replies) and then pipelines 100 `GET bigkey` without reading goes over
+/// `session_reply_hard_limit`: it is closed at once, without the buffered
+/// replies being written, and the proxy does not keep the memory.
+#[test]
+fn client_over_the_hard_limit_is_closed_without_flushing() {
+    let (_a, p, _d) =
+        big_setup("session_reply_soft_limit = \"1mb\"\nsession_reply_hard_limit = \"4mb\"\n");
+    let pid = p.child.id();
+    let mut warm = p.conn();
+    assert_eq!(warm.send(&["GET", "bigkey"]).len(), MB + 12);
+    let (base, _) = rss(pid);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // 1000 small replies, read: the estimate of this client's reply size
+    // falls to a few bytes.
+    std::io::Write::write_all(&mut s, &gets("small", 1000)).unwrap();
+    let want = b"$1\r\nv\r\n".len() * 1000;
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got.len() < want {
+        let n = std::io::Read::read(&mut s, &mut chunk).unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let t0 = Instant::now();
+    std::io::Write::write_all(&mut s, &gets("bigkey", 100)).unwrap();
+    // Not read: closed once its replies pass 4 MiB.
+    while sessions_alive(&p) > 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "client over the hard limit not closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What reached it is what its socket took before the limit: far less
+    // than the 100 MiB it asked for, then EOF.
+    let mut total = 0usize;
+    loop {
+        match std::io::Read::read(&mut s, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 16 * MB, "{total} bytes reached the client");
+    let log = p.log();
+    assert!(
+        log.contains("over session_reply_hard_limit (4mb), closed"),
+        "{log}"
+    );
+    let (now, hwm) = rss(pid);
+    assert!(
+        hwm.saturating_sub(base) < (32 * MB) as u64,
+        "peak grew by {}",
+        hwm - base
+    );
+    let _ = now;
+    assert_reply(&warm.send(&["GET", "small"]), b"$1\r\nv\r\n");
+}
+
+/// A slow reader (pipelines 50 `GET bigkey`, waits a second, then reads)
+/// gets every reply, whole and in order: backpressure only delays it.
+#[test]
+fn slow_reader_gets_every_reply() {
+    let (_a, p, _d) =
+        big_setup("session_reply_soft_limit = \"1mb\"\nsession_reply_hard_limit = \"8mb\"\n");
+    let mut c = p.conn();
+    c.set_timeout(Duration::from_secs(10));
+    let mut req = gets("bigkey", 50);
+    req.extend_from_slice(&tests::resp::encode_command(&["GET", "small"]));
+    c.write_raw(&req).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 0..50 {
+        let r = c.read_reply().unwrap();
+        assert_eq!(r.len(), MB + 12, "reply {i}");
+    }
+    assert_reply(&c.read_reply().unwrap(), b"$1\r\nv\r\n");
+}
+
+/// 100 clients that each pipeline 200 `GET bigkey` and never read: the
+/// proxy's peak RSS stays within 1.5 x (hard limit x clients) of its
+/// baseline, another client's round trips stay under a second, and every
+/// one of them is closed (hard limit or send timeout) within seconds.
+#[test]
+fn hundred_never_reading_clients_bound_the_proxy_memory() {
+    const CLIENTS: usize = 100;
+    const HARD: usize = 2 * MB;
+    let (_a, p, _d) = big_setup(
+        "session_reply_soft_limit = \"1mb\"\nsession_reply_hard_limit = \"2mb\"\nsession_send_timeout = \"2s\"\n",
+    );
+    let pid = p.child.id();
+    let mut c = p.conn();
+    for _ in 0..3 {
+        assert_eq!(c.send(&["GET", "bigkey"]).len(), MB + 12);
+    }
+    let (base, base_hwm) = rss(pid);
+    let t0 = Instant::now();
+    let hostile: Vec<_> = (0..CLIENTS)
+        .map(|_| never_reader(p.port, gets("bigkey", 200), Duration::from_secs(5)))
+        .collect();
+    let worst = probe_latency(p.port, Duration::from_millis(2000));
+    let deadline = t0 + Duration::from_secs(5);
+    while sessions_alive(&p) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "never-reading clients not closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, hwm) = rss(pid);
+    let bound = base.max(base_hwm) + (HARD * CLIENTS * 3 / 2) as u64;
+    eprintln!(
+        "{CLIENTS} never-reading clients: worst round trip {worst:?}, RSS {base} (peak {base_hwm}) -> peak {hwm}, bound {bound}, all closed after {:?}",
+        t0.elapsed()
+    );
+    assert!(hwm <= bound, "peak RSS {hwm} over {bound}");
+    assert!(worst < Duration::from_secs(1), "round trip took {worst:?}");
+    for h in hostile {
+        h.join().unwrap();
+    }
+}
