@@ -153,7 +153,9 @@ impl Admin {
             .router
             .backends()
             .iter()
-            .map(|b| json!({"addr": b.addr, "connected": b.connected()}))
+            .map(
+                |b| json!({"addr": b.addr, "connected": b.connected(), "down": b.health.is_down()}),
+            )
             .collect();
         let mut cmds: Vec<Value> = Vec::new();
         for (i, c) in s.cmds.iter().enumerate() {
@@ -466,11 +468,20 @@ async fn metrics(State(a): Ctx) -> Response {
     }
     out.push_str(&lat);
     out.push_str("# HELP codis_proxy_backend_up Whether a backend server has a live connection.\n# TYPE codis_proxy_backend_up gauge\n");
-    for b in a.router.backends() {
+    let backends = a.router.backends();
+    for b in &backends {
         out.push_str(&format!(
             "codis_proxy_backend_up{{addr=\"{}\"}} {}\n",
             b.addr,
             b.connected() as u64
+        ));
+    }
+    out.push_str("# HELP codis_proxy_backend_down Whether a probe marked a backend server down.\n# TYPE codis_proxy_backend_down gauge\n");
+    for b in &backends {
+        out.push_str(&format!(
+            "codis_proxy_backend_down{{addr=\"{}\"}} {}\n",
+            b.addr,
+            b.health.is_down() as u64
         ));
     }
     (

@@ -30,6 +30,15 @@
 //! disconnected, and so is one that does not take our writes within
 //! `backend_send_timeout`. At most `backend_max_pipeline` requests are in
 //! flight; the rest wait in the queue.
+//!
+//! Fail-fast ([`Health`], one per server, shared by all its connections):
+//! a connection that has waited `backend_probe_period` for a reply with
+//! requests outstanding has the server probed on a fresh connection (AUTH,
+//! PING). A probe not answered within `backend_probe_timeout` marks the
+//! server down: its connections end (their outstanding requests fail with
+//! `backend conn reset`), new requests fail at once, and the probe repeats
+//! every `backend_probe_period` until the server answers, which marks it
+//! up. A server that answers the probe is only slow: nothing happens.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -367,6 +376,111 @@ pub struct BackendOptions {
     pub ping_period: Duration,
     /// TCP keepalive period (0: off).
     pub tcp_keepalive: Duration,
+    /// A reply overdue this long has the server probed (0: never).
+    pub probe_period: Duration,
+    /// A probe unanswered this long marks the server down.
+    pub probe_timeout: Duration,
+}
+
+/// Whether one backend server answers, shared by all its connections
+/// (see the module comment).
+pub struct Health {
+    addr: String,
+    opts: Arc<BackendOptions>,
+    down: AtomicBool,
+    /// A probe task is running.
+    probing: AtomicBool,
+}
+
+impl Health {
+    pub fn new(addr: String, opts: Arc<BackendOptions>) -> Arc<Health> {
+        Arc::new(Health {
+            addr,
+            opts,
+            down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+        })
+    }
+
+    /// Marked down by a probe (until one is answered).
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// A connection waited too long for a reply: probe the server, unless
+    /// a probe is already running.
+    fn suspect(self: &Arc<Self>) {
+        if self.opts.probe_period.is_zero() || self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let h = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match probe(&h.addr, &h.opts).await {
+                    Ok(()) => {
+                        if h.down.swap(false, Ordering::SeqCst) {
+                            crate::log::warn(&format!(
+                                "backend {}: answers a probe again, up",
+                                h.addr
+                            ));
+                        } else {
+                            // Alive but slow: probe again no sooner than a
+                            // period from now.
+                            tokio::time::sleep(h.opts.probe_period).await;
+                        }
+                        h.probing.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        if !h.down.swap(true, Ordering::SeqCst) {
+                            crate::log::warn(&format!(
+                                "backend {}: probe failed ({e}), marked down",
+                                h.addr
+                            ));
+                        }
+                    }
+                }
+                tokio::time::sleep(h.opts.probe_period).await;
+            }
+        });
+    }
+}
+
+/// One probe: a fresh connection, `AUTH` when set, `PING`; any reply to
+/// each counts (the server is running commands), within `probe_timeout`.
+async fn probe(addr: &str, opts: &BackendOptions) -> Result<(), String> {
+    let run = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut req = Vec::new();
+        let mut expect = 1;
+        if !opts.auth.is_empty() {
+            encode(&mut req, &[b"AUTH", opts.auth.as_bytes()]);
+            expect += 1;
+        }
+        req.extend_from_slice(PING);
+        s.write_all(&req).await.map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 512];
+        while expect > 0 {
+            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed".to_string());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Ok(Some(len)) = frame_len(&buf) {
+                buf.drain(..len);
+                expect -= 1;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(opts.probe_timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "no answer within {}",
+            crate::config::go_duration(opts.probe_timeout)
+        )),
+    }
 }
 
 /// Turns on TCP keepalive with `period` (idle time and probe interval);
@@ -407,6 +521,8 @@ impl Queue {
 pub struct BackendConn {
     q: Arc<Mutex<Queue>>,
     pub state: Arc<ConnState>,
+    /// The server's health, shared with its other connections.
+    pub health: Arc<Health>,
 }
 
 /// Observable state of a connection (for stats and metrics).
@@ -424,10 +540,17 @@ impl BackendConn {
     /// Spawns the connection task. A lazy one connects on the first request;
     /// an eager one (replicas) connects at once and keeps reconnecting in the
     /// background, so its `connected` state is meaningful without traffic.
-    pub fn spawn(addr: String, ch: Chan, opts: Arc<BackendOptions>, eager: bool) -> BackendConn {
+    pub fn spawn(
+        addr: String,
+        ch: Chan,
+        opts: Arc<BackendOptions>,
+        eager: bool,
+        health: Arc<Health>,
+    ) -> BackendConn {
         let c = BackendConn {
             q: Arc::new(Mutex::new(Queue::default())),
             state: Arc::new(ConnState::default()),
+            health,
         };
         tokio::spawn(conn_task(addr, ch, opts, c.clone(), eager));
         c
@@ -532,6 +655,19 @@ async fn conn_task(
         let until = background_try
             .then(|| tokio::time::Instant::from_std(retry_at.unwrap_or_else(Instant::now)));
         let has_requests = conn.wait_queued(until).await;
+        if conn.health.is_down() {
+            // Marked down by a probe: fail fast, do not connect until a
+            // probe is answered.
+            if has_requests {
+                conn.fail_queued();
+            }
+            if eager {
+                let wait = opts.probe_period.max(Duration::from_millis(100));
+                retry_at = Some(Instant::now() + wait);
+                background_try = true;
+            }
+            continue;
+        }
         let backing_off = retry_at.is_some_and(|t| Instant::now() < t);
         if backing_off && has_requests {
             conn.fail_queued();
@@ -864,6 +1000,9 @@ impl<'a> Run<'a> {
 
     /// Drives the connection; returns why it ended.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        if self.conn.health.is_down() {
+            return Poll::Ready(Step::End("server marked down by a probe".into()));
+        }
         loop {
             let mut progress = self.take_queued(cx);
             if !self.yielded && self.woff < self.wbuf.len() && self.wbuf.len() < FLUSH_NOW {
@@ -943,11 +1082,17 @@ impl<'a> Run<'a> {
             if progress {
                 continue;
             }
-            // Deadlines: recv/send timeouts and the keepalive.
+            // Deadlines: recv/send timeouts, the probe and the keepalive.
             let busy = !self.guards.is_empty();
             let mut next = self.last_write + self.ping_period();
             if busy && !self.opts.recv_timeout.is_zero() {
                 next = next.min(self.last_read + self.opts.recv_timeout);
+            }
+            let probe = !self.opts.probe_period.is_zero();
+            if busy && probe {
+                let overdue = self.last_read + self.opts.probe_period;
+                // Once overdue, look at the server's health every 50 ms.
+                next = next.min(overdue.max(Instant::now() + Duration::from_millis(50)));
             }
             if let Some(t) = self.write_blocked
                 && !self.opts.send_timeout.is_zero()
@@ -968,6 +1113,12 @@ impl<'a> Run<'a> {
             {
                 return Poll::Ready(Step::End("recv timeout".into()));
             }
+            if busy && probe && now >= self.last_read + self.opts.probe_period {
+                if self.conn.health.is_down() {
+                    return Poll::Ready(Step::End("server marked down by a probe".into()));
+                }
+                self.conn.health.suspect();
+            }
             if let Some(t) = self.write_blocked
                 && !self.opts.send_timeout.is_zero()
                 && now >= t + self.opts.send_timeout
@@ -981,8 +1132,13 @@ impl<'a> Run<'a> {
                 }
             }
             // Re-arm for the next check (pulled earlier above when needed).
-            let far = tokio::time::Instant::from_std(now + self.ping_period());
-            self.timer.as_mut().reset(far);
+            let mut far = now + self.ping_period();
+            if busy && probe {
+                far = far.min(now + Duration::from_millis(50));
+            }
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(far));
         }
     }
 
@@ -1143,7 +1299,13 @@ mod tests {
             max_pipeline,
             ping_period: Duration::ZERO,
             tcp_keepalive: Duration::ZERO,
+            probe_period: Duration::ZERO,
+            probe_timeout: Duration::ZERO,
         })
+    }
+
+    fn health(addr: &str, opts: &Arc<BackendOptions>) -> Arc<Health> {
+        Health::new(addr.to_string(), opts.clone())
     }
 
     /// A fake backend answering `:<n>` to the n-th request (from 0).
@@ -1228,7 +1390,14 @@ mod tests {
     async fn pipeline_limit_splits_runs_in_order() {
         let addr = counting_backend().await;
         // At most 3 requests in flight: runs of 5 must be split.
-        let conn = BackendConn::spawn(addr, Chan::default(), opts(3), false);
+        let o = opts(3);
+        let conn = BackendConn::spawn(
+            addr.clone(),
+            Chan::default(),
+            o.clone(),
+            false,
+            health(&addr, &o),
+        );
         let a = Arc::new(Inbox::default());
         let b = Arc::new(Inbox::default());
         let mut o = Outgoing::default();
@@ -1262,7 +1431,14 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let conn = BackendConn::spawn(addr, Chan::default(), opts(16), false);
+        let o = opts(16);
+        let conn = BackendConn::spawn(
+            addr.clone(),
+            Chan::default(),
+            o.clone(),
+            false,
+            health(&addr, &o),
+        );
         let a = Arc::new(Inbox::default());
         let mut o = Outgoing::default();
         o.push(PING, &a, 0, None);

@@ -84,7 +84,7 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
             let src = from
                 .conn(call.ch, call.seed)
                 .cloned()
-                .ok_or("ERR handle response, backend conn reset")?;
+                .ok_or(crate::errors::RESET_TEXT)?;
             let (host, port) = owner.addr.rsplit_once(':').unwrap_or((&owner.addr, "0"));
             for key in &call.keys {
                 let req = crate::backend::mgrt_tag_one(host, port, key);
@@ -101,6 +101,9 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
             }
         }
         drop(routed);
+        if owner.health.is_down() {
+            return Err(crate::errors::RESET_TEXT.to_string());
+        }
         let mut stream = open(&owner.addr, call.ch, router).await?;
         // Its client id first, for CLIENT UNBLOCK.
         let mut req = Vec::new();
@@ -121,6 +124,11 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
         tokio::pin!(watch);
         let frame = tokio::select! {
             f = read_frame(&mut stream, &mut buf) => f?,
+            () = marked_down(&owner.health) => {
+                // A probe found the server frozen: fail like a broken
+                // connection rather than wait for a reply that may never come.
+                return Err(crate::errors::RESET_TEXT.to_string());
+            }
             () = &mut watch => {
                 // The slot is moving: unblock our client, then take
                 // whatever it answers (a real reply may have raced).
@@ -148,7 +156,7 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
 }
 
 fn reset(_: std::io::Error) -> String {
-    "ERR handle response, backend conn reset".to_string()
+    crate::errors::RESET_TEXT.to_string()
 }
 
 async fn open(addr: &str, ch: Chan, router: &Router) -> Result<TcpStream, String> {
@@ -156,7 +164,7 @@ async fn open(addr: &str, ch: Chan, router: &Router) -> Result<TcpStream, String
         .await
         .map_err(|e| {
             crate::log::warn(&format!("backend {addr}: blocking connection: {e}"));
-            "ERR handle response, backend conn reset".to_string()
+            crate::errors::RESET_TEXT.to_string()
         })
 }
 
@@ -169,12 +177,12 @@ async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, Str
                 return Ok(f);
             }
             Ok(None) => {}
-            Err(()) => return Err("ERR handle response, backend conn reset".into()),
+            Err(()) => return Err(crate::errors::RESET_TEXT.into()),
         }
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk).await.map_err(reset)?;
         if n == 0 {
-            return Err("ERR handle response, backend conn reset".into());
+            return Err(crate::errors::RESET_TEXT.into());
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -187,6 +195,13 @@ fn watch_fired(router: &Router, slot: usize, addr: &str) -> bool {
     let t = router.table.load();
     let r = &t.slots[slot];
     r.blocked || r.backend.as_ref().is_none_or(|b| b.addr != addr)
+}
+
+/// Resolves when a probe marks the server down (checked every 50 ms).
+async fn marked_down(h: &crate::backend::Health) {
+    while !h.is_down() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Resolves when [`watch_fired`] (checked every 50 ms).

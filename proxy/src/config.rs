@@ -672,5 +672,17 @@ mod tests {
         assert!(Config::from_toml("product_name = \"-x\"").is_err());
         assert!(Config::from_toml("jodis_name = \"zookeeper\"").is_err());
         assert!(Config::from_toml("session_max_pipeline = 3").is_ok());
+        let e = Config::from_toml("session_reply_soft_limit = \"64mb\"").unwrap_err();
+        assert!(e.contains("session_reply_hard_limit = 32mb"), "{e}");
+        assert!(
+            Config::from_toml("session_reply_soft_limit = 0\nsession_reply_hard_limit = \"1mb\"")
+                .is_ok()
+        );
+        let e = Config::from_toml("backend_probe_timeout = \"0s\"").unwrap_err();
+        assert!(e.contains("backend_probe_timeout"), "{e}");
+        assert!(
+            Config::from_toml("backend_probe_period = \"0\"\nbackend_probe_timeout = \"0\"")
+                .is_ok()
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::backend::{BackendConn, BackendOptions, Inbox};
+use crate::backend::{BackendConn, BackendOptions, Health, Inbox};
 use crate::config::Config;
 use crate::slots::{MAX_SLOTS, Slot};
 
@@ -39,6 +39,8 @@ pub struct BackendAddr {
     parallel: usize,
     opts: Arc<BackendOptions>,
     eager: bool,
+    /// The server's health (shared by the primary and replica pools).
+    pub health: Arc<Health>,
 }
 
 impl BackendAddr {
@@ -51,7 +53,13 @@ impl BackendAddr {
             .get_or_init(|| {
                 (0..self.parallel)
                     .map(|_| {
-                        BackendConn::spawn(self.addr.clone(), ch, self.opts.clone(), self.eager)
+                        BackendConn::spawn(
+                            self.addr.clone(),
+                            ch,
+                            self.opts.clone(),
+                            self.eager,
+                            self.health.clone(),
+                        )
                     })
                     .collect()
             });
@@ -62,7 +70,10 @@ impl BackendAddr {
     pub fn ready_conn(&self, ch: Chan, seed: u64) -> Option<&BackendConn> {
         let c = self.conn(ch, seed)?;
         let st = &c.state;
-        (st.connected.load(Ordering::Relaxed) && !st.stale.load(Ordering::Relaxed)).then_some(c)
+        (st.connected.load(Ordering::Relaxed)
+            && !st.stale.load(Ordering::Relaxed)
+            && !self.health.is_down())
+        .then_some(c)
     }
 
     /// Whether any made connection is currently up (for stats).
@@ -185,6 +196,8 @@ pub struct Router {
     changed: Notify,
     pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
     replica_pools: Mutex<HashMap<String, Arc<BackendAddr>>>,
+    /// Per server address, shared by both pools.
+    health: Mutex<HashMap<String, Arc<Health>>>,
     pub opts: Arc<BackendOptions>,
     /// When the proxy started (INFO uptime).
     pub started: std::time::Instant,
@@ -278,6 +291,8 @@ impl Router {
             max_pipeline: cfg.backend_max_pipeline.max(1) as usize,
             ping_period: cfg.backend_ping_period.0,
             tcp_keepalive: cfg.backend_keepalive_period.0,
+            probe_period: cfg.backend_probe_period.0,
+            probe_timeout: cfg.backend_probe_timeout.0,
         });
         let slots = (0..MAX_SLOTS)
             .map(|i| Route {
@@ -299,6 +314,7 @@ impl Router {
             changed: Notify::new(),
             pools: Mutex::new(HashMap::new()),
             replica_pools: Mutex::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
             opts,
             started: std::time::Instant::now(),
             fill_lock: tokio::sync::Mutex::new(()),
@@ -340,6 +356,17 @@ impl Router {
         self.pool_in(&self.replica_pools, addr, true)
     }
 
+    /// The health record of the server at `addr` (made on first use).
+    pub fn health(&self, addr: &str) -> Arc<Health> {
+        let mut g = match self.health.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.entry(addr.to_string())
+            .or_insert_with(|| Health::new(addr.to_string(), self.opts.clone()))
+            .clone()
+    }
+
     fn pool_in(
         &self,
         pools: &Mutex<HashMap<String, Arc<BackendAddr>>>,
@@ -365,6 +392,7 @@ impl Router {
                     parallel: parallel.max(1) as usize,
                     opts: self.opts.clone(),
                     eager: replica,
+                    health: self.health(addr),
                 });
                 if replica {
                     for db in 0..self.cfg.databases() {

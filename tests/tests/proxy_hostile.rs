@@ -459,3 +459,126 @@ fn hundred_never_reading_clients_bound_the_proxy_memory() {
         h.join().unwrap();
     }
 }
+
+/// Sends `sig` to a server process; a guard sends SIGCONT when dropped (a
+/// failing test must not leave a stopped server behind).
+struct Frozen(u32);
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: plain syscall on the pid of a child we own and have not
+    // reaped (the Server is alive for the whole test).
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+impl Frozen {
+    fn new(s: &Server) -> Frozen {
+        signal(s.pid(), libc::SIGSTOP);
+        Frozen(s.pid())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
+/// A key whose slot is in `lo..hi`.
+fn key_in(prefix: &str, lo: usize, hi: usize) -> String {
+    (0..100_000)
+        .map(|i| format!("{prefix}:{i}"))
+        .find(|k| (lo..hi).contains(&protocol::slot::slot_of(k.as_bytes())))
+        .unwrap()
+}
+
+const RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
+
+/// A frozen backend (SIGSTOP): a request to it fails within
+/// `backend_probe_period` + `backend_probe_timeout` (0.5 s + 1 s here), a
+/// client blocked on it (BLPOP) gets the same error, new requests fail at
+/// once while it is down, the other backend serves throughout, and after
+/// SIGCONT the next probe brings it back.
+#[test]
+fn frozen_backend_fails_fast_and_returns() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let (_d, conf) = tests::proxy::write_conf(
+        "backend_probe_period = \"500ms\"\nbackend_probe_timeout = \"1s\"\n",
+    );
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), b.port(), 512)),
+        &["--config", &conf],
+    );
+    let (ka, kb) = (key_in("a", 0, 512), key_in("b", 512, 1024));
+    let mut c = p.conn();
+    c.set_timeout(Duration::from_secs(10));
+    assert_reply(&c.send(&["SET", &ka, "va"]), b"+OK\r\n");
+    assert_reply(&c.send(&["SET", &kb, "vb"]), b"+OK\r\n");
+    let mut blocked = p.conn();
+    blocked.set_timeout(Duration::from_secs(10));
+    let list = key_in("list", 0, 512);
+    blocked
+        .write_raw(&tests::resp::encode_command(&["BLPOP", &list, "0"]))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let frozen = Frozen::new(&a);
+    let t0 = Instant::now();
+    let r = c.send(&["GET", &ka]);
+    let took = t0.elapsed();
+    assert_reply(&r, RESET);
+    assert!(
+        took < Duration::from_millis(2500),
+        "error after {took:?} (probe 0.5 s + 1 s)"
+    );
+    assert_reply(&blocked.read_reply().unwrap(), RESET);
+    // Down: fails at once; the other server is unaffected.
+    let t0 = Instant::now();
+    assert_reply(&c.send(&["GET", &ka]), RESET);
+    assert!(
+        t0.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_reply(&c.send(&["GET", &kb]), b"$2\r\nvb\r\n");
+    let stats = tests::proxy::http_get(p.admin, "/proxy/stats");
+    assert!(stats.contains("\"down\": true"), "{stats}");
+    assert!(p.log().contains("marked down"), "{}", p.log());
+    drop(frozen);
+    // Back once a probe is answered (every 0.5 s while down).
+    let t0 = Instant::now();
+    loop {
+        let r = c.send(&["GET", &ka]);
+        if r == b"$2\r\nva\r\n" {
+            break;
+        }
+        assert_reply(&r, RESET);
+        assert!(t0.elapsed() < Duration::from_secs(3), "backend not back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(p.log().contains("answers a probe again, up"), "{}", p.log());
+    assert_reply(&c.send(&["GET", &kb]), b"$2\r\nvb\r\n");
+}
+
+/// With the default probe settings (1 s, then 5 s for an answer) a backend
+/// that stalls for 2.5 s (SIGSTOP, then SIGCONT) is only slow: the request
+/// waits and gets its real reply, and no server is marked down.
+#[test]
+fn slow_backend_keeps_working_with_the_defaults() {
+    let a = Server::start(&[]);
+    let p = Proxy::start(Some(&split_slots(a.port(), a.port(), 512)), &[]);
+    let mut c = p.conn();
+    c.set_timeout(Duration::from_secs(10));
+    assert_reply(&c.send(&["SET", "k", "v"]), b"+OK\r\n");
+    let frozen = Frozen::new(&a);
+    let t0 = Instant::now();
+    c.write_raw(&tests::resp::encode_command(&["GET", "k"]))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(frozen);
+    assert_reply(&c.read_reply().unwrap(), b"$1\r\nv\r\n");
+    assert!(t0.elapsed() >= Duration::from_millis(2500));
+    assert_reply(&c.send(&["GET", "k"]), b"$1\r\nv\r\n");
+    assert!(!p.log().contains("marked down"), "{}", p.log());
+}
