@@ -317,7 +317,12 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         s.poll_blocked();
         // Dispatch every complete request read so far (until the replies
         // held for the client reach the soft limit: backpressure).
-        while !closing && s.blocked.is_none() && !s.over_soft() {
+        let mut held_back = false;
+        while !closing && s.blocked.is_none() {
+            if s.over_soft() {
+                held_back = true;
+                break;
+            }
             let p = match parser.parse(&rd.buf[rd.pos..rd.len], limits) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
@@ -376,8 +381,9 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         }
         // Wait for replies, client bytes, writability, shutdown or a timer.
         // Over the soft limit the client is not read (its bytes wait in the
-        // socket) until its replies go out.
-        let paused = !closing && s.over_soft();
+        // socket) until its replies go out; nor while requests it already
+        // sent wait in the buffer (an EOF read now would drop them).
+        let paused = !closing && (held_back || s.over_soft());
         if !closing && !paused {
             rd.prepare();
         }

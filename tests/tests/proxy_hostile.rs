@@ -398,8 +398,10 @@ fn client_over_the_hard_limit_is_closed_without_flushing() {
     assert_reply(&warm.send(&["GET", "small"]), b"$1\r\nv\r\n");
 }
 
-/// A slow reader (pipelines 50 `GET bigkey`, waits a second, then reads)
-/// gets every reply, whole and in order: backpressure only delays it.
+/// A slow reader (pipelines 50 `GET bigkey`, half-closes its socket, waits
+/// a second, then reads) gets every reply, whole and in order:
+/// backpressure only delays it, and the EOF behind the held-back requests
+/// does not drop them.
 #[test]
 fn slow_reader_gets_every_reply() {
     let (_a, p, _d) =
@@ -409,12 +411,15 @@ fn slow_reader_gets_every_reply() {
     let mut req = gets("bigkey", 50);
     req.extend_from_slice(&tests::resp::encode_command(&["GET", "small"]));
     c.write_raw(&req).unwrap();
+    c.shutdown_write();
     std::thread::sleep(Duration::from_secs(1));
     for i in 0..50 {
         let r = c.read_reply().unwrap();
         assert_eq!(r.len(), MB + 12, "reply {i}");
     }
     assert_reply(&c.read_reply().unwrap(), b"$1\r\nv\r\n");
+    let (rest, closed) = c.read_until_close(Duration::from_secs(3), Duration::from_secs(5));
+    assert!(rest.is_empty() && closed, "{rest:?} {closed}");
 }
 
 /// 100 clients that each pipeline 200 `GET bigkey` and never read: the
