@@ -132,7 +132,12 @@ pub const INCR_NAN: &str = "ERR increment would produce NaN or Infinity";
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
-pub const PROTECTED_MODE: &str = "DENIED codis-server is running in protected mode: no password is set and the default bind address is used, so only loopback clients are accepted. Set a password (requirepass), bind to specific addresses, or disable protected-mode.";
+/// Protected mode's refusal (Redis 7.0.15's text, sent raw before closing).
+pub const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+/// A reply whose size the client chose (random picks with repeats) would
+/// pass `proto-max-bulk-len` (cmd/util.rs `ReplyBudget`; codis-server's own).
+pub const REPLY_TOO_LARGE: &str =
+    "ERR reply too large: the count makes a reply longer than proto-max-bulk-len";
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";

@@ -550,3 +550,115 @@ fn codis_commands_with_random_arguments() {
     );
     assert_reply(&guard.send(&["GET", "self"]), b"$4\r\nhere\r\n");
 }
+
+/// Random picks whose count the client chooses (issue 19): SRANDMEMBER,
+/// SPOP, HRANDFIELD and ZRANDMEMBER with extreme counts answer at once
+/// (Redis 7.0 hangs building SRANDMEMBER's reply until it runs out of
+/// memory), and PING on another connection keeps answering within 100 ms,
+/// on the single-threaded and the multi-threaded executor.
+#[test]
+fn extreme_random_counts_answer_at_once() {
+    for threads in ["1", "4"] {
+        let srv = Server::start(&["--io-threads", threads]);
+        let mut c = srv.conn();
+        for i in 0..200 {
+            let m = format!("m{i}");
+            c.send(&["SADD", "s", &m]);
+            c.send(&["HSET", "h", &m, "v"]);
+            c.send(&["ZADD", "z", "1", &m]);
+        }
+        let done = AtomicBool::new(false);
+        let worst = std::thread::scope(|sc| {
+            let hostile = sc.spawn(|| {
+                let mut h = srv.conn();
+                let range = b"-ERR value is out of range\r\n".as_slice();
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(800) {
+                    for n in ["-9223372036854775807", "-1099511627776", "-16777217"] {
+                        assert_eq!(h.send(&["SRANDMEMBER", "s", n]), range, "SRANDMEMBER {n}");
+                        assert_eq!(h.send(&["HRANDFIELD", "h", n]), range, "HRANDFIELD {n}");
+                        assert_eq!(h.send(&["ZRANDMEMBER", "z", n]), range, "ZRANDMEMBER {n}");
+                        assert_eq!(
+                            h.send(&["HRANDFIELD", "h", n, "WITHVALUES"]),
+                            range,
+                            "HRANDFIELD {n} WITHVALUES"
+                        );
+                    }
+                    // Positive counts are bounded by the data.
+                    let all = h.send_value(&["SRANDMEMBER", "s", "9223372036854775807"]);
+                    assert_eq!(all.as_array().map(|a| a.len()), Some(200));
+                    let all = h.send_value(&["ZRANDMEMBER", "z", "9223372036854775807"]);
+                    assert_eq!(all.as_array().map(|a| a.len()), Some(200));
+                    let all = h.send_value(&["HRANDFIELD", "h", "9223372036854775807"]);
+                    assert_eq!(all.as_array().map(|a| a.len()), Some(200));
+                    assert_eq!(h.send(&["SPOP", "nokey", "9223372036854775807"]), b"*0\r\n");
+                }
+                done.store(true, Ordering::Relaxed);
+            });
+            let mut p = srv.conn();
+            let mut worst = Duration::ZERO;
+            while !done.load(Ordering::Relaxed) && !hostile.is_finished() {
+                let t = Instant::now();
+                assert_eq!(p.send(&["PING"]), b"+PONG\r\n");
+                worst = worst.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            hostile.join().expect("hostile client");
+            worst
+        });
+        assert!(
+            worst < Duration::from_millis(100),
+            "io-threads {threads}: PING took {worst:?}"
+        );
+        // SPOP with a huge count takes what there is.
+        let all = c.send_value(&["SPOP", "s", "9223372036854775807"]);
+        assert_eq!(all.as_array().map(|a| a.len()), Some(200));
+    }
+}
+
+/// A pick count under the cap can still ask for a huge reply (a large
+/// member times the count): it stops at `proto-max-bulk-len` with an error,
+/// or at the normal class's hard output limit, which closes the client as
+/// Redis would.
+#[test]
+fn random_pick_replies_are_held_to_a_budget() {
+    let srv = Server::start(&["--proto-max-bulk-len", "4mb"]);
+    let mut c = srv.conn();
+    let big = vec![b'x'; 1 << 20];
+    c.send(&[b"SADD".as_slice(), b"s", &big]);
+    c.send(&[b"HSET".as_slice(), b"h", &big, b"v"]);
+    c.send(&[b"ZADD".as_slice(), b"z", b"1", &big]);
+    for cmd in ["SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER"] {
+        let key = &cmd[..1].to_lowercase();
+        let r = c.send(&[cmd, key, "-100"]);
+        assert!(
+            r.starts_with(b"-ERR reply too large"),
+            "{cmd}: {}",
+            escape_max(&r, 80)
+        );
+        // Under the budget it is served.
+        let r = c.send_value(&[cmd, key, "-3"]);
+        assert_eq!(r.as_array().map(|a| a.len()), Some(3), "{cmd}");
+    }
+    assert_eq!(
+        c.send(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 2mb 0 0"
+        ]),
+        b"+OK\r\n"
+    );
+    let r = c.try_send(&["SRANDMEMBER", "s", "-100"]);
+    assert!(
+        r.is_err(),
+        "not closed: {:?}",
+        r.map(|v| escape_max(&v, 80))
+    );
+    assert!(
+        srv.log()
+            .contains("closed ASAP for overcoming of output buffer limits")
+    );
+    let mut other = srv.conn();
+    assert_eq!(other.send(&["SCARD", "s"]), b":1\r\n");
+}

@@ -30,7 +30,8 @@
 //!   many picks with repeats. WITHVALUES pairs are flat in RESP2 and
 //!   two-element arrays in RESP3. Redis 7.0 tries to build any negative-count
 //!   reply, which for astronomically large counts exhausts its memory; we
-//!   refuse counts above [`MAX_REPEAT_PICKS`] with `ERR value is out of range`.
+//!   refuse counts above [`MAX_REPEAT_PICKS`] with `ERR value is out of range`
+//!   and hold the reply to a [`ReplyBudget`].
 //! * HSCAN: the cursor is parsed first (`ERR invalid cursor`), a missing key
 //!   replies an empty scan without looking at the options, then WRONGTYPE,
 //!   then the options (COUNT < 1 and TYPE are syntax errors). A compact hash
@@ -50,8 +51,8 @@ use protocol::number::{IncrFloatError, incrbyfloat, parse_i64};
 use protocol::resp::Reply;
 
 use crate::cmd::util::c_is as kw;
-use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::{MAX_REPEAT_PICKS, ReplyBudget, int_arg};
 use crate::cmd::util::{scan_head, scan_options, scan_reply};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Hash;
@@ -59,10 +60,6 @@ use crate::ds::hash::Limits;
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::notify::{GENERIC, HASH};
 use crate::exec::{Ctx, Handler};
-
-/// Largest negative HRANDFIELD count we serve (picks with repeats); Redis
-/// would try to buffer any size and run out of memory.
-pub const MAX_REPEAT_PICKS: u64 = 1 << 26;
 
 pub fn handler(id: CmdId) -> Option<Handler> {
     Some(match id {
@@ -397,6 +394,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let count = l.unsigned_abs();
     let mut rng = rand::rng();
+    let budget = ReplyBudget::new(ctx);
     read_hash(ctx, argv[1], |out, h| -> CmdResult {
         let Some(h) = h.filter(|_| count > 0) else {
             out.array(0);
@@ -409,7 +407,15 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         if l < 0 {
             pick_header(out, withvalues, count);
-            h.random_pairs(count, &mut rng, |f, v| write_pick(out, withvalues, f, v));
+            let mut spent = false;
+            h.random_pairs(count, &mut rng, |f, v| {
+                write_pick(out, withvalues, f, v);
+                spent = budget.spent(out);
+                !spent
+            });
+            if spent {
+                return budget.exceeded(out);
+            }
         } else {
             pick_header(out, withvalues, count.min(h.len()));
             h.random_distinct(count, &mut rng, |f, v| write_pick(out, withvalues, f, v));

@@ -43,7 +43,7 @@ use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
 use crate::cmd::util::parse_cursor;
-use crate::cmd::util::{int_arg, is};
+use crate::cmd::util::{MAX_REPEAT_PICKS, ReplyBudget, int_arg, is};
 use crate::cmd::util::{scan_head, scan_options, scan_reply};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::ds::Set;
@@ -339,7 +339,8 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             Some(v)
         }
     };
-    read_set(ctx, argv[1], |buf, s| {
+    let budget = ReplyBudget::new(ctx);
+    read_set(ctx, argv[1], |buf, s| -> CmdResult {
         let mut rng = rand::rng();
         match (s, count) {
             (None, None) => buf.null(),
@@ -348,12 +349,18 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 Some(m) => write_member(buf, m),
                 None => buf.null(),
             },
+            (Some(_), Some(c)) if c.unsigned_abs() > MAX_REPEAT_PICKS && c < 0 => {
+                return Err(CmdError::OutOfRange);
+            }
             (Some(s), Some(c)) if c < 0 => {
                 let n = c.unsigned_abs();
                 buf.array(n as usize);
                 for _ in 0..n {
                     if let Some(m) = s.random(&mut rng) {
                         write_member(buf, m);
+                        if budget.spent(buf) {
+                            return budget.exceeded(buf);
+                        }
                     }
                 }
             }
@@ -365,7 +372,8 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 }
             }
         }
-    })
+        Ok(())
+    })?
 }
 
 fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {

@@ -120,6 +120,61 @@ pub fn scan_options<'a>(opts: &[&'a [u8]]) -> Result<(usize, Option<&'a [u8]>), 
     Ok((count, pat))
 }
 
+/// Largest number of picks with repeats (a negative SRANDMEMBER, HRANDFIELD
+/// or ZRANDMEMBER count) we serve: more is `ERR value is out of range` at
+/// once. Redis 7.0 tries to build any such reply and, for astronomically
+/// large counts, hangs until it runs out of memory.
+pub const MAX_REPEAT_PICKS: u64 = 1 << 24;
+
+/// How far a reply whose size the client chooses (picks with repeats) may
+/// grow, in reply bytes: up to the `client-output-buffer-limit normal` hard
+/// limit (the connection loop closes a client over it without sending the
+/// reply, as Redis would once the reply is buffered) or, without one, up to
+/// `proto-max-bulk-len` (the reply is withdrawn and the command fails).
+/// So a member of a megabyte times a large count never builds gigabytes.
+pub struct ReplyBudget {
+    start: usize,
+    end: usize,
+    hard: bool,
+}
+
+impl ReplyBudget {
+    pub fn new(ctx: &crate::exec::Ctx) -> Self {
+        let c = ctx.srv.config();
+        let hard = match ctx.client.info.in_pubsub() {
+            false => c.client_output_buffer_limit[crate::config::CLIENT_CLASS_NORMAL].hard_bytes,
+            true => 0,
+        };
+        let (bytes, hard) = match hard {
+            0 => (c.proto_max_bulk_len, false),
+            h => (h, true),
+        };
+        let start = ctx.out.buf.len();
+        ReplyBudget {
+            start,
+            end: start.saturating_add(usize::try_from(bytes).unwrap_or(usize::MAX)),
+            hard,
+        }
+    }
+
+    /// Whether the reply in `out` went past the budget.
+    #[inline]
+    pub fn spent(&self, out: &protocol::resp::Reply) -> bool {
+        out.buf.len() > self.end
+    }
+
+    /// The command's outcome once [`ReplyBudget::spent`]: over the hard
+    /// limit the partial reply stays for the connection loop to refuse;
+    /// otherwise it is withdrawn and the command answers an error.
+    pub fn exceeded(&self, out: &mut protocol::resp::Reply) -> Result<(), CmdError> {
+        if self.hard {
+            return Ok(());
+        }
+        out.buf.truncate(self.start);
+        Err(CmdError::Static(crate::errors::REPLY_TOO_LARGE))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,8 +45,8 @@ use protocol::number::{parse_f64, write_f64};
 use protocol::resp::Reply;
 use rand::Rng;
 
-use crate::cmd::util::int_arg;
 use crate::cmd::util::parse_cursor;
+use crate::cmd::util::{MAX_REPEAT_PICKS, ReplyBudget, int_arg};
 use crate::cmd::util::{c_is as copt, c_str as cstr};
 use crate::cmd::util::{scan_head, scan_options};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
@@ -1166,17 +1166,24 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return Err(CmdError::Static(errors::JUST_OUT_OF_RANGE));
     }
-    let got = read(ctx, key, |z, out| {
+    let budget = ReplyBudget::new(ctx);
+    let got = read(ctx, key, |z, out| -> CmdResult {
         let len = z.len();
         let mut rng = rand::rng();
         if l == 0 || len == 0 {
             out.array(0);
         } else if l < 0 {
+            if l.unsigned_abs() > MAX_REPEAT_PICKS {
+                return Err(CmdError::Static(errors::JUST_OUT_OF_RANGE));
+            }
             let n = l.unsigned_abs() as usize;
             items_header(out, n, withscores);
             for _ in 0..n {
                 if let Some((m, s)) = z.get_rank(rng.random_range(0..len)) {
                     item_reply(out, m, s, withscores);
+                    if budget.spent(out) {
+                        return budget.exceeded(out);
+                    }
                 }
             }
         } else {
@@ -1212,11 +1219,15 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 }
             }
         }
+        Ok(())
     })?;
-    if got.is_none() {
-        ctx.out.array(0);
+    match got {
+        Some(r) => r,
+        None => {
+            ctx.out.array(0);
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -609,8 +609,14 @@ impl Hash {
         }
     }
 
-    /// `count` random pairs, repeats allowed (HRANDFIELD with a negative count).
-    pub fn random_pairs(&self, count: usize, rng: &mut impl Rng, mut f: impl FnMut(&[u8], &[u8])) {
+    /// `count` random pairs, repeats allowed (HRANDFIELD with a negative
+    /// count); stops early when `f` returns false.
+    pub fn random_pairs(
+        &self,
+        count: usize,
+        rng: &mut impl Rng,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) {
         match &self.repr {
             Repr::Compact(_) => {
                 let all: Vec<(&[u8], &[u8])> = self.iter().collect();
@@ -618,8 +624,10 @@ impl Hash {
                     return;
                 }
                 for _ in 0..count {
-                    if let Some(&(k, v)) = all.get(rng.random_range(0..all.len())) {
-                        f(k, v);
+                    if let Some(&(k, v)) = all.get(rng.random_range(0..all.len()))
+                        && !f(k, v)
+                    {
+                        return;
                     }
                 }
             }
@@ -627,7 +635,9 @@ impl Hash {
                 for _ in 0..count {
                     if let Some(e) = t.random_bucket(rng).and_then(|i| t.t.get_bucket(i)) {
                         let (k, v) = entry_parts(e);
-                        f(k, v);
+                        if !f(k, v) {
+                            return;
+                        }
                     }
                 }
             }
@@ -867,6 +877,7 @@ mod tests {
             h.random_pairs(500, &mut rng, |f, v| {
                 assert_eq!(h.get(f), Some(v));
                 n += 1;
+                true
             });
             assert_eq!(n, 500);
             let (f, v) = h.random_pair(&mut rng).unwrap();
