@@ -110,6 +110,24 @@ async fn serve(srv: Arc<Server>) -> i32 {
     if let Some(actual) = listeners.first().and_then(|l| l.local_addr().ok()) {
         srv.port.store(actual.port() as u64, Relaxed);
     }
+    {
+        let c = srv.config();
+        let outside = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .any(|a| net::reachable_from_outside(&a));
+        if outside && c.requirepass.is_none() {
+            if c.protected_mode {
+                warning!(
+                    "WARNING: no password is set and the server listens beyond loopback: protected mode refuses every client that is not local (set requirepass to serve them)."
+                );
+            } else {
+                warning!(
+                    "WARNING: no password is set, protected mode is off and the server listens beyond loopback: anyone who can reach the port can read and change every key."
+                );
+            }
+        }
+    }
     if !pidfile.is_empty()
         && let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id()))
     {

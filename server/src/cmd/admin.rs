@@ -129,15 +129,15 @@ fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Whether the calling connection comes from a loopback address (what
-/// Redis calls a local client for `enable-debug-command local` and
-/// `enable-protected-configs local`).
+/// Whether the calling connection is what Redis calls a local client (for
+/// `enable-debug-command local` and `enable-protected-configs local`; the
+/// same test as protected mode's).
 fn client_is_local(ctx: &Ctx) -> bool {
     ctx.client
         .info
         .addr
         .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| a.ip().is_loopback())
+        .is_ok_and(|a| crate::net::is_local(a.ip()))
 }
 
 // ---------------------------------------------------------------------------

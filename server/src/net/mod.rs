@@ -5,8 +5,15 @@
 //! channel hop, no per-command allocation on the common path) and writes all
 //! replies with one syscall. Protocol errors are answered and the connection
 //! is closed, as Redis does. The query buffer is capped at
-//! `client-query-buffer-limit`; `maxclients`, `timeout` and `requirepass` are
-//! applied here.
+//! `client-query-buffer-limit`; `maxclients`, `timeout`, `requirepass` and
+//! protected mode are applied here.
+//!
+//! Backpressure: a connection stops running its pipelined commands once
+//! `client-output-backpressure` of replies is waiting, writes them, and goes
+//! on as the client reads; so one read never produces unbounded output and
+//! a client that never reads holds about that much (Redis buffers every
+//! reply until `client-output-buffer-limit` closes the client). A client
+//! stalled on its socket is held to the soft limit and to `timeout`.
 //!
 //! A blocking command (BLPOP & co.) leaves a request in the client; the loop
 //! then stops parsing, flushes earlier replies and waits in
@@ -54,13 +61,12 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     srv.stats.total_connections.fetch_add(1, Relaxed);
     let (maxclients, needs_auth, timeout, keepalive, protected) = {
         let c = srv.config();
-        let default_bind = c.bind.is_empty() || c.bind == ["*", "-::*"];
         (
             c.maxclients,
             c.requirepass.is_some(),
             c.timeout_secs,
             c.tcp_keepalive,
-            c.protected_mode && default_bind,
+            c.protected_mode,
         )
     };
     if srv.clients.len() >= maxclients {
@@ -70,8 +76,9 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
             .await;
         return;
     }
-    if protected && !needs_auth && !peer.ip().is_loopback() {
-        // Redis' protected mode: no password, default bind, remote client.
+    if protected && !needs_auth && !is_local(peer.ip()) {
+        // Redis 7.0's protected mode: no password for the default user and
+        // a client that is not local, whatever `bind` is.
         srv.stats.rejected_connections.fetch_add(1, Relaxed);
         let _ = stream
             .write_all(format!("-{}\r\n", errors::PROTECTED_MODE).as_bytes())
@@ -115,6 +122,30 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         }
     }
     srv.clients.remove(id);
+}
+
+/// Whether protected mode lets `ip` in: Redis 7.0's `islocalClient` takes
+/// exactly 127.0.0.1 and ::1 (other 127/8 addresses are remote); an
+/// IPv4-mapped ::ffff:127.0.0.1 (a dual-stack listener's view of 127.0.0.1)
+/// is local too.
+pub fn is_local(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => {
+            v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+/// Whether a listener on `addr` can be reached from other hosts.
+pub fn reachable_from_outside(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => !v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|m| m.is_loopback()))
+        }
+    }
 }
 
 #[cfg(unix)]
