@@ -66,18 +66,26 @@ pub struct BlockRequest {
 /// Parses a blocking timeout in seconds (fractions allowed) into an absolute
 /// deadline in unix ms; `0` means forever (None). Redis' texts:
 /// `ERR timeout is not a float or out of range`, `ERR timeout is negative`.
+/// Redis rounds `seconds * 1000` up in long double precision, so every
+/// timeout up to 9223372036854775.807 s is accepted (a plain decimal is
+/// computed exactly here; f64 would lose the last digits near that bound).
 pub fn parse_timeout(arg: &[u8], now: u64) -> Result<Option<u64>, CmdError> {
     let secs =
         protocol::number::parse_f64(arg).ok_or(CmdError::Static(errors::TIMEOUT_NOT_FLOAT))?;
-    let ms = secs * 1000.0;
-    // Redis casts to long long; out-of-range values (and inf) become
+    let ms: i128 = match decimal_ms_ceil(arg) {
+        Some(ms) => ms,
+        None => {
+            let ms = (secs * 1000.0).ceil();
+            if ms.is_finite() && ms.abs() < 1.7e38 {
+                ms as i128
+            } else {
+                i128::MIN
+            }
+        }
+    };
+    // Redis casts to long long: out-of-range values (and inf) become
     // LLONG_MIN on x86, hence "negative".
-    let tval: i64 =
-        if ms.is_finite() && ms < 9.223_372_036_854_775e18 && ms > -9.223_372_036_854_775e18 {
-            ms as i64
-        } else {
-            i64::MIN
-        };
+    let tval = i64::try_from(ms).unwrap_or(i64::MIN);
     if tval < 0 {
         return Err(CmdError::Static(errors::TIMEOUT_NEGATIVE));
     }
@@ -87,6 +95,38 @@ pub fn parse_timeout(arg: &[u8], now: u64) -> Result<Option<u64>, CmdError> {
     } else {
         Ok(Some(now.saturating_add(ms)))
     }
+}
+
+/// `ceil(arg * 1000)` of a plain decimal (`[+-]digits[.digits]`), exactly;
+/// None for any other float syntax (exponents, `inf`) or over 30 digits.
+fn decimal_ms_ceil(arg: &[u8]) -> Option<i128> {
+    let (neg, body) = match arg.first()? {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    let (int, frac) = match body.iter().position(|&c| c == b'.') {
+        Some(dot) => (&body[..dot], &body[dot + 1..]),
+        None => (body, &body[..0]),
+    };
+    if int.len() + frac.len() == 0
+        || int.len() > 30
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let digits = |d: &[u8]| d.iter().fold(0i128, |a, &c| a * 10 + i128::from(c - b'0'));
+    let mut ms = digits(int) * 1000;
+    for (i, &c) in frac.iter().take(3).enumerate() {
+        ms += i128::from(c - b'0') * [100, 10, 1][i];
+    }
+    let rest = frac.iter().skip(3).any(|&c| c != b'0');
+    Some(match (neg, rest) {
+        // Toward +inf: a positive remainder rounds up, a negative one to 0.
+        (false, true) => ms + 1,
+        (false, false) => ms,
+        (true, _) => -ms,
+    })
 }
 
 #[derive(Debug)]
@@ -290,9 +330,11 @@ pub async fn wait(
         b.has_ready.store(true, SeqCst);
     }
     serve_ready(srv);
-    let deadline = w.req.deadline.map(|d| {
+    let deadline = w.req.deadline.and_then(|d| {
         let now = crate::db::now_ms();
-        tokio::time::Instant::now() + std::time::Duration::from_millis(d.saturating_sub(now))
+        // Past the clock's range is forever.
+        tokio::time::Instant::now()
+            .checked_add(std::time::Duration::from_millis(d.saturating_sub(now)))
     });
     let info = client.info.clone();
     loop {
@@ -411,7 +453,29 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(parse_timeout(b"0", 1000), Ok(None));
-        assert_eq!(parse_timeout(b"0.0001", 1000), Ok(None));
+        // Rounded up to a millisecond, as Redis' ceill.
+        assert_eq!(parse_timeout(b"0.0001", 1000), Ok(Some(1001)));
+        assert_eq!(parse_timeout(b"0.001", 1000), Ok(Some(1001)));
+        assert_eq!(parse_timeout(b"0.0010", 1000), Ok(Some(1001)));
+        assert_eq!(parse_timeout(b"1e-4", 1000), Ok(Some(1001)));
+        assert_eq!(parse_timeout(b".5", 1000), Ok(Some(1500)));
+        // The largest timeouts Redis accepts.
+        assert_eq!(
+            parse_timeout(b"9223372036854775.807", 0),
+            Ok(Some(i64::MAX as u64))
+        );
+        assert_eq!(
+            parse_timeout(b"9223372036854775", 1000),
+            Ok(Some(9_223_372_036_854_776_000))
+        );
+        assert_eq!(
+            parse_timeout(b"9223372036854775.808", 0),
+            Err(CmdError::Static(errors::TIMEOUT_NEGATIVE))
+        );
+        assert_eq!(
+            parse_timeout(b"9223372036854775807", 0),
+            Err(CmdError::Static(errors::TIMEOUT_NEGATIVE))
+        );
         assert_eq!(parse_timeout(b"1.5", 1000), Ok(Some(2500)));
         assert_eq!(
             parse_timeout(b"-1", 1000),

@@ -207,7 +207,8 @@ impl CommandSpec {
     /// Calls `f` with the argument index of every key the key specs find in
     /// `argv` and the spec that found it (Redis' `getKeysUsingKeySpecs`;
     /// COMMAND GETKEYS). Returns false when a keynum argument is missing or
-    /// not a count (the keys found before it were passed to `f`).
+    /// not a count, or a spec's keys fall outside `argv` (the keys found
+    /// before it were passed to `f`).
     pub fn for_each_spec_key<A: AsRef<[u8]>>(
         &self,
         argv: &[A],
@@ -263,10 +264,16 @@ impl CommandSpec {
                         return false;
                     };
                     let f0 = first + fk as i64;
-                    (f0, f0.saturating_add(n) - 1, step as i64)
+                    // Redis adds the count as a C int: 2^31 and more wrap.
+                    (f0, f0 + i64::from(n as i32) - 1, step as i64)
                 }
                 FindKeys::Unknown => continue,
             };
+            if last >= argc || last < first || first >= argc {
+                // Out of bounds: a syntax error (a keynum past the arguments,
+                // a zero count) that the command reports itself.
+                return false;
+            }
             let step = step.max(1);
             let mut i = first.max(1);
             while i <= last && i < argc {

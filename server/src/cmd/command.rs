@@ -373,6 +373,20 @@ mod tests {
         assert!(keys_from_specs(&c, bad).is_none());
         let neg: &[&[u8]] = &[b"x", b"d", b"-1", b"a"];
         assert!(keys_from_specs(&c, neg).is_none());
+        // More keys than arguments, none, or a count that wraps as a C int
+        // (Redis: "Invalid arguments specified for command").
+        for n in [&b"3"[..], b"0", b"2147483648", b"2147483647"] {
+            let argv: &[&[u8]] = &[b"x", b"d", n, b"a", b"b"];
+            assert!(keys_from_specs(&c, argv).is_none(), "{n:?}");
+        }
+        // 2^32 + 1 wraps to one key.
+        let wrap: &[&[u8]] = &[b"x", b"d", b"4294967297", b"a", b"b"];
+        let got: Vec<usize> = keys_from_specs(&c, wrap)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.pos)
+            .collect();
+        assert_eq!(got, vec![1, 3]);
     }
 
     #[test]
