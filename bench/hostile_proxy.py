@@ -170,6 +170,8 @@ def main():
             print(f"probe round trip (PING + GET small): median {rtts[len(rtts) // 2] * 1000:.1f} ms, "
                   f"worst {rtts[-1] * 1000:.1f} ms over {len(rtts)} tries")
         print(f"hostile clients closed by the proxy: {closed[0]} of {a.clients}")
+        with open(os.path.join(tmp, "proxy.log")) as f:
+            print("proxy log (last lines):", "".join(f.readlines()[-3:]).strip())
     finally:
         for p in reversed(procs):
             p.terminate()

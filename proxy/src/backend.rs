@@ -804,6 +804,8 @@ struct Run<'a> {
     last_write: Instant,
     /// Since when a write has been waiting for the socket.
     write_blocked: Option<Instant>,
+    /// While a reply is overdue: when to look at the server's health next.
+    probe_next: Instant,
     /// The next deadline check; pushed later lazily.
     timer: Pin<Box<tokio::time::Sleep>>,
     /// Whether the buffered requests already waited one yield.
@@ -834,6 +836,7 @@ impl<'a> Run<'a> {
             last_read: now,
             last_write: now,
             write_blocked: None,
+            probe_next: now,
             yielded: false,
             probe: false,
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
@@ -1090,9 +1093,10 @@ impl<'a> Run<'a> {
             }
             let probe = !self.opts.probe_period.is_zero();
             if busy && probe {
+                // Once overdue, the server's health is looked at every
+                // 50 ms (`probe_next`, set when the timer fires).
                 let overdue = self.last_read + self.opts.probe_period;
-                // Once overdue, look at the server's health every 50 ms.
-                next = next.min(overdue.max(Instant::now() + Duration::from_millis(50)));
+                next = next.min(overdue.max(self.probe_next));
             }
             if let Some(t) = self.write_blocked
                 && !self.opts.send_timeout.is_zero()
@@ -1118,6 +1122,7 @@ impl<'a> Run<'a> {
                     return Poll::Ready(Step::End("server marked down by a probe".into()));
                 }
                 self.conn.health.suspect();
+                self.probe_next = now + Duration::from_millis(50);
             }
             if let Some(t) = self.write_blocked
                 && !self.opts.send_timeout.is_zero()
@@ -1132,13 +1137,8 @@ impl<'a> Run<'a> {
                 }
             }
             // Re-arm for the next check (pulled earlier above when needed).
-            let mut far = now + self.ping_period();
-            if busy && probe {
-                far = far.min(now + Duration::from_millis(50));
-            }
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(far));
+            let far = tokio::time::Instant::from_std(now + self.ping_period());
+            self.timer.as_mut().reset(far);
         }
     }
 

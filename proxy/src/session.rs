@@ -290,6 +290,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         // Until replies are seen, assume big ones: at most 4 requests in
         // flight (the estimate then follows the real sizes).
         avg_reply: soft >> 2,
+        sized: false,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let send_timeout = router.cfg.session_send_timeout.0;
@@ -520,6 +521,8 @@ struct Session {
     /// Running estimate of this client's reply size (rises fast, falls
     /// slowly), for the bytes its requests in flight will bring.
     avg_reply: usize,
+    /// A reply has been seen (`avg_reply` is no longer the initial guess).
+    sized: bool,
 }
 
 impl Drop for Session {
@@ -737,9 +740,14 @@ impl Session {
         let data = std::mem::take(&mut self.in_data);
         for it in &items {
             if !it.reset {
-                // Rises halfway to a bigger reply, falls 1/8 of the way.
+                // The first reply replaces the initial guess; then the
+                // estimate rises halfway to a bigger reply and falls 1/8
+                // of the way to a smaller one.
                 let len = it.end - it.start;
-                self.avg_reply = if len > self.avg_reply {
+                self.avg_reply = if !self.sized {
+                    self.sized = true;
+                    len
+                } else if len > self.avg_reply {
                     self.avg_reply + (len - self.avg_reply).div_ceil(2)
                 } else {
                     self.avg_reply - ((self.avg_reply - len) >> 3)
@@ -800,17 +808,20 @@ impl Session {
                 What::One => 1,
                 What::Split(_, n) | What::Drop(n) | What::Info(_, n) => n,
             };
-            if self.res.iter().take(need).any(|r| matches!(r, Res::Wait)) {
-                return;
+            // Complete when none is still waiting; the bytes kept aside
+            // leave the stash with them.
+            let mut kept = 0;
+            for r in self.res.iter().take(need) {
+                match r {
+                    Res::Wait => return,
+                    Res::Got(b) => kept += b.len(),
+                    Res::Reset => {}
+                }
             }
             let Some(e) = self.fifo.pop_front() else {
                 return;
             };
-            for r in self.res.iter().take(need) {
-                if let Res::Got(b) = r {
-                    self.stash -= b.len();
-                }
-            }
+            self.stash -= kept;
             let mut results = self.res.drain(..need.min(self.res.len()));
             self.res_base += need as u64;
             match e.what {
