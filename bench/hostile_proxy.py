@@ -157,6 +157,20 @@ def main():
             if r["VmRSS"] >> 20 > a.rss_cap_mb:
                 print(f"stopping early: RSS over {a.rss_cap_mb} MiB", file=sys.stderr)
                 break
+        # Where the replies are: the backend's buffers for its clients.
+        try:
+            b = socket.create_connection(("127.0.0.1", bport))
+            b.settimeout(5)
+            bf = b.makefile("rb")
+            b.sendall(cmd("INFO", "memory"))
+            n = int(bf.readline()[1:])
+            info = bf.read(n + 2).decode()
+            b.close()
+            backend_clients = [l for l in info.split("\r\n")
+                               if l.startswith("mem_clients_normal:")]
+        except OSError:
+            backend_clients = ["INFO not answered within 5 s"]
+        backend_rss = rss(procs[0].pid)
         stop.set()
         for t in threads:
             t.join(15)
@@ -170,6 +184,8 @@ def main():
             print(f"probe round trip (PING + GET small): median {rtts[len(rtts) // 2] * 1000:.1f} ms, "
                   f"worst {rtts[-1] * 1000:.1f} ms over {len(rtts)} tries")
         print(f"hostile clients closed by the proxy: {closed[0]} of {a.clients}")
+        print(f"backend at the end of the load: {backend_clients}, "
+              f"RSS MiB {backend_rss['VmRSS'] >> 20}, peak {backend_rss['VmHWM'] >> 20}")
         with open(os.path.join(tmp, "proxy.log")) as f:
             print("proxy log (last lines):", "".join(f.readlines()[-3:]).strip())
     finally:
