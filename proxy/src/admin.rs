@@ -496,19 +496,13 @@ async fn metrics(State(a): Ctx) -> Response {
 /// `/api/proxy/stats`.
 fn offline_reason(online: bool, closed: bool) -> Option<&'static str> {
     if closed {
-        Some("closed: the proxy is shutting down")
+        Some(errors::CLOSED_REASON)
     } else if online {
         None
     } else {
-        Some(OFFLINE_REASON)
+        Some(errors::OFFLINE_REASON)
     }
 }
-
-/// The reason given while no slot table has been loaded (also logged at
-/// start-up).
-pub const OFFLINE_REASON: &str = "no slot table yet: start with --fillslots FILE, \
-     or PUT /api/proxy/fillslots/<xauth> and then /api/proxy/start/<xauth>; \
-     until then clients get `ERR router is not online`";
 
 #[cfg(test)]
 mod tests {

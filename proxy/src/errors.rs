@@ -83,3 +83,18 @@ pub const ADMIN_REMOTE_REFUSED: &str = "refused: product_auth is empty, so state
 pub fn admin_bad_loglevel(level: &str) -> String {
     format!("invalid loglevel = {level}")
 }
+
+/// Sent to a client that connects before a slot table is loaded (Codis').
+pub const NOT_ONLINE: &[u8] = b"-ERR router is not online\r\n";
+
+/// Sent to a client over `proxy_max_clients` (Codis').
+pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// The reason given while no slot table has been loaded (also logged at
+/// start-up).
+pub const OFFLINE_REASON: &str = "no slot table yet: start with --fillslots FILE, \
+     or PUT /api/proxy/fillslots/<xauth> and then /api/proxy/start/<xauth>; \
+     until then clients get `ERR router is not online`";
+
+/// `online_reason` while the proxy shuts down.
+pub const CLOSED_REASON: &str = "closed: the proxy is shutting down";

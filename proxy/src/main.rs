@@ -258,7 +258,7 @@ async fn serve(
             router.fill(&s).await;
             log::info(&format!("loaded {} slots, online", s.len()));
         }
-        None => log::warn(&format!("offline: {}", admin::OFFLINE_REASON)),
+        None => log::warn(&format!("offline: {}", errors::OFFLINE_REASON)),
     }
     if let Some(path) = fillslots {
         tokio::spawn(watch::watch_slot_file(router.clone(), path.into()));
@@ -302,7 +302,7 @@ async fn serve(
                 let r = router.clone();
                 if !r.is_online() {
                     tokio::spawn(async move {
-                        let _ = sock.write_all(b"-ERR router is not online\r\n").await;
+                        let _ = sock.write_all(errors::NOT_ONLINE).await;
                         let _ = sock.shutdown().await;
                     });
                     continue;
@@ -312,7 +312,7 @@ async fn serve(
                 if alive >= cfg.proxy_max_clients.max(0) as u64 {
                     r.stats.sessions_alive.fetch_sub(1, Ordering::SeqCst);
                     tokio::spawn(async move {
-                        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                        let _ = sock.write_all(errors::MAX_CLIENTS).await;
                         let _ = sock.shutdown().await;
                     });
                     continue;
