@@ -385,7 +385,7 @@ async fn serve(
                 .fetch_add(out.buf.len() as u64, Relaxed);
             // Subscribers are exempt from the idle timeout (Redis).
             let idle = if info.in_pubsub() { 0 } else { timeout_secs };
-            if !write_replies(stream, &out.buf, &info, out_limit, idle).await {
+            if !write_replies(stream, &mut out.buf, &info, out_limit, idle).await {
                 return None;
             }
             out.buf.clear();
@@ -394,7 +394,12 @@ async fn serve(
             }
         }
         if backpressure {
-            // The rest of the buffered pipeline, after a turn for the others.
+            // The rest of the buffered pipeline once the client has taken
+            // most of it, after a turn for the others.
+            let idle = if info.in_pubsub() { 0 } else { timeout_secs };
+            if !wait_drained(stream, &info, pause_at, out_limit, idle).await {
+                return None;
+            }
             skip_read = true;
             filled = true;
         }
@@ -466,7 +471,7 @@ async fn serve(
 /// the connection must close.
 async fn write_replies(
     stream: &mut TcpStream,
-    buf: &[u8],
+    buf: &mut Vec<u8>,
     info: &ClientInfo,
     limit: Option<crate::config::ClientBufferLimit>,
     timeout_secs: u64,
@@ -476,6 +481,13 @@ async fn write_replies(
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(_) => return false,
     };
+    if off < buf.len() && buf.capacity() >= 2 * (buf.len() - off) + READ_CHUNK {
+        // Stalled: keep only what is unsent (a client that stopped reading
+        // holds its pending bytes, not the whole batch's buffer).
+        buf.drain(..off);
+        buf.shrink_to_fit();
+        off = 0;
+    }
     let soft = limit.filter(|l| l.soft_bytes > 0);
     let mut progress = tokio::time::Instant::now();
     let mut soft_since: Option<tokio::time::Instant> = None;
@@ -525,6 +537,93 @@ async fn write_replies(
     };
     info.reply_pending.store(0, Relaxed);
     done
+}
+
+/// After a batch cut short by backpressure: waits while the kernel still
+/// holds `bound` bytes or more of this client's output, so a client that
+/// does not read makes the server produce nothing more (its last replies
+/// sit in the socket buffers, not in ours). Meanwhile those bytes are the
+/// client's pending output: CLIENT LIST shows them and `limit` applies to
+/// them as to Redis' reply buffers (which is where Redis would hold the
+/// replies it went on producing). Polls with a backoff up to 100 ms: the
+/// kernel reports writability only after its buffer was full, not when a
+/// queue that never filled drains. Returns false when the connection must
+/// close (killed, reset, over its limit, or idle past `timeout`).
+async fn wait_drained(
+    stream: &TcpStream,
+    info: &ClientInfo,
+    bound: usize,
+    limit: Option<crate::config::ClientBufferLimit>,
+    timeout_secs: u64,
+) -> bool {
+    let mut last = unsent(stream);
+    if last < bound {
+        return true;
+    }
+    let mut progress = tokio::time::Instant::now();
+    let mut soft_since: Option<tokio::time::Instant> = None;
+    let mut pause = Duration::from_millis(1);
+    let done = loop {
+        info.reply_pending.store(last, Relaxed);
+        if let Some(l) = limit {
+            let over_soft = l.soft_bytes > 0 && last as u64 >= l.soft_bytes;
+            if !over_soft {
+                soft_since = None;
+            }
+            let since =
+                over_soft.then(|| *soft_since.get_or_insert_with(tokio::time::Instant::now));
+            if over_hard_limit(&l, last)
+                || since.is_some_and(|t| t.elapsed().as_secs() > l.soft_seconds.max(0) as u64)
+            {
+                output_limit_reached(info);
+                break false;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = info.kill.notified() => break false,
+        }
+        if matches!(stream.take_error(), Ok(Some(_)) | Err(_)) {
+            break false;
+        }
+        let now = unsent(stream);
+        if now < bound {
+            break true;
+        }
+        if now < last {
+            progress = tokio::time::Instant::now();
+            info.last_interaction_ms.store(now_ms(), Relaxed);
+            pause = Duration::from_millis(1);
+        } else {
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        last = now;
+        if timeout_secs > 0 && progress.elapsed() >= Duration::from_secs(timeout_secs) {
+            crate::verbose!("Closing idle client");
+            break false;
+        }
+    };
+    info.reply_pending.store(0, Relaxed);
+    done
+}
+
+/// Bytes in the socket's send queue that the client has not acknowledged
+/// (Linux SIOCOUTQ): what the kernel holds for a client that does not read.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn unsent(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (= SIOCOUTQ) stores one int through the pointer,
+    // which is valid for the call; the descriptor is open while `stream`
+    // is borrowed.
+    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r == 0 { n.max(0) as usize } else { 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsent(_: &TcpStream) -> usize {
+    0
 }
 
 /// Sleeps until `end`, or forever without one.
