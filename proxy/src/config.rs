@@ -63,9 +63,10 @@ pub struct Config {
     pub proxy_allow_keys: bool,
     /// Extension: run FLUSHDB / FLUSHALL on every server (off by default).
     pub proxy_allow_flush: bool,
-    /// Extension: reply bytes held for one client (not yet taken by its
-    /// socket, plus replies expected for its requests in flight) at which
-    /// the proxy stops reading that client's requests (0: never).
+    /// Extension: reply bytes owed to one client (not yet taken by it,
+    /// whether held here or in its socket's send queue, plus replies
+    /// expected for its requests in flight) at which the proxy stops
+    /// reading that client's requests (0: never).
     pub session_reply_soft_limit: ByteSize,
     /// Extension: reply bytes held for one client above which it is closed
     /// at once, without writing what is buffered (0: no limit).
@@ -254,10 +255,11 @@ proxy_allow_keys = false
 # Extension: FLUSHDB / FLUSHALL run on every server.
 proxy_allow_flush = false
 
-# Extension: per-client reply buffers. At the soft limit (replies not yet
-# taken by the client's socket, plus the replies expected for its requests
-# in flight) the proxy stops reading that client until it reads; above the
-# hard limit the client is closed at once, without flushing. (0 to disable)
+# Extension: per-client reply buffers. At the soft limit (replies the client
+# has not taken, in the proxy or its socket's send queue, plus the replies
+# expected for its requests in flight) the proxy stops reading that client
+# until it reads; above the hard limit (replies held in the proxy) the
+# client is closed at once, without flushing. (0 to disable)
 session_reply_soft_limit = "4mb"
 session_reply_hard_limit = "32mb"
 

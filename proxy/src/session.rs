@@ -287,10 +287,16 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         blocked: None,
         stash: 0,
         soft,
-        // Until replies are seen, assume big ones: at most 4 requests in
-        // flight (the estimate then follows the real sizes).
-        avg_reply: soft >> 2,
+        // Until a reply is seen, assume it fills the soft limit: one
+        // request in flight (the estimate then follows the real sizes), so
+        // a burst of new clients asking for big values does not pull
+        // several of them each through the backend connections at once.
+        avg_reply: soft,
         sized: false,
+        kq: 0,
+        kq_exact: true,
+        kq_stuck: None,
+        kq_pause: KQ_POLL_MIN,
     };
     let recv_timeout = router.cfg.session_recv_timeout.0;
     let send_timeout = router.cfg.session_send_timeout.0;
@@ -307,7 +313,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
     // One timer for both timeouts, pushed later lazily (it only fires at
     // the earliest possible deadline, then is re-armed).
     let far = Duration::from_secs(3600 * 24 * 365);
-    let mut timer = (!recv_timeout.is_zero() || !send_timeout.is_zero())
+    let mut timer = (!recv_timeout.is_zero() || !send_timeout.is_zero() || soft != 0)
         .then(|| Box::pin(tokio::time::sleep(far)));
     loop {
         if s.blocked.is_some() {
@@ -383,8 +389,13 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         // Wait for replies, client bytes, writability, shutdown or a timer.
         // Over the soft limit the client is not read (its bytes wait in the
         // socket) until its replies go out; nor while requests it already
-        // sent wait in the buffer (an EOF read now would drop them).
-        let paused = !closing && (held_back || s.over_soft());
+        // sent wait in the buffer (an EOF read now would drop them). A
+        // blocked client is read on (its requests wait in the buffer, up
+        // to 1 MiB, see below), so that it is seen to leave.
+        let paused = !closing && s.blocked.is_none() && (held_back || s.over_soft());
+        if !(paused && s.kernel_paused()) {
+            s.kq_stuck = None;
+        }
         if !closing && !paused {
             rd.prepare();
         }
@@ -393,7 +404,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             if !closing && !recv_timeout.is_zero() {
                 next = next.min((last_read + recv_timeout).into());
             }
-            if let Some(b) = s.write_blocked
+            if let Some(b) = s.stalled_since()
                 && !send_timeout.is_zero()
             {
                 next = next.min((b + send_timeout).into());
@@ -411,9 +422,19 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
             let r = s.poll_io(cx, want, &mut got, paused);
             if r.is_pending()
                 && let Some(t) = timer.as_mut()
-                && t.as_mut().poll(cx).is_ready()
             {
-                return Poll::Ready(Io::Timer);
+                if paused && s.kernel_paused() {
+                    // Held back by what the kernel holds for the client
+                    // (maybe only since the output above went there): its
+                    // queue drains without a wake-up, so look again.
+                    let at = tokio::time::Instant::from_std(s.now + s.kq_pause);
+                    if at < t.deadline() {
+                        t.as_mut().reset(at);
+                    }
+                }
+                if t.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Io::Timer);
+                }
             }
             if r.is_pending() && closing && s.fifo.is_empty() && s.out_off == s.out.len() {
                 return Poll::Ready(Io::Progress);
@@ -422,6 +443,8 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         })
         .await;
         s.now = Instant::now();
+        // The client may have taken some of what its socket holds.
+        s.kq_exact = false;
         if got > 0 {
             rd.len += got;
             last_read = s.now;
@@ -441,7 +464,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
                 return;
             }
             Io::Timer => {
-                if let Some(b) = s.write_blocked
+                if let Some(b) = s.stalled_since()
                     && !send_timeout.is_zero()
                     && s.now >= b + send_timeout
                 {
@@ -523,6 +546,42 @@ struct Session {
     avg_reply: usize,
     /// A reply has been seen (`avg_reply` is no longer the initial guess).
     sized: bool,
+    /// Bytes written to the client's socket that it has not taken: the
+    /// last reading of the kernel's send queue ([`unsent`]) plus what was
+    /// written since (an upper bound), read again only when it decides
+    /// backpressure (`kq_exact`: it is a fresh reading).
+    kq: usize,
+    kq_exact: bool,
+    /// Since when the kernel's queue has kept the session paused without
+    /// shrinking (a client that does not read: `session_send_timeout`).
+    kq_stuck: Option<Instant>,
+    /// How long to wait before looking at the kernel's queue again while
+    /// it keeps the session paused (doubles up to [`KQ_POLL_MAX`]).
+    kq_pause: Duration,
+}
+
+/// Polling of a client's kernel send queue while it holds the session
+/// paused: from 1 ms (after progress) up to 100 ms.
+const KQ_POLL_MIN: Duration = Duration::from_millis(1);
+const KQ_POLL_MAX: Duration = Duration::from_millis(100);
+
+/// Bytes in the socket's send queue that the client has not acknowledged
+/// (Linux SIOCOUTQ): what the kernel holds for a client that does not read.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn unsent(sock: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (= SIOCOUTQ) stores one int through the pointer,
+    // which is valid for the call; the descriptor is open while `sock` is
+    // borrowed.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r == 0 { n.max(0) as usize } else { 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsent(_: &TcpStream) -> usize {
+    0
 }
 
 impl Drop for Session {
@@ -556,10 +615,74 @@ impl Session {
         self.out.len() - self.out_off + self.stash
     }
 
-    /// Backpressure: whether the replies held, plus those expected for the
-    /// requests in flight, reach `session_reply_soft_limit`.
-    fn over_soft(&self) -> bool {
-        self.soft != 0 && self.held() + self.res.len() * self.avg_reply >= self.soft
+    /// The replies held plus those expected for the requests in flight.
+    fn owed(&self) -> usize {
+        self.held() + self.res.len() * self.avg_reply
+    }
+
+    /// Backpressure: whether the replies owed, plus what the client's
+    /// socket still holds unsent, reach `session_reply_soft_limit`. So a
+    /// client that does not read gets nothing more requested for it once
+    /// its socket is full: its replies wait in the kernel, not here.
+    fn over_soft(&mut self) -> bool {
+        if self.soft == 0 {
+            return false;
+        }
+        let owed = self.owed();
+        if owed >= self.soft {
+            return true;
+        }
+        if owed + self.kq < self.soft {
+            return false;
+        }
+        if !self.kq_exact {
+            let now = unsent(&self.sock);
+            if now < self.kq {
+                // The client took some: look again soon.
+                self.kq_stuck = None;
+                self.kq_pause = KQ_POLL_MIN;
+            } else {
+                self.kq_stuck.get_or_insert(self.now);
+                self.kq_pause = (self.kq_pause * 2).min(KQ_POLL_MAX);
+            }
+            self.kq = now;
+            self.kq_exact = true;
+        }
+        owed + self.kq >= self.soft
+    }
+
+    /// Whether it is the kernel's queue that keeps the session paused
+    /// (nothing wakes it when that drains: it is looked at again).
+    fn kernel_paused(&self) -> bool {
+        self.soft != 0 && self.owed() < self.soft && self.kq != 0
+    }
+
+    /// Since when the client has taken nothing: a write waiting for its
+    /// socket, or a paused session whose socket's queue does not shrink.
+    fn stalled_since(&self) -> Option<Instant> {
+        match (self.write_blocked, self.kq_stuck) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The client's socket took only part of the output: what it took is
+    /// dropped from the buffer, and a buffer much bigger than the rest is
+    /// replaced by a right-sized one, so a client that does not read costs
+    /// its unsent bytes only (not what the kernel already holds, nor the
+    /// slack of a buffer that grew while replies were assembled).
+    fn compact_out(&mut self) {
+        let rest = self.out.len() - self.out_off;
+        if self.out.capacity() > 64 * 1024 && self.out.capacity() / 2 > rest {
+            let mut b = Vec::with_capacity(rest.max(16 * 1024));
+            b.extend_from_slice(&self.out[self.out_off..]);
+            self.out = b;
+            self.out_off = 0;
+        } else if self.out_off >= 64 * 1024 {
+            self.out.copy_within(self.out_off.., 0);
+            self.out.truncate(rest);
+            self.out_off = 0;
+        }
     }
 
     /// Writes pending output, takes inbox replies and reads client bytes
@@ -583,6 +706,8 @@ impl Session {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.out_off += n;
+                    self.kq += n;
+                    self.kq_exact = false;
                     if self.out_off == self.out.len() {
                         self.out.clear();
                         self.out_off = 0;
@@ -595,6 +720,7 @@ impl Session {
                 }
                 Poll::Pending => {
                     self.write_blocked.get_or_insert_with(Instant::now);
+                    self.compact_out();
                     break;
                 }
             }
