@@ -69,7 +69,7 @@ pub enum BackendError {
 impl BackendError {
     pub fn text(&self) -> &'static str {
         match self {
-            BackendError::Reset => "backend conn reset",
+            BackendError::Reset => crate::errors::CONN_RESET,
         }
     }
 }

@@ -8,6 +8,9 @@ pub const NOT_READY: &str = "slot is not ready, may be offline";
 pub const LOCKED: &str = "slot is locked, timed out waiting for it to be unlocked";
 pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
 pub const RESET: &[u8] = b"-ERR handle response, backend conn reset\r\n";
+/// The transport failure a session wraps as [`RESET`] (`ERR handle
+/// response, ...`).
+pub const CONN_RESET: &str = "backend conn reset";
 /// [`RESET`]'s text (without `-` and CRLF).
 pub const RESET_TEXT: &str = "ERR handle response, backend conn reset";
 pub const OK: &[u8] = b"+OK\r\n";

@@ -1532,7 +1532,7 @@ impl Session {
             };
             drop(routed);
             let Some(conn) = server.conn(self.ch(), self.seed).cloned() else {
-                return self.fail("backend conn reset");
+                return self.fail(crate::errors::CONN_RESET);
             };
             let req = reencode(&[
                 b"SLOTSSCAN",
@@ -1612,7 +1612,7 @@ impl Session {
                         out.push(k);
                     }
                 }
-                _ => return Err("backend conn reset".into()),
+                _ => return Err(crate::errors::CONN_RESET.into()),
             }
         }
         Ok(out)
@@ -1737,7 +1737,7 @@ impl Session {
                             .and_then(|b| b.conn(self.ch(), self.seed))
                     });
                     let Some(conn) = conn else {
-                        return Fwd::Fail("backend conn reset".into());
+                        return Fwd::Fail(crate::errors::CONN_RESET.into());
                     };
                     self.stage(conn, data, Some(guard));
                     return Fwd::Sent;
@@ -1768,7 +1768,7 @@ impl Session {
             };
             if let Some(from) = routed.migrate.as_ref().filter(|_| !hkey.is_empty()) {
                 let Some(src) = from.conn(self.ch(), self.seed).cloned() else {
-                    return Fwd::Fail("backend conn reset".into());
+                    return Fwd::Fail(crate::errors::CONN_RESET.into());
                 };
                 if routed.method == 0 || !more.is_empty() {
                     // Sync (and any command with keys of several tag
@@ -1830,7 +1830,7 @@ impl Session {
                 None
             };
             let Some(conn) = replica.or_else(|| routed.backend.conn(self.ch(), self.seed)) else {
-                return Fwd::Fail("backend conn reset".into());
+                return Fwd::Fail(crate::errors::CONN_RESET.into());
             };
             self.stage(conn, data, Some(routed.guard));
             return Fwd::Sent;
@@ -1926,7 +1926,7 @@ impl Session {
                 if n > 0 {
                     self.push(What::Drop(n));
                 }
-                self.fail("backend conn reset");
+                self.fail(crate::errors::CONN_RESET);
                 return None;
             };
             self.stage(conn, &data, None);
@@ -1959,7 +1959,7 @@ impl Session {
         let mut last = None;
         for b in servers {
             let Some(conn) = b.conn(self.ch(), self.seed).cloned() else {
-                return self.fail("backend conn reset");
+                return self.fail(crate::errors::CONN_RESET);
             };
             match self.pumped(conn.call(&req)).await {
                 Ok(r) if r.starts_with(b"$-1") || r.starts_with(b"_") => last = Some(r),
