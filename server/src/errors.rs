@@ -183,6 +183,13 @@ pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
 pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+pub const RELOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
+pub const RELOAD_OPTIONS: &str =
+    "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.";
+pub const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
+/// SAVE / BGSAVE that could not write the file (Redis' `shared.err`).
+pub const SAVE_FAILED: &str = "ERR";
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 pub const GETKEYS_INVALID_COMMAND: &str = "ERR Invalid command specified";

@@ -397,6 +397,14 @@ pub fn execute_checked(
         );
         return Outcome::Replied;
     }
+    if srv.persist.failed.load(Relaxed)
+        && (spec.has(flags::WRITE) || id == CmdId::Ping)
+        && srv.persist.writes_denied(srv)
+    {
+        // stop-writes-on-bgsave-error (Redis' writeCommandsDeniedByDiskError).
+        reject(srv, client, out, stat, errors::MISCONF.as_bytes());
+        return Outcome::Replied;
+    }
     if let Some(m) = client.multi.as_mut() {
         if spec.has(flags::NO_MULTI) || top.has(flags::NO_MULTI) {
             reject(
@@ -582,6 +590,11 @@ fn lock_set<'s>(
     argv: &[&[u8]],
     db: usize,
 ) -> Locks<'s> {
+    if id == CmdId::Flushall {
+        // A BGSAVE in progress would write out every slot as FLUSHALL locks
+        // it: stop it first, as Redis kills its child (persist/).
+        srv.persist.abort_bgsave(srv);
+    }
     Locks::Set(crate::db::LockSet::plan_and_lock(&srv.ks, |plan| {
         plan_command(plan, id, spec, argv, db)
     }))

@@ -12,6 +12,7 @@
 //! * [`multi`]: MULTI/EXEC/WATCH (queue, lock set, watch registry);
 //! * [`pubsub`]: channels, patterns, keyspace notifications;
 //! * [`propagate`]: the ordered stream of every change (AOF, replicas);
+//! * [`persist`]: RDB snapshots without fork, save points, start-up load;
 //! * [`tracking`]: client-side caching (CLIENT TRACKING invalidations);
 //! * [`net`]: listener and connection loop (read, parse every complete
 //!   command, execute inline, one write for all replies);
@@ -33,6 +34,7 @@ pub mod monitor;
 pub mod multi;
 pub mod net;
 pub mod pause;
+pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 #[cfg(test)]

@@ -99,6 +99,9 @@ async fn serve(srv: Arc<Server>) -> i32 {
         (c.bind.clone(), c.port, c.pidfile.clone())
     };
     notice!("oO0OoO0OoO0Oo codis-server is starting oO0OoO0OoO0Oo");
+    // The data files are loaded before the port opens (clients never see
+    // a half-loaded dataset; Redis answers -LOADING meanwhile).
+    server::persist::load_at_startup(&srv);
     let listeners = match net::bind_all(&binds, port).await {
         Ok(l) => l,
         Err(e) => {
@@ -154,8 +157,21 @@ async fn serve(srv: Arc<Server>) -> i32 {
         tokio::spawn(net::accept_loop(srv.clone(), l));
     }
     tokio::spawn(srv.clone().cron());
-    let why = wait_for_shutdown(&srv).await;
-    notice!("{why}, scheduling shutdown...");
+    loop {
+        let why = wait_for_shutdown(&srv).await;
+        if srv.shutting_down.load(Relaxed) {
+            // SHUTDOWN: the command has saved (or was told not to).
+            break;
+        }
+        notice!("{why} scheduling shutdown...");
+        notice!("User requested shutdown...");
+        if server::persist::final_save(&srv, false, false) {
+            break;
+        }
+        warning!(
+            "{why} but errors trying to shut down the server, check the logs for more information"
+        );
+    }
     srv.request_shutdown();
     for c in srv.clients.all() {
         c.kill();

@@ -55,6 +55,8 @@ pub struct Server {
     pub asyncm: crate::migrate::asyncm::Registry,
     /// Client-side caching: tracked keys, BCAST prefixes (tracking.rs).
     pub tracking: crate::tracking::Tracking,
+    /// Snapshots, save points, LASTSAVE (persist/).
+    pub persist: crate::persist::Persist,
     /// This server's own `Arc` (deferred replies and migration tasks outlive
     /// the command that started them).
     me: std::sync::Weak<Server>,
@@ -108,6 +110,7 @@ impl Server {
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
+            persist: crate::persist::Persist::new(),
         });
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
         srv.ks.set_events(weak);
@@ -247,6 +250,7 @@ impl Server {
         let mut last_in = 0u64;
         let mut last_out = 0u64;
         let mut last_t = Instant::now();
+        let mut last_persist = Instant::now();
         loop {
             let hz = self.config().hz.clamp(1, 500);
             tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -282,6 +286,10 @@ impl Server {
                 last_out = out;
                 last_t = Instant::now();
                 crate::migrate::cron(&self);
+            }
+            if last_persist.elapsed() >= Duration::from_millis(100) {
+                last_persist = Instant::now();
+                crate::persist::cron(&self);
             }
         }
     }

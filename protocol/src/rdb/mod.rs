@@ -15,9 +15,14 @@
 //!   after a key) is written by [`PayloadWriter::finish_value`] and read by
 //!   [`decode_value`].
 //!
+//! * [`file`]: whole RDB files (opcodes, AUX, SELECTDB, expiry; a streaming
+//!   reader of versions 1–10 with the trailing CRC-64); [`lzf`]: LZF.
+//!
 //! Nothing here knows about the server's data structures (the server's
 //! `codec` module maps its values onto these).
 
+pub mod file;
+pub mod lzf;
 mod reader;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ use crate::cmd::util::is;
 use crate::db::{Entry, KeyAccess};
 use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
+use crate::persist;
 use crate::{notice, warning};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -33,6 +34,8 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Swapdb => swapdb,
         CmdId::Time => time,
         CmdId::Lastsave => lastsave,
+        CmdId::Save => save,
+        CmdId::Bgsave => bgsave,
         CmdId::Config => config,
         CmdId::Shutdown => shutdown,
         CmdId::Debug => debug,
@@ -67,6 +70,9 @@ fn touch_watchers(ctx: &Ctx, db: usize, other: Option<usize>) {
     });
 }
 
+/// FLUSHALL: as Redis 7.0, a BGSAVE in progress is stopped (the gate does
+/// it before taking the locks, see `exec::lock_set`) and, with save points
+/// configured, the now empty dataset is saved at once.
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     flush_mode(argv)?;
     crate::tracking::flushed(ctx.srv);
@@ -75,7 +81,14 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         touch_watchers(ctx, i, None);
         removed += ctx.ks().flush_db(i);
     }
-    ctx.dirty(removed as u64 + 1);
+    if !ctx.srv.config().save_params.is_empty() && persist::save_empty(ctx.srv).is_ok() {
+        // The snapshot point needs every slot, which this command holds:
+        // the (empty) dataset is written directly; Redis counts one change
+        // after that save.
+        ctx.dirty(1);
+    } else {
+        ctx.dirty(removed as u64 + 1);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -123,10 +136,49 @@ fn time(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// No persistence: the "last successful save" is the start of the server.
+/// Unix time of the last successful save (start-up time before any).
 fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    ctx.out.int((ctx.srv.started_ms / 1000) as i64);
+    ctx.out.int(ctx.srv.persist.lastsave() as i64);
     Ok(())
+}
+
+/// SAVE: the snapshot written before the reply.
+fn save(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    match persist::save(ctx.srv) {
+        Ok(()) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(persist::StartError::InProgress) => Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS)),
+        Err(persist::StartError::Failed) => Err(CmdError::Static(errors::SAVE_FAILED)),
+    }
+}
+
+/// BGSAVE [SCHEDULE]: the snapshot point is now; it is written while
+/// clients go on. Inside a transaction it is scheduled (as Redis does),
+/// since the transaction holds slots the snapshot point needs.
+fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    match argv {
+        [_] => {}
+        [_, a] if is(a, "schedule") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    if ctx.srv.persist.bgsave_in_progress() || ctx.srv.persist.saving.load(Relaxed) {
+        return Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS));
+    }
+    if ctx.held.is_some() || ctx.one.is_some() {
+        persist::schedule_bgsave(ctx.srv);
+        ctx.out.simple(b"Background saving scheduled");
+        return Ok(());
+    }
+    match persist::bgsave(ctx.srv) {
+        Ok(()) => {
+            ctx.out.simple(b"Background saving started");
+            Ok(())
+        }
+        Err(persist::StartError::InProgress) => Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS)),
+        Err(persist::StartError::Failed) => Err(CmdError::Static(errors::SAVE_FAILED)),
+    }
 }
 
 /// Whether the calling connection is what Redis calls a local client (for
@@ -237,13 +289,17 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
 fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
+    let mut force = false;
     for a in &argv[1..] {
         if is(a, "nosave") {
             nosave = true;
         } else if is(a, "save") {
             save = true;
-        } else if is(a, "now") || is(a, "force") {
+        } else if is(a, "now") {
             other = true;
+        } else if is(a, "force") {
+            other = true;
+            force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
@@ -257,15 +313,10 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         // Shutting down is immediate, so there is never one to abort.
         return Err(CmdError::Static(errors::NO_SHUTDOWN_IN_PROGRESS));
     }
-    if save {
-        warning!("SHUTDOWN SAVE refused: this server has no persistence, nothing can be saved.");
+    notice!("User requested shutdown...");
+    if !persist::final_save(ctx.srv, save, nosave) && !force {
         warning!("Errors trying to shut down the server. Check the logs for more information.");
         return Err(CmdError::Static(errors::SHUTDOWN_FAILED));
-    }
-    if !nosave && !ctx.srv.config().save_params.is_empty() {
-        warning!(
-            "Save points are configured but this server has no persistence: exiting without saving."
-        );
     }
     // Like Redis, the connection is closed without a reply.
     ctx.client.close_after_reply = true;
@@ -284,6 +335,11 @@ const DEBUG_HELP: &[&str] = &[
     "    Write <message> to the server log.",
     "OBJECT <key>",
     "    Low level details of the value stored at <key>.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Options:",
+    "    * MERGE: conflicting keys are loaded from the RDB (the default refuses them).",
+    "    * NOFLUSH: the dataset in memory is not emptied before loading.",
+    "    * NOSAVE: the RDB on disk is loaded as it is, without saving first.",
     "POPULATE <count> [<prefix>] [<size>]",
     "    Create string keys <prefix>:0 .. <prefix>:<count-1> (prefix defaults to",
     "    'key') holding value:<n>, padded with zero bytes or cut to <size>.",
@@ -319,6 +375,25 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.ok();
     } else if is(sub, "populate") && (3..=5).contains(&n) {
         debug_populate(ctx, argv)?;
+    } else if is(sub, "reload") {
+        if ctx.held.is_some() {
+            // Inside EXEC: the transaction holds slots the save needs.
+            return Err(CmdError::Static(errors::SAVE_FAILED));
+        }
+        let (mut merge, mut flush, mut save) = (false, true, true);
+        for o in &argv[2..] {
+            if is(o, "merge") {
+                merge = true;
+            } else if is(o, "noflush") {
+                flush = false;
+            } else if is(o, "nosave") {
+                save = false;
+            } else {
+                return Err(CmdError::Static(errors::RELOAD_OPTIONS));
+            }
+        }
+        persist::debug_reload(ctx.srv, merge, flush, save).map_err(CmdError::Static)?;
+        ctx.out.ok();
     } else if is(sub, "log") && n == 3 {
         warning!("DEBUG LOG: {}", String::from_utf8_lossy(argv[2]));
         ctx.out.ok();
@@ -646,6 +721,8 @@ mod tests {
             h.text(&mut c, "SHUTDOWN ABORT"),
             "-ERR No shutdown in progress.\r\n"
         );
+        // A save that cannot be written keeps the server up.
+        h.srv.config_mut().dbfilename = "/nonexistent-codis-dir/dump.rdb".into();
         assert_eq!(
             h.text(&mut c, "SHUTDOWN SAVE"),
             "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
@@ -733,7 +810,7 @@ mod tests {
         assert_eq!(h.text(&mut c, "DEBUG LOG hi"), "+OK\r\n");
         assert!(
             h.text(&mut c, "DEBUG HELP")
-                .starts_with("*18\r\n+DEBUG <subcommand>")
+                .starts_with("*23\r\n+DEBUG <subcommand>")
         );
     }
 

@@ -414,24 +414,36 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
 }
 
 fn persistence(ctx: &Ctx, w: &mut Lines) {
+    let p = &ctx.srv.persist;
+    let i = p.info();
     w.kv("loading", 0);
     w.kv("async_loading", 0);
+    // No fork, so no copy-on-write: these stay 0 (the snapshot's extra
+    // memory is the serialization buffer, see docs/persistence.md).
     w.kv("current_cow_peak", 0);
     w.kv("current_cow_size", 0);
     w.kv("current_cow_size_age", 0);
     w.kv("current_fork_perc", "0.00");
-    w.kv("current_save_keys_processed", 0);
-    w.kv("current_save_keys_total", 0);
+    let (done, total) = if i.in_progress {
+        (p.keys_processed.load(Relaxed), p.keys_total.load(Relaxed))
+    } else {
+        (0, 0)
+    };
+    w.kv("current_save_keys_processed", done);
+    w.kv("current_save_keys_total", total);
     w.kv("rdb_changes_since_last_save", ctx.srv.dirty.load(Relaxed));
-    w.kv("rdb_bgsave_in_progress", 0);
-    w.kv("rdb_last_save_time", ctx.srv.started_ms / 1000);
-    w.kv("rdb_last_bgsave_status", "ok");
-    w.kv("rdb_last_bgsave_time_sec", -1);
-    w.kv("rdb_current_bgsave_time_sec", -1);
-    w.kv("rdb_saves", 0);
+    w.kv("rdb_bgsave_in_progress", i.in_progress as u8);
+    w.kv("rdb_last_save_time", i.lastsave);
+    w.kv(
+        "rdb_last_bgsave_status",
+        if i.last_bgsave_ok { "ok" } else { "err" },
+    );
+    w.kv("rdb_last_bgsave_time_sec", i.last_bgsave_secs);
+    w.kv("rdb_current_bgsave_time_sec", i.current_bgsave_secs);
+    w.kv("rdb_saves", i.rdb_saves);
     w.kv("rdb_last_cow_size", 0);
-    w.kv("rdb_last_load_keys_expired", 0);
-    w.kv("rdb_last_load_keys_loaded", 0);
+    w.kv("rdb_last_load_keys_expired", i.loaded_expired);
+    w.kv("rdb_last_load_keys_loaded", i.loaded_keys);
     w.kv("aof_enabled", 0);
     w.kv("aof_rewrite_in_progress", 0);
     w.kv("aof_rewrite_scheduled", 0);

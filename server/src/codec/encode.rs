@@ -12,7 +12,9 @@
 
 use std::time::Instant;
 
-use protocol::rdb::{PayloadWriter, types};
+use protocol::rdb::file::write_string;
+use protocol::rdb::lzf::Compressor;
+use protocol::rdb::{PayloadWriter, types, write_len};
 
 use super::cursor::{Cursor, Elem, Flow, Pace};
 use crate::db::{Object, ValueRef};
@@ -93,6 +95,47 @@ fn write_whole(v: ValueRef<'_>) -> PayloadWriter {
 /// The value as an RDB file holds it after its key: type byte and body.
 pub fn value_bytes(v: ValueRef<'_>) -> Vec<u8> {
     write_whole(v).finish_value()
+}
+
+/// A key and its value as an RDB file written by this server holds them
+/// (type byte, key, body, appended to `out`): strings as Redis writes them (small integers
+/// int-encoded; LZF past 20 bytes with a compressor, `rdbcompression
+/// yes`), lists, sets and hashes in the plain encodings, zsets as ZSET_2
+/// (binary scores, as Redis 7.0 writes its skiplist zsets). Every Redis
+/// from 2.x loads these and re-encodes them to its compact forms.
+pub fn file_value(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    v: ValueRef<'_>,
+    mut lzf: Option<&mut Compressor>,
+) {
+    if let Some(s) = super::str_bytes(v) {
+        out.push(types::STRING);
+        write_string(out, key, lzf.as_deref_mut());
+        write_string(out, s, lzf);
+        return;
+    }
+    let ty = match v {
+        ValueRef::Obj(Object::ZSet(_)) => types::ZSET_2,
+        _ => rdb_type(v),
+    };
+    out.push(ty);
+    write_string(out, key, lzf.as_deref_mut());
+    write_len(out, len(v) as u64);
+    Cursor::new().walk(v, &Pace::WHOLE, |e| {
+        match e {
+            Elem::Item(b) | Elem::Bytes(b) => write_string(out, b, lzf.as_deref_mut()),
+            Elem::Pair(f, x) => {
+                write_string(out, f, lzf.as_deref_mut());
+                write_string(out, x, lzf.as_deref_mut());
+            }
+            Elem::Scored(m, sc) => {
+                write_string(out, m, lzf.as_deref_mut());
+                out.extend_from_slice(&sc.to_le_bytes());
+            }
+        }
+        Flow::Go
+    });
 }
 
 /// A full DUMP payload of `v`: the value, RDB version 7 (little-endian), and

@@ -32,7 +32,9 @@ pub mod encode;
 pub use chunk::{ChunkKind, Chunker, Plan, Shipping, append_chunk, plan, zset_scores};
 pub use cursor::{Cursor, Elem, Flow, Pace};
 pub use decode::{Restored, Thresholds, list_fill, rebuild, restore_payload, restore_value};
-pub use encode::{Progress, SlicedPayload, dump_payload, heap_size, len, rdb_type, value_bytes};
+pub use encode::{
+    Progress, SlicedPayload, dump_payload, file_value, heap_size, len, rdb_type, value_bytes,
+};
 pub use protocol::rdb::PayloadError;
 
 use crate::db::{Object, ValueRef};

@@ -43,6 +43,10 @@ pub struct SaveParam {
     pub changes: i32,
 }
 
+/// `appendonly yes` is refused (rather than accepted and ignored) until the
+/// append-only file lands; RDB snapshots (`save`, SAVE, BGSAVE) work.
+pub const APPENDONLY_NOT_YET: &str = "appendonly yes is not available yet in codis-server: the append-only file is being built (use RDB snapshots: save, SAVE, BGSAVE)";
+
 /// One class of `client-output-buffer-limit` (0 = no limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ClientBufferLimit {
@@ -217,6 +221,8 @@ pub struct Config {
     pub rdbcompression: bool,
     /// `rdbchecksum`.
     pub rdbchecksum: bool,
+    /// `rdb-save-incremental-fsync`.
+    pub rdb_save_incremental_fsync: bool,
     /// `dbfilename` (a bare file name).
     pub dbfilename: String,
     /// `appendonly`.
@@ -545,6 +551,7 @@ impl Config {
             stop_writes_on_bgsave_error: false,
             rdbcompression: false,
             rdbchecksum: false,
+            rdb_save_incremental_fsync: false,
             dbfilename: String::new(),
             appendonly: false,
             appendfilename: String::new(),
@@ -743,7 +750,13 @@ impl Config {
             } else {
                 vec![value]
             };
-            match self.parse_value(p, &words) {
+            let parsed = match self.parse_value(p, &words) {
+                Ok(Value::Bool(true)) if p.name == "appendonly" => {
+                    Err(APPENDONLY_NOT_YET.to_string())
+                }
+                other => other,
+            };
+            match parsed {
                 Ok(v) => {
                     let v = match (p.name, v) {
                         // Resizing the backlog at runtime never goes below 16k
@@ -1254,6 +1267,11 @@ impl Config {
     /// Checks done by redis once every line was read.
     fn finish_loading(&mut self) -> Result<(), String> {
         self.save_loaded = false;
+        if self.appendonly {
+            return Err(format!(
+                "\n*** FATAL CONFIG FILE ERROR (Redis {VERSION}) ***\n>>> 'appendonly \"yes\"'\n{APPENDONLY_NOT_YET}"
+            ));
+        }
         if !self.logfile.is_empty() {
             let path = Path::new(self.dir.as_str()).join(&self.logfile);
             if let Err(e) = std::fs::OpenOptions::new()

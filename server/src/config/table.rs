@@ -380,7 +380,14 @@ pub(crate) static PARAMS: &[Param] = &[
         dbfilename
     ),
     p!("rdb-del-sync-files", N, 0, B, "no"),
-    p!("rdb-save-incremental-fsync", N, 0, B, "yes"),
+    p!(
+        "rdb-save-incremental-fsync",
+        N,
+        0,
+        B,
+        "yes",
+        rdb_save_incremental_fsync
+    ),
     p!("dir", N, PROTECTED, Kind::Dir, "", dir),
     // --- append only file ---
     p!("appendonly", N, 0, B, "no", appendonly),

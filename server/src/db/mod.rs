@@ -46,6 +46,24 @@ pub struct SlotTable {
     /// Kept exact by `t_insert`/`t_remove`, the only paths that add or drop
     /// keys.
     tags: hashbrown::HashMap<u32, hashbrown::HashSet<Box<[u8]>>>,
+    /// The snapshot epoch this slot was last written out for (see
+    /// [`Snapshots`]); kept across FLUSH and moved by SWAPDB.
+    saved_epoch: u64,
+}
+
+impl SlotTable {
+    /// Every key of the slot (expired ones included), in bucket order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
 }
 
 /// Counters shared by a DB's slots.
@@ -77,6 +95,49 @@ pub struct Keyspace {
     /// Whether `KeyEvents::created` is wanted (`new` notifications are on);
     /// the insert path reads only this when they are off.
     pub created_events: AtomicBool,
+    /// The point-in-time snapshot in progress, if any.
+    snap: Snapshots,
+}
+
+/// Writes one slot's keys into a point-in-time snapshot (persist/). Called
+/// with the slot locked, before anyone can change it, exactly once per slot
+/// and snapshot.
+pub trait SlotSaver: Send + Sync {
+    fn save_slot(&self, db: usize, slot: usize, t: &SlotTable);
+}
+
+/// Forkless point-in-time snapshots (Dragonfly's design on our slots): a
+/// snapshot has an epoch, set while every slot is locked (so no command is
+/// half-done); from then on, the first lock of a slot not yet written for
+/// that epoch writes it out (through the [`SlotSaver`]) before the locker
+/// sees it. A walker locking every slot in turn finishes the snapshot; a
+/// client touching a slot first only writes it out earlier. The hot path
+/// pays one relaxed atomic load per slot lock.
+#[derive(Default)]
+struct Snapshots {
+    /// The active epoch, 0 when none.
+    active: AtomicU64,
+    /// The last epoch handed out.
+    last: AtomicU64,
+    saver: Mutex<Option<std::sync::Arc<dyn SlotSaver>>>,
+}
+
+/// Locks one slot table, writing it into the snapshot in progress first if
+/// it is not in yet.
+#[inline]
+fn lock<'m>(
+    ks: &Keyspace,
+    db: usize,
+    m: &'m Mutex<SlotTable>,
+    slot: usize,
+) -> MutexGuard<'m, SlotTable> {
+    // A panic while holding a slot (a bug) must not take the slot down with it.
+    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+    let epoch = ks.snap.active.load(Ordering::Relaxed);
+    if epoch != 0 && g.saved_epoch != epoch {
+        ks.snapshot_slot(db, slot, epoch, &mut g);
+    }
+    g
 }
 
 /// Changes the DB layer makes on its own, reported while the key's slot is
@@ -91,11 +152,6 @@ pub trait KeyEvents: Send + Sync {
     fn created(&self, db: usize, key: &[u8]);
 }
 
-fn lock(m: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
-    // A panic while holding a slot (a bug) must not take the slot down with it.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let dbs = (0..databases.max(1)).map(Db::new).collect();
@@ -104,7 +160,88 @@ impl Keyspace {
             hasher: ahash::RandomState::new(),
             events: std::sync::OnceLock::new(),
             created_events: AtomicBool::new(false),
+            snap: Snapshots::default(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn snapshot_slot(&self, db: usize, slot: usize, epoch: u64, t: &mut SlotTable) {
+        let saver = self
+            .snap
+            .saver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // The epoch may have ended between the load and here: then there is
+        // no saver, and nothing to write.
+        if let Some(s) = saver
+            && self.snap.active.load(Ordering::Relaxed) == epoch
+        {
+            s.save_slot(db, slot, t);
+        }
+        t.saved_epoch = epoch;
+    }
+
+    /// Starts a point-in-time snapshot written through `saver`: locks every
+    /// slot of every DB (waiting for commands in flight), calls `at_start`
+    /// with them all held (sizes, the propagation offset: whatever must be
+    /// taken at the same instant), arms the epoch, and unlocks. Returns the
+    /// epoch; [`Keyspace::snapshot_walk`] then completes it.
+    pub fn snapshot_begin(
+        &self,
+        saver: std::sync::Arc<dyn SlotSaver>,
+        at_start: impl FnOnce(&Keyspace),
+    ) -> u64 {
+        let mut guards = Vec::with_capacity(self.dbs.len() * SLOTS);
+        for db in &self.dbs {
+            for (s, m) in db.slots.iter().enumerate() {
+                guards.push(lock(self, db.index, m, s));
+            }
+        }
+        at_start(self);
+        let epoch = self.snap.last.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.snap.saver.lock().unwrap_or_else(|p| p.into_inner()) = Some(saver);
+        self.snap.active.store(epoch, Ordering::Relaxed);
+        drop(guards);
+        epoch
+    }
+
+    /// Writes out every slot not yet in snapshot `epoch` (DB by DB, slot by
+    /// slot, each under its own lock), calling `progress` after each slot;
+    /// `progress` returning false abandons the walk. Returns whether it
+    /// completed. The epoch ends either way.
+    pub fn snapshot_walk(&self, epoch: u64, mut progress: impl FnMut() -> bool) -> bool {
+        let mut complete = true;
+        'all: for db in &self.dbs {
+            for (s, m) in db.slots.iter().enumerate() {
+                if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
+                    complete = false;
+                    break 'all;
+                }
+                drop(lock(self, db.index, m, s));
+            }
+        }
+        self.snapshot_end(epoch);
+        complete
+    }
+
+    /// Ends snapshot `epoch` (if it is still the active one): slots not yet
+    /// written are never written.
+    pub fn snapshot_end(&self, epoch: u64) {
+        if self
+            .snap
+            .active
+            .compare_exchange(epoch, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            *self.snap.saver.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// The snapshot in progress (0 when none).
+    pub fn snapshot_active(&self) -> u64 {
+        self.snap.active.load(Ordering::Relaxed)
     }
 
     /// Registers the listener of [`KeyEvents`] (once).
@@ -166,7 +303,8 @@ impl Keyspace {
     /// command ([`OneSlot`]); `None` when there is no such DB.
     #[inline]
     pub fn lock_slot_table(&self, db: usize, slot: usize) -> Option<MutexGuard<'_, SlotTable>> {
-        Some(lock(&self.dbs.get(db)?.slots[slot & (SLOTS - 1)]))
+        let s = slot & (SLOTS - 1);
+        Some(lock(self, db, &self.dbs.get(db)?.slots[s], s))
     }
 
     /// Locks every slot of the given keys (ascending, deduplicated).
@@ -986,7 +1124,12 @@ impl<'a> LockSet<'a> {
             return LockSet::All(
                 ks.dbs
                     .iter()
-                    .flat_map(|db| db.slots.iter().map(|m| RefCell::new(lock(m))))
+                    .flat_map(|db| {
+                        db.slots
+                            .iter()
+                            .enumerate()
+                            .map(|(s, m)| RefCell::new(lock(ks, db.index, m, s)))
+                    })
                     .collect(),
             );
         }
@@ -994,8 +1137,12 @@ impl<'a> LockSet<'a> {
         plan.slots.retain(|k| *k < limit);
         sort_slots(&mut plan.slots);
         for &k in plan.slots.iter() {
-            m.guards
-                .push(RefCell::new(lock(&ks.dbs[k / SLOTS].slots[k % SLOTS])));
+            m.guards.push(RefCell::new(lock(
+                ks,
+                k / SLOTS,
+                &ks.dbs[k / SLOTS].slots[k % SLOTS],
+                k % SLOTS,
+            )));
         }
         LockSet::Many(m)
     }
@@ -1144,7 +1291,7 @@ impl<'a> Locker<'a> {
                 db.index
             );
         }
-        SlotGuard::Own(lock(&db.slots[slot]))
+        SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot], slot))
     }
 
     /// Locks the slot of `key` in DB `db`.
@@ -1167,7 +1314,7 @@ impl<'a> Locker<'a> {
             // Nothing held by a caller (reads, tools): lock it here.
             let slot = slot_of(key);
             return SlotRef {
-                t: SlotGuard::Own(lock(&db.slots[slot])),
+                t: SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot], slot)),
                 db,
                 ks: self.ks,
                 slot,
@@ -1277,6 +1424,7 @@ impl<'a> Locker<'a> {
             n += g.table.len();
             **g = SlotTable {
                 generation: g.generation + 1,
+                saved_epoch: g.saved_epoch,
                 ..SlotTable::default()
             };
             db.counters.slot_keys[s].store(0, Ordering::Relaxed);

@@ -1,0 +1,489 @@
+//! The RDB file of this server: the snapshot writer (a `db::SlotSaver`
+//! that appends each slot's keys to one temp file as the snapshot reaches
+//! it, then EOF + CRC-64, fsync, rename over `dbfilename`, fsync of the
+//! directory) and the start-up loader (any version 1–10 file through
+//! `protocol::rdb::file` and the value codec). Mirrors Redis 7.0.15's
+//! `rdbSave` / `rdbLoad` file handling and log lines.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use protocol::rdb::file::{self, FileError, FileReader, Item};
+use protocol::rdb::lzf::Compressor;
+
+use crate::codec;
+use crate::db::{KeyAccess, SlotSaver, SlotTable, now_ms};
+use crate::server::Server;
+use crate::{notice, warning};
+
+/// Output is written to the file once this much is buffered.
+const FLUSH_BYTES: usize = 1 << 20;
+/// `rdb-save-incremental-fsync`: fdatasync every this many bytes written
+/// (Redis' `REDIS_AUTOSYNC_BYTES`).
+const AUTOSYNC_BYTES: u64 = 4 << 20;
+
+type Digest = crc::Digest<'static, u64, crc::Table<16>>;
+
+fn digest() -> Digest {
+    static CRC: crc::Crc<u64, crc::Table<16>> =
+        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    CRC.digest()
+}
+
+/// The file being written, shared by the snapshot walker and by the
+/// client threads whose first touch of a slot writes it out.
+struct Sink {
+    out: Mutex<Out>,
+    compress: bool,
+    keys: AtomicU64,
+    written: AtomicU64,
+}
+
+struct Out {
+    file: File,
+    buf: Vec<u8>,
+    crc: Option<Digest>,
+    db: Option<usize>,
+    /// Per DB: (keys, keys with an expiry) at the snapshot point, and
+    /// whether its RESIZEDB has been written.
+    sizes: Vec<(u64, u64, bool)>,
+    error: Option<std::io::Error>,
+}
+
+impl Out {
+    fn flush(&mut self, written: &AtomicU64) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Some(c) = self.crc.as_mut() {
+            c.update(&self.buf);
+        }
+        if self.error.is_none()
+            && let Err(e) = self.file.write_all(&self.buf)
+        {
+            self.error = Some(e);
+        }
+        written.fetch_add(self.buf.len() as u64, Relaxed);
+        self.buf.clear();
+    }
+}
+
+thread_local! {
+    /// Per-thread serialization scratch (a slot's keys) and LZF table.
+    static SCRATCH: RefCell<(Vec<u8>, Compressor)> = RefCell::new((Vec::new(), Compressor::default()));
+}
+
+impl SlotSaver for Sink {
+    fn save_slot(&self, db: usize, _slot: usize, t: &SlotTable) {
+        if t.is_empty() {
+            return;
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (buf, lzf) = &mut *s;
+            buf.clear();
+            let mut n = 0u64;
+            for e in t.entries() {
+                if let Some(at) = e.expire() {
+                    file::write_expire_ms(buf, at);
+                }
+                codec::file_value(buf, e.key(), e.value(), self.compress.then_some(&mut *lzf));
+                n += 1;
+            }
+            let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            if o.db != Some(db) {
+                file::write_select_db(&mut o.buf, db as u64);
+                if let Some(sz) = o.sizes.get_mut(db)
+                    && !sz.2
+                {
+                    sz.2 = true;
+                    let (k, x) = (sz.0, sz.1);
+                    file::write_resize_db(&mut o.buf, k, x);
+                }
+                o.db = Some(db);
+            }
+            o.buf.extend_from_slice(buf);
+            if o.buf.len() >= FLUSH_BYTES {
+                o.flush(&self.written);
+            }
+            self.keys.fetch_add(n, Relaxed);
+        });
+        // A slot with one huge value leaves a huge scratch behind.
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.0.capacity() > 4 * FLUSH_BYTES {
+                s.0 = Vec::new();
+            }
+        });
+    }
+}
+
+/// `temp-<pid>.rdb` beside the target (the working directory, which is
+/// `dir`, for a bare `dbfilename`).
+fn temp_name(target: &str) -> String {
+    let name = format!("temp-{}.rdb", std::process::id());
+    match std::path::Path::new(target).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join(name).display().to_string(),
+        _ => name,
+    }
+}
+
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A snapshot being written: its point in time is taken by [`Job::start`].
+pub struct Job {
+    sink: Arc<Sink>,
+    epoch: u64,
+    tmp: String,
+    target: String,
+    incremental_fsync: bool,
+    /// Ends the epoch and removes the temp file if the job is dropped
+    /// before it ran to the end.
+    srv: Arc<Server>,
+    done: bool,
+}
+
+impl Job {
+    /// Opens the temp file, writes the header, and takes the snapshot
+    /// point (every slot locked for an instant).
+    pub fn start(srv: &Server) -> Result<Job, ()> {
+        let mut job = Job::open(srv)?;
+        let s2 = job.sink.clone();
+        job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
+            let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
+            let mut total = 0;
+            o.sizes = (0..ks.db_count())
+                .filter_map(|i| ks.db(i))
+                .map(|d| {
+                    total += d.len() as u64;
+                    (d.len() as u64, d.expires() as u64, false)
+                })
+                .collect();
+            srv.persist.keys_total.store(total, Relaxed);
+            srv.persist.keys_processed.store(0, Relaxed);
+        });
+        Ok(job)
+    }
+
+    /// The temp file with its header and AUX fields, no snapshot yet.
+    fn open(srv: &Server) -> Result<Job, ()> {
+        let (target, compress, checksum, incremental_fsync) = {
+            let c = srv.config();
+            (
+                c.dbfilename.clone(),
+                c.rdbcompression,
+                c.rdbchecksum,
+                c.rdb_save_incremental_fsync,
+            )
+        };
+        let tmp = temp_name(&target);
+        let file = match File::create(&tmp) {
+            Ok(f) => f,
+            Err(e) => {
+                warning!(
+                    "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
+                    cwd()
+                );
+                return Err(());
+            }
+        };
+        let mut buf = Vec::with_capacity(FLUSH_BYTES + 64 * 1024);
+        file::write_header(&mut buf);
+        let mut ib = itoa::Buffer::new();
+        file::write_aux(&mut buf, "redis-ver", crate::config::VERSION.as_bytes());
+        file::write_aux(&mut buf, "redis-bits", b"64");
+        file::write_aux(&mut buf, "ctime", ib.format(super::unix_secs()).as_bytes());
+        file::write_aux(
+            &mut buf,
+            "used-mem",
+            ib.format(crate::cmd::info::rss_bytes()).as_bytes(),
+        );
+        file::write_aux(&mut buf, "repl-stream-db", b"0");
+        file::write_aux(&mut buf, "repl-id", srv.run_id.as_bytes());
+        file::write_aux(&mut buf, "repl-offset", b"0");
+        file::write_aux(&mut buf, "aof-base", b"0");
+        let sink = Arc::new(Sink {
+            out: Mutex::new(Out {
+                file,
+                buf,
+                crc: checksum.then(digest),
+                db: None,
+                sizes: Vec::new(),
+                error: None,
+            }),
+            compress,
+            keys: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+        });
+        Ok(Job {
+            sink,
+            epoch: 0,
+            tmp,
+            target,
+            incremental_fsync,
+            srv: srv.arc(),
+            done: false,
+        })
+    }
+
+    /// Writes the rest of the snapshot and puts the file in place.
+    /// `Some(true)`: saved; `Some(false)`: failed (logged); `None`: aborted.
+    pub fn run(mut self, srv: &Server) -> Option<bool> {
+        let abort = &srv.persist.abort;
+        let fsync_file = if self.incremental_fsync {
+            self.sink
+                .out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .file
+                .try_clone()
+                .ok()
+        } else {
+            None
+        };
+        let mut synced = 0u64;
+        let sink = self.sink.clone();
+        let complete = srv.ks.snapshot_walk(self.epoch, || {
+            srv.persist
+                .keys_processed
+                .store(sink.keys.load(Relaxed), Relaxed);
+            if let Some(f) = &fsync_file {
+                let w = sink.written.load(Relaxed);
+                if w - synced >= AUTOSYNC_BYTES {
+                    let _ = f.sync_data();
+                    synced = w;
+                }
+            }
+            !abort.load(Relaxed)
+        });
+        if !complete {
+            return None;
+        }
+        let ok = self.finish().is_ok();
+        self.done = true;
+        Some(ok)
+    }
+
+    fn finish(&mut self) -> Result<(), ()> {
+        let mut o = self.sink.out.lock().unwrap_or_else(|p| p.into_inner());
+        file::write_eof(&mut o.buf);
+        o.flush(&self.sink.written);
+        let crc = o.crc.take().map_or(0, |c| c.finalize());
+        o.buf.extend_from_slice(&crc.to_le_bytes());
+        o.flush(&self.sink.written);
+        let fail = |op: &str, e: &dyn std::fmt::Display, tmp: &str| {
+            warning!("Write error saving DB on disk({op}): {e}");
+            let _ = std::fs::remove_file(tmp);
+        };
+        if let Some(e) = o.error.take() {
+            fail("write", &e, &self.tmp);
+            return Err(());
+        }
+        if let Err(e) = o.file.sync_all() {
+            fail("fsync", &e, &self.tmp);
+            return Err(());
+        }
+        drop(o);
+        if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
+            warning!(
+                "Error moving temp DB file {} on the final destination {} (in server root dir {}): {e}",
+                self.tmp,
+                self.target,
+                cwd()
+            );
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(());
+        }
+        if let Err(e) = fsync_dir(&self.target) {
+            warning!("Write error saving DB on disk(fsyncFileDir): {e}");
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if !self.done {
+            if self.epoch != 0 {
+                self.srv.ks.snapshot_end(self.epoch);
+            }
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsync of the directory holding `path` (the rename is durable).
+fn fsync_dir(path: &str) -> std::io::Result<()> {
+    let p = std::path::Path::new(path);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// A file with no keys (FLUSHALL with save points, which holds every slot).
+pub fn save_empty(srv: &Server) -> Result<(), ()> {
+    let mut job = Job::open(srv)?;
+    let r = job.finish();
+    job.done = true;
+    r
+}
+
+/// SAVE's body: the whole snapshot from this thread.
+pub fn save_file(srv: &Server) -> Result<(), ()> {
+    let job = Job::start(srv)?;
+    match job.run(srv) {
+        Some(true) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Loads `path` into the keyspace. `Ok(None)` when there is no such file;
+/// `Ok(Some((loaded, expired)))` when it loaded; `Err` after logging why it
+/// could not (Redis' texts). A key already present is an error, or is
+/// replaced with `merge` (DEBUG RELOAD MERGE).
+pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u64)>, ()> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            warning!("Fatal error loading the DB: {e}. Exiting.");
+            return Err(());
+        }
+    };
+    let mut r = match FileReader::new(std::io::BufReader::with_capacity(0, f)) {
+        Ok(r) => r,
+        Err(e @ (FileError::Signature | FileError::Version(_))) => {
+            warning!("{e}");
+            warning!("Fatal error loading the DB: Invalid argument. Exiting.");
+            return Err(());
+        }
+        Err(e) => return Err(report(0, &e)),
+    };
+    let thresholds = codec::Thresholds::from_config(&srv.config());
+    let now = now_ms();
+    let lru = crate::db::lru_clock(now);
+    let mut db = 0usize;
+    let (mut loaded, mut expired) = (0u64, 0u64);
+    loop {
+        let item = match r.next_item() {
+            Ok(i) => i,
+            Err(e) => return Err(report(r.offset(), &e)),
+        };
+        match item {
+            Item::Eof => break,
+            Item::Aux(k, v) => aux(&k, &v),
+            Item::SelectDb(n) => {
+                if n >= srv.ks.db_count() as u64 {
+                    warning!(
+                        "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting\n",
+                        srv.ks.db_count()
+                    );
+                    return Err(());
+                }
+                db = n as usize;
+            }
+            Item::ResizeDb(..) => {}
+            Item::Function(_) => {
+                warning!(
+                    "Failed loading library, the RDB file holds functions and this server has no function engine yet"
+                );
+                return Err(());
+            }
+            Item::Key(k) => {
+                if let Some(at) = k.expire_ms
+                    && at < now as i64
+                {
+                    expired += 1;
+                    continue;
+                }
+                let expire = k.expire_ms.map(|v| v.max(0) as u64);
+                let entry = match k.string {
+                    Some(s) => codec::Restored::Str(s).into_entry(&k.key, expire, lru),
+                    None => match codec::restore_value(&k.value, &thresholds) {
+                        Ok(v) => v.into_entry(&k.key, expire, lru),
+                        Err(_) => {
+                            // Redis skips empty keys (an old bug wrote some).
+                            return Err(report(
+                                r.offset(),
+                                &FileError::Corrupt(format!(
+                                    "Bad data format loading key '{}'",
+                                    String::from_utf8_lossy(&k.key)
+                                )),
+                            ));
+                        }
+                    },
+                };
+                let Some(d) = srv.ks.db(db) else {
+                    return Err(());
+                };
+                let mut slot = srv.ks.lock_key(d, &k.key);
+                if merge {
+                    slot.remove(&k.key);
+                } else if slot.peek(&k.key).is_some() {
+                    warning!(
+                        "RDB has duplicated key '{}' in DB {db}",
+                        String::from_utf8_lossy(&k.key)
+                    );
+                    warning!("Duplicated key found in RDB file");
+                    return Err(());
+                }
+                slot.insert(entry);
+                loaded += 1;
+            }
+        }
+    }
+    Ok(Some((loaded, expired)))
+}
+
+fn aux(k: &[u8], v: &[u8]) {
+    let v = String::from_utf8_lossy(v);
+    match k {
+        b"redis-ver" => notice!("Loading RDB produced by version {v}"),
+        b"ctime" => {
+            let t: i64 = v.parse().unwrap_or(0);
+            let age = (super::unix_secs() as i64 - t).max(0);
+            notice!("RDB age {age} seconds");
+        }
+        b"used-mem" => {
+            let m: f64 = v.parse().unwrap_or(0.0);
+            notice!(
+                "RDB memory usage when created {:.2} Mb",
+                m / (1024.0 * 1024.0)
+            );
+        }
+        b"aof-base" if v != "0" => notice!("RDB is base AOF"),
+        b"aof-preamble" if v != "0" => notice!("RDB has an AOF tail"),
+        _ if k.first() == Some(&b'%') => {
+            notice!("RDB '{}': {v}", String::from_utf8_lossy(k))
+        }
+        _ => {}
+    }
+}
+
+fn report(offset: u64, e: &FileError) {
+    match e {
+        FileError::UnexpectedEof => {
+            warning!(
+                "Internal error in RDB reading offset {offset}, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+            );
+            warning!("Short read or OOM loading DB. Unrecoverable error, aborting now.");
+        }
+        FileError::Checksum { .. } => {
+            warning!("{e}");
+            warning!(
+                "Internal error in RDB reading offset {offset}, function at rdb.c:0 -> RDB CRC error"
+            );
+        }
+        _ => warning!("Internal error in RDB reading offset {offset}, function at rdb.c:0 -> {e}"),
+    }
+}
