@@ -21,7 +21,6 @@ pub mod data;
 pub mod proxy;
 pub mod resp;
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -211,8 +210,24 @@ pub struct Server {
     child: Child,
     port: u16,
     kind: Kind,
-    dir: tempfile::TempDir,
+    dir: Dir,
     args: Vec<String>,
+}
+
+/// A server's working directory: its own temporary one, or one the test
+/// keeps across restarts ([`Server::start_in`]).
+enum Dir {
+    Own(tempfile::TempDir),
+    Given(PathBuf),
+}
+
+impl Dir {
+    fn path(&self) -> &Path {
+        match self {
+            Dir::Own(d) => d.path(),
+            Dir::Given(p) => p,
+        }
+    }
 }
 
 /// Starts real redis-server 7.0 instances (see [`Server`]).
@@ -228,7 +243,13 @@ impl RedisServer {
     /// Like [`RedisServer::start`], with extra `--name value` arguments.
     pub fn start_with(extra: &[&str]) -> Option<Server> {
         let bin = redis_tool("redis-server")?;
-        Some(Server::spawn(Kind::Redis, &bin, extra).unwrap_or_else(|e| panic!("{e}")))
+        Some(Server::spawn(Kind::Redis, &bin, None, extra).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Like [`RedisServer::start_with`], working in `dir` (kept afterwards).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Option<Server> {
+        let bin = redis_tool("redis-server")?;
+        Some(Server::spawn(Kind::Redis, &bin, Some(dir), extra).unwrap_or_else(|e| panic!("{e}")))
     }
 }
 
@@ -245,7 +266,19 @@ impl Server {
 
     /// Like [`Server::start`], returning the failure instead of panicking.
     pub fn try_start(extra: &[&str]) -> Result<Server, String> {
-        Self::spawn(Kind::Codis, &codis_server_bin(), extra)
+        Self::spawn(Kind::Codis, &codis_server_bin(), None, extra)
+    }
+
+    /// A codis-server working in `dir`, which outlives it (restart tests:
+    /// the next server started in the same `dir` finds its files). The log
+    /// (`server.log` there) is appended to.
+    pub fn try_start_in(dir: &Path, extra: &[&str]) -> Result<Server, String> {
+        Self::spawn(Kind::Codis, &codis_server_bin(), Some(dir), extra)
+    }
+
+    /// [`Server::try_start_in`], panicking on failure.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Self::try_start_in(dir, extra).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A fresh Codis 3.2 codis-server ([`codis32_bin`]) with `extra`
@@ -256,16 +289,26 @@ impl Server {
     /// not come up.
     pub fn start_codis32(extra: &[&str]) -> Option<Server> {
         let bin = codis32_bin()?;
-        Some(Self::spawn(Kind::Codis32, &bin, extra).unwrap_or_else(|e| panic!("{e}")))
+        Some(Self::spawn(Kind::Codis32, &bin, None, extra).unwrap_or_else(|e| panic!("{e}")))
     }
 
-    fn spawn(kind: Kind, bin: &Path, extra: &[&str]) -> Result<Server, String> {
+    fn spawn(
+        kind: Kind,
+        bin: &Path,
+        given: Option<&Path>,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let mut last_err = String::new();
         for _attempt in 0..5 {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("{}-", kind.name()))
-                .tempdir()
-                .map_err(|e| format!("tempdir: {e}"))?;
+            let dir = match given {
+                Some(d) => Dir::Given(d.to_path_buf()),
+                None => Dir::Own(
+                    tempfile::Builder::new()
+                        .prefix(&format!("{}-", kind.name()))
+                        .tempdir()
+                        .map_err(|e| format!("tempdir: {e}"))?,
+                ),
+            };
             let port = free_port();
             let dir_s = dir.path().display().to_string();
             let port_s = port.to_string();
@@ -285,7 +328,10 @@ impl Server {
             .map(|s| s.to_string())
             .collect();
             args.extend(extra.iter().map(|s| s.to_string()));
-            let log = File::create(dir.path().join("server.log"))
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("server.log"))
                 .map_err(|e| format!("log file: {e}"))?;
             let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
             let mut cmd = Command::new(bin);
@@ -416,6 +462,43 @@ impl Server {
 
     /// Stops the server now (same as dropping it).
     pub fn stop(self) {}
+
+    /// `kill -9`: the process dies at once, saving nothing.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (up to `within`) for the process to exit;
+    /// returns whether it did (a server that cannot save stays up).
+    pub fn sigterm(&mut self, within: Duration) -> bool {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: plain syscall on our own unreaped child's pid.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Waits (up to `within`) for the process to exit by itself (SHUTDOWN).
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
 
     fn terminate(&mut self) {
         if !self.is_alive() {

@@ -273,6 +273,15 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if changed.contains(&"loglevel") {
             crate::log::set_level(cfg.loglevel);
         }
+        if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"dir"))
+            && let Err(e) = std::env::set_current_dir(&cfg.dir)
+        {
+            // Files (dump.rdb, temp files) are relative to the working
+            // directory, as in Redis, whose CONFIG SET dir chdir()s too.
+            return Err(CmdError::Msg(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
+            )));
+        }
         ctx.srv.apply_config(&cfg);
         changed
     };

@@ -170,7 +170,7 @@ pub fn save(srv: &Server) -> Result<(), StartError> {
             p.failed.store(false, Relaxed);
             Ok(())
         }
-        Err(()) => {
+        Err(rdb::Logged) => {
             p.lock().last_bgsave_ok = false;
             p.failed.store(true, Relaxed);
             Err(StartError::Failed)
@@ -187,7 +187,7 @@ pub fn save_empty(srv: &Server) -> Result<(), StartError> {
     }
     let r = rdb::save_empty(srv);
     p.saving.store(false, Relaxed);
-    r.map_err(|()| StartError::Failed)?;
+    r.map_err(|rdb::Logged| StartError::Failed)?;
     notice!("DB saved on disk");
     srv.dirty.store(0, Relaxed);
     let mut s = p.lock();
@@ -214,7 +214,7 @@ pub fn bgsave(srv: &Server) -> Result<(), StartError> {
     }
     let job = match rdb::Job::start(srv) {
         Ok(j) => j,
-        Err(()) => {
+        Err(rdb::Logged) => {
             let mut s = p.lock();
             s.bgsave_started = None;
             s.last_bgsave_ok = false;
@@ -371,7 +371,7 @@ pub fn load_at_startup(srv: &Server) {
                 start.elapsed().as_secs_f64()
             );
         }
-        Err(()) => {
+        Err(rdb::Logged) => {
             warning!("Terminating server after rdb file reading failure.");
             std::process::exit(1);
         }

@@ -19,6 +19,10 @@ use crate::db::{KeyAccess, SlotSaver, SlotTable, now_ms};
 use crate::server::Server;
 use crate::{notice, warning};
 
+/// A failure, already logged in Redis' words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged;
+
 /// Output is written to the file once this much is buffered.
 const FLUSH_BYTES: usize = 1 << 20;
 /// `rdb-save-incremental-fsync`: fdatasync every this many bytes written
@@ -153,7 +157,7 @@ pub struct Job {
 impl Job {
     /// Opens the temp file, writes the header, and takes the snapshot
     /// point (every slot locked for an instant).
-    pub fn start(srv: &Server) -> Result<Job, ()> {
+    pub fn start(srv: &Server) -> Result<Job, Logged> {
         let mut job = Job::open(srv)?;
         let s2 = job.sink.clone();
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
@@ -173,7 +177,7 @@ impl Job {
     }
 
     /// The temp file with its header and AUX fields, no snapshot yet.
-    fn open(srv: &Server) -> Result<Job, ()> {
+    fn open(srv: &Server) -> Result<Job, Logged> {
         let (target, compress, checksum, incremental_fsync) = {
             let c = srv.config();
             (
@@ -191,7 +195,7 @@ impl Job {
                     "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
                     cwd()
                 );
-                return Err(());
+                return Err(Logged);
             }
         };
         let mut buf = Vec::with_capacity(FLUSH_BYTES + 64 * 1024);
@@ -271,7 +275,7 @@ impl Job {
         Some(ok)
     }
 
-    fn finish(&mut self) -> Result<(), ()> {
+    fn finish(&mut self) -> Result<(), Logged> {
         let mut o = self.sink.out.lock().unwrap_or_else(|p| p.into_inner());
         file::write_eof(&mut o.buf);
         o.flush(&self.sink.written);
@@ -284,11 +288,11 @@ impl Job {
         };
         if let Some(e) = o.error.take() {
             fail("write", &e, &self.tmp);
-            return Err(());
+            return Err(Logged);
         }
         if let Err(e) = o.file.sync_all() {
             fail("fsync", &e, &self.tmp);
-            return Err(());
+            return Err(Logged);
         }
         drop(o);
         if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
@@ -299,11 +303,11 @@ impl Job {
                 cwd()
             );
             let _ = std::fs::remove_file(&self.tmp);
-            return Err(());
+            return Err(Logged);
         }
         if let Err(e) = fsync_dir(&self.target) {
             warning!("Write error saving DB on disk(fsyncFileDir): {e}");
-            return Err(());
+            return Err(Logged);
         }
         Ok(())
     }
@@ -331,7 +335,7 @@ fn fsync_dir(path: &str) -> std::io::Result<()> {
 }
 
 /// A file with no keys (FLUSHALL with save points, which holds every slot).
-pub fn save_empty(srv: &Server) -> Result<(), ()> {
+pub fn save_empty(srv: &Server) -> Result<(), Logged> {
     let mut job = Job::open(srv)?;
     let r = job.finish();
     job.done = true;
@@ -339,11 +343,11 @@ pub fn save_empty(srv: &Server) -> Result<(), ()> {
 }
 
 /// SAVE's body: the whole snapshot from this thread.
-pub fn save_file(srv: &Server) -> Result<(), ()> {
+pub fn save_file(srv: &Server) -> Result<(), Logged> {
     let job = Job::start(srv)?;
     match job.run(srv) {
         Some(true) => Ok(()),
-        _ => Err(()),
+        _ => Err(Logged),
     }
 }
 
@@ -351,13 +355,13 @@ pub fn save_file(srv: &Server) -> Result<(), ()> {
 /// `Ok(Some((loaded, expired)))` when it loaded; `Err` after logging why it
 /// could not (Redis' texts). A key already present is an error, or is
 /// replaced with `merge` (DEBUG RELOAD MERGE).
-pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u64)>, ()> {
+pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u64)>, Logged> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             warning!("Fatal error loading the DB: {e}. Exiting.");
-            return Err(());
+            return Err(Logged);
         }
     };
     let mut r = match FileReader::new(std::io::BufReader::with_capacity(0, f)) {
@@ -365,7 +369,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
         Err(e @ (FileError::Signature | FileError::Version(_))) => {
             warning!("{e}");
             warning!("Fatal error loading the DB: Invalid argument. Exiting.");
-            return Err(());
+            return Err(Logged);
         }
         Err(e) => return Err(report(0, &e)),
     };
@@ -388,7 +392,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
                         "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting\n",
                         srv.ks.db_count()
                     );
-                    return Err(());
+                    return Err(Logged);
                 }
                 db = n as usize;
             }
@@ -397,7 +401,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
                 warning!(
                     "Failed loading library, the RDB file holds functions and this server has no function engine yet"
                 );
-                return Err(());
+                return Err(Logged);
             }
             Item::Key(k) => {
                 if let Some(at) = k.expire_ms
@@ -424,7 +428,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
                     },
                 };
                 let Some(d) = srv.ks.db(db) else {
-                    return Err(());
+                    return Err(Logged);
                 };
                 let mut slot = srv.ks.lock_key(d, &k.key);
                 if merge {
@@ -435,7 +439,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
                         String::from_utf8_lossy(&k.key)
                     );
                     warning!("Duplicated key found in RDB file");
-                    return Err(());
+                    return Err(Logged);
                 }
                 slot.insert(entry);
                 loaded += 1;
@@ -470,7 +474,7 @@ fn aux(k: &[u8], v: &[u8]) {
     }
 }
 
-fn report(offset: u64, e: &FileError) {
+fn report(offset: u64, e: &FileError) -> Logged {
     match e {
         FileError::UnexpectedEof => {
             warning!(
@@ -486,4 +490,5 @@ fn report(offset: u64, e: &FileError) {
         }
         _ => warning!("Internal error in RDB reading offset {offset}, function at rdb.c:0 -> {e}"),
     }
+    Logged
 }
