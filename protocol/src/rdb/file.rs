@@ -192,11 +192,14 @@ pub struct FileKey {
     pub idle_secs: Option<u64>,
     pub freq: Option<u8>,
     pub key: Vec<u8>,
-    /// Type byte followed by the body, exactly as in the file (strings are
-    /// decoded: see [`FileKey::string`]).
+    /// Type byte followed by the body, exactly as in the file, for the
+    /// compact encodings (ziplist, listpack, intset, quicklist: the value
+    /// codec decodes them); empty when [`FileKey::decoded`] is set.
     pub value: Vec<u8>,
-    /// For type 0: the string's bytes, decoded (the `value` is then empty).
-    pub string: Option<Vec<u8>>,
+    /// Strings and the plain collections (list, set, hash, zset with text or
+    /// binary scores), decoded here in one pass. A hash or set may repeat
+    /// members: the caller refuses those.
+    pub decoded: Option<super::Value>,
 }
 
 /// What the file says next.
@@ -499,6 +502,79 @@ impl<Rd: Read> FileReader<Rd> {
         }
     }
 
+    /// An element count: each element takes at least one byte, so a count
+    /// is only a capacity hint up to what a read-ahead block can hold.
+    fn count(&mut self) -> R<(u64, usize)> {
+        let n = self.len(None)?;
+        Ok((n, n.min(BLOCK as u64) as usize))
+    }
+
+    /// A text score (type 3): length byte, 253/254/255 = nan/+inf/-inf.
+    fn text_score(&mut self) -> R<f64> {
+        let l = self.u8()?;
+        let v = match l {
+            253 => f64::NAN,
+            254 => f64::INFINITY,
+            255 => f64::NEG_INFINITY,
+            n => {
+                let mut t = Vec::new();
+                self.take(u64::from(n), &mut t)?;
+                match std::str::from_utf8(&t)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                {
+                    Some(v) => v,
+                    None => return corrupt("Invalid zset score"),
+                }
+            }
+        };
+        Ok(v)
+    }
+
+    /// Strings and plain collections, decoded; `None` for other types.
+    fn plain_value(&mut self, ty: u8) -> R<Option<super::Value>> {
+        use super::Value;
+        Ok(Some(match ty {
+            types::STRING => Value::Str(self.string()?),
+            types::LIST | types::SET => {
+                let (n, hint) = self.count()?;
+                let mut v = Vec::with_capacity(hint);
+                for _ in 0..n {
+                    v.push(self.string()?);
+                }
+                if ty == types::LIST {
+                    Value::List(v)
+                } else {
+                    Value::Set(v)
+                }
+            }
+            types::HASH => {
+                let (n, hint) = self.count()?;
+                let mut v = Vec::with_capacity(hint);
+                for _ in 0..n {
+                    let f = self.string()?;
+                    v.push((f, self.string()?));
+                }
+                Value::Hash(v)
+            }
+            types::ZSET | types::ZSET_2 => {
+                let (n, hint) = self.count()?;
+                let mut v = Vec::with_capacity(hint);
+                for _ in 0..n {
+                    let m = self.string()?;
+                    let sc = if ty == types::ZSET_2 {
+                        f64::from_le_bytes(self.u64_le()?.to_le_bytes())
+                    } else {
+                        self.text_score()?
+                    };
+                    v.push((m, sc));
+                }
+                Value::ZSet(v)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
     /// The next item.
     pub fn next_item(&mut self) -> R<Item> {
         if self.done {
@@ -563,11 +639,12 @@ impl<Rd: Read> FileReader<Rd> {
                 }
                 ty => {
                     key.key = self.string()?;
-                    if ty == types::STRING {
-                        key.string = Some(self.string()?);
-                    } else {
-                        key.value.push(ty);
-                        self.copy_value(ty, &mut key.value)?;
+                    match self.plain_value(ty)? {
+                        Some(v) => key.decoded = Some(v),
+                        None => {
+                            key.value.push(ty);
+                            self.copy_value(ty, &mut key.value)?;
+                        }
                     }
                     return Ok(Item::Key(key));
                 }
@@ -619,7 +696,9 @@ mod tests {
                 f.extend_from_slice(&super::super::crc64(&f).to_le_bytes());
                 let mut r = FileReader::new(f.as_slice()).unwrap();
                 match r.next_item().unwrap() {
-                    Item::Key(k) => assert_eq!(k.string.as_deref(), Some(s)),
+                    Item::Key(k) => {
+                        assert_eq!(k.decoded, Some(super::super::Value::Str(s.to_vec())))
+                    }
                     other => panic!("{other:?}"),
                 }
                 assert_eq!(r.next_item().unwrap(), Item::Eof);
@@ -661,7 +740,13 @@ mod tests {
         match &items[3] {
             Item::Key(k) => {
                 assert_eq!(k.expire_ms, Some(1234));
-                assert_eq!(k.value[0], types::LIST);
+                assert_eq!(
+                    k.decoded,
+                    Some(super::super::Value::List(vec![
+                        b"a".to_vec(),
+                        b"bb".to_vec()
+                    ]))
+                );
             }
             o => panic!("{o:?}"),
         }

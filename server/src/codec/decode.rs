@@ -109,10 +109,13 @@ pub fn rebuild(value: Value, t: &Thresholds) -> Result<Restored, PayloadError> {
             Restored::Obj(Object::Set(s))
         }
         Value::Hash(pairs) => {
-            // Fields are distinct (the decoder refuses repeats).
             let mut h = Hash::new();
             for (f, v) in &pairs {
                 h.set(f, v, &t.hash);
+            }
+            // A plain hash (RDB file) repeating a field is bad data.
+            if h.len() != pairs.len() {
+                return Err(BAD);
             }
             h.trim();
             Restored::Obj(Object::Hash(h))

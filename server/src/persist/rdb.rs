@@ -37,41 +37,80 @@ fn digest() -> Digest {
     CRC.digest()
 }
 
-/// The file being written, shared by the snapshot walker and by the
-/// client threads whose first touch of a slot writes it out.
+/// The snapshot's serialized bytes not yet in the file, shared by the
+/// walker and by the client threads whose first touch of a slot writes it
+/// out. Only the walker writes the file, between slots and holding no lock:
+/// a client never waits for the disk (a write() can stall behind an fsync or
+/// dirty-page throttling for hundreds of ms).
 struct Sink {
     out: Mutex<Out>,
     compress: bool,
     keys: AtomicU64,
-    written: AtomicU64,
 }
 
 struct Out {
-    file: File,
-    buf: Vec<u8>,
-    crc: Option<Digest>,
+    /// Serialized bytes in order; a big slot's bytes are moved in as one
+    /// chunk of their own (never copied).
+    chunks: Vec<Vec<u8>>,
+    pending: usize,
     db: Option<usize>,
     /// Per DB: (keys, keys with an expiry) at the snapshot point, and
     /// whether its RESIZEDB has been written.
     sizes: Vec<(u64, u64, bool)>,
+}
+
+/// A slot's serialization past this size is handed over as its own chunk.
+const MOVE_BYTES: usize = 64 * 1024;
+
+impl Out {
+    /// The chunk small appends go to.
+    fn tail(&mut self) -> &mut Vec<u8> {
+        if self.chunks.last().is_none_or(|c| c.len() >= FLUSH_BYTES) {
+            self.chunks
+                .push(Vec::with_capacity(FLUSH_BYTES + MOVE_BYTES));
+        }
+        let last = self.chunks.len() - 1;
+        &mut self.chunks[last]
+    }
+}
+
+impl Sink {
+    /// Takes the buffered chunks when they hold at least `min` bytes.
+    fn take(&self, min: usize) -> Option<Vec<Vec<u8>>> {
+        let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if o.pending < min || o.pending == 0 {
+            return None;
+        }
+        o.pending = 0;
+        Some(std::mem::take(&mut o.chunks))
+    }
+}
+
+/// The file end: only the walker's thread touches it.
+struct FileOut {
+    file: File,
+    crc: Option<Digest>,
+    written: u64,
+    synced: u64,
+    incremental_fsync: bool,
     error: Option<std::io::Error>,
 }
 
-impl Out {
-    fn flush(&mut self, written: &AtomicU64) {
-        if self.buf.is_empty() {
-            return;
-        }
+impl FileOut {
+    fn write(&mut self, chunk: &[u8]) {
         if let Some(c) = self.crc.as_mut() {
-            c.update(&self.buf);
+            c.update(chunk);
         }
         if self.error.is_none()
-            && let Err(e) = self.file.write_all(&self.buf)
+            && let Err(e) = self.file.write_all(chunk)
         {
             self.error = Some(e);
         }
-        written.fetch_add(self.buf.len() as u64, Relaxed);
-        self.buf.clear();
+        self.written += chunk.len() as u64;
+        if self.incremental_fsync && self.written - self.synced >= AUTOSYNC_BYTES {
+            let _ = self.file.sync_data();
+            self.synced = self.written;
+        }
     }
 }
 
@@ -98,29 +137,27 @@ impl SlotSaver for Sink {
                 n += 1;
             }
             let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            let o = &mut *o;
             if o.db != Some(db) {
-                file::write_select_db(&mut o.buf, db as u64);
+                let mut head = Vec::with_capacity(24);
+                file::write_select_db(&mut head, db as u64);
                 if let Some(sz) = o.sizes.get_mut(db)
                     && !sz.2
                 {
                     sz.2 = true;
-                    let (k, x) = (sz.0, sz.1);
-                    file::write_resize_db(&mut o.buf, k, x);
+                    file::write_resize_db(&mut head, sz.0, sz.1);
                 }
+                o.pending += head.len();
+                o.tail().extend_from_slice(&head);
                 o.db = Some(db);
             }
-            o.buf.extend_from_slice(buf);
-            if o.buf.len() >= FLUSH_BYTES {
-                o.flush(&self.written);
+            o.pending += buf.len();
+            if buf.len() >= MOVE_BYTES {
+                o.chunks.push(std::mem::take(buf));
+            } else {
+                o.tail().extend_from_slice(buf);
             }
             self.keys.fetch_add(n, Relaxed);
-        });
-        // A slot with one huge value leaves a huge scratch behind.
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.0.capacity() > 4 * FLUSH_BYTES {
-                s.0 = Vec::new();
-            }
         });
     }
 }
@@ -144,10 +181,10 @@ fn cwd() -> String {
 /// A snapshot being written: its point in time is taken by [`Job::start`].
 pub struct Job {
     sink: Arc<Sink>,
+    out: FileOut,
     epoch: u64,
     tmp: String,
     target: String,
-    incremental_fsync: bool,
     /// Ends the epoch and removes the temp file if the job is dropped
     /// before it ran to the end.
     srv: Arc<Server>,
@@ -215,23 +252,27 @@ impl Job {
         file::write_aux(&mut buf, "aof-base", b"0");
         let sink = Arc::new(Sink {
             out: Mutex::new(Out {
-                file,
-                buf,
-                crc: checksum.then(digest),
+                pending: buf.len(),
+                chunks: vec![buf],
                 db: None,
                 sizes: Vec::new(),
-                error: None,
             }),
             compress,
             keys: AtomicU64::new(0),
-            written: AtomicU64::new(0),
         });
         Ok(Job {
             sink,
+            out: FileOut {
+                file,
+                crc: checksum.then(digest),
+                written: 0,
+                synced: 0,
+                incremental_fsync,
+                error: None,
+            },
             epoch: 0,
             tmp,
             target,
-            incremental_fsync,
             srv: srv.arc(),
             done: false,
         })
@@ -241,29 +282,16 @@ impl Job {
     /// `Some(true)`: saved; `Some(false)`: failed (logged); `None`: aborted.
     pub fn run(mut self, srv: &Server) -> Option<bool> {
         let abort = &srv.persist.abort;
-        let fsync_file = if self.incremental_fsync {
-            self.sink
-                .out
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .file
-                .try_clone()
-                .ok()
-        } else {
-            None
-        };
-        let mut synced = 0u64;
         let sink = self.sink.clone();
+        let out = &mut self.out;
         let complete = srv.ks.snapshot_walk(self.epoch, || {
             srv.persist
                 .keys_processed
                 .store(sink.keys.load(Relaxed), Relaxed);
-            if let Some(f) = &fsync_file {
-                let w = sink.written.load(Relaxed);
-                if w - synced >= AUTOSYNC_BYTES {
-                    let _ = f.sync_data();
-                    synced = w;
-                }
+            // Between two slots, holding no lock: the only place the file
+            // is written while the snapshot runs.
+            for chunk in sink.take(FLUSH_BYTES).unwrap_or_default() {
+                out.write(&chunk);
             }
             !abort.load(Relaxed)
         });
@@ -276,25 +304,26 @@ impl Job {
     }
 
     fn finish(&mut self) -> Result<(), Logged> {
-        let mut o = self.sink.out.lock().unwrap_or_else(|p| p.into_inner());
-        file::write_eof(&mut o.buf);
-        o.flush(&self.sink.written);
-        let crc = o.crc.take().map_or(0, |c| c.finalize());
-        o.buf.extend_from_slice(&crc.to_le_bytes());
-        o.flush(&self.sink.written);
+        for chunk in self.sink.take(0).unwrap_or_default() {
+            self.out.write(&chunk);
+        }
+        let mut tail = Vec::with_capacity(9);
+        file::write_eof(&mut tail);
+        self.out.write(&tail);
+        let crc = self.out.crc.take().map_or(0, |c| c.finalize());
+        self.out.write(&crc.to_le_bytes());
         let fail = |op: &str, e: &dyn std::fmt::Display, tmp: &str| {
             warning!("Write error saving DB on disk({op}): {e}");
             let _ = std::fs::remove_file(tmp);
         };
-        if let Some(e) = o.error.take() {
+        if let Some(e) = self.out.error.take() {
             fail("write", &e, &self.tmp);
             return Err(Logged);
         }
-        if let Err(e) = o.file.sync_all() {
+        if let Err(e) = self.out.file.sync_all() {
             fail("fsync", &e, &self.tmp);
             return Err(Logged);
         }
-        drop(o);
         if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
             warning!(
                 "Error moving temp DB file {} on the final destination {} (in server root dir {}): {e}",
@@ -411,21 +440,31 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
                     continue;
                 }
                 let expire = k.expire_ms.map(|v| v.max(0) as u64);
-                let entry = match k.string {
-                    Some(s) => codec::Restored::Str(s).into_entry(&k.key, expire, lru),
-                    None => match codec::restore_value(&k.value, &thresholds) {
-                        Ok(v) => v.into_entry(&k.key, expire, lru),
-                        Err(_) => {
-                            // Redis skips empty keys (an old bug wrote some).
-                            return Err(report(
-                                r.offset(),
-                                &FileError::Corrupt(format!(
-                                    "Bad data format loading key '{}'",
-                                    String::from_utf8_lossy(&k.key)
-                                )),
-                            ));
-                        }
-                    },
+                if let Some(v) = &k.decoded
+                    && is_empty_collection(v)
+                {
+                    // An old Redis bug wrote empty keys; Redis skips them.
+                    warning!(
+                        "rdbLoadObject skipping empty key: {}",
+                        String::from_utf8_lossy(&k.key)
+                    );
+                    continue;
+                }
+                let restored = match k.decoded {
+                    Some(v) => codec::rebuild(v, &thresholds),
+                    None => codec::restore_value(&k.value, &thresholds),
+                };
+                let entry = match restored {
+                    Ok(v) => v.into_entry(&k.key, expire, lru),
+                    Err(_) => {
+                        return Err(report(
+                            r.offset(),
+                            &FileError::Corrupt(format!(
+                                "Bad data format loading key '{}'",
+                                String::from_utf8_lossy(&k.key)
+                            )),
+                        ));
+                    }
                 };
                 let Some(d) = srv.ks.db(db) else {
                     return Err(Logged);
@@ -447,6 +486,16 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
         }
     }
     Ok(Some((loaded, expired)))
+}
+
+fn is_empty_collection(v: &protocol::rdb::Value) -> bool {
+    use protocol::rdb::Value;
+    match v {
+        Value::Str(_) => false,
+        Value::List(l) | Value::Set(l) => l.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        Value::ZSet(z) => z.is_empty(),
+    }
 }
 
 fn aux(k: &[u8], v: &[u8]) {
