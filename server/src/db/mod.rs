@@ -1696,6 +1696,8 @@ impl<'a> Locker<'a> {
 }
 
 #[cfg(test)]
+mod snap_tests;
+#[cfg(test)]
 mod tag_tests;
 
 #[cfg(test)]
