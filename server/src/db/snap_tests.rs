@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
+/// (db, key) → value.
+type Written = BTreeMap<(usize, Vec<u8>), Vec<u8>>;
+
 /// Collects what the snapshot wrote: (db, key) → value, and how many times
 /// each slot was written.
 #[derive(Default)]
 struct Collect {
-    keys: Mutex<BTreeMap<(usize, Vec<u8>), Vec<u8>>>,
+    keys: Mutex<Written>,
     slots: Mutex<BTreeMap<(usize, usize), usize>>,
 }
 
