@@ -66,7 +66,10 @@ impl Server {
     /// A server with the default configuration, for unit tests.
     #[cfg(test)]
     pub fn for_tests() -> Arc<Server> {
-        Server::new(Config::default(), String::new(), String::new())
+        let mut cfg = Config::default();
+        // No save points: unit tests write no files unless they ask to.
+        cfg.save_params.clear();
+        Server::new(cfg, String::new(), String::new())
     }
 
     pub fn new(config: Config, executable: String, config_file: String) -> Arc<Server> {

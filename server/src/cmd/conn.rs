@@ -933,6 +933,9 @@ pub(crate) mod harness {
 
         pub fn with(f: impl FnOnce(&mut Config)) -> H {
             let mut cfg = Config::new();
+            // No save points (the tests' `--save ''`): a unit test writes
+            // no dump.rdb into the crate directory unless it asks to.
+            cfg.save_params.clear();
             f(&mut cfg);
             H {
                 srv: Server::new(cfg, "/bin/codis-server".into(), String::new()),
