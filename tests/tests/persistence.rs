@@ -3,7 +3,8 @@
 //! travel both ways with a real redis-server 7.0.15 and pass
 //! `redis-check-rdb`; a BGSAVE taken under concurrent transactions is a
 //! point in time; save points, FLUSHALL and MISCONF behave as Redis'; a
-//! truncated or corrupt file stops start-up with a message, never a panic.
+//! truncated or corrupt file stops start-up with a message, never a panic;
+//! slots migrated away stay away after both servers restart.
 //! Servers are killed with SIGKILL after a save so only the file counts.
 
 use std::path::Path;
@@ -510,4 +511,53 @@ fn appendonly_is_refused_until_the_aof_lands() {
     let mut c = srv.conn();
     let r = c.cmd("CONFIG SET appendonly yes");
     assert!(r.starts_with(b"-ERR CONFIG SET failed (possibly related to argument 'appendonly')"));
+}
+
+/// Codis interplay: after slots move (one sync, one async) and both
+/// servers save and are killed, each restarts holding exactly its slots,
+/// with SLOTSINFO right after loading.
+#[test]
+fn migrated_slots_stay_where_they_went_after_restart() {
+    use tests::data::{drain_slot_async, drain_slot_sync, keys_in_slot, slot_size};
+    let (sd, td) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let src = Server::start_in(sd.path(), &[]);
+    let dst = Server::start_in(td.path(), &[]);
+    let mut s = src.conn();
+    let mut cmds = Vec::new();
+    let slots = [17usize, 300, 901];
+    for &slot in &slots {
+        for k in keys_in_slot(slot, 200, &format!("m{slot}:")) {
+            cmds.push(vec![b("SET"), b(&k), b("v")]);
+        }
+        let tagged = format!("{{{}}}list", keys_in_slot(slot, 1, "t")[0]);
+        cmds.push(vec![b("RPUSH"), b(&tagged), b("a"), b("b")]);
+    }
+    pipeline(&mut s, &cmds);
+    assert_eq!(drain_slot_sync(&mut s, dst.port(), 1000, 17), 201);
+    assert!(drain_slot_async(&mut s, dst.port(), 1000, 200, 1 << 20, 300, 50) > 0);
+    assert_eq!(slot_size(&mut s, 300), 0);
+    let mut t = dst.conn();
+    assert_eq!(s.cmd("SAVE"), b"+OK\r\n");
+    assert_eq!(t.cmd("SAVE"), b"+OK\r\n");
+    drop((s, t));
+    src.kill9();
+    dst.kill9();
+    let src = Server::start_in(sd.path(), &[]);
+    let dst = Server::start_in(td.path(), &[]);
+    let (mut s, mut t) = (src.conn(), dst.conn());
+    assert_eq!(
+        [17, 300, 901].map(|sl| slot_size(&mut s, sl)),
+        [0, 0, 201],
+        "source slots after restart"
+    );
+    assert_eq!(
+        [17, 300, 901].map(|sl| slot_size(&mut t, sl)),
+        [201, 201, 0],
+        "target slots after restart"
+    );
+    assert_eq!(s.value("DBSIZE").as_int(), Some(201));
+    assert_eq!(t.value("DBSIZE").as_int(), Some(402));
+    // SLOTSCHECK agrees (every key in the slot its name hashes to).
+    assert!(!s.value("SLOTSCHECK").is_error());
+    assert!(!t.value("SLOTSCHECK").is_error());
 }
