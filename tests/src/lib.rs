@@ -292,6 +292,12 @@ impl Server {
         Some(Self::spawn(Kind::Codis32, &bin, None, extra).unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// [`Server::start_codis32`] working in `dir` (kept afterwards).
+    pub fn start_codis32_in(dir: &Path, extra: &[&str]) -> Option<Server> {
+        let bin = codis32_bin()?;
+        Some(Self::spawn(Kind::Codis32, &bin, Some(dir), extra).unwrap_or_else(|e| panic!("{e}")))
+    }
+
     fn spawn(
         kind: Kind,
         bin: &Path,
