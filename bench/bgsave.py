@@ -14,15 +14,9 @@ For each server (pinned to core 0; redis-benchmark on core 1):
 usage: bench/bgsave.py [--ours target/release/codis-server] [--kind strings|hash]
                        [--n 1000000] [--bench-seconds 6]
 """
-import argparse, os, re, shutil, signal, socket, subprocess, tempfile, threading, time
+import argparse, os, re, shutil, signal, subprocess, tempfile, threading, time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchutil import free_port
 
 
 def cli(port, *args, timeout=600):

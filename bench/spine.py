@@ -31,12 +31,6 @@ import time
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(binary, port, workdir):
     args = ["taskset", "-c", "0", binary, "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", workdir]
@@ -65,6 +59,8 @@ def subscribers(port, n):
     """Starts a reader process holding n subscriptions to `ch`; returns it."""
     code = f"""
 import selectors, socket, sys
+
+from benchutil import free_port
 sel = selectors.DefaultSelector()
 socks = []
 for _ in range({n}):
