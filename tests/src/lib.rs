@@ -484,14 +484,7 @@ impl Server {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+        self.wait_exit(within)
     }
 
     /// Waits (up to `within`) for the process to exit by itself (SHUTDOWN).
@@ -518,12 +511,8 @@ impl Server {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if self.wait_exit(Duration::from_secs(5)) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

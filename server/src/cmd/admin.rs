@@ -144,14 +144,17 @@ fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 
 /// SAVE: the snapshot written before the reply.
 fn save(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    match persist::save(ctx.srv) {
-        Ok(()) => {
-            ctx.out.ok();
-            Ok(())
-        }
-        Err(persist::StartError::InProgress) => Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS)),
-        Err(persist::StartError::Failed) => Err(CmdError::Static(errors::SAVE_FAILED)),
-    }
+    persist::save(ctx.srv).map_err(save_error)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// SAVE / BGSAVE refusals in Redis' words.
+fn save_error(e: persist::StartError) -> CmdError {
+    CmdError::Static(match e {
+        persist::StartError::InProgress => errors::BGSAVE_IN_PROGRESS,
+        persist::StartError::Failed => errors::SAVE_FAILED,
+    })
 }
 
 /// BGSAVE [SCHEDULE]: the snapshot point is now; it is written while
@@ -163,22 +166,17 @@ fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         [_, a] if is(a, "schedule") => {}
         _ => return Err(CmdError::Syntax),
     }
-    if ctx.srv.persist.bgsave_in_progress() || ctx.srv.persist.saving.load(Relaxed) {
-        return Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS));
+    if ctx.srv.persist.saving.load(Relaxed) {
+        return Err(save_error(persist::StartError::InProgress));
     }
     if ctx.held.is_some() || ctx.one.is_some() {
         persist::schedule_bgsave(ctx.srv);
         ctx.out.simple(b"Background saving scheduled");
         return Ok(());
     }
-    match persist::bgsave(ctx.srv) {
-        Ok(()) => {
-            ctx.out.simple(b"Background saving started");
-            Ok(())
-        }
-        Err(persist::StartError::InProgress) => Err(CmdError::Static(errors::BGSAVE_IN_PROGRESS)),
-        Err(persist::StartError::Failed) => Err(CmdError::Static(errors::SAVE_FAILED)),
-    }
+    persist::bgsave(ctx.srv).map_err(save_error)?;
+    ctx.out.simple(b"Background saving started");
+    Ok(())
 }
 
 /// Whether the calling connection is what Redis calls a local client (for

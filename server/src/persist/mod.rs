@@ -107,10 +107,6 @@ impl Persist {
         self.lock().lastsave
     }
 
-    pub fn bgsave_in_progress(&self) -> bool {
-        self.lock().bgsave_started.is_some()
-    }
-
     /// Whether writes must be refused with `-MISCONF` (Redis'
     /// `writeCommandsDeniedByDiskError`, RDB part).
     pub fn writes_denied(&self, srv: &Server) -> bool {
