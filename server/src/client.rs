@@ -235,6 +235,8 @@ pub struct Client {
     /// Running EXEC's commands: blocking commands do not block, replies of
     /// deferred work are not allowed.
     pub in_exec: bool,
+    /// Replays an AOF (DEBUG LOADAOF): its changes are not propagated.
+    pub replaying: bool,
     /// Channels, patterns and shard channels this client subscribes to.
     pub subs: crate::pubsub::ClientSubs,
     /// Changes the running command reported (`Ctx::changed`, `Ctx::dirty`):
@@ -266,6 +268,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             in_exec: false,
+            replaying: false,
             subs: Default::default(),
             call_dirty: 0,
             prop: Vec::new(),

@@ -187,6 +187,9 @@ pub const RELOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
 pub const RELOAD_OPTIONS: &str =
     "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.";
 pub const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
+pub const BGSAVE_OTHER_CHILD: &str = "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible";
+pub const AOFRW_IN_PROGRESS: &str = "ERR Background append only file rewriting already in progress";
+pub const AOFRW_FAILED: &str = "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
 /// SAVE / BGSAVE that could not write the file (Redis' `shared.err`).
 pub const SAVE_FAILED: &str = "ERR";
 pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";

@@ -399,10 +399,11 @@ pub fn execute_checked(
     }
     if srv.persist.failed.load(Relaxed)
         && (spec.has(flags::WRITE) || id == CmdId::Ping)
-        && srv.persist.writes_denied(srv)
+        && let Some(e) = srv.persist.writes_denied(srv)
     {
-        // stop-writes-on-bgsave-error (Redis' writeCommandsDeniedByDiskError).
-        reject(srv, client, out, stat, errors::MISCONF.as_bytes());
+        // stop-writes-on-bgsave-error, AOF write errors (Redis'
+        // writeCommandsDeniedByDiskError).
+        reject(srv, client, out, stat, e.as_bytes());
         return Outcome::Replied;
     }
     if let Some(m) = client.multi.as_mut() {
@@ -697,7 +698,7 @@ fn call(
     if changed > 0 {
         srv.dirty.fetch_add(changed, Relaxed);
     }
-    if (changed > 0 || !client.prop.is_empty()) && srv.prop.active() {
+    if (changed > 0 || !client.prop.is_empty()) && srv.prop.active() && !client.replaying {
         propagate(srv, client, db, argv);
     } else {
         client.prop.clear();
@@ -733,6 +734,12 @@ fn call(
 /// Hands a changed command's entries to the stream (or to the running
 /// EXEC's block): its explicit entries, else its own line in `db`.
 fn propagate(srv: &Server, client: &mut Client, db: usize, argv: &[&[u8]]) {
+    if client.prop.is_empty() && !client.in_exec {
+        // The common case: the command as itself, encoded straight into
+        // the stream (no copy of its arguments).
+        srv.prop.emit_one(db, argv);
+        return;
+    }
     let mut entries = std::mem::take(&mut client.prop);
     if entries.is_empty() {
         entries.push((db, argv.iter().map(|a| a.to_vec()).collect()));

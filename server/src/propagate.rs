@@ -11,10 +11,17 @@
 //! than one entry is wrapped in `MULTI` … `EXEC`, so a consumer applies it
 //! whole.
 //!
+//! Besides channel consumers (one message per change), the stream keeps
+//! one byte log for the AOF ([`Log`]): entries are encoded straight into
+//! it under the stream's lock (no allocation per command), its writer
+//! thread takes the bytes in bulk, and `offset` counts every byte ever
+//! appended, so a connection can wait until what it changed is on disk
+//! (`appendfsync always`).
+//!
 //! Cost: with no consumer the gate reads one atomic and skips all of it.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -30,12 +37,101 @@ struct Inner {
     /// The DB the consumers are in (`None` until the first entry).
     db: Option<usize>,
     consumers: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+    log: Option<Log>,
+}
+
+/// The AOF's byte log: what the writer has not taken yet.
+pub struct Log {
+    pub buf: Vec<u8>,
+    /// A file switch (an AOF rewrite's new INCR) waiting for the writer:
+    /// the bytes that belong before it. Taken together with `buf`, so the
+    /// writer never puts bytes on the wrong side of it.
+    pub switch: Option<Switch>,
+    /// `aof-timestamp-enabled`: the second of the last `#TS:` annotation.
+    pub timestamps: bool,
+    last_ts: u64,
+}
+
+impl Log {
+    fn new(timestamps: bool) -> Log {
+        Log {
+            buf: Vec::with_capacity(64 * 1024),
+            switch: None,
+            timestamps,
+            last_ts: 0,
+        }
+    }
+
+    /// Redis' `#TS:<unix seconds>` annotation, once per second of writes.
+    fn annotate(&mut self) {
+        if self.timestamps {
+            let now = crate::db::now_ms() / 1000;
+            if now > self.last_ts {
+                self.last_ts = now;
+                self.buf.extend_from_slice(b"#TS:");
+                self.buf
+                    .extend_from_slice(itoa::Buffer::new().format(now).as_bytes());
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// What a file switch hands the writer.
+pub struct Switch {
+    /// Bytes appended before the switch point (they go to the old file).
+    pub before: Vec<u8>,
+    /// The file that takes every later byte, opened by the switcher.
+    pub file: std::fs::File,
+    pub name: String,
+}
+
+/// Wakes the log's writer thread when it sleeps (one atomic load per
+/// append otherwise).
+#[derive(Default)]
+pub struct Waker {
+    sleeping: AtomicBool,
+    m: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Waker {
+    /// Sleeps until woken or `timeout`, unless `ready()` (checked after
+    /// announcing the sleep, so no append is missed).
+    pub fn sleep(&self, timeout: std::time::Duration, ready: impl FnOnce() -> bool) {
+        let mut g = self.m.lock().unwrap_or_else(|p| p.into_inner());
+        *g = false;
+        self.sleeping.store(true, SeqCst);
+        if !ready() {
+            let (g2, _) = self
+                .cv
+                .wait_timeout_while(g, timeout, |woken| !*woken)
+                .unwrap_or_else(|p| p.into_inner());
+            g = g2;
+        }
+        self.sleeping.store(false, SeqCst);
+        drop(g);
+    }
+
+    /// Wakes the sleeper (if it sleeps).
+    pub fn wake(&self) {
+        if self.sleeping.load(SeqCst) {
+            let mut g = self.m.lock().unwrap_or_else(|p| p.into_inner());
+            *g = true;
+            self.cv.notify_one();
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct Stream {
     active: AtomicBool,
     inner: Mutex<Inner>,
+    /// Bytes ever appended to the log.
+    offset: AtomicU64,
+    log_on: AtomicBool,
+    /// Wakes the log's writer (persist/aof.rs).
+    pub waker: Waker,
 }
 
 fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -84,53 +180,85 @@ impl Stream {
         if entries.is_empty() {
             return;
         }
-        let mut g = lock(&self.inner);
-        if g.consumers.is_empty() {
-            return;
-        }
-        let mut buf = Vec::with_capacity(64);
         let wrap = multi || entries.len() > 1;
-        if wrap {
-            // MULTI is not DB-specific, but Redis selects first; keep the
-            // SELECT outside the block so a replayed block stays whole.
-            let first = entries[0].0;
-            if g.db != Some(first) {
-                select(&mut buf, first);
-                g.db = Some(first);
+        self.append(|buf, cur| {
+            if wrap {
+                // MULTI is not DB-specific, but Redis selects first; keep the
+                // SELECT outside the block so a replayed block stays whole.
+                let first = entries[0].0;
+                if *cur != Some(first) {
+                    select(buf, first);
+                    *cur = Some(first);
+                }
+                encode(buf, &[b"MULTI".as_slice()]);
             }
-            encode(&mut buf, &[b"MULTI".as_slice()]);
-        }
-        for (edb, argv) in entries {
-            if g.db != Some(*edb) {
-                select(&mut buf, *edb);
-                g.db = Some(*edb);
+            for (edb, argv) in entries {
+                if *cur != Some(*edb) {
+                    select(buf, *edb);
+                    *cur = Some(*edb);
+                }
+                encode(buf, argv);
             }
-            encode(&mut buf, argv);
-        }
-        if wrap {
-            encode(&mut buf, &[b"EXEC".as_slice()]);
-        }
-        Self::send(&mut g, buf);
-        if g.consumers.is_empty() {
-            self.active.store(false, Relaxed);
-        }
+            if wrap {
+                encode(buf, &[b"EXEC".as_slice()]);
+            }
+        });
+    }
+
+    /// Appends one command line in DB `db` (the common case: a command
+    /// propagated as itself; nothing is copied but into the log).
+    pub fn emit_one<A: AsRef<[u8]>>(&self, db: usize, argv: &[A]) {
+        self.append(|buf, cur| {
+            if *cur != Some(db) {
+                select(buf, db);
+                *cur = Some(db);
+            }
+            encode(buf, argv);
+        });
     }
 
     /// Appends `DEL key` in DB `db` (expiry, migration, eviction).
     pub fn emit_del(&self, db: usize, key: &[u8]) {
-        let mut g = lock(&self.inner);
+        self.emit_one(db, &[b"DEL".as_slice(), key]);
+    }
+
+    /// Encodes one message (`write` gets the buffer and the consumers'
+    /// current DB) into the log and to every consumer.
+    fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
+        let mut guard = lock(&self.inner);
+        let g = &mut *guard;
         if g.consumers.is_empty() {
+            let Some(log) = g.log.as_mut() else {
+                return;
+            };
+            let before = log.buf.len();
+            log.annotate();
+            write(&mut log.buf, &mut g.db);
+            self.offset
+                .fetch_add((log.buf.len() - before) as u64, Relaxed);
+            drop(guard);
+            self.waker.wake();
             return;
         }
-        let mut buf = Vec::with_capacity(32 + key.len());
-        if g.db != Some(db) {
-            select(&mut buf, db);
-            g.db = Some(db);
-        }
-        encode(&mut buf, &[b"DEL".as_slice(), key]);
-        Self::send(&mut g, buf);
-        if g.consumers.is_empty() {
+        let mut buf = Vec::with_capacity(64);
+        write(&mut buf, &mut g.db);
+        let logged = if let Some(log) = g.log.as_mut() {
+            let before = log.buf.len();
+            log.annotate();
+            log.buf.extend_from_slice(&buf);
+            self.offset
+                .fetch_add((log.buf.len() - before) as u64, Relaxed);
+            true
+        } else {
+            false
+        };
+        Self::send(g, buf);
+        if g.consumers.is_empty() && g.log.is_none() {
             self.active.store(false, Relaxed);
+        }
+        drop(guard);
+        if logged {
+            self.waker.wake();
         }
     }
 
@@ -142,6 +270,96 @@ impl Stream {
             return;
         }
         g.consumers.retain(|c| c.send(buf.clone()).is_ok());
+    }
+
+    /// Bytes ever appended to the log (the position a connection waits
+    /// for under `appendfsync always`).
+    #[inline]
+    pub fn offset(&self) -> u64 {
+        self.offset.load(Relaxed)
+    }
+
+    /// Whether the log is on (the AOF is fed).
+    #[inline]
+    pub fn logging(&self) -> bool {
+        self.log_on.load(Relaxed)
+    }
+
+    /// Starts the log (the first entry selects its DB). Call while no
+    /// change can happen (every slot locked) for a point-in-time start.
+    pub fn log_start(&self, timestamps: bool) {
+        let mut g = lock(&self.inner);
+        g.log = Some(Log::new(timestamps));
+        g.db = None;
+        self.log_on.store(true, Relaxed);
+        self.active.store(true, Relaxed);
+    }
+
+    /// Stops the log; returns what the writer had not taken (and a switch
+    /// it had not seen).
+    pub fn log_stop(&self) -> Option<Log> {
+        let mut g = lock(&self.inner);
+        let log = g.log.take();
+        self.log_on.store(false, Relaxed);
+        if g.consumers.is_empty() {
+            self.active.store(false, Relaxed);
+        }
+        log
+    }
+
+    /// The writer's take: the pending switch (if any) and the bytes after
+    /// it, and the offset they reach. `None` when the log is off.
+    pub fn log_take(&self, keep: &mut Vec<u8>) -> Option<(Option<Switch>, u64)> {
+        let mut g = lock(&self.inner);
+        let log = g.log.as_mut()?;
+        let switch = log.switch.take();
+        // Hand the writer's emptied buffer back to the log (no allocation
+        // per take once both have grown).
+        keep.clear();
+        std::mem::swap(keep, &mut log.buf);
+        Some((switch, self.offset.load(Relaxed)))
+    }
+
+    /// Whether the log holds bytes the writer has not taken.
+    pub fn log_pending(&self) -> bool {
+        lock(&self.inner)
+            .log
+            .as_ref()
+            .is_some_and(|l| !l.buf.is_empty() || l.switch.is_some())
+    }
+
+    /// Moves every later byte to `file` (an AOF rewrite's new INCR): what
+    /// was appended so far stays for the old file. Call while every slot
+    /// is locked, so the switch is one point in the stream. False when the
+    /// log is off.
+    pub fn log_switch(&self, file: std::fs::File, name: String) -> bool {
+        let mut guard = lock(&self.inner);
+        let g = &mut *guard;
+        let Some(log) = g.log.as_mut() else {
+            return false;
+        };
+        let mut before = std::mem::take(&mut log.buf);
+        if let Some(old) = log.switch.take() {
+            // The writer has not seen the previous switch: its file gets
+            // nothing of its own.
+            let mut all = old.before;
+            all.append(&mut before);
+            before = all;
+        }
+        log.switch = Some(Switch { before, file, name });
+        // A new file starts with a SELECT, and its own annotation.
+        g.db = None;
+        log.last_ts = 0;
+        drop(guard);
+        self.waker.wake();
+        true
+    }
+
+    /// `aof-timestamp-enabled` at run time.
+    pub fn set_timestamps(&self, on: bool) {
+        if let Some(log) = lock(&self.inner).log.as_mut() {
+            log.timestamps = on;
+        }
     }
 }
 

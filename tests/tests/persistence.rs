@@ -501,18 +501,6 @@ fn bad_files_stop_startup() {
     assert!(Server::try_start_in(d.path(), &[]).is_err());
 }
 
-#[test]
-fn appendonly_is_refused_until_the_aof_lands() {
-    let e = Server::try_start(&["--appendonly", "yes"])
-        .err()
-        .expect("refused");
-    assert!(e.contains("appendonly yes is not available yet"), "{e}");
-    let srv = Server::start(&[]);
-    let mut c = srv.conn();
-    let r = c.cmd("CONFIG SET appendonly yes");
-    assert!(r.starts_with(b"-ERR CONFIG SET failed (possibly related to argument 'appendonly')"));
-}
-
 /// Codis interplay: after slots move (one sync, one async) and both
 /// servers save and are killed, each restarts holding exactly its slots,
 /// with SLOTSINFO right after loading.

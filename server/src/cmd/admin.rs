@@ -36,6 +36,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Lastsave => lastsave,
         CmdId::Save => save,
         CmdId::Bgsave => bgsave,
+        CmdId::Bgrewriteaof => bgrewriteaof,
         CmdId::Config => config,
         CmdId::Shutdown => shutdown,
         CmdId::Debug => debug,
@@ -154,7 +155,37 @@ fn save_error(e: persist::StartError) -> CmdError {
     CmdError::Static(match e {
         persist::StartError::InProgress => errors::BGSAVE_IN_PROGRESS,
         persist::StartError::Failed => errors::SAVE_FAILED,
+        persist::StartError::OtherChild => errors::BGSAVE_OTHER_CHILD,
     })
+}
+
+/// BGREWRITEAOF: a new base from a point-in-time snapshot, the INCR files
+/// before it become history. Inside a transaction (or beside a BGSAVE)
+/// it is scheduled, as Redis does.
+fn bgrewriteaof(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    use persist::aof;
+    if ctx.srv.persist.aof.rewriting.load(Relaxed) {
+        return Err(CmdError::Static(errors::AOFRW_IN_PROGRESS));
+    }
+    if ctx.held.is_some() || ctx.one.is_some() {
+        aof::schedule(ctx.srv);
+        ctx.out
+            .simple(b"Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    match aof::bgrewriteaof(ctx.srv) {
+        Ok(aof::Started::Now) => ctx
+            .out
+            .simple(b"Background append only file rewriting started"),
+        Ok(aof::Started::Scheduled) => ctx
+            .out
+            .simple(b"Background append only file rewriting scheduled"),
+        Err(aof::RewriteError::InProgress) => {
+            return Err(CmdError::Static(errors::AOFRW_IN_PROGRESS));
+        }
+        Err(aof::RewriteError::Failed) => return Err(CmdError::Static(errors::AOFRW_FAILED)),
+    }
+    Ok(())
 }
 
 /// BGSAVE [SCHEDULE]: the snapshot point is now; it is written while
@@ -166,7 +197,16 @@ fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         [_, a] if is(a, "schedule") => {}
         _ => return Err(CmdError::Syntax),
     }
+    let schedule = argv.len() == 2;
     if ctx.srv.persist.saving.load(Relaxed) {
+        if ctx.srv.persist.aof.rewriting.load(Relaxed) {
+            if schedule {
+                persist::schedule_bgsave(ctx.srv);
+                ctx.out.simple(b"Background saving scheduled");
+                return Ok(());
+            }
+            return Err(save_error(persist::StartError::OtherChild));
+        }
         return Err(save_error(persist::StartError::InProgress));
     }
     if ctx.held.is_some() || ctx.one.is_some() {
@@ -283,9 +323,30 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.srv.apply_config(&cfg);
         changed
     };
+    let (appendonly, fsync, ts) = {
+        let c = ctx.srv.config();
+        (c.appendonly, c.appendfsync, c.aof_timestamp_enabled)
+    };
+    if changed.contains(&"appendfsync") {
+        ctx.srv.persist.aof.writer.set_policy(fsync);
+    }
+    if changed.contains(&"aof-timestamp-enabled") {
+        ctx.srv.prop.set_timestamps(ts);
+    }
+    if changed.contains(&"appendonly") {
+        if appendonly {
+            if let Err(e) = persist::aof::turn_on(ctx.srv, ctx.client.in_exec) {
+                ctx.srv.config_mut().appendonly = false;
+                return Err(CmdError::Msg(format!(
+                    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {e}"
+                )));
+            }
+        } else {
+            persist::aof::turn_off(ctx.srv);
+        }
+    }
     // Every other parameter is read where it is used (connection setup, each
     // read, the cron), so it takes effect without further action here.
-    let _ = changed;
     ctx.out.ok();
     Ok(())
 }
@@ -321,7 +382,7 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Static(errors::NO_SHUTDOWN_IN_PROGRESS));
     }
     notice!("User requested shutdown...");
-    if !persist::final_save(ctx.srv, save, nosave) && !force {
+    if !persist::final_save_forced(ctx.srv, save, nosave, force) && !force {
         warning!("Errors trying to shut down the server. Check the logs for more information.");
         return Err(CmdError::Static(errors::SHUTDOWN_FAILED));
     }
@@ -338,6 +399,8 @@ const DEBUG_HELP: &[&str] = &[
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "ERROR <string>",
     "    Reply with an error whose text is <string>.",
+    "LOADAOF",
+    "    Write out the AOF, empty the dataset and load it back from the AOF files.",
     "LOG <message>",
     "    Write <message> to the server log.",
     "OBJECT <key>",
@@ -400,6 +463,12 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
         persist::debug_reload(ctx.srv, merge, flush, save).map_err(CmdError::Static)?;
+        ctx.out.ok();
+    } else if is(sub, "loadaof") && n == 2 {
+        if ctx.held.is_some() {
+            return Err(CmdError::Static(errors::SAVE_FAILED));
+        }
+        persist::aof::debug_loadaof(ctx.srv);
         ctx.out.ok();
     } else if is(sub, "log") && n == 3 {
         warning!("DEBUG LOG: {}", String::from_utf8_lossy(argv[2]));
@@ -817,7 +886,7 @@ mod tests {
         assert_eq!(h.text(&mut c, "DEBUG LOG hi"), "+OK\r\n");
         assert!(
             h.text(&mut c, "DEBUG HELP")
-                .starts_with("*23\r\n+DEBUG <subcommand>")
+                .starts_with("*25\r\n+DEBUG <subcommand>")
         );
     }
 

@@ -406,7 +406,7 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     w.kv("mem_clients_slaves", 0);
     w.kv("mem_clients_normal", est.clients);
     w.kv("mem_cluster_links", 0);
-    w.kv("mem_aof_buffer", 0);
+    w.kv("mem_aof_buffer", ctx.srv.persist.aof.writer.pending_bytes());
     w.kv("mem_allocator", "libc");
     w.kv("active_defrag_running", 0);
     w.kv("lazyfree_pending_objects", 0);
@@ -444,18 +444,34 @@ fn persistence(ctx: &Ctx, w: &mut Lines) {
     w.kv("rdb_last_cow_size", 0);
     w.kv("rdb_last_load_keys_expired", i.loaded_expired);
     w.kv("rdb_last_load_keys_loaded", i.loaded_keys);
-    w.kv("aof_enabled", 0);
-    w.kv("aof_rewrite_in_progress", 0);
-    w.kv("aof_rewrite_scheduled", 0);
-    w.kv("aof_last_rewrite_time_sec", -1);
-    w.kv("aof_current_rewrite_time_sec", -1);
-    w.kv("aof_last_bgrewrite_status", "ok");
-    w.kv("aof_rewrites", 0);
-    w.kv("aof_rewrites_consecutive_failures", 0);
-    w.kv("aof_last_write_status", "ok");
+    let a = p.aof.info(ctx.srv);
+    w.kv("aof_enabled", a.enabled as u8);
+    w.kv("aof_rewrite_in_progress", a.rewriting as u8);
+    w.kv("aof_rewrite_scheduled", a.scheduled as u8);
+    w.kv("aof_last_rewrite_time_sec", a.last_rewrite_secs);
+    w.kv("aof_current_rewrite_time_sec", a.current_rewrite_secs);
+    w.kv(
+        "aof_last_bgrewrite_status",
+        if a.last_rewrite_ok { "ok" } else { "err" },
+    );
+    w.kv("aof_rewrites", a.rewrites);
+    w.kv("aof_rewrites_consecutive_failures", a.consecutive_failures);
+    w.kv(
+        "aof_last_write_status",
+        if a.last_write_ok { "ok" } else { "err" },
+    );
     w.kv("aof_last_cow_size", 0);
     w.kv("module_fork_in_progress", 0);
     w.kv("module_fork_last_cow_size", 0);
+    if ctx.srv.config().appendonly {
+        w.kv("aof_current_size", a.current_size);
+        w.kv("aof_base_size", a.base_size);
+        w.kv("aof_pending_rewrite", a.scheduled as u8);
+        w.kv("aof_buffer_length", a.buffer_length);
+        // The writer thread fsyncs itself: no separate job is ever queued.
+        w.kv("aof_pending_bio_fsync", 0);
+        w.kv("aof_delayed_fsync", a.delayed_fsync);
+    }
 }
 
 /// Keys expired so far (lazily or by the cron), over every DB.

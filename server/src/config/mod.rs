@@ -43,10 +43,6 @@ pub struct SaveParam {
     pub changes: i32,
 }
 
-/// `appendonly yes` is refused (rather than accepted and ignored) until the
-/// append-only file lands; RDB snapshots (`save`, SAVE, BGSAVE) work.
-pub const APPENDONLY_NOT_YET: &str = "appendonly yes is not available yet in codis-server: the append-only file is being built (use RDB snapshots: save, SAVE, BGSAVE)";
-
 /// One class of `client-output-buffer-limit` (0 = no limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ClientBufferLimit {
@@ -233,6 +229,22 @@ pub struct Config {
     pub appenddirname: String,
     /// `appendfsync`.
     pub appendfsync: AppendFsync,
+    /// `no-appendfsync-on-rewrite`.
+    pub no_appendfsync_on_rewrite: bool,
+    /// `auto-aof-rewrite-percentage`.
+    pub auto_aof_rewrite_percentage: i64,
+    /// `auto-aof-rewrite-min-size`.
+    pub auto_aof_rewrite_min_size: i64,
+    /// `aof-load-truncated`.
+    pub aof_load_truncated: bool,
+    /// `aof-use-rdb-preamble`.
+    pub aof_use_rdb_preamble: bool,
+    /// `aof-timestamp-enabled`.
+    pub aof_timestamp_enabled: bool,
+    /// `aof-rewrite-incremental-fsync`.
+    pub aof_rewrite_incremental_fsync: bool,
+    /// `aof-disable-auto-gc`.
+    pub aof_disable_auto_gc: bool,
 
     // ---- replication ----
     /// `replicaof` / `slaveof`: `None` = master (`replicaof no one`).
@@ -557,6 +569,14 @@ impl Config {
             appendfilename: String::new(),
             appenddirname: String::new(),
             appendfsync: AppendFsync::Everysec,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_percentage: 0,
+            auto_aof_rewrite_min_size: 0,
+            aof_load_truncated: false,
+            aof_use_rdb_preamble: false,
+            aof_timestamp_enabled: false,
+            aof_rewrite_incremental_fsync: false,
+            aof_disable_auto_gc: false,
             replicaof: None,
             replica_read_only: false,
             maxmemory: 0,
@@ -750,12 +770,7 @@ impl Config {
             } else {
                 vec![value]
             };
-            let parsed = match self.parse_value(p, &words) {
-                Ok(Value::Bool(true)) if p.name == "appendonly" => {
-                    Err(APPENDONLY_NOT_YET.to_string())
-                }
-                other => other,
-            };
+            let parsed = self.parse_value(p, &words);
             match parsed {
                 Ok(v) => {
                     let v = match (p.name, v) {
@@ -1267,11 +1282,6 @@ impl Config {
     /// Checks done by redis once every line was read.
     fn finish_loading(&mut self) -> Result<(), String> {
         self.save_loaded = false;
-        if self.appendonly {
-            return Err(format!(
-                "\n*** FATAL CONFIG FILE ERROR (Redis {VERSION}) ***\n>>> 'appendonly \"yes\"'\n{APPENDONLY_NOT_YET}"
-            ));
-        }
         if !self.logfile.is_empty() {
             let path = Path::new(self.dir.as_str()).join(&self.logfile);
             if let Err(e) = std::fs::OpenOptions::new()
@@ -1672,7 +1682,7 @@ fn quote_if_needed(w: &[u8]) -> Vec<u8> {
 }
 
 /// `strerror(errno)` for an I/O error (Rust's text without " (os error N)").
-fn strerror(e: &std::io::Error) -> String {
+pub(crate) fn strerror(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error ") {
         Some(n) => s[..n].to_string(),

@@ -415,20 +415,49 @@ pub(crate) static PARAMS: &[Param] = &[
         "everysec",
         appendfsync
     ),
-    p!("no-appendfsync-on-rewrite", N, 0, B, "no"),
-    p!("auto-aof-rewrite-percentage", N, 0, int(0, INT_MAX), "100"),
+    p!(
+        "no-appendfsync-on-rewrite",
+        N,
+        0,
+        B,
+        "no",
+        no_appendfsync_on_rewrite
+    ),
+    p!(
+        "auto-aof-rewrite-percentage",
+        N,
+        0,
+        int(0, INT_MAX),
+        "100",
+        auto_aof_rewrite_percentage
+    ),
     p!(
         "auto-aof-rewrite-min-size",
         N,
         0,
         mem(0, LLONG_MAX),
-        "67108864"
+        "67108864",
+        auto_aof_rewrite_min_size
     ),
-    p!("aof-load-truncated", N, 0, B, "yes"),
-    p!("aof-use-rdb-preamble", N, 0, B, "yes"),
-    p!("aof-timestamp-enabled", N, 0, B, "no"),
-    p!("aof-rewrite-incremental-fsync", N, 0, B, "yes"),
-    p!("aof-disable-auto-gc", N, 0, B, "no"),
+    p!("aof-load-truncated", N, 0, B, "yes", aof_load_truncated),
+    p!("aof-use-rdb-preamble", N, 0, B, "yes", aof_use_rdb_preamble),
+    p!(
+        "aof-timestamp-enabled",
+        N,
+        0,
+        B,
+        "no",
+        aof_timestamp_enabled
+    ),
+    p!(
+        "aof-rewrite-incremental-fsync",
+        N,
+        0,
+        B,
+        "yes",
+        aof_rewrite_incremental_fsync
+    ),
+    p!("aof-disable-auto-gc", N, 0, B, "no", aof_disable_auto_gc),
     // --- replication ---
     p!(
         "replicaof",

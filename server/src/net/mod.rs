@@ -380,6 +380,11 @@ async fn serve(
         info.buf_mem
             .store(rbuf.capacity() + out.buf.capacity(), Relaxed);
         if !out.buf.is_empty() {
+            if srv.persist.aof.writer.gate() {
+                // appendfsync always: replies leave once the changes they
+                // acknowledge are on disk (and the 2 s rule of everysec).
+                srv.persist.aof.writer.before_reply(srv).await;
+            }
             srv.stats
                 .net_output_bytes
                 .fetch_add(out.buf.len() as u64, Relaxed);
@@ -423,6 +428,9 @@ async fn serve(
                 r = pending => r,
                 _ = info.kill.notified() => return None,
             };
+            if srv.persist.aof.writer.gate() {
+                srv.persist.aof.writer.before_reply(srv).await;
+            }
             srv.stats
                 .net_output_bytes
                 .fetch_add(r.len() as u64, Relaxed);
@@ -436,6 +444,9 @@ async fn serve(
             let resp3 = out.resp3;
             match crate::block::wait(srv, stream, &mut rbuf, client, resp3, req, qbuf_limit).await {
                 crate::block::Outcome::Reply(r) => {
+                    if srv.persist.aof.writer.gate() {
+                        srv.persist.aof.writer.before_reply(srv).await;
+                    }
                     srv.stats
                         .net_output_bytes
                         .fetch_add(r.len() as u64, Relaxed);

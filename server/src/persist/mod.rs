@@ -9,6 +9,8 @@
 //! tables (`db::Keyspace::snapshot_begin`, a serialize-before-write hook per
 //! slot) and writes it from a thread of its own while clients go on.
 
+pub mod aof;
+pub mod aof_writer;
 pub mod rdb;
 
 use std::sync::Mutex;
@@ -35,6 +37,8 @@ pub struct Persist {
     pub failed: AtomicBool,
     pub keys_processed: AtomicU64,
     pub keys_total: AtomicU64,
+    /// The append-only file (aof.rs).
+    pub aof: aof::Aof,
 }
 
 #[derive(Default)]
@@ -107,11 +111,25 @@ impl Persist {
         self.lock().lastsave
     }
 
-    /// Whether writes must be refused with `-MISCONF` (Redis'
-    /// `writeCommandsDeniedByDiskError`, RDB part).
-    pub fn writes_denied(&self, srv: &Server) -> bool {
-        let c = srv.config();
-        c.stop_writes_on_bgsave_error && !c.save_params.is_empty() && !self.lock().last_bgsave_ok
+    /// The `-MISCONF` error writes get, if any (Redis'
+    /// `writeCommandsDeniedByDiskError`: the RDB's, then the AOF's).
+    pub fn writes_denied(&self, srv: &Server) -> Option<std::borrow::Cow<'static, str>> {
+        let rdb = {
+            let c = srv.config();
+            c.stop_writes_on_bgsave_error
+                && !c.save_params.is_empty()
+                && !self.lock().last_bgsave_ok
+        };
+        if rdb {
+            return Some(crate::errors::MISCONF.into());
+        }
+        self.aof.write_error().map(Into::into)
+    }
+
+    /// Sets the write gate's flag from the RDB and AOF states.
+    pub fn refresh_failed(&self) {
+        let failed = !self.lock().last_bgsave_ok || self.aof.writer.write_failed.load(Relaxed);
+        self.failed.store(failed, Relaxed);
     }
 
     pub fn set_loaded(&self, keys: u64, expired: u64) {
@@ -120,10 +138,15 @@ impl Persist {
         s.loaded_expired = expired;
     }
 
-    /// Stops the BGSAVE in progress (its temp file is removed) and waits
-    /// until its thread has let go of the keyspace.
+    /// Stops the BGSAVE (or AOF rewrite, which is rescheduled) in
+    /// progress (its temp file is removed) and waits until its thread has
+    /// let go of the keyspace.
     pub fn abort_bgsave(&self, srv: &Server) {
         if !self.saving.load(Relaxed) {
+            return;
+        }
+        if self.aof.rewriting.load(Relaxed) {
+            aof::abort_rewrite(srv);
             return;
         }
         self.abort.store(true, Relaxed);
@@ -142,12 +165,19 @@ impl Persist {
 pub enum StartError {
     InProgress,
     Failed,
+    /// An AOF rewrite holds the snapshot.
+    OtherChild,
 }
 
 /// SAVE: writes the snapshot from the calling thread (clients of other
 /// threads go on; Redis blocks them all), then updates LASTSAVE & co.
 pub fn save(srv: &Server) -> Result<(), StartError> {
     let p = &srv.persist;
+    // An AOF rewrite holds the snapshot: SAVE runs after it (Redis saves
+    // beside its rewriting child).
+    while p.aof.rewriting.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     if p.saving.swap(true, Relaxed) {
         return Err(StartError::InProgress);
     }
@@ -163,7 +193,8 @@ pub fn save(srv: &Server) -> Result<(), StartError> {
             let mut s = p.lock();
             s.lastsave = unix_secs();
             s.last_bgsave_ok = true;
-            p.failed.store(false, Relaxed);
+            p.failed
+                .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
             Ok(())
         }
         Err(rdb::Logged) => {
@@ -189,7 +220,8 @@ pub fn save_empty(srv: &Server) -> Result<(), StartError> {
     let mut s = p.lock();
     s.lastsave = unix_secs();
     s.last_bgsave_ok = true;
-    p.failed.store(false, Relaxed);
+    p.failed
+        .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
     Ok(())
 }
 
@@ -197,6 +229,9 @@ pub fn save_empty(srv: &Server) -> Result<(), StartError> {
 pub fn bgsave(srv: &Server) -> Result<(), StartError> {
     let p = &srv.persist;
     if p.saving.swap(true, Relaxed) {
+        if p.aof.rewriting.load(Relaxed) {
+            return Err(StartError::OtherChild);
+        }
         return Err(StartError::InProgress);
     }
     p.abort.store(false, Relaxed);
@@ -251,7 +286,8 @@ fn bgsave_done(srv: &Server, ok: Option<bool>) {
                 .fetch_sub(before.min(srv.dirty.load(Relaxed)), Relaxed);
             s.lastsave = unix_secs();
             s.last_bgsave_ok = true;
-            p.failed.store(false, Relaxed);
+            p.failed
+                .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
         }
         Some(false) => {
             warning!("Background saving error");
@@ -276,6 +312,7 @@ pub fn schedule_bgsave(srv: &Server) {
 /// BGSAVE, or one due to a `save` point.
 pub fn cron(srv: &Server) {
     let p = &srv.persist;
+    aof::cron(srv);
     if p.saving.load(Relaxed) {
         return;
     }
@@ -308,6 +345,15 @@ pub fn cron(srv: &Server) {
 /// points are configured or `force_save`: stops a BGSAVE in progress, then
 /// saves synchronously. False when it failed (the caller stays up).
 pub fn final_save(srv: &Server, force_save: bool, nosave: bool) -> bool {
+    final_save_forced(srv, force_save, nosave, false)
+}
+
+/// [`final_save`]; `force` (SHUTDOWN FORCE) exits even while the first
+/// AOF rewrite runs.
+pub fn final_save_forced(srv: &Server, force_save: bool, nosave: bool, force: bool) -> bool {
+    if !aof::before_exit(srv, force) {
+        return false;
+    }
     let wanted = force_save || (!nosave && !srv.config().save_params.is_empty());
     if srv.persist.saving.load(Relaxed) {
         warning!("There is a child saving an .rdb. Killing it!");
@@ -355,6 +401,11 @@ pub fn debug_reload(
 /// Loads the data files at start-up (before clients are served). Exits the
 /// process, as Redis does, when a file exists but cannot be loaded.
 pub fn load_at_startup(srv: &Server) {
+    if srv.config().appendonly {
+        // With the AOF on, only the AOF is loaded (Redis).
+        aof::load_at_startup(srv);
+        return;
+    }
     let path = srv.config().dbfilename.clone();
     let start = Instant::now();
     match rdb::load_file(srv, &path, false) {

@@ -45,6 +45,8 @@ fn digest() -> Digest {
 struct Sink {
     out: Mutex<Out>,
     compress: bool,
+    /// An AOF base without the RDB preamble: keys as commands.
+    commands: bool,
     keys: AtomicU64,
 }
 
@@ -130,18 +132,31 @@ impl SlotSaver for Sink {
             buf.clear();
             let mut n = 0u64;
             for e in t.entries() {
-                if let Some(at) = e.expire() {
-                    file::write_expire_ms(buf, at);
+                if self.commands {
+                    codec::aof_commands(buf, e.key(), e.value(), e.expire());
+                } else {
+                    if let Some(at) = e.expire() {
+                        file::write_expire_ms(buf, at);
+                    }
+                    codec::file_value(buf, e.key(), e.value(), self.compress.then_some(&mut *lzf));
                 }
-                codec::file_value(buf, e.key(), e.value(), self.compress.then_some(&mut *lzf));
                 n += 1;
             }
             let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
             let o = &mut *o;
             if o.db != Some(db) {
                 let mut head = Vec::with_capacity(24);
-                file::write_select_db(&mut head, db as u64);
-                if let Some(sz) = o.sizes.get_mut(db)
+                if self.commands {
+                    let mut ib = itoa::Buffer::new();
+                    crate::propagate::encode(
+                        &mut head,
+                        &[b"SELECT".as_slice(), ib.format(db).as_bytes()],
+                    );
+                } else {
+                    file::write_select_db(&mut head, db as u64);
+                }
+                if !self.commands
+                    && let Some(sz) = o.sizes.get_mut(db)
                     && !sz.2
                 {
                     sz.2 = true;
@@ -178,6 +193,33 @@ fn cwd() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Where a snapshot goes and in which form.
+pub struct Dest {
+    /// Written first, renamed over `target` when complete.
+    pub tmp: String,
+    pub target: String,
+    /// An AOF base: the `aof-base` AUX field is 1 (RDB form), or the keys
+    /// are written as commands (`commands`, `aof-use-rdb-preamble no`).
+    pub aof_base: bool,
+    pub commands: bool,
+    /// `fsync` the file every 4 MiB as it is written.
+    pub incremental_fsync: bool,
+}
+
+impl Dest {
+    /// `dbfilename` (BGSAVE, SAVE).
+    pub fn rdb(srv: &Server) -> Dest {
+        let c = srv.config();
+        Dest {
+            tmp: temp_name(&c.dbfilename),
+            target: c.dbfilename.clone(),
+            aof_base: false,
+            commands: false,
+            incremental_fsync: c.rdb_save_incremental_fsync,
+        }
+    }
+}
+
 /// A snapshot being written: its point in time is taken by [`Job::start`].
 pub struct Job {
     sink: Arc<Sink>,
@@ -185,6 +227,7 @@ pub struct Job {
     epoch: u64,
     tmp: String,
     target: String,
+    commands: bool,
     /// Ends the epoch and removes the temp file if the job is dropped
     /// before it ran to the end.
     srv: Arc<Server>,
@@ -195,9 +238,21 @@ impl Job {
     /// Opens the temp file, writes the header, and takes the snapshot
     /// point (every slot locked for an instant).
     pub fn start(srv: &Server) -> Result<Job, Logged> {
-        let mut job = Job::open(srv)?;
+        Job::start_to(srv, Dest::rdb(srv), |_| {})
+    }
+
+    /// [`Job::start`] to `dest`; `at_point` runs at the snapshot point,
+    /// while every slot is locked (an AOF rewrite switches its INCR file
+    /// there).
+    pub fn start_to(
+        srv: &Server,
+        dest: Dest,
+        at_point: impl FnOnce(&Server),
+    ) -> Result<Job, Logged> {
+        let mut job = Job::open(srv, dest)?;
         let s2 = job.sink.clone();
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
+            at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
             let mut total = 0;
             o.sizes = (0..ks.db_count())
@@ -214,42 +269,56 @@ impl Job {
     }
 
     /// The temp file with its header and AUX fields, no snapshot yet.
-    fn open(srv: &Server) -> Result<Job, Logged> {
-        let (target, compress, checksum, incremental_fsync) = {
+    fn open(srv: &Server, dest: Dest) -> Result<Job, Logged> {
+        let (compress, checksum) = {
             let c = srv.config();
-            (
-                c.dbfilename.clone(),
-                c.rdbcompression,
-                c.rdbchecksum,
-                c.rdb_save_incremental_fsync,
-            )
+            (c.rdbcompression, c.rdbchecksum)
         };
-        let tmp = temp_name(&target);
+        let Dest {
+            tmp,
+            target,
+            aof_base,
+            commands,
+            incremental_fsync,
+        } = dest;
         let file = match File::create(&tmp) {
             Ok(f) => f,
             Err(e) => {
-                warning!(
-                    "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
-                    cwd()
-                );
+                if aof_base {
+                    warning!(
+                        "Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"
+                    );
+                } else {
+                    warning!(
+                        "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
+                        cwd()
+                    );
+                }
                 return Err(Logged);
             }
         };
         let mut buf = Vec::with_capacity(FLUSH_BYTES + 64 * 1024);
-        file::write_header(&mut buf);
-        let mut ib = itoa::Buffer::new();
-        file::write_aux(&mut buf, "redis-ver", crate::config::VERSION.as_bytes());
-        file::write_aux(&mut buf, "redis-bits", b"64");
-        file::write_aux(&mut buf, "ctime", ib.format(super::unix_secs()).as_bytes());
-        file::write_aux(
-            &mut buf,
-            "used-mem",
-            ib.format(crate::cmd::info::rss_bytes()).as_bytes(),
-        );
-        file::write_aux(&mut buf, "repl-stream-db", b"0");
-        file::write_aux(&mut buf, "repl-id", srv.run_id.as_bytes());
-        file::write_aux(&mut buf, "repl-offset", b"0");
-        file::write_aux(&mut buf, "aof-base", b"0");
+        if commands {
+            if srv.config().aof_timestamp_enabled {
+                // One annotation at the start of a command-form base (Redis).
+                buf.extend_from_slice(format!("#TS:{}\r\n", super::unix_secs()).as_bytes());
+            }
+        } else {
+            file::write_header(&mut buf);
+            let mut ib = itoa::Buffer::new();
+            file::write_aux(&mut buf, "redis-ver", crate::config::VERSION.as_bytes());
+            file::write_aux(&mut buf, "redis-bits", b"64");
+            file::write_aux(&mut buf, "ctime", ib.format(super::unix_secs()).as_bytes());
+            file::write_aux(
+                &mut buf,
+                "used-mem",
+                ib.format(crate::cmd::info::rss_bytes()).as_bytes(),
+            );
+            file::write_aux(&mut buf, "repl-stream-db", b"0");
+            file::write_aux(&mut buf, "repl-id", srv.run_id.as_bytes());
+            file::write_aux(&mut buf, "repl-offset", b"0");
+            file::write_aux(&mut buf, "aof-base", if aof_base { b"1" } else { b"0" });
+        }
         let sink = Arc::new(Sink {
             out: Mutex::new(Out {
                 pending: buf.len(),
@@ -258,13 +327,14 @@ impl Job {
                 sizes: Vec::new(),
             }),
             compress,
+            commands,
             keys: AtomicU64::new(0),
         });
         Ok(Job {
             sink,
             out: FileOut {
                 file,
-                crc: checksum.then(digest),
+                crc: (checksum && !commands).then(digest),
                 written: 0,
                 synced: 0,
                 incremental_fsync,
@@ -273,6 +343,7 @@ impl Job {
             epoch: 0,
             tmp,
             target,
+            commands,
             srv: srv.arc(),
             done: false,
         })
@@ -280,8 +351,16 @@ impl Job {
 
     /// Writes the rest of the snapshot and puts the file in place.
     /// `Some(true)`: saved; `Some(false)`: failed (logged); `None`: aborted.
-    pub fn run(mut self, srv: &Server) -> Option<bool> {
-        let abort = &srv.persist.abort;
+    pub fn run(self, srv: &Server) -> Option<bool> {
+        self.run_until(srv, &srv.persist.abort)
+    }
+
+    /// [`Job::run`], stopped when `abort` is set.
+    pub fn run_until(
+        mut self,
+        srv: &Server,
+        abort: &std::sync::atomic::AtomicBool,
+    ) -> Option<bool> {
         let sink = self.sink.clone();
         let out = &mut self.out;
         let complete = srv.ks.snapshot_walk(self.epoch, || {
@@ -307,11 +386,13 @@ impl Job {
         for chunk in self.sink.take(0).unwrap_or_default() {
             self.out.write(&chunk);
         }
-        let mut tail = Vec::with_capacity(9);
-        file::write_eof(&mut tail);
-        self.out.write(&tail);
-        let crc = self.out.crc.take().map_or(0, |c| c.finalize());
-        self.out.write(&crc.to_le_bytes());
+        if !self.commands {
+            let mut tail = Vec::with_capacity(9);
+            file::write_eof(&mut tail);
+            self.out.write(&tail);
+            let crc = self.out.crc.take().map_or(0, |c| c.finalize());
+            self.out.write(&crc.to_le_bytes());
+        }
         let fail = |op: &str, e: &dyn std::fmt::Display, tmp: &str| {
             warning!("Write error saving DB on disk({op}): {e}");
             let _ = std::fs::remove_file(tmp);
@@ -365,7 +446,12 @@ fn fsync_dir(path: &str) -> std::io::Result<()> {
 
 /// A file with no keys (FLUSHALL with save points, which holds every slot).
 pub fn save_empty(srv: &Server) -> Result<(), Logged> {
-    let mut job = Job::open(srv)?;
+    save_empty_to(srv, Dest::rdb(srv))
+}
+
+/// An empty snapshot to `dest` (also the AOF base created at start-up).
+pub fn save_empty_to(srv: &Server, dest: Dest) -> Result<(), Logged> {
+    let mut job = Job::open(srv, dest)?;
     let r = job.finish();
     job.done = true;
     r
@@ -393,7 +479,17 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
             return Err(Logged);
         }
     };
-    let mut r = match FileReader::new(std::io::BufReader::with_capacity(0, f)) {
+    load_from(srv, f, merge).map(|(l, e, _)| Some((l, e)))
+}
+
+/// Loads an RDB stream (a file, or an AOF's RDB base) into the keyspace:
+/// (keys loaded, keys expired, bytes read up to and with the checksum).
+pub fn load_from(
+    srv: &Server,
+    src: impl std::io::Read,
+    merge: bool,
+) -> Result<(u64, u64, u64), Logged> {
+    let mut r = match FileReader::new(src) {
         Ok(r) => r,
         Err(e @ (FileError::Signature | FileError::Version(_))) => {
             warning!("{e}");
@@ -485,7 +581,7 @@ pub fn load_file(srv: &Server, path: &str, merge: bool) -> Result<Option<(u64, u
             }
         }
     }
-    Ok(Some((loaded, expired)))
+    Ok((loaded, expired, r.offset()))
 }
 
 fn is_empty_collection(v: &protocol::rdb::Value) -> bool {
