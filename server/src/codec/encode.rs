@@ -293,6 +293,64 @@ mod tests {
         );
     }
 
+    /// A record written in slices is byte for byte the whole one, in both
+    /// forms (RDB, commands), for every type.
+    #[test]
+    fn sliced_file_records_equal_whole_ones() {
+        for v in super::super::test_values(40_000, |i| i as f64 / 7.0) {
+            let v = ValueRef::Obj(&v);
+            for commands in [false, true] {
+                let mut whole = Vec::new();
+                if commands {
+                    aof_commands(&mut whole, b"key", v, Some(1234));
+                } else {
+                    protocol::rdb::file::write_expire_ms(&mut whole, 1234);
+                    file_value(&mut whole, b"key", v, None);
+                }
+                let mut sliced = Vec::new();
+                let mut s = FileSlicer::default();
+                let mut steps = 0;
+                while !s.step(&mut sliced, b"key", v, Some(1234), commands, None, false) {
+                    steps += 1;
+                }
+                assert!(steps > 3, "not sliced");
+                assert_eq!(sliced, whole, "commands={commands}");
+            }
+        }
+        // A string: commands byte for byte; RDB as a plain string.
+        let big = vec![b'x'; 600_000];
+        let mut whole = Vec::new();
+        aof_commands(&mut whole, b"k", ValueRef::Str(&big), None);
+        let mut sliced = Vec::new();
+        let mut s = FileSlicer::default();
+        while !s.step(
+            &mut sliced,
+            b"k",
+            ValueRef::Str(&big),
+            None,
+            true,
+            None,
+            false,
+        ) {}
+        assert_eq!(sliced, whole);
+        let mut rdb = Vec::new();
+        let mut s = FileSlicer::default();
+        while !s.step(
+            &mut rdb,
+            b"k",
+            ValueRef::Str(&big),
+            None,
+            false,
+            None,
+            false,
+        ) {}
+        let mut want = vec![types::STRING];
+        write_string(&mut want, b"k", None);
+        write_len(&mut want, big.len() as u64);
+        want.extend_from_slice(&big);
+        assert_eq!(rdb, want);
+    }
+
     /// Each type's exact plain encoding.
     #[test]
     fn plain_encodings() {
@@ -498,4 +556,129 @@ fn score_text(sc: f64) -> String {
         };
     }
     format!("{sc}")
+}
+
+/// A key's record in a snapshot file written a slice at a time (a big
+/// value deferred by the snapshot: the walker writes a slice per slot
+/// lock): the RDB record [`file_value`] writes (strings as one plain
+/// string, never LZF) or the commands [`aof_commands`] writes. The value
+/// must not change between slices (the snapshot finishes a deferred key
+/// before anything changes it).
+#[derive(Debug, Default)]
+pub struct FileSlicer {
+    cursor: Cursor,
+    /// Elements written so far.
+    done: usize,
+    started: bool,
+}
+
+/// Bytes after which a slice ends.
+const SLICE_BYTES: usize = 64 * 1024;
+
+/// How a slice reads a value: about 64 KiB of elements per slice.
+const FILE_SLICE_PACE: Pace = Pace {
+    ranks: 512,
+    scan_count: 256,
+    scans: 4,
+    string_part: 256 * 1024,
+};
+
+impl FileSlicer {
+    /// Appends the next slice (everything with `whole`) of the record to
+    /// `out`; true once the record is complete.
+    pub fn step(
+        &mut self,
+        out: &mut Vec<u8>,
+        key: &[u8],
+        v: ValueRef<'_>,
+        expire_ms: Option<u64>,
+        commands: bool,
+        mut lzf: Option<&mut Compressor>,
+        whole: bool,
+    ) -> bool {
+        let total = len(v);
+        let string = super::str_bytes(v).is_some();
+        if !self.started {
+            self.started = true;
+            if commands {
+                if string {
+                    let mut ib = itoa::Buffer::new();
+                    out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+                    bulk(out, key);
+                    out.push(b'$');
+                    out.extend_from_slice(ib.format(total).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+            } else {
+                if let Some(at) = expire_ms {
+                    protocol::rdb::file::write_expire_ms(out, at);
+                }
+                out.push(match v {
+                    ValueRef::Obj(Object::ZSet(_)) => types::ZSET_2,
+                    _ => rdb_type(v),
+                });
+                write_string(out, key, lzf.as_deref_mut());
+                write_len(out, total as u64);
+            }
+        }
+        let pace = if whole { Pace::WHOLE } else { FILE_SLICE_PACE };
+        let (cmd, per): (&[u8], usize) = match v {
+            ValueRef::Obj(Object::List(_)) => (b"RPUSH", 1),
+            ValueRef::Obj(Object::Set(_)) => (b"SADD", 1),
+            ValueRef::Obj(Object::ZSet(_)) => (b"ZADD", 2),
+            _ => (b"HMSET", 2),
+        };
+        let mut ib = itoa::Buffer::new();
+        let done = &mut self.done;
+        let budget = out.len() + SLICE_BYTES;
+        let finished = self.cursor.walk(v, &pace, |e| {
+            if commands && !string && (*done).is_multiple_of(ITEMS_PER_CMD) {
+                let n = (total - *done).min(ITEMS_PER_CMD);
+                out.push(b'*');
+                out.extend_from_slice(ib.format(2 + n * per).as_bytes());
+                out.extend_from_slice(b"\r\n");
+                bulk(out, cmd);
+                bulk(out, key);
+            }
+            match e {
+                Elem::Bytes(b) => out.extend_from_slice(b),
+                Elem::Item(b) if commands => bulk(out, b),
+                Elem::Item(b) => write_string(out, b, lzf.as_deref_mut()),
+                Elem::Pair(f, x) if commands => {
+                    bulk(out, f);
+                    bulk(out, x);
+                }
+                Elem::Pair(f, x) => {
+                    write_string(out, f, lzf.as_deref_mut());
+                    write_string(out, x, lzf.as_deref_mut());
+                }
+                Elem::Scored(m, sc) if commands => {
+                    bulk(out, score_text(sc).as_bytes());
+                    bulk(out, m);
+                }
+                Elem::Scored(m, sc) => {
+                    write_string(out, m, lzf.as_deref_mut());
+                    out.extend_from_slice(&sc.to_le_bytes());
+                }
+            }
+            *done += 1;
+            if !whole && out.len() >= budget {
+                Flow::Stop
+            } else {
+                Flow::Go
+            }
+        });
+        if finished && commands {
+            if string {
+                out.extend_from_slice(b"\r\n");
+            }
+            if let Some(at) = expire_ms {
+                crate::propagate::encode(
+                    out,
+                    &[b"PEXPIREAT".as_slice(), key, ib.format(at).as_bytes()],
+                );
+            }
+        }
+        finished
+    }
 }

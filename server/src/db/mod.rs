@@ -49,9 +49,70 @@ pub struct SlotTable {
     /// The snapshot epoch this slot was last written out for (see
     /// [`Snapshots`]); kept across FLUSH and moved by SWAPDB.
     saved_epoch: u64,
+    /// Big values of this slot the snapshot has not written yet (written
+    /// in slices by the walker; finished first by anything about to change
+    /// or drop one of them).
+    deferred: Option<Box<Deferred>>,
+}
+
+/// A slot's keys whose values the snapshot writes later, in slices.
+pub struct Deferred {
+    epoch: u64,
+    /// The DB the keys had at the snapshot point (SWAPDB may move the
+    /// table; the file keeps the snapshot's DB).
+    db: usize,
+    keys: hashbrown::HashSet<Box<[u8]>>,
+    saver: std::sync::Arc<dyn SlotSaver>,
 }
 
 impl SlotTable {
+    /// Before `key`'s entry may change or go: a deferred big value is
+    /// written into the snapshot first (the hot path reads one field).
+    #[inline(always)]
+    fn settle(&mut self, h: u64, key: &[u8]) {
+        if self.deferred.is_some() {
+            self.settle_slow(h, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_slow(&mut self, h: u64, key: &[u8]) {
+        let Some(d) = self.deferred.as_mut() else {
+            return;
+        };
+        if !d.saver.live() {
+            self.deferred = None;
+            return;
+        }
+        if !d.keys.remove(key) {
+            return;
+        }
+        let (db, saver) = (d.db, d.saver.clone());
+        if d.keys.is_empty() {
+            self.deferred = None;
+        }
+        if let Some(e) = self.table.find(h, |e| e.key() == key) {
+            saver.finish_key(db, e);
+        }
+    }
+
+    /// Writes every deferred value of the slot now (it is about to be
+    /// emptied).
+    fn settle_all(&mut self, ks: &Keyspace) {
+        let Some(d) = self.deferred.take() else {
+            return;
+        };
+        if !d.saver.live() {
+            return;
+        }
+        for k in &d.keys {
+            if let Some(e) = self.table.find(ks.hash(k), |e| e.key() == &k[..]) {
+                d.saver.finish_key(d.db, e);
+            }
+        }
+    }
+
     /// Every key of the slot (expired ones included), in bucket order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.table.iter()
@@ -103,7 +164,21 @@ pub struct Keyspace {
 /// with the slot locked, before anyone can change it, exactly once per slot
 /// and snapshot.
 pub trait SlotSaver: Send + Sync {
-    fn save_slot(&self, db: usize, slot: usize, t: &SlotTable);
+    /// Writes the slot's keys, except big values it chooses to write later
+    /// in slices: it returns their keys.
+    fn save_slot(&self, db: usize, slot: usize, t: &SlotTable) -> Vec<Box<[u8]>>;
+    /// Writes the next slice of deferred key `e` (the walker, with the slot
+    /// locked); true once its whole record is written.
+    fn slice_key(&self, db: usize, e: &Entry) -> bool {
+        self.finish_key(db, e);
+        true
+    }
+    /// Writes the rest of deferred key `e` now (it is about to change).
+    fn finish_key(&self, _db: usize, _e: &Entry) {}
+    /// Whether the snapshot still takes writes (an abandoned one does not).
+    fn live(&self) -> bool {
+        true
+    }
 }
 
 /// Forkless point-in-time snapshots (Dragonfly's design on our slots): a
@@ -175,10 +250,19 @@ impl Keyspace {
             .clone();
         // The epoch may have ended between the load and here: then there is
         // no saver, and nothing to write.
+        t.deferred = None;
         if let Some(s) = saver
             && self.snap.active.load(Ordering::Relaxed) == epoch
         {
-            s.save_slot(db, slot, t);
+            let keys = s.save_slot(db, slot, t);
+            if !keys.is_empty() {
+                t.deferred = Some(Box::new(Deferred {
+                    epoch,
+                    db,
+                    keys: keys.into_iter().collect(),
+                    saver: s,
+                }));
+            }
         }
         t.saved_epoch = epoch;
     }
@@ -213,13 +297,50 @@ impl Keyspace {
     /// completed. The epoch ends either way.
     pub fn snapshot_walk(&self, epoch: u64, mut progress: impl FnMut() -> bool) -> bool {
         let mut complete = true;
+        let mut keys: Vec<Box<[u8]>> = Vec::new();
         'all: for db in &self.dbs {
             for (s, m) in db.slots.iter().enumerate() {
                 if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
                     complete = false;
                     break 'all;
                 }
-                drop(lock(self, db.index, m, s));
+                let g = lock(self, db.index, m, s);
+                keys.clear();
+                if let Some(d) = g.deferred.as_ref()
+                    && d.epoch == epoch
+                {
+                    keys.extend(d.keys.iter().cloned());
+                }
+                drop(g);
+                // Big values: a slice per lock, the file written in between.
+                for k in &keys {
+                    let h = self.hash(k);
+                    loop {
+                        if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
+                            complete = false;
+                            break 'all;
+                        }
+                        let mut g = lock(self, db.index, m, s);
+                        let t = &mut *g;
+                        let Some(d) = t.deferred.as_mut() else {
+                            break;
+                        };
+                        if d.epoch != epoch || !d.keys.contains(k) {
+                            break;
+                        }
+                        let done = match t.table.find(h, |e| e.key() == &k[..]) {
+                            Some(e) => d.saver.slice_key(d.db, e),
+                            None => true,
+                        };
+                        if done {
+                            d.keys.remove(k);
+                            if d.keys.is_empty() {
+                                t.deferred = None;
+                            }
+                            break;
+                        }
+                    }
+                }
             }
         }
         self.snapshot_end(epoch);
@@ -468,6 +589,7 @@ fn t_find<'t>(
         None => return None,
         Some(e) => e.is_expired(now),
     };
+    t.settle(h, key);
     if expired {
         let old = t_remove(t, c, slot, h, key);
         db.expired.fetch_add(1, Ordering::Relaxed);
@@ -481,6 +603,7 @@ fn t_find<'t>(
 }
 
 fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
+    t.settle(h, key);
     let Ok(occ) = t.table.find_entry(h, |e| e.key() == key) else {
         return None;
     };
@@ -503,6 +626,7 @@ fn t_put(
     e: Entry,
     hasher: &ahash::RandomState,
 ) -> Option<Entry> {
+    t.settle(h, e.key());
     if let Some(old) = t.table.find_mut(h, |x| x.key() == e.key()) {
         let (before, after) = (old.expire().is_some(), e.expire().is_some());
         let prev = std::mem::replace(old, e);
@@ -700,6 +824,7 @@ impl KeyAccess for SlotRef<'_> {
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
+        self.t.settle(h, key);
         self.t.table.find_mut(h, |e| e.key() == key)
     }
 
@@ -729,6 +854,7 @@ impl KeyAccess for SlotRef<'_> {
 
     fn set_expire(&mut self, key: &[u8], expire: Option<u64>) -> bool {
         let h = self.ks.hash(key);
+        self.t.settle(h, key);
         let Some(e) = self.t.table.find_mut(h, |e| e.key() == key) else {
             return false;
         };
@@ -810,9 +936,9 @@ impl KeyAccess for MultiRef<'_> {
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
-        self.table(self.slot_for(key))?
-            .table
-            .find_mut(h, |e| e.key() == key)
+        let t = self.table(self.slot_for(key))?;
+        t.settle(h, key);
+        t.table.find_mut(h, |e| e.key() == key)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
@@ -862,6 +988,7 @@ impl KeyAccess for MultiRef<'_> {
         let Some(t) = self.table(slot) else {
             return false;
         };
+        t.settle(h, key);
         let Some(e) = t.table.find_mut(h, |e| e.key() == key) else {
             return false;
         };
@@ -1422,6 +1549,7 @@ impl<'a> Locker<'a> {
         let mut n = 0;
         for (s, g) in guards.iter_mut().enumerate() {
             n += g.table.len();
+            g.settle_all(self.ks);
             **g = SlotTable {
                 generation: g.generation + 1,
                 saved_epoch: g.saved_epoch,

@@ -941,16 +941,14 @@ fn startup(srv: &Server) -> Result<(), Logged> {
             start.elapsed().as_secs_f64()
         );
     }
+    // `aof_base_size` after a load: the BASE as loaded (0 for a base
+    // created below, as Redis reports it).
+    let base_size = m.base.as_ref().map_or(0, |b| file_size(&dir.join(&b.name)));
     open_on_start(srv, &dir, &prefix, &mut m)?;
     delete_history(srv, &dir, &prefix, &mut m);
     let aof = &srv.persist.aof;
     let mut st = lock(&aof.st);
-    st.base_size = m
-        .base
-        .iter()
-        .chain(m.incrs.iter())
-        .map(|f| file_size(&dir.join(&f.name)))
-        .sum();
+    st.base_size = base_size;
     st.manifest = m;
     st.mode = Mode::On;
     Ok(())
@@ -1499,9 +1497,8 @@ pub fn turn_off(srv: &Server) {
         st.scheduled = false;
     }
     abort_rewrite(srv);
-    aof.writer.flush_now(srv);
-    srv.prop.log_stop();
-    aof.writer.stop(srv);
+    let rest = srv.prop.log_stop();
+    aof.writer.stop_with(srv, rest);
 }
 
 /// SHUTDOWN / SIGTERM: stop a rewrite, write and fsync what is logged.

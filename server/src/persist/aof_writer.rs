@@ -145,6 +145,8 @@ pub struct Writer {
     pub delayed_fsync: AtomicU64,
     /// The last write failed (writes get `-MISCONF`).
     pub write_failed: AtomicBool,
+    /// Bytes a failed write left for the retry (INFO, without the lock).
+    retry_len: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// `no-appendfsync-on-rewrite` while a rewrite runs.
     pub skip_fsync: AtomicBool,
@@ -248,10 +250,31 @@ impl Writer {
     /// took; returns the file (still open). The log must already be off
     /// (or hold nothing new).
     pub fn stop(&self, srv: &Server) -> Option<Out> {
+        self.stop_with(srv, None)
+    }
+
+    /// [`Writer::stop`], then `rest` (what the log held when it was
+    /// stopped) appended and fdatasynced: nothing logged is dropped.
+    pub fn stop_with(&self, srv: &Server, rest: Option<crate::propagate::Log>) -> Option<Out> {
         self.stop.store(true, Relaxed);
         srv.prop.waker.wake();
         if let Some(h) = lock(&self.thread).take() {
             let _ = h.join();
+        }
+        if let Some(log) = rest
+            && let Some(out) = lock(&self.out).as_mut()
+        {
+            let mut r = Ok(());
+            if let Some(sw) = log.switch {
+                r = out.append(&sw.before);
+                if r.is_ok() {
+                    let _ = out.fsync();
+                    *out = Out::new(sw.file, sw.name, 0);
+                }
+            }
+            if r.is_ok() && out.append(&log.buf).is_ok() {
+                let _ = out.fsync();
+            }
         }
         self.on.store(false, Relaxed);
         self.always.store(false, Relaxed);
@@ -382,9 +405,17 @@ fn flush(srv: &Server, w: &Writer, buf: &mut Vec<u8>, force: bool) -> bool {
         *lock(&w.last_error) = None;
         srv.persist.refresh_failed();
     }
+    w.retry_len.store(
+        (out.retry.len() + out.next.as_ref().map_or(0, |n| n.2.len())) as u64,
+        Relaxed,
+    );
     w.busy_since.store(0, Relaxed);
     drop(guard);
     w.publish();
+    if buf.capacity() > 8 << 20 {
+        // After a burst: do not keep its buffer for good.
+        *buf = Vec::with_capacity(64 * 1024);
+    }
     ok
 }
 
@@ -418,9 +449,9 @@ impl Writer {
         lock(&self.out).as_ref().map_or(0, |o| o.size)
     }
 
-    /// Bytes waiting in the log or in a failed write (`aof_buffer_length`).
+    /// Bytes waiting in a failed write (`aof_buffer_length`).
     pub fn pending_bytes(&self) -> u64 {
-        lock(&self.out).as_ref().map_or(0, |o| o.retry.len() as u64)
+        self.retry_len.load(Relaxed)
     }
 }
 

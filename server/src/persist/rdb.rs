@@ -48,6 +48,28 @@ struct Sink {
     /// An AOF base without the RDB preamble: keys as commands.
     commands: bool,
     keys: AtomicU64,
+    /// Cleared when the job ends: deferred values left behind by an
+    /// abandoned snapshot are then dropped, not written.
+    live: std::sync::atomic::AtomicBool,
+}
+
+/// A big value the walker is writing in slices.
+struct Big {
+    db: usize,
+    key: Box<[u8]>,
+    slicer: codec::FileSlicer,
+}
+
+/// Values with more elements (or string bytes) than this are deferred:
+/// written by the walker a slice per slot lock, not with their slot.
+const BIG_ELEMENTS: usize = 16 * 1024;
+const BIG_STRING: usize = 1 << 20;
+
+fn is_big(v: crate::db::ValueRef<'_>) -> bool {
+    match codec::str_bytes(v) {
+        Some(s) => s.len() > BIG_STRING,
+        None => codec::len(v) > BIG_ELEMENTS,
+    }
 }
 
 struct Out {
@@ -59,12 +81,37 @@ struct Out {
     /// Per DB: (keys, keys with an expiry) at the snapshot point, and
     /// whether its RESIZEDB has been written.
     sizes: Vec<(u64, u64, bool)>,
+    /// Bytes that go to the file before `chunks`: the queue as it was when
+    /// a big value's record started, then that record's slices. While the
+    /// record is incomplete (`big`), `chunks` waits behind it.
+    ahead: Vec<Vec<u8>>,
+    big: Option<Big>,
 }
 
 /// A slot's serialization past this size is handed over as its own chunk.
 const MOVE_BYTES: usize = 64 * 1024;
 
 impl Out {
+    /// SELECTDB (and the DB's RESIZEDB, once) when the queue is not in `db`.
+    fn select(&mut self, db: usize, commands: bool, head: &mut Vec<u8>) {
+        if self.db == Some(db) {
+            return;
+        }
+        if commands {
+            let mut ib = itoa::Buffer::new();
+            crate::propagate::encode(head, &[b"SELECT".as_slice(), ib.format(db).as_bytes()]);
+        } else {
+            file::write_select_db(head, db as u64);
+            if let Some(sz) = self.sizes.get_mut(db)
+                && !sz.2
+            {
+                sz.2 = true;
+                file::write_resize_db(head, sz.0, sz.1);
+            }
+        }
+        self.db = Some(db);
+    }
+
     /// The chunk small appends go to.
     fn tail(&mut self) -> &mut Vec<u8> {
         if self.chunks.last().is_none_or(|c| c.len() >= FLUSH_BYTES) {
@@ -80,11 +127,16 @@ impl Sink {
     /// Takes the buffered chunks when they hold at least `min` bytes.
     fn take(&self, min: usize) -> Option<Vec<Vec<u8>>> {
         let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if o.pending < min || o.pending == 0 {
-            return None;
+        let mut out = std::mem::take(&mut o.ahead);
+        if o.big.is_none() && o.pending >= min.max(1) {
+            o.pending = 0;
+            out.append(&mut o.chunks);
         }
-        o.pending = 0;
-        Some(std::mem::take(&mut o.chunks))
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -122,9 +174,10 @@ thread_local! {
 }
 
 impl SlotSaver for Sink {
-    fn save_slot(&self, db: usize, _slot: usize, t: &SlotTable) {
+    fn save_slot(&self, db: usize, _slot: usize, t: &SlotTable) -> Vec<Box<[u8]>> {
+        let mut deferred = Vec::new();
         if t.is_empty() {
-            return;
+            return deferred;
         }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
@@ -132,6 +185,10 @@ impl SlotSaver for Sink {
             buf.clear();
             let mut n = 0u64;
             for e in t.entries() {
+                if is_big(e.value()) {
+                    deferred.push(e.key().into());
+                    continue;
+                }
                 if self.commands {
                     codec::aof_commands(buf, e.key(), e.value(), e.expire());
                 } else {
@@ -142,29 +199,16 @@ impl SlotSaver for Sink {
                 }
                 n += 1;
             }
-            let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            if buf.is_empty() {
+                return;
+            }
+            let mut o = self.lock();
             let o = &mut *o;
-            if o.db != Some(db) {
-                let mut head = Vec::with_capacity(24);
-                if self.commands {
-                    let mut ib = itoa::Buffer::new();
-                    crate::propagate::encode(
-                        &mut head,
-                        &[b"SELECT".as_slice(), ib.format(db).as_bytes()],
-                    );
-                } else {
-                    file::write_select_db(&mut head, db as u64);
-                }
-                if !self.commands
-                    && let Some(sz) = o.sizes.get_mut(db)
-                    && !sz.2
-                {
-                    sz.2 = true;
-                    file::write_resize_db(&mut head, sz.0, sz.1);
-                }
+            let mut head = Vec::with_capacity(24);
+            o.select(db, self.commands, &mut head);
+            if !head.is_empty() {
                 o.pending += head.len();
                 o.tail().extend_from_slice(&head);
-                o.db = Some(db);
             }
             o.pending += buf.len();
             if buf.len() >= MOVE_BYTES {
@@ -174,6 +218,105 @@ impl SlotSaver for Sink {
             }
             self.keys.fetch_add(n, Relaxed);
         });
+        deferred
+    }
+
+    fn slice_key(&self, db: usize, e: &crate::db::Entry) -> bool {
+        let mut o = self.lock();
+        let o = &mut *o;
+        let mut big = match o.big.take() {
+            Some(b) if b.db == db && *b.key == *e.key() => b,
+            other => {
+                // The walker writes one big value at a time.
+                debug_assert!(other.is_none());
+                // Everything queued so far precedes this record; what is
+                // queued after it selects its DB again.
+                let mut queued = std::mem::take(&mut o.chunks);
+                o.pending = 0;
+                o.ahead.append(&mut queued);
+                o.db = None;
+                let mut head = Vec::with_capacity(24);
+                o.select(db, self.commands, &mut head);
+                o.db = None;
+                o.ahead.push(head);
+                Big {
+                    db,
+                    key: e.key().into(),
+                    slicer: codec::FileSlicer::default(),
+                }
+            }
+        };
+        let mut buf = Vec::with_capacity(80 * 1024);
+        let done = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let lzf = self.compress.then_some(&mut s.1);
+            big.slicer.step(
+                &mut buf,
+                e.key(),
+                e.value(),
+                e.expire(),
+                self.commands,
+                lzf,
+                false,
+            )
+        });
+        o.ahead.push(buf);
+        if done {
+            self.keys.fetch_add(1, Relaxed);
+        } else {
+            o.big = Some(big);
+        }
+        done
+    }
+
+    fn finish_key(&self, db: usize, e: &crate::db::Entry) {
+        let mut o = self.lock();
+        let o = &mut *o;
+        let mut buf = Vec::new();
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let lzf = self.compress.then_some(&mut s.1);
+            match o.big.take() {
+                // The walker's record in progress: its rest, right behind
+                // its slices.
+                Some(mut b) if b.db == db && *b.key == *e.key() => {
+                    b.slicer.step(
+                        &mut buf,
+                        e.key(),
+                        e.value(),
+                        e.expire(),
+                        self.commands,
+                        lzf,
+                        true,
+                    );
+                    o.ahead.push(std::mem::take(&mut buf));
+                }
+                other => {
+                    o.big = other;
+                    codec::FileSlicer::default().step(
+                        &mut buf,
+                        e.key(),
+                        e.value(),
+                        e.expire(),
+                        self.commands,
+                        lzf,
+                        true,
+                    );
+                    let mut head = Vec::with_capacity(24);
+                    o.select(db, self.commands, &mut head);
+                    o.pending += head.len() + buf.len();
+                    if !head.is_empty() {
+                        o.chunks.push(head);
+                    }
+                    o.chunks.push(std::mem::take(&mut buf));
+                }
+            }
+        });
+        self.keys.fetch_add(1, Relaxed);
+    }
+
+    fn live(&self) -> bool {
+        self.live.load(Relaxed)
     }
 }
 
@@ -325,10 +468,13 @@ impl Job {
                 chunks: vec![buf],
                 db: None,
                 sizes: Vec::new(),
+                ahead: Vec::new(),
+                big: None,
             }),
             compress,
             commands,
             keys: AtomicU64::new(0),
+            live: std::sync::atomic::AtomicBool::new(true),
         });
         Ok(Job {
             sink,
@@ -425,6 +571,7 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
+        self.sink.live.store(false, Relaxed);
         if !self.done {
             if self.epoch != 0 {
                 self.srv.ks.snapshot_end(self.epoch);
