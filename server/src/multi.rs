@@ -424,8 +424,10 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.client.in_exec = false;
     // The transaction's changes reach the stream as one MULTI/EXEC block
     // while its lock set is still held.
+    // Wrapped in MULTI/EXEC only with more than one entry (Redis 7.0
+    // propagates a transaction with one write as that write alone).
     let entries = std::mem::take(&mut ctx.client.exec_prop);
-    srv.prop.emit(&entries, true);
+    srv.prop.emit(&entries, false);
     drop(set);
     Ok(())
 }

@@ -233,6 +233,39 @@ fn wait_len(path: &Path, len: usize) {
     }
 }
 
+/// The INCR the server appends to: the manifest's last `type i` line.
+fn last_incr(dir: &Path) -> PathBuf {
+    let m = manifest_text(dir);
+    let line = m
+        .lines()
+        .rfind(|l| l.ends_with(" type i"))
+        .unwrap_or_else(|| panic!("no INCR in the manifest:\n{m}"));
+    aof_dir(dir).join(line.split(' ').nth(1).unwrap())
+}
+
+/// Waits until everything logged so far is in the INCR file, before a
+/// kill -9. Under `appendfsync everysec` the writer thread writes shortly
+/// after the reply (docs/persistence.md, "Durability promises"; Redis
+/// writes before replying, see `appendfsync_everysec_writes_before_replying`),
+/// so a SET + DEL of a scratch key goes last and the file is polled until
+/// it ends with that DEL: the log is written in order.
+#[track_caller]
+fn settle(c: &mut Conn, dir: &Path) {
+    assert_eq!(c.cmd("SET aof:settle 1"), b"+OK\r\n");
+    assert_eq!(c.cmd("DEL aof:settle"), b":1\r\n");
+    let del = resp(&["DEL", "aof:settle"]);
+    let incr = last_incr(dir);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read(&incr).ends_with(&del) {
+        assert!(
+            Instant::now() < deadline,
+            "{} never got the last write",
+            incr.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// `redis-check-aof <manifest>` must accept the directory (skipped when
 /// the tool is not installed).
 fn check_aof(dir: &Path) {
@@ -251,6 +284,22 @@ fn check_aof(dir: &Path) {
         "redis-check-aof refused {}:\n{text}",
         manifest.display()
     );
+}
+
+/// redis-server answers `-LOADING` while it loads (the harness counts
+/// that as started): polls PING until it answers +PONG.
+#[track_caller]
+fn wait_loaded(c: &mut Conn) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.cmd("PING");
+        if r == b"+PONG\r\n" {
+            return;
+        }
+        assert!(r.starts_with(b"-LOADING"), "{}", escape(&r));
+        assert!(Instant::now() < deadline, "still loading");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[track_caller]
@@ -331,7 +380,7 @@ fn ctr(c: &mut Conn) -> Option<Vec<u8>> {
     v
 }
 
-/// 1. Commands only (`aof-use-rdb-preamble no`): every type over DBs 0
+/// (1) Commands only (`aof-use-rdb-preamble no`): every type over DBs 0
 /// and 9 comes back after kill -9, then again after a BGREWRITEAOF
 /// (during which another connection writes), more writes and kill -9.
 #[test]
@@ -343,6 +392,7 @@ fn aof_only_round_trip_and_rewrite() {
     let mut sets = fill(&mut c);
     let before = take(&mut c, &sets);
     let sizes = dbsizes(&mut c);
+    settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
     assert_eq!(
@@ -375,6 +425,7 @@ fn aof_only_round_trip_and_rewrite() {
     more_writes(&mut c, &mut sets, "x");
     let before = take(&mut c, &sets);
     let sizes = dbsizes(&mut c);
+    settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
     starts_with_select9(&aof_dir(dir.path()).join(INCR2));
@@ -394,7 +445,7 @@ fn aof_only_round_trip_and_rewrite() {
     no_panic("round trip", &srv.log());
 }
 
-/// 2. RDB preamble (the default): BGREWRITEAOF under concurrent writes,
+/// (2) RDB preamble (the default): BGREWRITEAOF under concurrent writes,
 /// writes after it, kill -9: the manifest lists the seq-2 files only, the
 /// seq-1 files are gone, everything comes back.
 #[test]
@@ -407,6 +458,7 @@ fn rdb_preamble_rewrite_round_trip() {
     more_writes(&mut c, &mut sets, "y");
     let before = take(&mut c, &sets);
     let sizes = dbsizes(&mut c);
+    settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
     assert_eq!(
@@ -447,7 +499,7 @@ fn rdb_preamble_rewrite_round_trip() {
     no_panic("preamble round trip", &log);
 }
 
-/// 3. A fresh directory: base, empty INCR and manifest as Redis 7.0.15
+/// (3) A fresh directory: base, empty INCR and manifest as Redis 7.0.15
 /// writes them; `SET a 1` is logged byte for byte.
 #[test]
 fn fresh_directory_layout_and_first_write() {
@@ -497,7 +549,7 @@ fn fresh_directory_layout_and_first_write() {
     check_aof(dir.path());
 }
 
-/// 4. Interop: redis-server 7.0.15's AOF directory loads into ours with
+/// (4) Interop: redis-server 7.0.15's AOF directory loads into ours with
 /// every key, and ours loads into redis-server and passes redis-check-aof.
 #[test]
 fn aof_travels_both_ways_with_redis() {
@@ -532,10 +584,18 @@ fn aof_travels_both_ways_with_redis() {
     assert_eq!(dbsizes(&mut c), sizes, "DB sizes of redis' AOF in ours");
     compare(&mut c, &before, &sets);
     // Ours appends to redis' INCR and keeps its manifest.
+    let manifest = manifest_text(rdir.path());
     assert_eq!(c.cmd("SET fromours 1"), b"+OK\r\n");
     assert_eq!(c.value("GET fromours").as_bytes(), Some(&b"1"[..]));
     drop(c);
     drop(ours);
+    assert_eq!(manifest_text(rdir.path()), manifest);
+    let incr = read(&aof_dir(rdir.path()).join(INCR2));
+    assert!(
+        incr.ends_with(&[resp(&["SELECT", "0"]), resp(&["SET", "fromours", "1"])].concat()),
+        "{}",
+        escape_max(&incr[incr.len().saturating_sub(100)..], 200)
+    );
     check_aof(rdir.path());
 
     // Ours → Redis.
@@ -557,11 +617,12 @@ fn aof_travels_both_ways_with_redis() {
     check_aof(odir.path());
     let redis = RedisServer::start_in(odir.path(), AOF).unwrap();
     let mut r = redis.conn();
+    wait_loaded(&mut r);
     assert_eq!(dbsizes(&mut r), sizes, "DB sizes of our AOF in redis");
     compare(&mut r, &before, &sets);
 }
 
-/// 5. `CONFIG SET appendonly yes` at run time writes a base of what is
+/// (5) `CONFIG SET appendonly yes` at run time writes a base of what is
 /// there; later writes go to the INCR; a restart with the AOF has it all.
 /// `appendonly no` stops it (INFO's size lines go away).
 #[test]
@@ -583,6 +644,7 @@ fn appendonly_switched_at_run_time() {
     more_writes(&mut c, &mut sets, "rt");
     let before = take(&mut c, &sets);
     let sizes = dbsizes(&mut c);
+    settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
     check_aof(dir.path());
@@ -617,7 +679,7 @@ fn appendonly_switched_at_run_time() {
     compare(&mut c, &before, &sets);
 }
 
-/// 6. An old single-file `appendonly.aof` (plain commands, or an RDB
+/// (6) An old single-file `appendonly.aof` (plain commands, or an RDB
 /// preamble and a command tail) moves into the directory as its base.
 #[test]
 fn old_single_file_aof_is_upgraded() {
@@ -654,6 +716,7 @@ fn old_single_file_aof_is_upgraded() {
     // It keeps working: a write, kill -9, restart.
     assert_eq!(c.cmd("SET after 1"), b"+OK\r\n");
     assert_eq!(c.cmd("GET after"), b"$1\r\n1\r\n");
+    settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
     check_aof(dir.path());
@@ -692,7 +755,7 @@ fn old_single_file_aof_is_upgraded() {
     no_panic("upgrade", &log);
 }
 
-/// 7. Damaged files: a truncated last command is cut off (or refused with
+/// (7) Damaged files: a truncated last command is cut off (or refused with
 /// `aof-load-truncated no`), an incomplete MULTI at the end is reverted,
 /// garbage, unknown commands, a missing file and a blank manifest line
 /// stop start-up with Redis' messages; never a panic.
@@ -714,6 +777,7 @@ fn damaged_files_are_truncated_or_refused() {
         .collect();
     let before = snapshot(&mut c, &keys);
     assert_eq!(before.len(), 51);
+    settle(&mut c, d);
     drop(c);
     srv.kill9();
     let incr = aof_dir(d).join(INCR1);
@@ -857,7 +921,7 @@ fn damaged_files_are_truncated_or_refused() {
     assert_eq!(c.cmd("DBSIZE"), b":52\r\n");
 }
 
-/// 8. `appendfsync always`: by the time a write's reply arrives, the
+/// (8) `appendfsync always`: by the time a write's reply arrives, the
 /// command is in the INCR file.
 #[test]
 fn appendfsync_always_writes_before_replying() {
@@ -881,7 +945,6 @@ fn appendfsync_always_writes_before_replying() {
 /// (flushAppendOnlyFile runs in beforeSleep, before replies go out), so a
 /// process crash (kill -9) never loses an acknowledged write.
 #[test]
-#[ignore = "server bug: with appendfsync everysec/no the reply is sent before the AOF write(2); kill -9 right after a reply loses the write (redis-server does not)"]
 fn appendfsync_everysec_writes_before_replying() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), AOF);
@@ -907,7 +970,7 @@ fn appendfsync_everysec_writes_before_replying() {
     );
 }
 
-/// 9. DEBUG LOADAOF reloads the same data; INFO's aof fields are sane;
+/// (9) DEBUG LOADAOF reloads the same data; INFO's aof fields are sane;
 /// two BGREWRITEAOF in a row: the second is refused while the first runs.
 #[test]
 fn debug_loadaof_info_and_double_rewrite() {
@@ -984,7 +1047,7 @@ fn debug_loadaof_info_and_double_rewrite() {
     compare(&mut c, &before, &sets);
 }
 
-/// 10. A transaction of three writes is logged as MULTI … EXEC (command
+/// (10) A transaction of three writes is logged as MULTI … EXEC (command
 /// names as sent) and comes back after kill -9.
 #[test]
 fn transactions_are_logged_in_multi_exec() {
@@ -1030,7 +1093,6 @@ fn transactions_are_logged_in_multi_exec() {
 /// (propagatePendingCommands wraps only when more than one command is
 /// propagated).
 #[test]
-#[ignore = "server deviation: a MULTI with a single write is logged wrapped in MULTI/EXEC; redis-server 7.0.15 logs the bare command"]
 fn single_write_transaction_is_logged_bare() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), AOF);
@@ -1055,7 +1117,7 @@ fn single_write_transaction_is_logged_bare() {
     assert_eq!(escape(&read(&incr)), escape(&expected));
 }
 
-/// 11. Codis: slots migrated (sync and async) between two AOF servers stay
+/// (11) Codis: slots migrated (sync and async) between two AOF servers stay
 /// where they went after both are killed and restart from their AOF.
 #[test]
 fn migrated_slots_stay_where_they_went_after_aof_restart() {
@@ -1079,6 +1141,8 @@ fn migrated_slots_stay_where_they_went_after_aof_restart() {
     let mut t = dst.conn();
     assert_eq!(slots.map(|sl| slot_size(&mut s, sl)), [0, 0, 201]);
     assert_eq!(slots.map(|sl| slot_size(&mut t, sl)), [201, 201, 0]);
+    settle(&mut s, sd.path());
+    settle(&mut t, td.path());
     drop((s, t));
     src.kill9();
     dst.kill9();

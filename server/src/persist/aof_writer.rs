@@ -5,11 +5,14 @@
 //! - `always`: write + fdatasync, then the synced offset is published;
 //!   connections wait for it before sending their replies (group commit:
 //!   every connection whose change is in one write shares its fdatasync);
-//! - `everysec`: write as the log fills (a short pause between writes
-//!   batches them), fdatasync once a second; when a write or fsync has
-//!   been stuck for over 2 s, connections wait before replying (Redis'
-//!   2-second rule, counted in `aof_delayed_fsync`);
-//! - `no`: write only; the kernel decides.
+//! - `everysec`: a connection writes the log (everything in it, its own
+//!   changes and others') before sending its replies, as Redis writes in
+//!   `beforeSleep`, so `kill -9` never loses an acknowledged write; the
+//!   thread fdatasyncs once a second, on a handle of its own without the
+//!   file's lock. While that fsync runs, connections postpone their write
+//!   (a write can block behind it) for up to 2 s, then write anyway
+//!   (Redis' 2-second rule, counted in `aof_delayed_fsync`);
+//! - `no`: connections write, the kernel decides when it reaches the disk.
 //!
 //! A failed write keeps its bytes (a partial write is cut off the file
 //! first), refuses writes with `-MISCONF` and is retried every second;
@@ -37,6 +40,9 @@ pub struct Out {
     last_fsync: Instant,
     /// Bytes a failed write left (written first next time).
     retry: Vec<u8>,
+    /// The log's bytes are swapped through this buffer (no allocation per
+    /// write once both have grown).
+    scratch: Vec<u8>,
     /// A switch whose old-file part failed: the new file and the bytes
     /// that wait for it.
     next: Option<(File, String, Vec<u8>)>,
@@ -51,6 +57,7 @@ impl Out {
             unsynced: false,
             last_fsync: Instant::now(),
             retry: Vec::new(),
+            scratch: Vec::new(),
             next: None,
         }
     }
@@ -138,9 +145,12 @@ pub struct Writer {
     /// Stream offsets written to the kernel and fdatasynced.
     pub written: AtomicU64,
     pub synced: AtomicU64,
-    /// ms timestamp since which the thread is inside a write or fsync that
-    /// has not returned (0: none).
+    /// ms timestamp since which the thread is inside an fsync that has not
+    /// returned (0: none).
     busy_since: AtomicU64,
+    /// ms timestamp since which connections postpone their writes behind
+    /// that fsync (0: none).
+    postponed_since: AtomicU64,
     /// INFO `aof_delayed_fsync`.
     pub delayed_fsync: AtomicU64,
     /// The last write failed (writes get `-MISCONF`).
@@ -194,28 +204,42 @@ impl Writer {
     }
 
     /// Before a connection sends replies: with `always`, until everything
-    /// appended so far is fdatasynced; with `everysec`, until it is written
-    /// when the writer has been stuck for over 2 s.
+    /// appended so far is fdatasynced (by the thread); otherwise the log is
+    /// written to the file now, by this connection (unless an fsync is
+    /// running: then for at most 2 s it is left to the thread).
     pub async fn before_reply(&self, srv: &Server) {
         let target = srv.prop.offset();
         if self.always.load(Relaxed) {
             if self.synced.load(Relaxed) >= target {
                 return;
             }
+            srv.prop.waker.wake();
             let mut rx = self.progress.0.subscribe();
             let _ = rx.wait_for(|&(_, s)| s >= target).await;
             return;
         }
-        let busy = self.busy_since.load(Relaxed);
-        if busy == 0 || self.written.load(Relaxed) >= target {
+        if self.written.load(Relaxed) >= target {
             return;
         }
-        if crate::db::now_ms().saturating_sub(busy) < 2000 {
-            return;
+        if self.busy_since.load(Relaxed) != 0 {
+            let now = crate::db::now_ms();
+            let since = match self.postponed_since.load(Relaxed) {
+                0 => {
+                    self.postponed_since.store(now, Relaxed);
+                    now
+                }
+                t => t,
+            };
+            if now.saturating_sub(since) < 2000 {
+                return;
+            }
+            if self.delayed_fsync.fetch_add(1, Relaxed) == 0 {
+                notice!(
+                    "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis."
+                );
+            }
         }
-        self.delayed_fsync.fetch_add(1, Relaxed);
-        let mut rx = self.progress.0.subscribe();
-        let _ = rx.wait_for(|&(w, _)| w >= target).await;
+        flush(srv, self, Sync::Never);
     }
 
     fn publish(&self) {
@@ -288,52 +312,60 @@ impl Writer {
     /// Writes and fdatasyncs what the log holds now, from the caller's
     /// thread (SHUTDOWN, DEBUG LOADAOF, CONFIG SET appendonly no).
     pub fn flush_now(&self, srv: &Server) -> bool {
-        let mut buf = Vec::new();
-        flush(srv, self, &mut buf, true)
+        flush(srv, self, Sync::Always)
     }
 }
 
-/// The thread: sleeps until the log has bytes (or a second passes), then
-/// flushes.
+/// Whether a flush fdatasyncs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// As the policy says (the thread).
+    Policy,
+    Always,
+    /// A connection's write before its replies.
+    Never,
+}
+
+/// The thread: with `always`, sleeps until the log has bytes and writes +
+/// fdatasyncs them; otherwise wakes every 50 ms to write what connections
+/// left (changes without a reply: expiry) and fdatasync once a second.
 fn run(srv: &Arc<Server>) {
     let w = &srv.persist.aof.writer;
-    let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         if w.stop.load(Relaxed) {
-            flush(srv, w, &mut buf, true);
+            flush(srv, w, Sync::Always);
             return;
         }
-        srv.prop.waker.sleep(Duration::from_millis(250), || {
-            srv.prop.log_pending() || w.stop.load(Relaxed)
-        });
+        if w.policy() == 1 {
+            srv.prop.waker.sleep(Duration::from_millis(250), || {
+                srv.prop.log_pending() || w.stop.load(Relaxed)
+            });
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if w.stop.load(Relaxed) {
             continue;
         }
-        let ok = flush(srv, w, &mut buf, false);
-        if !ok {
+        if !flush(srv, w, Sync::Policy) {
             // Retry once a second (Redis' cron retries its failed writes).
             std::thread::sleep(Duration::from_secs(1));
-        } else if w.policy() != 1 {
-            // Let the log fill a little: one write per millisecond of
-            // traffic instead of one per command (and appenders do not
-            // pay a wake-up while the thread is not asleep).
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
 
 /// One round: the pending switch and the log's bytes to the file, then
-/// fdatasync as the policy says (`force`: always). False after a failure.
-fn flush(srv: &Server, w: &Writer, buf: &mut Vec<u8>, force: bool) -> bool {
+/// fdatasync as `sync` says. False after a failure.
+fn flush(srv: &Server, w: &Writer, sync: Sync) -> bool {
     let mut guard = lock(&w.out);
     let Some(out) = guard.as_mut() else {
         return true;
     };
-    let Some((switch, upto)) = srv.prop.log_take(buf) else {
+    let mut buf = std::mem::take(&mut out.scratch);
+    let Some((switch, upto)) = srv.prop.log_take(&mut buf) else {
+        out.scratch = buf;
         return true;
     };
     let policy = w.policy();
-    w.busy_since.store(crate::db::now_ms().max(1), Relaxed);
     let mut result = Ok(());
     if let Some(sw) = switch {
         // The bytes before the switch end the old file.
@@ -358,15 +390,21 @@ fn flush(srv: &Server, w: &Writer, buf: &mut Vec<u8>, force: bool) -> bool {
         }
     }
     if result.is_ok() {
-        result = out.append(buf);
+        result = out.append(&buf);
     } else if let Some((_, _, waiting)) = out.next.as_mut() {
-        waiting.extend_from_slice(buf);
+        waiting.extend_from_slice(&buf);
     } else {
-        out.retry.extend_from_slice(buf);
+        out.retry.extend_from_slice(&buf);
     }
+    if buf.capacity() > 8 << 20 {
+        // After a burst: do not keep its buffer for good.
+        buf = Vec::with_capacity(64 * 1024);
+    }
+    out.scratch = buf;
     let mut ok = match result {
         Ok(()) => {
             w.written.store(upto, Relaxed);
+            w.postponed_since.store(0, Relaxed);
             true
         }
         Err(e) => {
@@ -374,32 +412,6 @@ fn flush(srv: &Server, w: &Writer, buf: &mut Vec<u8>, force: bool) -> bool {
             false
         }
     };
-    if ok && out.unsynced {
-        let skip = w.skip_fsync.load(Relaxed);
-        let due = match policy {
-            1 => true,
-            0 => force || out.last_fsync.elapsed() >= Duration::from_secs(1),
-            _ => force,
-        };
-        if due && !(skip && !force) {
-            match out.fsync() {
-                Ok(()) => w.synced.store(upto, Relaxed),
-                Err(e) => {
-                    if policy == 1 {
-                        warning!(
-                            "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
-                            crate::config::strerror(&e)
-                        );
-                        std::process::exit(1);
-                    }
-                    write_error(srv, w, policy, &e);
-                    ok = false;
-                }
-            }
-        }
-    } else if ok {
-        w.synced.store(upto, Relaxed);
-    }
     if ok && w.write_failed.swap(false, Relaxed) {
         notice!("AOF write error looks solved, Redis can write again.");
         *lock(&w.last_error) = None;
@@ -409,13 +421,59 @@ fn flush(srv: &Server, w: &Writer, buf: &mut Vec<u8>, force: bool) -> bool {
         (out.retry.len() + out.next.as_ref().map_or(0, |n| n.2.len())) as u64,
         Relaxed,
     );
-    w.busy_since.store(0, Relaxed);
-    drop(guard);
-    w.publish();
-    if buf.capacity() > 8 << 20 {
-        // After a burst: do not keep its buffer for good.
-        *buf = Vec::with_capacity(64 * 1024);
+    let due = ok
+        && match sync {
+            Sync::Never => false,
+            Sync::Always => true,
+            Sync::Policy => match policy {
+                1 => true,
+                0 => out.unsynced && out.last_fsync.elapsed() >= Duration::from_secs(1),
+                _ => false,
+            },
+        };
+    if !due {
+        if ok && !out.unsynced {
+            w.synced.store(upto, Relaxed);
+        }
+        drop(guard);
+        w.publish();
+        return ok;
     }
+    let skip = w.skip_fsync.load(Relaxed) && sync == Sync::Policy;
+    if skip {
+        drop(guard);
+        w.publish();
+        return ok;
+    }
+    // fdatasync on a handle of its own, without the file's lock:
+    // connections go on writing meanwhile (or postpone, see before_reply).
+    let handle = out.file.try_clone();
+    out.unsynced = false;
+    out.last_fsync = Instant::now();
+    drop(guard);
+    w.busy_since.store(crate::db::now_ms().max(1), Relaxed);
+    let r = handle.and_then(|f| f.sync_data());
+    w.busy_since.store(0, Relaxed);
+    match r {
+        Ok(()) => {
+            w.synced.fetch_max(upto, Relaxed);
+        }
+        Err(e) => {
+            if policy == 1 {
+                warning!(
+                    "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+                    crate::config::strerror(&e)
+                );
+                std::process::exit(1);
+            }
+            if let Some(o) = lock(&w.out).as_mut() {
+                o.unsynced = true;
+            }
+            write_error(srv, w, policy, &e);
+            ok = false;
+        }
+    }
+    w.publish();
     ok
 }
 
