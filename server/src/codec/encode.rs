@@ -573,7 +573,7 @@ pub struct FileSlicer {
 }
 
 /// Bytes after which a slice ends.
-const SLICE_BYTES: usize = 64 * 1024;
+const SLICE_BYTES: usize = 16 * 1024;
 
 /// How a slice reads a value: about 64 KiB of elements per slice.
 const FILE_SLICE_PACE: Pace = Pace {
