@@ -586,6 +586,7 @@ const FILE_SLICE_PACE: Pace = Pace {
 impl FileSlicer {
     /// Appends the next slice (everything with `whole`) of the record to
     /// `out`; true once the record is complete.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         out: &mut Vec<u8>,

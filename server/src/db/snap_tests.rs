@@ -18,7 +18,7 @@ struct Collect {
     keys: Mutex<Written>,
     slots: Mutex<BTreeMap<(usize, usize), usize>>,
     /// Deferred keys in progress: bytes written so far.
-    partial: Mutex<BTreeMap<(usize, Vec<u8>), Vec<u8>>>,
+    partial: Mutex<Written>,
     slices: AtomicUsize,
     finished_early: AtomicUsize,
 }
