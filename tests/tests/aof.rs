@@ -149,7 +149,9 @@ fn compare(c: &mut Conn, before: &[(usize, Snapshot)], sets: &[(usize, Vec<Vec<u
     let after = take(c, sets);
     for ((db, e), (_, g)) in before.iter().zip(&after) {
         assert!(!e.is_empty(), "db {db}: nothing was written");
-        assert_same(e, g, Duration::from_secs(30));
+        // TTLs run down meanwhile: a slow fsync on a loaded machine can hold a
+        // shutdown for many seconds (the dataset's TTLs are 500 s and more).
+        assert_same(e, g, Duration::from_secs(120));
     }
 }
 
