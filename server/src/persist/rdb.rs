@@ -88,6 +88,9 @@ struct Out {
     big: Option<Big>,
 }
 
+/// Queued bytes at one take past which the walker stops yielding the core.
+const BOOST_BYTES: usize = 4 << 20;
+
 /// A slot's serialization past this size is handed over as its own chunk.
 const MOVE_BYTES: usize = 64 * 1024;
 
@@ -509,14 +512,27 @@ impl Job {
     ) -> Option<bool> {
         let sink = self.sink.clone();
         let out = &mut self.out;
+        let mut boosted = false;
         let complete = srv.ks.snapshot_walk(self.epoch, || {
             srv.persist
                 .keys_processed
                 .store(sink.keys.load(Relaxed), Relaxed);
             // Between two slots, holding no lock: the only place the file
             // is written while the snapshot runs.
+            let mut taken = 0;
             for chunk in sink.take(FLUSH_BYTES).unwrap_or_default() {
+                taken += chunk.len();
                 out.write(&chunk);
+            }
+            // The walker yields the core to clients (background priority)
+            // unless what clients serialized piles up: then it catches up at
+            // their priority, so the queue stays small.
+            if !boosted && taken >= BOOST_BYTES {
+                boosted = true;
+                super::set_background(false);
+            } else if boosted && taken < FLUSH_BYTES {
+                boosted = false;
+                super::set_background(true);
             }
             !abort.load(Relaxed)
         });
