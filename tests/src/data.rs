@@ -639,3 +639,96 @@ pub fn drain_slot_async(
     }
     panic!("{}: slot not drained after 10000 calls", args.join(" "));
 }
+
+/// Key names per DB of a dataset written over several DBs.
+pub type DbKeys = Vec<(usize, Vec<Vec<u8>>)>;
+
+fn bv(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// Writes a dataset over several DBs (the persistence tests' restart
+/// round trips): every type and encoding (DB 0 and 9), TTLs, an empty
+/// string, a 20k-element list, integer-like strings. Returns, per DB
+/// used, the key names.
+pub fn fill_dbs(c: &mut Conn) -> DbKeys {
+    let b = bv;
+    let mut out = Vec::new();
+    for db in [0usize, 9] {
+        c.send(&["SELECT", &db.to_string()]);
+        let mut keys: Vec<Vec<u8>> = fill_all_types(c, &format!("d{db}:"))
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
+        let mut cmds = Vec::new();
+        for i in 0..300 {
+            let k = format!("k{db}:{i}");
+            cmds.push(vec![b("SET"), b(&k), b(&(i * 1_000_003).to_string())]);
+            if i % 3 == 0 {
+                cmds.push(vec![b("PEXPIRE"), b(&k), b("500000")]);
+            }
+            keys.push(b(&k));
+        }
+        let big = format!("biglist{db}");
+        cmds.push(vec![b("DEL"), b(&big)]);
+        for chunk in 0..20 {
+            let mut push = vec![b("RPUSH"), b(&big)];
+            push.extend((0..1000).map(|i| b(&format!("e{}", chunk * 1000 + i))));
+            cmds.push(push);
+        }
+        keys.push(b(&big));
+        cmds.push(vec![b("SET"), b("{tag}a"), b("")]);
+        keys.push(b("{tag}a"));
+        pipeline(c, &cmds);
+        out.push((db, keys));
+    }
+    c.send(&["SELECT", "0"]);
+    out
+}
+
+/// A snapshot of every DB's keys of `sets`.
+pub fn snapshot_dbs(c: &mut Conn, sets: &[(usize, Vec<Vec<u8>>)]) -> Vec<(usize, Snapshot)> {
+    let snaps = sets
+        .iter()
+        .map(|(db, keys)| {
+            c.send(&["SELECT", &db.to_string()]);
+            (*db, snapshot(c, keys))
+        })
+        .collect();
+    c.send(&["SELECT", "0"]);
+    snaps
+}
+
+/// The keys of `sets` hold what `before` recorded (TTLs within 120 s: a
+/// slow fsync on a loaded machine can hold a shutdown for many seconds, and
+/// the dataset's TTLs are 500 s and more).
+#[track_caller]
+pub fn compare_dbs(c: &mut Conn, before: &[(usize, Snapshot)], sets: &[(usize, Vec<Vec<u8>>)]) {
+    let after = snapshot_dbs(c, sets);
+    for ((db, e), (_, g)) in before.iter().zip(&after) {
+        assert!(!e.is_empty(), "db {db}: nothing was written");
+        assert_same(e, g, Duration::from_secs(120));
+    }
+}
+
+/// DBSIZE of each of the 16 DBs.
+pub fn db_sizes(c: &mut Conn) -> Vec<i64> {
+    let sizes = (0..16)
+        .map(|db| {
+            c.send(&["SELECT", &db.to_string()]);
+            c.value("DBSIZE").as_int().unwrap_or(-1)
+        })
+        .collect();
+    c.send(&["SELECT", "0"]);
+    sizes
+}
+
+/// One field of INFO persistence (panics when it is missing).
+pub fn persistence_field(c: &mut Conn, field: &str) -> String {
+    let text = c.value("INFO persistence").as_text().unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO persistence"))
+        .trim()
+        .to_string()
+}

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::data::{Snapshot, assert_same, fill_all_types, pipeline, snapshot};
+use tests::data::{assert_same, compare_dbs, db_sizes, fill_dbs, pipeline, snapshot, snapshot_dbs};
 use tests::{Conn, RedisServer, Server, escape, escape_max, redis_tool};
 
 const AOF: &[&str] = &["--appendonly", "yes"];
@@ -60,43 +60,6 @@ fn resp(cmd: &[&str]) -> Vec<u8> {
     tests::resp::encode_command(cmd)
 }
 
-/// Writes a dataset over several DBs: every type and encoding (DB 0 and
-/// 9), TTLs, an empty string, a 20k-element list, integer-like strings.
-/// Returns, per DB used, the key names.
-fn fill(c: &mut Conn) -> Vec<(usize, Vec<Vec<u8>>)> {
-    let mut out = Vec::new();
-    for db in [0usize, 9] {
-        c.send(&["SELECT", &db.to_string()]);
-        let mut keys: Vec<Vec<u8>> = fill_all_types(c, &format!("d{db}:"))
-            .into_iter()
-            .map(String::into_bytes)
-            .collect();
-        let mut cmds = Vec::new();
-        for i in 0..300 {
-            let k = format!("k{db}:{i}");
-            cmds.push(vec![b("SET"), b(&k), b(&(i * 1_000_003).to_string())]);
-            if i % 3 == 0 {
-                cmds.push(vec![b("PEXPIRE"), b(&k), b("500000")]);
-            }
-            keys.push(b(&k));
-        }
-        let big = format!("biglist{db}");
-        cmds.push(vec![b("DEL"), b(&big)]);
-        for chunk in 0..20 {
-            let mut push = vec![b("RPUSH"), b(&big)];
-            push.extend((0..1000).map(|i| b(&format!("e{}", chunk * 1000 + i))));
-            cmds.push(push);
-        }
-        keys.push(b(&big));
-        cmds.push(vec![b("SET"), b("{tag}a"), b("")]);
-        keys.push(b("{tag}a"));
-        pipeline(c, &cmds);
-        out.push((db, keys));
-    }
-    c.send(&["SELECT", "0"]);
-    out
-}
-
 /// Changes after a rewrite, DB 9 first: new keys of every kind, TTLs set,
 /// changed and removed, an existing key deleted, counters and lists
 /// changed in place. The names go into `sets`.
@@ -130,40 +93,6 @@ fn more_writes(c: &mut Conn, sets: &mut [(usize, Vec<Vec<u8>>)], tag: &str) {
         }
     }
     c.send(&["SELECT", "0"]);
-}
-
-fn take(c: &mut Conn, sets: &[(usize, Vec<Vec<u8>>)]) -> Vec<(usize, Snapshot)> {
-    let snaps = sets
-        .iter()
-        .map(|(db, keys)| {
-            c.send(&["SELECT", &db.to_string()]);
-            (*db, snapshot(c, keys))
-        })
-        .collect();
-    c.send(&["SELECT", "0"]);
-    snaps
-}
-
-#[track_caller]
-fn compare(c: &mut Conn, before: &[(usize, Snapshot)], sets: &[(usize, Vec<Vec<u8>>)]) {
-    let after = take(c, sets);
-    for ((db, e), (_, g)) in before.iter().zip(&after) {
-        assert!(!e.is_empty(), "db {db}: nothing was written");
-        // TTLs run down meanwhile: a slow fsync on a loaded machine can hold a
-        // shutdown for many seconds (the dataset's TTLs are 500 s and more).
-        assert_same(e, g, Duration::from_secs(120));
-    }
-}
-
-fn dbsizes(c: &mut Conn) -> Vec<i64> {
-    let sizes = (0..16)
-        .map(|db| {
-            c.send(&["SELECT", &db.to_string()]);
-            c.value("DBSIZE").as_int().unwrap_or(-1)
-        })
-        .collect();
-    c.send(&["SELECT", "0"]);
-    sizes
 }
 
 /// INFO persistence as `field → value`.
@@ -391,9 +320,9 @@ fn aof_only_round_trip_and_rewrite() {
     let a = args(AOF, &["--aof-use-rdb-preamble", "no"]);
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
-    let mut sets = fill(&mut c);
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let mut sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -410,8 +339,8 @@ fn aof_only_round_trip_and_rewrite() {
 
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "DB sizes after restart");
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
+    compare_dbs(&mut c, &before, &sets);
 
     let n = rewrite_under_writes(&srv, &mut c, &mut sets);
     assert_eq!(
@@ -425,8 +354,8 @@ fn aof_only_round_trip_and_rewrite() {
         escape_max(&base, 100)
     );
     more_writes(&mut c, &mut sets, "x");
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -441,8 +370,8 @@ fn aof_only_round_trip_and_rewrite() {
 
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "DB sizes after rewrite + restart");
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after rewrite + restart");
+    compare_dbs(&mut c, &before, &sets);
     assert_eq!(ctr(&mut c), Some(b(&n.to_string())));
     no_panic("round trip", &srv.log());
 }
@@ -455,11 +384,11 @@ fn rdb_preamble_rewrite_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    let mut sets = fill(&mut c);
+    let mut sets = fill_dbs(&mut c);
     let n = rewrite_under_writes(&srv, &mut c, &mut sets);
     more_writes(&mut c, &mut sets, "y");
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -486,8 +415,8 @@ fn rdb_preamble_rewrite_round_trip() {
 
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "DB sizes after restart");
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
+    compare_dbs(&mut c, &before, &sets);
     assert_eq!(ctr(&mut c), Some(b(&n.to_string())));
     let log = srv.log();
     assert!(
@@ -564,12 +493,12 @@ fn aof_travels_both_ways_with_redis() {
         RedisServer::start_in(rdir.path(), &args(AOF, &["--enable-debug-command", "yes"])).unwrap();
     let mut r = redis.conn();
     assert_eq!(r.cmd("DEBUG POPULATE 1000"), b"+OK\r\n");
-    let mut sets = fill(&mut r);
+    let mut sets = fill_dbs(&mut r);
     sets[0].1.extend((0..1000).map(|i| b(&format!("key:{i}"))));
     rewrite(&mut r);
     more_writes(&mut r, &mut sets, "r");
-    let before = take(&mut r, &sets);
-    let sizes = dbsizes(&mut r);
+    let before = snapshot_dbs(&mut r, &sets);
+    let sizes = db_sizes(&mut r);
     let _ = r.try_send(&["SHUTDOWN"]);
     drop(r);
     assert!(
@@ -583,8 +512,8 @@ fn aof_travels_both_ways_with_redis() {
     );
     let ours = Server::start_in(rdir.path(), AOF);
     let mut c = ours.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "DB sizes of redis' AOF in ours");
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes, "DB sizes of redis' AOF in ours");
+    compare_dbs(&mut c, &before, &sets);
     // Ours appends to redis' INCR and keeps its manifest.
     let manifest = manifest_text(rdir.path());
     assert_eq!(c.cmd("SET fromours 1"), b"+OK\r\n");
@@ -604,11 +533,11 @@ fn aof_travels_both_ways_with_redis() {
     let odir = tempfile::tempdir().unwrap();
     let mut ours = Server::start_in(odir.path(), AOF);
     let mut c = ours.conn();
-    let mut sets = fill(&mut c);
+    let mut sets = fill_dbs(&mut c);
     rewrite(&mut c);
     more_writes(&mut c, &mut sets, "o");
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     let _ = c.try_send(&["SHUTDOWN"]);
     drop(c);
     assert!(
@@ -620,8 +549,8 @@ fn aof_travels_both_ways_with_redis() {
     let redis = RedisServer::start_in(odir.path(), AOF).unwrap();
     let mut r = redis.conn();
     wait_loaded(&mut r);
-    assert_eq!(dbsizes(&mut r), sizes, "DB sizes of our AOF in redis");
-    compare(&mut r, &before, &sets);
+    assert_eq!(db_sizes(&mut r), sizes, "DB sizes of our AOF in redis");
+    compare_dbs(&mut r, &before, &sets);
 }
 
 /// (5) `CONFIG SET appendonly yes` at run time writes a base of what is
@@ -632,7 +561,7 @@ fn appendonly_switched_at_run_time() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), &[]);
     let mut c = srv.conn();
-    let mut sets = fill(&mut c);
+    let mut sets = fill_dbs(&mut c);
     assert_eq!(info_field(&mut c, "aof_enabled"), "0");
     assert!(!persistence(&mut c).contains_key("aof_current_size"));
     assert_eq!(c.cmd("CONFIG SET appendonly yes"), b"+OK\r\n");
@@ -644,8 +573,8 @@ fn appendonly_switched_at_run_time() {
         "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     );
     more_writes(&mut c, &mut sets, "rt");
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -653,8 +582,8 @@ fn appendonly_switched_at_run_time() {
 
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "DB sizes after restart");
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
+    compare_dbs(&mut c, &before, &sets);
     let i = persistence(&mut c);
     assert_eq!(i["aof_enabled"], "1");
     assert!(i.contains_key("aof_current_size"));
@@ -678,7 +607,7 @@ fn appendonly_switched_at_run_time() {
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
     assert_eq!(c.cmd("EXISTS notlogged"), b":0\r\n");
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
 }
 
 /// (6) An old single-file `appendonly.aof` (plain commands, or an RDB
@@ -733,8 +662,8 @@ fn old_single_file_aof_is_upgraded() {
     let rdb_dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(rdb_dir.path(), &[]);
     let mut c = srv.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     drop(c);
     srv.kill9();
@@ -745,7 +674,7 @@ fn old_single_file_aof_is_upgraded() {
     std::fs::write(dir.path().join("appendonly.aof"), &old).unwrap();
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
     c.cmd("SELECT 3");
     assert_eq!(c.cmd("GET tail"), b"$1\r\nt\r\n");
     let log = srv.log();
@@ -979,12 +908,12 @@ fn debug_loadaof_info_and_double_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), &args(AOF, &["--enable-debug-command", "yes"]));
     let mut c = srv.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     assert_eq!(c.cmd("DEBUG LOADAOF"), b"+OK\r\n");
-    assert_eq!(dbsizes(&mut c), sizes);
-    compare(&mut c, &before, &sets);
+    assert_eq!(db_sizes(&mut c), sizes);
+    compare_dbs(&mut c, &before, &sets);
     assert!(
         srv.log()
             .contains("Append Only File loaded by DEBUG LOADAOF")
@@ -1046,7 +975,7 @@ fn debug_loadaof_info_and_double_rewrite() {
     );
     assert_eq!(i["aof_current_rewrite_time_sec"], "-1");
     assert_eq!(c.cmd("DEBUG LOADAOF"), b"+OK\r\n");
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
 }
 
 /// (10) A transaction of three writes is logged as MULTI … EXEC (command

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tests::data::{Rng, keys_in_slot, pipeline, slot_size};
+use tests::data::{Rng, keys_in_slot, persistence_field, pipeline, slot_size};
 use tests::{Conn, Server, Value, escape};
 
 /// Writer threads per round.
@@ -94,20 +94,11 @@ fn assert_no_panic(srv: &Server) {
     );
 }
 
-fn info_field(c: &mut Conn, field: &str) -> String {
-    let text = c.value("INFO persistence").as_text().unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO persistence"))
-        .trim()
-        .to_string()
-}
-
 /// Polls INFO until `field` is `want` (panics after `within`).
 fn wait_info(c: &mut Conn, field: &str, want: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let v = info_field(c, field);
+        let v = persistence_field(c, field);
         if v == want {
             return;
         }
@@ -576,7 +567,7 @@ fn kill_during(bg: Bg, test: &str) {
             break;
         }
     }
-    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(persistence_field(&mut c, "aof_last_bgrewrite_status"), "ok");
     drop(c);
     let mut srv = Some(srv);
     // (prefix, what each writer sent, what was found after its restart)
@@ -601,7 +592,7 @@ fn kill_during(bg: Bg, test: &str) {
             1 => {
                 let until =
                     sent_at + Duration::from_millis(between(&mut r, ms / 4, ms * 2 / 3 + 2));
-                while Instant::now() < until && info_field(&mut c, field) == "1" {
+                while Instant::now() < until && persistence_field(&mut c, field) == "1" {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -611,7 +602,7 @@ fn kill_during(bg: Bg, test: &str) {
                 std::thread::sleep(Duration::from_millis(between(&mut r, 0, 20)));
             }
         }
-        let state = info_field(&mut c, field);
+        let state = persistence_field(&mut c, field);
         let at = sent_at.elapsed();
         assert!(
             w.all_running(),
@@ -641,7 +632,7 @@ fn kill_during(bg: Bg, test: &str) {
         "0",
         Duration::from_secs(15),
     );
-    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(persistence_field(&mut c, "aof_last_bgrewrite_status"), "ok");
     drop(c);
     s.kill9();
     let s = start(dir.path(), &a);

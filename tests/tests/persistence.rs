@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::data::{Snapshot, assert_same, fill_all_types, pipeline, snapshot};
+use tests::data::{compare_dbs, db_sizes, fill_dbs, persistence_field, pipeline, snapshot_dbs};
 use tests::{Conn, RedisServer, Server, redis_tool};
 
 const DEBUG: &[&str] = &["--enable-debug-command", "yes"];
@@ -22,88 +22,9 @@ fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-/// Writes a dataset over several DBs: every type and encoding (DB 0 and
-/// 9), TTLs, an empty string, a 20k-element list, integer-like strings.
-/// Returns, per DB used, the key names.
-fn fill(c: &mut Conn) -> Vec<(usize, Vec<Vec<u8>>)> {
-    let mut out = Vec::new();
-    for db in [0usize, 9] {
-        c.send(&["SELECT", &db.to_string()]);
-        let mut keys: Vec<Vec<u8>> = fill_all_types(c, &format!("d{db}:"))
-            .into_iter()
-            .map(String::into_bytes)
-            .collect();
-        let mut cmds = Vec::new();
-        for i in 0..300 {
-            let k = format!("k{db}:{i}");
-            cmds.push(vec![b("SET"), b(&k), b(&(i * 1_000_003).to_string())]);
-            if i % 3 == 0 {
-                cmds.push(vec![b("PEXPIRE"), b(&k), b("500000")]);
-            }
-            keys.push(b(&k));
-        }
-        let big = format!("biglist{db}");
-        cmds.push(vec![b("DEL"), b(&big)]);
-        for chunk in 0..20 {
-            let mut push = vec![b("RPUSH"), b(&big)];
-            push.extend((0..1000).map(|i| b(&format!("e{}", chunk * 1000 + i))));
-            cmds.push(push);
-        }
-        keys.push(b(&big));
-        cmds.push(vec![b("SET"), b("{tag}a"), b("")]);
-        keys.push(b("{tag}a"));
-        pipeline(c, &cmds);
-        out.push((db, keys));
-    }
-    c.send(&["SELECT", "0"]);
-    out
-}
-
-fn take(c: &mut Conn, sets: &[(usize, Vec<Vec<u8>>)]) -> Vec<(usize, Snapshot)> {
-    let snaps = sets
-        .iter()
-        .map(|(db, keys)| {
-            c.send(&["SELECT", &db.to_string()]);
-            (*db, snapshot(c, keys))
-        })
-        .collect();
-    c.send(&["SELECT", "0"]);
-    snaps
-}
-
-fn compare(c: &mut Conn, before: &[(usize, Snapshot)], sets: &[(usize, Vec<Vec<u8>>)]) {
-    let after = take(c, sets);
-    for ((db, e), (_, g)) in before.iter().zip(&after) {
-        assert!(!e.is_empty(), "db {db}: nothing was written");
-        // TTLs run down meanwhile: a slow fsync on a loaded machine can hold a
-        // shutdown for many seconds (the dataset's TTLs are 500 s and more).
-        assert_same(e, g, Duration::from_secs(120));
-    }
-}
-
-fn dbsizes(c: &mut Conn) -> Vec<i64> {
-    let sizes = (0..16)
-        .map(|db| {
-            c.send(&["SELECT", &db.to_string()]);
-            c.value("DBSIZE").as_int().unwrap_or(-1)
-        })
-        .collect();
-    c.send(&["SELECT", "0"]);
-    sizes
-}
-
-fn info_field(c: &mut Conn, field: &str) -> String {
-    let text = c.value("INFO persistence").as_text().unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO persistence"))
-        .trim()
-        .to_string()
-}
-
 fn wait_bgsave(c: &mut Conn) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while info_field(c, "rdb_bgsave_in_progress") != "0" {
+    while persistence_field(c, "rdb_bgsave_in_progress") != "0" {
         assert!(Instant::now() < deadline, "BGSAVE did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -143,9 +64,9 @@ fn round_trip(via: Via) {
     };
     let mut srv = Server::start_in(dir.path(), extra);
     let mut c = srv.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
-    let sizes = dbsizes(&mut c);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
+    let sizes = db_sizes(&mut c);
     match via {
         Via::Save => {
             assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
@@ -154,8 +75,11 @@ fn round_trip(via: Via) {
         Via::Bgsave => {
             assert_eq!(c.cmd("BGSAVE"), b"+Background saving started\r\n");
             wait_bgsave(&mut c);
-            assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
-            assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+            assert_eq!(persistence_field(&mut c, "rdb_last_bgsave_status"), "ok");
+            assert_eq!(
+                persistence_field(&mut c, "rdb_changes_since_last_save"),
+                "0"
+            );
             srv.kill9();
         }
         Via::ShutdownSave => {
@@ -177,9 +101,9 @@ fn round_trip(via: Via) {
     check_rdb(&dir.path().join("dump.rdb"));
     let srv = Server::start_in(dir.path(), &[]);
     let mut c = srv.conn();
-    assert_eq!(dbsizes(&mut c), sizes, "{via:?}: DB sizes after restart");
-    compare(&mut c, &before, &sets);
-    let loaded: i64 = info_field(&mut c, "rdb_last_load_keys_loaded")
+    assert_eq!(db_sizes(&mut c), sizes, "{via:?}: DB sizes after restart");
+    compare_dbs(&mut c, &before, &sets);
+    let loaded: i64 = persistence_field(&mut c, "rdb_last_load_keys_loaded")
         .parse()
         .unwrap();
     assert_eq!(loaded, sizes.iter().sum::<i64>());
@@ -218,10 +142,10 @@ fn restart_after_sigterm_with_save_points() {
 fn debug_reload_keeps_everything() {
     let srv = Server::start(DEBUG);
     let mut c = srv.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
     assert_eq!(c.cmd("DEBUG RELOAD"), b"+OK\r\n");
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
     assert_eq!(
         c.cmd("DEBUG RELOAD BOGUS"),
         b"-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n"
@@ -232,7 +156,7 @@ fn debug_reload_keeps_everything() {
         b"-ERR Error trying to load the RDB dump\r\n"
     );
     assert_eq!(c.cmd("DEBUG RELOAD NOFLUSH MERGE NOSAVE"), b"+OK\r\n");
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
 }
 
 /// Our file loads into redis-server 7.0.15 and redis-server's into ours,
@@ -247,14 +171,14 @@ fn files_travel_both_ways_with_redis() {
     let ours_dir = tempfile::tempdir().unwrap();
     let ours = Server::start_in(ours_dir.path(), &[]);
     let mut c = ours.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     ours.kill9();
     check_rdb(&ours_dir.path().join("dump.rdb"));
     let redis = RedisServer::start_in(ours_dir.path(), DEBUG).unwrap();
     let mut r = redis.conn();
-    compare(&mut r, &before, &sets);
+    compare_dbs(&mut r, &before, &sets);
 
     // Redis → ours: the same data re-encoded by Redis (listpacks,
     // quicklists, intsets, LZF) plus DEBUG POPULATE keys.
@@ -263,14 +187,14 @@ fn files_travel_both_ways_with_redis() {
     r.cmd("SELECT 0");
     let mut sets2 = sets.clone();
     sets2.push((3, (0..5000).map(|i| b(&format!("pop:{i}"))).collect()));
-    let before2 = take(&mut r, &sets2);
+    let before2 = snapshot_dbs(&mut r, &sets2);
     assert_eq!(r.cmd("SAVE"), b"+OK\r\n");
     let redis_dir = redis.dir().to_path_buf();
     drop(r);
     redis.kill9();
     let ours = Server::start_in(&redis_dir, &[]);
     let mut c = ours.conn();
-    compare(&mut c, &before2, &sets2);
+    compare_dbs(&mut c, &before2, &sets2);
 }
 
 /// BGSAVE is a point in time: transactions moving amounts between keys of
@@ -337,7 +261,7 @@ fn bgsave_is_a_point_in_time_under_writes() {
     stop.store(true, Ordering::Relaxed);
     let ops: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(ops > 0);
-    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(persistence_field(&mut c, "rdb_last_bgsave_status"), "ok");
     drop(c);
     srv.kill9();
     check_rdb(&dir.path().join("dump.rdb"));
@@ -386,7 +310,7 @@ fn save_points_trigger_bgsave() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if c.value("LASTSAVE").as_int().unwrap() > before
-            && info_field(&mut c, "rdb_changes_since_last_save") == "0"
+            && persistence_field(&mut c, "rdb_changes_since_last_save") == "0"
         {
             break;
         }
@@ -407,7 +331,10 @@ fn flushall_saves_and_multi_schedules() {
     c.cmd("SET a 1");
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     assert_eq!(c.cmd("FLUSHALL"), b"+OK\r\n");
-    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
+    assert_eq!(
+        persistence_field(&mut c, "rdb_changes_since_last_save"),
+        "1"
+    );
     c.cmd("MULTI");
     c.cmd("BGSAVE");
     assert_eq!(
@@ -416,7 +343,7 @@ fn flushall_saves_and_multi_schedules() {
     );
     wait_bgsave(&mut c);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut c, "rdb_saves") != "2" {
+    while persistence_field(&mut c, "rdb_saves") != "2" {
         assert!(Instant::now() < deadline, "scheduled BGSAVE never ran");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -442,7 +369,7 @@ fn failed_save_refuses_writes() {
     );
     std::fs::remove_dir(&work).unwrap();
     assert_eq!(c.cmd("BGSAVE"), b"-ERR\r\n");
-    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    assert_eq!(persistence_field(&mut c, "rdb_last_bgsave_status"), "err");
     let misconf = c.cmd("SET a 1");
     assert!(misconf.starts_with(b"-MISCONF Redis is configured to save RDB snapshots"));
     assert_eq!(c.cmd("GET a"), b"$-1\r\n");
@@ -462,7 +389,7 @@ fn bad_files_stop_startup() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_in(dir.path(), &[]);
     let mut c = srv.conn();
-    fill(&mut c);
+    fill_dbs(&mut c);
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     srv.kill9();
     let good = std::fs::read(dir.path().join("dump.rdb")).unwrap();
@@ -561,12 +488,12 @@ fn codis32_files_load() {
         return;
     };
     let mut c = old.conn();
-    let sets = fill(&mut c);
-    let before = take(&mut c, &sets);
+    let sets = fill_dbs(&mut c);
+    let before = snapshot_dbs(&mut c, &sets);
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     drop(c);
     old.kill9();
     let ours = Server::start_in(dir.path(), &[]);
     let mut c = ours.conn();
-    compare(&mut c, &before, &sets);
+    compare_dbs(&mut c, &before, &sets);
 }
