@@ -51,6 +51,41 @@ struct Sink {
     /// Cleared when the job ends: deferred values left behind by an
     /// abandoned snapshot are then dropped, not written.
     live: std::sync::atomic::AtomicBool,
+    /// The LRU clock at the start, when `maxmemory-policy` is an LRU one:
+    /// keys get their IDLE time, as Redis writes it for those policies.
+    lru_now: Option<u32>,
+}
+
+/// Whether keys carry their idle time in the file (Redis writes IDLE under
+/// the LRU policies; FREQ for the LFU ones comes with LFU counters, which
+/// eviction, issue 16, brings).
+fn lru_policy(srv: &Server) -> bool {
+    use crate::config::MaxmemoryPolicy as P;
+    matches!(
+        srv.config().maxmemory_policy,
+        P::AllkeysLru | P::VolatileLru
+    )
+}
+
+/// Seconds since `lru` on the 24-bit clock `now` (Redis'
+/// `estimateObjectIdleTime`, wrapping).
+fn idle_secs(now: u32, lru: u32) -> u64 {
+    if now >= lru {
+        u64::from(now - lru)
+    } else {
+        u64::from(now) + u64::from(0xff_ffff - lru)
+    }
+}
+
+/// The 24-bit clock value of a key idle for `secs` (Redis'
+/// `objectSetLRUOrLFU`).
+fn lru_of_idle(now: u32, secs: u64) -> u32 {
+    let secs = (secs & 0xff_ffff) as u32;
+    if secs <= now {
+        now - secs
+    } else {
+        0xff_ffff - (secs - now)
+    }
 }
 
 /// A big value the walker is writing in slices.
@@ -192,6 +227,11 @@ impl SlotSaver for Sink {
                     deferred.push(e.key().into());
                     continue;
                 }
+                if let Some(now) = self.lru_now
+                    && !self.commands
+                {
+                    file::write_idle(buf, idle_secs(now, e.lru()));
+                }
                 if self.commands {
                     codec::aof_commands(buf, e.key(), e.value(), e.expire());
                 } else {
@@ -241,6 +281,11 @@ impl SlotSaver for Sink {
                 let mut head = Vec::with_capacity(24);
                 o.select(db, self.commands, &mut head);
                 o.db = None;
+                if let Some(now) = self.lru_now
+                    && !self.commands
+                {
+                    file::write_idle(&mut head, idle_secs(now, e.lru()));
+                }
                 o.ahead.push(head);
                 Big {
                     db,
@@ -296,6 +341,11 @@ impl SlotSaver for Sink {
                 }
                 other => {
                     o.big = other;
+                    if let Some(now) = self.lru_now
+                        && !self.commands
+                    {
+                        file::write_idle(&mut buf, idle_secs(now, e.lru()));
+                    }
                     codec::FileSlicer::default().step(
                         &mut buf,
                         e.key(),
@@ -478,6 +528,7 @@ impl Job {
             commands,
             keys: AtomicU64::new(0),
             live: std::sync::atomic::AtomicBool::new(true),
+            lru_now: lru_policy(srv).then(|| crate::db::lru_clock(now_ms())),
         });
         Ok(Job {
             sink,
@@ -664,6 +715,7 @@ pub fn load_from(
     let thresholds = codec::Thresholds::from_config(&srv.config());
     let now = now_ms();
     let lru = crate::db::lru_clock(now);
+    let lru_idle = lru_policy(srv);
     let mut db = 0usize;
     let (mut loaded, mut expired) = (0u64, 0u64);
     loop {
@@ -714,7 +766,13 @@ pub fn load_from(
                     None => codec::restore_value(&k.value, &thresholds),
                 };
                 let entry = match restored {
-                    Ok(v) => v.into_entry(&k.key, expire, lru),
+                    Ok(v) => {
+                        let lru = match k.idle_secs {
+                            Some(secs) if lru_idle => lru_of_idle(lru, secs),
+                            _ => lru,
+                        };
+                        v.into_entry(&k.key, expire, lru)
+                    }
                     Err(_) => {
                         return Err(report(
                             r.offset(),
@@ -799,4 +857,20 @@ fn report(offset: u64, e: &FileError) -> Logged {
         _ => warning!("Internal error in RDB reading offset {offset}, function at rdb.c:0 -> {e}"),
     }
     Logged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_time_wraps_on_the_24_bit_clock() {
+        assert_eq!(idle_secs(100, 40), 60);
+        assert_eq!(idle_secs(5, 0xff_fff0), 5 + 0xf);
+        assert_eq!(lru_of_idle(100, 60), 40);
+        assert_eq!(lru_of_idle(5, 20), 0xff_ffff - 15);
+        for (now, lru) in [(100u32, 40u32), (5, 0xff_fff0), (0, 0)] {
+            assert_eq!(lru_of_idle(now, idle_secs(now, lru)), lru);
+        }
+    }
 }
