@@ -484,6 +484,9 @@ fn fresh_directory_layout_and_first_write() {
 /// every key, and ours loads into redis-server and passes redis-check-aof.
 #[test]
 fn aof_travels_both_ways_with_redis() {
+    // Build (or find) our binary before redis' dataset is taken: the first
+    // start of a test process may build it, and TTLs run down meanwhile.
+    let _ = tests::codis_server_bin();
     if redis_tool("redis-server").is_none() {
         return;
     }

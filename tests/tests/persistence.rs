@@ -163,6 +163,9 @@ fn debug_reload_keeps_everything() {
 /// with the same contents and TTLs.
 #[test]
 fn files_travel_both_ways_with_redis() {
+    // Build (or find) our binary before redis' dataset is taken: the first
+    // start of a test process may build it, and TTLs run down meanwhile.
+    let _ = tests::codis_server_bin();
     let Some(_probe) = RedisServer::start() else {
         return;
     };

@@ -22,6 +22,7 @@
 //! `codec` module maps its values onto these).
 
 pub mod file;
+pub mod listpack;
 pub mod lzf;
 mod reader;
 #[cfg(test)]

@@ -293,6 +293,54 @@ mod tests {
         );
     }
 
+    /// Small values get Redis 7.0's compact encodings, big ones the plain
+    /// ones; a list is always a quicklist 2 of listpack nodes.
+    #[test]
+    fn compact_file_encodings() {
+        let th = crate::codec::Thresholds::from_config(&crate::config::Config::default());
+        let ty = |v: &Object| {
+            let mut out = Vec::new();
+            file_value_compact(&mut out, b"k", ValueRef::Obj(v), None, &th);
+            out[0]
+        };
+        let small = super::super::test_values(10, |i| i as f64 / 2.0);
+        let tys: Vec<u8> = small.iter().map(ty).collect();
+        assert_eq!(
+            tys,
+            [
+                types::LIST_QUICKLIST_2,
+                types::HASH_LISTPACK,
+                types::SET,
+                types::ZSET_LISTPACK
+            ]
+        );
+        let big = super::super::test_values(1000, |i| i as f64);
+        let tys: Vec<u8> = big.iter().map(ty).collect();
+        assert_eq!(
+            tys,
+            [
+                types::LIST_QUICKLIST_2,
+                types::HASH,
+                types::SET,
+                types::ZSET_2
+            ]
+        );
+        let mut ints = Set::new();
+        for i in [5i64, -3, 70000] {
+            ints.insert(i.to_string().as_bytes(), 512);
+        }
+        let mut out = Vec::new();
+        file_value_compact(&mut out, b"k", ValueRef::Obj(&Object::Set(ints)), None, &th);
+        let mut want = vec![types::SET_INTSET];
+        write_string(&mut want, b"k", None);
+        write_string(
+            &mut want,
+            &protocol::rdb::listpack::intset(&mut vec![5, -3, 70000]),
+            None,
+        );
+        assert_eq!(out, want);
+    }
+
     /// A record written in slices is byte for byte the whole one, in both
     /// forms (RDB, commands), for every type.
     #[test]
@@ -475,6 +523,125 @@ mod tests {
             SlicedPayload::new(ValueRef::Obj(&l)).advance(ValueRef::Obj(&o), Instant::now()),
             Progress::Gone
         );
+    }
+}
+
+/// [`file_value`] in the compact encodings Redis 7.0 writes where the
+/// value qualifies under `th` (the `*-max-listpack-*` / intset limits):
+/// a list as QUICKLIST_2 of listpack nodes (`list-max-listpack-size`), a
+/// small hash or zset as one listpack (HASH_LISTPACK, ZSET_LISTPACK in
+/// score order), a small all-integer set as an intset. Others as
+/// [`file_value`].
+pub fn file_value_compact(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    v: ValueRef<'_>,
+    mut lzf: Option<&mut Compressor>,
+    th: &super::Thresholds,
+) {
+    use protocol::rdb::listpack::{ListpackWriter, canonical_int, intset};
+    let n = len(v);
+    let blob: Option<(u8, Vec<u8>)> = match v {
+        ValueRef::Obj(Object::List(_)) => {
+            // Node limits as Redis' quicklist: a byte size for a negative
+            // fill, an entry count (within 8 KiB) for a positive one.
+            let (max_bytes, max_count) = if th.fill < 0 {
+                (4096usize << ((-th.fill).clamp(1, 5) - 1), usize::MAX)
+            } else {
+                (8192, th.fill.max(1) as usize)
+            };
+            let mut nodes: Vec<Vec<u8>> = Vec::new();
+            let mut cur = ListpackWriter::new();
+            Cursor::new().walk(v, &Pace::WHOLE, |e| {
+                if let Elem::Item(b) = e {
+                    if !cur.is_empty()
+                        && (cur.count() >= max_count || cur.len() + b.len() + 11 > max_bytes)
+                    {
+                        nodes.push(std::mem::take(&mut cur).finish());
+                    }
+                    cur.push(b);
+                }
+                Flow::Go
+            });
+            if !cur.is_empty() {
+                nodes.push(cur.finish());
+            }
+            out.push(types::LIST_QUICKLIST_2);
+            write_string(out, key, lzf.as_deref_mut());
+            write_len(out, nodes.len() as u64);
+            for node in &nodes {
+                // Container 2: a packed (listpack) node.
+                write_len(out, 2);
+                write_string(out, node, lzf.as_deref_mut());
+            }
+            return;
+        }
+        ValueRef::Obj(Object::Set(_)) if n <= th.intset => {
+            let mut ints = Vec::with_capacity(n);
+            let mut all = true;
+            Cursor::new().walk(v, &Pace::WHOLE, |e| {
+                match e {
+                    Elem::Item(b) => match canonical_int(b) {
+                        Some(i) => ints.push(i),
+                        None => all = false,
+                    },
+                    _ => all = false,
+                }
+                if all { Flow::Go } else { Flow::Stop }
+            });
+            all.then(|| (types::SET_INTSET, intset(&mut ints)))
+        }
+        ValueRef::Obj(Object::Hash(_)) if n <= th.hash.max_entries => {
+            let mut lp = ListpackWriter::new();
+            let mut fits = true;
+            Cursor::new().walk(v, &Pace::WHOLE, |e| {
+                if let Elem::Pair(f, x) = e {
+                    if f.len() > th.hash.max_value || x.len() > th.hash.max_value {
+                        fits = false;
+                        return Flow::Stop;
+                    }
+                    lp.push(f);
+                    lp.push(x);
+                }
+                Flow::Go
+            });
+            fits.then(|| (types::HASH_LISTPACK, lp.finish()))
+        }
+        ValueRef::Obj(Object::ZSet(_)) if n <= th.zset_entries => {
+            let mut lp = ListpackWriter::new();
+            let mut fits = true;
+            Cursor::new().walk(v, &Pace::WHOLE, |e| {
+                if let Elem::Scored(m, sc) = e {
+                    if m.len() > th.zset_value {
+                        fits = false;
+                        return Flow::Stop;
+                    }
+                    lp.push(m);
+                    // Integral scores as integers (Redis' d2string prints
+                    // them so, and the listpack stores them as such); "-0"
+                    // keeps its sign.
+                    if sc.fract() == 0.0
+                        && sc.abs() < 9.0e15
+                        && !(sc == 0.0 && sc.is_sign_negative())
+                    {
+                        lp.push_int(sc as i64);
+                    } else {
+                        lp.push(score_text(sc).as_bytes());
+                    }
+                }
+                Flow::Go
+            });
+            fits.then(|| (types::ZSET_LISTPACK, lp.finish()))
+        }
+        _ => None,
+    };
+    match blob {
+        Some((ty, b)) => {
+            out.push(ty);
+            write_string(out, key, lzf.as_deref_mut());
+            write_string(out, &b, lzf);
+        }
+        None => file_value(out, key, v, lzf),
     }
 }
 

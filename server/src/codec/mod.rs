@@ -33,8 +33,8 @@ pub use chunk::{ChunkKind, Chunker, Plan, Shipping, append_chunk, plan, zset_sco
 pub use cursor::{Cursor, Elem, Flow, Pace};
 pub use decode::{Restored, Thresholds, list_fill, rebuild, restore_payload, restore_value};
 pub use encode::{
-    FileSlicer, Progress, SlicedPayload, aof_commands, dump_payload, file_value, heap_size, len,
-    rdb_type, value_bytes,
+    FileSlicer, Progress, SlicedPayload, aof_commands, dump_payload, file_value,
+    file_value_compact, heap_size, len, rdb_type, value_bytes,
 };
 pub use protocol::rdb::PayloadError;
 

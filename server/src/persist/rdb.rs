@@ -54,6 +54,9 @@ struct Sink {
     /// The LRU clock at the start, when `maxmemory-policy` is an LRU one:
     /// keys get their IDLE time, as Redis writes it for those policies.
     lru_now: Option<u32>,
+    /// The compact-encoding limits (`*-max-listpack-*`, intset) values are
+    /// written under, as Redis 7.0 writes them.
+    thresholds: codec::Thresholds,
 }
 
 /// Whether keys carry their idle time in the file (Redis writes IDLE under
@@ -238,7 +241,13 @@ impl SlotSaver for Sink {
                     if let Some(at) = e.expire() {
                         file::write_expire_ms(buf, at);
                     }
-                    codec::file_value(buf, e.key(), e.value(), self.compress.then_some(&mut *lzf));
+                    codec::file_value_compact(
+                        buf,
+                        e.key(),
+                        e.value(),
+                        self.compress.then_some(&mut *lzf),
+                        &self.thresholds,
+                    );
                 }
                 n += 1;
             }
@@ -529,6 +538,7 @@ impl Job {
             keys: AtomicU64::new(0),
             live: std::sync::atomic::AtomicBool::new(true),
             lru_now: lru_policy(srv).then(|| crate::db::lru_clock(now_ms())),
+            thresholds: codec::Thresholds::from_config(&srv.config()),
         });
         Ok(Job {
             sink,
