@@ -407,7 +407,7 @@ impl<Rd: Read> FileReader<Rd> {
             (3, true) => {
                 let clen = self.len(None)?;
                 let rlen = self.len(None)?;
-                if clen == 0 || rlen == 0 || rlen > clen.saturating_mul(96) + 64 {
+                if clen == 0 || rlen == 0 || rlen > clen.saturating_mul(96).saturating_add(64) {
                     return corrupt("Invalid LZF compressed string");
                 }
                 let mut c = Vec::new();

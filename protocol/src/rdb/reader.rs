@@ -191,7 +191,10 @@ impl Cur<'_> {
             (3, true) => {
                 let clen = self.len()?;
                 let rlen = self.len()?;
-                if clen == 0 || rlen == 0 || rlen > clen.saturating_mul(LZF_MAX_RATIO) + 64 {
+                if clen == 0
+                    || rlen == 0
+                    || rlen > clen.saturating_mul(LZF_MAX_RATIO).saturating_add(64)
+                {
                     return Err(BAD);
                 }
                 self.skip(clen)
