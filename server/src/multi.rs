@@ -422,10 +422,9 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         exec::call_held(srv, ctx.client, ctx.out, ctx.now, &argv, &set);
     }
     ctx.client.in_exec = false;
-    // The transaction's changes reach the stream as one MULTI/EXEC block
-    // while its lock set is still held.
-    // Wrapped in MULTI/EXEC only with more than one entry (Redis 7.0
-    // propagates a transaction with one write as that write alone).
+    // The transaction's changes reach the stream while its lock set is
+    // still held, as one MULTI/EXEC block when there is more than one
+    // (Redis 7.0 propagates a transaction with one write as that write).
     let entries = std::mem::take(&mut ctx.client.exec_prop);
     srv.prop.emit(&entries, false);
     drop(set);

@@ -129,7 +129,6 @@ pub struct Stream {
     inner: Mutex<Inner>,
     /// Bytes ever appended to the log.
     offset: AtomicU64,
-    log_on: AtomicBool,
     /// Wakes the log's writer (persist/aof.rs).
     pub waker: Waker,
 }
@@ -279,19 +278,12 @@ impl Stream {
         self.offset.load(Relaxed)
     }
 
-    /// Whether the log is on (the AOF is fed).
-    #[inline]
-    pub fn logging(&self) -> bool {
-        self.log_on.load(Relaxed)
-    }
-
     /// Starts the log (the first entry selects its DB). Call while no
     /// change can happen (every slot locked) for a point-in-time start.
     pub fn log_start(&self, timestamps: bool) {
         let mut g = lock(&self.inner);
         g.log = Some(Log::new(timestamps));
         g.db = None;
-        self.log_on.store(true, Relaxed);
         self.active.store(true, Relaxed);
     }
 
@@ -300,7 +292,6 @@ impl Stream {
     pub fn log_stop(&self) -> Option<Log> {
         let mut g = lock(&self.inner);
         let log = g.log.take();
-        self.log_on.store(false, Relaxed);
         if g.consumers.is_empty() {
             self.active.store(false, Relaxed);
         }
@@ -330,13 +321,13 @@ impl Stream {
 
     /// Moves every later byte to `file` (an AOF rewrite's new INCR): what
     /// was appended so far stays for the old file. Call while every slot
-    /// is locked, so the switch is one point in the stream. False when the
-    /// log is off.
-    pub fn log_switch(&self, file: std::fs::File, name: String) -> bool {
+    /// is locked, so the switch is one point in the stream. Nothing happens
+    /// when the log is off.
+    pub fn log_switch(&self, file: std::fs::File, name: String) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
         let Some(log) = g.log.as_mut() else {
-            return false;
+            return;
         };
         let mut before = std::mem::take(&mut log.buf);
         if let Some(old) = log.switch.take() {
@@ -352,7 +343,6 @@ impl Stream {
         log.last_ts = 0;
         drop(guard);
         self.waker.wake();
-        true
     }
 
     /// `aof-timestamp-enabled` at run time.

@@ -732,3 +732,24 @@ pub fn persistence_field(c: &mut Conn, field: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The migration the restart tests share: slots 17, 300 and 901 get 200
+/// keys and one tagged list each on the source `s`; slot 17 moves to the
+/// server on `dst_port` with SLOTSMGRTTAGSLOT, slot 300 with the async
+/// command; slot 901 stays. Returns the three slots.
+pub fn migrate_three_slots(s: &mut Conn, dst_port: u16) -> [usize; 3] {
+    let b = bv;
+    let mut cmds = Vec::new();
+    let slots = [17usize, 300, 901];
+    for &slot in &slots {
+        for k in keys_in_slot(slot, 200, &format!("m{slot}:")) {
+            cmds.push(vec![b("SET"), b(&k), b("v")]);
+        }
+        let tagged = format!("{{{}}}list", keys_in_slot(slot, 1, "t")[0]);
+        cmds.push(vec![b("RPUSH"), b(&tagged), b("a"), b("b")]);
+    }
+    pipeline(s, &cmds);
+    assert_eq!(drain_slot_sync(s, dst_port, 1000, 17), 201);
+    assert!(drain_slot_async(s, dst_port, 1000, 200, 1 << 20, 300, 50) > 0);
+    slots
+}

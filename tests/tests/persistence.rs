@@ -438,23 +438,12 @@ fn bad_files_stop_startup() {
 /// with SLOTSINFO right after loading.
 #[test]
 fn migrated_slots_stay_where_they_went_after_restart() {
-    use tests::data::{drain_slot_async, drain_slot_sync, keys_in_slot, slot_size};
+    use tests::data::{migrate_three_slots, slot_size};
     let (sd, td) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let src = Server::start_in(sd.path(), &[]);
     let dst = Server::start_in(td.path(), &[]);
     let mut s = src.conn();
-    let mut cmds = Vec::new();
-    let slots = [17usize, 300, 901];
-    for &slot in &slots {
-        for k in keys_in_slot(slot, 200, &format!("m{slot}:")) {
-            cmds.push(vec![b("SET"), b(&k), b("v")]);
-        }
-        let tagged = format!("{{{}}}list", keys_in_slot(slot, 1, "t")[0]);
-        cmds.push(vec![b("RPUSH"), b(&tagged), b("a"), b("b")]);
-    }
-    pipeline(&mut s, &cmds);
-    assert_eq!(drain_slot_sync(&mut s, dst.port(), 1000, 17), 201);
-    assert!(drain_slot_async(&mut s, dst.port(), 1000, 200, 1 << 20, 300, 50) > 0);
+    migrate_three_slots(&mut s, dst.port());
     assert_eq!(slot_size(&mut s, 300), 0);
     let mut t = dst.conn();
     assert_eq!(s.cmd("SAVE"), b"+OK\r\n");

@@ -654,55 +654,7 @@ const ITEMS_PER_CMD: usize = 64;
 /// RPUSH / SADD / ZADD / HMSET of at most 64 elements each, then
 /// PEXPIREAT for a key with an expiry.
 pub fn aof_commands(out: &mut Vec<u8>, key: &[u8], v: ValueRef<'_>, expire_ms: Option<u64>) {
-    use crate::propagate::encode;
-    if let Some(s) = super::str_bytes(v) {
-        encode(out, &[b"SET".as_slice(), key, s]);
-    } else {
-        let (cmd, per): (&[u8], usize) = match v {
-            ValueRef::Obj(Object::List(_)) => (b"RPUSH", 1),
-            ValueRef::Obj(Object::Set(_)) => (b"SADD", 1),
-            ValueRef::Obj(Object::ZSet(_)) => (b"ZADD", 2),
-            _ => (b"HMSET", 2),
-        };
-        let total = len(v);
-        let mut done = 0usize;
-        let mut in_cmd = 0usize;
-        let mut ib = itoa::Buffer::new();
-        Cursor::new().walk(v, &Pace::WHOLE, |e| {
-            if in_cmd == 0 {
-                let n = (total - done).min(ITEMS_PER_CMD);
-                out.push(b'*');
-                out.extend_from_slice(ib.format(2 + n * per).as_bytes());
-                out.extend_from_slice(b"\r\n");
-                bulk(out, cmd);
-                bulk(out, key);
-            }
-            match e {
-                Elem::Item(b) | Elem::Bytes(b) => bulk(out, b),
-                Elem::Pair(f, x) => {
-                    bulk(out, f);
-                    bulk(out, x);
-                }
-                Elem::Scored(m, sc) => {
-                    bulk(out, score_text(sc).as_bytes());
-                    bulk(out, m);
-                }
-            }
-            done += 1;
-            in_cmd += 1;
-            if in_cmd == ITEMS_PER_CMD {
-                in_cmd = 0;
-            }
-            Flow::Go
-        });
-    }
-    if let Some(at) = expire_ms {
-        let mut ib = itoa::Buffer::new();
-        encode(
-            out,
-            &[b"PEXPIREAT".as_slice(), key, ib.format(at).as_bytes()],
-        );
-    }
+    FileSlicer::default().step(out, key, v, expire_ms, true, None, true);
 }
 
 fn bulk(out: &mut Vec<u8>, b: &[u8]) {

@@ -381,8 +381,8 @@ async fn serve(
             .store(rbuf.capacity() + out.buf.capacity(), Relaxed);
         if !out.buf.is_empty() {
             if srv.persist.aof.writer.gate() {
-                // appendfsync always: replies leave once the changes they
-                // acknowledge are on disk (and the 2 s rule of everysec).
+                // Replies leave once the changes they acknowledge are in the
+                // AOF: fdatasynced (`always`) or written (`everysec`, `no`).
                 srv.persist.aof.writer.before_reply(srv).await;
             }
             srv.stats

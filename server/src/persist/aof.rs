@@ -444,6 +444,15 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// Bytes of the BASE and INCR files `m` lists (`aof_current_size`).
+fn listed_size(dir: &Path, m: &Manifest) -> u64 {
+    m.base
+        .iter()
+        .chain(m.incrs.iter())
+        .map(|f| file_size(&dir.join(&f.name)))
+        .sum()
+}
+
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -559,13 +568,7 @@ impl Aof {
     pub fn info(&self, srv: &Server) -> Info {
         let st = lock(&self.st);
         let (dir, _) = names(srv);
-        let current = st
-            .manifest
-            .base
-            .iter()
-            .chain(st.manifest.incrs.iter())
-            .map(|f| file_size(&dir.join(&f.name)))
-            .sum();
+        let current = listed_size(&dir, &st.manifest);
         Info {
             enabled: st.mode != Mode::Off,
             rewriting: self.rewriting.load(Relaxed),
@@ -635,7 +638,7 @@ fn load_files(srv: &Server, dir: &Path, m: &Manifest) -> Result<bool, Logged> {
     let last = files.len() - 1;
     for (i, f) in files.iter().enumerate() {
         let start = Instant::now();
-        let r = load_one(srv, &dir.join(&f.name), &f.name, f.kind == Kind::Base)?;
+        let r = load_one(srv, &dir.join(&f.name), &f.name)?;
         if r == Loaded::Truncated && i != last {
             warning!("Fatal error: the truncated file is not the last file");
             return Err(Logged);
@@ -654,7 +657,7 @@ fn load_files(srv: &Server, dir: &Path, m: &Manifest) -> Result<bool, Logged> {
 
 /// Replays one file: an RDB preamble if it starts with `REDIS`, then RESP
 /// commands through a client of its own (no replies, not propagated).
-fn load_one(srv: &Server, path: &Path, name: &str, base: bool) -> Result<Loaded, Logged> {
+fn load_one(srv: &Server, path: &Path, name: &str) -> Result<Loaded, Logged> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -699,7 +702,6 @@ fn load_one(srv: &Server, path: &Path, name: &str, base: bool) -> Result<Loaded,
             notice!("Reading the remaining AOF tail...");
         }
     }
-    let _ = base;
     if f.seek(SeekFrom::Start(start)).is_err() {
         warning!("Unrecoverable error reading the append only file {name}: seek failed");
         return Err(Logged);
@@ -1079,11 +1081,6 @@ pub fn schedule(srv: &Server) {
     st.consecutive_failures = 0;
 }
 
-/// Whether a rewrite is running or waiting (INFO, BGREWRITEAOF).
-pub fn rewrite_scheduled(srv: &Server) -> bool {
-    lock(&srv.persist.aof.st).scheduled
-}
-
 /// Starts a rewrite; the caller holds `persist.saving`.
 fn start_rewrite(srv: &Server) -> Result<(), Logged> {
     let aof = &srv.persist.aof;
@@ -1344,12 +1341,7 @@ fn finish_rewrite(
     }
     let mut st = lock(&aof.st);
     if st.mode != Mode::Off || mode == Mode::WaitRewrite {
-        st.base_size = m
-            .base
-            .iter()
-            .chain(m.incrs.iter())
-            .map(|f| file_size(&dir.join(&f.name)))
-            .sum();
+        st.base_size = listed_size(dir, &m);
     }
     st.manifest = m;
     let mut m = st.manifest.clone();

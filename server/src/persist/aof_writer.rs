@@ -271,15 +271,15 @@ impl Writer {
     }
 
     /// Stops the thread after it wrote and fdatasynced everything it
-    /// took; returns the file (still open). The log must already be off
+    /// took, and closes the file. The log must already be off
     /// (or hold nothing new).
-    pub fn stop(&self, srv: &Server) -> Option<Out> {
+    pub fn stop(&self, srv: &Server) {
         self.stop_with(srv, None)
     }
 
     /// [`Writer::stop`], then `rest` (what the log held when it was
     /// stopped) appended and fdatasynced: nothing logged is dropped.
-    pub fn stop_with(&self, srv: &Server, rest: Option<crate::propagate::Log>) -> Option<Out> {
+    pub fn stop_with(&self, srv: &Server, rest: Option<crate::propagate::Log>) {
         self.stop.store(true, Relaxed);
         srv.prop.waker.wake();
         if let Some(h) = lock(&self.thread).take() {
@@ -306,7 +306,8 @@ impl Writer {
         self.written.store(u64::MAX, Relaxed);
         self.synced.store(u64::MAX, Relaxed);
         self.publish();
-        lock(&self.out).take()
+        // The file closes here.
+        lock(&self.out).take();
     }
 
     /// Writes and fdatasyncs what the log holds now, from the caller's
@@ -500,11 +501,6 @@ impl Writer {
         lock(&self.out)
             .as_ref()
             .is_some_and(|o| o.next.is_none() && o.name == name)
-    }
-
-    /// Size of the file being appended to (INFO `aof_current_size` part).
-    pub fn file_size(&self) -> u64 {
-        lock(&self.out).as_ref().map_or(0, |o| o.size)
     }
 
     /// Bytes waiting in a failed write (`aof_buffer_length`).

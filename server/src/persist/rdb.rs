@@ -214,6 +214,18 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<u8>, Compressor)> = RefCell::new((Vec::new(), Compressor::default()));
 }
 
+impl Sink {
+    /// A key's IDLE opcode, when the file carries idle times (RDB form
+    /// under an LRU policy).
+    fn idle(&self, out: &mut Vec<u8>, e: &crate::db::Entry) {
+        if let Some(now) = self.lru_now
+            && !self.commands
+        {
+            file::write_idle(out, idle_secs(now, e.lru()));
+        }
+    }
+}
+
 impl SlotSaver for Sink {
     fn save_slot(&self, db: usize, _slot: usize, t: &SlotTable) -> Vec<Box<[u8]>> {
         let mut deferred = Vec::new();
@@ -230,11 +242,7 @@ impl SlotSaver for Sink {
                     deferred.push(e.key().into());
                     continue;
                 }
-                if let Some(now) = self.lru_now
-                    && !self.commands
-                {
-                    file::write_idle(buf, idle_secs(now, e.lru()));
-                }
+                self.idle(buf, e);
                 if self.commands {
                     codec::aof_commands(buf, e.key(), e.value(), e.expire());
                 } else {
@@ -290,11 +298,7 @@ impl SlotSaver for Sink {
                 let mut head = Vec::with_capacity(24);
                 o.select(db, self.commands, &mut head);
                 o.db = None;
-                if let Some(now) = self.lru_now
-                    && !self.commands
-                {
-                    file::write_idle(&mut head, idle_secs(now, e.lru()));
-                }
+                self.idle(&mut head, e);
                 o.ahead.push(head);
                 Big {
                     db,
@@ -350,11 +354,7 @@ impl SlotSaver for Sink {
                 }
                 other => {
                     o.big = other;
-                    if let Some(now) = self.lru_now
-                        && !self.commands
-                    {
-                        file::write_idle(&mut buf, idle_secs(now, e.lru()));
-                    }
+                    self.idle(&mut buf, e);
                     codec::FileSlicer::default().step(
                         &mut buf,
                         e.key(),
