@@ -1,22 +1,50 @@
 #!/usr/bin/env python3
 """BGSAVE and start-up load, codis-server vs redis-server 7.0.15, same run.
 
-For each server (pinned to core 0; redis-benchmark on core 1):
+For each server (pinned to core 0; redis-benchmark and this script on
+core 1):
   1. fill a dataset: `strings` = DEBUG POPULATE N keys, or `hash` = one hash
      of N fields (pipelined HSET);
-  2. p99 of `redis-benchmark -t set -r 1000000 -P 16 -c 50` alone;
+  2. p99 of `redis-benchmark -t set -r 1000000 -P 16 -c 50` while this
+     script polls the server as in step 3 (INFO over one connection every
+     5 ms, the PSS every 50 ms), without a save;
   3. the same benchmark again, with a BGSAVE started 0.5 s in: peak memory
      during the save (PSS of the server and, for redis, its fork child:
-     shared pages counted once), save time (polled every 5 ms), p99;
+     shared pages counted once), save time, p99;
   4. restart on the file: "DB loaded from disk" time (the file holds the
      keys the benchmark had added by the snapshot point too: `loaded`).
 
 usage: bench/bgsave.py [--ours target/release/codis-server] [--kind strings|hash]
                        [--n 1000000] [--bench-seconds 6]
 """
-import argparse, os, re, shutil, signal, subprocess, tempfile, threading, time
+import argparse, os, re, shutil, signal, socket, subprocess, tempfile, threading, time
 
 from benchutil import free_port
+
+
+class Conn:
+    """One RESP connection (polling INFO without a redis-cli process each
+    time, which would itself cost the server's clients latency)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+
+    def call(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        line = self.f.readline()
+        if line[:1] == b"$":
+            n = int(line[1:])
+            data = self.f.read(n + 2)[:-2]
+            return data.decode()
+        return line[1:].strip().decode()
+
+    def close(self):
+        self.s.close()
 
 
 def cli(port, *args, timeout=600):
@@ -100,29 +128,51 @@ def measure(name, binary, kind, n, secs):
     try:
         fill(port, kind, n)
         keys = cli(port, "DBSIZE")
-        _, p99_base, max_base = bench(port, secs)
-        time.sleep(0.5)
-        before = pss_kb(p.pid)
-        peak = [before]
-        result = {}
+        conn = Conn(port)
 
-        def run_bench():
+        def poll(result, until):
+            """Samples INFO every 5 ms and the PSS every 50 ms (reading
+            smaps_rollup takes the server's mmap lock) while the benchmark
+            runs; returns the peak PSS and when `until(info)` first held."""
+            peak, at, n = 0, None, 0
+            while "bench" not in result:
+                if n % 10 == 0:
+                    peak = max(peak, pss_kb(p.pid))
+                n += 1
+                info = conn.call("INFO", "persistence")
+                if at is None and until(info):
+                    at = time.time()
+                time.sleep(0.005)
+            return peak, at
+
+        def run_bench(result):
             result["bench"] = bench(port, secs)
 
-        t = threading.Thread(target=run_bench)
+        base = {}
+        t = threading.Thread(target=run_bench, args=(base,))
+        t.start()
+        poll(base, lambda info: False)
+        t.join()
+        _, p99_base, max_base = base["bench"]
+        time.sleep(0.5)
+        before = pss_kb(p.pid)
+        result = {}
+        t = threading.Thread(target=run_bench, args=(result,))
         t.start()
         time.sleep(0.5)
         t0 = time.time()
-        reply = cli(port, "BGSAVE")
+        reply = conn.call("BGSAVE")
         assert "started" in reply, reply
-        while True:
-            peak[0] = max(peak[0], pss_kb(p.pid))
-            info = cli(port, "INFO", "persistence")
-            if "rdb_bgsave_in_progress:0" in info:
-                break
+        peak, done_at = poll(result, lambda info: "rdb_bgsave_in_progress:0" in info)
+        peak = [max(before, peak)]
+        while done_at is None:
+            peak[0] = max(peak[0], pss_kb(p.pid))  # (unloaded by now)
+            if "rdb_bgsave_in_progress:0" in conn.call("INFO", "persistence"):
+                done_at = time.time()
             time.sleep(0.005)
-        save_s = time.time() - t0
-        ok = "rdb_last_bgsave_status:ok" in cli(port, "INFO", "persistence")
+        save_s = done_at - t0
+        ok = "rdb_last_bgsave_status:ok" in conn.call("INFO", "persistence")
+        conn.close()
         t.join()
         _, p99_save, max_save = result["bench"]
         size = os.path.getsize(os.path.join(d, "dump.rdb"))
@@ -151,6 +201,9 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--bench-seconds", type=float, default=6)
     a = ap.parse_args()
+    # This script (and what it spawns) shares core 1 with redis-benchmark,
+    # off the server's core.
+    os.sched_setaffinity(0, {1})
     rows = [measure("codis-server", a.ours, a.kind, a.n, a.bench_seconds),
             measure("redis-server", a.redis, a.kind, a.n, a.bench_seconds)]
     print(f"\n## BGSAVE of {a.n} {a.kind} under redis-benchmark SET -P 16 -c 50 (server on core 0)")

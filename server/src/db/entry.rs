@@ -28,6 +28,9 @@ pub enum Object {
 }
 
 const F_VOLATILE: u8 = 1;
+/// The snapshot bit: whether the key is written into the snapshot in
+/// progress, compared with its slot's mark (`db::SlotTable`).
+const F_SNAP: u8 = 2;
 const HDR: usize = 8;
 
 /// A borrowed view of a value.
@@ -66,10 +69,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn build(key: &[u8], expire: Option<u64>, payload: &[u8], lru: u32) -> Box<[u8]> {
+    fn build(key: &[u8], expire: Option<u64>, payload: &[u8], lru: u32, snap: u8) -> Box<[u8]> {
         let exp_len = if expire.is_some() { 8 } else { 0 };
         let mut v = Vec::with_capacity(HDR + exp_len + key.len() + payload.len());
-        let flags = if expire.is_some() { F_VOLATILE } else { 0 };
+        let flags = if expire.is_some() { F_VOLATILE } else { 0 } | snap;
         v.push(flags);
         v.extend_from_slice(&lru.to_le_bytes()[..3]);
         v.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -84,7 +87,7 @@ impl Entry {
     /// A string entry with the value stored inline.
     pub fn new_str(key: &[u8], val: &[u8], expire: Option<u64>, lru: u32) -> Entry {
         Entry {
-            blob: Self::build(key, expire, val, lru),
+            blob: Self::build(key, expire, val, lru, 0),
             obj: None,
         }
     }
@@ -92,7 +95,7 @@ impl Entry {
     /// An entry whose value is an object.
     pub fn new_obj(key: &[u8], obj: Object, expire: Option<u64>, lru: u32) -> Entry {
         Entry {
-            blob: Self::build(key, expire, &[], lru),
+            blob: Self::build(key, expire, &[], lru, 0),
             obj: Some(Box::new(obj)),
         }
     }
@@ -100,6 +103,20 @@ impl Entry {
     #[inline]
     fn flags(&self) -> u8 {
         self.blob.first().copied().unwrap_or(0)
+    }
+
+    /// The snapshot bit (see `db::SlotTable`'s mark); kept by every change
+    /// of value or expiry.
+    #[inline]
+    pub fn snap_bit(&self) -> bool {
+        self.flags() & F_SNAP != 0
+    }
+
+    #[inline]
+    pub fn set_snap_bit(&mut self, on: bool) {
+        if let Some(f) = self.blob.first_mut() {
+            *f = (*f & !F_SNAP) | if on { F_SNAP } else { 0 };
+        }
     }
 
     #[inline]
@@ -195,14 +212,14 @@ impl Entry {
     /// unless `expire` says otherwise.
     pub fn set_str(&mut self, val: &[u8], expire: Option<u64>) {
         let lru = self.lru();
-        self.blob = Self::build(self.key(), expire, val, lru);
+        self.blob = Self::build(self.key(), expire, val, lru, self.flags() & F_SNAP);
         self.obj = None;
     }
 
     /// Replaces the value with an object.
     pub fn set_obj(&mut self, obj: Object, expire: Option<u64>) {
         let lru = self.lru();
-        self.blob = Self::build(self.key(), expire, &[], lru);
+        self.blob = Self::build(self.key(), expire, &[], lru, self.flags() & F_SNAP);
         self.obj = Some(Box::new(obj));
     }
 
@@ -224,7 +241,7 @@ impl Entry {
                         .get(self.key_start() + self.key_len()..)
                         .unwrap_or(&[]),
                 };
-                self.blob = Self::build(self.key(), expire, payload, lru);
+                self.blob = Self::build(self.key(), expire, payload, lru, self.flags() & F_SNAP);
             }
         }
     }
@@ -253,7 +270,7 @@ impl Entry {
                 .unwrap_or(&[]),
         };
         Entry {
-            blob: Self::build(key, expire, payload, self.lru()),
+            blob: Self::build(key, expire, payload, self.lru(), 0),
             obj: self.obj.clone(),
         }
     }
@@ -319,6 +336,8 @@ mod tests {
         assert_eq!(e.as_str(), Some(&b"value"[..]));
         assert_eq!(e.expire(), None);
         assert_eq!(e.lru(), 7);
+        assert!(!e.snap_bit());
+        e.set_snap_bit(true);
         e.set_expire(Some(12345));
         assert_eq!(e.expire(), Some(12345));
         assert_eq!(e.key(), b"key");
@@ -337,6 +356,13 @@ mod tests {
         assert_eq!(e.encoding(), "int");
         e.touch(0xabcdef);
         assert_eq!(e.lru(), 0xabcdef);
+        // Every change of value or expiry above kept the snapshot bit.
+        assert!(e.snap_bit());
+        e.set_obj(Object::Str(b"x".to_vec()), None);
+        assert!(e.snap_bit());
+        e.set_str(b"12", None);
+        e.set_snap_bit(false);
+        assert!(!e.snap_bit() && e.expire().is_none() && e.lru() == 0xabcdef);
         let c = e.with_key(b"other", Some(5));
         assert_eq!(
             (c.key(), c.as_str(), c.expire()),

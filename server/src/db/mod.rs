@@ -46,31 +46,38 @@ pub struct SlotTable {
     /// Kept exact by `t_insert`/`t_remove`, the only paths that add or drop
     /// keys.
     tags: hashbrown::HashMap<u32, hashbrown::HashSet<Box<[u8]>>>,
-    /// The snapshot epoch this slot was last written out for (see
-    /// [`Snapshots`]); kept across FLUSH and moved by SWAPDB.
-    saved_epoch: u64,
-    /// Big values of this slot the snapshot has not written yet (written
-    /// in slices by the walker; finished first by anything about to change
-    /// or drop one of them).
-    deferred: Option<Box<Deferred>>,
+    /// The snapshot epoch this slot was last armed for (see [`Snapshots`]);
+    /// kept across FLUSH and moved by SWAPDB, as `mark` is.
+    snap_epoch: u64,
+    /// The snapshot bit ([`Entry::snap_bit`]) of a key written into the
+    /// snapshot of `snap_epoch`. Arming a slot flips it, so every key of the
+    /// slot is then pending; keys created later get it at once (they are
+    /// not in the snapshot). Outside a snapshot every key of the slot has it.
+    mark: bool,
+    /// The snapshot this slot's keys are still being written for.
+    snap: Option<Box<SlotSnap>>,
 }
 
-/// A slot's keys whose values the snapshot writes later, in slices.
-pub struct Deferred {
+/// A slot's share of a snapshot in progress: how many of the keys it had
+/// at the snapshot point are not written yet.
+struct SlotSnap {
     epoch: u64,
-    /// The DB the keys had at the snapshot point (SWAPDB may move the
+    /// The DB the slot had at the snapshot point (SWAPDB may move the
     /// table; the file keeps the snapshot's DB).
     db: usize,
-    keys: hashbrown::HashSet<Box<[u8]>>,
+    pending: usize,
     saver: std::sync::Arc<dyn SlotSaver>,
+    /// The big value the walker is writing in slices.
+    big: Option<Box<[u8]>>,
 }
 
 impl SlotTable {
-    /// Before `key`'s entry may change or go: a deferred big value is
-    /// written into the snapshot first (the hot path reads one field).
+    /// Before `key`'s entry may change or go: if it is still pending in the
+    /// snapshot in progress, it is written first, as it is now (the hot
+    /// path reads one field).
     #[inline(always)]
     fn settle(&mut self, h: u64, key: &[u8]) {
-        if self.deferred.is_some() {
+        if self.snap.is_some() {
             self.settle_slow(h, key);
         }
     }
@@ -78,44 +85,52 @@ impl SlotTable {
     #[cold]
     #[inline(never)]
     fn settle_slow(&mut self, h: u64, key: &[u8]) {
-        let Some(d) = self.deferred.as_mut() else {
+        let mark = self.mark;
+        let Some(sn) = self.snap.as_mut() else {
             return;
         };
-        if !d.saver.live() {
-            self.deferred = None;
-            return;
-        }
-        if !d.keys.remove(key) {
-            return;
-        }
-        let (db, saver) = (d.db, d.saver.clone());
-        if d.keys.is_empty() {
-            self.deferred = None;
-        }
-        if let Some(e) = self.table.find(h, |e| e.key() == key) {
-            saver.finish_key(db, e);
-        }
-    }
-
-    /// Writes every deferred value of the slot now (it is about to be
-    /// emptied).
-    fn settle_all(&mut self, ks: &Keyspace) {
-        let Some(d) = self.deferred.take() else {
+        let Some(e) = self.table.find_mut(h, |e| e.key() == key) else {
             return;
         };
-        if !d.saver.live() {
+        if e.snap_bit() == mark {
             return;
         }
-        for k in &d.keys {
-            if let Some(e) = self.table.find(ks.hash(k), |e| e.key() == &k[..]) {
-                d.saver.finish_key(d.db, e);
+        if sn.saver.live() {
+            if sn.big.as_deref() == Some(key) {
+                sn.saver.finish_key(sn.db, e);
+                sn.big = None;
+            } else {
+                sn.saver.save_key(sn.db, e);
             }
         }
+        e.set_snap_bit(mark);
+        sn.pending -= 1;
+        if sn.pending == 0 {
+            self.snap = None;
+        }
     }
 
-    /// Every key of the slot (expired ones included), in bucket order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.table.iter()
+    /// Writes every pending key of the slot now (it is about to be
+    /// emptied).
+    fn settle_all(&mut self) {
+        let Some(sn) = self.snap.take() else {
+            return;
+        };
+        let mark = self.mark;
+        let live = sn.saver.live();
+        for e in self.table.iter_mut() {
+            if e.snap_bit() == mark {
+                continue;
+            }
+            if live {
+                if sn.big.as_deref() == Some(e.key()) {
+                    sn.saver.finish_key(sn.db, e);
+                } else {
+                    sn.saver.save_key(sn.db, e);
+                }
+            }
+            e.set_snap_bit(mark);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -160,34 +175,45 @@ pub struct Keyspace {
     snap: Snapshots,
 }
 
-/// Writes one slot's keys into a point-in-time snapshot (persist/). Called
-/// with the slot locked, before anyone can change it, exactly once per slot
-/// and snapshot.
+/// Writes keys into a point-in-time snapshot (persist/), each exactly once,
+/// as it was at the snapshot point. Called with the key's slot locked.
 pub trait SlotSaver: Send + Sync {
-    /// Writes the slot's keys, except big values it chooses to write later
-    /// in slices: it returns their keys.
-    fn save_slot(&self, db: usize, slot: usize, t: &SlotTable) -> Vec<Box<[u8]>>;
-    /// Writes the next slice of deferred key `e` (the walker, with the slot
+    /// Whether `e` is written in slices by the walker (`slice_key`) rather
+    /// than in one go.
+    fn is_big(&self, e: &Entry) -> bool;
+    /// Adds `e`'s record to this thread's batch; returns the batch's size.
+    fn add(&self, e: &Entry) -> usize;
+    /// Hands this thread's batch to the snapshot as keys of DB `db`.
+    fn commit(&self, db: usize);
+    /// Writes `e` in one go (a client is about to change it).
+    fn save_key(&self, db: usize, e: &Entry) {
+        self.add(e);
+        self.commit(db);
+    }
+    /// Writes the next slice of big value `e` (the walker, with the slot
     /// locked); true once its whole record is written.
     fn slice_key(&self, db: usize, e: &Entry) -> bool {
-        self.finish_key(db, e);
+        self.save_key(db, e);
         true
     }
-    /// Writes the rest of deferred key `e` now (it is about to change).
-    fn finish_key(&self, _db: usize, _e: &Entry) {}
+    /// Writes the rest of the big value in slices `e` now (it is about to
+    /// change).
+    fn finish_key(&self, db: usize, e: &Entry);
     /// Whether the snapshot still takes writes (an abandoned one does not).
     fn live(&self) -> bool {
         true
     }
 }
 
-/// Forkless point-in-time snapshots (Dragonfly's design on our slots): a
-/// snapshot has an epoch, set while every slot is locked (so no command is
-/// half-done); from then on, the first lock of a slot not yet written for
-/// that epoch writes it out (through the [`SlotSaver`]) before the locker
-/// sees it. A walker locking every slot in turn finishes the snapshot; a
-/// client touching a slot first only writes it out earlier. The hot path
-/// pays one relaxed atomic load per slot lock.
+/// Forkless point-in-time snapshots (Dragonfly's versioning, per key on
+/// our slots): a snapshot has an epoch, set while every slot is locked (so
+/// no command is half-done). The first lock of a slot afterwards arms it
+/// (flips its mark: O(1)), making each of its keys pending; a pending key
+/// is written out, as it is, before anything changes or drops it
+/// ([`SlotTable::settle`]: one key, never the whole slot), and a walker
+/// locking every slot in turn writes the rest in bounded batches. The hot
+/// path pays one relaxed atomic load per slot lock and one field test per
+/// key change.
 #[derive(Default)]
 struct Snapshots {
     /// The active epoch, 0 when none.
@@ -197,20 +223,18 @@ struct Snapshots {
     saver: Mutex<Option<std::sync::Arc<dyn SlotSaver>>>,
 }
 
-/// Locks one slot table, writing it into the snapshot in progress first if
-/// it is not in yet.
+/// Serialized bytes the walker writes per slot lock.
+const WALK_BATCH: usize = 16 * 1024;
+
+/// Locks one slot table, arming it for the snapshot in progress first if it
+/// is not yet.
 #[inline]
-fn lock<'m>(
-    ks: &Keyspace,
-    db: usize,
-    m: &'m Mutex<SlotTable>,
-    slot: usize,
-) -> MutexGuard<'m, SlotTable> {
+fn lock<'m>(ks: &Keyspace, db: usize, m: &'m Mutex<SlotTable>) -> MutexGuard<'m, SlotTable> {
     // A panic while holding a slot (a bug) must not take the slot down with it.
     let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
     let epoch = ks.snap.active.load(Ordering::Relaxed);
-    if epoch != 0 && g.saved_epoch != epoch {
-        ks.snapshot_slot(db, slot, epoch, &mut g);
+    if epoch != 0 && g.snap_epoch != epoch {
+        ks.arm_slot(db, epoch, &mut g);
     }
     g
 }
@@ -241,7 +265,19 @@ impl Keyspace {
 
     #[cold]
     #[inline(never)]
-    fn snapshot_slot(&self, db: usize, slot: usize, epoch: u64, t: &mut SlotTable) {
+    fn arm_slot(&self, db: usize, epoch: u64, t: &mut SlotTable) {
+        if t.snap.take().is_some() {
+            // An abandoned snapshot left keys pending: the marks become
+            // uniform again (once per slot, only after an aborted save).
+            let mark = t.mark;
+            for e in t.table.iter_mut() {
+                e.set_snap_bit(mark);
+            }
+        }
+        t.snap_epoch = epoch;
+        if t.table.is_empty() {
+            return;
+        }
         let saver = self
             .snap
             .saver
@@ -250,21 +286,18 @@ impl Keyspace {
             .clone();
         // The epoch may have ended between the load and here: then there is
         // no saver, and nothing to write.
-        t.deferred = None;
-        if let Some(s) = saver
+        if let Some(saver) = saver
             && self.snap.active.load(Ordering::Relaxed) == epoch
         {
-            let keys = s.save_slot(db, slot, t);
-            if !keys.is_empty() {
-                t.deferred = Some(Box::new(Deferred {
-                    epoch,
-                    db,
-                    keys: keys.into_iter().collect(),
-                    saver: s,
-                }));
-            }
+            t.mark = !t.mark;
+            t.snap = Some(Box::new(SlotSnap {
+                epoch,
+                db,
+                pending: t.table.len(),
+                saver,
+                big: None,
+            }));
         }
-        t.saved_epoch = epoch;
     }
 
     /// Starts a point-in-time snapshot written through `saver`: locks every
@@ -279,8 +312,8 @@ impl Keyspace {
     ) -> u64 {
         let mut guards = Vec::with_capacity(self.dbs.len() * SLOTS);
         for db in &self.dbs {
-            for (s, m) in db.slots.iter().enumerate() {
-                guards.push(lock(self, db.index, m, s));
+            for m in &db.slots {
+                guards.push(lock(self, db.index, m));
             }
         }
         at_start(self);
@@ -291,60 +324,108 @@ impl Keyspace {
         epoch
     }
 
-    /// Writes out every slot not yet in snapshot `epoch` (DB by DB, slot by
-    /// slot, each under its own lock), calling `progress` after each slot;
-    /// `progress` returning false abandons the walk. Returns whether it
-    /// completed. The epoch ends either way.
+    /// Writes out every key still pending in snapshot `epoch` (DB by DB,
+    /// slot by slot, `WALK_BATCH` bytes or one slice of a big value per
+    /// lock), calling `progress` before each lock; `progress` returning
+    /// false abandons the walk. Returns whether it completed. The epoch
+    /// ends either way.
     pub fn snapshot_walk(&self, epoch: u64, mut progress: impl FnMut() -> bool) -> bool {
         let mut complete = true;
-        let mut keys: Vec<Box<[u8]>> = Vec::new();
         'all: for db in &self.dbs {
-            for (s, m) in db.slots.iter().enumerate() {
-                if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
-                    complete = false;
-                    break 'all;
-                }
-                let g = lock(self, db.index, m, s);
-                keys.clear();
-                if let Some(d) = g.deferred.as_ref()
-                    && d.epoch == epoch
-                {
-                    keys.extend(d.keys.iter().cloned());
-                }
-                drop(g);
-                // Big values: a slice per lock, the file written in between.
-                for k in &keys {
-                    let h = self.hash(k);
-                    loop {
-                        if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
-                            complete = false;
-                            break 'all;
-                        }
-                        let mut g = lock(self, db.index, m, s);
-                        let t = &mut *g;
-                        let Some(d) = t.deferred.as_mut() else {
-                            break;
-                        };
-                        if d.epoch != epoch || !d.keys.contains(k) {
-                            break;
-                        }
-                        let done = match t.table.find(h, |e| e.key() == &k[..]) {
-                            Some(e) => d.saver.slice_key(d.db, e),
-                            None => true,
-                        };
-                        if done {
-                            d.keys.remove(k);
-                            if d.keys.is_empty() {
-                                t.deferred = None;
-                            }
-                            break;
-                        }
+            for m in &db.slots {
+                // Bucket cursor; restarted when the table moves entries.
+                let mut cursor = 0;
+                let mut generation = None;
+                let mut found = false;
+                loop {
+                    if self.snap.active.load(Ordering::Relaxed) != epoch || !progress() {
+                        complete = false;
+                        break 'all;
+                    }
+                    let mut g = lock(self, db.index, m);
+                    if self.walk_step(&mut g, epoch, &mut cursor, &mut generation, &mut found) {
+                        break;
                     }
                 }
             }
         }
         self.snapshot_end(epoch);
         complete
+    }
+
+    /// One lock's worth of the walk through slot table `t`; true once
+    /// nothing of it is pending.
+    fn walk_step(
+        &self,
+        t: &mut SlotTable,
+        epoch: u64,
+        cursor: &mut usize,
+        generation: &mut Option<u64>,
+        found: &mut bool,
+    ) -> bool {
+        let mark = t.mark;
+        let Some(sn) = t.snap.as_mut() else {
+            return true;
+        };
+        if sn.epoch != epoch {
+            return true;
+        }
+        if let Some(k) = sn.big.as_deref() {
+            let h = self.hash(k);
+            // (Always found: a change or a drop settles it first.)
+            if let Some(e) = t.table.find_mut(h, |e| e.key() == k) {
+                if !sn.saver.slice_key(sn.db, e) {
+                    return false;
+                }
+                e.set_snap_bit(mark);
+                sn.pending -= 1;
+            }
+            sn.big = None;
+        } else {
+            if *generation != Some(t.generation) {
+                *generation = Some(t.generation);
+                *cursor = 0;
+            }
+            let n = t.table.num_buckets();
+            let mut any = false;
+            while *cursor < n {
+                if let Some(e) = t.table.get_bucket_mut(*cursor)
+                    && e.snap_bit() != mark
+                {
+                    any = true;
+                    if sn.saver.is_big(e) {
+                        sn.big = Some(e.key().into());
+                        break;
+                    }
+                    let batch = sn.saver.add(e);
+                    e.set_snap_bit(mark);
+                    sn.pending -= 1;
+                    if sn.pending == 0 || batch >= WALK_BATCH {
+                        *cursor += 1;
+                        break;
+                    }
+                }
+                *cursor += 1;
+            }
+            sn.saver.commit(sn.db);
+            *found |= any;
+            if *cursor >= n && sn.pending != 0 && sn.big.is_none() {
+                // Keys still pending behind the cursor: they moved. A pass
+                // from the start that finds none means the count is off (a
+                // bug): the slot is let go rather than walked forever.
+                debug_assert!(*found, "pending count without pending keys");
+                if !*found {
+                    t.snap = None;
+                    return true;
+                }
+                *cursor = 0;
+                *found = false;
+            }
+        }
+        if t.snap.as_ref().is_some_and(|sn| sn.pending == 0) {
+            t.snap = None;
+        }
+        t.snap.is_none()
     }
 
     /// Ends snapshot `epoch` (if it is still the active one): slots not yet
@@ -425,7 +506,7 @@ impl Keyspace {
     #[inline]
     pub fn lock_slot_table(&self, db: usize, slot: usize) -> Option<MutexGuard<'_, SlotTable>> {
         let s = slot & (SLOTS - 1);
-        Some(lock(self, db, &self.dbs.get(db)?.slots[s], s))
+        Some(lock(self, db, &self.dbs.get(db)?.slots[s]))
     }
 
     /// Locks every slot of the given keys (ascending, deduplicated).
@@ -629,6 +710,8 @@ fn t_put(
     t.settle(h, e.key());
     if let Some(old) = t.table.find_mut(h, |x| x.key() == e.key()) {
         let (before, after) = (old.expire().is_some(), e.expire().is_some());
+        let mut e = e;
+        e.set_snap_bit(t.mark);
         let prev = std::mem::replace(old, e);
         adjust_volatile(t, c, before, after);
         return Some(prev);
@@ -656,6 +739,9 @@ fn t_insert(
     tag_index(t, e.key());
     c.keys.fetch_add(1, Ordering::Relaxed);
     c.slot_keys[slot].fetch_add(1, Ordering::Relaxed);
+    // Created after any snapshot point: never pending.
+    let mut e = e;
+    e.set_snap_bit(t.mark);
     t.table.insert_unique(h, e, |x| hasher.hash_one(x.key()));
 }
 
@@ -1251,12 +1337,7 @@ impl<'a> LockSet<'a> {
             return LockSet::All(
                 ks.dbs
                     .iter()
-                    .flat_map(|db| {
-                        db.slots
-                            .iter()
-                            .enumerate()
-                            .map(|(s, m)| RefCell::new(lock(ks, db.index, m, s)))
-                    })
+                    .flat_map(|db| db.slots.iter().map(|m| RefCell::new(lock(ks, db.index, m))))
                     .collect(),
             );
         }
@@ -1268,7 +1349,6 @@ impl<'a> LockSet<'a> {
                 ks,
                 k / SLOTS,
                 &ks.dbs[k / SLOTS].slots[k % SLOTS],
-                k % SLOTS,
             )));
         }
         LockSet::Many(m)
@@ -1418,7 +1498,7 @@ impl<'a> Locker<'a> {
                 db.index
             );
         }
-        SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot], slot))
+        SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot]))
     }
 
     /// Locks the slot of `key` in DB `db`.
@@ -1441,7 +1521,7 @@ impl<'a> Locker<'a> {
             // Nothing held by a caller (reads, tools): lock it here.
             let slot = slot_of(key);
             return SlotRef {
-                t: SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot], slot)),
+                t: SlotGuard::Own(lock(self.ks, db.index, &db.slots[slot])),
                 db,
                 ks: self.ks,
                 slot,
@@ -1549,10 +1629,11 @@ impl<'a> Locker<'a> {
         let mut n = 0;
         for (s, g) in guards.iter_mut().enumerate() {
             n += g.table.len();
-            g.settle_all(self.ks);
+            g.settle_all();
             **g = SlotTable {
                 generation: g.generation + 1,
-                saved_epoch: g.saved_epoch,
+                snap_epoch: g.snap_epoch,
+                mark: g.mark,
                 ..SlotTable::default()
             };
             db.counters.slot_keys[s].store(0, Ordering::Relaxed);

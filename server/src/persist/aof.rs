@@ -1199,7 +1199,6 @@ fn start_rewrite(srv: &Server) -> Result<(), Logged> {
     let spawned = std::thread::Builder::new()
         .name("codis-aofrw".into())
         .spawn(move || {
-            super::background_priority();
             let r = job.run_until(&me, &me.persist.aof.abort);
             rewrite_done(&me, r, mode, incr2, &bg2);
         });

@@ -160,47 +160,6 @@ impl Persist {
     }
 }
 
-/// Lowers the calling thread's CPU priority to nice 10 (Linux schedules
-/// threads one by one): a snapshot walker sharing a core with the executor
-/// then takes about a tenth of it while the executor is busy, so clients'
-/// latency pays less for the save, whose time has room to spare (no fork,
-/// no copy). The walker goes back to nice 0 while what clients serialized
-/// piles up (rdb.rs), so its memory stays bounded. Measured against
-/// `SCHED_IDLE` (lower p99 still, but a walker a fully busy machine could
-/// starve, holding the snapshot open) and nice 0 (docs/performance.md).
-pub fn background_priority() {
-    if may_raise_priority() {
-        set_background(true);
-    }
-}
-
-/// Whether this process may bring a thread back from nice 10 to 0 (root,
-/// or `RLIMIT_NICE` allowing it): otherwise the walker keeps nice 0, since
-/// it could not catch up when its queue piles up.
-#[allow(unsafe_code)]
-fn may_raise_priority() -> bool {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for the call.
-    unsafe {
-        libc::geteuid() == 0
-            || (libc::getrlimit(libc::RLIMIT_NICE, &mut lim) == 0 && lim.rlim_cur >= 20)
-    }
-}
-
-#[allow(unsafe_code)]
-pub fn set_background(on: bool) {
-    let nice: libc::c_int = if on { 10 } else { 0 };
-    // SAFETY: plain syscalls on the calling thread's own id (raising the
-    // priority back is only tried where `may_raise_priority` allows it).
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
-    }
-}
-
 /// Why SAVE / BGSAVE did not start.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartError {
@@ -300,7 +259,6 @@ pub fn bgsave(srv: &Server) -> Result<(), StartError> {
     let spawned = std::thread::Builder::new()
         .name("codis-bgsave".into())
         .spawn(move || {
-            background_priority();
             let ok = job.run(&me);
             bgsave_done(&me, ok);
         });

@@ -15,7 +15,7 @@ use protocol::rdb::file::{self, FileError, FileReader, Item};
 use protocol::rdb::lzf::Compressor;
 
 use crate::codec;
-use crate::db::{KeyAccess, SlotSaver, SlotTable, now_ms};
+use crate::db::{KeyAccess, SlotSaver, now_ms};
 use crate::server::Server;
 use crate::{notice, warning};
 
@@ -126,8 +126,8 @@ struct Out {
     big: Option<Big>,
 }
 
-/// Queued bytes at one take past which the walker stops yielding the core.
-const BOOST_BYTES: usize = 4 << 20;
+/// How long the walker runs between two offers of the core to clients.
+const YIELD_EVERY: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// A slot's serialization past this size is handed over as its own chunk.
 const MOVE_BYTES: usize = 64 * 1024;
@@ -209,9 +209,17 @@ impl FileOut {
     }
 }
 
+/// A thread's serialized keys not yet handed to the snapshot.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    keys: u64,
+    lzf: Compressor,
+}
+
 thread_local! {
-    /// Per-thread serialization scratch (a slot's keys) and LZF table.
-    static SCRATCH: RefCell<(Vec<u8>, Compressor)> = RefCell::new((Vec::new(), Compressor::default()));
+    /// Per-thread serialization batch and LZF table.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 impl Sink {
@@ -227,39 +235,39 @@ impl Sink {
 }
 
 impl SlotSaver for Sink {
-    fn save_slot(&self, db: usize, _slot: usize, t: &SlotTable) -> Vec<Box<[u8]>> {
-        let mut deferred = Vec::new();
-        if t.is_empty() {
-            return deferred;
-        }
+    fn is_big(&self, e: &crate::db::Entry) -> bool {
+        is_big(e.value())
+    }
+
+    fn add(&self, e: &crate::db::Entry) -> usize {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            let (buf, lzf) = &mut *s;
-            buf.clear();
-            let mut n = 0u64;
-            for e in t.entries() {
-                if is_big(e.value()) {
-                    deferred.push(e.key().into());
-                    continue;
+            let s = &mut *s;
+            self.idle(&mut s.buf, e);
+            if self.commands {
+                codec::aof_commands(&mut s.buf, e.key(), e.value(), e.expire());
+            } else {
+                if let Some(at) = e.expire() {
+                    file::write_expire_ms(&mut s.buf, at);
                 }
-                self.idle(buf, e);
-                if self.commands {
-                    codec::aof_commands(buf, e.key(), e.value(), e.expire());
-                } else {
-                    if let Some(at) = e.expire() {
-                        file::write_expire_ms(buf, at);
-                    }
-                    codec::file_value_compact(
-                        buf,
-                        e.key(),
-                        e.value(),
-                        self.compress.then_some(&mut *lzf),
-                        &self.thresholds,
-                    );
-                }
-                n += 1;
+                codec::file_value_compact(
+                    &mut s.buf,
+                    e.key(),
+                    e.value(),
+                    self.compress.then_some(&mut s.lzf),
+                    &self.thresholds,
+                );
             }
-            if buf.is_empty() {
+            s.keys += 1;
+            s.buf.len()
+        })
+    }
+
+    fn commit(&self, db: usize) {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let s = &mut *s;
+            if s.buf.is_empty() {
                 return;
             }
             let mut o = self.lock();
@@ -270,48 +278,58 @@ impl SlotSaver for Sink {
                 o.pending += head.len();
                 o.tail().extend_from_slice(&head);
             }
-            o.pending += buf.len();
-            if buf.len() >= MOVE_BYTES {
-                o.chunks.push(std::mem::take(buf));
+            o.pending += s.buf.len();
+            if s.buf.len() >= MOVE_BYTES {
+                o.chunks.push(std::mem::take(&mut s.buf));
             } else {
-                o.tail().extend_from_slice(buf);
+                o.tail().extend_from_slice(&s.buf);
+                s.buf.clear();
             }
-            self.keys.fetch_add(n, Relaxed);
+            self.keys.fetch_add(std::mem::take(&mut s.keys), Relaxed);
         });
-        deferred
     }
 
     fn slice_key(&self, db: usize, e: &crate::db::Entry) -> bool {
         let mut o = self.lock();
-        let o = &mut *o;
-        let mut big = match o.big.take() {
-            Some(b) if b.db == db && *b.key == *e.key() => b,
-            other => {
-                // The walker writes one big value at a time.
-                debug_assert!(other.is_none());
-                // Everything queued so far precedes this record; what is
-                // queued after it selects its DB again.
-                let mut queued = std::mem::take(&mut o.chunks);
-                o.pending = 0;
-                o.ahead.append(&mut queued);
-                o.db = None;
-                let mut head = Vec::with_capacity(24);
-                o.select(db, self.commands, &mut head);
-                o.db = None;
-                self.idle(&mut head, e);
-                o.ahead.push(head);
-                Big {
-                    db,
-                    key: e.key().into(),
-                    slicer: codec::FileSlicer::default(),
-                }
-            }
-        };
+        if !o
+            .big
+            .as_ref()
+            .is_some_and(|b| b.db == db && *b.key == *e.key())
+        {
+            // The walker writes one big value at a time.
+            debug_assert!(o.big.is_none());
+            // Everything queued so far precedes this record; what is
+            // queued after it selects its DB again.
+            let o = &mut *o;
+            let mut queued = std::mem::take(&mut o.chunks);
+            o.pending = 0;
+            o.ahead.append(&mut queued);
+            o.db = None;
+            let mut head = Vec::with_capacity(24);
+            o.select(db, self.commands, &mut head);
+            o.db = None;
+            self.idle(&mut head, e);
+            o.ahead.push(head);
+            o.big = Some(Big {
+                db,
+                key: e.key().into(),
+                slicer: codec::FileSlicer::default(),
+            });
+        }
+        // The slice is serialized without the queue's lock (clients' keys
+        // go on queueing behind the record); its slot lock, held by the
+        // walker, keeps everyone else off this record.
+        let mut slicer = o
+            .big
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.slicer))
+            .unwrap_or_default();
+        drop(o);
         let mut buf = Vec::with_capacity(80 * 1024);
         let done = SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            let lzf = self.compress.then_some(&mut s.1);
-            big.slicer.step(
+            let lzf = self.compress.then_some(&mut s.lzf);
+            slicer.step(
                 &mut buf,
                 e.key(),
                 e.value(),
@@ -321,59 +339,53 @@ impl SlotSaver for Sink {
                 false,
             )
         });
+        let mut o = self.lock();
         o.ahead.push(buf);
         if done {
+            o.big = None;
             self.keys.fetch_add(1, Relaxed);
-        } else {
-            o.big = Some(big);
+        } else if let Some(b) = o.big.as_mut() {
+            b.slicer = slicer;
         }
         done
     }
 
     fn finish_key(&self, db: usize, e: &crate::db::Entry) {
         let mut o = self.lock();
-        let o = &mut *o;
+        if !o
+            .big
+            .as_ref()
+            .is_some_and(|b| b.db == db && *b.key == *e.key())
+        {
+            drop(o);
+            self.save_key(db, e);
+            return;
+        }
+        // The walker's record in progress: its rest, right behind its
+        // slices (serialized without the queue's lock, as in `slice_key`).
+        let mut slicer = o
+            .big
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.slicer))
+            .unwrap_or_default();
+        drop(o);
         let mut buf = Vec::new();
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            let lzf = self.compress.then_some(&mut s.1);
-            match o.big.take() {
-                // The walker's record in progress: its rest, right behind
-                // its slices.
-                Some(mut b) if b.db == db && *b.key == *e.key() => {
-                    b.slicer.step(
-                        &mut buf,
-                        e.key(),
-                        e.value(),
-                        e.expire(),
-                        self.commands,
-                        lzf,
-                        true,
-                    );
-                    o.ahead.push(std::mem::take(&mut buf));
-                }
-                other => {
-                    o.big = other;
-                    self.idle(&mut buf, e);
-                    codec::FileSlicer::default().step(
-                        &mut buf,
-                        e.key(),
-                        e.value(),
-                        e.expire(),
-                        self.commands,
-                        lzf,
-                        true,
-                    );
-                    let mut head = Vec::with_capacity(24);
-                    o.select(db, self.commands, &mut head);
-                    o.pending += head.len() + buf.len();
-                    if !head.is_empty() {
-                        o.chunks.push(head);
-                    }
-                    o.chunks.push(std::mem::take(&mut buf));
-                }
-            }
+            let lzf = self.compress.then_some(&mut s.lzf);
+            slicer.step(
+                &mut buf,
+                e.key(),
+                e.value(),
+                e.expire(),
+                self.commands,
+                lzf,
+                true,
+            );
         });
+        let mut o = self.lock();
+        o.ahead.push(buf);
+        o.big = None;
         self.keys.fetch_add(1, Relaxed);
     }
 
@@ -573,27 +585,23 @@ impl Job {
     ) -> Option<bool> {
         let sink = self.sink.clone();
         let out = &mut self.out;
-        let mut boosted = false;
+        let mut last_yield = std::time::Instant::now();
         let complete = srv.ks.snapshot_walk(self.epoch, || {
             srv.persist
                 .keys_processed
                 .store(sink.keys.load(Relaxed), Relaxed);
-            // Between two slots, holding no lock: the only place the file
-            // is written while the snapshot runs.
-            let mut taken = 0;
+            // Between two lock holds, holding none: the only place the
+            // file is written while the snapshot runs.
             for chunk in sink.take(FLUSH_BYTES).unwrap_or_default() {
-                taken += chunk.len();
                 out.write(&chunk);
             }
-            // The walker yields the core to clients (background priority)
-            // unless what clients serialized piles up: then it catches up at
-            // their priority, so the queue stays small.
-            if !boosted && taken >= BOOST_BYTES {
-                boosted = true;
-                super::set_background(false);
-            } else if boosted && taken < FLUSH_BYTES {
-                boosted = false;
-                super::set_background(true);
+            // Every YIELD_EVERY of walking, clients get a chance to run:
+            // the walker gives the core back here rather than being
+            // preempted for a whole time slice (milliseconds) while
+            // clients wait.
+            if last_yield.elapsed() >= YIELD_EVERY {
+                std::thread::yield_now();
+                last_yield = std::time::Instant::now();
             }
             !abort.load(Relaxed)
         });
