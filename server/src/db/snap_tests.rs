@@ -10,13 +10,16 @@ use super::*;
 /// (db, key) → value.
 type Written = BTreeMap<(usize, Vec<u8>), Vec<u8>>;
 
+/// (key, value) pairs added, not committed.
+type Batch = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Collects what the snapshot wrote: (db, key) → value.
 /// Keys starting with `big` are written a byte per slice by the walker.
 #[derive(Default)]
 struct Collect {
     keys: Mutex<Written>,
     /// Per thread: `add`ed, not yet committed.
-    batch: Mutex<std::collections::HashMap<std::thread::ThreadId, Vec<(Vec<u8>, Vec<u8>)>>>,
+    batch: Mutex<std::collections::HashMap<std::thread::ThreadId, Batch>>,
     /// Keys written one by one (`save_key`: a client settled them).
     one_by_one: AtomicUsize,
     /// Deferred keys in progress: bytes written so far.
