@@ -335,6 +335,26 @@ fn reject(srv: &Server, client: &mut Client, out: &mut Reply, stat: usize, text:
     reply_error(srv, out, text);
 }
 
+/// Why the persistence state refuses a command (Redis' processCommand
+/// order): stop-writes-on-bgsave-error and AOF write errors refuse writes
+/// and PING (`writeCommandsDeniedByDiskError`); the start-up load refuses
+/// what lacks the `loading` flag. (The AOF's own replay, which is the
+/// load, is never refused.)
+#[cold]
+fn persistence_refusal(
+    srv: &Server,
+    spec: &CommandSpec,
+    id: CmdId,
+) -> Option<std::borrow::Cow<'static, str>> {
+    if (spec.has(flags::WRITE) || id == CmdId::Ping)
+        && let Some(e) = srv.persist.writes_denied(srv)
+    {
+        return Some(e);
+    }
+    (srv.persist.loading.active.load(Relaxed) && !spec.has(flags::LOADING))
+        .then_some(errors::LOADING.into())
+}
+
 /// [`execute`], except that a write refused by the migration gate is
 /// reported to the caller instead of answered.
 pub fn execute_checked(
@@ -397,12 +417,10 @@ pub fn execute_checked(
         );
         return Outcome::Replied;
     }
-    if srv.persist.failed.load(Relaxed)
-        && (spec.has(flags::WRITE) || id == CmdId::Ping)
-        && let Some(e) = srv.persist.writes_denied(srv)
+    if srv.persist.gate.load(Relaxed)
+        && !client.replaying
+        && let Some(e) = persistence_refusal(srv, spec, id)
     {
-        // stop-writes-on-bgsave-error, AOF write errors (Redis'
-        // writeCommandsDeniedByDiskError).
         reject(srv, client, out, stat, e.as_bytes());
         return Outcome::Replied;
     }

@@ -99,9 +99,6 @@ async fn serve(srv: Arc<Server>) -> i32 {
         (c.bind.clone(), c.port, c.pidfile.clone())
     };
     notice!("oO0OoO0OoO0Oo codis-server is starting oO0OoO0OoO0Oo");
-    // The data files are loaded before the port opens (clients never see
-    // a half-loaded dataset; Redis answers -LOADING meanwhile).
-    server::persist::load_at_startup(&srv);
     let listeners = match net::bind_all(&binds, port).await {
         Ok(l) => l,
         Err(e) => {
@@ -152,10 +149,32 @@ async fn serve(srv: Arc<Server>) -> i32 {
         if srv.threads == 1 { "" } else { "s" },
         srv.ks.db_count()
     );
-    notice!("Ready to accept connections tcp");
+    // The data files load while the port is open, as Redis: clients
+    // connected meanwhile get -LOADING for what needs the dataset. The
+    // cron (save points, expiry, AOF fsync) starts once it is loaded.
+    srv.persist.begin_loading();
     for l in listeners {
         tokio::spawn(net::accept_loop(srv.clone(), l));
     }
+    let loader = srv.clone();
+    let load = tokio::task::spawn_blocking(move || server::persist::load_at_startup(&loader));
+    tokio::select! {
+        r = load => {
+            if r.is_err() {
+                warning!("Loading the data files failed unexpectedly, exiting.");
+                return 1;
+            }
+        }
+        why = wait_for_shutdown(&srv) => {
+            // Nothing to save while loading (Redis' prepareForShutdown).
+            notice!("{why} while loading the dataset, exiting without saving.");
+            if !pidfile.is_empty() {
+                let _ = std::fs::remove_file(&pidfile);
+            }
+            std::process::exit(0);
+        }
+    }
+    notice!("Ready to accept connections tcp");
     tokio::spawn(srv.clone().cron());
     loop {
         let why = wait_for_shutdown(&srv).await;

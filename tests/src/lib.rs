@@ -395,9 +395,11 @@ impl Server {
             }
             if let Ok(mut c) = Conn::connect_timeout(self.port, Duration::from_secs(2)) {
                 // Any status reply means the command loop runs (with
-                // requirepass it is -NOAUTH).
+                // requirepass it is -NOAUTH), except -LOADING: the dataset
+                // is still loading.
                 if let Ok(r) = c.try_send(&["PING"])
                     && (r.first() == Some(&b'+') || r.first() == Some(&b'-'))
+                    && !r.starts_with(b"-LOADING")
                 {
                     return Ok(());
                 }

@@ -217,22 +217,6 @@ fn check_aof(dir: &Path) {
     );
 }
 
-/// redis-server answers `-LOADING` while it loads (the harness counts
-/// that as started): polls PING until it answers +PONG.
-#[track_caller]
-fn wait_loaded(c: &mut Conn) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.cmd("PING");
-        if r == b"+PONG\r\n" {
-            return;
-        }
-        assert!(r.starts_with(b"-LOADING"), "{}", escape(&r));
-        assert!(Instant::now() < deadline, "still loading");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[track_caller]
 fn no_panic(what: &str, log: &str) {
     assert!(!log.contains("panicked"), "{what}: panic:\n{log}");
@@ -551,7 +535,6 @@ fn aof_travels_both_ways_with_redis() {
     check_aof(odir.path());
     let redis = RedisServer::start_in(odir.path(), AOF).unwrap();
     let mut r = redis.conn();
-    wait_loaded(&mut r);
     assert_eq!(db_sizes(&mut r), sizes, "DB sizes of our AOF in redis");
     compare_dbs(&mut r, &before, &sets);
 }

@@ -433,8 +433,18 @@ fn spawn_server(port: u16, dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn codis-server");
+    // Up once it answers PING with +PONG (not -LOADING).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut buf = [0u8; 64];
+            if s.write_all(b"PING\r\n").is_ok()
+                && let Ok(n) = s.read(&mut buf)
+                && buf[..n].starts_with(b"+PONG")
+            {
+                break;
+            }
+        }
         assert!(
             Instant::now() < deadline,
             "codis-server did not start on {port}"

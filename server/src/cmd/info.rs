@@ -416,7 +416,8 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
 fn persistence(ctx: &Ctx, w: &mut Lines) {
     let p = &ctx.srv.persist;
     let i = p.info();
-    w.kv("loading", 0);
+    let loading = p.loading.active.load(Relaxed);
+    w.kv("loading", loading as u8);
     w.kv("async_loading", 0);
     // No fork, so no copy-on-write: these stay 0 (the snapshot's extra
     // memory is the serialization buffer, see docs/persistence.md).
@@ -471,6 +472,15 @@ fn persistence(ctx: &Ctx, w: &mut Lines) {
         // The writer thread fsyncs itself: no separate job is ever queued.
         w.kv("aof_pending_bio_fsync", 0);
         w.kv("aof_delayed_fsync", a.delayed_fsync);
+    }
+    if loading {
+        let l = p.loading.info();
+        w.kv("loading_start_time", l.start);
+        w.kv("loading_total_bytes", l.total);
+        w.kv("loading_rdb_used_mem", l.rdb_used_mem);
+        w.kv("loading_loaded_bytes", l.loaded);
+        w.kv("loading_loaded_perc", format!("{:.2}", l.perc));
+        w.kv("loading_eta_seconds", l.eta);
     }
 }
 

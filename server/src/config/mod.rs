@@ -237,6 +237,9 @@ pub struct Config {
     pub auto_aof_rewrite_min_size: i64,
     /// `aof-load-truncated`.
     pub aof_load_truncated: bool,
+    /// `key-load-delay` (hidden, for tests, as redis): a pause per key
+    /// loaded at start-up, in µs; negative: 1 µs every `-n` keys.
+    pub key_load_delay: i64,
     /// `aof-use-rdb-preamble`.
     pub aof_use_rdb_preamble: bool,
     /// `aof-timestamp-enabled`.
@@ -572,6 +575,7 @@ impl Config {
             no_appendfsync_on_rewrite: false,
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
+            key_load_delay: 0,
             aof_load_truncated: false,
             aof_use_rdb_preamble: false,
             aof_timestamp_enabled: false,
@@ -678,6 +682,9 @@ impl Config {
                 continue;
             }
             for (i, p) in PARAMS.iter().enumerate() {
+                if p.flags & table::HIDDEN != 0 {
+                    continue;
+                }
                 for name in std::iter::once(p.name).chain(p.alias) {
                     if !seen(&out, name.as_bytes())
                         && protocol::glob::string_match(pat, name.as_bytes(), true)

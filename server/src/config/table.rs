@@ -15,6 +15,9 @@ pub(crate) const SENSITIVE: u8 = 1 << 2;
 /// Mutable in redis, but codis-server does not re-apply it at runtime (no
 /// listener rebinding): `CONFIG SET` answers like for an immutable one.
 pub(crate) const NO_RUNTIME: u8 = 1 << 3;
+/// Left out of `CONFIG GET` patterns (redis' `HIDDEN_CONFIG`: test knobs);
+/// an exact name still reads it.
+pub(crate) const HIDDEN: u8 = 1 << 4;
 
 const INT_MAX: i64 = i32::MAX as i64;
 const INT_MIN: i64 = i32::MIN as i64;
@@ -389,6 +392,14 @@ pub(crate) static PARAMS: &[Param] = &[
         rdb_save_incremental_fsync
     ),
     p!("dir", N, PROTECTED, Kind::Dir, "", dir),
+    p!(
+        "key-load-delay",
+        N,
+        HIDDEN,
+        int(INT_MIN, INT_MAX),
+        "0",
+        key_load_delay
+    ),
     // --- append only file ---
     p!("appendonly", N, 0, B, "no", appendonly),
     p!(

@@ -635,10 +635,14 @@ fn load_files(srv: &Server, dir: &Path, m: &Manifest) -> Result<bool, Logged> {
     if total == 0 {
         return Ok(true);
     }
+    srv.persist.loading.set_total(total);
     let last = files.len() - 1;
+    let mut done = 0u64;
     for (i, f) in files.iter().enumerate() {
         let start = Instant::now();
+        srv.persist.loading.next_file(done);
         let r = load_one(srv, &dir.join(&f.name), &f.name)?;
+        done += std::fs::metadata(dir.join(&f.name)).map_or(0, |m| m.len());
         if r == Loaded::Truncated && i != last {
             warning!("Fatal error: the truncated file is not the last file");
             return Err(Logged);
@@ -735,7 +739,9 @@ fn replay(srv: &Server, f: File, start: u64, path: &Path, name: &str) -> Result<
     let mut valid_before_multi = start;
     let mut line = Vec::with_capacity(64);
     let mut args: Vec<Vec<u8>> = Vec::new();
+    let mut delay = srv.config().key_load_delay;
     let stop = 'outer: loop {
+        srv.persist.loading.progress(srv, pos, &mut delay);
         line.clear();
         match r.read_until(b'\n', &mut line) {
             Ok(0) => {
@@ -1443,7 +1449,7 @@ pub fn turn_on(srv: &Server, in_exec: bool) -> Result<(), &'static str> {
         st.mode = Mode::WaitRewrite;
         // A reopened AOF forgets the old write error.
         aof.writer.write_failed.store(false, Relaxed);
-        srv.persist.refresh_failed();
+        srv.persist.refresh_gate();
         if in_exec {
             st.scheduled = true;
             notice!(

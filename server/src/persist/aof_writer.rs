@@ -416,7 +416,7 @@ fn flush(srv: &Server, w: &Writer, sync: Sync) -> bool {
     if ok && w.write_failed.swap(false, Relaxed) {
         notice!("AOF write error looks solved, Redis can write again.");
         *lock(&w.last_error) = None;
-        srv.persist.refresh_failed();
+        srv.persist.refresh_gate();
     }
     w.retry_len.store(
         (out.retry.len() + out.next.as_ref().map_or(0, |n| n.2.len())) as u64,
@@ -491,7 +491,7 @@ fn write_error(srv: &Server, w: &Writer, policy: u8, e: &std::io::Error) {
         warning!("Error writing to the AOF file: {text}");
     }
     *lock(&w.last_error) = Some(text);
-    srv.persist.failed.store(true, Relaxed);
+    srv.persist.gate.store(true, Relaxed);
 }
 
 impl Writer {

@@ -7,7 +7,10 @@
 //!
 //! BGSAVE does not fork: it takes a point-in-time snapshot of the slot
 //! tables (`db::Keyspace::snapshot_begin`, a serialize-before-write hook per
-//! slot) and writes it from a thread of its own while clients go on.
+//! key) and writes it from a thread of its own while clients go on.
+//!
+//! The start-up load runs while the port is open: commands without the
+//! `loading` flag get `-LOADING`, INFO reports the progress ([`Loading`]).
 
 pub mod aof;
 pub mod aof_writer;
@@ -32,13 +35,117 @@ pub struct Persist {
     pub saving: AtomicBool,
     /// Set to stop the BGSAVE in progress (FLUSHALL, SHUTDOWN).
     abort: AtomicBool,
-    /// The last save failed (the write gate's one load; see
-    /// [`Persist::writes_denied`]).
-    pub failed: AtomicBool,
+    /// The one load of the command gate: the last save failed (see
+    /// [`Persist::writes_denied`]) or the dataset is loading.
+    pub gate: AtomicBool,
+    /// The start-up load in progress.
+    pub loading: Loading,
     pub keys_processed: AtomicU64,
     pub keys_total: AtomicU64,
     /// The append-only file (aof.rs).
     pub aof: aof::Aof,
+}
+
+/// The start-up load (Redis' `server.loading*`): what INFO persistence
+/// reports while it runs.
+#[derive(Default)]
+pub struct Loading {
+    pub active: AtomicBool,
+    /// Unix seconds.
+    start: AtomicU64,
+    /// Bytes of the files to load.
+    total: AtomicU64,
+    /// `used-mem` of the RDB (its AUX field).
+    pub rdb_used_mem: AtomicU64,
+    /// Bytes loaded, of earlier files (`base`) and in all.
+    base: AtomicU64,
+    loaded: AtomicU64,
+    /// Keys loaded, for `key-load-delay`'s negative form.
+    keys: AtomicU64,
+}
+
+/// INFO's `loading_*` fields.
+pub struct LoadingInfo {
+    pub start: u64,
+    pub total: u64,
+    pub rdb_used_mem: u64,
+    pub loaded: u64,
+    pub perc: f64,
+    pub eta: i64,
+}
+
+impl Loading {
+    /// Starts reporting a load (its size comes with `set_total`).
+    pub fn begin(&self) {
+        self.start.store(unix_secs(), Relaxed);
+        for a in [&self.total, &self.rdb_used_mem, &self.base, &self.loaded] {
+            a.store(0, Relaxed);
+        }
+        self.active.store(true, Relaxed);
+    }
+
+    /// The bytes of the files to load.
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Relaxed);
+    }
+
+    /// The next file starts after `done` bytes of the earlier ones.
+    pub fn next_file(&self, done: u64) {
+        self.base.store(done, Relaxed);
+        self.loaded.store(done, Relaxed);
+    }
+
+    /// `offset` bytes of the current file are loaded; then the pause of
+    /// `key-load-delay` for one key, where the load started with one (it
+    /// is then read again each time: CONFIG SET applies at once).
+    pub fn progress(&self, srv: &Server, offset: u64, delay: &mut i64) {
+        self.loaded.store(self.base.load(Relaxed) + offset, Relaxed);
+        if *delay == 0 {
+            return;
+        }
+        *delay = srv.config().key_load_delay;
+        if *delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay.unsigned_abs()));
+        } else if *delay < 0 {
+            let n = self.keys.fetch_add(1, Relaxed) + 1;
+            if n.is_multiple_of(delay.unsigned_abs()) {
+                std::thread::sleep(std::time::Duration::from_micros(1));
+            }
+        }
+    }
+
+    /// What INFO shows, with Redis' percentage and ETA rules.
+    pub fn info(&self) -> LoadingInfo {
+        let (total, used, loaded) = (
+            self.total.load(Relaxed),
+            self.rdb_used_mem.load(Relaxed),
+            self.loaded.load(Relaxed),
+        );
+        let (mut perc, mut remaining) = (0.0, 1u64);
+        if total > 0 {
+            perc = loaded as f64 / total as f64 * 100.0;
+            remaining = total.saturating_sub(loaded);
+        } else if used > 0 {
+            // used-mem only estimates the file size: never past 99.99%.
+            perc = (loaded as f64 / used as f64 * 100.0).min(99.99);
+            remaining = used.saturating_sub(loaded).max(1);
+        }
+        let start = self.start.load(Relaxed);
+        let elapsed = unix_secs().saturating_sub(start);
+        let eta = if elapsed == 0 {
+            1
+        } else {
+            (elapsed.saturating_mul(remaining) / (loaded + 1)) as i64
+        };
+        LoadingInfo {
+            start,
+            total,
+            rdb_used_mem: used,
+            loaded,
+            perc,
+            eta,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -126,10 +233,19 @@ impl Persist {
         self.aof.write_error().map(Into::into)
     }
 
-    /// Sets the write gate's flag from the RDB and AOF states.
-    pub fn refresh_failed(&self) {
-        let failed = !self.lock().last_bgsave_ok || self.aof.writer.write_failed.load(Relaxed);
-        self.failed.store(failed, Relaxed);
+    /// Sets the command gate's flag from the RDB, AOF and loading states.
+    pub fn refresh_gate(&self) {
+        let ok = self.lock().last_bgsave_ok;
+        self.gate_from(ok);
+    }
+
+    /// [`Persist::refresh_gate`] with the RDB state known (the state lock
+    /// held).
+    fn gate_from(&self, last_bgsave_ok: bool) {
+        let on = !last_bgsave_ok
+            || self.aof.writer.write_failed.load(Relaxed)
+            || self.loading.active.load(Relaxed);
+        self.gate.store(on, Relaxed);
     }
 
     pub fn set_loaded(&self, keys: u64, expired: u64) {
@@ -193,13 +309,12 @@ pub fn save(srv: &Server) -> Result<(), StartError> {
             let mut s = p.lock();
             s.lastsave = unix_secs();
             s.last_bgsave_ok = true;
-            p.failed
-                .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
+            p.gate_from(true);
             Ok(())
         }
         Err(rdb::Logged) => {
             p.lock().last_bgsave_ok = false;
-            p.failed.store(true, Relaxed);
+            p.gate.store(true, Relaxed);
             Err(StartError::Failed)
         }
     }
@@ -220,8 +335,7 @@ pub fn save_empty(srv: &Server) -> Result<(), StartError> {
     let mut s = p.lock();
     s.lastsave = unix_secs();
     s.last_bgsave_ok = true;
-    p.failed
-        .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
+    p.gate_from(true);
     Ok(())
 }
 
@@ -249,7 +363,7 @@ pub fn bgsave(srv: &Server) -> Result<(), StartError> {
             let mut s = p.lock();
             s.bgsave_started = None;
             s.last_bgsave_ok = false;
-            p.failed.store(true, Relaxed);
+            p.gate.store(true, Relaxed);
             p.saving.store(false, Relaxed);
             return Err(StartError::Failed);
         }
@@ -286,13 +400,12 @@ fn bgsave_done(srv: &Server, ok: Option<bool>) {
                 .fetch_sub(before.min(srv.dirty.load(Relaxed)), Relaxed);
             s.lastsave = unix_secs();
             s.last_bgsave_ok = true;
-            p.failed
-                .store(p.aof.writer.write_failed.load(Relaxed), Relaxed);
+            p.gate_from(true);
         }
         Some(false) => {
             warning!("Background saving error");
             s.last_bgsave_ok = false;
-            p.failed.store(true, Relaxed);
+            p.gate.store(true, Relaxed);
         }
         // Aborted on purpose (FLUSHALL, SHUTDOWN): like Redis' SIGUSR1
         // kill, not an error.
@@ -351,6 +464,11 @@ pub fn final_save(srv: &Server, force_save: bool, nosave: bool) -> bool {
 /// [`final_save`]; `force` (SHUTDOWN FORCE) exits even while the first
 /// AOF rewrite runs.
 pub fn final_save_forced(srv: &Server, force_save: bool, nosave: bool, force: bool) -> bool {
+    if srv.persist.loading.active.load(Relaxed) {
+        // A partial dataset must not replace the files (Redis: no save
+        // while loading); the AOF has taken nothing yet.
+        return true;
+    }
     if !aof::before_exit(srv, force) {
         return false;
     }
@@ -398,9 +516,30 @@ pub fn debug_reload(
     }
 }
 
-/// Loads the data files at start-up (before clients are served). Exits the
-/// process, as Redis does, when a file exists but cannot be loaded.
+impl Persist {
+    /// From now until [`Persist::end_loading`], commands without the
+    /// `loading` flag get `-LOADING` and INFO reports the load.
+    pub fn begin_loading(&self) {
+        self.loading.begin();
+        self.refresh_gate();
+    }
+
+    pub fn end_loading(&self) {
+        self.loading.active.store(false, Relaxed);
+        self.refresh_gate();
+    }
+}
+
+/// Loads the data files at start-up (clients connected meanwhile get
+/// `-LOADING`, see [`Persist::begin_loading`]), then ends the loading
+/// state. Exits the process, as Redis does, when a file exists but cannot
+/// be loaded.
 pub fn load_at_startup(srv: &Server) {
+    load_files_at_startup(srv);
+    srv.persist.end_loading();
+}
+
+fn load_files_at_startup(srv: &Server) {
     if srv.config().appendonly {
         // With the AOF on, only the AOF is loaded (Redis).
         aof::load_at_startup(srv);
@@ -408,6 +547,9 @@ pub fn load_at_startup(srv: &Server) {
     }
     let path = srv.config().dbfilename.clone();
     let start = Instant::now();
+    if let Ok(md) = std::fs::metadata(&path) {
+        srv.persist.loading.set_total(md.len());
+    }
     match rdb::load_file(srv, &path, false) {
         Ok(None) => {}
         Ok(Some((loaded, expired))) => {

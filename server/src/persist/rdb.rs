@@ -734,6 +734,8 @@ pub fn load_from(
     let now = now_ms();
     let lru = crate::db::lru_clock(now);
     let lru_idle = lru_policy(srv);
+    let mut delay = srv.config().key_load_delay;
+    let progress = &srv.persist.loading;
     let mut db = 0usize;
     let (mut loaded, mut expired) = (0u64, 0u64);
     loop {
@@ -743,7 +745,14 @@ pub fn load_from(
         };
         match item {
             Item::Eof => break,
-            Item::Aux(k, v) => aux(&k, &v),
+            Item::Aux(k, v) => {
+                if &k[..] == b"used-mem"
+                    && let Some(n) = protocol::number::parse_i64(&v)
+                {
+                    progress.rdb_used_mem.store(n.max(0) as u64, Relaxed);
+                }
+                aux(&k, &v)
+            }
             Item::SelectDb(n) => {
                 if n >= srv.ks.db_count() as u64 {
                     warning!(
@@ -762,6 +771,7 @@ pub fn load_from(
                 return Err(Logged);
             }
             Item::Key(k) => {
+                progress.progress(srv, r.offset(), &mut delay);
                 if let Some(at) = k.expire_ms
                     && at < now as i64
                 {
