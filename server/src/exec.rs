@@ -697,6 +697,10 @@ fn call(
     };
     let saved_dirty = std::mem::take(&mut client.call_dirty);
     let db = client.db;
+    // During a snapshot, a command that changes nothing reads pending keys
+    // without writing them into the snapshot first (db::ReadOnly).
+    let read_only =
+        (srv.ks.snapshot_active() != 0).then(|| crate::db::ReadOnly::enter(changes_nothing(spec)));
     let res = {
         let mut ctx = Ctx {
             srv,
@@ -709,6 +713,7 @@ fn call(
         };
         handler(&mut ctx, argv)
     };
+    drop(read_only);
     if let Some(t) = trk {
         t.leave(srv, client, out, spec, argv);
     }
@@ -747,6 +752,13 @@ fn call(
         client.cmd_clock = end;
     }
     Outcome::Replied
+}
+
+/// A read-only command whose keys are all read-only too (PFCOUNT is
+/// read-only but its key is RW: it may rewrite its cache).
+#[cold]
+fn changes_nothing(spec: &CommandSpec) -> bool {
+    spec.has(flags::READONLY) && spec.key_specs.iter().all(|k| k.flags.contains(&"RO"))
 }
 
 /// Hands a changed command's entries to the stream (or to the running

@@ -71,6 +71,30 @@ struct SlotSnap {
     big: Option<Box<[u8]>>,
 }
 
+thread_local! {
+    /// Set while a command that changes nothing runs during a snapshot
+    /// (the executor's [`ReadOnly`] guard): its lookups need not write the
+    /// key they find into the snapshot first.
+    static READ_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread's command as one that changes nothing (or as one that
+/// may change keys), for as long as the guard lives; the previous state
+/// comes back on drop (EXEC runs commands of both kinds inside itself).
+pub struct ReadOnly(bool);
+
+impl ReadOnly {
+    pub fn enter(read_only: bool) -> ReadOnly {
+        ReadOnly(READ_ONLY.with(|c| c.replace(read_only)))
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        READ_ONLY.with(|c| c.set(self.0));
+    }
+}
+
 impl SlotTable {
     /// Before `key`'s entry may change or go: if it is still pending in the
     /// snapshot in progress, it is written first, as it is now (the hot
@@ -78,6 +102,16 @@ impl SlotTable {
     #[inline(always)]
     fn settle(&mut self, h: u64, key: &[u8]) {
         if self.snap.is_some() {
+            self.settle_slow(h, key);
+        }
+    }
+
+    /// [`SlotTable::settle`] for a lookup that hands out a mutable entry:
+    /// skipped when the running command changes nothing, so reading a big
+    /// value during a snapshot does not serialize it on the reader's path.
+    #[inline(always)]
+    fn settle_lookup(&mut self, h: u64, key: &[u8]) {
+        if self.snap.is_some() && !READ_ONLY.with(|c| c.get()) {
             self.settle_slow(h, key);
         }
     }
@@ -670,7 +704,6 @@ fn t_find<'t>(
         None => return None,
         Some(e) => e.is_expired(now),
     };
-    t.settle(h, key);
     if expired {
         let old = t_remove(t, c, slot, h, key);
         db.expired.fetch_add(1, Ordering::Relaxed);
@@ -680,6 +713,7 @@ fn t_find<'t>(
         }
         return None;
     }
+    t.settle_lookup(h, key);
     t.table.find_mut(h, |e| e.key() == key)
 }
 
@@ -910,7 +944,7 @@ impl KeyAccess for SlotRef<'_> {
 
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
-        self.t.settle(h, key);
+        self.t.settle_lookup(h, key);
         self.t.table.find_mut(h, |e| e.key() == key)
     }
 
@@ -1023,7 +1057,7 @@ impl KeyAccess for MultiRef<'_> {
     fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let h = self.ks.hash(key);
         let t = self.table(self.slot_for(key))?;
-        t.settle(h, key);
+        t.settle_lookup(h, key);
         t.table.find_mut(h, |e| e.key() == key)
     }
 

@@ -366,3 +366,36 @@ fn concurrent_writers_see_a_consistent_snapshot() {
     assert!(wrong.is_empty(), "missing or changed: {wrong:?}");
     assert_eq!(keys.len(), expected.len());
 }
+
+/// A command that changes nothing reads a pending key without writing it
+/// into the snapshot (the walker writes it, as it was); a lookup of any
+/// other command writes it first. The guard nests (EXEC).
+#[test]
+fn read_only_lookups_leave_pending_keys_to_the_walker() {
+    let ks = Keyspace::new(1);
+    set(&ks, 0, "{t}a", "1");
+    set(&ks, 0, "{t}b", "2");
+    let c = Arc::new(Collect::default());
+    let epoch = ks.snapshot_begin(c.clone(), |_| {});
+    let d = ks.db(0).unwrap();
+    {
+        let _ro = ReadOnly::enter(true);
+        assert!(ks.lock_key(d, b"{t}a").get(b"{t}a", 0).is_some());
+        assert!(ks.lock_key(d, b"{t}a").peek(b"{t}a").is_some());
+        {
+            // A write inside (EXEC): its lookups settle.
+            let _w = ReadOnly::enter(false);
+            assert!(ks.lock_key(d, b"{t}b").get(b"{t}b", 0).is_some());
+        }
+        assert!(ks.lock_key(d, b"{t}a").get(b"{t}a", 0).is_some());
+    }
+    assert_eq!(
+        c.one_by_one.load(Ordering::Relaxed),
+        1,
+        "only b was written early"
+    );
+    assert!(ks.snapshot_walk(epoch, || true));
+    let keys = c.keys.lock().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[&(0, b"{t}a".to_vec())], b"1");
+}
