@@ -252,6 +252,11 @@ pub struct Client {
     /// CLIENT CACHING and the invalidations owed after the running command
     /// (tracking.rs).
     pub tracking: crate::tracking::Local,
+    /// `REPLCONF listening-port` (0 = not given).
+    pub repl_listening_port: i64,
+    /// Set by PSYNC / SYNC: the connection loop hands the connection to
+    /// the replication code (repl/).
+    pub sync: Option<crate::repl::SyncRequest>,
 }
 
 impl Client {
@@ -275,6 +280,8 @@ impl Client {
             exec_prop: Vec::new(),
             reply: ReplyMode::On,
             tracking: Default::default(),
+            repl_listening_port: 0,
+            sync: None,
         }
     }
 

@@ -37,6 +37,7 @@ pub mod pause;
 pub mod persist;
 pub mod propagate;
 pub mod pubsub;
+pub mod repl;
 #[cfg(test)]
 mod replay_tests;
 pub mod server;

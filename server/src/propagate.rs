@@ -129,6 +129,9 @@ pub struct Stream {
     inner: Mutex<Inner>,
     /// Bytes ever appended to the log.
     offset: AtomicU64,
+    /// Bytes ever sent to the channel consumers: the replication stream's
+    /// offset (Redis' `master_repl_offset`).
+    repl_offset: AtomicU64,
     /// Wakes the log's writer (persist/aof.rs).
     pub waker: Waker,
 }
@@ -163,13 +166,35 @@ impl Stream {
     /// Adds a consumer; it receives every change from now on. The first
     /// message it gets starts with a `SELECT`.
     pub fn subscribe(&self) -> Receiver {
+        self.subscribe_at().0
+    }
+
+    /// [`Stream::subscribe`], with the replication offset the consumer's
+    /// first byte will have.
+    pub fn subscribe_at(&self) -> (Receiver, u64) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut g = lock(&self.inner);
         g.consumers.push(tx);
         // A new consumer does not know the current DB.
         g.db = None;
         self.active.store(true, Relaxed);
-        rx
+        (rx, self.repl_offset.load(Relaxed))
+    }
+
+    /// The replication offset: bytes ever sent to the consumers.
+    pub fn repl_offset(&self) -> u64 {
+        self.repl_offset.load(Relaxed)
+    }
+
+    /// Sends `bytes` (a whole command not tied to a DB, the replication
+    /// PING) to the consumers only: not to the AOF.
+    pub fn emit_to_consumers(&self, bytes: &[u8]) {
+        let mut g = lock(&self.inner);
+        if g.consumers.is_empty() {
+            return;
+        }
+        self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
+        Self::send(&mut g, bytes.to_vec());
     }
 
     /// Appends one change: the entries (each with its DB) of one command (or
@@ -241,6 +266,7 @@ impl Stream {
         }
         let mut buf = Vec::with_capacity(64);
         write(&mut buf, &mut g.db);
+        self.repl_offset.fetch_add(buf.len() as u64, Relaxed);
         let logged = if let Some(log) = g.log.as_mut() {
             let before = log.buf.len();
             log.annotate();

@@ -47,6 +47,8 @@ pub struct Server {
     pub monitors: crate::monitor::Monitors,
     /// The ordered stream of every change (propagate.rs).
     pub prop: crate::propagate::Stream,
+    /// Replication, master side (repl/).
+    pub repl: crate::repl::Repl,
     /// Keys being migrated out, per DB (migrate/mod.rs).
     pub inflight: crate::migrate::InFlight,
     /// Idle sockets of the sync migration commands (migrate/sync.rs).
@@ -109,6 +111,7 @@ impl Server {
             dirty: AtomicU64::new(0),
             pubsub: Default::default(),
             prop: Default::default(),
+            repl: crate::repl::Repl::new(),
             monitors: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
@@ -254,6 +257,7 @@ impl Server {
         let mut last_out = 0u64;
         let mut last_t = Instant::now();
         let mut last_persist = Instant::now();
+        let mut last_repl_ping = now_ms();
         loop {
             let hz = self.config().hz.clamp(1, 500);
             tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -293,6 +297,7 @@ impl Server {
             if last_persist.elapsed() >= Duration::from_millis(100) {
                 last_persist = Instant::now();
                 crate::persist::cron(&self);
+                crate::repl::cron(&self, now_ms(), &mut last_repl_ping);
             }
         }
     }

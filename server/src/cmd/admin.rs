@@ -3,14 +3,12 @@
 //! (MONITOR lives in `monitor.rs`). INFO lives in `info.rs`, COMMAND in `command.rs`.
 //!
 //! Mirrors redis-server 7.0.15 (`server.c`, `db.c`, `config.c`, `debug.c`):
-//! argument checks, error texts and reply shapes are the same. Differences
-//! that follow from having no persistence and no replication:
-//! * LASTSAVE reports the server start time (nothing is ever saved);
-//! * SHUTDOWN SAVE fails with Redis' "Errors trying to SHUTDOWN" (a warning
-//!   in the log says why); any other SHUTDOWN exits without saving;
-//! * DEBUG implements HELP, SLEEP, OBJECT, SET-ACTIVE-EXPIRE, POPULATE, LOG
-//!   and ERROR; DEBUG SLEEP blocks the calling connection's executor thread
-//!   (with `io-threads 1` that is the whole server, as in Redis);
+//! argument checks, error texts and reply shapes are the same. SAVE,
+//! BGSAVE, BGREWRITEAOF, LASTSAVE and SHUTDOWN's saves go through
+//! `persist` (docs/persistence.md). DEBUG implements HELP, SLEEP, OBJECT,
+//! SET-ACTIVE-EXPIRE, POPULATE, RELOAD, LOADAOF, LOG and ERROR; DEBUG SLEEP
+//! blocks the calling connection's executor thread (with `io-threads 1`
+//! that is the whole server, as in Redis).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

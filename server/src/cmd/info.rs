@@ -559,25 +559,38 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
 
 /// A replication id for INFO: 40 hex digits derived from the run id (there
 /// is no replication, but tools expect the field).
-fn replid(run_id: &str) -> String {
-    run_id
-        .chars()
-        .rev()
-        .map(|c| {
-            c.to_digit(16).map_or('0', |d| {
-                std::char::from_digit((d + 7) % 16, 16).unwrap_or('0')
-            })
-        })
-        .collect()
-}
-
 fn replication(ctx: &Ctx, w: &mut Lines) {
+    use crate::repl::{ONLINE, SEND_BULK};
+    let replicas = ctx.srv.repl.replicas();
     w.kv("role", "master");
-    w.kv("connected_slaves", 0);
+    w.kv("connected_slaves", replicas.len());
+    let now_s = ctx.now / 1000;
+    for (i, r) in replicas.iter().enumerate() {
+        let state = r.state.load(Relaxed);
+        let name = match state {
+            ONLINE => "online",
+            SEND_BULK => "send_bulk",
+            _ => "wait_bgsave",
+        };
+        let lag = if state == ONLINE {
+            now_s.saturating_sub(r.ack_ms.load(Relaxed) / 1000)
+        } else {
+            0
+        };
+        w.kv(
+            &format!("slave{i}"),
+            format!(
+                "ip={},port={},state={name},offset={},lag={lag}",
+                r.ip,
+                r.port,
+                r.ack.load(Relaxed)
+            ),
+        );
+    }
     w.kv("master_failover_state", "no-failover");
-    w.kv("master_replid", replid(&ctx.srv.run_id));
+    w.kv("master_replid", &ctx.srv.repl.replid);
     w.kv("master_replid2", "0000000000000000000000000000000000000000");
-    w.kv("master_repl_offset", 0);
+    w.kv("master_repl_offset", ctx.srv.prop.repl_offset());
     w.kv("second_repl_offset", -1);
     w.kv("repl_backlog_active", 0);
     w.kv("repl_backlog_size", 1048576);
@@ -839,13 +852,5 @@ mod tests {
     fn cpu_time_format() {
         assert_eq!(secs(0), "0.000000");
         assert_eq!(secs(123), "1.230000");
-    }
-
-    #[test]
-    fn replication_id() {
-        let id = replid("0123456789abcdef0123456789abcdef01234567");
-        assert_eq!(id.len(), 40);
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(id, "0123456789abcdef0123456789abcdef01234567");
     }
 }

@@ -18,6 +18,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod repl;
 pub mod set;
 pub mod slotsasync;
 pub mod sort;
@@ -42,6 +43,7 @@ pub fn table() -> Vec<Option<Handler>> {
 pub fn handler(id: CmdId) -> Option<Handler> {
     conn::handler(id)
         .or_else(|| admin::handler(id))
+        .or_else(|| repl::handler(id))
         .or_else(|| info::handler(id))
         .or_else(|| command::handler(id))
         .or_else(|| keys::handler(id))

@@ -237,6 +237,8 @@ pub struct Config {
     pub auto_aof_rewrite_min_size: i64,
     /// `aof-load-truncated`.
     pub aof_load_truncated: bool,
+    /// `repl-ping-replica-period` (seconds).
+    pub repl_ping_replica_period: i64,
     /// `key-load-delay` (hidden, for tests, as redis): a pause per key
     /// loaded at start-up, in µs; negative: 1 µs every `-n` keys.
     pub key_load_delay: i64,
@@ -576,6 +578,7 @@ impl Config {
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
             key_load_delay: 0,
+            repl_ping_replica_period: 0,
             aof_load_truncated: false,
             aof_use_rdb_preamble: false,
             aof_timestamp_enabled: false,

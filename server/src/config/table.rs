@@ -510,7 +510,8 @@ pub(crate) static PARAMS: &[Param] = &[
         Some("repl-ping-slave-period"),
         0,
         int(1, INT_MAX),
-        "10"
+        "10",
+        repl_ping_replica_period
     ),
     p!("repl-timeout", N, 0, int(1, INT_MAX), "60"),
     p!("repl-disable-tcp-nodelay", N, 0, B, "no"),

@@ -106,7 +106,12 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     srv.pubsub.forget(&mut client);
     srv.monitors.forget(client.id);
     crate::tracking::disable(&srv, &mut client);
-    if let Some(rest) = served {
+    if let Served::Replica(req, rest) = served {
+        crate::repl::serve_replica(&srv, &mut stream, &mut client, req, rest).await;
+        srv.clients.remove(id);
+        return;
+    }
+    if let Served::Migration(rest) = served {
         // Another server's migration stream: go on serving it on the
         // low-priority migration thread (migrate::background), so restoring
         // its keys only uses CPU our clients leave idle.
@@ -114,7 +119,7 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
             let srv2 = srv.clone();
             drop(rt.spawn(async move {
                 if let Ok(mut stream) = TcpStream::from_std(std) {
-                    serve(&srv2, &mut stream, &mut client, timeout, rest, true).await;
+                    let _ = serve(&srv2, &mut stream, &mut client, timeout, rest, true).await;
                 }
                 srv2.clients.remove(id);
             }));
@@ -159,10 +164,37 @@ fn fd_of(_: &TcpStream) -> i64 {
     -1
 }
 
-/// Serves one connection until it closes (`None`), or until it turned out to
-/// be a migration stream (`Some(unparsed bytes)`, only when `background` is
-/// false: the caller moves it to the migration thread).
+/// How [`serve`] left a connection.
+enum Served {
+    Closed,
+    /// A migration stream (only when `background` is false: the caller
+    /// moves it to the migration thread), with its unparsed bytes.
+    Migration(Vec<u8>),
+    /// A replica's PSYNC / SYNC: the replication code takes the connection.
+    Replica(crate::repl::SyncRequest, Vec<u8>),
+}
+
+/// Serves one connection until it closes, or until it turned out to be a
+/// migration stream or a replica (see [`Served`]).
 async fn serve(
+    srv: &Server,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    timeout_secs: u64,
+    rbuf: Vec<u8>,
+    background: bool,
+) -> Served {
+    match serve_loop(srv, stream, client, timeout_secs, rbuf, background).await {
+        None => Served::Closed,
+        Some(rest) => match client.sync.take() {
+            Some(req) => Served::Replica(req, rest),
+            None => Served::Migration(rest),
+        },
+    }
+}
+
+/// [`serve`]'s loop: `Some(unparsed bytes)` for a hand-over.
+async fn serve_loop(
     srv: &Server,
     stream: &mut TcpStream,
     client: &mut Client,
@@ -336,7 +368,7 @@ async fn serve(
                         // A migration stream: let woken clients run.
                         crate::migrate::courtesy();
                     }
-                    if client.block.is_some() || client.pending.is_some() {
+                    if client.block.is_some() || client.pending.is_some() || client.sync.is_some() {
                         // Blocked: later pipelined commands wait (Redis).
                         break;
                     }
@@ -462,7 +494,7 @@ async fn serve(
         if fatal || client.close_after_reply || srv.shutting_down.load(Relaxed) {
             return None;
         }
-        if handoff {
+        if handoff || client.sync.is_some() {
             return Some(rbuf);
         }
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {

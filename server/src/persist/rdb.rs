@@ -532,8 +532,13 @@ impl Job {
                 ib.format(crate::cmd::info::rss_bytes()).as_bytes(),
             );
             file::write_aux(&mut buf, "repl-stream-db", b"0");
-            file::write_aux(&mut buf, "repl-id", srv.run_id.as_bytes());
-            file::write_aux(&mut buf, "repl-offset", b"0");
+            file::write_aux(&mut buf, "repl-id", srv.repl.replid.as_bytes());
+            let mut ib = itoa::Buffer::new();
+            file::write_aux(
+                &mut buf,
+                "repl-offset",
+                ib.format(srv.prop.repl_offset()).as_bytes(),
+            );
             file::write_aux(&mut buf, "aof-base", if aof_base { b"1" } else { b"0" });
         }
         let sink = Arc::new(Sink {

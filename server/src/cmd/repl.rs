@@ -1,0 +1,86 @@
+//! The master side's commands (Redis 7.0's `replication.c`): REPLCONF from
+//! a replica's handshake, PSYNC and SYNC (the connection then belongs to
+//! repl/), ROLE. Replies and error texts as redis-server 7.0.15's.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use protocol::command::CmdId;
+use protocol::number::parse_i64;
+
+use crate::cmd::util::is;
+use crate::errors::{CmdError, CmdResult};
+use crate::exec::{Ctx, Handler};
+use crate::repl::{ONLINE, SyncRequest};
+
+pub fn handler(id: CmdId) -> Option<Handler> {
+    Some(match id {
+        CmdId::Replconf => replconf,
+        CmdId::Psync => psync,
+        CmdId::Sync => sync,
+        CmdId::Role => role,
+        _ => return None,
+    })
+}
+
+/// REPLCONF <option> <value> [<option> <value> …]. `ACK` and `GETACK`
+/// get no reply (Redis: an ACK matters only on a replica's link, which
+/// repl/ reads itself).
+fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    for pair in argv[1..].chunks(2) {
+        let (opt, val) = (pair[0], pair[1]);
+        if is(opt, "listening-port") {
+            ctx.client.repl_listening_port = parse_i64(val).ok_or(CmdError::NotInteger)?;
+        } else if is(opt, "ip-address") || is(opt, "capa") || is(opt, "rdb-only") {
+            // The address a replica announces and its capabilities (EOF
+            // framing, PSYNC2) matter once diskless sync lands.
+        } else if is(opt, "ack") || is(opt, "getack") {
+            return Ok(());
+        } else {
+            return Err(CmdError::Msg(format!(
+                "ERR Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// PSYNC <replid> <offset>: always a full resynchronization for now (no
+/// backlog yet), answered by repl/ once the connection is handed over.
+fn psync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.client.sync = Some(SyncRequest { psync: true });
+    Ok(())
+}
+
+/// SYNC: the old protocol (the RDB payload with no `+FULLRESYNC` first).
+fn sync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.client.sync = Some(SyncRequest { psync: false });
+    Ok(())
+}
+
+/// ROLE on a master: `master`, the replication offset, and each online
+/// replica's ip, port and acknowledged offset (as bulk strings).
+fn role(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let online: Vec<_> = ctx
+        .srv
+        .repl
+        .replicas()
+        .into_iter()
+        .filter(|r| r.state.load(Relaxed) == ONLINE)
+        .collect();
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(ctx.srv.prop.repl_offset() as i64);
+    ctx.out.array(online.len());
+    for r in online {
+        ctx.out.array(3);
+        ctx.out.bulk(r.ip.as_bytes());
+        ctx.out.bulk_int(r.port);
+        ctx.out.bulk_int(r.ack.load(Relaxed) as i64);
+    }
+    Ok(())
+}

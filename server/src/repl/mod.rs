@@ -1,0 +1,336 @@
+//! Replication, master side (Redis 7.0's `replication.c`), first part: a
+//! replica (a redis-server 7.0.15, or ours later) that sends PSYNC or SYNC
+//! gets a full resynchronization: `+FULLRESYNC <replid> <offset>`, a
+//! forkless RDB snapshot taken at that offset (disk-based: `$<len>` and the
+//! file; newlines keep the link alive while it is written), then the
+//! propagation stream from exactly that point (a channel consumer
+//! subscribed while every slot is locked). The replica's `REPLCONF ACK`
+//! offsets feed INFO replication and ROLE; a PING goes to the replicas
+//! every `repl-ping-replica-period`. Owns the replica registry; the
+//! connection is handed over by the connection loop (net/mod.rs).
+//!
+//! Not yet (issue 13 goes on): the backlog and partial resync (every PSYNC
+//! is answered with a full one), diskless transfer, the replica side
+//! (REPLICAOF), WAIT, output-buffer limits of the replica class.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use protocol::resp::{Limits, RequestParser};
+
+use crate::client::Client;
+use crate::persist::rdb;
+use crate::server::Server;
+use crate::{notice, warning};
+
+/// A replica's state (Redis' `replstate`, as INFO names it).
+pub const WAIT_BGSAVE: u8 = 0;
+pub const SEND_BULK: u8 = 1;
+pub const ONLINE: u8 = 2;
+
+/// What PSYNC / SYNC ask of the connection loop: hand the connection over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// PSYNC (answered `+FULLRESYNC …` first) rather than the old SYNC.
+    pub psync: bool,
+}
+
+/// One attached replica.
+pub struct Replica {
+    pub client_id: u64,
+    pub ip: String,
+    /// `REPLCONF listening-port`.
+    pub port: i64,
+    pub state: AtomicU8,
+    /// The last `REPLCONF ACK` offset.
+    pub ack: AtomicU64,
+    /// When it came (unix ms).
+    pub ack_ms: AtomicU64,
+}
+
+/// The master side's state.
+pub struct Repl {
+    /// This server's replication ID (40 hex digits).
+    pub replid: String,
+    replicas: Mutex<Vec<Arc<Replica>>>,
+}
+
+impl Repl {
+    pub fn new() -> Repl {
+        Repl {
+            replid: (0..40)
+                .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+                .collect(),
+            replicas: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
+        self.replicas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The attached replicas, in attach order.
+    pub fn replicas(&self) -> Vec<Arc<Replica>> {
+        self.lock().clone()
+    }
+
+    pub fn has_replicas(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
+    fn remove(&self, client_id: u64) {
+        self.lock().retain(|r| r.client_id != client_id);
+    }
+}
+
+impl Default for Repl {
+    fn default() -> Self {
+        Repl::new()
+    }
+}
+
+/// The replication PING (Redis sends it into the stream, so it counts in
+/// the offsets, and never to the AOF).
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+/// The cron's part: a PING to the replicas every `repl-ping-replica-period`
+/// seconds.
+pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
+    if !srv.repl.has_replicas() {
+        return;
+    }
+    let period = srv.config().repl_ping_replica_period.max(1) as u64;
+    if now_ms.saturating_sub(*last_ping_ms) >= period * 1000 {
+        *last_ping_ms = now_ms;
+        srv.prop.emit_to_consumers(PING);
+    }
+}
+
+/// Serves a connection that sent PSYNC or SYNC until it closes: the full
+/// sync, then the stream. `rbuf` holds what the replica sent after its
+/// PSYNC (REPLCONF ACKs come later).
+pub async fn serve_replica(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    req: SyncRequest,
+    rbuf: Vec<u8>,
+) {
+    let info = client.info.clone();
+    let ip = info
+        .addr
+        .rsplit_once(':')
+        .map_or(info.addr.clone(), |(h, _)| {
+            h.trim_matches(['[', ']']).to_string()
+        });
+    let replica = Arc::new(Replica {
+        client_id: info.id,
+        ip,
+        port: client.repl_listening_port,
+        state: AtomicU8::new(WAIT_BGSAVE),
+        ack: AtomicU64::new(0),
+        ack_ms: AtomicU64::new(crate::db::now_ms()),
+    });
+    srv.repl.lock().push(replica.clone());
+    let addr = format!("{}:{}", replica.ip, replica.port);
+    notice!("Replica {addr} asks for synchronization");
+    let r = full_sync(srv, stream, &info, &replica, req, rbuf).await;
+    if let Err(why) = r {
+        warning!("Connection with replica {addr} lost ({why}).");
+    }
+    srv.repl.remove(info.id);
+}
+
+/// The whole life of one replica link; `Err` says why it ended.
+async fn full_sync(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    req: SyncRequest,
+    mut rbuf: Vec<u8>,
+) -> Result<(), String> {
+    // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
+    while srv.persist.saving.swap(true, Relaxed) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = info.kill.notified() => return Err("killed".into()),
+        }
+    }
+    let tmp = format!("temp-repl-{}-{}.rdb", std::process::id(), info.id);
+    let dest = rdb::Dest {
+        tmp: format!("{tmp}.part"),
+        target: tmp.clone(),
+        aof_base: false,
+        commands: false,
+        incremental_fsync: false,
+    };
+    // The snapshot point and the stream's start are one instant.
+    let mut sub = None;
+    let job = rdb::Job::start_to(srv, dest, |s| sub = Some(s.prop.subscribe_at()));
+    let (job, (mut rx, offset)) = match (job, sub) {
+        (Ok(j), Some(s)) => (j, s),
+        _ => {
+            srv.persist.saving.store(false, Relaxed);
+            return Err("can't start the snapshot".into());
+        }
+    };
+    notice!("Starting BGSAVE for SYNC with target: disk (replication offset {offset})");
+    if req.psync {
+        let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid);
+        if stream.write_all(line.as_bytes()).await.is_err() {
+            srv.persist.saving.store(false, Relaxed);
+            return Err("write error".into());
+        }
+    }
+    let srv2 = srv.clone();
+    let mut saving = tokio::task::spawn_blocking(move || job.run(&srv2));
+    // Newlines while the file is written (the replica's read timeout).
+    let saved = loop {
+        tokio::select! {
+            r = &mut saving => break r,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if stream.write_all(b"\n").await.is_err() {
+                    // The job goes on to its end; its file is removed below.
+                    let _ = saving.await;
+                    srv.persist.saving.store(false, Relaxed);
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err("write error".into());
+                }
+            }
+        }
+    };
+    srv.persist.saving.store(false, Relaxed);
+    if !matches!(saved, Ok(Some(true))) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err("the snapshot failed".into());
+    }
+    replica.state.store(SEND_BULK, Relaxed);
+    let sent = send_file(stream, &tmp).await;
+    let _ = std::fs::remove_file(&tmp);
+    sent?;
+    replica.state.store(ONLINE, Relaxed);
+    notice!(
+        "Synchronization with replica {}:{} succeeded",
+        replica.ip,
+        replica.port
+    );
+    // The stream, and the replica's ACKs.
+    let mut parser = RequestParser::new();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let limits = Limits {
+        max_bulk: 1 << 20,
+        unauthenticated: false,
+    };
+    loop {
+        read_acks(&mut parser, &mut rbuf, limits, replica)?;
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(4096);
+        }
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(m) = m else { return Err("stream closed".into()) };
+                out.clear();
+                out.extend_from_slice(&m);
+                // Whatever else is queued goes in the same write.
+                while out.len() < 1 << 20 {
+                    match rx.try_recv() {
+                        Ok(m) => out.extend_from_slice(&m),
+                        Err(_) => break,
+                    }
+                }
+                srv.stats.net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+                if stream.write_all(&out).await.is_err() {
+                    return Err("write error".into());
+                }
+            }
+            n = stream.read_buf(&mut rbuf) => match n {
+                Ok(0) | Err(_) => return Err("closed by the replica".into()),
+                Ok(n) => {
+                    srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                }
+            },
+            _ = info.kill.notified() => return Err("killed".into()),
+        }
+    }
+}
+
+/// `$<len>\r\n` and the file, in chunks. (The file was just written: its
+/// reads come from the page cache, so plain reads do not hold the
+/// executor up.)
+async fn send_file(stream: &mut TcpStream, path: &str) -> Result<(), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| format!("can't open the RDB for the replica: {e}"))?;
+    let len = f
+        .metadata()
+        .map_err(|e| format!("can't stat the RDB for the replica: {e}"))?
+        .len();
+    stream
+        .write_all(format!("${len}\r\n").as_bytes())
+        .await
+        .map_err(|_| "write error".to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("can't read the RDB for the replica: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream
+            .write_all(&buf[..n])
+            .await
+            .map_err(|_| "write error".to_string())?;
+    }
+}
+
+/// Takes the complete commands in `rbuf`: `REPLCONF ACK <offset>` updates
+/// the replica's offset; anything else a replica sends is ignored (Redis
+/// runs it without a reply).
+fn read_acks(
+    parser: &mut RequestParser,
+    rbuf: &mut Vec<u8>,
+    limits: Limits,
+    replica: &Replica,
+) -> Result<(), String> {
+    let mut pos = 0;
+    while rbuf.len() - pos >= parser.needed() {
+        let buf = &rbuf[pos..];
+        match parser.parse(buf, limits) {
+            Ok(Some(p)) => {
+                let args: Vec<&[u8]> = if p.in_scratch {
+                    let base = parser.scratch();
+                    parser
+                        .ranges()
+                        .iter()
+                        .filter_map(|&(s, e)| base.get(s..e))
+                        .collect()
+                } else {
+                    parser
+                        .ranges()
+                        .iter()
+                        .filter_map(|&(s, e)| buf.get(s..e))
+                        .collect()
+                };
+                if let [cmd, sub, off, ..] = args[..]
+                    && cmd.eq_ignore_ascii_case(b"replconf")
+                    && sub.eq_ignore_ascii_case(b"ack")
+                    && let Some(off) = protocol::number::parse_i64(off)
+                {
+                    replica.ack.store(off.max(0) as u64, Relaxed);
+                    replica.ack_ms.store(crate::db::now_ms(), Relaxed);
+                }
+                pos += p.consumed;
+            }
+            Ok(None) => break,
+            Err(_) => return Err("protocol error".into()),
+        }
+    }
+    rbuf.drain(..pos);
+    Ok(())
+}

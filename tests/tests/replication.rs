@@ -1,0 +1,177 @@
+//! Replication, master side (issue 13, first part): a real redis-server
+//! 7.0.15 started with `--replicaof` our server gets a full sync (PSYNC →
+//! `+FULLRESYNC`, our forkless RDB) and then our propagation stream:
+//! every type in two DBs, TTLs, writes made while the snapshot is taken
+//! and after it, expiry's DELs, a transaction. Checked key by key (DUMP +
+//! PTTL) on both; INFO replication and ROLE report the replica with its
+//! acknowledged offset; REPLCONF answers as Redis'.
+
+use std::time::{Duration, Instant};
+
+use tests::data::{compare_dbs, db_sizes, fill_dbs, snapshot_dbs};
+use tests::{Conn, RedisServer, Server, escape};
+
+fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
+    let text = c
+        .value(&format!("INFO {section}"))
+        .as_text()
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+#[track_caller]
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the replica has applied everything the master sent so far.
+fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {
+    let target: u64 = info_field(master, "replication", "master_repl_offset")
+        .and_then(|v| v.parse().ok())
+        .expect("master_repl_offset");
+    wait_until("the replica's offset", Duration::from_secs(30), || {
+        info_field(replica, "replication", "slave_repl_offset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|o| o >= target)
+    });
+}
+
+#[test]
+fn a_redis_replica_gets_our_dataset_and_stream() {
+    let ours = Server::start(&["--enable-debug-command", "yes"]);
+    let mut m = ours.conn();
+    let sets = fill_dbs(&mut m);
+    // A volatile key that expires on the master after the sync: the
+    // replica learns it through the stream's DEL.
+    assert_eq!(m.cmd("SELECT 0"), b"+OK\r\n");
+    assert_eq!(m.cmd("SET soon x PX 1500"), b"+OK\r\n");
+    let Some(redis) =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &ours.port().to_string()])
+    else {
+        return;
+    };
+    let mut r = redis.conn();
+    wait_until("master_link_status:up", Duration::from_secs(30), || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    // Writes after the snapshot point reach the replica through the stream.
+    assert_eq!(m.cmd("SELECT 0"), b"+OK\r\n");
+    for i in 0..200 {
+        m.send(&["SET", &format!("after:{i}"), &i.to_string()]);
+    }
+    m.cmd("MULTI");
+    m.cmd("INCR counter");
+    m.cmd("LPUSH after:list a b c");
+    assert!(m.cmd("EXEC").starts_with(b"*2"));
+    assert_eq!(m.cmd("SELECT 9"), b"+OK\r\n");
+    m.cmd("HSET after:hash f v");
+    m.cmd("SELECT 0");
+    wait_until(
+        "the volatile key to expire",
+        Duration::from_secs(10),
+        || m.cmd("EXISTS soon") == b":0\r\n",
+    );
+    wait_caught_up(&mut m, &mut r);
+    // Same keys, values and TTLs on both.
+    let mut all = sets.clone();
+    for (db, keys) in all.iter_mut() {
+        if *db == 0 {
+            keys.extend((0..200).map(|i| format!("after:{i}").into_bytes()));
+            keys.push(b"counter".to_vec());
+            keys.push(b"after:list".to_vec());
+        } else {
+            keys.push(b"after:hash".to_vec());
+        }
+    }
+    let on_master = snapshot_dbs(&mut m, &all);
+    compare_dbs(&mut r, &on_master, &all);
+    assert_eq!(db_sizes(&mut r), db_sizes(&mut m), "DB sizes");
+    assert_eq!(r.cmd("SELECT 0"), b"+OK\r\n");
+    assert_eq!(r.cmd("EXISTS soon"), b":0\r\n", "the expiry's DEL");
+    // What the master reports of its replica.
+    let rport = redis.port().to_string();
+    wait_until(
+        "an ACK at the master's offset",
+        Duration::from_secs(10),
+        || {
+            let line = info_field(&mut m, "replication", "slave0").unwrap_or_default();
+            let off = info_field(&mut m, "replication", "master_repl_offset").unwrap_or_default();
+            line.starts_with(&format!(
+                "ip=127.0.0.1,port={rport},state=online,offset={off},lag="
+            ))
+        },
+    );
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
+    let off = info_field(&mut m, "replication", "master_repl_offset").unwrap();
+    let role = m.cmd("ROLE");
+    let want = format!(
+        "*3\r\n$6\r\nmaster\r\n:{off}\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n${}\r\n{rport}\r\n${}\r\n{off}\r\n",
+        rport.len(),
+        off.len()
+    );
+    assert_eq!(escape(&role), escape(want.as_bytes()), "ROLE");
+    // The replica's own view of the link.
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid"),
+        info_field(&mut m, "replication", "master_replid"),
+        "one replication ID"
+    );
+    // Losing the replica: it is gone from INFO.
+    drop(r);
+    redis.kill9();
+    wait_until(
+        "the replica to be forgotten",
+        Duration::from_secs(10),
+        || info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("0"),
+    );
+    assert_eq!(
+        m.cmd("ROLE"),
+        format!("*3\r\n$6\r\nmaster\r\n:{off}\r\n*0\r\n").as_bytes()
+    );
+}
+
+/// REPLCONF's replies, byte for byte with redis-server 7.0.15.
+#[test]
+fn replconf_replies_as_redis() {
+    let ours = Server::start(&[]);
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let cases: &[&[&str]] = &[
+        &["REPLCONF"],
+        &["REPLCONF", "listening-port", "6380"],
+        &["REPLCONF", "listening-port", "abc"],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"],
+        &["REPLCONF", "ip-address", "10.0.0.1"],
+        &["REPLCONF", "foo", "bar"],
+        &["REPLCONF", "odd"],
+        &["ROLE"],
+    ];
+    let (mut a, mut b) = (ours.conn(), redis.conn());
+    for args in cases {
+        let (x, y) = (a.send(args), b.send(args));
+        if args == &["ROLE"] {
+            // (the offsets differ: both are masters without replicas)
+            assert!(x.starts_with(b"*3\r\n$6\r\nmaster\r\n:"), "{}", escape(&x));
+            assert!(x.ends_with(b"\r\n*0\r\n"), "{}", escape(&x));
+            continue;
+        }
+        assert_eq!(escape(&x), escape(&y), "{args:?}");
+    }
+    // An ACK from a client that is not a replica gets no reply: the next
+    // command's is the next thing read.
+    for c in [&mut a, &mut b] {
+        c.write_raw(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n5\r\n")
+            .unwrap();
+        assert_eq!(c.send(&["PING"]), b"+PONG\r\n");
+    }
+}
