@@ -133,6 +133,13 @@ const YIELD_EVERY: std::time::Duration = std::time::Duration::from_micros(500);
 const MOVE_BYTES: usize = 64 * 1024;
 
 impl Out {
+    /// Whether the big record in progress is `key`'s of DB `db`.
+    fn writing(&self, db: usize, key: &[u8]) -> bool {
+        self.big
+            .as_ref()
+            .is_some_and(|b| b.db == db && *b.key == *key)
+    }
+
     /// SELECTDB (and the DB's RESIZEDB, once) when the queue is not in `db`.
     fn select(&mut self, db: usize, commands: bool, head: &mut Vec<u8>) {
         if self.db == Some(db) {
@@ -178,6 +185,42 @@ impl Sink {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next slice (or, `last`, the rest) of the big record in progress,
+    /// serialized without the queue's lock: clients' keys go on queueing
+    /// behind the record, and the slot lock the caller holds keeps
+    /// everyone else off it. True once the record is complete.
+    fn big_step(&self, e: &crate::db::Entry, last: bool) -> bool {
+        let mut slicer = self
+            .lock()
+            .big
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.slicer))
+            .unwrap_or_default();
+        let mut buf = Vec::with_capacity(if last { 0 } else { 80 * 1024 });
+        let done = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let lzf = self.compress.then_some(&mut s.lzf);
+            slicer.step(
+                &mut buf,
+                e.key(),
+                e.value(),
+                e.expire(),
+                self.commands,
+                lzf,
+                last,
+            )
+        }) || last;
+        let mut o = self.lock();
+        o.ahead.push(buf);
+        if done {
+            o.big = None;
+            self.keys.fetch_add(1, Relaxed);
+        } else if let Some(b) = o.big.as_mut() {
+            b.slicer = slicer;
+        }
+        done
     }
 }
 
@@ -291,11 +334,7 @@ impl SlotSaver for Sink {
 
     fn slice_key(&self, db: usize, e: &crate::db::Entry) -> bool {
         let mut o = self.lock();
-        if !o
-            .big
-            .as_ref()
-            .is_some_and(|b| b.db == db && *b.key == *e.key())
-        {
+        if !o.writing(db, e.key()) {
             // The walker writes one big value at a time.
             debug_assert!(o.big.is_none());
             // Everything queued so far precedes this record; what is
@@ -316,77 +355,21 @@ impl SlotSaver for Sink {
                 slicer: codec::FileSlicer::default(),
             });
         }
-        // The slice is serialized without the queue's lock (clients' keys
-        // go on queueing behind the record); its slot lock, held by the
-        // walker, keeps everyone else off this record.
-        let mut slicer = o
-            .big
-            .as_mut()
-            .map(|b| std::mem::take(&mut b.slicer))
-            .unwrap_or_default();
         drop(o);
-        let mut buf = Vec::with_capacity(80 * 1024);
-        let done = SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let lzf = self.compress.then_some(&mut s.lzf);
-            slicer.step(
-                &mut buf,
-                e.key(),
-                e.value(),
-                e.expire(),
-                self.commands,
-                lzf,
-                false,
-            )
-        });
-        let mut o = self.lock();
-        o.ahead.push(buf);
-        if done {
-            o.big = None;
-            self.keys.fetch_add(1, Relaxed);
-        } else if let Some(b) = o.big.as_mut() {
-            b.slicer = slicer;
-        }
-        done
+        self.big_step(e, false)
     }
 
     fn finish_key(&self, db: usize, e: &crate::db::Entry) {
-        let mut o = self.lock();
-        if !o
-            .big
-            .as_ref()
-            .is_some_and(|b| b.db == db && *b.key == *e.key())
-        {
+        let o = self.lock();
+        if !o.writing(db, e.key()) {
             drop(o);
             self.save_key(db, e);
             return;
         }
         // The walker's record in progress: its rest, right behind its
-        // slices (serialized without the queue's lock, as in `slice_key`).
-        let mut slicer = o
-            .big
-            .as_mut()
-            .map(|b| std::mem::take(&mut b.slicer))
-            .unwrap_or_default();
+        // slices.
         drop(o);
-        let mut buf = Vec::new();
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let lzf = self.compress.then_some(&mut s.lzf);
-            slicer.step(
-                &mut buf,
-                e.key(),
-                e.value(),
-                e.expire(),
-                self.commands,
-                lzf,
-                true,
-            );
-        });
-        let mut o = self.lock();
-        o.ahead.push(buf);
-        o.big = None;
-        self.keys.fetch_add(1, Relaxed);
+        self.big_step(e, true);
     }
 
     fn live(&self) -> bool {
