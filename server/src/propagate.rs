@@ -36,8 +36,34 @@ pub type Receiver = mpsc::UnboundedReceiver<Vec<u8>>;
 struct Inner {
     /// The DB the consumers are in (`None` until the first entry).
     db: Option<usize>,
-    consumers: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+    consumers: Vec<Consumer>,
     log: Option<Log>,
+}
+
+/// Told the bytes a consumer has queued and not taken, after each send
+/// (a replica's output-buffer limit).
+pub type QueueCheck = Box<dyn Fn(usize) + Send + Sync>;
+
+struct Consumer {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes sent and not yet taken (the receiver lowers it), with the
+    /// check to run on it; `None` for consumers nothing bounds.
+    queued: Option<(std::sync::Arc<AtomicU64>, QueueCheck)>,
+}
+
+impl Consumer {
+    fn send(&self, buf: Vec<u8>) -> bool {
+        let Some((q, check)) = &self.queued else {
+            return self.tx.send(buf).is_ok();
+        };
+        // Counted before the receiver can take it (it lowers the count).
+        let n = q.fetch_add(buf.len() as u64, Relaxed) + buf.len() as u64;
+        if self.tx.send(buf).is_err() {
+            return false;
+        }
+        check(n as usize);
+        true
+    }
 }
 
 /// The AOF's byte log: what the writer has not taken yet.
@@ -172,9 +198,27 @@ impl Stream {
     /// [`Stream::subscribe`], with the replication offset the consumer's
     /// first byte will have.
     pub fn subscribe_at(&self) -> (Receiver, u64) {
+        self.subscribe_with(None)
+    }
+
+    /// [`Stream::subscribe_at`] for a consumer whose queue is checked
+    /// after each send: the receiver takes a message, then lowers the
+    /// counter by its length.
+    pub fn subscribe_checked(
+        &self,
+        queued: std::sync::Arc<AtomicU64>,
+        check: QueueCheck,
+    ) -> (Receiver, u64) {
+        self.subscribe_with(Some((queued, check)))
+    }
+
+    fn subscribe_with(
+        &self,
+        queued: Option<(std::sync::Arc<AtomicU64>, QueueCheck)>,
+    ) -> (Receiver, u64) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut g = lock(&self.inner);
-        g.consumers.push(tx);
+        g.consumers.push(Consumer { tx, queued });
         // A new consumer does not know the current DB.
         g.db = None;
         self.active.store(true, Relaxed);
@@ -289,12 +333,12 @@ impl Stream {
 
     fn send(g: &mut Inner, buf: Vec<u8>) {
         if g.consumers.len() == 1 {
-            if g.consumers[0].send(buf).is_err() {
+            if !g.consumers[0].send(buf) {
                 g.consumers.clear();
             }
             return;
         }
-        g.consumers.retain(|c| c.send(buf.clone()).is_ok());
+        g.consumers.retain(|c| c.send(buf.clone()));
     }
 
     /// Bytes ever appended to the log (the position a connection waits

@@ -175,3 +175,34 @@ fn replconf_replies_as_redis() {
         assert_eq!(c.send(&["PING"]), b"+PONG\r\n");
     }
 }
+
+/// A "replica" that sends PSYNC and never reads is dropped once what is
+/// queued for it passes the replica class of client-output-buffer-limit
+/// (the master's memory stays bounded), as Redis does.
+#[test]
+fn a_replica_that_does_not_read_is_dropped_at_its_output_limit() {
+    let ours = Server::start(&["--client-output-buffer-limit", "replica 4mb 0 0"]);
+    let mut m = ours.conn();
+    let mut fake = std::net::TcpStream::connect(("127.0.0.1", ours.port())).unwrap();
+    std::io::Write::write_all(&mut fake, b"PSYNC ? -1\r\n").unwrap();
+    wait_until("the replica to be listed", Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("1")
+    });
+    // 64 MB of writes, far more than socket buffers and the limit hold.
+    let value = "x".repeat(1 << 20);
+    for i in 0..64 {
+        assert_eq!(m.send(&["SET", &format!("big:{i}"), &value]), b"+OK\r\n");
+        if info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("0") {
+            break;
+        }
+    }
+    wait_until("the replica to be dropped", Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("0")
+    });
+    assert!(
+        ours.log()
+            .contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
+        "no log line"
+    );
+    drop(fake);
+}

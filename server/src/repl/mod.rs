@@ -9,9 +9,13 @@
 //! every `repl-ping-replica-period`. Owns the replica registry; the
 //! connection is handed over by the connection loop (net/mod.rs).
 //!
+//! What is queued for a replica and not yet written to it is held to the
+//! replica class of `client-output-buffer-limit` (256mb 64mb 60 by
+//! default): over it the replica is dropped, as Redis does.
+//!
 //! Not yet (issue 13 goes on): the backlog and partial resync (every PSYNC
 //! is answered with a full one), diskless transfer, the replica side
-//! (REPLICAOF), WAIT, output-buffer limits of the replica class.
+//! (REPLICAOF), WAIT.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -149,11 +153,12 @@ pub async fn serve_replica(
 async fn full_sync(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
-    info: &crate::client::ClientInfo,
+    client_info: &Arc<crate::client::ClientInfo>,
     replica: &Replica,
     req: SyncRequest,
     mut rbuf: Vec<u8>,
 ) -> Result<(), String> {
+    let info = &**client_info;
     // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
     while srv.persist.saving.swap(true, Relaxed) {
         tokio::select! {
@@ -169,9 +174,22 @@ async fn full_sync(
         commands: false,
         incremental_fsync: false,
     };
-    // The snapshot point and the stream's start are one instant.
+    // The snapshot point and the stream's start are one instant. The
+    // stream queued for the replica (while the file is written, or behind
+    // a slow link) is held to the replica class of
+    // client-output-buffer-limit: over it, the replica is dropped.
+    let queued = Arc::new(AtomicU64::new(0));
+    let check: crate::propagate::QueueCheck = {
+        let (srv, info) = (srv.clone(), client_info.clone());
+        Box::new(move |n| {
+            let l = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
+            info.check_output_limit(n, &l);
+        })
+    };
     let mut sub = None;
-    let job = rdb::Job::start_to(srv, dest, |s| sub = Some(s.prop.subscribe_at()));
+    let job = rdb::Job::start_to(srv, dest, |s| {
+        sub = Some(s.prop.subscribe_checked(queued.clone(), check))
+    });
     let (job, (mut rx, offset)) = match (job, sub) {
         (Ok(j), Some(s)) => (j, s),
         _ => {
@@ -182,7 +200,7 @@ async fn full_sync(
     notice!("Starting BGSAVE for SYNC with target: disk (replication offset {offset})");
     if req.psync {
         let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid);
-        if stream.write_all(line.as_bytes()).await.is_err() {
+        if write(stream, info, line.as_bytes()).await.is_err() {
             srv.persist.saving.store(false, Relaxed);
             return Err("write error".into());
         }
@@ -194,7 +212,7 @@ async fn full_sync(
         tokio::select! {
             r = &mut saving => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if stream.write_all(b"\n").await.is_err() {
+                if write(stream, info, b"\n").await.is_err() {
                     // The job goes on to its end; its file is removed below.
                     let _ = saving.await;
                     srv.persist.saving.store(false, Relaxed);
@@ -210,7 +228,7 @@ async fn full_sync(
         return Err("the snapshot failed".into());
     }
     replica.state.store(SEND_BULK, Relaxed);
-    let sent = send_file(stream, &tmp).await;
+    let sent = send_file(stream, info, &tmp).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
     replica.state.store(ONLINE, Relaxed);
@@ -243,10 +261,9 @@ async fn full_sync(
                         Err(_) => break,
                     }
                 }
+                queued.fetch_sub(out.len() as u64, Relaxed);
                 srv.stats.net_output_bytes.fetch_add(out.len() as u64, Relaxed);
-                if stream.write_all(&out).await.is_err() {
-                    return Err("write error".into());
-                }
+                write(stream, info, &out).await?;
             }
             n = stream.read_buf(&mut rbuf) => match n {
                 Ok(0) | Err(_) => return Err("closed by the replica".into()),
@@ -262,7 +279,11 @@ async fn full_sync(
 /// `$<len>\r\n` and the file, in chunks. (The file was just written: its
 /// reads come from the page cache, so plain reads do not hold the
 /// executor up.)
-async fn send_file(stream: &mut TcpStream, path: &str) -> Result<(), String> {
+async fn send_file(
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    path: &str,
+) -> Result<(), String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)
         .map_err(|e| format!("can't open the RDB for the replica: {e}"))?;
@@ -270,10 +291,7 @@ async fn send_file(stream: &mut TcpStream, path: &str) -> Result<(), String> {
         .metadata()
         .map_err(|e| format!("can't stat the RDB for the replica: {e}"))?
         .len();
-    stream
-        .write_all(format!("${len}\r\n").as_bytes())
-        .await
-        .map_err(|_| "write error".to_string())?;
+    write(stream, info, format!("${len}\r\n").as_bytes()).await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f
@@ -282,10 +300,24 @@ async fn send_file(stream: &mut TcpStream, path: &str) -> Result<(), String> {
         if n == 0 {
             return Ok(());
         }
-        stream
-            .write_all(&buf[..n])
-            .await
-            .map_err(|_| "write error".to_string())?;
+        write(stream, info, &buf[..n]).await?;
+    }
+}
+
+/// Writes `bytes` to the replica, unless it is killed meanwhile (CLIENT
+/// KILL, its output limit): a replica that stopped reading cannot hold the
+/// link open.
+async fn write(
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    bytes: &[u8],
+) -> Result<(), String> {
+    if info.killed.load(Relaxed) {
+        return Err("killed".into());
+    }
+    tokio::select! {
+        r = stream.write_all(bytes) => r.map_err(|_| "write error".to_string()),
+        _ = info.kill.notified() => Err("killed".into()),
     }
 }
 
