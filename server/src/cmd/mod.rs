@@ -39,28 +39,33 @@ pub fn table() -> Vec<Option<Handler>> {
         .collect()
 }
 
+/// Every module's handler lookup: each command belongs to exactly one.
+const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
+    conn::handler,
+    admin::handler,
+    repl::handler,
+    info::handler,
+    command::handler,
+    keys::handler,
+    string::handler,
+    codis::handler,
+    list::handler,
+    hash::handler,
+    set::handler,
+    zset::handler,
+    bits::handler,
+    hll::handler,
+    sort::handler,
+    dump::handler,
+    slotsasync::handler,
+    crate::multi::handler,
+    crate::pubsub::handler,
+    crate::monitor::handler,
+];
+
 /// The handler of a top-level command (containers dispatch subcommands inside).
 pub fn handler(id: CmdId) -> Option<Handler> {
-    conn::handler(id)
-        .or_else(|| admin::handler(id))
-        .or_else(|| repl::handler(id))
-        .or_else(|| info::handler(id))
-        .or_else(|| command::handler(id))
-        .or_else(|| keys::handler(id))
-        .or_else(|| string::handler(id))
-        .or_else(|| codis::handler(id))
-        .or_else(|| list::handler(id))
-        .or_else(|| hash::handler(id))
-        .or_else(|| set::handler(id))
-        .or_else(|| zset::handler(id))
-        .or_else(|| bits::handler(id))
-        .or_else(|| hll::handler(id))
-        .or_else(|| sort::handler(id))
-        .or_else(|| dump::handler(id))
-        .or_else(|| slotsasync::handler(id))
-        .or_else(|| crate::multi::handler(id))
-        .or_else(|| crate::pubsub::handler(id))
-        .or_else(|| crate::monitor::handler(id))
+    MODULES.iter().find_map(|m| m(id))
 }
 
 #[cfg(test)]
@@ -71,30 +76,7 @@ mod tests {
     fn every_command_has_exactly_one_handler() {
         for c in COMMANDS {
             let id = lookup(c.name.as_bytes()).unwrap();
-            let n = [
-                super::conn::handler(id).is_some(),
-                super::admin::handler(id).is_some(),
-                super::info::handler(id).is_some(),
-                super::command::handler(id).is_some(),
-                super::keys::handler(id).is_some(),
-                super::string::handler(id).is_some(),
-                super::codis::handler(id).is_some(),
-                super::list::handler(id).is_some(),
-                super::hash::handler(id).is_some(),
-                super::set::handler(id).is_some(),
-                super::zset::handler(id).is_some(),
-                super::bits::handler(id).is_some(),
-                super::hll::handler(id).is_some(),
-                super::sort::handler(id).is_some(),
-                super::dump::handler(id).is_some(),
-                super::slotsasync::handler(id).is_some(),
-                crate::multi::handler(id).is_some(),
-                crate::pubsub::handler(id).is_some(),
-                crate::monitor::handler(id).is_some(),
-            ]
-            .iter()
-            .filter(|&&b| b)
-            .count();
+            let n = super::MODULES.iter().filter(|m| m(id).is_some()).count();
             assert_eq!(n, 1, "{} has {n} handlers", c.name);
         }
     }
