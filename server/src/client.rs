@@ -37,6 +37,8 @@ pub struct ClientInfo {
     pub multi: AtomicBool,
     /// In MONITOR mode (monitor.rs).
     pub monitor: AtomicBool,
+    /// A replica's link (repl/): CLIENT LIST flag `S`, TYPE replica.
+    pub replica: AtomicBool,
     /// Commands queued in the current MULTI (CLIENT LIST `multi=`).
     pub queued: AtomicUsize,
     /// A key this client WATCHes changed: its next EXEC fails.
@@ -84,6 +86,7 @@ impl ClientInfo {
             subs: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             monitor: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
             mail: tokio::sync::Notify::new(),
             soft_since_ms: AtomicU64::new(0),
@@ -254,6 +257,8 @@ pub struct Client {
     pub tracking: crate::tracking::Local,
     /// `REPLCONF listening-port` (0 = not given).
     pub repl_listening_port: i64,
+    /// `REPLCONF capa psync2`.
+    pub repl_capa_psync2: bool,
     /// Set by PSYNC / SYNC: the connection loop hands the connection to
     /// the replication code (repl/).
     pub sync: Option<crate::repl::SyncRequest>,
@@ -281,6 +286,7 @@ impl Client {
             reply: ReplyMode::On,
             tracking: Default::default(),
             repl_listening_port: 0,
+            repl_capa_psync2: false,
             sync: None,
         }
     }

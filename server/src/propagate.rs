@@ -38,6 +38,36 @@ struct Inner {
     db: Option<usize>,
     consumers: Vec<Consumer>,
     log: Option<Log>,
+    /// The replication backlog: the last bytes sent to the consumers
+    /// (created with the first replica, kept after it; Redis').
+    backlog: Option<Backlog>,
+}
+
+/// The last `cap` bytes of the replication stream.
+pub struct Backlog {
+    buf: std::collections::VecDeque<u8>,
+    cap: usize,
+}
+
+impl Backlog {
+    fn push(&mut self, bytes: &[u8]) {
+        if bytes.len() >= self.cap {
+            self.buf.clear();
+            self.buf.extend(&bytes[bytes.len() - self.cap..]);
+            return;
+        }
+        let over = (self.buf.len() + bytes.len()).saturating_sub(self.cap);
+        self.buf.drain(..over);
+        self.buf.extend(bytes);
+    }
+}
+
+/// INFO replication's backlog fields.
+pub struct BacklogInfo {
+    pub size: u64,
+    /// Offset of its first byte (1-based, as Redis counts).
+    pub first_byte: u64,
+    pub histlen: u64,
 }
 
 /// Told the bytes a consumer has queued and not taken, after each send
@@ -158,6 +188,8 @@ pub struct Stream {
     /// Bytes ever sent to the channel consumers: the replication stream's
     /// offset (Redis' `master_repl_offset`).
     repl_offset: AtomicU64,
+    /// `repl-backlog-size`, for a backlog created later.
+    backlog_size: AtomicU64,
     /// Wakes the log's writer (persist/aof.rs).
     pub waker: Waker,
 }
@@ -218,6 +250,15 @@ impl Stream {
     ) -> (Receiver, u64) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut g = lock(&self.inner);
+        if let Some((_, _)) = &queued
+            && g.backlog.is_none()
+        {
+            // The first replica: the backlog starts here.
+            g.backlog = Some(Backlog {
+                buf: Default::default(),
+                cap: self.backlog_size.load(Relaxed).max(1) as usize,
+            });
+        }
         g.consumers.push(Consumer { tx, queued });
         // A new consumer does not know the current DB.
         g.db = None;
@@ -230,6 +271,68 @@ impl Stream {
         self.repl_offset.load(Relaxed)
     }
 
+    /// A continuing replica (PSYNC2's partial resynchronization): if the
+    /// backlog still holds every byte from offset `from` (1-based: the
+    /// first byte the replica lacks), subscribes it and returns those
+    /// bytes, which precede whatever it receives next.
+    pub fn subscribe_continue(
+        &self,
+        from: u64,
+        queued: std::sync::Arc<AtomicU64>,
+        check: QueueCheck,
+    ) -> Option<(Receiver, Vec<u8>)> {
+        let mut g = lock(&self.inner);
+        let b = g.backlog.as_ref()?;
+        let end = self.repl_offset.load(Relaxed);
+        let first = end + 1 - b.buf.len() as u64;
+        if from < first || from > end + 1 {
+            return None;
+        }
+        let skip = (from - first) as usize;
+        let missing: Vec<u8> = b.buf.iter().skip(skip).copied().collect();
+        let (tx, rx) = mpsc::unbounded_channel();
+        queued.fetch_add(missing.len() as u64, Relaxed);
+        // No SELECT is forced: the replica's DB is the stream's at `end`.
+        g.consumers.push(Consumer {
+            tx,
+            queued: Some((queued, check)),
+        });
+        self.active.store(true, Relaxed);
+        Some((rx, missing))
+    }
+
+    /// `repl-backlog-size`: applies now to the backlog (which keeps its
+    /// newest bytes) and to one created later.
+    pub fn set_backlog_size(&self, size: u64) {
+        self.backlog_size.store(size.max(1), Relaxed);
+        if let Some(b) = lock(&self.inner).backlog.as_mut() {
+            b.cap = size.max(1) as usize;
+            let over = b.buf.len().saturating_sub(b.cap);
+            b.buf.drain(..over);
+        }
+    }
+
+    /// Frees the backlog (`repl-backlog-ttl` after the last replica left).
+    pub fn drop_backlog(&self) {
+        let mut g = lock(&self.inner);
+        g.backlog = None;
+        if g.consumers.is_empty() && g.log.is_none() {
+            self.active.store(false, Relaxed);
+        }
+    }
+
+    /// The backlog's numbers, if there is one.
+    pub fn backlog_info(&self) -> Option<BacklogInfo> {
+        let g = lock(&self.inner);
+        let b = g.backlog.as_ref()?;
+        let end = self.repl_offset.load(Relaxed);
+        Some(BacklogInfo {
+            size: b.cap as u64,
+            first_byte: end + 1 - b.buf.len() as u64,
+            histlen: b.buf.len() as u64,
+        })
+    }
+
     /// Sends `bytes` (a whole command not tied to a DB, the replication
     /// PING) to the consumers only: not to the AOF.
     pub fn emit_to_consumers(&self, bytes: &[u8]) {
@@ -238,6 +341,9 @@ impl Stream {
             return;
         }
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
+        if let Some(b) = g.backlog.as_mut() {
+            b.push(bytes);
+        }
         Self::send(&mut g, bytes.to_vec());
     }
 
@@ -295,7 +401,7 @@ impl Stream {
     fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
-        if g.consumers.is_empty() {
+        if g.consumers.is_empty() && g.backlog.is_none() {
             let Some(log) = g.log.as_mut() else {
                 return;
             };
@@ -311,6 +417,9 @@ impl Stream {
         let mut buf = Vec::with_capacity(64);
         write(&mut buf, &mut g.db);
         self.repl_offset.fetch_add(buf.len() as u64, Relaxed);
+        if let Some(b) = g.backlog.as_mut() {
+            b.push(&buf);
+        }
         let logged = if let Some(log) = g.log.as_mut() {
             let before = log.buf.len();
             log.annotate();
@@ -321,8 +430,12 @@ impl Stream {
         } else {
             false
         };
-        Self::send(g, buf);
-        if g.consumers.is_empty() && g.log.is_none() {
+        if !g.consumers.is_empty() {
+            Self::send(g, buf);
+        }
+        // (The backlog keeps the stream on with no replica attached, as
+        // Redis' does: a replica coming back resumes from it.)
+        if g.consumers.is_empty() && g.log.is_none() && g.backlog.is_none() {
             self.active.store(false, Relaxed);
         }
         drop(guard);
@@ -362,7 +475,7 @@ impl Stream {
     pub fn log_stop(&self) -> Option<Log> {
         let mut g = lock(&self.inner);
         let log = g.log.take();
-        if g.consumers.is_empty() {
+        if g.consumers.is_empty() && g.backlog.is_none() {
             self.active.store(false, Relaxed);
         }
         log

@@ -241,6 +241,8 @@ impl Server {
         self.pubsub
             .set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
         self.tracking.set_max_keys(c.tracking_table_max_keys);
+        self.prop
+            .set_backlog_size(c.repl_backlog_size.max(1) as u64);
     }
 
     /// Starts shutting the server down (SHUTDOWN, SIGTERM).

@@ -205,4 +205,58 @@ fn a_replica_that_does_not_read_is_dropped_at_its_output_limit() {
         "no log line"
     );
     drop(fake);
+    // With no replica left, the backlog goes after repl-backlog-ttl.
+    assert_eq!(
+        info_field(&mut m, "replication", "repl_backlog_active").as_deref(),
+        Some("1")
+    );
+    assert_eq!(m.cmd("CONFIG SET repl-backlog-ttl 1"), b"+OK\r\n");
+    wait_until("the backlog to be freed", Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "repl_backlog_active").as_deref() == Some("0")
+    });
+}
+
+/// A replica whose link drops reconnects with PSYNC and gets only what it
+/// missed from the backlog (`+CONTINUE`): no second full sync.
+#[test]
+fn a_dropped_link_resumes_from_the_backlog() {
+    let ours = Server::start(&[]);
+    let mut m = ours.conn();
+    for i in 0..100 {
+        m.send(&["SET", &format!("k:{i}"), &i.to_string()]);
+    }
+    let Some(redis) =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &ours.port().to_string()])
+    else {
+        return;
+    };
+    let mut r = redis.conn();
+    wait_until("master_link_status:up", Duration::from_secs(30), || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(
+        info_field(&mut m, "replication", "repl_backlog_active").as_deref(),
+        Some("1")
+    );
+    // Drop the link from our side; write while the replica is away.
+    assert_eq!(m.cmd("CLIENT KILL TYPE replica"), b":1\r\n");
+    for i in 100..300 {
+        m.send(&["SET", &format!("k:{i}"), &i.to_string()]);
+    }
+    m.cmd("DEL k:0");
+    wait_until("the partial resync", Duration::from_secs(30), || {
+        info_field(&mut m, "stats", "sync_partial_ok").as_deref() == Some("1")
+    });
+    wait_until("master_link_status:up", Duration::from_secs(30), || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("1")
+    );
+    assert_eq!(r.cmd("DBSIZE"), b":299\r\n");
+    assert_eq!(r.cmd("GET k:299"), b"$3\r\n299\r\n");
+    assert_eq!(r.cmd("EXISTS k:0"), b":0\r\n");
 }

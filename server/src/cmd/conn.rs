@@ -639,9 +639,11 @@ fn client_type(name: &[u8]) -> Option<ClientType> {
     }
 }
 
-/// Every connection is a normal client here (no replication, no pub/sub yet).
+/// A replica's link, a subscriber, or a normal client.
 fn type_of(c: &ClientInfo) -> ClientType {
-    if c.in_pubsub() {
+    if c.replica.load(Relaxed) {
+        ClientType::Replica
+    } else if c.in_pubsub() {
         ClientType::Pubsub
     } else {
         ClientType::Normal
@@ -743,6 +745,9 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     }
     if c.killed.load(Relaxed) {
         flags.push('A');
+    }
+    if c.replica.load(Relaxed) {
+        flags.push('S');
     }
     if c.no_evict.load(Relaxed) {
         flags.push('e');

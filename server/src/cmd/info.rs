@@ -515,9 +515,10 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
         "rejected_connections",
         st.rejected_connections.load(Relaxed),
     );
-    w.kv("sync_full", 0);
-    w.kv("sync_partial_ok", 0);
-    w.kv("sync_partial_err", 0);
+    let r = &ctx.srv.repl;
+    w.kv("sync_full", r.sync_full.load(Relaxed));
+    w.kv("sync_partial_ok", r.sync_partial_ok.load(Relaxed));
+    w.kv("sync_partial_err", r.sync_partial_err.load(Relaxed));
     w.kv("expired_keys", expired_keys(ctx));
     w.kv("expired_stale_perc", "0.00");
     w.kv("expired_time_cap_reached_count", 0);
@@ -592,10 +593,20 @@ fn replication(ctx: &Ctx, w: &mut Lines) {
     w.kv("master_replid2", "0000000000000000000000000000000000000000");
     w.kv("master_repl_offset", ctx.srv.prop.repl_offset());
     w.kv("second_repl_offset", -1);
-    w.kv("repl_backlog_active", 0);
-    w.kv("repl_backlog_size", 1048576);
-    w.kv("repl_backlog_first_byte_offset", 0);
-    w.kv("repl_backlog_histlen", 0);
+    match ctx.srv.prop.backlog_info() {
+        Some(b) => {
+            w.kv("repl_backlog_active", 1);
+            w.kv("repl_backlog_size", b.size);
+            w.kv("repl_backlog_first_byte_offset", b.first_byte);
+            w.kv("repl_backlog_histlen", b.histlen);
+        }
+        None => {
+            w.kv("repl_backlog_active", 0);
+            w.kv("repl_backlog_size", ctx.srv.config().repl_backlog_size);
+            w.kv("repl_backlog_first_byte_offset", 0);
+            w.kv("repl_backlog_histlen", 0);
+        }
+    }
 }
 
 /// Kernel clock ticks per second (USER_HZ is 100 on every Linux ABI).

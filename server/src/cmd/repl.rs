@@ -33,9 +33,14 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let (opt, val) = (pair[0], pair[1]);
         if is(opt, "listening-port") {
             ctx.client.repl_listening_port = parse_i64(val).ok_or(CmdError::NotInteger)?;
-        } else if is(opt, "ip-address") || is(opt, "capa") || is(opt, "rdb-only") {
-            // The address a replica announces and its capabilities (EOF
-            // framing, PSYNC2) matter once diskless sync lands.
+        } else if is(opt, "capa") {
+            if is(val, "psync2") {
+                ctx.client.repl_capa_psync2 = true;
+            }
+            // (`eof`, the diskless framing, matters once diskless sync lands.)
+        } else if is(opt, "ip-address") || is(opt, "rdb-only") {
+            // The address a replica announces matters for ROLE and INFO
+            // once replicas behind NAT are supported.
         } else if is(opt, "ack") || is(opt, "getack") {
             return Ok(());
         } else {
@@ -49,16 +54,28 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// PSYNC <replid> <offset>: always a full resynchronization for now (no
-/// backlog yet), answered by repl/ once the connection is handed over.
-fn psync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    ctx.client.sync = Some(SyncRequest { psync: true });
+/// PSYNC <replid> <offset>: a partial resynchronization when our backlog
+/// holds the offset, else a full one; answered by repl/ once the
+/// connection is handed over.
+fn psync(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let offset = parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+    ctx.client.sync = Some(SyncRequest {
+        psync: true,
+        replid: argv[1].to_vec(),
+        offset,
+        psync2: ctx.client.repl_capa_psync2,
+    });
     Ok(())
 }
 
 /// SYNC: the old protocol (the RDB payload with no `+FULLRESYNC` first).
 fn sync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
-    ctx.client.sync = Some(SyncRequest { psync: false });
+    ctx.client.sync = Some(SyncRequest {
+        psync: false,
+        replid: b"?".to_vec(),
+        offset: -1,
+        psync2: false,
+    });
     Ok(())
 }
 

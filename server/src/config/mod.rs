@@ -239,6 +239,10 @@ pub struct Config {
     pub aof_load_truncated: bool,
     /// `repl-ping-replica-period` (seconds).
     pub repl_ping_replica_period: i64,
+    /// `repl-backlog-size` (bytes).
+    pub repl_backlog_size: i64,
+    /// `repl-backlog-ttl` (seconds; 0 = never freed).
+    pub repl_backlog_ttl: i64,
     /// `key-load-delay` (hidden, for tests, as redis): a pause per key
     /// loaded at start-up, in µs; negative: 1 µs every `-n` keys.
     pub key_load_delay: i64,
@@ -579,6 +583,8 @@ impl Config {
             auto_aof_rewrite_min_size: 0,
             key_load_delay: 0,
             repl_ping_replica_period: 0,
+            repl_backlog_size: 0,
+            repl_backlog_ttl: 0,
             aof_load_truncated: false,
             aof_use_rdb_preamble: false,
             aof_timestamp_enabled: false,

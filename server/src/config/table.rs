@@ -515,8 +515,22 @@ pub(crate) static PARAMS: &[Param] = &[
     ),
     p!("repl-timeout", N, 0, int(1, INT_MAX), "60"),
     p!("repl-disable-tcp-nodelay", N, 0, B, "no"),
-    p!("repl-backlog-size", N, 0, mem(1, LLONG_MAX), "1048576"),
-    p!("repl-backlog-ttl", N, 0, int(0, LLONG_MAX), "3600"),
+    p!(
+        "repl-backlog-size",
+        N,
+        0,
+        mem(1, LLONG_MAX),
+        "1048576",
+        repl_backlog_size
+    ),
+    p!(
+        "repl-backlog-ttl",
+        N,
+        0,
+        int(0, LLONG_MAX),
+        "3600",
+        repl_backlog_ttl
+    ),
     p!(
         "replica-priority",
         Some("slave-priority"),

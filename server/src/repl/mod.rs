@@ -1,6 +1,6 @@
 //! Replication, master side (Redis 7.0's `replication.c`), first part: a
 //! replica (a redis-server 7.0.15, or ours later) that sends PSYNC or SYNC
-//! gets a full resynchronization: `+FULLRESYNC <replid> <offset>`, a
+//! and cannot continue from the backlog gets a full resynchronization: `+FULLRESYNC <replid> <offset>`, a
 //! forkless RDB snapshot taken at that offset (disk-based: `$<len>` and the
 //! file; newlines keep the link alive while it is written), then the
 //! propagation stream from exactly that point (a channel consumer
@@ -13,9 +13,11 @@
 //! replica class of `client-output-buffer-limit` (256mb 64mb 60 by
 //! default): over it the replica is dropped, as Redis does.
 //!
-//! Not yet (issue 13 goes on): the backlog and partial resync (every PSYNC
-//! is answered with a full one), diskless transfer, the replica side
-//! (REPLICAOF), WAIT.
+//! A replica that comes back with PSYNC and an offset the backlog still
+//! covers (propagate.rs keeps it) gets `+CONTINUE` and only what it missed.
+//!
+//! Not yet (issue 13 goes on): a second replication ID, diskless transfer,
+//! the replica side (REPLICAOF), WAIT.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -37,10 +39,16 @@ pub const SEND_BULK: u8 = 1;
 pub const ONLINE: u8 = 2;
 
 /// What PSYNC / SYNC ask of the connection loop: hand the connection over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRequest {
-    /// PSYNC (answered `+FULLRESYNC …` first) rather than the old SYNC.
+    /// PSYNC (answered `+FULLRESYNC …` or `+CONTINUE …` first) rather than
+    /// the old SYNC.
     pub psync: bool,
+    /// PSYNC's replication ID and offset (`?` and -1: no history).
+    pub replid: Vec<u8>,
+    pub offset: i64,
+    /// The replica announced `capa psync2` (`+CONTINUE` then names our ID).
+    pub psync2: bool,
 }
 
 /// One attached replica.
@@ -61,6 +69,13 @@ pub struct Repl {
     /// This server's replication ID (40 hex digits).
     pub replid: String,
     replicas: Mutex<Vec<Arc<Replica>>>,
+    /// When the last replica left (unix ms; 0 = one is attached or none
+    /// ever was): the backlog goes `repl-backlog-ttl` later.
+    alone_since_ms: AtomicU64,
+    /// INFO stats' `sync_full`, `sync_partial_ok`, `sync_partial_err`.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
 }
 
 impl Repl {
@@ -70,6 +85,10 @@ impl Repl {
                 .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
                 .collect(),
             replicas: Mutex::new(Vec::new()),
+            alone_since_ms: AtomicU64::new(0),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
         }
     }
 
@@ -87,7 +106,12 @@ impl Repl {
     }
 
     fn remove(&self, client_id: u64) {
-        self.lock().retain(|r| r.client_id != client_id);
+        let mut l = self.lock();
+        l.retain(|r| r.client_id != client_id);
+        if l.is_empty() {
+            self.alone_since_ms
+                .store(crate::db::now_ms().max(1), Relaxed);
+        }
     }
 }
 
@@ -105,6 +129,15 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 /// seconds.
 pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
     if !srv.repl.has_replicas() {
+        // Redis frees the backlog `repl-backlog-ttl` seconds after the
+        // last replica left (0: never); the stream then costs nothing.
+        let since = srv.repl.alone_since_ms.load(Relaxed);
+        let ttl = srv.config().repl_backlog_ttl;
+        if since != 0 && ttl > 0 && now_ms.saturating_sub(since) / 1000 >= ttl as u64 {
+            srv.repl.alone_since_ms.store(0, Relaxed);
+            srv.prop.drop_backlog();
+            notice!("Replication backlog freed after {ttl} seconds without connected replicas.");
+        }
         return;
     }
     let period = srv.config().repl_ping_replica_period.max(1) as u64;
@@ -140,25 +173,100 @@ pub async fn serve_replica(
         ack_ms: AtomicU64::new(crate::db::now_ms()),
     });
     srv.repl.lock().push(replica.clone());
+    srv.repl.alone_since_ms.store(0, Relaxed);
+    info.replica.store(true, Relaxed);
     let addr = format!("{}:{}", replica.ip, replica.port);
     notice!("Replica {addr} asks for synchronization");
-    let r = full_sync(srv, stream, &info, &replica, req, rbuf).await;
+    let r = link(srv, stream, &info, &replica, req, rbuf).await;
     if let Err(why) = r {
         warning!("Connection with replica {addr} lost ({why}).");
     }
     srv.repl.remove(info.id);
 }
 
-/// The whole life of one replica link; `Err` says why it ended.
-async fn full_sync(
+/// The whole life of one replica link: a partial resynchronization when
+/// the backlog allows it, else a full one, then the stream. `Err` says
+/// why it ended.
+async fn link(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
     client_info: &Arc<crate::client::ClientInfo>,
     replica: &Replica,
     req: SyncRequest,
-    mut rbuf: Vec<u8>,
+    rbuf: Vec<u8>,
 ) -> Result<(), String> {
     let info = &**client_info;
+    // The stream queued for the replica (while its file is written, or
+    // behind a slow link) is held to the replica class of
+    // client-output-buffer-limit: over it, the replica is dropped.
+    let queued = Arc::new(AtomicU64::new(0));
+    let check = || -> crate::propagate::QueueCheck {
+        let (srv, info) = (srv.clone(), client_info.clone());
+        Box::new(move |n| {
+            let l = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
+            info.check_output_limit(n, &l);
+        })
+    };
+    if req.psync && req.replid != b"?" {
+        let ours = req.replid == srv.repl.replid.as_bytes();
+        let cont = if ours && req.offset > 0 {
+            srv.prop
+                .subscribe_continue(req.offset as u64, queued.clone(), check())
+        } else {
+            None
+        };
+        if let Some((rx, missing)) = cont {
+            srv.repl.sync_partial_ok.fetch_add(1, Relaxed);
+            let line = if req.psync2 {
+                format!("+CONTINUE {}\r\n", srv.repl.replid)
+            } else {
+                "+CONTINUE\r\n".to_string()
+            };
+            write(stream, info, line.as_bytes()).await?;
+            notice!(
+                "Partial resynchronization request from {}:{} accepted. Sending {} bytes of backlog starting from offset {}.",
+                replica.ip,
+                replica.port,
+                missing.len(),
+                req.offset
+            );
+            write(stream, info, &missing).await?;
+            queued.fetch_sub(missing.len() as u64, Relaxed);
+            replica.state.store(ONLINE, Relaxed);
+            return stream_to(srv, stream, info, replica, rx, &queued, rbuf).await;
+        }
+        srv.repl.sync_partial_err.fetch_add(1, Relaxed);
+        if ours {
+            notice!(
+                "Unable to partial resync with replica {}:{} for lack of backlog (Replica request was: {}).",
+                replica.ip,
+                replica.port,
+                req.offset
+            );
+        } else {
+            notice!(
+                "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '0000000000000000000000000000000000000000')",
+                String::from_utf8_lossy(&req.replid),
+                srv.repl.replid
+            );
+        }
+    }
+    srv.repl.sync_full.fetch_add(1, Relaxed);
+    full_sync(srv, stream, info, replica, &req, queued, check(), rbuf).await
+}
+
+/// A full resynchronization, then the stream.
+#[allow(clippy::too_many_arguments)]
+async fn full_sync(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    req: &SyncRequest,
+    queued: Arc<AtomicU64>,
+    check: crate::propagate::QueueCheck,
+    rbuf: Vec<u8>,
+) -> Result<(), String> {
     // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
     while srv.persist.saving.swap(true, Relaxed) {
         tokio::select! {
@@ -174,23 +282,12 @@ async fn full_sync(
         commands: false,
         incremental_fsync: false,
     };
-    // The snapshot point and the stream's start are one instant. The
-    // stream queued for the replica (while the file is written, or behind
-    // a slow link) is held to the replica class of
-    // client-output-buffer-limit: over it, the replica is dropped.
-    let queued = Arc::new(AtomicU64::new(0));
-    let check: crate::propagate::QueueCheck = {
-        let (srv, info) = (srv.clone(), client_info.clone());
-        Box::new(move |n| {
-            let l = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
-            info.check_output_limit(n, &l);
-        })
-    };
+    // The snapshot point and the stream's start are one instant.
     let mut sub = None;
     let job = rdb::Job::start_to(srv, dest, |s| {
         sub = Some(s.prop.subscribe_checked(queued.clone(), check))
     });
-    let (job, (mut rx, offset)) = match (job, sub) {
+    let (job, (rx, offset)) = match (job, sub) {
         (Ok(j), Some(s)) => (j, s),
         _ => {
             srv.persist.saving.store(false, Relaxed);
@@ -237,7 +334,19 @@ async fn full_sync(
         replica.ip,
         replica.port
     );
-    // The stream, and the replica's ACKs.
+    stream_to(srv, stream, info, replica, rx, &queued, rbuf).await
+}
+
+/// The stream to an online replica, and its ACKs, until the link ends.
+async fn stream_to(
+    srv: &Server,
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    mut rx: crate::propagate::Receiver,
+    queued: &AtomicU64,
+    mut rbuf: Vec<u8>,
+) -> Result<(), String> {
     let mut parser = RequestParser::new();
     let mut out = Vec::with_capacity(64 * 1024);
     let limits = Limits {
