@@ -18,7 +18,14 @@
 //! appended, so a connection can wait until what it changed is on disk
 //! (`appendfsync always`).
 //!
-//! Cost: with no consumer the gate reads one atomic and skips all of it.
+//! The bytes sent to consumers are the replication stream: `repl_offset`
+//! counts them (Redis' `master_repl_offset`), and once a replica has
+//! subscribed they also go into a backlog (the last `repl-backlog-size`
+//! bytes), kept with no consumer until `repl-backlog-ttl`, so a replica
+//! coming back continues from its offset (repl/).
+//!
+//! Cost: with no consumer, no log and no backlog the gate reads one atomic
+//! and skips all of it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex};
