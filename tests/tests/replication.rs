@@ -30,6 +30,13 @@ fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the replica's link to its master is up.
+fn wait_link_up(r: &mut Conn) {
+    wait_until("master_link_status:up", Duration::from_secs(30), || {
+        info_field(r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+}
+
 /// Waits until the replica has applied everything the master sent so far.
 fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {
     let target: u64 = info_field(master, "replication", "master_repl_offset")
@@ -57,9 +64,7 @@ fn a_redis_replica_gets_our_dataset_and_stream() {
         return;
     };
     let mut r = redis.conn();
-    wait_until("master_link_status:up", Duration::from_secs(30), || {
-        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
-    });
+    wait_link_up(&mut r);
     // Writes after the snapshot point reach the replica through the stream.
     assert_eq!(m.cmd("SELECT 0"), b"+OK\r\n");
     for i in 0..200 {
@@ -231,9 +236,7 @@ fn a_dropped_link_resumes_from_the_backlog() {
         return;
     };
     let mut r = redis.conn();
-    wait_until("master_link_status:up", Duration::from_secs(30), || {
-        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
-    });
+    wait_link_up(&mut r);
     wait_caught_up(&mut m, &mut r);
     assert_eq!(
         info_field(&mut m, "replication", "repl_backlog_active").as_deref(),
@@ -248,9 +251,7 @@ fn a_dropped_link_resumes_from_the_backlog() {
     wait_until("the partial resync", Duration::from_secs(30), || {
         info_field(&mut m, "stats", "sync_partial_ok").as_deref() == Some("1")
     });
-    wait_until("master_link_status:up", Duration::from_secs(30), || {
-        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
-    });
+    wait_link_up(&mut r);
     wait_caught_up(&mut m, &mut r);
     assert_eq!(
         info_field(&mut m, "stats", "sync_full").as_deref(),
