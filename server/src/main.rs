@@ -153,13 +153,18 @@ async fn serve(srv: Arc<Server>) -> i32 {
     // connected meanwhile get -LOADING for what needs the dataset. The
     // cron (save points, expiry, AOF fsync) starts once it is loaded.
     srv.persist.begin_loading();
+    let loader = srv.clone();
+    let mut load = tokio::task::spawn_blocking(move || server::persist::load_at_startup(&loader));
+    // Clients are accepted once the load knows its size (until then they
+    // wait in the listen backlog), or once it is over.
+    while !srv.persist.loading.sized() && !load.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     for l in listeners {
         tokio::spawn(net::accept_loop(srv.clone(), l));
     }
-    let loader = srv.clone();
-    let load = tokio::task::spawn_blocking(move || server::persist::load_at_startup(&loader));
     tokio::select! {
-        r = load => {
+        r = &mut load => {
             if r.is_err() {
                 warning!("Loading the data files failed unexpectedly, exiting.");
                 return 1;
