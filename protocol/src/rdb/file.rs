@@ -44,7 +44,7 @@ pub fn write_header(out: &mut Vec<u8>) {
 /// bytes; otherwise length + bytes.
 pub fn write_string(out: &mut Vec<u8>, s: &[u8], lzf: Option<&mut Compressor>) {
     if s.len() <= 11
-        && let Some(v) = canonical_int(s)
+        && let Some(v) = crate::number::parse_i64(s)
     {
         if let Ok(b) = i8::try_from(v) {
             out.extend_from_slice(&[0xC0, b as u8]);
@@ -78,25 +78,6 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8], lzf: Option<&mut Compressor>) {
     }
     write_len(out, s.len() as u64);
     out.extend_from_slice(s);
-}
-
-/// `s` as an i64 when it is exactly how that integer prints.
-fn canonical_int(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, s),
-    };
-    if digits.is_empty()
-        || (digits[0] == b'0' && (digits.len() > 1 || neg))
-        || !digits.iter().all(u8::is_ascii_digit)
-    {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    Some(if neg { -v } else { v })
 }
 
 /// An AUX field (strings as [`write_string`], no compression).

@@ -4,25 +4,7 @@
 //! the loaders that read them back live in the `rdb` crate and in Redis.
 //! Written by hand: no crate writes these formats.
 
-/// Redis' `lpStringToInt64`: the integer a string is stored as in a
-/// listpack, only for its canonical decimal form (no `+`, no leading zeros,
-/// no `-0`, at most 20 characters).
-pub fn canonical_int(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if digits[0] == b'0' && (digits.len() > 1 || neg) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse::<i64>().ok()
-}
+use crate::number::parse_i64;
 
 /// A listpack being built: header (total bytes, element count), entries,
 /// the 0xFF terminator.
@@ -61,7 +43,9 @@ impl ListpackWriter {
     /// Appends a string element (stored as an integer when it is one, as
     /// Redis does).
     pub fn push(&mut self, s: &[u8]) {
-        match canonical_int(s) {
+        // Redis' `lpStringToInt64` stores a string as an integer only in
+        // its canonical decimal form: `string2ll`'s rule.
+        match parse_i64(s) {
             Some(v) => self.push_int(v),
             None => self.push_str(s),
         }
@@ -183,10 +167,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn canonical_ints_only() {
-        assert_eq!(canonical_int(b"0"), Some(0));
-        assert_eq!(canonical_int(b"-12"), Some(-12));
-        assert_eq!(canonical_int(b"9223372036854775807"), Some(i64::MAX));
+    fn only_canonical_ints_are_stored_as_ints() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         for s in [
             &b""[..],
             b"-0",
@@ -197,7 +181,7 @@ mod tests {
             b"-",
             b"99999999999999999999",
         ] {
-            assert_eq!(canonical_int(s), None, "{:?}", s);
+            assert_eq!(parse_i64(s), None, "{:?}", s);
         }
     }
 

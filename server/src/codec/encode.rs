@@ -539,7 +539,8 @@ pub fn file_value_compact(
     mut lzf: Option<&mut Compressor>,
     th: &super::Thresholds,
 ) {
-    use protocol::rdb::listpack::{ListpackWriter, canonical_int, intset};
+    use protocol::number::parse_i64;
+    use protocol::rdb::listpack::{ListpackWriter, intset};
     let n = len(v);
     let blob: Option<(u8, Vec<u8>)> = match v {
         ValueRef::Obj(Object::List(_)) => {
@@ -581,7 +582,7 @@ pub fn file_value_compact(
             let mut all = true;
             Cursor::new().walk(v, &Pace::WHOLE, |e| {
                 match e {
-                    Elem::Item(b) => match canonical_int(b) {
+                    Elem::Item(b) => match parse_i64(b) {
                         Some(i) => ints.push(i),
                         None => all = false,
                     },
