@@ -489,6 +489,19 @@ impl Server {
         self.wait_exit(within)
     }
 
+    /// Sends `cmd` (SHUTDOWN, with its options) on `c`, which it closes, and
+    /// asserts the process exits within 30 s.
+    #[track_caller]
+    pub fn shutdown_with(&mut self, mut c: Conn, cmd: &[&str]) {
+        let _ = c.try_send(cmd);
+        drop(c);
+        assert!(
+            self.wait_exit(Duration::from_secs(30)),
+            "{} did not exit after {cmd:?}",
+            self.kind.name()
+        );
+    }
+
     /// Waits (up to `within`) for the process to exit by itself (SHUTDOWN).
     pub fn wait_exit(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;

@@ -486,12 +486,7 @@ fn aof_travels_both_ways_with_redis() {
     more_writes(&mut r, &mut sets, "r");
     let before = snapshot_dbs(&mut r, &sets);
     let sizes = db_sizes(&mut r);
-    let _ = r.try_send(&["SHUTDOWN"]);
-    drop(r);
-    assert!(
-        redis.wait_exit(Duration::from_secs(30)),
-        "redis-server did not exit"
-    );
+    redis.shutdown_with(r, &["SHUTDOWN"]);
     drop(redis);
     assert_eq!(
         manifest_text(rdir.path()),
@@ -525,12 +520,7 @@ fn aof_travels_both_ways_with_redis() {
     more_writes(&mut c, &mut sets, "o");
     let before = snapshot_dbs(&mut c, &sets);
     let sizes = db_sizes(&mut c);
-    let _ = c.try_send(&["SHUTDOWN"]);
-    drop(c);
-    assert!(
-        ours.wait_exit(Duration::from_secs(30)),
-        "SHUTDOWN did not exit"
-    );
+    ours.shutdown_with(c, &["SHUTDOWN"]);
     drop(ours);
     check_aof(odir.path());
     let redis = RedisServer::start_in(odir.path(), AOF).unwrap();

@@ -82,13 +82,7 @@ fn round_trip(via: Via) {
             );
             srv.kill9();
         }
-        Via::ShutdownSave => {
-            let _ = c.try_send(&["SHUTDOWN", "SAVE"]);
-            assert!(
-                srv.wait_exit(Duration::from_secs(30)),
-                "SHUTDOWN SAVE did not exit"
-            );
-        }
+        Via::ShutdownSave => srv.shutdown_with(c, &["SHUTDOWN", "SAVE"]),
         Via::Sigterm => {
             assert!(srv.sigterm(Duration::from_secs(30)), "SIGTERM did not exit");
             assert!(
