@@ -62,9 +62,6 @@ pub struct Loading {
     loaded: AtomicU64,
     /// Keys loaded, for `key-load-delay`'s negative form.
     keys: AtomicU64,
-    /// `total` is known (the port starts accepting then, so INFO never
-    /// shows a load of 0 bytes).
-    sized: AtomicBool,
 }
 
 /// INFO's `loading_*` fields.
@@ -84,19 +81,19 @@ impl Loading {
         for a in [&self.total, &self.rdb_used_mem, &self.base, &self.loaded] {
             a.store(0, Relaxed);
         }
-        self.sized.store(false, Relaxed);
         self.active.store(true, Relaxed);
     }
 
     /// The bytes of the files to load.
     pub fn set_total(&self, total: u64) {
         self.total.store(total, Relaxed);
-        self.sized.store(true, Relaxed);
     }
 
-    /// Whether the load's size is known yet.
+    /// Whether the load's size is known yet (the port starts accepting
+    /// then, so INFO never shows a load of 0 bytes; a load of nothing
+    /// ends at once).
     pub fn sized(&self) -> bool {
-        self.sized.load(Relaxed)
+        self.total.load(Relaxed) != 0
     }
 
     /// The next file starts after `done` bytes of the earlier ones.
