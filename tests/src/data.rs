@@ -712,6 +712,42 @@ pub fn compare_dbs(c: &mut Conn, before: &[(usize, Snapshot)], sets: &[(usize, V
 }
 
 /// DBSIZE of each of the 16 DBs.
+/// What the restart tests compare: the listed keys of each DB (DUMP +
+/// PTTL) and every DB's size.
+pub struct Dataset {
+    keys: Vec<(usize, Snapshot)>,
+    sizes: Vec<i64>,
+    sets: DbKeys,
+}
+
+impl Dataset {
+    pub fn take(c: &mut Conn, sets: &[(usize, Vec<Vec<u8>>)]) -> Dataset {
+        Dataset {
+            keys: snapshot_dbs(c, sets),
+            sizes: db_sizes(c),
+            sets: sets.to_vec(),
+        }
+    }
+
+    /// Every DB's size when it was taken.
+    pub fn sizes(&self) -> &[i64] {
+        &self.sizes
+    }
+
+    /// The server behind `c` holds the same (`what` names the check).
+    #[track_caller]
+    pub fn check(&self, c: &mut Conn, what: &str) {
+        assert_eq!(db_sizes(c), self.sizes, "DB sizes {what}");
+        self.check_keys(c);
+    }
+
+    /// The listed keys are the same (other keys may have come or gone).
+    #[track_caller]
+    pub fn check_keys(&self, c: &mut Conn) {
+        compare_dbs(c, &self.keys, &self.sets);
+    }
+}
+
 pub fn db_sizes(c: &mut Conn) -> Vec<i64> {
     let sizes = (0..16)
         .map(|db| {

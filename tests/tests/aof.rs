@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::data::{assert_same, compare_dbs, db_sizes, fill_dbs, pipeline, snapshot, snapshot_dbs};
+use tests::data::{Dataset, assert_same, fill_dbs, pipeline, snapshot};
 use tests::{Conn, RedisServer, Server, escape, escape_max, redis_tool};
 
 const AOF: &[&str] = &["--appendonly", "yes"];
@@ -305,8 +305,7 @@ fn aof_only_round_trip_and_rewrite() {
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
     let mut sets = fill_dbs(&mut c);
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -323,8 +322,7 @@ fn aof_only_round_trip_and_rewrite() {
 
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after restart");
 
     let n = rewrite_under_writes(&srv, &mut c, &mut sets);
     assert_eq!(
@@ -338,8 +336,7 @@ fn aof_only_round_trip_and_rewrite() {
         escape_max(&base, 100)
     );
     more_writes(&mut c, &mut sets, "x");
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -354,8 +351,7 @@ fn aof_only_round_trip_and_rewrite() {
 
     let srv = Server::start_in(dir.path(), &a);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after rewrite + restart");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after rewrite + restart");
     assert_eq!(ctr(&mut c), Some(b(&n.to_string())));
     no_panic("round trip", &srv.log());
 }
@@ -371,8 +367,7 @@ fn rdb_preamble_rewrite_round_trip() {
     let mut sets = fill_dbs(&mut c);
     let n = rewrite_under_writes(&srv, &mut c, &mut sets);
     more_writes(&mut c, &mut sets, "y");
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -399,8 +394,7 @@ fn rdb_preamble_rewrite_round_trip() {
 
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after restart");
     assert_eq!(ctr(&mut c), Some(b(&n.to_string())));
     let log = srv.log();
     assert!(
@@ -484,8 +478,7 @@ fn aof_travels_both_ways_with_redis() {
     sets[0].1.extend((0..1000).map(|i| b(&format!("key:{i}"))));
     rewrite(&mut r);
     more_writes(&mut r, &mut sets, "r");
-    let before = snapshot_dbs(&mut r, &sets);
-    let sizes = db_sizes(&mut r);
+    let before = Dataset::take(&mut r, &sets);
     redis.shutdown_with(r, &["SHUTDOWN"]);
     drop(redis);
     assert_eq!(
@@ -494,8 +487,7 @@ fn aof_travels_both_ways_with_redis() {
     );
     let ours = Server::start_in(rdir.path(), AOF);
     let mut c = ours.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "DB sizes of redis' AOF in ours");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "of redis' AOF in ours");
     // Ours appends to redis' INCR and keeps its manifest.
     let manifest = manifest_text(rdir.path());
     assert_eq!(c.cmd("SET fromours 1"), b"+OK\r\n");
@@ -518,15 +510,13 @@ fn aof_travels_both_ways_with_redis() {
     let mut sets = fill_dbs(&mut c);
     rewrite(&mut c);
     more_writes(&mut c, &mut sets, "o");
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     ours.shutdown_with(c, &["SHUTDOWN"]);
     drop(ours);
     check_aof(odir.path());
     let redis = RedisServer::start_in(odir.path(), AOF).unwrap();
     let mut r = redis.conn();
-    assert_eq!(db_sizes(&mut r), sizes, "DB sizes of our AOF in redis");
-    compare_dbs(&mut r, &before, &sets);
+    before.check(&mut r, "of our AOF in redis");
 }
 
 /// (5) `CONFIG SET appendonly yes` at run time writes a base of what is
@@ -549,8 +539,7 @@ fn appendonly_switched_at_run_time() {
         "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     );
     more_writes(&mut c, &mut sets, "rt");
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     settle(&mut c, dir.path());
     drop(c);
     srv.kill9();
@@ -558,8 +547,7 @@ fn appendonly_switched_at_run_time() {
 
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "DB sizes after restart");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after restart");
     let i = persistence(&mut c);
     assert_eq!(i["aof_enabled"], "1");
     assert!(i.contains_key("aof_current_size"));
@@ -583,7 +571,7 @@ fn appendonly_switched_at_run_time() {
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
     assert_eq!(c.cmd("EXISTS notlogged"), b":0\r\n");
-    compare_dbs(&mut c, &before, &sets);
+    before.check_keys(&mut c);
 }
 
 /// (6) An old single-file `appendonly.aof` (plain commands, or an RDB
@@ -639,7 +627,7 @@ fn old_single_file_aof_is_upgraded() {
     let srv = Server::start_in(rdb_dir.path(), &[]);
     let mut c = srv.conn();
     let sets = fill_dbs(&mut c);
-    let before = snapshot_dbs(&mut c, &sets);
+    let before = Dataset::take(&mut c, &sets);
     assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
     drop(c);
     srv.kill9();
@@ -650,7 +638,7 @@ fn old_single_file_aof_is_upgraded() {
     std::fs::write(dir.path().join("appendonly.aof"), &old).unwrap();
     let srv = Server::start_in(dir.path(), AOF);
     let mut c = srv.conn();
-    compare_dbs(&mut c, &before, &sets);
+    before.check_keys(&mut c);
     c.cmd("SELECT 3");
     assert_eq!(c.cmd("GET tail"), b"$1\r\nt\r\n");
     let log = srv.log();
@@ -885,11 +873,9 @@ fn debug_loadaof_info_and_double_rewrite() {
     let srv = Server::start_in(dir.path(), &args(AOF, &["--enable-debug-command", "yes"]));
     let mut c = srv.conn();
     let sets = fill_dbs(&mut c);
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     assert_eq!(c.cmd("DEBUG LOADAOF"), b"+OK\r\n");
-    assert_eq!(db_sizes(&mut c), sizes);
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after DEBUG LOADAOF");
     assert!(
         srv.log()
             .contains("Append Only File loaded by DEBUG LOADAOF")
@@ -951,7 +937,7 @@ fn debug_loadaof_info_and_double_rewrite() {
     );
     assert_eq!(i["aof_current_rewrite_time_sec"], "-1");
     assert_eq!(c.cmd("DEBUG LOADAOF"), b"+OK\r\n");
-    compare_dbs(&mut c, &before, &sets);
+    before.check_keys(&mut c);
 }
 
 /// (10) A transaction of three writes is logged as MULTI … EXEC (command

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tests::data::{compare_dbs, db_sizes, fill_dbs, persistence_field, pipeline, snapshot_dbs};
+use tests::data::{Dataset, compare_dbs, fill_dbs, persistence_field, pipeline, snapshot_dbs};
 use tests::{Conn, RedisServer, Server, redis_tool};
 
 const DEBUG: &[&str] = &["--enable-debug-command", "yes"];
@@ -65,8 +65,7 @@ fn round_trip(via: Via) {
     let mut srv = Server::start_in(dir.path(), extra);
     let mut c = srv.conn();
     let sets = fill_dbs(&mut c);
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     match via {
         Via::Save => {
             assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
@@ -95,8 +94,8 @@ fn round_trip(via: Via) {
     check_rdb(&dir.path().join("dump.rdb"));
     let srv = Server::start_in(dir.path(), &[]);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes, "{via:?}: DB sizes after restart");
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, &format!("after restart ({via:?})"));
+    let sizes = before.sizes();
     let loaded: i64 = persistence_field(&mut c, "rdb_last_load_keys_loaded")
         .parse()
         .unwrap();
@@ -526,8 +525,7 @@ fn sixteen_dbs_and_big_values_as_of_the_snapshot_point() {
         sets.push((db, keys));
     }
     c.send(&["SELECT", "0"]);
-    let before = snapshot_dbs(&mut c, &sets);
-    let sizes = db_sizes(&mut c);
+    let before = Dataset::take(&mut c, &sets);
     let mut m = srv.conn();
     assert_eq!(c.cmd("BGSAVE"), b"+Background saving started\r\n");
     // Change every big value at once: each is finished into the file first.
@@ -546,6 +544,5 @@ fn sixteen_dbs_and_big_values_as_of_the_snapshot_point() {
     check_rdb(&dir.path().join("dump.rdb"));
     let srv = Server::start_in(dir.path(), &[]);
     let mut c = srv.conn();
-    assert_eq!(db_sizes(&mut c), sizes);
-    compare_dbs(&mut c, &before, &sets);
+    before.check(&mut c, "after restart");
 }
