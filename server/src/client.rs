@@ -39,6 +39,8 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// A replica's link (repl/): CLIENT LIST flag `S`, TYPE replica.
     pub replica: AtomicBool,
+    /// Our master's link (repl/replica.rs): flag `M`, TYPE master.
+    pub master: AtomicBool,
     /// Commands queued in the current MULTI (CLIENT LIST `multi=`).
     pub queued: AtomicUsize,
     /// A key this client WATCHes changed: its next EXEC fails.
@@ -87,6 +89,7 @@ impl ClientInfo {
             queued: AtomicUsize::new(0),
             monitor: AtomicBool::new(false),
             replica: AtomicBool::new(false),
+            master: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
             mail: tokio::sync::Notify::new(),
             soft_since_ms: AtomicU64::new(0),
@@ -240,6 +243,11 @@ pub struct Client {
     pub in_exec: bool,
     /// Replays an AOF (DEBUG LOADAOF): its changes are not propagated.
     pub replaying: bool,
+    /// Runs our master's stream (repl/replica.rs): past the read-only and
+    /// persistence gates, keys never expired by it, no reply.
+    pub from_master: bool,
+    /// Set by `REPLCONF GETACK` from our master: ACK after this command.
+    pub ack_requested: bool,
     /// Channels, patterns and shard channels this client subscribes to.
     pub subs: crate::pubsub::ClientSubs,
     /// Changes the running command reported (`Ctx::changed`, `Ctx::dirty`):
@@ -279,6 +287,8 @@ impl Client {
             watched: Vec::new(),
             in_exec: false,
             replaying: false,
+            from_master: false,
+            ack_requested: false,
             subs: Default::default(),
             call_dirty: 0,
             prop: Vec::new(),

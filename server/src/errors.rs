@@ -193,6 +193,13 @@ pub const AOFRW_FAILED: &str = "ERR Can't execute an AOF background rewriting. P
 /// SAVE / BGSAVE that could not write the file (Redis' `shared.err`).
 pub const SAVE_FAILED: &str = "ERR";
 pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+// Replication (Redis 7.0's replication.c / server.c texts).
+pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+pub const NOMASTERLINK: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
+pub const INVALID_MASTER_PORT: &str = "ERR Invalid master port";
+pub const REPLICAOF_ALREADY: &str = "OK Already connected to specified master";
 pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";

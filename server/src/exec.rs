@@ -388,6 +388,14 @@ pub fn execute_checked(
         reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
     }
+    if srv.repl.link.is_replica()
+        && !client.from_master
+        && !client.replaying
+        && let Some(e) = crate::repl::replica::refusal(srv, spec)
+    {
+        reject(srv, client, out, stat, e.as_bytes());
+        return Outcome::Replied;
+    }
     if srv.tracking.over_limit() {
         // tracking-table-max-keys, checked before every command (Redis'
         // processCommand).
@@ -419,6 +427,7 @@ pub fn execute_checked(
     }
     if srv.persist.gate.load(Relaxed)
         && !client.replaying
+        && !client.from_master
         && let Some(e) = persistence_refusal(srv, spec, id)
     {
         reject(srv, client, out, stat, e.as_bytes());
@@ -697,6 +706,16 @@ fn call(
     };
     let saved_dirty = std::mem::take(&mut client.call_dirty);
     let db = client.db;
+    // On a replica, keys expire by the master's DELs (db::Expiry).
+    let _expiry = srv.repl.link.is_replica().then(|| {
+        crate::db::ExpiryScope::enter(if client.from_master {
+            crate::db::Expiry::Keep
+        } else if spec.has(flags::WRITE) {
+            crate::db::Expiry::Delete
+        } else {
+            crate::db::Expiry::Hide
+        })
+    });
     // During a snapshot, a command that changes nothing reads pending keys
     // without writing them into the snapshot first (db::ReadOnly).
     let read_only =

@@ -152,6 +152,12 @@ async fn serve(srv: Arc<Server>) -> i32 {
     // The data files load while the port is open, as Redis: clients
     // connected meanwhile get -LOADING for what needs the dataset. The
     // cron (save points, expiry, AOF fsync) starts once it is loaded.
+    // A replica (`replicaof`) loads keys already expired (its master's DEL
+    // removes them) and then connects to its master.
+    let replicaof = srv.config().replicaof.clone();
+    if replicaof.is_some() {
+        srv.repl.link.is_replica.store(true, Relaxed);
+    }
     srv.persist.begin_loading();
     let loader = srv.clone();
     let mut load = tokio::task::spawn_blocking(move || server::persist::load_at_startup(&loader));
@@ -180,6 +186,10 @@ async fn serve(srv: Arc<Server>) -> i32 {
         }
     }
     notice!("Ready to accept connections tcp");
+    if let Some(m) = replicaof {
+        let from_rdb = !srv.config().appendonly;
+        server::repl::replica::start(&srv, m, from_rdb);
+    }
     tokio::spawn(srv.clone().cron());
     loop {
         let why = wait_for_shutdown(&srv).await;

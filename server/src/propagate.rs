@@ -24,6 +24,11 @@
 //! bytes), kept with no consumer until `repl-backlog-ttl`, so a replica
 //! coming back continues from its offset (repl/).
 //!
+//! On a replica the stream relays: the bytes its master sent, as received
+//! ([`Stream::feed`]), go to its replicas and backlog, so a chained
+//! replica and a promotion keep the master's offsets (PSYNC2); what the
+//! replica's own executions append goes to its AOF only.
+//!
 //! Cost: with no consumer, no log and no backlog the gate reads one atomic
 //! and skips all of it.
 
@@ -48,6 +53,9 @@ struct Inner {
     /// The replication backlog: the last bytes sent to the consumers
     /// (created with the first replica, kept after it; Redis').
     backlog: Option<Backlog>,
+    /// A replica relays its master's stream ([`Stream::feed`]) to its own
+    /// replicas and backlog: what it changes itself goes to the log only.
+    relay: bool,
 }
 
 /// The last `cap` bytes of the replication stream.
@@ -267,8 +275,11 @@ impl Stream {
             });
         }
         g.consumers.push(Consumer { tx, queued });
-        // A new consumer does not know the current DB.
-        g.db = None;
+        // A new consumer does not know the current DB. (A relayed stream
+        // is the master's: the snapshot's `repl-stream-db` says it.)
+        if !g.relay {
+            g.db = None;
+        }
         self.active.store(true, Relaxed);
         (rx, self.repl_offset.load(Relaxed))
     }
@@ -340,6 +351,60 @@ impl Stream {
         })
     }
 
+    /// Turns relaying on (this server became a replica) or off (it became
+    /// a master: its own changes feed its replicas again, after a SELECT).
+    pub fn set_relay(&self, on: bool) {
+        let mut g = lock(&self.inner);
+        g.relay = on;
+        g.db = None;
+    }
+
+    /// A replica's new history (a full sync from its master): the
+    /// replication offset becomes `offset`, the backlog starts empty, and
+    /// the replicas attached so far are dropped (their data is another
+    /// history; they come back and sync again).
+    pub fn new_history(&self, offset: u64) {
+        let mut g = lock(&self.inner);
+        self.repl_offset.store(offset, Relaxed);
+        g.backlog = Some(Backlog {
+            buf: Default::default(),
+            cap: self.backlog_size.load(Relaxed).max(1) as usize,
+        });
+        g.consumers.clear();
+        g.db = None;
+        self.active.store(true, Relaxed);
+    }
+
+    /// Drops every consumer (their links end: a promoted replica's
+    /// replicas reconnect to learn its new replication ID).
+    pub fn drop_consumers(&self) {
+        let mut g = lock(&self.inner);
+        g.consumers.clear();
+        if g.log.is_none() && g.backlog.is_none() {
+            self.active.store(false, Relaxed);
+        }
+    }
+
+    /// Relays `bytes` of the master's stream, as received (whole commands
+    /// or whole transactions), to the replicas and the backlog (a replica
+    /// keeps one, so that it can continue its replicas after a
+    /// promotion).
+    pub fn feed(&self, bytes: &[u8]) {
+        let mut g = lock(&self.inner);
+        self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
+        let cap = self.backlog_size.load(Relaxed).max(1) as usize;
+        g.backlog
+            .get_or_insert_with(|| Backlog {
+                buf: Default::default(),
+                cap,
+            })
+            .push(bytes);
+        self.active.store(true, Relaxed);
+        if !g.consumers.is_empty() {
+            Self::send(&mut g, bytes.to_vec());
+        }
+    }
+
     /// Sends `bytes` (a whole command not tied to a DB, the replication
     /// PING) to the consumers only: not to the AOF.
     pub fn emit_to_consumers(&self, bytes: &[u8]) {
@@ -408,7 +473,7 @@ impl Stream {
     fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
-        if g.consumers.is_empty() && g.backlog.is_none() {
+        if g.relay || (g.consumers.is_empty() && g.backlog.is_none()) {
             let Some(log) = g.log.as_mut() else {
                 return;
             };

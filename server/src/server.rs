@@ -270,7 +270,11 @@ impl Server {
             let budget = Duration::from_micros(250_000 / hz);
             // No active expiry while clients are paused (Redis): a paused
             // dataset does not change.
-            if self.active_expire.load(Relaxed) && self.pause.mode(now_ms()).is_none() {
+            // (A replica's keys expire by its master's DELs.)
+            if self.active_expire.load(Relaxed)
+                && self.pause.mode(now_ms()).is_none()
+                && !self.repl.link.is_replica()
+            {
                 self.ks.active_expire(now_ms(), budget);
             }
             if self.tracking.armed() {

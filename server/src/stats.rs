@@ -77,6 +77,10 @@ pub struct Stats {
     pub keyspace_misses: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Bytes of the replication stream read from our master / written to
+    /// our replicas (INFO `total_net_repl_*_bytes`).
+    pub net_repl_input_bytes: AtomicU64,
+    pub net_repl_output_bytes: AtomicU64,
     pub expired_keys: AtomicU64,
     pub unexpected_error_replies: AtomicU64,
     /// Instantaneous ops/sec, updated by the cron from samples.
@@ -109,6 +113,8 @@ impl Stats {
             keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
+            net_repl_input_bytes: AtomicU64::new(0),
+            net_repl_output_bytes: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
             unexpected_error_replies: AtomicU64::new(0),
             inst_ops: AtomicU64::new(0),
@@ -152,6 +158,8 @@ impl Stats {
             &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.net_repl_input_bytes,
+            &self.net_repl_output_bytes,
             &self.expired_keys,
             &self.unexpected_error_replies,
         ] {

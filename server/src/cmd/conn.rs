@@ -639,9 +639,11 @@ fn client_type(name: &[u8]) -> Option<ClientType> {
     }
 }
 
-/// A replica's link, a subscriber, or a normal client.
+/// Our master's link, a replica's link, a subscriber, or a normal client.
 fn type_of(c: &ClientInfo) -> ClientType {
-    if c.replica.load(Relaxed) {
+    if c.master.load(Relaxed) {
+        ClientType::Master
+    } else if c.replica.load(Relaxed) {
         ClientType::Replica
     } else if c.in_pubsub() {
         ClientType::Pubsub
@@ -748,6 +750,9 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     }
     if c.replica.load(Relaxed) {
         flags.push('S');
+    }
+    if c.master.load(Relaxed) {
+        flags.push('M');
     }
     if c.no_evict.load(Relaxed) {
         flags.push('e');

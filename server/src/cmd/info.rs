@@ -505,8 +505,14 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("instantaneous_ops_per_sec", st.inst_ops.load(Relaxed));
     w.kv("total_net_input_bytes", st.net_input_bytes.load(Relaxed));
     w.kv("total_net_output_bytes", st.net_output_bytes.load(Relaxed));
-    w.kv("total_net_repl_input_bytes", 0);
-    w.kv("total_net_repl_output_bytes", 0);
+    w.kv(
+        "total_net_repl_input_bytes",
+        st.net_repl_input_bytes.load(Relaxed),
+    );
+    w.kv(
+        "total_net_repl_output_bytes",
+        st.net_repl_output_bytes.load(Relaxed),
+    );
     w.kv("instantaneous_input_kbps", kbps(&st.inst_in_kbps));
     w.kv("instantaneous_output_kbps", kbps(&st.inst_out_kbps));
     w.kv("instantaneous_input_repl_kbps", "0.00");
@@ -563,7 +569,64 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
 fn replication(ctx: &Ctx, w: &mut Lines) {
     use crate::repl::{ONLINE, SEND_BULK};
     let replicas = ctx.srv.repl.replicas();
-    w.kv("role", "master");
+    let link = &ctx.srv.repl.link;
+    let master = link.master();
+    w.kv("role", if master.is_some() { "slave" } else { "master" });
+    if let Some((host, port)) = master {
+        use crate::repl::replica::{CONNECTED, TRANSFER};
+        let state = link.state.load(Relaxed);
+        let now_s = ctx.now / 1000;
+        w.kv("master_host", host);
+        w.kv("master_port", port);
+        w.kv(
+            "master_link_status",
+            if state == CONNECTED { "up" } else { "down" },
+        );
+        let since = |ms: u64| now_s.saturating_sub(ms / 1000) as i64;
+        w.kv(
+            "master_last_io_seconds_ago",
+            if state == CONNECTED {
+                since(link.last_io_ms.load(Relaxed))
+            } else {
+                -1
+            },
+        );
+        w.kv("master_sync_in_progress", (state == TRANSFER) as u8);
+        let applied = ctx.srv.prop.repl_offset();
+        w.kv(
+            "slave_read_repl_offset",
+            link.read_offset.load(Relaxed).max(applied),
+        );
+        w.kv("slave_repl_offset", applied);
+        if state == TRANSFER {
+            let size = link.transfer_size.load(Relaxed);
+            let read = link.transfer_read.load(Relaxed) as i64;
+            w.kv("master_sync_total_bytes", size);
+            w.kv("master_sync_read_bytes", read);
+            w.kv("master_sync_left_bytes", size - read);
+            let perc = if size > 0 {
+                read as f64 / size as f64 * 100.0
+            } else {
+                0.0
+            };
+            w.kv("master_sync_perc", format!("{perc:.2}"));
+            w.kv(
+                "master_sync_last_io_seconds_ago",
+                since(link.last_io_ms.load(Relaxed)),
+            );
+        }
+        if state != CONNECTED {
+            let down = link.down_since_ms.load(Relaxed);
+            w.kv(
+                "master_link_down_since_seconds",
+                if down == 0 { -1 } else { since(down) },
+            );
+        }
+        let c = ctx.srv.config();
+        w.kv("slave_priority", c.replica_priority);
+        w.kv("slave_read_only", c.replica_read_only as u8);
+        w.kv("replica_announced", c.replica_announced as u8);
+    }
     w.kv("connected_slaves", replicas.len());
     let now_s = ctx.now / 1000;
     for (i, r) in replicas.iter().enumerate() {
@@ -589,10 +652,11 @@ fn replication(ctx: &Ctx, w: &mut Lines) {
         );
     }
     w.kv("master_failover_state", "no-failover");
-    w.kv("master_replid", &ctx.srv.repl.replid);
-    w.kv("master_replid2", "0000000000000000000000000000000000000000");
+    let ids = ctx.srv.repl.ids();
+    w.kv("master_replid", &ids.replid);
+    w.kv("master_replid2", &ids.replid2);
     w.kv("master_repl_offset", ctx.srv.prop.repl_offset());
-    w.kv("second_repl_offset", -1);
+    w.kv("second_repl_offset", ids.second_offset);
     match ctx.srv.prop.backlog_info() {
         Some(b) => {
             w.kv("repl_backlog_active", 1);

@@ -1,6 +1,6 @@
 //! The master side's commands (Redis 7.0's `replication.c`): REPLCONF from
 //! a replica's handshake, PSYNC and SYNC (the connection then belongs to
-//! repl/), ROLE. Replies and error texts as redis-server 7.0.15's.
+//! repl/), ROLE, and the replica side's REPLICAOF / SLAVEOF. Replies and error texts as redis-server 7.0.15's.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -8,7 +8,7 @@ use protocol::command::CmdId;
 use protocol::number::parse_i64;
 
 use crate::cmd::util::is;
-use crate::errors::{CmdError, CmdResult};
+use crate::errors::{self, CmdError, CmdResult};
 use crate::exec::{Ctx, Handler};
 use crate::repl::{ONLINE, SyncRequest};
 
@@ -18,6 +18,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Psync => psync,
         CmdId::Sync => sync,
         CmdId::Role => role,
+        CmdId::Replicaof | CmdId::Slaveof => replicaof,
         _ => return None,
     })
 }
@@ -41,7 +42,13 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         } else if is(opt, "ip-address") || is(opt, "rdb-only") {
             // The address a replica announces matters for ROLE and INFO
             // once replicas behind NAT are supported.
-        } else if is(opt, "ack") || is(opt, "getack") {
+        } else if is(opt, "getack") {
+            // Our master asks where we are: the link ACKs after this.
+            if ctx.client.from_master {
+                ctx.client.ack_requested = true;
+            }
+            return Ok(());
+        } else if is(opt, "ack") {
             return Ok(());
         } else {
             return Err(CmdError::Msg(format!(
@@ -58,6 +65,9 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// holds the offset, else a full one; answered by repl/ once the
 /// connection is handed over.
 fn psync(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.srv.repl.link.is_replica() && !ctx.srv.repl.link.up() {
+        return Err(CmdError::msg(errors::NOMASTERLINK));
+    }
     let offset = parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
     ctx.client.sync = Some(SyncRequest {
         psync: true,
@@ -70,6 +80,9 @@ fn psync(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// SYNC: the old protocol (the RDB payload with no `+FULLRESYNC` first).
 fn sync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    if ctx.srv.repl.link.is_replica() && !ctx.srv.repl.link.up() {
+        return Err(CmdError::msg(errors::NOMASTERLINK));
+    }
     ctx.client.sync = Some(SyncRequest {
         psync: false,
         replid: b"?".to_vec(),
@@ -82,6 +95,29 @@ fn sync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// ROLE on a master: `master`, the replication offset, and each online
 /// replica's ip, port and acknowledged offset (as bulk strings).
 fn role(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let link = &ctx.srv.repl.link;
+    if let Some((host, port)) = link.master() {
+        use crate::repl::replica::{CONNECT, CONNECTED, CONNECTING, HANDSHAKE, TRANSFER};
+        let state = link.state.load(Relaxed);
+        ctx.out.array(5);
+        ctx.out.bulk(b"slave");
+        ctx.out.bulk(host.as_bytes());
+        ctx.out.int(port as i64);
+        ctx.out.bulk(match state {
+            CONNECT => b"connect".as_slice(),
+            CONNECTING => b"connecting",
+            HANDSHAKE => b"handshake",
+            TRANSFER => b"sync",
+            CONNECTED => b"connected",
+            _ => b"unknown",
+        });
+        ctx.out.int(if state == CONNECTED {
+            ctx.srv.prop.repl_offset() as i64
+        } else {
+            -1
+        });
+        return Ok(());
+    }
     let online: Vec<_> = ctx
         .srv
         .repl
@@ -98,6 +134,44 @@ fn role(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         ctx.out.bulk(r.ip.as_bytes());
         ctx.out.bulk_int(r.port);
         ctx.out.bulk_int(r.ack.load(Relaxed) as i64);
+    }
+    Ok(())
+}
+
+/// REPLICAOF host port | NO ONE (SLAVEOF: the same).
+fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    use crate::repl::replica::{Changed, set_master};
+    let srv = ctx.srv.arc();
+    if is(argv[1], "no") && is(argv[2], "one") {
+        if srv.repl.link.is_replica() {
+            set_master(&srv, None);
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    if ctx.client.info.replica.load(Relaxed) {
+        return Err(CmdError::msg(
+            "ERR Command is not valid when client is a replica.",
+        ));
+    }
+    let port = parse_i64(argv[2])
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or(CmdError::msg(errors::INVALID_MASTER_PORT))?;
+    let host = String::from_utf8_lossy(argv[1]).into_owned();
+    match set_master(&srv, Some((host.clone(), port as u16))) {
+        Changed::AlreadyConnected => {
+            crate::notice!(
+                "REPLICAOF would result into synchronization with the master we are already connected with. No operation performed."
+            );
+            ctx.out.simple(errors::REPLICAOF_ALREADY.as_bytes());
+        }
+        Changed::Ok => {
+            crate::notice!(
+                "REPLICAOF {host}:{port} enabled (user request from 'id={}')",
+                ctx.client.id
+            );
+            ctx.out.ok();
+        }
     }
     Ok(())
 }

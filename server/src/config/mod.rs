@@ -260,6 +260,20 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     /// `replica-read-only`.
     pub replica_read_only: bool,
+    /// `masterauth` / `masteruser`: how a replica authenticates to its
+    /// master (empty: it does not).
+    pub masterauth: String,
+    pub masteruser: String,
+    /// `replica-serve-stale-data`.
+    pub replica_serve_stale_data: bool,
+    /// `repl-timeout` seconds.
+    pub repl_timeout: i64,
+    /// `replica-priority`, `replica-announced`, `replica-announce-ip`,
+    /// `replica-announce-port`.
+    pub replica_priority: i64,
+    pub replica_announced: bool,
+    pub replica_announce_ip: String,
+    pub replica_announce_port: i64,
 
     // ---- memory and client limits ----
     /// `maxmemory` bytes, 0 = unlimited.
@@ -592,6 +606,14 @@ impl Config {
             aof_disable_auto_gc: false,
             replicaof: None,
             replica_read_only: false,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            replica_serve_stale_data: false,
+            repl_timeout: 0,
+            replica_priority: 0,
+            replica_announced: false,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 0,

@@ -478,14 +478,15 @@ pub(crate) static PARAMS: &[Param] = &[
         "",
         replicaof
     ),
-    p!("masterauth", N, SENSITIVE, S, ""),
-    p!("masteruser", N, 0, S, ""),
+    p!("masterauth", N, SENSITIVE, S, "", masterauth),
+    p!("masteruser", N, 0, S, "", masteruser),
     p!(
         "replica-serve-stale-data",
         Some("slave-serve-stale-data"),
         0,
         B,
-        "yes"
+        "yes",
+        replica_serve_stale_data
     ),
     p!(
         "replica-read-only",
@@ -513,7 +514,7 @@ pub(crate) static PARAMS: &[Param] = &[
         "10",
         repl_ping_replica_period
     ),
-    p!("repl-timeout", N, 0, int(1, INT_MAX), "60"),
+    p!("repl-timeout", N, 0, int(1, INT_MAX), "60", repl_timeout),
     p!("repl-disable-tcp-nodelay", N, 0, B, "no"),
     p!(
         "repl-backlog-size",
@@ -536,9 +537,10 @@ pub(crate) static PARAMS: &[Param] = &[
         Some("slave-priority"),
         0,
         int(0, INT_MAX),
-        "100"
+        "100",
+        replica_priority
     ),
-    p!("replica-announced", N, 0, B, "yes"),
+    p!("replica-announced", N, 0, B, "yes", replica_announced),
     p!(
         "min-replicas-to-write",
         Some("min-slaves-to-write"),
@@ -553,13 +555,21 @@ pub(crate) static PARAMS: &[Param] = &[
         int(0, INT_MAX),
         "10"
     ),
-    p!("replica-announce-ip", Some("slave-announce-ip"), 0, S, ""),
+    p!(
+        "replica-announce-ip",
+        Some("slave-announce-ip"),
+        0,
+        S,
+        "",
+        replica_announce_ip
+    ),
     p!(
         "replica-announce-port",
         Some("slave-announce-port"),
         0,
         int(0, 65535),
-        "0"
+        "0",
+        replica_announce_port
     ),
     p!(
         "replica-ignore-maxmemory",

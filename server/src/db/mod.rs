@@ -76,6 +76,39 @@ thread_local! {
     /// (the executor's [`ReadOnly`] guard): its lookups need not write the
     /// key they find into the snapshot first.
     static READ_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How this thread's command treats expired keys ([`Expiry`]).
+    static EXPIRY: std::cell::Cell<Expiry> = const { std::cell::Cell::new(Expiry::Delete) };
+}
+
+/// How lookups treat a key past its expiry (Redis' `expireIfNeeded`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Expiry {
+    /// A master's: the key is deleted (and its DEL propagated).
+    Delete,
+    /// A replica's master client: the key is there until the master's
+    /// DEL removes it.
+    Keep,
+    /// A replica's other clients: the key reads as missing, and stays.
+    Hide,
+}
+
+/// Sets this thread's [`Expiry`] for as long as the guard lives.
+pub struct ExpiryScope(Expiry);
+
+impl ExpiryScope {
+    pub fn enter(mode: Expiry) -> ExpiryScope {
+        ExpiryScope(EXPIRY.with(|c| c.replace(mode)))
+    }
+}
+
+impl Drop for ExpiryScope {
+    fn drop(&mut self) {
+        EXPIRY.with(|c| c.set(self.0));
+    }
+}
+
+fn expiry() -> Expiry {
+    EXPIRY.with(|c| c.get())
 }
 
 /// Marks this thread's command as one that changes nothing (or as one that
@@ -704,7 +737,11 @@ fn t_find<'t>(
         None => return None,
         Some(e) => e.is_expired(now),
     };
-    if expired {
+    if expired && expiry() != Expiry::Delete {
+        if expiry() == Expiry::Hide {
+            return None;
+        }
+    } else if expired {
         let old = t_remove(t, c, slot, h, key);
         db.expired.fetch_add(1, Ordering::Relaxed);
         ks.on_expired(db.index, key);
@@ -1787,7 +1824,7 @@ impl<'a> Locker<'a> {
                     seen += 1;
                     let expired = e.is_expired(now);
                     f(e, expired);
-                    if expired {
+                    if expired && expiry() == Expiry::Delete {
                         victims.push(e.key().to_vec());
                     }
                 }
@@ -1876,8 +1913,10 @@ impl<'a> Locker<'a> {
             };
             let key = e.key().to_vec();
             if e.is_expired(now) {
-                r.remove(&key);
-                self.note_expired(db, 1);
+                if expiry() == Expiry::Delete {
+                    r.remove(&key);
+                    self.note_expired(db, 1);
+                }
                 continue;
             }
             return Some(key);
@@ -1892,7 +1931,9 @@ impl<'a> Locker<'a> {
             let mut found = None;
             for e in r.t.table.iter() {
                 if e.is_expired(now) {
-                    victims.push(e.key().to_vec());
+                    if expiry() == Expiry::Delete {
+                        victims.push(e.key().to_vec());
+                    }
                 } else {
                     found = Some(e.key().to_vec());
                     break;

@@ -454,6 +454,11 @@ impl Job {
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
+            if !s2.commands {
+                let aux = repl_aux(srv);
+                o.pending += aux.len();
+                o.chunks.push(aux);
+            }
             let mut total = 0;
             o.sizes = (0..ks.db_count())
                 .filter_map(|i| ks.db(i))
@@ -514,14 +519,8 @@ impl Job {
                 "used-mem",
                 ib.format(crate::cmd::info::rss_bytes()).as_bytes(),
             );
-            file::write_aux(&mut buf, "repl-stream-db", b"0");
-            file::write_aux(&mut buf, "repl-id", srv.repl.replid.as_bytes());
-            let mut ib = itoa::Buffer::new();
-            file::write_aux(
-                &mut buf,
-                "repl-offset",
-                ib.format(srv.prop.repl_offset()).as_bytes(),
-            );
+            // (The replication AUX fields are written at the snapshot
+            // point: `repl_aux`.)
             file::write_aux(&mut buf, "aof-base", if aof_base { b"1" } else { b"0" });
         }
         let sink = Arc::new(Sink {
@@ -686,6 +685,24 @@ pub fn save_file(srv: &Server) -> Result<(), Logged> {
     }
 }
 
+/// The replication AUX fields, taken at the snapshot point: the stream's
+/// DB, our replication ID and offset there (a replica restarted from this
+/// file continues from that offset; a relaying replica's replicas start
+/// in that DB).
+fn repl_aux(srv: &Server) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(128);
+    let mut ib = itoa::Buffer::new();
+    let db = srv.repl.link.stream_db();
+    file::write_aux(&mut buf, "repl-stream-db", ib.format(db).as_bytes());
+    file::write_aux(&mut buf, "repl-id", srv.repl.replid().as_bytes());
+    file::write_aux(
+        &mut buf,
+        "repl-offset",
+        ib.format(srv.prop.repl_offset()).as_bytes(),
+    );
+    buf
+}
+
 /// Loads `path` into the keyspace. `Ok(None)` when there is no such file;
 /// `Ok(Some((loaded, expired)))` when it loaded; `Err` after logging why it
 /// could not (Redis' texts). A key already present is an error, or is
@@ -726,6 +743,10 @@ pub fn load_from(
     let progress = &srv.persist.loading;
     let mut db = 0usize;
     let (mut loaded, mut expired) = (0u64, 0u64);
+    let mut repl = crate::repl::replica::FileRepl::default();
+    // A replica keeps keys already expired: its master's DEL removes them
+    // (Redis loads them on replicas only).
+    let keep_expired = srv.repl.link.is_replica();
     loop {
         let item = match r.next_item() {
             Ok(i) => i,
@@ -739,6 +760,7 @@ pub fn load_from(
                 {
                     progress.rdb_used_mem.store(n.max(0) as u64, Relaxed);
                 }
+                repl.aux(&k, &v);
                 aux(&k, &v)
             }
             Item::SelectDb(n) => {
@@ -762,6 +784,7 @@ pub fn load_from(
                 progress.progress(srv, r.offset(), &mut delay);
                 if let Some(at) = k.expire_ms
                     && at < now as i64
+                    && !keep_expired
                 {
                     expired += 1;
                     continue;
@@ -818,6 +841,7 @@ pub fn load_from(
             }
         }
     }
+    srv.repl.link.set_file_repl(repl);
     Ok((loaded, expired, r.offset()))
 }
 

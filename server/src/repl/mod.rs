@@ -28,6 +28,8 @@ use tokio::net::TcpStream;
 
 use protocol::resp::{Limits, RequestParser};
 
+pub mod replica;
+
 use crate::client::Client;
 use crate::persist::rdb;
 use crate::server::Server;
@@ -64,10 +66,32 @@ pub struct Replica {
     pub ack_ms: AtomicU64,
 }
 
-/// The master side's state.
-pub struct Repl {
-    /// This server's replication ID (40 hex digits).
+/// The replication IDs (PSYNC2): ours, and the one we had before (our
+/// old master's, after a promotion) with the first offset it does not
+/// cover, so the old master's replicas can continue with us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ids {
     pub replid: String,
+    pub replid2: String,
+    /// -1 when there is no second ID.
+    pub second_offset: i64,
+}
+
+/// The ID of nothing (`master_replid2` with no second ID).
+pub const NO_ID: &str = "0000000000000000000000000000000000000000";
+
+fn random_id() -> String {
+    (0..40)
+        .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+        .collect()
+}
+
+/// Replication's state: the master side, and the replica side's link
+/// (replica.rs).
+pub struct Repl {
+    ids: Mutex<Ids>,
+    /// The replica side: our master and the link to it.
+    pub link: replica::Link,
     replicas: Mutex<Vec<Arc<Replica>>>,
     /// When the last replica left (unix ms; 0 = one is attached or none
     /// ever was): the backlog goes `repl-backlog-ttl` later.
@@ -81,15 +105,61 @@ pub struct Repl {
 impl Repl {
     pub fn new() -> Repl {
         Repl {
-            replid: (0..40)
-                .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
-                .collect(),
+            ids: Mutex::new(Ids {
+                replid: random_id(),
+                replid2: NO_ID.to_string(),
+                second_offset: -1,
+            }),
+            link: replica::Link::default(),
             replicas: Mutex::new(Vec::new()),
             alone_since_ms: AtomicU64::new(0),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
         }
+    }
+
+    pub fn ids(&self) -> Ids {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// This server's replication ID (40 hex digits).
+    pub fn replid(&self) -> String {
+        self.ids().replid
+    }
+
+    /// A new history of our own (a promotion): the current ID becomes the
+    /// second one, valid up to offset `offset` (Redis' `shiftReplicationId`).
+    pub fn shift_ids(&self, offset: u64) {
+        let mut g = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        g.replid2 = std::mem::replace(&mut g.replid, random_id());
+        g.second_offset = offset as i64 + 1;
+    }
+
+    /// Our master's history: its ID, and no second one (a full sync).
+    pub fn adopt_id(&self, replid: &str) {
+        *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Ids {
+            replid: replid.to_string(),
+            replid2: NO_ID.to_string(),
+            second_offset: -1,
+        };
+    }
+
+    /// Our master's new ID after a partial resync (it was promoted): ours
+    /// becomes the second one, valid up to `offset` (Redis: the replica
+    /// side of `+CONTINUE <new id>`).
+    pub fn continue_as(&self, replid: &str, offset: u64) {
+        let mut g = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        g.replid2 = std::mem::replace(&mut g.replid, replid.to_string());
+        g.second_offset = offset as i64 + 1;
+    }
+
+    /// Whether PSYNC `replid` `offset` continues our history: our ID, or
+    /// our second one up to where it ends (PSYNC2).
+    fn knows(&self, replid: &[u8], offset: i64) -> bool {
+        let g = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        replid == g.replid.as_bytes()
+            || (replid == g.replid2.as_bytes() && offset <= g.second_offset)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
@@ -138,6 +208,10 @@ pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
             srv.prop.drop_backlog();
             notice!("Replication backlog freed after {ttl} seconds without connected replicas.");
         }
+        return;
+    }
+    if srv.repl.link.is_replica() {
+        // A replica relays its master's PINGs.
         return;
     }
     let period = srv.config().repl_ping_replica_period.max(1) as u64;
@@ -208,7 +282,7 @@ async fn link(
         })
     };
     if req.psync && req.replid != b"?" {
-        let ours = req.replid == srv.repl.replid.as_bytes();
+        let ours = srv.repl.knows(&req.replid, req.offset);
         let cont = if ours && req.offset > 0 {
             srv.prop
                 .subscribe_continue(req.offset as u64, queued.clone(), check())
@@ -218,7 +292,7 @@ async fn link(
         if let Some((rx, missing)) = cont {
             srv.repl.sync_partial_ok.fetch_add(1, Relaxed);
             let line = if req.psync2 {
-                format!("+CONTINUE {}\r\n", srv.repl.replid)
+                format!("+CONTINUE {}\r\n", srv.repl.replid())
             } else {
                 "+CONTINUE\r\n".to_string()
             };
@@ -236,6 +310,7 @@ async fn link(
             return stream_to(srv, stream, info, replica, rx, &queued, rbuf).await;
         }
         srv.repl.sync_partial_err.fetch_add(1, Relaxed);
+        let ids = srv.repl.ids();
         if ours {
             notice!(
                 "Unable to partial resync with replica {}:{} for lack of backlog (Replica request was: {}).",
@@ -245,9 +320,10 @@ async fn link(
             );
         } else {
             notice!(
-                "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '0000000000000000000000000000000000000000')",
+                "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '{}')",
                 String::from_utf8_lossy(&req.replid),
-                srv.repl.replid
+                ids.replid,
+                ids.replid2
             );
         }
     }
@@ -284,9 +360,14 @@ async fn full_sync(
     };
     // The snapshot point and the stream's start are one instant.
     let mut sub = None;
-    let job = rdb::Job::start_to(srv, dest, |s| {
-        sub = Some(s.prop.subscribe_checked(queued.clone(), check))
-    });
+    let job = {
+        // (On a replica, not between a change of the master's stream and
+        // its relayed bytes.)
+        let _applying = srv.repl.link.hold_apply();
+        rdb::Job::start_to(srv, dest, |s| {
+            sub = Some(s.prop.subscribe_checked(queued.clone(), check))
+        })
+    };
     let (job, (rx, offset)) = match (job, sub) {
         (Ok(j), Some(s)) => (j, s),
         _ => {
@@ -296,7 +377,7 @@ async fn full_sync(
     };
     notice!("Starting BGSAVE for SYNC with target: disk (replication offset {offset})");
     if req.psync {
-        let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid);
+        let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid());
         if write(stream, info, line.as_bytes()).await.is_err() {
             srv.persist.saving.store(false, Relaxed);
             return Err("write error".into());
@@ -371,7 +452,7 @@ async fn stream_to(
                     }
                 }
                 queued.fetch_sub(out.len() as u64, Relaxed);
-                srv.stats.net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+                srv.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Relaxed);
                 write(stream, info, &out).await?;
             }
             n = stream.read_buf(&mut rbuf) => match n {
@@ -430,6 +511,33 @@ async fn write(
     }
 }
 
+/// Parses the next complete command at the start of `buf` and calls `f`
+/// with its arguments: `Ok(Some(bytes it took))`, `Ok(None)` when it is
+/// incomplete, `Err` on a protocol error.
+pub fn next_command(
+    parser: &mut RequestParser,
+    buf: &[u8],
+    limits: Limits,
+    f: impl FnOnce(&[&[u8]]),
+) -> Result<Option<usize>, ()> {
+    match parser.parse(buf, limits) {
+        Ok(Some(p)) => {
+            let base = if p.in_scratch { parser.scratch() } else { buf };
+            let args: Vec<&[u8]> = parser
+                .ranges()
+                .iter()
+                .filter_map(|&(s, e)| base.get(s..e))
+                .collect();
+            if !args.is_empty() {
+                f(&args);
+            }
+            Ok(Some(p.consumed))
+        }
+        Ok(None) => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
 /// Takes the complete commands in `rbuf`: `REPLCONF ACK <offset>` updates
 /// the replica's offset; anything else a replica sends is ignored (Redis
 /// runs it without a reply).
@@ -441,35 +549,20 @@ fn read_acks(
 ) -> Result<(), String> {
     let mut pos = 0;
     while rbuf.len() - pos >= parser.needed() {
-        let buf = &rbuf[pos..];
-        match parser.parse(buf, limits) {
-            Ok(Some(p)) => {
-                let args: Vec<&[u8]> = if p.in_scratch {
-                    let base = parser.scratch();
-                    parser
-                        .ranges()
-                        .iter()
-                        .filter_map(|&(s, e)| base.get(s..e))
-                        .collect()
-                } else {
-                    parser
-                        .ranges()
-                        .iter()
-                        .filter_map(|&(s, e)| buf.get(s..e))
-                        .collect()
-                };
-                if let [cmd, sub, off, ..] = args[..]
-                    && cmd.eq_ignore_ascii_case(b"replconf")
-                    && sub.eq_ignore_ascii_case(b"ack")
-                    && let Some(off) = protocol::number::parse_i64(off)
-                {
-                    replica.ack.store(off.max(0) as u64, Relaxed);
-                    replica.ack_ms.store(crate::db::now_ms(), Relaxed);
-                }
-                pos += p.consumed;
+        let r = next_command(parser, &rbuf[pos..], limits, |args| {
+            if let [cmd, sub, off, ..] = args[..]
+                && cmd.eq_ignore_ascii_case(b"replconf")
+                && sub.eq_ignore_ascii_case(b"ack")
+                && let Some(off) = protocol::number::parse_i64(off)
+            {
+                replica.ack.store(off.max(0) as u64, Relaxed);
+                replica.ack_ms.store(crate::db::now_ms(), Relaxed);
             }
+        });
+        match r {
+            Ok(Some(n)) => pos += n,
             Ok(None) => break,
-            Err(_) => return Err("protocol error".into()),
+            Err(()) => return Err("protocol error".into()),
         }
     }
     rbuf.drain(..pos);
