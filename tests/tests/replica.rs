@@ -1,0 +1,270 @@
+//! Replication, replica side (issue 13): codis-server as a replica of a
+//! redis-server 7.0.15 master (diskless `$EOF:` and disk-based payloads),
+//! of our own master, and of another replica (chained); PSYNC2 keeps every
+//! link partial across a link drop, a replica restart from its RDB, and a
+//! promotion (REPLICAOF NO ONE: the sibling and the old master continue
+//! with the promoted replica's second ID). Datasets are compared key by key
+//! (DUMP + PTTL) and by DB sizes; offsets are compared across the chain.
+
+use std::time::{Duration, Instant};
+
+use tests::data::{Dataset, fill_dbs};
+use tests::{Conn, RedisServer, Server};
+
+fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
+    let text = c
+        .value(&format!("INFO {section}"))
+        .as_text()
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+fn int_field(c: &mut Conn, section: &str, field: &str) -> i64 {
+    info_field(c, section, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} {field}"))
+}
+
+#[track_caller]
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[track_caller]
+fn wait_link_up(r: &mut Conn) {
+    wait_until("master_link_status:up", Duration::from_secs(30), || {
+        info_field(r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+}
+
+/// Waits until the replica applied everything the master sent so far.
+#[track_caller]
+fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {
+    let target = int_field(master, "replication", "master_repl_offset");
+    wait_until("the replica's offset", Duration::from_secs(30), || {
+        info_field(replica, "replication", "slave_repl_offset")
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|o| o >= target)
+    });
+}
+
+fn replicaof(port: u16) -> [String; 3] {
+    ["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
+}
+
+fn args(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
+/// Writes a little of everything in DB 0 and 9 (a transaction too).
+fn write_more(m: &mut Conn, tag: &str) {
+    m.send(&["SELECT", "0"]);
+    for i in 0..100 {
+        m.send(&["SET", &format!("{tag}:{i}"), &i.to_string()]);
+    }
+    m.send(&["MULTI"]);
+    m.send(&["INCR", &format!("{tag}:counter")]);
+    m.send(&["LPUSH", &format!("{tag}:list"), "a", "b"]);
+    m.send(&["EXEC"]);
+    m.send(&["SELECT", "9"]);
+    m.send(&["HSET", &format!("{tag}:hash"), "f", "v"]);
+    m.send(&["SELECT", "0"]);
+}
+
+fn more_keys(sets: &mut [(usize, Vec<Vec<u8>>)], tag: &str) {
+    for (db, keys) in sets.iter_mut() {
+        if *db == 0 {
+            keys.extend((0..100).map(|i| format!("{tag}:{i}").into_bytes()));
+            keys.push(format!("{tag}:counter").into_bytes());
+            keys.push(format!("{tag}:list").into_bytes());
+        } else {
+            keys.push(format!("{tag}:hash").into_bytes());
+        }
+    }
+}
+
+/// Our replica of a redis-server 7.0.15 master, with the payload streamed
+/// (`repl-diskless-sync yes`: `$EOF:<mark>` framing) and from disk.
+#[test]
+fn our_replica_of_a_redis_master() {
+    for diskless in ["yes", "no"] {
+        let Some(redis) = RedisServer::start_with(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ]) else {
+            return;
+        };
+        let mut m = redis.conn();
+        let mut sets = fill_dbs(&mut m);
+        // A key that expires on the master while active expiry is off
+        // there: the replica hides it but keeps it until the master's DEL.
+        assert_eq!(m.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), b"+OK\r\n");
+        assert_eq!(m.cmd("SET soon x PX 300"), b"+OK\r\n");
+        let ours = Server::start(&args(&replicaof(redis.port())));
+        let mut r = ours.conn();
+        wait_link_up(&mut r);
+        write_more(&mut m, "after");
+        more_keys(&mut sets, "after");
+        wait_caught_up(&mut m, &mut r);
+        let on_master = Dataset::take(&mut m, &sets);
+        on_master.check(&mut r, &format!("(diskless {diskless})"));
+        // The replica refuses writes, serves reads, reports its link.
+        assert_eq!(
+            r.cmd("SET x 1"),
+            b"-READONLY You can't write against a read only replica.\r\n"
+        );
+        assert_eq!(r.cmd("GET after:1"), b"$1\r\n1\r\n");
+        let role = r.cmd("ROLE");
+        let port = redis.port().to_string();
+        let head =
+            format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{port}\r\n$9\r\nconnected\r\n:");
+        assert!(
+            role.starts_with(head.as_bytes()),
+            "{}",
+            tests::escape(&role)
+        );
+        assert_eq!(
+            info_field(&mut r, "replication", "master_replid"),
+            info_field(&mut m, "replication", "master_replid")
+        );
+        // Logical expiry: hidden, still counted until the master's DEL.
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(r.cmd("GET soon"), b"$-1\r\n");
+        assert_eq!(r.cmd("DBSIZE"), m.cmd("DBSIZE"));
+        assert_eq!(m.cmd("GET soon"), b"$-1\r\n");
+        wait_caught_up(&mut m, &mut r);
+        assert_eq!(r.cmd("DBSIZE"), m.cmd("DBSIZE"), "the master's DEL");
+        // A dropped link continues from the master's backlog.
+        assert_eq!(r.cmd("CLIENT KILL TYPE master"), b":1\r\n");
+        write_more(&mut m, "gap");
+        more_keys(&mut sets, "gap");
+        wait_until("the partial resync", Duration::from_secs(30), || {
+            info_field(&mut m, "stats", "sync_partial_ok").as_deref() == Some("1")
+        });
+        wait_link_up(&mut r);
+        wait_caught_up(&mut m, &mut r);
+        assert_eq!(int_field(&mut m, "stats", "sync_full"), 1);
+        Dataset::take(&mut m, &sets).check(&mut r, "after the link drop");
+    }
+}
+
+/// A chain master → R1 → R2 (ours) plus a redis-server replica of R1:
+/// equal data and offsets along it. Then R1 is promoted: R2 and the old
+/// master (now R1's replica) continue with PSYNC2, no full sync.
+#[test]
+fn chained_replicas_and_a_promotion_continue_with_psync2() {
+    let master = Server::start(&[]);
+    let mut m = master.conn();
+    let mut sets = fill_dbs(&mut m);
+    let r1 = Server::start(&args(&replicaof(master.port())));
+    let mut c1 = r1.conn();
+    wait_link_up(&mut c1);
+    let r2 = Server::start(&args(&replicaof(r1.port())));
+    let mut c2 = r2.conn();
+    wait_link_up(&mut c2);
+    let redis = RedisServer::start_with(&args(&replicaof(r1.port())));
+    write_more(&mut m, "chain");
+    more_keys(&mut sets, "chain");
+    wait_caught_up(&mut m, &mut c1);
+    wait_caught_up(&mut m, &mut c2);
+    let off = int_field(&mut m, "replication", "master_repl_offset");
+    assert_eq!(int_field(&mut c1, "replication", "master_repl_offset"), off);
+    assert_eq!(int_field(&mut c2, "replication", "master_repl_offset"), off);
+    let data = Dataset::take(&mut m, &sets);
+    data.check(&mut c1, "on R1");
+    data.check(&mut c2, "on R2");
+    if let Some(redis) = &redis {
+        let mut rr = redis.conn();
+        wait_link_up(&mut rr);
+        wait_caught_up(&mut m, &mut rr);
+        data.check(&mut rr, "on the redis replica of R1");
+    }
+    // R1 refuses to be a replica's source while its own link is down? No:
+    // it is up. Promote it.
+    let old_id = info_field(&mut c1, "replication", "master_replid").unwrap();
+    assert_eq!(c1.cmd("REPLICAOF NO ONE"), b"+OK\r\n");
+    assert_eq!(
+        info_field(&mut c1, "replication", "role").as_deref(),
+        Some("master")
+    );
+    assert_eq!(
+        info_field(&mut c1, "replication", "master_replid2").as_deref(),
+        Some(old_id.as_str())
+    );
+    assert_eq!(
+        int_field(&mut c1, "replication", "second_repl_offset"),
+        off + 1
+    );
+    assert_eq!(c1.cmd("SET promoted yes"), b"+OK\r\n");
+    // The old master follows R1, offering its own history.
+    assert_eq!(
+        m.cmd(&format!("REPLICAOF 127.0.0.1 {}", r1.port())),
+        b"+OK\r\n"
+    );
+    wait_link_up(&mut m);
+    wait_link_up(&mut c2);
+    wait_caught_up(&mut c1, &mut m);
+    wait_caught_up(&mut c1, &mut c2);
+    assert_eq!(m.cmd("GET promoted"), b"$3\r\nyes\r\n");
+    assert_eq!(c2.cmd("GET promoted"), b"$3\r\nyes\r\n");
+    // R1 served its only full sync to R2 (and one to the redis replica);
+    // everything since was partial.
+    let full = if redis.is_some() { 2 } else { 1 };
+    wait_until("partial resyncs on R1", Duration::from_secs(10), || {
+        info_field(&mut c1, "stats", "sync_partial_ok")
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|n| n >= 2)
+    });
+    assert_eq!(int_field(&mut c1, "stats", "sync_full"), full);
+    let data = Dataset::take(&mut c1, &sets);
+    data.check(&mut m, "on the old master");
+    data.check(&mut c2, "on R2");
+    assert_eq!(
+        m.cmd("SET x 1"),
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        m.cmd(&format!("REPLICAOF 127.0.0.1 {}", r1.port())),
+        b"+OK Already connected to specified master\r\n"
+    );
+    assert_eq!(
+        m.cmd("REPLICAOF 127.0.0.1 70000"),
+        b"-ERR Invalid master port\r\n"
+    );
+}
+
+/// A replica restarted from its RDB (which carries `repl-id` and
+/// `repl-offset`) continues with a partial resync.
+#[test]
+fn a_restarted_replica_continues_from_its_rdb() {
+    let master = Server::start(&[]);
+    let mut m = master.conn();
+    let mut sets = fill_dbs(&mut m);
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Server::start_in(dir.path(), &args(&replicaof(master.port())));
+    let mut c = r.conn();
+    wait_link_up(&mut c);
+    write_more(&mut m, "before");
+    more_keys(&mut sets, "before");
+    wait_caught_up(&mut m, &mut c);
+    r.shutdown_with(c, &["SHUTDOWN", "SAVE"]);
+    write_more(&mut m, "while");
+    more_keys(&mut sets, "while");
+    let r = Server::start_in(dir.path(), &args(&replicaof(master.port())));
+    let mut c = r.conn();
+    wait_link_up(&mut c);
+    wait_caught_up(&mut m, &mut c);
+    assert_eq!(int_field(&mut m, "stats", "sync_full"), 1);
+    assert_eq!(int_field(&mut m, "stats", "sync_partial_ok"), 1);
+    Dataset::take(&mut m, &sets).check(&mut c, "after the restart");
+}
