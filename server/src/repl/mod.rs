@@ -511,15 +511,19 @@ async fn write(
     }
 }
 
+/// A protocol error in a replication link's input.
+#[derive(Debug)]
+pub struct ProtocolError;
+
 /// Parses the next complete command at the start of `buf` and calls `f`
 /// with its arguments: `Ok(Some(bytes it took))`, `Ok(None)` when it is
-/// incomplete, `Err` on a protocol error.
+/// incomplete.
 pub fn next_command(
     parser: &mut RequestParser,
     buf: &[u8],
     limits: Limits,
     f: impl FnOnce(&[&[u8]]),
-) -> Result<Option<usize>, ()> {
+) -> Result<Option<usize>, ProtocolError> {
     match parser.parse(buf, limits) {
         Ok(Some(p)) => {
             let base = if p.in_scratch { parser.scratch() } else { buf };
@@ -534,7 +538,7 @@ pub fn next_command(
             Ok(Some(p.consumed))
         }
         Ok(None) => Ok(None),
-        Err(_) => Err(()),
+        Err(_) => Err(ProtocolError),
     }
 }
 
@@ -562,7 +566,7 @@ fn read_acks(
         match r {
             Ok(Some(n)) => pos += n,
             Ok(None) => break,
-            Err(()) => return Err("protocol error".into()),
+            Err(ProtocolError) => return Err("protocol error".into()),
         }
     }
     rbuf.drain(..pos);

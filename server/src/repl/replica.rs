@@ -618,10 +618,8 @@ fn load(srv: &Arc<Server>, path: &str, replid: &str, offset: u64) -> Result<usiz
         .stream_db;
     srv.repl.adopt_id(replid);
     srv.repl.link.stream_db.store(db, Relaxed);
-    if aof {
-        if let Err(e) = crate::persist::aof::turn_on(srv, false) {
-            warning!("Failed enabling the AOF after successful master synchronization! {e}");
-        }
+    if aof && let Err(e) = crate::persist::aof::turn_on(srv, false) {
+        warning!("Failed enabling the AOF after successful master synchronization! {e}");
     }
     match r {
         Ok(Some((keys, expired))) => {
@@ -719,7 +717,7 @@ async fn apply_loop(
             let n = match r {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
-                Err(()) => return Err("Protocol error from MASTER".into()),
+                Err(super::ProtocolError) => return Err("Protocol error from MASTER".into()),
             };
             ack_now |= acked;
             {
