@@ -248,6 +248,9 @@ pub struct Client {
     pub from_master: bool,
     /// Set by `REPLCONF GETACK` from our master: ACK after this command.
     pub ack_requested: bool,
+    /// The replication offset right after this client's last change
+    /// (WAIT waits for replicas to acknowledge it).
+    pub woff: u64,
     /// Channels, patterns and shard channels this client subscribes to.
     pub subs: crate::pubsub::ClientSubs,
     /// Changes the running command reported (`Ctx::changed`, `Ctx::dirty`):
@@ -289,6 +292,7 @@ impl Client {
             replaying: false,
             from_master: false,
             ack_requested: false,
+            woff: 0,
             subs: Default::default(),
             call_dirty: 0,
             prop: Vec::new(),

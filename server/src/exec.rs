@@ -388,10 +388,10 @@ pub fn execute_checked(
         reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
     }
-    if srv.repl.link.is_replica()
+    if srv.repl.gate.load(Relaxed)
         && !client.from_master
         && !client.replaying
-        && let Some(e) = crate::repl::replica::refusal(srv, spec)
+        && let Some(e) = crate::repl::refusal(srv, spec)
     {
         reject(srv, client, out, stat, e.as_bytes());
         return Outcome::Replied;
@@ -787,6 +787,7 @@ fn propagate(srv: &Server, client: &mut Client, db: usize, argv: &[&[u8]]) {
         // The common case: the command as itself, encoded straight into
         // the stream (no copy of its arguments).
         srv.prop.emit_one(db, argv);
+        client.woff = srv.prop.repl_offset();
         return;
     }
     let mut entries = std::mem::take(&mut client.prop);
@@ -797,6 +798,7 @@ fn propagate(srv: &Server, client: &mut Client, db: usize, argv: &[&[u8]]) {
         client.exec_prop.append(&mut entries);
     } else {
         srv.prop.emit(&entries, false);
+        client.woff = srv.prop.repl_offset();
     }
 }
 

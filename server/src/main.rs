@@ -157,6 +157,7 @@ async fn serve(srv: Arc<Server>) -> i32 {
     let replicaof = srv.config().replicaof.clone();
     if replicaof.is_some() {
         srv.repl.link.is_replica.store(true, Relaxed);
+        srv.repl.refresh_gate();
     }
     srv.persist.begin_loading();
     let loader = srv.clone();

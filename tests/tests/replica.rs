@@ -175,6 +175,8 @@ fn chained_replicas_and_a_promotion_continue_with_psync2() {
     let redis = RedisServer::start_with(&args(&replicaof(r1.port())));
     write_more(&mut m, "chain");
     more_keys(&mut sets, "chain");
+    // R1 is the master's one replica (R2 and the redis one are R1's).
+    assert_eq!(m.cmd("WAIT 1 10000"), b":1\r\n");
     wait_caught_up(&mut m, &mut c1);
     wait_caught_up(&mut m, &mut c2);
     let off = int_field(&mut m, "replication", "master_repl_offset");
@@ -189,8 +191,7 @@ fn chained_replicas_and_a_promotion_continue_with_psync2() {
         wait_caught_up(&mut m, &mut rr);
         data.check(&mut rr, "on the redis replica of R1");
     }
-    // R1 refuses to be a replica's source while its own link is down? No:
-    // it is up. Promote it.
+    // Promote R1.
     let old_id = info_field(&mut c1, "replication", "master_replid").unwrap();
     assert_eq!(c1.cmd("REPLICAOF NO ONE"), b"+OK\r\n");
     assert_eq!(
@@ -267,4 +268,71 @@ fn a_restarted_replica_continues_from_its_rdb() {
     assert_eq!(int_field(&mut m, "stats", "sync_full"), 1);
     assert_eq!(int_field(&mut m, "stats", "sync_partial_ok"), 1);
     Dataset::take(&mut m, &sets).check(&mut c, "after the restart");
+}
+
+/// WAIT counts the replicas that acknowledged the client's last write;
+/// `min-replicas-to-write` refuses writes without enough good replicas;
+/// a replica cut from its master serves stale data or refuses it.
+#[test]
+fn wait_min_replicas_and_stale_data() {
+    let master = Server::start(&[]);
+    let mut m = master.conn();
+    let replica = Server::start(&args(&replicaof(master.port())));
+    let mut r = replica.conn();
+    wait_link_up(&mut r);
+    assert_eq!(m.cmd("SET a 1"), b"+OK\r\n");
+    assert_eq!(m.cmd("WAIT 1 5000"), b":1\r\n");
+    let t = Instant::now();
+    assert_eq!(m.cmd("WAIT 2 300"), b":1\r\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "WAIT returned early"
+    );
+    // In a transaction WAIT does not block.
+    m.cmd("MULTI");
+    m.cmd("SET b 2");
+    m.cmd("WAIT 5 0");
+    assert_eq!(m.cmd("EXEC"), b"*2\r\n+OK\r\n:1\r\n");
+    assert_eq!(
+        m.cmd("WAIT x 0"),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(m.cmd("WAIT 1 -1"), b"-ERR timeout is negative\r\n");
+    assert!(
+        r.cmd("WAIT 1 0")
+            .starts_with(b"-ERR WAIT cannot be used with replica instances.")
+    );
+    // min-replicas-to-write.
+    assert_eq!(m.cmd("CONFIG SET min-replicas-to-write 2"), b"+OK\r\n");
+    assert_eq!(
+        m.cmd("SET a 2"),
+        b"-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(m.cmd("GET a"), b"$1\r\n1\r\n");
+    assert_eq!(
+        info_field(&mut m, "replication", "min_slaves_good_slaves").as_deref(),
+        Some("1")
+    );
+    assert_eq!(m.cmd("CONFIG SET min-replicas-to-write 1"), b"+OK\r\n");
+    assert_eq!(m.cmd("SET a 3"), b"+OK\r\n");
+    assert_eq!(m.cmd("WAIT 1 5000"), b":1\r\n");
+    assert_eq!(r.cmd("GET a"), b"$1\r\n3\r\n");
+    // The master goes away: stale data is served, or refused.
+    drop(m);
+    master.kill9();
+    wait_until("the link to go down", Duration::from_secs(30), || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("down")
+    });
+    assert!(info_field(&mut r, "replication", "master_link_down_since_seconds").is_some());
+    assert_eq!(r.cmd("GET a"), b"$1\r\n3\r\n");
+    assert_eq!(r.cmd("CONFIG SET replica-serve-stale-data no"), b"+OK\r\n");
+    assert_eq!(
+        r.cmd("GET a"),
+        b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+    );
+    // (Commands with the `stale` flag still run.)
+    assert!(r.cmd("INFO server").starts_with(b"$"));
+    // Promoted, it writes again.
+    assert_eq!(r.cmd("REPLICAOF NO ONE"), b"+OK\r\n");
+    assert_eq!(r.cmd("SET a 4"), b"+OK\r\n");
 }

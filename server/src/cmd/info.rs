@@ -628,6 +628,12 @@ fn replication(ctx: &Ctx, w: &mut Lines) {
         w.kv("replica_announced", c.replica_announced as u8);
     }
     w.kv("connected_slaves", replicas.len());
+    {
+        let c = ctx.srv.config();
+        if c.min_replicas_to_write > 0 && c.min_replicas_max_lag > 0 {
+            w.kv("min_slaves_good_slaves", ctx.srv.repl.good.load(Relaxed));
+        }
+    }
     let now_s = ctx.now / 1000;
     for (i, r) in replicas.iter().enumerate() {
         let state = r.state.load(Relaxed);

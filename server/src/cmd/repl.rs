@@ -19,6 +19,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Sync => sync,
         CmdId::Role => role,
         CmdId::Replicaof | CmdId::Slaveof => replicaof,
+        CmdId::Wait => wait,
         _ => return None,
     })
 }
@@ -173,5 +174,32 @@ fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.out.ok();
         }
     }
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: until that many replicas acknowledged this
+/// client's last change, or timeout ms (0: forever); the reply is how many
+/// did. In a transaction it does not wait.
+fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.srv.repl.link.is_replica() {
+        return Err(CmdError::msg(errors::WAIT_ON_REPLICA));
+    }
+    let want = parse_i64(argv[1]).ok_or(CmdError::NotInteger)?;
+    let timeout = parse_i64(argv[2]).ok_or(CmdError::msg(errors::PAUSE_TIMEOUT_NOT_INT))?;
+    if timeout < 0 {
+        return Err(CmdError::msg(errors::TIMEOUT_NEGATIVE));
+    }
+    let offset = ctx.client.woff;
+    let acked = ctx.srv.repl.acked_by(offset);
+    if ctx.client.in_exec || acked as i64 >= want {
+        ctx.out.int(acked as i64);
+        return Ok(());
+    }
+    ctx.client.pending = Some(crate::repl::wait_for_acks(
+        ctx.srv.arc(),
+        offset,
+        want.max(0) as usize,
+        timeout as u64,
+    ));
     Ok(())
 }

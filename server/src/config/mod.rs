@@ -274,6 +274,9 @@ pub struct Config {
     pub replica_announced: bool,
     pub replica_announce_ip: String,
     pub replica_announce_port: i64,
+    /// `min-replicas-to-write` / `min-replicas-max-lag`.
+    pub min_replicas_to_write: i64,
+    pub min_replicas_max_lag: i64,
 
     // ---- memory and client limits ----
     /// `maxmemory` bytes, 0 = unlimited.
@@ -614,6 +617,8 @@ impl Config {
             replica_announced: false,
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 0,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 0,

@@ -546,14 +546,16 @@ pub(crate) static PARAMS: &[Param] = &[
         Some("min-slaves-to-write"),
         0,
         int(0, INT_MAX),
-        "0"
+        "0",
+        min_replicas_to_write
     ),
     p!(
         "min-replicas-max-lag",
         Some("min-slaves-max-lag"),
         0,
         int(0, INT_MAX),
-        "10"
+        "10",
+        min_replicas_max_lag
     ),
     p!(
         "replica-announce-ip",

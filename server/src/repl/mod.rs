@@ -19,7 +19,7 @@
 //! Not yet (issue 13 goes on): a second replication ID, diskless transfer,
 //! the replica side (REPLICAOF), WAIT.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +100,15 @@ pub struct Repl {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Woken by every `REPLCONF ACK` (WAIT).
+    pub acked: tokio::sync::Notify,
+    /// The command gate's one load: set while we are a replica, or while
+    /// `min-replicas-to-write` refuses writes.
+    pub gate: AtomicBool,
+    /// Online replicas lagging at most `min-replicas-max-lag` seconds
+    /// (INFO `min_slaves_good_slaves`), and whether they are too few.
+    pub good: AtomicUsize,
+    too_few: AtomicBool,
 }
 
 impl Repl {
@@ -116,6 +125,10 @@ impl Repl {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            acked: tokio::sync::Notify::new(),
+            gate: AtomicBool::new(false),
+            good: AtomicUsize::new(0),
+            too_few: AtomicBool::new(false),
         }
     }
 
@@ -171,6 +184,43 @@ impl Repl {
         self.lock().clone()
     }
 
+    /// Online replicas that acknowledged `offset` (Redis'
+    /// `replicationCountAcksByOffset`).
+    pub fn acked_by(&self, offset: u64) -> usize {
+        self.lock()
+            .iter()
+            .filter(|r| r.state.load(Relaxed) == ONLINE && r.ack.load(Relaxed) >= offset)
+            .count()
+    }
+
+    /// Counts the good replicas (Redis' `refreshGoodSlavesCount`):
+    /// writes are refused while fewer than `to_write` lag at most
+    /// `max_lag` seconds (both set).
+    pub fn refresh_good(&self, to_write: i64, max_lag: i64) {
+        let now_s = crate::db::now_ms() / 1000;
+        let good = self
+            .lock()
+            .iter()
+            .filter(|r| {
+                r.state.load(Relaxed) == ONLINE
+                    && now_s.saturating_sub(r.ack_ms.load(Relaxed) / 1000) as i64 <= max_lag
+            })
+            .count();
+        self.good.store(good, Relaxed);
+        let active = to_write > 0 && max_lag > 0;
+        self.too_few
+            .store(active && (good as i64) < to_write, Relaxed);
+        self.refresh_gate();
+    }
+
+    /// Recomputes [`Repl::gate`].
+    pub fn refresh_gate(&self) {
+        self.gate.store(
+            self.link.is_replica() || self.too_few.load(Relaxed),
+            Relaxed,
+        );
+    }
+
     pub fn has_replicas(&self) -> bool {
         !self.lock().is_empty()
     }
@@ -191,13 +241,64 @@ impl Default for Repl {
     }
 }
 
+/// Why a command is refused by replication's state (the command gate's
+/// cold path): a replica's (replica.rs), or `min-replicas-to-write`'s.
+#[cold]
+pub fn refusal(srv: &Server, spec: &protocol::command::CommandSpec) -> Option<&'static str> {
+    if srv.repl.link.is_replica() {
+        return replica::refusal(srv, spec);
+    }
+    (srv.repl.too_few.load(Relaxed) && spec.has(protocol::command::flags::WRITE))
+        .then_some(crate::errors::NOREPLICAS)
+}
+
 /// The replication PING (Redis sends it into the stream, so it counts in
 /// the offsets, and never to the AOF).
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
+/// What WAIT sends into the stream so that replicas ACK at once.
+const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+
+/// WAIT's wait: until `want` replicas acknowledged `offset`, or
+/// `timeout_ms` passed (0: no limit). The reply is how many did.
+pub fn wait_for_acks(
+    srv: Arc<Server>,
+    offset: u64,
+    want: usize,
+    timeout_ms: u64,
+) -> crate::migrate::Pending {
+    Box::pin(async move {
+        let deadline = (timeout_ms > 0)
+            .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+        srv.prop.emit_to_consumers(GETACK);
+        loop {
+            let acked = srv.repl.acked.notified();
+            let n = srv.repl.acked_by(offset);
+            if n >= want {
+                return format!(":{n}\r\n").into_bytes();
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, acked).await.is_err() {
+                        let n = srv.repl.acked_by(offset);
+                        return format!(":{n}\r\n").into_bytes();
+                    }
+                }
+                None => acked.await,
+            }
+        }
+    })
+}
+
 /// The cron's part: a PING to the replicas every `repl-ping-replica-period`
 /// seconds.
 pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
+    {
+        let c = srv.config();
+        let (to_write, max_lag) = (c.min_replicas_to_write, c.min_replicas_max_lag);
+        drop(c);
+        srv.repl.refresh_good(to_write, max_lag);
+    }
     if !srv.repl.has_replicas() {
         // Redis frees the backlog `repl-backlog-ttl` seconds after the
         // last replica left (0: never); the stream then costs nothing.
@@ -435,7 +536,7 @@ async fn stream_to(
         unauthenticated: false,
     };
     loop {
-        read_acks(&mut parser, &mut rbuf, limits, replica)?;
+        read_acks(&mut parser, &mut rbuf, limits, replica, &srv.repl.acked)?;
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(4096);
         }
@@ -550,6 +651,7 @@ fn read_acks(
     rbuf: &mut Vec<u8>,
     limits: Limits,
     replica: &Replica,
+    acked: &tokio::sync::Notify,
 ) -> Result<(), String> {
     let mut pos = 0;
     while rbuf.len() - pos >= parser.needed() {
@@ -561,6 +663,7 @@ fn read_acks(
             {
                 replica.ack.store(off.max(0) as u64, Relaxed);
                 replica.ack_ms.store(crate::db::now_ms(), Relaxed);
+                acked.notify_waiters();
             }
         });
         match r {

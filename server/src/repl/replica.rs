@@ -165,6 +165,7 @@ pub fn set_master(srv: &Arc<Server>, target: Option<(String, u16)>) -> Changed {
             // Promoted: a history of our own, which continues our old
             // master's (its ID becomes our second one).
             link.is_replica.store(false, Relaxed);
+            srv.repl.refresh_gate();
             link.state.store(CONNECT, Relaxed);
             srv.repl.shift_ids(srv.prop.repl_offset());
             srv.prop.set_relay(false);
@@ -180,6 +181,7 @@ pub fn set_master(srv: &Arc<Server>, target: Option<(String, u16)>) -> Changed {
                 srv.prop.set_relay(true);
             }
             link.is_replica.store(true, Relaxed);
+            srv.repl.refresh_gate();
             link.state.store(CONNECT, Relaxed);
             notice!("Connecting to MASTER {host}:{port}");
             let srv2 = srv.clone();
@@ -207,6 +209,7 @@ pub fn start(srv: &Arc<Server>, master: (String, u16), loaded_rdb: bool) {
     srv.prop.set_relay(true);
     *link.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(master.clone());
     link.is_replica.store(true, Relaxed);
+    srv.repl.refresh_gate();
     let generation = link.generation.fetch_add(1, Relaxed) + 1;
     notice!("Connecting to MASTER {}:{}", master.0, master.1);
     let srv2 = srv.clone();
