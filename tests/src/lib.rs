@@ -193,6 +193,8 @@ pub enum Kind {
     Redis,
     /// A real Codis 3.2 codis-server (see [`codis32_bin`]).
     Codis32,
+    /// A redis-sentinel 7.0 (its config file is `sentinel.conf` in its dir).
+    Sentinel,
 }
 
 impl Kind {
@@ -201,6 +203,7 @@ impl Kind {
             Kind::Codis => "codis-server",
             Kind::Redis => "redis-server",
             Kind::Codis32 => "codis32-server",
+            Kind::Sentinel => "redis-sentinel",
         }
     }
 }
@@ -232,6 +235,20 @@ impl Dir {
 
 /// Starts real redis-server 7.0 instances (see [`Server`]).
 pub struct RedisServer;
+
+/// Starts redis-sentinel 7.0 processes (see [`Server`]).
+pub struct Sentinel;
+
+impl Sentinel {
+    /// A redis-sentinel with `conf` as its config file, working in `dir`
+    /// (kept afterwards; Sentinel rewrites the file there), or `None` when
+    /// it is not installed (and `REQUIRE_REDIS` is not `1`).
+    pub fn start_in(dir: &Path, conf: &str) -> Option<Server> {
+        let bin = redis_tool("redis-sentinel")?;
+        std::fs::write(dir.join("sentinel.conf"), conf).expect("write sentinel.conf");
+        Some(Server::spawn(Kind::Sentinel, &bin, Some(dir), &[]).unwrap_or_else(|e| panic!("{e}")))
+    }
+}
 
 impl RedisServer {
     /// A fresh redis-server, or `None` when it is not installed (and
@@ -318,21 +335,27 @@ impl Server {
             let port = free_port();
             let dir_s = dir.path().display().to_string();
             let port_s = port.to_string();
-            let mut args: Vec<String> = [
-                "--port",
-                &port_s,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &dir_s,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut args: Vec<String> = if kind == Kind::Sentinel {
+                vec![dir.path().join("sentinel.conf").display().to_string()]
+            } else {
+                Vec::new()
+            };
+            args.extend(
+                [
+                    "--port",
+                    &port_s,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    &dir_s,
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
             args.extend(extra.iter().map(|s| s.to_string()));
             let log = std::fs::OpenOptions::new()
                 .create(true)
