@@ -270,6 +270,8 @@ pub struct Client {
     pub repl_listening_port: i64,
     /// `REPLCONF capa psync2`.
     pub repl_capa_psync2: bool,
+    /// The replica announced `capa eof` (it takes a diskless transfer).
+    pub repl_capa_eof: bool,
     /// Set by PSYNC / SYNC: the connection loop hands the connection to
     /// the replication code (repl/).
     pub sync: Option<crate::repl::SyncRequest>,
@@ -301,6 +303,7 @@ impl Client {
             tracking: Default::default(),
             repl_listening_port: 0,
             repl_capa_psync2: false,
+            repl_capa_eof: false,
             sync: None,
         }
     }

@@ -356,6 +356,11 @@ impl Server {
                 .iter()
                 .map(|s| s.to_string()),
             );
+            if matches!(kind, Kind::Codis | Kind::Redis) {
+                // A diskless full sync starts at once (Redis' default waits
+                // 5 s for more replicas); a test may ask otherwise.
+                args.extend(["--repl-diskless-sync-delay".to_string(), "0".to_string()]);
+            }
             args.extend(extra.iter().map(|s| s.to_string()));
             let log = std::fs::OpenOptions::new()
                 .create(true)

@@ -261,3 +261,54 @@ fn a_dropped_link_resumes_from_the_backlog() {
     assert_eq!(r.cmd("GET k:299"), b"$3\r\n299\r\n");
     assert_eq!(r.cmd("EXISTS k:0"), b":0\r\n");
 }
+
+/// Diskless transfers (`repl-diskless-sync yes`, the default): replicas
+/// arriving within `repl-diskless-sync-delay` share one snapshot, started
+/// early once `repl-diskless-sync-max-replicas` wait; with
+/// `repl-diskless-sync no` the snapshot goes through a file. Our replica and
+/// a redis-server one, each way.
+#[test]
+fn diskless_and_disk_transfers() {
+    for diskless in ["yes", "no"] {
+        let ours = Server::start(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "30",
+            "--repl-diskless-sync-max-replicas",
+            "2",
+        ]);
+        let mut m = ours.conn();
+        let sets = fill_dbs(&mut m);
+        let port = ours.port().to_string();
+        let started = Instant::now();
+        let mine = Server::start(&["--replicaof", "127.0.0.1", &port]);
+        let Some(redis) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else {
+            return;
+        };
+        let (mut a, mut b) = (mine.conn(), redis.conn());
+        wait_link_up(&mut a);
+        wait_link_up(&mut b);
+        // Two replicas: the transfer did not wait out the 30 s delay.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waited the delay"
+        );
+        wait_caught_up(&mut m, &mut a);
+        wait_caught_up(&mut m, &mut b);
+        let on_master = snapshot_dbs(&mut m, &sets);
+        compare_dbs(&mut a, &on_master, &sets);
+        compare_dbs(&mut b, &on_master, &sets);
+        assert_eq!(db_sizes(&mut a), db_sizes(&mut m));
+        assert_eq!(db_sizes(&mut b), db_sizes(&mut m));
+        let log = ours.log();
+        if diskless == "yes" {
+            assert!(
+                log.contains("target: replicas sockets (2 replicas)"),
+                "one shared transfer:\n{log}"
+            );
+        } else {
+            assert_eq!(log.matches("with target: disk").count(), 2, "{log}");
+        }
+    }
+}

@@ -38,8 +38,9 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         } else if is(opt, "capa") {
             if is(val, "psync2") {
                 ctx.client.repl_capa_psync2 = true;
+            } else if is(val, "eof") {
+                ctx.client.repl_capa_eof = true;
             }
-            // (`eof`, the diskless framing, matters once diskless sync lands.)
         } else if is(opt, "ip-address") || is(opt, "rdb-only") {
             // The address a replica announces matters for ROLE and INFO
             // once replicas behind NAT are supported.
@@ -75,6 +76,7 @@ fn psync(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         replid: argv[1].to_vec(),
         offset,
         psync2: ctx.client.repl_capa_psync2,
+        eof: ctx.client.repl_capa_eof,
     });
     Ok(())
 }
@@ -89,6 +91,7 @@ fn sync(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         replid: b"?".to_vec(),
         offset: -1,
         psync2: false,
+        eof: false,
     });
     Ok(())
 }

@@ -274,6 +274,11 @@ pub struct Config {
     pub replica_announced: bool,
     pub replica_announce_ip: String,
     pub replica_announce_port: i64,
+    /// `repl-diskless-sync`, `repl-diskless-sync-delay` (seconds),
+    /// `repl-diskless-sync-max-replicas`.
+    pub repl_diskless_sync: bool,
+    pub repl_diskless_sync_delay: i64,
+    pub repl_diskless_sync_max_replicas: i64,
     /// `min-replicas-to-write` / `min-replicas-max-lag`.
     pub min_replicas_to_write: i64,
     pub min_replicas_max_lag: i64,
@@ -618,6 +623,9 @@ impl Config {
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
             min_replicas_to_write: 0,
+            repl_diskless_sync: false,
+            repl_diskless_sync_delay: 0,
+            repl_diskless_sync_max_replicas: 0,
             min_replicas_max_lag: 0,
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,

@@ -496,14 +496,22 @@ pub(crate) static PARAMS: &[Param] = &[
         "yes",
         replica_read_only
     ),
-    p!("repl-diskless-sync", N, 0, B, "yes"),
-    p!("repl-diskless-sync-delay", N, 0, int(0, INT_MAX), "5"),
+    p!("repl-diskless-sync", N, 0, B, "yes", repl_diskless_sync),
+    p!(
+        "repl-diskless-sync-delay",
+        N,
+        0,
+        int(0, INT_MAX),
+        "5",
+        repl_diskless_sync_delay
+    ),
     p!(
         "repl-diskless-sync-max-replicas",
         N,
         0,
         int(0, INT_MAX),
-        "0"
+        "0",
+        repl_diskless_sync_max_replicas
     ),
     p!("repl-diskless-load", N, 0, en(DISKLESS_LOAD), "disabled"),
     p!(

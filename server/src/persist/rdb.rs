@@ -226,7 +226,7 @@ impl Sink {
 
 /// The file end: only the walker's thread touches it.
 struct FileOut {
-    file: File,
+    target: Target,
     crc: Option<Digest>,
     written: u64,
     synced: u64,
@@ -234,19 +234,33 @@ struct FileOut {
     error: Option<std::io::Error>,
 }
 
+/// Where a job's bytes go: its temp file, or a stream (a diskless
+/// replication transfer: repl/).
+enum Target {
+    File(File),
+    Stream(Box<dyn Write + Send>),
+}
+
 impl FileOut {
     fn write(&mut self, chunk: &[u8]) {
         if let Some(c) = self.crc.as_mut() {
             c.update(chunk);
         }
-        if self.error.is_none()
-            && let Err(e) = self.file.write_all(chunk)
-        {
-            self.error = Some(e);
+        if self.error.is_none() {
+            let r = match &mut self.target {
+                Target::File(f) => f.write_all(chunk),
+                Target::Stream(w) => w.write_all(chunk),
+            };
+            if let Err(e) = r {
+                self.error = Some(e);
+            }
         }
         self.written += chunk.len() as u64;
-        if self.incremental_fsync && self.written - self.synced >= AUTOSYNC_BYTES {
-            let _ = self.file.sync_data();
+        if self.incremental_fsync
+            && self.written - self.synced >= AUTOSYNC_BYTES
+            && let Target::File(f) = &self.target
+        {
+            let _ = f.sync_data();
             self.synced = self.written;
         }
     }
@@ -449,7 +463,33 @@ impl Job {
         dest: Dest,
         at_point: impl FnOnce(&Server),
     ) -> Result<Job, Logged> {
-        let mut job = Job::open(srv, dest)?;
+        Job::start_with(srv, dest, None, at_point)
+    }
+
+    /// A snapshot written to `w` rather than a file (a diskless transfer):
+    /// no temp file, no fsync, no rename; a write error ends the walk.
+    pub fn start_stream(
+        srv: &Server,
+        w: Box<dyn Write + Send>,
+        at_point: impl FnOnce(&Server),
+    ) -> Result<Job, Logged> {
+        let dest = Dest {
+            tmp: String::new(),
+            target: String::new(),
+            aof_base: false,
+            commands: false,
+            incremental_fsync: false,
+        };
+        Job::start_with(srv, dest, Some(w), at_point)
+    }
+
+    fn start_with(
+        srv: &Server,
+        dest: Dest,
+        stream: Option<Box<dyn Write + Send>>,
+        at_point: impl FnOnce(&Server),
+    ) -> Result<Job, Logged> {
+        let mut job = Job::open(srv, dest, stream)?;
         let s2 = job.sink.clone();
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
@@ -474,7 +514,11 @@ impl Job {
     }
 
     /// The temp file with its header and AUX fields, no snapshot yet.
-    fn open(srv: &Server, dest: Dest) -> Result<Job, Logged> {
+    fn open(
+        srv: &Server,
+        dest: Dest,
+        stream: Option<Box<dyn Write + Send>>,
+    ) -> Result<Job, Logged> {
         let (compress, checksum) = {
             let c = srv.config();
             (c.rdbcompression, c.rdbchecksum)
@@ -486,21 +530,24 @@ impl Job {
             commands,
             incremental_fsync,
         } = dest;
-        let file = match File::create(&tmp) {
-            Ok(f) => f,
-            Err(e) => {
-                if aof_base {
-                    warning!(
-                        "Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"
-                    );
-                } else {
-                    warning!(
-                        "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
-                        cwd()
-                    );
+        let file = match stream {
+            Some(w) => Target::Stream(w),
+            None => match File::create(&tmp) {
+                Ok(f) => Target::File(f),
+                Err(e) => {
+                    if aof_base {
+                        warning!(
+                            "Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"
+                        );
+                    } else {
+                        warning!(
+                            "Failed opening the temp RDB file {tmp} (in server root dir {}) for saving: {e}",
+                            cwd()
+                        );
+                    }
+                    return Err(Logged);
                 }
-                return Err(Logged);
-            }
+            },
         };
         let mut buf = Vec::with_capacity(FLUSH_BYTES + 64 * 1024);
         if commands {
@@ -542,7 +589,7 @@ impl Job {
         Ok(Job {
             sink,
             out: FileOut {
-                file,
+                target: file,
                 crc: (checksum && !commands).then(digest),
                 written: 0,
                 synced: 0,
@@ -590,7 +637,9 @@ impl Job {
                 std::thread::yield_now();
                 last_yield = std::time::Instant::now();
             }
+            // (A stream nobody reads any more ends the walk.)
             !abort.load(Relaxed)
+                && !(matches!(out.target, Target::Stream(_)) && out.error.is_some())
         });
         if !complete {
             return None;
@@ -619,7 +668,16 @@ impl Job {
             fail("write", &e, &self.tmp);
             return Err(Logged);
         }
-        if let Err(e) = self.out.file.sync_all() {
+        let file = match &mut self.out.target {
+            Target::File(f) => f,
+            Target::Stream(w) => {
+                return w.flush().map_err(|e| {
+                    warning!("Write error sending the DB to replicas: {e}");
+                    Logged
+                });
+            }
+        };
+        if let Err(e) = file.sync_all() {
             fail("fsync", &e, &self.tmp);
             return Err(Logged);
         }
@@ -648,7 +706,9 @@ impl Drop for Job {
             if self.epoch != 0 {
                 self.srv.ks.snapshot_end(self.epoch);
             }
-            let _ = std::fs::remove_file(&self.tmp);
+            if !self.tmp.is_empty() {
+                let _ = std::fs::remove_file(&self.tmp);
+            }
         }
     }
 }
@@ -670,7 +730,7 @@ pub fn save_empty(srv: &Server) -> Result<(), Logged> {
 
 /// An empty snapshot to `dest` (also the AOF base created at start-up).
 pub fn save_empty_to(srv: &Server, dest: Dest) -> Result<(), Logged> {
-    let mut job = Job::open(srv, dest)?;
+    let mut job = Job::open(srv, dest, None)?;
     let r = job.finish();
     job.done = true;
     r

@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 
 use protocol::resp::{Limits, RequestParser};
 
+pub mod diskless;
 pub mod replica;
 
 use crate::client::Client;
@@ -51,6 +52,8 @@ pub struct SyncRequest {
     pub offset: i64,
     /// The replica announced `capa psync2` (`+CONTINUE` then names our ID).
     pub psync2: bool,
+    /// The replica announced `capa eof`: it can take a diskless transfer.
+    pub eof: bool,
 }
 
 /// One attached replica.
@@ -100,6 +103,8 @@ pub struct Repl {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Replicas waiting for a diskless transfer (diskless.rs).
+    pub diskless: diskless::Room,
     /// Woken by every `REPLCONF ACK` (WAIT).
     pub acked: tokio::sync::Notify,
     /// The command gate's one load: set while we are a replica, or while
@@ -126,6 +131,7 @@ impl Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
+            diskless: diskless::Room::default(),
             gate: AtomicBool::new(false),
             good: AtomicUsize::new(0),
             too_few: AtomicBool::new(false),
@@ -429,7 +435,72 @@ async fn link(
         }
     }
     srv.repl.sync_full.fetch_add(1, Relaxed);
+    if req.eof && srv.config().repl_diskless_sync {
+        return diskless_sync(srv, stream, info, replica, &req, queued, check(), rbuf).await;
+    }
     full_sync(srv, stream, info, replica, &req, queued, check(), rbuf).await
+}
+
+/// A diskless full resynchronization (diskless.rs), then the stream.
+#[allow(clippy::too_many_arguments)]
+async fn diskless_sync(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    req: &SyncRequest,
+    queued: Arc<AtomicU64>,
+    check: crate::propagate::QueueCheck,
+    rbuf: Vec<u8>,
+) -> Result<(), String> {
+    let mut start = diskless::join(srv, queued.clone(), check);
+    notice!("Delay next BGSAVE for diskless SYNC");
+    // Newlines while waiting (the replica's read timeout).
+    let session = loop {
+        tokio::select! {
+            s = &mut start => match s {
+                Ok(s) => break s,
+                Err(_) => return Err("the diskless transfer could not start".into()),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => write(stream, info, b"\n").await?,
+            _ = info.kill.notified() => return Err("killed".into()),
+        }
+    };
+    let diskless::Session {
+        offset,
+        rx,
+        mut chunks,
+    } = session;
+    if req.psync {
+        let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid());
+        write(stream, info, line.as_bytes()).await?;
+    }
+    let mark = diskless::eof_mark();
+    let mut head = b"$EOF:".to_vec();
+    head.extend_from_slice(&mark);
+    head.extend_from_slice(b"\r\n");
+    write(stream, info, &head).await?;
+    replica.state.store(SEND_BULK, Relaxed);
+    loop {
+        match chunks.recv().await {
+            Some(diskless::Chunk::Data(d)) => {
+                srv.stats
+                    .net_repl_output_bytes
+                    .fetch_add(d.len() as u64, Relaxed);
+                write(stream, info, &d).await?
+            }
+            Some(diskless::Chunk::End(true)) => break,
+            _ => return Err("the diskless snapshot failed".into()),
+        }
+    }
+    write(stream, info, &mark).await?;
+    replica.state.store(ONLINE, Relaxed);
+    notice!(
+        "Synchronization with replica {}:{} succeeded",
+        replica.ip,
+        replica.port
+    );
+    stream_to(srv, stream, info, replica, rx, &queued, rbuf).await
 }
 
 /// A full resynchronization, then the stream.
