@@ -638,8 +638,8 @@ impl Job {
                 last_yield = std::time::Instant::now();
             }
             // (A stream nobody reads any more ends the walk.)
-            !abort.load(Relaxed)
-                && !(matches!(out.target, Target::Stream(_)) && out.error.is_some())
+            let unread = matches!(out.target, Target::Stream(_)) && out.error.is_some();
+            !abort.load(Relaxed) && !unread
         });
         if !complete {
             return None;
