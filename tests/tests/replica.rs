@@ -336,3 +336,75 @@ fn wait_min_replicas_and_stale_data() {
     assert_eq!(r.cmd("REPLICAOF NO ONE"), b"+OK\r\n");
     assert_eq!(r.cmd("SET a 4"), b"+OK\r\n");
 }
+
+/// Codis slot migrations between two groups that have replicas: the
+/// migration's effects (the source's deletions, the target's restores)
+/// reach each group's replica, whose SLOTSINFO and data equal its
+/// master's; a replica refuses the migration commands as writes.
+#[test]
+fn slot_migrations_replicate_on_both_sides() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let a1 = Server::start(&args(&replicaof(a.port())));
+    let b1 = Server::start(&args(&replicaof(b.port())));
+    let (mut ca, mut cb, mut ca1, mut cb1) = (a.conn(), b.conn(), a1.conn(), b1.conn());
+    wait_link_up(&mut ca1);
+    wait_link_up(&mut cb1);
+    let tags: Vec<String> = tests::data::fill_all_types(&mut ca, "{m}");
+    for i in 0..200 {
+        ca.send(&["SET", &format!("{{s}}{i}"), &i.to_string()]);
+        ca.send(&["SET", &format!("other:{i}"), &i.to_string()]);
+    }
+    let slot_of = |c: &mut Conn, k: &str| -> String {
+        String::from_utf8_lossy(&c.send(&["SLOTSHASHKEY", k]))
+            .trim_start_matches("*1\r\n:")
+            .trim_end()
+            .to_string()
+    };
+    let (sm, ss) = (slot_of(&mut ca, "{m}"), slot_of(&mut ca, "{s}"));
+    let bport = b.port().to_string();
+    // Sync migration of one slot, async of another.
+    loop {
+        let r = ca.send(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &bport, "3000", &sm]);
+        assert!(r.starts_with(b"*2\r\n"), "{}", tests::escape(&r));
+        if r.ends_with(b":0\r\n") {
+            break;
+        }
+    }
+    let r = ca.send(&[
+        "SLOTSMGRTTAGSLOT-ASYNC",
+        "127.0.0.1",
+        &bport,
+        "3000",
+        "200",
+        "1048576",
+        &ss,
+        "1000",
+    ]);
+    assert!(r.starts_with(b"*2\r\n"), "{}", tests::escape(&r));
+    assert_eq!(
+        ca.send(&["EXISTS", "{s}1"]),
+        b":0\r\n",
+        "the async migration"
+    );
+    wait_caught_up(&mut ca, &mut ca1);
+    wait_caught_up(&mut cb, &mut cb1);
+    for (m, r, what) in [(&mut ca, &mut ca1, "source"), (&mut cb, &mut cb1, "target")] {
+        assert_eq!(r.cmd("SLOTSINFO"), m.cmd("SLOTSINFO"), "{what} SLOTSINFO");
+        assert_eq!(r.cmd("DBSIZE"), m.cmd("DBSIZE"), "{what} DBSIZE");
+    }
+    let mut keys: Vec<Vec<u8>> = tags.iter().map(|k| k.as_bytes().to_vec()).collect();
+    keys.extend((0..200).map(|i| format!("{{s}}{i}").into_bytes()));
+    let sets = vec![(0usize, keys)];
+    Dataset::take(&mut cb, &sets).check(&mut cb1, "on the target's replica");
+    assert_eq!(cb1.send(&["EXISTS", "{m}str"]), b":1\r\n");
+    assert_eq!(ca1.send(&["EXISTS", "{m}str"]), b":0\r\n");
+    assert_eq!(
+        ca1.send(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &bport, "3000", "0"]),
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        cb1.send(&["SLOTSDEL", "0"]),
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+}
