@@ -11,18 +11,19 @@
 //! than one entry is wrapped in `MULTI` … `EXEC`, so a consumer applies it
 //! whole.
 //!
-//! Besides channel consumers (one message per change), the stream keeps
-//! one byte log for the AOF ([`Log`]): entries are encoded straight into
-//! it under the stream's lock (no allocation per command), its writer
-//! thread takes the bytes in bulk, and `offset` counts every byte ever
-//! appended, so a connection can wait until what it changed is on disk
-//! (`appendfsync always`).
+//! The stream keeps one byte log for the AOF ([`Log`]): entries are
+//! encoded straight into it under the stream's lock (no allocation per
+//! command), its writer thread takes the bytes in bulk, and `offset`
+//! counts every byte ever appended, so a connection can wait until what it
+//! changed is on disk (`appendfsync always`).
 //!
-//! The bytes sent to consumers are the replication stream: `repl_offset`
-//! counts them (Redis' `master_repl_offset`), and once a replica has
-//! subscribed they also go into a backlog (the last `repl-backlog-size`
-//! bytes), kept with no consumer until `repl-backlog-ttl`, so a replica
-//! coming back continues from its offset (repl/).
+//! The replication stream is one shared buffer (Redis 7.0's): each entry is
+//! encoded into it once; every replica link is a [`Reader`] that copies out
+//! what it has not taken, from its own offset; the backlog is the buffer's
+//! last `repl-backlog-size` bytes, kept with no replica until
+//! `repl-backlog-ttl`, so a replica coming back continues from its offset
+//! (repl/). `repl_offset` counts the stream's bytes (Redis'
+//! `master_repl_offset`).
 //!
 //! On a replica the stream relays: the bytes its master sent, as received
 //! ([`Stream::feed`]), go to its replicas and backlog, so a chained
@@ -33,47 +34,125 @@
 //! and skips all of it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex};
-
-use tokio::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// One entry: the command line to propagate.
 pub type Argv = Vec<Vec<u8>>;
-
-/// A consumer's end: RESP bytes, each message one whole command or one
-/// whole `MULTI` … `EXEC` block (with its leading `SELECT` if any).
-pub type Receiver = mpsc::UnboundedReceiver<Vec<u8>>;
 
 #[derive(Default)]
 struct Inner {
     /// The DB the consumers are in (`None` until the first entry).
     db: Option<usize>,
-    consumers: Vec<Consumer>,
     log: Option<Log>,
-    /// The replication backlog: the last bytes sent to the consumers
-    /// (created with the first replica, kept after it; Redis').
-    backlog: Option<Backlog>,
+    /// The replication buffer: the backlog and what readers have not taken.
+    repl: ReplBuf,
     /// A replica relays its master's stream ([`Stream::feed`]) to its own
     /// replicas and backlog: what it changes itself goes to the log only.
     relay: bool,
 }
 
-/// The last `cap` bytes of the replication stream.
-pub struct Backlog {
-    buf: std::collections::VecDeque<u8>,
+/// The replication stream's bytes, shared by the backlog and every reader
+/// (Redis 7.0's shared replication buffer): appended once, read by each
+/// replica link from its own offset. Keeps the last `cap` bytes while the
+/// backlog exists, and whatever the slowest reader has not taken.
+#[derive(Default)]
+struct ReplBuf {
+    buf: Vec<u8>,
+    /// `buf[..head]` is no longer needed (dropped at the next compaction).
+    head: usize,
+    /// Stream offset of `buf[head]`: bytes of the stream before it.
+    start: u64,
+    readers: Vec<Arc<ReaderState>>,
+    /// Whether the backlog exists (created with the first replica).
+    backlog: bool,
     cap: usize,
 }
 
-impl Backlog {
-    fn push(&mut self, bytes: &[u8]) {
-        if bytes.len() >= self.cap {
-            self.buf.clear();
-            self.buf.extend(&bytes[bytes.len() - self.cap..]);
-            return;
+impl ReplBuf {
+    fn end(&self) -> u64 {
+        self.start + (self.buf.len() - self.head) as u64
+    }
+
+    /// Bytes of backlog (Redis' `repl_backlog_histlen`).
+    fn histlen(&self) -> u64 {
+        if !self.backlog {
+            return 0;
         }
-        let over = (self.buf.len() + bytes.len()).saturating_sub(self.cap);
-        self.buf.drain(..over);
-        self.buf.extend(bytes);
+        ((self.buf.len() - self.head) as u64).min(self.cap as u64)
+    }
+
+    /// After an append: wakes the readers, holds each to its limit, and
+    /// drops what neither the backlog nor any reader needs.
+    fn appended(&mut self, limit: u64) {
+        let end = self.end();
+        let mut keep_from = if self.backlog {
+            end.saturating_sub(self.cap as u64)
+        } else {
+            end
+        };
+        // A reader whose link ended (its handle dropped) goes.
+        self.readers.retain(|r| Arc::strong_count(r) > 1);
+        for r in &self.readers {
+            let next = r.next.load(Relaxed);
+            keep_from = keep_from.min(next);
+            let pending = end - next;
+            if pending > limit
+                && let Some(check) = &r.check
+            {
+                check(pending as usize);
+            }
+            r.wake.notify_one();
+        }
+        if keep_from > self.start {
+            let drop = ((keep_from - self.start) as usize).min(self.buf.len() - self.head);
+            self.head += drop;
+            self.start += drop as u64;
+        }
+        // Compaction, amortized: the kept part moves once at least four
+        // times its size was dropped before it.
+        let kept = self.buf.len() - self.head;
+        if self.head > (1 << 20) && self.head > 4 * kept {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    fn clear_readers(&mut self) {
+        for r in self.readers.drain(..) {
+            r.closed.store(true, Relaxed);
+            r.wake.notify_one();
+        }
+    }
+}
+
+/// Told the bytes a reader has not taken, when they pass the smaller of
+/// the replica limits (its output-buffer limit).
+pub type QueueCheck = Box<dyn Fn(usize) + Send + Sync>;
+
+/// A reader's state, shared by the stream and its link.
+pub struct ReaderState {
+    /// Bytes of the stream it has taken (the offset of its next byte).
+    next: AtomicU64,
+    wake: tokio::sync::Notify,
+    /// Set when the stream drops it (a new history, a promotion).
+    closed: AtomicBool,
+    check: Option<QueueCheck>,
+}
+
+/// A replica link's end of the stream: [`Stream::read`] copies out what
+/// it has not taken; [`Reader::changed`] waits for more.
+pub struct Reader(Arc<ReaderState>);
+
+impl Reader {
+    /// Completes when bytes were appended since the last read (or the
+    /// reader was dropped by the stream).
+    pub async fn changed(&self) {
+        self.0.wake.notified().await
+    }
+
+    /// The stream offset of its next byte.
+    pub fn offset(&self) -> u64 {
+        self.0.next.load(Relaxed)
     }
 }
 
@@ -83,32 +162,6 @@ pub struct BacklogInfo {
     /// Offset of its first byte (1-based, as Redis counts).
     pub first_byte: u64,
     pub histlen: u64,
-}
-
-/// Told the bytes a consumer has queued and not taken, after each send
-/// (a replica's output-buffer limit).
-pub type QueueCheck = Box<dyn Fn(usize) + Send + Sync>;
-
-struct Consumer {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    /// Bytes sent and not yet taken (the receiver lowers it), with the
-    /// check to run on it; `None` for consumers nothing bounds.
-    queued: Option<(std::sync::Arc<AtomicU64>, QueueCheck)>,
-}
-
-impl Consumer {
-    fn send(&self, buf: Vec<u8>) -> bool {
-        let Some((q, check)) = &self.queued else {
-            return self.tx.send(buf).is_ok();
-        };
-        // Counted before the receiver can take it (it lowers the count).
-        let n = q.fetch_add(buf.len() as u64, Relaxed) + buf.len() as u64;
-        if self.tx.send(buf).is_err() {
-            return false;
-        }
-        check(n as usize);
-        true
-    }
 }
 
 /// The AOF's byte log: what the writer has not taken yet.
@@ -205,6 +258,9 @@ pub struct Stream {
     repl_offset: AtomicU64,
     /// `repl-backlog-size`, for a backlog created later.
     backlog_size: AtomicU64,
+    /// The smaller of the replica class' hard and soft output limits
+    /// (0: none): readers further behind are checked after each append.
+    reader_limit: AtomicU64,
     /// Wakes the log's writer (persist/aof.rs).
     pub waker: Waker,
 }
@@ -236,52 +292,31 @@ impl Stream {
         self.active.load(Relaxed)
     }
 
-    /// Adds a consumer; it receives every change from now on. The first
-    /// message it gets starts with a `SELECT`.
-    pub fn subscribe(&self) -> Receiver {
-        self.subscribe_at().0
-    }
-
-    /// [`Stream::subscribe`], with the replication offset the consumer's
-    /// first byte will have.
-    pub fn subscribe_at(&self) -> (Receiver, u64) {
-        self.subscribe_with(None)
-    }
-
-    /// [`Stream::subscribe_at`] for a consumer whose queue is checked
-    /// after each send: the receiver takes a message, then lowers the
-    /// counter by its length.
-    pub fn subscribe_checked(
-        &self,
-        queued: std::sync::Arc<AtomicU64>,
-        check: QueueCheck,
-    ) -> (Receiver, u64) {
-        self.subscribe_with(Some((queued, check)))
-    }
-
-    fn subscribe_with(
-        &self,
-        queued: Option<(std::sync::Arc<AtomicU64>, QueueCheck)>,
-    ) -> (Receiver, u64) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Adds a reader at the current end of the stream: it receives every
+    /// change from now on, the first after a `SELECT` (for a relayed
+    /// stream, the snapshot's `repl-stream-db` says the DB). Returns it
+    /// with its offset. `check` is told when it falls behind (its
+    /// output-buffer limit).
+    pub fn subscribe(&self, check: Option<QueueCheck>) -> (Reader, u64) {
         let mut g = lock(&self.inner);
-        if let Some((_, _)) = &queued
-            && g.backlog.is_none()
-        {
+        if check.is_some() && !g.repl.backlog {
             // The first replica: the backlog starts here.
-            g.backlog = Some(Backlog {
-                buf: Default::default(),
-                cap: self.backlog_size.load(Relaxed).max(1) as usize,
-            });
+            g.repl.backlog = true;
+            g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
         }
-        g.consumers.push(Consumer { tx, queued });
-        // A new consumer does not know the current DB. (A relayed stream
-        // is the master's: the snapshot's `repl-stream-db` says it.)
+        let end = g.repl.end();
+        let r = Arc::new(ReaderState {
+            next: AtomicU64::new(end),
+            wake: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            check,
+        });
+        g.repl.readers.push(r.clone());
         if !g.relay {
             g.db = None;
         }
         self.active.store(true, Relaxed);
-        (rx, self.repl_offset.load(Relaxed))
+        (Reader(r), end)
     }
 
     /// The replication offset: bytes ever sent to the consumers.
@@ -291,50 +326,85 @@ impl Stream {
 
     /// A continuing replica (PSYNC2's partial resynchronization): if the
     /// backlog still holds every byte from offset `from` (1-based: the
-    /// first byte the replica lacks), subscribes it and returns those
-    /// bytes, which precede whatever it receives next.
-    pub fn subscribe_continue(
-        &self,
-        from: u64,
-        queued: std::sync::Arc<AtomicU64>,
-        check: QueueCheck,
-    ) -> Option<(Receiver, Vec<u8>)> {
+    /// first byte the replica lacks), a reader that starts there.
+    pub fn subscribe_continue(&self, from: u64, check: QueueCheck) -> Option<Reader> {
         let mut g = lock(&self.inner);
-        let b = g.backlog.as_ref()?;
-        let end = self.repl_offset.load(Relaxed);
-        let first = end + 1 - b.buf.len() as u64;
+        if !g.repl.backlog {
+            return None;
+        }
+        let end = g.repl.end();
+        let first = end + 1 - g.repl.histlen();
         if from < first || from > end + 1 {
             return None;
         }
-        let skip = (from - first) as usize;
-        let missing: Vec<u8> = b.buf.iter().skip(skip).copied().collect();
-        let (tx, rx) = mpsc::unbounded_channel();
-        queued.fetch_add(missing.len() as u64, Relaxed);
-        // No SELECT is forced: the replica's DB is the stream's at `end`.
-        g.consumers.push(Consumer {
-            tx,
-            queued: Some((queued, check)),
+        let r = Arc::new(ReaderState {
+            next: AtomicU64::new(from - 1),
+            wake: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            check: Some(check),
         });
+        // No SELECT is forced: the replica's DB is the stream's at `end`.
+        g.repl.readers.push(r.clone());
+        r.wake.notify_one();
         self.active.store(true, Relaxed);
-        Some((rx, missing))
+        Some(Reader(r))
+    }
+
+    /// Copies up to `max` bytes the reader has not taken into `out`:
+    /// `None` once the stream dropped it.
+    pub fn read(&self, r: &Reader, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let g = lock(&self.inner);
+        if r.0.closed.load(Relaxed) {
+            return None;
+        }
+        let next = r.0.next.load(Relaxed);
+        let b = &g.repl;
+        if next < b.start {
+            // (Cannot happen: a reader pins what it has not taken.)
+            return None;
+        }
+        let from = b.head + (next - b.start) as usize;
+        let n = (b.buf.len().saturating_sub(from)).min(max);
+        out.extend_from_slice(&b.buf[from..from + n]);
+        r.0.next.store(next + n as u64, Relaxed);
+        Some(n)
+    }
+
+    /// The replica class' output limits, for the readers' checks.
+    pub fn set_reader_limit(&self, hard: u64, soft: u64) {
+        let l = match (hard, soft) {
+            (0, s) => s,
+            (h, 0) => h,
+            (h, s) => h.min(s),
+        };
+        self.reader_limit
+            .store(if l == 0 { u64::MAX } else { l }, Relaxed);
     }
 
     /// `repl-backlog-size`: applies now to the backlog (which keeps its
     /// newest bytes) and to one created later.
     pub fn set_backlog_size(&self, size: u64) {
         self.backlog_size.store(size.max(1), Relaxed);
-        if let Some(b) = lock(&self.inner).backlog.as_mut() {
-            b.cap = size.max(1) as usize;
-            let over = b.buf.len().saturating_sub(b.cap);
-            b.buf.drain(..over);
+        let mut g = lock(&self.inner);
+        g.repl.cap = size.max(1) as usize;
+        let limit = self.limit();
+        g.repl.appended(limit);
+    }
+
+    fn limit(&self) -> u64 {
+        match self.reader_limit.load(Relaxed) {
+            0 => u64::MAX,
+            l => l,
         }
     }
 
     /// Frees the backlog (`repl-backlog-ttl` after the last replica left).
     pub fn drop_backlog(&self) {
         let mut g = lock(&self.inner);
-        g.backlog = None;
-        if g.consumers.is_empty() && g.log.is_none() {
+        g.repl.backlog = false;
+        let limit = self.limit();
+        g.repl.appended(limit);
+        if g.repl.readers.is_empty() && g.log.is_none() {
             self.active.store(false, Relaxed);
         }
     }
@@ -342,12 +412,15 @@ impl Stream {
     /// The backlog's numbers, if there is one.
     pub fn backlog_info(&self) -> Option<BacklogInfo> {
         let g = lock(&self.inner);
-        let b = g.backlog.as_ref()?;
-        let end = self.repl_offset.load(Relaxed);
+        if !g.repl.backlog {
+            return None;
+        }
+        let end = g.repl.end();
+        let histlen = g.repl.histlen();
         Some(BacklogInfo {
-            size: b.cap as u64,
-            first_byte: end + 1 - b.buf.len() as u64,
-            histlen: b.buf.len() as u64,
+            size: g.repl.cap as u64,
+            first_byte: end + 1 - histlen,
+            histlen,
         })
     }
 
@@ -366,21 +439,22 @@ impl Stream {
     pub fn new_history(&self, offset: u64) {
         let mut g = lock(&self.inner);
         self.repl_offset.store(offset, Relaxed);
-        g.backlog = Some(Backlog {
-            buf: Default::default(),
-            cap: self.backlog_size.load(Relaxed).max(1) as usize,
-        });
-        g.consumers.clear();
+        g.repl.clear_readers();
+        g.repl.buf.clear();
+        g.repl.head = 0;
+        g.repl.start = offset;
+        g.repl.backlog = true;
+        g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
         g.db = None;
         self.active.store(true, Relaxed);
     }
 
-    /// Drops every consumer (their links end: a promoted replica's
-    /// replicas reconnect to learn its new replication ID).
+    /// Drops every reader (their links end: a promoted replica's replicas
+    /// reconnect to learn its new replication ID).
     pub fn drop_consumers(&self) {
         let mut g = lock(&self.inner);
-        g.consumers.clear();
-        if g.log.is_none() && g.backlog.is_none() {
+        g.repl.clear_readers();
+        if g.log.is_none() && !g.repl.backlog {
             self.active.store(false, Relaxed);
         }
     }
@@ -391,32 +465,28 @@ impl Stream {
     /// promotion).
     pub fn feed(&self, bytes: &[u8]) {
         let mut g = lock(&self.inner);
-        self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
-        let cap = self.backlog_size.load(Relaxed).max(1) as usize;
-        g.backlog
-            .get_or_insert_with(|| Backlog {
-                buf: Default::default(),
-                cap,
-            })
-            .push(bytes);
-        self.active.store(true, Relaxed);
-        if !g.consumers.is_empty() {
-            Self::send(&mut g, bytes.to_vec());
+        if !g.repl.backlog {
+            g.repl.backlog = true;
+            g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
         }
+        g.repl.buf.extend_from_slice(bytes);
+        self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
+        let limit = self.limit();
+        g.repl.appended(limit);
+        self.active.store(true, Relaxed);
     }
 
-    /// Sends `bytes` (a whole command not tied to a DB, the replication
-    /// PING) to the consumers only: not to the AOF.
+    /// Sends `bytes` (a whole command not tied to a DB: the replication
+    /// PING, REPLCONF GETACK) to the replicas only: not to the AOF.
     pub fn emit_to_consumers(&self, bytes: &[u8]) {
         let mut g = lock(&self.inner);
-        if g.consumers.is_empty() {
+        if g.repl.readers.is_empty() {
             return;
         }
+        g.repl.buf.extend_from_slice(bytes);
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
-        if let Some(b) = g.backlog.as_mut() {
-            b.push(bytes);
-        }
-        Self::send(&mut g, bytes.to_vec());
+        let limit = self.limit();
+        g.repl.appended(limit);
     }
 
     /// Appends one change: the entries (each with its DB) of one command (or
@@ -469,11 +539,11 @@ impl Stream {
     }
 
     /// Encodes one message (`write` gets the buffer and the consumers'
-    /// current DB) into the log and to every consumer.
+    /// current DB) into the log and the replication buffer.
     fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
-        if g.relay || (g.consumers.is_empty() && g.backlog.is_none()) {
+        if g.relay || (g.repl.readers.is_empty() && !g.repl.backlog) {
             let Some(log) = g.log.as_mut() else {
                 return;
             };
@@ -486,44 +556,31 @@ impl Stream {
             self.waker.wake();
             return;
         }
-        let mut buf = Vec::with_capacity(64);
-        write(&mut buf, &mut g.db);
-        self.repl_offset.fetch_add(buf.len() as u64, Relaxed);
-        if let Some(b) = g.backlog.as_mut() {
-            b.push(&buf);
-        }
+        // Encoded once, straight into the shared buffer.
+        let before = g.repl.buf.len();
+        write(&mut g.repl.buf, &mut g.db);
+        let n = g.repl.buf.len() - before;
+        self.repl_offset.fetch_add(n as u64, Relaxed);
         let logged = if let Some(log) = g.log.as_mut() {
-            let before = log.buf.len();
+            let lb = log.buf.len();
             log.annotate();
-            log.buf.extend_from_slice(&buf);
-            self.offset
-                .fetch_add((log.buf.len() - before) as u64, Relaxed);
+            log.buf.extend_from_slice(&g.repl.buf[before..]);
+            self.offset.fetch_add((log.buf.len() - lb) as u64, Relaxed);
             true
         } else {
             false
         };
-        if !g.consumers.is_empty() {
-            Self::send(g, buf);
-        }
+        let limit = self.limit();
+        g.repl.appended(limit);
         // (The backlog keeps the stream on with no replica attached, as
         // Redis' does: a replica coming back resumes from it.)
-        if g.consumers.is_empty() && g.log.is_none() && g.backlog.is_none() {
+        if g.repl.readers.is_empty() && !g.repl.backlog && g.log.is_none() {
             self.active.store(false, Relaxed);
         }
         drop(guard);
         if logged {
             self.waker.wake();
         }
-    }
-
-    fn send(g: &mut Inner, buf: Vec<u8>) {
-        if g.consumers.len() == 1 {
-            if !g.consumers[0].send(buf) {
-                g.consumers.clear();
-            }
-            return;
-        }
-        g.consumers.retain(|c| c.send(buf.clone()));
     }
 
     /// Bytes ever appended to the log (the position a connection waits
@@ -547,7 +604,7 @@ impl Stream {
     pub fn log_stop(&self) -> Option<Log> {
         let mut g = lock(&self.inner);
         let log = g.log.take();
-        if g.consumers.is_empty() && g.backlog.is_none() {
+        if g.repl.readers.is_empty() && !g.repl.backlog {
             self.active.store(false, Relaxed);
         }
         log
@@ -625,7 +682,7 @@ mod tests {
     fn selects_and_wraps() {
         let s = Stream::default();
         assert!(!s.active());
-        let mut rx = s.subscribe();
+        let (rx, _) = s.subscribe(None);
         assert!(s.active());
         s.emit(&[(0, argv(&["SET", "a", "1"]))], false);
         s.emit(&[(0, argv(&["INCR", "a"]))], false);
@@ -634,18 +691,21 @@ mod tests {
             false,
         );
         s.emit_del(1, b"k");
-        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|b| String::from_utf8(b).unwrap())
-            .collect();
+        let mut got = Vec::new();
+        assert_eq!(s.read(&rx, &mut got, 1 << 20), Some(got.len()));
+        assert_eq!(s.repl_offset(), got.len() as u64);
         assert_eq!(
-            got,
-            vec![
+            String::from_utf8(got).unwrap(),
+            [
                 "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n",
                 "*2\r\n$4\r\nINCR\r\n$1\r\na\r\n",
                 "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nl\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n*1\r\n$4\r\nEXEC\r\n",
                 "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n",
             ]
+            .concat()
         );
+        // Nothing more to take; what was taken is not kept (no backlog).
+        assert_eq!(s.read(&rx, &mut Vec::new(), 1 << 20), Some(0));
         drop(rx);
         s.emit(&[(0, argv(&["SET", "a", "1"]))], false);
         assert!(!s.active());

@@ -16,7 +16,7 @@ pub struct Harness {
     /// Unix time in ms passed to every command.
     pub now: u64,
     /// The propagation stream, once [`Harness::capture`] subscribed to it.
-    stream: Option<crate::propagate::Receiver>,
+    stream: Option<crate::propagate::Reader>,
 }
 
 impl Default for Harness {
@@ -67,7 +67,7 @@ impl Harness {
 
     /// Starts capturing the propagation stream (see [`Harness::propagated`]).
     pub fn capture(&mut self) {
-        self.stream = Some(self.srv.prop.subscribe());
+        self.stream = Some(self.srv.prop.subscribe(None).0);
     }
 
     /// The commands propagated since the last call, one line each, their
@@ -88,15 +88,15 @@ impl Harness {
 
     /// [`Harness::propagated`] as raw argument vectors.
     pub fn propagated_argv(&mut self) -> Vec<Vec<Vec<u8>>> {
-        let rx = self.stream.as_mut().expect("Harness::capture first");
+        let rx = self.stream.as_ref().expect("Harness::capture first");
         let mut cmds = Vec::new();
-        while let Ok(buf) = rx.try_recv() {
-            let mut rest: &[u8] = &buf;
-            while !rest.is_empty() {
-                let (argv, used) = parse_multibulk(rest);
-                rest = &rest[used..];
-                cmds.push(argv);
-            }
+        let mut buf = Vec::new();
+        self.srv.prop.read(rx, &mut buf, usize::MAX);
+        let mut rest: &[u8] = &buf;
+        while !rest.is_empty() {
+            let (argv, used) = parse_multibulk(rest);
+            rest = &rest[used..];
+            cmds.push(argv);
         }
         cmds
     }

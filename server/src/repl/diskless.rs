@@ -13,14 +13,14 @@
 //! and the walk ends when none is left.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::persist::rdb;
-use crate::propagate::{QueueCheck, Receiver};
+use crate::propagate::{QueueCheck, Reader};
 use crate::server::Server;
 use crate::{notice, warning};
 
@@ -36,14 +36,13 @@ pub struct Session {
     /// The replication offset of the snapshot point.
     pub offset: u64,
     /// The stream from that point.
-    pub rx: Receiver,
+    pub rx: Reader,
     pub chunks: mpsc::Receiver<Chunk>,
 }
 
 /// A replica in the waiting room.
 struct Waiter {
     start: oneshot::Sender<Session>,
-    queued: Arc<AtomicU64>,
     check: Option<QueueCheck>,
 }
 
@@ -57,11 +56,7 @@ pub struct Room {
 
 /// Puts a replica in the waiting room; its transfer starts with the
 /// next diskless snapshot.
-pub fn join(
-    srv: &Arc<Server>,
-    queued: Arc<AtomicU64>,
-    check: QueueCheck,
-) -> oneshot::Receiver<Session> {
+pub fn join(srv: &Arc<Server>, check: QueueCheck) -> oneshot::Receiver<Session> {
     let (tx, rx) = oneshot::channel();
     let room = &srv.repl.diskless;
     room.waiting
@@ -69,7 +64,6 @@ pub fn join(
         .unwrap_or_else(|p| p.into_inner())
         .push(Waiter {
             start: tx,
-            queued,
             check: Some(check),
         });
     let mut s = room.scheduled.lock().unwrap_or_else(|p| p.into_inner());
@@ -153,7 +147,7 @@ async fn coordinate(srv: Arc<Server>) {
         rdb::Job::start_stream(&srv, Box::new(tee), |s| {
             for w in waiters.iter_mut() {
                 let check = w.check.take().expect("one transfer per waiter");
-                subs.push(s.prop.subscribe_checked(w.queued.clone(), check));
+                subs.push(s.prop.subscribe(Some(check)));
             }
         })
     };

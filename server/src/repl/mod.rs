@@ -377,10 +377,9 @@ async fn link(
     rbuf: Vec<u8>,
 ) -> Result<(), String> {
     let info = &**client_info;
-    // The stream queued for the replica (while its file is written, or
-    // behind a slow link) is held to the replica class of
+    // What the replica has not taken of the stream (while its snapshot is
+    // transferred, or behind a slow link) is held to the replica class of
     // client-output-buffer-limit: over it, the replica is dropped.
-    let queued = Arc::new(AtomicU64::new(0));
     let check = || -> crate::propagate::QueueCheck {
         let (srv, info) = (srv.clone(), client_info.clone());
         Box::new(move |n| {
@@ -391,12 +390,11 @@ async fn link(
     if req.psync && req.replid != b"?" {
         let ours = srv.repl.knows(&req.replid, req.offset);
         let cont = if ours && req.offset > 0 {
-            srv.prop
-                .subscribe_continue(req.offset as u64, queued.clone(), check())
+            srv.prop.subscribe_continue(req.offset as u64, check())
         } else {
             None
         };
-        if let Some((rx, missing)) = cont {
+        if let Some(rx) = cont {
             srv.repl.sync_partial_ok.fetch_add(1, Relaxed);
             let line = if req.psync2 {
                 format!("+CONTINUE {}\r\n", srv.repl.replid())
@@ -408,13 +406,11 @@ async fn link(
                 "Partial resynchronization request from {}:{} accepted. Sending {} bytes of backlog starting from offset {}.",
                 replica.ip,
                 replica.port,
-                missing.len(),
+                srv.prop.repl_offset() + 1 - req.offset as u64,
                 req.offset
             );
-            write(stream, info, &missing).await?;
-            queued.fetch_sub(missing.len() as u64, Relaxed);
             replica.state.store(ONLINE, Relaxed);
-            return stream_to(srv, stream, info, replica, rx, &queued, rbuf).await;
+            return stream_to(srv, stream, info, replica, rx, rbuf).await;
         }
         srv.repl.sync_partial_err.fetch_add(1, Relaxed);
         let ids = srv.repl.ids();
@@ -436,9 +432,9 @@ async fn link(
     }
     srv.repl.sync_full.fetch_add(1, Relaxed);
     if req.eof && srv.config().repl_diskless_sync {
-        return diskless_sync(srv, stream, info, replica, &req, queued, check(), rbuf).await;
+        return diskless_sync(srv, stream, info, replica, &req, check(), rbuf).await;
     }
-    full_sync(srv, stream, info, replica, &req, queued, check(), rbuf).await
+    full_sync(srv, stream, info, replica, &req, check(), rbuf).await
 }
 
 /// A diskless full resynchronization (diskless.rs), then the stream.
@@ -449,11 +445,10 @@ async fn diskless_sync(
     info: &crate::client::ClientInfo,
     replica: &Replica,
     req: &SyncRequest,
-    queued: Arc<AtomicU64>,
     check: crate::propagate::QueueCheck,
     rbuf: Vec<u8>,
 ) -> Result<(), String> {
-    let mut start = diskless::join(srv, queued.clone(), check);
+    let mut start = diskless::join(srv, check);
     notice!("Delay next BGSAVE for diskless SYNC");
     // Newlines while waiting (the replica's read timeout).
     let session = loop {
@@ -500,7 +495,7 @@ async fn diskless_sync(
         replica.ip,
         replica.port
     );
-    stream_to(srv, stream, info, replica, rx, &queued, rbuf).await
+    stream_to(srv, stream, info, replica, rx, rbuf).await
 }
 
 /// A full resynchronization, then the stream.
@@ -511,7 +506,6 @@ async fn full_sync(
     info: &crate::client::ClientInfo,
     replica: &Replica,
     req: &SyncRequest,
-    queued: Arc<AtomicU64>,
     check: crate::propagate::QueueCheck,
     rbuf: Vec<u8>,
 ) -> Result<(), String> {
@@ -536,9 +530,7 @@ async fn full_sync(
         // (On a replica, not between a change of the master's stream and
         // its relayed bytes.)
         let _applying = srv.repl.link.hold_apply();
-        rdb::Job::start_to(srv, dest, |s| {
-            sub = Some(s.prop.subscribe_checked(queued.clone(), check))
-        })
+        rdb::Job::start_to(srv, dest, |s| sub = Some(s.prop.subscribe(Some(check))))
     };
     let (job, (rx, offset)) = match (job, sub) {
         (Ok(j), Some(s)) => (j, s),
@@ -587,7 +579,7 @@ async fn full_sync(
         replica.ip,
         replica.port
     );
-    stream_to(srv, stream, info, replica, rx, &queued, rbuf).await
+    stream_to(srv, stream, info, replica, rx, rbuf).await
 }
 
 /// The stream to an online replica, and its ACKs, until the link ends.
@@ -596,8 +588,7 @@ async fn stream_to(
     stream: &mut TcpStream,
     info: &crate::client::ClientInfo,
     replica: &Replica,
-    mut rx: crate::propagate::Receiver,
-    queued: &AtomicU64,
+    rx: crate::propagate::Reader,
     mut rbuf: Vec<u8>,
 ) -> Result<(), String> {
     let mut parser = RequestParser::new();
@@ -611,22 +602,20 @@ async fn stream_to(
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(4096);
         }
-        tokio::select! {
-            m = rx.recv() => {
-                let Some(m) = m else { return Err("stream closed".into()) };
-                out.clear();
-                out.extend_from_slice(&m);
-                // Whatever else is queued goes in the same write.
-                while out.len() < 1 << 20 {
-                    match rx.try_recv() {
-                        Ok(m) => out.extend_from_slice(&m),
-                        Err(_) => break,
-                    }
-                }
-                queued.fetch_sub(out.len() as u64, Relaxed);
-                srv.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Relaxed);
+        // What the replica has not taken, straight from the shared buffer
+        // (up to 1 MiB per write).
+        out.clear();
+        match srv.prop.read(&rx, &mut out, 1 << 20) {
+            None => return Err("stream closed".into()),
+            Some(0) => {}
+            Some(n) => {
+                srv.stats.net_repl_output_bytes.fetch_add(n as u64, Relaxed);
                 write(stream, info, &out).await?;
+                continue;
             }
+        }
+        tokio::select! {
+            _ = rx.changed() => {}
             n = stream.read_buf(&mut rbuf) => match n {
                 Ok(0) | Err(_) => return Err("closed by the replica".into()),
                 Ok(n) => {
