@@ -1462,7 +1462,9 @@ impl Config {
                     line(&[class.as_bytes(), h.as_bytes(), s.as_bytes(), t.as_bytes()]);
                 }
             }
-            Value::ReplicaOf(None) => line(&[b"no", b"one"]),
+            // A master's `replicaof` line goes (Redis'
+            // rewriteConfigReplicaOfOption).
+            Value::ReplicaOf(None) => {}
             Value::List(l) if l.is_empty() => line(&[b""]),
             v if p.kind.multi_arg() => {
                 let r = render_value(&p.kind, &v);

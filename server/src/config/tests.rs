@@ -1603,6 +1603,27 @@ fn rewrite_round_trips() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// REPLICAOF changes `replicaof`, which CONFIG REWRITE writes back (Sentinel
+/// and the Codis dashboard rely on it); a master's line goes, as Redis'.
+#[test]
+fn rewrite_replicaof() {
+    let d = scratch("rewrite-replicaof");
+    let conf = d.join("r.conf");
+    std::fs::write(&conf, b"port 7003\nreplicaof 10.0.0.1 6379\n").expect("write");
+    let path = conf.to_string_lossy().into_owned();
+    let mut c = load(&sv(&[&path])).expect("loads");
+    assert_eq!(c.replicaof, Some(("10.0.0.1".to_string(), 6379)));
+    c.replicaof = Some(("127.0.0.1".to_string(), 7000));
+    c.rewrite().expect("rewrite");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    assert_eq!(text, "port 7003\nreplicaof 127.0.0.1 7000\n");
+    c.replicaof = None;
+    c.rewrite().expect("rewrite");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    assert_eq!(text, "port 7003\n");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn runtime_adjustments_and_validators() {
     // Runtime resize of the replication backlog never goes below 16k, a
