@@ -67,6 +67,17 @@ pub struct Replica {
     pub ack: AtomicU64,
     /// When it came (unix ms).
     pub ack_ms: AtomicU64,
+    /// It came with the old SYNC: it sends no ACKs (no `repl-timeout`).
+    pub pre_psync: bool,
+}
+
+impl Replica {
+    /// The replica goes online: its ACK clock starts now (Redis'
+    /// `putSlaveOnline`).
+    fn online(&self) {
+        self.ack_ms.store(crate::db::now_ms(), Relaxed);
+        self.state.store(ONLINE, Relaxed);
+    }
 }
 
 /// The replication IDs (PSYNC2): ours, and the one we had before (our
@@ -317,6 +328,24 @@ pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
         }
         return;
     }
+    // An online replica silent for `repl-timeout` seconds is dropped
+    // (Redis' "Disconnecting timedout replica").
+    let timeout_ms = srv.config().repl_timeout.max(1) as u64 * 1000;
+    for r in srv.repl.replicas() {
+        if r.state.load(Relaxed) == ONLINE
+            && !r.pre_psync
+            && now_ms.saturating_sub(r.ack_ms.load(Relaxed)) > timeout_ms
+            && let Some(c) = srv.clients.get(r.client_id)
+            && !c.killed.load(Relaxed)
+        {
+            warning!(
+                "Disconnecting timedout replica (streaming sync): {}:{}",
+                r.ip,
+                r.port
+            );
+            c.kill();
+        }
+    }
     if srv.repl.link.is_replica() {
         // A replica relays its master's PINGs.
         return;
@@ -352,6 +381,7 @@ pub async fn serve_replica(
         state: AtomicU8::new(WAIT_BGSAVE),
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::db::now_ms()),
+        pre_psync: !req.psync,
     });
     srv.repl.lock().push(replica.clone());
     srv.repl.alone_since_ms.store(0, Relaxed);
@@ -409,7 +439,7 @@ async fn link(
                 srv.prop.repl_offset() + 1 - req.offset as u64,
                 req.offset
             );
-            replica.state.store(ONLINE, Relaxed);
+            replica.online();
             return stream_to(srv, stream, info, replica, rx, rbuf).await;
         }
         srv.repl.sync_partial_err.fetch_add(1, Relaxed);
@@ -489,7 +519,7 @@ async fn diskless_sync(
         }
     }
     write(stream, info, &mark).await?;
-    replica.state.store(ONLINE, Relaxed);
+    replica.online();
     notice!(
         "Synchronization with replica {}:{} succeeded",
         replica.ip,
@@ -573,7 +603,7 @@ async fn full_sync(
     let sent = send_file(stream, info, &tmp).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
-    replica.state.store(ONLINE, Relaxed);
+    replica.online();
     notice!(
         "Synchronization with replica {}:{} succeeded",
         replica.ip,
