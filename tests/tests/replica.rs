@@ -93,7 +93,12 @@ fn more_keys(sets: &mut [(usize, Vec<Vec<u8>>)], tag: &str) {
 /// (`repl-diskless-sync yes`: `$EOF:<mark>` framing) and from disk.
 #[test]
 fn our_replica_of_a_redis_master() {
-    for diskless in ["yes", "no"] {
+    // (master's repl-diskless-sync, our repl-diskless-load)
+    for (diskless, load) in [
+        ("yes", "disabled"),
+        ("no", "on-empty-db"),
+        ("yes", "on-empty-db"),
+    ] {
         let Some(redis) = RedisServer::start_with(&[
             "--repl-diskless-sync",
             diskless,
@@ -110,14 +115,26 @@ fn our_replica_of_a_redis_master() {
         // there: the replica hides it but keeps it until the master's DEL.
         assert_eq!(m.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), b"+OK\r\n");
         assert_eq!(m.cmd("SET soon x PX 300"), b"+OK\r\n");
-        let ours = Server::start(&args(&replicaof(redis.port())));
+        let mut a = replicaof(redis.port()).to_vec();
+        a.extend(["--repl-diskless-load".to_string(), load.to_string()]);
+        let ours = Server::start(&args(&a));
         let mut r = ours.conn();
         wait_link_up(&mut r);
+        let to = if load == "on-empty-db" {
+            "memory"
+        } else {
+            "disk"
+        };
+        assert!(
+            ours.log().contains(&format!(" to {to}\n")),
+            "{}",
+            ours.log()
+        );
         write_more(&mut m, "after");
         more_keys(&mut sets, "after");
         wait_caught_up(&mut m, &mut r);
         let on_master = Dataset::take(&mut m, &sets);
-        on_master.check(&mut r, &format!("(diskless {diskless})"));
+        on_master.check(&mut r, &format!("(diskless {diskless}, load {load})"));
         // The replica refuses writes, serves reads, reports its link.
         assert_eq!(
             r.cmd("SET x 1"),
@@ -156,6 +173,12 @@ fn our_replica_of_a_redis_master() {
         assert_eq!(int_field(&mut m, "stats", "sync_full"), 1);
         Dataset::take(&mut m, &sets).check(&mut r, "after the link drop");
     }
+    // swapdb (a second dataset while loading) is refused, not ignored.
+    let ours = Server::start(&[]);
+    assert_eq!(
+        ours.conn().cmd("CONFIG SET repl-diskless-load swapdb"),
+        b"-ERR CONFIG SET failed (possibly related to argument 'repl-diskless-load') - swapdb is not supported by codis-server: use disabled or on-empty-db\r\n"
+    );
 }
 
 /// A chain master → R1 → R2 (ours) plus a redis-server replica of R1:
@@ -407,4 +430,81 @@ fn slot_migrations_replicate_on_both_sides() {
         cb1.send(&["SLOTSDEL", "0"]),
         b"-READONLY You can't write against a read only replica.\r\n"
     );
+}
+
+/// A master that sends the stream right behind the diskless payload's end
+/// mark, in the same write: the replica finds the mark inside what it
+/// read and applies the bytes after it as the stream (with the disk and
+/// the in-memory load).
+#[test]
+fn the_stream_right_behind_the_eof_mark() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut rc = redis.conn();
+    assert_eq!(rc.cmd("SET before 1"), b"+OK\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let rdb_path = dir.path().join("x.rdb");
+    let cli = tests::redis_tool("redis-cli").unwrap();
+    let out = std::process::Command::new(cli)
+        .args(["-p", &redis.port().to_string(), "--rdb"])
+        .arg(&rdb_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rdb = std::fs::read(&rdb_path).unwrap();
+    for load in ["disabled", "on-empty-db"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ours = Server::start(&[
+            "--replicaof",
+            "127.0.0.1",
+            &port.to_string(),
+            "--repl-diskless-load",
+            load,
+        ]);
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rd = BufReader::new(s.try_clone().unwrap());
+        // Answer the handshake until PSYNC.
+        loop {
+            let mut line = String::new();
+            rd.read_line(&mut line).unwrap();
+            if !line.starts_with('*') {
+                continue;
+            }
+            let n: usize = line[1..].trim().parse().unwrap();
+            let mut words = Vec::new();
+            for _ in 0..n {
+                let mut len = String::new();
+                rd.read_line(&mut len).unwrap();
+                let mut w = String::new();
+                rd.read_line(&mut w).unwrap();
+                words.push(w.trim().to_uppercase());
+            }
+            match words[0].as_str() {
+                "PING" => s.write_all(b"+PONG\r\n").unwrap(),
+                "PSYNC" => break,
+                _ => s.write_all(b"+OK\r\n").unwrap(),
+            }
+        }
+        let mark = "0123456789abcdef0123456789abcdef01234567";
+        let mut all = format!("+FULLRESYNC {} 0\r\n$EOF:{mark}\r\n", "a".repeat(40)).into_bytes();
+        all.extend_from_slice(&rdb);
+        all.extend_from_slice(mark.as_bytes());
+        all.extend_from_slice(
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n2\r\n",
+        );
+        s.write_all(&all).unwrap();
+        let mut r = ours.conn();
+        wait_until("the stream's SET", Duration::from_secs(10), || {
+            r.cmd("GET after") == b"$1\r\n2\r\n"
+        });
+        assert_eq!(r.cmd("GET before"), b"$1\r\n1\r\n", "{load}");
+        assert_eq!(
+            int_field(&mut r, "replication", "slave_repl_offset"),
+            54,
+            "the stream's bytes, from offset 0"
+        );
+    }
 }

@@ -323,14 +323,16 @@ fn a_silent_replica_times_out() {
     let mut fake = std::net::TcpStream::connect(("127.0.0.1", ours.port())).unwrap();
     std::io::Write::write_all(&mut fake, b"REPLCONF capa psync2\r\nPSYNC ? -1\r\n").unwrap();
     wait_until("the replica to be online", Duration::from_secs(10), || {
-        info_field(&mut m, "replication", "slave0")
-            .is_some_and(|l| l.contains("state=online"))
+        info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("state=online"))
     });
-    wait_until("the silent replica to be dropped", Duration::from_secs(10), || {
-        info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("0")
-    });
+    wait_until(
+        "the silent replica to be dropped",
+        Duration::from_secs(10),
+        || info_field(&mut m, "replication", "connected_slaves").as_deref() == Some("0"),
+    );
     assert!(
-        ours.log().contains("Disconnecting timedout replica (streaming sync)"),
+        ours.log()
+            .contains("Disconnecting timedout replica (streaming sync)"),
         "no log line"
     );
     drop(fake);

@@ -279,6 +279,8 @@ pub struct Config {
     pub repl_diskless_sync: bool,
     pub repl_diskless_sync_delay: i64,
     pub repl_diskless_sync_max_replicas: i64,
+    /// `repl-diskless-load`: 0 disabled, 1 on-empty-db (swapdb is refused).
+    pub repl_diskless_load: i64,
     /// `min-replicas-to-write` / `min-replicas-max-lag`.
     pub min_replicas_to_write: i64,
     pub min_replicas_max_lag: i64,
@@ -624,6 +626,7 @@ impl Config {
             replica_announce_port: 0,
             min_replicas_to_write: 0,
             repl_diskless_sync: false,
+            repl_diskless_load: 0,
             repl_diskless_sync_delay: 0,
             repl_diskless_sync_max_replicas: 0,
             min_replicas_max_lag: 0,
@@ -1040,6 +1043,14 @@ impl Config {
                 {
                     return Err(
                         "shutdown options SAVE and NOSAVE can't be used simultaneously".into(),
+                    );
+                }
+                if p.name == "repl-diskless-load" && value == 2 {
+                    // swapdb loads next to the old data and keeps it on a
+                    // failed load: codis-server keeps no second dataset.
+                    return Err(
+                        "swapdb is not supported by codis-server: use disabled or on-empty-db"
+                            .into(),
                     );
                 }
                 Ok(Value::Enum(value))

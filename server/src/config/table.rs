@@ -513,7 +513,14 @@ pub(crate) static PARAMS: &[Param] = &[
         "0",
         repl_diskless_sync_max_replicas
     ),
-    p!("repl-diskless-load", N, 0, en(DISKLESS_LOAD), "disabled"),
+    p!(
+        "repl-diskless-load",
+        N,
+        0,
+        en(DISKLESS_LOAD),
+        "disabled",
+        repl_diskless_load
+    ),
     p!(
         "repl-ping-replica-period",
         Some("repl-ping-slave-period"),

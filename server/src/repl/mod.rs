@@ -519,6 +519,35 @@ async fn diskless_sync(
         }
     }
     write(stream, info, &mark).await?;
+    // The replica goes online with its first ACK, after it loaded the
+    // payload (Redis' `repl_put_online_on_ack`): the mark must be the last
+    // thing it reads before that, or it could not find the payload's end.
+    let mut rbuf = rbuf;
+    let mut parser = RequestParser::new();
+    let limits = Limits {
+        max_bulk: 1 << 20,
+        unauthenticated: false,
+    };
+    let timeout = Duration::from_secs(srv.config().repl_timeout.max(1) as u64);
+    let mut last_io = tokio::time::Instant::now();
+    loop {
+        if read_acks(&mut parser, &mut rbuf, limits, replica, &srv.repl.acked)? {
+            break;
+        }
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(4096);
+        }
+        tokio::select! {
+            n = stream.read_buf(&mut rbuf) => match n {
+                Ok(0) | Err(_) => return Err("closed by the replica".into()),
+                Ok(_) => last_io = tokio::time::Instant::now(),
+            },
+            _ = tokio::time::sleep_until(last_io + timeout) => {
+                return Err("timeout waiting for the replica's first ACK".into());
+            }
+            _ = info.kill.notified() => return Err("killed".into()),
+        }
+    }
     replica.online();
     notice!(
         "Synchronization with replica {}:{} succeeded",
@@ -742,8 +771,9 @@ fn read_acks(
     limits: Limits,
     replica: &Replica,
     acked: &tokio::sync::Notify,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let mut pos = 0;
+    let mut any = false;
     while rbuf.len() - pos >= parser.needed() {
         let r = next_command(parser, &rbuf[pos..], limits, |args| {
             if let [cmd, sub, off, ..] = args[..]
@@ -754,6 +784,7 @@ fn read_acks(
                 replica.ack.store(off.max(0) as u64, Relaxed);
                 replica.ack_ms.store(crate::db::now_ms(), Relaxed);
                 acked.notify_waiters();
+                any = true;
             }
         });
         match r {
@@ -763,5 +794,5 @@ fn read_acks(
         }
     }
     rbuf.drain(..pos);
-    Ok(())
+    Ok(any)
 }

@@ -465,15 +465,69 @@ impl Io {
     }
 }
 
-/// The full sync's payload into a temp file that becomes our RDB, loaded
-/// in place of our data. Returns the stream's DB.
+/// Where the payload's end is: its size (`$<len>`), or the mark that
+/// follows it (`$EOF:<mark>`, diskless).
+enum Framing {
+    Size { left: u64 },
+    Mark { mark: Vec<u8>, carry: Vec<u8> },
+}
+
+impl Framing {
+    /// The next bytes of the payload (`None` once it is complete). Bytes
+    /// that follow it stay in `io.buf` for the stream.
+    async fn next(&mut self, io: &mut Io) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            match self {
+                Framing::Size { left } => {
+                    if *left == 0 {
+                        return Ok(None);
+                    }
+                    if io.buf.is_empty() {
+                        io.fill().await?;
+                    }
+                    let take = io.buf.len().min(*left as usize);
+                    *left -= take as u64;
+                    return Ok(Some(io.buf.drain(..take).collect()));
+                }
+                Framing::Mark { mark, carry } => {
+                    if mark.is_empty() {
+                        return Ok(None);
+                    }
+                    if io.buf.is_empty() {
+                        io.fill().await?;
+                    }
+                    // What was held back (it could have been the mark's
+                    // start), then what came.
+                    let mut data = std::mem::take(carry);
+                    data.extend_from_slice(&io.buf);
+                    io.buf.clear();
+                    if let Some(i) = data.windows(mark.len()).position(|w| w == mark.as_slice()) {
+                        io.buf.extend_from_slice(&data[i + mark.len()..]);
+                        data.truncate(i);
+                        mark.clear();
+                        return Ok(Some(data));
+                    }
+                    let keep = (mark.len() - 1).min(data.len());
+                    *carry = data.split_off(data.len() - keep);
+                    if !data.is_empty() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The full sync's payload, loaded in place of our data: through a temp
+/// file that becomes our RDB (`repl-diskless-load disabled`), or straight
+/// from the socket when our data is empty (`on-empty-db`). Returns the
+/// stream's DB.
 async fn full_sync(
     srv: &Arc<Server>,
     io: &mut Io,
     replid: &str,
     offset: u64,
 ) -> Result<usize, String> {
-    use std::io::Write;
     let link = &srv.repl.link;
     let line = io.line().await?;
     if line.starts_with(b"-") {
@@ -488,26 +542,83 @@ async fn full_sync(
             String::from_utf8_lossy(&line)
         ));
     }
-    // `$EOF:<40 bytes>`: the payload ends with the mark (diskless).
-    let (size, mark) = match line.strip_prefix(b"$EOF:") {
-        Some(m) if m.len() == 40 => (None, Some(m.to_vec())),
+    let (mut framing, size) = match line.strip_prefix(b"$EOF:") {
+        Some(m) if m.len() == 40 => (
+            Framing::Mark {
+                mark: m.to_vec(),
+                carry: Vec::new(),
+            },
+            None,
+        ),
         _ => {
             let n = protocol::number::parse_i64(&line[1..])
                 .filter(|n| *n >= 0)
                 .ok_or("Bad payload size from MASTER")?;
-            (Some(n as u64), None)
+            (Framing::Size { left: n as u64 }, Some(n as u64))
         }
     };
+    let empty = (0..srv.ks.db_count()).all(|i| srv.ks.db(i).is_none_or(|d| d.is_empty()));
+    let direct = srv.config().repl_diskless_load == DISKLESS_LOAD_ON_EMPTY_DB && empty;
+    let to = if direct { "memory" } else { "disk" };
     match size {
-        Some(n) => notice!("MASTER <-> REPLICA sync: receiving {n} bytes from master to disk"),
+        Some(n) => notice!("MASTER <-> REPLICA sync: receiving {n} bytes from master to {to}"),
         None => {
-            notice!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk")
+            notice!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to {to}")
         }
     }
     link.state.store(TRANSFER, Relaxed);
     link.transfer_size
         .store(size.map_or(-1, |n| n as i64), Relaxed);
     link.transfer_read.store(0, Relaxed);
+    let mut read = 0u64;
+    if direct {
+        // The loader reads on a thread of its own what this task receives.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let srv2 = srv.clone();
+        let replid2 = replid.to_string();
+        let loader = tokio::task::spawn_blocking(move || {
+            load(
+                &srv2,
+                Source::Stream(Box::new(ChannelReader {
+                    rx,
+                    cur: Vec::new(),
+                    at: 0,
+                })),
+                &replid2,
+                offset,
+            )
+        });
+        let mut fed = Ok(());
+        loop {
+            match framing.next(io).await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len() as u64;
+                    link.transfer_read.store(read, Relaxed);
+                    link.last_io_ms.store(now_ms(), Relaxed);
+                    let tx = tx.clone();
+                    // (A full channel blocks: the loader paces the socket.)
+                    if tokio::task::spawn_blocking(move || tx.send(chunk))
+                        .await
+                        .map_or(true, |r| r.is_err())
+                    {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    fed = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let loaded = loader.await.map_err(|_| "the load failed".to_string())?;
+        fed?;
+        let db = loaded?;
+        notice!("MASTER <-> REPLICA sync: Finished with success");
+        return Ok(db);
+    }
+    use std::io::Write;
     let tmp = format!(
         "temp-{}.{}.rdb",
         crate::persist::unix_secs(),
@@ -520,20 +631,14 @@ async fn full_sync(
         let _ = std::fs::remove_file(tmp);
         e
     };
-    let mut read = 0u64;
-    let mut last = Vec::with_capacity(80);
     loop {
-        if io.buf.is_empty() {
-            if let Err(e) = io.fill().await {
-                return Err(fail(&tmp, e));
-            }
-            link.last_io_ms.store(now_ms(), Relaxed);
-        }
-        let take = match size {
-            Some(n) => io.buf.len().min((n - read) as usize),
-            None => io.buf.len(),
+        let chunk = match framing.next(io).await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(fail(&tmp, e)),
         };
-        if let Err(e) = f.write_all(&io.buf[..take]) {
+        link.last_io_ms.store(now_ms(), Relaxed);
+        if let Err(e) = f.write_all(&chunk) {
             return Err(fail(
                 &tmp,
                 format!(
@@ -541,27 +646,8 @@ async fn full_sync(
                 ),
             ));
         }
-        read += take as u64;
+        read += chunk.len() as u64;
         link.transfer_read.store(read, Relaxed);
-        let done = match (&mark, size) {
-            (_, Some(n)) => read == n,
-            (Some(m), None) => {
-                // The last 40 bytes read so far.
-                last.extend_from_slice(&io.buf[..take]);
-                let over = last.len().saturating_sub(m.len());
-                last.drain(..over);
-                last == *m
-            }
-            (None, None) => false,
-        };
-        io.buf.drain(..take);
-        if done {
-            break;
-        }
-    }
-    if mark.is_some() {
-        // The mark is not part of the file.
-        let _ = f.set_len(read - 40);
     }
     if let Err(e) = f.sync_all() {
         return Err(fail(
@@ -584,17 +670,53 @@ async fn full_sync(
     }
     let srv2 = srv.clone();
     let replid2 = replid.to_string();
-    let loaded = tokio::task::spawn_blocking(move || load(&srv2, &target, &replid2, offset))
-        .await
-        .map_err(|_| "the load failed".to_string())?;
+    let loaded =
+        tokio::task::spawn_blocking(move || load(&srv2, Source::File(target), &replid2, offset))
+            .await
+            .map_err(|_| "the load failed".to_string())?;
     let db = loaded?;
     notice!("MASTER <-> REPLICA sync: Finished with success");
     Ok(db)
 }
 
+/// `repl-diskless-load on-empty-db` (the config's enum value).
+const DISKLESS_LOAD_ON_EMPTY_DB: i64 = 1;
+
+/// What the loader reads: our RDB file, or the payload as it arrives.
+enum Source {
+    File(String),
+    Stream(Box<dyn std::io::Read + Send>),
+}
+
+/// The payload's chunks, as a reader (the loader's thread blocks on the
+/// channel while the link task receives).
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Replaces our data with the RDB `path` (clients get `-LOADING`
 /// meanwhile) and takes the master's history. Returns the stream's DB.
-fn load(srv: &Arc<Server>, path: &str, replid: &str, offset: u64) -> Result<usize, String> {
+fn load(srv: &Arc<Server>, src: Source, replid: &str, offset: u64) -> Result<usize, String> {
     srv.persist.begin_loading();
     let aof = srv.config().appendonly;
     if aof {
@@ -607,10 +729,16 @@ fn load(srv: &Arc<Server>, path: &str, replid: &str, offset: u64) -> Result<usiz
     for i in 0..srv.ks.db_count() {
         srv.ks.flush_db(i);
     }
-    if let Ok(md) = std::fs::metadata(path) {
-        srv.persist.loading.set_total(md.len());
-    }
-    let r = crate::persist::rdb::load_file(srv, path, false);
+    let r = match src {
+        Source::File(path) => {
+            if let Ok(md) = std::fs::metadata(&path) {
+                srv.persist.loading.set_total(md.len());
+            }
+            crate::persist::rdb::load_file(srv, &path, false)
+        }
+        Source::Stream(rd) => crate::persist::rdb::load_from(srv, rd, false)
+            .map(|(keys, expired, _)| Some((keys, expired))),
+    };
     srv.persist.end_loading();
     let db = srv
         .repl
