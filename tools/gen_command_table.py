@@ -17,7 +17,7 @@ PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 6379
 COMMANDS = """
 ping echo select quit auth hello reset client
 info dbsize flushdb flushall swapdb time command config shutdown debug monitor lastsave
-save bgsave bgrewriteaof psync sync replconf role replicaof slaveof wait
+save bgsave bgrewriteaof psync sync replconf role replicaof slaveof wait failover
 del unlink exists type touch expire pexpire expireat pexpireat ttl pttl expiretime pexpiretime
 persist rename renamenx copy move keys scan randomkey object
 get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby decrby

@@ -199,6 +199,8 @@ pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 pub const NOMASTERLINK: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
+pub const REPLICAOF_FAILING_OVER: &str = "ERR REPLICAOF not allowed while failing over.";
+pub const NOMASTERLINK_FAILING_OVER: &str = "NOMASTERLINK Can't SYNC while failing over";
 pub const INVALID_MASTER_PORT: &str = "ERR Invalid master port";
 pub const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 pub const REPLICAOF_ALREADY: &str = "OK Already connected to specified master";

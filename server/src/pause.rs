@@ -2,7 +2,8 @@
 //! effect, the connection loop holds back commands that write or may
 //! replicate (WRITE mode) or every command (ALL mode) until the pause ends,
 //! without consuming them; active expiry stops too, so the dataset does not
-//! change under a failover. Replicas (later) are never paused.
+//! change under a failover. FAILOVER pauses writes the same way until it
+//! ends. Replica links and our master's stream are never paused.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -20,14 +21,22 @@ pub enum Mode {
 #[derive(Default)]
 pub struct Pause {
     on: AtomicBool,
-    /// (end as unix ms, mode) of the pause in effect.
-    state: Mutex<Option<(u64, Mode)>>,
+    state: Mutex<State>,
     /// Wakes held-back connections when the pause is lifted.
     lifted: tokio::sync::Notify,
 }
 
+/// The pauses in effect: CLIENT PAUSE's, and FAILOVER's (writes, until the
+/// failover ends; CLIENT UNPAUSE leaves it, as in Redis).
+#[derive(Default, Clone, Copy)]
+struct State {
+    /// (end as unix ms, mode).
+    client: Option<(u64, Mode)>,
+    failover: bool,
+}
+
 impl Pause {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Mode)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -35,17 +44,37 @@ impl Pause {
     /// and the stricter mode.
     pub fn pause(&self, end: u64, mode: Mode) {
         let mut s = self.lock();
-        *s = Some(match *s {
+        s.client = Some(match s.client {
             Some((e, m)) => (e.max(end), m.max(mode)),
             None => (end, mode),
         });
         self.on.store(true, Relaxed);
     }
 
-    /// Ends the pause and lets every held-back connection go on.
+    /// Ends CLIENT PAUSE's pause and lets every held-back connection go on
+    /// (unless a failover holds writes).
     pub fn unpause(&self) {
-        *self.lock() = None;
-        self.on.store(false, Relaxed);
+        let mut s = self.lock();
+        s.client = None;
+        self.settle(&s);
+    }
+
+    /// FAILOVER's pause of writes: on while it waits for a replica and
+    /// hands over, off when it ends.
+    pub fn failover(&self, on: bool) {
+        let mut s = self.lock();
+        s.failover = on;
+        if on {
+            self.on.store(true, Relaxed);
+        } else {
+            self.settle(&s);
+        }
+    }
+
+    fn settle(&self, s: &State) {
+        if s.client.is_none() && !s.failover {
+            self.on.store(false, Relaxed);
+        }
         self.lifted.notify_waiters();
     }
 
@@ -54,14 +83,16 @@ impl Pause {
         if !self.on.load(Relaxed) {
             return None;
         }
-        let s = *self.lock();
-        match s {
-            Some((end, m)) if now < end => Some(m),
-            _ => {
-                self.unpause();
-                None
-            }
+        let mut s = self.lock();
+        if let Some((end, _)) = s.client
+            && now >= end
+        {
+            s.client = None;
+            self.settle(&s);
         }
+        let client = s.client.map(|(_, m)| m);
+        let failover = s.failover.then_some(Mode::Write);
+        client.max(failover)
     }
 
     /// Whether `argv` from `client` must wait (Redis: ALL, or WRITE and the
@@ -98,16 +129,23 @@ impl Pause {
     pub async fn wait(&self) {
         loop {
             let lifted = self.lifted.notified();
-            let end = match *self.lock() {
-                None => return,
-                Some((end, _)) => end,
-            };
+            let s = *self.lock();
             let now = crate::db::now_ms();
-            if now >= end {
+            let client_end = s.client.map(|(end, _)| end).filter(|&end| now < end);
+            if client_end.is_none() {
                 self.mode(now);
-                return;
+                if !s.failover {
+                    return;
+                }
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(end - now), lifted).await;
+            match client_end {
+                Some(end) => {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_millis(end - now), lifted)
+                            .await;
+                }
+                None => lifted.await,
+            }
         }
     }
 }

@@ -508,3 +508,111 @@ fn the_stream_right_behind_the_eof_mark() {
         );
     }
 }
+
+/// FAILOVER (Redis 7.0's coordinated failover) both ways between us and
+/// redis-server 7.0.15: the master pauses writes until the target caught
+/// up, becomes its replica, and the target takes over with PSYNC … FAILOVER
+/// (a partial resync: nothing is lost, nothing is sent twice).
+#[test]
+fn coordinated_failover() {
+    // Errors first (Redis' texts).
+    let lone = Server::start(&[]);
+    let mut l = lone.conn();
+    assert_eq!(
+        l.cmd("FAILOVER ABORT"),
+        b"-ERR No failover in progress.\r\n"
+    );
+    assert_eq!(
+        l.cmd("FAILOVER"),
+        b"-ERR FAILOVER requires connected replicas.\r\n"
+    );
+    assert_eq!(
+        l.cmd("FAILOVER FORCE"),
+        b"-ERR FAILOVER requires connected replicas.\r\n"
+    );
+    assert_eq!(
+        l.cmd("FAILOVER TIMEOUT 0"),
+        b"-ERR FAILOVER timeout must be greater than 0\r\n"
+    );
+    assert_eq!(l.cmd("FAILOVER BOGUS"), b"-ERR syntax error\r\n");
+    drop(l);
+    drop(lone);
+    // Our master hands over to our replica, then (as a replica) gets the
+    // role back by a FAILOVER from the other side... to a redis replica.
+    let master = Server::start(&[]);
+    let mut m = master.conn();
+    let mut sets = fill_dbs(&mut m);
+    let r1 = Server::start(&args(&replicaof(master.port())));
+    let mut c1 = r1.conn();
+    wait_link_up(&mut c1);
+    assert_eq!(
+        c1.cmd("FAILOVER"),
+        b"-ERR FAILOVER is not valid when server is a replica.\r\n"
+    );
+    write_more(&mut m, "pre");
+    more_keys(&mut sets, "pre");
+    assert_eq!(
+        m.cmd("FAILOVER TO 127.0.0.1 1 TIMEOUT 100"),
+        b"-ERR FAILOVER target HOST and PORT is not a replica.\r\n"
+    );
+    assert_eq!(
+        m.cmd(&format!("FAILOVER TO 127.0.0.1 {} TIMEOUT 5000", r1.port())),
+        b"+OK\r\n"
+    );
+    wait_until("the failover", Duration::from_secs(30), || {
+        info_field(&mut c1, "replication", "role").as_deref() == Some("master")
+            && info_field(&mut m, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    wait_until(
+        "the failover state to clear",
+        Duration::from_secs(10),
+        || {
+            info_field(&mut m, "replication", "master_failover_state").as_deref()
+                == Some("no-failover")
+        },
+    );
+    assert_eq!(
+        m.cmd("SET x 1"),
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        int_field(&mut c1, "stats", "sync_partial_ok"),
+        1,
+        "a partial resync"
+    );
+    write_more(&mut c1, "post");
+    more_keys(&mut sets, "post");
+    wait_caught_up(&mut c1, &mut m);
+    Dataset::take(&mut c1, &sets).check(&mut m, "on the old master");
+    // Now R1 (ours, master) fails over to a redis-server replica.
+    let Some(redis) = RedisServer::start_with(&args(&replicaof(r1.port()))) else {
+        return;
+    };
+    let mut rr = redis.conn();
+    wait_link_up(&mut rr);
+    assert_eq!(
+        c1.cmd(&format!("FAILOVER TO 127.0.0.1 {}", redis.port())),
+        b"+OK\r\n"
+    );
+    wait_until("the failover to redis", Duration::from_secs(30), || {
+        info_field(&mut rr, "replication", "role").as_deref() == Some("master")
+            && info_field(&mut c1, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    assert_eq!(rr.cmd("SET after redis"), b"+OK\r\n");
+    wait_caught_up(&mut rr, &mut c1);
+    assert_eq!(c1.cmd("GET after"), b"$5\r\nredis\r\n");
+    // And redis (master) fails over back to our server.
+    assert_eq!(
+        rr.cmd(&format!("FAILOVER TO 127.0.0.1 {}", r1.port())),
+        b"+OK\r\n"
+    );
+    wait_until("the failover to ours", Duration::from_secs(30), || {
+        info_field(&mut c1, "replication", "role").as_deref() == Some("master")
+            && info_field(&mut rr, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    assert_eq!(c1.cmd("SET back ours"), b"+OK\r\n");
+    wait_caught_up(&mut c1, &mut rr);
+    assert_eq!(rr.cmd("GET back"), b"$4\r\nours\r\n");
+    sets[0].1.extend([b"after".to_vec(), b"back".to_vec()]);
+    Dataset::take(&mut c1, &sets).check(&mut rr, "on redis");
+}

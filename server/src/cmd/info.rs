@@ -657,7 +657,10 @@ fn replication(ctx: &Ctx, w: &mut Lines) {
             ),
         );
     }
-    w.kv("master_failover_state", "no-failover");
+    w.kv(
+        "master_failover_state",
+        crate::repl::failover::state_name(ctx.srv),
+    );
     let ids = ctx.srv.repl.ids();
     w.kv("master_replid", &ids.replid);
     w.kv("master_replid2", &ids.replid2);

@@ -20,6 +20,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Role => role,
         CmdId::Replicaof | CmdId::Slaveof => replicaof,
         CmdId::Wait => wait,
+        CmdId::Failover => failover,
         _ => return None,
     })
 }
@@ -67,6 +68,33 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// holds the offset, else a full one; answered by repl/ once the
 /// connection is handed over.
 fn psync(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    use crate::repl::failover;
+    if argv.len() > 3 && is(argv[3], "failover") {
+        // The old master of a coordinated failover: if it continues our
+        // history, we are its new master.
+        crate::warning!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(argv[1])
+        );
+        if !ctx.srv.repl.link.is_replica() {
+            return Err(CmdError::msg(
+                "ERR PSYNC FAILOVER can't be sent to a master.",
+            ));
+        }
+        if argv[1] != ctx.srv.repl.replid().as_bytes() {
+            return Err(CmdError::msg(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        crate::repl::replica::set_master(&ctx.srv.arc(), None);
+        crate::notice!(
+            "MASTER MODE enabled (failover request from 'id={}')",
+            ctx.client.id
+        );
+    }
+    if failover::state(ctx.srv) != failover::NONE {
+        return Err(CmdError::msg(errors::NOMASTERLINK_FAILING_OVER));
+    }
     if ctx.srv.repl.link.is_replica() && !ctx.srv.repl.link.up() {
         return Err(CmdError::msg(errors::NOMASTERLINK));
     }
@@ -147,6 +175,7 @@ fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     use crate::repl::replica::{Changed, set_master};
     let srv = ctx.srv.arc();
     if is(argv[1], "no") && is(argv[2], "one") {
+        crate::repl::failover::refuses_replicaof(&srv)?;
         if srv.repl.link.is_replica() {
             set_master(&srv, None);
         }
@@ -158,6 +187,7 @@ fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             "ERR Command is not valid when client is a replica.",
         ));
     }
+    crate::repl::failover::refuses_replicaof(ctx.srv)?;
     let port = parse_i64(argv[2])
         .filter(|p| (0..=65535).contains(p))
         .ok_or(CmdError::msg(errors::INVALID_MASTER_PORT))?;
@@ -204,5 +234,12 @@ fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         want.max(0) as usize,
         timeout as u64,
     ));
+    Ok(())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (repl/failover.rs).
+fn failover(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    crate::repl::failover::command(&ctx.srv.arc(), argv)?;
+    ctx.out.ok();
     Ok(())
 }

@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use protocol::resp::{Limits, RequestParser};
 
 pub mod diskless;
+pub mod failover;
 pub mod replica;
 
 use crate::client::Client;
@@ -114,6 +115,8 @@ pub struct Repl {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// FAILOVER's state (failover.rs).
+    pub failover: Mutex<failover::Failover>,
     /// Replicas waiting for a diskless transfer (diskless.rs).
     pub diskless: diskless::Room,
     /// Woken by every `REPLCONF ACK` (WAIT).
@@ -143,6 +146,7 @@ impl Repl {
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
             diskless: diskless::Room::default(),
+            failover: Mutex::new(failover::Failover::default()),
             gate: AtomicBool::new(false),
             good: AtomicUsize::new(0),
             too_few: AtomicBool::new(false),
@@ -310,6 +314,7 @@ pub fn wait_for_acks(
 /// The cron's part: a PING to the replicas every `repl-ping-replica-period`
 /// seconds.
 pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
+    failover::cron(&srv.arc(), now_ms);
     {
         let c = srv.config();
         let (to_write, max_lag) = (c.min_replicas_to_write, c.min_replicas_max_lag);

@@ -351,15 +351,27 @@ async fn session(srv: &Arc<Server>, generation: u64, host: &str, port: u16) -> R
     if replid != "?" {
         notice!("Trying a partial resynchronization (request {replid}:{offset}).");
     }
-    let r = io
-        .command(&[
-            b"PSYNC".as_slice(),
-            replid.as_bytes(),
-            ib.format(offset).as_bytes(),
-        ])
-        .await?;
+    // The old master of a coordinated failover asks its target to take
+    // over (failover.rs).
+    let failing_over = super::failover::state(srv) == super::failover::IN_PROGRESS;
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), ib.format(offset).as_bytes()];
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    let r = io.command(&psync).await?;
     if link.generation.load(Relaxed) != generation {
         return Ok(());
+    }
+    if failing_over {
+        if r.starts_with(b"+CONTINUE") || r.starts_with(b"+FULLRESYNC") {
+            super::failover::clear(srv);
+        } else {
+            super::failover::abort(srv, "Failover target rejected psync request");
+            return Err(format!(
+                "Failover target rejected psync request: {}",
+                String::from_utf8_lossy(&r)
+            ));
+        }
     }
     let start_db;
     if let Some(rest) = r.strip_prefix(b"+CONTINUE") {
