@@ -491,6 +491,10 @@ impl Job {
     ) -> Result<Job, Logged> {
         let mut job = Job::open(srv, dest, stream)?;
         let s2 = job.sink.clone();
+        // On a replica, the snapshot point is never between a change of
+        // the master's stream and its offset (repl/replica.rs): the file's
+        // `repl-offset` is exactly what it holds.
+        let _applying = srv.repl.link.hold_apply();
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());

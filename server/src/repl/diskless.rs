@@ -140,17 +140,12 @@ async fn coordinate(srv: Arc<Server>) {
         to: senders.iter().cloned().map(Some).collect(),
     };
     let mut subs = Vec::with_capacity(waiters.len());
-    let job = {
-        // (On a replica, not between a change of its master's stream and
-        // the relayed bytes.)
-        let _applying = srv.repl.link.hold_apply();
-        rdb::Job::start_stream(&srv, Box::new(tee), |s| {
-            for w in waiters.iter_mut() {
-                let check = w.check.take().expect("one transfer per waiter");
-                subs.push(s.prop.subscribe(Some(check)));
-            }
-        })
-    };
+    let job = rdb::Job::start_stream(&srv, Box::new(tee), |s| {
+        for w in waiters.iter_mut() {
+            let check = w.check.take().expect("one transfer per waiter");
+            subs.push(s.prop.subscribe(Some(check)));
+        }
+    });
     let Ok(job) = job else {
         srv.persist.saving.store(false, Relaxed);
         warning!("Can't start the snapshot for the diskless transfer");

@@ -590,12 +590,7 @@ async fn full_sync(
     };
     // The snapshot point and the stream's start are one instant.
     let mut sub = None;
-    let job = {
-        // (On a replica, not between a change of the master's stream and
-        // its relayed bytes.)
-        let _applying = srv.repl.link.hold_apply();
-        rdb::Job::start_to(srv, dest, |s| sub = Some(s.prop.subscribe(Some(check))))
-    };
+    let job = rdb::Job::start_to(srv, dest, |s| sub = Some(s.prop.subscribe(Some(check))));
     let (job, (rx, offset)) = match (job, sub) {
         (Ok(j), Some(s)) => (j, s),
         _ => {
