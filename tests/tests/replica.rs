@@ -616,3 +616,127 @@ fn coordinated_failover() {
     sets[0].1.extend([b"after".to_vec(), b"back".to_vec()]);
     Dataset::take(&mut c1, &sets).check(&mut rr, "on redis");
 }
+
+/// The replay contract over the wire: random workloads (every type, short
+/// and long TTLs, GETEX, transactions, two DBs, wrong-type errors, Codis
+/// migrations to a second group) on a master with our replica and a
+/// redis-server 7.0.15 replica, and on the target group with ours. Once
+/// the short TTLs ran out and the master touched every key (its lazy
+/// expiry propagates the DELs), each replica's dataset equals its
+/// master's: the same keys, DUMP and PTTL, DB sizes.
+#[test]
+fn random_workloads_leave_replicas_equal_to_their_masters() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let a1 = Server::start(&args(&replicaof(a.port())));
+    let b1 = Server::start(&args(&replicaof(b.port())));
+    let redis = RedisServer::start_with(&args(&replicaof(a.port())));
+    let (mut ca, mut cb, mut ca1, mut cb1) = (a.conn(), b.conn(), a1.conn(), b1.conn());
+    wait_link_up(&mut ca1);
+    wait_link_up(&mut cb1);
+    let mut cr = redis.as_ref().map(|r| r.conn());
+    if let Some(c) = cr.as_mut() {
+        wait_link_up(c);
+    }
+    let bport = b.port().to_string();
+    for seed in [1u64, 2, 3] {
+        let mut rng = tests::data::Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
+        let mut cmds: Vec<Vec<String>> = Vec::new();
+        for _ in 0..1500 {
+            let tag = rng.below(8);
+            let k = if rng.below(4) == 0 {
+                format!("plain{}", rng.below(10))
+            } else {
+                format!("{{t{tag}}}k{}", rng.below(4))
+            };
+            let n = rng.below(100).to_string();
+            let short = (50 + rng.below(400)).to_string();
+            let long = (100 + rng.below(1000)).to_string();
+            let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+            let c = match rng.below(24) {
+                0 => s(&["SET", &k, &n]),
+                1 => s(&["SET", &k, &n, "PX", &short]),
+                2 => s(&["SET", &k, &n, "EX", &long]),
+                3 => s(&["INCR", &k]),
+                4 => s(&["APPEND", &k, &n]),
+                5 => s(&["DEL", &k]),
+                6 => s(&["PEXPIRE", &k, &short]),
+                7 => s(&["EXPIRE", &k, &long]),
+                8 => s(&["PERSIST", &k]),
+                9 => s(&["LPUSH", &k, &n, "x"]),
+                10 => s(&["RPOP", &k]),
+                11 => s(&["HSET", &k, &format!("f{}", rng.below(5)), &n]),
+                12 => s(&["HINCRBY", &k, "f0", &n]),
+                13 => s(&["SADD", &k, &n]),
+                14 => s(&["SPOP", &k]),
+                15 => s(&["ZADD", &k, &n, &format!("m{}", rng.below(5))]),
+                16 => s(&["ZPOPMIN", &k]),
+                17 => s(&["GETEX", &k, "PX", &short]),
+                18 => s(&["SELECT", &rng.below(2).to_string()]),
+                19 => s(&["MULTI"]),
+                20 => s(&["EXEC"]),
+                21 => s(&["SETRANGE", &k, "2", &n]),
+                22 => s(&["SLOTSMGRTTAGONE", "127.0.0.1", &bport, "3000", &k]),
+                _ => s(&["LTRIM", &k, "0", "2"]),
+            };
+            cmds.push(c);
+        }
+        // Pipelined in windows; errors (wrong types, EXEC without MULTI)
+        // are part of the workload.
+        for window in cmds.chunks(50) {
+            let mut bytes = Vec::new();
+            for c in window {
+                let parts: Vec<&[u8]> = c.iter().map(|x| x.as_bytes()).collect();
+                bytes.extend_from_slice(&tests::resp::encode_command(&parts));
+            }
+            ca.write_raw(&bytes).unwrap();
+            for _ in window {
+                ca.read_reply().unwrap();
+            }
+        }
+        ca.send(&["EXEC"]);
+        ca.send(&["DISCARD"]);
+        ca.send(&["SELECT", "0"]);
+    }
+    // The short TTLs run out; touching every key on the masters expires
+    // them there, and the DELs reach the replicas.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut keys_of = |c: &mut Conn| -> Vec<(usize, Vec<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for db in 0..2usize {
+            c.send(&["SELECT", &db.to_string()]);
+            let v = c.value("KEYS *");
+            let mut keys: Vec<Vec<u8>> = v
+                .as_array()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|x| x.as_bytes().map(|b| b.to_vec()))
+                .collect();
+            keys.sort();
+            for k in &keys {
+                c.send(&[b"EXISTS".as_slice(), k]);
+            }
+            out.push((db, keys));
+        }
+        c.send(&["SELECT", "0"]);
+        out
+    };
+    let sets_a = keys_of(&mut ca);
+    let sets_b = keys_of(&mut cb);
+    assert!(
+        sets_a.iter().map(|(_, k)| k.len()).sum::<usize>() > 10,
+        "too few keys"
+    );
+    assert!(!sets_b[0].1.is_empty(), "nothing migrated");
+    wait_caught_up(&mut ca, &mut ca1);
+    wait_caught_up(&mut cb, &mut cb1);
+    let da = Dataset::take(&mut ca, &sets_a);
+    da.check(&mut ca1, "on A's replica");
+    Dataset::take(&mut cb, &sets_b).check(&mut cb1, "on B's replica");
+    if let Some(c) = cr.as_mut() {
+        wait_caught_up(&mut ca, c);
+        da.check(c, "on A's redis replica");
+    }
+    assert_eq!(ca1.cmd("SLOTSINFO"), ca.cmd("SLOTSINFO"));
+    assert_eq!(cb1.cmd("SLOTSINFO"), cb.cmd("SLOTSINFO"));
+}
