@@ -740,3 +740,172 @@ fn random_workloads_leave_replicas_equal_to_their_masters() {
     assert_eq!(ca1.cmd("SLOTSINFO"), ca.cmd("SLOTSINFO"));
     assert_eq!(cb1.cmd("SLOTSINFO"), cb.cmd("SLOTSINFO"));
 }
+
+/// Our replica of a Codis 3.2 codis-server master (Redis 3.2's PSYNC v1:
+/// `+FULLRESYNC <runid> <offset>`, `+CONTINUE` without an ID, no diskless
+/// transfer), authenticated with `masterauth`: the full sync, the stream,
+/// and a partial resync after the link drops. Skipped (with a notice)
+/// unless CODIS_SERVER_BIN names a Codis 3.2 codis-server.
+#[test]
+fn our_replica_of_a_codis32_master() {
+    let Some(master) = Server::start_codis32(&["--requirepass", "pw"]) else {
+        return;
+    };
+    let mut m = master.conn();
+    assert_eq!(m.cmd("AUTH pw"), b"+OK\r\n");
+    let fill = |m: &mut Conn, tag: &str| -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for i in 0..50 {
+            let k = format!("{tag}:s{i}");
+            m.send(&["SET", &k, &i.to_string()]);
+            keys.push(k);
+        }
+        let (h, l, s, z, e) = (
+            format!("{tag}:h"),
+            format!("{tag}:l"),
+            format!("{tag}:set"),
+            format!("{tag}:z"),
+            format!("{tag}:ttl"),
+        );
+        m.send(&["HMSET", &h, "a", "1", "b", "2"]);
+        m.send(&["RPUSH", &l, "x", "y", "z"]);
+        m.send(&["SADD", &s, "p", "q"]);
+        m.send(&["ZADD", &z, "1.5", "m"]);
+        m.send(&["SETEX", &e, "1000", "v"]);
+        keys.extend([h, l, s, z, e]);
+        keys.into_iter().map(String::into_bytes).collect()
+    };
+    let mut keys = fill(&mut m, "before");
+    let mut a = replicaof(master.port()).to_vec();
+    a.extend(["--masterauth".to_string(), "pw".to_string()]);
+    let ours = Server::start(&args(&a));
+    let mut r = ours.conn();
+    wait_link_up(&mut r);
+    keys.extend(fill(&mut m, "after"));
+    wait_caught_up(&mut m, &mut r);
+    let sets = vec![(0usize, keys.clone())];
+    Dataset::take(&mut m, &sets).check_keys(&mut r);
+    assert_eq!(r.cmd("DBSIZE"), m.cmd("DBSIZE"));
+    // The link drops: PSYNC v1 continues it.
+    assert_eq!(r.cmd("CLIENT KILL TYPE master"), b":1\r\n");
+    keys.extend(fill(&mut m, "gap"));
+    wait_until("the partial resync", Duration::from_secs(30), || {
+        info_field(&mut m, "stats", "sync_partial_ok").as_deref() == Some("1")
+    });
+    wait_link_up(&mut r);
+    wait_caught_up(&mut m, &mut r);
+    let sets = vec![(0usize, keys)];
+    Dataset::take(&mut m, &sets).check_keys(&mut r);
+    assert_eq!(r.cmd("DBSIZE"), m.cmd("DBSIZE"));
+}
+
+/// A scripted old master (what Codis 3.2 / Redis 3.2 send): PSYNC v1's
+/// `+FULLRESYNC <runid> <offset>` and a `$<len>` payload; after the link
+/// drops, our PSYNC names that runid and the next offset, answered by a
+/// bare `+CONTINUE`; a master that does not know PSYNC gets SYNC.
+#[test]
+fn old_masters_psync_v1_and_sync() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut rc = redis.conn();
+    assert_eq!(rc.cmd("SET before 1"), b"+OK\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let rdb_path = dir.path().join("x.rdb");
+    let out = std::process::Command::new(tests::redis_tool("redis-cli").unwrap())
+        .args(["-p", &redis.port().to_string(), "--rdb"])
+        .arg(&rdb_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rdb = std::fs::read(&rdb_path).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Answers the handshake; returns the connection and the sync command.
+    let accept = |unknown_psync: bool| -> (std::net::TcpStream, Vec<String>) {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rd = BufReader::new(s.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            rd.read_line(&mut line).unwrap();
+            if !line.starts_with('*') {
+                continue;
+            }
+            let n: usize = line[1..].trim().parse().unwrap();
+            let mut words = Vec::new();
+            for _ in 0..n {
+                let mut len = String::new();
+                rd.read_line(&mut len).unwrap();
+                let mut w = String::new();
+                rd.read_line(&mut w).unwrap();
+                words.push(w.trim().to_string());
+            }
+            match words[0].to_uppercase().as_str() {
+                "PING" => s.write_all(b"+PONG\r\n").unwrap(),
+                "PSYNC" if unknown_psync => {
+                    s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap()
+                }
+                "PSYNC" | "SYNC" => return (s, words),
+                _ => s.write_all(b"+OK\r\n").unwrap(),
+            }
+        }
+    };
+    let set = |k: &str, v: &str| {
+        format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+            k.len(),
+            v.len()
+        )
+    };
+    let ours = Server::start(&["--replicaof", "127.0.0.1", &port.to_string()]);
+    let runid = "r".repeat(40);
+    let (mut s, words) = accept(false);
+    assert_eq!(words, ["PSYNC", "?", "-1"]);
+    let mut all = format!("+FULLRESYNC {runid} 100\r\n${}\r\n", rdb.len()).into_bytes();
+    all.extend_from_slice(&rdb);
+    let stream1 = format!("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n{}", set("a", "1"));
+    all.extend_from_slice(stream1.as_bytes());
+    s.write_all(&all).unwrap();
+    let mut r = ours.conn();
+    wait_until("the first stream", Duration::from_secs(10), || {
+        r.cmd("GET a") == b"$1\r\n1\r\n"
+    });
+    assert_eq!(r.cmd("GET before"), b"$1\r\n1\r\n");
+    let off = 100 + stream1.len();
+    assert_eq!(
+        int_field(&mut r, "replication", "slave_repl_offset"),
+        off as i64
+    );
+    // The link drops; the replica continues from the next offset.
+    drop(s);
+    let (mut s, words) = accept(false);
+    assert_eq!(words, ["PSYNC", runid.as_str(), &(off + 1).to_string()]);
+    s.write_all(format!("+CONTINUE\r\n{}", set("b", "2")).as_bytes())
+        .unwrap();
+    wait_until("the continued stream", Duration::from_secs(10), || {
+        r.cmd("GET b") == b"$1\r\n2\r\n"
+    });
+    assert_eq!(r.cmd("GET a"), b"$1\r\n1\r\n", "no full sync");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid").as_deref(),
+        Some(runid.as_str())
+    );
+    // A master without PSYNC: SYNC, then the payload alone.
+    drop(s);
+    let (mut s, words) = accept(true);
+    assert_eq!(words, ["SYNC"]);
+    let mut all = format!("${}\r\n", rdb.len()).into_bytes();
+    all.extend_from_slice(&rdb);
+    all.extend_from_slice(format!("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n{}", set("c", "3")).as_bytes());
+    s.write_all(&all).unwrap();
+    wait_until("the SYNC's stream", Duration::from_secs(10), || {
+        r.cmd("GET c") == b"$1\r\n3\r\n"
+    });
+    assert_eq!(
+        r.cmd("EXISTS a"),
+        b":0\r\n",
+        "a full sync replaced the data"
+    );
+    assert_eq!(r.cmd("GET before"), b"$1\r\n1\r\n");
+}
