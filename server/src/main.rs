@@ -200,6 +200,9 @@ async fn serve(srv: Arc<Server>) -> i32 {
         }
         notice!("{why} scheduling shutdown...");
         notice!("User requested shutdown...");
+        if !server::repl::wait_before_shutdown(&srv).await {
+            continue;
+        }
         if server::persist::final_save(&srv, false, false) {
             break;
         }

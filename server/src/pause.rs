@@ -26,13 +26,22 @@ pub struct Pause {
     lifted: tokio::sync::Notify,
 }
 
-/// The pauses in effect: CLIENT PAUSE's, and FAILOVER's (writes, until the
-/// failover ends; CLIENT UNPAUSE leaves it, as in Redis).
+/// The pauses in effect: CLIENT PAUSE's, and the writes held by FAILOVER
+/// and by a SHUTDOWN waiting for its replicas (until they end; CLIENT
+/// UNPAUSE leaves them, as in Redis).
 #[derive(Default, Clone, Copy)]
 struct State {
     /// (end as unix ms, mode).
     client: Option<(u64, Mode)>,
-    failover: bool,
+    /// [`Hold`] bits.
+    holds: u8,
+}
+
+/// Who holds writes besides CLIENT PAUSE.
+#[derive(Clone, Copy)]
+pub enum Hold {
+    Failover = 1,
+    Shutdown = 2,
 }
 
 impl Pause {
@@ -59,20 +68,21 @@ impl Pause {
         self.settle(&s);
     }
 
-    /// FAILOVER's pause of writes: on while it waits for a replica and
-    /// hands over, off when it ends.
-    pub fn failover(&self, on: bool) {
+    /// Holds writes for `who` (FAILOVER while it waits for a replica and
+    /// hands over; SHUTDOWN while its replicas catch up), or lets them go.
+    pub fn hold(&self, who: Hold, on: bool) {
         let mut s = self.lock();
-        s.failover = on;
         if on {
+            s.holds |= who as u8;
             self.on.store(true, Relaxed);
         } else {
+            s.holds &= !(who as u8);
             self.settle(&s);
         }
     }
 
     fn settle(&self, s: &State) {
-        if s.client.is_none() && !s.failover {
+        if s.client.is_none() && s.holds == 0 {
             self.on.store(false, Relaxed);
         }
         self.lifted.notify_waiters();
@@ -91,8 +101,8 @@ impl Pause {
             self.settle(&s);
         }
         let client = s.client.map(|(_, m)| m);
-        let failover = s.failover.then_some(Mode::Write);
-        client.max(failover)
+        let held = (s.holds != 0).then_some(Mode::Write);
+        client.max(held)
     }
 
     /// Whether `argv` from `client` must wait (Redis: ALL, or WRITE and the
@@ -134,7 +144,7 @@ impl Pause {
             let client_end = s.client.map(|(end, _)| end).filter(|&end| now < end);
             if client_end.is_none() {
                 self.mode(now);
-                if !s.failover {
+                if s.holds == 0 {
                     return;
                 }
             }

@@ -337,3 +337,70 @@ fn a_silent_replica_times_out() {
     );
     drop(fake);
 }
+
+/// SHUTDOWN waits (writes held) for replicas behind the master, up to
+/// `shutdown-timeout` (Redis 7.0); SHUTDOWN ABORT cancels the wait; NOW
+/// does not wait; a replica that catches up lets the shutdown finish.
+#[test]
+fn shutdown_waits_for_lagging_replicas() {
+    use std::io::{Read, Write};
+    let mut ours = Server::start(&["--shutdown-timeout", "30"]);
+    let mut m = ours.conn();
+    m.cmd("SET a 1");
+    let mut fake = std::net::TcpStream::connect(("127.0.0.1", ours.port())).unwrap();
+    fake.write_all(b"REPLCONF capa psync2\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    wait_until("the replica to be online", Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("state=online"))
+    });
+    // Keep the link drained; acknowledge nothing yet.
+    let mut drain = fake.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    // A write the replica will not acknowledge.
+    m.cmd("SET c 1");
+    fake.write_all(b"REPLCONF ACK 0\r\n").unwrap();
+    let mut s = ours.conn();
+    s.write_raw(b"SHUTDOWN\r\n").unwrap();
+    let mut w = ours.conn();
+    wait_until("the shutdown to wait", Duration::from_secs(10), || {
+        ours.log()
+            .contains("Waiting for replicas before shutting down.")
+    });
+    // Writes are held meanwhile; reads are served.
+    w.set_timeout(Duration::from_millis(300));
+    assert!(
+        w.try_send(&["SET", "b", "1"]).is_err(),
+        "a write went through"
+    );
+    assert_eq!(m.cmd("GET a"), b"$1\r\n1\r\n");
+    assert_eq!(m.cmd("SHUTDOWN ABORT"), b"+OK\r\n");
+    assert_eq!(
+        s.read_reply().unwrap(),
+        b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    );
+    w.set_timeout(Duration::from_secs(5));
+    assert_eq!(w.read_reply().unwrap(), b"+OK\r\n", "the held write");
+    assert_eq!(
+        m.cmd("SHUTDOWN ABORT"),
+        b"-ERR No shutdown in progress.\r\n"
+    );
+    // Once the replica acknowledges everything, the shutdown goes through.
+    s.write_raw(b"SHUTDOWN\r\n").unwrap();
+    wait_until("the second wait", Duration::from_secs(10), || {
+        ours.log()
+            .matches("Waiting for replicas before shutting down.")
+            .count()
+            == 2
+    });
+    let end = info_field(&mut m, "replication", "master_repl_offset").unwrap();
+    fake.write_all(format!("REPLCONF ACK {end}\r\n").as_bytes())
+        .unwrap();
+    assert!(ours.wait_exit(Duration::from_secs(10)), "did not exit");
+    assert!(
+        ours.log()
+            .contains("1 of 1 replicas are in sync when shutting down.")
+    );
+}

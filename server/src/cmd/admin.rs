@@ -355,7 +355,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
 fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
-    let mut force = false;
+    let (mut force, mut now) = (false, false);
     for a in &argv[1..] {
         if is(a, "nosave") {
             nosave = true;
@@ -363,6 +363,7 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             save = true;
         } else if is(a, "now") {
             other = true;
+            now = true;
         } else if is(a, "force") {
             other = true;
             force = true;
@@ -376,10 +377,38 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if abort {
-        // Shutting down is immediate, so there is never one to abort.
+        // Only a shutdown waiting for its replicas can be aborted.
+        if ctx.srv.repl.abort_shutdown() {
+            ctx.out.ok();
+            return Ok(());
+        }
         return Err(CmdError::Static(errors::NO_SHUTDOWN_IN_PROGRESS));
     }
     notice!("User requested shutdown...");
+    if !now
+        && ctx.srv.config().shutdown_timeout > 0
+        && ctx.srv.repl.has_replicas()
+        && !ctx.srv.repl.in_sync(ctx.srv.prop.repl_offset())
+    {
+        // Replicas behind: the reply comes once they caught up (or the
+        // timeout passed), then the save and the exit (Redis 7.0).
+        let srv = ctx.srv.arc();
+        ctx.client.pending = Some(Box::pin(async move {
+            let failed = || format!("-{}\r\n", errors::SHUTDOWN_FAILED).into_bytes();
+            if !crate::repl::wait_before_shutdown(&srv).await {
+                return failed();
+            }
+            if !persist::final_save_forced(&srv, save, nosave, force) && !force {
+                warning!(
+                    "Errors trying to shut down the server. Check the logs for more information."
+                );
+                return failed();
+            }
+            srv.request_shutdown();
+            Vec::new()
+        }));
+        return Ok(());
+    }
     if !persist::final_save_forced(ctx.srv, save, nosave, force) && !force {
         warning!("Errors trying to shut down the server. Check the logs for more information.");
         return Err(CmdError::Static(errors::SHUTDOWN_FAILED));

@@ -48,7 +48,7 @@ pub fn state(srv: &Server) -> u8 {
 /// The failover ended (either way): writes resume.
 pub fn clear(srv: &Server) {
     *lock(srv) = Failover::default();
-    srv.pause.failover(false);
+    srv.pause.hold(crate::pause::Hold::Failover, false);
 }
 
 /// Abandons the failover in progress; a master that had already turned
@@ -146,7 +146,7 @@ pub fn command(srv: &Arc<Server>, argv: &[&[u8]]) -> Result<(), CmdError> {
         },
         force,
     };
-    srv.pause.failover(true);
+    srv.pause.hold(crate::pause::Hold::Failover, true);
     Ok(())
 }
 

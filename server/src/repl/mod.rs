@@ -119,8 +119,12 @@ pub struct Repl {
     pub failover: Mutex<failover::Failover>,
     /// Replicas waiting for a diskless transfer (diskless.rs).
     pub diskless: diskless::Room,
-    /// Woken by every `REPLCONF ACK` (WAIT).
+    /// Woken by every `REPLCONF ACK` (WAIT, SHUTDOWN's wait).
     pub acked: tokio::sync::Notify,
+    /// A SHUTDOWN waits for its replicas; SHUTDOWN ABORT sets `aborted`.
+    shutdown_waiting: AtomicBool,
+    shutdown_aborted: AtomicBool,
+    shutdown_abort: tokio::sync::Notify,
     /// The command gate's one load: set while we are a replica, or while
     /// `min-replicas-to-write` refuses writes.
     pub gate: AtomicBool,
@@ -145,6 +149,9 @@ impl Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
+            shutdown_waiting: AtomicBool::new(false),
+            shutdown_aborted: AtomicBool::new(false),
+            shutdown_abort: tokio::sync::Notify::new(),
             diskless: diskless::Room::default(),
             failover: Mutex::new(failover::Failover::default()),
             gate: AtomicBool::new(false),
@@ -242,6 +249,22 @@ impl Repl {
         );
     }
 
+    /// Whether every replica acknowledged the whole stream (Redis'
+    /// `isReadyToShutdown`).
+    pub fn in_sync(&self, end: u64) -> bool {
+        self.lock().iter().all(|r| r.ack.load(Relaxed) == end)
+    }
+
+    /// SHUTDOWN ABORT: stops a shutdown waiting for its replicas.
+    pub fn abort_shutdown(&self) -> bool {
+        if !self.shutdown_waiting.load(Relaxed) {
+            return false;
+        }
+        self.shutdown_aborted.store(true, Relaxed);
+        self.shutdown_abort.notify_waiters();
+        true
+    }
+
     pub fn has_replicas(&self) -> bool {
         !self.lock().is_empty()
     }
@@ -279,6 +302,77 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 /// What WAIT sends into the stream so that replicas ACK at once.
 const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+
+/// Before a shutdown (SHUTDOWN without NOW, SIGTERM; Redis 7.0's
+/// `prepareForShutdown`): with replicas behind, writes are held and a
+/// GETACK sent until every replica acknowledged the whole stream or
+/// `shutdown-timeout` seconds passed. `false` when SHUTDOWN ABORT came.
+pub async fn wait_before_shutdown(srv: &Server) -> bool {
+    let timeout = srv.config().shutdown_timeout;
+    if timeout == 0 || !srv.repl.has_replicas() || srv.repl.in_sync(srv.prop.repl_offset()) {
+        return true;
+    }
+    let r = &srv.repl;
+    if r.shutdown_waiting.swap(true, Relaxed) {
+        // (One wait at a time: a second SHUTDOWN fails, as Redis'.)
+        return false;
+    }
+    r.shutdown_aborted.store(false, Relaxed);
+    srv.pause.hold(crate::pause::Hold::Shutdown, true);
+    srv.prop.emit_to_consumers(GETACK);
+    notice!("Waiting for replicas before shutting down.");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout as u64);
+    let aborted = loop {
+        let acked = r.acked.notified();
+        let abort = r.shutdown_abort.notified();
+        if r.shutdown_aborted.load(Relaxed) {
+            break true;
+        }
+        if r.in_sync(srv.prop.repl_offset()) {
+            break false;
+        }
+        tokio::select! {
+            _ = acked => {}
+            _ = abort => {}
+            _ = tokio::time::sleep_until(deadline) => break false,
+            // (A replica that left counts as in sync.)
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    };
+    srv.pause.hold(crate::pause::Hold::Shutdown, false);
+    r.shutdown_waiting.store(false, Relaxed);
+    if aborted {
+        notice!("Shutdown manually aborted.");
+        return false;
+    }
+    let end = srv.prop.repl_offset();
+    let replicas = r.replicas();
+    let mut lagging = 0;
+    for x in &replicas {
+        let ack = x.ack.load(Relaxed);
+        if ack != end {
+            lagging += 1;
+            warning!(
+                "Lagging replica {}:{} reported offset {} behind master, lag={}, state={}.",
+                x.ip,
+                x.port,
+                end.saturating_sub(ack),
+                crate::db::now_ms().saturating_sub(x.ack_ms.load(Relaxed)) / 1000,
+                if x.state.load(Relaxed) == ONLINE {
+                    "online"
+                } else {
+                    "wait_bgsave"
+                }
+            );
+        }
+    }
+    notice!(
+        "{} of {} replicas are in sync when shutting down.",
+        replicas.len() - lagging,
+        replicas.len()
+    );
+    true
+}
 
 /// WAIT's wait: until `want` replicas acknowledged `offset`, or
 /// `timeout_ms` passed (0: no limit). The reply is how many did.
