@@ -701,7 +701,7 @@ fn random_workloads_leave_replicas_equal_to_their_masters() {
     // The short TTLs run out; touching every key on the masters expires
     // them there, and the DELs reach the replicas.
     std::thread::sleep(Duration::from_millis(600));
-    let mut keys_of = |c: &mut Conn| -> Vec<(usize, Vec<Vec<u8>>)> {
+    let keys_of = |c: &mut Conn| -> Vec<(usize, Vec<Vec<u8>>)> {
         let mut out = Vec::new();
         for db in 0..2usize {
             c.send(&["SELECT", &db.to_string()]);
