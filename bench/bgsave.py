@@ -71,9 +71,9 @@ def pss_kb(pid):
     return total
 
 
-def start(binary, port, d, extra=()):
+def start(binary, port, d, extra=(), core=0):
     log = open(os.path.join(d, "server.log"), "a")
-    cmd = ["taskset", "-c", "0", binary, "--port", str(port), "--bind", "127.0.0.1",
+    cmd = ["taskset", "-c", str(core), binary, "--port", str(port), "--bind", "127.0.0.1",
            "--save", "", "--appendonly", "no", "--dir", d,
            "--enable-debug-command", "yes"] + list(extra)
     p = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)

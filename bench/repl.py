@@ -26,24 +26,15 @@ usage: bench/repl.py [--ours target/release/codis-server] [--n 1000000]
 import argparse, os, shutil, signal, subprocess, tempfile, threading, time
 
 from benchutil import free_port
+import bgsave
 from bgsave import Conn, cli, pss_kb
 
 
 def start(binary, port, d, core, extra=()):
-    log = open(os.path.join(d, "server.log"), "a")
-    cmd = ["taskset", "-c", str(core), binary, "--port", str(port), "--bind", "127.0.0.1",
-           "--save", "", "--appendonly", "no", "--dir", d, "--enable-debug-command", "yes",
-           "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"] + list(extra)
-    p = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-    t0 = time.time()
-    while time.time() - t0 < 300:
-        r = cli(port, "PING")
-        if r == "PONG":
-            return p
-        if p.poll() is not None:
-            raise SystemExit(f"{binary} exited: " + open(os.path.join(d, "server.log")).read()[-2000:])
-        time.sleep(0.005)
-    raise SystemExit("server did not start")
+    """A server pinned to `core`, diskless full syncs starting at once."""
+    return bgsave.start(binary, port, d, ["--repl-diskless-sync", "yes",
+                                          "--repl-diskless-sync-delay", "0"] + list(extra),
+                        core=core)[0]
 
 
 def stop(p):

@@ -19,6 +19,7 @@
 
 pub mod data;
 pub mod proxy;
+pub mod repl;
 pub mod resp;
 
 use std::io::{self, Read, Write};

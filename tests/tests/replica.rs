@@ -9,50 +9,8 @@
 use std::time::{Duration, Instant};
 
 use tests::data::{Dataset, fill_dbs};
+use tests::repl::{info_field, int_field, wait_caught_up, wait_link_up, wait_until};
 use tests::{Conn, RedisServer, Server};
-
-fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
-    let text = c
-        .value(&format!("INFO {section}"))
-        .as_text()
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
-
-fn int_field(c: &mut Conn, section: &str, field: &str) -> i64 {
-    info_field(c, section, field)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("INFO {section} {field}"))
-}
-
-#[track_caller]
-fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[track_caller]
-fn wait_link_up(r: &mut Conn) {
-    wait_until("master_link_status:up", Duration::from_secs(30), || {
-        info_field(r, "replication", "master_link_status").as_deref() == Some("up")
-    });
-}
-
-/// Waits until the replica applied everything the master sent so far.
-#[track_caller]
-fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {
-    let target = int_field(master, "replication", "master_repl_offset");
-    wait_until("the replica's offset", Duration::from_secs(30), || {
-        info_field(replica, "replication", "slave_repl_offset")
-            .and_then(|v| v.parse::<i64>().ok())
-            .is_some_and(|o| o >= target)
-    });
-}
 
 fn replicaof(port: u16) -> [String; 3] {
     ["--replicaof".into(), "127.0.0.1".into(), port.to_string()]
@@ -432,28 +390,66 @@ fn slot_migrations_replicate_on_both_sides() {
     );
 }
 
+/// An RDB holding `before` = 1, written by redis-server 7.0.15 (`redis-cli
+/// --rdb`), for the scripted masters below; `None` without redis.
+fn redis_rdb() -> Option<Vec<u8>> {
+    let redis = RedisServer::start()?;
+    assert_eq!(redis.conn().cmd("SET before 1"), b"+OK\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let rdb_path = dir.path().join("x.rdb");
+    let out = std::process::Command::new(tests::redis_tool("redis-cli").unwrap())
+        .args(["-p", &redis.port().to_string(), "--rdb"])
+        .arg(&rdb_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    Some(std::fs::read(&rdb_path).unwrap())
+}
+
+/// A scripted master: accepts one replica and answers its handshake (PONG,
+/// OK), PSYNC with `-ERR unknown command` when `unknown_psync`; returns the
+/// connection and the words of its PSYNC or SYNC.
+fn accept_replica(
+    listener: &std::net::TcpListener,
+    unknown_psync: bool,
+) -> (std::net::TcpStream, Vec<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let (mut s, _) = listener.accept().unwrap();
+    let mut rd = BufReader::new(s.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        rd.read_line(&mut line).unwrap();
+        if !line.starts_with('*') {
+            continue;
+        }
+        let n: usize = line[1..].trim().parse().unwrap();
+        let mut words = Vec::new();
+        for _ in 0..n {
+            let mut len = String::new();
+            rd.read_line(&mut len).unwrap();
+            let mut w = String::new();
+            rd.read_line(&mut w).unwrap();
+            words.push(w.trim().to_string());
+        }
+        match words[0].to_uppercase().as_str() {
+            "PING" => s.write_all(b"+PONG\r\n").unwrap(),
+            "PSYNC" if unknown_psync => s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap(),
+            "PSYNC" | "SYNC" => return (s, words),
+            _ => s.write_all(b"+OK\r\n").unwrap(),
+        }
+    }
+}
+
 /// A master that sends the stream right behind the diskless payload's end
 /// mark, in the same write: the replica finds the mark inside what it
 /// read and applies the bytes after it as the stream (with the disk and
 /// the in-memory load).
 #[test]
 fn the_stream_right_behind_the_eof_mark() {
-    use std::io::{BufRead, BufReader, Write};
-    let Some(redis) = RedisServer::start() else {
+    use std::io::Write;
+    let Some(rdb) = redis_rdb() else {
         return;
     };
-    let mut rc = redis.conn();
-    assert_eq!(rc.cmd("SET before 1"), b"+OK\r\n");
-    let dir = tempfile::tempdir().unwrap();
-    let rdb_path = dir.path().join("x.rdb");
-    let cli = tests::redis_tool("redis-cli").unwrap();
-    let out = std::process::Command::new(cli)
-        .args(["-p", &redis.port().to_string(), "--rdb"])
-        .arg(&rdb_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let rdb = std::fs::read(&rdb_path).unwrap();
     for load in ["disabled", "on-empty-db"] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -464,30 +460,8 @@ fn the_stream_right_behind_the_eof_mark() {
             "--repl-diskless-load",
             load,
         ]);
-        let (mut s, _) = listener.accept().unwrap();
-        let mut rd = BufReader::new(s.try_clone().unwrap());
-        // Answer the handshake until PSYNC.
-        loop {
-            let mut line = String::new();
-            rd.read_line(&mut line).unwrap();
-            if !line.starts_with('*') {
-                continue;
-            }
-            let n: usize = line[1..].trim().parse().unwrap();
-            let mut words = Vec::new();
-            for _ in 0..n {
-                let mut len = String::new();
-                rd.read_line(&mut len).unwrap();
-                let mut w = String::new();
-                rd.read_line(&mut w).unwrap();
-                words.push(w.trim().to_uppercase());
-            }
-            match words[0].as_str() {
-                "PING" => s.write_all(b"+PONG\r\n").unwrap(),
-                "PSYNC" => break,
-                _ => s.write_all(b"+OK\r\n").unwrap(),
-            }
-        }
+        let (mut s, words) = accept_replica(&listener, false);
+        assert_eq!(words[0], "PSYNC");
         let mark = "0123456789abcdef0123456789abcdef01234567";
         let mut all = format!("+FULLRESYNC {} 0\r\n$EOF:{mark}\r\n", "a".repeat(40)).into_bytes();
         all.extend_from_slice(&rdb);
@@ -805,52 +779,13 @@ fn our_replica_of_a_codis32_master() {
 /// bare `+CONTINUE`; a master that does not know PSYNC gets SYNC.
 #[test]
 fn old_masters_psync_v1_and_sync() {
-    use std::io::{BufRead, BufReader, Write};
-    let Some(redis) = RedisServer::start() else {
+    use std::io::Write;
+    let Some(rdb) = redis_rdb() else {
         return;
     };
-    let mut rc = redis.conn();
-    assert_eq!(rc.cmd("SET before 1"), b"+OK\r\n");
-    let dir = tempfile::tempdir().unwrap();
-    let rdb_path = dir.path().join("x.rdb");
-    let out = std::process::Command::new(tests::redis_tool("redis-cli").unwrap())
-        .args(["-p", &redis.port().to_string(), "--rdb"])
-        .arg(&rdb_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let rdb = std::fs::read(&rdb_path).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Answers the handshake; returns the connection and the sync command.
-    let accept = |unknown_psync: bool| -> (std::net::TcpStream, Vec<String>) {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut rd = BufReader::new(s.try_clone().unwrap());
-        loop {
-            let mut line = String::new();
-            rd.read_line(&mut line).unwrap();
-            if !line.starts_with('*') {
-                continue;
-            }
-            let n: usize = line[1..].trim().parse().unwrap();
-            let mut words = Vec::new();
-            for _ in 0..n {
-                let mut len = String::new();
-                rd.read_line(&mut len).unwrap();
-                let mut w = String::new();
-                rd.read_line(&mut w).unwrap();
-                words.push(w.trim().to_string());
-            }
-            match words[0].to_uppercase().as_str() {
-                "PING" => s.write_all(b"+PONG\r\n").unwrap(),
-                "PSYNC" if unknown_psync => {
-                    s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap()
-                }
-                "PSYNC" | "SYNC" => return (s, words),
-                _ => s.write_all(b"+OK\r\n").unwrap(),
-            }
-        }
-    };
+    let accept = |unknown_psync: bool| accept_replica(&listener, unknown_psync);
     let set = |k: &str, v: &str| {
         format!(
             "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",

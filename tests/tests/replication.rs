@@ -9,45 +9,8 @@
 use std::time::{Duration, Instant};
 
 use tests::data::{compare_dbs, db_sizes, fill_dbs, snapshot_dbs};
-use tests::{Conn, RedisServer, Server, escape};
-
-fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
-    let text = c
-        .value(&format!("INFO {section}"))
-        .as_text()
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
-
-#[track_caller]
-fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the replica's link to its master is up.
-fn wait_link_up(r: &mut Conn) {
-    wait_until("master_link_status:up", Duration::from_secs(30), || {
-        info_field(r, "replication", "master_link_status").as_deref() == Some("up")
-    });
-}
-
-/// Waits until the replica has applied everything the master sent so far.
-fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {
-    let target: u64 = info_field(master, "replication", "master_repl_offset")
-        .and_then(|v| v.parse().ok())
-        .expect("master_repl_offset");
-    wait_until("the replica's offset", Duration::from_secs(30), || {
-        info_field(replica, "replication", "slave_repl_offset")
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|o| o >= target)
-    });
-}
+use tests::repl::{info_field, wait_caught_up, wait_link_up, wait_until};
+use tests::{RedisServer, Server, escape};
 
 #[test]
 fn a_redis_replica_gets_our_dataset_and_stream() {

@@ -7,26 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use tests::repl::{info_field, wait_until};
 use tests::{Conn, Sentinel, Server};
-
-fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
-    let text = c
-        .value(&format!("INFO {section}"))
-        .as_text()
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
-
-#[track_caller]
-fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
