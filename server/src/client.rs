@@ -272,6 +272,8 @@ pub struct Client {
     pub repl_capa_psync2: bool,
     /// The replica announced `capa eof` (it takes a diskless transfer).
     pub repl_capa_eof: bool,
+    /// `REPLCONF ip-address`: the address it is known by.
+    pub repl_ip_address: Option<String>,
     /// Set by PSYNC / SYNC: the connection loop hands the connection to
     /// the replication code (repl/).
     pub sync: Option<crate::repl::SyncRequest>,
@@ -304,6 +306,7 @@ impl Client {
             repl_listening_port: 0,
             repl_capa_psync2: false,
             repl_capa_eof: false,
+            repl_ip_address: None,
             sync: None,
         }
     }

@@ -844,3 +844,33 @@ fn old_masters_psync_v1_and_sync() {
     );
     assert_eq!(r.cmd("GET before"), b"$1\r\n1\r\n");
 }
+
+/// `replica-announce-ip` / `-port` reach the master (REPLCONF ip-address,
+/// listening-port), which names the replica by them in INFO and ROLE.
+#[test]
+fn announced_address() {
+    let master = Server::start(&[]);
+    let mut m = master.conn();
+    let mut a = replicaof(master.port()).to_vec();
+    a.extend(
+        [
+            "--replica-announce-ip",
+            "10.1.2.3",
+            "--replica-announce-port",
+            "1234",
+        ]
+        .map(String::from),
+    );
+    let r = Server::start(&args(&a));
+    wait_link_up(&mut r.conn());
+    wait_until("the announced address", Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "slave0")
+            .is_some_and(|l| l.starts_with("ip=10.1.2.3,port=1234,state=online"))
+    });
+    let role = m.cmd("ROLE");
+    assert!(
+        role.windows(8).any(|w| w == b"10.1.2.3"),
+        "{}",
+        tests::escape(&role)
+    );
+}

@@ -42,9 +42,13 @@ fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             } else if is(val, "eof") {
                 ctx.client.repl_capa_eof = true;
             }
-        } else if is(opt, "ip-address") || is(opt, "rdb-only") {
-            // The address a replica announces matters for ROLE and INFO
-            // once replicas behind NAT are supported.
+        } else if is(opt, "ip-address") {
+            // The address a replica announces (`replica-announce-ip`) is
+            // the one INFO, ROLE and FAILOVER TO name it by.
+            ctx.client.repl_ip_address = Some(String::from_utf8_lossy(val).into_owned());
+        } else if is(opt, "rdb-only") {
+            // (A replica that only wants the snapshot: redis-cli --rdb.
+            // It closes the link itself once it has the file.)
         } else if is(opt, "getack") {
             // Our master asks where we are: the link ACKs after this.
             if ctx.client.from_master {

@@ -467,12 +467,13 @@ pub async fn serve_replica(
     rbuf: Vec<u8>,
 ) {
     let info = client.info.clone();
-    let ip = info
-        .addr
-        .rsplit_once(':')
-        .map_or(info.addr.clone(), |(h, _)| {
-            h.trim_matches(['[', ']']).to_string()
-        });
+    let ip = client.repl_ip_address.clone().unwrap_or_else(|| {
+        info.addr
+            .rsplit_once(':')
+            .map_or(info.addr.clone(), |(h, _)| {
+                h.trim_matches(['[', ']']).to_string()
+            })
+    });
     let replica = Arc::new(Replica {
         client_id: info.id,
         ip,
