@@ -158,6 +158,9 @@ async fn serve(srv: Arc<Server>) -> i32 {
     if replicaof.is_some() {
         srv.repl.link.is_replica.store(true, Relaxed);
         srv.repl.refresh_gate();
+    } else if !srv.config().appendonly {
+        // A master takes up its RDB's replication history (Redis 7.0).
+        srv.repl.link.restoring.store(true, Relaxed);
     }
     srv.persist.begin_loading();
     let loader = srv.clone();
@@ -186,6 +189,7 @@ async fn serve(srv: Arc<Server>) -> i32 {
             std::process::exit(0);
         }
     }
+    srv.repl.link.restoring.store(false, Relaxed);
     notice!("Ready to accept connections tcp");
     if let Some(m) = replicaof {
         let from_rdb = !srv.config().appendonly;

@@ -316,10 +316,33 @@ impl Server {
         Some(Self::spawn(Kind::Codis32, &bin, Some(dir), extra).unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// [`Server::start_in`] on `port` (a restarted master its replicas
+    /// reconnect to): no retry on another port.
+    pub fn start_in_on(dir: &Path, port: u16, extra: &[&str]) -> Server {
+        Self::spawn_on(
+            Kind::Codis,
+            &codis_server_bin(),
+            Some(dir),
+            Some(port),
+            extra,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn spawn(
         kind: Kind,
         bin: &Path,
         given: Option<&Path>,
+        extra: &[&str],
+    ) -> Result<Server, String> {
+        Self::spawn_on(kind, bin, given, None, extra)
+    }
+
+    fn spawn_on(
+        kind: Kind,
+        bin: &Path,
+        given: Option<&Path>,
+        fixed_port: Option<u16>,
         extra: &[&str],
     ) -> Result<Server, String> {
         let mut last_err = String::new();
@@ -333,7 +356,7 @@ impl Server {
                         .map_err(|e| format!("tempdir: {e}"))?,
                 ),
             };
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let dir_s = dir.path().display().to_string();
             let port_s = port.to_string();
             let mut args: Vec<String> = if kind == Kind::Sentinel {
@@ -407,7 +430,9 @@ impl Server {
                         srv.log()
                     );
                     // Port taken by someone else between free_port() and bind: retry.
-                    if !(exited && srv.log().to_ascii_lowercase().contains("in use")) {
+                    if fixed_port.is_some()
+                        || !(exited && srv.log().to_ascii_lowercase().contains("in use"))
+                    {
                         return Err(last_err);
                     }
                 }

@@ -874,3 +874,35 @@ fn announced_address() {
         tests::escape(&role)
     );
 }
+
+/// A master restarted from its RDB (SHUTDOWN waits for the replica, then
+/// saves) takes up the file's replication history: its replica continues
+/// with a partial resync, and a key that expired while the master was down
+/// reaches the replica as a DEL (Redis 7.0).
+#[test]
+fn a_restarted_master_continues_its_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = Server::start_in(dir.path(), &[]);
+    let port = master.port();
+    let mut m = master.conn();
+    let mut sets = fill_dbs(&mut m);
+    let r = Server::start(&args(&replicaof(master.port())));
+    let mut c = r.conn();
+    wait_link_up(&mut c);
+    write_more(&mut m, "before");
+    more_keys(&mut sets, "before");
+    assert_eq!(m.cmd("SET soon x PX 500"), b"+OK\r\n");
+    wait_caught_up(&mut m, &mut c);
+    master.shutdown_with(m, &["SHUTDOWN", "SAVE"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let master = Server::start_in_on(dir.path(), port, &[]);
+    let mut m = master.conn();
+    wait_link_up(&mut c);
+    write_more(&mut m, "after");
+    more_keys(&mut sets, "after");
+    wait_caught_up(&mut m, &mut c);
+    assert_eq!(int_field(&mut m, "stats", "sync_partial_ok"), 1);
+    assert_eq!(int_field(&mut m, "stats", "sync_full"), 0);
+    assert_eq!(c.cmd("DBSIZE"), m.cmd("DBSIZE"), "the expired key's DEL");
+    Dataset::take(&mut m, &sets).check(&mut c, "after the master's restart");
+}

@@ -811,11 +811,27 @@ pub fn load_from(
     // A replica keeps keys already expired: its master's DEL removes them
     // (Redis loads them on replicas only).
     let keep_expired = srv.repl.link.is_replica();
+    // A master's start-up load takes up the file's replication history
+    // (once its AUX fields are read), so its replicas can continue; the
+    // keys found expired are then DELs in that history (Redis 7.0).
+    let mut restoring = !keep_expired && srv.repl.link.restoring.load(Relaxed);
+    let mut dels = false;
     loop {
         let item = match r.next_item() {
             Ok(i) => i,
             Err(e) => return Err(report(r.offset(), &e)),
         };
+        if restoring && matches!(item, Item::SelectDb(_) | Item::Key(_)) {
+            restoring = false;
+            // (Offset 0: no replica ever took anything; nothing to go on.)
+            if let (Some(id), Some(off)) = (&repl.replid, repl.offset)
+                && off > 0
+            {
+                srv.prop.new_history(off);
+                srv.repl.restore_history(id, off);
+                dels = true;
+            }
+        }
         match item {
             Item::Eof => break,
             Item::Aux(k, v) => {
@@ -851,6 +867,9 @@ pub fn load_from(
                     && !keep_expired
                 {
                     expired += 1;
+                    if dels {
+                        srv.prop.emit_del(db, &k.key);
+                    }
                     continue;
                 }
                 let expire = k.expire_ms.map(|v| v.max(0) as u64);

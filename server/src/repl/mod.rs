@@ -177,6 +177,21 @@ impl Repl {
         g.second_offset = offset as i64 + 1;
     }
 
+    /// A master restarted from an RDB with replication fields (Redis 7.0's
+    /// `loadDataFromDisk`): the file's ID becomes our second one up to its
+    /// offset, the stream goes on from that offset with a backlog, so the
+    /// replicas we had continue with PSYNC. The backlog goes after
+    /// `repl-backlog-ttl` if none comes.
+    pub fn restore_history(&self, replid: &str, offset: u64) {
+        {
+            let mut g = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            g.replid2 = replid.to_string();
+            g.second_offset = offset as i64 + 1;
+        }
+        self.alone_since_ms
+            .store(crate::db::now_ms().max(1), Relaxed);
+    }
+
     /// Our master's history: its ID, and no second one (a full sync).
     pub fn adopt_id(&self, replid: &str) {
         *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Ids {

@@ -96,6 +96,9 @@ pub struct Link {
     file: Mutex<FileRepl>,
     /// The master client, while the link streams (CLIENT KILL TYPE master).
     client: Mutex<Option<Arc<ClientInfo>>>,
+    /// Set for a master's start-up load: it takes up its RDB's history
+    /// (persist/rdb.rs, [`super::Repl::restore_history`]).
+    pub restoring: AtomicBool,
 }
 
 impl Link {
