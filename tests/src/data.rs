@@ -785,7 +785,7 @@ pub fn migrate_three_slots(s: &mut Conn, dst_port: u16) -> [usize; 3] {
         cmds.push(vec![b("RPUSH"), b(&tagged), b("a"), b("b")]);
     }
     pipeline(s, &cmds);
-    assert_eq!(drain_slot_sync(s, dst_port, 1000, 17), 201);
-    assert!(drain_slot_async(s, dst_port, 1000, 200, 1 << 20, 300, 50) > 0);
+    assert_eq!(drain_slot_sync(s, dst_port, 5000, 17), 201);
+    assert!(drain_slot_async(s, dst_port, 5000, 200, 1 << 20, 300, 50) > 0);
     slots
 }
