@@ -54,23 +54,31 @@ struct Inner {
 /// The replication stream's bytes, shared by the backlog and every reader
 /// (Redis 7.0's shared replication buffer): appended once, read by each
 /// replica link from its own offset. Keeps the last `cap` bytes while the
-/// backlog exists, and whatever the slowest reader has not taken.
+/// backlog exists, and whatever the slowest reader has not taken. Held in
+/// blocks of about [`BLOCK`] bytes, so trimming drops whole blocks (no
+/// copy, whatever `repl-backlog-size` is) and a reader finds its offset by
+/// binary search.
 #[derive(Default)]
 struct ReplBuf {
-    buf: Vec<u8>,
-    /// `buf[..head]` is no longer needed (dropped at the next compaction).
-    head: usize,
-    /// Stream offset of `buf[head]`: bytes of the stream before it.
+    /// (stream offset of the block's first byte, bytes).
+    blocks: std::collections::VecDeque<(u64, Vec<u8>)>,
+    /// Stream offset of the first byte kept (in `blocks[0]`).
     start: u64,
+    /// Stream offset after the last byte.
+    end: u64,
     readers: Vec<Arc<ReaderState>>,
     /// Whether the backlog exists (created with the first replica).
     backlog: bool,
     cap: usize,
 }
 
+/// A replication buffer block's size (a block only takes appends while it
+/// is smaller; one command may make it larger).
+const BLOCK: usize = 64 * 1024;
+
 impl ReplBuf {
     fn end(&self) -> u64 {
-        self.start + (self.buf.len() - self.head) as u64
+        self.end
     }
 
     /// Bytes of backlog (Redis' `repl_backlog_histlen`).
@@ -78,13 +86,48 @@ impl ReplBuf {
         if !self.backlog {
             return 0;
         }
-        ((self.buf.len() - self.head) as u64).min(self.cap as u64)
+        (self.end - self.start).min(self.cap as u64)
+    }
+
+    /// The block appends go to (a new one once the last is full).
+    fn tail(&mut self) -> &mut Vec<u8> {
+        if self.blocks.back().is_none_or(|(_, b)| b.len() >= BLOCK) {
+            self.blocks
+                .push_back((self.end, Vec::with_capacity(BLOCK + 512)));
+        }
+        &mut self.blocks.back_mut().expect("a block").1
+    }
+
+    /// Appends `bytes` (already encoded elsewhere).
+    fn push(&mut self, bytes: &[u8]) {
+        self.tail().extend_from_slice(bytes);
+        self.end += bytes.len() as u64;
+    }
+
+    /// Copies up to `max` bytes from stream offset `from` into `out`.
+    fn copy(&self, from: u64, out: &mut Vec<u8>, max: usize) -> usize {
+        let mut i = self
+            .blocks
+            .partition_point(|(off, _)| *off <= from)
+            .saturating_sub(1);
+        let mut at = from;
+        let mut n = 0;
+        while n < max && i < self.blocks.len() {
+            let (off, b) = &self.blocks[i];
+            let skip = (at - off) as usize;
+            let take = (b.len() - skip.min(b.len())).min(max - n);
+            out.extend_from_slice(&b[skip..skip + take]);
+            n += take;
+            at += take as u64;
+            i += 1;
+        }
+        n
     }
 
     /// After an append: wakes the readers, holds each to its limit, and
     /// drops what neither the backlog nor any reader needs.
     fn appended(&mut self, limit: u64) {
-        let end = self.end();
+        let end = self.end;
         let mut keep_from = if self.backlog {
             end.saturating_sub(self.cap as u64)
         } else {
@@ -104,17 +147,25 @@ impl ReplBuf {
             r.wake.notify_one();
         }
         if keep_from > self.start {
-            let drop = ((keep_from - self.start) as usize).min(self.buf.len() - self.head);
-            self.head += drop;
-            self.start += drop as u64;
+            self.start = keep_from;
+            // Whole blocks before it go; the last block stays (appends).
+            while self.blocks.len() > 1 && self.blocks[1].0 <= keep_from {
+                self.blocks.pop_front();
+            }
+            if self.blocks.len() == 1 && keep_from == end {
+                // Nothing kept: the tail block starts over.
+                self.blocks[0].0 = end;
+                self.blocks[0].1.clear();
+            }
         }
-        // Compaction, amortized: the kept part moves once at least four
-        // times its size was dropped before it.
-        let kept = self.buf.len() - self.head;
-        if self.head > (1 << 20) && self.head > 4 * kept {
-            self.buf.drain(..self.head);
-            self.head = 0;
-        }
+    }
+
+    /// A new history at `offset`: nothing kept, no reader.
+    fn reset(&mut self, offset: u64) {
+        self.clear_readers();
+        self.blocks.clear();
+        self.start = offset;
+        self.end = offset;
     }
 
     fn clear_readers(&mut self) {
@@ -358,14 +409,11 @@ impl Stream {
             return None;
         }
         let next = r.0.next.load(Relaxed);
-        let b = &g.repl;
-        if next < b.start {
+        if next < g.repl.start {
             // (Cannot happen: a reader pins what it has not taken.)
             return None;
         }
-        let from = b.head + (next - b.start) as usize;
-        let n = (b.buf.len().saturating_sub(from)).min(max);
-        out.extend_from_slice(&b.buf[from..from + n]);
+        let n = g.repl.copy(next, out, max);
         r.0.next.store(next + n as u64, Relaxed);
         Some(n)
     }
@@ -439,10 +487,7 @@ impl Stream {
     pub fn new_history(&self, offset: u64) {
         let mut g = lock(&self.inner);
         self.repl_offset.store(offset, Relaxed);
-        g.repl.clear_readers();
-        g.repl.buf.clear();
-        g.repl.head = 0;
-        g.repl.start = offset;
+        g.repl.reset(offset);
         g.repl.backlog = true;
         g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
         g.db = None;
@@ -469,7 +514,7 @@ impl Stream {
             g.repl.backlog = true;
             g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
         }
-        g.repl.buf.extend_from_slice(bytes);
+        g.repl.push(bytes);
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
         let limit = self.limit();
         g.repl.appended(limit);
@@ -483,7 +528,7 @@ impl Stream {
         if g.repl.readers.is_empty() {
             return;
         }
-        g.repl.buf.extend_from_slice(bytes);
+        g.repl.push(bytes);
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
         let limit = self.limit();
         g.repl.appended(limit);
@@ -557,19 +602,22 @@ impl Stream {
             return;
         }
         // Encoded once, straight into the shared buffer.
-        let before = g.repl.buf.len();
-        write(&mut g.repl.buf, &mut g.db);
-        let n = g.repl.buf.len() - before;
-        self.repl_offset.fetch_add(n as u64, Relaxed);
-        let logged = if let Some(log) = g.log.as_mut() {
+        let Inner { db, log, repl, .. } = g;
+        let buf = repl.tail();
+        let before = buf.len();
+        write(buf, db);
+        let n = buf.len() - before;
+        let logged = if let Some(log) = log.as_mut() {
             let lb = log.buf.len();
             log.annotate();
-            log.buf.extend_from_slice(&g.repl.buf[before..]);
+            log.buf.extend_from_slice(&buf[before..]);
             self.offset.fetch_add((log.buf.len() - lb) as u64, Relaxed);
             true
         } else {
             false
         };
+        repl.end += n as u64;
+        self.repl_offset.fetch_add(n as u64, Relaxed);
         let limit = self.limit();
         g.repl.appended(limit);
         // (The backlog keeps the stream on with no replica attached, as
@@ -709,6 +757,62 @@ mod tests {
         drop(rx);
         s.emit(&[(0, argv(&["SET", "a", "1"]))], false);
         assert!(!s.active());
+    }
+
+    /// The shared buffer across many blocks: a reader taking small pieces
+    /// gets every byte in order; the backlog keeps its last `cap` bytes
+    /// (continuing inside it works, before it does not); what nobody
+    /// needs is dropped.
+    #[test]
+    fn shared_buffer_blocks_backlog_and_readers() {
+        let s = Stream::default();
+        s.set_backlog_size(100_000);
+        let (rx, start) = s.subscribe(Some(Box::new(|_| {})));
+        assert_eq!(start, 0);
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..20_000u32 {
+            let v = format!("value-{i}-{}", "x".repeat((i % 50) as usize));
+            s.emit_one(0, &[b"SET".as_slice(), b"k", v.as_bytes()]);
+            if i == 0 {
+                select(&mut want, 0);
+            }
+            encode(&mut want, &[b"SET".as_slice(), b"k", v.as_bytes()]);
+            if i % 7 == 0 {
+                s.read(&rx, &mut got, 1000);
+            }
+        }
+        while s.read(&rx, &mut got, 777) != Some(0) {}
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes differ");
+        assert_eq!(s.repl_offset(), want.len() as u64);
+        let info = s.backlog_info().unwrap();
+        assert_eq!(info.histlen, 100_000);
+        assert_eq!(info.first_byte, want.len() as u64 - 100_000 + 1);
+        // Nothing beyond the backlog is kept (the reader took it all).
+        {
+            let g = lock(&s.inner);
+            let kept: usize = g.repl.blocks.iter().map(|(_, b)| b.len()).sum();
+            assert!(kept < 100_000 + 2 * BLOCK, "kept {kept}");
+        }
+        // Continuing inside the backlog gets exactly what follows.
+        let from = want.len() as u64 - 5000 + 1;
+        let r2 = s.subscribe_continue(from, Box::new(|_| {})).unwrap();
+        let mut tail = Vec::new();
+        s.read(&r2, &mut tail, 1 << 20);
+        assert!(tail == want[want.len() - 5000..], "the continued bytes");
+        assert!(
+            s.subscribe_continue(info.first_byte - 1, Box::new(|_| {}))
+                .is_none()
+        );
+        assert!(
+            s.subscribe_continue(info.first_byte, Box::new(|_| {}))
+                .is_some()
+        );
+        // A new history drops every reader.
+        s.new_history(7);
+        assert_eq!(s.read(&rx, &mut Vec::new(), 10), None);
+        assert_eq!(s.repl_offset(), 7);
     }
 
     #[test]
