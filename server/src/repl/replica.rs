@@ -71,6 +71,8 @@ pub struct Link {
     pub is_replica: AtomicBool,
     /// Bumped by every REPLICAOF: a link task of an older one ends.
     generation: AtomicU64,
+    /// Woken with each bump (a link waiting on its master notices at once).
+    changed: tokio::sync::Notify,
     pub state: AtomicU8,
     /// When the link went down (unix ms; 0 = never up).
     pub down_since_ms: AtomicU64,
@@ -157,6 +159,7 @@ pub fn set_master(srv: &Arc<Server>, target: Option<(String, u16)>) -> Changed {
     *link.master.lock().unwrap_or_else(|p| p.into_inner()) = target.clone();
     srv.config_mut().replicaof = target.clone();
     let generation = link.generation.fetch_add(1, Relaxed) + 1;
+    link.changed.notify_waiters();
     if let Some(c) = link.master_client() {
         c.kill();
     }
@@ -264,6 +267,8 @@ async fn session(srv: &Arc<Server>, generation: u64, host: &str, port: u16) -> R
         s,
         buf: Vec::with_capacity(64 * 1024),
         timeout,
+        srv: srv.clone(),
+        generation,
     };
     // The handshake (Redis' order).
     let pong = io.command(&[b"PING"]).await?;
@@ -428,6 +433,9 @@ struct Io {
     s: TcpStream,
     buf: Vec<u8>,
     timeout: Duration,
+    srv: Arc<Server>,
+    /// The REPLICAOF this link serves: another one ends it.
+    generation: u64,
 }
 
 impl Io {
@@ -449,11 +457,19 @@ impl Io {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(64 * 1024);
         }
-        match tokio::time::timeout(self.timeout, self.s.read_buf(&mut self.buf)).await {
-            Ok(Ok(0)) => Err("Master closed the connection".into()),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("Error reading from MASTER: {e}")),
-            Err(_) => Err("Timeout reading from MASTER".into()),
+        let link = &self.srv.repl.link;
+        let changed = link.changed.notified();
+        if link.generation.load(Relaxed) != self.generation {
+            return Err("Replication reconfigured: this link ends".into());
+        }
+        tokio::select! {
+            r = tokio::time::timeout(self.timeout, self.s.read_buf(&mut self.buf)) => match r {
+                Ok(Ok(0)) => Err("Master closed the connection".into()),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("Error reading from MASTER: {e}")),
+                Err(_) => Err("Timeout reading from MASTER".into()),
+            },
+            _ = changed => Err("Replication reconfigured: this link ends".into()),
         }
     }
 
@@ -789,6 +805,7 @@ async fn stream(srv: &Arc<Server>, generation: u64, io: Io, db: usize) -> Result
         mut s,
         mut buf,
         timeout,
+        ..
     } = io;
     let (host, port) = link.master().unwrap_or_default();
     let id = srv.next_client_id.fetch_add(1, Relaxed);
