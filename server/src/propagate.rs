@@ -36,6 +36,31 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
+use crate::config::ClientBufferLimit;
+
+thread_local! {
+    /// Set while a replica runs a command of its master's stream: what it
+    /// propagates goes to the AOF only, the stream's own bytes are relayed
+    /// ([`Stream::feed`]).
+    static RELAYED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread's command as one of our master's stream (see
+/// [`RELAYED`]) for as long as the guard lives.
+pub struct Relayed(bool);
+
+impl Relayed {
+    pub fn enter() -> Relayed {
+        Relayed(RELAYED.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        RELAYED.with(|c| c.set(self.0));
+    }
+}
+
 /// One entry: the command line to propagate.
 pub type Argv = Vec<Vec<u8>>;
 
@@ -126,7 +151,13 @@ impl ReplBuf {
 
     /// After an append: wakes the readers, holds each to its limit, and
     /// drops what neither the backlog nor any reader needs.
-    fn appended(&mut self, limit: u64) {
+    fn appended(&mut self, l: &ClientBufferLimit) {
+        let limit = match (l.hard_bytes, l.soft_bytes) {
+            (0, 0) => u64::MAX,
+            (0, s) => s,
+            (h, 0) => h,
+            (h, s) => h.min(s),
+        };
         let end = self.end;
         let mut keep_from = if self.backlog {
             end.saturating_sub(self.cap as u64)
@@ -139,10 +170,14 @@ impl ReplBuf {
             let next = r.next.load(Relaxed);
             keep_from = keep_from.min(next);
             let pending = end - next;
-            if pending > limit
+            // Checked past the smaller limit, and once more when back
+            // under it (the soft limit's clock stops).
+            let over = pending > limit;
+            if (over || r.flagged.load(Relaxed))
                 && let Some(check) = &r.check
             {
-                check(pending as usize);
+                check(pending as usize, l);
+                r.flagged.store(over, Relaxed);
             }
             r.wake.notify_one();
         }
@@ -176,9 +211,10 @@ impl ReplBuf {
     }
 }
 
-/// Told the bytes a reader has not taken, when they pass the smaller of
-/// the replica limits (its output-buffer limit).
-pub type QueueCheck = Box<dyn Fn(usize) + Send + Sync>;
+/// Told the bytes a reader has not taken and the replica class' limits,
+/// when they pass the smaller one (its output-buffer limit). Runs under
+/// the stream's lock: it must take no other lock.
+pub type QueueCheck = Box<dyn Fn(usize, &ClientBufferLimit) + Send + Sync>;
 
 /// A reader's state, shared by the stream and its link.
 pub struct ReaderState {
@@ -187,6 +223,8 @@ pub struct ReaderState {
     wake: tokio::sync::Notify,
     /// Set when the stream drops it (a new history, a promotion).
     closed: AtomicBool,
+    /// Its check ran past the limit (it runs again once back under).
+    flagged: AtomicBool,
     check: Option<QueueCheck>,
 }
 
@@ -309,9 +347,12 @@ pub struct Stream {
     repl_offset: AtomicU64,
     /// `repl-backlog-size`, for a backlog created later.
     backlog_size: AtomicU64,
-    /// The smaller of the replica class' hard and soft output limits
-    /// (0: none): readers further behind are checked after each append.
-    reader_limit: AtomicU64,
+    /// The replica class of `client-output-buffer-limit` (hard bytes, soft
+    /// bytes, soft seconds), for the readers' checks (atomics: the checks
+    /// run under the stream's lock and read no configuration).
+    limit_hard: AtomicU64,
+    limit_soft: AtomicU64,
+    limit_secs: AtomicU64,
     /// Wakes the log's writer (persist/aof.rs).
     pub waker: Waker,
 }
@@ -360,6 +401,7 @@ impl Stream {
             next: AtomicU64::new(end),
             wake: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
+            flagged: AtomicBool::new(false),
             check,
         });
         g.repl.readers.push(r.clone());
@@ -392,6 +434,7 @@ impl Stream {
             next: AtomicU64::new(from - 1),
             wake: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
+            flagged: AtomicBool::new(false),
             check: Some(check),
         });
         // No SELECT is forced: the replica's DB is the stream's at `end`.
@@ -419,14 +462,10 @@ impl Stream {
     }
 
     /// The replica class' output limits, for the readers' checks.
-    pub fn set_reader_limit(&self, hard: u64, soft: u64) {
-        let l = match (hard, soft) {
-            (0, s) => s,
-            (h, 0) => h,
-            (h, s) => h.min(s),
-        };
-        self.reader_limit
-            .store(if l == 0 { u64::MAX } else { l }, Relaxed);
+    pub fn set_reader_limit(&self, l: &ClientBufferLimit) {
+        self.limit_hard.store(l.hard_bytes, Relaxed);
+        self.limit_soft.store(l.soft_bytes, Relaxed);
+        self.limit_secs.store(l.soft_seconds.max(0) as u64, Relaxed);
     }
 
     /// `repl-backlog-size`: applies now to the backlog (which keeps its
@@ -436,13 +475,14 @@ impl Stream {
         let mut g = lock(&self.inner);
         g.repl.cap = size.max(1) as usize;
         let limit = self.limit();
-        g.repl.appended(limit);
+        g.repl.appended(&limit);
     }
 
-    fn limit(&self) -> u64 {
-        match self.reader_limit.load(Relaxed) {
-            0 => u64::MAX,
-            l => l,
+    fn limit(&self) -> ClientBufferLimit {
+        ClientBufferLimit {
+            hard_bytes: self.limit_hard.load(Relaxed),
+            soft_bytes: self.limit_soft.load(Relaxed),
+            soft_seconds: self.limit_secs.load(Relaxed) as i64,
         }
     }
 
@@ -451,7 +491,7 @@ impl Stream {
         let mut g = lock(&self.inner);
         g.repl.backlog = false;
         let limit = self.limit();
-        g.repl.appended(limit);
+        g.repl.appended(&limit);
         if g.repl.readers.is_empty() && g.log.is_none() {
             self.active.store(false, Relaxed);
         }
@@ -517,7 +557,7 @@ impl Stream {
         g.repl.push(bytes);
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
         let limit = self.limit();
-        g.repl.appended(limit);
+        g.repl.appended(&limit);
         self.active.store(true, Relaxed);
     }
 
@@ -525,13 +565,14 @@ impl Stream {
     /// PING, REPLCONF GETACK) to the replicas only: not to the AOF.
     pub fn emit_to_consumers(&self, bytes: &[u8]) {
         let mut g = lock(&self.inner);
-        if g.repl.readers.is_empty() {
+        // (A replica relays its master's stream and adds nothing to it.)
+        if g.repl.readers.is_empty() || g.relay {
             return;
         }
         g.repl.push(bytes);
         self.repl_offset.fetch_add(bytes.len() as u64, Relaxed);
         let limit = self.limit();
-        g.repl.appended(limit);
+        g.repl.appended(&limit);
     }
 
     /// Appends one change: the entries (each with its DB) of one command (or
@@ -588,7 +629,7 @@ impl Stream {
     fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
-        if g.relay || (g.repl.readers.is_empty() && !g.repl.backlog) {
+        if g.relay || (g.repl.readers.is_empty() && !g.repl.backlog) || RELAYED.with(|c| c.get()) {
             let Some(log) = g.log.as_mut() else {
                 return;
             };
@@ -619,7 +660,7 @@ impl Stream {
         repl.end += n as u64;
         self.repl_offset.fetch_add(n as u64, Relaxed);
         let limit = self.limit();
-        g.repl.appended(limit);
+        g.repl.appended(&limit);
         // (The backlog keeps the stream on with no replica attached, as
         // Redis' does: a replica coming back resumes from it.)
         if g.repl.readers.is_empty() && !g.repl.backlog && g.log.is_none() {
@@ -767,7 +808,7 @@ mod tests {
     fn shared_buffer_blocks_backlog_and_readers() {
         let s = Stream::default();
         s.set_backlog_size(100_000);
-        let (rx, start) = s.subscribe(Some(Box::new(|_| {})));
+        let (rx, start) = s.subscribe(Some(Box::new(|_, _| {})));
         assert_eq!(start, 0);
         let mut want = Vec::new();
         let mut got = Vec::new();
@@ -797,16 +838,16 @@ mod tests {
         }
         // Continuing inside the backlog gets exactly what follows.
         let from = want.len() as u64 - 5000 + 1;
-        let r2 = s.subscribe_continue(from, Box::new(|_| {})).unwrap();
+        let r2 = s.subscribe_continue(from, Box::new(|_, _| {})).unwrap();
         let mut tail = Vec::new();
         s.read(&r2, &mut tail, 1 << 20);
         assert!(tail == want[want.len() - 5000..], "the continued bytes");
         assert!(
-            s.subscribe_continue(info.first_byte - 1, Box::new(|_| {}))
+            s.subscribe_continue(info.first_byte - 1, Box::new(|_, _| {}))
                 .is_none()
         );
         assert!(
-            s.subscribe_continue(info.first_byte, Box::new(|_| {}))
+            s.subscribe_continue(info.first_byte, Box::new(|_, _| {}))
                 .is_some()
         );
         // A new history drops every reader.

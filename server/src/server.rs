@@ -244,7 +244,7 @@ impl Server {
         self.prop
             .set_backlog_size(c.repl_backlog_size.max(1) as u64);
         let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
-        self.prop.set_reader_limit(l.hard_bytes, l.soft_bytes);
+        self.prop.set_reader_limit(&l);
         self.repl
             .refresh_good(c.min_replicas_to_write, c.min_replicas_max_lag);
     }

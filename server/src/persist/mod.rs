@@ -261,6 +261,17 @@ impl Persist {
         s.loaded_expired = expired;
     }
 
+    /// Takes the one snapshot slot (a replication transfer, a replica's
+    /// load): false while a BGSAVE, AOF rewrite or transfer holds it. A
+    /// stop asked of an earlier one is forgotten.
+    pub fn try_claim(&self) -> bool {
+        if self.saving.swap(true, Relaxed) {
+            return false;
+        }
+        self.abort.store(false, Relaxed);
+        true
+    }
+
     /// Stops the BGSAVE (or AOF rewrite, which is rescheduled) in
     /// progress (its temp file is removed) and waits until its thread has
     /// let go of the keyspace.

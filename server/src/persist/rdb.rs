@@ -735,6 +735,12 @@ pub fn save_empty(srv: &Server) -> Result<(), Logged> {
 /// An empty snapshot to `dest` (also the AOF base created at start-up).
 pub fn save_empty_to(srv: &Server, dest: Dest) -> Result<(), Logged> {
     let mut job = Job::open(srv, dest, None)?;
+    if !job.commands {
+        let aux = repl_aux(srv);
+        let mut o = job.sink.out.lock().unwrap_or_else(|p| p.into_inner());
+        o.pending += aux.len();
+        o.chunks.push(aux);
+    }
     let r = job.finish();
     job.done = true;
     r
@@ -821,7 +827,7 @@ pub fn load_from(
             Ok(i) => i,
             Err(e) => return Err(report(r.offset(), &e)),
         };
-        if restoring && matches!(item, Item::SelectDb(_) | Item::Key(_)) {
+        if restoring && matches!(item, Item::SelectDb(_) | Item::Key(_) | Item::Eof) {
             restoring = false;
             // (Offset 0: no replica ever took anything; nothing to go on.)
             if let (Some(id), Some(off)) = (&repl.replid, repl.offset)

@@ -116,7 +116,7 @@ async fn coordinate(srv: Arc<Server>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
-    while srv.persist.saving.swap(true, Relaxed) {
+    while !srv.persist.try_claim() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut waiters = {

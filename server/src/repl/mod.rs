@@ -70,9 +70,25 @@ pub struct Replica {
     pub ack_ms: AtomicU64,
     /// It came with the old SYNC: it sends no ACKs (no `repl-timeout`).
     pub pre_psync: bool,
+    /// The last progress of its transfer (unix ms), while not online.
+    pub io_ms: AtomicU64,
 }
 
 impl Replica {
+    /// `n` bytes came from the replica: any of them (an ACK, or the
+    /// newline a loading replica sends every second) shows it is alive
+    /// (Redis refreshes `repl_ack_time` on both).
+    fn heard(&self, srv: &Server, n: usize) {
+        srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+        self.ack_ms.store(crate::db::now_ms(), Relaxed);
+    }
+
+    /// Bytes of its transfer reached the replica's socket (the timeout of
+    /// a replica not online yet counts from the last progress).
+    fn progressed(&self) {
+        self.io_ms.store(crate::db::now_ms(), Relaxed);
+    }
+
     /// The replica goes online: its ACK clock starts now (Redis'
     /// `putSlaveOnline`).
     fn online(&self) {
@@ -435,7 +451,13 @@ pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
         // last replica left (0: never); the stream then costs nothing.
         let since = srv.repl.alone_since_ms.load(Relaxed);
         let ttl = srv.config().repl_backlog_ttl;
-        if since != 0 && ttl > 0 && now_ms.saturating_sub(since) / 1000 >= ttl as u64 {
+        // (A replica keeps its backlog: it continues its replicas after a
+        // promotion.)
+        if since != 0
+            && ttl > 0
+            && now_ms.saturating_sub(since) / 1000 >= ttl as u64
+            && !srv.repl.link.is_replica()
+        {
             srv.repl.alone_since_ms.store(0, Relaxed);
             srv.prop.drop_backlog();
             notice!("Replication backlog freed after {ttl} seconds without connected replicas.");
@@ -446,14 +468,22 @@ pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
     // (Redis' "Disconnecting timedout replica").
     let timeout_ms = srv.config().repl_timeout.max(1) as u64 * 1000;
     for r in srv.repl.replicas() {
-        if r.state.load(Relaxed) == ONLINE
-            && !r.pre_psync
-            && now_ms.saturating_sub(r.ack_ms.load(Relaxed)) > timeout_ms
+        let online = r.state.load(Relaxed) == ONLINE;
+        // Online: no ACK (nor newline) for that long. Before: its transfer
+        // made no progress (a replica that stopped reading would hold
+        // the snapshot, and every later one, forever).
+        let (since, what) = if online {
+            (r.ack_ms.load(Relaxed), "streaming sync")
+        } else {
+            (r.io_ms.load(Relaxed), "full sync")
+        };
+        if (!online || !r.pre_psync)
+            && now_ms.saturating_sub(since) > timeout_ms
             && let Some(c) = srv.clients.get(r.client_id)
             && !c.killed.load(Relaxed)
         {
             warning!(
-                "Disconnecting timedout replica (streaming sync): {}:{}",
+                "Disconnecting timedout replica ({what}): {}:{}",
                 r.ip,
                 r.port
             );
@@ -497,6 +527,7 @@ pub async fn serve_replica(
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::db::now_ms()),
         pre_psync: !req.psync,
+        io_ms: AtomicU64::new(crate::db::now_ms()),
     });
     srv.repl.lock().push(replica.clone());
     srv.repl.alone_since_ms.store(0, Relaxed);
@@ -525,12 +556,11 @@ async fn link(
     // What the replica has not taken of the stream (while its snapshot is
     // transferred, or behind a slow link) is held to the replica class of
     // client-output-buffer-limit: over it, the replica is dropped.
+    // (The check runs under the stream's lock: it is handed the limits and
+    // takes no lock itself.)
     let check = || -> crate::propagate::QueueCheck {
-        let (srv, info) = (srv.clone(), client_info.clone());
-        Box::new(move |n| {
-            let l = srv.config().client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
-            info.check_output_limit(n, &l);
-        })
+        let info = client_info.clone();
+        Box::new(move |n, l| info.check_output_limit(n, l))
     };
     if req.psync && req.replid != b"?" {
         let ours = srv.repl.knows(&req.replid, req.offset);
@@ -602,7 +632,10 @@ async fn diskless_sync(
                 Ok(s) => break s,
                 Err(_) => return Err("the diskless transfer could not start".into()),
             },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => write(stream, info, b"\n").await?,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                write(stream, info, b"\n").await?;
+                replica.progressed();
+            }
             _ = info.kill.notified() => return Err("killed".into()),
         }
     };
@@ -627,7 +660,8 @@ async fn diskless_sync(
                 srv.stats
                     .net_repl_output_bytes
                     .fetch_add(d.len() as u64, Relaxed);
-                write(stream, info, &d).await?
+                write(stream, info, &d).await?;
+                replica.progressed();
             }
             Some(diskless::Chunk::End(true)) => break,
             _ => return Err("the diskless snapshot failed".into()),
@@ -655,7 +689,11 @@ async fn diskless_sync(
         tokio::select! {
             n = stream.read_buf(&mut rbuf) => match n {
                 Ok(0) | Err(_) => return Err("closed by the replica".into()),
-                Ok(_) => last_io = tokio::time::Instant::now(),
+                Ok(n) => {
+                    last_io = tokio::time::Instant::now();
+                    replica.heard(srv, n);
+                    replica.progressed();
+                }
             },
             _ = tokio::time::sleep_until(last_io + timeout) => {
                 return Err("timeout waiting for the replica's first ACK".into());
@@ -684,7 +722,7 @@ async fn full_sync(
     rbuf: Vec<u8>,
 ) -> Result<(), String> {
     // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
-    while srv.persist.saving.swap(true, Relaxed) {
+    while !srv.persist.try_claim() {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             _ = info.kill.notified() => return Err("killed".into()),
@@ -723,8 +761,13 @@ async fn full_sync(
         tokio::select! {
             r = &mut saving => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if write(stream, info, b"\n").await.is_err() {
-                    // The job goes on to its end; its file is removed below.
+                if write(stream, info, b"\n").await.is_ok() {
+                    replica.progressed();
+                } else {
+                    // The job goes on to its end (its file is removed
+                    // below); the stream is let go at once, so it pins
+                    // nothing meanwhile.
+                    drop(rx);
                     let _ = saving.await;
                     srv.persist.saving.store(false, Relaxed);
                     let _ = std::fs::remove_file(&tmp);
@@ -739,7 +782,7 @@ async fn full_sync(
         return Err("the snapshot failed".into());
     }
     replica.state.store(SEND_BULK, Relaxed);
-    let sent = send_file(stream, info, &tmp).await;
+    let sent = send_file(stream, info, replica, &tmp).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
     replica.online();
@@ -767,10 +810,17 @@ async fn stream_to(
         unauthenticated: false,
     };
     loop {
-        read_acks(&mut parser, &mut rbuf, limits, replica, &srv.repl.acked)?;
+        // ACKs are read even while there is always more to send.
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(4096);
         }
+        match stream.try_read_buf(&mut rbuf) {
+            Ok(0) => return Err("closed by the replica".into()),
+            Ok(n) => replica.heard(srv, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err("closed by the replica".into()),
+        }
+        read_acks(&mut parser, &mut rbuf, limits, replica, &srv.repl.acked)?;
         // What the replica has not taken, straight from the shared buffer
         // (up to 1 MiB per write).
         out.clear();
@@ -787,9 +837,7 @@ async fn stream_to(
             _ = rx.changed() => {}
             n = stream.read_buf(&mut rbuf) => match n {
                 Ok(0) | Err(_) => return Err("closed by the replica".into()),
-                Ok(n) => {
-                    srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
-                }
+                Ok(n) => replica.heard(srv, n),
             },
             _ = info.kill.notified() => return Err("killed".into()),
         }
@@ -802,6 +850,7 @@ async fn stream_to(
 async fn send_file(
     stream: &mut TcpStream,
     info: &crate::client::ClientInfo,
+    replica: &Replica,
     path: &str,
 ) -> Result<(), String> {
     use std::io::Read;
@@ -821,6 +870,7 @@ async fn send_file(
             return Ok(());
         }
         write(stream, info, &buf[..n]).await?;
+        replica.progressed();
     }
 }
 
@@ -891,7 +941,8 @@ fn read_acks(
                 && sub.eq_ignore_ascii_case(b"ack")
                 && let Some(off) = protocol::number::parse_i64(off)
             {
-                replica.ack.store(off.max(0) as u64, Relaxed);
+                // (Offsets only go up: a stale ACK does not lower it.)
+                replica.ack.fetch_max(off.max(0) as u64, Relaxed);
                 replica.ack_ms.store(crate::db::now_ms(), Relaxed);
                 acked.notify_waiters();
                 any = true;
@@ -905,4 +956,34 @@ fn read_acks(
     }
     rbuf.drain(..pos);
     Ok(any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loading replica's keep-alive newlines and its ACKs, as they come.
+    #[test]
+    fn newlines_and_acks_from_a_replica() {
+        let mut p = RequestParser::new();
+        let limits = Limits {
+            max_bulk: 1 << 20,
+            unauthenticated: false,
+        };
+        let mut seen = Vec::new();
+        let buf = b"\n\n*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$2\r\n42\r\n";
+        let mut pos = 0;
+        while pos < buf.len() {
+            match next_command(&mut p, &buf[pos..], limits, |a| {
+                seen.push(a.iter().map(|x| x.to_vec()).collect::<Vec<_>>())
+            }) {
+                Ok(Some(n)) => pos += n,
+                other => panic!("at {pos}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![vec![b"REPLCONF".to_vec(), b"ACK".to_vec(), b"42".to_vec()]]
+        );
+    }
 }

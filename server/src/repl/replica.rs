@@ -73,6 +73,12 @@ pub struct Link {
     generation: AtomicU64,
     /// Woken with each bump (a link waiting on its master notices at once).
     changed: tokio::sync::Notify,
+    /// Held by a link task for its life: the next one starts only once the
+    /// previous one has ended (never two links applying or loading).
+    task: tokio::sync::Mutex<()>,
+    /// Held while REPLICAOF switches roles (two at once would shift the
+    /// IDs twice).
+    switching: Mutex<()>,
     pub state: AtomicU8,
     /// When the link went down (unix ms; 0 = never up).
     pub down_since_ms: AtomicU64,
@@ -152,6 +158,7 @@ pub enum Changed {
 /// REPLICAOF host port | NO ONE (and `replicaof` at start-up).
 pub fn set_master(srv: &Arc<Server>, target: Option<(String, u16)>) -> Changed {
     let link = &srv.repl.link;
+    let _one = link.switching.lock().unwrap_or_else(|p| p.into_inner());
     let was = link.master();
     if target.is_some() && target == was {
         return Changed::AlreadyConnected;
@@ -226,6 +233,7 @@ pub fn start(srv: &Arc<Server>, master: (String, u16), loaded_rdb: bool) {
 /// second after each failure, until another REPLICAOF.
 async fn run(srv: Arc<Server>, generation: u64) {
     let link = &srv.repl.link;
+    let _only = link.task.lock().await;
     loop {
         if link.generation.load(Relaxed) != generation {
             return;
@@ -560,6 +568,7 @@ async fn full_sync(
     offset: u64,
 ) -> Result<usize, String> {
     let link = &srv.repl.link;
+    let generation = io.generation;
     let line = io.line().await?;
     if line.starts_with(b"-") {
         return Err(format!(
@@ -610,6 +619,7 @@ async fn full_sync(
         let loader = tokio::task::spawn_blocking(move || {
             load(
                 &srv2,
+                generation,
                 Source::Stream(Box::new(ChannelReader {
                     rx,
                     cur: Vec::new(),
@@ -643,7 +653,7 @@ async fn full_sync(
             }
         }
         drop(tx);
-        let loaded = loader.await.map_err(|_| "the load failed".to_string())?;
+        let loaded = while_loading(io, loader).await?;
         fed?;
         let db = loaded?;
         notice!("MASTER <-> REPLICA sync: Finished with success");
@@ -701,13 +711,30 @@ async fn full_sync(
     }
     let srv2 = srv.clone();
     let replid2 = replid.to_string();
-    let loaded =
-        tokio::task::spawn_blocking(move || load(&srv2, Source::File(target), &replid2, offset))
-            .await
-            .map_err(|_| "the load failed".to_string())?;
+    let loader = tokio::task::spawn_blocking(move || {
+        load(&srv2, generation, Source::File(target), &replid2, offset)
+    });
+    let loaded = while_loading(io, loader).await?;
     let db = loaded?;
     notice!("MASTER <-> REPLICA sync: Finished with success");
     Ok(db)
+}
+
+/// Waits for the load, sending our master a newline every second
+/// meanwhile (Redis' `replicationSendNewlineToMaster`: the master's
+/// `repl-timeout` sees a replica that loads, not a dead one).
+async fn while_loading<T>(
+    io: &mut Io,
+    mut loader: tokio::task::JoinHandle<T>,
+) -> Result<T, String> {
+    loop {
+        tokio::select! {
+            r = &mut loader => return r.map_err(|_| "the load failed".to_string()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let _ = io.s.write_all(b"\n").await;
+            }
+        }
+    }
 }
 
 /// `repl-diskless-load on-empty-db` (the config's enum value).
@@ -747,12 +774,30 @@ impl std::io::Read for ChannelReader {
 
 /// Replaces our data with the RDB `path` (clients get `-LOADING`
 /// meanwhile) and takes the master's history. Returns the stream's DB.
-fn load(srv: &Arc<Server>, src: Source, replid: &str, offset: u64) -> Result<usize, String> {
+fn load(
+    srv: &Arc<Server>,
+    generation: u64,
+    src: Source,
+    replid: &str,
+    offset: u64,
+) -> Result<usize, String> {
     srv.persist.begin_loading();
+    // (Clients get -LOADING from here on, REPLICAOF included: the last
+    // moment another one can have come.)
+    if srv.repl.link.generation.load(Relaxed) != generation {
+        srv.persist.end_loading();
+        return Err("Replication reconfigured before the load".into());
+    }
     let aof = srv.config().appendonly;
     if aof {
         // The AOF restarts from the new data (Redis' restartAOFAfterSYNC).
         crate::persist::aof::turn_off(srv);
+    }
+    // No snapshot while the data is replaced: one running stops (Redis
+    // kills its child), none starts until the load ends.
+    while !srv.persist.try_claim() {
+        srv.persist.abort_bgsave(srv);
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     // Our replicas, of another history, sync again.
@@ -770,7 +815,9 @@ fn load(srv: &Arc<Server>, src: Source, replid: &str, offset: u64) -> Result<usi
         Source::Stream(rd) => crate::persist::rdb::load_from(srv, rd, false)
             .map(|(keys, expired, _)| Some((keys, expired))),
     };
-    srv.persist.end_loading();
+    // The master's history is ours only with its data: a failed load
+    // leaves no history (the next PSYNC asks `? -1`), so nothing can
+    // continue on an empty or partial dataset.
     let db = srv
         .repl
         .link
@@ -778,8 +825,18 @@ fn load(srv: &Arc<Server>, src: Source, replid: &str, offset: u64) -> Result<usi
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .stream_db;
-    srv.repl.adopt_id(replid);
-    srv.repl.link.stream_db.store(db, Relaxed);
+    let loaded = matches!(r, Ok(Some(_)));
+    if loaded {
+        srv.repl.adopt_id(replid);
+        srv.repl.link.stream_db.store(db, Relaxed);
+    } else {
+        for i in 0..srv.ks.db_count() {
+            srv.ks.flush_db(i);
+        }
+        srv.repl.link.history.store(false, Relaxed);
+    }
+    srv.persist.saving.store(false, Relaxed);
+    srv.persist.end_loading();
     if aof && let Err(e) = crate::persist::aof::turn_on(srv, false) {
         warning!("Failed enabling the AOF after successful master synchronization! {e}");
     }
@@ -789,12 +846,7 @@ fn load(srv: &Arc<Server>, src: Source, replid: &str, offset: u64) -> Result<usi
             notice!("Done loading RDB, keys loaded: {keys}, keys expired: {expired}.");
             Ok(db)
         }
-        _ => {
-            for i in 0..srv.ks.db_count() {
-                srv.ks.flush_db(i);
-            }
-            Err("Failed trying to load the MASTER synchronization DB from disk".into())
-        }
+        _ => Err("Failed trying to load the MASTER synchronization DB from disk".into()),
     }
 }
 
@@ -863,8 +915,15 @@ async fn apply_loop(
                 break;
             }
             let mut acked = false;
+            // One hold of the apply lock for the command, its relayed bytes
+            // and the stream's DB: a snapshot point is never in between.
+            let applying = link.hold_apply();
+            if link.generation.load(Relaxed) != generation {
+                // Another REPLICAOF: not one more command of this master.
+                return Ok(());
+            }
             let r = super::next_command(&mut parser, rest, limits, |argv| {
-                let _g = link.hold_apply();
+                let _relayed = crate::propagate::Relayed::enter();
                 let now = now_ms();
                 crate::exec::execute(srv, client, &mut out, now, argv);
                 if out.buf.first() == Some(&b'-') {
@@ -883,19 +942,17 @@ async fn apply_loop(
                 Err(super::ProtocolError) => return Err("Protocol error from MASTER".into()),
             };
             ack_now |= acked;
-            {
-                let _g = link.hold_apply();
-                if client.multi.is_some() {
-                    tx.extend_from_slice(&rest[..n]);
-                } else if tx.is_empty() {
-                    srv.prop.feed(&rest[..n]);
-                } else {
-                    tx.extend_from_slice(&rest[..n]);
-                    srv.prop.feed(&tx);
-                    tx.clear();
-                }
+            if client.multi.is_some() {
+                tx.extend_from_slice(&rest[..n]);
+            } else if tx.is_empty() {
+                srv.prop.feed(&rest[..n]);
+            } else {
+                tx.extend_from_slice(&rest[..n]);
+                srv.prop.feed(&tx);
+                tx.clear();
             }
             link.stream_db.store(client.db, Relaxed);
+            drop(applying);
             pos += n;
         }
         buf.drain(..pos);
