@@ -367,3 +367,30 @@ fn shutdown_waits_for_lagging_replicas() {
             .contains("1 of 1 replicas are in sync when shutting down.")
     );
 }
+
+/// FLUSHALL while a full sync's snapshot runs stops that snapshot (as
+/// Redis kills its child) instead of waiting on it: the server answers,
+/// and the replica syncs again to the emptied dataset.
+#[test]
+fn flushall_during_a_full_sync() {
+    let ours = Server::start(&["--enable-debug-command", "yes"]);
+    let mut m = ours.conn();
+    assert_eq!(m.cmd("DEBUG POPULATE 300000 key 64"), b"+OK\r\n");
+    let Some(redis) =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &ours.port().to_string()])
+    else {
+        return;
+    };
+    wait_until("the transfer to start", Duration::from_secs(10), || {
+        ours.log().contains("Starting BGSAVE for SYNC")
+    });
+    m.set_timeout(Duration::from_secs(10));
+    assert_eq!(m.cmd("FLUSHALL"), b"+OK\r\n");
+    assert_eq!(m.cmd("PING"), b"+PONG\r\n");
+    assert_eq!(m.cmd("SET after flush"), b"+OK\r\n");
+    let mut r = redis.conn();
+    wait_link_up(&mut r);
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(r.cmd("DBSIZE"), b":1\r\n");
+    assert_eq!(r.cmd("GET after"), b"$5\r\nflush\r\n");
+}

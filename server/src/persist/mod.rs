@@ -35,6 +35,8 @@ pub struct Persist {
     pub saving: AtomicBool,
     /// Set to stop the BGSAVE in progress (FLUSHALL, SHUTDOWN).
     abort: AtomicBool,
+    /// A claim that goes first is waiting ([`Persist::claim_first`]).
+    reserved: AtomicBool,
     /// The one load of the command gate: the last save failed (see
     /// [`Persist::writes_denied`]) or the dataset is loading.
     pub gate: AtomicBool,
@@ -261,15 +263,33 @@ impl Persist {
         s.loaded_expired = expired;
     }
 
+    /// Whether the snapshot in progress was asked to stop.
+    pub fn aborting(&self) -> bool {
+        self.abort.load(Relaxed)
+    }
+
     /// Takes the one snapshot slot (a replication transfer, a replica's
     /// load): false while a BGSAVE, AOF rewrite or transfer holds it. A
     /// stop asked of an earlier one is forgotten.
     pub fn try_claim(&self) -> bool {
-        if self.saving.swap(true, Relaxed) {
+        if self.reserved.load(Relaxed) || self.saving.swap(true, Relaxed) {
             return false;
         }
         self.abort.store(false, Relaxed);
         true
+    }
+
+    /// Takes the snapshot slot before anyone else (a replica's load): the
+    /// snapshot holding it is stopped, and no other claim gets in
+    /// meanwhile. Blocks: call it off the executor.
+    pub fn claim_first(&self, srv: &Server) {
+        self.reserved.store(true, Relaxed);
+        while self.saving.swap(true, Relaxed) {
+            self.abort_bgsave(srv);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.abort.store(false, Relaxed);
+        self.reserved.store(false, Relaxed);
     }
 
     /// Stops the BGSAVE (or AOF rewrite, which is rescheduled) in

@@ -493,8 +493,18 @@ impl Job {
         let s2 = job.sink.clone();
         // On a replica, the snapshot point is never between a change of
         // the master's stream and its offset (repl/replica.rs): the file's
-        // `repl-offset` is exactly what it holds.
-        let _applying = srv.repl.link.hold_apply();
+        // `repl-offset` is exactly what it holds. (Waited for with an eye
+        // on a stop: the command holding it may be a FLUSHALL waiting for
+        // this very snapshot to end.)
+        let _applying = loop {
+            if let Some(g) = srv.repl.link.try_hold_apply() {
+                break g;
+            }
+            if srv.persist.aborting() {
+                return Err(Logged);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        };
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
@@ -734,13 +744,9 @@ pub fn save_empty(srv: &Server) -> Result<(), Logged> {
 
 /// An empty snapshot to `dest` (also the AOF base created at start-up).
 pub fn save_empty_to(srv: &Server, dest: Dest) -> Result<(), Logged> {
+    // (No replication fields: FLUSHALL's save is taken before FLUSHALL is
+    // in the stream, so its offset would not match its data.)
     let mut job = Job::open(srv, dest, None)?;
-    if !job.commands {
-        let aux = repl_aux(srv);
-        let mut o = job.sink.out.lock().unwrap_or_else(|p| p.into_inner());
-        o.pending += aux.len();
-        o.chunks.push(aux);
-    }
     let r = job.finish();
     job.done = true;
     r
@@ -761,6 +767,11 @@ pub fn save_file(srv: &Server) -> Result<(), Logged> {
 /// in that DB).
 fn repl_aux(srv: &Server) -> Vec<u8> {
     let mut buf = Vec::with_capacity(128);
+    if !srv.repl.link.has_history() {
+        // A replica whose load failed has no history to continue (Redis'
+        // rdbPopulateSaveInfo leaves the fields out then).
+        return buf;
+    }
     let mut ib = itoa::Buffer::new();
     let db = srv.repl.link.stream_db();
     file::write_aux(&mut buf, "repl-stream-db", ib.format(db).as_bytes());

@@ -138,6 +138,7 @@ async fn coordinate(srv: Arc<Server>) {
     }
     let tee = Tee {
         to: senders.iter().cloned().map(Some).collect(),
+        srv: srv.clone(),
     };
     let mut subs = Vec::with_capacity(waiters.len());
     let job = rdb::Job::start_stream(&srv, Box::new(tee), |s| {
@@ -160,12 +161,17 @@ async fn coordinate(srv: Arc<Server>) {
         let _ = w.start.send(Session { offset, rx, chunks });
     }
     let srv2 = srv.clone();
-    let ok = tokio::task::spawn_blocking(move || job.run(&srv2))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    srv.persist.saving.store(false, Relaxed);
+    // (The slot is let go on the job's own thread: FLUSHALL's wait for it
+    // must not depend on this task running.)
+    let ok = tokio::task::spawn_blocking(move || {
+        let r = job.run(&srv2);
+        srv2.persist.saving.store(false, Relaxed);
+        r
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or(false);
     if ok {
         notice!("Diskless transfer to replicas ended: success");
     } else {
@@ -177,9 +183,11 @@ async fn coordinate(srv: Arc<Server>) {
 }
 
 /// Copies the snapshot's bytes to every replica of the transfer (the
-/// walker's thread blocks while the slowest one is 16 chunks behind).
+/// walker's thread waits while the slowest one is 16 chunks behind, and
+/// gives up when the snapshot is stopped: FLUSHALL, a replica's load).
 struct Tee {
     to: Vec<Option<mpsc::Sender<Chunk>>>,
+    srv: Arc<Server>,
 }
 
 impl Write for Tee {
@@ -187,11 +195,28 @@ impl Write for Tee {
         let data = Arc::new(buf.to_vec());
         let mut alive = false;
         for slot in self.to.iter_mut() {
-            if let Some(tx) = slot {
-                if tx.blocking_send(Chunk::Data(data.clone())).is_ok() {
-                    alive = true;
-                } else {
-                    *slot = None;
+            let Some(tx) = slot else { continue };
+            let mut chunk = Chunk::Data(data.clone());
+            loop {
+                match tx.try_send(chunk) {
+                    Ok(()) => {
+                        alive = true;
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Full(c)) => {
+                        if self.srv.persist.aborting() {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::Interrupted,
+                                "snapshot stopped",
+                            ));
+                        }
+                        chunk = c;
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        *slot = None;
+                        break;
+                    }
                 }
             }
         }

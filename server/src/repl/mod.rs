@@ -70,7 +70,8 @@ pub struct Replica {
     pub ack_ms: AtomicU64,
     /// It came with the old SYNC: it sends no ACKs (no `repl-timeout`).
     pub pre_psync: bool,
-    /// The last progress of its transfer (unix ms), while not online.
+    /// When the pending write of its full sync started (unix ms; 0: none
+    /// pending).
     pub io_ms: AtomicU64,
 }
 
@@ -81,12 +82,6 @@ impl Replica {
     fn heard(&self, srv: &Server, n: usize) {
         srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         self.ack_ms.store(crate::db::now_ms(), Relaxed);
-    }
-
-    /// Bytes of its transfer reached the replica's socket (the timeout of
-    /// a replica not online yet counts from the last progress).
-    fn progressed(&self) {
-        self.io_ms.store(crate::db::now_ms(), Relaxed);
     }
 
     /// The replica goes online: its ACK clock starts now (Redis'
@@ -469,15 +464,16 @@ pub fn cron(srv: &Server, now_ms: u64, last_ping_ms: &mut u64) {
     let timeout_ms = srv.config().repl_timeout.max(1) as u64 * 1000;
     for r in srv.repl.replicas() {
         let online = r.state.load(Relaxed) == ONLINE;
-        // Online: no ACK (nor newline) for that long. Before: its transfer
-        // made no progress (a replica that stopped reading would hold
-        // the snapshot, and every later one, forever).
+        // Online: no ACK (nor newline) for that long. Before: a write of
+        // its transfer stuck for that long (a replica that stopped reading
+        // would hold the snapshot, and every later one, forever).
         let (since, what) = if online {
             (r.ack_ms.load(Relaxed), "streaming sync")
         } else {
             (r.io_ms.load(Relaxed), "full sync")
         };
-        if (!online || !r.pre_psync)
+        if since != 0
+            && (!online || !r.pre_psync)
             && now_ms.saturating_sub(since) > timeout_ms
             && let Some(c) = srv.clients.get(r.client_id)
             && !c.killed.load(Relaxed)
@@ -527,7 +523,7 @@ pub async fn serve_replica(
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(crate::db::now_ms()),
         pre_psync: !req.psync,
-        io_ms: AtomicU64::new(crate::db::now_ms()),
+        io_ms: AtomicU64::new(0),
     });
     srv.repl.lock().push(replica.clone());
     srv.repl.alone_since_ms.store(0, Relaxed);
@@ -633,8 +629,7 @@ async fn diskless_sync(
                 Err(_) => return Err("the diskless transfer could not start".into()),
             },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                write(stream, info, b"\n").await?;
-                replica.progressed();
+                transfer(stream, info, replica, b"\n").await?;
             }
             _ = info.kill.notified() => return Err("killed".into()),
         }
@@ -646,13 +641,13 @@ async fn diskless_sync(
     } = session;
     if req.psync {
         let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid());
-        write(stream, info, line.as_bytes()).await?;
+        transfer(stream, info, replica, line.as_bytes()).await?;
     }
     let mark = diskless::eof_mark();
     let mut head = b"$EOF:".to_vec();
     head.extend_from_slice(&mark);
     head.extend_from_slice(b"\r\n");
-    write(stream, info, &head).await?;
+    transfer(stream, info, replica, &head).await?;
     replica.state.store(SEND_BULK, Relaxed);
     loop {
         match chunks.recv().await {
@@ -660,14 +655,13 @@ async fn diskless_sync(
                 srv.stats
                     .net_repl_output_bytes
                     .fetch_add(d.len() as u64, Relaxed);
-                write(stream, info, &d).await?;
-                replica.progressed();
+                transfer(stream, info, replica, &d).await?;
             }
             Some(diskless::Chunk::End(true)) => break,
             _ => return Err("the diskless snapshot failed".into()),
         }
     }
-    write(stream, info, &mark).await?;
+    transfer(stream, info, replica, &mark).await?;
     // The replica goes online with its first ACK, after it loaded the
     // payload (Redis' `repl_put_online_on_ack`): the mark must be the last
     // thing it reads before that, or it could not find the payload's end.
@@ -692,7 +686,6 @@ async fn diskless_sync(
                 Ok(n) => {
                     last_io = tokio::time::Instant::now();
                     replica.heard(srv, n);
-                    replica.progressed();
                 }
             },
             _ = tokio::time::sleep_until(last_io + timeout) => {
@@ -722,10 +715,16 @@ async fn full_sync(
     rbuf: Vec<u8>,
 ) -> Result<(), String> {
     // One snapshot at a time: wait for a BGSAVE or AOF rewrite to end.
+    // (A newline every second meanwhile, as while it is written.)
+    let mut last_nl = tokio::time::Instant::now();
     while !srv.persist.try_claim() {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             _ = info.kill.notified() => return Err("killed".into()),
+        }
+        if last_nl.elapsed() >= Duration::from_secs(1) {
+            last_nl = tokio::time::Instant::now();
+            transfer(stream, info, replica, b"\n").await?;
         }
     }
     let tmp = format!("temp-repl-{}-{}.rdb", std::process::id(), info.id);
@@ -749,34 +748,39 @@ async fn full_sync(
     notice!("Starting BGSAVE for SYNC with target: disk (replication offset {offset})");
     if req.psync {
         let line = format!("+FULLRESYNC {} {offset}\r\n", srv.repl.replid());
-        if write(stream, info, line.as_bytes()).await.is_err() {
+        if transfer(stream, info, replica, line.as_bytes())
+            .await
+            .is_err()
+        {
             srv.persist.saving.store(false, Relaxed);
             return Err("write error".into());
         }
     }
     let srv2 = srv.clone();
-    let mut saving = tokio::task::spawn_blocking(move || job.run(&srv2));
+    // (The slot is let go on the job's own thread: FLUSHALL's wait for it
+    // must not depend on this task running.)
+    let mut saving = tokio::task::spawn_blocking(move || {
+        let r = job.run(&srv2);
+        srv2.persist.saving.store(false, Relaxed);
+        r
+    });
     // Newlines while the file is written (the replica's read timeout).
     let saved = loop {
         tokio::select! {
             r = &mut saving => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if write(stream, info, b"\n").await.is_ok() {
-                    replica.progressed();
-                } else {
+                if transfer(stream, info, replica, b"\n").await.is_err() {
                     // The job goes on to its end (its file is removed
                     // below); the stream is let go at once, so it pins
                     // nothing meanwhile.
                     drop(rx);
                     let _ = saving.await;
-                    srv.persist.saving.store(false, Relaxed);
                     let _ = std::fs::remove_file(&tmp);
                     return Err("write error".into());
                 }
             }
         }
     };
-    srv.persist.saving.store(false, Relaxed);
     if !matches!(saved, Ok(Some(true))) {
         let _ = std::fs::remove_file(&tmp);
         return Err("the snapshot failed".into());
@@ -829,7 +833,7 @@ async fn stream_to(
             Some(0) => {}
             Some(n) => {
                 srv.stats.net_repl_output_bytes.fetch_add(n as u64, Relaxed);
-                write(stream, info, &out).await?;
+                write_reading(stream, info, replica, srv, &out, &mut rbuf).await?;
                 continue;
             }
         }
@@ -860,7 +864,7 @@ async fn send_file(
         .metadata()
         .map_err(|e| format!("can't stat the RDB for the replica: {e}"))?
         .len();
-    write(stream, info, format!("${len}\r\n").as_bytes()).await?;
+    transfer(stream, info, replica, format!("${len}\r\n").as_bytes()).await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f
@@ -869,8 +873,7 @@ async fn send_file(
         if n == 0 {
             return Ok(());
         }
-        write(stream, info, &buf[..n]).await?;
-        replica.progressed();
+        transfer(stream, info, replica, &buf[..n]).await?;
     }
 }
 
@@ -889,6 +892,56 @@ async fn write(
         r = stream.write_all(bytes) => r.map_err(|_| "write error".to_string()),
         _ = info.kill.notified() => Err("killed".into()),
     }
+}
+
+/// [`write`] to an online replica that goes on reading what it sends
+/// (its ACKs and keep-alive newlines) while the write waits on a full
+/// socket: a replica busy loading is not taken for a dead one.
+async fn write_reading(
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    srv: &Server,
+    bytes: &[u8],
+    rbuf: &mut Vec<u8>,
+) -> Result<(), String> {
+    let (mut rh, mut wh) = stream.split();
+    let mut at = 0;
+    while at < bytes.len() {
+        if info.killed.load(Relaxed) {
+            return Err("killed".into());
+        }
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(4096);
+        }
+        tokio::select! {
+            r = wh.write(&bytes[at..]) => match r {
+                Ok(0) | Err(_) => return Err("write error".into()),
+                Ok(n) => at += n,
+            },
+            n = rh.read_buf(rbuf) => match n {
+                Ok(0) | Err(_) => return Err("closed by the replica".into()),
+                Ok(n) => replica.heard(srv, n),
+            },
+            _ = info.kill.notified() => return Err("killed".into()),
+        }
+    }
+    Ok(())
+}
+
+/// [`write`] of part of a full sync's transfer: the replica's `io_ms`
+/// marks the write as pending, so the cron drops a replica whose own write
+/// is stuck for `repl-timeout` (one that waits for data is not).
+async fn transfer(
+    stream: &mut TcpStream,
+    info: &crate::client::ClientInfo,
+    replica: &Replica,
+    bytes: &[u8],
+) -> Result<(), String> {
+    replica.io_ms.store(crate::db::now_ms().max(1), Relaxed);
+    let r = write(stream, info, bytes).await;
+    replica.io_ms.store(0, Relaxed);
+    r
 }
 
 /// A protocol error in a replication link's input.

@@ -131,8 +131,23 @@ impl Link {
         self.apply.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Link::hold_apply`] if it is free now.
+    pub fn try_hold_apply(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.apply.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     pub fn set_file_repl(&self, f: FileRepl) {
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// Whether our data continues a replication history: always on a
+    /// master; on a replica, once a sync succeeded (or its RDB said so).
+    pub fn has_history(&self) -> bool {
+        !self.is_replica() || self.history.load(Relaxed)
     }
 
     /// Whether the link is up (`master_link_status:up`).
@@ -795,10 +810,7 @@ fn load(
     }
     // No snapshot while the data is replaced: one running stops (Redis
     // kills its child), none starts until the load ends.
-    while !srv.persist.try_claim() {
-        srv.persist.abort_bgsave(srv);
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    srv.persist.claim_first(srv);
     notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     // Our replicas, of another history, sync again.
     srv.prop.new_history(offset);
@@ -826,10 +838,13 @@ fn load(
         .unwrap_or_else(|p| p.into_inner())
         .stream_db;
     let loaded = matches!(r, Ok(Some(_)));
-    if loaded {
+    // (A role switch that slipped in just before the load keeps the IDs it
+    // set: the master's are no longer ours to take.)
+    let current = srv.repl.link.generation.load(Relaxed) == generation;
+    if loaded && current {
         srv.repl.adopt_id(replid);
         srv.repl.link.stream_db.store(db, Relaxed);
-    } else {
+    } else if !loaded {
         for i in 0..srv.ks.db_count() {
             srv.ks.flush_db(i);
         }
