@@ -906,3 +906,31 @@ fn a_restarted_master_continues_its_replicas() {
     assert_eq!(c.cmd("DBSIZE"), m.cmd("DBSIZE"), "the expired key's DEL");
     Dataset::take(&mut m, &sets).check(&mut c, "after the master's restart");
 }
+
+/// A replica that comes back after more than the backlog holds was written
+/// gets a full sync (and the data of both is the same).
+#[test]
+fn backlog_overflow_means_a_full_sync() {
+    let master = Server::start(&["--repl-backlog-size", "16384"]);
+    let mut m = master.conn();
+    let r = Server::start(&args(&replicaof(master.port())));
+    let mut c = r.conn();
+    wait_link_up(&mut c);
+    m.cmd("SET a 1");
+    wait_caught_up(&mut m, &mut c);
+    assert_eq!(c.cmd("CLIENT KILL TYPE master"), b":1\r\n");
+    // Far more than 16 KiB before the replica is back (it retries after 1 s).
+    let big = "v".repeat(1000);
+    for i in 0..100 {
+        m.send(&["SET", &format!("k{i}"), &big]);
+    }
+    wait_until("the resync", Duration::from_secs(30), || {
+        int_field(&mut m, "stats", "sync_full") == 2
+    });
+    assert_eq!(int_field(&mut m, "stats", "sync_partial_ok"), 0);
+    assert_eq!(int_field(&mut m, "stats", "sync_partial_err"), 1);
+    wait_link_up(&mut c);
+    wait_caught_up(&mut m, &mut c);
+    assert_eq!(c.cmd("DBSIZE"), b":101\r\n");
+    assert_eq!(c.cmd("STRLEN k99"), b":1000\r\n");
+}
