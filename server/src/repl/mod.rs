@@ -786,7 +786,7 @@ async fn full_sync(
         return Err("the snapshot failed".into());
     }
     replica.state.store(SEND_BULK, Relaxed);
-    let sent = send_file(stream, info, replica, &tmp).await;
+    let sent = send_file(srv, stream, info, replica, &tmp).await;
     let _ = std::fs::remove_file(&tmp);
     sent?;
     replica.online();
@@ -852,6 +852,7 @@ async fn stream_to(
 /// reads come from the page cache, so plain reads do not hold the
 /// executor up.)
 async fn send_file(
+    srv: &Server,
     stream: &mut TcpStream,
     info: &crate::client::ClientInfo,
     replica: &Replica,
@@ -874,6 +875,7 @@ async fn send_file(
             return Ok(());
         }
         transfer(stream, info, replica, &buf[..n]).await?;
+        srv.stats.net_repl_output_bytes.fetch_add(n as u64, Relaxed);
     }
 }
 
