@@ -934,3 +934,71 @@ fn backlog_overflow_means_a_full_sync() {
     assert_eq!(c.cmd("DBSIZE"), b":101\r\n");
     assert_eq!(c.cmd("STRLEN k99"), b":1000\r\n");
 }
+
+/// Links dropped from either side while a client writes without pause:
+/// every resync is partial or full as the backlog allows, and once the
+/// writes stop the replica (ours) and a redis-server replica of it
+/// (chained) hold exactly the master's counters and keys.
+#[test]
+fn links_dropped_under_load() {
+    let master = Server::start(&["--repl-backlog-size", "64mb"]);
+    let mut m = master.conn();
+    let r = Server::start(&args(&replicaof(master.port())));
+    let mut c = r.conn();
+    wait_link_up(&mut c);
+    let chained = RedisServer::start_with(&args(&replicaof(r.port())));
+    let port = master.port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = Conn::connect(port).unwrap();
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut bytes = Vec::new();
+            for i in 0..50u64 {
+                let k = format!("c{}", (n + i) % 100);
+                bytes.extend_from_slice(&tests::resp::encode_command(&["INCR", k.as_str()]));
+                let s = format!("s{}", (n + i) % 300);
+                bytes.extend_from_slice(&tests::resp::encode_command(&["SET", s.as_str(), "x"]));
+            }
+            bytes.extend_from_slice(&tests::resp::encode_command(&["MULTI"]));
+            bytes.extend_from_slice(&tests::resp::encode_command(&["INCR", "tx"]));
+            bytes.extend_from_slice(&tests::resp::encode_command(&["DEL", "s0"]));
+            bytes.extend_from_slice(&tests::resp::encode_command(&["EXEC"]));
+            w.write_raw(&bytes).unwrap();
+            for _ in 0..104 {
+                w.read_reply().unwrap();
+            }
+            n += 50;
+        }
+        n
+    });
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(250));
+        if round % 2 == 0 {
+            c.cmd("CLIENT KILL TYPE master");
+        } else {
+            m.cmd("CLIENT KILL TYPE replica");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = writer.join().unwrap();
+    assert!(n > 1000, "too few writes: {n}");
+    wait_link_up(&mut c);
+    wait_caught_up(&mut m, &mut c);
+    let mut keys: Vec<Vec<u8>> = (0..100).map(|i| format!("c{i}").into_bytes()).collect();
+    keys.extend((0..300).map(|i| format!("s{i}").into_bytes()));
+    keys.push(b"tx".to_vec());
+    let sets = vec![(0usize, keys)];
+    let data = Dataset::take(&mut m, &sets);
+    data.check(&mut c, "on our replica");
+    if let Some(redis) = &chained {
+        let mut rr = redis.conn();
+        wait_link_up(&mut rr);
+        wait_caught_up(&mut c, &mut rr);
+        data.check(&mut rr, "on the chained redis replica");
+    }
+    let partial = int_field(&mut m, "stats", "sync_partial_ok");
+    assert!(partial >= 1, "no partial resync at all");
+}
