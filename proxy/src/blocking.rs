@@ -76,8 +76,8 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
     let mut argv = call.argv.clone();
     loop {
         let routed = router.route(call.slot).await.map_err(|e| match e {
-            RouteError::NotReady => format!("ERR handle request, {}", crate::errors::NOT_READY),
-            RouteError::LockedTimeout => format!("ERR handle request, {}", crate::errors::LOCKED),
+            RouteError::NotReady => crate::errors::handle_request(crate::errors::NOT_READY),
+            RouteError::LockedTimeout => crate::errors::handle_request(crate::errors::LOCKED),
         })?;
         let owner = routed.backend.clone();
         if let Some(from) = routed.migrate.as_ref() {
@@ -90,13 +90,8 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
                 let req = crate::backend::mgrt_tag_one(host, port, key);
                 match src.call(&req).await {
                     Ok(r) if r.starts_with(b":") => {}
-                    Ok(r) => {
-                        return Err(format!(
-                            "ERR handle request, bad slotsmgrt resp: {}",
-                            String::from_utf8_lossy(&r).trim_end()
-                        ));
-                    }
-                    Err(e) => return Err(format!("ERR handle response, {}", e.text())),
+                    Ok(r) => return Err(crate::errors::bad_slotsmgrt_resp(&r)),
+                    Err(e) => return Err(crate::errors::handle_response(e.text())),
                 }
             }
         }

@@ -68,6 +68,67 @@ pub fn hello_syntax(opt: &[u8]) -> Vec<u8> {
     ))
 }
 
+/// Codis' wrapping of a request-side failure: `ERR handle request, <why>`.
+pub fn handle_request(why: &str) -> String {
+    format!("ERR handle request, {why}")
+}
+
+/// Codis' wrapping of a response-side failure: `ERR handle response, <why>`.
+pub fn handle_response(why: &str) -> String {
+    format!("ERR handle response, {why}")
+}
+
+/// A migration source's unexpected SLOTSMGRTTAGONE reply (Codis').
+pub fn bad_slotsmgrt_resp(reply: &[u8]) -> String {
+    handle_request(&format!(
+        "bad slotsmgrt resp: {}",
+        String::from_utf8_lossy(reply).trim_end()
+    ))
+}
+
+/// SELECT with a DB index that is not a number (Codis').
+pub const INVALID_DB: &str = "ERR invalid DB index";
+
+/// SELECT with a DB index out of range (Codis').
+pub fn invalid_db_range(n: usize) -> String {
+    format!("ERR invalid DB index, only accept DB [0,{n})")
+}
+
+/// PING / INFO / SLOTSINFO naming a server the proxy does not route to
+/// (Codis').
+pub fn backend_not_found(addr: &[u8]) -> String {
+    format!(
+        "ERR backend server '{}' not found",
+        String::from_utf8_lossy(addr)
+    )
+}
+
+/// A slot number out of range (Codis' `parse slotnum`).
+pub fn slotnum_out_of_range(s: &str) -> String {
+    format!("ERR parse slotnum '{s}' failed, out of range")
+}
+
+/// A slot number that is not a number (Codis', with Go's strconv text).
+pub fn slotnum_invalid(s: &str) -> String {
+    format!("ERR parse slotnum '{s}' failed, strconv.Atoi: parsing \"{s}\": invalid syntax")
+}
+
+/// CLIENT SETINFO with an unknown attribute (redis-server's).
+pub fn unrecognized_option(opt: &[u8]) -> Vec<u8> {
+    line(&format!(
+        "ERR Unrecognized option '{}'",
+        String::from_utf8_lossy(opt)
+    ))
+}
+
+/// CLIENT SETINFO with a value holding spaces or specials (redis-server's).
+pub fn setinfo_invalid(attr: &[u8]) -> Vec<u8> {
+    line(&format!(
+        "ERR {} cannot contain spaces, newlines or special characters.",
+        String::from_utf8_lossy(attr).to_ascii_lowercase()
+    ))
+}
+
 /// Codis' refusal: `ERR handle request, command 'X' is not allowed`.
 pub fn not_allowed(upper: &str) -> String {
     format!("command '{upper}' is not allowed")

@@ -221,16 +221,10 @@ pub fn client(m: &mut Meta, db: usize, argv: &[&[u8]]) -> ClientOut {
             } else if attr.eq_ignore_ascii_case(b"lib-ver") {
                 &mut m.lib_ver
             } else {
-                return ClientOut::Reply(errors::line(&format!(
-                    "ERR Unrecognized option '{}'",
-                    String::from_utf8_lossy(attr)
-                )));
+                return ClientOut::Reply(errors::unrecognized_option(attr));
             };
             if !valid_name(val) {
-                return ClientOut::Reply(errors::line(&format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    String::from_utf8_lossy(attr).to_ascii_lowercase()
-                )));
+                return ClientOut::Reply(errors::setinfo_invalid(attr));
             }
             *lib = val.to_vec();
             o.ok();

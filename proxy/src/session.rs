@@ -979,11 +979,11 @@ impl Session {
                         }
                     }
                     let b = if reset {
-                        err_line("ERR handle response, backend conn reset")
+                        crate::errors::RESET.to_vec()
                     } else {
                         match merge(kind, &got) {
                             Ok(b) => b,
-                            Err(t) => err_line(&format!("ERR handle response, {t}")),
+                            Err(t) => err_line(&crate::errors::handle_response(&t)),
                         }
                     };
                     self.emit(e.cmd, e.t0, &b, Origin::Proxy, e.quiet);
@@ -1132,7 +1132,7 @@ impl Session {
     /// A request-side failure: counted, wrapped, and maybe closing.
     fn fail(&mut self, text: &str) -> bool {
         self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-        self.reply(err_line(&format!("ERR handle request, {text}")));
+        self.reply(err_line(&crate::errors::handle_request(text)));
         !self.router.cfg.session_break_on_failure
     }
 
@@ -1297,10 +1297,10 @@ impl Session {
                         .ok()
                         .and_then(|s| s.parse::<i64>().ok())
                     {
-                        None => self.reply(err_line("ERR invalid DB index")),
-                        Some(v) if v < 0 || v >= n as i64 => self.reply(err_line(&format!(
-                            "ERR invalid DB index, only accept DB [0,{n})"
-                        ))),
+                        None => self.reply(err_line(crate::errors::INVALID_DB)),
+                        Some(v) if v < 0 || v >= n as i64 => {
+                            self.reply(err_line(&crate::errors::invalid_db_range(n)))
+                        }
                         Some(v) => {
                             self.db = v as usize;
                             self.reply_static(OK);
@@ -1323,10 +1323,7 @@ impl Session {
                     };
                 }
                 let Some(b) = self.router.known_backend(argv[1]) else {
-                    self.reply(err_line(&format!(
-                        "ERR backend server '{}' not found",
-                        String::from_utf8_lossy(argv[1])
-                    )));
+                    self.reply(err_line(&crate::errors::backend_not_found(argv[1])));
                     return true;
                 };
                 let mut args: Vec<&[u8]> = vec![argv[0]];
@@ -1340,10 +1337,7 @@ impl Session {
                     return true;
                 }
                 let Some(b) = self.router.known_backend(argv[1]) else {
-                    self.reply(err_line(&format!(
-                        "ERR backend server '{}' not found",
-                        String::from_utf8_lossy(argv[1])
-                    )));
+                    self.reply(err_line(&crate::errors::backend_not_found(argv[1])));
                     return true;
                 };
                 self.direct(&b, &reencode(&[b"SLOTSINFO"]));
@@ -1677,7 +1671,9 @@ impl Session {
                 self.stage(conn, data, None);
                 self.push(What::One);
             }
-            None => self.reply(err_line("ERR handle request, backend conn reset")),
+            None => self.reply(err_line(&crate::errors::handle_request(
+                crate::errors::CONN_RESET,
+            ))),
         }
     }
 
@@ -2062,10 +2058,8 @@ fn route_err_text(e: &RouteError) -> &'static str {
 fn parse_slot(s: &str) -> Result<usize, String> {
     match s.parse::<i64>() {
         Ok(v) if (0..crate::slots::MAX_SLOTS as i64).contains(&v) => Ok(v as usize),
-        Ok(_) => Err(format!("ERR parse slotnum '{s}' failed, out of range")),
-        Err(_) => Err(format!(
-            "ERR parse slotnum '{s}' failed, strconv.Atoi: parsing \"{s}\": invalid syntax"
-        )),
+        Ok(_) => Err(crate::errors::slotnum_out_of_range(s)),
+        Err(_) => Err(crate::errors::slotnum_invalid(s)),
     }
 }
 
