@@ -203,6 +203,17 @@ impl Etcd {
         Ok(v["kvs"].as_array().and_then(|a| a.first()).map(kv_of))
     }
 
+    /// Like [`Etcd::get`], with the store's revision at the read.
+    pub async fn get_rev(&self, key: &[u8]) -> Result<(Option<Kv>, i64), String> {
+        let v = self
+            .call("/v3/kv/range", json!({"key": B64.encode(key)}))
+            .await?;
+        Ok((
+            v["kvs"].as_array().and_then(|a| a.first()).map(kv_of),
+            num(&v["header"]["revision"]),
+        ))
+    }
+
     /// Every key starting with `prefix`, in key order.
     pub async fn get_prefix(&self, prefix: &[u8]) -> Result<Vec<Kv>, String> {
         let v = self

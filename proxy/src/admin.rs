@@ -176,10 +176,19 @@ impl Admin {
         cmds.sort_by(|x, y| x["opstr"].as_str().cmp(&y["opstr"].as_str()));
         let online = self.router.is_online();
         let closed = self.router.closed.load(Ordering::Relaxed);
+        let source = match self.router.table_source.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
         json!({
             "online": online,
             "online_reason": offline_reason(online, closed),
             "closed": closed,
+            "table": {
+                "source": source,
+                "version": self.router.table_version.load(Ordering::Relaxed),
+                "degraded": self.router.degraded.load(Ordering::Relaxed),
+            },
             "sentinels": {"servers": [], "masters": {}, "switched": false},
             "ops": {
                 "total": s.ops_total.load(Ordering::Relaxed),
@@ -224,31 +233,49 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// The proxy's identity: its token (derived from the product name, the
+/// addresses, the pid and the start time) and its start time.
+pub struct Identity {
+    pub token: String,
+    pub start_time: String,
+}
+
+impl Identity {
+    pub fn new(c: &crate::config::Config) -> Identity {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let token = hex16(
+            format!(
+                "{}-{}-{}-{}-{}",
+                c.product_name,
+                c.proxy_addr,
+                c.admin_addr,
+                std::process::id(),
+                now.as_nanos()
+            )
+            .as_bytes(),
+        );
+        Identity {
+            token,
+            start_time: format!("{}", now.as_secs()),
+        }
+    }
+}
+
 /// Serves the admin API until the process exits.
 pub async fn serve(
     router: Arc<Router>,
     listener: tokio::net::TcpListener,
     stop: tokio::sync::watch::Sender<bool>,
+    id: Identity,
 ) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     let c = &router.cfg;
-    let token = hex16(
-        format!(
-            "{}-{}-{}-{}-{}",
-            c.product_name,
-            c.proxy_addr,
-            c.admin_addr,
-            std::process::id(),
-            now.as_nanos()
-        )
-        .as_bytes(),
-    );
+    let Identity { token, start_time } = id;
     let admin = Arc::new(Admin {
         xauth: xauth(&c.product_name, &c.product_auth, &token),
         token,
-        start_time: format!("{}", now.as_secs()),
+        start_time,
         router: router.clone(),
         stop,
         loopback_is_remote: std::env::var(LOOPBACK_IS_REMOTE_ENV).is_ok_and(|v| v == "1"),
@@ -418,6 +445,18 @@ async fn metrics(State(a): Ctx) -> Response {
         "gauge",
         "Whether the proxy is online.",
         a.router.is_online() as u64,
+    );
+    line(
+        "codis_proxy_table_version",
+        "gauge",
+        "Version of the cluster table being served (0: none or unversioned).",
+        a.router.table_version.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_table_degraded",
+        "gauge",
+        "Whether the slot-table store is unreachable (the last table is served).",
+        a.router.degraded.load(Ordering::Relaxed) as u64,
     );
     line(
         "codis_proxy_ops_total",

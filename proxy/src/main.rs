@@ -1,7 +1,8 @@
 //! `codis-proxy`: command line (codis-proxy 3.2's flags, codis.md §3.1),
 //! start-up (config, pidfile, logging, runtime with `--ncpu` workers), the
 //! client listener with the online / max-clients gates, the `--fillslots`
-//! file watcher, and graceful shutdown on SIGTERM/SIGINT.
+//! slot-table store (a file, or `etcd://host:port/<product>`; followed by
+//! `watch`), and graceful shutdown on SIGTERM/SIGINT.
 
 mod admin;
 mod backend;
@@ -35,7 +36,9 @@ struct Args {
     /// proxy.toml
     #[arg(long)]
     config: Option<String>,
-    /// Standalone mode: JSON array of Slot objects, watched for changes.
+    /// Slot-table store, followed for changes: a file (a JSON array of
+    /// Slot objects, or a codis-ctl table), or etcd://host:port/<product>
+    /// (the table codis-ctl keeps in etcd).
     #[arg(long)]
     fillslots: Option<String>,
     /// Log file (default: stderr).
@@ -170,12 +173,36 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     let cfg = Arc::new(load_config(&args)?);
-    // Read and validate the slot file before anything listens.
-    let initial = match &args.fillslots {
-        Some(path) => {
-            let data =
-                std::fs::read(path).map_err(|e| format!("cannot read slot file {path}: {e}"))?;
-            Some(slots::parse_slots(&data).map_err(|e| format!("bad slot file {path}: {e}"))?)
+    // Read and validate a slot file before anything listens (an etcd table
+    // is read once running: etcd may be down, and the proxy waits for it).
+    let source = match &args.fillslots {
+        Some(spec) => {
+            let store = cluster::store::Store::open(spec)?;
+            let initial = match &store {
+                cluster::store::Store::File(path) => {
+                    let data = std::fs::read(path).map_err(|e| {
+                        format!("cannot read slot file {}: {e}", path.display())
+                    })?;
+                    Some(
+                        cluster::table::parse_slot_source(&data)
+                            .map_err(|e| format!("bad slot file {}: {e}", path.display()))?,
+                    )
+                }
+                cluster::store::Store::Etcd { product, .. } => {
+                    if *product != cfg.product_name {
+                        return Err(format!(
+                            "--fillslots names product {product:?} but product_name is {:?}",
+                            cfg.product_name
+                        ));
+                    }
+                    None
+                }
+            };
+            Some(Source {
+                spec: spec.clone(),
+                store: Arc::new(store),
+                initial,
+            })
         }
         None => None,
     };
@@ -196,7 +223,7 @@ fn run(args: Args) -> Result<(), String> {
             .build()
     }
     .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let res = rt.block_on(serve(cfg, args.fillslots.clone(), initial));
+    let res = rt.block_on(serve(cfg, source));
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);
     }
@@ -258,11 +285,15 @@ fn ensure_nofile(n: u64) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(
-    cfg: Arc<Config>,
-    fillslots: Option<String>,
-    initial: Option<Vec<slots::Slot>>,
-) -> Result<(), String> {
+/// The slot-table store given with `--fillslots`, and what a file held at
+/// start (version, slots).
+struct Source {
+    spec: String,
+    store: Arc<cluster::store::Store>,
+    initial: Option<(Option<u64>, Vec<slots::Slot>)>,
+}
+
+async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
     let router = Router::new(cfg.clone());
     let listener = tokio::net::TcpListener::bind(&cfg.proxy_addr)
         .await
@@ -274,15 +305,59 @@ async fn serve(
         "codis-proxy {VERSION}: proxy on {}, admin on {}",
         cfg.proxy_addr, cfg.admin_addr
     ));
-    match initial {
-        Some(s) => {
-            router.fill(&s).await;
-            log::info(&format!("loaded {} slots, online", s.len()));
+    let id = admin::Identity::new(&cfg);
+    let mut registrar = None;
+    if let Some(src) = &source {
+        *router.table_source.lock().unwrap_or_else(|p| p.into_inner()) = src.spec.clone();
+        match &src.initial {
+            Some((version, s)) => {
+                router.fill(&slots::full_table(s)).await;
+                router
+                    .table_version
+                    .store(version.unwrap_or(0), Ordering::SeqCst);
+                log::info(&format!("loaded {} slots, online", s.len()));
+            }
+            None => log::warn(&format!(
+                "offline until the table is read from {}",
+                src.store.describe()
+            )),
         }
-        None => log::warn(&format!("offline: {}", errors::OFFLINE_REASON)),
-    }
-    if let Some(path) = fillslots {
-        tokio::spawn(watch::watch_slot_file(router.clone(), path.into()));
+        // Versioned tables (codis-ctl's) get a registration.
+        let versioned = match &src.initial {
+            Some((v, _)) => v.is_some(),
+            None => true,
+        };
+        if versioned {
+            registrar = Some(Arc::new(watch::Registrar {
+                store: src.store.clone(),
+                entry: cluster::store::ProxyEntry {
+                    token: id.token.clone(),
+                    proxy_addr: cfg.proxy_addr.clone(),
+                    admin_addr: cfg.admin_addr.clone(),
+                    hostname: cluster::store::hostname(),
+                    pid: std::process::id(),
+                    start_time: id.start_time.clone(),
+                    table_version: 0,
+                    degraded: false,
+                },
+            }));
+        }
+        match &*src.store {
+            cluster::store::Store::File(path) => {
+                tokio::spawn(watch::follow_file(
+                    router.clone(),
+                    path.clone(),
+                    registrar.clone(),
+                ));
+            }
+            cluster::store::Store::Etcd { .. } => {
+                if let Some(r) = &registrar {
+                    tokio::spawn(watch::follow_etcd(router.clone(), r.clone()));
+                }
+            }
+        }
+    } else {
+        log::warn(&format!("offline: {}", errors::OFFLINE_REASON));
     }
     {
         // qps, recomputed every second from ops.total.
@@ -304,6 +379,7 @@ async fn serve(
         router.clone(),
         admin_listener,
         stop_tx.clone(),
+        id,
     ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
@@ -359,6 +435,9 @@ async fn serve(
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if let Some(r) = registrar {
+        r.withdraw().await;
     }
     Ok(())
 }

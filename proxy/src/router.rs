@@ -202,6 +202,13 @@ pub struct Router {
     /// When the proxy started (INFO uptime).
     pub started: std::time::Instant,
     fill_lock: tokio::sync::Mutex<()>,
+    /// The version of the cluster table being served (0: none, or a
+    /// Codis-style slot list without versions).
+    pub table_version: AtomicU64,
+    /// The slot-table store cannot be reached: the last table is served.
+    pub degraded: AtomicBool,
+    /// Where the table comes from (`--fillslots`), for the admin API.
+    pub table_source: Mutex<String>,
 }
 
 /// Why a request could not be routed.
@@ -318,6 +325,9 @@ impl Router {
             opts,
             started: std::time::Instant::now(),
             fill_lock: tokio::sync::Mutex::new(()),
+            table_version: AtomicU64::new(0),
+            degraded: AtomicBool::new(false),
+            table_source: Mutex::new(String::new()),
         })
     }
 
