@@ -366,8 +366,11 @@ fn lock_key(product: &str) -> String {
     format!("/codis3/{product}/ctl-lock")
 }
 
+/// The error of a conditional write that found another table.
+pub const CONFLICT: &str = "the table was changed by someone else meanwhile; run again";
+
 fn conflict() -> String {
-    "the table was changed by someone else meanwhile; run again".into()
+    CONFLICT.into()
 }
 
 /// `<path><suffix>` beside `path`.
