@@ -68,9 +68,9 @@ impl Store {
     /// Parses a store name.
     pub fn open(spec: &str) -> Result<Store, String> {
         if let Some(rest) = spec.strip_prefix("etcd://") {
-            let (addrs, product) = rest
-                .split_once('/')
-                .ok_or_else(|| format!("bad store {spec:?}: expected etcd://host:port/<product>"))?;
+            let (addrs, product) = rest.split_once('/').ok_or_else(|| {
+                format!("bad store {spec:?}: expected etcd://host:port/<product>")
+            })?;
             let product = product.trim_end_matches('/');
             if addrs.is_empty() || !valid_product(product) {
                 return Err(format!(
@@ -103,8 +103,7 @@ impl Store {
         match self {
             Store::File(p) => match std::fs::read(p) {
                 Ok(data) => {
-                    let table = Table::parse(&data)
-                        .map_err(|e| format!("{}: {e}", p.display()))?;
+                    let table = Table::parse(&data).map_err(|e| format!("{}: {e}", p.display()))?;
                     Ok(Some(Loaded {
                         rev: table.version as i64,
                         table,
@@ -113,16 +112,14 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("cannot read {}: {e}", p.display())),
             },
-            Store::Etcd { etcd, product } => {
-                match etcd.get(table_key(product).as_bytes()).await? {
-                    None => Ok(None),
-                    Some(kv) => Ok(Some(Loaded {
-                        table: Table::parse(&kv.value)
-                            .map_err(|e| format!("{}: {e}", table_key(product)))?,
-                        rev: kv.mod_revision,
-                    })),
-                }
-            }
+            Store::Etcd { etcd, product } => match etcd.get(table_key(product).as_bytes()).await? {
+                None => Ok(None),
+                Some(kv) => Ok(Some(Loaded {
+                    table: Table::parse(&kv.value)
+                        .map_err(|e| format!("{}: {e}", table_key(product)))?,
+                    rev: kv.mod_revision,
+                })),
+            },
         }
     }
 
@@ -214,6 +211,19 @@ impl Store {
                 loop {
                     if etcd.cas(key.as_bytes(), 0, owner.as_bytes(), lease).await? {
                         break;
+                    }
+                    // A holder that was a codis-ctl on this host and is
+                    // gone: its lease would expire, but nothing needs to
+                    // wait for that.
+                    if let Some(kv) = etcd.get(key.as_bytes()).await?
+                        && dead_local_holder(&kv.value)
+                    {
+                        eprintln!(
+                            "codis-ctl: taking over the lock of a run that died: {}",
+                            String::from_utf8_lossy(&kv.value)
+                        );
+                        etcd.delete_if(key.as_bytes(), kv.mod_revision).await?;
+                        continue;
                     }
                     if tokio::time::Instant::now() >= deadline {
                         let _ = etcd.lease_revoke(lease).await;
@@ -342,6 +352,24 @@ impl Store {
                     .await
             }
         }
+    }
+}
+
+/// Whether a lock record names a process of this host that is no longer a
+/// running codis-ctl.
+fn dead_local_holder(record: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(record) else {
+        return false;
+    };
+    let (Some(host), Some(pid)) = (v["hostname"].as_str(), v["pid"].as_u64()) else {
+        return false;
+    };
+    if host != hostname() || pid == u64::from(std::process::id()) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => !comm.trim().starts_with("codis-ctl"),
+        Err(_) => true,
     }
 }
 
@@ -491,8 +519,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("t.json").to_str().unwrap()).unwrap();
         assert!(s.load().await.unwrap().is_none());
-        let mut t = Table::default();
-        t.version = 1;
+        let mut t = Table {
+            version: 1,
+            ..Default::default()
+        };
         assert_eq!(s.save(&t, None).await.unwrap(), 1);
         assert!(s.save(&t, None).await.is_err());
         t.version = 2;

@@ -144,7 +144,9 @@ impl Table {
         let mut seen = std::collections::HashMap::new();
         for (gid, g) in &self.groups {
             if *gid == 0 || *gid > MAX_GROUP_ID {
-                return Err(format!("invalid group id = {gid}, out of range [1,{MAX_GROUP_ID}]"));
+                return Err(format!(
+                    "invalid group id = {gid}, out of range [1,{MAX_GROUP_ID}]"
+                ));
             }
             for a in &g.servers {
                 if !valid_addr(a) {
@@ -211,7 +213,8 @@ impl Table {
             ..Slot::default()
         };
         match m.action {
-            None | Some(Action {
+            None
+            | Some(Action {
                 state: State::Pending,
                 ..
             }) => {
@@ -227,9 +230,8 @@ impl Table {
                 s.migrate_from = addr(m.group_id);
                 s.migrate_from_group_id = m.group_id as i64;
                 s.forward_method = 1;
-                s.locked = a.state == State::Prepared
-                    || self.held(m.group_id)
-                    || self.held(a.target_id);
+                s.locked =
+                    a.state == State::Prepared || self.held(m.group_id) || self.held(a.target_id);
             }
         }
         s
@@ -367,11 +369,13 @@ mod tests {
         let (v, slots) = parse_slot_source(&j).unwrap();
         assert_eq!(v, Some(7));
         assert_eq!(slots.len(), MAX_SLOTS);
-        let (v, slots) =
-            parse_slot_source(br#" [{"id":0,"backend_addr":"127.0.0.1:1"}]"#).unwrap();
+        let (v, slots) = parse_slot_source(br#" [{"id":0,"backend_addr":"127.0.0.1:1"}]"#).unwrap();
         assert_eq!((v, slots.len()), (None, 1));
         // Missing slots read as unassigned.
-        let t = Table::parse(br#"{"version":1,"groups":{"1":{"servers":["h:1"]}},"slots":[{"id":3,"group_id":1}]}"#).unwrap();
+        let t = Table::parse(
+            br#"{"version":1,"groups":{"1":{"servers":["h:1"]}},"slots":[{"id":3,"group_id":1}]}"#,
+        )
+        .unwrap();
         assert_eq!(t.slots.len(), MAX_SLOTS);
         assert_eq!(t.slots[3].group_id, 1);
         assert_eq!(t.slots[4].group_id, 0);

@@ -180,9 +180,8 @@ fn run(args: Args) -> Result<(), String> {
             let store = cluster::store::Store::open(spec)?;
             let initial = match &store {
                 cluster::store::Store::File(path) => {
-                    let data = std::fs::read(path).map_err(|e| {
-                        format!("cannot read slot file {}: {e}", path.display())
-                    })?;
+                    let data = std::fs::read(path)
+                        .map_err(|e| format!("cannot read slot file {}: {e}", path.display()))?;
                     Some(
                         cluster::table::parse_slot_source(&data)
                             .map_err(|e| format!("bad slot file {}: {e}", path.display()))?,
@@ -308,7 +307,10 @@ async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
     let id = admin::Identity::new(&cfg);
     let mut registrar = None;
     if let Some(src) = &source {
-        *router.table_source.lock().unwrap_or_else(|p| p.into_inner()) = src.spec.clone();
+        *router
+            .table_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = src.spec.clone();
         match &src.initial {
             Some((version, s)) => {
                 router.fill(&slots::full_table(s)).await;

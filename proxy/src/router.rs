@@ -211,6 +211,10 @@ pub struct Router {
     pub table_source: Mutex<String>,
 }
 
+/// The longest a request waits on a locked slot while the slot-table
+/// store is unreachable (beyond that, `slot_locked_timeout` applies).
+const DEGRADED_LOCK_WAIT: Duration = Duration::from_secs(60);
+
 /// Why a request could not be routed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteError {
@@ -458,6 +462,7 @@ impl Router {
     pub async fn route(self: &Arc<Self>, slot: usize) -> Result<Routed, RouteError> {
         let slot = slot % MAX_SLOTS;
         let mut deadline: Option<tokio::time::Instant> = None;
+        let started = std::time::Instant::now();
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -488,6 +493,16 @@ impl Router {
                 let lim = self.cfg.slot_locked_timeout.0.max(Duration::from_millis(1));
                 let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + lim);
                 if tokio::time::timeout_at(d, notified).await.is_err() {
+                    // While the slot-table store is unreachable the lock
+                    // waits for its coordinator rather than being stuck:
+                    // keep waiting (bounded), and give the coordinator a
+                    // full timeout once the store is back.
+                    if self.degraded.load(Ordering::SeqCst)
+                        && started.elapsed() < DEGRADED_LOCK_WAIT
+                    {
+                        deadline = Some(tokio::time::Instant::now() + lim);
+                        continue;
+                    }
                     return Err(RouteError::LockedTimeout);
                 }
             } else {

@@ -43,7 +43,10 @@ impl Registrar {
         e.table_version = router.table_version.load(Ordering::SeqCst);
         e.degraded = router.degraded.load(Ordering::SeqCst);
         if let Err(err) = self.store.register(&e).await {
-            crate::log::warn(&format!("cannot register in {}: {err}", self.store.describe()));
+            crate::log::warn(&format!(
+                "cannot register in {}: {err}",
+                self.store.describe()
+            ));
         }
     }
 
@@ -100,7 +103,9 @@ pub async fn follow_file(router: Arc<Router>, path: PathBuf, reg: Option<Arc<Reg
                     "slot file {} changed: applying {} slots{}",
                     path.display(),
                     slots.len(),
-                    version.map(|v| format!(", version {v}")).unwrap_or_default()
+                    version
+                        .map(|v| format!(", version {v}"))
+                        .unwrap_or_default()
                 ));
                 apply(&router, version, &slots).await;
                 if let Some(r) = &reg {
@@ -186,9 +191,7 @@ pub async fn follow_etcd(router: Arc<Router>, reg: Arc<Registrar>) {
                         .any(|e| matches!(e, cluster::etcd::Event::Delete(_)))
                         && last.is_none()
                     {
-                        crate::log::warn(&format!(
-                            "{key} was deleted: keeping the running table"
-                        ));
+                        crate::log::warn(&format!("{key} was deleted: keeping the running table"));
                     }
                     if let Some(v) = last
                         && take(&router, &key, &v, &mut applied).await
@@ -208,7 +211,12 @@ pub async fn follow_etcd(router: Arc<Router>, reg: Arc<Registrar>) {
 
 /// Applies a value of the table key if it differs from the last applied;
 /// true when applied.
-async fn take(router: &Arc<Router>, key: &str, value: &[u8], applied: &mut Option<Vec<u8>>) -> bool {
+async fn take(
+    router: &Arc<Router>,
+    key: &str,
+    value: &[u8],
+    applied: &mut Option<Vec<u8>>,
+) -> bool {
     if applied.as_deref() == Some(value) {
         return false;
     }
@@ -217,7 +225,9 @@ async fn take(router: &Arc<Router>, key: &str, value: &[u8], applied: &mut Optio
             crate::log::info(&format!(
                 "{key} changed: applying {} slots{}",
                 slots.len(),
-                version.map(|v| format!(", version {v}")).unwrap_or_default()
+                version
+                    .map(|v| format!(", version {v}"))
+                    .unwrap_or_default()
             ));
             apply(router, version, &slots).await;
             *applied = Some(value.to_vec());

@@ -17,6 +17,7 @@
 //! * [`Conn`] sends commands and reads back one complete reply at a time
 //!   (RESP2 and RESP3, see [`resp::frame_len`]).
 
+pub mod cluster;
 pub mod data;
 pub mod proxy;
 pub mod repl;

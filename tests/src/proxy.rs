@@ -14,7 +14,20 @@ use crate::{Conn, codis_server_bin, free_port};
 /// Path of `codis-proxy`, built once (same target dir and profile as us).
 pub fn proxy_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    BIN.get_or_init(|| build_bin("proxy", "codis-proxy"))
+        .clone()
+}
+
+/// Path of `codis-ctl`, built once (same target dir and profile as us).
+pub fn ctl_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("cluster", "codis-ctl"))
+        .clone()
+}
+
+/// Builds one binary of the workspace into the harness's target dir.
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    {
         // Build codis-server first: the harness knows where the target dir is.
         let server = codis_server_bin();
         let profile_dir = server.parent().expect("profile dir").to_path_buf();
@@ -29,7 +42,7 @@ pub fn proxy_bin() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from("cargo"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(crate::workspace_root())
-            .args(["build", "--quiet", "-p", "proxy", "--bin", "codis-proxy"])
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
             .env("CARGO_TARGET_DIR", &target_dir);
         match profile.as_str() {
             "debug" => {}
@@ -43,12 +56,11 @@ pub fn proxy_bin() -> PathBuf {
         let out = cmd.output().expect("run cargo");
         assert!(
             out.status.success(),
-            "cargo build -p proxy failed:\n{}",
+            "cargo build -p {package} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        profile_dir.join("codis-proxy")
-    })
-    .clone()
+        profile_dir.join(bin)
+    }
 }
 
 /// A running codis-proxy (killed on drop).

@@ -26,6 +26,9 @@ use crate::ctl::redis::{self, Client, Value};
 use crate::ctl::{Ctx, slot_keys};
 use crate::table::{Action, State, Table, format_ranges, parse_slot_ranges};
 
+/// How long finished slots are gathered before one table write.
+const FINISH_BATCH: Duration = Duration::from_millis(50);
+
 /// Tuning of the data movement (the dashboard's `migration_*` settings).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Opts {
@@ -53,10 +56,15 @@ pub struct Opts {
 /// `32mb`, `512kb`, `1gb`, `1048576`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let l = s.trim().to_ascii_lowercase();
-    let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)]
-        .iter()
-        .find_map(|(suf, m)| l.strip_suffix(suf).map(|n| (n.to_string(), *m)))
-        .unwrap_or((l.clone(), 1));
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| l.strip_suffix(suf).map(|n| (n.to_string(), *m)))
+    .unwrap_or((l.clone(), 1));
     num.trim()
         .parse::<u64>()
         .ok()
@@ -224,7 +232,8 @@ async fn slot_counts(addr: &str, auth: &str) -> Result<HashMap<u32, u64>, String
                 {
                     let slot = p[0].as_int().unwrap_or(-1);
                     if (0..1024).contains(&slot) {
-                        *out.entry(slot as u32).or_default() += p[1].as_int().unwrap_or(0).max(0) as u64;
+                        *out.entry(slot as u32).or_default() +=
+                            p[1].as_int().unwrap_or(0).max(0) as u64;
                     }
                 }
             }
@@ -261,7 +270,10 @@ async fn run(ctx: &mut Ctx, opts: &Opts) -> Result<(), String> {
         if let Some(m) = t.master(*gid)
             && let Ok(counts) = slot_counts(m, &ctx.auth).await
         {
-            total_keys += ids.iter().map(|i| counts.get(i).copied().unwrap_or(0)).sum::<u64>();
+            total_keys += ids
+                .iter()
+                .map(|i| counts.get(i).copied().unwrap_or(0))
+                .sum::<u64>();
         }
     }
     let prog = Arc::new(Progress {
@@ -338,10 +350,11 @@ async fn waves(
         active.sort_unstable();
         let wave: Vec<u32> = active.iter().take(parallel).map(|(_, id)| *id).collect();
         // pending -> prepared: every proxy holds the wave's slots.
-        if wave
-            .iter()
-            .any(|&id| t.slots[id as usize].action.is_some_and(|a| a.state == State::Pending))
-        {
+        if wave.iter().any(|&id| {
+            t.slots[id as usize]
+                .action
+                .is_some_and(|a| a.state == State::Pending)
+        }) {
             let v = ctx
                 .change(|t| {
                     for &id in &wave {
@@ -358,10 +371,11 @@ async fn waves(
         }
         // prepared -> migrating: every proxy forwards through the source.
         let t = ctx.table().await?.clone();
-        if wave
-            .iter()
-            .any(|&id| t.slots[id as usize].action.is_some_and(|a| a.state == State::Prepared))
-        {
+        if wave.iter().any(|&id| {
+            t.slots[id as usize]
+                .action
+                .is_some_and(|a| a.state == State::Prepared)
+        }) {
             let v = ctx
                 .change(|t| {
                     for &id in &wave {
@@ -390,7 +404,12 @@ async fn waves(
         let mut movers = Vec::new();
         for (src, mut list) in per_source {
             list.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-            let (tx, p, o, auth) = (done_tx.clone(), prog.clone(), opts.clone(), ctx.auth.clone());
+            let (tx, p, o, auth) = (
+                done_tx.clone(),
+                prog.clone(),
+                opts.clone(),
+                ctx.auth.clone(),
+            );
             movers.push(tokio::spawn(async move {
                 for (slot, dst) in list {
                     move_slot(&src, &dst, slot, &o, maxbytes, &auth, &p).await;
@@ -409,8 +428,18 @@ async fn waves(
                 Some(id) => done.push(id),
                 None => open = false,
             }
-            while let Ok(id) = done_rx.try_recv() {
-                done.push(id);
+            // Gather what else empties within a short window: one table
+            // write (and one re-fill on every proxy) per batch, not per slot.
+            let window = tokio::time::sleep(FINISH_BATCH);
+            tokio::pin!(window);
+            while open {
+                tokio::select! {
+                    r = done_rx.recv() => match r {
+                        Some(id) => done.push(id),
+                        None => open = false,
+                    },
+                    _ = &mut window => break,
+                }
             }
             if done.is_empty() {
                 continue;
@@ -523,8 +552,12 @@ async fn try_move_slot(
     }
 }
 
-/// The planned moves of a rebalance: slot → (from, to).
-pub fn plan_by_slots(t: &Table) -> Result<(Vec<u32>, BTreeMap<u32, u32>, Vec<(u32, u32, u32)>), String> {
+/// A rebalance plan: the unassigned slots, where each goes (slot → group),
+/// and the moves (slot, from, to).
+type Plan = (Vec<u32>, BTreeMap<u32, u32>, Vec<(u32, u32, u32)>);
+
+/// Plans a rebalance by slot counts (the dashboard's algorithm, codis.md §4.5).
+pub fn plan_by_slots(t: &Table) -> Result<Plan, String> {
     let groups: Vec<u32> = t
         .groups
         .iter()
@@ -568,14 +601,11 @@ pub fn plan_by_slots(t: &Table) -> Result<(Vec<u32>, BTreeMap<u32, u32>, Vec<(u3
     }
     let mut moves = Vec::new();
     let mut cand = size.clone();
-    loop {
-        let Some((big, bsz)) = cand
-            .iter()
-            .max_by_key(|(id, sz)| (**sz, **id))
-            .map(|(id, sz)| (*id, *sz))
-        else {
-            break;
-        };
+    while let Some((big, bsz)) = cand
+        .iter()
+        .max_by_key(|(id, sz)| (**sz, **id))
+        .map(|(id, sz)| (*id, *sz))
+    {
         let Some((small, ssz)) = smallest(&size) else {
             break;
         };
@@ -826,8 +856,12 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
                 Ok(())
             })
             .await?;
-        ctx.wait_proxies(v, Some(Duration::from_secs(10))).await.ok();
-        return Err(format!("REPLICAOF NO ONE on {addr} failed, nothing changed: {e}"));
+        ctx.wait_proxies(v, Some(Duration::from_secs(10)))
+            .await
+            .ok();
+        return Err(format!(
+            "REPLICAOF NO ONE on {addr} failed, nothing changed: {e}"
+        ));
     }
     // 4. Switch the table and release the slots.
     let v = ctx
@@ -899,7 +933,11 @@ mod tests {
         let (_, assign, moves) = plan_by_slots(&t).unwrap();
         assert!(assign.is_empty());
         assert_eq!(moves.len(), 512);
-        assert!(moves.iter().all(|(s, f, to)| *s >= 512 && *f == 1 && *to == 2));
+        assert!(
+            moves
+                .iter()
+                .all(|(s, f, to)| *s >= 512 && *f == 1 && *to == 2)
+        );
         // Balanced already.
         let t = table(&[1, 2], |s| if s < 512 { 1 } else { 2 });
         assert!(plan_by_slots(&t).unwrap().2.is_empty());
@@ -925,7 +963,11 @@ mod tests {
         counts.insert(600, 100);
         // group 1: 5120 keys, group 2: 100; ~250 slots of 10 should move.
         let moves = plan_by_keys(&t, &counts);
-        assert!(moves.iter().all(|(s, f, to)| *s < 512 && *f == 1 && *to == 2));
+        assert!(
+            moves
+                .iter()
+                .all(|(s, f, to)| *s < 512 && *f == 1 && *to == 2)
+        );
         let moved: u64 = moves.len() as u64 * 10;
         let (a, b) = (5120 - moved, 100 + moved);
         assert!(a.abs_diff(b) <= 10, "{a} {b}");

@@ -167,10 +167,12 @@ impl Ctx {
         if self.cur.is_none() {
             self.cur = self.store.load().await?;
         }
-        self.cur
-            .as_ref()
-            .map(|l| &l.table)
-            .ok_or_else(|| format!("{}: no table yet (start with `group add`)", self.store.describe()))
+        self.cur.as_ref().map(|l| &l.table).ok_or_else(|| {
+            format!(
+                "{}: no table yet (start with `group add`)",
+                self.store.describe()
+            )
+        })
     }
 
     /// Takes the change lock.
@@ -198,7 +200,10 @@ impl Ctx {
             None => (Table::default(), None),
         };
         f(&mut next)?;
-        next.version = next.version.max(self.cur.as_ref().map_or(0, |l| l.table.version)) + 1;
+        next.version = next
+            .version
+            .max(self.cur.as_ref().map_or(0, |l| l.table.version))
+            + 1;
         next.validate()?;
         let mut last_msg = Instant::now();
         loop {
@@ -243,7 +248,10 @@ impl Ctx {
         let mut last_msg = Instant::now();
         loop {
             let lagging: Vec<ProxyEntry> = match self.store.proxies().await {
-                Ok(ps) => ps.into_iter().filter(|p| p.table_version < version).collect(),
+                Ok(ps) => ps
+                    .into_iter()
+                    .filter(|p| p.table_version < version)
+                    .collect(),
                 Err(e) => {
                     if last_msg.elapsed() >= Duration::from_secs(5) {
                         self.say(&format!("cannot list proxies, retrying: {e}"));
@@ -390,7 +398,11 @@ async fn status(ctx: &mut Ctx, as_json: bool) -> Result<(), String> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
-    println!("store {}  table version {}", ctx.store.describe(), t.version);
+    println!(
+        "store {}  table version {}",
+        ctx.store.describe(),
+        t.version
+    );
     println!("groups:");
     for (gid, g) in &t.groups {
         let owned: Vec<u32> = t
@@ -541,7 +553,10 @@ async fn group(ctx: &mut Ctx, g: GroupCmd) -> Result<(), String> {
                     Ok(())
                 })
                 .await?;
-            println!("group-{group}: added {} (table version {v})", addrs.join(", "));
+            println!(
+                "group-{group}: added {} (table version {v})",
+                addrs.join(", ")
+            );
             Ok(())
         }
         GroupCmd::Del { group, addr } => {

@@ -83,7 +83,11 @@ impl Client {
                     return Ok(v);
                 }
                 let mut chunk = [0u8; 16384];
-                let n = self.sock.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                let n = self
+                    .sock
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if n == 0 {
                     return Err("connection closed".to_string());
                 }
@@ -205,7 +209,10 @@ mod tests {
 
     #[test]
     fn parses_replies() {
-        assert_eq!(parse(b"+OK\r\n").unwrap(), Some((Value::Status("OK".into()), 5)));
+        assert_eq!(
+            parse(b"+OK\r\n").unwrap(),
+            Some((Value::Status("OK".into()), 5))
+        );
         assert_eq!(parse(b":12\r\n").unwrap().unwrap().0, Value::Int(12));
         assert_eq!(parse(b"$3\r\nab").unwrap(), None);
         assert_eq!(
@@ -215,7 +222,9 @@ mod tests {
         assert_eq!(parse(b"*2\r\n:1\r\n").unwrap(), None);
         assert!(parse(b"?x\r\n").is_err());
         assert_eq!(
-            dbs_with_keys("# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\ndb3:keys=1,expires=0\r\n"),
+            dbs_with_keys(
+                "# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\ndb3:keys=1,expires=0\r\n"
+            ),
             vec![(0, 5), (3, 1)]
         );
     }
