@@ -27,7 +27,7 @@ use crate::ctl::{Ctx, slot_keys};
 use crate::table::{Action, State, Table, format_ranges, parse_slot_ranges};
 
 /// How long finished slots are gathered before one table write.
-const FINISH_BATCH: Duration = Duration::from_millis(50);
+const FINISH_BATCH: Duration = Duration::from_millis(100);
 
 /// Tuning of the data movement (the dashboard's `migration_*` settings).
 #[derive(clap::Args, Debug, Clone)]
