@@ -42,18 +42,21 @@ subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe sp
 # Beyond Codis, our proxy runs same-slot multi-key commands (BITOP, MSETNX,
 # RENAME, RENAMENX; CROSSSLOT otherwise) and blocking ones (on a dedicated
 # backend connection), and answers HELLO, RESET, CLIENT, COMMAND, ECHO,
-# CONFIG, SCAN, KEYS, RANDOMKEY, FLUSHDB and FLUSHALL itself (LOCAL).
+# CONFIG, SCAN, KEYS, RANDOMKEY, FLUSHDB and FLUSHALL itself (LOCAL), and
+# runs same-slot transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH, LOCAL: the
+# proxy queues them and runs them on a pinned connection).
 NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
-debug discard exec lastsave latency migrate monitor move multi
+debug lastsave latency migrate monitor move
 object psubscribe psync publish punsubscribe readonly readwrite replconf
 restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe unwatch wait watch
+slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe wait
 pubsub spublish ssubscribe sunsubscribe replicaof failover host: post""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
 LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
-hello reset client command echo config scan keys randomkey flushdb flushall""".split())
+hello reset client command echo config scan keys randomkey flushdb flushall
+multi exec discard watch unwatch""".split())
 SPLIT = set("mget mset del exists".split())
 
 # codis.md 2.2: name, arity, Redis 3.2 flag letters. Arity 0 means "no arity

@@ -163,7 +163,7 @@ async fn open(addr: &str, ch: Chan, router: &Router) -> Result<TcpStream, String
         })
 }
 
-async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+pub async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
     loop {
         match frame_len(buf) {
             Ok(Some(n)) => {

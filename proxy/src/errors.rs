@@ -162,3 +162,42 @@ pub const OFFLINE_REASON: &str = "no slot table yet: start with --fillslots FILE
 
 /// `online_reason` while the proxy shuts down.
 pub const CLOSED_REASON: &str = "closed: the proxy is shutting down";
+
+// Transactions (redis-server 7.0.15's texts; see `transaction.rs`).
+pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+
+/// A command the proxy cannot run inside a transaction (wrapped as
+/// `ERR handle request, ...`).
+pub fn not_in_multi(name: &str) -> String {
+    format!("command '{name}' is not allowed inside MULTI through the proxy")
+}
+
+/// `ERR wrong number of arguments for '<name>' command`, as text.
+pub fn wrong_arity(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+/// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
+/// (the name cut at 128 bytes, the quoted arguments at 128 in all).
+pub fn unknown_command(argv: &[&[u8]]) -> String {
+    let name = argv.first().copied().unwrap_or(b"");
+    let mut s = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&name[..name.len().min(128)])
+    );
+    let mut used = 0usize;
+    for a in argv.iter().skip(1) {
+        if used >= 128 {
+            break;
+        }
+        let take = a.len().min(128 - used);
+        s.push('\'');
+        s.push_str(&String::from_utf8_lossy(&a[..take]));
+        s.push_str("' ");
+        used += take + 3;
+    }
+    s
+}

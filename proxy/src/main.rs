@@ -16,6 +16,7 @@ mod router;
 mod scan;
 mod session;
 mod slots;
+mod transaction;
 mod watch;
 
 use std::sync::Arc;

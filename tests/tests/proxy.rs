@@ -113,14 +113,7 @@ fn routing_split_and_local_commands() {
     assert_reply(&c.send(&["UNLINK", "alist", "hello", "nokey"]), b":2\r\n");
 
     // NotAllow, byte for byte; the connection stays open.
-    for cmd in [
-        "KEYS",
-        "FLUSHALL",
-        "FLUSHDB",
-        "EXEC",
-        "SUBSCRIBE",
-        "MONITOR",
-    ] {
+    for cmd in ["KEYS", "FLUSHALL", "FLUSHDB", "SUBSCRIBE", "MONITOR"] {
         let want = format!("-ERR handle request, command '{cmd}' is not allowed\r\n");
         assert_reply(
             &c.send(&[cmd.to_ascii_lowercase().as_str(), "x", "y"]),
@@ -129,41 +122,23 @@ fn routing_split_and_local_commands() {
     }
     assert_reply(&c.send(&["PING"]), b"+PONG\r\n");
 
-    // A refused MULTI: until EXEC or DISCARD nothing is forwarded, so a
-    // client's transaction is never half applied; EXEC answers EXECABORT.
+    // Transactions whose keys share a slot run whole on its owner (see
+    // tests/tests/proxy_tx.rs); a key of another slot makes EXEC abort, and
+    // nothing is applied.
+    assert_reply(&c.send(&["MULTI"]), b"+OK\r\n");
+    assert_reply(&c.send(&["SET", "{tx}a", "1"]), b"+QUEUED\r\n");
     assert_reply(
-        &c.send(&["MULTI"]),
-        b"-ERR handle request, command 'MULTI' is not allowed\r\n",
+        &c.send(&["SET", "other", "1"]),
+        b"-CROSSSLOT Keys in request don't hash to the same slot\r\n",
     );
-    for (cmd, args) in [("SET", ["tx", "1"]), ("INCR", ["tx", ""])] {
-        let args: Vec<&str> = std::iter::once(cmd)
-            .chain(args.into_iter().filter(|a| !a.is_empty()))
-            .collect();
-        let want = format!(
-            "-ERR handle request, command '{cmd}' not queued: MULTI is not allowed, \
-             the transaction will be discarded\r\n"
-        );
-        assert_reply(&c.send(&args), want.as_bytes());
-    }
     assert_reply(
         &c.send(&["EXEC"]),
         b"-EXECABORT Transaction discarded because of previous errors.\r\n",
     );
-    assert_reply(&ca.send(&["EXISTS", "tx"]), b":0\r\n");
-    assert_reply(&cb.send(&["EXISTS", "tx"]), b":0\r\n");
-    // DISCARD ends it too; then commands run again.
-    c.send(&["MULTI"]);
-    c.send(&["SET", "tx", "1"]);
-    assert_reply(&c.send(&["DISCARD"]), b"+OK\r\n");
-    assert_reply(&ca.send(&["EXISTS", "tx"]), b":0\r\n");
-    assert_reply(&cb.send(&["EXISTS", "tx"]), b":0\r\n");
-    assert_reply(&c.send(&["SET", "tx", "1"]), b"+OK\r\n");
-    assert_reply(&c.send(&["DEL", "tx"]), b":1\r\n");
-    // Outside a refused MULTI, DISCARD is refused like EXEC.
-    assert_reply(
-        &c.send(&["DISCARD"]),
-        b"-ERR handle request, command 'DISCARD' is not allowed\r\n",
-    );
+    assert_reply(&ca.send(&["EXISTS", "{tx}a"]), b":0\r\n");
+    assert_reply(&cb.send(&["EXISTS", "{tx}a"]), b":0\r\n");
+    assert_reply(&c.send(&["EXEC"]), b"-ERR EXEC without MULTI\r\n");
+    assert_reply(&c.send(&["DISCARD"]), b"-ERR DISCARD without MULTI\r\n");
 
     // DBSIZE summed over the servers that hold slots, per DB; TIME from the
     // proxy's clock.
@@ -991,32 +966,54 @@ fn pipeline_limit_and_idle_timeout_close_the_session() {
 }
 
 /// A transactional pipeline as redis-py's default `pipeline()` sends it
-/// (MULTI, the commands and EXEC in one write) through the proxy fails as a
-/// whole and applies nothing. (The `redis` crate cannot be used here: it
-/// assumes MULTI never fails and panics on the refusal.)
+/// (MULTI, the commands and EXEC in one write) runs whole when its keys
+/// share a slot, and is refused whole (nothing applied) when they do not.
 #[test]
-fn transactional_pipeline_is_refused_whole() {
+fn transactional_pipeline_runs_or_is_refused_whole() {
     let a = Server::start(&[]);
     let b = Server::start(&[]);
     let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &[]);
     let mut c = p.conn();
-    let mut bytes = Vec::new();
-    for cmd in [
-        &["MULTI"][..],
-        &["SET", "tx:a", "1"],
-        &["INCR", "tx:n"],
-        &["EXEC"],
-    ] {
-        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
-        protocol::resp::request::command(&mut bytes, &args);
-    }
-    c.write_raw(&bytes).unwrap();
-    let replies: Vec<String> = (0..4)
-        .map(|_| String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned())
-        .collect();
-    assert!(replies[0].starts_with("-ERR "), "{replies:?}");
-    assert!(replies[1].starts_with("-ERR "), "{replies:?}");
-    assert!(replies[2].starts_with("-ERR "), "{replies:?}");
+    let run = |c: &mut tests::Conn, cmds: &[&[&str]]| -> Vec<String> {
+        let mut bytes = Vec::new();
+        for cmd in cmds {
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            protocol::resp::request::command(&mut bytes, &args);
+        }
+        c.write_raw(&bytes).unwrap();
+        (0..cmds.len())
+            .map(|_| String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned())
+            .collect()
+    };
+    let replies = run(
+        &mut c,
+        &[
+            &["MULTI"],
+            &["SET", "{t}a", "1"],
+            &["INCR", "{t}n"],
+            &["EXEC"],
+        ],
+    );
+    assert_eq!(
+        replies,
+        [
+            "+OK\r\n",
+            "+QUEUED\r\n",
+            "+QUEUED\r\n",
+            "*2\r\n+OK\r\n:1\r\n"
+        ]
+    );
+    let replies = run(
+        &mut c,
+        &[
+            &["MULTI"],
+            &["SET", "tx:a", "1"],
+            &["INCR", "tx:n"],
+            &["EXEC"],
+        ],
+    );
+    assert_eq!(replies[0], "+OK\r\n");
+    assert!(replies[2].starts_with("-CROSSSLOT "), "{replies:?}");
     assert!(replies[3].starts_with("-EXECABORT "), "{replies:?}");
     for s in [&a, &b] {
         let mut d = s.conn();

@@ -93,7 +93,7 @@ fn hello_and_connection_commands() {
     let count = text(&c.send(&["COMMAND", "COUNT"]));
     let n: i64 = count.trim_start_matches(':').trim().parse().unwrap();
     assert!(n > 150, "{count}");
-    assert_reply(&c.send(&["COMMAND", "INFO", "multi"]), b"*1\r\n$-1\r\n");
+    assert_reply(&c.send(&["COMMAND", "INFO", "monitor"]), b"*1\r\n$-1\r\n");
     assert!(text(&c.send(&["COMMAND", "INFO", "get"])).starts_with("*1\r\n*10\r\n$3\r\nget\r\n"));
     assert_reply(
         &c.send(&["COMMAND", "GETKEYS", "RENAME", "a", "b"]),
