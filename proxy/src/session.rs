@@ -958,6 +958,11 @@ impl Session {
         id: Option<command::CmdId>,
         argv: &[&[u8]],
     ) -> Option<bool> {
+        if !self.authed {
+            // Before AUTH: the session-auth gate answers (and no
+            // transaction can start).
+            return None;
+        }
         let in_multi = self.tx.is_some();
         match up {
             b"MULTI" if in_multi => {

@@ -214,6 +214,35 @@ fn wait_model(p: &Proxy, slot: usize, backend: u16) {
 }
 
 #[test]
+fn transactions_need_the_session_password() {
+    let a = Server::start(&[]);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), a.port(), 512)),
+        &["--session_auth=pw"],
+    );
+    let mut c = p.conn();
+    assert_reply(&c.send(&["MULTI"]), b"-NOAUTH Authentication required\r\n");
+    assert_reply(
+        &c.send(&["SET", "k", "v"]),
+        b"-NOAUTH Authentication required\r\n",
+    );
+    assert_reply(&c.send(&["EXEC"]), b"-NOAUTH Authentication required\r\n");
+    assert_reply(
+        &c.send(&["WATCH", "k"]),
+        b"-NOAUTH Authentication required\r\n",
+    );
+    assert_reply(&a.conn().send(&["EXISTS", "k"]), b":0\r\n");
+    assert_reply(&c.send(&["AUTH", "pw"]), b"+OK\r\n");
+    assert_reply(&c.send(&["MULTI"]), b"+OK\r\n");
+    // The proxy's own AUTH cannot be queued.
+    assert!(
+        c.send(&["AUTH", "pw"])
+            .starts_with(b"-ERR handle request, command 'AUTH' is not allowed inside MULTI")
+    );
+    assert!(c.send(&["EXEC"]).starts_with(b"-EXECABORT"));
+}
+
+#[test]
 fn slot_moves_and_migrations() {
     let a = Server::start(&[]);
     let b = Server::start(&[]);
