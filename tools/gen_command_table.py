@@ -44,19 +44,22 @@ subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe sp
 # backend connection), and answers HELLO, RESET, CLIENT, COMMAND, ECHO,
 # CONFIG, SCAN, KEYS, RANDOMKEY, FLUSHDB and FLUSHALL itself (LOCAL), and
 # runs same-slot transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH, LOCAL: the
-# proxy queues them and runs them on a pinned connection).
+# proxy queues them and runs them on a pinned connection) and pub/sub (LOCAL:
+# routed to the pub/sub server or the shard channel's owner, subscriptions
+# relayed on a connection of their own).
 NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
 debug lastsave latency migrate monitor move
-object psubscribe psync publish punsubscribe readonly readwrite replconf
+object psync readonly readwrite replconf
 restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog subscribe sync unsubscribe wait
-pubsub spublish ssubscribe sunsubscribe replicaof failover host: post""".split())
+slotsmgrttagone slotsmgrttagslot slowlog sync wait
+replicaof failover host: post""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
 LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
 hello reset client command echo config scan keys randomkey flushdb flushall
-multi exec discard watch unwatch""".split())
+multi exec discard watch unwatch
+subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub""".split())
 SPLIT = set("mget mset del exists".split())
 
 # codis.md 2.2: name, arity, Redis 3.2 flag letters. Arity 0 means "no arity

@@ -201,3 +201,15 @@ pub fn unknown_command(argv: &[&[u8]]) -> String {
     }
     s
 }
+
+// Pub/sub (see `pubsub.rs`).
+pub const SUB_OTHER_SERVER: &str =
+    "channel is served by another server than this connection's subscriptions";
+
+/// A command a RESP3 client sent while subscribed through the proxy
+/// (wrapped as `ERR handle request, ...`).
+pub fn not_while_subscribed(name: &str) -> String {
+    format!(
+        "command '{name}' is not allowed while subscribed through the proxy: only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET"
+    )
+}

@@ -12,6 +12,7 @@ mod errors;
 mod info;
 mod local;
 mod log;
+mod pubsub;
 mod router;
 mod scan;
 mod session;

@@ -286,6 +286,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         tx: None,
         watch_slot: None,
         pin: Default::default(),
+        handover: None,
         blocked: None,
         stash: 0,
         soft,
@@ -327,7 +328,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         // Dispatch every complete request read so far (until the replies
         // held for the client reach the soft limit: backpressure).
         let mut held_back = false;
-        while !closing && s.blocked.is_none() {
+        while !closing && s.blocked.is_none() && s.handover.is_none() {
             if s.over_soft() {
                 held_back = true;
                 break;
@@ -385,6 +386,28 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         if s.broken {
             return;
         }
+        if s.handover.is_some() && s.fifo.is_empty() && s.out_off == s.out.len() && !closing {
+            // Subscribed mode: the relay serves the client until its last
+            // subscription is gone.
+            let first = s.handover.take().unwrap_or_default();
+            let mut pending = rd.buf[rd.pos..rd.len].to_vec();
+            let ch = s.ch();
+            let out = crate::pubsub::relay(&s.router, &mut s.sock, &mut pending, first, ch).await;
+            s.now = Instant::now();
+            last_read = s.now;
+            parser = RequestParser::new();
+            rd.pos = 0;
+            rd.len = 0;
+            if rd.buf.len() < pending.len() {
+                rd.buf.resize(pending.len(), 0);
+            }
+            rd.buf[..pending.len()].copy_from_slice(&pending);
+            rd.len = pending.len();
+            match out {
+                crate::pubsub::Outcome::Back => continue,
+                crate::pubsub::Outcome::Closed => break,
+            }
+        }
         if closing && s.fifo.is_empty() && s.out_off == s.out.len() {
             break;
         }
@@ -438,7 +461,11 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
                     return Poll::Ready(Io::Timer);
                 }
             }
-            if r.is_pending() && closing && s.fifo.is_empty() && s.out_off == s.out.len() {
+            if r.is_pending()
+                && (closing || s.handover.is_some())
+                && s.fifo.is_empty()
+                && s.out_off == s.out.len()
+            {
                 return Poll::Ready(Io::Progress);
             }
             r
@@ -537,6 +564,9 @@ struct Session {
     watch_slot: Option<usize>,
     /// The connection pinned by WATCH for the transaction.
     pin: crate::transaction::Shared,
+    /// A subscribe request waiting for every earlier reply, then for the
+    /// pub/sub relay (see `pubsub.rs`).
+    handover: Option<Vec<Vec<u8>>>,
     /// A blocking command waiting for its turn or its reply: no further
     /// request is read until it is answered.
     blocked: Option<Blocked>,
@@ -1433,6 +1463,7 @@ impl Session {
             self.meta.name.clear();
             self.tx = None;
             self.unpin();
+            self.handover = None;
             self.reply_mode = ReplyMode::On;
             self.quiet = false;
             self.authed = self.router.cfg.session_auth.is_empty();
@@ -1601,6 +1632,71 @@ impl Session {
                 }
             }
             b"SCAN" => self.scan(argv).await,
+            b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" => {
+                if argv.len() < 2 {
+                    self.reply(arity_err(&String::from_utf8_lossy(up).to_ascii_lowercase()));
+                    return true;
+                }
+                // Handed to the pub/sub relay once every earlier request
+                // is answered (see `pubsub.rs`).
+                self.handover = Some(argv.iter().map(|a| a.to_vec()).collect());
+                true
+            }
+            b"UNSUBSCRIBE" | b"PUNSUBSCRIBE" | b"SUNSUBSCRIBE" => {
+                // Not subscribed: Redis' confirmations with count 0.
+                let kind = String::from_utf8_lossy(up).to_ascii_lowercase();
+                let mut out = Vec::new();
+                let head: &[u8] = if self.meta.resp3 {
+                    b">3\r\n"
+                } else {
+                    b"*3\r\n"
+                };
+                let chans: Vec<&[u8]> = if argv.len() > 1 {
+                    argv[1..].to_vec()
+                } else {
+                    vec![]
+                };
+                let n = chans.len().max(1);
+                for i in 0..n {
+                    out.extend_from_slice(head);
+                    out.extend_from_slice(format!("${}\r\n{kind}\r\n", kind.len()).as_bytes());
+                    match chans.get(i) {
+                        Some(c) => {
+                            out.extend_from_slice(format!("${}\r\n", c.len()).as_bytes());
+                            out.extend_from_slice(c);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        None if self.meta.resp3 => out.extend_from_slice(b"_\r\n"),
+                        None => out.extend_from_slice(b"$-1\r\n"),
+                    }
+                    out.extend_from_slice(b":0\r\n");
+                }
+                self.reply(out);
+                true
+            }
+            b"PUBLISH" | b"SPUBLISH" | b"PUBSUB" => {
+                // Where publishers and subscribers meet (see `pubsub.rs`).
+                let sub = argv
+                    .get(1)
+                    .map(|a| a.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let slot = match (up, sub.as_slice()) {
+                    (b"SPUBLISH", _) | (b"PUBSUB", b"SHARDNUMSUB")
+                        if argv.len() > 2 || up == b"SPUBLISH" =>
+                    {
+                        protocol::slot::slot_of(
+                            argv.get(if up == b"SPUBLISH" { 1 } else { 2 })
+                                .copied()
+                                .unwrap_or(b""),
+                        )
+                    }
+                    _ => crate::pubsub::PUBSUB_SLOT,
+                };
+                match raw {
+                    Some(r) => self.forward_single(slot, b"", argv, r).await,
+                    None => self.forward_single(slot, b"", argv, &reencode(argv)).await,
+                }
+            }
             b"RANDOMKEY" => {
                 if argv.len() != 1 {
                     self.reply(arity_err("randomkey"));
