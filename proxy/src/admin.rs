@@ -189,7 +189,13 @@ impl Admin {
                 "version": self.router.table_version.load(Ordering::Relaxed),
                 "degraded": self.router.degraded.load(Ordering::Relaxed),
             },
-            "sentinels": {"servers": [], "masters": {}, "switched": false},
+            "sentinels": {
+                "servers": *self.router.ha.servers.lock().unwrap_or_else(|p| p.into_inner()),
+                "masters": self.router.ha.masters.lock().unwrap_or_else(|p| p.into_inner())
+                    .iter().map(|(g, a)| (g.to_string(), Value::String(a.clone())))
+                    .collect::<serde_json::Map<String, Value>>(),
+                "switched": self.router.ha.switched.load(Ordering::Relaxed),
+            },
             "ops": {
                 "total": s.ops_total.load(Ordering::Relaxed),
                 "fails": s.ops_fails.load(Ordering::Relaxed),
@@ -317,6 +323,8 @@ pub async fn serve(
         .route("/api/proxy/shutdown/{xauth}", put(shutdown))
         .route("/api/proxy/loglevel/{xauth}/{level}", put(loglevel))
         .route("/api/proxy/fillslots/{xauth}", put(fillslots))
+        .route("/api/proxy/sentinels/{xauth}", put(sentinels))
+        .route("/api/proxy/sentinels/{xauth}/rewatch", put(sentinels_rewatch))
         .route("/metrics", get(metrics))
         .with_state(admin);
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -430,6 +438,47 @@ async fn fillslots(
         }
         Err(e) => fail(&e),
     }
+}
+
+async fn sentinels(
+    State(a): Ctx,
+    ConnectInfo(p): Peer,
+    Path(x): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/sentinels") {
+        return *r;
+    }
+    // Codis' models.Sentinel: {"servers": [...], "out_of_sync": bool}.
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return fail(&format!("bad sentinels json: {e}")),
+    };
+    let servers: Vec<String> = match v.get("servers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
+        Some(_) => return fail("bad sentinels json: servers is not a list"),
+    };
+    if let Some(bad) = servers.iter().find(|s| !crate::slots::valid_addr(s)) {
+        return fail(&format!("invalid sentinel address {bad:?}"));
+    }
+    crate::sentinel::set(&a.router, servers);
+    ok(json!("OK"))
+}
+
+async fn sentinels_rewatch(
+    State(a): Ctx,
+    ConnectInfo(p): Peer,
+    Path(x): Path<String>,
+) -> Response {
+    if let Err(r) = a.check_change(&x, p, "/api/proxy/sentinels/rewatch") {
+        return *r;
+    }
+    crate::sentinel::rewatch(&a.router);
+    ok(json!("OK"))
 }
 
 async fn metrics(State(a): Ctx) -> Response {

@@ -15,6 +15,7 @@ mod log;
 mod pubsub;
 mod router;
 mod scan;
+mod sentinel;
 mod session;
 mod slots;
 mod transaction;

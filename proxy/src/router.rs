@@ -209,6 +209,8 @@ pub struct Router {
     pub degraded: AtomicBool,
     /// Where the table comes from (`--fillslots`), for the admin API.
     pub table_source: Mutex<String>,
+    /// Sentinel-driven master switches (`sentinel.rs`).
+    pub ha: crate::sentinel::Ha,
 }
 
 /// The longest a request waits on a locked slot while the slot-table
@@ -332,6 +334,7 @@ impl Router {
             table_version: AtomicU64::new(0),
             degraded: AtomicBool::new(false),
             table_source: Mutex::new(String::new()),
+            ha: Default::default(),
         })
     }
 

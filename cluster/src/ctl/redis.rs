@@ -99,6 +99,38 @@ impl Client {
         .map_err(|e| format!("{addr}: {name}: {e}"))
     }
 
+    /// Sends a command without waiting for its reply.
+    pub async fn send(&mut self, args: &[&str]) -> Result<(), String> {
+        let mut out = Vec::new();
+        let parts: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        protocol::resp::request::command(&mut out, &parts);
+        self.sock
+            .write_all(&out)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))
+    }
+
+    /// The next frame the server sends (a reply or a pushed message);
+    /// waits as long as it takes.
+    pub async fn next(&mut self) -> Result<Value, String> {
+        loop {
+            if let Some((v, used)) = parse(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(v);
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self
+                .sock
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", self.addr))?;
+            if n == 0 {
+                return Err(format!("{}: connection closed", self.addr));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// A call whose error reply is an error.
     pub async fn ok(&mut self, args: &[&str]) -> Result<Value, String> {
         match self.call(args).await? {
