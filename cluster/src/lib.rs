@@ -7,6 +7,7 @@
 
 pub mod ctl;
 pub mod etcd;
+pub mod http;
 pub mod slot;
 pub mod store;
 pub mod table;

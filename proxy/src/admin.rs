@@ -60,7 +60,7 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-fn hex16(data: &[u8]) -> String {
+pub(crate) fn hex16(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
@@ -144,6 +144,11 @@ impl Admin {
             "sys": std::env::consts::OS,
             "hostname": hostname(),
             "datacenter": c.proxy_datacenter,
+            "jodis_path": if c.jodis_name.is_empty() {
+                String::new()
+            } else {
+                crate::coordinator::jodis_path(&c.product_name, token, c.jodis_compatible)
+            },
         })
     }
 
@@ -324,7 +329,10 @@ pub async fn serve(
         .route("/api/proxy/loglevel/{xauth}/{level}", put(loglevel))
         .route("/api/proxy/fillslots/{xauth}", put(fillslots))
         .route("/api/proxy/sentinels/{xauth}", put(sentinels))
-        .route("/api/proxy/sentinels/{xauth}/rewatch", put(sentinels_rewatch))
+        .route(
+            "/api/proxy/sentinels/{xauth}/rewatch",
+            put(sentinels_rewatch),
+        )
         .route("/metrics", get(metrics))
         .with_state(admin);
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -469,11 +477,7 @@ async fn sentinels(
     ok(json!("OK"))
 }
 
-async fn sentinels_rewatch(
-    State(a): Ctx,
-    ConnectInfo(p): Peer,
-    Path(x): Path<String>,
-) -> Response {
+async fn sentinels_rewatch(State(a): Ctx, ConnectInfo(p): Peer, Path(x): Path<String>) -> Response {
     if let Err(r) = a.check_change(&x, p, "/api/proxy/sentinels/rewatch") {
         return *r;
     }

@@ -8,6 +8,7 @@ mod admin;
 mod backend;
 mod blocking;
 mod config;
+mod coordinator;
 mod errors;
 mod info;
 mod local;
@@ -87,16 +88,23 @@ struct Args {
     /// Print the version and exit.
     #[arg(long)]
     version: bool,
-    /// Coordinator mode (Codis' dashboard): refused for now, use --fillslots.
+    /// Go online through this Codis dashboard (its admin address).
     #[arg(long)]
     dashboard: Option<String>,
-    /// Coordinator mode (zookeeper): refused for now, use --fillslots.
+    /// Codis' ZooKeeper coordinator: not supported (refused).
     #[arg(long)]
     zookeeper: Option<String>,
-    /// Coordinator mode (etcd): refused for now, use --fillslots.
+    #[arg(long = "zookeeper-auth")]
+    zookeeper_auth: Option<String>,
+    /// Go online through the dashboard recorded in Codis' etcd coordinator
+    /// (v2 keys API; etcd 3.4 with --enable-v2).
     #[arg(long)]
     etcd: Option<String>,
-    /// Coordinator mode (filesystem): refused for now, use --fillslots.
+    /// user:password for --etcd.
+    #[arg(long = "etcd-auth")]
+    etcd_auth: Option<String>,
+    /// Go online through the dashboard recorded in Codis' filesystem
+    /// coordinator (its root directory).
     #[arg(long)]
     filesystem: Option<String>,
 }
@@ -166,13 +174,26 @@ fn run(args: Args) -> Result<(), String> {
         ensure_nofile(n)?;
     }
     let workers = args.ncpu.max(args.max_ncpu.unwrap_or(0));
-    if args.dashboard.is_some()
-        || args.zookeeper.is_some()
-        || args.etcd.is_some()
-        || args.filesystem.is_some()
-    {
+    if args.zookeeper.is_some() || args.zookeeper_auth.is_some() {
         return Err(
-            "--dashboard/--zookeeper/--etcd/--filesystem are not supported; use --fillslots".into(),
+            "--zookeeper is not supported by this proxy: use --dashboard, --etcd (Codis' etcd coordinator), --filesystem, or --fillslots"
+                .into(),
+        );
+    }
+    let coordinator = match (&args.dashboard, &args.etcd, &args.filesystem) {
+        (None, None, None) => None,
+        (Some(d), None, None) => Some(coordinator::Coordinator::Dashboard(d.clone())),
+        (None, Some(e), None) => Some(coordinator::Coordinator::Etcd {
+            addr: e.clone(),
+            auth: args.etcd_auth.clone().unwrap_or_default(),
+        }),
+        (None, None, Some(f)) => Some(coordinator::Coordinator::Filesystem(f.into())),
+        _ => return Err("give only one of --dashboard, --etcd, --filesystem".into()),
+    };
+    if coordinator.is_some() && args.fillslots.is_some() {
+        return Err(
+            "--fillslots and a dashboard/coordinator are exclusive (the dashboard pushes the slots)"
+                .into(),
         );
     }
     let cfg = Arc::new(load_config(&args)?);
@@ -225,7 +246,7 @@ fn run(args: Args) -> Result<(), String> {
             .build()
     }
     .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let res = rt.block_on(serve(cfg, source));
+    let res = rt.block_on(serve(cfg, source, coordinator));
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);
     }
@@ -295,7 +316,11 @@ struct Source {
     initial: Option<(Option<u64>, Vec<slots::Slot>)>,
 }
 
-async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
+async fn serve(
+    cfg: Arc<Config>,
+    source: Option<Source>,
+    coordinator: Option<coordinator::Coordinator>,
+) -> Result<(), String> {
     let router = Router::new(cfg.clone());
     let listener = tokio::net::TcpListener::bind(&cfg.proxy_addr)
         .await
@@ -361,9 +386,16 @@ async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
                 }
             }
         }
-    } else {
+    } else if coordinator.is_none() {
         log::warn(&format!("offline: {}", errors::OFFLINE_REASON));
     }
+    let jodis = (cfg.jodis_name == "etcd").then(|| {
+        tokio::spawn(coordinator::jodis(
+            router.clone(),
+            id.token.clone(),
+            id.start_time.clone(),
+        ))
+    });
     {
         // qps, recomputed every second from ops.total.
         let r = router.clone();
@@ -386,6 +418,9 @@ async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
         stop_tx.clone(),
         id,
     ));
+    if let Some(c) = coordinator {
+        tokio::spawn(coordinator::go_online(router.clone(), c));
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
     let mut next_id: u64 = 0;
@@ -443,6 +478,9 @@ async fn serve(cfg: Arc<Config>, source: Option<Source>) -> Result<(), String> {
     }
     if let Some(r) = registrar {
         r.withdraw().await;
+    }
+    if let Some(j) = jodis {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), j).await;
     }
     Ok(())
 }

@@ -62,7 +62,12 @@ pub fn rewatch(router: &Arc<Router>) {
     let subscribed = Arc::new(AtomicU64::new(0));
     let majority = 1 + servers.len() as u64 / 2;
     for s in &servers {
-        let (r, t, sub, addr) = (router.clone(), trigger.clone(), subscribed.clone(), s.clone());
+        let (r, t, sub, addr) = (
+            router.clone(),
+            trigger.clone(),
+            subscribed.clone(),
+            s.clone(),
+        );
         tokio::spawn(async move {
             while r.ha.current(era) && !r.closed.load(Ordering::Relaxed) {
                 let res = subscribe(&r, era, &addr, &t, &sub, majority).await;
@@ -130,10 +135,14 @@ async fn subscribe(
             let Value::Array(Some(parts)) = v else {
                 return Err("invalid message".to_string());
             };
-            if parts.len() == 3 && parts[0].text() == "message" && parts[1].text() == "+switch-master"
+            if parts.len() == 3
+                && parts[0].text() == "message"
+                && parts[1].text() == "+switch-master"
             {
                 let payload = parts[2].text();
-                crate::log::warn(&format!("sentinel-[{addr}] subscribe event +switch-master {payload}"));
+                crate::log::warn(&format!(
+                    "sentinel-[{addr}] subscribe event +switch-master {payload}"
+                ));
                 if payload.starts_with(&prefix) {
                     trigger.notify_one();
                 }

@@ -16,12 +16,18 @@ pub struct Etcd {
     peer: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Etcd {
     /// Starts etcd, or returns None (with a SKIPPED notice) when it is not
     /// installed and `REQUIRE_REDIS` is not `1` (CI installs it).
     pub fn start() -> Option<Etcd> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Etcd::start`], with extra flags (e.g. `--enable-v2=true`).
+    pub fn start_with(extra: &[&str]) -> Option<Etcd> {
         let Some(bin) = which("etcd") else {
             if require_redis() {
                 panic!("etcd not found on PATH and REQUIRE_REDIS=1 (apt-get install etcd-server)");
@@ -39,6 +45,7 @@ impl Etcd {
             peer: free_port(),
             dir,
             bin,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         e.spawn();
         Some(e)
@@ -69,6 +76,7 @@ impl Etcd {
                 "--initial-cluster",
                 &format!("test={peer}"),
             ])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
