@@ -177,6 +177,34 @@ pub fn codis32_bin() -> Option<PathBuf> {
     }
 }
 
+/// The directory of the real Codis 3.2 Go binaries (`codis-dashboard`,
+/// `codis-admin`, `codis-fe`) for the control-plane interop tests:
+/// `$CODIS_BIN` when set. Otherwise prints a `SKIPPED: ...` notice and
+/// returns `None`; a set variable naming no such directory is a panic.
+pub fn codis_bin_dir() -> Option<PathBuf> {
+    match std::env::var_os("CODIS_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.join("codis-dashboard").is_file() && p.join("codis-admin").is_file(),
+                "CODIS_BIN={} has no codis-dashboard and codis-admin",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_string();
+            eprintln!(
+                "SKIPPED: {test}: no Codis 3.2 binaries (set CODIS_BIN to the directory holding codis-dashboard and codis-admin)"
+            );
+            None
+        }
+    }
+}
+
 /// A port that was free a moment ago (the OS picks it; it is released right
 /// away, so a start may still race with another process: [`Server`] retries).
 pub fn free_port() -> u16 {

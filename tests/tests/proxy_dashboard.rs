@@ -373,3 +373,189 @@ fn sentinels_switch_the_proxy_to_a_new_master() {
         "{stats}"
     );
 }
+
+/// codis-admin against the dashboard; panics unless it succeeds.
+fn admin(bin: &std::path::Path, dash: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin.join("codis-admin"))
+        .arg(format!("--dashboard=127.0.0.1:{dash}"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "codis-admin {args:?}: {text}");
+    text
+}
+
+/// The real codis-dashboard 3.2 (filesystem coordinator) adopts our proxy
+/// (found through the coordinator), takes our servers into groups, pushes
+/// slots and migrates 512 slots through the proxy while clients INCR
+/// through it: exact sums, no error, every key on its new owner; the
+/// dashboard's overview (what codis-fe shows) has the proxy online with
+/// its stats.
+#[test]
+fn the_real_codis_dashboard_drives_our_proxy() {
+    let Some(bin) = tests::codis_bin_dir() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let coord = root.path().join("coord");
+    let dport = tests::free_port();
+    let conf = root.path().join("dashboard.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "coordinator_name = \"filesystem\"\ncoordinator_addr = \"{}\"\nproduct_name = \"demo\"\nproduct_auth = \"\"\nadmin_addr = \"127.0.0.1:{dport}\"\nmigration_method = \"semi-async\"\n",
+            coord.display()
+        ),
+    )
+    .unwrap();
+    let mut dash = std::process::Command::new(bin.join("codis-dashboard"))
+        .arg(format!("--config={}", conf.display()))
+        .arg(format!(
+            "--log={}",
+            root.path().join("dashboard.log").display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", dport)).is_err() {
+        assert!(Instant::now() < deadline, "dashboard did not start");
+        assert!(dash.try_wait().unwrap().is_none(), "dashboard exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _dash = Kill(dash);
+    let s1 = Server::start(&[]);
+    let s2 = Server::start(&[]);
+    let p = Proxy::start(
+        None,
+        &[
+            &format!("--filesystem={}", coord.display()),
+            "--product_name=demo",
+        ],
+    );
+    admin(&bin, dport, &["--create-group", "--gid=1"]);
+    admin(&bin, dport, &["--create-group", "--gid=2"]);
+    admin(
+        &bin,
+        dport,
+        &["--group-add", "--gid=1", &format!("--addr={}", s1.addr())],
+    );
+    admin(
+        &bin,
+        dport,
+        &["--group-add", "--gid=2", &format!("--addr={}", s2.addr())],
+    );
+    // The proxy is adopted (it asked the dashboard found in the coordinator).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !admin(&bin, dport, &["--list-proxy"]).contains(&format!("{}", p.admin)) {
+        assert!(Instant::now() < deadline, "proxy not adopted: {}", p.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    admin(
+        &bin,
+        dport,
+        &[
+            "--slots-assign",
+            "--beg=0",
+            "--end=1023",
+            "--gid=1",
+            "--confirm",
+        ],
+    );
+    wait_online(&p);
+    // Clients INCR through our proxy while the dashboard moves 512 slots.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = (0..3)
+        .map(|t| {
+            let (port, stop) = (p.port, stop.clone());
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(port).unwrap();
+                c.set_timeout(Duration::from_secs(30));
+                let mut counts = std::collections::HashMap::<String, i64>::new();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let k = format!("c:{t}:{}", i % 200);
+                    i += 1;
+                    let r = c.send(&["INCR", &k]);
+                    assert!(r.starts_with(b":"), "{}", String::from_utf8_lossy(&r));
+                    *counts.entry(k).or_default() += 1;
+                }
+                counts
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    admin(
+        &bin,
+        dport,
+        &[
+            "--slot-action",
+            "--create-range",
+            "--beg=512",
+            "--end=1023",
+            "--gid=2",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let st = admin(&bin, dport, &["--slots-status"]);
+        let done = st.matches("\"backend_addr_group_id\": 2").count() >= 512
+            && !st.contains("migrate_from")
+            && !st.contains("\"locked\": true");
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "migration did not finish: {}",
+            std::fs::read_to_string(root.path().join("dashboard.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut c = p.conn();
+    let mut total = 0;
+    for h in loads {
+        for (k, n) in h.join().unwrap() {
+            total += 1;
+            let v = n.to_string();
+            assert_reply(
+                &c.send(&["GET", &k]),
+                format!("${}\r\n{v}\r\n", v.len()).as_bytes(),
+            );
+        }
+    }
+    // Every key on its owner.
+    for (port, range) in [(s1.port(), 0..512), (s2.port(), 512..1024)] {
+        let tests::Value::Array(rows) =
+            Conn::connect(port)
+                .unwrap()
+                .send_value(&["SLOTSINFO", "0", "1024"])
+        else {
+            panic!()
+        };
+        for r in rows {
+            let tests::Value::Array(p) = r else { panic!() };
+            let slot = p[0].as_int().unwrap() as usize;
+            assert!(range.contains(&slot), "slot {slot} on {port}");
+        }
+    }
+    assert!(total > 0);
+    // What codis-fe shows: the dashboard's overview with our proxy online.
+    let overview = http_get(dport, "/topom");
+    assert!(overview.contains("\"online\": true"), "{overview}");
+    assert!(overview.contains("\"qps\""), "{overview}");
+}
