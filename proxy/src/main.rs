@@ -40,9 +40,7 @@ struct Args {
     /// proxy.toml
     #[arg(long)]
     config: Option<String>,
-    /// Slot-table store, followed for changes: a file (a JSON array of
-    /// Slot objects, or a codis-ctl table), or etcd://host:port/<product>
-    /// (the table codis-ctl keeps in etcd).
+    /// Slot table (followed): a file, or etcd://host:port/<product>.
     #[arg(long)]
     fillslots: Option<String>,
     /// Log file (default: stderr).
@@ -88,24 +86,23 @@ struct Args {
     /// Print the version and exit.
     #[arg(long)]
     version: bool,
-    /// Go online through this Codis dashboard (its admin address).
-    #[arg(long)]
+    /// Go online through this Codis dashboard.
+    #[arg(long, value_name = "ADDR")]
     dashboard: Option<String>,
-    /// Codis' ZooKeeper coordinator: not supported (refused).
-    #[arg(long)]
+    /// Codis' ZooKeeper coordinator: not supported.
+    #[arg(long, value_name = "ADDR")]
     zookeeper: Option<String>,
-    #[arg(long = "zookeeper-auth")]
+    /// ZooKeeper credentials: not supported.
+    #[arg(long = "zookeeper-auth", value_name = "U:P")]
     zookeeper_auth: Option<String>,
-    /// Go online through the dashboard recorded in Codis' etcd coordinator
-    /// (v2 keys API; etcd 3.4 with --enable-v2).
-    #[arg(long)]
+    /// Codis' etcd coordinator (v2 API) naming the dashboard.
+    #[arg(long, value_name = "ADDR")]
     etcd: Option<String>,
     /// user:password for --etcd.
-    #[arg(long = "etcd-auth")]
+    #[arg(long = "etcd-auth", value_name = "U:P")]
     etcd_auth: Option<String>,
-    /// Go online through the dashboard recorded in Codis' filesystem
-    /// coordinator (its root directory).
-    #[arg(long)]
+    /// Codis' filesystem coordinator root naming the dashboard.
+    #[arg(long, value_name = "DIR")]
     filesystem: Option<String>,
 }
 

@@ -13,12 +13,16 @@
 //! arrive ahead of an earlier one (several backends) or belong to a split
 //! are kept aside. All replies ready after one wake-up go out in one write.
 //!
-//! Requests forwarded whole keep their original bytes. MGET/MSET/DEL/EXISTS
-//! (and TOUCH/UNLINK) are split per key and merged with Codis' aggregation
-//! and error texts. Slots with `migrate_from` use Codis' sync
-//! (SLOTSMGRTTAGONE first) or semi-async (SLOTSMGRT-EXEC-WRAPPER with its
-//! retry ladder) forwarding; that path, and waiting on a blocked slot, keep
-//! delivering earlier replies while they wait ([`Session::pumped`]).
+//! Requests forwarded whole keep their original bytes. The parts:
+//! `policy.rs` (what the shared command table says the proxy does with a
+//! command), `multikey.rs` (MGET/MSET/DEL/EXISTS/TOUCH/UNLINK split per key
+//! and merged with Codis' aggregation and error texts; KEYS/FLUSH* fanned
+//! out), `migrating.rs` (forwarding by slot, and Codis' sync or semi-async
+//! forwarding for slots with `migrate_from`; that path, and waiting on a
+//! blocked slot, keep delivering earlier replies while they wait,
+//! [`Session::pumped`]), `queue.rs` (MULTI queuing; EXEC and WATCH run in
+//! `transaction.rs`); blocking commands run in `blocking.rs`, subscribed
+//! clients in `pubsub.rs`, and every reply text is in `errors.rs`.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -44,78 +48,6 @@ use crate::errors::{
 
 /// No per-command stats slot (the request had no usable name).
 const NO_CMD: usize = usize::MAX;
-
-/// [`classes`] bits.
-const C_NOT_ALLOWED: u8 = 1;
-const C_READ: u8 = 2;
-const C_BLOCKING: u8 = 4;
-/// The keys are not just argument 1: found by the key specs, and checked
-/// to hash to one slot.
-const C_KEYS: u8 = 8;
-
-/// Per command id: [`C_NOT_ALLOWED`], [`C_READ`] (pure read),
-/// [`C_BLOCKING`], [`C_KEYS`].
-fn classes() -> &'static [u8] {
-    static C: OnceLock<Vec<u8>> = OnceLock::new();
-    C.get_or_init(|| {
-        command::COMMANDS
-            .iter()
-            .map(|s| {
-                let upper = s.name.to_ascii_uppercase();
-                let na = s.proxy == ProxyPolicy::NotAllow;
-                let read = s.has(flags::READONLY)
-                    && (s.proxy == ProxyPolicy::Read
-                        || matches!(upper.as_str(), "MGET" | "EXISTS"))
-                    && upper != "TOUCH";
-                // Blocking only where a timeout can make it wait (XREAD and
-                // friends only block with BLOCK; they are not in 7.0's
-                // blocking flag set anyway).
-                let blocking = s.has(flags::BLOCKING) && s.proxy != ProxyPolicy::Local;
-                let keys = s.proxy != ProxyPolicy::Local
-                    && s.proxy != ProxyPolicy::Split
-                    && (s.key_specs.len() > 1
-                        || !s.subcommands.is_empty()
-                        || s.key_specs.iter().any(|k| {
-                            !matches!(k.find, command::FindKeys::Range { last: 0, .. })
-                                || !matches!(k.begin, command::BeginSearch::Index(1))
-                        }));
-                let mut c = 0;
-                if na {
-                    c |= C_NOT_ALLOWED;
-                }
-                if read {
-                    c |= C_READ;
-                }
-                if blocking {
-                    c |= C_BLOCKING;
-                }
-                if keys && (!s.key_specs.is_empty() || !s.subcommands.is_empty()) {
-                    c |= C_KEYS;
-                }
-                c
-            })
-            .collect()
-    })
-}
-
-/// Whether the proxy serves a command (COMMAND lists only these).
-fn served(c: &command::CommandSpec) -> bool {
-    let top = c.name.split('|').next().unwrap_or(c.name);
-    match command::lookup(top.as_bytes()) {
-        Some(id)
-            if classes()
-                .get(id as usize)
-                .is_some_and(|k| k & C_NOT_ALLOWED != 0) =>
-        {
-            false
-        }
-        Some(_) if top == "client" || top == "config" => {
-            c.name == top || crate::local::SERVED_SUBCOMMANDS.contains(&c.name)
-        }
-        Some(_) => true,
-        None => false,
-    }
-}
 
 /// A result slot, by sequence number.
 enum Res {
@@ -148,20 +80,6 @@ enum What {
     /// INFO: the proxy's sections, then the keyspace summed from the next
     /// `n` sequence numbers.
     Info(Vec<u8>, usize),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SplitKind {
-    Mget,
-    Mset,
-    Del,
-    Exists,
-    /// TOUCH and UNLINK (split as the issue asks; Codis sends them whole).
-    Sum(&'static str),
-    /// KEYS from every server: the union, each key once.
-    Keys,
-    /// FLUSHDB / FLUSHALL on every server: `+OK` when all say so.
-    AllOk(&'static str),
 }
 
 /// Where a reply came from (for the error counters).
@@ -198,6 +116,16 @@ enum Io {
 }
 
 use crate::errors::line as err_line;
+
+mod migrating;
+mod multikey;
+mod policy;
+mod queue;
+
+use migrating::*;
+use multikey::*;
+use policy::*;
+use queue::*;
 
 use crate::errors::arity as arity_err;
 
@@ -624,20 +552,6 @@ impl Drop for Session {
     }
 }
 
-/// A request's slot and keys.
-type SlotKeys<'a> = (usize, Vec<&'a [u8]>);
-
-/// A queued transaction (MULTI until EXEC or DISCARD).
-struct TxQueue {
-    cmds: Vec<Vec<Vec<u8>>>,
-    /// The keys whose tag groups must leave a migration source first.
-    keys: Vec<Vec<u8>>,
-    /// The slot every key hashes to (from WATCH or the first keyed command).
-    slot: Option<usize>,
-    /// A command was refused while queuing: EXEC answers EXECABORT.
-    dirty: bool,
-}
-
 /// What runs exclusively for a session (nothing more is read meanwhile).
 enum Job {
     Blocking(crate::blocking::Call),
@@ -920,220 +834,6 @@ impl Session {
             })),
             task: None,
         });
-        true
-    }
-
-    /// WATCH or EXEC: queued like a blocking command (see `transaction.rs`).
-    fn tx_job(
-        &mut self,
-        kind: crate::transaction::Kind,
-        argv: &[&[u8]],
-        keys: Vec<Vec<u8>>,
-        slot: Option<usize>,
-    ) -> bool {
-        let seq = self.res_base + self.res.len() as u64;
-        self.res.push_back(Res::Wait);
-        self.push(What::One);
-        self.blocked = Some(Blocked {
-            seq,
-            call: Some(Job::Tx(crate::transaction::Job {
-                kind,
-                argv: argv.iter().map(|a| a.to_vec()).collect(),
-                keys,
-                slot,
-                ch: self.ch(),
-                seed: self.seed,
-                pin: self.pin.clone(),
-            })),
-            task: None,
-        });
-        true
-    }
-
-    /// Ends WATCH: the pinned connection goes (closing it unwatches).
-    fn unpin(&mut self) {
-        self.watch_slot = None;
-        if let Ok(mut g) = self.pin.try_lock() {
-            *g = None;
-        } else {
-            self.pin = Default::default();
-        }
-    }
-
-    /// The keys of a request and the one slot they hash to: `Ok(None)` for
-    /// a command without keys, `Err(())` when they span slots.
-    fn keys_of<'a>(
-        id: Option<command::CmdId>,
-        argv: &[&'a [u8]],
-    ) -> Result<Option<SlotKeys<'a>>, ()> {
-        let Some(spec) = id.map(|i| i.spec()) else {
-            return Ok(None);
-        };
-        let keys = command_keys(spec, argv).unwrap_or_default();
-        let Some(first) = keys.first() else {
-            return Ok(None);
-        };
-        let slot = protocol::slot::slot_of(first);
-        if keys.iter().any(|k| protocol::slot::slot_of(k) != slot) {
-            return Err(());
-        }
-        Ok(Some((slot, keys)))
-    }
-
-    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH, and every command while a
-    /// transaction is queued; None: not a transaction matter.
-    fn transaction(
-        &mut self,
-        up: &[u8],
-        id: Option<command::CmdId>,
-        argv: &[&[u8]],
-    ) -> Option<bool> {
-        if !self.authed {
-            // Before AUTH: the session-auth gate answers (and no
-            // transaction can start).
-            return None;
-        }
-        let in_multi = self.tx.is_some();
-        match up {
-            b"MULTI" if in_multi => {
-                self.reply(err_line(crate::errors::MULTI_NESTED));
-                Some(true)
-            }
-            b"MULTI" => {
-                if argv.len() != 1 {
-                    self.reply(arity_err("multi"));
-                    return Some(true);
-                }
-                self.tx = Some(TxQueue {
-                    cmds: Vec::new(),
-                    keys: Vec::new(),
-                    slot: self.watch_slot,
-                    dirty: false,
-                });
-                self.reply_static(OK);
-                Some(true)
-            }
-            b"EXEC" | b"DISCARD" if !in_multi => {
-                self.reply(err_line(if up == b"EXEC" {
-                    crate::errors::EXEC_WITHOUT_MULTI
-                } else {
-                    crate::errors::DISCARD_WITHOUT_MULTI
-                }));
-                Some(true)
-            }
-            b"DISCARD" => {
-                self.tx = None;
-                self.unpin();
-                self.reply_static(OK);
-                Some(true)
-            }
-            b"EXEC" => {
-                let tx = self.tx.take().unwrap_or_else(|| unreachable!());
-                if tx.dirty {
-                    self.unpin();
-                    self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-                    self.reply_static(ERR_EXECABORT);
-                    return Some(true);
-                }
-                self.watch_slot = None;
-                Some(self.tx_job(
-                    crate::transaction::Kind::Exec { cmds: tx.cmds },
-                    argv,
-                    tx.keys,
-                    tx.slot,
-                ))
-            }
-            b"WATCH" if in_multi => {
-                self.reply(err_line(crate::errors::WATCH_IN_MULTI));
-                Some(true)
-            }
-            b"WATCH" => {
-                if argv.len() < 2 {
-                    self.reply(arity_err("watch"));
-                    return Some(true);
-                }
-                let slot = protocol::slot::slot_of(argv[1]);
-                if argv[2..].iter().any(|k| protocol::slot::slot_of(k) != slot)
-                    || self.watch_slot.is_some_and(|w| w != slot)
-                {
-                    self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-                    self.reply_static(crate::errors::CROSSSLOT);
-                    return Some(true);
-                }
-                self.watch_slot = Some(slot);
-                let keys = argv[1..].iter().map(|k| k.to_vec()).collect();
-                Some(self.tx_job(crate::transaction::Kind::Watch, argv, keys, Some(slot)))
-            }
-            b"UNWATCH" if !in_multi => {
-                self.unpin();
-                self.reply_static(OK);
-                Some(true)
-            }
-            _ if !in_multi => None,
-            b"QUIT" | b"RESET" => None,
-            _ => {
-                // Queue it, or refuse it (and make EXEC fail) as Redis
-                // does at queuing time.
-                let Some(spec) = id.map(|i| i.spec()) else {
-                    let e = crate::errors::unknown_command(argv);
-                    return Some(self.tx_refuse(e));
-                };
-                let argc = argv.len() as i32;
-                if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity)
-                {
-                    let e = crate::errors::wrong_arity(
-                        &String::from_utf8_lossy(argv[0]).to_ascii_lowercase(),
-                    );
-                    return Some(self.tx_refuse(e));
-                }
-                let queued_here = matches!(spec.proxy, ProxyPolicy::NotAllow | ProxyPolicy::Local)
-                    && !matches!(up, b"PING" | b"ECHO" | b"TIME");
-                if queued_here {
-                    let e = crate::errors::handle_request(&crate::errors::not_in_multi(
-                        &String::from_utf8_lossy(up),
-                    ));
-                    return Some(self.tx_refuse(e));
-                }
-                let keyed = match Self::keys_of(id, argv) {
-                    Ok(k) => k,
-                    Err(()) => return Some(self.tx_refuse_static(crate::errors::CROSSSLOT)),
-                };
-                let tx = self.tx.as_mut().expect("in multi");
-                if let Some((slot, keys)) = keyed {
-                    if tx.slot.is_some_and(|s| s != slot) {
-                        return Some(self.tx_refuse_static(crate::errors::CROSSSLOT));
-                    }
-                    tx.slot = Some(slot);
-                    for k in keys {
-                        let t = protocol::slot::hash_tag(k);
-                        if !tx.keys.iter().any(|m| protocol::slot::hash_tag(m) == t) {
-                            tx.keys.push(k.to_vec());
-                        }
-                    }
-                }
-                tx.cmds.push(argv.iter().map(|a| a.to_vec()).collect());
-                self.reply_static(b"+QUEUED\r\n");
-                Some(true)
-            }
-        }
-    }
-
-    /// A command refused while queuing: its error, and EXEC will abort.
-    fn tx_refuse(&mut self, line: String) -> bool {
-        if let Some(tx) = &mut self.tx {
-            tx.dirty = true;
-        }
-        self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-        self.reply(err_line(&line));
-        true
-    }
-
-    fn tx_refuse_static(&mut self, line: &'static [u8]) -> bool {
-        if let Some(tx) = &mut self.tx {
-            tx.dirty = true;
-        }
-        self.router.stats.ops_fails.fetch_add(1, Ordering::Relaxed);
-        self.reply_static(line);
         true
     }
 
@@ -2002,218 +1702,6 @@ impl Session {
         }
     }
 
-    async fn forward_single(
-        &mut self,
-        slot: usize,
-        hkey: &[u8],
-        argv: &[&[u8]],
-        data: &[u8],
-    ) -> bool {
-        let f = self.forward(slot, hkey, &[], argv, data).await;
-        self.answer(f)
-    }
-
-    /// Queues the answer owed for a forwarded request.
-    fn answer(&mut self, f: Fwd) -> bool {
-        match f {
-            Fwd::Sent => {
-                self.push(What::One);
-                true
-            }
-            Fwd::Reply(r) => {
-                self.reply(r);
-                true
-            }
-            Fwd::Fail(t) => self.fail(&t),
-        }
-    }
-
-    /// Routes one (sub-)request by slot. The common case (slot not blocked,
-    /// not migrating) stages it at once; the rest takes [`Self::forward_slow`].
-    /// `more`: keys of other tag groups in the same slot (multi-key
-    /// commands), moved to the new owner too while the slot migrates.
-    async fn forward(
-        &mut self,
-        slot: usize,
-        hkey: &[u8],
-        more: &[&[u8]],
-        argv: &[&[u8]],
-        data: &[u8],
-    ) -> Fwd {
-        match self.router.try_route(slot) {
-            Some(Ok(crate::router::Fast { guard, table, slot })) => {
-                let r = &table.slots[slot];
-                if r.migrate.is_none() || hkey.is_empty() {
-                    let replica = if self.pure_read
-                        && r.migrate.is_none()
-                        && !self.router.cfg.backend_primary_only
-                    {
-                        crate::router::replica_conn(&r.replicas, self.ch(), self.seed)
-                    } else {
-                        None
-                    };
-                    let conn = replica.or_else(|| {
-                        r.backend
-                            .as_ref()
-                            .and_then(|b| b.conn(self.ch(), self.seed))
-                    });
-                    let Some(conn) = conn else {
-                        return Fwd::Fail(crate::errors::CONN_RESET.into());
-                    };
-                    self.stage(conn, data, Some(guard));
-                    return Fwd::Sent;
-                }
-            }
-            Some(Err(e)) => return Fwd::Fail(route_err_text(&e).to_string()),
-            None => {}
-        }
-        self.forward_slow(slot, hkey, more, argv, data).await
-    }
-
-    /// Blocked or migrating slots: waits for the slot, then Codis'
-    /// migration-aware forwarding.
-    async fn forward_slow(
-        &mut self,
-        slot: usize,
-        hkey: &[u8],
-        more: &[&[u8]],
-        argv: &[&[u8]],
-        data: &[u8],
-    ) -> Fwd {
-        let router = self.router.clone();
-        let mut tries: u64 = 0;
-        loop {
-            let routed = match self.pumped(router.route(slot)).await {
-                Ok(r) => r,
-                Err(e) => return Fwd::Fail(route_err_text(&e).to_string()),
-            };
-            if let Some(from) = routed.migrate.as_ref().filter(|_| !hkey.is_empty()) {
-                let Some(src) = from.conn(self.ch(), self.seed).cloned() else {
-                    return Fwd::Fail(crate::errors::CONN_RESET.into());
-                };
-                if routed.method == 0 || !more.is_empty() {
-                    // Sync (and any command with keys of several tag
-                    // groups, which the source cannot run for all of
-                    // them): move each key with its tag group first.
-                    let (host, port) = routed
-                        .backend
-                        .addr
-                        .rsplit_once(':')
-                        .unwrap_or((&routed.backend.addr, "0"));
-                    for key in std::iter::once(hkey).chain(more.iter().copied()) {
-                        let req = crate::backend::mgrt_tag_one(host, port, key);
-                        match self.pumped(src.call(&req)).await {
-                            Ok(r) if r.starts_with(b":") => {}
-                            Ok(r) => {
-                                return Fwd::Fail(format!("bad slotsmgrt resp: {}", show(&r)));
-                            }
-                            Err(e) => return Fwd::Fail(e.text().to_string()),
-                        }
-                    }
-                } else {
-                    // Semi-async: let the source run it if it still has the key.
-                    let mut args: Vec<&[u8]> = vec![b"SLOTSMGRT-EXEC-WRAPPER", hkey];
-                    args.extend_from_slice(argv);
-                    match self.pumped(src.call(&reencode(&args))).await {
-                        Ok(r) => match parse_wrapper(&r) {
-                            Some((2, inner)) => return Fwd::Reply(inner.to_vec()),
-                            Some((0, _)) => {}
-                            Some((1, _)) => {
-                                drop(routed);
-                                let ms = match tries {
-                                    0..5 => 0,
-                                    5..20 => tries,
-                                    _ => 20,
-                                };
-                                tries += 1;
-                                if ms == 0 {
-                                    self.pumped(tokio::task::yield_now()).await;
-                                } else {
-                                    self.pumped(tokio::time::sleep(Duration::from_millis(ms)))
-                                        .await;
-                                }
-                                continue;
-                            }
-                            _ => {
-                                return Fwd::Fail(format!(
-                                    "bad slotsmgrt-exec-wrapper resp: {}",
-                                    show(&r)
-                                ));
-                            }
-                        },
-                        Err(e) => return Fwd::Fail(e.text().to_string()),
-                    }
-                }
-            }
-            let replica = if self.pure_read && routed.migrate.is_none() {
-                crate::router::replica_conn(&routed.replicas, self.ch(), self.seed)
-            } else {
-                None
-            };
-            let Some(conn) = replica.or_else(|| routed.backend.conn(self.ch(), self.seed)) else {
-                return Fwd::Fail(crate::errors::CONN_RESET.into());
-            };
-            self.stage(conn, data, Some(routed.guard));
-            return Fwd::Sent;
-        }
-    }
-
-    /// MGET/MSET/DEL/EXISTS split per key (codis.md §3.4).
-    async fn split(&mut self, upper: &str, argv: &[&[u8]], raw: Option<&[u8]>) -> bool {
-        let (kind, step) = match upper {
-            "MGET" => (SplitKind::Mget, 1),
-            "MSET" => (SplitKind::Mset, 2),
-            "DEL" => (SplitKind::Del, 1),
-            "TOUCH" => (SplitKind::Sum("touch"), 1),
-            "UNLINK" => (SplitKind::Sum("unlink"), 1),
-            _ => (SplitKind::Exists, 1),
-        };
-        let nargs = argv.len() - 1;
-        if nargs == 0 || !nargs.is_multiple_of(step) {
-            self.reply(arity_err(upper));
-            return true;
-        }
-        if nargs == step {
-            let slot = protocol::slot::slot_of(argv[1]);
-            return match raw {
-                Some(r) => self.forward_single(slot, argv[1], argv, r).await,
-                None => {
-                    self.forward_single(slot, argv[1], argv, &reencode(argv))
-                        .await
-                }
-            };
-        }
-        let mut n = 0usize;
-        let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + step);
-        let mut data = Vec::new();
-        for chunk in argv[1..].chunks(step) {
-            sub.clear();
-            sub.push(argv[0]);
-            sub.extend_from_slice(chunk);
-            data.clear();
-            encode(&mut data, &sub);
-            let key = chunk[0];
-            match self
-                .forward(protocol::slot::slot_of(key), key, &[], &sub, &data)
-                .await
-            {
-                Fwd::Sent => {}
-                Fwd::Reply(r) => {
-                    self.got(r);
-                }
-                Fwd::Fail(t) => {
-                    if n > 0 {
-                        self.push(What::Drop(n));
-                    }
-                    return self.fail(&t);
-                }
-            }
-            n += 1;
-        }
-        self.push(What::Split(kind, n));
-        true
-    }
-
     /// Every server that holds slots: each slot's owner and, while a slot
     /// migrates, its source (a key is on one of them; during a sync step a
     /// key can briefly be on both).
@@ -2352,26 +1840,6 @@ impl Session {
     }
 }
 
-/// The keys of a command line by its key specs (a container's by its
-/// subcommand's): `None` when the specs cannot be applied (bad keynum),
-/// which leaves the command to the backend's own error.
-fn command_keys<'a>(
-    spec: &'static command::CommandSpec,
-    argv: &[&'a [u8]],
-) -> Option<Vec<&'a [u8]>> {
-    let spec = if spec.subcommands.is_empty() {
-        spec
-    } else {
-        spec.subcommand(argv.get(1)?)?
-    };
-    let refs = command::intro::keys_from_specs(spec, argv)?;
-    Some(
-        refs.iter()
-            .filter_map(|k| argv.get(k.pos).copied())
-            .collect(),
-    )
-}
-
 fn route_err_text(e: &RouteError) -> &'static str {
     match e {
         RouteError::NotReady => ERR_NOT_READY,
@@ -2392,142 +1860,6 @@ fn reencode(argv: &[&[u8]]) -> Vec<u8> {
     let mut v = Vec::new();
     encode(&mut v, argv);
     v
-}
-
-/// `*2 :code <inner>` from SLOTSMGRT-EXEC-WRAPPER.
-fn parse_wrapper(r: &[u8]) -> Option<(i64, &[u8])> {
-    let rest = r.strip_prefix(b"*2\r\n:")?;
-    let nl = memchr::memchr(b'\n', rest)?;
-    let code: i64 = std::str::from_utf8(rest.get(..nl.checked_sub(1)?)?)
-        .ok()?
-        .parse()
-        .ok()?;
-    Some((code, rest.get(nl + 1..)?))
-}
-
-/// A short printable form of a reply for error messages.
-fn show(r: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&r[..r.len().min(64)]).into_owned();
-    s.replace("\r\n", " ").trim_end().to_string()
-}
-
-/// Codis' name for a reply's type (`resp.Type` in its error texts).
-fn type_name(r: &[u8]) -> &'static str {
-    match r.first() {
-        Some(b'+') => "<string>",
-        Some(b'-') => "<error>",
-        Some(b':') => "<int>",
-        Some(b'$') => "<bulkbytes>",
-        Some(b'*') => "<array>",
-        _ => "<unknown>",
-    }
-}
-
-/// The first line's payload (after the type byte, before CRLF).
-fn head(r: &[u8]) -> &[u8] {
-    let end = memchr::memchr(b'\r', r).unwrap_or(r.len());
-    r.get(1..end).unwrap_or(b"")
-}
-
-fn parse_int(r: &[u8]) -> Option<i64> {
-    if r.first() != Some(&b':') {
-        return None;
-    }
-    std::str::from_utf8(head(r)).ok()?.parse().ok()
-}
-
-/// Merges split sub-replies in order (Codis' coalesce rules).
-fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String> {
-    match kind {
-        SplitKind::Mget => {
-            let mut out = format!("*{}\r\n", subs.len()).into_bytes();
-            for r in subs {
-                let ok = r.starts_with(b"*1\r\n");
-                if !ok {
-                    let n = if r.first() == Some(&b'*') {
-                        std::str::from_utf8(head(r))
-                            .ok()
-                            .and_then(|s| s.parse::<i64>().ok())
-                            .unwrap_or(0)
-                            .max(0)
-                    } else {
-                        0
-                    };
-                    return Err(format!("bad mget resp: {} array.len = {n}", type_name(r)));
-                }
-                out.extend_from_slice(&r[4..]);
-            }
-            Ok(out)
-        }
-        SplitKind::Mset => {
-            let mut last = b"+OK\r\n".to_vec();
-            for r in subs {
-                if r.first() != Some(&b'+') {
-                    return Err(format!(
-                        "bad mset resp: {} value.len = {}",
-                        type_name(r),
-                        head(r).len()
-                    ));
-                }
-                last = r.clone();
-            }
-            Ok(last)
-        }
-        SplitKind::Keys => {
-            let mut seen = std::collections::HashSet::new();
-            let mut keys = Vec::new();
-            for r in subs {
-                let Some(ks) = crate::scan::parse_keys(r) else {
-                    return Err(format!(
-                        "bad keys resp: {} value.len = {}",
-                        type_name(r),
-                        head(r).len()
-                    ));
-                };
-                for k in ks {
-                    if seen.insert(k.clone()) {
-                        keys.push(k);
-                    }
-                }
-            }
-            let mut o = protocol::resp::Reply::new();
-            o.array(keys.len());
-            for k in &keys {
-                o.bulk(k);
-            }
-            Ok(o.buf)
-        }
-        SplitKind::AllOk(name) => {
-            for r in subs {
-                if r.first() != Some(&b'+') {
-                    return Err(format!("bad {name} resp: {}", show(r)));
-                }
-            }
-            Ok(OK.to_vec())
-        }
-        SplitKind::Del | SplitKind::Exists | SplitKind::Sum(_) => {
-            let name = match kind {
-                SplitKind::Del => "del",
-                SplitKind::Sum(n) => n,
-                _ => "exists",
-            };
-            let mut n: i64 = 0;
-            for r in subs {
-                match parse_int(r) {
-                    Some(v) if kind != SplitKind::Exists => n += v,
-                    Some(v) => n += (v != 0) as i64,
-                    None => {
-                        return Err(format!(
-                            "bad {name} resp: {} value.len = {}",
-                            type_name(r),
-                            head(r).len()
-                        ));
-                    }
-                }
-            }
-            Ok(format!(":{n}\r\n").into_bytes())
-        }
-    }
 }
 
 #[cfg(test)]
