@@ -228,6 +228,23 @@ impl Etcd {
             .unwrap_or_default())
     }
 
+    /// Like [`Etcd::get_prefix`], with the store's revision at the read.
+    pub async fn get_prefix_rev(&self, prefix: &[u8]) -> Result<(Vec<Kv>, i64), String> {
+        let v = self
+            .call(
+                "/v3/kv/range",
+                json!({"key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix))}),
+            )
+            .await?;
+        Ok((
+            v["kvs"]
+                .as_array()
+                .map(|a| a.iter().map(kv_of).collect())
+                .unwrap_or_default(),
+            num(&v["header"]["revision"]),
+        ))
+    }
+
     /// Sets `key` (attached to `lease` when non-zero).
     pub async fn put(&self, key: &[u8], value: &[u8], lease: i64) -> Result<(), String> {
         let mut body = json!({"key": B64.encode(key), "value": B64.encode(value)});
@@ -270,6 +287,37 @@ impl Etcd {
             )
             .await?;
         Ok(v["succeeded"].as_bool().unwrap_or(false))
+    }
+
+    /// Like [`Etcd::cas`]; on success the store's revision after the write
+    /// (the key's new `mod_revision`: a transaction with one put makes one
+    /// revision).
+    pub async fn cas_rev(
+        &self,
+        key: &[u8],
+        expect: i64,
+        value: &[u8],
+    ) -> Result<Option<i64>, String> {
+        let k = B64.encode(key);
+        let cmp = if expect == 0 {
+            json!({"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0"})
+        } else {
+            json!({"key": k, "target": "MOD", "result": "EQUAL", "mod_revision": expect.to_string()})
+        };
+        let put = json!({"key": k, "value": B64.encode(value)});
+        let v = self
+            .call(
+                "/v3/kv/txn",
+                json!({"compare": [cmp], "success": [{"request_put": put}]}),
+            )
+            .await?;
+        if !v["succeeded"].as_bool().unwrap_or(false) {
+            return Ok(None);
+        }
+        match num(&v["header"]["revision"]) {
+            0 => Err("etcd: txn reply without a revision".into()),
+            r => Ok(Some(r)),
+        }
     }
 
     /// Deletes `key` only if it still has `mod_revision` `expect`.

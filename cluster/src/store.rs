@@ -127,9 +127,9 @@ impl Store {
     /// (None: there was none); returns the new `rev`.
     pub async fn save(&self, t: &Table, prev: Option<i64>) -> Result<i64, String> {
         t.validate()?;
-        let data = t.to_json();
         match self {
             Store::File(p) => {
+                let data = t.to_json();
                 let now = match std::fs::read(p) {
                     Ok(d) => Some(
                         Table::parse(&d)
@@ -146,20 +146,15 @@ impl Store {
                 Ok(t.version as i64)
             }
             Store::Etcd { etcd, product } => {
+                let data = t.to_json_compact();
                 let key = table_key(product);
-                if !etcd
-                    .cas(key.as_bytes(), prev.unwrap_or(0), &data, 0)
+                match etcd
+                    .cas_rev(key.as_bytes(), prev.unwrap_or(0), &data)
                     .await?
                 {
-                    return Err(conflict());
+                    Some(rev) => Ok(rev),
+                    None => Err(conflict()),
                 }
-                // The new mod_revision: read it back (a put's own revision
-                // is not in the gateway's txn reply on every version).
-                let kv = etcd
-                    .get(key.as_bytes())
-                    .await?
-                    .ok_or_else(|| format!("{key} vanished after a write"))?;
-                Ok(kv.mod_revision)
             }
         }
     }

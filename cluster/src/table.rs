@@ -101,11 +101,16 @@ impl Table {
         Ok(t)
     }
 
-    /// The stored form (pretty, as Codis stores its models).
+    /// The stored form in a file (pretty, as Codis stores its models).
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
+    }
+
+    /// The compact form (etcd: every change travels to every proxy).
+    pub fn to_json_compact(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Puts the slots in id order and adds the missing ones unassigned.

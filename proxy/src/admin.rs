@@ -181,19 +181,11 @@ impl Admin {
         cmds.sort_by(|x, y| x["opstr"].as_str().cmp(&y["opstr"].as_str()));
         let online = self.router.is_online();
         let closed = self.router.closed.load(Ordering::Relaxed);
-        let source = match self.router.table_source.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
         json!({
             "online": online,
             "online_reason": offline_reason(online, closed),
             "closed": closed,
-            "table": {
-                "source": source,
-                "version": self.router.table_version.load(Ordering::Relaxed),
-                "degraded": self.router.degraded.load(Ordering::Relaxed),
-            },
+            "table": self.table(),
             "sentinels": {
                 "servers": *self.router.ha.servers.lock().unwrap_or_else(|p| p.into_inner()),
                 "masters": self.router.ha.masters.lock().unwrap_or_else(|p| p.into_inner())
@@ -213,6 +205,20 @@ impl Admin {
                 "alive": s.sessions_alive.load(Ordering::Relaxed),
             },
             "backend": {"primary_only": self.router.cfg.backend_primary_only, "servers": backends},
+        })
+    }
+
+    /// The cluster table being served (its version, where it comes from,
+    /// whether that store is reachable): what `codis-ctl` waits on.
+    fn table(&self) -> Value {
+        let source = match self.router.table_source.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        json!({
+            "source": source,
+            "version": self.router.table_version.load(Ordering::SeqCst),
+            "degraded": self.router.degraded.load(Ordering::Relaxed),
         })
     }
 
@@ -309,6 +315,10 @@ pub async fn serve(
         .route(
             "/proxy/stats",
             get(|State(a): Ctx| async move { ok(a.stats()) }),
+        )
+        .route(
+            "/proxy/table",
+            get(|State(a): Ctx| async move { ok(a.table()) }),
         )
         .route(
             "/proxy/slots",

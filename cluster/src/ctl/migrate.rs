@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::ctl::Ctx;
 use crate::ctl::redis::{self, Client, Value};
-use crate::ctl::{Ctx, slot_keys};
 use crate::table::{Action, State, Table, format_ranges, parse_slot_ranges};
 
 /// How long finished slots are gathered before one table write.
@@ -411,8 +411,9 @@ async fn waves(
                 ctx.auth.clone(),
             );
             movers.push(tokio::spawn(async move {
+                let mut m = Mover::new(&src, &auth);
                 for (slot, dst) in list {
-                    move_slot(&src, &dst, slot, &o, maxbytes, &auth, &p).await;
+                    m.move_slot(&dst, slot, &o, maxbytes, &p).await;
                     if tx.send(slot).is_err() {
                         return;
                     }
@@ -462,61 +463,95 @@ async fn waves(
     }
 }
 
-/// Moves every key of `slot` from `src` to `dst` (all DBs), retrying
-/// errors until done.
-async fn move_slot(
-    src: &str,
-    dst: &str,
-    slot: u32,
-    o: &Opts,
-    maxbytes: u64,
-    auth: &str,
-    p: &Progress,
-) {
-    let mut errors = 0u32;
-    loop {
-        match try_move_slot(src, dst, slot, o, maxbytes, auth, p).await {
-            Ok(()) => return,
-            Err(e) => {
-                errors += 1;
-                p.say(&format!(
-                    "[ERROR] slot-[{slot}] {src} -> {dst}: {e} (retrying)"
-                ));
-                tokio::time::sleep(Duration::from_millis((100 * errors as u64).min(2000))).await;
+/// One source server's mover: a connection kept for all its slots, the
+/// DB it has selected, and the DBs that hold keys (read once: while a slot
+/// migrates, new keys of it are created on the target, never on the
+/// source).
+struct Mover {
+    src: String,
+    auth: String,
+    conn: Option<Client>,
+    db: u32,
+    dbs: Option<Vec<u32>>,
+}
+
+impl Mover {
+    fn new(src: &str, auth: &str) -> Mover {
+        Mover {
+            src: src.to_string(),
+            auth: auth.to_string(),
+            conn: None,
+            db: 0,
+            dbs: None,
+        }
+    }
+
+    /// Moves every key of `slot` to `dst` (all DBs), retrying errors (on a
+    /// new connection) until done.
+    async fn move_slot(&mut self, dst: &str, slot: u32, o: &Opts, maxbytes: u64, p: &Progress) {
+        let mut errors = 0u32;
+        loop {
+            match self.try_move_slot(dst, slot, o, maxbytes, p).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.conn = None;
+                    self.dbs = None;
+                    errors += 1;
+                    p.say(&format!(
+                        "[ERROR] slot-[{slot}] {} -> {dst}: {e} (retrying)",
+                        self.src
+                    ));
+                    tokio::time::sleep(Duration::from_millis((100 * errors as u64).min(2000)))
+                        .await;
+                }
             }
         }
     }
-}
 
-async fn try_move_slot(
-    src: &str,
-    dst: &str,
-    slot: u32,
-    o: &Opts,
-    maxbytes: u64,
-    auth: &str,
-    p: &Progress,
-) -> Result<(), String> {
-    let (host, port) = dst
-        .rsplit_once(':')
-        .ok_or_else(|| format!("bad target address {dst}"))?;
-    let call_timeout = Duration::from_millis(o.timeout_ms.max(1000) * 3);
-    let mut c = Client::connect(src, auth, call_timeout).await?;
-    let args_tail = [
-        host.to_string(),
-        port.to_string(),
-        o.timeout_ms.to_string(),
-        o.maxbulks.to_string(),
-        maxbytes.to_string(),
-        slot.to_string(),
-        o.numkeys.to_string(),
-    ];
-    loop {
-        let ks = c.ok(&["INFO", "keyspace"]).await?;
-        let dbs = redis::dbs_with_keys(&ks.text());
-        let mut any = false;
-        for (db, _) in dbs {
-            c.ok(&["SELECT", &db.to_string()]).await?;
+    async fn try_move_slot(
+        &mut self,
+        dst: &str,
+        slot: u32,
+        o: &Opts,
+        maxbytes: u64,
+        p: &Progress,
+    ) -> Result<(), String> {
+        let (host, port) = dst
+            .rsplit_once(':')
+            .ok_or_else(|| format!("bad target address {dst}"))?;
+        if self.conn.is_none() {
+            let call_timeout = Duration::from_millis(o.timeout_ms.max(1000) * 3);
+            self.conn = Some(Client::connect(&self.src, &self.auth, call_timeout).await?);
+            self.db = 0;
+        }
+        let c = self.conn.as_mut().expect("connected above");
+        if self.dbs.is_none() {
+            let ks = c.ok(&["INFO", "keyspace"]).await?;
+            let mut dbs: Vec<u32> = redis::dbs_with_keys(&ks.text())
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect();
+            if dbs.is_empty() {
+                dbs.push(0);
+            }
+            self.dbs = Some(dbs);
+        }
+        let args_tail = [
+            host.to_string(),
+            port.to_string(),
+            o.timeout_ms.to_string(),
+            o.maxbulks.to_string(),
+            maxbytes.to_string(),
+            slot.to_string(),
+            o.numkeys.to_string(),
+        ];
+        for db in self.dbs.clone().unwrap_or_default() {
+            if db != self.db {
+                c.ok(&["SELECT", &db.to_string()]).await?;
+                self.db = db;
+            }
+            // Until the reply's count of keys left in the slot is 0 (the
+            // dashboard's rule, codis.md §4.4).
             loop {
                 let mut args = vec!["SLOTSMGRTTAGSLOT-ASYNC"];
                 args.extend(args_tail.iter().map(String::as_str));
@@ -525,7 +560,6 @@ async fn try_move_slot(
                         let moved = v[0].as_int().unwrap_or(0).max(0) as u64;
                         let left = v[1].as_int().unwrap_or(0);
                         p.keys_moved.fetch_add(moved, Ordering::Relaxed);
-                        any |= moved > 0;
                         if left == 0 {
                             break;
                         }
@@ -542,13 +576,7 @@ async fn try_move_slot(
                 }
             }
         }
-        if !any {
-            // Nothing moved in a full pass: confirm the slot is empty.
-            if slot_keys(src, auth, slot).await? == 0 {
-                c.ok(&["SELECT", "0"]).await?;
-                return Ok(());
-            }
-        }
+        Ok(())
     }
 }
 

@@ -238,7 +238,12 @@ impl Ctx {
         }
     }
 
-    /// Waits until every registered proxy serves `version` or later. A
+    /// Waits until every registered proxy serves `version` or later. The
+    /// registrations say which proxies there are (read again every 200 ms);
+    /// the version each serves is asked from its admin API (`GET
+    /// /proxy/table`, answered once a table is applied), which is quicker
+    /// than waiting for its registration to be written back; a proxy whose
+    /// admin API this host cannot reach is judged by its registration. A
     /// proxy whose admin port refuses connections is gone: its registration
     /// is removed. `limit`: give up after that long (None: wait on, with a
     /// message every 5 s naming who lags).
@@ -246,22 +251,46 @@ impl Ctx {
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         let mut last_msg = Instant::now();
+        let mut listed: Option<(Instant, Vec<ProxyEntry>)> = None;
+        // Proxies seen at `version` through their admin API.
+        let mut done: std::collections::HashSet<String> = Default::default();
         loop {
-            let lagging: Vec<ProxyEntry> = match self.store.proxies().await {
-                Ok(ps) => ps
-                    .into_iter()
-                    .filter(|p| p.table_version < version)
-                    .collect(),
-                Err(e) => {
-                    if last_msg.elapsed() >= Duration::from_secs(5) {
-                        self.say(&format!("cannot list proxies, retrying: {e}"));
-                        last_msg = Instant::now();
+            if listed
+                .as_ref()
+                .is_none_or(|(t, _)| t.elapsed() >= Duration::from_millis(200))
+            {
+                match self.store.proxies().await {
+                    Ok(ps) => listed = Some((Instant::now(), ps)),
+                    Err(e) => {
+                        if last_msg.elapsed() >= Duration::from_secs(5) {
+                            self.say(&format!("cannot list proxies, retrying: {e}"));
+                            last_msg = Instant::now();
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            let all = listed.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+            let mut lagging = Vec::new();
+            for p in all {
+                if p.table_version >= version || done.contains(&p.token) {
                     continue;
                 }
-            };
+                match admin_version(&p.admin_addr).await {
+                    Some(v) if v >= version => {
+                        done.insert(p.token.clone());
+                    }
+                    _ => lagging.push(p),
+                }
+            }
             if lagging.is_empty() {
+                if std::env::var_os("CODIS_CTL_TRACE").is_some() {
+                    self.say(&format!(
+                        "proxies at version {version} after {:?}",
+                        start.elapsed()
+                    ));
+                }
                 return Ok(());
             }
             if start.elapsed() >= Duration::from_millis(500) {
@@ -272,6 +301,7 @@ impl Ctx {
                             p.token, p.admin_addr
                         ));
                         let _ = self.store.unregister(&p.token).await;
+                        listed = None;
                     }
                 }
             }
@@ -292,9 +322,32 @@ impl Ctx {
                 last_msg = Instant::now();
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
+}
+
+/// The table version a proxy's admin API says it serves (None: not
+/// reachable from here, or no answer in time).
+async fn admin_version(admin: &str) -> Option<u64> {
+    let addr = admin.replace("0.0.0.0:", "127.0.0.1:");
+    let r = crate::http::request(
+        "GET",
+        &addr,
+        "/proxy/table",
+        None,
+        &[],
+        Duration::from_millis(300),
+    )
+    .await
+    .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()?
+        .get("version")?
+        .as_u64()
 }
 
 fn describe_lagging(ps: &[ProxyEntry]) -> String {
