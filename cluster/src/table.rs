@@ -58,6 +58,10 @@ pub struct Group {
     /// A promotion is switching the master: the group's slots are held.
     #[serde(default, skip_serializing_if = "is_false")]
     pub promoting: bool,
+    /// Proxies may send pure reads of the group's idle slots to its
+    /// replicas (Codis' `replica_group`, here for the whole group).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replica_reads: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -228,6 +232,15 @@ impl Table {
                     s.backend_addr_group_id = m.group_id as i64;
                 }
                 s.locked = self.held(m.group_id);
+                // Replicas only for idle slots (codis.md §4.3).
+                if m.action.is_none()
+                    && let Some(g) = self.groups.get(&m.group_id)
+                    && g.replica_reads
+                    && !g.promoting
+                    && g.servers.len() > 1
+                {
+                    s.replica_groups = vec![g.servers[1..].to_vec()];
+                }
             }
             Some(a) => {
                 s.backend_addr = addr(a.target_id);
@@ -317,14 +330,14 @@ mod tests {
             1,
             Group {
                 servers: vec!["127.0.0.1:6379".into(), "127.0.0.1:6389".into()],
-                promoting: false,
+                ..Default::default()
             },
         );
         t.groups.insert(
             2,
             Group {
                 servers: vec!["127.0.0.1:6380".into()],
-                promoting: false,
+                ..Default::default()
             },
         );
         for s in &mut t.slots {
@@ -361,8 +374,17 @@ mod tests {
         assert_eq!(v[7].forward_method, 1);
         assert!(!v[7].locked);
         assert!(v[8].backend_addr.is_empty());
+        assert!(v[0].replica_groups.is_empty());
+        t.groups.get_mut(&1).unwrap().replica_reads = true;
+        let v = t.views();
+        assert_eq!(
+            v[0].replica_groups,
+            vec![vec!["127.0.0.1:6389".to_string()]]
+        );
+        assert!(v[5].replica_groups.is_empty(), "a slot with an action");
         t.groups.get_mut(&1).unwrap().promoting = true;
         assert!(t.views()[0].locked);
+        assert!(t.views()[0].replica_groups.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tests::cluster::{Etcd, ctl, ctl_ok, ctl_spawn, table_state};
 use tests::proxy::{Proxy, http_get};
-use tests::{Conn, Server, Value};
+use tests::{Conn, Server, Value, assert_reply};
 
 /// Fills `n` keys `pre:{i}` = i on a server, pipelined.
 fn prefill(port: u16, n: usize) {
@@ -415,6 +415,15 @@ fn promote_a_replica_under_load() {
     prefill(s1.port(), 2000);
     let p = Proxy::start(None, &[&format!("--fillslots={file}")]);
     wait_proxies(&file, 1);
+    // Replica reads: the group's replica in every idle slot's view.
+    ctl_ok(&file, &["group", "replica-reads", "1", "on"]);
+    wait_proxies(&file, 1);
+    let slots = http_get(p.admin, "/proxy/slots");
+    assert!(
+        slots.contains("replica_groups") && slots.contains(&s2.addr()),
+        "{slots}"
+    );
+    assert_reply(&p.conn().send(&["GET", "pre:1"]), b"$1\r\n1\r\n");
     let load = Load::start(&[p.port], 2);
     wait_until("load", Duration::from_secs(10), || load.ops() > 300);
     let o = ctl(&file, &["promote", "1", &s1.addr()]);

@@ -936,7 +936,7 @@ mod tests {
                 *g,
                 Group {
                     servers: vec![format!("127.0.0.1:{}", 6000 + g)],
-                    promoting: false,
+                    ..Default::default()
                 },
             );
         }

@@ -103,6 +103,8 @@ enum GroupCmd {
     /// Remove a server (a master only when it is the last server and the
     /// group owns no slots), or with no address an empty group.
     Del { group: u32, addr: Option<String> },
+    /// Let proxies read the group's idle slots from its replicas (on|off).
+    ReplicaReads { group: u32, value: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -483,8 +485,13 @@ async fn status(ctx: &mut Ctx, as_json: bool) -> Result<(), String> {
             Err(e) => format!("unreachable: {e}"),
         };
         println!(
-            "  group-{gid}{}  master {master}  replicas [{}]  slots {} ({})  {stats}",
+            "  group-{gid}{}{}  master {master}  replicas [{}]  slots {} ({})  {stats}",
             if g.promoting { " (promoting)" } else { "" },
+            if g.replica_reads {
+                " (replica reads)"
+            } else {
+                ""
+            },
             g.servers.get(1..).unwrap_or_default().join(", "),
             owned.len(),
             format_ranges(&owned),
@@ -610,6 +617,33 @@ async fn group(ctx: &mut Ctx, g: GroupCmd) -> Result<(), String> {
                 "group-{group}: added {} (table version {v})",
                 addrs.join(", ")
             );
+            Ok(())
+        }
+        GroupCmd::ReplicaReads { group, value } => {
+            let on = match value.as_str() {
+                "on" | "1" | "true" => true,
+                "off" | "0" | "false" => false,
+                other => return Err(format!("expected on or off, got {other:?}")),
+            };
+            if !t.groups.contains_key(&group) {
+                return Err(format!("group-{group} does not exist"));
+            }
+            if ctx.dry_run {
+                println!("would turn replica reads {value} for group-{group}");
+                return Ok(());
+            }
+            let v = ctx
+                .change(|t| {
+                    if let Some(g) = t.groups.get_mut(&group) {
+                        g.replica_reads = on;
+                    }
+                    Ok(())
+                })
+                .await?;
+            println!("group-{group}: replica reads {value} (table version {v})");
+            if let Err(e) = ctx.wait_proxies(v, Some(Duration::from_secs(5))).await {
+                ctx.say(&format!("warning: {e}"));
+            }
             Ok(())
         }
         GroupCmd::Del { group, addr } => {
