@@ -70,33 +70,15 @@ impl Client {
 
     /// Sends one command and reads its reply (an error reply is a value).
     pub async fn call(&mut self, args: &[&str]) -> Result<Value, String> {
-        let mut out = Vec::new();
-        let parts: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        protocol::resp::request::command(&mut out, &parts);
+        let name = args.first().copied().unwrap_or("").to_string();
         let addr = self.addr.clone();
-        let name = args.first().copied().unwrap_or("");
         tokio::time::timeout(self.timeout, async {
-            self.sock.write_all(&out).await.map_err(|e| e.to_string())?;
-            loop {
-                if let Some((v, used)) = parse(&self.buf)? {
-                    self.buf.drain(..used);
-                    return Ok(v);
-                }
-                let mut chunk = [0u8; 16384];
-                let n = self
-                    .sock
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err("connection closed".to_string());
-                }
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
+            self.send(args).await?;
+            self.next().await
         })
         .await
         .map_err(|_| format!("{addr}: {name} timed out"))?
-        .map_err(|e| format!("{addr}: {name}: {e}"))
+        .map_err(|e| format!("{name}: {e}"))
     }
 
     /// Sends a command without waiting for its reply.
