@@ -28,6 +28,8 @@ pub struct Kv {
     pub value: Vec<u8>,
     pub mod_revision: i64,
     pub create_revision: i64,
+    /// The lease the key is attached to (0: none).
+    pub lease: i64,
 }
 
 /// One change seen by a watch.
@@ -65,6 +67,7 @@ fn kv_of(v: &Value) -> Kv {
         value: b64(&v["value"]),
         mod_revision: num(&v["mod_revision"]),
         create_revision: num(&v["create_revision"]),
+        lease: num(&v["lease"]),
     }
 }
 
@@ -183,6 +186,9 @@ impl Etcd {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
+                // Whatever failed (transport, or a member answering
+                // errors): the next call goes to the next endpoint.
+                *self.conn.lock().await = None;
                 self.rotate();
                 Err(e)
             }

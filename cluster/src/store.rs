@@ -166,6 +166,7 @@ impl Store {
             "what": what,
             "pid": std::process::id(),
             "hostname": hostname(),
+            "machine": machine_id(),
             "since": unix_now(),
         })
         .to_string();
@@ -202,8 +203,12 @@ impl Store {
             }
             Store::Etcd { etcd, product } => {
                 let key = lock_key(product);
-                let lease = etcd.lease_grant(LOCK_TTL_S).await?;
+                let mut lease = etcd.lease_grant(LOCK_TTL_S).await?;
                 loop {
+                    // Our lease lives while we wait (a new one if it lapsed).
+                    if !matches!(etcd.lease_keepalive(lease).await, Ok(true)) {
+                        lease = etcd.lease_grant(LOCK_TTL_S).await?;
+                    }
                     if etcd.cas(key.as_bytes(), 0, owner.as_bytes(), lease).await? {
                         break;
                     }
@@ -237,7 +242,8 @@ impl Store {
                 }
                 let lost = Arc::new(AtomicBool::new(false));
                 let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-                let (e, l) = (etcd.clone(), lost.clone());
+                let (e, l, k) = (etcd.clone(), lost.clone(), key.clone());
+                let _ = etcd.lease_keepalive(lease).await;
                 tokio::spawn(async move {
                     let period = Duration::from_millis((LOCK_TTL_S as u64 * 1000) / 4);
                     let mut last_ok = tokio::time::Instant::now();
@@ -246,19 +252,21 @@ impl Store {
                             _ = &mut stop_rx => return,
                             _ = tokio::time::sleep(period) => {}
                         }
-                        match e.lease_keepalive(lease).await {
-                            Ok(true) => last_ok = tokio::time::Instant::now(),
-                            Ok(false) => {
-                                l.store(true, Ordering::SeqCst);
-                                return;
-                            }
-                            Err(_) => {
-                                if last_ok.elapsed() >= Duration::from_secs(LOCK_TTL_S as u64) {
-                                    l.store(true, Ordering::SeqCst);
-                                    return;
-                                }
-                            }
+                        // Renewed, and the lock key is still ours.
+                        let ok = match e.lease_keepalive(lease).await {
+                            Ok(true) => match e.get(k.as_bytes()).await {
+                                Ok(Some(kv)) => kv.lease == lease,
+                                Ok(None) => false,
+                                Err(_) => true,
+                            },
+                            Ok(false) => false,
+                            Err(_) => last_ok.elapsed() < Duration::from_secs(LOCK_TTL_S as u64),
+                        };
+                        if !ok {
+                            l.store(true, Ordering::SeqCst);
+                            return;
                         }
+                        last_ok = tokio::time::Instant::now();
                     }
                 });
                 Ok(Lock {
@@ -359,7 +367,14 @@ fn dead_local_holder(record: &[u8]) -> bool {
     let (Some(host), Some(pid)) = (v["hostname"].as_str(), v["pid"].as_u64()) else {
         return false;
     };
-    if host != hostname() || pid == u64::from(std::process::id()) {
+    // The same machine: host name and machine id (cloned machines share a
+    // host name).
+    let machine = machine_id();
+    if host != hostname()
+        || machine.is_empty()
+        || v["machine"].as_str() != Some(machine.as_str())
+        || pid == u64::from(std::process::id())
+    {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
@@ -469,6 +484,13 @@ fn flock(f: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// This machine's id (`/etc/machine-id`; empty when there is none).
+pub fn machine_id() -> String {
+    std::fs::read_to_string("/etc/machine-id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn hostname() -> String {

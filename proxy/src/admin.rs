@@ -318,7 +318,13 @@ pub async fn serve(
         )
         .route(
             "/proxy/table",
-            get(|State(a): Ctx| async move { ok(a.table()) }),
+            get(|State(a): Ctx, ConnectInfo(p): Peer| async move {
+                let mut t = a.table();
+                if a.token_visible(p) {
+                    t["token"] = json!(a.token);
+                }
+                ok(t)
+            }),
         )
         .route(
             "/proxy/slots",

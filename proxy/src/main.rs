@@ -336,44 +336,57 @@ async fn serve(
             .table_source
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = src.spec.clone();
-        match &src.initial {
-            Some((version, s)) => {
-                router.fill(&slots::full_table(s)).await;
-                router
-                    .table_version
-                    .store(version.unwrap_or(0), Ordering::SeqCst);
-                log::info(&format!("loaded {} slots, online", s.len()));
-            }
-            None => log::warn(&format!(
-                "offline until the table is read from {}",
-                src.store.describe()
-            )),
-        }
-        // Versioned tables (codis-ctl's) get a registration.
+        // Versioned tables (codis-ctl's) get a registration, written
+        // before the table is read: a codis-ctl that does not see this
+        // proxy registered wrote its change before the proxy read it.
         let versioned = match &src.initial {
             Some((v, _)) => v.is_some(),
             None => true,
         };
         if versioned {
-            registrar = Some(Arc::new(watch::Registrar {
+            let r = Arc::new(watch::Registrar {
                 store: src.store.clone(),
                 entry: cluster::store::ProxyEntry {
                     token: id.token.clone(),
-                    proxy_addr: cfg.proxy_addr.clone(),
-                    admin_addr: cfg.admin_addr.clone(),
+                    proxy_addr: coordinator::announce(&cfg.proxy_addr, "192.0.2.1:9"),
+                    admin_addr: coordinator::announce(&cfg.admin_addr, "192.0.2.1:9"),
                     hostname: cluster::store::hostname(),
                     pid: std::process::id(),
                     start_time: id.start_time.clone(),
                     table_version: 0,
                     degraded: false,
                 },
-            }));
+            });
+            r.announce(&router).await;
+            registrar = Some(r);
+        }
+        let mut baseline = None;
+        match (&*src.store, &src.initial) {
+            (cluster::store::Store::File(path), Some(first)) => {
+                // The file again (it may have changed since it was checked).
+                let data = std::fs::read(path).ok();
+                let latest = data
+                    .as_deref()
+                    .and_then(|d| cluster::table::parse_slot_source(d).ok());
+                let (version, s) = latest.as_ref().unwrap_or(first);
+                router.fill(&slots::full_table(s)).await;
+                router
+                    .table_version
+                    .store(version.unwrap_or(0), Ordering::SeqCst);
+                log::info(&format!("loaded {} slots, online", s.len()));
+                baseline = data;
+            }
+            _ => log::warn(&format!(
+                "offline until the table is read from {}",
+                src.store.describe()
+            )),
         }
         match &*src.store {
             cluster::store::Store::File(path) => {
                 tokio::spawn(watch::follow_file(
                     router.clone(),
                     path.clone(),
+                    baseline,
                     registrar.clone(),
                 ));
             }

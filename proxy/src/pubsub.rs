@@ -88,7 +88,8 @@ impl Subs {
             for a in args {
                 set.insert(a.clone());
             }
-            args.len()
+            // A subscribe without channels is answered with one error.
+            args.len().max(1)
         }
     }
 }
@@ -270,6 +271,13 @@ pub async fn relay(
                     };
                     owed.push_back((frames, false));
                     to_server.extend_from_slice(&send(&argv));
+                    if subs.is_empty() {
+                        // The last subscription goes with this request:
+                        // what follows is routed by slot again, by the
+                        // session, never sent to this connection.
+                        leaving = Some(Outcome::Back);
+                        break;
+                    }
                 }
             }
         }
@@ -319,7 +327,7 @@ pub async fn relay(
                                     && let Some((f, own)) = owed.front_mut()
                                 {
                                     ours = *own;
-                                    *f -= 1;
+                                    *f = f.saturating_sub(1);
                                     if *f == 0 {
                                         owed.pop_front();
                                     }
@@ -436,6 +444,7 @@ mod tests {
         assert_eq!(s.apply(b"PUNSUBSCRIBE", &[]), 1);
         assert!(s.is_empty());
         assert_eq!(s.apply(b"SUNSUBSCRIBE", &[]), 1);
+        assert_eq!(s.apply(b"SUBSCRIBE", &[]), 1, "one error frame");
         assert!(is_message(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n"));
         assert!(is_message(b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n"));
         assert!(!is_message(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"));

@@ -519,6 +519,22 @@ impl Router {
     /// drains slots whose owner changes, then publishes. Goes online.
     pub async fn fill(self: &Arc<Self>, slots: &[Slot]) {
         let _g = self.fill_lock.lock().await;
+        self.fill_locked(slots).await;
+    }
+
+    /// A fill computed from the current slots, with no other fill in
+    /// between (`f` gets every slot's model and returns the slots to
+    /// change).
+    pub async fn update(self: &Arc<Self>, f: impl FnOnce(Vec<Slot>) -> Vec<Slot>) -> usize {
+        let _g = self.fill_lock.lock().await;
+        let changed = f(self.slot_models());
+        if !changed.is_empty() {
+            self.fill_locked(&changed).await;
+        }
+        changed.len()
+    }
+
+    async fn fill_locked(self: &Arc<Self>, slots: &[Slot]) {
         let cur = self.table.load_full();
         let mut next: Table = (*cur).clone();
         let mut changed = Vec::new();

@@ -81,7 +81,14 @@ pub fn rewatch(router: &Arc<Router>) {
     let r = router.clone();
     tokio::spawn(async move {
         while r.ha.current(era) && !r.closed.load(Ordering::Relaxed) {
-            trigger.notified().await;
+            // Woken by a subscription, or every second to notice a newer
+            // sentinel list (then this watcher ends).
+            if tokio::time::timeout(Duration::from_secs(1), trigger.notified())
+                .await
+                .is_err()
+            {
+                continue;
+            }
             let mut success = 0;
             for _ in 0..10 {
                 if !r.ha.current(era) || success == 2 {
@@ -128,9 +135,13 @@ async fn subscribe(
             if !r.ha.current(era) {
                 return Ok(());
             }
-            let v = match tokio::time::timeout_at(deadline, c.next()).await {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            // At most a second per read, to notice a newer sentinel list.
+            let v = match tokio::time::timeout(Duration::from_secs(1), c.next()).await {
                 Ok(v) => v?,
-                Err(_) => return Ok(()),
+                Err(_) => continue,
             };
             let Value::Array(Some(parts)) = v else {
                 return Err("invalid message".to_string());
@@ -227,35 +238,40 @@ where
     out
 }
 
-/// Points every slot of a group whose master changed at the new master.
+/// Points every slot of a group whose master changed at the new master
+/// (read and switched with no other fill in between).
 pub async fn switch_masters(r: &Arc<Router>, masters: &BTreeMap<i64, String>) {
-    let mut changed = Vec::new();
-    for mut s in r.slot_models() {
-        let mut sw = false;
-        if let Some(a) = masters.get(&s.backend_addr_group_id)
-            && !s.backend_addr.is_empty()
-            && *a != s.backend_addr
-        {
-            crate::log::warn(&format!(
-                "slot-[{}] backend {} switch to {a} (group-{})",
-                s.id, s.backend_addr, s.backend_addr_group_id
-            ));
-            s.backend_addr = a.clone();
-            sw = true;
-        }
-        if let Some(a) = masters.get(&s.migrate_from_group_id)
-            && !s.migrate_from.is_empty()
-            && *a != s.migrate_from
-        {
-            s.migrate_from = a.clone();
-            sw = true;
-        }
-        if sw {
-            changed.push(s);
-        }
-    }
-    if !changed.is_empty() {
-        r.fill(&changed).await;
+    let n = r
+        .update(|models| {
+            let mut changed = Vec::new();
+            for mut s in models {
+                let mut sw = false;
+                if let Some(a) = masters.get(&s.backend_addr_group_id)
+                    && !s.backend_addr.is_empty()
+                    && *a != s.backend_addr
+                {
+                    crate::log::warn(&format!(
+                        "slot-[{}] backend {} switch to {a} (group-{})",
+                        s.id, s.backend_addr, s.backend_addr_group_id
+                    ));
+                    s.backend_addr = a.clone();
+                    sw = true;
+                }
+                if let Some(a) = masters.get(&s.migrate_from_group_id)
+                    && !s.migrate_from.is_empty()
+                    && *a != s.migrate_from
+                {
+                    s.migrate_from = a.clone();
+                    sw = true;
+                }
+                if sw {
+                    changed.push(s);
+                }
+            }
+            changed
+        })
+        .await;
+    if n > 0 {
         r.ha.switched.store(true, Ordering::SeqCst);
     }
 }

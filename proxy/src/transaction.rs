@@ -16,9 +16,10 @@
 //! it runs, so a switch waits for it. While the slot migrates, the keys'
 //! tag groups are first moved to the new owner (SLOTSMGRTTAGONE on the
 //! source), so the transaction runs whole on the new owner. When the slot
-//! changed owner between WATCH and EXEC, the watched keys were watched on
-//! the wrong server: EXEC answers a null reply (the transaction did not
-//! run), as when a watched key changed.
+//! changed owner between WATCH and EXEC (or between two WATCHes), or a
+//! WATCH failed, the watched keys were not all watched by the owner: EXEC
+//! answers a null reply (the transaction did not run), as when a watched
+//! key changed.
 
 use std::sync::Arc;
 
@@ -38,8 +39,17 @@ pub struct Pin {
     buf: Vec<u8>,
 }
 
-/// A session's pinned connection, handed to its jobs.
-pub type Shared = Arc<tokio::sync::Mutex<Option<Pin>>>;
+/// A session's WATCH state, handed to its jobs: the pinned connection,
+/// and whether an earlier WATCH of this transaction was lost (the slot
+/// moved between two WATCHes, or a WATCH failed): then EXEC does not run.
+#[derive(Default)]
+pub struct Watching {
+    pub pin: Option<Pin>,
+    pub broken: bool,
+}
+
+/// Shared between the session and its jobs.
+pub type Shared = Arc<tokio::sync::Mutex<Watching>>;
 
 /// What a job does.
 pub enum Kind {
@@ -137,29 +147,35 @@ async fn roundtrip(p: &mut Pin, req: &[u8], n: usize) -> Result<Vec<Vec<u8>>, St
 
 async fn watch(router: &Arc<Router>, job: &Job) -> Result<Vec<u8>, String> {
     let slot = job.slot.unwrap_or(0);
-    let mut guard = job.pin.lock().await;
+    let mut state = job.pin.lock().await;
     let routed = router.route(slot).await.map_err(route_err)?;
-    if guard
+    if state
+        .pin
         .as_ref()
         .is_some_and(|p| p.slot != slot || p.owner != owner_of(&routed))
     {
-        // Watching on another server than the earlier WATCH: that one's
-        // keys could no longer be checked at EXEC.
-        *guard = None;
+        // The earlier WATCH was on another server: its keys can no longer
+        // be checked at EXEC, which will not run.
+        state.pin = None;
+        state.broken = true;
     }
-    if guard.is_none() {
-        pull_keys(&routed, job).await?;
-        let stream = open(router, &routed.backend.addr, job.ch).await?;
-        *guard = Some(Pin {
+    pull_keys(&routed, job).await?;
+    if state.pin.is_none() {
+        let stream = match open(router, &routed.backend.addr, job.ch).await {
+            Ok(s) => s,
+            Err(e) => {
+                state.broken = true;
+                return Err(e);
+            }
+        };
+        state.pin = Some(Pin {
             slot,
             owner: owner_of(&routed),
             stream,
             buf: Vec::new(),
         });
-    } else {
-        pull_keys(&routed, job).await?;
     }
-    let p = guard.as_mut().expect("pinned above");
+    let p = state.pin.as_mut().expect("pinned above");
     let mut req = Vec::new();
     let args: Vec<&[u8]> = job.argv.iter().map(Vec::as_slice).collect();
     encode(&mut req, &args);
@@ -168,25 +184,34 @@ async fn watch(router: &Arc<Router>, job: &Job) -> Result<Vec<u8>, String> {
     match r {
         Ok(mut v) => Ok(v.pop().unwrap_or_default()),
         Err(e) => {
-            *guard = None;
+            state.pin = None;
+            state.broken = true;
             Err(e)
         }
     }
 }
 
 async fn exec(router: &Arc<Router>, job: &Job, cmds: &[Vec<Vec<u8>>]) -> Result<Vec<u8>, String> {
-    let mut guard = job.pin.lock().await;
-    let watched = guard.take();
+    let mut state = job.pin.lock().await;
+    let watched = state.pin.take();
+    let broken = std::mem::take(&mut state.broken);
     let slot = job.slot.or(watched.as_ref().map(|p| p.slot)).unwrap_or(0);
+    let null = || {
+        if job.ch.resp3 {
+            b"_\r\n".to_vec()
+        } else {
+            b"*-1\r\n".to_vec()
+        }
+    };
+    if broken {
+        // A WATCH of this transaction was lost: it does not run.
+        return Ok(null());
+    }
     let routed = router.route(slot).await.map_err(route_err)?;
     let mut pin = match watched {
         Some(p) if p.owner != owner_of(&routed) || p.slot != slot => {
             // The slot moved since WATCH: the transaction does not run.
-            return Ok(if job.ch.resp3 {
-                b"_\r\n".to_vec()
-            } else {
-                b"*-1\r\n".to_vec()
-            });
+            return Ok(null());
         }
         Some(p) => {
             pull_keys(&routed, job).await?;

@@ -73,10 +73,17 @@ fn stamp(path: &PathBuf) -> Option<(i64, i64, u64, u64)> {
     Some((m.mtime(), m.mtime_nsec(), m.size(), m.ino()))
 }
 
-/// Follows a slot file.
-pub async fn follow_file(router: Arc<Router>, path: PathBuf, reg: Option<Arc<Registrar>>) {
-    let mut last_stamp = stamp(&path);
-    let mut last_content = std::fs::read(&path).ok();
+/// Follows a slot file; `applied`: the bytes the running table came from
+/// (a file that differs from them is applied, even one written between
+/// that read and this start).
+pub async fn follow_file(
+    router: Arc<Router>,
+    path: PathBuf,
+    applied: Option<Vec<u8>>,
+    reg: Option<Arc<Registrar>>,
+) {
+    let mut last_stamp = None;
+    let mut last_content = applied;
     if let Some(r) = &reg {
         r.announce(&router).await;
     }

@@ -93,6 +93,39 @@ fn subscribe_publish_and_back() {
         &sub.read_reply().unwrap(),
         b"*3\r\n$9\r\nsubscribe\r\n$1\r\nz\r\n:1\r\n",
     );
+    // Pipelined after the last UNSUBSCRIBE: routed by slot again, never
+    // run on the pub/sub connection (FLUSHALL stays refused).
+    sub.write_raw(
+        &[
+            tests::resp::encode_command(&["UNSUBSCRIBE", "z"]),
+            tests::resp::encode_command(&["FLUSHALL"]),
+            tests::resp::encode_command(&["SET", "after-unsub", "1"]),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_reply(
+        &sub.read_reply().unwrap(),
+        b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nz\r\n:0\r\n",
+    );
+    assert!(
+        text(&sub.read_reply().unwrap())
+            .starts_with("-ERR handle request, command 'FLUSHALL' is not allowed")
+    );
+    assert_reply(&sub.read_reply().unwrap(), b"+OK\r\n");
+    let owner = if protocol::slot::slot_of(b"after-unsub") < 512 {
+        &a
+    } else {
+        &b
+    };
+    assert_reply(&owner.conn().send(&["EXISTS", "after-unsub"]), b":1\r\n");
+    assert_reply(
+        &sub.send(&["SUBSCRIBE", "z"]),
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\nz\r\n:1\r\n",
+    );
+    // A SUBSCRIBE without channels, while subscribed: the server's error.
+    assert!(text(&sub.send(&["SUBSCRIBE"])).starts_with("-ERR wrong number of arguments"));
+    assert_reply(&sub.send(&["PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     // QUIT ends a subscribed client.
     assert_reply(&sub.send(&["QUIT"]), b"+OK\r\n");
     let (_, closed) = sub.read_until_close(Duration::from_millis(500), Duration::from_secs(2));

@@ -259,6 +259,18 @@ fn slot_moves_and_migrations() {
     assert_reply(&c.send(&["EXEC"]), b"*-1\r\n");
     assert_reply(&b.conn().send(&["EXISTS", "{m}k"]), b":0\r\n");
     assert_reply(&a.conn().send(&["GET", "{m}k"]), b"$1\r\n1\r\n");
+    // WATCH, the slot moves, WATCH again: the first WATCH is lost, so EXEC
+    // does not run either.
+    replace_file(&p.slot_file(), &file_with(a.port(), b.port(), slot, "a"));
+    wait_model(&p, slot, a.port());
+    assert_reply(&c.send(&["WATCH", "{m}k"]), b"+OK\r\n");
+    replace_file(&p.slot_file(), &file_with(a.port(), b.port(), slot, "b"));
+    wait_model(&p, slot, b.port());
+    assert_reply(&c.send(&["WATCH", "{m}k2"]), b"+OK\r\n");
+    c.send(&["MULTI"]);
+    c.send(&["SET", "{m}k", "3"]);
+    assert_reply(&c.send(&["EXEC"]), b"*-1\r\n");
+    assert_reply(&b.conn().send(&["EXISTS", "{m}k"]), b":0\r\n");
     // The slot migrates from a to b (semi-async): the keys of the
     // transaction are moved to b first, and it runs whole there.
     replace_file(&p.slot_file(), &file_with(a.port(), b.port(), slot, "a"));

@@ -307,6 +307,10 @@ async fn run(ctx: &mut Ctx, opts: &Opts) -> Result<(), String> {
             }
         })
     };
+    // States past `pending` may have been written by a run that died
+    // before every proxy served them: wait for that first.
+    let current = ctx.table().await?.version;
+    ctx.wait_proxies(current, None).await?;
     let res = waves(ctx, opts, maxbytes, parallel, &prog).await;
     reporter.abort();
     if ctx.tty {
@@ -831,7 +835,7 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
     }
     if ctx.dry_run {
         println!(
-            "would hold group-{gid}'s slots, REPLICAOF NO ONE on {addr}, set the servers to [{}] and re-point the others to {addr}",
+            "would hold group-{gid}'s slots, SLAVEOF NO ONE on {addr}, set the servers to [{}] and re-point the others to {addr}",
             order.join(", ")
         );
         return Ok(());
@@ -872,7 +876,7 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
     // 3. The new master.
     let r = async {
         let mut c = Client::connect(addr, &ctx.auth, Duration::from_secs(5)).await?;
-        c.ok(&["REPLICAOF", "NO", "ONE"]).await.map(|_| ())
+        c.ok(&["SLAVEOF", "NO", "ONE"]).await.map(|_| ())
     }
     .await;
     if let Err(e) = r {
@@ -888,7 +892,7 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
             .await
             .ok();
         return Err(format!(
-            "REPLICAOF NO ONE on {addr} failed, nothing changed: {e}"
+            "SLAVEOF NO ONE on {addr} failed, nothing changed: {e}"
         ));
     }
     // 4. Switch the table and release the slots.
@@ -897,6 +901,9 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
             if let Some(g) = t.groups.get_mut(&gid) {
                 g.servers = order.clone();
                 g.promoting = false;
+                // The old master is not a replica yet: reads stay on the
+                // master until an operator turns replica reads on again.
+                g.replica_reads = false;
             }
             Ok(())
         })
@@ -913,7 +920,7 @@ pub async fn promote(ctx: &mut Ctx, gid: u32, addr: &str) -> Result<(), String> 
             if !ctx.auth.is_empty() {
                 c.ok(&["CONFIG", "SET", "masterauth", &ctx.auth]).await?;
             }
-            c.ok(&["REPLICAOF", host, port]).await.map(|_| ())
+            c.ok(&["SLAVEOF", host, port]).await.map(|_| ())
         }
         .await;
         match r {

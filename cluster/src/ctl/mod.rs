@@ -88,7 +88,7 @@ enum Cmd {
         #[command(flatten)]
         opts: migrate::Opts,
     },
-    /// Make a replica its group's master: hold the group's slots, REPLICAOF
+    /// Make a replica its group's master: hold the group's slots, SLAVEOF
     /// NO ONE on it, re-point the other servers, switch the table.
     Promote { group: u32, addr: String },
     /// Proxy registrations.
@@ -179,7 +179,12 @@ impl Ctx {
 
     /// Takes the change lock.
     pub async fn lock(&mut self, what: &str, wait: Duration) -> Result<(), String> {
-        if self.dry_run || self.lock.is_some() {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        if self.dry_run {
+            // Nothing will change: the table as it is, without the lock.
+            self.cur = self.store.load().await?;
             return Ok(());
         }
         self.lock = Some(self.store.lock(what, wait).await?);
@@ -279,7 +284,9 @@ impl Ctx {
                 if p.table_version >= version || done.contains(&p.token) {
                     continue;
                 }
-                match admin_version(&p.admin_addr).await {
+                // Its admin API, when this host can reach that proxy (and
+                // no other one) at the registered address.
+                match admin_version(&p).await {
                     Some(v) if v >= version => {
                         done.insert(p.token.clone());
                     }
@@ -297,7 +304,7 @@ impl Ctx {
             }
             if start.elapsed() >= Duration::from_millis(500) {
                 for p in &lagging {
-                    if gone(&p.admin_addr).await {
+                    if gone(p).await {
                         self.say(&format!(
                             "proxy {} (admin {}) is gone: removing its registration",
                             p.token, p.admin_addr
@@ -330,9 +337,10 @@ impl Ctx {
 }
 
 /// The table version a proxy's admin API says it serves (None: not
-/// reachable from here, or no answer in time).
-async fn admin_version(admin: &str) -> Option<u64> {
-    let addr = admin.replace("0.0.0.0:", "127.0.0.1:");
+/// reachable from here, no answer in time, or another proxy answered: the
+/// token must match when the proxy shows it).
+async fn admin_version(p: &ProxyEntry) -> Option<u64> {
+    let addr = admin_target(p)?;
     let r = crate::http::request(
         "GET",
         &addr,
@@ -346,10 +354,13 @@ async fn admin_version(admin: &str) -> Option<u64> {
     if r.status != 200 {
         return None;
     }
-    serde_json::from_slice::<serde_json::Value>(&r.body)
-        .ok()?
-        .get("version")?
-        .as_u64()
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    match v.get("token").and_then(|t| t.as_str()) {
+        Some(t) if t != p.token => return None,
+        None if p.hostname == crate::store::hostname() => return None,
+        _ => {}
+    }
+    v.get("version")?.as_u64()
 }
 
 fn describe_lagging(ps: &[ProxyEntry]) -> String {
@@ -367,9 +378,28 @@ fn describe_lagging(ps: &[ProxyEntry]) -> String {
         .join("; ")
 }
 
-/// Whether nothing listens on a proxy's admin address any more.
-async fn gone(admin: &str) -> bool {
-    let addr = admin.replace("0.0.0.0:", "127.0.0.1:");
+/// The address to reach a proxy's admin API from this host: its
+/// registered address, when it names this host only if the proxy runs
+/// here (a loopback or unspecified address of a proxy on another host
+/// would reach another proxy, or none).
+fn admin_target(p: &ProxyEntry) -> Option<String> {
+    let (host, port) = p.admin_addr.rsplit_once(':')?;
+    let local = matches!(host, "" | "0.0.0.0" | "[::]" | "::" | "localhost" | "[::1]")
+        || host.starts_with("127.");
+    if local {
+        (p.hostname == crate::store::hostname()).then(|| format!("127.0.0.1:{port}"))
+    } else {
+        Some(p.admin_addr.clone())
+    }
+}
+
+/// Whether nothing listens on a proxy's admin address any more (only
+/// judged where the address can be reached from here, see
+/// [`admin_target`]).
+async fn gone(p: &ProxyEntry) -> bool {
+    let Some(addr) = admin_target(p) else {
+        return false;
+    };
     match tokio::time::timeout(
         Duration::from_millis(300),
         tokio::net::TcpStream::connect(&addr),
@@ -590,6 +620,11 @@ async fn group(ctx: &mut Ctx, g: GroupCmd) -> Result<(), String> {
             if t.groups.get(&group).is_some_and(|g| g.promoting) {
                 return Err(format!("group-{group} is being promoted"));
             }
+            if t.groups.get(&group).is_some_and(|g| g.replica_reads) {
+                return Err(format!(
+                    "group-{group} has replica reads on: turn them off first (a new server is not a replica yet)"
+                ));
+            }
             for a in &addrs {
                 if !crate::slot::valid_addr(a) {
                     return Err(format!("invalid server address {a:?}"));
@@ -625,8 +660,29 @@ async fn group(ctx: &mut Ctx, g: GroupCmd) -> Result<(), String> {
                 "off" | "0" | "false" => false,
                 other => return Err(format!("expected on or off, got {other:?}")),
             };
-            if !t.groups.contains_key(&group) {
+            let Some(g) = t.groups.get(&group) else {
                 return Err(format!("group-{group} does not exist"));
+            };
+            if on {
+                // Only servers that replicate the master, with the link up.
+                let master = g.servers.first().cloned().unwrap_or_default();
+                for r in g.servers.iter().skip(1) {
+                    let f = info(r, &ctx.auth).await?;
+                    let of = format!(
+                        "{}:{}",
+                        f.get("master_host").cloned().unwrap_or_default(),
+                        f.get("master_port").cloned().unwrap_or_default()
+                    );
+                    let up = f.get("master_link_status").map(String::as_str) == Some("up");
+                    if of != master || !up {
+                        return Err(format!(
+                            "{r} does not replicate group-{group}'s master {master} (master {of}, link {}): replica reads would answer from it",
+                            f.get("master_link_status")
+                                .cloned()
+                                .unwrap_or_else(|| "none".into())
+                        ));
+                    }
+                }
             }
             if ctx.dry_run {
                 println!("would turn replica reads {value} for group-{group}");

@@ -1,6 +1,6 @@
 //! A minimal RESP2 client for `codis-ctl`: one connection, one command at
 //! a time, with a deadline per call. Written here because the tool needs
-//! only a handful of admin calls (SLOTSMGRT*, SLOTSINFO, INFO, REPLICAOF)
+//! only a handful of admin calls (SLOTSMGRT*, SLOTSINFO, INFO, SLAVEOF)
 //! and the workspace's `redis` crate is a test-only dependency.
 
 use std::time::Duration;

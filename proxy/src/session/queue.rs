@@ -50,7 +50,7 @@ impl Session {
     pub(super) fn unpin(&mut self) {
         self.watch_slot = None;
         if let Ok(mut g) = self.pin.try_lock() {
-            *g = None;
+            *g = Default::default();
         } else {
             self.pin = Default::default();
         }
