@@ -410,7 +410,12 @@ fn promote_a_replica_under_load() {
     let file = dir.path().join("slots.json").display().to_string();
     let s1 = Server::start(&[]);
     let s2 = Server::start(&["--replicaof", "127.0.0.1", &s1.port().to_string()]);
+    // Added while it may still be loading its first sync.
     ctl_ok(&file, &["group", "add", "1", &s1.addr(), &s2.addr()]);
+    wait_until("the replica's link", Duration::from_secs(30), || {
+        String::from_utf8_lossy(&s2.conn().send(&["INFO", "replication"]))
+            .contains("master_link_status:up")
+    });
     ctl_ok(&file, &["assign", "--slots", "0-1023", "--group", "1"]);
     prefill(s1.port(), 2000);
     let p = Proxy::start(None, &[&format!("--fillslots={file}")]);
@@ -476,9 +481,16 @@ fn proxy_started_while_etcd_is_down_goes_online_when_it_returns() {
             .try_send(&["SET", "a", "1"])
             .is_ok_and(|r| r == b"+OK\r\n")
     });
-    let m = http_get(p.admin, "/metrics");
-    assert!(m.contains("codis_proxy_table_degraded 0"), "{m}");
-    assert!(m.contains("codis_proxy_table_version 2"), "{m}");
+    // The version is published once the table is served, and the
+    // degraded mark cleared once the watch runs: both follow shortly.
+    wait_until(
+        "the proxy to report the table",
+        Duration::from_secs(10),
+        || {
+            let m = http_get(p.admin, "/metrics");
+            m.contains("codis_proxy_table_degraded 0") && m.contains("codis_proxy_table_version 2")
+        },
+    );
     // A product mismatch between the URL and product_name is refused.
     let e = Proxy::try_start(
         None,

@@ -598,10 +598,12 @@ async fn status(ctx: &mut Ctx, as_json: bool) -> Result<(), String> {
 /// dashboard does before adding it.
 async fn check_codis_server(addr: &str, auth: &str) -> Result<(), String> {
     let mut c = redis::Client::connect(addr, auth, Duration::from_secs(2)).await?;
-    c.ok(&["SLOTSINFO", "0", "1"])
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{addr} is not a usable codis-server: {e}"))
+    match c.call(&["SLOTSINFO", "0", "1"]).await? {
+        // A codis-server loading its data (a replica in its first sync).
+        redis::Value::Error(e) if e.starts_with("LOADING") => Ok(()),
+        redis::Value::Error(e) => Err(format!("{addr} is not a usable codis-server: {e}")),
+        _ => Ok(()),
+    }
 }
 
 async fn group(ctx: &mut Ctx, g: GroupCmd) -> Result<(), String> {
