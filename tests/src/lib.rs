@@ -148,20 +148,15 @@ fn locate_or_build() -> Result<PathBuf, String> {
     }
 }
 
-/// Path of a real Codis 3.2 `codis-server` (Redis 3.2.11 + Codis patches)
-/// for interop tests: `$CODIS_SERVER_BIN` when it is set and names a file.
-/// Otherwise prints a `SKIPPED: ...` notice (tagged with the calling test's
-/// thread name) and returns `None`; a set variable naming no file is a
-/// panic, not a skip.
-pub fn codis32_bin() -> Option<PathBuf> {
-    match std::env::var_os("CODIS_SERVER_BIN").filter(|p| !p.is_empty()) {
+/// A path named by the environment variable `var` that `ok` accepts (a
+/// set variable naming something else is a panic, `what` saying what it
+/// must name); unset: a `SKIPPED: ...` notice tagged with the calling
+/// test's thread name, `why` saying what is missing, and `None`.
+fn env_path(var: &str, ok: impl Fn(&Path) -> bool, what: &str, why: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).filter(|p| !p.is_empty()) {
         Some(p) => {
             let p = PathBuf::from(p);
-            assert!(
-                p.is_file(),
-                "CODIS_SERVER_BIN={} is not a file",
-                p.display()
-            );
+            assert!(ok(&p), "{var}={} is not {what}", p.display());
             Some(p)
         }
         None => {
@@ -169,12 +164,24 @@ pub fn codis32_bin() -> Option<PathBuf> {
                 .name()
                 .unwrap_or("<unnamed>")
                 .to_string();
-            eprintln!(
-                "SKIPPED: {test}: no Codis 3.2 codis-server (set CODIS_SERVER_BIN to its path to run the interop tests)"
-            );
+            eprintln!("SKIPPED: {test}: {why}");
             None
         }
     }
+}
+
+/// Path of a real Codis 3.2 `codis-server` (Redis 3.2.11 + Codis patches)
+/// for interop tests: `$CODIS_SERVER_BIN` when it is set and names a file.
+/// Otherwise prints a `SKIPPED: ...` notice (tagged with the calling test's
+/// thread name) and returns `None`; a set variable naming no file is a
+/// panic, not a skip.
+pub fn codis32_bin() -> Option<PathBuf> {
+    env_path(
+        "CODIS_SERVER_BIN",
+        |p| p.is_file(),
+        "a file",
+        "no Codis 3.2 codis-server (set CODIS_SERVER_BIN to its path to run the interop tests)",
+    )
 }
 
 /// The directory of the real Codis 3.2 Go binaries (`codis-dashboard`,
@@ -182,27 +189,12 @@ pub fn codis32_bin() -> Option<PathBuf> {
 /// `$CODIS_BIN` when set. Otherwise prints a `SKIPPED: ...` notice and
 /// returns `None`; a set variable naming no such directory is a panic.
 pub fn codis_bin_dir() -> Option<PathBuf> {
-    match std::env::var_os("CODIS_BIN").filter(|p| !p.is_empty()) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.join("codis-dashboard").is_file() && p.join("codis-admin").is_file(),
-                "CODIS_BIN={} has no codis-dashboard and codis-admin",
-                p.display()
-            );
-            Some(p)
-        }
-        None => {
-            let test = std::thread::current()
-                .name()
-                .unwrap_or("<unnamed>")
-                .to_string();
-            eprintln!(
-                "SKIPPED: {test}: no Codis 3.2 binaries (set CODIS_BIN to the directory holding codis-dashboard and codis-admin)"
-            );
-            None
-        }
-    }
+    env_path(
+        "CODIS_BIN",
+        |p| p.join("codis-dashboard").is_file() && p.join("codis-admin").is_file(),
+        "a directory holding codis-dashboard and codis-admin",
+        "no Codis 3.2 binaries (set CODIS_BIN to the directory holding codis-dashboard and codis-admin)",
+    )
 }
 
 /// A port that was free a moment ago (the OS picks it; it is released right
