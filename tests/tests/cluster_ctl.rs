@@ -67,6 +67,9 @@ impl Load {
                     let mut errors = Vec::new();
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
+                        // Paced (about 2,000/s per client), so the machine
+                        // is not starved when tests run side by side.
+                        std::thread::sleep(Duration::from_micros(500));
                         let key = format!("ctr:{t}:{}", i % 300);
                         i += 1;
                         match c.try_send(&["INCR", &key]) {
@@ -155,10 +158,24 @@ fn verify(
     assert_eq!(total as usize, prefilled + counts.len(), "keys in all");
 }
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+fn wait_until(what: &str, within: Duration, f: impl FnMut() -> bool) {
+    wait_until_or(what, within, f, String::new);
+}
+
+/// [`wait_until`], with what to show when it times out.
+fn wait_until_or(
+    what: &str,
+    within: Duration,
+    mut f: impl FnMut() -> bool,
+    show: impl Fn() -> String,
+) {
     let deadline = Instant::now() + within;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            show()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -167,7 +184,7 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 fn wait_proxies(store: &str, n: usize) {
     wait_until(
         "proxies to serve the table",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             let (v, _, _, served) = table_state(store);
             served.len() == n && served.iter().all(|s| *s == v)
@@ -205,7 +222,7 @@ fn etcd_two_proxies_migrate_with_the_tool_and_etcd_killed() {
     let p2 = Proxy::start(None, &[&fill, "--product_name=t-etcd"]);
     wait_proxies(&store, 2);
     let load = Load::start(&[p1.port, p2.port], 4);
-    wait_until("load", Duration::from_secs(10), || load.ops() > 500);
+    wait_until("load", Duration::from_secs(30), || load.ops() > 500);
 
     // A slow migration, killed half-way, then resumed.
     let dir = tempfile::tempdir().unwrap();
@@ -226,10 +243,23 @@ fn etcd_two_proxies_migrate_with_the_tool_and_etcd_killed() {
         ],
         &dir.path().join("slow.log"),
     );
-    wait_until("some slots moved", Duration::from_secs(30), || {
-        let (_, groups, _, _) = table_state(&store);
-        groups.iter().filter(|g| **g == 2).count() >= 64
-    });
+    let slow_log = || std::fs::read_to_string(dir.path().join("slow.log")).unwrap_or_default();
+    wait_until_or(
+        "some slots moved",
+        Duration::from_secs(60),
+        || {
+            let (_, groups, _, _) = table_state(&store);
+            groups.iter().filter(|g| **g == 2).count() >= 64
+        },
+        || {
+            format!(
+                "{}\n{}\n{}",
+                slow_log(),
+                String::from_utf8_lossy(&ctl(&store, &["status"]).stdout),
+                p1.log()
+            )
+        },
+    );
     slow.kill().unwrap();
     slow.wait().unwrap();
     let (_, groups, actions, _) = table_state(&store);
@@ -265,11 +295,11 @@ fn etcd_two_proxies_migrate_with_the_tool_and_etcd_killed() {
         ],
         &dir.path().join("mover.log"),
     );
-    wait_until("the second move to start", Duration::from_secs(30), || {
+    wait_until("the second move to start", Duration::from_secs(60), || {
         table_state(&store).1.iter().filter(|g| **g == 2).count() > 512 + 16
     });
     etcd.kill();
-    wait_until("a proxy to notice", Duration::from_secs(10), || {
+    wait_until("a proxy to notice", Duration::from_secs(30), || {
         stats(&p1).contains("\"degraded\": true")
     });
     let before = load.ops();
@@ -305,7 +335,7 @@ fn etcd_two_proxies_migrate_with_the_tool_and_etcd_killed() {
         .value("DBSIZE")
         .as_int()
         .unwrap();
-    wait_until("the replica", Duration::from_secs(10), || {
+    wait_until("the replica", Duration::from_secs(30), || {
         Conn::connect(s3.port()).unwrap().value("DBSIZE").as_int() == Some(n2)
     });
     // A clean proxy shutdown withdraws its registration.
@@ -346,7 +376,7 @@ fn file_store_lock_dead_proxy_and_rebalance() {
     dead.child.kill().unwrap();
     dead.child.wait().unwrap();
     let load = Load::start(&[p1.port], 3);
-    wait_until("load", Duration::from_secs(10), || load.ops() > 300);
+    wait_until("load", Duration::from_secs(30), || load.ops() > 300);
     // The change lock: a second run is refused while one runs; the lock of
     // a run killed with -9 is gone at once.
     let mut slow = ctl_spawn(
@@ -368,7 +398,7 @@ fn file_store_lock_dead_proxy_and_rebalance() {
     );
     wait_until(
         "the slow run to start moving",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || table_state(&file).1.iter().filter(|g| **g == 2).count() >= 8,
     );
     let o = ctl(
@@ -430,12 +460,12 @@ fn promote_a_replica_under_load() {
     );
     assert_reply(&p.conn().send(&["GET", "pre:1"]), b"$1\r\n1\r\n");
     let load = Load::start(&[p.port], 2);
-    wait_until("load", Duration::from_secs(10), || load.ops() > 300);
+    wait_until("load", Duration::from_secs(30), || load.ops() > 300);
     let o = ctl(&file, &["promote", "1", &s1.addr()]);
     assert!(!o.status.success(), "promoting the master itself");
     ctl_ok(&file, &["promote", "1", &s2.addr()]);
     let before = load.ops();
-    wait_until("writes on the new master", Duration::from_secs(10), || {
+    wait_until("writes on the new master", Duration::from_secs(30), || {
         load.ops() > before + 200
     });
     let counts = load.finish();
@@ -444,7 +474,7 @@ fn promote_a_replica_under_load() {
     assert!(out.contains(&format!("replicas [{}]", s1.addr())), "{out}");
     let role = Conn::connect(s2.port()).unwrap().value("ROLE");
     assert_eq!(role.as_array().unwrap()[0].as_text().unwrap(), "master");
-    wait_until("the old master to follow", Duration::from_secs(10), || {
+    wait_until("the old master to follow", Duration::from_secs(30), || {
         let info = String::from_utf8_lossy(
             &Conn::connect(s1.port())
                 .unwrap()
@@ -476,7 +506,7 @@ fn proxy_started_while_etcd_is_down_goes_online_when_it_returns() {
     let m = http_get(p.admin, "/metrics");
     assert!(m.contains("codis_proxy_table_degraded 1"), "{m}");
     etcd.restart();
-    wait_until("online", Duration::from_secs(10), || {
+    wait_until("online", Duration::from_secs(30), || {
         p.conn()
             .try_send(&["SET", "a", "1"])
             .is_ok_and(|r| r == b"+OK\r\n")
@@ -485,7 +515,7 @@ fn proxy_started_while_etcd_is_down_goes_online_when_it_returns() {
     // degraded mark cleared once the watch runs: both follow shortly.
     wait_until(
         "the proxy to report the table",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || {
             let m = http_get(p.admin, "/metrics");
             m.contains("codis_proxy_table_degraded 0") && m.contains("codis_proxy_table_version 2")
