@@ -165,8 +165,8 @@ admin_addr = "127.0.0.1:11080"
 proto_type = "tcp4"
 proxy_addr = "0.0.0.0:19000"
 
-# Set jodis address & session timeout (jodis_name "etcd": etcd's v2 keys
-# API, etcd 3.4 with --enable-v2; "zookeeper" is not supported).
+# Set jodis address & session timeout (jodis_name "zookeeper", or "etcd":
+# etcd's v2 keys API, etcd 3.4 with --enable-v2).
 jodis_name = ""
 jodis_addr = ""
 jodis_auth = ""
@@ -347,12 +347,6 @@ impl Config {
             }
             if self.jodis_addr.is_empty() {
                 return Err("invalid jodis_addr: empty while jodis_name is set".into());
-            }
-            if self.jodis_name == "zookeeper" {
-                return Err(
-                    "jodis_name = \"zookeeper\" is not supported by this proxy: use \"etcd\" (etcd's v2 keys API)"
-                        .into(),
-                );
             }
         }
         Ok(())

@@ -8,8 +8,10 @@
 //!   (`xping`), pushes every slot (`fillslots`), calls `start` and pushes the
 //!   sentinels. `xauth` is the dashboard's: the first 16 bytes of SHA-256
 //!   over `Codis-XAuth-[<product_name>]`, in hex.
-//! * `--filesystem DIR` / `--etcd ADDR`: the dashboard's address comes from
-//!   the coordinator's `topom` record (`DIR/data/codis3/<product>/topom`,
+//! * `--filesystem DIR` / `--zookeeper ADDR` / `--etcd ADDR`: the
+//!   dashboard's address comes from the coordinator's `topom` record
+//!   (`DIR/data/codis3/<product>/topom`, the ZooKeeper node
+//!   `/codis3/<product>/topom` (the `zookeeper-client` crate, digest auth),
 //!   or the etcd v2 key `/codis3/<product>/topom`, which etcd 3.4 serves
 //!   with `--enable-v2`), then as above.
 //!
@@ -17,12 +19,12 @@
 //! exits; this proxy keeps trying (a log line per try), so a dashboard that
 //! starts late does not take proxies down.
 //!
-//! Jodis (`jodis_name = "etcd"`): while online, the node
-//! `/jodis/<product>/proxy-<token>` (`/zk/codis/db_<product>/proxy/<token>`
-//! with `jodis_compatible`) holds `{"addr","admin","start","token","state"}`
-//! with a TTL of `jodis_timeout`, refreshed every half of it (etcd v2, as
-//! Codis' etcd client), re-created after a failure (1 s doubling to 30 s),
-//! deleted on shutdown. ZooKeeper is not supported (refused at start-up).
+//! Jodis: while online, the node `/jodis/<product>/proxy-<token>`
+//! (`/zk/codis/db_<product>/proxy/<token>` with `jodis_compatible`) holds
+//! `{"addr","admin","start","token","state"}`: in ZooKeeper an ephemeral
+//! node of a session with `jodis_timeout`, in etcd (v2) a node with that
+//! TTL refreshed every half of it (as Codis' etcd client); re-created
+//! after a failure (1 s doubling to 30 s), deleted on shutdown.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub enum Coordinator {
     Dashboard(String),
     Filesystem(PathBuf),
     Etcd { addr: String, auth: String },
+    ZooKeeper { addr: String, auth: String },
 }
 
 impl Coordinator {
@@ -47,6 +50,7 @@ impl Coordinator {
             Coordinator::Dashboard(a) => format!("dashboard {a}"),
             Coordinator::Filesystem(p) => format!("filesystem {}", p.display()),
             Coordinator::Etcd { addr, .. } => format!("etcd {addr}"),
+            Coordinator::ZooKeeper { addr, .. } => format!("zookeeper {addr}"),
         }
     }
 }
@@ -110,6 +114,14 @@ async fn dashboard_addr(c: &Coordinator, product: &str) -> Result<Option<String>
             match etcd_v2_get(addr, auth, &format!("/codis3/{product}/topom")).await? {
                 Some(t) => t,
                 None => return Ok(None),
+            }
+        }
+        Coordinator::ZooKeeper { addr, auth } => {
+            let c = zk_connect(addr, auth, TIMEOUT).await?;
+            match c.get_data(&format!("/codis3/{product}/topom")).await {
+                Ok((data, _)) => String::from_utf8_lossy(&data).into_owned(),
+                Err(zookeeper_client::Error::NoNode) => return Ok(None),
+                Err(e) => return Err(format!("zookeeper {addr}: {e}")),
             }
         }
     };
@@ -195,6 +207,22 @@ pub async fn go_online(router: Arc<Router>, c: Coordinator) {
     }
 }
 
+/// A ZooKeeper session (`auth`: `user:password`, digest scheme, as Codis).
+async fn zk_connect(
+    addr: &str,
+    auth: &str,
+    session: Duration,
+) -> Result<zookeeper_client::Client, String> {
+    let mut c = zookeeper_client::Client::connector().with_session_timeout(session);
+    if !auth.is_empty() {
+        c = c.with_auth("digest", auth.as_bytes());
+    }
+    tokio::time::timeout(TIMEOUT * 2, c.connect(addr))
+        .await
+        .map_err(|_| format!("zookeeper {addr}: connect timed out"))?
+        .map_err(|e| format!("zookeeper {addr}: {e}"))
+}
+
 /// The Jodis node path of a proxy.
 pub fn jodis_path(product: &str, token: &str, compatible: bool) -> String {
     if compatible {
@@ -205,7 +233,7 @@ pub fn jodis_path(product: &str, token: &str, compatible: bool) -> String {
 }
 
 /// Keeps the Jodis node while the proxy is online; deletes it when the
-/// proxy closes (`done` is told once deleted).
+/// proxy closes.
 pub async fn jodis(router: Arc<Router>, token: String, start_time: String) {
     let cfg = &router.cfg;
     let path = jodis_path(&cfg.product_name, &token, cfg.jodis_compatible);
@@ -217,6 +245,99 @@ pub async fn jodis(router: Arc<Router>, token: String, start_time: String) {
         "state": "online",
     }))
     .unwrap_or_default();
+    if cfg.jodis_name == "zookeeper" {
+        jodis_zk(router.clone(), path, data).await;
+    } else {
+        jodis_etcd(router.clone(), path, data).await;
+    }
+}
+
+/// Jodis in ZooKeeper: an ephemeral node of a session whose timeout is
+/// `jodis_timeout`; made again (with its parents) in a new session after
+/// the session expires.
+async fn jodis_zk(router: Arc<Router>, path: String, data: String) {
+    use zookeeper_client::{Acls, CreateMode, Error, SessionState};
+    let cfg = &router.cfg;
+    let mut delay = Duration::from_secs(1);
+    let acls = Acls::anyone_all();
+    let ephemeral = CreateMode::Ephemeral.with_acls(acls);
+    let persistent = CreateMode::Persistent.with_acls(acls);
+    loop {
+        if router.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        if !router.is_online() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let made = async {
+            let c = zk_connect(&cfg.jodis_addr, &cfg.jodis_auth, cfg.jodis_timeout.0).await?;
+            // Parents, then the node (one left by an earlier session of
+            // ours that has not expired yet is replaced).
+            let mut parent = String::new();
+            for part in path
+                .trim_start_matches('/')
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .map(|(_, p)| p.to_vec())
+                .unwrap_or_default()
+            {
+                parent.push('/');
+                parent.push_str(part);
+                match c.create(&parent, b"", &persistent).await {
+                    Ok(_) | Err(Error::NodeExists) => {}
+                    Err(e) => return Err(format!("zookeeper: create {parent}: {e}")),
+                }
+            }
+            match c.create(&path, data.as_bytes(), &ephemeral).await {
+                Ok(_) => {}
+                Err(Error::NodeExists) => {
+                    let _ = c.delete(&path, None).await;
+                    c.create(&path, data.as_bytes(), &ephemeral)
+                        .await
+                        .map_err(|e| format!("zookeeper: create {path}: {e}"))?;
+                }
+                Err(e) => return Err(format!("zookeeper: create {path}: {e}")),
+            }
+            Ok::<_, String>(c)
+        }
+        .await;
+        let c = match made {
+            Ok(c) => c,
+            Err(e) => {
+                crate::log::warn(&format!("jodis node {path} failed: {e}"));
+                sleep_unless_closed(&router, delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        crate::log::warn(&format!("jodis create node {path}"));
+        delay = Duration::from_secs(1);
+        let mut state = c.state_watcher();
+        loop {
+            tokio::select! {
+                s = state.changed() => {
+                    if matches!(s, SessionState::Expired | SessionState::Closed | SessionState::AuthFailed) {
+                        crate::log::warn(&format!("jodis session {s:?}: making {path} again"));
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if router.closed.load(Ordering::Relaxed) {
+                        let _ = tokio::time::timeout(TIMEOUT, c.delete(&path, None)).await;
+                        crate::log::warn(&format!("jodis remove node {path}"));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Jodis in etcd (v2 keys API): a node with a TTL, refreshed.
+async fn jodis_etcd(router: Arc<Router>, path: String, data: String) {
+    let cfg = &router.cfg;
     let ttl = cfg.jodis_timeout.0.as_secs().max(1);
     let addr = first_endpoint(&cfg.jodis_addr);
     let mut headers = Vec::new();

@@ -89,10 +89,10 @@ struct Args {
     /// Go online through this Codis dashboard.
     #[arg(long, value_name = "ADDR")]
     dashboard: Option<String>,
-    /// Codis' ZooKeeper coordinator: not supported.
+    /// Codis' ZooKeeper coordinator naming the dashboard.
     #[arg(long, value_name = "ADDR")]
     zookeeper: Option<String>,
-    /// ZooKeeper credentials: not supported.
+    /// user:password for --zookeeper.
     #[arg(long = "zookeeper-auth", value_name = "U:P")]
     zookeeper_auth: Option<String>,
     /// Codis' etcd coordinator (v2 API) naming the dashboard.
@@ -171,21 +171,26 @@ fn run(args: Args) -> Result<(), String> {
         ensure_nofile(n)?;
     }
     let workers = args.ncpu.max(args.max_ncpu.unwrap_or(0));
-    if args.zookeeper.is_some() || args.zookeeper_auth.is_some() {
-        return Err(
-            "--zookeeper is not supported by this proxy: use --dashboard, --etcd (Codis' etcd coordinator), --filesystem, or --fillslots"
-                .into(),
-        );
-    }
-    let coordinator = match (&args.dashboard, &args.etcd, &args.filesystem) {
-        (None, None, None) => None,
-        (Some(d), None, None) => Some(coordinator::Coordinator::Dashboard(d.clone())),
-        (None, Some(e), None) => Some(coordinator::Coordinator::Etcd {
+    let coordinator = match (
+        &args.dashboard,
+        &args.etcd,
+        &args.filesystem,
+        &args.zookeeper,
+    ) {
+        (None, None, None, None) => None,
+        (Some(d), None, None, None) => Some(coordinator::Coordinator::Dashboard(d.clone())),
+        (None, Some(e), None, None) => Some(coordinator::Coordinator::Etcd {
             addr: e.clone(),
             auth: args.etcd_auth.clone().unwrap_or_default(),
         }),
-        (None, None, Some(f)) => Some(coordinator::Coordinator::Filesystem(f.into())),
-        _ => return Err("give only one of --dashboard, --etcd, --filesystem".into()),
+        (None, None, Some(f), None) => Some(coordinator::Coordinator::Filesystem(f.into())),
+        (None, None, None, Some(z)) => Some(coordinator::Coordinator::ZooKeeper {
+            addr: z.clone(),
+            auth: args.zookeeper_auth.clone().unwrap_or_default(),
+        }),
+        _ => {
+            return Err("give only one of --dashboard, --zookeeper, --etcd, --filesystem".into());
+        }
     };
     if coordinator.is_some() && args.fillslots.is_some() {
         return Err(
@@ -399,7 +404,7 @@ async fn serve(
     } else if coordinator.is_none() {
         log::warn(&format!("offline: {}", errors::OFFLINE_REASON));
     }
-    let jodis = (cfg.jodis_name == "etcd").then(|| {
+    let jodis = (!cfg.jodis_name.is_empty()).then(|| {
         tokio::spawn(coordinator::jodis(
             router.clone(),
             id.token.clone(),

@@ -2,6 +2,7 @@
 //! free loopback ports with its own data dir, killed and restarted by the
 //! tests, and `codis-ctl` runs.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -216,4 +217,77 @@ fn json_num(text: &str, after: &str) -> Option<u64> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     digits.parse().ok()
+}
+
+/// A running ZooKeeper (Debian's `zookeeper` package, started in the
+/// foreground on a free port with its own data dir; killed on drop).
+pub struct ZooKeeper {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ZooKeeper {
+    /// Starts ZooKeeper, or returns None (with a SKIPPED notice) when it is
+    /// not installed and `REQUIRE_REDIS` is not `1` (CI installs it).
+    pub fn start() -> Option<ZooKeeper> {
+        let script = PathBuf::from("/usr/share/zookeeper/bin/zkServer.sh");
+        if !script.is_file() {
+            if require_redis() {
+                panic!("ZooKeeper not installed and REQUIRE_REDIS=1 (apt-get install zookeeper)");
+            }
+            eprintln!("SKIPPED: ZooKeeper not installed (apt-get install zookeeper)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("zk-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let conf = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &conf,
+            format!(
+                "tickTime=500\nminSessionTimeout=1000\ndataDir={}\nclientPort={port}\nadmin.enableServer=false\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("zoo.cfg");
+        let log = std::fs::File::create(dir.path().join("zk.log")).expect("zk log");
+        let child = Command::new(&script)
+            .args(["start-foreground", &conf.display().to_string()])
+            .env("ZOO_LOG_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn zookeeper");
+        let zk = ZooKeeper {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(zk)
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        // The script execs java in the same process group.
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) on our child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
 }

@@ -202,9 +202,12 @@ fn a_dashboard_adopts_the_proxy() {
         ],
     );
     wait_online(&p2);
-    // Flags that cannot go together, and ZooKeeper, are refused.
+    // Flags that cannot go together are refused.
     for bad in [
-        vec!["--zookeeper=127.0.0.1:2181".to_string()],
+        vec![
+            "--zookeeper=127.0.0.1:2181".to_string(),
+            "--etcd=127.0.0.1:2379".into(),
+        ],
         vec![
             format!("--dashboard=127.0.0.1:{}", d.port),
             "--filesystem=/tmp".into(),
@@ -558,4 +561,87 @@ fn the_real_codis_dashboard_drives_our_proxy() {
     let overview = http_get(dport, "/topom");
     assert!(overview.contains("\"online\": true"), "{overview}");
     assert!(overview.contains("\"qps\""), "{overview}");
+}
+
+/// ZooKeeper, as Codis uses it: the dashboard's address from the
+/// coordinator's topom node, and the Jodis node (ephemeral, Codis' path
+/// and JSON), gone when the proxy stops.
+#[test]
+fn zookeeper_coordinator_and_jodis() {
+    let Some(zk) = tests::cluster::ZooKeeper::start() else {
+        return;
+    };
+    let a = Server::start(&[]);
+    let d = Dashboard::start("demo", split_slots(a.port(), a.port(), 512));
+    // A worker thread keeps the test's own ZooKeeper session alive between
+    // its calls.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let zaddr = format!("127.0.0.1:{}", zk.port);
+    let client = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match zookeeper_client::Client::connect(&zaddr).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "zookeeper: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    let persistent =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    let topom = format!(
+        r#"{{"token":"t","product_name":"demo","admin_addr":"127.0.0.1:{}"}}"#,
+        d.port
+    );
+    rt.block_on(async {
+        for (p, v) in [
+            ("/codis3", &b""[..]),
+            ("/codis3/demo", b""),
+            ("/codis3/demo/topom", topom.as_bytes()),
+        ] {
+            client.create(p, v, &persistent).await.unwrap();
+        }
+    });
+    let (_conf_dir, conf) = write_conf(&format!(
+        "product_name = \"demo\"\njodis_name = \"zookeeper\"\njodis_addr = \"{zaddr}\"\njodis_timeout = \"4s\"\n"
+    ));
+    let mut p = Proxy::start(None, &[&format!("--zookeeper={zaddr}"), "--config", &conf]);
+    wait_online(&p);
+    let token = json_str(&http_get(p.admin, "/api/proxy/model"), "token");
+    let path = format!("/jodis/demo/proxy-{token}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (data, stat) = loop {
+        match rt.block_on(client.get_data(&path)) {
+            Ok(x) => break x,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no jodis node {path}: {e}: {}",
+                    p.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let text = String::from_utf8_lossy(&data);
+    for want in ["\"addr\"", "\"admin\"", "\"start\"", &token, "\"online\""] {
+        assert!(text.contains(want), "{text}");
+    }
+    assert!(stat.ephemeral_owner != 0, "not ephemeral");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our child's pid.
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGTERM);
+    }
+    p.child.wait().unwrap();
+    assert!(matches!(
+        rt.block_on(client.get_data(&path)),
+        Err(zookeeper_client::Error::NoNode)
+    ));
 }
