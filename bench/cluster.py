@@ -10,7 +10,9 @@ then measures:
    16-byte keys filled by redis-benchmark) while two clients (one per
    proxy, separate processes) INCR counters: end-to-end time, and the
    clients' p50/p99 in the 3 s before the move and during it, errors
-   (`--rate` INCRs per second per client, default 5000; 0: flat out);
+   (`--rate` INCRs per second per client, default 5000; 0: flat out;
+   `--client native` uses target/release/bench-incr, whose latencies do
+   not include a Python interpreter's scheduling);
 3. how fast a table change reaches both proxies: 100 writes of the table
    key, each followed by polling both proxies' admin API until they serve
    that version (p50/p99/max);
@@ -110,6 +112,9 @@ def run():
     ap.add_argument("--rate", type=int, default=5000,
                     help="INCRs per second per load client (0: flat out)")
     ap.add_argument("--ctl-args", default="", help="extra codis-ctl migrate options")
+    ap.add_argument("--proxy-args", default="", help="extra codis-proxy options")
+    ap.add_argument("--client", choices=["python", "native"], default="python",
+                    help="load clients: Python processes, or target/release/bench-incr")
     a = ap.parse_args()
     bins = os.path.abspath(a.bin)
     root = tempfile.mkdtemp(prefix="cluster-bench-")
@@ -139,7 +144,8 @@ def run():
         for p, ad in zip(px, adm):
             procs.append(spawn([os.path.join(bins, "codis-proxy"), f"--fillslots={store}",
                                 "--product_name=bench", f"--host-proxy=127.0.0.1:{p}",
-                                f"--host-admin=127.0.0.1:{ad}"], root, f"proxy{p}"))
+                                f"--host-admin=127.0.0.1:{ad}", *a.proxy_args.split()],
+                               root, f"proxy{p}"))
             wait_port(p)
         time.sleep(0.5)
 
@@ -159,27 +165,45 @@ def run():
         keys_total = int(cli(s[0], "DBSIZE"))
         q = multiprocessing.Queue()
         stop_at = time.time() + 3.0 + 30.0
-        clients = [multiprocessing.Process(target=load_client, args=(p, stop_at, a.rate, q)) for p in px]
-        for c in clients:
-            c.start()
+        if a.client == "python":
+            clients = [multiprocessing.Process(target=load_client, args=(p, stop_at, a.rate, q))
+                       for p in px]
+            for c in clients:
+                c.start()
+        else:
+            outs = [os.path.join(root, f"load{p}.txt") for p in px]
+            clients = [subprocess.Popen([os.path.join(bins, "bench-incr"), str(p), str(a.rate),
+                                         "33", o]) for p, o in zip(px, outs)]
         time.sleep(3.0)
         t_start = time.time()
         out = ctl(bins, store, "migrate", "--slots", "512-1023", "--to", "2", *a.ctl_args.split())
         t_end = time.time()
         moved = int(re.findall(r"([0-9]+) keys moved", out)[-1])
         secs = float(re.search(r"done in ([0-9.]+)s", out).group(1))
-        results = [q.get() for _ in clients]
-        for c in clients:
-            c.join()
-        samples = [x for r in results for x in r[0]]
-        errors = sum(r[1] for r in results)
+        if a.client == "python":
+            results = [q.get() for _ in clients]
+            for c in clients:
+                c.join()
+            samples = [x for r in results for x in r[0]]
+            errors = sum(r[1] for r in results)
+        else:
+            for c in clients:
+                c.terminate()
+                c.wait()
+            samples, errors = [], 0
+            for o in outs:
+                for line in open(o):
+                    f = line.split()
+                    if len(f) == 4:
+                        samples.append((float(f[0]), float(f[1]), f[2] == "1"))
+                        errors += f[3] != "1"
         before = [dt for t, dt, _ in samples if t_start - 3.0 <= t < t_start]
         during = [dt for t, dt, _ in samples if t_start <= t < t_end]
         during_moving = [dt for t, dt, m in samples if t_start <= t < t_end and m]
         during_still = [dt for t, dt, m in samples if t_start <= t < t_end and not m]
         print(f"2. migrate 512 slots, {moved} of {keys_total} keys moved: {secs:.3f} s "
               f"(codis-ctl wall {t_end - t_start:.3f} s); INCR load through 2 proxies "
-              f"({a.rate or 'flat-out'} per client): "
+              f"({a.rate or 'flat-out'} per {a.client} client): "
               f"{len(samples)} ops, {errors} errors; p50 before {pct(before, .5)*1e3:.3f} ms, "
               f"during {pct(during, .5)*1e3:.3f} ms; p99 before {pct(before, .99)*1e3:.3f} ms, "
               f"during {pct(during, .99)*1e3:.3f} ms "
