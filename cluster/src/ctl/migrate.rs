@@ -353,47 +353,10 @@ async fn waves(
         }
         active.sort_unstable();
         let wave: Vec<u32> = active.iter().take(parallel).map(|(_, id)| *id).collect();
-        // pending -> prepared: every proxy holds the wave's slots.
-        if wave.iter().any(|&id| {
-            t.slots[id as usize]
-                .action
-                .is_some_and(|a| a.state == State::Pending)
-        }) {
-            let v = ctx
-                .change(|t| {
-                    for &id in &wave {
-                        if let Some(a) = &mut t.slots[id as usize].action
-                            && a.state == State::Pending
-                        {
-                            a.state = State::Prepared;
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
-            ctx.wait_proxies(v, None).await?;
-        }
+        // pending -> prepared: every proxy holds the wave's slots; then
         // prepared -> migrating: every proxy forwards through the source.
-        let t = ctx.table().await?.clone();
-        if wave.iter().any(|&id| {
-            t.slots[id as usize]
-                .action
-                .is_some_and(|a| a.state == State::Prepared)
-        }) {
-            let v = ctx
-                .change(|t| {
-                    for &id in &wave {
-                        if let Some(a) = &mut t.slots[id as usize].action
-                            && a.state == State::Prepared
-                        {
-                            a.state = State::Migrating;
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
-            ctx.wait_proxies(v, None).await?;
-        }
+        advance(ctx, &wave, State::Pending, State::Prepared).await?;
+        advance(ctx, &wave, State::Prepared, State::Migrating).await?;
         // Move the keys: one mover per source server.
         let t = ctx.table().await?.clone();
         let mut per_source: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
@@ -465,6 +428,31 @@ async fn waves(
             let _ = m.await;
         }
     }
+}
+
+/// Moves the wave's slots in state `from` to `to` in one table write, then
+/// waits until every proxy serves it (nothing to do when none is in `from`).
+async fn advance(ctx: &mut Ctx, wave: &[u32], from: State, to: State) -> Result<(), String> {
+    let t = ctx.table().await?;
+    if !wave
+        .iter()
+        .any(|&id| t.slots[id as usize].action.is_some_and(|a| a.state == from))
+    {
+        return Ok(());
+    }
+    let v = ctx
+        .change(|t| {
+            for &id in wave {
+                if let Some(a) = &mut t.slots[id as usize].action
+                    && a.state == from
+                {
+                    a.state = to;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    ctx.wait_proxies(v, None).await
 }
 
 /// One source server's mover: a connection kept for all its slots, the
