@@ -24,21 +24,12 @@ usage: bench/cluster.py [--bin target/release] [--keys 2000000] [--rounds 3]
 import argparse, base64, json, multiprocessing, os, re, shutil, signal, socket
 import statistics, subprocess, tempfile, time, urllib.request, zlib
 
-from benchutil import free_port
+from benchutil import free_port, kill, spawn
 from bgsave import Conn, cli
 
 
-def spawn(argv, d, name):
-    log = open(os.path.join(d, name + ".log"), "a")
-    return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True, cwd=d)
 
 
-def kill(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
 
 
 def wait_port(port, within=30):
@@ -126,7 +117,7 @@ def run():
                             "--advertise-client-urls", f"http://127.0.0.1:{ep}",
                             "--listen-peer-urls", f"http://127.0.0.1:{pp}",
                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pp}",
-                            "--initial-cluster", f"default=http://127.0.0.1:{pp}"], root, "etcd"))
+                            "--initial-cluster", f"default=http://127.0.0.1:{pp}"], root, "etcd.log"))
         wait_port(ep)
         time.sleep(1)
         store = f"etcd://127.0.0.1:{ep}/bench"
@@ -135,7 +126,7 @@ def run():
             d = os.path.join(root, f"s{p}")
             os.mkdir(d)
             procs.append(spawn([os.path.join(bins, "codis-server"), "--port", str(p), "--bind",
-                                "127.0.0.1", "--save", "", "--dir", d], d, "server"))
+                                "127.0.0.1", "--save", "", "--dir", d], d, "server.log"))
             wait_port(p)
         ctl(bins, store, "group", "add", "1", f"127.0.0.1:{s[0]}")
         ctl(bins, store, "group", "add", "2", f"127.0.0.1:{s[1]}")
@@ -145,7 +136,7 @@ def run():
             procs.append(spawn([os.path.join(bins, "codis-proxy"), f"--fillslots={store}",
                                 "--product_name=bench", f"--host-proxy=127.0.0.1:{p}",
                                 f"--host-admin=127.0.0.1:{ad}", *a.proxy_args.split()],
-                               root, f"proxy{p}"))
+                               root, f"proxy{p}.log"))
             wait_port(p)
         time.sleep(0.5)
 
@@ -241,11 +232,11 @@ def run():
         procs.append(spawn([os.path.join(bins, "codis-proxy"), f"--fillslots={f}",
                             "--product_name=bench",
                             f"--host-proxy=127.0.0.1:{fp}", f"--host-admin=127.0.0.1:{fa}"],
-                           root, "proxy-file"))
+                           root, "proxy-file.log"))
         procs.append(spawn([os.path.join(bins, "codis-proxy"), f"--fillslots={store}",
                             "--product_name=bench",
                             f"--host-proxy=127.0.0.1:{ep2}", f"--host-admin=127.0.0.1:{ea2}"],
-                           root, "proxy-etcd"))
+                           root, "proxy-etcd.log"))
         wait_port(fp)
         wait_port(ep2)
         time.sleep(0.5)

@@ -13,13 +13,10 @@ usage: bench/failover.py [--ours target/release/codis-server] [--rounds 3]
 """
 import argparse, os, shutil, signal, socket, statistics, subprocess, tempfile, time
 
-from benchutil import free_port
+from benchutil import free_port, kill, spawn
 from bgsave import Conn, cli
 
 
-def spawn(argv, d):
-    log = open(os.path.join(d, "log"), "a")
-    return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True, cwd=d)
 
 
 def wait_ping(port, within=30):
@@ -31,12 +28,6 @@ def wait_ping(port, within=30):
     raise SystemExit(f"port {port} did not answer")
 
 
-def kill(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
 
 
 def info_field(port, section, name):
