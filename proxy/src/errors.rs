@@ -183,23 +183,7 @@ pub fn wrong_arity(name: &str) -> String {
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (the name cut at 128 bytes, the quoted arguments at 128 in all).
 pub fn unknown_command(argv: &[&[u8]]) -> String {
-    let name = argv.first().copied().unwrap_or(b"");
-    let mut s = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        String::from_utf8_lossy(&name[..name.len().min(128)])
-    );
-    let mut used = 0usize;
-    for a in argv.iter().skip(1) {
-        if used >= 128 {
-            break;
-        }
-        let take = a.len().min(128 - used);
-        s.push('\'');
-        s.push_str(&String::from_utf8_lossy(&a[..take]));
-        s.push_str("' ");
-        used += take + 3;
-    }
-    s
+    protocol::command::unknown_command_text(argv)
 }
 
 // Pub/sub (see `pubsub.rs`).

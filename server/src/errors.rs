@@ -355,23 +355,7 @@ pub fn ra_invalid_db(text: &[u8]) -> String {
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {
-    let name = argv.first().copied().unwrap_or(b"");
-    let mut s = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        lossy(&name[..name.len().min(128)])
-    );
-    let mut used = 0usize;
-    for a in argv.iter().skip(1) {
-        if used >= 128 {
-            break;
-        }
-        let take = a.len().min(128 - used);
-        s.push('\'');
-        s.push_str(&lossy(&a[..take]));
-        s.push_str("' ");
-        used += take + 3;
-    }
-    s
+    protocol::command::unknown_command_text(argv)
 }
 
 /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`

@@ -320,6 +320,30 @@ pub fn lookup(name: &[u8]) -> Option<CmdId> {
     generated::lookup_lower(lower)
 }
 
+/// Redis' reply to an unknown command, without the `-`: `ERR unknown
+/// command '<name>', with args beginning with: '<a>' '<b>' ` (the name cut
+/// at 128 bytes, the quoted arguments at 128 in all). Shared by the
+/// server's and the proxy's errors modules.
+pub fn unknown_command_text(argv: &[&[u8]]) -> String {
+    let name = argv.first().copied().unwrap_or(b"");
+    let mut s = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&name[..name.len().min(128)])
+    );
+    let mut used = 0usize;
+    for a in argv.iter().skip(1) {
+        if used >= 128 {
+            break;
+        }
+        let take = a.len().min(128 - used);
+        s.push('\'');
+        s.push_str(&String::from_utf8_lossy(&a[..take]));
+        s.push_str("' ");
+        used += take + 3;
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
