@@ -35,6 +35,7 @@ zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
 dump restore
 multi exec discard watch unwatch
+eval evalsha eval_ro evalsha_ro script
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub
 """.split()
 
@@ -51,9 +52,9 @@ NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
 debug lastsave latency migrate monitor move
 object psync readonly readwrite replconf
 restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog sync wait
+slotsmgrttagone slotsmgrttagslot slowlog sync wait function
 replicaof failover host: post""".split())
-MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan".split())
+MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan eval evalsha fcall".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
 LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
@@ -201,8 +202,26 @@ def policy(name):
     return None
 
 
+def previous_order():
+    """Subcommand names in the order the current generated.rs lists them:
+    COMMAND INFO answers subcommands in hash order, so keeping the old order
+    (new ones after, sorted) keeps regenerations free of noisy diffs."""
+    import os, re
+    path = os.path.join(os.path.dirname(__file__), "..", "protocol", "src", "command", "generated.rs")
+    try:
+        text = open(path).read()
+    except OSError:
+        return {}
+    names = re.findall(r'name: "([^"|]+\|[^"]+)"', text)
+    return {n: i for i, n in enumerate(names)}
+
+
+PREVIOUS = previous_order()
+
+
 def entry(info, docs, ident, indent="    "):
     name, arity, fl, first, last, step, acl, tips, keyspecs, subs = info
+    subs = sorted(subs, key=lambda s: (PREVIOUS.get(s[0], len(PREVIOUS)), s[0]))
     group = docs.get(name, {}).get("group", "connection" if name == "client|setinfo" else "server")
     since = docs.get(name, {}).get("since", "7.2.0" if name == "client|setinfo" else "1.0.0")
     pol = policy(name) or ("ProxyPolicy::Write" if "write" in fl else "ProxyPolicy::Read")

@@ -403,6 +403,36 @@ pub fn subcommand_syntax(container: &str, sub: &[u8]) -> String {
     )
 }
 
+// Scripting (script/): Redis 7.0's texts.
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+/// Other clients while an EVAL script is past the busy threshold.
+pub const BUSY_SCRIPT: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// … while a function is (also SCRIPT KILL's answer then).
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION_NOT_EVAL: &str = BUSY_FUNCTION;
+pub const BUSY_EVAL_NOT_FUNCTION: &str = BUSY_SCRIPT;
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const UNKILLABLE_MASTER: &str = "UNKILLABLE The busy script was sent by a master instance in the context of replication and cannot be killed.";
+pub const UNKILLABLE_WROTE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+pub const SCRIPT_TOO_MANY_KEYS: &str = "ERR Number of keys can't be greater than number of args";
+pub const SCRIPT_NEGATIVE_KEYS: &str = "ERR Number of keys can't be negative";
+pub const SCRIPT_READONLY_REPLICA: &str =
+    "READONLY Can not run script with write flag on readonly replica";
+pub const SCRIPT_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts.";
+pub const SCRIPT_WRITE_FLAG_RO: &str =
+    "ERR Can not execute a script with write flag using *_ro command.";
+pub const SCRIPT_FLUSH_SYNTAX: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
+pub const SCRIPT_DEBUG_UNSUPPORTED: &str =
+    "ERR SCRIPT DEBUG is not available: codis-server has no Lua debugger";
+// What `redis.call` raises inside a script (the script's error then adds
+// `script: <sha>, on @user_script:<line>.`).
+pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
+pub const SCRIPT_WRONG_ARITY: &str = "ERR Wrong number of args calling Redis command from script";
+pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+pub const SCRIPT_WRITE_IN_RO: &str = "ERR Write commands are not allowed from read-only scripts.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,6 +388,15 @@ pub fn execute_checked(
         reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
     }
+    if srv.scripts.busy()
+        && !spec.has(flags::ALLOW_BUSY)
+        && !top.has(flags::ALLOW_BUSY)
+        && let Some(e) = srv.scripts.busy_error()
+    {
+        // A script past busy-reply-threshold runs on another thread.
+        reject(srv, client, out, stat, e.as_bytes());
+        return Outcome::Replied;
+    }
     if srv.repl.gate.load(Relaxed)
         && !client.from_master
         && !client.replaying
@@ -472,6 +481,37 @@ pub fn call_held(
     if call(srv, client, out, now, argv, &r, Some(held), false) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
     }
+}
+
+/// Runs one command of a script (`redis.call`, script/) with the script's
+/// growing lock set held: the script checked the command (known, arity,
+/// allowed in scripts) and took its slots; stats, errors and propagation
+/// (into the script's block: the client is `in_exec`) are the common
+/// path's.
+pub fn call_from_script(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    argv: &[&[u8]],
+    held: &dyn crate::db::HeldSlots,
+) {
+    let Some(r) = resolve(srv, client, out, argv) else {
+        return;
+    };
+    if call(srv, client, out, now, argv, &r, Some(held), false) == Outcome::KeyMigrating {
+        reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
+    }
+}
+
+/// Commands that run scripts: they lock their slots themselves, as the
+/// script reaches them (script/mod.rs).
+#[inline]
+pub fn runs_script(id: CmdId) -> bool {
+    matches!(
+        id,
+        CmdId::Eval | CmdId::Evalsha | CmdId::EvalRo | CmdId::EvalshaRo
+    )
 }
 
 /// Commands whose lock set [`needs_all_slots`] may widen to every slot,
@@ -689,7 +729,7 @@ fn call(
         .armed()
         .then(|| crate::tracking::Scope::enter(client, spec, out.buf.len()));
     let track_read = trk.as_ref().is_some_and(|t| t.remembers());
-    let mut own = if held.is_none() && (migratable_write || track_read) {
+    let mut own = if held.is_none() && (migratable_write || (track_read && !runs_script(id))) {
         lock_command(srv, id, spec, argv, client.db)
     } else {
         Locks::None

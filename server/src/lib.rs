@@ -40,6 +40,7 @@ pub mod pubsub;
 pub mod repl;
 #[cfg(test)]
 mod replay_tests;
+pub mod script;
 pub mod server;
 pub mod stats;
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub struct Server {
     pub tracking: crate::tracking::Tracking,
     /// Snapshots, save points, LASTSAVE (persist/).
     pub persist: crate::persist::Persist,
+    /// Lua scripting: the script cache and busy scripts (script/).
+    pub scripts: crate::script::Scripts,
     /// This server's own `Arc` (deferred replies and migration tasks outlive
     /// the command that started them).
     me: std::sync::Weak<Server>,
@@ -117,6 +119,7 @@ impl Server {
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
             persist: crate::persist::Persist::new(),
+            scripts: crate::script::Scripts::default(),
         });
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
         srv.ks.set_events(weak);

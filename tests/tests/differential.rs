@@ -87,8 +87,8 @@ macro_rules! scripts {
 }
 
 scripts!(
-    bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, server, sets,
-    sort, strings, tracking, zsets
+    bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, scripting,
+    server, sets, sort, strings, tracking, zsets
 );
 
 fn scripts_dir() -> PathBuf {

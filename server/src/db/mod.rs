@@ -1508,6 +1508,161 @@ impl HeldSlots for LockSet<'_> {
     }
 }
 
+/// Locks one slot table without waiting; armed for the snapshot in
+/// progress like [`lock`]. None when another holder has it.
+#[inline]
+fn try_lock<'m>(
+    ks: &Keyspace,
+    db: usize,
+    m: &'m Mutex<SlotTable>,
+) -> Option<MutexGuard<'m, SlotTable>> {
+    let mut g = match m.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    let epoch = ks.snap.active.load(Ordering::Relaxed);
+    if epoch != 0 && g.snap_epoch != epoch {
+        ks.arm_slot(db, epoch, &mut g);
+    }
+    Some(g)
+}
+
+/// What [`GrowSet::grow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grow {
+    /// The slot was held already, or is now.
+    Held,
+    /// Another holder has the slot and waiting for it could deadlock (it
+    /// is below a slot this set holds): nothing was taken.
+    Contended,
+}
+
+/// A lock set that grows while it is held: a script's slots (script/),
+/// its declared keys' slots taken at once in the global order, then the
+/// slots its commands reach beyond them. A slot above every held one is
+/// waited for (the global order still holds); one below is only tried,
+/// and the caller decides what a contended one means (a script that has
+/// not written restarts under every slot; see script/mod.rs).
+pub struct GrowSet<'a> {
+    ks: &'a Keyspace,
+    /// The caller's set (EXEC's, which holds every slot for a script).
+    parent: Option<&'a (dyn HeldSlots + 'a)>,
+    /// Held slots as `db * SLOTS + slot`, ascending, and their guards.
+    slots: Vec<usize>,
+    guards: Vec<HeldSlot<'a>>,
+    /// Every slot of every DB (instead of `slots`).
+    all: Option<LockSet<'a>>,
+}
+
+impl<'a> GrowSet<'a> {
+    pub fn new(ks: &'a Keyspace, parent: Option<&'a (dyn HeldSlots + 'a)>) -> GrowSet<'a> {
+        GrowSet {
+            ks,
+            parent,
+            slots: Vec::new(),
+            guards: Vec::new(),
+            all: None,
+        }
+    }
+
+    /// Takes the slots of `plan` (an empty set only), waiting for each in
+    /// the global order.
+    pub fn lock_plan(&mut self, mut plan: LockPlan) {
+        debug_assert!(self.slots.is_empty() && self.all.is_none());
+        if plan.all {
+            self.lock_everything();
+            return;
+        }
+        let limit = self.ks.dbs.len() * SLOTS;
+        plan.slots.retain(|k| *k < limit);
+        sort_slots(&mut plan.slots);
+        for &k in plan.slots.iter() {
+            if self.parent_holds(k) {
+                continue;
+            }
+            let (db, slot) = (k / SLOTS, k % SLOTS);
+            self.guards.push(RefCell::new(lock(
+                self.ks,
+                db,
+                &self.ks.dbs[db].slots[slot],
+            )));
+            self.slots.push(k);
+        }
+    }
+
+    /// Holds every slot of every DB (an empty set only).
+    pub fn lock_everything(&mut self) {
+        debug_assert!(self.slots.is_empty() && self.all.is_none());
+        let plan = LockPlan {
+            all: true,
+            ..LockPlan::default()
+        };
+        self.all = Some(LockSet::lock(self.ks, plan));
+    }
+
+    /// Releases every slot this set took (not the parent's).
+    pub fn release(&mut self) {
+        self.guards.clear();
+        self.slots.clear();
+        self.all = None;
+    }
+
+    /// Whether every slot is held.
+    pub fn holds_everything(&self) -> bool {
+        self.all.is_some()
+    }
+
+    fn parent_holds(&self, k: usize) -> bool {
+        self.parent
+            .is_some_and(|p| p.held(k / SLOTS, k % SLOTS).is_some())
+    }
+
+    /// Makes sure slot `slot` of DB `db` is held (see [`Grow`]); `wait`:
+    /// wait for it even where that could deadlock.
+    pub fn grow(&mut self, db: usize, slot: usize, wait: bool) -> Grow {
+        if self.all.is_some() || db >= self.ks.dbs.len() {
+            return Grow::Held;
+        }
+        let k = db * SLOTS + (slot & (SLOTS - 1));
+        let pos = match self.slots.binary_search(&k) {
+            Ok(_) => return Grow::Held,
+            Err(pos) => pos,
+        };
+        if self.parent_holds(k) {
+            return Grow::Held;
+        }
+        let m = &self.ks.dbs[db].slots[k % SLOTS];
+        let g = if pos == self.slots.len() || wait {
+            // Above every held slot: the global order is kept.
+            lock(self.ks, db, m)
+        } else {
+            match try_lock(self.ks, db, m) {
+                Some(g) => g,
+                None => return Grow::Contended,
+            }
+        };
+        self.slots.insert(pos, k);
+        self.guards.insert(pos, RefCell::new(g));
+        Grow::Held
+    }
+}
+
+impl HeldSlots for GrowSet<'_> {
+    #[inline]
+    fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
+        if let Some(all) = &self.all {
+            return all.held(db, slot);
+        }
+        let k = db * SLOTS + (slot & (SLOTS - 1));
+        if let Ok(i) = self.slots.binary_search(&k) {
+            let g = self.guards[i].try_borrow_mut().ok()?;
+            return Some(RefMut::map(g, |g| &mut **g));
+        }
+        self.parent.and_then(|p| p.held(db, slot))
+    }
+}
+
 /// Takes slot locks for handlers: through the caller's lock set when there
 /// is one (a slot outside it is locked directly; the lock-set rule must make
 /// that impossible, and debug builds assert it), else directly.

@@ -1,0 +1,1615 @@
+//! The Lua 5.1 interpreter behind EVAL and FCALL (the territory of Redis'
+//! `script_lua.c` and the Lua parts of `eval.c`; our own code): one
+//! `lua_State` per executor thread ([`Vm`]), its sandbox (allow-listed
+//! globals; globals, library tables and their metatables read-only), the
+//! `redis` API table, the error handler that adds the script's source and
+//! line, and the RESP ⇄ Lua conversions of `redis.call` and of a script's
+//! return value. All of the server's Lua FFI is in this module (and in the
+//! bundled libraries next to it); the rest of `script/` calls safe methods.
+//!
+//! Why `mlua-sys` and not `mlua`: `redis.call` is the hot path of every
+//! script and must not allocate per call (arguments are borrowed from the
+//! Lua stack, replies parsed straight onto it), and a busy script is
+//! interrupted from the count hook by raising an error that `pcall` cannot
+//! swallow: both need the raw API, which `mlua` wraps with protected calls
+//! and registry values on every crossing.
+//!
+//! Errors: Lua 5.1 raises errors with `longjmp`. Every C function here does
+//! its work in Rust frames that hold nothing with a destructor when an
+//! error is raised (owned values are dropped first), and catches panics so
+//! none unwinds into C.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ptr;
+
+use mlua_sys as ffi;
+use protocol::resp::Reply;
+
+/// What a script run asks of the server (implemented by `script/mod.rs`).
+pub trait Host {
+    /// Runs one command for `redis.call` / `redis.pcall`, appending its
+    /// reply (RESP2 or RESP3 as [`Host::resp3`] says) to `reply`.
+    fn call(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), Refusal>;
+    /// The protocol `redis.call` replies are produced in (`redis.setresp`).
+    fn resp3(&self) -> bool;
+    fn set_resp3(&mut self, on: bool);
+    /// `redis.set_repl` flags (REPL_AOF = 1, REPL_REPLICA = 2).
+    fn set_repl(&mut self, flags: i32);
+    /// From the count hook: whether to stop the script (SCRIPT KILL).
+    fn interrupted(&mut self) -> bool;
+}
+
+/// Why `redis.call` did not run a command.
+pub enum Refusal {
+    /// An error reply (`ERR` prepended when the text has no code).
+    Error(std::borrow::Cow<'static, str>),
+    /// Stop the whole run, uncatchably (the caller decides what follows:
+    /// a restart under a wider lock set, or refusing the script whole).
+    Abort,
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The reply (value or error) was written.
+    Done,
+    /// [`Refusal::Abort`] stopped it; nothing was written.
+    Aborted,
+}
+
+thread_local! {
+    /// The host of the run in progress on this thread (null between runs).
+    static HOST: Cell<*mut (dyn Host + 'static)> = const { Cell::new(ptr::null_mut::<NoHost>() as *mut dyn Host) };
+    /// Set when a run was aborted: the hook re-raises on every line so a
+    /// `pcall` or `xpcall` in the script cannot resume it.
+    static ABORTING: Cell<bool> = const { Cell::new(false) };
+    /// Reused buffers of `redis.call`: the arguments' bytes (numbers
+    /// formatted) and the reply.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+#[derive(Default)]
+struct Scratch {
+    /// Formatted numbers (argument bytes not borrowed from Lua).
+    nums: Vec<u8>,
+    /// (pointer, length) of each argument.
+    args: Vec<(*const u8, usize)>,
+    reply: Vec<u8>,
+}
+
+struct NoHost;
+impl Host for NoHost {
+    fn call(&mut self, _: &[&[u8]], _: &mut Vec<u8>) -> Result<(), Refusal> {
+        Err(Refusal::Abort)
+    }
+    fn resp3(&self) -> bool {
+        false
+    }
+    fn set_resp3(&mut self, _: bool) {}
+    fn set_repl(&mut self, _: i32) {}
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+}
+
+/// Instructions between two count-hook calls (Redis: 100,000).
+const HOOK_EVERY: c_int = 100_000;
+
+/// Registry key of the set of read-only tables.
+const PROTECTED: &CStr = c"codis.protected";
+/// Registry key of the message of an aborted run.
+const ABORT_KEY: &CStr = c"codis.abort";
+
+/// What to run: the registry name of a compiled function, the name errors
+/// give it, the keys and arguments, and whether the count hook watches it.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub name: &'a [u8],
+    pub script_name: &'a str,
+    pub keys: &'a [&'a [u8]],
+    pub args: &'a [&'a [u8]],
+    pub hook: bool,
+}
+
+/// One interpreter (one per executor thread, see `script/mod.rs`).
+pub struct Vm {
+    l: *mut ffi::lua_State,
+    /// Registry reference of the error handler.
+    handler: c_int,
+    /// Registry reference of the real globals table.
+    real_globals: c_int,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // SAFETY: `l` was created by `luaL_newstate` and is closed once.
+        unsafe { ffi::lua_close(self.l) }
+    }
+}
+
+/// Pushes a byte string.
+#[inline]
+unsafe fn push_bytes(l: *mut ffi::lua_State, b: &[u8]) {
+    // SAFETY: `b` is valid for its length; Lua copies it.
+    unsafe {
+        ffi::lua_pushlstring(l, b.as_ptr() as *const c_char, b.len());
+    }
+}
+
+/// The bytes of the string at `idx` (numbers are converted in place, as
+/// `lua_tolstring` does), or None. Valid while the value stays on the stack.
+#[inline]
+unsafe fn to_bytes<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    // SAFETY: a valid index; the returned pointer lives as long as the value.
+    unsafe {
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// Sets `t[k] = v` (raw) for the table at the top, with `v` pushed by `f`.
+unsafe fn set_field(l: *mut ffi::lua_State, k: &CStr, f: impl FnOnce()) {
+    // SAFETY: the table is at -1; `f` pushes exactly one value.
+    unsafe {
+        ffi::lua_pushstring(l, k.as_ptr());
+        f();
+        ffi::lua_rawset(l, -3);
+    }
+}
+
+/// Raises the error value at the top of the stack. The caller's Rust frames
+/// must hold nothing with a destructor.
+unsafe fn raise(l: *mut ffi::lua_State) -> ! {
+    // SAFETY: an error value is on the stack.
+    unsafe { ffi::lua_error(l) }
+}
+
+/// Raises `msg` as a plain string error (no position), as the patched Lua
+/// of Redis does for read-only violations from C functions.
+unsafe fn raise_plain(l: *mut ffi::lua_State, msg: &CStr) -> ! {
+    // SAFETY: see `raise`.
+    unsafe {
+        ffi::lua_pushstring(l, msg.as_ptr());
+        raise(l)
+    }
+}
+
+/// Raises `msg` prefixed with the position of the calling Lua code
+/// (`luaL_error`).
+unsafe fn raise_where(l: *mut ffi::lua_State, msg: &[u8]) -> ! {
+    // SAFETY: see `raise`; `msg` is copied onto the stack before raising.
+    unsafe {
+        ffi::luaL_where(l, 1);
+        push_bytes(l, msg);
+        ffi::lua_concat(l, 2);
+        raise(l)
+    }
+}
+
+/// Pushes Redis' error table `{err = "<CODE> <msg>"}` for `text` in the
+/// form `-CODE msg` (the code is the first word) or `msg` (code `ERR`);
+/// trailing CR/LF trimmed (`luaPushErrorBuff`).
+unsafe fn push_error_table(l: *mut ffi::lua_State, text: &[u8]) {
+    let (code, msg): (&[u8], &[u8]) = match text.strip_prefix(b"-") {
+        Some(rest) => match memchr::memchr(b' ', rest) {
+            Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+            None => (b"ERR", rest),
+        },
+        None => (b"ERR", text),
+    };
+    let mut end = msg.len();
+    while end > 0 && matches!(msg[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && matches!(msg[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    let msg = &msg[start..end];
+    // SAFETY: pushes a table with one field; no error other than memory.
+    unsafe {
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushstring(l, c"err".as_ptr());
+        push_bytes(l, code);
+        ffi::lua_pushstring(l, c" ".as_ptr());
+        push_bytes(l, msg);
+        ffi::lua_concat(l, 3);
+        ffi::lua_rawset(l, -3);
+    }
+}
+
+/// Marks the error table at the top: its error was counted already
+/// (`ignore_error_stats_update`).
+unsafe fn mark_counted(l: *mut ffi::lua_State) {
+    // SAFETY: the table is at -1.
+    unsafe {
+        set_field(l, c"ignore_error_stats_update", || {
+            ffi::lua_pushboolean(l, 1)
+        })
+    }
+}
+
+/// Runs `f` catching panics: a panic becomes a Lua error string.
+#[inline]
+fn guarded(l: *mut ffi::lua_State, f: impl FnOnce() -> c_int) -> c_int {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(n) => n,
+        // SAFETY: the panic payload is dropped; nothing else is alive here.
+        Err(_) => unsafe { raise_plain(l, c"internal error in a redis library function") },
+    }
+}
+
+/// The host of the current run, if any.
+fn host() -> Option<&'static mut dyn Host> {
+    let p = HOST.with(|h| h.get());
+    // SAFETY: set by `Vm::run` for the duration of the run, on this thread,
+    // to a host that outlives it; C functions run only inside that run.
+    (!p.is_null()).then(|| unsafe { &mut *p })
+}
+
+// ---------------------------------------------------------------------------
+// redis.* functions
+// ---------------------------------------------------------------------------
+
+/// What `redis.call`/`pcall` decided before touching Lua again.
+enum CallEnd {
+    /// The reply bytes are in the scratch buffer.
+    Reply,
+    Error(std::borrow::Cow<'static, str>),
+    Abort,
+}
+
+unsafe extern "C-unwind" fn redis_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { generic_call(l, true) }
+}
+
+unsafe extern "C-unwind" fn redis_pcall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { generic_call(l, false) }
+}
+
+/// `redis.call` / `redis.pcall` (`luaRedisGenericCommand`).
+unsafe fn generic_call(l: *mut ffi::lua_State, raise_errors: bool) -> c_int {
+    // SAFETY (whole function): `l` is the running state; the arguments are
+    // on its stack while the command runs (their bytes are borrowed).
+    unsafe {
+        let argc = ffi::lua_gettop(l);
+        let end = guarded_end(|| {
+            let Some(host) = host() else {
+                return CallEnd::Error(
+                    "ERR redis.call/pcall can only be called inside a script invocation".into(),
+                );
+            };
+            if argc == 0 {
+                return CallEnd::Error(
+                    "ERR Please specify at least one argument for this redis lib call".into(),
+                );
+            }
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let s = &mut *s;
+                s.nums.clear();
+                s.args.clear();
+                s.reply.clear();
+                // Numbers are formatted into `nums` first (its buffer may
+                // move while it grows), then the pointers are taken.
+                let mut spans: smallvec::SmallVec<[(bool, usize, usize); 16]> =
+                    smallvec::SmallVec::new();
+                for i in 1..=argc {
+                    if ffi::lua_type(l, i) == ffi::LUA_TNUMBER {
+                        let start = s.nums.len();
+                        protocol::number::write_f64(&mut s.nums, ffi::lua_tonumber(l, i));
+                        spans.push((true, start, s.nums.len() - start));
+                    } else {
+                        match to_bytes(l, i) {
+                            Some(b) => {
+                                s.args.push((b.as_ptr(), b.len()));
+                                spans.push((false, s.args.len() - 1, 0));
+                            }
+                            None => {
+                                return CallEnd::Error(
+                                    "ERR Lua redis lib command arguments must be strings or integers"
+                                        .into(),
+                                );
+                            }
+                        }
+                    }
+                }
+                let mut argv: smallvec::SmallVec<[&[u8]; 16]> = smallvec::SmallVec::new();
+                for &(num, a, b) in &spans {
+                    argv.push(if num {
+                        &s.nums[a..a + b]
+                    } else {
+                        let (p, n) = s.args[a];
+                        std::slice::from_raw_parts(p, n)
+                    });
+                }
+                match host.call(&argv, &mut s.reply) {
+                    Ok(()) => CallEnd::Reply,
+                    Err(Refusal::Error(e)) => CallEnd::Error(e),
+                    Err(Refusal::Abort) => CallEnd::Abort,
+                }
+            })
+        });
+        ffi::lua_settop(l, 0);
+        match end {
+            CallEnd::Abort => {
+                drop(end);
+                abort_run(l)
+            }
+            CallEnd::Error(text) => {
+                // The text carries its code (`ERR …`, `READONLY …`).
+                let mut t = Vec::with_capacity(text.len() + 1);
+                t.push(b'-');
+                t.extend_from_slice(text.as_bytes());
+                drop(text);
+                push_error_table(l, &t);
+                drop(t);
+                mark_counted(l);
+                if raise_errors {
+                    raise(l)
+                }
+                1
+            }
+            CallEnd::Reply => {
+                let is_error = SCRATCH.with(|s| {
+                    let s = s.borrow();
+                    let resp3 = host().is_some_and(|h| h.resp3());
+                    let _ = resp3;
+                    push_reply(l, &s.reply);
+                    s.reply.first() == Some(&b'-')
+                });
+                if raise_errors && is_error {
+                    raise(l)
+                }
+                1
+            }
+        }
+    }
+}
+
+fn guarded_end(f: impl FnOnce() -> CallEnd) -> CallEnd {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| CallEnd::Error("ERR internal error running the command".into()))
+}
+
+/// Stops the run uncatchably: the hook fires on every line from now on
+/// and re-raises (`pcall`/`xpcall` in the script cannot resume it).
+unsafe fn abort_run(l: *mut ffi::lua_State) -> ! {
+    ABORTING.with(|a| a.set(true));
+    // SAFETY: a valid state; the hook stays until the run ends.
+    unsafe {
+        ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKLINE | ffi::LUA_MASKCOUNT, 1);
+        ffi::lua_pushlightuserdata(l, ABORT_KEY.as_ptr() as *mut c_void);
+        raise(l)
+    }
+}
+
+/// Parses one RESP reply of ours and pushes it as Redis converts replies
+/// for scripts (`redisProtocolToLuaType`).
+unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8]) {
+    let mut pos = 0;
+    // SAFETY: see `push_value`.
+    unsafe { push_value(l, buf, &mut pos) };
+}
+
+/// The line at `*pos` (without CRLF), advancing past it.
+fn line<'a>(buf: &'a [u8], pos: &mut usize) -> &'a [u8] {
+    let start = *pos;
+    let end = memchr::memchr(b'\r', &buf[start..]).map_or(buf.len(), |i| start + i);
+    *pos = (end + 2).min(buf.len());
+    &buf[start..end]
+}
+
+fn num(b: &[u8]) -> i64 {
+    protocol::number::parse_i64(b).unwrap_or(0)
+}
+
+/// Pushes the value at `*pos` (one stack slot; `lua_checkstack` first).
+unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
+    // SAFETY (whole function): pushes onto a valid state; the reply was
+    // produced by the server, so it is well formed.
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            // Redis panics here; a script nesting replies this deep is
+            // answered with an error value instead.
+            push_error_table(l, b"reached lua stack limit");
+            *pos = buf.len();
+            return;
+        }
+        let Some(&kind) = buf.get(*pos) else {
+            ffi::lua_pushnil(l);
+            return;
+        };
+        *pos += 1;
+        let head = line(buf, pos);
+        match kind {
+            b'+' => {
+                ffi::lua_createtable(l, 0, 1);
+                set_field(l, c"ok", || push_bytes(l, head));
+            }
+            b'-' => {
+                let mut text = Vec::with_capacity(head.len() + 1);
+                text.push(b'-');
+                text.extend_from_slice(head);
+                push_error_table(l, &text);
+                drop(text);
+                mark_counted(l);
+            }
+            b':' => ffi::lua_pushnumber(l, num(head) as f64),
+            b'$' | b'=' | b'!' => {
+                let n = num(head);
+                if n < 0 {
+                    ffi::lua_pushboolean(l, 0);
+                    return;
+                }
+                let n = n as usize;
+                let body = &buf[*pos..(*pos + n).min(buf.len())];
+                *pos = (*pos + n + 2).min(buf.len());
+                match kind {
+                    b'$' => push_bytes(l, body),
+                    b'=' => {
+                        let (fmt, text) = if body.len() >= 4 {
+                            (&body[..3], &body[4..])
+                        } else {
+                            (&b"txt"[..], body)
+                        };
+                        ffi::lua_createtable(l, 0, 1);
+                        ffi::lua_pushstring(l, c"verbatim_string".as_ptr());
+                        ffi::lua_createtable(l, 0, 2);
+                        set_field(l, c"string", || push_bytes(l, text));
+                        set_field(l, c"format", || push_bytes(l, fmt));
+                        ffi::lua_rawset(l, -3);
+                    }
+                    _ => {
+                        let mut text = Vec::with_capacity(body.len() + 1);
+                        text.push(b'-');
+                        text.extend_from_slice(body);
+                        push_error_table(l, &text);
+                        drop(text);
+                        mark_counted(l);
+                    }
+                }
+            }
+            b'*' => {
+                let n = num(head);
+                if n < 0 {
+                    ffi::lua_pushboolean(l, 0);
+                    return;
+                }
+                ffi::lua_createtable(l, n.min(1 << 16) as c_int, 0);
+                for i in 0..n {
+                    push_value(l, buf, pos);
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+            b'%' => {
+                let n = num(head).max(0);
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_pushstring(l, c"map".as_ptr());
+                ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
+                for _ in 0..n {
+                    push_value(l, buf, pos);
+                    push_value(l, buf, pos);
+                    ffi::lua_settable(l, -3);
+                }
+                ffi::lua_rawset(l, -3);
+            }
+            b'~' => {
+                let n = num(head).max(0);
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_pushstring(l, c"set".as_ptr());
+                ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
+                for _ in 0..n {
+                    push_value(l, buf, pos);
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_settable(l, -3);
+                }
+                ffi::lua_rawset(l, -3);
+            }
+            b'_' => ffi::lua_pushnil(l),
+            b'#' => ffi::lua_pushboolean(l, c_int::from(head == b"t")),
+            b',' => {
+                let d = std::str::from_utf8(head)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                ffi::lua_createtable(l, 0, 1);
+                set_field(l, c"double", || ffi::lua_pushnumber(l, d));
+            }
+            b'(' => {
+                ffi::lua_createtable(l, 0, 1);
+                set_field(l, c"big_number", || push_bytes(l, head));
+            }
+            b'|' => {
+                // Attributes are not shown to scripts: skip them, then the
+                // value they annotate.
+                let n = num(head).max(0);
+                for _ in 0..2 * n {
+                    push_value(l, buf, pos);
+                    ffi::lua_settop(l, -2);
+                }
+                push_value(l, buf, pos);
+            }
+            _ => ffi::lua_pushnil(l),
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn redis_sha1hex(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; errors raised with nothing owned alive.
+    unsafe {
+        if ffi::lua_gettop(l) != 1 {
+            push_error_table(l, b"wrong number of arguments");
+            raise(l)
+        }
+        let hex = sha1_hex(to_bytes(l, 1).unwrap_or(b""));
+        push_bytes(l, &hex);
+        1
+    }
+}
+
+/// The lowercase hex SHA1 of `b` (script names).
+pub fn sha1_hex(b: &[u8]) -> [u8; 40] {
+    let digest = sha1_smol::Sha1::from(b).digest().bytes();
+    let mut out = [0u8; 40];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in digest.iter().enumerate() {
+        out[2 * i] = HEX[(byte >> 4) as usize];
+        out[2 * i + 1] = HEX[(byte & 15) as usize];
+    }
+    out
+}
+
+unsafe extern "C-unwind" fn redis_error_reply(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        if ffi::lua_gettop(l) != 1 || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+            push_error_table(l, b"wrong number or type of arguments");
+            return 1;
+        }
+        let s = to_bytes(l, -1).unwrap_or(b"");
+        if s.first() == Some(&b'-') {
+            push_error_table(l, s);
+        } else {
+            let mut t = Vec::with_capacity(s.len() + 1);
+            t.push(b'-');
+            t.extend_from_slice(s);
+            push_error_table(l, &t);
+        }
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn redis_status_reply(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        if ffi::lua_gettop(l) != 1 || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+            push_error_table(l, b"wrong number or type of arguments");
+            return 1;
+        }
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushstring(l, c"ok".as_ptr());
+        ffi::lua_pushvalue(l, -3);
+        ffi::lua_rawset(l, -3);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn redis_log(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the message is built and logged before any
+    // error could be raised.
+    unsafe {
+        let argc = ffi::lua_gettop(l);
+        if argc < 2 {
+            push_error_table(l, b"redis.log() requires two arguments or more.");
+            raise(l)
+        }
+        if ffi::lua_isnumber(l, 1) == 0 {
+            push_error_table(l, b"First argument must be a number (log level).");
+            raise(l)
+        }
+        let level = ffi::lua_tonumber(l, 1) as i32;
+        if !(0..=3).contains(&level) {
+            push_error_table(l, b"Invalid debug level.");
+            raise(l)
+        }
+        guarded(l, || {
+            let mut msg = Vec::new();
+            for i in 2..=argc {
+                if let Some(s) = to_bytes(l, i) {
+                    if i != 2 {
+                        msg.push(b' ');
+                    }
+                    msg.extend_from_slice(s);
+                }
+            }
+            let text = String::from_utf8_lossy(&msg);
+            match level {
+                0 => crate::log::log(crate::log::Level::Debug, &text),
+                1 => crate::log::log(crate::log::Level::Verbose, &text),
+                2 => crate::log::log(crate::log::Level::Notice, &text),
+                _ => crate::log::log(crate::log::Level::Warning, &text),
+            }
+            0
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn redis_setresp(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        let Some(h) = host() else {
+            push_error_table(
+                l,
+                b"redis.setresp can only be called inside a script invocation",
+            );
+            raise(l)
+        };
+        if ffi::lua_gettop(l) != 1 {
+            push_error_table(l, b"redis.setresp() requires one argument.");
+            raise(l)
+        }
+        let v = ffi::lua_tonumber(l, 1) as i32;
+        if v != 2 && v != 3 {
+            push_error_table(l, b"RESP version must be 2 or 3.");
+            raise(l)
+        }
+        h.set_resp3(v == 3);
+        0
+    }
+}
+
+unsafe extern "C-unwind" fn redis_set_repl(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        let Some(h) = host() else {
+            push_error_table(
+                l,
+                b"redis.set_repl can only be called inside a script invocation",
+            );
+            raise(l)
+        };
+        if ffi::lua_gettop(l) != 1 {
+            push_error_table(l, b"redis.set_repl() requires two arguments.");
+            raise(l)
+        }
+        let flags = ffi::lua_tonumber(l, -1) as i32;
+        if flags & !3 != 0 {
+            push_error_table(
+                l,
+                b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            );
+            raise(l)
+        }
+        h.set_repl(flags);
+        0
+    }
+}
+
+unsafe extern "C-unwind" fn redis_replicate_commands(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state. Effects replication is the only mode (7.0).
+    unsafe {
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn redis_noop(_l: *mut ffi::lua_State) -> c_int {
+    0
+}
+
+unsafe extern "C-unwind" fn redis_breakpoint(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state. No debugger session: a breakpoint is ignored.
+    unsafe {
+        ffi::lua_pushboolean(l, 0);
+        1
+    }
+}
+
+/// `pcall` as Redis replaces it: an error table caught is returned as its
+/// `err` string (scripts written for Redis 6 compare strings); an aborted
+/// run is not caught.
+unsafe extern "C-unwind" fn lua_pcall_compat(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; `lua_pcall` protects the call.
+    unsafe {
+        let argc = ffi::lua_gettop(l);
+        if argc < 1 {
+            ffi::luaL_checkany(l, 1);
+        }
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_insert(l, 1);
+        if ffi::lua_pcall(l, argc - 1, ffi::LUA_MULTRET, 0) != 0 {
+            if ABORTING.with(|a| a.get()) {
+                raise(l)
+            }
+            ffi::lua_remove(l, 1);
+            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                ffi::lua_getfield(l, -1, c"err".as_ptr());
+                if ffi::lua_isstring(l, -1) != 0 {
+                    ffi::lua_replace(l, -2);
+                } else {
+                    ffi::lua_settop(l, -2);
+                }
+            }
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_insert(l, 1);
+        }
+        ffi::lua_gettop(l)
+    }
+}
+
+/// `rawset`, `setmetatable`, `table.insert` … guarded: the original
+/// function (upvalue 1) runs unless its first argument is a read-only table.
+unsafe extern "C-unwind" fn readonly_guard(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the upvalue is the wrapped function.
+    unsafe {
+        if ffi::lua_type(l, 1) == ffi::LUA_TTABLE && is_protected(l, 1) {
+            raise_plain(l, c"Attempt to modify a readonly table")
+        }
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// Whether the table at `idx` is read-only.
+unsafe fn is_protected(l: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: a valid state and index.
+    unsafe {
+        let idx = if idx < 0 {
+            ffi::lua_gettop(l) + idx + 1
+        } else {
+            idx
+        };
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, PROTECTED.as_ptr());
+        ffi::lua_pushvalue(l, idx);
+        ffi::lua_rawget(l, -2);
+        let p = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_settop(l, -3);
+        p
+    }
+}
+
+/// `__newindex` of read-only tables.
+unsafe extern "C-unwind" fn readonly_newindex(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe { raise_where(l, b"Attempt to modify a readonly table") }
+}
+
+/// `__index` of the globals: reading an unknown global is an error.
+unsafe extern "C-unwind" fn missing_global(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the message is built on the Lua stack.
+    unsafe {
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushstring(
+            l,
+            c"Script attempted to access nonexistent global variable '".as_ptr(),
+        );
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_pushstring(l, c"'".as_ptr());
+        if ffi::lua_isstring(l, -2) == 0 {
+            ffi::lua_settop(l, -3);
+            ffi::lua_pushstring(l, c"?".as_ptr());
+            ffi::lua_pushstring(l, c"'".as_ptr());
+        }
+        ffi::lua_concat(l, 4);
+        raise(l)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// math.random as Redis has it: the 48-bit linear congruential generator of
+// POSIX `lrand48`, one sequence for the whole server.
+// ---------------------------------------------------------------------------
+
+static RAND48: std::sync::Mutex<u64> = std::sync::Mutex::new(0x1234_ABCD_330E);
+
+fn lrand48() -> i32 {
+    let mut x = RAND48.lock().unwrap_or_else(|p| p.into_inner());
+    *x = (x.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB)) & ((1 << 48) - 1);
+    (*x >> 17) as i32
+}
+
+fn srand48(seed: i32) {
+    let s = seed as u32 as u64;
+    *RAND48.lock().unwrap_or_else(|p| p.into_inner()) = (s << 16) | 0x330E;
+}
+
+unsafe extern "C-unwind" fn math_random(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; argument errors raised by luaL_* with nothing
+    // owned alive.
+    unsafe {
+        if host().is_none() {
+            raise_where(
+                l,
+                b"math.random can only be called inside a script invocation",
+            )
+        }
+        const MAX: i32 = i32::MAX;
+        let r = (lrand48() % MAX) as f64 / MAX as f64;
+        match ffi::lua_gettop(l) {
+            0 => ffi::lua_pushnumber(l, r),
+            1 => {
+                let u = ffi::luaL_checkinteger(l, 1) as i32;
+                if u < 1 {
+                    ffi::luaL_argerror(l, 1, c"interval is empty".as_ptr());
+                }
+                ffi::lua_pushnumber(l, (r * u as f64).floor() + 1.0);
+            }
+            2 => {
+                let lo = ffi::luaL_checkinteger(l, 1) as i32;
+                let up = ffi::luaL_checkinteger(l, 2) as i32;
+                if lo > up {
+                    ffi::luaL_argerror(l, 2, c"interval is empty".as_ptr());
+                }
+                ffi::lua_pushnumber(l, (r * (up as f64 - lo as f64 + 1.0)).floor() + lo as f64);
+            }
+            _ => raise_where(l, b"wrong number of arguments"),
+        }
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn math_randomseed(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        if host().is_none() {
+            raise_where(
+                l,
+                b"math.randomseed can only be called inside a script invocation",
+            )
+        }
+        srand48(ffi::luaL_checkinteger(l, 1) as i32);
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The hook and the error handler
+// ---------------------------------------------------------------------------
+
+unsafe extern "C-unwind" fn hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY: called by Lua inside a run; raises with nothing owned alive.
+    unsafe {
+        if ABORTING.with(|a| a.get()) {
+            ffi::lua_pushlightuserdata(l, ABORT_KEY.as_ptr() as *mut c_void);
+            raise(l)
+        }
+        let kill = host().is_some_and(|h| h.interrupted());
+        if kill {
+            // Fire on every line from now on, so a pcall in the script
+            // cannot catch the error and go on (Redis does the same).
+            ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKLINE, 0);
+            KILLED.with(|k| k.set(true));
+        }
+        if KILLED.with(|k| k.get()) {
+            push_error_table(l, b"Script killed by user with SCRIPT KILL...");
+            raise(l)
+        }
+    }
+}
+
+thread_local! {
+    static KILLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The error handler of every run (Redis' `__redis__err__handler`, kept in
+/// the registry rather than in the globals): turns the error into a table
+/// `{err=…, source=…, line=…}` naming the script line that raised it (the
+/// caller's line when the error came from a C function).
+unsafe extern "C-unwind" fn error_handler(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state with the error value at 1.
+    unsafe {
+        if ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA {
+            return 1;
+        }
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        let mut have = ffi::lua_getstack(l, 1, &mut ar) != 0
+            && ffi::lua_getinfo(l, c"nSl".as_ptr(), &mut ar) != 0;
+        if have && !ar.what.is_null() && CStr::from_ptr(ar.what) == c"C" {
+            have = ffi::lua_getstack(l, 2, &mut ar) != 0
+                && ffi::lua_getinfo(l, c"nSl".as_ptr(), &mut ar) != 0;
+        }
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            ffi::lua_createtable(l, 0, 3);
+            ffi::lua_pushstring(l, c"err".as_ptr());
+            ffi::lua_pushstring(l, c"ERR ".as_ptr());
+            ffi::lua_getglobal(l, c"tostring".as_ptr());
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_call(l, 1, 1);
+            ffi::lua_concat(l, 2);
+            ffi::lua_rawset(l, -3);
+            ffi::lua_replace(l, 1);
+        }
+        if have {
+            ffi::lua_settop(l, 1);
+            ffi::lua_pushstring(l, c"source".as_ptr());
+            ffi::lua_pushstring(l, ar.source);
+            ffi::lua_settable(l, 1);
+            ffi::lua_pushstring(l, c"line".as_ptr());
+            ffi::lua_pushinteger(l, ar.currentline as ffi::lua_Integer);
+            ffi::lua_settable(l, 1);
+        }
+        ffi::lua_settop(l, 1);
+        1
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Building the interpreter
+// ---------------------------------------------------------------------------
+
+/// Globals scripts may see (Redis 7.0.15's: its allow lists less
+/// `getfenv`, `setfenv` and `newproxy`, which it removes; `debug` is not
+/// opened: the error handler reads the stack from Rust).
+const ALLOWED: &[&str] = &[
+    "string",
+    "cjson",
+    "bit",
+    "cmsgpack",
+    "math",
+    "table",
+    "struct",
+    "redis",
+    "xpcall",
+    "tostring",
+    "getfenv",
+    "setmetatable",
+    "next",
+    "assert",
+    "tonumber",
+    "rawequal",
+    "collectgarbage",
+    "getmetatable",
+    "rawset",
+    "pcall",
+    "coroutine",
+    "type",
+    "_G",
+    "select",
+    "unpack",
+    "gcinfo",
+    "pairs",
+    "rawget",
+    "loadstring",
+    "ipairs",
+    "_VERSION",
+    "load",
+    "error",
+];
+
+unsafe extern "C-unwind" fn open_libs(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: runs under lua_cpcall on a fresh state.
+    unsafe {
+        for (name, f) in [
+            (c"", ffi::luaopen_base as ffi::lua_CFunction),
+            (c"table", ffi::luaopen_table),
+            (c"string", ffi::luaopen_string),
+            (c"math", ffi::luaopen_math),
+        ] {
+            ffi::lua_pushcfunction(l, f);
+            ffi::lua_pushstring(l, name.as_ptr());
+            ffi::lua_call(l, 1, 0);
+        }
+        super::libs::open_all(l);
+        0
+    }
+}
+
+impl Vm {
+    /// A new interpreter with the sandbox and the `redis` API.
+    pub fn new() -> Vm {
+        // SAFETY: a fresh state, set up before any script runs; every call
+        // below runs on it with the stack balanced.
+        unsafe {
+            let l = ffi::luaL_newstate();
+            assert!(!l.is_null(), "out of memory creating the Lua interpreter");
+            if ffi::lua_cpcall(l, open_libs, ptr::null_mut()) != 0 {
+                panic!("cannot open the Lua libraries");
+            }
+            ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
+            let g = ffi::lua_gettop(l);
+            // Drop what the base library defines beyond the allow list
+            // (dofile, loadfile, print …).
+            let mut remove: Vec<Vec<u8>> = Vec::new();
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, g) != 0 {
+                ffi::lua_settop(l, -2);
+                if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+                    let k = to_bytes(l, -1).unwrap_or(b"").to_vec();
+                    if !ALLOWED.iter().any(|a| a.as_bytes() == k.as_slice()) {
+                        remove.push(k);
+                    }
+                }
+            }
+            for k in &remove {
+                push_bytes(l, k);
+                ffi::lua_pushnil(l);
+                ffi::lua_rawset(l, g);
+            }
+            // The redis table.
+            ffi::lua_createtable(l, 0, 32);
+            let fns: &[(&CStr, ffi::lua_CFunction)] = &[
+                (c"call", redis_call),
+                (c"pcall", redis_pcall),
+                (c"log", redis_log),
+                (c"setresp", redis_setresp),
+                (c"sha1hex", redis_sha1hex),
+                (c"error_reply", redis_error_reply),
+                (c"status_reply", redis_status_reply),
+                (c"set_repl", redis_set_repl),
+                (c"replicate_commands", redis_replicate_commands),
+                (c"breakpoint", redis_breakpoint),
+                (c"debug", redis_noop),
+                (c"acl_check_cmd", redis_acl_check_cmd),
+            ];
+            for &(name, f) in fns {
+                set_field(l, name, || ffi::lua_pushcfunction(l, f));
+            }
+            let nums: &[(&CStr, f64)] = &[
+                (c"LOG_DEBUG", 0.0),
+                (c"LOG_VERBOSE", 1.0),
+                (c"LOG_NOTICE", 2.0),
+                (c"LOG_WARNING", 3.0),
+                (c"REPL_NONE", 0.0),
+                (c"REPL_AOF", 1.0),
+                (c"REPL_SLAVE", 2.0),
+                (c"REPL_REPLICA", 2.0),
+                (c"REPL_ALL", 3.0),
+                (c"REDIS_VERSION_NUM", super::VERSION_NUM as f64),
+            ];
+            for &(name, v) in nums {
+                set_field(l, name, || ffi::lua_pushnumber(l, v));
+            }
+            set_field(l, c"REDIS_VERSION", || {
+                ffi::lua_pushstring(l, super::VERSION.as_ptr());
+            });
+            ffi::lua_setfield(l, g, c"redis".as_ptr());
+            // math.random / randomseed.
+            ffi::lua_getfield(l, g, c"math".as_ptr());
+            set_field(l, c"random", || ffi::lua_pushcfunction(l, math_random));
+            set_field(l, c"randomseed", || {
+                ffi::lua_pushcfunction(l, math_randomseed)
+            });
+            ffi::lua_settop(l, -2);
+            // pcall, and the guards of functions that modify their first
+            // argument.
+            ffi::lua_pushcfunction(l, lua_pcall_compat);
+            ffi::lua_setfield(l, g, c"pcall".as_ptr());
+            for name in [c"rawset", c"setmetatable"] {
+                ffi::lua_getfield(l, g, name.as_ptr());
+                ffi::lua_pushcclosure(l, readonly_guard, 1);
+                ffi::lua_setfield(l, g, name.as_ptr());
+            }
+            ffi::lua_getfield(l, g, c"table".as_ptr());
+            for name in [c"insert", c"remove", c"sort", c"setn"] {
+                ffi::lua_getfield(l, -1, name.as_ptr());
+                if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                    ffi::lua_pushcclosure(l, readonly_guard, 1);
+                    ffi::lua_setfield(l, -2, name.as_ptr());
+                } else {
+                    ffi::lua_settop(l, -2);
+                }
+            }
+            ffi::lua_settop(l, -2);
+            // The error handler.
+            ffi::lua_pushcfunction(l, error_handler);
+            let handler = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            // Read-only: the registry set of protected tables, a proxy in
+            // front of every library table (scripts see proxies; their
+            // metatables are hidden behind `__metatable`), and the globals.
+            ffi::lua_createtable(l, 0, 32);
+            ffi::lua_createtable(l, 0, 1);
+            set_field(l, c"__mode", || {
+                ffi::lua_pushstring(l, c"k".as_ptr());
+            });
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, PROTECTED.as_ptr());
+            let libs = [
+                c"string",
+                c"table",
+                c"math",
+                c"coroutine",
+                c"redis",
+                c"cjson",
+                c"struct",
+                c"cmsgpack",
+                c"bit",
+            ];
+            for name in libs {
+                ffi::lua_getfield(l, g, name.as_ptr());
+                if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+                    ffi::lua_settop(l, -2);
+                    continue;
+                }
+                protect(l);
+                make_proxy(l);
+                if name == c"string" {
+                    // Strings' methods: `("x"):upper()` looks in the proxy.
+                    push_bytes(l, b"");
+                    if ffi::lua_getmetatable(l, -1) != 0 {
+                        ffi::lua_pushvalue(l, -3);
+                        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+                        protect(l);
+                        make_proxy(l);
+                        let hidden = ffi::lua_gettop(l);
+                        // getmetatable("") answers the proxy.
+                        ffi::lua_getmetatable(l, -2);
+                        ffi::lua_pushvalue(l, hidden);
+                        ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+                        ffi::lua_settop(l, -4);
+                    } else {
+                        ffi::lua_settop(l, -2);
+                    }
+                }
+                ffi::lua_setfield(l, g, name.as_ptr());
+            }
+            // The real globals: unknown names raise, writes raise.
+            ffi::lua_createtable(l, 0, 3);
+            set_field(l, c"__index", || ffi::lua_pushcfunction(l, missing_global));
+            set_field(l, c"__newindex", || {
+                ffi::lua_pushcfunction(l, readonly_newindex)
+            });
+            ffi::lua_createtable(l, 0, 0);
+            protect(l);
+            ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            protect(l);
+            ffi::lua_setmetatable(l, g);
+            protect_at(l, g);
+            // Scripts' globals: a proxy of the real ones.
+            ffi::lua_pushvalue(l, g);
+            make_proxy(l);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, g, c"_G".as_ptr());
+            ffi::lua_replace(l, ffi::LUA_GLOBALSINDEX);
+            let real_globals = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_settop(l, 0);
+            Vm {
+                l,
+                handler,
+                real_globals,
+            }
+        }
+    }
+
+    /// Whether the function named `name` is compiled in this interpreter.
+    pub fn has(&self, name: &[u8]) -> bool {
+        // SAFETY: a registry lookup on a balanced stack.
+        unsafe {
+            push_bytes(self.l, name);
+            ffi::lua_rawget(self.l, ffi::LUA_REGISTRYINDEX);
+            let found = ffi::lua_type(self.l, -1) == ffi::LUA_TFUNCTION;
+            ffi::lua_settop(self.l, 0);
+            found
+        }
+    }
+
+    /// Compiles `body` as chunk `chunk` ("@user_script") and keeps it in
+    /// the registry under `name`; the compiler's message on failure.
+    pub fn compile(&mut self, name: &[u8], chunk: &CStr, body: &[u8]) -> Result<(), String> {
+        // SAFETY: luaL_loadbuffer is protected; the stack is balanced.
+        unsafe {
+            let l = self.l;
+            if ffi::luaL_loadbuffer(
+                l,
+                body.as_ptr() as *const c_char,
+                body.len(),
+                chunk.as_ptr(),
+            ) != 0
+            {
+                let msg = String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"")).into_owned();
+                ffi::lua_settop(l, 0);
+                return Err(msg);
+            }
+            push_bytes(l, name);
+            ffi::lua_insert(l, -2);
+            ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_settop(l, 0);
+            Ok(())
+        }
+    }
+
+    /// Runs the compiled function `name` with `KEYS` and `ARGV` set as
+    /// globals (EVAL), and writes its reply, or its error naming
+    /// `script_name`, to `out`.
+    pub fn run_eval(
+        &mut self,
+        host: &mut dyn Host,
+        r: &Run,
+        out: &mut Reply,
+    ) -> (End, Option<bool>) {
+        let Run {
+            name,
+            script_name,
+            keys,
+            args,
+            hook: hook_armed,
+        } = *r;
+        // SAFETY: the host pointer is valid for the run and cleared after
+        // it; the stack is balanced on every path.
+        unsafe {
+            let l = self.l;
+            ffi::lua_settop(l, 0);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.handler as _);
+            push_bytes(l, name);
+            ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
+            for (key, list) in [(c"KEYS", keys), (c"ARGV", args)] {
+                ffi::lua_pushstring(l, key.as_ptr());
+                ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                for (i, a) in list.iter().enumerate() {
+                    push_bytes(l, a);
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_settop(l, -2);
+            self.call(host, 0, hook_armed, script_name, out)
+        }
+    }
+
+    /// Calls the function below `nargs` arguments (the handler below it).
+    unsafe fn call(
+        &mut self,
+        host: &mut dyn Host,
+        nargs: c_int,
+        hook_armed: bool,
+        script_name: &str,
+        out: &mut Reply,
+    ) -> (End, Option<bool>) {
+        // SAFETY: see run_eval.
+        unsafe {
+            let l = self.l;
+            // Lifetime erased: the pointer is cleared before `host` ends.
+            let hp: *mut (dyn Host + '_) = host;
+            let hp: *mut (dyn Host + 'static) = std::mem::transmute(hp);
+            HOST.with(|h| h.set(hp));
+            ABORTING.with(|a| a.set(false));
+            KILLED.with(|k| k.set(false));
+            if hook_armed {
+                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+            }
+            // The handler is at index 1, below the function and arguments.
+            let err = ffi::lua_pcall(l, nargs, 1, 1);
+            ffi::lua_sethook(l, None, 0, 0);
+            let aborted = ABORTING.with(|a| a.replace(false));
+            KILLED.with(|k| k.set(false));
+            let mut counted = None;
+            let end = if aborted {
+                End::Aborted
+            } else if err != 0 {
+                counted = Some(write_error(l, script_name, out));
+                End::Done
+            } else {
+                write_value(l, out, host.resp3());
+                End::Done
+            };
+            HOST.with(|h| h.set(ptr::null_mut::<NoHost>() as *mut dyn Host));
+            ffi::lua_settop(l, 0);
+            GC_COUNT.with(|c| {
+                let n = c.get() + 1;
+                if n >= 50 {
+                    ffi::lua_gc(l, ffi::LUA_GCSTEP, 50);
+                    c.set(0);
+                } else {
+                    c.set(n);
+                }
+            });
+            (end, counted)
+        }
+    }
+
+    /// Memory the interpreter uses, in bytes (`used_memory_lua`).
+    pub fn memory(&self) -> usize {
+        // SAFETY: a query.
+        unsafe { ffi::lua_gc(self.l, ffi::LUA_GCCOUNT, 0) as usize * 1024 }
+    }
+}
+
+impl Default for Vm {
+    fn default() -> Vm {
+        Vm::new()
+    }
+}
+
+thread_local! {
+    static GC_COUNT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Adds the table at the top to the read-only set.
+unsafe fn protect(l: *mut ffi::lua_State) {
+    // SAFETY: a table is at -1.
+    unsafe { protect_at(l, ffi::lua_gettop(l)) }
+}
+
+unsafe fn protect_at(l: *mut ffi::lua_State, idx: c_int) {
+    // SAFETY: a table at `idx`.
+    unsafe {
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, PROTECTED.as_ptr());
+        ffi::lua_pushvalue(l, idx);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_settop(l, -2);
+    }
+}
+
+/// Replaces the table at the top with a read-only proxy of it.
+unsafe fn make_proxy(l: *mut ffi::lua_State) {
+    // SAFETY: a table at -1; leaves the proxy there instead.
+    unsafe {
+        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_createtable(l, 0, 3);
+        ffi::lua_pushvalue(l, -3);
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        ffi::lua_pushcfunction(l, readonly_newindex);
+        ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
+        ffi::lua_createtable(l, 0, 0);
+        protect(l);
+        ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+        protect(l);
+        ffi::lua_setmetatable(l, -2);
+        protect(l);
+        ffi::lua_replace(l, -2);
+    }
+}
+
+/// Writes the failed run's error (at the top) to `out` as Redis does:
+/// `<err> script: <name>, on <source>:<line>.`; returns whether the error
+/// was counted already (it came from a command's reply).
+unsafe fn write_error(l: *mut ffi::lua_State, script_name: &str, out: &mut Reply) -> bool {
+    // SAFETY: the error value is at -1; only reads and pops.
+    unsafe {
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            let msg = to_bytes(l, -1)
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(100)]).into_owned())
+                .unwrap_or_else(|| "execution failure".into());
+            out.error(format!("ERR Error running script {script_name}, {msg}").as_bytes());
+            return false;
+        }
+        let field = |k: &CStr| -> Option<Vec<u8>> {
+            ffi::lua_getfield(l, -1, k.as_ptr());
+            let v =
+                (ffi::lua_isstring(l, -1) != 0).then(|| to_bytes(l, -1).unwrap_or(b"").to_vec());
+            ffi::lua_settop(l, -2);
+            v
+        };
+        let msg = field(c"err").unwrap_or_default();
+        let source = field(c"source");
+        let line = field(c"line");
+        ffi::lua_getfield(l, -1, c"ignore_error_stats_update".as_ptr());
+        let counted = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_settop(l, -2);
+        let mut text = msg;
+        if let (Some(s), Some(n)) = (source, line) {
+            text.extend_from_slice(b" script: ");
+            text.extend_from_slice(script_name.as_bytes());
+            text.extend_from_slice(b", on ");
+            text.extend_from_slice(&s);
+            text.push(b':');
+            text.extend_from_slice(&n);
+            text.push(b'.');
+        }
+        out.error(&text);
+        counted
+    }
+}
+
+/// Converts the value at the top to a reply (`luaReplyToRedisReply`) and
+/// pops it. `script_resp3`: the script's protocol (booleans).
+unsafe fn write_value(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: bool) {
+    // SAFETY: a value at -1; balanced pushes and pops.
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            out.error(b"ERR reached lua stack limit");
+            ffi::lua_settop(l, -2);
+            return;
+        }
+        match ffi::lua_type(l, -1) {
+            ffi::LUA_TSTRING => out.bulk(to_bytes(l, -1).unwrap_or(b"")),
+            ffi::LUA_TBOOLEAN => {
+                let b = ffi::lua_toboolean(l, -1) != 0;
+                if !script_resp3 {
+                    if b { out.int(1) } else { out.null() }
+                } else {
+                    out.boolean(b)
+                }
+            }
+            ffi::LUA_TNUMBER => out.int(lua_to_i64(ffi::lua_tonumber(l, -1))),
+            ffi::LUA_TTABLE => {
+                write_table(l, out, script_resp3);
+                return;
+            }
+            _ => out.null(),
+        }
+        ffi::lua_settop(l, -2);
+    }
+}
+
+/// `(long long)` of a double as x86-64 computes it: out-of-range and NaN
+/// become i64::MIN.
+pub fn lua_to_i64(v: f64) -> i64 {
+    if v.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
+        i64::MIN
+    } else {
+        v as i64
+    }
+}
+
+/// The table case of [`write_value`] (pops the table).
+unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: bool) {
+    // SAFETY: a table at -1.
+    unsafe {
+        let get = |k: &CStr| {
+            ffi::lua_pushstring(l, k.as_ptr());
+            ffi::lua_rawget(l, -2);
+            ffi::lua_type(l, -1)
+        };
+        if get(c"err") == ffi::LUA_TSTRING {
+            ffi::lua_settop(l, -2);
+            ffi::lua_getfield(l, -1, c"err".as_ptr());
+            let msg = to_bytes(l, -1).unwrap_or(b"").to_vec();
+            ffi::lua_settop(l, -3);
+            out.error(&msg);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"ok") == ffi::LUA_TSTRING {
+            let s: Vec<u8> = to_bytes(l, -1)
+                .unwrap_or(b"")
+                .iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                .collect();
+            out.simple(&s);
+            ffi::lua_settop(l, -3);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"double") == ffi::LUA_TNUMBER {
+            let mut t = Vec::with_capacity(24);
+            protocol::number::write_f64(&mut t, ffi::lua_tonumber(l, -1));
+            out.double_text(&t);
+            ffi::lua_settop(l, -3);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"big_number") == ffi::LUA_TSTRING {
+            let s: Vec<u8> = to_bytes(l, -1)
+                .unwrap_or(b"")
+                .iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                .collect();
+            if out.resp3 {
+                out.buf.push(b'(');
+                out.buf.extend_from_slice(&s);
+                out.buf.extend_from_slice(b"\r\n");
+            } else {
+                out.bulk(&s);
+            }
+            ffi::lua_settop(l, -3);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"verbatim_string") == ffi::LUA_TTABLE {
+            ffi::lua_getfield(l, -1, c"format".as_ptr());
+            ffi::lua_getfield(l, -2, c"string".as_ptr());
+            if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+            {
+                let f = to_bytes(l, -2).unwrap_or(b"txt");
+                let mut fmt = [b' '; 3];
+                for (d, s) in fmt.iter_mut().zip(f) {
+                    *d = *s;
+                }
+                out.verbatim(&fmt, to_bytes(l, -1).unwrap_or(b""));
+                ffi::lua_settop(l, -5);
+                return;
+            }
+            ffi::lua_settop(l, -3);
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"map") == ffi::LUA_TTABLE {
+            let at = out.buf.len();
+            let mut n = 0;
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                ffi::lua_pushvalue(l, -2);
+                write_value(l, out, script_resp3);
+                write_value(l, out, script_resp3);
+                n += 1;
+            }
+            fill_header(out, at, Agg::Map, n);
+            ffi::lua_settop(l, -3);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        if get(c"set") == ffi::LUA_TTABLE {
+            let at = out.buf.len();
+            let mut n = 0;
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                ffi::lua_settop(l, -2);
+                ffi::lua_pushvalue(l, -1);
+                write_value(l, out, script_resp3);
+                n += 1;
+            }
+            fill_header(out, at, Agg::Set, n);
+            ffi::lua_settop(l, -3);
+            return;
+        }
+        ffi::lua_settop(l, -2);
+        let at = out.buf.len();
+        let mut n = 0;
+        loop {
+            ffi::lua_rawgeti(l, -1, n + 1);
+            if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+                ffi::lua_settop(l, -2);
+                break;
+            }
+            write_value(l, out, script_resp3);
+            n += 1;
+        }
+        fill_header(out, at, Agg::Array, n as usize);
+        ffi::lua_settop(l, -2);
+    }
+}
+
+/// Aggregate kinds whose length is known after their elements.
+enum Agg {
+    Array,
+    Map,
+    Set,
+}
+
+/// Inserts the header of an aggregate of `n` elements (pairs for maps)
+/// whose elements were written from `at` on.
+fn fill_header(out: &mut Reply, at: usize, kind: Agg, n: usize) {
+    let (c, n) = match (kind, out.resp3) {
+        (Agg::Array, _) => (b'*', n),
+        (Agg::Map, true) => (b'%', n),
+        (Agg::Map, false) => (b'*', 2 * n),
+        (Agg::Set, true) => (b'~', n),
+        (Agg::Set, false) => (b'*', n),
+    };
+    let mut head = [0u8; 24];
+    head[0] = c;
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(n).as_bytes();
+    head[1..1 + digits.len()].copy_from_slice(digits);
+    head[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+    let head = &head[..3 + digits.len()];
+    out.buf.splice(at..at, head.iter().copied());
+}
+
+unsafe extern "C-unwind" fn redis_acl_check_cmd(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state. There are no ACL users yet: the default user
+    // may run every known command.
+    unsafe {
+        if host().is_none() {
+            push_error_table(
+                l,
+                b"redis.acl_check_cmd can only be called inside a script invocation",
+            );
+            raise(l)
+        }
+        if ffi::lua_gettop(l) == 0 {
+            push_error_table(
+                l,
+                b"Please specify at least one argument for this redis lib call",
+            );
+            raise(l)
+        }
+        let known = to_bytes(l, 1).is_some_and(|n| protocol::command::lookup(n).is_some());
+        if !known {
+            push_error_table(l, b"Invalid command passed to redis.acl_check_cmd()");
+            raise(l)
+        }
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
