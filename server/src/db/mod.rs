@@ -1548,9 +1548,10 @@ pub struct GrowSet<'a> {
     ks: &'a Keyspace,
     /// The caller's set (EXEC's, which holds every slot for a script).
     parent: Option<&'a (dyn HeldSlots + 'a)>,
-    /// Held slots as `db * SLOTS + slot`, ascending, and their guards.
-    slots: Vec<usize>,
-    guards: Vec<HeldSlot<'a>>,
+    /// Held slots as `db * SLOTS + slot`, ascending, and their guards
+    /// (inline for the few slots most scripts touch: no allocation).
+    slots: SmallVec<[usize; 8]>,
+    guards: SmallVec<[HeldSlot<'a>; 8]>,
     /// Every slot of every DB (instead of `slots`).
     all: Option<LockSet<'a>>,
 }
@@ -1560,8 +1561,8 @@ impl<'a> GrowSet<'a> {
         GrowSet {
             ks,
             parent,
-            slots: Vec::new(),
-            guards: Vec::new(),
+            slots: SmallVec::new(),
+            guards: SmallVec::new(),
             all: None,
         }
     }

@@ -102,11 +102,12 @@ const PROTECTED: &CStr = c"codis.protected";
 /// Registry key of the message of an aborted run.
 const ABORT_KEY: &CStr = c"codis.abort";
 
-/// What to run: the registry name of a compiled function, the name errors
-/// give it, the keys and arguments, and whether the count hook watches it.
+/// What to run: the registry reference of a compiled function, the name
+/// errors give it, the keys and arguments, and whether the count hook
+/// watches it.
 #[derive(Clone, Copy)]
 pub struct Run<'a> {
-    pub name: &'a [u8],
+    pub func: c_int,
     pub script_name: &'a str,
     pub keys: &'a [&'a [u8]],
     pub args: &'a [&'a [u8]],
@@ -120,6 +121,9 @@ pub struct Vm {
     handler: c_int,
     /// Registry reference of the real globals table.
     real_globals: c_int,
+    /// Lengths KEYS and ARGV were filled to by the last run.
+    keys_len: usize,
+    args_len: usize,
 }
 
 impl Drop for Vm {
@@ -1175,25 +1179,15 @@ impl Vm {
                 l,
                 handler,
                 real_globals,
+                keys_len: 0,
+                args_len: 0,
             }
         }
     }
 
-    /// Whether the function named `name` is compiled in this interpreter.
-    pub fn has(&self, name: &[u8]) -> bool {
-        // SAFETY: a registry lookup on a balanced stack.
-        unsafe {
-            push_bytes(self.l, name);
-            ffi::lua_rawget(self.l, ffi::LUA_REGISTRYINDEX);
-            let found = ffi::lua_type(self.l, -1) == ffi::LUA_TFUNCTION;
-            ffi::lua_settop(self.l, 0);
-            found
-        }
-    }
-
-    /// Compiles `body` as chunk `chunk` ("@user_script") and keeps it in
-    /// the registry under `name`; the compiler's message on failure.
-    pub fn compile(&mut self, name: &[u8], chunk: &CStr, body: &[u8]) -> Result<(), String> {
+    /// Compiles `body` as chunk `chunk` ("@user_script") and keeps the
+    /// function in the registry: its reference, or the compiler's message.
+    pub fn compile(&mut self, chunk: &CStr, body: &[u8]) -> Result<c_int, String> {
         // SAFETY: luaL_loadbuffer is protected; the stack is balanced.
         unsafe {
             let l = self.l;
@@ -1208,11 +1202,9 @@ impl Vm {
                 ffi::lua_settop(l, 0);
                 return Err(msg);
             }
-            push_bytes(l, name);
-            ffi::lua_insert(l, -2);
-            ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+            let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             ffi::lua_settop(l, 0);
-            Ok(())
+            Ok(r)
         }
     }
 
@@ -1226,7 +1218,7 @@ impl Vm {
         out: &mut Reply,
     ) -> (End, Option<bool>) {
         let Run {
-            name,
+            func,
             script_name,
             keys,
             args,
@@ -1238,17 +1230,41 @@ impl Vm {
             let l = self.l;
             ffi::lua_settop(l, 0);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.handler as _);
-            push_bytes(l, name);
-            ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, func as _);
+            // KEYS and ARGV: the same two tables every run, refilled (a
+            // script cannot keep a reference past its run: globals are
+            // read-only and an EVAL chunk has no upvalues), so a run
+            // allocates only its strings.
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
-            for (key, list) in [(c"KEYS", keys), (c"ARGV", args)] {
+            for (key, list, len) in [
+                (c"KEYS", keys, &mut self.keys_len),
+                (c"ARGV", args, &mut self.args_len),
+            ] {
+                // Raw accesses: the globals' metatable raises on unknown
+                // names, and this runs outside any protected call.
                 ffi::lua_pushstring(l, key.as_ptr());
-                ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                ffi::lua_rawget(l, -2);
+                if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+                    ffi::lua_settop(l, -2);
+                    ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                    ffi::lua_pushstring(l, key.as_ptr());
+                    ffi::lua_pushvalue(l, -2);
+                    ffi::lua_rawset(l, -4);
+                    *len = 0;
+                }
                 for (i, a) in list.iter().enumerate() {
                     push_bytes(l, a);
                     ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
                 }
-                ffi::lua_rawset(l, -3);
+                // The table's length as the script left it may exceed the
+                // last run's: clear from the new end to whichever is larger.
+                let left = (ffi::lua_objlen(l, -1)).max(*len);
+                for i in list.len()..left {
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+                *len = list.len();
+                ffi::lua_settop(l, -2);
             }
             ffi::lua_settop(l, -2);
             self.call(host, 0, hook_armed, script_name, out)
@@ -1323,6 +1339,21 @@ thread_local! {
     static GC_COUNT: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Pushes `t[k]` without metamethods (conversions run outside protected
+/// calls: a script's metatable must not raise there), `t` at `idx`.
+unsafe fn raw_get(l: *mut ffi::lua_State, idx: c_int, k: &CStr) {
+    // SAFETY: a table at `idx`.
+    unsafe {
+        let t = if idx < 0 {
+            ffi::lua_gettop(l) + idx + 1
+        } else {
+            idx
+        };
+        ffi::lua_pushstring(l, k.as_ptr());
+        ffi::lua_rawget(l, t);
+    }
+}
+
 /// Adds the table at the top to the read-only set.
 unsafe fn protect(l: *mut ffi::lua_State) {
     // SAFETY: a table is at -1.
@@ -1374,7 +1405,7 @@ unsafe fn write_error(l: *mut ffi::lua_State, script_name: &str, out: &mut Reply
             return false;
         }
         let field = |k: &CStr| -> Option<Vec<u8>> {
-            ffi::lua_getfield(l, -1, k.as_ptr());
+            raw_get(l, -1, k);
             let v =
                 (ffi::lua_isstring(l, -1) != 0).then(|| to_bytes(l, -1).unwrap_or(b"").to_vec());
             ffi::lua_settop(l, -2);
@@ -1383,7 +1414,7 @@ unsafe fn write_error(l: *mut ffi::lua_State, script_name: &str, out: &mut Reply
         let msg = field(c"err").unwrap_or_default();
         let source = field(c"source");
         let line = field(c"line");
-        ffi::lua_getfield(l, -1, c"ignore_error_stats_update".as_ptr());
+        raw_get(l, -1, c"ignore_error_stats_update");
         let counted = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_settop(l, -2);
         let mut text = msg;
@@ -1497,8 +1528,8 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
         }
         ffi::lua_settop(l, -2);
         if get(c"verbatim_string") == ffi::LUA_TTABLE {
-            ffi::lua_getfield(l, -1, c"format".as_ptr());
-            ffi::lua_getfield(l, -2, c"string".as_ptr());
+            raw_get(l, -1, c"format");
+            raw_get(l, -2, c"string");
             if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
             {
                 let f = to_bytes(l, -2).unwrap_or(b"txt");

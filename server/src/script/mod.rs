@@ -44,7 +44,6 @@ use std::ffi::CStr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 use protocol::command::{self, CmdId, flags};
 use protocol::resp::Reply;
@@ -97,7 +96,7 @@ pub struct Busy {
 /// The server's scripting state.
 #[derive(Default)]
 pub struct Scripts {
-    cache: RwLock<HashMap<[u8; 40], Arc<Script>>>,
+    cache: RwLock<HashMap<[u8; 40], Arc<Script>, ahash::RandomState>>,
     /// Bumped by SCRIPT FLUSH: interpreters of older generations are
     /// replaced before their next run.
     generation: AtomicU64,
@@ -159,10 +158,15 @@ impl Scripts {
     }
 }
 
-/// This thread's interpreter and the generation it was built for.
+/// This thread's interpreter, the generation it was built for, and the
+/// scripts compiled in it (SHA1 → registry reference and the script:
+/// EVALSHA finds both without the shared cache's lock or a Lua string).
 struct ThreadVm {
     generation: u64,
     vm: lua::Vm,
+    fns: HashMap<[u8; 40], (std::ffi::c_int, Arc<Script>), ahash::RandomState>,
+    /// Runs so far (INFO's Lua memory is refreshed every 64).
+    runs: u32,
 }
 
 thread_local! {
@@ -170,7 +174,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's interpreter (a fresh one after a flush).
-fn with_vm<R>(srv: &Server, f: impl FnOnce(&mut lua::Vm) -> R) -> R {
+fn with_vm<R>(srv: &Server, f: impl FnOnce(&mut ThreadVm) -> R) -> R {
     VM.with(|cell| {
         let generation = srv.scripts.generation.load(SeqCst);
         let mut slot = cell.borrow_mut();
@@ -178,22 +182,18 @@ fn with_vm<R>(srv: &Server, f: impl FnOnce(&mut lua::Vm) -> R) -> R {
             *slot = Some(ThreadVm {
                 generation,
                 vm: lua::Vm::new(),
+                fns: HashMap::default(),
+                runs: 0,
             });
         }
         let t = slot.as_mut().expect("interpreter set above");
-        let r = f(&mut t.vm);
-        srv.scripts.lua_memory.store(t.vm.memory(), Relaxed);
+        let r = f(t);
+        t.runs = t.runs.wrapping_add(1);
+        if t.runs % 64 == 0 {
+            srv.scripts.lua_memory.store(t.vm.memory(), Relaxed);
+        }
         r
     })
-}
-
-/// The registry name of a script's function: `f_<sha>`.
-fn fn_name(sha: &[u8; 40]) -> [u8; 42] {
-    let mut n = [0u8; 42];
-    n[0] = b'f';
-    n[1] = b'_';
-    n[2..].copy_from_slice(sha);
-    n
 }
 
 /// Parses a `#!lua flags=…` shebang: (flags, shebang length).
@@ -253,7 +253,7 @@ fn create(srv: &Server, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CmdError
         flags,
         shebang_len,
     });
-    compile(srv, &sha, &script)?;
+    compiled(srv, &sha, Some(&script))?;
     let mut c = srv.scripts.cache.write().unwrap_or_else(|p| p.into_inner());
     let entry = c.entry(sha).or_insert_with(|| {
         srv.scripts.body_bytes.fetch_add(body.len() + 40, Relaxed);
@@ -262,15 +262,33 @@ fn create(srv: &Server, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CmdError
     Ok((sha, entry.clone()))
 }
 
-/// Compiles a cached script into this thread's interpreter.
-fn compile(srv: &Server, sha: &[u8; 40], s: &Script) -> Result<(), CmdError> {
-    let name = fn_name(sha);
-    with_vm(srv, |vm| {
-        if vm.has(&name) {
-            return Ok(());
+/// The script `sha` compiled in this thread's interpreter: its registry
+/// reference and flags (compiled from `script`, or from the shared cache,
+/// on first use here); None when the cache does not have it.
+fn compiled(
+    srv: &Server,
+    sha: &[u8; 40],
+    script: Option<&Arc<Script>>,
+) -> Result<Option<(std::ffi::c_int, u32)>, CmdError> {
+    with_vm(srv, |t| {
+        if let Some((r, s)) = t.fns.get(sha) {
+            return Ok(Some((*r, s.flags)));
         }
-        vm.compile(&name, c"@user_script", &s.body[s.shebang_len..])
-            .map_err(|e| CmdError::Msg(format!("ERR Error compiling script (new function): {e}")))
+        let s = match script {
+            Some(s) => s.clone(),
+            None => match srv.scripts.get(sha) {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
+        let r =
+            t.vm.compile(c"@user_script", &s.body[s.shebang_len..])
+                .map_err(|e| {
+                    CmdError::Msg(format!("ERR Error compiling script (new function): {e}"))
+                })?;
+        let flags = s.flags;
+        t.fns.insert(*sha, (r, s));
+        Ok(Some((r, flags)))
     })
 }
 
@@ -320,28 +338,27 @@ fn split_keys<'a>(argv: &'a [&'a [u8]]) -> Result<KeysArgs<'a>, CmdError> {
 fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, ro: bool) -> CmdResult {
     let srv = ctx.srv;
     let (keys, args) = split_keys(argv)?;
-    let (sha, script) = if by_sha {
-        let mut sha = [0u8; 40];
+    let mut sha = [0u8; 40];
+    if by_sha {
         if argv[1].len() != 40 {
             return Err(CmdError::Static(errors::NOSCRIPT));
         }
         for (d, s) in sha.iter_mut().zip(argv[1]) {
             *d = s.to_ascii_lowercase();
         }
-        match srv.scripts.get(&sha) {
-            Some(s) => {
-                compile(srv, &sha, &s)?;
-                (sha, s)
-            }
-            None => return Err(CmdError::Static(errors::NOSCRIPT)),
-        }
     } else {
-        let (sha, s) = create(srv, argv[1])?;
-        compile(srv, &sha, &s)?;
-        (sha, s)
+        sha = lua::sha1_hex(argv[1]);
+    }
+    let (func, flags) = match compiled(srv, &sha, None)? {
+        Some(f) => f,
+        None if by_sha => return Err(CmdError::Static(errors::NOSCRIPT)),
+        None => {
+            create(srv, argv[1])?;
+            compiled(srv, &sha, None)?.ok_or(CmdError::Static(errors::NOSCRIPT))?
+        }
     };
     let name = std::str::from_utf8(&sha).unwrap_or("?");
-    run(ctx, &fn_name(&sha), name, script.flags, ro, keys, args)
+    run(ctx, func, name, flags, ro, keys, args)
 }
 
 /// Refusals before a script with `flags` runs (`scriptPrepareForRun`).
@@ -354,6 +371,7 @@ fn prepare(srv: &Server, client: &Client, flags: u32, ro: bool) -> Result<(), Cm
             return Err(CmdError::Static(errors::SCRIPT_READONLY_REPLICA));
         }
         if !client.from_master
+            && srv.persist.gate.load(Relaxed)
             && let Some(e) = srv.persist.writes_denied(srv)
         {
             let _ = e;
@@ -386,7 +404,9 @@ struct Host<'r, 'a> {
     wrote: bool,
     repl: i32,
     abort: Option<AbortWhy>,
-    start: Instant,
+    /// Unix ms when the run started (the batch's clock: no clock read per
+    /// run; the hook reads the clock every 100,000 instructions).
+    start_ms: u64,
     threshold_ms: u64,
     busy: Option<Arc<Busy>>,
     eval: bool,
@@ -471,6 +491,7 @@ impl lua::Host for Host<'_, '_> {
                 return Err(Refusal::Error(e.into()));
             }
             if !self.client.from_master
+                && self.srv.persist.gate.load(Relaxed)
                 && let Some(e) = self.srv.persist.writes_denied(self.srv)
             {
                 return Err(Refusal::Error(e));
@@ -534,7 +555,7 @@ impl lua::Host for Host<'_, '_> {
             if self.threshold_ms == 0 {
                 return false;
             }
-            let ms = self.start.elapsed().as_millis() as u64;
+            let ms = crate::db::now_ms().saturating_sub(self.start_ms);
             if ms < self.threshold_ms {
                 return false;
             }
@@ -574,10 +595,11 @@ fn may_replicate(id: CmdId) -> bool {
     )
 }
 
-/// Runs a compiled script (`name` in the registry) for the caller.
+/// Runs a compiled script (`func` in this thread's registry) for the
+/// caller.
 fn run(
     ctx: &mut Ctx,
-    name: &[u8],
+    func: std::ffi::c_int,
     script_name: &str,
     sflags_: u32,
     ro: bool,
@@ -621,7 +643,7 @@ fn run(
                 wrote: false,
                 repl: 3,
                 abort: None,
-                start: Instant::now(),
+                start_ms: ctx.now,
                 threshold_ms,
                 busy: None,
                 eval: true,
@@ -630,15 +652,15 @@ fn run(
             };
             let hook = threshold_ms > 0;
             let out = &mut *ctx.out;
-            let (end, counted) = with_vm(srv, |vm| {
+            let (end, counted) = with_vm(srv, |t| {
                 let r = lua::Run {
-                    name,
+                    func,
                     script_name,
                     keys,
                     args,
                     hook,
                 };
-                vm.run_eval(&mut host, &r, out)
+                t.vm.run_eval(&mut host, &r, out)
             });
             (end, counted, host.abort, host.busy.take())
         };
