@@ -1,6 +1,6 @@
-//! The libraries Redis bundles into its Lua besides the standard ones
-//! (`cjson`, `cmsgpack`, `struct`, `bit`): opened into every interpreter.
-
+//! The libraries Redis bundles into its Lua besides the standard ones,
+//! opened into every interpreter in Redis' order: `cjson`, `struct`,
+//! `cmsgpack`, `bit` (each in its own module, written in Rust).
 #![allow(unsafe_code)]
 
 use mlua_sys as ffi;
@@ -10,5 +10,11 @@ use mlua_sys as ffi;
 /// # Safety
 /// `l` is a valid state being set up (see `lua::Vm::new`).
 pub unsafe fn open_all(l: *mut ffi::lua_State) {
-    let _ = l;
+    // SAFETY: each `open` leaves the stack as it found it.
+    unsafe {
+        super::cjson::open(l);
+        super::structlib::open(l);
+        super::cmsgpack::open(l);
+        super::bit::open(l);
+    }
 }

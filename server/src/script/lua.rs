@@ -964,7 +964,6 @@ const ALLOWED: &[&str] = &[
     "redis",
     "xpcall",
     "tostring",
-    "getfenv",
     "setmetatable",
     "next",
     "assert",
@@ -1092,6 +1091,17 @@ impl Vm {
                 ffi::lua_pushcclosure(l, readonly_guard, 1);
                 ffi::lua_setfield(l, g, name.as_ptr());
             }
+            ffi::lua_pushcfunction(l, lua_next_compat);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, g, c"next".as_ptr());
+            ffi::lua_pushcclosure(l, lua_pairs_compat, 1);
+            ffi::lua_setfield(l, g, c"pairs".as_ptr());
+            ffi::lua_pushcfunction(l, lua_rawget_compat);
+            ffi::lua_setfield(l, g, c"rawget".as_ptr());
+            // Redis' error handler is a global (scripts see its name in
+            // `_G`); ours lives in the registry, this is the same function.
+            ffi::lua_pushcfunction(l, error_handler);
+            ffi::lua_setfield(l, g, c"__redis__err__handler".as_ptr());
             ffi::lua_getfield(l, g, c"table".as_ptr());
             for name in [c"insert", c"remove", c"sort", c"setn"] {
                 ffi::lua_getfield(l, -1, name.as_ptr());
@@ -1371,16 +1381,86 @@ unsafe fn protect_at(l: *mut ffi::lua_State, idx: c_int) {
     }
 }
 
+/// Marks the metatables of proxies (a light userdata key scripts cannot
+/// name).
+const PROXY_MARK: &CStr = c"codis.proxy";
+
+/// If the value at `idx` (absolute) is a proxy, replaces it with the
+/// table it stands for: `pairs`, `next` and `rawget` see through proxies,
+/// as they see Redis' read-only tables.
+unsafe fn unproxy(l: *mut ffi::lua_State, idx: c_int) {
+    // SAFETY: a valid index; balanced pushes and pops.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE || ffi::lua_getmetatable(l, idx) == 0 {
+            return;
+        }
+        ffi::lua_pushlightuserdata(l, PROXY_MARK.as_ptr() as *mut c_void);
+        ffi::lua_rawget(l, -2);
+        let proxy = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_settop(l, -2);
+        if proxy {
+            ffi::lua_pushstring(l, c"__index".as_ptr());
+            ffi::lua_rawget(l, -2);
+            ffi::lua_replace(l, idx);
+        }
+        ffi::lua_settop(l, -2);
+    }
+}
+
+/// `next`, seeing through proxies.
+unsafe extern "C-unwind" fn lua_next_compat(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; lua_next raises on a bad key as `next` does.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::lua_settop(l, 2);
+        unproxy(l, 1);
+        if ffi::lua_next(l, 1) != 0 {
+            2
+        } else {
+            ffi::lua_pushnil(l);
+            1
+        }
+    }
+}
+
+/// `pairs`: our `next`, the table, nil.
+unsafe extern "C-unwind" fn lua_pairs_compat(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the upvalue is our `next`.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_pushnil(l);
+        3
+    }
+}
+
+/// `rawget`, seeing through proxies.
+unsafe extern "C-unwind" fn lua_rawget_compat(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::luaL_checkany(l, 2);
+        ffi::lua_settop(l, 2);
+        unproxy(l, 1);
+        ffi::lua_rawget(l, 1);
+        1
+    }
+}
+
 /// Replaces the table at the top with a read-only proxy of it.
 unsafe fn make_proxy(l: *mut ffi::lua_State) {
     // SAFETY: a table at -1; leaves the proxy there instead.
     unsafe {
         ffi::lua_createtable(l, 0, 0);
-        ffi::lua_createtable(l, 0, 3);
+        ffi::lua_createtable(l, 0, 4);
         ffi::lua_pushvalue(l, -3);
         ffi::lua_setfield(l, -2, c"__index".as_ptr());
         ffi::lua_pushcfunction(l, readonly_newindex);
         ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
+        ffi::lua_pushlightuserdata(l, PROXY_MARK.as_ptr() as *mut c_void);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, -3);
         ffi::lua_createtable(l, 0, 0);
         protect(l);
         ffi::lua_setfield(l, -2, c"__metatable".as_ptr());

@@ -36,8 +36,13 @@
 //!   the only executor thread is the one running the script, so nobody is
 //!   served until it ends (see docs/scripting.md).
 
+mod bit;
+#[allow(unsafe_code)]
+mod cjson;
+mod cmsgpack;
 mod libs;
 pub mod lua;
+mod structlib;
 
 use std::collections::HashMap;
 use std::ffi::CStr;

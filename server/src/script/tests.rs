@@ -17,3 +17,59 @@ fn eval_returns_converted_values() {
     );
     assert_eq!(h.run("GET k"), "$1\r\nv\r\n");
 }
+
+#[test]
+fn effects_propagate_as_one_block() {
+    let mut h = Harness::new();
+    h.capture();
+    h.run("FLUSHALL");
+    // Two writes: one MULTI/EXEC block of the effects, never the EVAL.
+    h.run("EVAL \"redis.call('set', KEYS[1], 'a'); redis.call('incr', KEYS[2]); return 1\" 2 k n");
+    // One write: just that write.
+    h.run("EVAL \"return redis.call('set', KEYS[1], 'b')\" 1 k");
+    // Reads only: nothing.
+    h.run("EVAL \"return redis.call('get', KEYS[1])\" 1 k");
+    // Time-dependent commands are propagated as their effects.
+    h.run("EVAL \"return redis.call('expire', KEYS[1], 100)\" 1 k");
+    // set_repl(REPL_NONE): the write is not propagated.
+    h.run("EVAL \"redis.set_repl(redis.REPL_NONE); redis.call('set', 'quiet', '1'); redis.set_repl(redis.REPL_ALL); return redis.call('set', 'loud', '1')\" 0");
+    assert_eq!(
+        h.propagated(),
+        [
+            "SELECT 0",
+            "FLUSHALL",
+            "MULTI",
+            "set k a",
+            "incr n",
+            "EXEC",
+            "set k b",
+            "PEXPIREAT k 1700000100000",
+            "set loud 1",
+        ]
+    );
+    assert_eq!(h.run("GET quiet"), "$1\r\n1\r\n");
+}
+
+#[test]
+fn script_select_stays_inside_the_script() {
+    let mut h = Harness::new();
+    h.capture();
+    h.run("EVAL \"redis.call('select', 3); return redis.call('set', 'x', 'y')\" 0");
+    assert_eq!(h.run("GET x"), "$-1\r\n");
+    assert_eq!(h.propagated(), ["SELECT 3", "set x y"]);
+}
+
+#[test]
+fn a_failing_script_keeps_what_it_wrote() {
+    // Redis scripts are not rolled back: writes before an error stay (and
+    // are propagated).
+    let mut h = Harness::new();
+    h.capture();
+    let r = h.run("EVAL \"redis.call('set', 'a', '1'); redis.call('incr', 'a'); redis.call('lpush', 'a', 'x')\" 0");
+    assert!(r.starts_with("-WRONGTYPE"), "{r}");
+    assert_eq!(h.run("GET a"), "$1\r\n2\r\n");
+    assert_eq!(
+        h.propagated(),
+        ["SELECT 0", "MULTI", "set a 1", "incr a", "EXEC"]
+    );
+}
