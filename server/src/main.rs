@@ -90,7 +90,13 @@ fn run(cfg: Config, config_file: String) -> i32 {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let srv = Server::new(cfg, exe, config_file);
-    rt.block_on(serve(srv))
+    let code = rt.block_on(serve(srv.clone()));
+    if srv.scripts.busy() {
+        // SHUTDOWN NOSAVE during a busy script: its executor thread never
+        // returns, so the runtime is not waited for (the process exits).
+        rt.shutdown_background();
+    }
+    code
 }
 
 async fn serve(srv: Arc<Server>) -> i32 {

@@ -384,6 +384,13 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         return Err(CmdError::Static(errors::NO_SHUTDOWN_IN_PROGRESS));
     }
+    if !nosave
+        && ctx.srv.scripts.busy()
+        && let Some(e) = ctx.srv.scripts.busy_error()
+    {
+        // A script past busy-reply-threshold: only SHUTDOWN NOSAVE (Redis).
+        return Err(CmdError::Static(e));
+    }
     notice!("User requested shutdown...");
     if !now
         && ctx.srv.config().shutdown_timeout > 0

@@ -586,8 +586,22 @@ impl lua::Host for Host<'_, '_> {
             lock(&scripts.busy).push(b.clone());
             scripts.busy_count.fetch_add(1, SeqCst);
             self.busy = Some(b);
+            hand_off_executor();
         }
         self.busy.as_ref().is_some_and(|b| b.kill.load(SeqCst))
+    }
+}
+
+/// Once a script is busy on a multi-threaded executor (`io-threads` > 1):
+/// hands this worker's queued connections to another thread
+/// (`block_in_place`), so none waits behind the script (tokio does not
+/// let other workers steal a worker's most recently woken task).
+fn hand_off_executor() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        // The pause lets the new thread take the worker's core; the rest
+        // of the script runs on this thread outside the executor.
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
     }
 }
 
