@@ -51,7 +51,7 @@ subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe sp
 NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
 debug lastsave latency migrate monitor move
 object psync readonly readwrite replconf
-restore save script shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
+restore save shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
 slotsmgrttagone slotsmgrttagslot slowlog sync wait function
 replicaof failover host: post""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan eval evalsha fcall".split())
@@ -59,7 +59,7 @@ MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan eval evalsha fcall".spl
 # groups, TIME from the proxy's clock).
 LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
 hello reset client command echo config scan keys randomkey flushdb flushall
-multi exec discard watch unwatch
+multi exec discard watch unwatch script
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub""".split())
 SPLIT = set("mget mset del exists".split())
 

@@ -173,6 +173,28 @@ fn parse_keys_at(r: &[u8], pos: &mut usize) -> Option<Vec<Vec<u8>>> {
     Some(keys)
 }
 
+/// Parses an array of integers (SCRIPT EXISTS).
+pub fn parse_ints(r: &[u8]) -> Option<Vec<i64>> {
+    let mut pos = 0;
+    let n = header(r, &mut pos)?;
+    let mut v = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let rest = r.get(pos..)?;
+        if rest.first() != Some(&b':') {
+            return None;
+        }
+        let nl = memchr::memchr(b'\n', rest)?;
+        v.push(
+            std::str::from_utf8(rest.get(1..nl.checked_sub(1)?)?)
+                .ok()?
+                .parse()
+                .ok()?,
+        );
+        pos += nl + 1;
+    }
+    Some(v)
+}
+
 /// The reply `[cursor, [key, ...]]`.
 pub fn reply(cursor: u64, keys: &[Vec<u8>]) -> Vec<u8> {
     let mut o = protocol::resp::Reply::new();

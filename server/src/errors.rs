@@ -20,6 +20,10 @@ pub enum CmdError {
     NoAuth,
     Static(&'static str),
     Msg(String),
+    /// A key of the command is in flight (a script refused whole): the
+    /// gate reports it like its own migration refusal (`KEY_BEING_MIGRATED`,
+    /// code 1 inside SLOTSMGRT-EXEC-WRAPPER).
+    Migrating,
 }
 
 pub type CmdResult = Result<(), CmdError>;
@@ -40,6 +44,7 @@ impl CmdError {
             }
             CmdError::Static(s) => s,
             CmdError::Msg(s) => s.as_str(),
+            CmdError::Migrating => KEY_BEING_MIGRATED,
         })
     }
 

@@ -698,7 +698,10 @@ fn call(
     // A command of an EXEC (`held`) runs under the transaction's epoch and
     // its check of every queued write: checking again here could refuse a
     // later command after an earlier one ran (a half-applied transaction).
-    let gated = migratable_write && held.is_none();
+    // A script that may write is gated on its declared keys too (it locks
+    // its slots itself, script/).
+    let script_write = runs_script(id) && !spec.has(flags::READONLY);
+    let gated = (migratable_write || script_write) && held.is_none();
     let epoch = gated.then(|| srv.inflight.enter());
     if gated && srv.inflight.any(client.db) {
         let mut moving = false;
@@ -794,6 +797,10 @@ fn call(
         // (Redis' updateStatsOnUnblock).
         cstat.calls.fetch_add(1, Relaxed);
         stats.total_commands.fetch_add(1, Relaxed);
+    }
+    if let Err(CmdError::Migrating) = res {
+        cstat.rejected.fetch_add(1, Relaxed);
+        return Outcome::KeyMigrating;
     }
     if let Err(e) = res {
         cstat.failed.fetch_add(1, Relaxed);

@@ -1417,6 +1417,24 @@ impl Session {
                 }
                 true
             }
+            b"SCRIPT" => {
+                // Every server gets the script commands, so EVALSHA works
+                // whichever server owns the key (issue 15).
+                let sub = argv
+                    .get(1)
+                    .map(|a| a.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let kind = match sub.as_slice() {
+                    b"EXISTS" => SplitKind::And,
+                    b"FLUSH" => SplitKind::AllOk("script"),
+                    b"KILL" => SplitKind::AnyOk,
+                    _ => SplitKind::Same,
+                };
+                if let Some(n) = self.fan_out(argv) {
+                    self.push(What::Split(kind, n));
+                }
+                true
+            }
             b"FLUSHDB" | b"FLUSHALL" => {
                 if !self.router.cfg.proxy_allow_flush {
                     return self.fail(&crate::errors::not_allowed(&upper));
@@ -1489,9 +1507,8 @@ impl Session {
                     first
                 } else {
                     match up {
-                        b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" => {
-                            argv.get(3).copied().unwrap_or(b"")
-                        }
+                        b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" | b"EVAL_RO"
+                        | b"EVALSHA_RO" => argv.get(3).copied().unwrap_or(b""),
                         _ => argv.get(1).copied().unwrap_or(b""),
                     }
                 };

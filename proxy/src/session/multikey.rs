@@ -17,6 +17,15 @@ pub(super) enum SplitKind {
     Keys,
     /// FLUSHDB / FLUSHALL on every server: `+OK` when all say so.
     AllOk(&'static str),
+    /// SCRIPT LOAD (and HELP) on every server: the common reply, or the
+    /// first error as the server sent it.
+    Same,
+    /// SCRIPT EXISTS on every server: per SHA1, 1 only where every server
+    /// has it.
+    And,
+    /// SCRIPT KILL on every server: `+OK` if one killed a script, else the
+    /// first server's error (NOTBUSY, UNKILLABLE …).
+    AnyOk,
 }
 
 /// Codis' name for a reply's type (`resp.Type` in its error texts).
@@ -104,6 +113,43 @@ pub(super) fn merge(kind: SplitKind, subs: &[Vec<u8>]) -> Result<Vec<u8>, String
                 o.bulk(k);
             }
             Ok(o.buf)
+        }
+        SplitKind::Same => {
+            if let Some(e) = subs.iter().find(|r| r.first() == Some(&b'-')) {
+                return Ok(e.clone());
+            }
+            Ok(subs.first().cloned().unwrap_or_else(|| OK.to_vec()))
+        }
+        SplitKind::AnyOk => {
+            if subs.iter().any(|r| r.first() == Some(&b'+')) {
+                return Ok(OK.to_vec());
+            }
+            Ok(subs.first().cloned().unwrap_or_else(|| OK.to_vec()))
+        }
+        SplitKind::And => {
+            if let Some(e) = subs.iter().find(|r| r.first() == Some(&b'-')) {
+                return Ok(e.clone());
+            }
+            let mut all: Option<Vec<bool>> = None;
+            for r in subs {
+                let Some(v) = crate::scan::parse_ints(r) else {
+                    return Err(format!("bad script resp: {}", show(r)));
+                };
+                let v: Vec<bool> = v.iter().map(|&x| x != 0).collect();
+                all = Some(match all {
+                    None => v,
+                    Some(a) if a.len() == v.len() => {
+                        a.iter().zip(&v).map(|(x, y)| *x && *y).collect()
+                    }
+                    Some(_) => return Err(format!("bad script resp: {}", show(r))),
+                });
+            }
+            let all = all.unwrap_or_default();
+            let mut o = format!("*{}\r\n", all.len()).into_bytes();
+            for b in all {
+                o.extend_from_slice(if b { b":1\r\n" } else { b":0\r\n" });
+            }
+            Ok(o)
         }
         SplitKind::AllOk(name) => {
             for r in subs {

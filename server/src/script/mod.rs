@@ -632,7 +632,7 @@ fn run(
     // Declared keys in flight: the script is refused whole.
     let _epoch = (!read_only).then(|| srv.inflight.enter());
     if !read_only && srv.inflight.any(db) && keys.iter().any(|k| srv.inflight.is_migrating(db, k)) {
-        return Err(CmdError::Static(errors::KEY_BEING_MIGRATED));
+        return Err(CmdError::Migrating);
     }
     let outer_exec = ctx.client.in_exec;
     let threshold_ms = srv.config().busy_reply_threshold_ms;
@@ -699,7 +699,7 @@ fn run(
                     everything = true;
                     continue;
                 }
-                _ => return Err(CmdError::Static(errors::KEY_BEING_MIGRATED)),
+                _ => return Err(CmdError::Migrating),
             }
         }
         if !outer_exec {

@@ -73,3 +73,45 @@ fn a_failing_script_keeps_what_it_wrote() {
         ["SELECT 0", "MULTI", "set a 1", "incr a", "EXEC"]
     );
 }
+
+/// A script whose keys are in flight is refused whole, and inside
+/// SLOTSMGRT-EXEC-WRAPPER that is code 1 (the proxy retries on the new
+/// owner), as for any write; an undeclared key in flight refuses the script
+/// before its first write.
+#[test]
+fn keys_in_flight_refuse_the_script_whole() {
+    use crate::migrate::KeySet;
+    let mut t = Harness::new();
+    t.capture();
+    assert_eq!(t.run("SET k 1"), "+OK\r\n");
+    assert_eq!(t.run("SET other 1"), "+OK\r\n");
+    let guard = t.srv.begin_flight(0, KeySet::new([b"k".to_vec()]));
+    let incr = "\"redis.call('incr', 'other'); return redis.call('incr', KEYS[1])\"";
+    assert_eq!(
+        t.run(&format!("EVAL {incr} 1 k")),
+        "-ERR the specified key is being migrated\r\n"
+    );
+    assert_eq!(
+        t.run(&format!("SLOTSMGRT-EXEC-WRAPPER k EVAL {incr} 1 k")),
+        "*2\r\n:1\r\n-ERR the specified key is being migrated\r\n"
+    );
+    // Undeclared, before any write: refused whole.
+    assert_eq!(
+        t.run("EVAL \"redis.call('incr', 'k'); return 1\" 0"),
+        "-ERR the specified key is being migrated\r\n"
+    );
+    // Undeclared, after a write: that command fails inside the script.
+    let r = t.run("EVAL \"redis.call('incr', 'other'); return redis.call('incr', 'k')\" 0");
+    assert!(
+        r.starts_with("-ERR the specified key is being migrated script: "),
+        "{r}"
+    );
+    // Read-only scripts may read keys in flight.
+    assert_eq!(
+        t.run("EVAL_RO \"return redis.call('get', KEYS[1])\" 1 k"),
+        "$1\r\n1\r\n"
+    );
+    drop(guard);
+    assert_eq!(t.run(&format!("EVAL {incr} 1 k")), ":2\r\n");
+    assert_eq!(t.run("GET other"), "$1\r\n3\r\n");
+}
