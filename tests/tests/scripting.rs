@@ -133,3 +133,140 @@ fn the_busy_threshold_is_configurable() {
         b"-NOTBUSY No scripts in execution right now.\r\n"
     );
 }
+
+/// redis-py's Lock (its Lua scripts through register_script: EVALSHA, then
+/// EVAL after NOSCRIPT), a token-bucket rate limiter and a BullMQ-style
+/// "move to active" script, with several clients at once.
+const PROGRAMS: &str = r#"
+import sys, threading, time, redis
+port = int(sys.argv[1])
+r = redis.Redis(port=port)
+r.execute_command("SCRIPT", "FLUSH")
+
+# 1. redis.lock.Lock: mutual exclusion between threads, extend, release.
+r.set("{lk}counter", 0)
+errors = []
+def worker(n):
+    c = redis.Redis(port=port)
+    for _ in range(n):
+        with c.lock("{lk}lock", timeout=5, blocking_timeout=10):
+            v = int(c.get("{lk}counter"))
+            c.set("{lk}counter", v + 1)
+threads = [threading.Thread(target=worker, args=(50,)) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert int(r.get("{lk}counter")) == 200, r.get("{lk}counter")
+l = r.lock("{lk}other", timeout=1)
+assert l.acquire(blocking=False)
+assert not r.lock("{lk}other", timeout=1).acquire(blocking=False)
+assert l.extend(10)
+assert r.pttl("{lk}other") > 5000
+assert l.reacquire()
+l.release()
+try:
+    l.release()
+    raise SystemExit("released twice")
+except redis.exceptions.LockError:
+    pass
+
+# 2. A token bucket: capacity 10, refill 1 token per 100 ms.
+bucket = r.register_script("""
+local key = KEYS[1]
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local b = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(b[1]) or capacity
+local ts = tonumber(b[2]) or now
+tokens = math.min(capacity, tokens + (now - ts) * rate / 1000)
+local ok = 0
+if tokens >= want then tokens = tokens - want ok = 1 end
+redis.call('HSET', key, 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000))
+return {ok, tostring(tokens)}
+""")
+now = 1_000_000
+granted = sum(bucket(keys=["{rl}user"], args=[10, 10, now, 1])[0] for _ in range(15))
+assert granted == 10, granted
+granted = sum(bucket(keys=["{rl}user"], args=[10, 10, now + 500, 1])[0] for _ in range(15))
+assert granted == 5, granted
+assert 0 < r.pttl("{rl}user") <= 1000
+
+# 3. Jobs moved from wait to active atomically by several workers.
+move = r.register_script("""
+local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
+if not id then return false end
+redis.call('ZADD', KEYS[3], ARGV[1], id)
+redis.call('HSET', KEYS[4] .. id, 'state', 'active', 'worker', ARGV[2])
+redis.call('HINCRBY', KEYS[4] .. id, 'attempts', 1)
+return id
+""")
+N = 300
+r.delete("{q}wait", "{q}active", "{q}started")
+for i in range(N):
+    r.lpush("{q}wait", "job%d" % i)
+taken = {}
+def consumer(w):
+    c = redis.Redis(port=port)
+    m = c.register_script(move.script)
+    got = []
+    while True:
+        j = m(keys=["{q}wait", "{q}active", "{q}started", "{q}job:"], args=[time.time(), w])
+        if j is None:
+            break
+        got.append(j)
+    taken[w] = got
+threads = [threading.Thread(target=consumer, args=("w%d" % i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+all_jobs = [j for g in taken.values() for j in g]
+assert len(all_jobs) == N and len(set(all_jobs)) == N, (len(all_jobs), len(set(all_jobs)))
+assert r.llen("{q}active") == N and r.zcard("{q}started") == N
+for i in range(0, N, 37):
+    h = r.hgetall("{q}job:job%d" % i)
+    assert h[b"state"] == b"active" and h[b"attempts"] == b"1", h
+print("OK")
+"#;
+
+fn run_programs(port: u16) {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if tests::require_redis() {
+            panic!("python3 with the redis package is required (pip install redis)");
+        }
+        eprintln!("skipping: python3 redis package not installed");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", PROGRAMS, &port.to_string()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn real_programs_on_codis_server() {
+    let s = Server::start(&["--io-threads", "2"]);
+    run_programs(s.port());
+}
+
+#[test]
+fn real_programs_through_codis_proxy() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let p = tests::proxy::Proxy::start(
+        Some(&tests::proxy::split_slots(a.port(), b.port(), 512)),
+        &[],
+    );
+    run_programs(p.port);
+}
