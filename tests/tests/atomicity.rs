@@ -151,3 +151,181 @@ fn watched_key_migrated_away_aborts_exec() {
     assert_eq!(c.send(&["EXEC"]), b"*-1\r\n");
     assert_eq!(s2.conn().send(&["GET", "w{x}"]), b"$1\r\n1\r\n");
 }
+
+/// Scripts are atomic like transactions: with `--io-threads 4` on two
+/// servers, writers run a script incrementing `a{s}` and `b{s}` (declared
+/// keys, or the same keys undeclared, which the script locks as it reaches
+/// them) and readers a script reading both, while the slot moves back and
+/// forth. No reader sees a ≠ b; writers are refused whole (never half
+/// applied) while the keys are in flight. Then each server's AOF, replayed
+/// (DEBUG LOADAOF), gives back the same values: the propagated effects are
+/// the script's.
+fn scripts_stay_atomic(declared: bool) {
+    let args = [
+        "--io-threads",
+        "4",
+        "--appendonly",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let (s1, s2) = (Server::start(&args), Server::start(&args));
+    let ports = [s1.port(), s2.port()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reads, writes, moves) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let write: Vec<String> = if declared {
+        [
+            "EVAL",
+            "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])",
+            "2",
+            "a{s}",
+            "b{s}",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        [
+            "EVAL",
+            "redis.call('incr', 'a{s}') return redis.call('incr', 'b{s}')",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let read: Vec<String> = if declared {
+        [
+            "EVAL_RO",
+            "return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}",
+            "2",
+            "a{s}",
+            "b{s}",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        [
+            "EVAL",
+            "return {redis.call('get', 'a{s}'), redis.call('get', 'b{s}')}",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut threads = Vec::new();
+    for w in 0..4 {
+        let (stop, writes, write) = (stop.clone(), writes.clone(), write.clone());
+        let port = ports[w % 2];
+        threads.push(thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            while !stop.load(Relaxed) {
+                let r = c.send(&write);
+                if r.starts_with(b":") {
+                    writes.fetch_add(1, Relaxed);
+                } else {
+                    assert_eq!(
+                        r,
+                        b"-ERR the specified key is being migrated\r\n",
+                        "EVAL: {}",
+                        String::from_utf8_lossy(&r)
+                    );
+                }
+            }
+        }));
+    }
+    for rd in 0..4 {
+        let (stop, reads, read) = (stop.clone(), reads.clone(), read.clone());
+        let port = ports[rd % 2];
+        threads.push(thread::spawn(move || {
+            let mut c = Conn::connect(port).unwrap();
+            while !stop.load(Relaxed) {
+                let v = c.send_value(&read);
+                let items = v.as_array().unwrap_or_else(|| panic!("EVAL: {v:?}"));
+                let a = items.first().and_then(as_num);
+                let b = items.get(1).and_then(as_num);
+                // A missing key ends the Lua array early (nil).
+                assert_eq!(
+                    a, b,
+                    "a reader on port {port} saw a{{s}}={a:?} b{{s}}={b:?}"
+                );
+                reads.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    {
+        let (stop, moves) = (stop.clone(), moves.clone());
+        threads.push(thread::spawn(move || {
+            let mut conns = [
+                Conn::connect(ports[0]).unwrap(),
+                Conn::connect(ports[1]).unwrap(),
+            ];
+            let slot = {
+                let v = conns[0].send_value(&["SLOTSHASHKEY", "a{s}"]);
+                v.as_array().unwrap()[0].as_int().unwrap().to_string()
+            };
+            let mut from = 0;
+            while !stop.load(Relaxed) {
+                let to = ports[1 - from].to_string();
+                for _ in 0..100 {
+                    let v = conns[from].send_value(&[
+                        "SLOTSMGRTTAGSLOT",
+                        "127.0.0.1",
+                        &to,
+                        "5000",
+                        &slot,
+                    ]);
+                    let a = v
+                        .as_array()
+                        .unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
+                    if a[1].as_int() == Some(0) {
+                        break;
+                    }
+                }
+                moves.fetch_add(1, Relaxed);
+                from = 1 - from;
+            }
+        }));
+    }
+    let start = Instant::now();
+    while start.elapsed() < RUN {
+        thread::sleep(Duration::from_millis(50));
+        if threads.iter().any(|t| t.is_finished()) {
+            break;
+        }
+    }
+    stop.store(true, Relaxed);
+    for t in threads {
+        t.join().expect("a client thread failed");
+    }
+    let (r, w, m) = (
+        reads.load(Relaxed),
+        writes.load(Relaxed),
+        moves.load(Relaxed),
+    );
+    eprintln!("reads {r}, committed scripts {w}, slot moves {m}");
+    assert!(
+        r > 100 && w > 100 && m > 4,
+        "too little happened: reads {r}, writes {w}, moves {m}"
+    );
+    for s in [&s1, &s2] {
+        let mut c = s.conn();
+        let before = (c.cmd("GET a{s}"), c.cmd("GET b{s}"), c.cmd("DBSIZE"));
+        assert_eq!(before.0, before.1);
+        assert_eq!(c.cmd("DEBUG LOADAOF"), b"+OK\r\n");
+        let after = (c.cmd("GET a{s}"), c.cmd("GET b{s}"), c.cmd("DBSIZE"));
+        assert_eq!(before, after, "the AOF replayed differently");
+    }
+}
+
+#[test]
+fn scripts_with_declared_keys_stay_atomic_while_the_slot_moves() {
+    scripts_stay_atomic(true);
+}
+
+#[test]
+fn scripts_with_undeclared_keys_stay_atomic_while_the_slot_moves() {
+    scripts_stay_atomic(false);
+}

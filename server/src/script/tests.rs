@@ -115,3 +115,50 @@ fn keys_in_flight_refuse_the_script_whole() {
     assert_eq!(t.run(&format!("EVAL {incr} 1 k")), ":2\r\n");
     assert_eq!(t.run("GET other"), "$1\r\n3\r\n");
 }
+
+/// An undeclared key whose slot is below the script's held slots and
+/// locked elsewhere: before any write the script restarts under every slot
+/// lock (its effects happen once); after a write it waits for the slot.
+#[test]
+fn contended_undeclared_slot_restarts_or_waits() {
+    use std::time::{Duration, Instant};
+    let mut h = Harness::new();
+    h.capture();
+    h.run("FLUSHALL");
+    // "z" is in slot 943 (declared), "k1" in slot 169 (undeclared).
+    for (script, expect) in [
+        // Reads k1 first: restarted whole, one INCR of z.
+        (
+            "local v = redis.call('get', 'k1') return redis.call('incr', KEYS[1])",
+            ":1\r\n",
+        ),
+        // Writes z first, then needs k1: waits for it.
+        (
+            "redis.call('incr', KEYS[1]) return redis.call('incr', 'k1')",
+            ":1\r\n",
+        ),
+    ] {
+        let srv = h.srv.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let g = srv.ks.lock_slot_table(0, 169);
+            tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            drop(g);
+        });
+        rx.recv().unwrap();
+        let t0 = Instant::now();
+        let r = h.run(&format!("EVAL \"{script}\" 1 z"));
+        assert!(t0.elapsed() >= Duration::from_millis(150), "did not wait");
+        holder.join().unwrap();
+        assert!(r == expect || r == ":2\r\n", "{r}");
+    }
+    assert_eq!(h.run("GET z"), "$1\r\n2\r\n");
+    assert_eq!(h.run("GET k1"), "$1\r\n1\r\n");
+    assert_eq!(
+        h.propagated(),
+        [
+            "SELECT 0", "FLUSHALL", "incr z", "MULTI", "incr z", "incr k1", "EXEC"
+        ]
+    );
+}
