@@ -35,7 +35,7 @@ zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
 dump restore
 multi exec discard watch unwatch
-eval evalsha eval_ro evalsha_ro script
+eval evalsha eval_ro evalsha_ro script fcall fcall_ro function
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub
 """.split()
 
@@ -52,14 +52,14 @@ NOT_ALLOW = set("""asking bgrewriteaof bgsave cluster
 debug lastsave latency migrate monitor move
 object psync readonly readwrite replconf
 restore save shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
-slotsmgrttagone slotsmgrttagslot slowlog sync wait function
+slotsmgrttagone slotsmgrttagslot slowlog sync wait
 replicaof failover host: post""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan eval evalsha fcall".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
 LOCAL = set("""quit auth select ping info slotsinfo slotsscan slotsmapping dbsize time
 hello reset client command echo config scan keys randomkey flushdb flushall
-multi exec discard watch unwatch script
+multi exec discard watch unwatch script function
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub""".split())
 SPLIT = set("mget mset del exists".split())
 

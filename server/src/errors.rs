@@ -431,6 +431,16 @@ pub const SCRIPT_WRITE_FLAG_RO: &str =
 pub const SCRIPT_FLUSH_SYNTAX: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
 pub const SCRIPT_DEBUG_UNSUPPORTED: &str =
     "ERR SCRIPT DEBUG is not available: codis-server has no Lua debugger";
+pub const FUNCTION_NOT_FOUND: &str = "ERR Function not found";
+pub const FUNCTION_BAD_NUMKEYS: &str = "ERR Bad number of keys provided";
+pub const FUNCTION_CODE_MISSING: &str = "ERR Function code is missing";
+pub const FUNCTION_LIBRARY_NOT_FOUND: &str = "ERR Library not found";
+pub const FUNCTION_FLUSH_SYNTAX: &str = "ERR FUNCTION FLUSH only supports SYNC|ASYNC option";
+pub const FUNCTION_LIBRARY_NAME_MISSING: &str = "ERR library name argument was not given";
+pub const FUNCTION_RESTORE_POLICY: &str =
+    "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.";
+pub const FUNCTION_NOT_A_FUNCTION: &str = "ERR given type is not a function";
+pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given functions payload";
 // What `redis.call` raises inside a script (the script's error then adds
 // `script: <sha>, on @user_script:<line>.`).
 pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";

@@ -510,7 +510,12 @@ pub fn call_from_script(
 pub fn runs_script(id: CmdId) -> bool {
     matches!(
         id,
-        CmdId::Eval | CmdId::Evalsha | CmdId::EvalRo | CmdId::EvalshaRo
+        CmdId::Eval
+            | CmdId::Evalsha
+            | CmdId::EvalRo
+            | CmdId::EvalshaRo
+            | CmdId::Fcall
+            | CmdId::FcallRo
     )
 }
 
@@ -539,6 +544,7 @@ const ALL_SLOTS_CANDIDATES: [u64; 8] = {
         CmdId::Sort,
         CmdId::SortRo,
         CmdId::Copy,
+        CmdId::Function,
     ];
     let mut bits = [0u64; 8];
     let mut i = 0;
@@ -566,6 +572,14 @@ pub fn needs_all_slots(id: CmdId, argv: &[&[u8]]) -> bool {
         CmdId::Sort | CmdId::SortRo => sort_store(argv).is_err(),
         // COPY … DB n.
         CmdId::Copy => argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"db")),
+        // FUNCTION LOAD/DELETE/FLUSH/RESTORE change the libraries, which
+        // snapshots and the AOF base take with the keys: under every slot,
+        // like FLUSHALL, so a snapshot point falls before or after.
+        CmdId::Function => argv.get(1).is_some_and(|s| {
+            [&b"load"[..], b"delete", b"flush", b"restore"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w))
+        }),
         _ => true,
     }
 }

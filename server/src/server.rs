@@ -61,6 +61,8 @@ pub struct Server {
     pub persist: crate::persist::Persist,
     /// Lua scripting: the script cache and busy scripts (script/).
     pub scripts: crate::script::Scripts,
+    /// Function libraries (script/functions.rs).
+    pub functions: crate::script::functions::Functions,
     /// This server's own `Arc` (deferred replies and migration tasks outlive
     /// the command that started them).
     me: std::sync::Weak<Server>,
@@ -120,6 +122,7 @@ impl Server {
             tracking: Default::default(),
             persist: crate::persist::Persist::new(),
             scripts: crate::script::Scripts::default(),
+            functions: crate::script::functions::Functions::default(),
         });
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
         srv.ks.set_events(weak);

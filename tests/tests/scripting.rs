@@ -270,3 +270,178 @@ fn real_programs_through_codis_proxy() {
     );
     run_programs(p.port);
 }
+
+// ---------------------------------------------------------------------------
+// Functions: persistence, replication, DUMP/RESTORE with redis-server.
+// ---------------------------------------------------------------------------
+
+const LIB: &str = "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads a counter'}";
+
+fn assert_lib_works(c: &mut Conn, key: &str, expect_after: &str) {
+    assert_eq!(
+        c.send(&["FCALL", "bump", "1", key, "1"]),
+        format!(":{expect_after}\r\n").into_bytes()
+    );
+    assert_eq!(
+        c.send(&["FCALL_RO", "peek", "1", key]),
+        format!("${}\r\n{expect_after}\r\n", expect_after.len()).into_bytes()
+    );
+}
+
+#[test]
+fn functions_survive_restarts_through_rdb_and_aof() {
+    // RDB: SAVE, kill -9, restart.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(dir.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(c.send(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
+    assert_lib_works(&mut c, "k", "1");
+    assert_eq!(c.cmd("SAVE"), b"+OK\r\n");
+    s.kill9();
+    let s = Server::start_in(dir.path(), &[]);
+    let mut c = s.conn();
+    assert_lib_works(&mut c, "k", "2");
+    s.kill9();
+    // AOF: the FUNCTION LOAD is in the incremental file; after a rewrite
+    // it is in the base (RDB preamble), and in a command base without one.
+    for preamble in ["yes", "no"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["--appendonly", "yes", "--aof-use-rdb-preamble", preamble];
+        let s = Server::start_in(dir.path(), &args);
+        let mut c = s.conn();
+        assert_eq!(c.send(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
+        assert_lib_works(&mut c, "k", "1");
+        s.kill9();
+        let s = Server::start_in(dir.path(), &args);
+        let mut c = s.conn();
+        assert_lib_works(&mut c, "k", "2");
+        assert!(c.cmd("BGREWRITEAOF").starts_with(b"+"));
+        let t0 = Instant::now();
+        while !String::from_utf8_lossy(&c.cmd("INFO persistence"))
+            .contains("aof_rewrite_in_progress:0")
+            || t0.elapsed() < Duration::from_millis(200)
+        {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s.kill9();
+        let s = Server::start_in(dir.path(), &args);
+        let mut c = s.conn();
+        assert_lib_works(&mut c, "k", "3");
+        // FUNCTION DELETE is replayed too.
+        assert_eq!(c.cmd("FUNCTION DELETE counters"), b"+OK\r\n");
+        s.kill9();
+        let s = Server::start_in(dir.path(), &args);
+        let mut c = s.conn();
+        assert_eq!(c.cmd("FCALL bump 1 k 1"), b"-ERR Function not found\r\n");
+        assert_eq!(c.cmd("GET k"), b"$1\r\n3\r\n");
+    }
+}
+
+#[test]
+fn functions_reach_replicas() {
+    let m = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut mc = m.conn();
+    assert_eq!(mc.send(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
+    let r = Server::start(&[]);
+    let mut rc = r.conn();
+    assert_eq!(
+        rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m.port())),
+        b"+OK\r\n"
+    );
+    // Full sync: the library comes in the RDB.
+    let t0 = Instant::now();
+    while rc.cmd("FUNCTION LIST LIBRARYNAME counters") == b"*0\r\n" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no library after the sync"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Afterwards through the stream: a new library, and the effects of
+    // FCALL (never the FCALL itself: the replica refuses writes anyway).
+    assert_eq!(
+        mc.send(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=two\nredis.register_function('two', function() return 2 end)"
+        ]),
+        b"$3\r\ntwo\r\n"
+    );
+    assert_eq!(mc.cmd("FCALL bump 1 k 5"), b":5\r\n");
+    let t0 = Instant::now();
+    while rc.cmd("GET k") != b"$1\r\n5\r\n" || rc.cmd("FUNCTION LIST LIBRARYNAME two") == b"*0\r\n"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replica did not follow"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rc.cmd("FCALL_RO peek 1 k"), b"$1\r\n5\r\n");
+    // Functions without `no-writes` do not run on a read-only replica.
+    assert_eq!(
+        rc.cmd("FCALL two 0"),
+        b"-READONLY Can not run script with write flag on readonly replica\r\n"
+    );
+    assert!(rc.cmd("FCALL bump 1 k 1").starts_with(b"-READONLY"));
+}
+
+#[test]
+fn function_dump_and_rdb_travel_both_ways_with_redis() {
+    let Some(redis) = tests::RedisServer::start() else {
+        return;
+    };
+    let ours = Server::start(&[]);
+    let (mut rc, mut oc) = (redis.conn(), ours.conn());
+    // Redis' DUMP (its code LZF-compressed) into ours.
+    assert_eq!(rc.send(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
+    let dump = match tests::resp::parse_one(&rc.cmd("FUNCTION DUMP")) {
+        Some(tests::Value::Bulk(b)) => b,
+        other => panic!("FUNCTION DUMP: {other:?}"),
+    };
+    assert_eq!(oc.send(&[&b"FUNCTION"[..], b"RESTORE", &dump]), b"+OK\r\n");
+    assert_lib_works(&mut oc, "k", "1");
+    assert_eq!(
+        oc.send(&[&b"FUNCTION"[..], b"RESTORE", &dump]),
+        b"-ERR Library 'counters' already exists\r\n"
+    );
+    assert_eq!(
+        oc.send(&[&b"FUNCTION"[..], b"RESTORE", &dump, b"REPLACE"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        oc.send(&[&b"FUNCTION"[..], b"RESTORE", &dump, b"FLUSH"]),
+        b"+OK\r\n"
+    );
+    // Ours into Redis.
+    let ours_dump = match tests::resp::parse_one(&oc.cmd("FUNCTION DUMP")) {
+        Some(tests::Value::Bulk(b)) => b,
+        other => panic!("FUNCTION DUMP: {other:?}"),
+    };
+    assert_eq!(rc.cmd("FUNCTION FLUSH"), b"+OK\r\n");
+    assert_eq!(
+        rc.send(&[&b"FUNCTION"[..], b"RESTORE", &ours_dump]),
+        b"+OK\r\n"
+    );
+    assert_lib_works(&mut rc, "r", "1");
+    // RDB files: ours with the library into Redis, Redis' into ours.
+    assert_eq!(oc.cmd("SAVE"), b"+OK\r\n");
+    let ours_dir = ours.dir().to_path_buf();
+    let redis2 = tests::RedisServer::start_in(&ours_dir, &[]).expect("redis-server");
+    assert_lib_works(&mut redis2.conn(), "k", "2");
+    let mut r2 = redis2.conn();
+    assert_eq!(r2.cmd("SAVE"), b"+OK\r\n");
+    let redis_dir = redis2.dir().to_path_buf();
+    redis2.kill9();
+    let ours2 = Server::start_in(&redis_dir, &[]);
+    assert_lib_works(&mut ours2.conn(), "k", "3");
+    // A corrupt payload.
+    let mut bad = ours_dump.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    assert_eq!(
+        oc.send(&[&b"FUNCTION"[..], b"RESTORE", &bad]),
+        b"-ERR DUMP payload version or checksum are wrong\r\n"
+    );
+}

@@ -1417,16 +1417,18 @@ impl Session {
                 }
                 true
             }
-            b"SCRIPT" => {
-                // Every server gets the script commands, so EVALSHA works
-                // whichever server owns the key (issue 15).
+            b"SCRIPT" | b"FUNCTION" => {
+                // Every server gets the script and function commands, so
+                // EVALSHA and FCALL work whichever server owns the key
+                // (issue 15).
                 let sub = argv
                     .get(1)
                     .map(|a| a.to_ascii_uppercase())
                     .unwrap_or_default();
                 let kind = match sub.as_slice() {
                     b"EXISTS" => SplitKind::And,
-                    b"FLUSH" => SplitKind::AllOk("script"),
+                    b"FLUSH" if up == b"SCRIPT" => SplitKind::AllOk("script"),
+                    b"FLUSH" => SplitKind::AllOk("function"),
                     b"KILL" => SplitKind::AnyOk,
                     _ => SplitKind::Same,
                 };
@@ -1508,7 +1510,9 @@ impl Session {
                 } else {
                     match up {
                         b"ZINTERSTORE" | b"ZUNIONSTORE" | b"EVAL" | b"EVALSHA" | b"EVAL_RO"
-                        | b"EVALSHA_RO" => argv.get(3).copied().unwrap_or(b""),
+                        | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" => {
+                            argv.get(3).copied().unwrap_or(b"")
+                        }
                         _ => argv.get(1).copied().unwrap_or(b""),
                     }
                 };

@@ -1533,6 +1533,7 @@ pub fn debug_loadaof(srv: &Server) {
     for i in 0..srv.ks.db_count() {
         srv.ks.flush_db(i);
     }
+    srv.functions.flush();
     let (dir, prefix) = names(srv);
     let m = match read_manifest(&dir, &prefix) {
         Ok(m) => m.unwrap_or_default(),

@@ -542,6 +542,7 @@ pub fn debug_reload(
         for i in 0..srv.ks.db_count() {
             srv.ks.flush_db(i);
         }
+        srv.functions.flush();
     }
     let path = srv.config().dbfilename.clone();
     match rdb::load_file(srv, &path, merge) {

@@ -508,10 +508,21 @@ impl Job {
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
+            let libs = srv.functions.libraries();
             if !s2.commands {
-                let aux = repl_aux(srv);
+                let mut aux = repl_aux(srv);
+                // Function libraries (FUNCTION2), as they are at the point.
+                crate::script::functions::write_records(&mut aux, &libs);
                 o.pending += aux.len();
                 o.chunks.push(aux);
+            } else if !libs.is_empty() {
+                // A command-form AOF base: FUNCTION LOAD of each library.
+                let mut cmds = Vec::new();
+                for lib in &libs {
+                    protocol::resp::request::command(&mut cmds, &[b"FUNCTION", b"LOAD", &lib.code]);
+                }
+                o.pending += cmds.len();
+                o.chunks.push(cmds);
             }
             let mut total = 0;
             o.sizes = (0..ks.db_count())
@@ -871,11 +882,13 @@ pub fn load_from(
                 db = n as usize;
             }
             Item::ResizeDb(..) => {}
-            Item::Function(_) => {
-                warning!(
-                    "Failed loading library, the RDB file holds functions and this server has no function engine yet"
-                );
-                return Err(Logged);
+            Item::Function(code) => {
+                // Replacing a library of the same name (DEBUG RELOAD
+                // NOFLUSH, MERGE): what the file holds wins, as for keys.
+                if let Err(e) = srv.functions.load(&code, true, 0) {
+                    warning!("Failed loading library, {e}");
+                    return Err(Logged);
+                }
             }
             Item::Key(k) => {
                 progress.progress(srv, r.offset(), &mut delay);

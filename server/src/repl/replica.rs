@@ -817,6 +817,8 @@ fn load(
     for i in 0..srv.ks.db_count() {
         srv.ks.flush_db(i);
     }
+    // The master's functions replace ours (they come in its RDB).
+    srv.functions.flush();
     let r = match src {
         Source::File(path) => {
             if let Ok(md) = std::fs::metadata(&path) {
@@ -848,6 +850,7 @@ fn load(
         for i in 0..srv.ks.db_count() {
             srv.ks.flush_db(i);
         }
+        srv.functions.flush();
         srv.repl.link.history.store(false, Relaxed);
     }
     srv.persist.saving.store(false, Relaxed);

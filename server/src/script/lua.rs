@@ -124,6 +124,10 @@ pub struct Vm {
     /// Lengths KEYS and ARGV were filled to by the last run.
     keys_len: usize,
     args_len: usize,
+    /// Registry reference of the globals a function library sees while it
+    /// loads (`redis.register_function`, `redis.log` …; functions
+    /// interpreters only).
+    library_api: Option<c_int>,
 }
 
 impl Drop for Vm {
@@ -1191,6 +1195,7 @@ impl Vm {
                 real_globals,
                 keys_len: 0,
                 args_len: 0,
+                library_api: None,
             }
         }
     }
@@ -1336,6 +1341,394 @@ impl Vm {
     pub fn memory(&self) -> usize {
         // SAFETY: a query.
         unsafe { ffi::lua_gc(self.l, ffi::LUA_GCCOUNT, 0) as usize * 1024 }
+    }
+}
+
+impl Vm {
+    /// An interpreter for FUNCTION libraries: the same sandbox and API,
+    /// plus the restricted globals a library sees while it loads.
+    pub fn new_functions() -> Vm {
+        let mut vm = Vm::new();
+        // SAFETY: set-up on a fresh state, stack balanced.
+        unsafe {
+            let l = vm.l;
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_createtable(l, 0, 8);
+            set_field(l, c"register_function", || {
+                ffi::lua_pushcfunction(l, register_function)
+            });
+            set_field(l, c"log", || ffi::lua_pushcfunction(l, redis_log));
+            for (name, v) in [
+                (c"LOG_DEBUG", 0.0),
+                (c"LOG_VERBOSE", 1.0),
+                (c"LOG_NOTICE", 2.0),
+                (c"LOG_WARNING", 3.0),
+                (c"REDIS_VERSION_NUM", super::VERSION_NUM as f64),
+            ] {
+                set_field(l, name, || ffi::lua_pushnumber(l, v));
+            }
+            set_field(l, c"REDIS_VERSION", || {
+                ffi::lua_pushstring(l, super::VERSION.as_ptr());
+            });
+            locked_table(l);
+            ffi::lua_setfield(l, -2, c"redis".as_ptr());
+            locked_table(l);
+            vm.library_api = Some(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+            ffi::lua_settop(l, 0);
+        }
+        vm
+    }
+
+    /// Loads a function library's code (FUNCTION LOAD): runs it with the
+    /// library globals, under a `timeout_ms` limit (0: none); the functions
+    /// it registered, or Redis' error text.
+    pub fn load_library(
+        &mut self,
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<Vec<Registered>, String> {
+        let Some(api) = self.library_api else {
+            return Err("not a functions interpreter".into());
+        };
+        // SAFETY: the globals' metatable is ours (set in `new`); the stack
+        // is balanced on every path; the collector is cleared after.
+        unsafe {
+            let l = self.l;
+            ffi::lua_settop(l, 0);
+            let swap = |to: c_int| {
+                ffi::lua_getmetatable(l, ffi::LUA_GLOBALSINDEX);
+                ffi::lua_pushstring(l, c"__index".as_ptr());
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, to as _);
+                ffi::lua_rawset(l, -3);
+                ffi::lua_settop(l, -2);
+            };
+            if ffi::luaL_loadbuffer(
+                l,
+                body.as_ptr() as *const c_char,
+                body.len(),
+                c"@user_function".as_ptr(),
+            ) != 0
+            {
+                let msg = String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"")).into_owned();
+                ffi::lua_settop(l, 0);
+                return Err(format!("Error compiling function: {msg}"));
+            }
+            swap(api);
+            LOADING.with(|c| {
+                *c.borrow_mut() = Some(Loading {
+                    fns: Vec::new(),
+                    start: std::time::Instant::now(),
+                    timeout_ms,
+                })
+            });
+            ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+            let failed = ffi::lua_pcall(l, 0, 0, 0) != 0;
+            ffi::lua_sethook(l, None, 0, 0);
+            swap(self.real_globals);
+            let loading = LOADING.with(|c| c.borrow_mut().take());
+            let fns = loading.map(|x| x.fns).unwrap_or_default();
+            if failed {
+                let msg = error_message(l);
+                ffi::lua_settop(l, 0);
+                for f in &fns {
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, f.func);
+                }
+                return Err(format!("Error registering functions: {msg}"));
+            }
+            ffi::lua_settop(l, 0);
+            Ok(fns)
+        }
+    }
+
+    /// Runs the registered function `r.func` with the keys and arguments
+    /// as its two table arguments (FCALL).
+    pub fn run_function(
+        &mut self,
+        host: &mut dyn Host,
+        r: &Run,
+        out: &mut Reply,
+    ) -> (End, Option<bool>) {
+        // SAFETY: see run_eval.
+        unsafe {
+            let l = self.l;
+            ffi::lua_settop(l, 0);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.handler as _);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r.func as _);
+            for list in [r.keys, r.args] {
+                ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                for (i, a) in list.iter().enumerate() {
+                    push_bytes(l, a);
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+            self.call(host, 2, r.hook, r.script_name, out)
+        }
+    }
+}
+
+/// A function a library registered while loading.
+pub struct Registered {
+    pub name: String,
+    pub desc: Option<Vec<u8>>,
+    /// Shebang-style flags (`super::sflags`).
+    pub flags: u32,
+    /// Registry reference of the callback.
+    pub func: c_int,
+}
+
+/// A library being loaded on this thread.
+struct Loading {
+    fns: Vec<Registered>,
+    start: std::time::Instant,
+    timeout_ms: u64,
+}
+
+thread_local! {
+    static LOADING: std::cell::RefCell<Option<Loading>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Gives the table at the top a metatable raising on unknown names and on
+/// writes, and marks it read-only.
+unsafe fn locked_table(l: *mut ffi::lua_State) {
+    // SAFETY: a table at -1.
+    unsafe {
+        ffi::lua_createtable(l, 0, 2);
+        set_field(l, c"__index", || ffi::lua_pushcfunction(l, missing_global));
+        set_field(l, c"__newindex", || {
+            ffi::lua_pushcfunction(l, readonly_newindex)
+        });
+        protect(l);
+        ffi::lua_setmetatable(l, -2);
+        protect(l);
+    }
+}
+
+/// The message Redis gives an error value (`luaExtractErrorInformation`):
+/// a string becomes `ERR <string>`, a table its `err` field.
+unsafe fn error_message(l: *mut ffi::lua_State) -> String {
+    // SAFETY: the error value is at -1; only reads.
+    unsafe {
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            raw_get(l, -1, c"err");
+            let m = String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"")).into_owned();
+            ffi::lua_settop(l, -2);
+            return m;
+        }
+        match to_bytes(l, -1) {
+            Some(b) => format!("ERR {}", String::from_utf8_lossy(b)),
+            None => String::new(),
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn load_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY: called by Lua during a load; raises with nothing owned alive.
+    unsafe {
+        let over = LOADING.with(|c| {
+            c.borrow().as_ref().is_some_and(|x| {
+                x.timeout_ms > 0 && x.start.elapsed().as_millis() as u64 > x.timeout_ms
+            })
+        });
+        if over {
+            ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKLINE, 0);
+            push_error_table(l, b"FUNCTION LOAD timeout");
+            raise(l)
+        }
+    }
+}
+
+/// What `redis.register_function` read, or its error.
+enum RegArgs {
+    Ok(Registered),
+    Err(&'static str),
+}
+
+/// `redis.register_function(name, callback)` or
+/// `redis.register_function{function_name=…, callback=…, flags={…},
+/// description=…}` (only while a library loads).
+unsafe extern "C-unwind" fn register_function(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; errors raised with nothing owned alive.
+    unsafe {
+        let loading = LOADING.with(|c| c.borrow().is_some());
+        if !loading {
+            push_error_table(
+                l,
+                b"redis.register_function can only be called on FUNCTION LOAD command",
+            );
+            raise(l)
+        }
+        let r = match ffi::lua_gettop(l) {
+            1 => read_named(l),
+            2 => read_positional(l),
+            _ => RegArgs::Err("wrong number of arguments to redis.register_function"),
+        };
+        let err: Option<&'static str> = match r {
+            RegArgs::Err(e) => Some(e),
+            RegArgs::Ok(f) => {
+                let valid = !f.name.is_empty()
+                    && f.name
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_');
+                let dup = LOADING.with(|c| {
+                    c.borrow()
+                        .as_ref()
+                        .is_some_and(|x| x.fns.iter().any(|g| g.name == f.name))
+                });
+                if !valid || dup {
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, f.func);
+                    Some(if !valid {
+                        "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
+                    } else {
+                        "Function already exists in the library"
+                    })
+                } else {
+                    LOADING.with(|c| {
+                        if let Some(x) = c.borrow_mut().as_mut() {
+                            x.fns.push(f);
+                        }
+                    });
+                    None
+                }
+            }
+        };
+        if let Some(e) = err {
+            push_error_table(l, e.as_bytes());
+            raise(l)
+        }
+        0
+    }
+}
+
+/// A string (or number) argument as Redis' `luaGetStringSds` reads it.
+unsafe fn string_arg(l: *mut ffi::lua_State, idx: c_int) -> Option<Vec<u8>> {
+    // SAFETY: a valid index.
+    unsafe { (ffi::lua_isstring(l, idx) != 0).then(|| to_bytes(l, idx).unwrap_or(b"").to_vec()) }
+}
+
+unsafe fn read_positional(l: *mut ffi::lua_State) -> RegArgs {
+    // SAFETY: two arguments on the stack.
+    unsafe {
+        let Some(name) = string_arg(l, 1) else {
+            return RegArgs::Err("first argument to redis.register_function must be a string");
+        };
+        if ffi::lua_type(l, 2) != ffi::LUA_TFUNCTION {
+            return RegArgs::Err("second argument to redis.register_function must be a function");
+        }
+        let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        RegArgs::Ok(Registered {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            desc: None,
+            flags: 0,
+            func,
+        })
+    }
+}
+
+unsafe fn read_named(l: *mut ffi::lua_State) -> RegArgs {
+    // SAFETY: one argument on the stack; balanced iteration.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            return RegArgs::Err(
+                "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+            );
+        }
+        let (mut name, mut desc, mut func, mut flags) = (None, None, None::<c_int>, 0u32);
+        let fail = |func: Option<c_int>, e: &'static str| {
+            if let Some(f) = func {
+                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, f);
+            }
+            RegArgs::Err(e)
+        };
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, 1) != 0 {
+            if ffi::lua_isstring(l, -2) == 0 {
+                return fail(
+                    func,
+                    "named argument key given to redis.register_function is not a string",
+                );
+            }
+            let key = to_bytes(l, -2).unwrap_or(b"").to_ascii_lowercase();
+            match key.as_slice() {
+                b"function_name" => match string_arg(l, -1) {
+                    Some(n) => name = Some(n),
+                    None => {
+                        return fail(
+                            func,
+                            "function_name argument given to redis.register_function must be a string",
+                        );
+                    }
+                },
+                b"description" => match string_arg(l, -1) {
+                    Some(d) => desc = Some(d),
+                    None => {
+                        return fail(
+                            func,
+                            "description argument given to redis.register_function must be a string",
+                        );
+                    }
+                },
+                b"callback" => {
+                    if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+                        return fail(
+                            func,
+                            "callback argument given to redis.register_function must be a function",
+                        );
+                    }
+                    if let Some(f) = func {
+                        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, f);
+                    }
+                    func = Some(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+                    continue;
+                }
+                b"flags" => {
+                    if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+                        return fail(
+                            func,
+                            "flags argument to redis.register_function must be a table representing function flags",
+                        );
+                    }
+                    let mut j = 1;
+                    loop {
+                        ffi::lua_rawgeti(l, -1, j);
+                        j += 1;
+                        if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+                            ffi::lua_settop(l, -2);
+                            break;
+                        }
+                        let found = (ffi::lua_isstring(l, -1) != 0)
+                            .then(|| to_bytes(l, -1).unwrap_or(b"").to_ascii_lowercase())
+                            .and_then(|f| {
+                                super::sflags::NAMES
+                                    .iter()
+                                    .find(|(n, _)| n.as_bytes() == f.as_slice())
+                                    .map(|(_, b)| *b)
+                            });
+                        ffi::lua_settop(l, -2);
+                        match found {
+                            Some(b) => flags |= b,
+                            None => return fail(func, "unknown flag given"),
+                        }
+                    }
+                }
+                _ => return fail(func, "unknown argument given to redis.register_function"),
+            }
+            ffi::lua_settop(l, -2);
+        }
+        let Some(name) = name else {
+            return fail(
+                func,
+                "redis.register_function must get a function name argument",
+            );
+        };
+        let Some(func) = func else {
+            return RegArgs::Err("redis.register_function must get a callback argument");
+        };
+        RegArgs::Ok(Registered {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            desc,
+            flags,
+            func,
+        })
     }
 }
 

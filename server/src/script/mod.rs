@@ -40,6 +40,7 @@ mod bit;
 #[allow(unsafe_code)]
 mod cjson;
 mod cmsgpack;
+pub mod functions;
 mod libs;
 pub mod lua;
 mod structlib;
@@ -304,6 +305,9 @@ pub fn handler(id: CmdId) -> Option<exec::Handler> {
         CmdId::Evalsha => evalsha,
         CmdId::EvalshaRo => evalsha_ro,
         CmdId::Script => script_cmd,
+        CmdId::Fcall => functions::fcall,
+        CmdId::FcallRo => functions::fcall_ro,
+        CmdId::Function => functions::function_cmd,
         _ => return None,
     })
 }
@@ -325,10 +329,10 @@ fn evalsha_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// A script's KEYS and ARGV.
-type KeysArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+pub(crate) type KeysArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
 
 /// `numkeys` of EVAL / FCALL: the keys and the arguments.
-fn split_keys<'a>(argv: &'a [&'a [u8]]) -> Result<KeysArgs<'a>, CmdError> {
+pub(crate) fn split_keys<'a>(argv: &'a [&'a [u8]]) -> Result<KeysArgs<'a>, CmdError> {
     let n = protocol::number::parse_i64(argv[2]).ok_or(CmdError::NotInteger)?;
     if n > (argv.len() - 3) as i64 {
         return Err(CmdError::Static(errors::SCRIPT_TOO_MANY_KEYS));
@@ -363,11 +367,11 @@ fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, ro: bool) -> CmdRes
         }
     };
     let name = std::str::from_utf8(&sha).unwrap_or("?");
-    run(ctx, func, name, flags, ro, keys, args)
+    run(ctx, Kind::Eval, func, name, flags, ro, keys, args)
 }
 
 /// Refusals before a script with `flags` runs (`scriptPrepareForRun`).
-fn prepare(srv: &Server, client: &Client, flags: u32, ro: bool) -> Result<(), CmdError> {
+pub(crate) fn prepare(srv: &Server, client: &Client, flags: u32, ro: bool) -> Result<(), CmdError> {
     if flags & sflags::EVAL_COMPAT != 0 {
         return Ok(());
     }
@@ -616,8 +620,20 @@ fn may_replicate(id: CmdId) -> bool {
 
 /// Runs a compiled script (`func` in this thread's registry) for the
 /// caller.
+/// Which interpreter and calling convention a run uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// EVAL: KEYS and ARGV globals, this thread's EVAL interpreter.
+    Eval,
+    /// FCALL: keys and args as arguments, this thread's functions
+    /// interpreter.
+    Function,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     ctx: &mut Ctx,
+    kind: Kind,
     func: std::ffi::c_int,
     script_name: &str,
     sflags_: u32,
@@ -665,22 +681,25 @@ fn run(
                 start_ms: ctx.now,
                 threshold_ms,
                 busy: None,
-                eval: true,
+                eval: kind == Kind::Eval,
                 name: script_name,
                 repl_mark: None,
             };
             let hook = threshold_ms > 0;
             let out = &mut *ctx.out;
-            let (end, counted) = with_vm(srv, |t| {
-                let r = lua::Run {
-                    func,
-                    script_name,
-                    keys,
-                    args,
-                    hook,
-                };
-                t.vm.run_eval(&mut host, &r, out)
-            });
+            let r = lua::Run {
+                func,
+                script_name,
+                keys,
+                args,
+                hook,
+            };
+            let (end, counted) = match kind {
+                Kind::Eval => with_vm(srv, |t| t.vm.run_eval(&mut host, &r, out)),
+                Kind::Function => {
+                    functions::with_fvm(srv, |vm| vm.run_function(&mut host, &r, out))
+                }
+            };
             (end, counted, host.abort, host.busy.take())
         };
         ctx.client.db = db;

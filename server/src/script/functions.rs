@@ -1,0 +1,677 @@
+//! Redis 7.0 functions (`functions.c` / `function_lua.c` semantics, our own
+//! code): FUNCTION LOAD/DELETE/FLUSH/LIST/DUMP/RESTORE/STATS/KILL/HELP and
+//! FCALL/FCALL_RO. The libraries (name, code, the functions each
+//! registered with their flags and descriptions) are shared; every executor
+//! thread has a functions interpreter of its own (separate from its EVAL
+//! one, as Redis keeps them apart) that loads every library and is rebuilt
+//! after any change. Libraries are part of the dataset: saved in RDB files
+//! (FUNCTION2 records), propagated as the FUNCTION commands that changed
+//! them (AOF, replicas), and written into an AOF rewrite's base.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, RwLock};
+
+use protocol::resp::Reply;
+
+use super::{Kind, lua, sflags};
+use crate::errors::{self, CmdError, CmdResult};
+use crate::exec::Ctx;
+use crate::server::Server;
+
+/// A function a library registered.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub name: String,
+    pub desc: Option<Vec<u8>>,
+    pub flags: u32,
+}
+
+/// A library: its name, its whole code (shebang line included, as FUNCTION
+/// LIST WITHCODE and DUMP give it back) and its functions.
+#[derive(Debug)]
+pub struct Library {
+    pub name: String,
+    pub code: Arc<[u8]>,
+    pub functions: Vec<Function>,
+}
+
+#[derive(Default)]
+struct State {
+    libs: BTreeMap<String, Arc<Library>>,
+    /// Function name → its library.
+    funcs: HashMap<String, Arc<Library>>,
+}
+
+/// The server's libraries.
+#[derive(Default)]
+pub struct Functions {
+    state: RwLock<State>,
+    /// Bumped by every change: threads rebuild their interpreter.
+    generation: AtomicU64,
+}
+
+/// FUNCTION LOAD's time limit (Redis' LOAD_TIMEOUT_MS).
+const LOAD_TIMEOUT_MS: u64 = 500;
+
+impl Functions {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every library, by name.
+    pub fn libraries(&self) -> Vec<Arc<Library>> {
+        self.read().libs.values().cloned().collect()
+    }
+
+    /// (libraries, functions).
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.read();
+        (s.libs.len(), s.funcs.len())
+    }
+
+    /// Removes every library.
+    pub fn flush(&self) {
+        let mut s = self.write();
+        s.libs.clear();
+        s.funcs.clear();
+        self.generation.fetch_add(1, SeqCst);
+    }
+
+    /// Loads a library's code (`replace`: an existing library of that name
+    /// is replaced); its name, or Redis' error text. `timeout_ms` 0: none
+    /// (from the master, the AOF, an RDB file).
+    pub fn load(&self, code: &[u8], replace: bool, timeout_ms: u64) -> Result<String, String> {
+        let lib = compile_library(code, timeout_ms)?;
+        let name = lib.name.clone();
+        let mut s = self.write();
+        link(&mut s, Arc::new(lib), replace)?;
+        self.generation.fetch_add(1, SeqCst);
+        Ok(name)
+    }
+
+    /// Adds libraries loaded elsewhere (FUNCTION RESTORE APPEND/REPLACE):
+    /// all or none.
+    fn join(&self, libs: Vec<Library>, replace: bool) -> Result<(), String> {
+        let mut s = self.write();
+        let mut next = State {
+            libs: s.libs.clone(),
+            funcs: s.funcs.clone(),
+        };
+        for lib in libs {
+            link(&mut next, Arc::new(lib), replace)?;
+        }
+        *s = next;
+        self.generation.fetch_add(1, SeqCst);
+        Ok(())
+    }
+
+    /// Replaces every library (FUNCTION RESTORE FLUSH).
+    fn swap(&self, libs: Vec<Library>) -> Result<(), String> {
+        let mut next = State::default();
+        for lib in libs {
+            link(&mut next, Arc::new(lib), false)?;
+        }
+        *self.write() = next;
+        self.generation.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// Adds `lib` to `s`, checking names (Redis' libraryJoin rules).
+fn link(s: &mut State, lib: Arc<Library>, replace: bool) -> Result<(), String> {
+    let old = s.libs.get(&lib.name).cloned();
+    if old.is_some() && !replace {
+        return Err(format!("Library '{}' already exists", lib.name));
+    }
+    if let Some(old) = &old {
+        for f in &old.functions {
+            s.funcs.remove(&f.name);
+        }
+    }
+    if let Some(f) = lib.functions.iter().find(|f| s.funcs.contains_key(&f.name)) {
+        // Put the old library back as it was.
+        if let Some(old) = &old {
+            for f in &old.functions {
+                s.funcs.insert(f.name.clone(), old.clone());
+            }
+        }
+        return Err(format!("Function {} already exists", f.name));
+    }
+    for f in &lib.functions {
+        s.funcs.insert(f.name.clone(), lib.clone());
+    }
+    s.libs.insert(lib.name.clone(), lib);
+    Ok(())
+}
+
+/// The library name and engine of a code's shebang
+/// (`functionExtractLibMetaData`): (name, body offset).
+fn metadata(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let Some(end) = memchr::memchr(b'\n', code) else {
+        return Err("Invalid library metadata".into());
+    };
+    let parts = protocol::resp::split_args(&code[..end]).unwrap_or_default();
+    let Some(first) = parts.first() else {
+        return Err("Invalid library metadata".into());
+    };
+    let engine = &first[2..];
+    let mut name: Option<Vec<u8>> = None;
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(p[5..].to_vec());
+            continue;
+        }
+        return Err(format!(
+            "Invalid metadata value given: {}",
+            String::from_utf8_lossy(p)
+        ));
+    }
+    let Some(name) = name else {
+        return Err("Library name was not given".into());
+    };
+    if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(format!(
+            "Engine '{}' not found",
+            String::from_utf8_lossy(engine)
+        ));
+    }
+    Ok((String::from_utf8_lossy(&name).into_owned(), end))
+}
+
+/// FUNCTION2 records of `libs` (RDB files, FUNCTION DUMP): the opcode and
+/// the library's code as an RDB string.
+pub fn write_records(out: &mut Vec<u8>, libs: &[Arc<Library>]) {
+    for lib in libs {
+        out.push(protocol::rdb::file::opcode::FUNCTION2);
+        protocol::rdb::file::write_string(out, &lib.code, None);
+    }
+}
+
+/// Reads one RDB string (length-prefixed, integer-encoded or LZF, as
+/// Redis writes library code): the bytes and how many were read.
+fn read_string(b: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let first = *b.first()?;
+    let len = |b: &[u8]| -> Option<(u64, usize)> {
+        let f = *b.first()?;
+        Some(match f >> 6 {
+            0 => ((f & 0x3f) as u64, 1),
+            1 => ((((f & 0x3f) as u64) << 8) | *b.get(1)? as u64, 2),
+            _ if f == 0x80 => (u32::from_be_bytes(b.get(1..5)?.try_into().ok()?) as u64, 5),
+            _ if f == 0x81 => (u64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9),
+            _ => return None,
+        })
+    };
+    if first >> 6 != 3 {
+        let (n, h) = len(b)?;
+        let end = h.checked_add(usize::try_from(n).ok()?)?;
+        return Some((b.get(h..end)?.to_vec(), end));
+    }
+    match first & 0x3f {
+        0 => Some(((*b.get(1)? as i8).to_string().into_bytes(), 2)),
+        1 => Some((
+            i16::from_le_bytes(b.get(1..3)?.try_into().ok()?)
+                .to_string()
+                .into_bytes(),
+            3,
+        )),
+        2 => Some((
+            i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)
+                .to_string()
+                .into_bytes(),
+            5,
+        )),
+        3 => {
+            let (clen, h1) = len(&b[1..])?;
+            let (ulen, h2) = len(&b[1 + h1..])?;
+            let start = 1 + h1 + h2;
+            let end = start.checked_add(usize::try_from(clen).ok()?)?;
+            let out =
+                protocol::rdb::lzf::decompress(b.get(start..end)?, usize::try_from(ulen).ok()?)?;
+            Some((out, end))
+        }
+        _ => None,
+    }
+}
+
+/// Loads `code` in a scratch interpreter to learn its functions.
+fn compile_library(code: &[u8], timeout_ms: u64) -> Result<Library, String> {
+    let (name, body) = metadata(code)?;
+    let mut vm = lua::Vm::new_functions();
+    let fns = vm.load_library(&code[body..], timeout_ms)?;
+    if fns.is_empty() {
+        return Err("No functions registered".into());
+    }
+    Ok(Library {
+        name,
+        code: Arc::from(code),
+        functions: fns
+            .into_iter()
+            .map(|f| Function {
+                name: f.name,
+                desc: f.desc,
+                flags: f.flags,
+            })
+            .collect(),
+    })
+}
+
+/// This thread's functions interpreter: every library loaded, function
+/// name → registry reference.
+struct ThreadFns {
+    generation: u64,
+    vm: lua::Vm,
+    refs: HashMap<String, std::ffi::c_int>,
+}
+
+thread_local! {
+    static FVM: std::cell::RefCell<Option<ThreadFns>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The reference of function `name` in this thread's interpreter (rebuilt
+/// first if the libraries changed).
+fn function_ref(srv: &Server, name: &str) -> Option<std::ffi::c_int> {
+    FVM.with(|cell| {
+        let generation = srv.functions.generation.load(SeqCst);
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|t| t.generation != generation) {
+            let mut vm = lua::Vm::new_functions();
+            let mut refs = HashMap::new();
+            for lib in srv.functions.libraries() {
+                let body = memchr::memchr(b'\n', &lib.code).unwrap_or(lib.code.len());
+                // Loaded once already: no time limit here.
+                if let Ok(fns) = vm.load_library(&lib.code[body..], 0) {
+                    for f in fns {
+                        refs.insert(f.name, f.func);
+                    }
+                }
+            }
+            *slot = Some(ThreadFns {
+                generation,
+                vm,
+                refs,
+            });
+        }
+        slot.as_ref().and_then(|t| t.refs.get(name).copied())
+    })
+}
+
+/// Runs `f` with this thread's functions interpreter.
+pub(super) fn with_fvm<R>(srv: &Server, f: impl FnOnce(&mut lua::Vm) -> R) -> R {
+    let _ = function_ref(srv, "");
+    FVM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let t = slot.as_mut().expect("built by function_ref");
+        f(&mut t.vm)
+    })
+}
+
+pub(super) fn fcall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    fcall_generic(ctx, argv, false)
+}
+
+pub(super) fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    fcall_generic(ctx, argv, true)
+}
+
+fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
+    let srv = ctx.srv;
+    let name = String::from_utf8_lossy(argv[1]).into_owned();
+    let flags = {
+        let s = srv.functions.read();
+        let Some(lib) = s.funcs.get(&name) else {
+            return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
+        };
+        lib.functions
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.flags)
+    };
+    if protocol::number::parse_i64(argv[2]).is_none() {
+        return Err(CmdError::Static(errors::FUNCTION_BAD_NUMKEYS));
+    }
+    let (keys, args) = super::split_keys(argv)?;
+    let Some(func) = function_ref(srv, &name) else {
+        return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
+    };
+    // Functions have no compatibility mode: their flags always apply.
+    super::run(
+        ctx,
+        Kind::Function,
+        func,
+        &name,
+        flags & !sflags::EVAL_COMPAT,
+        ro,
+        keys,
+        args,
+    )
+}
+
+const HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];
+
+pub(super) fn function_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let srv = ctx.srv;
+    let sub = argv[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"load" => {
+            let mut replace = false;
+            let mut i = 2;
+            while i < argv.len() - 1 {
+                if argv[i].eq_ignore_ascii_case(b"replace") {
+                    replace = true;
+                    i += 1;
+                    continue;
+                }
+                return Err(CmdError::Msg(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(argv[i])
+                )));
+            }
+            if i >= argv.len() {
+                return Err(CmdError::Static(errors::FUNCTION_CODE_MISSING));
+            }
+            let timeout = if ctx.client.from_master || ctx.client.replaying {
+                0
+            } else {
+                LOAD_TIMEOUT_MS
+            };
+            match srv.functions.load(argv[i], replace, timeout) {
+                Ok(name) => {
+                    ctx.dirty(1);
+                    ctx.out.bulk(name.as_bytes());
+                    Ok(())
+                }
+                Err(e) => Err(CmdError::Msg(format!("ERR {e}"))),
+            }
+        }
+        b"delete" => {
+            let name = String::from_utf8_lossy(argv[2]).into_owned();
+            let mut s = srv.functions.write();
+            let Some(lib) = s.libs.remove(&name) else {
+                return Err(CmdError::Static(errors::FUNCTION_LIBRARY_NOT_FOUND));
+            };
+            for f in &lib.functions {
+                s.funcs.remove(&f.name);
+            }
+            drop(s);
+            srv.functions.generation.fetch_add(1, SeqCst);
+            ctx.dirty(1);
+            ctx.out.ok();
+            Ok(())
+        }
+        b"flush" => {
+            if argv.len() > 3 {
+                return Err(CmdError::Msg(errors::subcommand_syntax(
+                    "function", argv[1],
+                )));
+            }
+            if let Some(m) = argv.get(2)
+                && !m.eq_ignore_ascii_case(b"sync")
+                && !m.eq_ignore_ascii_case(b"async")
+            {
+                return Err(CmdError::Static(errors::FUNCTION_FLUSH_SYNTAX));
+            }
+            srv.functions.flush();
+            ctx.dirty(1);
+            ctx.out.ok();
+            Ok(())
+        }
+        b"list" => list(ctx, argv),
+        b"dump" => {
+            let mut payload = Vec::new();
+            write_records(&mut payload, &srv.functions.libraries());
+            payload.extend_from_slice(&protocol::rdb::file::FILE_VERSION.to_le_bytes());
+            let crc = protocol::rdb::crc64(&payload);
+            payload.extend_from_slice(&crc.to_le_bytes());
+            ctx.out.bulk(&payload);
+            Ok(())
+        }
+        b"restore" => restore(ctx, argv),
+        b"stats" => stats(ctx),
+        b"kill" => super::kill(ctx, false),
+        b"help" if argv.len() == 2 => {
+            ctx.out.array(HELP.len());
+            for l in HELP {
+                ctx.out.simple(l.as_bytes());
+            }
+            Ok(())
+        }
+        _ => Err(CmdError::Msg(errors::unknown_subcommand(
+            "function", argv[1],
+        ))),
+    }
+}
+
+fn list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (mut with_code, mut pattern): (bool, Option<&[u8]>) = (false, None);
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        if !with_code && a.eq_ignore_ascii_case(b"withcode") {
+            with_code = true;
+            i += 1;
+            continue;
+        }
+        if pattern.is_none() && a.eq_ignore_ascii_case(b"libraryname") {
+            if i >= argv.len() - 1 {
+                return Err(CmdError::Static(errors::FUNCTION_LIBRARY_NAME_MISSING));
+            }
+            pattern = Some(argv[i + 1]);
+            i += 2;
+            continue;
+        }
+        return Err(CmdError::Msg(format!(
+            "ERR Unknown argument {}",
+            String::from_utf8_lossy(a)
+        )));
+    }
+    let libs: Vec<Arc<Library>> = ctx
+        .srv
+        .functions
+        .libraries()
+        .into_iter()
+        .filter(|l| {
+            pattern.is_none_or(|p| protocol::glob::string_match(p, l.name.as_bytes(), true))
+        })
+        .collect();
+    let out: &mut Reply = ctx.out;
+    out.array(libs.len());
+    for lib in &libs {
+        out.map(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(lib.name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.functions.len());
+        for f in &lib.functions {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.name.as_bytes());
+            out.bulk(b"description");
+            match &f.desc {
+                Some(d) => out.bulk(d),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            let names: Vec<&str> = sflags::NAMES
+                .iter()
+                .filter(|(_, b)| f.flags & b != 0)
+                .map(|(n, _)| *n)
+                .collect();
+            out.set(names.len());
+            for n in names {
+                out.simple(n.as_bytes());
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+    Ok(())
+}
+
+fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 4 {
+        return Err(CmdError::Msg(errors::subcommand_syntax(
+            "function", argv[1],
+        )));
+    }
+    #[derive(PartialEq)]
+    enum Policy {
+        Append,
+        Replace,
+        Flush,
+    }
+    let policy = match argv.get(3).map(|p| p.to_ascii_lowercase()) {
+        None => Policy::Append,
+        Some(p) if p == b"append" => Policy::Append,
+        Some(p) if p == b"replace" => Policy::Replace,
+        Some(p) if p == b"flush" => Policy::Flush,
+        Some(_) => return Err(CmdError::Static(errors::FUNCTION_RESTORE_POLICY)),
+    };
+    if protocol::rdb::verify(argv[2]).is_err() {
+        return Err(CmdError::Static(errors::RESTORE_BAD_PAYLOAD));
+    }
+    let body = &argv[2][..argv[2].len() - 10];
+    let mut libs = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let op = body[pos];
+        pos += 1;
+        if op != protocol::rdb::file::opcode::FUNCTION2 {
+            return Err(CmdError::Static(errors::FUNCTION_NOT_A_FUNCTION));
+        }
+        let Some((code, used)) = read_string(&body[pos..]) else {
+            return Err(CmdError::Static(errors::FUNCTION_RESTORE_FAILED));
+        };
+        pos += used;
+        match compile_library(&code, 0) {
+            Ok(l) => libs.push(l),
+            Err(e) => return Err(CmdError::Msg(format!("ERR {e}"))),
+        }
+    }
+    let f = &ctx.srv.functions;
+    let r = match policy {
+        Policy::Flush => f.swap(libs),
+        p => f.join(libs, p == Policy::Replace),
+    };
+    if let Err(e) = r {
+        return Err(CmdError::Msg(format!("ERR {e}")));
+    }
+    ctx.dirty(1);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn stats(ctx: &mut Ctx) -> CmdResult {
+    let (libs, funcs) = ctx.srv.functions.counts();
+    let out: &mut Reply = ctx.out;
+    out.map(2);
+    out.bulk(b"running_script");
+    out.null();
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libs as i64);
+    out.bulk(b"functions_count");
+    out.int(funcs as i64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_rules() {
+        assert_eq!(metadata(b"#!lua name=x\nbody").unwrap(), ("x".into(), 12));
+        assert_eq!(metadata(b"#!LUA NAME=y\n").unwrap().0, "y");
+        assert_eq!(
+            metadata(b"return 1").unwrap_err(),
+            "Missing library metadata"
+        );
+        assert_eq!(metadata(b"#!lua").unwrap_err(), "Invalid library metadata");
+        assert_eq!(
+            metadata(b"#!lua\n").unwrap_err(),
+            "Library name was not given"
+        );
+        assert_eq!(
+            metadata(b"#!lua name=a name=b\n").unwrap_err(),
+            "Invalid metadata value, name argument was given multiple times"
+        );
+        assert_eq!(
+            metadata(b"#!lua foo=bar\n").unwrap_err(),
+            "Invalid metadata value given: foo=bar"
+        );
+        assert_eq!(
+            metadata(b"#!js name=a\n").unwrap_err(),
+            "Engine 'js' not found"
+        );
+        assert!(
+            metadata(b"#!lua name=a-b\n")
+                .unwrap_err()
+                .starts_with("Library names")
+        );
+    }
+}
