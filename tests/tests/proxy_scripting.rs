@@ -120,3 +120,40 @@ fn eval_routes_by_the_first_key() {
         String::from_utf8_lossy(&r)
     );
 }
+
+#[test]
+fn functions_through_the_proxy() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &[]);
+    let mut c = p.conn();
+    let lib = "#!lua name=lib\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)";
+    assert_reply(&c.send(&["FUNCTION", "LOAD", lib]), b"$3\r\nlib\r\n");
+    // On both servers.
+    for s in [&a, &b] {
+        assert_reply(
+            &s.conn().send(&["FUNCTION", "LIST"]),
+            b"*1\r\n*6\r\n$12\r\nlibrary_name\r\n$3\r\nlib\r\n$6\r\nengine\r\n$3\r\nLUA\r\n$9\r\nfunctions\r\n*1\r\n*6\r\n$4\r\nname\r\n$4\r\nbump\r\n$11\r\ndescription\r\n$-1\r\n$5\r\nflags\r\n*0\r\n",
+        );
+    }
+    for k in ["a", "b", "c", "k1", "k2", "k3"] {
+        assert_reply(&c.send(&["FCALL", "bump", "1", k, "3"]), b":3\r\n");
+    }
+    assert_reply(
+        &c.send(&["FUNCTION", "LOAD", lib]),
+        b"-ERR Library 'lib' already exists\r\n",
+    );
+    let r = c.send(&["FCALL", "bump", "2", "a", "b", "1"]);
+    assert!(
+        r.starts_with(b"-CROSSSLOT"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert_reply(&c.send(&["FUNCTION", "DELETE", "lib"]), b"+OK\r\n");
+    assert_reply(
+        &c.send(&["FCALL", "bump", "1", "a", "1"]),
+        b"-ERR Function not found\r\n",
+    );
+    assert_reply(&c.send(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+    assert_reply(&c.send(&["FUNCTION", "LIST"]), b"*0\r\n");
+}

@@ -116,6 +116,68 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it() {
 }
 
 #[test]
+fn busy_function_then_function_kill() {
+    let s = busy_server();
+    let mut probe = s.conn();
+    assert_eq!(
+        probe.send(&["FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function('spin', function() local i = 0 while true do i = i + 1 end end)"]),
+        b"$4\r\nspin\r\n"
+    );
+    let mut runner = start_script(s.port(), &["FCALL", "spin", "0"]);
+    let busy = wait_busy(&mut probe);
+    assert_eq!(
+        busy,
+        b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    // SCRIPT KILL does not stop a function; FUNCTION STATS shows it.
+    assert_eq!(
+        probe.cmd("SCRIPT KILL"),
+        b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    let stats = String::from_utf8_lossy(&probe.cmd("FUNCTION STATS")).into_owned();
+    assert!(
+        stats.starts_with("*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n$7\r\ncommand\r\n*3\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n$11\r\nduration_ms\r\n:"),
+        "{stats}"
+    );
+    assert_eq!(probe.cmd("FUNCTION KILL"), b"+OK\r\n");
+    let r = runner.read_reply().expect("reply");
+    assert!(
+        r.starts_with(
+            b"-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."
+        ),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert_eq!(
+        probe.cmd("FUNCTION KILL"),
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    assert!(
+        probe
+            .cmd("FUNCTION STATS")
+            .starts_with(b"*4\r\n$14\r\nrunning_script\r\n$-1\r\n")
+    );
+    // FUNCTION KILL does not stop an EVAL.
+    let mut runner = start_script(s.port(), &["EVAL", SPIN, "0"]);
+    wait_busy(&mut probe);
+    assert_eq!(
+        probe.cmd("FUNCTION KILL"),
+        b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    assert_eq!(
+        probe.cmd("FUNCTION STATS"),
+        b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    assert_eq!(probe.cmd("SCRIPT KILL"), b"+OK\r\n");
+    assert!(
+        runner
+            .read_reply()
+            .expect("reply")
+            .starts_with(b"-ERR Script killed")
+    );
+}
+
+#[test]
 fn the_busy_threshold_is_configurable() {
     let s = busy_server();
     let mut c = s.conn();

@@ -353,6 +353,7 @@ fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
     // Functions have no compatibility mode: their flags always apply.
     super::run(
         ctx,
+        argv,
         Kind::Function,
         func,
         &name,
@@ -623,11 +624,30 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn stats(ctx: &mut Ctx) -> CmdResult {
+    let busy = ctx.srv.scripts.busy_run();
+    if busy.as_ref().is_some_and(|b| b.0) {
+        return Err(CmdError::Static(errors::BUSY_SCRIPT));
+    }
     let (libs, funcs) = ctx.srv.functions.counts();
+    let now = ctx.now;
     let out: &mut Reply = ctx.out;
     out.map(2);
     out.bulk(b"running_script");
-    out.null();
+    match busy {
+        None => out.null(),
+        Some((_, name, command, start)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(command.len());
+            for a in &command {
+                out.bulk(a);
+            }
+            out.bulk(b"duration_ms");
+            out.int(crate::db::now_ms().max(now).saturating_sub(start) as i64);
+        }
+    }
     out.bulk(b"engines");
     out.map(1);
     out.bulk(b"LUA");

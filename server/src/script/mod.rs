@@ -97,6 +97,12 @@ pub struct Busy {
     pub wrote: AtomicBool,
     pub kill: AtomicBool,
     pub from_master: bool,
+    /// The script's SHA1 or the function's name.
+    pub name: String,
+    /// The caller's command line (FUNCTION STATS).
+    pub command: Vec<Vec<u8>>,
+    /// Unix ms when the run started.
+    pub start_ms: u64,
 }
 
 /// The server's scripting state.
@@ -142,6 +148,13 @@ impl Scripts {
     #[inline]
     pub fn busy(&self) -> bool {
         self.busy_count.load(Relaxed) != 0
+    }
+
+    /// The first busy run: (EVAL?, name, command, unix ms it started).
+    pub fn busy_run(&self) -> Option<(bool, String, Vec<Vec<u8>>, u64)> {
+        lock(&self.busy)
+            .first()
+            .map(|b| (b.eval, b.name.clone(), b.command.clone(), b.start_ms))
     }
 
     /// The busy reply for a command that may not run now, if any.
@@ -367,7 +380,7 @@ fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, ro: bool) -> CmdRes
         }
     };
     let name = std::str::from_utf8(&sha).unwrap_or("?");
-    run(ctx, Kind::Eval, func, name, flags, ro, keys, args)
+    run(ctx, argv, Kind::Eval, func, name, flags, ro, keys, args)
 }
 
 /// Refusals before a script with `flags` runs (`scriptPrepareForRun`).
@@ -423,6 +436,8 @@ struct Host<'r, 'a> {
     /// Where entries propagated while `set_repl(REPL_NONE)` start: they are
     /// dropped.
     repl_mark: Option<usize>,
+    /// The caller's command line.
+    argv: &'r [&'r [u8]],
 }
 
 impl Host<'_, '_> {
@@ -585,6 +600,9 @@ impl lua::Host for Host<'_, '_> {
                 wrote: AtomicBool::new(self.wrote),
                 kill: AtomicBool::new(false),
                 from_master: self.client.from_master,
+                name: self.name.to_string(),
+                command: self.argv.iter().map(|a| a.to_vec()).collect(),
+                start_ms: self.start_ms,
             });
             let scripts = &self.srv.scripts;
             lock(&scripts.busy).push(b.clone());
@@ -633,6 +651,7 @@ enum Kind {
 #[allow(clippy::too_many_arguments)]
 fn run(
     ctx: &mut Ctx,
+    argv: &[&[u8]],
     kind: Kind,
     func: std::ffi::c_int,
     script_name: &str,
@@ -684,6 +703,7 @@ fn run(
                 eval: kind == Kind::Eval,
                 name: script_name,
                 repl_mark: None,
+                argv,
             };
             let hook = threshold_ms > 0;
             let out = &mut *ctx.out;
