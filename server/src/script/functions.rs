@@ -273,32 +273,32 @@ fn compile_library(code: &[u8], timeout_ms: u64) -> Result<Library, String> {
 }
 
 /// This thread's functions interpreter: every library loaded, function
-/// name → registry reference.
+/// name → registry reference and flags.
 struct ThreadFns {
     generation: u64,
     vm: lua::Vm,
-    refs: HashMap<String, std::ffi::c_int>,
+    refs: HashMap<Vec<u8>, (std::ffi::c_int, u32), ahash::RandomState>,
 }
 
 thread_local! {
     static FVM: std::cell::RefCell<Option<ThreadFns>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The reference of function `name` in this thread's interpreter (rebuilt
-/// first if the libraries changed).
-fn function_ref(srv: &Server, name: &str) -> Option<std::ffi::c_int> {
+/// Runs `f` with this thread's functions interpreter and its function
+/// table (rebuilt first if the libraries changed).
+fn with_fns<R>(srv: &Server, f: impl FnOnce(&mut ThreadFns) -> R) -> R {
     FVM.with(|cell| {
         let generation = srv.functions.generation.load(SeqCst);
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|t| t.generation != generation) {
             let mut vm = lua::Vm::new_functions();
-            let mut refs = HashMap::new();
+            let mut refs = HashMap::default();
             for lib in srv.functions.libraries() {
                 let body = memchr::memchr(b'\n', &lib.code).unwrap_or(lib.code.len());
                 // Loaded once already: no time limit here.
                 if let Ok(fns) = vm.load_library(&lib.code[body..], 0) {
                     for f in fns {
-                        refs.insert(f.name, f.func);
+                        refs.insert(f.name.into_bytes(), (f.func, f.flags));
                     }
                 }
             }
@@ -308,18 +308,13 @@ fn function_ref(srv: &Server, name: &str) -> Option<std::ffi::c_int> {
                 refs,
             });
         }
-        slot.as_ref().and_then(|t| t.refs.get(name).copied())
+        f(slot.as_mut().expect("built above"))
     })
 }
 
 /// Runs `f` with this thread's functions interpreter.
 pub(super) fn with_fvm<R>(srv: &Server, f: impl FnOnce(&mut lua::Vm) -> R) -> R {
-    let _ = function_ref(srv, "");
-    FVM.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let t = slot.as_mut().expect("built by function_ref");
-        f(&mut t.vm)
-    })
+    with_fns(srv, |t| f(&mut t.vm))
 }
 
 pub(super) fn fcall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -332,24 +327,14 @@ pub(super) fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
     let srv = ctx.srv;
-    let name = String::from_utf8_lossy(argv[1]).into_owned();
-    let flags = {
-        let s = srv.functions.read();
-        let Some(lib) = s.funcs.get(&name) else {
-            return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
-        };
-        lib.functions
-            .iter()
-            .find(|f| f.name == name)
-            .map_or(0, |f| f.flags)
+    let Some((func, flags)) = with_fns(srv, |t| t.refs.get(argv[1]).copied()) else {
+        return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
     };
     if protocol::number::parse_i64(argv[2]).is_none() {
         return Err(CmdError::Static(errors::FUNCTION_BAD_NUMKEYS));
     }
     let (keys, args) = super::split_keys(argv)?;
-    let Some(func) = function_ref(srv, &name) else {
-        return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
-    };
+    let name = String::from_utf8_lossy(argv[1]);
     // Functions have no compatibility mode: their flags always apply.
     super::run(
         ctx,
