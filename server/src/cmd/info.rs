@@ -376,19 +376,41 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     );
     w.kv("total_system_memory", total);
     w.kv("total_system_memory_human", human(total));
-    w.kv("used_memory_lua", 0);
-    w.kv("used_memory_vm_eval", 0);
-    w.kv("used_memory_lua_human", "0B");
-    w.kv("used_memory_scripts_eval", 0);
-    w.kv("number_of_cached_scripts", 0);
-    w.kv("number_of_functions", 0);
-    w.kv("number_of_libraries", 0);
+    // Lua: the EVAL interpreter of the thread that ran the last script
+    // (there is one per executor thread), the cached bodies, the function
+    // libraries' code.
+    let srv = ctx.srv;
+    let lua = srv
+        .scripts
+        .lua_memory
+        .load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let scripts_eval = srv
+        .scripts
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let (n_libs, n_funcs) = srv.functions.counts();
+    let functions_code: u64 = srv
+        .functions
+        .libraries()
+        .iter()
+        .map(|l| l.code.len() as u64)
+        .sum();
+    w.kv("used_memory_lua", lua);
+    w.kv("used_memory_vm_eval", lua);
+    w.kv("used_memory_lua_human", human(lua));
+    w.kv("used_memory_scripts_eval", scripts_eval);
+    w.kv("number_of_cached_scripts", srv.scripts.len());
+    w.kv("number_of_functions", n_funcs);
+    w.kv("number_of_libraries", n_libs);
     w.kv("used_memory_vm_functions", 0);
-    w.kv("used_memory_vm_total", 0);
-    w.kv("used_memory_vm_total_human", "0B");
-    w.kv("used_memory_functions", 0);
-    w.kv("used_memory_scripts", 0);
-    w.kv("used_memory_scripts_human", "0B");
+    w.kv("used_memory_vm_total", lua);
+    w.kv("used_memory_vm_total_human", human(lua));
+    w.kv("used_memory_functions", functions_code);
+    w.kv("used_memory_scripts", scripts_eval + functions_code);
+    w.kv(
+        "used_memory_scripts_human",
+        human(scripts_eval + functions_code),
+    );
     w.kv("maxmemory", maxmemory);
     w.kv("maxmemory_human", human(maxmemory));
     w.kv("maxmemory_policy", String::from_utf8_lossy(&policy));

@@ -155,7 +155,14 @@ const POOL_KEEP: usize = 4096;
 #[derive(Default)]
 struct Pool {
     free: [Vec<*mut c_void>; POOL_MAX / POOL_STEP],
+    /// Bytes Lua holds (its own accounting of block sizes).
+    used: usize,
 }
+
+/// The most memory one interpreter may hold: past it an allocation fails
+/// and the script gets Lua's `not enough memory` error instead of the
+/// process being killed (Redis sets no limit).
+pub const MEMORY_LIMIT: usize = 1 << 30;
 
 impl Pool {
     fn class(n: usize) -> usize {
@@ -214,12 +221,34 @@ unsafe extern "C" fn pool_alloc(
     let pool = unsafe { &mut *(ud as *mut Pool) };
     // SAFETY (below): blocks are the pool's or malloc's, sized as Lua says.
     unsafe {
+        let old = if ptr.is_null() { 0 } else { osize };
         if nsize == 0 {
             if !ptr.is_null() {
                 pool.put(ptr, osize);
+                pool.used -= osize.min(pool.used);
             }
             return ptr::null_mut();
         }
+        if nsize > old && pool.used + (nsize - old) > MEMORY_LIMIT {
+            return ptr::null_mut();
+        }
+        let p = pool_realloc(pool, ptr, osize, nsize);
+        if !p.is_null() {
+            pool.used = pool.used - old.min(pool.used) + nsize;
+        }
+        p
+    }
+}
+
+/// [`pool_alloc`]'s allocation and reallocation (`nsize` > 0).
+unsafe fn pool_realloc(
+    pool: &mut Pool,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    // SAFETY: as in `pool_alloc`.
+    unsafe {
         if ptr.is_null() {
             return pool.get(nsize);
         }
