@@ -389,6 +389,8 @@ pub fn execute_checked(
         return Outcome::Replied;
     }
     if srv.scripts.busy()
+        && !client.from_master
+        && !client.replaying
         && !spec.has(flags::ALLOW_BUSY)
         && !top.has(flags::ALLOW_BUSY)
         && let Some(e) = srv.scripts.busy_error()
@@ -457,7 +459,12 @@ pub fn execute_checked(
             id,
             CmdId::Exec | CmdId::Discard | CmdId::Multi | CmdId::Watch | CmdId::Quit | CmdId::Reset
         ) {
-            m.queue(argv, spec.has(flags::WRITE));
+            // A script that may write counts as a write (EXEC's migration
+            // check covers its declared keys).
+            m.queue(
+                argv,
+                spec.has(flags::WRITE) || (runs_script(id) && !spec.has(flags::READONLY)),
+            );
             client.info.queued.store(m.len(), Relaxed);
             out.simple(b"QUEUED");
             return Outcome::Replied;

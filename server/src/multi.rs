@@ -379,6 +379,11 @@ fn plan(
             spec.for_each_key_pos(&argv, |i| write_key(db, argv[i]));
         }
         if exec::runs_script(id) {
+            // Its declared keys are checked like a write's (a script that
+            // may write and whose keys are in flight aborts the EXEC).
+            if !spec.has(flags::READONLY) {
+                spec.for_each_key_pos(&argv, |i| write_key(db, argv[i]));
+            }
             // A script's keys are known only as it runs, and it cannot grow
             // a lock set inside the transaction's: EXEC holds every slot.
             plan.all = true;

@@ -1276,6 +1276,11 @@ pub trait HeldSlots {
     /// The held table of `slot` in DB `db`, or `None` when not held.
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>>;
 
+    /// Whether every slot of every DB is held.
+    fn holds_all(&self) -> bool {
+        false
+    }
+
     /// The slot of `key` when it is one of the command's own key arguments
     /// (the very slice, compared by address: the gate hashed it already).
     fn known_slot(&self, _key: &[u8]) -> Option<usize> {
@@ -1439,6 +1444,10 @@ impl<'a> LockSet<'a> {
 }
 
 impl HeldSlots for LockSet<'_> {
+    fn holds_all(&self) -> bool {
+        matches!(self, LockSet::All(_))
+    }
+
     #[inline]
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
         let cell = match self {
@@ -1611,7 +1620,12 @@ impl<'a> GrowSet<'a> {
 
     /// Whether every slot is held.
     pub fn holds_everything(&self) -> bool {
-        self.all.is_some()
+        self.all.is_some() || self.parent.is_some_and(|p| p.holds_all())
+    }
+
+    /// Whether a caller's set is underneath (EXEC's).
+    pub fn has_parent(&self) -> bool {
+        self.parent.is_some()
     }
 
     fn parent_holds(&self, k: usize) -> bool {
@@ -1650,6 +1664,10 @@ impl<'a> GrowSet<'a> {
 }
 
 impl HeldSlots for GrowSet<'_> {
+    fn holds_all(&self) -> bool {
+        self.holds_everything()
+    }
+
     #[inline]
     fn held(&self, db: usize, slot: usize) -> Option<RefMut<'_, SlotTable>> {
         if let Some(all) = &self.all {

@@ -129,22 +129,28 @@ fn link(s: &mut State, lib: Arc<Library>, replace: bool) -> Result<(), String> {
     if old.is_some() && !replace {
         return Err(format!("Library '{}' already exists", lib.name));
     }
+    // Function names are case-insensitive (Redis' function dictionary).
+    let key = |n: &str| n.to_ascii_lowercase();
     if let Some(old) = &old {
         for f in &old.functions {
-            s.funcs.remove(&f.name);
+            s.funcs.remove(&key(&f.name));
         }
     }
-    if let Some(f) = lib.functions.iter().find(|f| s.funcs.contains_key(&f.name)) {
+    if let Some(f) = lib
+        .functions
+        .iter()
+        .find(|f| s.funcs.contains_key(&key(&f.name)))
+    {
         // Put the old library back as it was.
         if let Some(old) = &old {
             for f in &old.functions {
-                s.funcs.insert(f.name.clone(), old.clone());
+                s.funcs.insert(key(&f.name), old.clone());
             }
         }
         return Err(format!("Function {} already exists", f.name));
     }
     for f in &lib.functions {
-        s.funcs.insert(f.name.clone(), lib.clone());
+        s.funcs.insert(key(&f.name), lib.clone());
     }
     s.libs.insert(lib.name.clone(), lib);
     Ok(())
@@ -298,7 +304,7 @@ fn with_fns<R>(srv: &Server, f: impl FnOnce(&mut ThreadFns) -> R) -> R {
                 // Loaded once already: no time limit here.
                 if let Ok(fns) = vm.load_library(&lib.code[body..], 0) {
                     for f in fns {
-                        refs.insert(f.name.into_bytes(), (f.func, f.flags));
+                        refs.insert(f.name.to_ascii_lowercase().into_bytes(), (f.func, f.flags));
                     }
                 }
             }
@@ -312,9 +318,18 @@ fn with_fns<R>(srv: &Server, f: impl FnOnce(&mut ThreadFns) -> R) -> R {
     })
 }
 
-/// Runs `f` with this thread's functions interpreter.
-pub(super) fn with_fvm<R>(srv: &Server, f: impl FnOnce(&mut lua::Vm) -> R) -> R {
-    with_fns(srv, |t| f(&mut t.vm))
+/// Runs `f` with this thread's functions interpreter and function
+/// `name`'s reference there; None when it has no such function.
+pub(super) fn with_fns_run<R>(
+    srv: &Server,
+    name: &str,
+    f: impl FnOnce(&mut lua::Vm, std::ffi::c_int) -> R,
+) -> Option<R> {
+    with_fns(srv, |t| {
+        let key = name.to_ascii_lowercase();
+        let func = t.refs.get(key.as_bytes()).map(|x| x.0)?;
+        Some(f(&mut t.vm, func))
+    })
 }
 
 pub(super) fn fcall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -327,7 +342,8 @@ pub(super) fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) -> CmdResult {
     let srv = ctx.srv;
-    let Some((func, flags)) = with_fns(srv, |t| t.refs.get(argv[1]).copied()) else {
+    let lower = argv[1].to_ascii_lowercase();
+    let Some((func, flags)) = with_fns(srv, |t| t.refs.get(&lower).copied()) else {
         return Err(CmdError::Static(errors::FUNCTION_NOT_FOUND));
     };
     if protocol::number::parse_i64(argv[2]).is_none() {
@@ -434,7 +450,7 @@ pub(super) fn function_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::Static(errors::FUNCTION_LIBRARY_NOT_FOUND));
             };
             for f in &lib.functions {
-                s.funcs.remove(&f.name);
+                s.funcs.remove(&f.name.to_ascii_lowercase());
             }
             drop(s);
             srv.functions.generation.fetch_add(1, SeqCst);

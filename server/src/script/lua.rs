@@ -124,9 +124,6 @@ pub struct Vm {
     handler: c_int,
     /// Registry reference of the real globals table.
     real_globals: c_int,
-    /// Lengths KEYS and ARGV were filled to by the last run.
-    keys_len: usize,
-    args_len: usize,
     /// Registry reference of the globals a function library sees while it
     /// loads (`redis.register_function`, `redis.log` …; functions
     /// interpreters only).
@@ -157,6 +154,10 @@ struct Pool {
     free: [Vec<*mut c_void>; POOL_MAX / POOL_STEP],
     /// Bytes Lua holds (its own accounting of block sizes).
     used: usize,
+    /// [`MEMORY_LIMIT`] applies (while a script or a library's code runs,
+    /// inside a protected call: set-up and reply conversion outside one
+    /// must never fail).
+    limited: bool,
 }
 
 /// The most memory one interpreter may hold: past it an allocation fails
@@ -229,7 +230,7 @@ unsafe extern "C" fn pool_alloc(
             }
             return ptr::null_mut();
         }
-        if nsize > old && pool.used + (nsize - old) > MEMORY_LIMIT {
+        if pool.limited && nsize > old && pool.used + (nsize - old) > MEMORY_LIMIT {
             return ptr::null_mut();
         }
         let p = pool_realloc(pool, ptr, osize, nsize);
@@ -261,7 +262,9 @@ unsafe fn pool_realloc(
         }
         let new = pool.get(nsize);
         if new.is_null() {
-            return ptr::null_mut();
+            // A shrink cannot fail (Lua's collector relies on it): the old
+            // block is big enough.
+            return if nsize < osize { ptr } else { ptr::null_mut() };
         }
         std::ptr::copy_nonoverlapping(ptr as *const u8, new as *mut u8, osize.min(nsize));
         pool.put(ptr, osize);
@@ -392,8 +395,11 @@ unsafe fn mark_counted(l: *mut ffi::lua_State) {
 fn guarded(l: *mut ffi::lua_State, f: impl FnOnce() -> c_int) -> c_int {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(n) => n,
-        // SAFETY: the panic payload is dropped; nothing else is alive here.
-        Err(_) => unsafe { raise_plain(l, c"internal error in a redis library function") },
+        Err(payload) => {
+            drop(payload);
+            // SAFETY: the payload is dropped; nothing else is alive here.
+            unsafe { raise_plain(l, c"internal error in a redis library function") }
+        }
     }
 }
 
@@ -432,6 +438,13 @@ unsafe fn generic_call(l: *mut ffi::lua_State, raise_errors: bool) -> c_int {
     // SAFETY (whole function): `l` is the running state; the arguments are
     // on its stack while the command runs (their bytes are borrowed).
     unsafe {
+        if ABORTING.with(|a| a.get()) {
+            abort_run(l)
+        }
+        if KILLED.with(|k| k.get()) {
+            push_error_table(l, b"Script killed by user with SCRIPT KILL...");
+            raise(l)
+        }
         let argc = ffi::lua_gettop(l);
         let end = guarded_end(|| {
             let Some(host) = host() else {
@@ -511,13 +524,15 @@ unsafe fn generic_call(l: *mut ffi::lua_State, raise_errors: bool) -> c_int {
                 1
             }
             CallEnd::Reply => {
-                let is_error = SCRATCH.with(|s| {
-                    let s = s.borrow();
-                    let resp3 = host().is_some_and(|h| h.resp3());
-                    let _ = resp3;
-                    push_reply(l, &s.reply);
-                    s.reply.first() == Some(&b'-')
+                // Through a raw pointer, not a borrow guard: pushing can
+                // raise (out of memory), and a guard jumped over would stay
+                // borrowed for good.
+                let reply: *const Vec<u8> = SCRATCH.with(|s| {
+                    let p = s.as_ptr();
+                    &(*p).reply as *const Vec<u8>
                 });
+                push_reply(l, &*reply);
+                let is_error = (*reply).first() == Some(&b'-');
                 if raise_errors && is_error {
                     raise(l)
                 }
@@ -914,6 +929,109 @@ unsafe extern "C-unwind" fn readonly_guard(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// `coroutine.resume`: an abort or a SCRIPT KILL raised inside the
+/// coroutine (where `resume` would return it as a value) goes on up.
+unsafe extern "C-unwind" fn resume_guard(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the upvalue is the original function.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        if ABORTING.with(|a| a.get()) {
+            abort_run(l)
+        }
+        if KILLED.with(|k| k.get()) {
+            push_error_table(l, b"Script killed by user with SCRIPT KILL...");
+            raise(l)
+        }
+        ffi::lua_gettop(l)
+    }
+}
+
+/// The first byte of a precompiled chunk: Redis only ever parses source
+/// (a crafted binary chunk is a way out of the sandbox).
+const BINARY_CHUNK: u8 = 0x1b;
+
+/// `loadstring(s [, name])` for source text only.
+unsafe extern "C-unwind" fn loadstring_guard(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the upvalue is the original function.
+    unsafe {
+        if ffi::lua_type(l, 1) == ffi::LUA_TSTRING
+            && to_bytes(l, 1).and_then(|b| b.first().copied()) == Some(BINARY_CHUNK)
+        {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushstring(l, c"binary chunks are not allowed".as_ptr());
+            return 2;
+        }
+        readonly_passthrough(l)
+    }
+}
+
+/// `load(f [, name])`: the pieces are gathered first, then loaded as
+/// source only.
+unsafe extern "C-unwind" fn load_guard(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; calls the reader through the API.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+        let name_given = ffi::lua_gettop(l) >= 2;
+        let mut parts = 0;
+        loop {
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_call(l, 0, 1);
+            if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+                ffi::lua_settop(l, -2);
+                break;
+            }
+            if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+                ffi::lua_settop(l, -(parts + 2));
+                ffi::lua_pushnil(l);
+                ffi::lua_pushstring(l, c"reader function must return a string".as_ptr());
+                return 2;
+            }
+            parts += 1;
+            if parts > 1 {
+                ffi::lua_concat(l, 2);
+                parts = 1;
+            }
+        }
+        if parts == 0 {
+            ffi::lua_pushstring(l, c"".as_ptr());
+        }
+        let code = to_bytes(l, -1).unwrap_or(b"");
+        if code.first() == Some(&BINARY_CHUNK) {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushstring(l, c"binary chunks are not allowed".as_ptr());
+            return 2;
+        }
+        let (ptr, len) = (code.as_ptr(), code.len());
+        let name = if name_given {
+            ffi::luaL_optlstring(l, 2, c"=(load)".as_ptr(), ptr::null_mut())
+        } else {
+            c"=(load)".as_ptr()
+        };
+        if ffi::luaL_loadbuffer(l, ptr as *const c_char, len, name) == 0 {
+            1
+        } else {
+            ffi::lua_pushnil(l);
+            ffi::lua_insert(l, -2);
+            2
+        }
+    }
+}
+
+/// Calls the original function (upvalue 1) with every argument.
+unsafe fn readonly_passthrough(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state; the upvalue is a function.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
 /// Whether the table at `idx` is read-only.
 unsafe fn is_protected(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: a valid state and index.
@@ -1037,7 +1155,10 @@ unsafe extern "C-unwind" fn hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debu
             ffi::lua_pushlightuserdata(l, ABORT_KEY.as_ptr() as *mut c_void);
             raise(l)
         }
-        let kill = host().is_some_and(|h| h.interrupted());
+        let kill = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            host().is_some_and(|h| h.interrupted())
+        }))
+        .unwrap_or(false);
         if kill {
             // Fire on every line from now on, so a pcall in the script
             // cannot catch the error and go on (Redis does the same).
@@ -1251,6 +1372,16 @@ impl Vm {
             ffi::lua_setfield(l, g, c"pairs".as_ptr());
             ffi::lua_pushcfunction(l, lua_rawget_compat);
             ffi::lua_setfield(l, g, c"rawget".as_ptr());
+            ffi::lua_getfield(l, g, c"loadstring".as_ptr());
+            ffi::lua_pushcclosure(l, loadstring_guard, 1);
+            ffi::lua_setfield(l, g, c"loadstring".as_ptr());
+            ffi::lua_pushcfunction(l, load_guard);
+            ffi::lua_setfield(l, g, c"load".as_ptr());
+            ffi::lua_getfield(l, g, c"coroutine".as_ptr());
+            ffi::lua_getfield(l, -1, c"resume".as_ptr());
+            ffi::lua_pushcclosure(l, resume_guard, 1);
+            ffi::lua_setfield(l, -2, c"resume".as_ptr());
+            ffi::lua_settop(l, -2);
             // Redis' error handler is a global (scripts see its name in
             // `_G`); ours lives in the registry, this is the same function.
             ffi::lua_pushcfunction(l, error_handler);
@@ -1343,8 +1474,6 @@ impl Vm {
                 _pool: pool,
                 handler,
                 real_globals,
-                keys_len: 0,
-                args_len: 0,
                 library_api: None,
             }
         }
@@ -1353,6 +1482,14 @@ impl Vm {
     /// Compiles `body` as chunk `chunk` ("@user_script") and keeps the
     /// function in the registry: its reference, or the compiler's message.
     pub fn compile(&mut self, chunk: &CStr, body: &[u8]) -> Result<c_int, String> {
+        if body.first() == Some(&BINARY_CHUNK) {
+            // What Redis' patched Lua (source only) answers.
+            let name = chunk.to_string_lossy();
+            return Err(format!(
+                "{}:1: unexpected symbol near 'char(27)'",
+                name.trim_start_matches('@')
+            ));
+        }
         // SAFETY: luaL_loadbuffer is protected; the stack is balanced.
         unsafe {
             let l = self.l;
@@ -1396,40 +1533,18 @@ impl Vm {
             ffi::lua_settop(l, 0);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.handler as _);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, func as _);
-            // KEYS and ARGV: the same two tables every run, refilled (a
-            // script cannot keep a reference past its run: globals are
-            // read-only and an EVAL chunk has no upvalues), so a run
-            // allocates only its strings.
+            // KEYS and ARGV: new tables every run, as Redis (a script may
+            // change them; nothing of one run may reach the next). Raw
+            // sets: the globals' metatable raises on writes.
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
-            for (key, list, len) in [
-                (c"KEYS", keys, &mut self.keys_len),
-                (c"ARGV", args, &mut self.args_len),
-            ] {
-                // Raw accesses: the globals' metatable raises on unknown
-                // names, and this runs outside any protected call.
+            for (key, list) in [(c"KEYS", keys), (c"ARGV", args)] {
                 ffi::lua_pushstring(l, key.as_ptr());
-                ffi::lua_rawget(l, -2);
-                if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-                    ffi::lua_settop(l, -2);
-                    ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
-                    ffi::lua_pushstring(l, key.as_ptr());
-                    ffi::lua_pushvalue(l, -2);
-                    ffi::lua_rawset(l, -4);
-                    *len = 0;
-                }
+                ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
                 for (i, a) in list.iter().enumerate() {
                     push_bytes(l, a);
                     ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
                 }
-                // The table's length as the script left it may exceed the
-                // last run's: clear from the new end to whichever is larger.
-                let left = (ffi::lua_objlen(l, -1)).max(*len);
-                for i in list.len()..left {
-                    ffi::lua_pushnil(l);
-                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
-                }
-                *len = list.len();
-                ffi::lua_settop(l, -2);
+                ffi::lua_rawset(l, -3);
             }
             ffi::lua_settop(l, -2);
             self.call(host, 0, hook_armed, script_name, out)
@@ -1458,7 +1573,9 @@ impl Vm {
                 ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
             }
             // The handler is at index 1, below the function and arguments.
+            self.limit(true);
             let err = ffi::lua_pcall(l, nargs, 1, 1);
+            self.limit(false);
             ffi::lua_sethook(l, None, 0, 0);
             let aborted = ABORTING.with(|a| a.replace(false));
             KILLED.with(|k| k.set(false));
@@ -1485,6 +1602,11 @@ impl Vm {
             });
             (end, counted)
         }
+    }
+
+    /// Turns [`MEMORY_LIMIT`] on or off (no Lua code runs meanwhile).
+    fn limit(&mut self, on: bool) {
+        self._pool.limited = on;
     }
 
     /// Memory the interpreter uses, in bytes (`used_memory_lua`).
@@ -1540,6 +1662,12 @@ impl Vm {
         let Some(api) = self.library_api else {
             return Err("not a functions interpreter".into());
         };
+        if body.first() == Some(&BINARY_CHUNK) {
+            return Err(
+                "Error compiling function: user_function:1: unexpected symbol near 'char(27)'"
+                    .into(),
+            );
+        }
         // SAFETY: the globals' metatable is ours (set in `new`); the stack
         // is balanced on every path; the collector is cleared after.
         unsafe {
@@ -1572,7 +1700,9 @@ impl Vm {
                 })
             });
             ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+            self.limit(true);
             let failed = ffi::lua_pcall(l, 0, 0, 0) != 0;
+            self.limit(false);
             ffi::lua_sethook(l, None, 0, 0);
             swap(self.real_globals);
             let loading = LOADING.with(|c| c.borrow_mut().take());
@@ -2058,9 +2188,26 @@ unsafe fn write_error(l: *mut ffi::lua_State, script_name: &str, out: &mut Reply
 /// Converts the value at the top to a reply (`luaReplyToRedisReply`) and
 /// pops it. `script_resp3`: the script's protocol (booleans).
 unsafe fn write_value(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: bool) {
+    DEPTH.with(|d| d.set(d.get() + 1));
+    // SAFETY: see `write_value_at`.
+    unsafe { write_value_at(l, out, script_resp3) };
+    DEPTH.with(|d| d.set(d.get() - 1));
+}
+
+thread_local! {
+    /// Nesting of the reply being converted.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Deepest reply nesting converted (Redis stops at Lua's 8,000 stack
+/// slots, about 4,000 levels; this bounds the recursion on executor
+/// threads with small stacks).
+const MAX_DEPTH: u32 = 1000;
+
+unsafe fn write_value_at(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: bool) {
     // SAFETY: a value at -1; balanced pushes and pops.
     unsafe {
-        if ffi::lua_checkstack(l, 4) == 0 {
+        if DEPTH.with(|d| d.get()) > MAX_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
             out.error(b"ERR reached lua stack limit");
             ffi::lua_settop(l, -2);
             return;

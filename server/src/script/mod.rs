@@ -289,26 +289,33 @@ fn compiled(
     sha: &[u8; 40],
     script: Option<&Arc<Script>>,
 ) -> Result<Option<(std::ffi::c_int, u32)>, CmdError> {
-    with_vm(srv, |t| {
-        if let Some((r, s)) = t.fns.get(sha) {
-            return Ok(Some((*r, s.flags)));
-        }
-        let s = match script {
-            Some(s) => s.clone(),
-            None => match srv.scripts.get(sha) {
-                Some(s) => s,
-                None => return Ok(None),
-            },
-        };
-        let r =
-            t.vm.compile(c"@user_script", &s.body[s.shebang_len..])
-                .map_err(|e| {
-                    CmdError::Msg(format!("ERR Error compiling script (new function): {e}"))
-                })?;
-        let flags = s.flags;
-        t.fns.insert(*sha, (r, s));
-        Ok(Some((r, flags)))
-    })
+    with_vm(srv, |t| compiled_in(srv, t, sha, script))
+}
+
+/// [`compiled`] with this thread's interpreter borrowed already.
+fn compiled_in(
+    srv: &Server,
+    t: &mut ThreadVm,
+    sha: &[u8; 40],
+    script: Option<&Arc<Script>>,
+) -> Result<Option<(std::ffi::c_int, u32)>, CmdError> {
+    if let Some((r, s)) = t.fns.get(sha) {
+        return Ok(Some((*r, s.flags)));
+    }
+    let s = match script {
+        Some(s) => s.clone(),
+        None => match srv.scripts.get(sha) {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+    };
+    let r = t
+        .vm
+        .compile(c"@user_script", &s.body[s.shebang_len..])
+        .map_err(|e| CmdError::Msg(format!("ERR Error compiling script (new function): {e}")))?;
+    let flags = s.flags;
+    t.fns.insert(*sha, (r, s));
+    Ok(Some((r, flags)))
 }
 
 pub fn handler(id: CmdId) -> Option<exec::Handler> {
@@ -438,6 +445,8 @@ struct Host<'r, 'a> {
     repl_mark: Option<usize>,
     /// The caller's command line.
     argv: &'r [&'r [u8]],
+    /// A migration was in flight (any DB) when the run started.
+    flight_at_start: bool,
 }
 
 impl Host<'_, '_> {
@@ -453,8 +462,12 @@ impl Host<'_, '_> {
         }
         let mut plan = LockPlan::default();
         exec::plan_command(&mut plan, id, spec, argv, self.client.db);
+        // Inside EXEC (a caller's set underneath) a restart would lock
+        // what this thread holds already: wait instead (EXEC holds every
+        // slot for a script, so nothing is missing there anyway).
+        let may_restart = !self.wrote && !self.locks.has_parent();
         if plan.all {
-            if !self.wrote {
+            if may_restart {
                 self.abort = Some(AbortWhy::Restart);
                 return Err(lua::Refusal::Abort);
             }
@@ -470,7 +483,7 @@ impl Host<'_, '_> {
         pairs.sort_unstable();
         for (db, slot) in pairs {
             if self.locks.grow(db, slot, false) == Grow::Contended {
-                if !self.wrote {
+                if may_restart {
                     self.abort = Some(AbortWhy::Restart);
                     return Err(lua::Refusal::Abort);
                 }
@@ -484,6 +497,10 @@ impl Host<'_, '_> {
 impl lua::Host for Host<'_, '_> {
     fn call(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), lua::Refusal> {
         use lua::Refusal;
+        if self.abort.is_some() {
+            // An abort a coroutine swallowed: nothing more runs.
+            return Err(Refusal::Abort);
+        }
         let err = |s: &'static str| Err(Refusal::Error(s.into()));
         let Some(id) = command::lookup(argv[0]) else {
             return err(errors::SCRIPT_UNKNOWN_COMMAND);
@@ -501,7 +518,15 @@ impl lua::Host for Host<'_, '_> {
         if !spec.arity_ok(argv.len()) {
             return err(errors::SCRIPT_WRONG_ARITY);
         }
-        if spec.has(flags::NOSCRIPT) || top.has(flags::NOSCRIPT) {
+        // Redis' noscript commands, and ours that cannot run inside another
+        // command (Codis' migration commands, SLOTSMGRT-EXEC-WRAPPER: not
+        // allowed in MULTI either).
+        if spec.has(flags::NOSCRIPT)
+            || top.has(flags::NOSCRIPT)
+            || spec.has(flags::NO_MULTI)
+            || top.has(flags::NO_MULTI)
+            || top.group == "codis"
+        {
             return err(errors::SCRIPT_NOT_ALLOWED);
         }
         let write = spec.has(flags::WRITE);
@@ -522,7 +547,10 @@ impl lua::Host for Host<'_, '_> {
             }
         }
         self.lock_for(id, spec, argv)?;
-        if write && self.srv.inflight.any(self.client.db) {
+        // A key set registered while this script runs waits for the
+        // script's epoch: writing into it is safe. Only migrations already
+        // in flight when the script started can ship a key under it.
+        if write && self.flight_at_start && self.srv.inflight.any(self.client.db) {
             let mut moving = false;
             spec.for_each_key_pos(argv, |i| {
                 moving |= self.srv.inflight.is_migrating(self.client.db, argv[i])
@@ -670,6 +698,7 @@ fn run(
         return Err(CmdError::Migrating);
     }
     let outer_exec = ctx.client.in_exec;
+    let flight_at_start = (0..srv.ks.db_count()).any(|d| srv.inflight.any(d));
     let threshold_ms = srv.config().busy_reply_threshold_ms;
     let mut everything = false;
     loop {
@@ -704,21 +733,44 @@ fn run(
                 name: script_name,
                 repl_mark: None,
                 argv,
+                flight_at_start,
             };
             let hook = threshold_ms > 0;
             let out = &mut *ctx.out;
-            let r = lua::Run {
+            let mut r = lua::Run {
                 func,
                 script_name,
                 keys,
                 args,
                 hook,
             };
+            // The reference is looked up again with the interpreter
+            // borrowed: a SCRIPT FLUSH or a library change on another
+            // thread since the first lookup rebuilt it (references are
+            // per interpreter).
             let (end, counted) = match kind {
-                Kind::Eval => with_vm(srv, |t| t.vm.run_eval(&mut host, &r, out)),
-                Kind::Function => {
-                    functions::with_fvm(srv, |vm| vm.run_function(&mut host, &r, out))
-                }
+                Kind::Eval => with_vm(srv, |t| {
+                    let mut sha = [0u8; 40];
+                    sha.copy_from_slice(&script_name.as_bytes()[..40.min(script_name.len())]);
+                    match compiled_in(srv, t, &sha, None) {
+                        Ok(Some((f, _))) => {
+                            r.func = f;
+                            t.vm.run_eval(&mut host, &r, out)
+                        }
+                        _ => {
+                            out.error(errors::NOSCRIPT.as_bytes());
+                            (lua::End::Done, Some(false))
+                        }
+                    }
+                }),
+                Kind::Function => functions::with_fns_run(srv, script_name, |vm, f| {
+                    r.func = f;
+                    vm.run_function(&mut host, &r, out)
+                })
+                .unwrap_or_else(|| {
+                    out.error(errors::FUNCTION_NOT_FOUND.as_bytes());
+                    (lua::End::Done, Some(false))
+                }),
             };
             (end, counted, host.abort, host.busy.take())
         };

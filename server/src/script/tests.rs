@@ -162,3 +162,57 @@ fn contended_undeclared_slot_restarts_or_waits() {
         ]
     );
 }
+
+/// A script inside MULTI reaching every slot (KEYS, INFO …) runs under
+/// EXEC's lock set instead of restarting (which would lock what the thread
+/// holds already).
+#[test]
+fn all_slot_commands_inside_exec_do_not_hang() {
+    let mut h = Harness::new();
+    h.run("SET k 1");
+    h.run("MULTI");
+    h.run("EVAL \"return redis.call('keys', '*')\" 0");
+    h.run("EVAL \"redis.call('incr', 'k') return redis.call('dbsize')\" 0");
+    assert_eq!(h.run("EXEC"), "*2\r\n*1\r\n$1\r\nk\r\n:1\r\n");
+    assert_eq!(h.run("GET k"), "$1\r\n2\r\n");
+}
+
+/// An abort raised inside a coroutine is not swallowed by
+/// `coroutine.resume`: the run restarts once, its write happens once.
+#[test]
+fn coroutines_cannot_swallow_an_abort() {
+    let mut h = Harness::new();
+    h.capture();
+    h.run("FLUSHALL");
+    let r = h.run("EVAL \"coroutine.resume(coroutine.create(function() redis.call('keys', '*') end)); return redis.call('incr', KEYS[1])\" 1 c");
+    assert_eq!(r, ":1\r\n");
+    assert_eq!(h.run("GET c"), "$1\r\n1\r\n");
+    assert_eq!(h.propagated(), ["SELECT 0", "FLUSHALL", "incr c"]);
+}
+
+/// Precompiled chunks never load (Redis parses source only).
+#[test]
+fn binary_chunks_are_refused() {
+    let mut h = Harness::new();
+    let r = h.run_args(&[b"EVAL", b"\x1bLua\x51\x00", b"0"]);
+    assert_eq!(
+        r,
+        b"-ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'\r\n"
+    );
+    assert_eq!(
+        h.run("EVAL \"return {loadstring(string.dump(function() return 1 end))}\" 0"),
+        "*0\r\n"
+    );
+    assert_eq!(
+        h.run("EVAL \"local s = string.dump(function() return 1 end) local f = load(function() local x = s s = nil return x end) return f == nil\" 0"),
+        ":1\r\n"
+    );
+    assert_eq!(
+        h.run("EVAL \"return load(function() return nil end) ~= nil\" 0"),
+        ":1\r\n"
+    );
+    assert_eq!(
+        h.run("EVAL \"return loadstring('return 7')()\" 0"),
+        ":7\r\n"
+    );
+}
