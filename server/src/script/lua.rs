@@ -128,6 +128,9 @@ pub struct Vm {
     /// loads (`redis.register_function`, `redis.log` …; functions
     /// interpreters only).
     library_api: Option<c_int>,
+    /// How far the last run filled KEYS and ARGV (tables that are still
+    /// clean are refilled, see `run_eval`).
+    filled: [usize; 2],
 }
 
 impl Drop for Vm {
@@ -1475,6 +1478,7 @@ impl Vm {
                 handler,
                 real_globals,
                 library_api: None,
+                filled: [0, 0],
             }
         }
     }
@@ -1533,21 +1537,40 @@ impl Vm {
             ffi::lua_settop(l, 0);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.handler as _);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, func as _);
-            // KEYS and ARGV: new tables every run, as Redis (a script may
-            // change them; nothing of one run may reach the next). Raw
-            // sets: the globals' metatable raises on writes.
+            // KEYS and ARGV: nothing of one run may reach the next, as
+            // with Redis' new tables per run. A table the last run left as
+            // it was filled (no metatable, no key beyond what we put
+            // there: checked after the run) is refilled instead, which
+            // saves two tables per run; any other is replaced by a new one.
+            // Raw accesses: the globals' metatable raises.
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
-            for (key, list) in [(c"KEYS", keys), (c"ARGV", args)] {
+            for (n, (key, list)) in [(c"KEYS", keys), (c"ARGV", args)].into_iter().enumerate() {
                 ffi::lua_pushstring(l, key.as_ptr());
-                ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                ffi::lua_rawget(l, -2);
+                let reuse = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
+                if !reuse {
+                    ffi::lua_settop(l, -2);
+                    ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
+                    ffi::lua_pushstring(l, key.as_ptr());
+                    ffi::lua_pushvalue(l, -2);
+                    ffi::lua_rawset(l, -4);
+                    self.filled[n] = 0;
+                }
                 for (i, a) in list.iter().enumerate() {
                     push_bytes(l, a);
                     ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
                 }
-                ffi::lua_rawset(l, -3);
+                for i in list.len()..self.filled[n] {
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+                self.filled[n] = list.len();
+                ffi::lua_settop(l, -2);
             }
             ffi::lua_settop(l, -2);
-            self.call(host, 0, hook_armed, script_name, out)
+            let r = self.call(host, 0, hook_armed, script_name, out);
+            self.check_args_tables();
+            r
         }
     }
 
@@ -1601,6 +1624,60 @@ impl Vm {
                 }
             });
             (end, counted)
+        }
+    }
+
+    /// After an EVAL run: drops KEYS or ARGV from the globals unless the
+    /// script left it exactly as filled (no metatable; no key past the
+    /// filled length — `next` after the last filled index finds none; a
+    /// value removed inside is refilled or cleared next time anyway).
+    fn check_args_tables(&mut self) {
+        // SAFETY: raw accesses on a balanced stack, no metamethods; `next`
+        // from an existing integer key cannot raise.
+        unsafe {
+            let l = self.l;
+            ffi::lua_settop(l, 0);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
+            for (n, key) in [c"KEYS", c"ARGV"].into_iter().enumerate() {
+                ffi::lua_pushstring(l, key.as_ptr());
+                ffi::lua_rawget(l, 1);
+                let mut clean = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
+                if clean && ffi::lua_getmetatable(l, -1) != 0 {
+                    ffi::lua_settop(l, -2);
+                    clean = false;
+                }
+                if clean {
+                    let filled = self.filled[n];
+                    // A hole at the last filled index would make `next`
+                    // raise on a missing key: only look from a present one.
+                    if filled > 0 {
+                        ffi::lua_rawgeti(l, -1, filled as ffi::lua_Integer);
+                        let present = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+                        ffi::lua_settop(l, -2);
+                        if present {
+                            ffi::lua_pushinteger(l, filled as ffi::lua_Integer);
+                        } else {
+                            clean = false;
+                        }
+                    } else {
+                        ffi::lua_pushnil(l);
+                    }
+                    if clean {
+                        if ffi::lua_next(l, -2) != 0 {
+                            ffi::lua_settop(l, -3);
+                            clean = false;
+                        }
+                    }
+                }
+                ffi::lua_settop(l, 1);
+                if !clean {
+                    ffi::lua_pushstring(l, key.as_ptr());
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawset(l, 1);
+                    self.filled[n] = 0;
+                }
+            }
+            ffi::lua_settop(l, 0);
         }
     }
 
