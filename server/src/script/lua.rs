@@ -321,6 +321,74 @@ unsafe fn set_field(l: *mut ffi::lua_State, k: &CStr, f: impl FnOnce()) {
     }
 }
 
+/// Field names the conversions use on every call, interned once per
+/// interpreter at fixed registry slots (`lua_rawgeti` pushes them without
+/// hashing a C string each time).
+#[derive(Clone, Copy)]
+#[repr(i32)]
+enum S {
+    Err = 1,
+    Ok,
+    Double,
+    BigNumber,
+    Verbatim,
+    Map,
+    Set,
+    Keys,
+    Argv,
+    Ignore,
+    Str,
+    Format,
+}
+
+const S_TEXT: [&CStr; 12] = [
+    c"err",
+    c"ok",
+    c"double",
+    c"big_number",
+    c"verbatim_string",
+    c"map",
+    c"set",
+    c"KEYS",
+    c"ARGV",
+    c"ignore_error_stats_update",
+    c"string",
+    c"format",
+];
+
+/// Pushes the interned name `n`.
+#[inline]
+unsafe fn push_s(l: *mut ffi::lua_State, n: S) {
+    // SAFETY: the slot was filled by `Vm::new`.
+    unsafe {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, n as i32 as ffi::lua_Integer);
+    }
+}
+
+/// Sets `t[n] = v` (raw) for the table at the top, `v` pushed by `f`.
+unsafe fn set_field_s(l: *mut ffi::lua_State, n: S, f: impl FnOnce()) {
+    // SAFETY: the table is at -1; `f` pushes exactly one value.
+    unsafe {
+        push_s(l, n);
+        f();
+        ffi::lua_rawset(l, -3);
+    }
+}
+
+/// Pushes `t[n]` without metamethods, `t` at `idx`.
+unsafe fn raw_get_s(l: *mut ffi::lua_State, idx: c_int, n: S) {
+    // SAFETY: a table at `idx`.
+    unsafe {
+        let t = if idx < 0 {
+            ffi::lua_gettop(l) + idx + 1
+        } else {
+            idx
+        };
+        push_s(l, n);
+        ffi::lua_rawget(l, t);
+    }
+}
+
 /// Raises the error value at the top of the stack. The caller's Rust frames
 /// must hold nothing with a destructor.
 unsafe fn raise(l: *mut ffi::lua_State) -> ! {
@@ -373,7 +441,7 @@ unsafe fn push_error_table(l: *mut ffi::lua_State, text: &[u8]) {
     // SAFETY: pushes a table with one field; no error other than memory.
     unsafe {
         ffi::lua_createtable(l, 0, 2);
-        ffi::lua_pushstring(l, c"err".as_ptr());
+        push_s(l, S::Err);
         push_bytes(l, code);
         ffi::lua_pushstring(l, c" ".as_ptr());
         push_bytes(l, msg);
@@ -603,7 +671,7 @@ unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
         match kind {
             b'+' => {
                 ffi::lua_createtable(l, 0, 1);
-                set_field(l, c"ok", || push_bytes(l, head));
+                set_field_s(l, S::Ok, || push_bytes(l, head));
             }
             b'-' => {
                 let mut text = Vec::with_capacity(head.len() + 1);
@@ -632,10 +700,10 @@ unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
                             (&b"txt"[..], body)
                         };
                         ffi::lua_createtable(l, 0, 1);
-                        ffi::lua_pushstring(l, c"verbatim_string".as_ptr());
+                        push_s(l, S::Verbatim);
                         ffi::lua_createtable(l, 0, 2);
-                        set_field(l, c"string", || push_bytes(l, text));
-                        set_field(l, c"format", || push_bytes(l, fmt));
+                        set_field_s(l, S::Str, || push_bytes(l, text));
+                        set_field_s(l, S::Format, || push_bytes(l, fmt));
                         ffi::lua_rawset(l, -3);
                     }
                     _ => {
@@ -663,7 +731,7 @@ unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
             b'%' => {
                 let n = num(head).max(0);
                 ffi::lua_createtable(l, 0, 1);
-                ffi::lua_pushstring(l, c"map".as_ptr());
+                push_s(l, S::Map);
                 ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
                 for _ in 0..n {
                     push_value(l, buf, pos);
@@ -675,7 +743,7 @@ unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
             b'~' => {
                 let n = num(head).max(0);
                 ffi::lua_createtable(l, 0, 1);
-                ffi::lua_pushstring(l, c"set".as_ptr());
+                push_s(l, S::Set);
                 ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
                 for _ in 0..n {
                     push_value(l, buf, pos);
@@ -692,11 +760,11 @@ unsafe fn push_value(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
                     .and_then(|s| s.parse::<f64>().ok())
                     .unwrap_or(0.0);
                 ffi::lua_createtable(l, 0, 1);
-                set_field(l, c"double", || ffi::lua_pushnumber(l, d));
+                set_field_s(l, S::Double, || ffi::lua_pushnumber(l, d));
             }
             b'(' => {
                 ffi::lua_createtable(l, 0, 1);
-                set_field(l, c"big_number", || push_bytes(l, head));
+                set_field_s(l, S::BigNumber, || push_bytes(l, head));
             }
             b'|' => {
                 // Attributes are not shown to scripts: skip them, then the
@@ -766,7 +834,7 @@ unsafe extern "C-unwind" fn redis_status_reply(l: *mut ffi::lua_State) -> c_int 
             return 1;
         }
         ffi::lua_createtable(l, 0, 1);
-        ffi::lua_pushstring(l, c"ok".as_ptr());
+        push_s(l, S::Ok);
         ffi::lua_pushvalue(l, -3);
         ffi::lua_rawset(l, -3);
         1
@@ -1291,6 +1359,12 @@ impl Vm {
             let l = ffi::lua_newstate(pool_alloc, &mut *pool as *mut Pool as *mut c_void);
             assert!(!l.is_null(), "out of memory creating the Lua interpreter");
             ffi::lua_atpanic(l, at_panic);
+            // The interned names, first, so they take registry slots 1..
+            for (i, t) in S_TEXT.iter().enumerate() {
+                ffi::lua_pushstring(l, t.as_ptr());
+                let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                assert_eq!(r as usize, i + 1, "registry slot of an interned name");
+            }
             if ffi::lua_cpcall(l, open_libs, ptr::null_mut()) != 0 {
                 panic!("cannot open the Lua libraries");
             }
@@ -1544,14 +1618,14 @@ impl Vm {
             // saves two tables per run; any other is replaced by a new one.
             // Raw accesses: the globals' metatable raises.
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
-            for (n, (key, list)) in [(c"KEYS", keys), (c"ARGV", args)].into_iter().enumerate() {
-                ffi::lua_pushstring(l, key.as_ptr());
+            for (n, (key, list)) in [(S::Keys, keys), (S::Argv, args)].into_iter().enumerate() {
+                push_s(l, key);
                 ffi::lua_rawget(l, -2);
                 let reuse = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
                 if !reuse {
                     ffi::lua_settop(l, -2);
                     ffi::lua_createtable(l, list.len().min(1 << 20) as c_int, 0);
-                    ffi::lua_pushstring(l, key.as_ptr());
+                    push_s(l, key);
                     ffi::lua_pushvalue(l, -2);
                     ffi::lua_rawset(l, -4);
                     self.filled[n] = 0;
@@ -1638,8 +1712,8 @@ impl Vm {
             let l = self.l;
             ffi::lua_settop(l, 0);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.real_globals as _);
-            for (n, key) in [c"KEYS", c"ARGV"].into_iter().enumerate() {
-                ffi::lua_pushstring(l, key.as_ptr());
+            for (n, key) in [S::Keys, S::Argv].into_iter().enumerate() {
+                push_s(l, key);
                 ffi::lua_rawget(l, 1);
                 let mut clean = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
                 if clean && ffi::lua_getmetatable(l, -1) != 0 {
@@ -1671,7 +1745,7 @@ impl Vm {
                 }
                 ffi::lua_settop(l, 1);
                 if !clean {
-                    ffi::lua_pushstring(l, key.as_ptr());
+                    push_s(l, key);
                     ffi::lua_pushnil(l);
                     ffi::lua_rawset(l, 1);
                     self.filled[n] = 0;
@@ -2234,17 +2308,29 @@ unsafe fn write_error(l: *mut ffi::lua_State, script_name: &str, out: &mut Reply
             out.error(format!("ERR Error running script {script_name}, {msg}").as_bytes());
             return false;
         }
-        let field = |k: &CStr| -> Option<Vec<u8>> {
-            raw_get(l, -1, k);
+        let field = |k: S| -> Option<Vec<u8>> {
+            raw_get_s(l, -1, k);
             let v =
                 (ffi::lua_isstring(l, -1) != 0).then(|| to_bytes(l, -1).unwrap_or(b"").to_vec());
             ffi::lua_settop(l, -2);
             v
         };
-        let msg = field(c"err").unwrap_or_default();
-        let source = field(c"source");
-        let line = field(c"line");
-        raw_get(l, -1, c"ignore_error_stats_update");
+        let msg = field(S::Err).unwrap_or_default();
+        let source = {
+            raw_get(l, -1, c"source");
+            let v =
+                (ffi::lua_isstring(l, -1) != 0).then(|| to_bytes(l, -1).unwrap_or(b"").to_vec());
+            ffi::lua_settop(l, -2);
+            v
+        };
+        let line = {
+            raw_get(l, -1, c"line");
+            let v =
+                (ffi::lua_isstring(l, -1) != 0).then(|| to_bytes(l, -1).unwrap_or(b"").to_vec());
+            ffi::lua_settop(l, -2);
+            v
+        };
+        raw_get_s(l, -1, S::Ignore);
         let counted = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_settop(l, -2);
         let mut text = msg;
@@ -2324,21 +2410,21 @@ pub fn lua_to_i64(v: f64) -> i64 {
 unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: bool) {
     // SAFETY: a table at -1.
     unsafe {
-        let get = |k: &CStr| {
-            ffi::lua_pushstring(l, k.as_ptr());
+        let get = |k: S| {
+            push_s(l, k);
             ffi::lua_rawget(l, -2);
             ffi::lua_type(l, -1)
         };
-        if get(c"err") == ffi::LUA_TSTRING {
+        if get(S::Err) == ffi::LUA_TSTRING {
             ffi::lua_settop(l, -2);
-            ffi::lua_getfield(l, -1, c"err".as_ptr());
+            raw_get_s(l, -1, S::Err);
             let msg = to_bytes(l, -1).unwrap_or(b"").to_vec();
             ffi::lua_settop(l, -3);
             out.error(&msg);
             return;
         }
         ffi::lua_settop(l, -2);
-        if get(c"ok") == ffi::LUA_TSTRING {
+        if get(S::Ok) == ffi::LUA_TSTRING {
             let s: Vec<u8> = to_bytes(l, -1)
                 .unwrap_or(b"")
                 .iter()
@@ -2349,7 +2435,7 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             return;
         }
         ffi::lua_settop(l, -2);
-        if get(c"double") == ffi::LUA_TNUMBER {
+        if get(S::Double) == ffi::LUA_TNUMBER {
             let mut t = Vec::with_capacity(24);
             protocol::number::write_f64(&mut t, ffi::lua_tonumber(l, -1));
             out.double_text(&t);
@@ -2357,7 +2443,7 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             return;
         }
         ffi::lua_settop(l, -2);
-        if get(c"big_number") == ffi::LUA_TSTRING {
+        if get(S::BigNumber) == ffi::LUA_TSTRING {
             let s: Vec<u8> = to_bytes(l, -1)
                 .unwrap_or(b"")
                 .iter()
@@ -2374,9 +2460,9 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             return;
         }
         ffi::lua_settop(l, -2);
-        if get(c"verbatim_string") == ffi::LUA_TTABLE {
-            raw_get(l, -1, c"format");
-            raw_get(l, -2, c"string");
+        if get(S::Verbatim) == ffi::LUA_TTABLE {
+            raw_get_s(l, -1, S::Format);
+            raw_get_s(l, -2, S::Str);
             if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
             {
                 let f = to_bytes(l, -2).unwrap_or(b"txt");
@@ -2391,7 +2477,7 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             ffi::lua_settop(l, -3);
         }
         ffi::lua_settop(l, -2);
-        if get(c"map") == ffi::LUA_TTABLE {
+        if get(S::Map) == ffi::LUA_TTABLE {
             let at = out.buf.len();
             let mut n = 0;
             ffi::lua_pushnil(l);
@@ -2406,7 +2492,7 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             return;
         }
         ffi::lua_settop(l, -2);
-        if get(c"set") == ffi::LUA_TTABLE {
+        if get(S::Set) == ffi::LUA_TTABLE {
             let at = out.buf.len();
             let mut n = 0;
             ffi::lua_pushnil(l);

@@ -378,6 +378,7 @@ fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, ro: bool) -> CmdRes
     } else {
         sha = lua::sha1_hex(argv[1]);
     }
+    let generation = srv.scripts.generation.load(SeqCst);
     let (func, flags) = match compiled(srv, &sha, None)? {
         Some(f) => f,
         None if by_sha => return Err(CmdError::Static(errors::NOSCRIPT)),
@@ -387,7 +388,17 @@ fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, ro: bool) -> CmdRes
         }
     };
     let name = std::str::from_utf8(&sha).unwrap_or("?");
-    run(ctx, argv, Kind::Eval, func, name, flags, ro, keys, args)
+    run(
+        ctx,
+        argv,
+        Kind::Eval(generation),
+        func,
+        name,
+        flags,
+        ro,
+        keys,
+        args,
+    )
 }
 
 /// Refusals before a script with `flags` runs (`scriptPrepareForRun`).
@@ -669,8 +680,9 @@ fn may_replicate(id: CmdId) -> bool {
 /// Which interpreter and calling convention a run uses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// EVAL: KEYS and ARGV globals, this thread's EVAL interpreter.
-    Eval,
+    /// EVAL: KEYS and ARGV globals, this thread's EVAL interpreter (the
+    /// script generation the reference was looked up in).
+    Eval(u64),
     /// FCALL: keys and args as arguments, this thread's functions
     /// interpreter.
     Function,
@@ -729,7 +741,7 @@ fn run(
                 start_ms: ctx.now,
                 threshold_ms,
                 busy: None,
-                eval: kind == Kind::Eval,
+                eval: matches!(kind, Kind::Eval(_)),
                 name: script_name,
                 repl_mark: None,
                 argv,
@@ -749,7 +761,11 @@ fn run(
             // thread since the first lookup rebuilt it (references are
             // per interpreter).
             let (end, counted) = match kind {
-                Kind::Eval => with_vm(srv, |t| {
+                Kind::Eval(generation) => with_vm(srv, |t| {
+                    if t.generation == generation {
+                        // The interpreter the reference came from.
+                        return t.vm.run_eval(&mut host, &r, out);
+                    }
                     let mut sha = [0u8; 40];
                     sha.copy_from_slice(&script_name.as_bytes()[..40.min(script_name.len())]);
                     match compiled_in(srv, t, &sha, None) {

@@ -222,14 +222,23 @@ fn binary_chunks_are_refused() {
 fn keys_and_argv_do_not_leak_between_runs() {
     let mut h = Harness::new();
     assert_eq!(h.run("EVAL \"return #KEYS\" 3 a b c"), ":3\r\n");
-    assert_eq!(h.run("EVAL \"return {#KEYS, KEYS[2]}\" 1 a"), "*1\r\n:1\r\n");
+    assert_eq!(
+        h.run("EVAL \"return {#KEYS, KEYS[2]}\" 1 a"),
+        "*1\r\n:1\r\n"
+    );
     h.run("EVAL \"setmetatable(ARGV, {__index = function() return 'x' end}) return 1\" 0 v");
     assert_eq!(h.run("EVAL \"return ARGV[5]\" 0 v"), "$-1\r\n");
     h.run("EVAL \"KEYS.h = 1 KEYS[7] = 'z' return 1\" 1 k");
-    assert_eq!(h.run("EVAL \"return {KEYS.h, KEYS[7], #KEYS}\" 1 k"), "*0\r\n");
+    assert_eq!(
+        h.run("EVAL \"return {KEYS.h, KEYS[7], #KEYS}\" 1 k"),
+        "*0\r\n"
+    );
     assert_eq!(h.run("EVAL \"return #KEYS\" 2 k l"), ":2\r\n");
     h.run("EVAL \"KEYS[1] = nil return 1\" 2 k l");
-    assert_eq!(h.run("EVAL \"return KEYS\" 2 m n"), "*2\r\n$1\r\nm\r\n$1\r\nn\r\n");
+    assert_eq!(
+        h.run("EVAL \"return KEYS\" 2 m n"),
+        "*2\r\n$1\r\nm\r\n$1\r\nn\r\n"
+    );
     h.run("EVAL \"table.insert(ARGV, 'extra') return 1\" 0 a");
     assert_eq!(h.run("EVAL \"return ARGV\" 0 b"), "*1\r\n$1\r\nb\r\n");
 }
