@@ -1736,11 +1736,9 @@ impl Vm {
                     } else {
                         ffi::lua_pushnil(l);
                     }
-                    if clean {
-                        if ffi::lua_next(l, -2) != 0 {
-                            ffi::lua_settop(l, -3);
-                            clean = false;
-                        }
+                    if clean && ffi::lua_next(l, -2) != 0 {
+                        ffi::lua_settop(l, -3);
+                        clean = false;
                     }
                 }
                 ffi::lua_settop(l, 1);
