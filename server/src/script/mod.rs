@@ -42,6 +42,8 @@ mod cjson;
 mod cmsgpack;
 pub mod functions;
 mod libs;
+#[cfg(test)]
+mod libtest;
 pub mod lua;
 mod structlib;
 
