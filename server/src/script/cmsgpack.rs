@@ -836,8 +836,6 @@ pub unsafe fn open(l: *mut ffi::lua_State) {
 mod tests {
     use super::*;
 
-    use crate::script::libtest::State;
-
     fn check(cases: &[(&str, &str)]) {
         crate::script::libtest::check(open, cases)
     }
