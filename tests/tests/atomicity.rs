@@ -18,6 +18,58 @@ fn as_num(v: &Value) -> Option<i64> {
     v.as_text().and_then(|t| t.parse().ok())
 }
 
+/// A thread moving the slot of `key` back and forth between the two
+/// servers (SLOTSMGRTTAGSLOT until empty, then the other way) until `stop`.
+fn mover(
+    ports: [u16; 2],
+    key: &'static str,
+    stop: Arc<AtomicBool>,
+    moves: Arc<AtomicU64>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut conns = [
+            Conn::connect(ports[0]).unwrap(),
+            Conn::connect(ports[1]).unwrap(),
+        ];
+        let slot = {
+            let v = conns[0].send_value(&["SLOTSHASHKEY", key]);
+            v.as_array().unwrap()[0].as_int().unwrap().to_string()
+        };
+        let mut from = 0;
+        while !stop.load(Relaxed) {
+            let to = ports[1 - from].to_string();
+            for _ in 0..100 {
+                let v =
+                    conns[from].send_value(&["SLOTSMGRTTAGSLOT", "127.0.0.1", &to, "5000", &slot]);
+                let a = v
+                    .as_array()
+                    .unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
+                if a[1].as_int() == Some(0) {
+                    break;
+                }
+            }
+            moves.fetch_add(1, Relaxed);
+            from = 1 - from;
+        }
+    })
+}
+
+/// Lets `threads` run for [`RUN`] (less if one fails), then stops and
+/// joins them.
+fn run_for(threads: Vec<thread::JoinHandle<()>>, stop: &AtomicBool) {
+    let start = Instant::now();
+    while start.elapsed() < RUN {
+        thread::sleep(Duration::from_millis(50));
+        if threads.iter().any(|t| t.is_finished()) {
+            break;
+        }
+    }
+    stop.store(true, Relaxed);
+    for t in threads {
+        t.join().expect("a client thread failed");
+    }
+}
+
 #[test]
 fn transactions_stay_atomic_while_the_slot_moves() {
     let args = ["--io-threads", "4"];
@@ -74,52 +126,8 @@ fn transactions_stay_atomic_while_the_slot_moves() {
             }
         }));
     }
-    {
-        let (stop, moves) = (stop.clone(), moves.clone());
-        threads.push(thread::spawn(move || {
-            let mut conns = [
-                Conn::connect(ports[0]).unwrap(),
-                Conn::connect(ports[1]).unwrap(),
-            ];
-            let slot = {
-                let v = conns[0].send_value(&["SLOTSHASHKEY", "a{t}"]);
-                v.as_array().unwrap()[0].as_int().unwrap().to_string()
-            };
-            let mut from = 0;
-            while !stop.load(Relaxed) {
-                let to = ports[1 - from].to_string();
-                // Move the slot until empty, then the other way.
-                for _ in 0..100 {
-                    let v = conns[from].send_value(&[
-                        "SLOTSMGRTTAGSLOT",
-                        "127.0.0.1",
-                        &to,
-                        "5000",
-                        &slot,
-                    ]);
-                    let a = v
-                        .as_array()
-                        .unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
-                    if a[1].as_int() == Some(0) {
-                        break;
-                    }
-                }
-                moves.fetch_add(1, Relaxed);
-                from = 1 - from;
-            }
-        }));
-    }
-    let start = Instant::now();
-    while start.elapsed() < RUN {
-        thread::sleep(Duration::from_millis(50));
-        if threads.iter().any(|t| t.is_finished()) {
-            break;
-        }
-    }
-    stop.store(true, Relaxed);
-    for t in threads {
-        t.join().expect("a client thread failed");
-    }
+    threads.push(mover(ports, "a{t}", stop.clone(), moves.clone()));
+    run_for(threads, &stop);
     let (r, w, m) = (
         reads.load(Relaxed),
         writes.load(Relaxed),
@@ -255,51 +263,8 @@ fn scripts_stay_atomic(declared: bool) {
             }
         }));
     }
-    {
-        let (stop, moves) = (stop.clone(), moves.clone());
-        threads.push(thread::spawn(move || {
-            let mut conns = [
-                Conn::connect(ports[0]).unwrap(),
-                Conn::connect(ports[1]).unwrap(),
-            ];
-            let slot = {
-                let v = conns[0].send_value(&["SLOTSHASHKEY", "a{s}"]);
-                v.as_array().unwrap()[0].as_int().unwrap().to_string()
-            };
-            let mut from = 0;
-            while !stop.load(Relaxed) {
-                let to = ports[1 - from].to_string();
-                for _ in 0..100 {
-                    let v = conns[from].send_value(&[
-                        "SLOTSMGRTTAGSLOT",
-                        "127.0.0.1",
-                        &to,
-                        "5000",
-                        &slot,
-                    ]);
-                    let a = v
-                        .as_array()
-                        .unwrap_or_else(|| panic!("SLOTSMGRTTAGSLOT: {v:?}"));
-                    if a[1].as_int() == Some(0) {
-                        break;
-                    }
-                }
-                moves.fetch_add(1, Relaxed);
-                from = 1 - from;
-            }
-        }));
-    }
-    let start = Instant::now();
-    while start.elapsed() < RUN {
-        thread::sleep(Duration::from_millis(50));
-        if threads.iter().any(|t| t.is_finished()) {
-            break;
-        }
-    }
-    stop.store(true, Relaxed);
-    for t in threads {
-        t.join().expect("a client thread failed");
-    }
+    threads.push(mover(ports, "a{s}", stop.clone(), moves.clone()));
+    run_for(threads, &stop);
     let (r, w, m) = (
         reads.load(Relaxed),
         writes.load(Relaxed),
