@@ -30,6 +30,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
 
+use super::libs::lua_fn;
+
 /// Tables nested this deep are encoded as nil (survives cycles).
 const MAX_NESTING: u32 = 16;
 
@@ -88,28 +90,6 @@ unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
             ),
         }
     }
-}
-
-/// Wraps an inner function as a Lua C function: catches panics, raises
-/// errors after everything Rust-side has been dropped.
-macro_rules! lua_fn {
-    ($name:ident, $inner:ident) => {
-        unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State) -> c_int {
-            // SAFETY: Lua calls this with a valid state; the inner function
-            // only uses stack slots it has checked for.
-            let res = catch_unwind(AssertUnwindSafe(|| unsafe { $inner(l) }));
-            let err = match res {
-                Ok(Ok(n)) => return n,
-                Ok(Err(e)) => e,
-                Err(payload) => {
-                    drop(payload);
-                    Error::Panic
-                }
-            };
-            // SAFETY: nothing with a destructor is alive here any more.
-            unsafe { raise(l, err) }
-        }
-    };
 }
 
 /// `luaL_checkstack` without the raise: `msg` is the whole error text.

@@ -18,3 +18,28 @@ pub unsafe fn open_all(l: *mut ffi::lua_State) {
         super::bit::open(l);
     }
 }
+
+/// Wraps an inner function `$inner(l) -> Result<c_int, Error>` of a bundled
+/// library as a Lua C function: catches panics (as the calling module's
+/// `Error::Panic`), and raises the module's error through its `raise` after
+/// everything Rust-side has been dropped (Lua errors are longjmps).
+macro_rules! lua_fn {
+    ($name:ident, $inner:ident) => {
+        unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: Lua calls this with a valid state; the inner function
+            // only uses the stack slots Lua gives a C function.
+            let res = catch_unwind(AssertUnwindSafe(|| unsafe { $inner(l) }));
+            let err = match res {
+                Ok(Ok(n)) => return n,
+                Ok(Err(e)) => e,
+                Err(payload) => {
+                    drop(payload);
+                    Error::Panic
+                }
+            };
+            // SAFETY: nothing with a destructor is alive here any more.
+            unsafe { raise(l, err) }
+        }
+    };
+}
+pub(crate) use lua_fn;

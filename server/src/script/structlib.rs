@@ -33,6 +33,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
 
+use super::libs::lua_fn;
+
 /// Largest size of an 'i'/'I' integer.
 const MAXINTSIZE: i32 = 32;
 /// Default (and '!' without a number) maximum alignment: that of a double.
@@ -91,28 +93,6 @@ unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
             ),
         }
     }
-}
-
-/// Wraps an inner function as a Lua C function: catches panics, raises
-/// errors after everything Rust-side has been dropped.
-macro_rules! lua_fn {
-    ($name:ident, $inner:ident) => {
-        unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State) -> c_int {
-            // SAFETY: Lua calls this with a valid state; the inner function
-            // only uses the stack slots Lua gives a C function.
-            let res = catch_unwind(AssertUnwindSafe(|| unsafe { $inner(l) }));
-            let err = match res {
-                Ok(Ok(n)) => return n,
-                Ok(Err(e)) => e,
-                Err(payload) => {
-                    drop(payload);
-                    Error::Panic
-                }
-            };
-            // SAFETY: nothing with a destructor is alive here any more.
-            unsafe { raise(l, err) }
-        }
-    };
 }
 
 /// `(int64_t)d` as x86-64 computes it: truncation, 0x8000000000000000 when
