@@ -21,6 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
 
+use super::libs::lua_fn;
+
 /// Reasons a bit function fails; raised as a Lua error by `raise`.
 #[derive(Clone, Copy, Debug)]
 enum Error {
@@ -45,28 +47,6 @@ unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
             }
         }
     }
-}
-
-/// Wraps an inner function as a Lua C function: catches panics, raises
-/// errors after everything Rust-side has been dropped.
-macro_rules! lua_fn {
-    ($name:ident, $inner:ident) => {
-        unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State) -> c_int {
-            // SAFETY: Lua calls this with a valid state; the inner function
-            // only uses the stack slots Lua gives a C function.
-            let res = catch_unwind(AssertUnwindSafe(|| unsafe { $inner(l) }));
-            let err = match res {
-                Ok(Ok(n)) => return n,
-                Ok(Err(e)) => e,
-                Err(payload) => {
-                    drop(payload);
-                    Error::Panic
-                }
-            };
-            // SAFETY: nothing with a destructor is alive here any more.
-            unsafe { raise(l, err) }
-        }
-    };
 }
 
 /// The LuaBitOp normalisation of a double to 32 bits.
