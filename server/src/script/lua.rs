@@ -39,6 +39,9 @@ pub trait Host {
     fn set_repl(&mut self, flags: i32);
     /// From the count hook: whether to stop the script (SCRIPT KILL).
     fn interrupted(&mut self) -> bool;
+    /// An error reply the script returned that no command counted yet
+    /// (`return redis.error_reply(…)`): errorstats.
+    fn count_error(&mut self, text: &[u8]);
 }
 
 /// Why `redis.call` did not run a command.
@@ -92,6 +95,7 @@ impl Host for NoHost {
     fn interrupted(&mut self) -> bool {
         false
     }
+    fn count_error(&mut self, _: &[u8]) {}
 }
 
 /// Instructions between two count-hook calls (Redis: 100,000).
@@ -2417,7 +2421,13 @@ unsafe fn write_table(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: boo
             ffi::lua_settop(l, -2);
             raw_get_s(l, -1, S::Err);
             let msg = to_bytes(l, -1).unwrap_or(b"").to_vec();
+            ffi::lua_settop(l, -2);
+            raw_get_s(l, -1, S::Ignore);
+            let counted = ffi::lua_toboolean(l, -1) != 0;
             ffi::lua_settop(l, -3);
+            if !counted && let Some(h) = host() {
+                h.count_error(&msg);
+            }
             out.error(&msg);
             return;
         }

@@ -507,8 +507,10 @@ impl Host<'_, '_> {
     }
 }
 
-impl lua::Host for Host<'_, '_> {
-    fn call(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), lua::Refusal> {
+impl Host<'_, '_> {
+    /// `redis.call`'s checks, locks and the command (see
+    /// [`lua::Host::call`]).
+    fn call_checked(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), lua::Refusal> {
         use lua::Refusal;
         if self.abort.is_some() {
             // An abort a coroutine swallowed: nothing more runs.
@@ -600,6 +602,26 @@ impl lua::Host for Host<'_, '_> {
         }
         *reply = out.buf;
         Ok(())
+    }
+}
+
+impl lua::Host for Host<'_, '_> {
+    fn call(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), lua::Refusal> {
+        let r = self.call_checked(argv, reply);
+        if let Err(lua::Refusal::Error(text)) = &r {
+            // Counted as Redis' scriptCall counts its refusals: an error
+            // reply, and a rejected call of the command when it is known.
+            self.srv.stats.count_error(text.as_bytes());
+            if let Some(id) = command::lookup(argv[0]) {
+                let i = self.srv.stats.index.top(id as usize);
+                self.srv.stats.cmds[i].rejected.fetch_add(1, Relaxed);
+            }
+        }
+        r
+    }
+
+    fn count_error(&mut self, text: &[u8]) {
+        self.srv.stats.count_error(text);
     }
 
     fn resp3(&self) -> bool {
