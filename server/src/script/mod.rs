@@ -684,9 +684,16 @@ impl lua::Host for Host<'_, '_> {
 fn hand_off_executor() {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
-        // The pause lets the new thread take the worker's core; the rest
-        // of the script runs on this thread outside the executor.
-        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+        // The pause lets the new thread take the worker's core (the rest
+        // of the script then runs on this thread outside the executor); it
+        // happens once per busy script, which has run for the busy
+        // threshold already. If the core came back anyway, the worker's
+        // queued tasks are stealable now: two empty tasks make tokio wake a
+        // parked worker to steal them (the second displaces the first from
+        // the local slot, which notifies).
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+        tokio::spawn(async {});
+        tokio::spawn(async {});
     }
 }
 
