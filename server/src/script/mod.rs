@@ -453,9 +453,6 @@ struct Host<'r, 'a> {
     busy: Option<Arc<Busy>>,
     eval: bool,
     name: &'r str,
-    /// Where entries propagated while `set_repl(REPL_NONE)` start: they are
-    /// dropped.
-    repl_mark: Option<usize>,
     /// The caller's command line.
     argv: &'r [&'r [u8]],
     /// A migration was in flight (any DB) when the run started.
@@ -634,7 +631,6 @@ impl lua::Host for Host<'_, '_> {
 
     fn set_repl(&mut self, flags: i32) {
         self.repl = flags;
-        let _ = self.repl_mark;
     }
 
     fn interrupted(&mut self) -> bool {
@@ -774,7 +770,6 @@ fn run(
                 busy: None,
                 eval: matches!(kind, Kind::Eval(_)),
                 name: script_name,
-                repl_mark: None,
                 argv,
                 flight_at_start,
             };
