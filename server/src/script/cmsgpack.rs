@@ -30,7 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
 
-use super::libs::lua_fn;
+use super::libs::{c_to_i64, lua_fn};
 
 /// Tables nested this deep are encoded as nil (survives cycles).
 const MAX_NESTING: u32 = 16;
@@ -100,16 +100,6 @@ unsafe fn check_stack(l: *mut ffi::lua_State, n: c_int, msg: &'static CStr) -> R
         return Err(Error::Msg(msg));
     }
     Ok(())
-}
-
-/// `(int64_t)d` as x86-64 computes it: truncation, i64::MIN when out of
-/// range or NaN.
-fn c_to_i64(d: f64) -> i64 {
-    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
-        d as i64
-    } else {
-        i64::MIN
-    }
 }
 
 /// `(int)d` as x86-64 computes it: truncation, i32::MIN when out of range

@@ -19,6 +19,17 @@ pub unsafe fn open_all(l: *mut ffi::lua_State) {
     }
 }
 
+/// `(int64_t)d` as x86-64 computes it (Redis converts Lua numbers this way
+/// in its replies and libraries): truncation; `i64::MIN` when out of range
+/// or NaN.
+pub fn c_to_i64(d: f64) -> i64 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
+        d as i64
+    } else {
+        i64::MIN
+    }
+}
+
 /// Wraps an inner function `$inner(l) -> Result<c_int, Error>` of a bundled
 /// library as a Lua C function: catches panics (as the calling module's
 /// `Error::Panic`), and raises the module's error through its `raise` after

@@ -2387,7 +2387,7 @@ unsafe fn write_value_at(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: 
                     out.boolean(b)
                 }
             }
-            ffi::LUA_TNUMBER => out.int(lua_to_i64(ffi::lua_tonumber(l, -1))),
+            ffi::LUA_TNUMBER => out.int(super::libs::c_to_i64(ffi::lua_tonumber(l, -1))),
             ffi::LUA_TTABLE => {
                 write_table(l, out, script_resp3);
                 return;
@@ -2395,16 +2395,6 @@ unsafe fn write_value_at(l: *mut ffi::lua_State, out: &mut Reply, script_resp3: 
             _ => out.null(),
         }
         ffi::lua_settop(l, -2);
-    }
-}
-
-/// `(long long)` of a double as x86-64 computes it: out-of-range and NaN
-/// become i64::MIN.
-pub fn lua_to_i64(v: f64) -> i64 {
-    if v.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
-        i64::MIN
-    } else {
-        v as i64
     }
 }
 

@@ -33,7 +33,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
 
-use super::libs::lua_fn;
+use super::libs::{c_to_i64, lua_fn};
 
 /// Largest size of an 'i'/'I' integer.
 const MAXINTSIZE: i32 = 32;
@@ -92,16 +92,6 @@ unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
                 c"internal error in struct library".as_ptr(),
             ),
         }
-    }
-}
-
-/// `(int64_t)d` as x86-64 computes it: truncation, 0x8000000000000000 when
-/// out of range or NaN.
-fn c_to_i64(d: f64) -> i64 {
-    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
-        d as i64
-    } else {
-        i64::MIN
     }
 }
 
