@@ -444,6 +444,9 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // What `redis.call` raises inside a script (the script's error then adds
 // `script: <sha>, on @user_script:<line>.`).
 pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
+/// Ours: after a write, a script reached an undeclared key whose slot
+/// (below the script's held slots) stayed taken (db::GROW_WAIT).
+pub const SCRIPT_SLOT_BUSY: &str = "ERR Script attempted to access an undeclared key whose slot another client kept locked; declare every key the script uses in KEYS";
 pub const SCRIPT_WRONG_ARITY: &str = "ERR Wrong number of args calling Redis command from script";
 pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
 pub const SCRIPT_WRITE_IN_RO: &str = "ERR Write commands are not allowed from read-only scripts.";

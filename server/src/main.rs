@@ -69,16 +69,16 @@ fn run(cfg: Config, config_file: String) -> i32 {
         );
     }
     let threads = cfg.io_threads.max(1);
-    let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    };
+    // A multi-thread runtime even for one executor thread: a script that
+    // turns busy hands the worker to a new thread (`block_in_place`), which
+    // answers the other clients (-BUSY, SCRIPT KILL, SHUTDOWN NOSAVE) while
+    // the script runs on; a current-thread runtime cannot re-enter itself.
+    // Measured against the current-thread runtime: about 2-3% more server
+    // CPU per request (docs/performance.md).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {

@@ -280,10 +280,14 @@ impl Server {
             let budget = Duration::from_micros(250_000 / hz);
             // No active expiry while clients are paused (Redis): a paused
             // dataset does not change.
-            // (A replica's keys expire by its master's DELs.)
+            // (A replica's keys expire by its master's DELs.) Nor while a
+            // script is busy: it holds its slots until it ends, and this
+            // worker answers the other clients meanwhile (Redis' cron
+            // does not expire keys during a script either).
             if self.active_expire.load(Relaxed)
                 && self.pause.mode(now_ms()).is_none()
                 && !self.repl.link.is_replica()
+                && !self.scripts.busy()
             {
                 self.ks.active_expire(now_ms(), budget);
             }

@@ -294,3 +294,55 @@ fn scripts_with_declared_keys_stay_atomic_while_the_slot_moves() {
 fn scripts_with_undeclared_keys_stay_atomic_while_the_slot_moves() {
     scripts_stay_atomic(false);
 }
+
+/// Two scripts that each wrote their declared key and then reach the
+/// other's (undeclared) key, at the same time on two executor threads:
+/// one waits in the global slot order, the other out of order — which is
+/// bounded (db::GROW_WAIT), so instead of a deadlock that one fails its
+/// command and the other completes. Which of them runs first depends on
+/// the executor, so several rounds; a deadlock fails the read timeout.
+#[test]
+fn crossing_scripts_with_undeclared_keys_never_deadlock() {
+    let s = Server::start(&["--io-threads", "2"]);
+    // Slot of "a" (579) is below that of "b" (1017).
+    let spin = "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
+                until (n[1]-s[1])*1000000 + (n[2]-s[2]) > 200000 ";
+    let script = |other: &str| {
+        format!(
+            "redis.call('SET', KEYS[1], '1') {spin}redis.call('SET', '{other}', '1') return 'done'"
+        )
+    };
+    let (low_first, high_first) = (script("b"), script("a"));
+    let mut crossed = 0;
+    for _ in 0..6 {
+        let runs: Vec<_> = [(low_first.clone(), "a"), (high_first.clone(), "b")]
+            .into_iter()
+            .map(|(body, key)| {
+                let port = s.port();
+                thread::spawn(move || {
+                    let mut c = Conn::connect(port).expect("connect");
+                    c.set_timeout(Duration::from_secs(20));
+                    c.send(&["EVAL", &body, "1", key])
+                })
+            })
+            .collect();
+        let replies: Vec<Vec<u8>> = runs.into_iter().map(|t| t.join().expect("run")).collect();
+        // The script waiting in order ("a" then "b") always completes.
+        assert_eq!(
+            replies[0],
+            b"$4\r\ndone\r\n",
+            "{:?}",
+            String::from_utf8_lossy(&replies[0])
+        );
+        if replies[1] != b"$4\r\ndone\r\n" {
+            assert!(
+                replies[1].starts_with(b"-ERR Script attempted to access an undeclared key whose slot another client kept locked"),
+                "{}",
+                String::from_utf8_lossy(&replies[1])
+            );
+            crossed += 1;
+        }
+    }
+    eprintln!("crossed {crossed} of 6 rounds");
+    assert_eq!(s.conn().cmd("PING"), b"+PONG\r\n");
+}

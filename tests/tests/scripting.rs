@@ -1,6 +1,6 @@
 //! Scripting against the running server: busy scripts (BUSY for other
 //! clients, SCRIPT KILL, UNKILLABLE after a write, SHUTDOWN NOSAVE) with
-//! `--io-threads 2` (another executor thread serves the other clients),
+//! `--io-threads` 1 and 2 (another thread serves the other clients),
 //! real programs (redis-py's Lock, a token bucket, a BullMQ-style job move)
 //! through codis-server, and atomicity under `--io-threads 4`. Byte-for-byte
 //! comparisons with redis-server are in tests/scripts/scripting.txt.
@@ -12,8 +12,10 @@ use tests::{Conn, Server};
 /// A script that loops until killed (or forever).
 const SPIN: &str = "local i = 0 while true do i = i + 1 end";
 
-fn busy_server() -> Server {
-    Server::start(&["--io-threads", "2", "--busy-reply-threshold", "200"])
+/// A server with a 200 ms busy threshold and `threads` executor threads
+/// (1 is the default: the busy worker hands the others to a new thread).
+fn busy_server(threads: &str) -> Server {
+    Server::start(&["--io-threads", threads, "--busy-reply-threshold", "200"])
 }
 
 /// Sends `script` on a new connection without reading the reply.
@@ -44,7 +46,12 @@ fn wait_busy(probe: &mut Conn) -> Vec<u8> {
 
 #[test]
 fn busy_script_then_script_kill() {
-    let s = busy_server();
+    busy_script_then_script_kill_with("1");
+    busy_script_then_script_kill_with("2");
+}
+
+fn busy_script_then_script_kill_with(threads: &str) {
+    let s = busy_server(threads);
     let mut runner = start_script(s.port(), &["EVAL", SPIN, "0"]);
     let mut probe = s.conn();
     let busy = wait_busy(&mut probe);
@@ -91,7 +98,12 @@ fn busy_script_then_script_kill() {
 
 #[test]
 fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it() {
-    let mut s = busy_server();
+    a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it_with("1");
+    a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it_with("2");
+}
+
+fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it_with(threads: &str) {
+    let mut s = busy_server(threads);
     let _runner = start_script(
         s.port(),
         &[
@@ -117,7 +129,12 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it() {
 
 #[test]
 fn busy_function_then_function_kill() {
-    let s = busy_server();
+    busy_function_then_function_kill_with("1");
+    busy_function_then_function_kill_with("2");
+}
+
+fn busy_function_then_function_kill_with(threads: &str) {
+    let s = busy_server(threads);
     let mut probe = s.conn();
     assert_eq!(
         probe.send(&["FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function('spin', function() local i = 0 while true do i = i + 1 end end)"]),
@@ -179,7 +196,7 @@ fn busy_function_then_function_kill() {
 
 #[test]
 fn the_busy_threshold_is_configurable() {
-    let s = busy_server();
+    let s = busy_server("1");
     let mut c = s.conn();
     assert_eq!(
         c.cmd("CONFIG GET lua-time-limit"),

@@ -1537,13 +1537,45 @@ fn try_lock<'m>(
     Some(g)
 }
 
+/// How long [`GrowSet::grow`] waits for a slot below the held ones: far
+/// longer than any command holds a slot, short enough that a wait cycle
+/// (another holder waiting for one of this set's slots) ends soon.
+pub const GROW_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`try_lock`] again and again until `limit` has passed: yields first,
+/// then sleeps 100 µs between tries (std's mutex has no timed lock).
+fn try_lock_for<'m>(
+    ks: &Keyspace,
+    db: usize,
+    m: &'m Mutex<SlotTable>,
+    limit: std::time::Duration,
+) -> Option<MutexGuard<'m, SlotTable>> {
+    let start = std::time::Instant::now();
+    let mut tries = 0u32;
+    loop {
+        if let Some(g) = try_lock(ks, db, m) {
+            return Some(g);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        tries += 1;
+        if tries < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+}
+
 /// What [`GrowSet::grow`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grow {
     /// The slot was held already, or is now.
     Held,
     /// Another holder has the slot and waiting for it could deadlock (it
-    /// is below a slot this set holds): nothing was taken.
+    /// is below a slot this set holds; with `wait`, it stayed taken for
+    /// [`GROW_WAIT`]): nothing was taken.
     Contended,
 }
 
@@ -1633,8 +1665,11 @@ impl<'a> GrowSet<'a> {
             .is_some_and(|p| p.held(k / SLOTS, k % SLOTS).is_some())
     }
 
-    /// Makes sure slot `slot` of DB `db` is held (see [`Grow`]); `wait`:
-    /// wait for it even where that could deadlock.
+    /// Makes sure slot `slot` of DB `db` is held (see [`Grow`]). A slot
+    /// above every held one is waited for; one below is tried once, or
+    /// with `wait` for up to [`GROW_WAIT`]: every other holder that waits
+    /// while holding takes its slots in the global order, so this bounded
+    /// wait is the only one out of order and no wait cycle outlasts it.
     pub fn grow(&mut self, db: usize, slot: usize, wait: bool) -> Grow {
         if self.all.is_some() || db >= self.ks.dbs.len() {
             return Grow::Held;
@@ -1648,12 +1683,16 @@ impl<'a> GrowSet<'a> {
             return Grow::Held;
         }
         let m = &self.ks.dbs[db].slots[k % SLOTS];
-        let g = if pos == self.slots.len() || wait {
+        let g = if pos == self.slots.len() {
             // Above every held slot: the global order is kept.
             lock(self.ks, db, m)
         } else {
             match try_lock(self.ks, db, m) {
                 Some(g) => g,
+                None if wait => match try_lock_for(self.ks, db, m, GROW_WAIT) {
+                    Some(g) => g,
+                    None => return Grow::Contended,
+                },
                 None => return Grow::Contended,
             }
         };

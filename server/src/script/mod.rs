@@ -484,7 +484,9 @@ impl Host<'_, '_> {
             // After a write the whole keyspace is taken slot by slot.
             for db in 0..self.srv.ks.db_count() {
                 for slot in 0..protocol::slot::SLOTS {
-                    self.locks.grow(db, slot, true);
+                    if self.locks.grow(db, slot, true) == Grow::Contended {
+                        return Err(lua::Refusal::Error(errors::SCRIPT_SLOT_BUSY.into()));
+                    }
                 }
             }
             return Ok(());
@@ -497,7 +499,13 @@ impl Host<'_, '_> {
                     self.abort = Some(AbortWhy::Restart);
                     return Err(lua::Refusal::Abort);
                 }
-                self.locks.grow(db, slot, true);
+                // After a write: wait, boundedly (a slot below the held
+                // ones); one held by somebody waiting for ours fails this
+                // command (the script's earlier writes stay, as after any
+                // error in a Redis script) instead of deadlocking.
+                if self.locks.grow(db, slot, true) == Grow::Contended {
+                    return Err(lua::Refusal::Error(errors::SCRIPT_SLOT_BUSY.into()));
+                }
             }
         }
         Ok(())
@@ -673,10 +681,10 @@ impl lua::Host for Host<'_, '_> {
     }
 }
 
-/// Once a script is busy on a multi-threaded executor (`io-threads` > 1):
-/// hands this worker's queued connections to another thread
-/// (`block_in_place`), so none waits behind the script (tokio does not
-/// let other workers steal a worker's most recently woken task).
+/// Once a script is busy: hands this executor worker's queued connections
+/// to a new thread (`block_in_place`), so none waits behind the script
+/// (with `io-threads 1` nobody else would serve them; with more, tokio
+/// does not let other workers steal a worker's most recently woken task).
 fn hand_off_executor() {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
