@@ -263,6 +263,9 @@ pub struct Client {
     pub reply: ReplyMode,
     /// The propagated entries of the running EXEC, emitted as one block.
     pub exec_prop: Vec<(usize, crate::propagate::Argv)>,
+    /// Entries of `exec_prop` for one target only (a script's
+    /// `redis.set_repl(REPL_AOF)` or `REPL_REPLICA`): (index, targets).
+    pub exec_prop_to: Vec<(usize, u8)>,
     /// CLIENT CACHING and the invalidations owed after the running command
     /// (tracking.rs).
     pub tracking: crate::tracking::Local,
@@ -301,6 +304,7 @@ impl Client {
             call_dirty: 0,
             prop: Vec::new(),
             exec_prop: Vec::new(),
+            exec_prop_to: Vec::new(),
             reply: ReplyMode::On,
             tracking: Default::default(),
             repl_listening_port: 0,

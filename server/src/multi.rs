@@ -438,8 +438,9 @@ fn exec_cmd(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     // still held, as one MULTI/EXEC block when there is more than one
     // (Redis 7.0 propagates a transaction with one write as that write).
     let entries = std::mem::take(&mut ctx.client.exec_prop);
+    let targets = std::mem::take(&mut ctx.client.exec_prop_to);
     if !entries.is_empty() {
-        srv.prop.emit(&entries, false);
+        srv.prop.emit_split(&entries, &targets, false);
         ctx.client.woff = srv.prop.repl_offset();
     }
     drop(set);

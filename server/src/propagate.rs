@@ -64,16 +64,35 @@ impl Drop for Relayed {
 /// One entry: the command line to propagate.
 pub type Argv = Vec<Vec<u8>>;
 
+/// Targets of an entry ([`Stream::emit_to`]): the AOF, the replicas
+/// (bit values as Redis' `PROPAGATE_AOF` / `PROPAGATE_REPL` and the
+/// script flags `REPL_AOF` / `REPL_REPLICA`).
+pub const TO_LOG: u8 = 1;
+pub const TO_REPL: u8 = 2;
+pub const TO_ALL: u8 = TO_LOG | TO_REPL;
+
 #[derive(Default)]
 struct Inner {
-    /// The DB the consumers are in (`None` until the first entry).
-    db: Option<usize>,
+    /// The DB the log's consumer is in (`None` until the first entry).
+    log_db: Option<usize>,
+    /// The DB the replication buffer's consumers are in. The two differ
+    /// only after an entry for one target alone (a script's
+    /// `redis.set_repl`); while equal, an entry is encoded once for both.
+    repl_db: Option<usize>,
     log: Option<Log>,
     /// The replication buffer: the backlog and what readers have not taken.
     repl: ReplBuf,
     /// A replica relays its master's stream ([`Stream::feed`]) to its own
     /// replicas and backlog: what it changes itself goes to the log only.
     relay: bool,
+}
+
+impl Inner {
+    /// The next entry of either target starts with a SELECT.
+    fn reselect(&mut self) {
+        self.log_db = None;
+        self.repl_db = None;
+    }
 }
 
 /// The replication stream's bytes, shared by the backlog and every reader
@@ -406,7 +425,7 @@ impl Stream {
         });
         g.repl.readers.push(r.clone());
         if !g.relay {
-            g.db = None;
+            g.reselect();
         }
         self.active.store(true, Relaxed);
         (Reader(r), end)
@@ -517,7 +536,7 @@ impl Stream {
     pub fn set_relay(&self, on: bool) {
         let mut g = lock(&self.inner);
         g.relay = on;
-        g.db = None;
+        g.reselect();
     }
 
     /// A replica's new history (a full sync from its master): the
@@ -530,7 +549,7 @@ impl Stream {
         g.repl.reset(offset);
         g.repl.backlog = true;
         g.repl.cap = self.backlog_size.load(Relaxed).max(1) as usize;
-        g.db = None;
+        g.reselect();
         self.active.store(true, Relaxed);
     }
 
@@ -579,11 +598,40 @@ impl Stream {
     /// of a whole transaction when `multi`), wrapped in MULTI/EXEC when
     /// there are several of them or `multi` is set.
     pub fn emit(&self, entries: &[(usize, Argv)], multi: bool) {
+        self.emit_to(entries, multi, TO_ALL);
+    }
+
+    /// [`Stream::emit`] for some entries going to one target only:
+    /// `targets` lists (index in `entries`, [`TO_LOG`] or [`TO_REPL`] bits)
+    /// for those (the others go to both). Each target gets its entries as
+    /// one change.
+    pub fn emit_split(&self, entries: &[(usize, Argv)], targets: &[(usize, u8)], multi: bool) {
+        if targets.is_empty() {
+            return self.emit(entries, multi);
+        }
+        for to in [TO_LOG, TO_REPL] {
+            let part: Vec<(usize, Argv)> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    targets
+                        .iter()
+                        .find(|(j, _)| j == i)
+                        .is_none_or(|&(_, t)| t & to != 0)
+                })
+                .map(|(_, e)| e.clone())
+                .collect();
+            self.emit_to(&part, multi, to);
+        }
+    }
+
+    /// [`Stream::emit`] to the targets `to` ([`TO_LOG`], [`TO_REPL`]).
+    pub fn emit_to(&self, entries: &[(usize, Argv)], multi: bool, to: u8) {
         if entries.is_empty() {
             return;
         }
         let wrap = multi || entries.len() > 1;
-        self.append(|buf, cur| {
+        self.append(to, |buf, cur| {
             if wrap {
                 // MULTI is not DB-specific, but Redis selects first; keep the
                 // SELECT outside the block so a replayed block stays whole.
@@ -610,7 +658,7 @@ impl Stream {
     /// Appends one command line in DB `db` (the common case: a command
     /// propagated as itself; nothing is copied but into the log).
     pub fn emit_one<A: AsRef<[u8]>>(&self, db: usize, argv: &[A]) {
-        self.append(|buf, cur| {
+        self.append(TO_ALL, |buf, cur| {
             if *cur != Some(db) {
                 select(buf, db);
                 *cur = Some(db);
@@ -624,34 +672,51 @@ impl Stream {
         self.emit_one(db, &[b"DEL".as_slice(), key]);
     }
 
-    /// Encodes one message (`write` gets the buffer and the consumers'
-    /// current DB) into the log and the replication buffer.
-    fn append(&self, write: impl FnOnce(&mut Vec<u8>, &mut Option<usize>)) {
+    /// Encodes one message (`write` gets the buffer and its consumers'
+    /// current DB) into the log and the replication buffer, or those of
+    /// them in `to`.
+    fn append(&self, to: u8, write: impl Fn(&mut Vec<u8>, &mut Option<usize>)) {
         let mut guard = lock(&self.inner);
         let g = &mut *guard;
-        if g.relay || (g.repl.readers.is_empty() && !g.repl.backlog) || RELAYED.with(|c| c.get()) {
-            let Some(log) = g.log.as_mut() else {
+        if to & TO_REPL == 0
+            || g.relay
+            || (g.repl.readers.is_empty() && !g.repl.backlog)
+            || RELAYED.with(|c| c.get())
+        {
+            let Some(log) = g.log.as_mut().filter(|_| to & TO_LOG != 0) else {
                 return;
             };
             let before = log.buf.len();
             log.annotate();
-            write(&mut log.buf, &mut g.db);
+            write(&mut log.buf, &mut g.log_db);
             self.offset
                 .fetch_add((log.buf.len() - before) as u64, Relaxed);
             drop(guard);
             self.waker.wake();
             return;
         }
-        // Encoded once, straight into the shared buffer.
-        let Inner { db, log, repl, .. } = g;
+        let Inner {
+            log_db,
+            repl_db,
+            log,
+            repl,
+            ..
+        } = g;
         let buf = repl.tail();
         let before = buf.len();
-        write(buf, db);
+        let same_db = *log_db == *repl_db;
+        write(buf, repl_db);
         let n = buf.len() - before;
-        let logged = if let Some(log) = log.as_mut() {
+        let logged = if let Some(log) = log.as_mut().filter(|_| to & TO_LOG != 0) {
             let lb = log.buf.len();
             log.annotate();
-            log.buf.extend_from_slice(&buf[before..]);
+            if same_db {
+                // Encoded once, straight into the shared buffer.
+                log.buf.extend_from_slice(&buf[before..]);
+                *log_db = *repl_db;
+            } else {
+                write(&mut log.buf, log_db);
+            }
             self.offset.fetch_add((log.buf.len() - lb) as u64, Relaxed);
             true
         } else {
@@ -684,7 +749,7 @@ impl Stream {
     pub fn log_start(&self, timestamps: bool) {
         let mut g = lock(&self.inner);
         g.log = Some(Log::new(timestamps));
-        g.db = None;
+        g.reselect();
         self.active.store(true, Relaxed);
     }
 
@@ -740,7 +805,7 @@ impl Stream {
         }
         log.switch = Some(Switch { before, file, name });
         // A new file starts with a SELECT, and its own annotation.
-        g.db = None;
+        g.log_db = None;
         log.last_ts = 0;
         drop(guard);
         self.waker.wake();

@@ -466,6 +466,79 @@ fn functions_reach_replicas() {
     assert!(rc.cmd("FCALL bump 1 k 1").starts_with(b"-READONLY"));
 }
 
+/// `redis.set_repl`: REPL_AOF writes reach the AOF and not the replicas,
+/// REPL_REPLICA the other way round, REPL_NONE neither; each target gets
+/// its part of the script as one block (the master itself has them all).
+#[test]
+fn set_repl_sends_each_write_to_its_targets() {
+    let m = Server::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--appendonly",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut mc = m.conn();
+    let r = Server::start(&[]);
+    let mut rc = r.conn();
+    assert_eq!(
+        rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m.port())),
+        b"+OK\r\n"
+    );
+    let t0 = Instant::now();
+    while !String::from_utf8_lossy(&rc.cmd("INFO replication")).contains("master_link_status:up") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replica never synced"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = "redis.call('SET', 'both1', '1') \
+        redis.set_repl(redis.REPL_AOF) redis.call('SET', 'aof', '1') redis.call('SELECT', 1) redis.call('SET', 'aof1', '1') \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('SET', 'repl', '1') redis.call('SELECT', 0) redis.call('SET', 'repl0', '1') \
+        redis.set_repl(redis.REPL_NONE) redis.call('SET', 'none', '1') \
+        redis.set_repl(redis.REPL_ALL) redis.call('SET', 'both2', '1') return 1";
+    assert_eq!(mc.send(&["EVAL", script, "0"]), b":1\r\n");
+    // A later write of every target, to know the replica has read past it.
+    assert_eq!(mc.cmd("SET marker 1"), b"+OK\r\n");
+    let t0 = Instant::now();
+    while rc.cmd("GET marker") != b"$1\r\n1\r\n" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replica did not follow"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exists = |c: &mut Conn, db: &str, key: &str| {
+        assert_eq!(c.cmd(&format!("SELECT {db}")), b"+OK\r\n");
+        c.cmd(&format!("EXISTS {key}")) == b":1\r\n"
+    };
+    let all = [
+        ("0", "both1"),
+        ("0", "aof"),
+        ("1", "aof1"),
+        ("1", "repl"),
+        ("0", "repl0"),
+        ("0", "none"),
+        ("0", "both2"),
+    ];
+    let on = |c: &mut Conn| -> Vec<&str> {
+        all.iter()
+            .filter(|(db, k)| exists(c, db, k))
+            .map(|&(_, k)| k)
+            .collect()
+    };
+    assert_eq!(
+        on(&mut mc),
+        ["both1", "aof", "aof1", "repl", "repl0", "none", "both2"]
+    );
+    assert_eq!(on(&mut rc), ["both1", "repl", "repl0", "both2"]);
+    // The master's AOF, loaded again: what REPL_AOF sent and not the rest.
+    assert_eq!(mc.cmd("DEBUG LOADAOF"), b"+OK\r\n");
+    assert_eq!(on(&mut mc), ["both1", "aof", "aof1", "both2"]);
+}
+
 #[test]
 fn function_dump_and_rdb_travel_both_ways_with_redis() {
     let Some(redis) = tests::RedisServer::start() else {

@@ -602,8 +602,16 @@ impl Host<'_, '_> {
             argv,
             &*self.locks,
         );
-        if self.repl == 0 {
-            self.client.exec_prop.truncate(before);
+        match self.repl as u8 {
+            0 => self.client.exec_prop.truncate(before),
+            crate::propagate::TO_ALL => {}
+            to => {
+                // REPL_AOF or REPL_REPLICA alone.
+                let end = self.client.exec_prop.len();
+                self.client
+                    .exec_prop_to
+                    .extend((before..end).map(|i| (i, to)));
+            }
         }
         *reply = out.buf;
         Ok(())
@@ -833,6 +841,7 @@ fn run(
         }
         if end == lua::End::Aborted {
             ctx.client.exec_prop.truncate(prop_before);
+            ctx.client.exec_prop_to.retain(|&(i, _)| i < prop_before);
             ctx.out.buf.truncate(mark);
             match abort {
                 Some(AbortWhy::Restart) if !everything => {
@@ -845,8 +854,9 @@ fn run(
         }
         if !outer_exec {
             let entries = std::mem::take(&mut ctx.client.exec_prop);
+            let targets = std::mem::take(&mut ctx.client.exec_prop_to);
             if !entries.is_empty() {
-                srv.prop.emit(&entries, false);
+                srv.prop.emit_split(&entries, &targets, false);
                 ctx.client.woff = srv.prop.repl_offset();
             }
         }
