@@ -417,17 +417,21 @@ fn functions_survive_restarts_through_rdb_and_aof() {
     }
 }
 
+/// A new server told to replicate the one on `port`, and a connection
+/// to it.
+fn replica_of(port: u16) -> (Server, Conn) {
+    let r = Server::start(&[]);
+    let mut rc = r.conn();
+    assert_eq!(rc.cmd(&format!("REPLICAOF 127.0.0.1 {port}")), b"+OK\r\n");
+    (r, rc)
+}
+
 #[test]
 fn functions_reach_replicas() {
     let m = Server::start(&["--repl-diskless-sync-delay", "0"]);
     let mut mc = m.conn();
     assert_eq!(mc.send(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
-    let r = Server::start(&[]);
-    let mut rc = r.conn();
-    assert_eq!(
-        rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m.port())),
-        b"+OK\r\n"
-    );
+    let (_r, mut rc) = replica_of(m.port());
     // Full sync: the library comes in the RDB.
     let t0 = Instant::now();
     while rc.cmd("FUNCTION LIST LIBRARYNAME counters") == b"*0\r\n" {
@@ -480,12 +484,7 @@ fn set_repl_sends_each_write_to_its_targets() {
         "yes",
     ]);
     let mut mc = m.conn();
-    let r = Server::start(&[]);
-    let mut rc = r.conn();
-    assert_eq!(
-        rc.cmd(&format!("REPLICAOF 127.0.0.1 {}", m.port())),
-        b"+OK\r\n"
-    );
+    let (_r, mut rc) = replica_of(m.port());
     let t0 = Instant::now();
     while !String::from_utf8_lossy(&rc.cmd("INFO replication")).contains("master_link_status:up") {
         assert!(
