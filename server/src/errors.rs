@@ -443,6 +443,7 @@ pub const FUNCTION_NOT_A_FUNCTION: &str = "ERR given type is not a function";
 pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given functions payload";
 // What `redis.call` raises inside a script (the script's error then adds
 // `script: <sha>, on @user_script:<line>.`).
+pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
 pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
 /// Ours: after a write, a script reached an undeclared key whose slot
 /// (below the script's held slots) stayed taken (db::GROW_WAIT).

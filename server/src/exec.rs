@@ -813,6 +813,12 @@ fn call(
     drop(epoch);
     let end = crate::stats::mono_ns();
     cstat.nsec.fetch_add(end.saturating_sub(start), Relaxed);
+    if client.block.is_none() && !client.replaying {
+        // (A command that blocked is logged when it is served; the AOF's
+        // replay is not logged, as Redis runs it outside call().)
+        srv.slowlog
+            .consider(client, id, spec, argv, end.saturating_sub(start));
+    }
     if !wake {
         // A served wake-up is the blocked call finishing, not a new call
         // (Redis' updateStatsOnUnblock).

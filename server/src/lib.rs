@@ -42,6 +42,7 @@ pub mod repl;
 mod replay_tests;
 pub mod script;
 pub mod server;
+pub mod slowlog;
 pub mod stats;
 #[cfg(test)]
 pub mod testkit;

@@ -105,20 +105,11 @@ pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]])
         )
         .as_bytes(),
     );
-    let redact_from = match id {
-        CmdId::Auth => 1,
-        _ => usize::MAX,
-    };
-    // HELLO … AUTH user pass: both redacted.
-    let hello_auth = (id == CmdId::Hello)
-        .then(|| argv.iter().position(|a| a.eq_ignore_ascii_case(b"auth")))
-        .flatten()
-        .map(|i| i + 1);
     for (i, a) in argv.iter().enumerate() {
         if i > 0 {
             line.push(b' ');
         }
-        if i >= redact_from || hello_auth.is_some_and(|h| i == h || i == h + 1) {
+        if redacted(id, argv, i) {
             line.extend_from_slice(b"\"(redacted)\"");
         } else {
             repr(&mut line, a);
@@ -128,6 +119,29 @@ pub fn feed(srv: &Server, client: &Client, db: usize, id: CmdId, argv: &[&[u8]])
     let limits = srv.config().client_output_buffer_limit;
     for m in srv.monitors.lock().iter() {
         m.deliver_limited(&line, &limits);
+    }
+}
+
+/// Whether argument `i` of `argv` is a secret that MONITOR and SLOWLOG
+/// show as `(redacted)` (Redis' `redactClientCommandArgument` callers):
+/// AUTH's arguments, HELLO's `AUTH user pass`, the values of sensitive
+/// parameters in CONFIG SET (MIGRATE is not a command of ours).
+pub fn redacted(id: CmdId, argv: &[&[u8]], i: usize) -> bool {
+    let after = |word: &[u8], n: usize| {
+        argv.iter()
+            .position(|a| a.eq_ignore_ascii_case(word))
+            .is_some_and(|p| i > p && i <= p + n)
+    };
+    match id {
+        CmdId::Auth => i >= 1,
+        CmdId::Hello => after(b"auth", 2),
+        CmdId::Config => {
+            argv.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"set"))
+                && i >= 3
+                && i % 2 == 1
+                && crate::config::Config::is_sensitive(argv[i - 1])
+        }
+        _ => false,
     }
 }
 

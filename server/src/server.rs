@@ -45,6 +45,7 @@ pub struct Server {
     pub pause: crate::pause::Pause,
     /// MONITOR clients (monitor.rs).
     pub monitors: crate::monitor::Monitors,
+    pub slowlog: crate::slowlog::SlowLog,
     /// The ordered stream of every change (propagate.rs).
     pub prop: crate::propagate::Stream,
     /// Replication, master side (repl/).
@@ -117,6 +118,7 @@ impl Server {
             prop: Default::default(),
             repl: crate::repl::Repl::new(),
             monitors: Default::default(),
+            slowlog: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
@@ -247,6 +249,8 @@ impl Server {
         self.pubsub
             .set_limit(c.client_output_buffer_limit[crate::config::CLIENT_CLASS_PUBSUB]);
         self.tracking.set_max_keys(c.tracking_table_max_keys);
+        self.slowlog
+            .configure(c.slowlog_log_slower_than, c.slowlog_max_len);
         self.prop
             .set_backlog_size(c.repl_backlog_size.max(1) as u64);
         let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];

@@ -61,6 +61,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     crate::multi::handler,
     crate::pubsub::handler,
     crate::monitor::handler,
+    crate::slowlog::handler,
     crate::script::handler,
 ];
 
