@@ -444,6 +444,16 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // What `redis.call` raises inside a script (the script's error then adds
 // `script: <sha>, on @user_script:<line>.`).
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
+/// Ours: LATENCY HISTOGRAM needs per-command histograms (not kept yet).
+pub const LATENCY_NO_HISTOGRAMS: &str = "ERR LATENCY HISTOGRAM is not available: codis-server does not keep per-command latency histograms yet";
+
+/// `ERR No samples available for event '<event>'` (LATENCY GRAPH).
+pub fn latency_no_samples(event: &[u8]) -> String {
+    format!(
+        "ERR No samples available for event '{}'",
+        String::from_utf8_lossy(event)
+    )
+}
 pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
 /// Ours: after a write, a script reached an undeclared key whose slot
 /// (below the script's held slots) stayed taken (db::GROW_WAIT).

@@ -816,8 +816,17 @@ fn call(
     if client.block.is_none() && !client.replaying {
         // (A command that blocked is logged when it is served; the AOF's
         // replay is not logged, as Redis runs it outside call().)
-        srv.slowlog
-            .consider(client, id, spec, argv, end.saturating_sub(start));
+        let nanos = end.saturating_sub(start);
+        srv.slowlog.consider(client, id, spec, argv, nanos);
+        // (Redis' event names: by the command's `fast` flag.)
+        srv.latency.consider(
+            if spec.has(flags::FAST) {
+                "fast-command"
+            } else {
+                "command"
+            },
+            nanos / 1_000_000,
+        );
     }
     if !wake {
         // A served wake-up is the blocked call finishing, not a new call

@@ -28,6 +28,7 @@ pub mod db;
 pub mod ds;
 pub mod errors;
 pub mod exec;
+pub mod latency;
 pub mod log;
 pub mod migrate;
 pub mod monitor;

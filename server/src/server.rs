@@ -46,6 +46,7 @@ pub struct Server {
     /// MONITOR clients (monitor.rs).
     pub monitors: crate::monitor::Monitors,
     pub slowlog: crate::slowlog::SlowLog,
+    pub latency: crate::latency::Latency,
     /// The ordered stream of every change (propagate.rs).
     pub prop: crate::propagate::Stream,
     /// Replication, master side (repl/).
@@ -119,6 +120,7 @@ impl Server {
             repl: crate::repl::Repl::new(),
             monitors: Default::default(),
             slowlog: Default::default(),
+            latency: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
@@ -251,6 +253,7 @@ impl Server {
         self.tracking.set_max_keys(c.tracking_table_max_keys);
         self.slowlog
             .configure(c.slowlog_log_slower_than, c.slowlog_max_len);
+        self.latency.configure(c.latency_monitor_threshold);
         self.prop
             .set_backlog_size(c.repl_backlog_size.max(1) as u64);
         let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];
@@ -293,7 +296,10 @@ impl Server {
                 && !self.repl.link.is_replica()
                 && !self.scripts.busy()
             {
+                let t0 = Instant::now();
                 self.ks.active_expire(now_ms(), budget);
+                self.latency
+                    .consider("expire-cycle", t0.elapsed().as_millis() as u64);
             }
             if self.tracking.armed() {
                 crate::tracking::cron(&self);

@@ -62,6 +62,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     crate::pubsub::handler,
     crate::monitor::handler,
     crate::slowlog::handler,
+    crate::latency::handler,
     crate::script::handler,
 ];
 

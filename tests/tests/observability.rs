@@ -1,9 +1,11 @@
-//! SLOWLOG on codis-server: what an entry holds (arguments cut at 32 and
+//! SLOWLOG and LATENCY on codis-server. SLOWLOG: what an entry holds (arguments cut at 32 and
 //! at 128 bytes, secrets redacted, the client's address and name), the
 //! threshold (`slowlog-log-slower-than`, -1 off), `slowlog-max-len`, EXEC
 //! left out while its commands are logged, and a slow command's duration.
-//! The same commands are compared with redis-server 7.0.15 by shape in
-//! tests/scripts/server.txt.
+//! LATENCY: events over `latency-monitor-threshold` (a slow command, a
+//! slow fast command), their history, RESET, GRAPH and DOCTOR. Replies
+//! are compared with redis-server 7.0.15 in tests/scripts/server.txt
+//! (SLOWLOG by shape: ids, times and addresses differ).
 
 use tests::{Server, Value};
 
@@ -144,4 +146,52 @@ fn what_the_slow_log_keeps() {
     assert_eq!(c.cmd("SLOWLOG RESET"), b"+OK\r\n");
     c.cmd("DEBUG SLEEP 0.01");
     assert_eq!(c.cmd("SLOWLOG LEN"), b":0\r\n");
+}
+
+#[test]
+fn the_latency_monitor_records_slow_events() {
+    let s = Server::start(&["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    // Off by default: nothing is recorded.
+    assert_eq!(c.cmd("DEBUG SLEEP 0.03"), b"+OK\r\n");
+    assert_eq!(c.cmd("LATENCY LATEST"), b"*0\r\n");
+    assert!(
+        c.value("LATENCY DOCTOR")
+            .as_text()
+            .unwrap()
+            .contains("latency monitor is off")
+    );
+    assert_eq!(c.cmd("CONFIG SET latency-monitor-threshold 20"), b"+OK\r\n");
+    assert_eq!(c.cmd("DEBUG SLEEP 0.01"), b"+OK\r\n");
+    assert_eq!(c.cmd("LATENCY LATEST"), b"*0\r\n", "under the threshold");
+    assert_eq!(c.cmd("DEBUG SLEEP 0.05"), b"+OK\r\n");
+    let latest = c.value("LATENCY LATEST");
+    let e = latest.as_array().unwrap();
+    assert_eq!(e.len(), 1);
+    let e = e[0].as_array().unwrap();
+    assert_eq!(e[0].as_text().unwrap(), "command");
+    let ms = e[2].as_int().unwrap();
+    assert!((50..1000).contains(&ms), "{ms}");
+    assert_eq!(e[3].as_int().unwrap(), ms);
+    let h = c.value("LATENCY HISTORY command");
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].as_array().unwrap()[1].as_int().unwrap(), ms);
+    let graph = c.value("LATENCY GRAPH command").as_text().unwrap();
+    assert!(
+        graph.starts_with(&format!("command - high {ms} ms")),
+        "{graph}"
+    );
+    let doctor = c.value("LATENCY DOCTOR").as_text().unwrap();
+    assert!(
+        doctor.contains(&format!("command: 1 samples, mean {ms} ms")),
+        "{doctor}"
+    );
+    assert!(
+        c.cmd("LATENCY HISTOGRAM")
+            .starts_with(b"-ERR LATENCY HISTOGRAM is not available")
+    );
+    assert_eq!(c.cmd("LATENCY RESET"), b":1\r\n");
+    assert_eq!(c.cmd("LATENCY LATEST"), b"*0\r\n");
+    assert_eq!(c.cmd("LATENCY RESET"), b":0\r\n");
 }
