@@ -43,6 +43,19 @@ pub fn wait_link_up(r: &mut Conn) {
     });
 }
 
+/// Waits until the master lists its replica on `port` as online (the
+/// replica's own `master_link_status:up` can come first: the master puts
+/// it online on its first REPLCONF ACK). FAILOVER TO needs this.
+#[track_caller]
+pub fn wait_replica_online(master: &mut Conn, port: u16) {
+    let needle = format!(",port={port},state=online");
+    wait_until(
+        "the master to list its replica online",
+        Duration::from_secs(30),
+        || String::from_utf8_lossy(&master.cmd("INFO replication")).contains(&needle),
+    );
+}
+
 /// Waits until the replica applied everything the master sent so far.
 #[track_caller]
 pub fn wait_caught_up(master: &mut Conn, replica: &mut Conn) {

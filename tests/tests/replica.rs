@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use tests::data::{Dataset, fill_dbs};
-use tests::repl::{info_field, int_field, wait_caught_up, wait_link_up, wait_until};
+use tests::repl::{
+    info_field, int_field, wait_caught_up, wait_link_up, wait_replica_online, wait_until,
+};
 use tests::{Conn, RedisServer, Server};
 
 fn replicaof(port: u16) -> [String; 3] {
@@ -529,6 +531,7 @@ fn coordinated_failover() {
         m.cmd("FAILOVER TO 127.0.0.1 1 TIMEOUT 100"),
         b"-ERR FAILOVER target HOST and PORT is not a replica.\r\n"
     );
+    wait_replica_online(&mut m, r1.port());
     assert_eq!(
         m.cmd(&format!("FAILOVER TO 127.0.0.1 {} TIMEOUT 5000", r1.port())),
         b"+OK\r\n"
@@ -564,6 +567,7 @@ fn coordinated_failover() {
     };
     let mut rr = redis.conn();
     wait_link_up(&mut rr);
+    wait_replica_online(&mut c1, redis.port());
     assert_eq!(
         c1.cmd(&format!("FAILOVER TO 127.0.0.1 {}", redis.port())),
         b"+OK\r\n"
@@ -576,6 +580,7 @@ fn coordinated_failover() {
     wait_caught_up(&mut rr, &mut c1);
     assert_eq!(c1.cmd("GET after"), b"$5\r\nredis\r\n");
     // And redis (master) fails over back to our server.
+    wait_replica_online(&mut rr, r1.port());
     assert_eq!(
         rr.cmd(&format!("FAILOVER TO 127.0.0.1 {}", r1.port())),
         b"+OK\r\n"
