@@ -63,13 +63,12 @@ impl SlowLog {
     }
 
     /// Takes up `slowlog-log-slower-than` and `slowlog-max-len` (start-up,
-    /// CONFIG SET).
+    /// CONFIG SET). A shorter max-len applies at the next entry, as in
+    /// Redis (so not while the log is off).
     pub fn configure(&self, threshold_us: i64, max_len: u64) {
         self.threshold.store(threshold_us, Relaxed);
         let max = usize::try_from(max_len).unwrap_or(usize::MAX);
         self.max_len.store(max, Relaxed);
-        let mut l = self.lock();
-        l.truncate(max);
     }
 
     /// Logs `argv` (run by `client`) if it took `nanos` or more than the
