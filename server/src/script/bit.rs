@@ -16,7 +16,7 @@
 //! Rust value that owns a destructor alive in any frame.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, c_int};
+use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua_sys as ffi;
@@ -201,37 +201,26 @@ lua_fn!(l_tohex, tohex);
 /// `l` is a valid Lua 5.1 state, not inside a C function that holds Rust
 /// values with destructors (a memory error raises).
 pub unsafe fn open(l: *mut ffi::lua_State) {
-    fn reg(name: &'static CStr, func: ffi::lua_CFunction) -> ffi::luaL_Reg {
-        ffi::luaL_Reg {
-            name: name.as_ptr(),
-            func,
-        }
-    }
-    let regs = [
-        reg(c"tobit", l_tobit),
-        reg(c"bnot", l_bnot),
-        reg(c"band", l_band),
-        reg(c"bor", l_bor),
-        reg(c"bxor", l_bxor),
-        reg(c"lshift", l_lshift),
-        reg(c"rshift", l_rshift),
-        reg(c"arshift", l_arshift),
-        reg(c"rol", l_rol),
-        reg(c"ror", l_ror),
-        reg(c"bswap", l_bswap),
-        reg(c"tohex", l_tohex),
-        // Terminator: luaL_register stops at the null name and never reads
-        // its function.
-        ffi::luaL_Reg {
-            name: std::ptr::null(),
-            func: l_tohex,
-        },
-    ];
-    // SAFETY: `regs` is null-terminated and outlives the call; luaL_register
-    // pushes exactly one table, popped again.
+    // SAFETY: as this function's contract.
     unsafe {
-        ffi::luaL_register(l, c"bit".as_ptr(), regs.as_ptr());
-        ffi::lua_pop(l, 1);
+        super::libs::register(
+            l,
+            c"bit",
+            &[
+                (c"tobit", l_tobit),
+                (c"bnot", l_bnot),
+                (c"band", l_band),
+                (c"bor", l_bor),
+                (c"bxor", l_bxor),
+                (c"lshift", l_lshift),
+                (c"rshift", l_rshift),
+                (c"arshift", l_arshift),
+                (c"rol", l_rol),
+                (c"ror", l_ror),
+                (c"bswap", l_bswap),
+                (c"tohex", l_tohex),
+            ],
+        );
     }
 }
 

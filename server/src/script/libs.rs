@@ -19,6 +19,42 @@ pub unsafe fn open_all(l: *mut ffi::lua_State) {
     }
 }
 
+/// `luaL_register(l, name, fns)`: the global table `name` (and the
+/// registry's loaded-module entry) with `fns` in the given order (Redis'
+/// order, so `pairs` walks them alike), leaving the stack as it found it.
+///
+/// # Safety
+/// `l` is a valid Lua 5.1 state, not inside a C function that holds Rust
+/// values with destructors (a memory error raises).
+pub unsafe fn register(
+    l: *mut ffi::lua_State,
+    name: &'static std::ffi::CStr,
+    fns: &[(&'static std::ffi::CStr, ffi::lua_CFunction)],
+) {
+    let Some(&(_, any)) = fns.first() else {
+        return;
+    };
+    let mut regs: Vec<ffi::luaL_Reg> = fns
+        .iter()
+        .map(|&(n, func)| ffi::luaL_Reg {
+            name: n.as_ptr(),
+            func,
+        })
+        .collect();
+    // Terminator: luaL_register stops at the null name and never reads its
+    // function.
+    regs.push(ffi::luaL_Reg {
+        name: std::ptr::null(),
+        func: any,
+    });
+    // SAFETY: `regs` is null-terminated and outlives the call;
+    // luaL_register pushes exactly one table, popped again.
+    unsafe {
+        ffi::luaL_register(l, name.as_ptr(), regs.as_ptr());
+        ffi::lua_pop(l, 1);
+    }
+}
+
 /// `(int64_t)d` as x86-64 computes it (Redis converts Lua numbers this way
 /// in its replies and libraries): truncation; `i64::MIN` when out of range
 /// or NaN.

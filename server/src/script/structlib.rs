@@ -491,31 +491,13 @@ lua_fn!(l_size, size);
 /// `l` is a valid Lua 5.1 state, not inside a C function that holds Rust
 /// values with destructors (a memory error raises).
 pub unsafe fn open(l: *mut ffi::lua_State) {
-    let regs = [
-        ffi::luaL_Reg {
-            name: c"pack".as_ptr(),
-            func: l_pack,
-        },
-        ffi::luaL_Reg {
-            name: c"unpack".as_ptr(),
-            func: l_unpack,
-        },
-        ffi::luaL_Reg {
-            name: c"size".as_ptr(),
-            func: l_size,
-        },
-        // Terminator: luaL_register stops at the null name and never reads
-        // its function.
-        ffi::luaL_Reg {
-            name: std::ptr::null(),
-            func: l_size,
-        },
-    ];
-    // SAFETY: `regs` is null-terminated and outlives the call; luaL_register
-    // pushes exactly one table, popped again.
+    // SAFETY: as this function's contract.
     unsafe {
-        ffi::luaL_register(l, c"struct".as_ptr(), regs.as_ptr());
-        ffi::lua_pop(l, 1);
+        super::libs::register(
+            l,
+            c"struct",
+            &[(c"pack", l_pack), (c"unpack", l_unpack), (c"size", l_size)],
+        );
     }
 }
 
