@@ -70,6 +70,21 @@ fn run_for(threads: Vec<thread::JoinHandle<()>>, stop: &AtomicBool) {
     }
 }
 
+/// Prints what a run did and fails it when too little happened to prove
+/// anything (`writes_kind`: what a write was).
+fn enough_happened(writes_kind: &str, reads: &AtomicU64, writes: &AtomicU64, moves: &AtomicU64) {
+    let (r, w, m) = (
+        reads.load(Relaxed),
+        writes.load(Relaxed),
+        moves.load(Relaxed),
+    );
+    eprintln!("reads {r}, {writes_kind} {w}, slot moves {m}");
+    assert!(
+        r > 100 && w > 100 && m > 4,
+        "too little happened: reads {r}, writes {w}, moves {m}"
+    );
+}
+
 #[test]
 fn transactions_stay_atomic_while_the_slot_moves() {
     let args = ["--io-threads", "4"];
@@ -128,16 +143,7 @@ fn transactions_stay_atomic_while_the_slot_moves() {
     }
     threads.push(mover(ports, "a{t}", stop.clone(), moves.clone()));
     run_for(threads, &stop);
-    let (r, w, m) = (
-        reads.load(Relaxed),
-        writes.load(Relaxed),
-        moves.load(Relaxed),
-    );
-    eprintln!("reads {r}, committed transactions {w}, slot moves {m}");
-    assert!(
-        r > 100 && w > 100 && m > 4,
-        "too little happened: reads {r}, writes {w}, moves {m}"
-    );
+    enough_happened("committed transactions", &reads, &writes, &moves);
 }
 
 /// WATCH sees a key moved away by a migration as modified (the key is gone
@@ -265,16 +271,7 @@ fn scripts_stay_atomic(declared: bool) {
     }
     threads.push(mover(ports, "a{s}", stop.clone(), moves.clone()));
     run_for(threads, &stop);
-    let (r, w, m) = (
-        reads.load(Relaxed),
-        writes.load(Relaxed),
-        moves.load(Relaxed),
-    );
-    eprintln!("reads {r}, committed scripts {w}, slot moves {m}");
-    assert!(
-        r > 100 && w > 100 && m > 4,
-        "too little happened: reads {r}, writes {w}, moves {m}"
-    );
+    enough_happened("committed scripts", &reads, &writes, &moves);
     for s in [&s1, &s2] {
         let mut c = s.conn();
         let before = (c.cmd("GET a{s}"), c.cmd("GET b{s}"), c.cmd("DBSIZE"));
