@@ -215,14 +215,24 @@ pub struct FileReader<Rd: Read> {
 
 const BLOCK: usize = 1 << 20;
 
+/// One RDB string at the start of `b` (raw, integer-encoded or LZF, as
+/// [`FileReader`] reads them; e.g. a FUNCTION DUMP payload's library
+/// code): the decoded bytes and how many bytes of `b` it took.
+pub fn read_string(b: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut r = FileReader::headless(b, b.len().max(1));
+    let s = r.string().ok()?;
+    Some((s, usize::try_from(r.consumed).ok()?))
+}
+
 impl<Rd: Read> FileReader<Rd> {
-    /// Reads and checks the header.
-    pub fn new(src: Rd) -> R<FileReader<Rd>> {
+    /// A reader of `src` with a `block`-byte buffer that has read no
+    /// header (yet).
+    fn headless(src: Rd, block: usize) -> FileReader<Rd> {
         static CRC: crc::Crc<u64, crc::Table<16>> =
             crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
-        let mut r = FileReader {
+        FileReader {
             src,
-            buf: vec![0; BLOCK],
+            buf: vec![0; block],
             pos: 0,
             end: 0,
             crc_from: 0,
@@ -230,7 +240,12 @@ impl<Rd: Read> FileReader<Rd> {
             version: 0,
             consumed: 0,
             done: false,
-        };
+        }
+    }
+
+    /// Reads and checks the header.
+    pub fn new(src: Rd) -> R<FileReader<Rd>> {
+        let mut r = FileReader::headless(src, BLOCK);
         let mut head = [0u8; 9];
         r.read_exact(&mut head)?;
         if &head[..5] != b"REDIS" {
@@ -683,6 +698,12 @@ mod tests {
                     other => panic!("{other:?}"),
                 }
                 assert_eq!(r.next_item().unwrap(), Item::Eof);
+                // And alone, followed by more bytes (read_string).
+                let mut alone = enc(s, z);
+                let n = alone.len();
+                alone.extend_from_slice(b"rest");
+                assert_eq!(read_string(&alone), Some((s.to_vec(), n)));
+                assert_eq!(read_string(&alone[..n - 1]), None, "truncated");
             }
         }
     }

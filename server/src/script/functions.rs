@@ -210,52 +210,6 @@ pub fn write_records(out: &mut Vec<u8>, libs: &[Arc<Library>]) {
     }
 }
 
-/// Reads one RDB string (length-prefixed, integer-encoded or LZF, as
-/// Redis writes library code): the bytes and how many were read.
-fn read_string(b: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let first = *b.first()?;
-    let len = |b: &[u8]| -> Option<(u64, usize)> {
-        let f = *b.first()?;
-        Some(match f >> 6 {
-            0 => ((f & 0x3f) as u64, 1),
-            1 => ((((f & 0x3f) as u64) << 8) | *b.get(1)? as u64, 2),
-            _ if f == 0x80 => (u32::from_be_bytes(b.get(1..5)?.try_into().ok()?) as u64, 5),
-            _ if f == 0x81 => (u64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9),
-            _ => return None,
-        })
-    };
-    if first >> 6 != 3 {
-        let (n, h) = len(b)?;
-        let end = h.checked_add(usize::try_from(n).ok()?)?;
-        return Some((b.get(h..end)?.to_vec(), end));
-    }
-    match first & 0x3f {
-        0 => Some(((*b.get(1)? as i8).to_string().into_bytes(), 2)),
-        1 => Some((
-            i16::from_le_bytes(b.get(1..3)?.try_into().ok()?)
-                .to_string()
-                .into_bytes(),
-            3,
-        )),
-        2 => Some((
-            i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)
-                .to_string()
-                .into_bytes(),
-            5,
-        )),
-        3 => {
-            let (clen, h1) = len(&b[1..])?;
-            let (ulen, h2) = len(&b[1 + h1..])?;
-            let start = 1 + h1 + h2;
-            let end = start.checked_add(usize::try_from(clen).ok()?)?;
-            let out =
-                protocol::rdb::lzf::decompress(b.get(start..end)?, usize::try_from(ulen).ok()?)?;
-            Some((out, end))
-        }
-        _ => None,
-    }
-}
-
 /// Loads `code` in a scratch interpreter to learn its functions.
 fn compile_library(code: &[u8], timeout_ms: u64) -> Result<Library, String> {
     let (name, body) = metadata(code)?;
@@ -602,7 +556,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if op != protocol::rdb::file::opcode::FUNCTION2 {
             return Err(CmdError::Static(errors::FUNCTION_NOT_A_FUNCTION));
         }
-        let Some((code, used)) = read_string(&body[pos..]) else {
+        let Some((code, used)) = protocol::rdb::file::read_string(&body[pos..]) else {
             return Err(CmdError::Static(errors::FUNCTION_RESTORE_FAILED));
         };
         pos += used;
