@@ -246,6 +246,10 @@ pub struct Client {
     /// Runs our master's stream (repl/replica.rs): past the read-only and
     /// persistence gates, keys never expired by it, no reply.
     pub from_master: bool,
+    /// The check before this client's current command found memory over
+    /// maxmemory with nothing left to evict (scripts refuse their writes
+    /// that may grow memory: evict.rs).
+    pub oom_at_start: bool,
     /// Set by `REPLCONF GETACK` from our master: ACK after this command.
     pub ack_requested: bool,
     /// The replication offset right after this client's last change
@@ -298,6 +302,7 @@ impl Client {
             in_exec: false,
             replaying: false,
             from_master: false,
+            oom_at_start: false,
             ack_requested: false,
             woff: 0,
             subs: Default::default(),

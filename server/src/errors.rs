@@ -445,6 +445,8 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // `script: <sha>, on @user_script:<line>.`).
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
 /// Ours: LATENCY HISTOGRAM needs per-command histograms (not kept yet).
+/// A command that may grow memory while memory stays over maxmemory.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const LATENCY_NO_HISTOGRAMS: &str = "ERR LATENCY HISTOGRAM is not available: codis-server does not keep per-command latency histograms yet";
 
 /// `ERR No samples available for event '<event>'` (LATENCY GRAPH).

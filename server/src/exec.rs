@@ -175,7 +175,7 @@ impl<'a> Ctx<'a> {
 
     /// The LRU clock for the current time.
     pub fn lru(&self) -> u32 {
-        crate::db::lru_clock(self.now)
+        self.srv.evict.token(self.now)
     }
 
     /// A read lookup, as Redis' `lookupKeyRead`: counts a keyspace hit or
@@ -335,6 +335,25 @@ fn reject(srv: &Server, client: &mut Client, out: &mut Reply, stat: usize, text:
     reply_error(srv, out, text);
 }
 
+/// maxmemory before a command (Redis' processCommand): evicts what it
+/// must (evict.rs) and tells whether the command is refused with -OOM:
+/// memory stays over the limit and the command may grow it (`denyoom`,
+/// EXEC of such a command, anything queued in MULTI).
+#[inline]
+fn oom_refusal(srv: &Server, client: &mut Client, spec: &CommandSpec, id: CmdId) -> bool {
+    let oom = crate::evict::before_command(srv) == crate::evict::Evict::Fail;
+    client.oom_at_start = oom;
+    if !oom {
+        return false;
+    }
+    spec.has(flags::DENYOOM)
+        || match &client.multi {
+            Some(m) if id == CmdId::Exec => m.denyoom,
+            Some(_) => !matches!(id, CmdId::Discard | CmdId::Quit | CmdId::Reset),
+            None => false,
+        }
+}
+
 /// Why the persistence state refuses a command (Redis' processCommand
 /// order): stop-writes-on-bgsave-error and AOF write errors refuse writes
 /// and PING (`writeCommandsDeniedByDiskError`); the start-up load refuses
@@ -397,6 +416,14 @@ pub fn execute_checked(
     {
         // A script past busy-reply-threshold runs on another thread.
         reject(srv, client, out, stat, e.as_bytes());
+        return Outcome::Replied;
+    }
+    if srv.evict.maxmemory() != 0
+        && !client.from_master
+        && !client.replaying
+        && oom_refusal(srv, client, spec, id)
+    {
+        reject(srv, client, out, stat, errors::OOM.as_bytes());
         return Outcome::Replied;
     }
     if srv.repl.gate.load(Relaxed)
@@ -465,6 +492,7 @@ pub fn execute_checked(
                 argv,
                 spec.has(flags::WRITE) || (runs_script(id) && !spec.has(flags::READONLY)),
             );
+            m.denyoom |= spec.has(flags::DENYOOM);
             client.info.queued.store(m.len(), Relaxed);
             out.simple(b"QUEUED");
             return Outcome::Replied;

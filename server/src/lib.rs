@@ -19,6 +19,7 @@
 //! * [`server`]: process-wide state, stats, client registry, cron.
 #![deny(unsafe_code)]
 
+pub mod alloc;
 pub mod block;
 pub mod client;
 pub mod cmd;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod ds;
 pub mod errors;
+pub mod evict;
 pub mod exec;
 pub mod latency;
 pub mod log;

@@ -11,7 +11,12 @@ use server::config::{self, Config};
 use server::server::Server;
 use server::{log, net, notice, warning};
 
+/// Every allocation is counted: `used_memory` and maxmemory (alloc.rs).
+#[global_allocator]
+static ALLOC: server::alloc::Counting = server::alloc::Counting;
+
 fn main() {
+    server::alloc::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v") | Some("--version") => {
@@ -77,6 +82,7 @@ fn run(cfg: Config, config_file: String) -> i32 {
     // CPU per request (docs/performance.md).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
+        .on_thread_stop(server::alloc::flush_thread)
         .enable_all()
         .build();
     let rt = match rt {
@@ -90,6 +96,9 @@ fn run(cfg: Config, config_file: String) -> i32 {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let srv = Server::new(cfg, exe, config_file);
+    srv.stats
+        .used_memory_startup
+        .store(server::alloc::used(), Relaxed);
     let code = rt.block_on(serve(srv.clone()));
     if srv.scripts.busy() {
         // SHUTDOWN NOSAVE during a busy script: its executor thread never

@@ -43,6 +43,9 @@ pub struct MultiState {
     pub aborted: bool,
     /// A queued command is a write (EXEC then holds a migration epoch).
     pub writes: bool,
+    /// A queued command may grow memory (EXEC is then refused with -OOM
+    /// when over maxmemory, as Redis).
+    pub denyoom: bool,
 }
 
 impl MultiState {

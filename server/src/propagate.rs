@@ -531,6 +531,23 @@ impl Stream {
         })
     }
 
+    /// Bytes the replication buffer holds beyond `repl-backlog-size`
+    /// (what slow replicas have not taken yet): Redis leaves them out of
+    /// the comparison with maxmemory.
+    pub fn replica_excess_bytes(&self) -> u64 {
+        let (held, backlog) = self.repl_buffer_bytes();
+        held.saturating_sub(backlog)
+    }
+
+    /// Bytes the replication buffer holds, and the backlog's share of
+    /// them (INFO `mem_total_replication_buffers`, `mem_replication_backlog`).
+    pub fn repl_buffer_bytes(&self) -> (u64, u64) {
+        let g = lock(&self.inner);
+        let held = g.repl.end() - g.repl.start;
+        let backlog = if g.repl.backlog { g.repl.cap as u64 } else { 0 };
+        (held, held.min(backlog))
+    }
+
     /// Turns relaying on (this server became a replica) or off (it became
     /// a master: its own changes feed its replicas again, after a SELECT).
     pub fn set_relay(&self, on: bool) {

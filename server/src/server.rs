@@ -47,6 +47,8 @@ pub struct Server {
     pub monitors: crate::monitor::Monitors,
     pub slowlog: crate::slowlog::SlowLog,
     pub latency: crate::latency::Latency,
+    /// maxmemory: eviction and the access clocks (evict.rs).
+    pub evict: crate::evict::Evictor,
     /// The ordered stream of every change (propagate.rs).
     pub prop: crate::propagate::Stream,
     /// Replication, master side (repl/).
@@ -121,6 +123,7 @@ impl Server {
             monitors: Default::default(),
             slowlog: Default::default(),
             latency: Default::default(),
+            evict: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
@@ -254,6 +257,7 @@ impl Server {
         self.slowlog
             .configure(c.slowlog_log_slower_than, c.slowlog_max_len);
         self.latency.configure(c.latency_monitor_threshold);
+        self.evict.configure(c);
         self.prop
             .set_backlog_size(c.repl_backlog_size.max(1) as u64);
         let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];

@@ -89,6 +89,9 @@ pub struct Stats {
     pub inst_out_kbps: AtomicU64,
     /// Highest `used_memory` INFO has reported (reset by CONFIG RESETSTAT).
     pub used_memory_peak: AtomicU64,
+    /// The allocator's count once the server was set up (INFO
+    /// `used_memory_startup`).
+    pub used_memory_startup: AtomicU64,
 }
 
 impl Default for Stats {
@@ -121,6 +124,7 @@ impl Stats {
             inst_in_kbps: AtomicU64::new(0),
             inst_out_kbps: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
+            used_memory_startup: AtomicU64::new(0),
         }
     }
 

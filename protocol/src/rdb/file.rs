@@ -108,6 +108,11 @@ pub fn write_idle(out: &mut Vec<u8>, secs: u64) {
     write_len(out, secs);
 }
 
+pub fn write_freq(out: &mut Vec<u8>, counter: u8) {
+    out.push(opcode::FREQ);
+    out.push(counter);
+}
+
 /// The EOF opcode; the caller appends the CRC-64 of everything before it
 /// and this byte (little-endian), or 8 zero bytes without `rdbchecksum`.
 pub fn write_eof(out: &mut Vec<u8>) {

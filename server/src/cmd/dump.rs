@@ -285,11 +285,13 @@ fn restore_apply(
         t if opts.absttl => Some(t),
         t => Some(now.saturating_add(t)),
     };
-    let clock = crate::db::lru_clock(now);
+    // Redis' objectSetLRUOrLFU: IDLETIME counts under an LRU policy, FREQ
+    // under an LFU one; otherwise the key is new.
     let lru = match opts.idle {
-        Some(idle) => idle_lru(clock, idle),
-        None => clock,
+        Some(idle) if !crate::evict::lfu_on() => idle_lru(crate::db::lru_clock(now), idle),
+        _ => crate::evict::token(now),
     };
+    let freq = crate::evict::restored_freq(now, opts.freq.map(|f| f as u8));
     let mut s = locker.lock_key(db, key);
     if !opts.replace && s.get(key, now).is_some() {
         return err(errors::BUSYKEY);
@@ -306,7 +308,11 @@ fn restore_apply(
         }
         return Ok(());
     }
-    let old = s.put(restored.into_entry(key, expire, lru));
+    let mut e = restored.into_entry(key, expire, lru);
+    if let Some(v) = freq {
+        e.set_lru(v);
+    }
+    let old = s.put(e);
     report(Applied::Restored(expire.filter(|_| !opts.absttl)));
     drop(s);
     if let Some(old) = old {

@@ -11,12 +11,11 @@
 //! Where codis-server has no equivalent the value is the one Redis reports in
 //! the same situation (no replicas, no persistence, no pub/sub ...). Values
 //! that are ours:
-//! * `used_memory` is an estimate: the keyspace's fixed structures plus the
-//!   key/value bytes of a sample of slots scaled to the key count (exact up to
-//!   a few thousand keys per DB), plus client buffers. `used_memory_rss` is the
-//!   process' VmRSS. There is no allocator accounting (`mem_allocator:libc`).
-//! * `maxmemory_policy` is reported but eviction is not implemented yet:
-//!   `maxmemory_eviction:not_implemented` says so.
+//! * `used_memory` is the counting allocator's total (alloc.rs: every
+//!   block's usable size, as Redis' zmalloc); `used_memory_dataset` is what
+//!   the start-up memory, client state and the replication and AOF buffers
+//!   leave of it. Without the allocator (unit tests) the dataset is
+//!   estimated from a sample of slots. `used_memory_rss` is VmRSS.
 //! * `avg_ttl` in the keyspace lines is always 0 (not sampled).
 //! * `latencystats` is empty (no latency histograms).
 //! * `total_reads_processed` / `total_writes_processed` are not reported.
@@ -261,6 +260,11 @@ const SAMPLE_KEYS_PER_SLOT: usize = 128;
 
 /// Estimates the server's memory use (see the module docs).
 pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
+    estimate(ctx, true)
+}
+
+/// The estimate, with the dataset sampled only when `dataset`.
+fn estimate(ctx: &Ctx, dataset: bool) -> MemoryEstimate {
     let ks = ctx.ks();
     let per_db = SLOTS * (std::mem::size_of::<std::sync::Mutex<crate::db::SlotTable>>() + 8);
     let startup = (ks.db_count() * (per_db + std::mem::size_of::<crate::db::Db>())) as u64;
@@ -271,8 +275,8 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
         .iter()
         .map(|c| (c.fixed_mem() + c.pending_output()) as u64)
         .sum();
-    let mut dataset = 0u64;
-    for i in 0..ks.db_count() {
+    let mut bytes_total = 0u64;
+    for i in (0..ks.db_count()).filter(|_| dataset) {
         let Some(db) = ks.db(i) else { continue };
         let keys = db.len();
         if keys == 0 {
@@ -305,7 +309,7 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
             }
         }
         if seen > 0 {
-            dataset += if exact {
+            bytes_total += if exact {
                 bytes
             } else {
                 (bytes as f64 / seen as f64 * keys as f64) as u64
@@ -315,7 +319,7 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
     MemoryEstimate {
         startup,
         clients,
-        dataset,
+        dataset: bytes_total,
     }
 }
 
@@ -334,8 +338,21 @@ fn proc_kb(path: &str, field: &str) -> u64 {
 }
 
 fn memory(ctx: &Ctx, w: &mut Lines) {
-    let est = estimate_memory(ctx);
-    let used = est.used();
+    let counted = crate::alloc::installed();
+    let mut est = estimate(ctx, !counted);
+    let (repl_held, repl_backlog) = ctx.srv.prop.repl_buffer_bytes();
+    let aof_buf = ctx.srv.persist.aof.writer.pending_bytes();
+    let used = if counted {
+        // The allocator's count (alloc.rs); the dataset is what the
+        // fixed parts leave of it.
+        let used = crate::alloc::used();
+        est.startup = ctx.srv.stats.used_memory_startup.load(Relaxed);
+        est.dataset = used
+            .saturating_sub(est.startup + est.clients + repl_held + aof_buf);
+        used
+    } else {
+        est.used()
+    };
     let peak = ctx
         .srv
         .stats
@@ -344,7 +361,7 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
         .max(used);
     let rss = rss_bytes();
     let total = proc_kb("/proc/meminfo", "MemTotal:");
-    let overhead = est.startup + est.clients;
+    let overhead = est.startup + est.clients + repl_held + aof_buf;
     let (maxmemory, policy) = {
         let c = ctx.srv.config();
         (
@@ -414,7 +431,6 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     w.kv("maxmemory", maxmemory);
     w.kv("maxmemory_human", human(maxmemory));
     w.kv("maxmemory_policy", String::from_utf8_lossy(&policy));
-    w.kv("maxmemory_eviction", "not_implemented");
     let frag = if used == 0 {
         0.0
     } else {
@@ -422,13 +438,16 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
     };
     w.kv("mem_fragmentation_ratio", f2(frag));
     w.kv("mem_fragmentation_bytes", rss as i64 - used as i64);
-    w.kv("mem_not_counted_for_evict", 0);
-    w.kv("mem_replication_backlog", 0);
-    w.kv("mem_total_replication_buffers", 0);
+    w.kv(
+        "mem_not_counted_for_evict",
+        crate::evict::not_counted(ctx.srv),
+    );
+    w.kv("mem_replication_backlog", repl_backlog);
+    w.kv("mem_total_replication_buffers", repl_held);
     w.kv("mem_clients_slaves", 0);
     w.kv("mem_clients_normal", est.clients);
     w.kv("mem_cluster_links", 0);
-    w.kv("mem_aof_buffer", ctx.srv.persist.aof.writer.pending_bytes());
+    w.kv("mem_aof_buffer", aof_buf);
     w.kv("mem_allocator", "libc");
     w.kv("active_defrag_running", 0);
     w.kv("lazyfree_pending_objects", 0);
@@ -551,10 +570,15 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("expired_stale_perc", "0.00");
     w.kv("expired_time_cap_reached_count", 0);
     w.kv("expire_cycle_cpu_milliseconds", 0);
-    w.kv("evicted_keys", 0);
+    let ev = &ctx.srv.evict;
+    w.kv("evicted_keys", ev.evicted_keys.load(Relaxed));
     w.kv("evicted_clients", 0);
-    w.kv("total_eviction_exceeded_time", 0);
-    w.kv("current_eviction_exceeded_time", 0);
+    let current = ev.current_over_ms();
+    w.kv(
+        "total_eviction_exceeded_time",
+        ev.over_total_ms.load(Relaxed) + current,
+    );
+    w.kv("current_eviction_exceeded_time", current);
     w.kv("keyspace_hits", st.keyspace_hits.load(Relaxed));
     w.kv("keyspace_misses", st.keyspace_misses.load(Relaxed));
     w.kv("pubsub_channels", ctx.srv.pubsub.channel_count());

@@ -654,8 +654,6 @@ const OBJECT_HELP: &[&str] = &[
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Redis shares the integers 0..10000 (`OBJ_SHARED_INTEGERS`).
 const SHARED_INTEGERS: i64 = 10000;
-/// Redis' `LFU_INIT_VAL`: the counter a new key starts with.
-const LFU_INIT_VAL: i64 = 5;
 /// Largest value of the 24-bit LRU clock.
 const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
 
@@ -742,8 +740,8 @@ fn object(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             if !is_lfu(ctx.srv.config().maxmemory_policy) {
                 return Err(CmdError::Static(errors::LFU_POLICY_NOT_SELECTED));
             }
-            // No per-key LFU counters are kept: report a new key's counter.
-            ctx.out.int(LFU_INIT_VAL);
+            let min = crate::evict::minutes(now);
+            ctx.out.int(crate::evict::lfu_decayed(e.lru(), min) as i64);
         }
         _ => return Err(CmdError::msg(errors::subcommand_syntax("object", argv[1]))),
     }

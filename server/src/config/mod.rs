@@ -292,6 +292,10 @@ pub struct Config {
     pub maxmemory_policy: MaxmemoryPolicy,
     /// `maxmemory-samples`.
     pub maxmemory_samples: u32,
+    /// `maxmemory-eviction-tenacity` (0..=100).
+    pub maxmemory_eviction_tenacity: u32,
+    /// `replica-ignore-maxmemory`.
+    pub replica_ignore_maxmemory: bool,
     /// `client-query-buffer-limit` bytes.
     pub client_query_buffer_limit: u64,
     /// `proto-max-bulk-len` bytes.
@@ -633,6 +637,8 @@ impl Config {
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 0,
+            maxmemory_eviction_tenacity: 0,
+            replica_ignore_maxmemory: true,
             client_query_buffer_limit: 0,
             proto_max_bulk_len: 0,
             client_output_buffer_limit: [ClientBufferLimit::default(); 3],

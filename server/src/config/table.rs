@@ -593,7 +593,8 @@ pub(crate) static PARAMS: &[Param] = &[
         Some("slave-ignore-maxmemory"),
         0,
         B,
-        "yes"
+        "yes",
+        replica_ignore_maxmemory
     ),
     p!("replica-lazy-flush", Some("slave-lazy-flush"), 0, B, "no"),
     p!("replica-ignore-disk-write-errors", N, 0, B, "no"),
@@ -622,7 +623,14 @@ pub(crate) static PARAMS: &[Param] = &[
         "5",
         maxmemory_samples
     ),
-    p!("maxmemory-eviction-tenacity", N, 0, int(0, 100), "10"),
+    p!(
+        "maxmemory-eviction-tenacity",
+        N,
+        0,
+        int(0, 100),
+        "10",
+        maxmemory_eviction_tenacity
+    ),
     p!(
         "maxmemory-clients",
         N,

@@ -74,7 +74,7 @@ impl Entry {
         let mut v = Vec::with_capacity(HDR + exp_len + key.len() + payload.len());
         let flags = if expire.is_some() { F_VOLATILE } else { 0 } | snap;
         v.push(flags);
-        v.extend_from_slice(&lru.to_le_bytes()[..3]);
+        v.extend_from_slice(&crate::evict::created(lru).to_le_bytes()[..3]);
         v.extend_from_slice(&(key.len() as u32).to_le_bytes());
         if let Some(e) = expire {
             v.extend_from_slice(&e.to_le_bytes());
@@ -165,10 +165,20 @@ impl Entry {
         u32::from_le_bytes(b)
     }
 
+    /// Records an access with `token` (`evict::Evictor::token`): the LRU
+    /// clock, or the LFU counter's decay and increment.
     #[inline]
-    pub fn touch(&mut self, lru: u32) {
+    pub fn touch(&mut self, token: u32) {
+        let v = crate::evict::touched(self.lru(), token);
+        self.set_lru(v);
+    }
+
+    /// Sets the 24-bit access value as stored (RESTORE IDLETIME/FREQ,
+    /// loading).
+    #[inline]
+    pub fn set_lru(&mut self, v: u32) {
         if let Some(s) = self.blob.get_mut(1..4) {
-            s.copy_from_slice(&lru.to_le_bytes()[..3]);
+            s.copy_from_slice(&v.to_le_bytes()[..3]);
         }
     }
 

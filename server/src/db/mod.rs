@@ -215,6 +215,8 @@ pub struct DbCounters {
     keys: AtomicUsize,
     expires: AtomicUsize,
     slot_keys: Vec<AtomicUsize>,
+    /// Keys with an expiry per slot (eviction's volatile sampling).
+    slot_expires: Vec<AtomicUsize>,
 }
 
 /// One logical database.
@@ -305,6 +307,7 @@ fn lock<'m>(ks: &Keyspace, db: usize, m: &'m Mutex<SlotTable>) -> MutexGuard<'m,
     }
     g
 }
+
 
 /// Changes the DB layer makes on its own, reported while the key's slot is
 /// still locked (so what the listener emits is ordered with the slot's
@@ -568,6 +571,18 @@ impl Keyspace {
         self.locker().lock_slot(db, slot)
     }
 
+    /// Locks slot `slot` of DB `db` if nobody holds it now (eviction never
+    /// waits for a slot a migration or a transaction holds).
+    pub fn try_lock_slot<'a>(&'a self, db: &'a Db, slot: usize) -> Option<SlotRef<'a>> {
+        let slot = slot & (SLOTS - 1);
+        Some(SlotRef {
+            t: SlotGuard::Own(try_lock(self, db.index, &db.slots[slot])?),
+            db,
+            ks: self,
+            slot,
+        })
+    }
+
     /// Locks slot `slot` of DB `db` for a caller that lends the table to a
     /// command ([`OneSlot`]); `None` when there is no such DB.
     #[inline]
@@ -647,6 +662,7 @@ impl Db {
                 keys: AtomicUsize::new(0),
                 expires: AtomicUsize::new(0),
                 slot_keys: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+                slot_expires: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
             },
             expired: AtomicU64::new(0),
         }
@@ -674,6 +690,14 @@ impl Db {
     pub fn slot_len(&self, slot: usize) -> usize {
         self.counters
             .slot_keys
+            .get(slot)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Keys with an expiry in one slot.
+    pub fn slot_expires(&self, slot: usize) -> usize {
+        self.counters
+            .slot_expires
             .get(slot)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
@@ -742,7 +766,7 @@ fn t_find<'t>(
             return None;
         }
     } else if expired {
-        let old = t_remove(t, c, slot, h, key);
+        let old = t_remove(t, c, slot, h, key, &ks.hasher);
         db.expired.fetch_add(1, Ordering::Relaxed);
         ks.on_expired(db.index, key);
         if let Some(old) = old {
@@ -754,7 +778,14 @@ fn t_find<'t>(
     t.table.find_mut(h, |e| e.key() == key)
 }
 
-fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
+fn t_remove(
+    t: &mut SlotTable,
+    c: &DbCounters,
+    slot: usize,
+    h: u64,
+    key: &[u8],
+    hasher: &ahash::RandomState,
+) -> Option<Entry> {
     t.settle(h, key);
     let Ok(occ) = t.table.find_entry(h, |e| e.key() == key) else {
         return None;
@@ -764,10 +795,27 @@ fn t_remove(t: &mut SlotTable, c: &DbCounters, slot: usize, h: u64, key: &[u8]) 
     if e.expire().is_some() {
         t.volatile -= 1;
         c.expires.fetch_sub(1, Ordering::Relaxed);
+        c.slot_expires[slot].fetch_sub(1, Ordering::Relaxed);
     }
     c.keys.fetch_sub(1, Ordering::Relaxed);
     c.slot_keys[slot].fetch_sub(1, Ordering::Relaxed);
+    let buckets = t.table.num_buckets();
+    if buckets >= 64 && t.table.len() < buckets / 8 * 7 * 3 / 8 {
+        shrink(t, hasher);
+    }
     Some(e)
+}
+
+/// Gives back the buckets of a slot under 3/8 full (it grows again at
+/// full, so a slot whose key count wanders around a power of two does not
+/// resize back and forth): per-slot tables would otherwise keep the size
+/// of their busiest moment, which an evicting cache's random walk of
+/// per-slot counts reaches sooner or later in every slot.
+#[cold]
+fn shrink(t: &mut SlotTable, hasher: &ahash::RandomState) {
+    t.generation += 1;
+    let len = t.table.len();
+    t.table.shrink_to(len, |x| hasher.hash_one(x.key()));
 }
 
 fn t_put(
@@ -784,7 +832,7 @@ fn t_put(
         let mut e = e;
         e.set_snap_bit(t.mark);
         let prev = std::mem::replace(old, e);
-        adjust_volatile(t, c, before, after);
+        adjust_volatile(t, c, slot, before, after);
         return Some(prev);
     }
     t_insert(t, c, slot, h, e, hasher);
@@ -802,10 +850,12 @@ fn t_insert(
     if t.table.len() == t.table.capacity() {
         // The insert will grow or rehash in place: bucket positions change.
         t.generation += 1;
+        reclaim_tombstones(t, hasher);
     }
     if e.expire().is_some() {
         t.volatile += 1;
         c.expires.fetch_add(1, Ordering::Relaxed);
+        c.slot_expires[slot].fetch_add(1, Ordering::Relaxed);
     }
     tag_index(t, e.key());
     c.keys.fetch_add(1, Ordering::Relaxed);
@@ -814,6 +864,26 @@ fn t_insert(
     let mut e = e;
     e.set_snap_bit(t.mark);
     t.table.insert_unique(h, e, |x| hasher.hash_one(x.key()));
+}
+
+/// Rebuilds a full table at its own size when deletions, not keys, filled
+/// it. hashbrown counts a deleted bucket against the room left until the
+/// next rehash, and then grows any table more than half full: a slot that
+/// deletes as fast as it inserts (an evicting cache, expiring keys) would
+/// settle at twice the buckets its keys need. Costs one pass over the
+/// slot's keys per quarter of its capacity inserted.
+#[cold]
+fn reclaim_tombstones(t: &mut SlotTable, hasher: &ahash::RandomState) {
+    let buckets = t.table.num_buckets();
+    let full = buckets / 8 * 7;
+    if buckets < 16 || t.table.len() >= full * 3 / 4 {
+        return;
+    }
+    let old = std::mem::replace(&mut t.table, HashTable::with_capacity(full));
+    for e in old {
+        t.table
+            .insert_unique(hasher.hash_one(e.key()), e, |x| hasher.hash_one(x.key()));
+    }
 }
 
 fn tag_index(t: &mut SlotTable, key: &[u8]) {
@@ -900,7 +970,7 @@ impl<'a> SlotRef<'a> {
         let cnt = victims.len();
         for (h, k) in victims {
             let slot = slot_of(&k);
-            if let Some(old) = t_remove(&mut self.t, &self.db.counters, slot, h, &k) {
+            if let Some(old) = t_remove(&mut self.t, &self.db.counters, slot, h, &k, &self.ks.hasher) {
                 self.ks.on_expired(self.db.index, &k);
                 drop_later(old);
             }
@@ -988,7 +1058,7 @@ impl KeyAccess for SlotRef<'_> {
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.ks.hash(key);
         let slot = self.slot_index(key);
-        t_remove(&mut self.t, &self.db.counters, slot, h, key)
+        t_remove(&mut self.t, &self.db.counters, slot, h, key, &self.ks.hasher)
     }
 
     fn insert(&mut self, e: Entry) {
@@ -1017,20 +1087,22 @@ impl KeyAccess for SlotRef<'_> {
         };
         let before = e.expire().is_some();
         e.set_expire(expire);
-        adjust_volatile(&mut self.t, &self.db.counters, before, expire.is_some());
+        adjust_volatile(&mut self.t, &self.db.counters, self.slot, before, expire.is_some());
         true
     }
 }
 
-fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, before: bool, after: bool) {
+fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, slot: usize, before: bool, after: bool) {
     match (before, after) {
         (false, true) => {
             t.volatile += 1;
             c.expires.fetch_add(1, Ordering::Relaxed);
+            c.slot_expires[slot].fetch_add(1, Ordering::Relaxed);
         }
         (true, false) => {
             t.volatile -= 1;
             c.expires.fetch_sub(1, Ordering::Relaxed);
+            c.slot_expires[slot].fetch_sub(1, Ordering::Relaxed);
         }
         _ => {}
     }
@@ -1101,9 +1173,9 @@ impl KeyAccess for MultiRef<'_> {
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.ks.hash(key);
         let slot = self.slot_for(key);
-        let db = self.db;
+        let (db, ks) = (self.db, self.ks);
         let t = self.table(slot)?;
-        t_remove(t, &db.counters, slot, h, key)
+        t_remove(t, &db.counters, slot, h, key, &ks.hasher)
     }
 
     fn insert(&mut self, e: Entry) {
@@ -1151,7 +1223,7 @@ impl KeyAccess for MultiRef<'_> {
         };
         let before = e.expire().is_some();
         e.set_expire(expire);
-        adjust_volatile(t, &db.counters, before, expire.is_some());
+        adjust_volatile(t, &db.counters, slot, before, expire.is_some());
         true
     }
 }
@@ -1921,6 +1993,7 @@ impl<'a> Locker<'a> {
                 ..SlotTable::default()
             };
             db.counters.slot_keys[s].store(0, Ordering::Relaxed);
+            db.counters.slot_expires[s].store(0, Ordering::Relaxed);
         }
         db.counters.keys.store(0, Ordering::Relaxed);
         db.counters.expires.store(0, Ordering::Relaxed);
@@ -1944,12 +2017,17 @@ impl<'a> Locker<'a> {
             y.generation += 1;
         }
         for s in 0..SLOTS {
-            let t = first.counters.slot_keys[s].load(Ordering::Relaxed);
-            first.counters.slot_keys[s].store(
-                second.counters.slot_keys[s].load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            second.counters.slot_keys[s].store(t, Ordering::Relaxed);
+            for (x, y) in [
+                (&first.counters.slot_keys[s], &second.counters.slot_keys[s]),
+                (
+                    &first.counters.slot_expires[s],
+                    &second.counters.slot_expires[s],
+                ),
+            ] {
+                let t = x.load(Ordering::Relaxed);
+                x.store(y.load(Ordering::Relaxed), Ordering::Relaxed);
+                y.store(t, Ordering::Relaxed);
+            }
         }
         for (x, y) in [
             (&first.counters.keys, &second.counters.keys),

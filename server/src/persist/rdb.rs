@@ -54,14 +54,16 @@ struct Sink {
     /// The LRU clock at the start, when `maxmemory-policy` is an LRU one:
     /// keys get their IDLE time, as Redis writes it for those policies.
     lru_now: Option<u32>,
+    /// The LFU minute clock of the save, when keys get their FREQ (RDB
+    /// form under an LFU policy).
+    lfu_now: Option<u32>,
     /// The compact-encoding limits (`*-max-listpack-*`, intset) values are
     /// written under, as Redis 7.0 writes them.
     thresholds: codec::Thresholds,
 }
 
 /// Whether keys carry their idle time in the file (Redis writes IDLE under
-/// the LRU policies; FREQ for the LFU ones comes with LFU counters, which
-/// eviction, issue 16, brings).
+/// the LRU policies, FREQ under the LFU ones).
 fn lru_policy(srv: &Server) -> bool {
     use crate::config::MaxmemoryPolicy as P;
     matches!(
@@ -287,6 +289,11 @@ impl Sink {
             && !self.commands
         {
             file::write_idle(out, idle_secs(now, e.lru()));
+        }
+        if let Some(min) = self.lfu_now
+            && !self.commands
+        {
+            file::write_freq(out, crate::evict::lfu_decayed(e.lru(), min) as u8);
         }
     }
 }
@@ -609,6 +616,7 @@ impl Job {
             keys: AtomicU64::new(0),
             live: std::sync::atomic::AtomicBool::new(true),
             lru_now: lru_policy(srv).then(|| crate::db::lru_clock(now_ms())),
+            lfu_now: crate::evict::lfu_on().then(|| crate::evict::minutes(now_ms())),
             thresholds: codec::Thresholds::from_config(&srv.config()),
         });
         Ok(Job {
@@ -829,7 +837,7 @@ pub fn load_from(
     };
     let thresholds = codec::Thresholds::from_config(&srv.config());
     let now = now_ms();
-    let lru = crate::db::lru_clock(now);
+    let lru = crate::evict::token(now);
     let lru_idle = lru_policy(srv);
     let mut delay = srv.config().key_load_delay;
     let progress = &srv.persist.loading;
@@ -923,7 +931,11 @@ pub fn load_from(
                             Some(secs) if lru_idle => lru_of_idle(lru, secs),
                             _ => lru,
                         };
-                        v.into_entry(&k.key, expire, lru)
+                        let mut e = v.into_entry(&k.key, expire, lru);
+                        if let Some(f) = crate::evict::restored_freq(now, k.freq) {
+                            e.set_lru(f);
+                        }
+                        e
                     }
                     Err(_) => {
                         return Err(report(

@@ -422,6 +422,14 @@ pub(crate) fn prepare(srv: &Server, client: &Client, flags: u32, ro: bool) -> Re
         if ro {
             return Err(CmdError::Static(errors::SCRIPT_WRITE_FLAG_RO));
         }
+        // The no-writes flag implies allow-oom.
+        if flags & sflags::ALLOW_OOM == 0
+            && client.oom_at_start
+            && srv.evict.maxmemory() != 0
+            && !client.from_master
+        {
+            return Err(CmdError::Static(errors::OOM));
+        }
     }
     Ok(())
 }
@@ -457,6 +465,10 @@ struct Host<'r, 'a> {
     argv: &'r [&'r [u8]],
     /// A migration was in flight (any DB) when the run started.
     flight_at_start: bool,
+    /// Memory was over maxmemory with nothing left to evict when the
+    /// script started (and it may not ignore that): its first write that
+    /// may grow memory fails with -OOM (Redis' scriptVerifyOOM).
+    oom: bool,
 }
 
 impl Host<'_, '_> {
@@ -552,6 +564,9 @@ impl Host<'_, '_> {
         let write = spec.has(flags::WRITE);
         if self.read_only && (write || may_replicate(id)) {
             return err(errors::SCRIPT_WRITE_IN_RO);
+        }
+        if self.oom && !self.wrote && spec.has(flags::DENYOOM) {
+            return err(errors::OOM);
         }
         if write && !self.wrote {
             if !self.client.from_master
@@ -770,6 +785,10 @@ fn run(
         ctx.client.in_exec = true;
         let prop_before = ctx.client.exec_prop.len();
         let mark = ctx.out.buf.len();
+        let oom = ctx.client.oom_at_start
+            && srv.evict.maxmemory() != 0
+            && !ctx.client.from_master
+            && sflags_ & sflags::ALLOW_OOM == 0;
         let (end, counted, abort, busy) = {
             let mut host = Host {
                 srv,
@@ -788,6 +807,7 @@ fn run(
                 name: script_name,
                 argv,
                 flight_at_start,
+                oom,
             };
             let hook = threshold_ms > 0;
             let out = &mut *ctx.out;

@@ -1,0 +1,163 @@
+//! The process' memory count: a global allocator over the system malloc
+//! that adds every block's usable size (`malloc_usable_size`) to one counter
+//! and takes it off on free, as Redis' zmalloc does for `used_memory`.
+//!
+//! * Exact per block: what malloc really handed out, not the requested
+//!   size, so the count follows what the data costs.
+//! * Cheap on the request path: each thread keeps its running difference in
+//!   a thread-local cell and adds it to the shared atomic only once it
+//!   passes ±[`FLUSH`] bytes (one uncontended add per 64 KiB of net
+//!   allocation instead of one per block). [`used`] may therefore lag by at
+//!   most `FLUSH` per thread; [`used_here`] adds the calling thread's own
+//!   difference (eviction measures what it freed with it).
+//! * A thread that ends hands over its difference in its last flush
+//!   ([`flush_thread`], called by the runtime's thread-stop hook); a thread
+//!   that ends without it leaves at most `FLUSH` bytes uncounted.
+//!
+//! Only the codis-server binary installs it (`main.rs`); in unit tests the
+//! count stays 0 and nothing is evicted.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+
+/// Net bytes a thread keeps to itself before adding them to the total.
+const FLUSH: i64 = 64 << 10;
+
+static USED: AtomicI64 = AtomicI64::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    // Const-initialised and without a destructor: reading it never
+    // allocates, so the allocator itself may use it.
+    static LOCAL: Cell<i64> = const { Cell::new(0) };
+}
+
+#[inline(always)]
+fn count(n: i64) {
+    let spilled = LOCAL.try_with(|l| {
+        let v = l.get() + n;
+        if (-FLUSH..=FLUSH).contains(&v) {
+            l.set(v);
+        } else {
+            l.set(0);
+            USED.fetch_add(v, Relaxed);
+        }
+    });
+    if spilled.is_err() {
+        USED.fetch_add(n, Relaxed);
+    }
+}
+
+#[inline(always)]
+fn usable(p: *mut u8) -> i64 {
+    // SAFETY: `p` is a live block from the system malloc (every block of
+    // this allocator is one), which is what malloc_usable_size takes.
+    unsafe { libc::malloc_usable_size(p.cast()) as i64 }
+}
+
+/// The counting allocator (`#[global_allocator]` in main.rs).
+pub struct Counting;
+
+// SAFETY: every call goes to `System` unchanged; the counting only reads
+// the blocks' sizes.
+unsafe impl GlobalAlloc for Counting {
+    #[inline]
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is System's.
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            count(usable(p));
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        // SAFETY: as alloc.
+        let p = unsafe { System.alloc_zeroed(l) };
+        if !p.is_null() {
+            count(usable(p));
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        count(-usable(p));
+        // SAFETY: as alloc.
+        unsafe { System.dealloc(p, l) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let old = usable(p);
+        // SAFETY: as alloc.
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            count(usable(q) - old);
+        }
+        q
+    }
+}
+
+/// Marks the counting allocator as the process' allocator (main.rs, at
+/// start): until then [`installed`] is false and memory limits are off.
+pub fn install() {
+    INSTALLED.store(true, Relaxed);
+}
+
+/// Whether [`used`] counts this process' memory.
+pub fn installed() -> bool {
+    INSTALLED.load(Relaxed)
+}
+
+/// Bytes allocated now, as last flushed by every thread.
+#[inline]
+pub fn used() -> u64 {
+    USED.load(Relaxed).max(0) as u64
+}
+
+/// [`used`] plus the calling thread's unflushed difference: exact for what
+/// this thread allocated or freed since its last flush.
+#[inline]
+pub fn used_here() -> u64 {
+    let local = LOCAL.try_with(Cell::get).unwrap_or(0);
+    (USED.load(Relaxed) + local).max(0) as u64
+}
+
+/// Adds the calling thread's difference to the total (a thread that ends).
+pub fn flush_thread() {
+    let _ = LOCAL.try_with(|l| {
+        let v = l.replace(0);
+        if v != 0 {
+            USED.fetch_add(v, Relaxed);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_differences_spill_past_the_threshold() {
+        // The test binary's allocator is the system one: drive `count` by hand.
+        let before = USED.load(Relaxed);
+        std::thread::spawn(move || {
+            count(FLUSH);
+            assert_eq!(LOCAL.with(Cell::get), FLUSH);
+            count(1);
+            assert_eq!(LOCAL.with(Cell::get), 0);
+            count(-100);
+            flush_thread();
+            assert_eq!(LOCAL.with(Cell::get), 0);
+        })
+        .join()
+        .unwrap();
+        // Other tests' threads do not touch USED (nothing is installed), so
+        // the difference is exactly what this thread counted.
+        assert_eq!(USED.load(Relaxed) - before, FLUSH + 1 - 100);
+    }
+}
