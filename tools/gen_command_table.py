@@ -37,7 +37,7 @@ dump restore
 multi exec discard watch unwatch
 eval evalsha eval_ro evalsha_ro script fcall fcall_ro function
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub
-slowlog latency
+slowlog latency memory
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.

@@ -217,7 +217,7 @@ pub fn lfu_decayed(v: u32, now_min: u32) -> u32 {
     } else {
         65535 - ldt + now_min
     };
-    let periods = if decay > 0 { elapsed / decay } else { 0 };
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
     counter.saturating_sub(periods)
 }
 
@@ -229,7 +229,11 @@ fn lfu_log_incr(counter: u32) -> u32 {
     }
     let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
     let p = 1.0 / (base * LFU_LOG_FACTOR.load(Relaxed) as f64 + 1.0);
-    if fast_random() < p { counter + 1 } else { counter }
+    if fast_random() < p {
+        counter + 1
+    } else {
+        counter
+    }
 }
 
 /// A uniform number in [0, 1) from a per-thread xorshift (the LFU counter
@@ -296,8 +300,7 @@ impl Evictor {
         self.maxmemory.store(c.maxmemory, Relaxed);
         self.policy.store(policy_code(c.maxmemory_policy), Relaxed);
         self.samples.store(c.maxmemory_samples.max(1), Relaxed);
-        self.tenacity
-            .store(c.maxmemory_eviction_tenacity, Relaxed);
+        self.tenacity.store(c.maxmemory_eviction_tenacity, Relaxed);
         self.lazy.store(c.lazyfree_lazy_eviction, Relaxed);
         self.replica_ignores
             .store(c.replica_ignore_maxmemory, Relaxed);
@@ -332,9 +335,7 @@ impl Evictor {
     fn note_over(&self, over: bool) {
         let now = self.epoch.elapsed().as_millis() as u64 + 1;
         if over {
-            let _ = self
-                .over_since
-                .compare_exchange(0, now, Relaxed, Relaxed);
+            let _ = self.over_since.compare_exchange(0, now, Relaxed, Relaxed);
         } else {
             let since = self.over_since.swap(0, Relaxed);
             if since != 0 {
@@ -522,7 +523,8 @@ fn evict_key(srv: &Server, dbi: usize, key: &[u8], lazy: bool) -> bool {
     // slot is still locked so the stream keeps the slot's order.
     if srv.prop.active() {
         let cmd: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };
-        srv.prop.emit(&[(dbi, vec![cmd.to_vec(), key.to_vec()])], false);
+        srv.prop
+            .emit(&[(dbi, vec![cmd.to_vec(), key.to_vec()])], false);
     }
     srv.signal_modified(dbi, crate::config::notify::EVICTED, "evicted", key);
     drop(r);
@@ -535,7 +537,12 @@ fn evict_key(srv: &Server, dbi: usize, key: &[u8], lazy: bool) -> bool {
 }
 
 /// The next key to evict under `policy`.
-fn select(srv: &Server, st: &mut State, policy: MaxmemoryPolicy, now: u64) -> Option<(usize, Vec<u8>)> {
+fn select(
+    srv: &Server,
+    st: &mut State,
+    policy: MaxmemoryPolicy,
+    now: u64,
+) -> Option<(usize, Vec<u8>)> {
     let ks = &srv.ks;
     let dbs = ks.db_count();
     if st.weights.len() != dbs {
@@ -573,7 +580,17 @@ fn select(srv: &Server, st: &mut State, policy: MaxmemoryPolicy, now: u64) -> Op
                 continue;
             }
             total += n;
-            populate(ks, db, &mut st.weights[i], volatile, policy, samples, now, &mut st.pool, &mut rng);
+            populate(
+                ks,
+                db,
+                &mut st.weights[i],
+                volatile,
+                policy,
+                samples,
+                now,
+                &mut st.pool,
+                &mut rng,
+            );
         }
         if total == 0 {
             return None;
@@ -618,7 +635,9 @@ fn pick_slot(db: &Db, w: &mut Weights, volatile: bool, rng: &mut impl Rng) -> Op
     Some(w.cum.partition_point(|&c| c <= r).min(SLOTS - 1))
 }
 
-/// Adds up to `samples` keys of one slot of `db` to the pool.
+/// Adds `samples` keys of `db` to the pool: from slots chosen by their
+/// key counts, each from a random bucket on (a slot may hold fewer keys
+/// than wanted: then from several).
 #[allow(clippy::too_many_arguments)]
 fn populate(
     ks: &Keyspace,
@@ -631,20 +650,52 @@ fn populate(
     pool: &mut Vec<Candidate>,
     rng: &mut impl Rng,
 ) {
-    let Some(slot) = pick_slot(db, w, volatile, rng) else {
-        return;
-    };
+    let mut got = 0;
+    for _ in 0..samples * 2 {
+        if got >= samples {
+            break;
+        }
+        let Some(slot) = pick_slot(db, w, volatile, rng) else {
+            return;
+        };
+        got += sample_slot(
+            ks,
+            db,
+            slot,
+            volatile,
+            policy,
+            samples - got,
+            now,
+            pool,
+            rng,
+        );
+    }
+}
+
+/// Up to `want` keys of one slot into the pool; how many were taken.
+#[allow(clippy::too_many_arguments)]
+fn sample_slot(
+    ks: &Keyspace,
+    db: &Db,
+    slot: usize,
+    volatile: bool,
+    policy: MaxmemoryPolicy,
+    want: usize,
+    now: u64,
+    pool: &mut Vec<Candidate>,
+    rng: &mut impl Rng,
+) -> usize {
     let Some(r) = ks.try_lock_slot(db, slot) else {
-        return;
+        return 0;
     };
     let nb = r.num_buckets();
     if nb == 0 {
-        return;
+        return 0;
     }
     let (len, vol) = (r.len().max(1), db.slot_expires(slot).max(1));
     // Redis' dictGetSomeKeys looks at most 10 buckets per key wanted;
     // volatile keys are sparser by the share of keys that have none.
-    let mut budget = samples * 10;
+    let mut budget = want * 10;
     if volatile {
         budget = budget.saturating_mul(len.div_ceil(vol));
     }
@@ -653,7 +704,7 @@ fn populate(
     let min = minutes(now);
     let mut got = 0;
     for i in 0..budget {
-        if got >= samples {
+        if got >= want {
             break;
         }
         let Some(e) = r.bucket((start + i) % nb) else {
@@ -673,6 +724,7 @@ fn populate(
         };
         insert(pool, score, db.index(), e);
     }
+    got
 }
 
 /// Redis' pool insertion: ascending by score, at most [`POOL_SIZE`]; a key
@@ -710,7 +762,13 @@ fn insert(pool: &mut Vec<Candidate>, score: u64, db: usize, e: &Entry) {
 }
 
 /// A random key of `db` (or a random key with an expiry).
-fn random_key(ks: &Keyspace, db: &Db, w: &mut Weights, volatile: bool, rng: &mut impl Rng) -> Option<Vec<u8>> {
+fn random_key(
+    ks: &Keyspace,
+    db: &Db,
+    w: &mut Weights,
+    volatile: bool,
+    rng: &mut impl Rng,
+) -> Option<Vec<u8>> {
     let slot = pick_slot(db, w, volatile, rng)?;
     let r = ks.try_lock_slot(db, slot)?;
     let nb = r.num_buckets();

@@ -347,8 +347,7 @@ fn memory(ctx: &Ctx, w: &mut Lines) {
         // fixed parts leave of it.
         let used = crate::alloc::used();
         est.startup = ctx.srv.stats.used_memory_startup.load(Relaxed);
-        est.dataset = used
-            .saturating_sub(est.startup + est.clients + repl_held + aof_buf);
+        est.dataset = used.saturating_sub(est.startup + est.clients + repl_held + aof_buf);
         used
     } else {
         est.used()

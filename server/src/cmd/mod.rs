@@ -18,6 +18,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod repl;
 pub mod set;
 pub mod slotsasync;
@@ -45,6 +46,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     admin::handler,
     repl::handler,
     info::handler,
+    memory::handler,
     command::handler,
     keys::handler,
     string::handler,

@@ -308,7 +308,6 @@ fn lock<'m>(ks: &Keyspace, db: usize, m: &'m Mutex<SlotTable>) -> MutexGuard<'m,
     g
 }
 
-
 /// Changes the DB layer makes on its own, reported while the key's slot is
 /// still locked (so what the listener emits is ordered with the slot's
 /// other changes).
@@ -970,7 +969,9 @@ impl<'a> SlotRef<'a> {
         let cnt = victims.len();
         for (h, k) in victims {
             let slot = slot_of(&k);
-            if let Some(old) = t_remove(&mut self.t, &self.db.counters, slot, h, &k, &self.ks.hasher) {
+            if let Some(old) =
+                t_remove(&mut self.t, &self.db.counters, slot, h, &k, &self.ks.hasher)
+            {
                 self.ks.on_expired(self.db.index, &k);
                 drop_later(old);
             }
@@ -1058,7 +1059,14 @@ impl KeyAccess for SlotRef<'_> {
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.ks.hash(key);
         let slot = self.slot_index(key);
-        t_remove(&mut self.t, &self.db.counters, slot, h, key, &self.ks.hasher)
+        t_remove(
+            &mut self.t,
+            &self.db.counters,
+            slot,
+            h,
+            key,
+            &self.ks.hasher,
+        )
     }
 
     fn insert(&mut self, e: Entry) {
@@ -1087,7 +1095,13 @@ impl KeyAccess for SlotRef<'_> {
         };
         let before = e.expire().is_some();
         e.set_expire(expire);
-        adjust_volatile(&mut self.t, &self.db.counters, self.slot, before, expire.is_some());
+        adjust_volatile(
+            &mut self.t,
+            &self.db.counters,
+            self.slot,
+            before,
+            expire.is_some(),
+        );
         true
     }
 }
