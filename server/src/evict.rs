@@ -420,7 +420,7 @@ pub fn perform(srv: &Server) -> Evict {
             break;
         };
         let before = alloc::used_here();
-        let t_del = Instant::now();
+        let t_del = srv.latency.on().then(Instant::now);
         if !evict_key(srv, db, &key, lazy) {
             // Gone, held by a migration or a transaction: the next one.
             misses += 1;
@@ -429,8 +429,10 @@ pub fn perform(srv: &Server) -> Evict {
             }
             continue;
         }
-        srv.latency
-            .consider("eviction-del", t_del.elapsed().as_millis() as u64);
+        if let Some(t) = t_del {
+            srv.latency
+                .consider("eviction-del", t.elapsed().as_millis() as u64);
+        }
         freed += before.saturating_sub(alloc::used_here());
         keys += 1;
         if keys % 16 == 0 {
@@ -707,11 +709,13 @@ fn sample_slot(
         if got >= want {
             break;
         }
+        // Only the bucket array is read here (the entry's flags and clock):
+        // a key's blob is touched only for volatile-ttl's expiry and when
+        // the key enters the pool.
         let Some(e) = r.bucket((start + i) % nb) else {
             continue;
         };
-        let expire = e.expire();
-        if volatile && expire.is_none() {
+        if volatile && !e.has_expire() {
             continue;
         }
         got += 1;
@@ -720,7 +724,7 @@ fn sample_slot(
             MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::VolatileLfu => {
                 255 - lfu_decayed(e.lru(), min) as u64
             }
-            _ => u64::MAX - expire.unwrap_or(u64::MAX),
+            _ => u64::MAX - e.expire().unwrap_or(u64::MAX),
         };
         insert(pool, score, db.index(), e);
     }
@@ -728,13 +732,11 @@ fn sample_slot(
 }
 
 /// Redis' pool insertion: ascending by score, at most [`POOL_SIZE`]; a key
-/// worse than every candidate of a full pool is not kept.
+/// worse than every candidate of a full pool is not kept. A key sampled
+/// twice may sit in the pool twice, as in Redis: the second is found gone
+/// when its turn comes.
 fn insert(pool: &mut Vec<Candidate>, score: u64, db: usize, e: &Entry) {
     let key = e.key();
-    if let Some(i) = pool.iter().position(|c| c.db == db && c.key == key) {
-        // Sampled again: its score now.
-        pool.remove(i);
-    }
     let k = pool.partition_point(|c| c.score < score);
     if pool.len() >= POOL_SIZE {
         if k == 0 {
@@ -835,10 +837,14 @@ mod tests {
         assert_eq!(pool.len(), POOL_SIZE);
         let scores: Vec<u64> = pool.iter().map(|c| c.score).collect();
         assert_eq!(scores, (24..40).collect::<Vec<_>>());
-        // A key sampled again moves to its new score.
-        let e = Entry::new_str(pool[15].key.clone().as_slice(), b"v", None, 0);
-        insert(&mut pool, 30, 0, &e);
+        // A worse key does not enter a full pool; a better one pushes the
+        // worst out.
+        let e = Entry::new_str(b"x", b"v", None, 0);
+        insert(&mut pool, 3, 0, &e);
+        assert!(pool.iter().all(|c| c.key != b"x"));
+        insert(&mut pool, 100, 0, &e);
         assert_eq!(pool.len(), POOL_SIZE);
-        assert_eq!(pool.iter().filter(|c| c.key == e.key()).count(), 1);
+        assert_eq!(pool[0].score, 25);
+        assert_eq!(pool.last().map(|c| c.score), Some(100));
     }
 }

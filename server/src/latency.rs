@@ -77,6 +77,12 @@ impl Latency {
         self.threshold.store(threshold_ms, Relaxed);
     }
 
+    /// Whether the monitor is on (callers skip their clock reads if not).
+    #[inline]
+    pub fn on(&self) -> bool {
+        self.threshold.load(Relaxed) != 0
+    }
+
     /// Records `ms` for `event` if the monitor is on and `ms` reaches the
     /// threshold.
     #[inline]

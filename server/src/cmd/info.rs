@@ -250,9 +250,9 @@ impl MemoryEstimate {
     }
 }
 
-/// Bytes a key costs besides its blob: the table slot (24-byte `Entry`) plus
+/// Bytes a key costs besides its blob: the table slot (32-byte `Entry`) plus
 /// hashbrown's control byte and load-factor slack.
-const PER_KEY_OVERHEAD: u64 = 32;
+const PER_KEY_OVERHEAD: u64 = 40;
 /// Up to this many keys a DB is measured exactly; above, slots are sampled.
 const EXACT_LIMIT: usize = 4096;
 const SAMPLE_SLOTS: usize = 64;

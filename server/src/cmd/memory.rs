@@ -45,9 +45,9 @@ const MEMORY_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// What a key costs besides its value's allocations: its 24-byte entry in
+/// What a key costs besides its value's allocations: its 32-byte entry in
 /// the slot table, the table's control byte and its share of free buckets.
-const PER_KEY: usize = 32;
+const PER_KEY: usize = 40;
 
 fn memory(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     match ctx.spec.short_name() {
@@ -189,7 +189,7 @@ fn parts(ctx: &Ctx) -> Parts {
         let mut bytes = 0u64;
         for s in 0..protocol::slot::SLOTS {
             if db.slot_len(s) != 0 {
-                bytes += ks.lock_slot(db, s).num_buckets() as u64 * 25;
+                bytes += ks.lock_slot(db, s).num_buckets() as u64 * 33;
             }
         }
         dbs.push((i, bytes));

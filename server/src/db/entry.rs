@@ -1,10 +1,13 @@
 //! One key of the keyspace, laid out for memory.
 //!
-//! An [`Entry`] is 24 bytes inside the slot's hash table: a boxed blob and an
-//! optional boxed object. The blob holds, in one allocation:
+//! An [`Entry`] is 32 bytes inside the slot's hash table: a boxed blob, an
+//! optional boxed object, and what eviction and snapshots read without
+//! touching the blob (flags, the 24-bit access clock, the key's length), so
+//! sampling keys for eviction reads only the slot's bucket array. The blob
+//! holds, in one allocation:
 //!
 //! ```text
-//! [flags u8][lru u24][key_len u32][expire_ms u64 if VOLATILE][key bytes][string payload]
+//! [expire_ms u64 if VOLATILE][key bytes][string payload]
 //! ```
 //!
 //! Short strings (Redis' "embstr"/"int" cases) live in the blob itself, so a
@@ -31,7 +34,6 @@ const F_VOLATILE: u8 = 1;
 /// The snapshot bit: whether the key is written into the snapshot in
 /// progress, compared with its slot's mark (`db::SlotTable`).
 const F_SNAP: u8 = 2;
-const HDR: usize = 8;
 
 /// A borrowed view of a value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,16 +68,16 @@ impl Kind {
 pub struct Entry {
     blob: Box<[u8]>,
     obj: Option<Box<Object>>,
+    /// Flags in the top 8 bits, the access clock (LRU or LFU, see
+    /// `crate::evict`) in the low 24.
+    meta: u32,
+    key_len: u32,
 }
 
 impl Entry {
-    fn build(key: &[u8], expire: Option<u64>, payload: &[u8], lru: u32, snap: u8) -> Box<[u8]> {
+    fn build(key: &[u8], expire: Option<u64>, payload: &[u8]) -> Box<[u8]> {
         let exp_len = if expire.is_some() { 8 } else { 0 };
-        let mut v = Vec::with_capacity(HDR + exp_len + key.len() + payload.len());
-        let flags = if expire.is_some() { F_VOLATILE } else { 0 } | snap;
-        v.push(flags);
-        v.extend_from_slice(&crate::evict::created(lru).to_le_bytes()[..3]);
-        v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        let mut v = Vec::with_capacity(exp_len + key.len() + payload.len());
         if let Some(e) = expire {
             v.extend_from_slice(&e.to_le_bytes());
         }
@@ -84,25 +86,46 @@ impl Entry {
         v.into_boxed_slice()
     }
 
+    fn make(
+        key: &[u8],
+        expire: Option<u64>,
+        payload: &[u8],
+        obj: Option<Box<Object>>,
+        lru: u32,
+    ) -> Entry {
+        let flags = if expire.is_some() { F_VOLATILE } else { 0 };
+        Entry {
+            blob: Self::build(key, expire, payload),
+            obj,
+            meta: (crate::evict::created(lru) & 0xff_ffff) | (flags as u32) << 24,
+            key_len: key.len() as u32,
+        }
+    }
+
     /// A string entry with the value stored inline.
     pub fn new_str(key: &[u8], val: &[u8], expire: Option<u64>, lru: u32) -> Entry {
-        Entry {
-            blob: Self::build(key, expire, val, lru, 0),
-            obj: None,
-        }
+        Self::make(key, expire, val, None, lru)
     }
 
     /// An entry whose value is an object.
     pub fn new_obj(key: &[u8], obj: Object, expire: Option<u64>, lru: u32) -> Entry {
-        Entry {
-            blob: Self::build(key, expire, &[], lru, 0),
-            obj: Some(Box::new(obj)),
-        }
+        Self::make(key, expire, &[], Some(Box::new(obj)), lru)
     }
 
     #[inline]
     fn flags(&self) -> u8 {
-        self.blob.first().copied().unwrap_or(0)
+        (self.meta >> 24) as u8
+    }
+
+    #[inline]
+    fn set_flags(&mut self, f: u8) {
+        self.meta = (self.meta & 0xff_ffff) | (f as u32) << 24;
+    }
+
+    /// Whether the key has an expiry (without reading the blob).
+    #[inline]
+    pub fn has_expire(&self) -> bool {
+        self.flags() & F_VOLATILE != 0
     }
 
     /// The snapshot bit (see `db::SlotTable`'s mark); kept by every change
@@ -114,23 +137,18 @@ impl Entry {
 
     #[inline]
     pub fn set_snap_bit(&mut self, on: bool) {
-        if let Some(f) = self.blob.first_mut() {
-            *f = (*f & !F_SNAP) | if on { F_SNAP } else { 0 };
-        }
+        let f = self.flags();
+        self.set_flags((f & !F_SNAP) | if on { F_SNAP } else { 0 });
     }
 
     #[inline]
     fn key_len(&self) -> usize {
-        let mut b = [0u8; 4];
-        if let Some(s) = self.blob.get(4..8) {
-            b.copy_from_slice(s);
-        }
-        u32::from_le_bytes(b) as usize
+        self.key_len as usize
     }
 
     #[inline]
     fn key_start(&self) -> usize {
-        HDR + if self.flags() & F_VOLATILE != 0 { 8 } else { 0 }
+        if self.flags() & F_VOLATILE != 0 { 8 } else { 0 }
     }
 
     #[inline]
@@ -146,7 +164,7 @@ impl Entry {
             return None;
         }
         let mut b = [0u8; 8];
-        b.copy_from_slice(self.blob.get(HDR..HDR + 8)?);
+        b.copy_from_slice(self.blob.get(..8)?);
         Some(u64::from_le_bytes(b))
     }
 
@@ -155,14 +173,10 @@ impl Entry {
         matches!(self.expire(), Some(e) if e < now_ms)
     }
 
-    /// 24-bit LRU clock value of the last access.
+    /// The 24-bit access clock (LRU seconds, or LFU minutes and counter).
     #[inline]
     pub fn lru(&self) -> u32 {
-        let mut b = [0u8; 4];
-        if let Some(s) = self.blob.get(1..4) {
-            b[..3].copy_from_slice(s);
-        }
-        u32::from_le_bytes(b)
+        self.meta & 0xff_ffff
     }
 
     /// Records an access with `token` (`evict::Evictor::token`): the LRU
@@ -177,9 +191,7 @@ impl Entry {
     /// loading).
     #[inline]
     pub fn set_lru(&mut self, v: u32) {
-        if let Some(s) = self.blob.get_mut(1..4) {
-            s.copy_from_slice(&v.to_le_bytes()[..3]);
-        }
+        self.meta = (self.meta & 0xff00_0000) | (v & 0xff_ffff);
     }
 
     #[inline]
@@ -221,29 +233,34 @@ impl Entry {
     /// Replaces the value with an inline string, keeping key, expiry and LRU
     /// unless `expire` says otherwise.
     pub fn set_str(&mut self, val: &[u8], expire: Option<u64>) {
-        let lru = self.lru();
-        self.blob = Self::build(self.key(), expire, val, lru, self.flags() & F_SNAP);
+        self.blob = Self::build(self.key(), expire, val);
         self.obj = None;
+        self.set_volatile(expire.is_some());
+    }
+
+    #[inline]
+    fn set_volatile(&mut self, on: bool) {
+        let f = self.flags();
+        self.set_flags((f & !F_VOLATILE) | if on { F_VOLATILE } else { 0 });
     }
 
     /// Replaces the value with an object.
     pub fn set_obj(&mut self, obj: Object, expire: Option<u64>) {
-        let lru = self.lru();
-        self.blob = Self::build(self.key(), expire, &[], lru, self.flags() & F_SNAP);
+        self.blob = Self::build(self.key(), expire, &[]);
         self.obj = Some(Box::new(obj));
+        self.set_volatile(expire.is_some());
     }
 
     /// Sets or clears the expiry (rebuilds the blob when the layout changes).
     pub fn set_expire(&mut self, expire: Option<u64>) {
         match (self.expire(), expire) {
             (Some(_), Some(e)) => {
-                if let Some(s) = self.blob.get_mut(HDR..HDR + 8) {
+                if let Some(s) = self.blob.get_mut(..8) {
                     s.copy_from_slice(&e.to_le_bytes());
                 }
             }
             (None, None) => {}
             _ => {
-                let lru = self.lru();
                 let payload = match self.obj {
                     Some(_) => &[][..],
                     None => self
@@ -251,7 +268,8 @@ impl Entry {
                         .get(self.key_start() + self.key_len()..)
                         .unwrap_or(&[]),
                 };
-                self.blob = Self::build(self.key(), expire, payload, lru, self.flags() & F_SNAP);
+                self.blob = Self::build(self.key(), expire, payload);
+                self.set_volatile(expire.is_some());
             }
         }
     }
@@ -279,10 +297,9 @@ impl Entry {
                 .get(self.key_start() + self.key_len()..)
                 .unwrap_or(&[]),
         };
-        Entry {
-            blob: Self::build(key, expire, payload, self.lru(), 0),
-            obj: self.obj.clone(),
-        }
+        let mut e = Self::make(key, expire, payload, self.obj.clone(), 0);
+        e.set_lru(self.lru());
+        e
     }
 
     /// Redis' `OBJECT ENCODING` name.
@@ -340,7 +357,7 @@ mod tests {
 
     #[test]
     fn layout() {
-        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
         let mut e = Entry::new_str(b"key", b"value", None, 7);
         assert_eq!(e.key(), b"key");
         assert_eq!(e.as_str(), Some(&b"value"[..]));
