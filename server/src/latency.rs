@@ -4,7 +4,9 @@
 //! sample), the all-time maximum, and the LATENCY command.
 //!
 //! Events: `command` and `fast-command` (a command's run, by its `fast`
-//! flag, as Redis), `expire-cycle` (one active-expiry pass of the cron).
+//! flag, as Redis), `expire-cycle` (one active-expiry pass of the cron),
+//! `eviction-cycle` and `eviction-del` (evict.rs: one eviction run, one
+//! key's deletion).
 //! LATENCY GRAPH and DOCTOR are our own renderings of the same data;
 //! LATENCY HISTOGRAM needs per-command histograms, which we do not keep
 //! yet, and says so.
