@@ -37,7 +37,7 @@ dump restore
 multi exec discard watch unwatch
 eval evalsha eval_ro evalsha_ro script fcall fcall_ro function
 subscribe unsubscribe psubscribe punsubscribe publish ssubscribe sunsubscribe spublish pubsub
-slowlog latency memory
+slowlog latency memory acl
 """.split()
 
 # codis.md 3.3: what codis-proxy does with a command.
@@ -106,7 +106,11 @@ def codis_entry(line):
     if name == "slotsrestore-async-auth":
         fl.append("no_auth")
     acl = (["@write"] if "write" in fl else ["@read"] if "readonly" in fl else []) + \
-        (["@fast"] if "fast" in fl else ["@slow"])
+        (["@fast"] if "fast" in fl else ["@slow"]) + ["@codis"]
+    # Moving, restoring or dropping whole slots is an operator's job.
+    if name not in ("slotsinfo", "slotshashkey", "slotsscan", "slotsmgrt-async-status",
+                    "slotsmgrt-exec-wrapper"):
+        acl += ["@admin", "@dangerous"]
     first, last, step = (1, 1, 1) if name == "slotsmgrt-exec-wrapper" else (0, 0, 0)
     return (name, int(arity), fl, first, last, step, acl)
 

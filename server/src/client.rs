@@ -31,6 +31,8 @@ pub struct ClientInfo {
     /// Capacity of the connection's read and reply buffers (`tot-mem`).
     pub buf_mem: AtomicUsize,
     pub no_evict: AtomicBool,
+    /// The ACL user's name (CLIENT LIST `user=`).
+    pub user: Mutex<Vec<u8>>,
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
     pub authenticated: AtomicBool,
@@ -80,6 +82,7 @@ impl ClientInfo {
             reply_pending: AtomicUsize::new(0),
             buf_mem: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
+            user: Mutex::new(b"default".to_vec()),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
             authenticated: AtomicBool::new(false),
@@ -246,6 +249,9 @@ pub struct Client {
     /// Runs our master's stream (repl/replica.rs): past the read-only and
     /// persistence gates, keys never expired by it, no reply.
     pub from_master: bool,
+    /// The ACL user this connection runs as (None: the server's default
+    /// user).
+    pub user: Option<Arc<crate::acl::UserCell>>,
     /// The check before this client's current command found memory over
     /// maxmemory with nothing left to evict (scripts refuse their writes
     /// that may grow memory: evict.rs).
@@ -292,6 +298,7 @@ impl Client {
             id: info.id,
             db: 0,
             authenticated,
+            user: None,
             close_after_reply: false,
             info,
             block: None,

@@ -445,6 +445,10 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // `script: <sha>, on @user_script:<line>.`).
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
 /// Ours: LATENCY HISTOGRAM needs per-command histograms (not kept yet).
+pub const ACL_USERNAME_SPACES: &str = "ERR Usernames can't contain spaces or null characters";
+pub const ACL_DEFAULT_UNDELETABLE: &str = "ERR The 'default' user cannot be removed";
+pub const ACL_NO_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+pub const ACL_GENPASS_BITS: &str = "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096";
 /// A command that may grow memory while memory stays over maxmemory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const LATENCY_NO_HISTOGRAMS: &str = "ERR LATENCY HISTOGRAM is not available: codis-server does not keep per-command latency histograms yet";

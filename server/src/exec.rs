@@ -398,7 +398,7 @@ pub fn execute_checked(
         );
         return Outcome::Replied;
     }
-    if !client.authenticated && srv.config().requirepass.is_none() {
+    if !client.authenticated && srv.acl.default_open() {
         // `CONFIG SET requirepass ""` lets waiting clients in, as in Redis.
         client.authenticated = true;
         client.info.authenticated.store(true, Relaxed);
@@ -406,6 +406,18 @@ pub fn execute_checked(
     if !client.authenticated && !top.has(flags::NO_AUTH) {
         reject(srv, client, out, stat, errors::NOAUTH.as_bytes());
         return Outcome::Replied;
+    }
+    if !client.from_master && !client.replaying {
+        let ctx_kind = if client.multi.is_some() {
+            crate::acl::Context::Multi
+        } else {
+            crate::acl::Context::Toplevel
+        };
+        if let Err(d) = acl_check(srv, client, out, now, spec, stat, argv, ctx_kind) {
+            let text = crate::acl::noperm_text(d, spec);
+            reject(srv, client, out, stat, text.as_bytes());
+            return Outcome::Replied;
+        }
     }
     if srv.scripts.busy()
         && !client.from_master
@@ -501,6 +513,93 @@ pub fn execute_checked(
     call(srv, client, out, now, argv, &r, None, false)
 }
 
+/// The ACL check of a command line (Redis' ACLCheckAllPerm): Ok for an
+/// unrestricted user (one atomic load), else the user's rules decide; a
+/// denial is counted and logged.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn acl_check(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    spec: &'static CommandSpec,
+    stat: usize,
+    argv: &[&[u8]],
+    context: crate::acl::Context,
+) -> Result<(), crate::acl::Denied> {
+    let open = match &client.user {
+        Some(u) => u.unrestricted(),
+        None => srv.acl.default_ref().unrestricted(),
+    };
+    if open {
+        return Ok(());
+    }
+    acl_slow(srv, client, out, now, spec, stat, argv, context)
+}
+
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn acl_slow(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    spec: &'static CommandSpec,
+    stat: usize,
+    argv: &[&[u8]],
+    context: crate::acl::Context,
+) -> Result<(), crate::acl::Denied> {
+    let user = client
+        .user
+        .clone()
+        .unwrap_or_else(|| srv.acl.default_user());
+    let Err((d, pos)) = user.check(stat, spec, argv) else {
+        return Ok(());
+    };
+    acl_denied(
+        srv, client, out, now, spec, argv, &user.name, d, pos, context,
+    );
+    Err(d)
+}
+
+/// Counts and logs a denial (ACL LOG's entry with this client's line).
+#[cold]
+#[allow(clippy::too_many_arguments)]
+pub fn acl_denied(
+    srv: &Server,
+    client: &mut Client,
+    out: &mut Reply,
+    now: u64,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+    user: &[u8],
+    d: crate::acl::Denied,
+    pos: usize,
+    context: crate::acl::Context,
+) {
+    let object: Vec<u8> = match d {
+        crate::acl::Denied::Cmd => spec.name.as_bytes().to_vec(),
+        crate::acl::Denied::Auth => argv.first().map(|a| a.to_vec()).unwrap_or_default(),
+        _ => argv.get(pos).map(|a| a.to_vec()).unwrap_or_default(),
+    };
+    let info = client.info.clone();
+    let argv_mem = argv.iter().map(|a| a.len()).sum();
+    let line = {
+        let ctx = Ctx {
+            srv,
+            client: &mut *client,
+            out: &mut *out,
+            now,
+            spec,
+            held: None,
+            one: None,
+        };
+        crate::cmd::conn::client_line(&ctx, &info, Some(argv_mem))
+    };
+    srv.acl.note_denial(d, context, &object, user, line, now);
+}
+
 /// Runs one command of EXEC with the transaction's lock set held.
 pub fn call_held(
     srv: &Server,
@@ -513,6 +612,20 @@ pub fn call_held(
     let Some(r) = resolve(srv, client, out, argv) else {
         return;
     };
+    // ACL rules may have changed since the command was queued.
+    if let Err(d) = acl_check(
+        srv,
+        client,
+        out,
+        now,
+        r.spec,
+        r.stat,
+        argv,
+        crate::acl::Context::Multi,
+    ) {
+        reply_error(srv, out, crate::acl::exec_denied_text(d).as_bytes());
+        return;
+    }
     if call(srv, client, out, now, argv, &r, Some(held), false) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
     }
@@ -534,6 +647,19 @@ pub fn call_from_script(
     let Some(r) = resolve(srv, client, out, argv) else {
         return;
     };
+    if let Err(d) = acl_check(
+        srv,
+        client,
+        out,
+        now,
+        r.spec,
+        r.stat,
+        argv,
+        crate::acl::Context::Lua,
+    ) {
+        reply_error(srv, out, crate::acl::script_denied_text(d).as_bytes());
+        return;
+    }
     if call(srv, client, out, now, argv, &r, Some(held), false) == Outcome::KeyMigrating {
         reply_error(srv, out, errors::KEY_BEING_MIGRATED.as_bytes());
     }

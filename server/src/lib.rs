@@ -19,6 +19,7 @@
 //! * [`server`]: process-wide state, stats, client registry, cron.
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod alloc;
 pub mod block;
 pub mod client;

@@ -47,6 +47,8 @@ pub struct Server {
     pub monitors: crate::monitor::Monitors,
     pub slowlog: crate::slowlog::SlowLog,
     pub latency: crate::latency::Latency,
+    /// Users and the ACL log (acl.rs).
+    pub acl: crate::acl::Acl,
     /// maxmemory: eviction and the access clocks (evict.rs).
     pub evict: crate::evict::Evictor,
     /// The ordered stream of every change (propagate.rs).
@@ -124,6 +126,7 @@ impl Server {
             slowlog: Default::default(),
             latency: Default::default(),
             evict: Default::default(),
+            acl: Default::default(),
             pause: Default::default(),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
             tracking: Default::default(),
@@ -134,6 +137,16 @@ impl Server {
         let weak: std::sync::Weak<dyn crate::db::KeyEvents> = Arc::downgrade(&srv) as _;
         srv.ks.set_events(weak);
         srv.apply_config(&srv.config());
+        {
+            let c = srv.config();
+            srv.acl
+                .set_default_password(c.requirepass.as_deref().filter(|p| !p.is_empty()));
+            for u in &c.users {
+                let rules: Vec<&[u8]> = u[1..].iter().map(|r| r.as_slice()).collect();
+                // Checked when the configuration was read.
+                let _ = srv.acl.set_user(&u[0], &rules);
+            }
+        }
         srv
     }
 
@@ -258,6 +271,11 @@ impl Server {
             .configure(c.slowlog_log_slower_than, c.slowlog_max_len);
         self.latency.configure(c.latency_monitor_threshold);
         self.evict.configure(c);
+        self.acl.log_max.store(c.acllog_max_len, Relaxed);
+        self.acl.pubsub_default_all.store(
+            c.get_one("acl-pubsub-default").as_deref() == Some(b"allchannels".as_slice()),
+            Relaxed,
+        );
         self.prop
             .set_backlog_size(c.repl_backlog_size.max(1) as u64);
         let l = c.client_output_buffer_limit[crate::config::CLIENT_CLASS_REPLICA];

@@ -328,6 +328,19 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if changed.contains(&"appendfsync") {
         ctx.srv.persist.aof.writer.set_policy(fsync);
     }
+    if changed.contains(&"requirepass") {
+        // Redis' ACLUpdateDefaultUserPassword.
+        let pass = ctx
+            .srv
+            .config()
+            .requirepass
+            .clone()
+            .filter(|p| !p.is_empty());
+        ctx.srv.acl.set_default_password(pass.as_deref());
+    }
+    if changed.contains(&"maxmemory") {
+        crate::evict::limit_changed(ctx.srv);
+    }
     if changed.contains(&"aof-timestamp-enabled") {
         ctx.srv.prop.set_timestamps(ts);
     }

@@ -14,7 +14,7 @@
 //! CLIENT PAUSE holds commands back in the connection loop (pause.rs);
 //! CLIENT REPLY drops replies in `exec::execute`. `CLIENT LIST` fields this
 //! server does not track report fixed values:
-//! `multi-mem=0`, `events=r`, `user=default`; `rbs/rbp` report the read
+//! `multi-mem=0`, `events=r`; `rbs/rbp` report the read
 //! buffer's size; `argv-mem` is non-zero only for the calling connection.
 //! `obl`/`oll`/`omem` split the output a client has not taken yet (replies
 //! of a connection stalled on its socket, undelivered mail) as Redis' reply
@@ -95,36 +95,37 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The configured password of the default user (`None` = nopass).
-fn requirepass(ctx: &Ctx) -> Option<Vec<u8>> {
-    ctx.srv
-        .config()
-        .requirepass
-        .clone()
-        .filter(|p| !p.is_empty())
-}
-
-/// Compares without an early exit on the first differing byte.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for (i, &x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(!x);
-    }
-    diff == 0
-}
-
 /// Checks `user`/`pass` against the default user; marks the client
 /// authenticated on success. A failure leaves the current state unchanged,
 /// as Redis does.
-fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
-    let ok = user == DEFAULT_USER
-        && match requirepass(ctx) {
-            None => true,
-            Some(p) => same_secret(&p, pass),
+fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], argv: &[&[u8]]) -> CmdResult {
+    let Some(cell) = ctx.srv.acl.authenticate(user, pass) else {
+        // Redis logs a failed AUTH (reason auth, object the command's name).
+        let context = if ctx.client.multi.is_some() {
+            crate::acl::Context::Multi
+        } else {
+            crate::acl::Context::Toplevel
         };
-    if !ok {
+        crate::exec::acl_denied(
+            ctx.srv,
+            ctx.client,
+            ctx.out,
+            ctx.now,
+            ctx.spec,
+            argv,
+            user,
+            crate::acl::Denied::Auth,
+            0,
+            context,
+        );
         return Err(CmdError::Static(errors::WRONGPASS));
-    }
+    };
+    *ctx.client
+        .info
+        .user
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = cell.name.clone();
+    ctx.client.user = Some(cell);
     ctx.client.authenticated = true;
     ctx.client.info.authenticated.store(true, Relaxed);
     Ok(())
@@ -136,14 +137,14 @@ fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let (user, pass) = if argv.len() == 2 {
-        if requirepass(ctx).is_none() {
+        if ctx.srv.acl.default_nopass() {
             return Err(CmdError::Static(errors::NO_PASSWORD));
         }
         (DEFAULT_USER, argv[1])
     } else {
         (argv[1], argv[2])
     };
-    authenticate(ctx, user, pass)?;
+    authenticate(ctx, user, pass, argv)?;
     ctx.out.ok();
     Ok(())
 }
@@ -199,7 +200,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = creds {
-        authenticate(ctx, user, pass)?;
+        authenticate(ctx, user, pass, argv)?;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::Static(errors::HELLO_NOAUTH));
@@ -245,7 +246,14 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     crate::multi::discard(ctx.srv, ctx.client);
     ctx.srv.pubsub.forget(ctx.client);
     ctx.client.reply = crate::client::ReplyMode::On;
-    let auth = requirepass(ctx).is_none();
+    // Back to the default user (Redis' clearClientConnectionState).
+    let auth = ctx.srv.acl.default_open();
+    ctx.client.user = None;
+    *ctx.client
+        .info
+        .user
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = DEFAULT_USER.to_vec();
     ctx.client.authenticated = auth;
     ctx.client.info.authenticated.store(auth, Relaxed);
     ctx.out.simple(b"RESET");
@@ -790,7 +798,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     let _ = write!(
         s,
         " age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 \
-         rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+         rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         now.saturating_sub(c.created_ms) / 1000,
         now.saturating_sub(c.last_interaction_ms.load(Relaxed)) / 1000,
         flags,
@@ -813,6 +821,7 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
         omem,
         tot_mem,
         last_cmd_name(ctx, c),
+        String::from_utf8_lossy(&c.user.lock().unwrap_or_else(|p| p.into_inner())),
         c.tracking.redirect_shown(),
         c.resp.load(Relaxed),
     );
@@ -827,13 +836,14 @@ struct KillFilter<'a> {
     addr: Option<&'a [u8]>,
     laddr: Option<&'a [u8]>,
     ctype: Option<ClientType>,
-    user: bool,
+    user: Option<&'a [u8]>,
 }
 
 impl KillFilter<'_> {
     fn matches(&self, c: &ClientInfo) -> bool {
-        let _ = self.user; // every connection is authenticated as `default`
-        self.id.is_none_or(|id| id == c.id)
+        self.user
+            .is_none_or(|u| *c.user.lock().unwrap_or_else(|p| p.into_inner()) == u)
+            && self.id.is_none_or(|id| id == c.id)
             && self.addr.is_none_or(|a| a == c.addr.as_bytes())
             && self.laddr.is_none_or(|a| a == c.laddr.as_bytes())
             && self.ctype.is_none_or(|t| t == type_of(c))
@@ -870,10 +880,10 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             } else if is(opt, "laddr") {
                 f.laddr = Some(val);
             } else if is(opt, "user") {
-                if val != DEFAULT_USER {
+                if !ctx.srv.acl.names().iter().any(|n| n == val) {
                     return Err(CmdError::msg(errors::no_such_user(val)));
                 }
-                f.user = true;
+                f.user = Some(val);
             } else if is(opt, "skipme") {
                 if is(val, "yes") {
                     skipme = true;
@@ -1353,15 +1363,6 @@ mod tests {
         assert!(!valid_name(b"a b"));
         assert!(!valid_name(b"a\n"));
         assert!(!valid_name(b"\x7f"));
-    }
-
-    #[test]
-    fn secrets() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"ab"));
-        assert!(!same_secret(b"ab", b"abc"));
-        assert!(same_secret(b"", b""));
     }
 
     #[test]

@@ -607,6 +607,16 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("io_threaded_writes_processed", 0);
     w.kv("reply_buffer_shrinks", 0);
     w.kv("reply_buffer_expands", 0);
+    // Redis 7.2's ACL counters (7.0 has none): NOPERM refusals by reason,
+    // failed AUTH/HELLO AUTH.
+    let acl = &ctx.srv.acl;
+    w.kv("acl_access_denied_auth", acl.denied_auth.load(Relaxed));
+    w.kv("acl_access_denied_cmd", acl.denied_cmd.load(Relaxed));
+    w.kv("acl_access_denied_key", acl.denied_key.load(Relaxed));
+    w.kv(
+        "acl_access_denied_channel",
+        acl.denied_channel.load(Relaxed),
+    );
 }
 
 /// A replication id for INFO: 40 hex digits derived from the run id (there

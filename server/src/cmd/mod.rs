@@ -7,6 +7,7 @@
 //! `handler` → put any new error text in `errors.rs` → unit/integration test →
 //! a line in a differential script under `tests/scripts/`.
 
+pub mod aclcmd;
 pub mod admin;
 pub mod bits;
 pub mod codis;
@@ -47,6 +48,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     repl::handler,
     info::handler,
     memory::handler,
+    aclcmd::handler,
     command::handler,
     keys::handler,
     string::handler,

@@ -1338,6 +1338,12 @@ impl Config {
                 Ok(())
             }
             (b"user", n) if n >= 1 => {
+                // Checked now (a bad rule stops the start, as in Redis),
+                // applied when the server starts (acl.rs).
+                let scratch = crate::acl::Acl::default();
+                scratch
+                    .set_user(args[0], &args[1..])
+                    .map_err(|e| LineError::Line(e.trim_start_matches("ERR ").to_string()))?;
                 self.users.push(args.iter().map(|a| a.to_vec()).collect());
                 Ok(())
             }
@@ -1640,6 +1646,12 @@ fn notify_to_string(f: u32) -> String {
 }
 
 fn check_string(name: &str, check: StrCheck, s: &[u8]) -> Result<(), String> {
+    if name == "aclfile" && !s.is_empty() {
+        // Accepting a file nobody reads would be a lie.
+        return Err(
+            "aclfile is not supported by codis-server yet: define users with `user` lines in the configuration file or ACL SETUSER".into(),
+        );
+    }
     match check {
         StrCheck::None => Ok(()),
         StrCheck::DbFilename => {

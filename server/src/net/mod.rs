@@ -66,7 +66,7 @@ async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         let c = srv.config();
         (
             c.maxclients,
-            c.requirepass.is_some(),
+            !srv.acl.default_open(),
             c.timeout_secs,
             c.tcp_keepalive,
             c.protected_mode,

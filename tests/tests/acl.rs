@@ -1,0 +1,240 @@
+//! ACL users on codis-server, end to end: `AUTH user pass` from the
+//! `redis` crate and redis-cli `--user`; NOPERM for commands, keys and
+//! channels (with the ACL LOG entries and INFO counters); MULTI refused at
+//! queue time and at EXEC when the rules changed; scripts; requirepass as
+//! the default user's password; `user` lines in the configuration; DELUSER
+//! closing the user's connections; `@codis`. The replies themselves are
+//! compared with redis-server 7.0.15 in tests/scripts/acl.txt.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tests::{Conn, Server};
+
+fn info_u64(c: &mut Conn, name: &str) -> u64 {
+    let v = c.value("INFO stats");
+    v.as_text()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn users_rules_and_refusals() {
+    let s = Server::start(&[]);
+    let mut admin = s.conn();
+    assert_eq!(
+        admin.cmd("ACL SETUSER app on >secret ~app:* %R~shared:* &news +@read +@write -flushall +publish +multi +exec +eval +acl|whoami"),
+        b"+OK\r\n"
+    );
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd("AUTH app wrong"),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd("AUTH app secret"), b"+OK\r\n");
+    assert_eq!(c.cmd("ACL WHOAMI"), b"$3\r\napp\r\n");
+    assert_eq!(c.cmd("SET app:1 v"), b"+OK\r\n");
+    assert_eq!(c.cmd("GET shared:x"), b"$-1\r\n");
+    assert_eq!(
+        c.cmd("SET shared:x v"),
+        b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
+    );
+    assert_eq!(
+        c.cmd("FLUSHALL"),
+        b"-NOPERM this user has no permissions to run the 'flushall' command\r\n"
+    );
+    assert_eq!(
+        c.cmd("CONFIG GET maxmemory"),
+        b"-NOPERM this user has no permissions to run the 'config|get' command\r\n"
+    );
+    assert_eq!(c.cmd("PUBLISH news hi"), b":0\r\n");
+    assert_eq!(
+        c.cmd("PUBLISH sport hi"),
+        b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
+    );
+    // MULTI: a denied command is refused while queuing, EXEC aborts.
+    assert_eq!(c.cmd("MULTI"), b"+OK\r\n");
+    assert!(c.cmd("DEL other").starts_with(b"-NOPERM"));
+    assert!(c.cmd("EXEC").starts_with(b"-EXECABORT"));
+    // Rules changed between queuing and EXEC: that command fails alone.
+    assert_eq!(c.cmd("MULTI"), b"+OK\r\n");
+    assert_eq!(c.cmd("SET app:2 v"), b"+QUEUED\r\n");
+    assert_eq!(c.cmd("GET app:1"), b"+QUEUED\r\n");
+    assert_eq!(admin.cmd("ACL SETUSER app -set"), b"+OK\r\n");
+    let r = c.cmd("EXEC");
+    let text = String::from_utf8_lossy(&r);
+    assert!(
+        text.starts_with("*2\r\n-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call.")
+            && text.ends_with("$1\r\nv\r\n"),
+        "{text}"
+    );
+    // A script's redis.call runs under the caller's rules.
+    let r = c.send(&["EVAL", "return redis.call('GET', 'other')", "0"]);
+    assert!(
+        r.starts_with(b"-ERR The user executing the script can't access at least one of the keys"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    // What was denied is counted and logged.
+    assert!(info_u64(&mut admin, "acl_access_denied_key") >= 3);
+    assert!(info_u64(&mut admin, "acl_access_denied_cmd") >= 2);
+    assert_eq!(info_u64(&mut admin, "acl_access_denied_channel"), 1);
+    assert_eq!(info_u64(&mut admin, "acl_access_denied_auth"), 1);
+    let log = admin.value("ACL LOG");
+    let entries = log.as_array().unwrap();
+    let first = entries[0].as_array().unwrap();
+    assert_eq!(first[3].as_text().as_deref(), Some("key"));
+    assert_eq!(first[5].as_text().as_deref(), Some("lua"));
+    assert_eq!(first[7].as_text().as_deref(), Some("other"));
+    assert_eq!(first[9].as_text().as_deref(), Some("app"));
+    assert!(first[13].as_text().unwrap().contains("user=app"));
+    // CLIENT LIST shows the user; CLIENT KILL USER finds it.
+    let list = admin.value("CLIENT LIST").as_text().unwrap();
+    assert!(list.contains("user=app"), "{list}");
+    // DELUSER closes the user's connections.
+    assert_eq!(admin.cmd("ACL DELUSER app"), b":1\r\n");
+    c.set_timeout(Duration::from_secs(5));
+    assert!(
+        c.try_send(&["PING"]).is_err(),
+        "the deleted user's connection stays open"
+    );
+}
+
+#[test]
+fn requirepass_is_the_default_users_password() {
+    let s = Server::start(&["--requirepass", "pw"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("GET x"), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(c.cmd("AUTH pw"), b"+OK\r\n");
+    let list = c.value("ACL LIST").as_text().unwrap_or_default();
+    let line = c.value("ACL LIST");
+    let line = line.as_array().unwrap()[0].as_text().unwrap();
+    assert!(
+        line.starts_with("user default on #") && line.ends_with(" ~* &* +@all"),
+        "{line} {list}"
+    );
+    // CONFIG SET requirepass "" opens the default user again.
+    assert_eq!(c.cmd("CONFIG SET requirepass \"\""), b"+OK\r\n");
+    let mut d = s.conn();
+    assert_eq!(d.cmd("GET x"), b"$-1\r\n");
+    assert_eq!(
+        d.value("ACL LIST").as_array().unwrap()[0]
+            .as_text()
+            .as_deref(),
+        Some("user default on nopass ~* &* +@all")
+    );
+    // A disabled default user: new connections must AUTH as someone else.
+    assert_eq!(c.cmd("ACL SETUSER admin on >a +@all ~* &*"), b"+OK\r\n");
+    assert_eq!(c.cmd("ACL SETUSER default off"), b"+OK\r\n");
+    let mut e = s.conn();
+    assert_eq!(e.cmd("GET x"), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        e.cmd("HELLO 3 AUTH default x"),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert!(e.cmd("HELLO 3 AUTH admin a").starts_with(b"%7\r\n"));
+    assert_eq!(e.cmd("GET x"), b"_\r\n");
+    c.cmd("ACL SETUSER default on");
+}
+
+#[test]
+fn users_from_the_configuration_and_real_clients() {
+    let s = Server::start(&[
+        "--user",
+        "reader",
+        "on",
+        ">rpw",
+        "~*",
+        "&*",
+        "-@all",
+        "+@read",
+        "+@connection",
+    ]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd("SET k v"), b"+OK\r\n");
+    // redis-cli --user / --pass.
+    if let Some(cli) = tests::redis_tool("redis-cli") {
+        let out = Command::new(cli)
+            .args([
+                "-p",
+                &s.port().to_string(),
+                "--user",
+                "reader",
+                "--pass",
+                "rpw",
+                "--no-auth-warning",
+            ])
+            .args(["GET", "k"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+    }
+    // The redis crate: AUTH user pass from the URL.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("redis://reader:rpw@127.0.0.1:{}/", s.port());
+        let client = redis::Client::open(url).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let v: String = redis::cmd("GET")
+            .arg("k")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(v, "v");
+        let e: redis::RedisResult<()> = redis::cmd("SET")
+            .arg("k")
+            .arg("w")
+            .query_async(&mut con)
+            .await;
+        let e = e.unwrap_err();
+        assert_eq!(e.code(), Some("NOPERM"), "{e}");
+    });
+    // A bad rule in the configuration stops the start.
+    let err = Server::try_start(&["--user", "bad", "+nosuchcommand"]);
+    assert!(err.is_err());
+    // aclfile is refused rather than ignored.
+    assert!(Server::try_start(&["--aclfile", "/tmp/users.acl"]).is_err());
+}
+
+#[test]
+fn codis_commands_have_their_category() {
+    let s = Server::start(&[]);
+    let mut c = s.conn();
+    let cat = c.value("ACL CAT codis");
+    let names: Vec<String> = cat
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_text().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"slotsmgrttagslot-async".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"slotsinfo".to_string()));
+    let dangerous = c.value("ACL CAT dangerous");
+    let d: Vec<String> = dangerous
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_text().unwrap())
+        .collect();
+    assert!(d.contains(&"slotsdel".to_string()) && !d.contains(&"slotsinfo".to_string()));
+    // An operator without @codis cannot move slots.
+    c.cmd("ACL SETUSER ops on nopass ~* &* +@all -@codis");
+    let mut o = s.conn();
+    assert_eq!(o.cmd("AUTH ops x"), b"+OK\r\n");
+    assert_eq!(
+        o.cmd("SLOTSINFO"),
+        b"-NOPERM this user has no permissions to run the 'slotsinfo' command\r\n"
+    );
+    assert_eq!(o.cmd("GET k"), b"$-1\r\n");
+}
