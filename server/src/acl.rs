@@ -311,6 +311,8 @@ impl Selector {
                 return Err(RuleError::Exist);
             }
             let (perm, rest) = if op[0] == b'%' {
+                // As the reference server (Debian's 7.0.15): a `%` rule
+                // needs R or W; the `~` may be missing (an empty pattern).
                 let mut perm = 0;
                 let mut off = 1;
                 loop {
@@ -321,11 +323,15 @@ impl Selector {
                             off += 1;
                             break;
                         }
+                        None => break,
                         _ => return Err(RuleError::Inval),
                     }
                     off += 1;
                 }
-                (perm, &op[off..])
+                if perm == 0 {
+                    return Err(RuleError::Inval);
+                }
+                (perm, &op[off.min(op.len())..])
             } else {
                 (READ | WRITE, &op[1..])
             };
@@ -351,6 +357,8 @@ impl Selector {
             if !self.channels.iter().any(|c| c == rest) {
                 self.channels.push(rest.to_vec());
             }
+        } else if op == b"+" || op == b"-" {
+            return Err(RuleError::NoEnt);
         } else if op.len() > 1 && op[0] == b'+' && op[1] != b'@' {
             let name = &op[1..];
             match name.iter().rposition(|&c| c == b'|') {
@@ -545,8 +553,9 @@ impl Selector {
         }
         if !self.all_keys && !spec.key_specs.is_empty() {
             let mut bad = None;
+            let variable = variable_flags(spec, argv);
             spec.for_each_spec_key(argv, |k, ks| {
-                if bad.is_some() {
+                if bad.is_some() || ks.flags.contains(&"not_key") {
                     return;
                 }
                 let mut need = 0;
@@ -556,6 +565,11 @@ impl Selector {
                         "insert" | "delete" | "update" => need |= WRITE,
                         _ => {}
                     }
+                }
+                if ks.flags.contains(&"variable_flags")
+                    && let Some(v) = variable
+                {
+                    need = v;
                 }
                 let ok = self.patterns.iter().any(|p| {
                     p.perm & need == need && protocol::glob::string_match(&p.pat, argv[k], false)
@@ -592,6 +606,22 @@ impl Selector {
             }
         }
         Ok(())
+    }
+}
+
+/// The permissions a key needs where the key spec says they depend on the
+/// arguments (Redis' setGetKeys, bitfieldGetKeys): SET needs read only with
+/// GET; BITFIELD needs write only with SET or INCRBY.
+fn variable_flags(spec: &CommandSpec, argv: &[&[u8]]) -> Option<u8> {
+    let has = |w: &[u8]| argv.iter().skip(2).any(|a| a.eq_ignore_ascii_case(w));
+    match spec.name {
+        "set" => Some(if has(b"get") { READ | WRITE } else { WRITE }),
+        "bitfield" => Some(if has(b"set") || has(b"incrby") {
+            READ | WRITE
+        } else {
+            READ
+        }),
+        _ => None,
     }
 }
 
@@ -808,6 +838,21 @@ impl UserCell {
         self.read().check(stat, spec, argv)
     }
 
+    /// Redis' ACLUserCheckCmdWithUnrestrictedKeyAccess for reads: a
+    /// selector allows the command and may read every key (SORT BY/GET).
+    pub fn reads_every_key(&self, stat: usize, spec: &CommandSpec, argv: &[&[u8]]) -> bool {
+        if self.unrestricted() {
+            return true;
+        }
+        self.read().selectors.iter().any(|s| {
+            s.check(stat, spec, argv).is_ok()
+                && (s.all_keys
+                    || s.patterns
+                        .iter()
+                        .any(|p| p.perm & READ != 0 && p.pat == b"*"))
+        })
+    }
+
     /// Whether `user`'s channel rules allow `ch` (a pattern when `pattern`).
     fn allows_channel(&self, ch: &[u8], pattern: bool) -> bool {
         self.read().selectors.iter().any(|s| {
@@ -966,9 +1011,11 @@ impl Acl {
         };
         for op in &merged {
             u.apply(op, all).map_err(|e| {
+                // Redis prints the rule as a C string (up to a NUL).
+                let shown = op.split(|&c| c == 0).next().unwrap_or(&[]);
                 format!(
                     "ERR Error in ACL SETUSER modifier '{}': {}",
-                    String::from_utf8_lossy(op),
+                    String::from_utf8_lossy(shown),
                     e.text()
                 )
             })?;

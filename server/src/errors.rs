@@ -445,6 +445,8 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // `script: <sha>, on @user_script:<line>.`).
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
 /// Ours: LATENCY HISTOGRAM needs per-command histograms (not kept yet).
+pub const SORT_BY_ACL: &str = "ERR BY option of SORT denied due to insufficient ACL permissions.";
+pub const SORT_GET_ACL: &str = "ERR GET option of SORT denied due to insufficient ACL permissions.";
 pub const ACL_USERNAME_SPACES: &str = "ERR Usernames can't contain spaces or null characters";
 pub const ACL_DEFAULT_UNDELETABLE: &str = "ERR The 'default' user cannot be removed";
 pub const ACL_NO_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";

@@ -87,7 +87,7 @@ macro_rules! scripts {
 }
 
 scripts!(
-    bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, scripting,
+    acl, bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, scripting,
     server, sets, sort, strings, tracking, zsets
 );
 

@@ -101,7 +101,8 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], argv: &[&[u8]]) -> CmdResult {
     let Some(cell) = ctx.srv.acl.authenticate(user, pass) else {
         // Redis logs a failed AUTH (reason auth, object the command's name).
-        let context = if ctx.client.multi.is_some() {
+        // (AUTH cannot run in scripts: `in_exec` means EXEC here.)
+        let context = if ctx.client.multi.is_some() || ctx.client.in_exec {
             crate::acl::Context::Multi
         } else {
             crate::acl::Context::Toplevel

@@ -62,7 +62,11 @@ struct Opts<'a> {
     store: Option<&'a [u8]>,
 }
 
-fn parse_opts<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Opts<'a>, CmdError> {
+fn parse_opts<'a>(
+    argv: &[&'a [u8]],
+    readonly: bool,
+    full_keys: bool,
+) -> Result<Opts<'a>, CmdError> {
     let mut o = Opts::default();
     let mut j = 2;
     while j < argv.len() {
@@ -83,8 +87,15 @@ fn parse_opts<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Opts<'a>, CmdErro
         } else if is(a, "by") && left >= 1 {
             o.by = Some(argv[j + 1]);
             o.dontsort = !cstr(argv[j + 1]).contains(&b'*');
+            // A BY pattern reads keys the ACL check never saw.
+            if !o.dontsort && !full_keys {
+                return Err(CmdError::Static(errors::SORT_BY_ACL));
+            }
             j += 1;
         } else if is(a, "get") && left >= 1 {
+            if !full_keys {
+                return Err(CmdError::Static(errors::SORT_GET_ACL));
+            }
             o.gets.push(argv[j + 1]);
             j += 1;
         } else {
@@ -295,7 +306,18 @@ fn cmp_items(a: &Item, b: &Item, alpha: bool, by: bool, store: bool) -> std::cmp
 
 fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
     let key = argv[1];
-    let o = parse_opts(argv, readonly)?;
+    let full_keys = match &ctx.client.user {
+        None => ctx.srv.acl.default_ref().unrestricted(),
+        Some(u) => u.unrestricted(),
+    } || {
+        let user = ctx
+            .client
+            .user
+            .clone()
+            .unwrap_or_else(|| ctx.srv.acl.default_user());
+        crate::acl::index_of(argv).is_some_and(|(i, spec)| user.reads_every_key(i, spec, argv))
+    };
+    let o = parse_opts(argv, readonly, full_keys)?;
     let (now, lru) = (ctx.now, ctx.lru());
     let mut extra: Vec<Vec<u8>> = Vec::new();
     for attempt in 0..8 {

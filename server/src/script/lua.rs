@@ -42,6 +42,11 @@ pub trait Host {
     /// An error reply the script returned that no command counted yet
     /// (`return redis.error_reply(…)`): errorstats.
     fn count_error(&mut self, text: &[u8]);
+    /// `redis.acl_check_cmd`: whether the caller's user may run `argv`
+    /// (None: no such command).
+    fn acl_allows(&mut self, argv: &[&[u8]]) -> Option<bool> {
+        crate::acl::index_of(argv).map(|_| true)
+    }
 }
 
 /// Why `redis.call` did not run a command.
@@ -2549,8 +2554,7 @@ fn fill_header(out: &mut Reply, at: usize, kind: Agg, n: usize) {
 }
 
 unsafe extern "C-unwind" fn redis_acl_check_cmd(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a valid state. There are no ACL users yet: the default user
-    // may run every known command.
+    // SAFETY: a valid state; the arguments are copied before the host runs.
     unsafe {
         if host().is_none() {
             push_error_table(
@@ -2566,12 +2570,16 @@ unsafe extern "C-unwind" fn redis_acl_check_cmd(l: *mut ffi::lua_State) -> c_int
             );
             raise(l)
         }
-        let known = to_bytes(l, 1).is_some_and(|n| protocol::command::lookup(n).is_some());
-        if !known {
+        let n = ffi::lua_gettop(l);
+        let args: Vec<Vec<u8>> = (1..=n)
+            .map(|i| to_bytes(l, i).map(<[u8]>::to_vec).unwrap_or_default())
+            .collect();
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let Some(ok) = host().and_then(|h| h.acl_allows(&argv)) else {
             push_error_table(l, b"Invalid command passed to redis.acl_check_cmd()");
             raise(l)
-        }
-        ffi::lua_pushboolean(l, 1);
+        };
+        ffi::lua_pushboolean(l, ok as c_int);
         1
     }
 }

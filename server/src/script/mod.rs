@@ -634,6 +634,16 @@ impl Host<'_, '_> {
 }
 
 impl lua::Host for Host<'_, '_> {
+    fn acl_allows(&mut self, argv: &[&[u8]]) -> Option<bool> {
+        let (i, spec) = crate::acl::index_of(argv)?;
+        let user = self
+            .client
+            .user
+            .clone()
+            .unwrap_or_else(|| self.srv.acl.default_user());
+        Some(user.unrestricted() || user.check(i, spec, argv).is_ok())
+    }
+
     fn call(&mut self, argv: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), lua::Refusal> {
         let r = self.call_checked(argv, reply);
         if let Err(lua::Refusal::Error(text)) = &r {
