@@ -54,7 +54,8 @@ debug lastsave latency migrate monitor move
 object psync readonly readwrite replconf
 restore save shutdown slaveof slotscheck slotsdel slotsmgrtone slotsmgrtslot
 slotsmgrttagone slotsmgrttagslot slowlog sync wait
-replicaof failover host: post""".split())
+replicaof failover host: post
+acl""".split())
 MASTER_ONLY = set("hscan sscan zscan slotsinfo slotsscan eval evalsha fcall".split())
 # Answered by the proxy itself (beyond Codis: DBSIZE summed over the
 # groups, TIME from the proxy's clock).
