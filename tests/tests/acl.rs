@@ -12,15 +12,7 @@ use std::time::Duration;
 use tests::{Conn, Server};
 
 fn info_u64(c: &mut Conn, name: &str) -> u64 {
-    let v = c.value("INFO stats");
-    v.as_text()
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name}"))
-        .trim()
-        .parse()
-        .unwrap()
+    tests::repl::int_field(c, "stats", name) as u64
 }
 
 #[test]

@@ -11,17 +11,12 @@ use std::time::{Duration, Instant};
 use tests::{Conn, Server, Value};
 
 fn info_field(c: &mut Conn, section: &str, name: &str) -> String {
-    let v = c.value(&format!("INFO {section}"));
-    let text = v.as_text().expect("info text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+    tests::repl::info_field(c, section, name)
         .unwrap_or_else(|| panic!("no {name} in INFO {section}"))
-        .trim()
-        .to_string()
 }
 
 fn info_u64(c: &mut Conn, section: &str, name: &str) -> u64 {
-    info_field(c, section, name).parse().expect("number")
+    tests::repl::int_field(c, section, name) as u64
 }
 
 fn rss(pid: u32) -> u64 {
