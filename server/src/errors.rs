@@ -444,7 +444,6 @@ pub const FUNCTION_RESTORE_FAILED: &str = "ERR failed loading the given function
 // What `redis.call` raises inside a script (the script's error then adds
 // `script: <sha>, on @user_script:<line>.`).
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
-/// Ours: LATENCY HISTOGRAM needs per-command histograms (not kept yet).
 pub const SORT_BY_ACL: &str = "ERR BY option of SORT denied due to insufficient ACL permissions.";
 pub const SORT_GET_ACL: &str = "ERR GET option of SORT denied due to insufficient ACL permissions.";
 pub const ACL_USERNAME_SPACES: &str = "ERR Usernames can't contain spaces or null characters";
@@ -453,7 +452,6 @@ pub const ACL_NO_FILE: &str = "ERR This Redis instance is not configured to use 
 pub const ACL_GENPASS_BITS: &str = "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096";
 /// A command that may grow memory while memory stays over maxmemory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-pub const LATENCY_NO_HISTOGRAMS: &str = "ERR LATENCY HISTOGRAM is not available: codis-server does not keep per-command latency histograms yet";
 
 /// `ERR No samples available for event '<event>'` (LATENCY GRAPH).
 pub fn latency_no_samples(event: &[u8]) -> String {

@@ -972,6 +972,7 @@ fn call(
         // replay is not logged, as Redis runs it outside call().)
         let nanos = end.saturating_sub(start);
         srv.slowlog.consider(client, id, spec, argv, nanos);
+        srv.latency.record(stat, nanos);
         // (Redis' event names: by the command's `fast` flag.)
         srv.latency.consider(
             if spec.has(flags::FAST) {

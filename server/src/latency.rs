@@ -67,6 +67,45 @@ pub struct Latency {
     /// `latency-monitor-threshold` in ms (0: off).
     threshold: AtomicU64,
     events: Mutex<BTreeMap<&'static str, Series>>,
+    /// `latency-tracking`: per-command histograms are kept.
+    tracking: std::sync::atomic::AtomicBool,
+    /// One histogram per (sub)command, in the stats index's layout,
+    /// created at the command's first call (as Redis): the counts of an
+    /// HdrHistogram (1 ns to 1 s, 2 significant figures), kept as atomics
+    /// so a call costs one uncontended add, and turned into a
+    /// `hdrhistogram::Histogram` when read.
+    hists: std::sync::OnceLock<Vec<std::sync::OnceLock<Box<[AtomicU64]>>>>,
+}
+
+type Hist = hdrhistogram::Histogram<u64>;
+
+/// Redis' histogram bounds: 1 ns to 1 s, 2 significant figures.
+const HIST_MIN: u64 = 1;
+const HIST_MAX: u64 = 1_000_000_000;
+const HIST_SIGFIG: u8 = 2;
+/// That histogram's layout: 256 sub-buckets (half: 2^7), 23 buckets.
+const SUB_HALF_MAG: u32 = 7;
+const SUB_MASK: u64 = 255;
+const COUNTS: usize = 24 << SUB_HALF_MAG;
+
+/// HdrHistogram's counts index of `v` (unit magnitude 0).
+#[inline]
+fn hist_index(v: u64) -> usize {
+    let pow2ceiling = 64 - (v | SUB_MASK).leading_zeros();
+    let bucket = pow2ceiling - (SUB_HALF_MAG + 1);
+    let sub = v >> bucket;
+    (((bucket + 1) << SUB_HALF_MAG) as u64 + sub - (1 << SUB_HALF_MAG)) as usize
+}
+
+/// The lowest value of counts index `i` (the inverse of [`hist_index`]).
+fn hist_value(i: usize) -> u64 {
+    let mut bucket = (i >> SUB_HALF_MAG) as i64 - 1;
+    let mut sub = (i & ((1 << SUB_HALF_MAG) - 1)) as u64 + (1 << SUB_HALF_MAG);
+    if bucket < 0 {
+        sub -= 1 << SUB_HALF_MAG;
+        bucket = 0;
+    }
+    sub << bucket
 }
 
 impl Latency {
@@ -77,6 +116,82 @@ impl Latency {
     /// Takes up `latency-monitor-threshold` (start-up, CONFIG SET).
     pub fn configure(&self, threshold_ms: u64) {
         self.threshold.store(threshold_ms, Relaxed);
+    }
+
+    /// Takes up `latency-tracking`.
+    pub fn set_tracking(&self, on: bool) {
+        self.tracking.store(on, Relaxed);
+    }
+
+    fn hists(&self) -> &Vec<std::sync::OnceLock<Box<[AtomicU64]>>> {
+        self.hists.get_or_init(|| {
+            let n = crate::stats::StatIndex::len_of_table();
+            (0..n).map(|_| std::sync::OnceLock::new()).collect()
+        })
+    }
+
+    /// Records a call of (sub)command `stat` that took `nanos` (Redis
+    /// records whole microseconds, in ns, clamped to the bounds).
+    #[inline]
+    pub fn record(&self, stat: usize, nanos: u64) {
+        if !self.tracking.load(Relaxed) {
+            return;
+        }
+        let v = (nanos / 1000 * 1000).clamp(HIST_MIN, HIST_MAX);
+        if let Some(cell) = self.hists().get(stat) {
+            let counts = cell.get_or_init(|| (0..COUNTS).map(|_| AtomicU64::new(0)).collect());
+            counts[hist_index(v)].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Forgets every histogram (CONFIG RESETSTAT).
+    pub fn reset_histograms(&self) {
+        for h in self.hists() {
+            if let Some(c) = h.get() {
+                c.iter().for_each(|n| n.store(0, Relaxed));
+            }
+        }
+    }
+
+    /// (Sub)command `stat`'s histogram, if it was called.
+    fn histogram(&self, stat: usize) -> Option<Hist> {
+        let counts = self.hists().get(stat)?.get()?;
+        let mut h = Hist::new_with_bounds(HIST_MIN, HIST_MAX, HIST_SIGFIG).ok()?;
+        for (i, n) in counts.iter().enumerate() {
+            let n = n.load(Relaxed);
+            if n != 0 {
+                let _ = h.record_n(hist_value(i), n);
+            }
+        }
+        Some(h)
+    }
+
+    /// INFO latencystats lines: `latency_percentiles_usec_<cmd>:p50=…`.
+    pub fn info_lines(
+        &self,
+        specs: &[&protocol::command::CommandSpec],
+        percentiles: &[f64],
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(h) = self.histogram(i) else { continue };
+            if h.is_empty() {
+                continue;
+            }
+            let parts: Vec<String> = percentiles
+                .iter()
+                .map(|p| {
+                    let v = h.value_at_quantile(p / 100.0);
+                    format!("p{}={:.3}", fmt_percentile(*p), v as f64 / 1000.0)
+                })
+                .collect();
+            out.push(format!(
+                "latency_percentiles_usec_{}:{}",
+                spec.name,
+                parts.join(",")
+            ));
+        }
+        out
     }
 
     /// Whether the monitor is on (callers skip their clock reads if not).
@@ -135,7 +250,8 @@ const LATENCY_HELP: &[&str] = &[
     "RESET [<event> ...]",
     "    Forget the given events (every event when none is given).",
     "HISTOGRAM [<command> ...]",
-    "    Per-command latency distributions (not kept by codis-server yet).",
+    "    The latency distribution of the given commands (every command called",
+    "    when none is given), in microseconds.",
     "HELP",
     "    Print this help.",
 ];
@@ -206,7 +322,7 @@ fn latency(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             };
             ctx.out.int(n as i64);
         }
-        "histogram" => return Err(CmdError::Static(errors::LATENCY_NO_HISTOGRAMS)),
+        "histogram" => histogram_reply(ctx, argv),
         _ => {
             return Err(CmdError::Msg(errors::subcommand_syntax("LATENCY", argv[1])));
         }
@@ -337,5 +453,116 @@ mod tests {
         let g = graph("command", &s, 300);
         assert!(g.starts_with("command - high 199 ms, low 40 ms"), "{g}");
         assert_eq!(g.lines().count(), HISTORY + 1);
+    }
+}
+
+/// A percentile as Redis names it in INFO (`50`, `99.9`).
+fn fmt_percentile(p: f64) -> String {
+    let s = format!("{p}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// LATENCY HISTOGRAM [command ...]: every called command's (or the given
+/// ones'; a container names its subcommands) call count and cumulative
+/// distribution, in microsecond buckets doubling from 1 (Redis' log
+/// iteration from 1024 ns by 2, each bucket named by its highest
+/// equivalent value).
+fn histogram_reply(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let specs = &ctx.srv.stats.index.specs;
+    let mon = &ctx.srv.latency;
+    let mut picked: Vec<usize> = Vec::new();
+    if argv.len() == 2 {
+        picked.extend(0..specs.len());
+    } else {
+        for name in &argv[2..] {
+            let Some(id) = protocol::command::lookup(name) else {
+                continue;
+            };
+            let top = id as usize;
+            let subs = specs[top].subcommands.len();
+            if subs == 0 {
+                picked.push(top);
+            } else {
+                let first = ctx.srv.stats.index.sub(top, 0);
+                picked.extend(first..first + subs);
+            }
+        }
+    }
+    let hists: Vec<(usize, Hist)> = picked
+        .into_iter()
+        .filter_map(|i| mon.histogram(i).filter(|h| !h.is_empty()).map(|h| (i, h)))
+        .collect();
+    let out = &mut *ctx.out;
+    out.map(hists.len());
+    for (i, h) in hists {
+        out.bulk(specs[i].name.as_bytes());
+        out.map(2);
+        out.bulk(b"calls");
+        out.int(h.len() as i64);
+        out.bulk(b"histogram_usec");
+        let buckets = cdf(&h);
+        out.map(buckets.len());
+        for (us, n) in buckets {
+            out.int(us as i64);
+            out.int(n as i64);
+        }
+    }
+}
+
+/// (bucket µs, calls at or under it), for buckets that add calls.
+fn cdf(h: &Hist) -> Vec<(u64, u64)> {
+    let total = h.len();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    let mut level = 1024u64;
+    while prev < total && level <= HIST_MAX * 2 {
+        let upper = h.highest_equivalent(level);
+        let cum = h.count_between(0, upper);
+        if cum > prev {
+            out.push((upper / 1000, cum));
+            prev = cum;
+        }
+        level *= 2;
+    }
+    out
+}
+
+#[cfg(test)]
+mod hist_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_percentiles_as_redis() {
+        let mut h = Hist::new_with_bounds(HIST_MIN, HIST_MAX, HIST_SIGFIG).unwrap();
+        // What redis-server 7.0.15 reported for calls of 0, 1, 2 and
+        // 130 µs: buckets 1, 2 and 132; p50 0.001, p99 1.003 / 2.007.
+        for v in [1u64, 1, 1000, 2000, 130_000] {
+            h.record(v).unwrap();
+        }
+        assert_eq!(cdf(&h), vec![(1, 3), (2, 4), (132, 5)]);
+        assert_eq!(h.value_at_quantile(0.5), 1000 + 3);
+        assert_eq!(h.highest_equivalent(32768) / 1000, 33);
+        assert_eq!(h.highest_equivalent(262_144) / 1000, 264);
+        assert_eq!(fmt_percentile(50.0), "50");
+        // Our atomic counts use the crate's layout exactly.
+        for v in [
+            1u64,
+            2,
+            200,
+            255,
+            256,
+            1000,
+            1024,
+            2000,
+            65_535,
+            130_000,
+            999_999_999,
+            HIST_MAX,
+        ] {
+            let i = hist_index(v);
+            assert!(i < COUNTS, "{v}");
+            assert_eq!(hist_value(i), h.lowest_equivalent(v), "{v}");
+        }
+        assert_eq!(fmt_percentile(99.9), "99.9");
     }
 }

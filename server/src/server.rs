@@ -270,6 +270,7 @@ impl Server {
         self.slowlog
             .configure(c.slowlog_log_slower_than, c.slowlog_max_len);
         self.latency.configure(c.latency_monitor_threshold);
+        self.latency.set_tracking(c.latency_tracking);
         self.evict.configure(c);
         self.acl.log_max.store(c.acllog_max_len, Relaxed);
         self.acl.pubsub_default_all.store(

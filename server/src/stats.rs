@@ -60,6 +60,11 @@ impl StatIndex {
         id
     }
 
+    /// How many (sub)commands the table has (this index's length).
+    pub fn len_of_table() -> usize {
+        COMMANDS.len() + COMMANDS.iter().map(|c| c.subcommands.len()).sum::<usize>()
+    }
+
     pub fn sub(&self, id: usize, sub: usize) -> usize {
         self.sub_offset.get(id).copied().unwrap_or(0) + sub
     }

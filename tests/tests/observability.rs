@@ -187,10 +187,28 @@ fn the_latency_monitor_records_slow_events() {
         doctor.contains(&format!("command: 1 samples, mean {ms} ms")),
         "{doctor}"
     );
+    // Per-command histograms: the slow DEBUG SLEEP call sits in a bucket
+    // of at least its duration; INFO latencystats has its percentiles.
+    let h = c.value("LATENCY HISTOGRAM debug nosuch");
+    let h = h.as_array().unwrap();
+    assert_eq!(h[0].as_text().as_deref(), Some("debug"));
+    let body = h[1].as_array().unwrap();
+    assert_eq!(body[0].as_text().as_deref(), Some("calls"));
+    let calls = body[1].as_int().unwrap();
+    let buckets = body[3].as_array().unwrap();
+    let last = buckets[buckets.len() - 2].as_int().unwrap();
+    assert_eq!(buckets[buckets.len() - 1].as_int(), Some(calls));
+    assert!(last >= ms as i64 * 1000, "{last} µs bucket for {ms} ms");
+    let stats = c.value("INFO latencystats").as_text().unwrap();
     assert!(
-        c.cmd("LATENCY HISTOGRAM")
-            .starts_with(b"-ERR LATENCY HISTOGRAM is not available")
+        stats.contains("latency_percentiles_usec_debug:p50="),
+        "{stats}"
     );
+    assert_eq!(c.cmd("LATENCY HISTOGRAM nosuch"), b"*0\r\n");
+    assert_eq!(c.cmd("CONFIG SET latency-tracking no"), b"+OK\r\n");
+    c.cmd("CONFIG RESETSTAT");
+    c.cmd("PING");
+    assert_eq!(c.cmd("LATENCY HISTOGRAM"), b"*0\r\n");
     assert_eq!(c.cmd("LATENCY RESET"), b":1\r\n");
     assert_eq!(c.cmd("LATENCY LATEST"), b"*0\r\n");
     assert_eq!(c.cmd("LATENCY RESET"), b":0\r\n");

@@ -259,6 +259,7 @@ fn config(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         "set" => config_set(ctx, argv),
         "resetstat" => {
             reset_stats(ctx);
+            ctx.srv.latency.reset_histograms();
             ctx.out.ok();
             Ok(())
         }

@@ -17,7 +17,6 @@
 //!   leave of it. Without the allocator (unit tests) the dataset is
 //!   estimated from a sample of slots. `used_memory_rss` is VmRSS.
 //! * `avg_ttl` in the keyspace lines is always 0 (not sampled).
-//! * `latencystats` is empty (no latency histograms).
 //! * `total_reads_processed` / `total_writes_processed` are not reported.
 
 use std::fmt::Write;
@@ -113,6 +112,17 @@ pub fn render(ctx: &Ctx, mask: u32) -> String {
             "cpu" => cpu(&mut w),
             "commandstats" => commandstats(ctx, &mut w),
             "errorstats" => errorstats(ctx, &mut w),
+            "latencystats" => {
+                let pcts = ctx.srv.config().latency_tracking_info_percentiles.clone();
+                for line in ctx
+                    .srv
+                    .latency
+                    .info_lines(&ctx.srv.stats.index.specs, &pcts)
+                {
+                    w.0.push_str(&line);
+                    w.0.push_str("\r\n");
+                }
+            }
             "cluster" => w.kv("cluster_enabled", 0),
             "keyspace" => keyspace(ctx, &mut w),
             _ => {}

@@ -1039,7 +1039,10 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
             }
             let deleting = st.batch.as_ref().is_some_and(|b| b.deleting.is_some());
             if st.batch.is_some() {
-                if deleting || produce(srv, conn, &mut st, &mut out) {
+                // The latency monitor's `slot-migration` event: one step
+                // of producing or deleting keys (it holds their slots).
+                let t0 = srv.latency.on().then(std::time::Instant::now);
+                let r = if deleting || produce(srv, conn, &mut st, &mut out) {
                     if !complete(srv, conn, &mut st) {
                         // More keys to delete: come back after the yield.
                         conn.wake.notify_one();
@@ -1047,7 +1050,12 @@ async fn run_conn(srv: &Server, conn: &Conn) -> Result<(), String> {
                     false
                 } else {
                     true
+                };
+                if let Some(t) = t0 {
+                    srv.latency
+                        .consider("slot-migration", t.elapsed().as_millis() as u64);
                 }
+                r
             } else {
                 false
             }

@@ -512,6 +512,9 @@ impl Job {
             }
             std::thread::sleep(std::time::Duration::from_micros(50));
         };
+        // The latency monitor's `snapshot` event: the snapshot point, when
+        // every slot is held at once (our counterpart of Redis' `fork`).
+        let t0 = std::time::Instant::now();
         job.epoch = srv.ks.snapshot_begin(job.sink.clone(), |ks| {
             at_point(srv);
             let mut o = s2.out.lock().unwrap_or_else(|p| p.into_inner());
@@ -542,6 +545,8 @@ impl Job {
             srv.persist.keys_total.store(total, Relaxed);
             srv.persist.keys_processed.store(0, Relaxed);
         });
+        srv.latency
+            .consider("snapshot", t0.elapsed().as_millis() as u64);
         Ok(job)
     }
 
