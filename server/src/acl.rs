@@ -227,6 +227,15 @@ impl RuleError {
     }
 }
 
+fn trim<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
+    let start = s.iter().position(|c| !set.contains(c)).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|c| !set.contains(c))
+        .map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
 fn has_spaces(s: &[u8]) -> bool {
     s.iter().any(|&c| c.is_ascii_whitespace() || c == 0)
 }
@@ -1033,6 +1042,124 @@ impl Acl {
             self.refresh_default();
         }
         Ok(())
+    }
+
+    /// ACL LOAD and the start-up load of `aclfile` (Redis'
+    /// ACLLoadFromFile): every line must be good, or nothing changes. On
+    /// success every user is replaced (the default user in place, or reset
+    /// to its defaults when the file has none); the names of the users
+    /// that were replaced are returned (their connections are closed).
+    pub fn load_file(&self, path: &str) -> Result<Vec<Vec<u8>>, String> {
+        let data = std::fs::read(path).map_err(|e| {
+            format!(
+                "Error loading ACLs, opening file '{path}': {}",
+                crate::config::strerror(&e)
+            )
+        })?;
+        let mut errors = String::new();
+        let mut users: BTreeMap<Vec<u8>, User> = BTreeMap::new();
+        let all = self.pubsub_default_all.load(Relaxed);
+        for (i, raw) in data.split(|&c| c == b'\n').enumerate() {
+            let n = i + 1;
+            let line = trim(raw, b" \t\r\n");
+            if line.is_empty() {
+                continue;
+            }
+            let argv: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
+            if argv[0] != b"user" || argv.len() < 2 {
+                errors.push_str(&format!(
+                    "{path}:{n} should start with user keyword followed by the username. "
+                ));
+                continue;
+            }
+            let name = argv[1];
+            if has_spaces(name) {
+                errors.push_str(&format!(
+                    "'{path}:{n}: username '{}' contains invalid characters. ",
+                    String::from_utf8_lossy(name)
+                ));
+                continue;
+            }
+            if users.contains_key(name) {
+                errors.push_str(&format!(
+                    "WARNING: Duplicate user '{}' found on line {n}. ",
+                    String::from_utf8_lossy(name)
+                ));
+                continue;
+            }
+            let mut u = User::new(all);
+            let rules = match merge_selectors(&argv[2..]) {
+                Ok(r) => r,
+                Err(_) => {
+                    errors.push_str(&format!(
+                        "{path}:{n}: Unmatched parenthesis in selector definition."
+                    ));
+                    Vec::new()
+                }
+            };
+            let mut syntax = false;
+            for op in &rules {
+                let op = trim(op, b"\t\r\n");
+                if let Err(e) = u.apply(op, all) {
+                    if matches!(e, RuleError::NoEnt) {
+                        errors.push_str(&format!(
+                            "{path}:{n}: Error in applying operation '{}': {}. ",
+                            String::from_utf8_lossy(op),
+                            e.text()
+                        ));
+                    } else if !syntax {
+                        errors.push_str(&format!("{path}:{n}: {}. ", e.text()));
+                        syntax = true;
+                    }
+                }
+            }
+            users.insert(name.to_vec(), u);
+        }
+        if !errors.is_empty() {
+            errors.push_str(
+                "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+            );
+            return Err(errors);
+        }
+        let new_default = users.remove(b"default".as_slice()).unwrap_or_else(|| {
+            let mut u = User::new(true);
+            for op in ["+@all", "~*", "&*", "on", "nopass"] {
+                let _ = u.apply(op.as_bytes(), true);
+            }
+            u
+        });
+        self.default.set(new_default);
+        self.refresh_default();
+        let mut map = self.users.write().unwrap_or_else(|p| p.into_inner());
+        let mut replaced = Vec::new();
+        for (name, cell) in map.iter() {
+            if name != b"default" {
+                cell.deleted.store(true, Relaxed);
+                replaced.push(name.clone());
+            }
+        }
+        map.retain(|n, _| n == b"default");
+        for (name, u) in users {
+            let cell = UserCell::new(&name, u);
+            map.insert(name, cell);
+        }
+        Ok(replaced)
+    }
+
+    /// ACL SAVE: every user as ACL LIST prints it, one per line, written
+    /// to a temporary file renamed over `path`.
+    pub fn save_file(&self, path: &str) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for l in self.list() {
+            out.extend_from_slice(&l);
+            out.push(b'\n');
+        }
+        let tmp = format!("{path}.tmp-{}-{}", std::process::id(), crate::db::now_ms());
+        let r = std::fs::write(&tmp, &out).and_then(|()| std::fs::rename(&tmp, path));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
     }
 
     /// ACL DELUSER: how many were deleted (the default user cannot be).

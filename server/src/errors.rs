@@ -449,6 +449,7 @@ pub const SORT_GET_ACL: &str = "ERR GET option of SORT denied due to insufficien
 pub const ACL_USERNAME_SPACES: &str = "ERR Usernames can't contain spaces or null characters";
 pub const ACL_DEFAULT_UNDELETABLE: &str = "ERR The 'default' user cannot be removed";
 pub const ACL_NO_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+pub const ACL_SAVE_FAILED: &str = "ERR There was an error trying to save the ACLs. Please check the server logs for more information";
 pub const ACL_GENPASS_BITS: &str = "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096";
 /// A command that may grow memory while memory stays over maxmemory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";

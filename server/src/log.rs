@@ -41,7 +41,8 @@ pub fn enabled(level: Level) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
-/// Formats a unix time in ms as `22 Nov 2026 21:30:00.123` (UTC).
+/// Formats a unix time in ms as `22 Nov 2026 21:30:00.123` (UTC; the day
+/// zero-padded, as Redis' strftime `%d`).
 pub fn timestamp(ms: u64) -> String {
     let c = protocol::civil::from_unix(ms / 1000);
     const MON: [&str; 12] = [
@@ -49,7 +50,7 @@ pub fn timestamp(ms: u64) -> String {
     ];
     let mon = MON.get((c.month - 1) as usize).copied().unwrap_or("Jan");
     format!(
-        "{} {mon} {} {:02}:{:02}:{:02}.{:03}",
+        "{:02} {mon} {} {:02}:{:02}:{:02}.{:03}",
         c.day,
         c.year,
         c.hour,
@@ -98,7 +99,7 @@ macro_rules! verbose { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Lev
 mod tests {
     #[test]
     fn timestamp_format() {
-        assert_eq!(super::timestamp(0), "1 Jan 1970 00:00:00.000");
+        assert_eq!(super::timestamp(0), "01 Jan 1970 00:00:00.000");
         assert_eq!(
             super::timestamp(1_795_383_000_123),
             "22 Nov 2026 21:30:00.123"

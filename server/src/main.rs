@@ -96,6 +96,10 @@ fn run(cfg: Config, config_file: String) -> i32 {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let srv = Server::new(cfg, exe, config_file);
+    if let Err(e) = srv.load_acl_at_startup() {
+        warning!("{e}");
+        return 1;
+    }
     srv.stats
         .used_memory_startup
         .store(server::alloc::used(), Relaxed);

@@ -285,6 +285,29 @@ impl Server {
             .refresh_good(c.min_replicas_to_write, c.min_replicas_max_lag);
     }
 
+    /// Loads `aclfile` at start-up (Redis' ACLLoadUsersAtStartup): it
+    /// cannot be combined with `user` lines, and an unreadable or bad file
+    /// stops the start.
+    pub fn load_acl_at_startup(&self) -> Result<(), String> {
+        let (file, users) = {
+            let c = self.config();
+            (
+                String::from_utf8_lossy(&c.get_one("aclfile").unwrap_or_default()).into_owned(),
+                !c.users.is_empty(),
+            )
+        };
+        if file.is_empty() {
+            return Ok(());
+        }
+        if users {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        self.acl
+            .load_file(&file)
+            .map(|_| ())
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))
+    }
+
     /// Starts shutting the server down (SHUTDOWN, SIGTERM).
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Relaxed);

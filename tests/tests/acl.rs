@@ -192,8 +192,61 @@ fn users_from_the_configuration_and_real_clients() {
     // A bad rule in the configuration stops the start.
     let err = Server::try_start(&["--user", "bad", "+nosuchcommand"]);
     assert!(err.is_err());
-    // aclfile is refused rather than ignored.
-    assert!(Server::try_start(&["--aclfile", "/tmp/users.acl"]).is_err());
+    // aclfile cannot be combined with `user` lines, and a missing file
+    // stops the start.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("u.acl"), "user a on nopass +@all ~*\n").unwrap();
+    let file = dir.path().join("u.acl").display().to_string();
+    assert!(Server::try_start(&["--aclfile", &file, "--user", "b", "on"]).is_err());
+    assert!(Server::try_start(&["--aclfile", "/nonexistent-codis/u.acl"]).is_err());
+}
+
+#[test]
+fn aclfile_save_and_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(
+        &path,
+        "user default on nopass ~* &* +@all\nuser alice on >pw ~a* +get\n",
+    )
+    .unwrap();
+    let file = path.display().to_string();
+    let s = Server::start(&["--aclfile", &file]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.value("ACL USERS").as_array().unwrap().len(),
+        2,
+        "users from the file"
+    );
+    let mut a = s.conn();
+    assert_eq!(a.cmd("AUTH alice pw"), b"+OK\r\n");
+    assert_eq!(c.cmd("ACL SETUSER carol on nopass"), b"+OK\r\n");
+    assert_eq!(c.cmd("ACL SAVE"), b"+OK\r\n");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        saved.contains("user carol on nopass resetchannels -@all\n"),
+        "{saved}"
+    );
+    // A bad file changes nothing, and says every problem.
+    std::fs::write(&path, "user alice on +nosuch\nbogus\n").unwrap();
+    let r = String::from_utf8_lossy(&c.cmd("ACL LOAD")).into_owned();
+    assert!(
+        r.starts_with(&format!(
+            "-ERR {file}:1: Error in applying operation '+nosuch'"
+        )) && r.contains(&format!("{file}:2 should start with user keyword"))
+            && r.ends_with("no change to the previously active ACL rules was performed\r\n"),
+        "{r}"
+    );
+    assert_eq!(c.value("ACL USERS").as_array().unwrap().len(), 3);
+    // A good one replaces every user; their connections are closed.
+    std::fs::write(&path, saved).unwrap();
+    assert_eq!(c.cmd("ACL LOAD"), b"+OK\r\n");
+    a.set_timeout(Duration::from_secs(5));
+    assert!(
+        a.try_send(&["PING"]).is_err(),
+        "a replaced user's connection stays open"
+    );
+    assert_eq!(c.cmd("PING"), b"+PONG\r\n");
 }
 
 #[test]

@@ -98,20 +98,25 @@ fn acl(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 .map_or_else(|| b"default".to_vec(), |u| u.name.clone());
             ctx.out.bulk(&name);
         }
-        "load" | "save"
-            if ctx
-                .srv
-                .config()
-                .get_one("aclfile")
-                .unwrap_or_default()
-                .is_empty() =>
-        {
+        "load" | "save" if aclfile(ctx).is_empty() => {
             return Err(CmdError::Static(errors::ACL_NO_FILE));
         }
-        "load" | "save" => {
-            return Err(CmdError::Msg(
-                "ERR aclfile is not supported by codis-server yet".into(),
-            ));
+        "load" if argv.len() == 2 => {
+            let path = aclfile(ctx);
+            let replaced = acl
+                .load_file(&path)
+                .map_err(|e| CmdError::Msg(format!("ERR {e}")))?;
+            // Redis frees every replaced user, closing its connections.
+            let names: Vec<&[u8]> = replaced.iter().map(Vec::as_slice).collect();
+            close_clients_of_deleted(ctx, &names);
+            ctx.out.ok();
+        }
+        "save" if argv.len() == 2 => {
+            if let Err(e) = acl.save_file(&aclfile(ctx)) {
+                crate::warning!("Writing ACL file for ACL SAVE: {e}");
+                return Err(CmdError::Static(errors::ACL_SAVE_FAILED));
+            }
+            ctx.out.ok();
         }
         "cat" if argv.len() == 2 => {
             ctx.out.array(crate::acl::CATEGORIES.len());
@@ -184,6 +189,10 @@ fn acl(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::msg(errors::subcommand_syntax("acl", argv[1]))),
     }
     Ok(())
+}
+
+fn aclfile(ctx: &Ctx) -> String {
+    String::from_utf8_lossy(&ctx.srv.config().get_one("aclfile").unwrap_or_default()).into_owned()
 }
 
 /// Closes the connections authenticated as a deleted user (the caller's

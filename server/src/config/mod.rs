@@ -1646,12 +1646,6 @@ fn notify_to_string(f: u32) -> String {
 }
 
 fn check_string(name: &str, check: StrCheck, s: &[u8]) -> Result<(), String> {
-    if name == "aclfile" && !s.is_empty() {
-        // Accepting a file nobody reads would be a lie.
-        return Err(
-            "aclfile is not supported by codis-server yet: define users with `user` lines in the configuration file or ACL SETUSER".into(),
-        );
-    }
     match check {
         StrCheck::None => Ok(()),
         StrCheck::DbFilename => {
