@@ -97,6 +97,10 @@ pub struct Evictor {
     replica_ignores: AtomicBool,
     /// INFO `evicted_keys`.
     pub evicted_keys: AtomicU64,
+    /// `maxmemory-clients` in bytes (0: no client eviction).
+    clients_limit: AtomicU64,
+    /// INFO `evicted_clients`.
+    pub evicted_clients: AtomicU64,
     /// When the count last went over the limit (ms since start + 1), 0
     /// while under it (INFO `current_eviction_exceeded_time`).
     over_since: AtomicU64,
@@ -118,6 +122,8 @@ impl Default for Evictor {
             lazy: AtomicBool::new(false),
             replica_ignores: AtomicBool::new(true),
             evicted_keys: AtomicU64::new(0),
+            clients_limit: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
             over_since: AtomicU64::new(0),
             over_total_ms: AtomicU64::new(0),
             running: AtomicBool::new(false),
@@ -305,6 +311,23 @@ impl Evictor {
         self.replica_ignores
             .store(c.replica_ignore_maxmemory, Relaxed);
         LFU_ON.store(is_lfu(c.maxmemory_policy), Relaxed);
+        // `maxmemory-clients`: bytes, or a percentage of maxmemory (none
+        // while maxmemory is 0), as Redis.
+        let mc = c.get_one("maxmemory-clients").unwrap_or_default();
+        let limit = match mc.strip_suffix(b"%") {
+            Some(p) => {
+                let pct: u64 = std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                c.maxmemory / 100 * pct
+            }
+            None => std::str::from_utf8(&mc)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        };
+        self.clients_limit.store(limit, Relaxed);
         LFU_LOG_FACTOR.store(c.lfu_log_factor, Relaxed);
         LFU_DECAY_TIME.store(c.lfu_decay_time, Relaxed);
     }
@@ -343,6 +366,60 @@ impl Evictor {
                     .fetch_add(now.saturating_sub(since), Relaxed);
             }
         }
+    }
+}
+
+/// `maxmemory-clients` in bytes (0: off).
+#[inline]
+pub fn clients_limit(srv: &Server) -> u64 {
+    srv.evict.clients_limit.load(Relaxed)
+}
+
+/// Client eviction (Redis 7.0's `maxmemory-clients`): while the normal
+/// and pub/sub connections together use more than the limit, the largest
+/// is closed (not those with CLIENT NO-EVICT, replicas or the master).
+/// Run by the cron and by a connection whose own memory passes an eighth
+/// of the limit.
+pub fn evict_clients(srv: &Server) {
+    let limit = clients_limit(srv);
+    if limit == 0 {
+        return;
+    }
+    let mut all: Vec<(u64, std::sync::Arc<crate::client::ClientInfo>)> = srv
+        .clients
+        .all()
+        .into_iter()
+        .filter(|c| !c.killed.load(Relaxed))
+        .map(|c| {
+            (
+                (c.fixed_mem() + c.pending_output() + c.qbuf.load(Relaxed)) as u64,
+                c,
+            )
+        })
+        .collect();
+    let mut total: u64 = all
+        .iter()
+        .filter(|(_, c)| !c.replica.load(Relaxed) && !c.master.load(Relaxed))
+        .map(|(m, _)| *m)
+        .sum();
+    if total <= limit {
+        return;
+    }
+    all.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    for (mem, c) in all {
+        if total <= limit {
+            break;
+        }
+        if c.no_evict.load(Relaxed) || c.replica.load(Relaxed) || c.master.load(Relaxed) {
+            continue;
+        }
+        crate::log::log(
+            crate::log::Level::Verbose,
+            &format!("Evicting client: id={} addr={} tot-mem={mem}", c.id, c.addr),
+        );
+        c.kill();
+        srv.evict.evicted_clients.fetch_add(1, Relaxed);
+        total = total.saturating_sub(mem);
     }
 }
 

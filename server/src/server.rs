@@ -350,6 +350,7 @@ impl Server {
             if self.tracking.armed() {
                 crate::tracking::cron(&self);
             }
+            crate::evict::evict_clients(&self);
             let el = last_t.elapsed().as_secs_f64();
             if el >= 1.0 {
                 let ops = self.stats.total_commands.load(Relaxed);

@@ -405,3 +405,58 @@ fn lfu_counters_and_info_fields() {
         assert_eq!(info_u64(&mut c, "stats", f), 0, "{f}");
     }
 }
+
+/// Sends a SET whose 10 MB value never finishes: the connection's query
+/// buffer grows past `maxmemory-clients`. Returns whether the server
+/// closed it.
+fn grows_until_closed(port: u16, no_evict: bool) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    if no_evict {
+        s.write_all(b"CLIENT NO-EVICT on\r\n").unwrap();
+        let mut b = [0u8; 5];
+        s.read_exact(&mut b).unwrap();
+    }
+    s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10000000\r\n")
+        .unwrap();
+    let chunk = vec![b'x'; 65536];
+    for _ in 0..64 {
+        if s.write_all(&chunk).is_err() {
+            return true;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = s.write_all(&chunk);
+    let mut b = [0u8; 16];
+    // EOF or a reset: closed; a read timeout: still open.
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn client_eviction_closes_the_largest_connection() {
+    let s = Server::start(&["--maxmemory-clients", "2mb"]);
+    assert!(grows_until_closed(s.port(), false), "the big client stayed");
+    // (While a NO-EVICT client holds more than the limit, any other
+    // connection may be closed instead, as in Redis: check afterwards.)
+    assert!(
+        !grows_until_closed(s.port(), true),
+        "a NO-EVICT client was closed"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = s.conn();
+    assert!(info_u64(&mut c, "stats", "evicted_clients") >= 1);
+    assert_eq!(c.cmd("PING"), b"+PONG\r\n", "small clients stay");
+    assert_eq!(
+        c.cmd("CONFIG GET maxmemory-clients"),
+        b"*2\r\n$17\r\nmaxmemory-clients\r\n$7\r\n2097152\r\n"
+    );
+}

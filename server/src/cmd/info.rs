@@ -581,7 +581,7 @@ fn stats(ctx: &Ctx, w: &mut Lines) {
     w.kv("expire_cycle_cpu_milliseconds", 0);
     let ev = &ctx.srv.evict;
     w.kv("evicted_keys", ev.evicted_keys.load(Relaxed));
-    w.kv("evicted_clients", 0);
+    w.kv("evicted_clients", ev.evicted_clients.load(Relaxed));
     let current = ev.current_over_ms();
     w.kv(
         "total_eviction_exceeded_time",

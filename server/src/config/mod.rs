@@ -1017,13 +1017,6 @@ impl Config {
                         "argument must be between {min} and {max} inclusive"
                     ));
                 }
-                if p.name == "maxmemory-clients" && v != 0 {
-                    // Accepting a limit nobody enforces would be a lie.
-                    return Err(
-                        "client eviction is not implemented by codis-server yet: use 0 (client output buffers are bounded by client-output-buffer-limit)"
-                            .into(),
-                    );
-                }
                 Ok(Value::Int(v))
             }
             Kind::Enum { names, flags } => {

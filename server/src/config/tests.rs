@@ -863,11 +863,8 @@ fn load_accepts_what_redis_accepts() {
     assert_eq!(c.port, 6379);
     let c = ok(&["--lua-time-limit", "5"]);
     assert_eq!(c.busy_reply_threshold_ms, 5);
-    // Client eviction is not implemented: a limit is refused, 0 is taken.
-    let e = load_err(&["--maxmemory-clients", "10%"]);
-    assert!(e.contains("client eviction is not implemented"), "{e}");
-    let c = ok(&["--maxmemory-clients", "0%"]);
-    assert_eq!(get1(&c, "maxmemory-clients"), "0");
+    let c = ok(&["--maxmemory-clients", "10%"]);
+    assert_eq!(get1(&c, "maxmemory-clients"), "10%");
     let c = ok(&["--latency-tracking-info-percentiles", ""]);
     assert!(c.latency_tracking_info_percentiles.is_empty());
     let c = ok(&["--requirepass", ""]);
@@ -1150,7 +1147,8 @@ fn config_get_renders_like_redis() {
     assert_eq!(c.notify_keyspace_events, notify::KEYEVENT | notify::EXPIRED);
     set(&mut c, &[("oom-score-adj", "relative")]).expect("set");
     assert_eq!(get1(&c, "oom-score-adj"), "yes");
-    assert!(set(&mut c, &[("maxmemory-clients", "18446744073709551615")]).is_err());
+    set(&mut c, &[("maxmemory-clients", "18446744073709551615")]).expect("set");
+    assert_eq!(get1(&c, "maxmemory-clients"), "1%");
     set(&mut c, &[("maxmemory", "99999999999999999999k")]).expect("set");
     assert_eq!(get1(&c, "maxmemory"), "18446744073709550616");
     assert_eq!(c.maxmemory, 18446744073709550616);

@@ -417,6 +417,12 @@ async fn serve_loop(
         info.qbuf_free.store(rbuf.capacity() - rbuf.len(), Relaxed);
         info.buf_mem
             .store(rbuf.capacity() + out.buf.capacity(), Relaxed);
+        let climit = crate::evict::clients_limit(srv);
+        if climit != 0
+            && (rbuf.capacity() + out.buf.capacity() + info.pending_output()) as u64 > climit / 8
+        {
+            crate::evict::evict_clients(srv);
+        }
         if !out.buf.is_empty() {
             if ran > 1 && out.buf.len() <= DEFER_MAX {
                 // A pipeline's replies leave at the end of the event-loop
