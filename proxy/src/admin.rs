@@ -196,7 +196,10 @@ impl Admin {
             "ops": {
                 "total": s.ops_total.load(Ordering::Relaxed),
                 "fails": s.ops_fails.load(Ordering::Relaxed),
-                "redis": {"errors": s.redis_errors.load(Ordering::Relaxed)},
+                "redis": {
+                    "errors": s.redis_errors.load(Ordering::Relaxed),
+                    "oom": s.redis_oom.load(Ordering::Relaxed),
+                },
                 "qps": s.qps.load(Ordering::Relaxed),
                 "cmd": cmds,
             },
@@ -544,6 +547,12 @@ async fn metrics(State(a): Ctx) -> Response {
         "counter",
         "Error replies passed through from backends.",
         s.redis_errors.load(Ordering::Relaxed),
+    );
+    line(
+        "codis_proxy_redis_oom_errors_total",
+        "counter",
+        "-OOM replies from backends over their maxmemory.",
+        s.redis_oom.load(Ordering::Relaxed),
     );
     line(
         "codis_proxy_sessions_total",

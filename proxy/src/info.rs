@@ -104,12 +104,13 @@ pub fn render(router: &Router, want: &Sections) -> String {
             t,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              instantaneous_ops_per_sec:{}\r\ntotal_error_replies:{}\r\n\
-             total_backend_error_replies:{}\r\n",
+             total_backend_error_replies:{}\r\ntotal_backend_oom_replies:{}\r\n",
             st.sessions_total.load(Ordering::Relaxed),
             st.ops_total.load(Ordering::Relaxed),
             st.qps.load(Ordering::Relaxed),
             st.ops_fails.load(Ordering::Relaxed),
             st.redis_errors.load(Ordering::Relaxed),
+            st.redis_oom.load(Ordering::Relaxed),
         );
     }
     if want.commandstats {

@@ -119,6 +119,8 @@ pub struct Stats {
     pub ops_total: AtomicU64,
     pub ops_fails: AtomicU64,
     pub redis_errors: AtomicU64,
+    /// Of those, `-OOM` replies (a backend over its maxmemory).
+    pub redis_oom: AtomicU64,
     pub sessions_total: AtomicU64,
     pub sessions_alive: AtomicU64,
     /// Requests per second, recomputed every second from `ops_total`.
@@ -142,6 +144,7 @@ impl Stats {
             ops_total: AtomicU64::new(0),
             ops_fails: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
+            redis_oom: AtomicU64::new(0),
             sessions_total: AtomicU64::new(0),
             sessions_alive: AtomicU64::new(0),
             qps: AtomicU64::new(0),
@@ -165,6 +168,7 @@ impl Stats {
             &self.ops_total,
             &self.ops_fails,
             &self.redis_errors,
+            &self.redis_oom,
             &self.qps,
         ] {
             c.store(0, Ordering::Relaxed);

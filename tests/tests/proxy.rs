@@ -1022,3 +1022,23 @@ fn transactional_pipeline_runs_or_is_refused_whole() {
     // The session goes on: a plain pipeline runs.
     assert_reply(&c.send(&["INCR", "tx:n"]), b":1\r\n");
 }
+
+#[test]
+fn backend_oom_replies_are_counted() {
+    // A server over its maxmemory with noeviction answers -OOM: the
+    // proxy passes it on and counts it (stats, INFO, /metrics).
+    let s = Server::start(&["--maxmemory", "1", "--maxmemory-policy", "noeviction"]);
+    let p = Proxy::start(Some(&split_slots(s.port(), s.port(), 512)), &[]);
+    let mut c = p.conn();
+    assert_eq!(
+        c.cmd("SET a 1"),
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(c.cmd("GET a"), b"$-1\r\n");
+    let info = c.value("INFO stats").as_text().unwrap();
+    assert!(info.contains("total_backend_oom_replies:1"), "{info}");
+    let stats = http_get(p.admin, "/proxy/stats");
+    assert!(stats.contains("\"oom\": 1"), "{stats}");
+    let m = http_get(p.admin, "/metrics");
+    assert!(m.contains("codis_proxy_redis_oom_errors_total 1"), "{m}");
+}

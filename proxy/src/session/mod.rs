@@ -211,6 +211,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         ops: 0,
         acc: None,
         redis_errors: 0,
+        redis_oom: 0,
         tx: None,
         watch_slot: None,
         pin: Default::default(),
@@ -486,6 +487,8 @@ struct Session {
     ops: u64,
     acc: Option<(usize, u64, u64, u64, u64)>,
     redis_errors: u64,
+    /// Of those, `-OOM` replies.
+    redis_oom: u64,
     /// Inside MULTI: the queued transaction (see `transaction.rs`).
     tx: Option<TxQueue>,
     /// The slot of the keys WATCHed since the last EXEC/DISCARD/UNWATCH.
@@ -994,6 +997,9 @@ impl Session {
         let backend_err = is_err && origin == Origin::Backend;
         if backend_err {
             self.redis_errors += 1;
+            if bytes.starts_with(b"-OOM ") {
+                self.redis_oom += 1;
+            }
         }
         if cmd == NO_CMD {
             return;
@@ -1044,6 +1050,10 @@ impl Session {
             st.redis_errors
                 .fetch_add(self.redis_errors, Ordering::Relaxed);
             self.redis_errors = 0;
+            if self.redis_oom > 0 {
+                st.redis_oom.fetch_add(self.redis_oom, Ordering::Relaxed);
+                self.redis_oom = 0;
+            }
         }
         self.flush_cmd();
     }
