@@ -89,7 +89,7 @@ slotsmgrt-async-cancel 0 F
 slotsmgrt-async-status 0 F
 slotsmgrt-exec-wrapper -3 wmM
 slotsrestore-async -2 wmM
-slotsrestore-async-auth 2 sltFM
+slotsrestore-async-auth -2 sltFM
 slotsrestore-async-select 2 lFM
 slotsrestore-async-ack 3 wM
 """

@@ -283,3 +283,52 @@ fn codis_commands_have_their_category() {
     );
     assert_eq!(o.cmd("GET k"), b"$-1\r\n");
 }
+
+#[test]
+fn migrations_authenticate_as_the_configured_user() {
+    // The target lets only `mover` in, with just the migration commands.
+    let target = Server::start(&[
+        "--user", "default", "off", "--user", "mover", "on", ">mpw", "~*", "&*", "-@all",
+        "+@codis", "+select", "+dbsize",
+    ]);
+    let source = Server::start(&["--migration-user", "mover", "--migration-password", "mpw"]);
+    let mut s = source.conn();
+    // A tag's keys moved with the async command, another key with the sync one.
+    for i in 0..20 {
+        s.cmd(&format!("SET {{t}}:{i} v{i}"));
+    }
+    s.cmd("SET {u}:x v");
+    let slot_of = |s: &mut Conn, k: &str| {
+        s.value(&format!("SLOTSHASHKEY {k}")).as_array().unwrap()[0]
+            .as_int()
+            .unwrap()
+    };
+    let (slot, slot_u) = (slot_of(&mut s, "{t}"), slot_of(&mut s, "{u}"));
+    let port = target.port().to_string();
+    let r = s.value(&format!(
+        "SLOTSMGRTTAGSLOT-ASYNC 127.0.0.1 {port} 3000 200 33554432 {slot} 100"
+    ));
+    let r = r.as_array().unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(r[0].as_int(), Some(20), "{r:?}");
+    let r = s.value(&format!("SLOTSMGRTSLOT 127.0.0.1 {port} 3000 {slot_u}"));
+    assert_eq!(r.as_array().unwrap()[0].as_int(), Some(1), "{r:?}");
+    let mut t = target.conn();
+    assert_eq!(t.cmd("AUTH mover mpw"), b"+OK\r\n");
+    assert!(
+        t.cmd("GET {t}:1").starts_with(b"-NOPERM"),
+        "mover only migrates"
+    );
+    assert_eq!(t.value("DBSIZE").as_int(), Some(21));
+    assert_eq!(s.value("DBSIZE").as_int(), Some(0));
+    // A wrong password (a source with no cached connection): the move
+    // fails and the key stays on the source.
+    let bad = Server::start(&["--migration-user", "mover", "--migration-password", "wrong"]);
+    let mut b = bad.conn();
+    b.cmd("SET {w}:x v");
+    let slot_w = slot_of(&mut b, "{w}");
+    let r = b.cmd(&format!(
+        "SLOTSMGRTTAGSLOT-ASYNC 127.0.0.1 {port} 3000 200 33554432 {slot_w} 100"
+    ));
+    assert!(r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
+    assert_eq!(b.value("DBSIZE").as_int(), Some(1));
+}

@@ -1494,7 +1494,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         acl: &["@write", "@slow", "@codis", "@admin", "@dangerous"], tips: &[],
         key_specs: &[],
         group: "codis", since: "3.2.0", proxy: ProxyPolicy::Write, subcommands: &[] },
-    CommandSpec { name: "slotsrestore-async-auth", arity: 2, flags: flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::FAST | flags::NO_MULTI | flags::NO_AUTH, first_key: 0, last_key: 0, step: 0,
+    CommandSpec { name: "slotsrestore-async-auth", arity: -2, flags: flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::FAST | flags::NO_MULTI | flags::NO_AUTH, first_key: 0, last_key: 0, step: 0,
         acl: &["@fast", "@codis", "@admin", "@dangerous"], tips: &[],
         key_specs: &[],
         group: "codis", since: "3.2.0", proxy: ProxyPolicy::Read, subcommands: &[] },

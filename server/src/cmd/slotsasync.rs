@@ -579,21 +579,35 @@ fn expire_entry(key: &[u8], expire: Option<u64>) -> crate::propagate::Argv {
     }
 }
 
-/// `SLOTSRESTORE-ASYNC-AUTH password` (allowed before AUTH).
+/// `SLOTSRESTORE-ASYNC-AUTH password` (Codis: the default user's), or ours
+/// `SLOTSRESTORE-ASYNC-AUTH user password` (an ACL user, `migration-user`
+/// on the source); allowed before AUTH.
 fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let pass = ctx.srv.config().requirepass.clone();
-    let given = argv.get(1).copied().unwrap_or(b"");
-    let res = match pass {
-        None => Err(errors::RA_NO_PASSWORD.to_string()),
-        Some(p) if p == given => {
-            ctx.client.authenticated = true;
-            ctx.client.info.authenticated.store(true, Relaxed);
-            Ok(b"OK".to_vec())
-        }
-        Some(_) => {
-            ctx.client.authenticated = false;
-            ctx.client.info.authenticated.store(false, Relaxed);
-            Err(errors::RA_INVALID_PASSWORD.to_string())
+    let (user, given): (&[u8], &[u8]) = match argv {
+        [_, p] => (b"default", p),
+        [_, u, p] => (u, p),
+        _ => return Err(CmdError::Syntax),
+    };
+    let res = if argv.len() == 2 && ctx.srv.acl.default_nopass() {
+        Err(errors::RA_NO_PASSWORD.to_string())
+    } else {
+        match ctx.srv.acl.authenticate(user, given) {
+            Some(cell) => {
+                *ctx.client
+                    .info
+                    .user
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = cell.name.clone();
+                ctx.client.user = Some(cell);
+                ctx.client.authenticated = true;
+                ctx.client.info.authenticated.store(true, Relaxed);
+                Ok(b"OK".to_vec())
+            }
+            None => {
+                ctx.client.authenticated = false;
+                ctx.client.info.authenticated.store(false, Relaxed);
+                Err(errors::RA_INVALID_PASSWORD.to_string())
+            }
         }
     };
     ack(ctx, res)

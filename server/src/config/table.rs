@@ -668,6 +668,10 @@ pub(crate) static PARAMS: &[Param] = &[
         client_output_buffer_limit
     ),
     // codis-server's own: not in redis 7.0 (net/mod.rs).
+    // The ACL user slot migrations authenticate as on the target (empty:
+    // the default user with `requirepass`, as Codis), migrate/.
+    p!("migration-user", N, 0, S, ""),
+    p!("migration-password", N, SENSITIVE, S, ""),
     p!(
         "client-output-backpressure",
         N,

@@ -363,7 +363,11 @@ fn defaults_match_redis() {
     let c = Config::new();
     let all = c.get(&[b"*"]);
     // codis-server's own parameters, with their defaults.
-    let own = [("client-output-backpressure", "262144")];
+    let own = [
+        ("client-output-backpressure", "262144"),
+        ("migration-user", ""),
+        ("migration-password", ""),
+    ];
     for (k, v) in own {
         assert!(all.iter().any(|(n, x)| n == k && x == v.as_bytes()), "{k}");
     }
@@ -1110,8 +1114,9 @@ fn config_get_exact_and_globs() {
     );
     // Each name once even when several patterns match it.
     let all = c.get(&[b"*", b"*"]);
-    // redis 7.0.15's 172 and client-output-backpressure.
-    assert_eq!(all.len(), 173);
+    // redis 7.0.15's 172, client-output-backpressure and the migration
+    // user's name and password.
+    assert_eq!(all.len(), 175);
 }
 
 #[test]

@@ -901,11 +901,13 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
             b.cur = Some(it);
             if !*used {
                 *used = true;
-                let pass = srv.config().requirepass.clone();
-                if let Some(pass) = pass {
+                if let Some((user, pass)) = crate::migrate::credentials(srv) {
                     let at = out.len();
-                    header(out, 2);
+                    header(out, if user.is_some() { 3 } else { 2 });
                     bulk(out, AUTH_CMD);
+                    if let Some(u) = &user {
+                        bulk(out, u);
+                    }
                     bulk(out, &pass);
                     b.sent(out.len() - at);
                 }

@@ -397,6 +397,21 @@ pub fn cron(srv: &Arc<Server>) {
     asyncm::cron(srv);
 }
 
+/// How a migration authenticates on its target: as `migration-user` with
+/// `migration-password` when a user is configured, else (as Codis) with
+/// our `requirepass` as the default user's password; None: not at all.
+pub fn credentials(srv: &Server) -> Option<(Option<Vec<u8>>, Vec<u8>)> {
+    let c = srv.config();
+    let user = c.get_one("migration-user").unwrap_or_default();
+    if !user.is_empty() {
+        return Some((
+            Some(user),
+            c.get_one("migration-password").unwrap_or_default(),
+        ));
+    }
+    c.requirepass.clone().map(|p| (None, p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -530,9 +530,11 @@ impl Step {
     async fn exchange(&self, conn: &mut Cached, batch: &mut Batch) -> Result<(), CmdError> {
         let mut prefix = Vec::new();
         let mut expect = Vec::with_capacity(2);
-        let pass = self.srv.config().requirepass.clone();
-        if let Some(p) = pass.filter(|_| !conn.authed) {
-            req::command(&mut prefix, &[b"AUTH", &p]);
+        if let Some((user, p)) = crate::migrate::credentials(&self.srv).filter(|_| !conn.authed) {
+            match &user {
+                Some(u) => req::command(&mut prefix, &[b"AUTH", u, &p]),
+                None => req::command(&mut prefix, &[b"AUTH", &p]),
+            }
             expect.push(Expect::Auth);
         }
         if conn.db != Some(self.db) {
