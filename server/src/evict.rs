@@ -426,6 +426,10 @@ pub fn evict_clients(srv: &Server) {
 /// Memory Redis leaves out of the comparison with maxmemory: replica
 /// buffers beyond the backlog and the AOF buffer.
 pub fn not_counted(srv: &Server) -> u64 {
+    if !srv.prop.active() {
+        // No replica, no AOF: nothing buffered for them.
+        return 0;
+    }
     srv.prop.replica_excess_bytes() + srv.persist.aof.writer.pending_bytes()
 }
 
@@ -465,7 +469,7 @@ pub fn perform(srv: &Server) -> Evict {
         return Evict::Ok;
     }
     // Clients paused for writes: nothing may change the dataset.
-    if srv.pause.mode(crate::db::now_ms()).is_some() {
+    if srv.pause.maybe_on() && srv.pause.mode(crate::db::now_ms()).is_some() {
         return Evict::Ok;
     }
     let mut need = to_free(srv, max);
@@ -486,7 +490,7 @@ pub fn perform(srv: &Server) -> Evict {
         ev.note_over(false);
         return Evict::Ok;
     }
-    let t0 = Instant::now();
+    let t0 = crate::stats::mono_ns();
     let limit = time_limit(ev.tenacity.load(Relaxed));
     let lazy = ev.lazy.load(Relaxed);
     let (mut freed, mut keys, mut misses) = (0u64, 0u64, 0u32);
@@ -516,7 +520,9 @@ pub fn perform(srv: &Server) -> Evict {
             if lazy && to_free(srv, max) == 0 {
                 break;
             }
-            if limit.is_some_and(|l| t0.elapsed() > l) {
+            if limit
+                .is_some_and(|l| crate::stats::mono_ns().saturating_sub(t0) > l.as_nanos() as u64)
+            {
                 start_background(srv);
                 result = Evict::Running;
                 break;
@@ -531,8 +537,12 @@ pub fn perform(srv: &Server) -> Evict {
         }
     }
     drop(st);
-    srv.latency
-        .consider("eviction-cycle", t0.elapsed().as_millis() as u64);
+    if srv.latency.on() {
+        srv.latency.consider(
+            "eviction-cycle",
+            crate::stats::mono_ns().saturating_sub(t0) / 1_000_000,
+        );
+    }
     if result == Evict::Ok && to_free(srv, max) == 0 {
         ev.note_over(false);
     }

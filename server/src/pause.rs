@@ -88,6 +88,12 @@ impl Pause {
         self.lifted.notify_waiters();
     }
 
+    /// Whether a pause may be in effect (no clock read).
+    #[inline]
+    pub fn maybe_on(&self) -> bool {
+        self.on.load(Relaxed)
+    }
+
     /// The mode in effect at `now`, ending an expired pause.
     pub fn mode(&self, now: u64) -> Option<Mode> {
         if !self.on.load(Relaxed) {

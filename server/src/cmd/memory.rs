@@ -100,20 +100,11 @@ fn usage(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // Not an access: the LRU/LFU clock stays (Redis' LOOKUP_NOTOUCH).
     match s.get(key, now) {
         None => ctx.out.null(),
-        Some(e) => ctx.out.int(usable(e.heap_size()) as i64 + PER_KEY as i64),
+        Some(e) => ctx
+            .out
+            .int(crate::alloc::usable(e.heap_size()) + PER_KEY as i64),
     }
     Ok(())
-}
-
-/// What malloc hands out for a request of `n` bytes (glibc: 8 bytes of
-/// header, 16-byte steps, 32 bytes at least), for sizes reported as
-/// requested.
-fn usable(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        ((n + 8 + 15) & !15).max(32) - 8
-    }
 }
 
 /// glibc's view: (bytes in use in chunks, bytes held from the system).
@@ -389,14 +380,6 @@ fn malloc_stats() -> String {
 mod tests {
     use super::*;
     use crate::testkit::Harness as T;
-
-    #[test]
-    fn usable_sizes_follow_glibc() {
-        assert_eq!(usable(1), 24);
-        assert_eq!(usable(24), 24);
-        assert_eq!(usable(25), 40);
-        assert_eq!(usable(124), 136);
-    }
 
     #[test]
     fn usage_arguments() {
