@@ -378,7 +378,6 @@ fn malloc_stats() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::testkit::Harness as T;
 
     #[test]
