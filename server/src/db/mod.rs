@@ -30,22 +30,24 @@ use protocol::slot::{SLOTS, hash_tag, slot_of};
 
 pub use entry::{Entry, Kind, Object, ValueRef};
 
-/// One slot's keys.
+/// One slot's keys. Kept small (88 bytes with its mutex): every DB has
+/// 1024 of them from the start, and that memory counts against maxmemory.
 #[derive(Default)]
 pub struct SlotTable {
     table: HashTable<Entry>,
     /// Keys with an expiry in this slot.
-    volatile: usize,
+    volatile: u32,
+    /// Where the active expire cycle resumes in this slot.
+    expire_cursor: u32,
     /// Bumped whenever entries may have moved between buckets.
     generation: u64,
-    /// Where the active expire cycle resumes in this slot.
-    expire_cursor: usize,
     /// Codis' tag index (codis.md §2.1): full CRC-32 of the hash tag → the
     /// keys of this slot that have a tag. All keys of one tag CRC share a
     /// slot, so the index lives per slot and moves with it (SWAPDB, FLUSH).
     /// Kept exact by `t_insert`/`t_remove`, the only paths that add or drop
     /// keys.
-    tags: hashbrown::HashMap<u32, hashbrown::HashSet<Box<[u8]>>>,
+    /// Boxed: most slots never hold a tagged key.
+    tags: Option<Box<TagIndex>>,
     /// The snapshot epoch this slot was last armed for (see [`Snapshots`]);
     /// kept across FLUSH and moved by SWAPDB, as `mark` is.
     snap_epoch: u64,
@@ -885,10 +887,13 @@ fn reclaim_tombstones(t: &mut SlotTable, hasher: &ahash::RandomState) {
     }
 }
 
+type TagIndex = hashbrown::HashMap<u32, hashbrown::HashSet<Box<[u8]>>>;
+
 fn tag_index(t: &mut SlotTable, key: &[u8]) {
     let (tag, tagged) = hash_tag(key);
     if tagged {
         t.tags
+            .get_or_insert_with(Default::default)
             .entry(crc32fast::hash(tag))
             .or_default()
             .insert(key.into());
@@ -901,11 +906,17 @@ fn tag_unindex(t: &mut SlotTable, key: &[u8]) {
         return;
     }
     let crc = crc32fast::hash(tag);
-    if let Some(set) = t.tags.get_mut(&crc) {
+    let Some(tags) = t.tags.as_mut() else {
+        return;
+    };
+    if let Some(set) = tags.get_mut(&crc) {
         set.remove(key);
         if set.is_empty() {
-            t.tags.remove(&crc);
+            tags.remove(&crc);
         }
+    }
+    if tags.is_empty() {
+        t.tags = None;
     }
 }
 
@@ -951,7 +962,7 @@ impl<'a> SlotRef<'a> {
             return 0;
         }
         let mut victims: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut i = self.t.expire_cursor % n;
+        let mut i = self.t.expire_cursor as usize % n;
         let mut seen = 0;
         while seen < n && seen < max * 4 {
             if let Some(e) = self.t.table.get_bucket(i)
@@ -965,7 +976,7 @@ impl<'a> SlotRef<'a> {
             i = (i + 1) % n;
             seen += 1;
         }
-        self.t.expire_cursor = i;
+        self.t.expire_cursor = i as u32;
         let cnt = victims.len();
         for (h, k) in victims {
             let slot = slot_of(&k);
@@ -1011,7 +1022,8 @@ impl<'a> SlotRef<'a> {
     pub fn tag_keys(&self, crc: u32) -> Vec<Vec<u8>> {
         self.t
             .tags
-            .get(&crc)
+            .as_ref()
+            .and_then(|t| t.get(&crc))
             .map(|s| s.iter().map(|k| k.to_vec()).collect())
             .unwrap_or_default()
     }
@@ -1021,6 +1033,7 @@ impl<'a> SlotRef<'a> {
         self.t
             .tags
             .iter()
+            .flat_map(|t| t.iter())
             .flat_map(|(&crc, set)| set.iter().map(move |k| (crc, &k[..])))
     }
 
