@@ -337,6 +337,15 @@ pub async fn wait(
             .checked_add(std::time::Duration::from_millis(d.saturating_sub(now)))
     });
     let info = client.info.clone();
+    // CLIENT LIST's `b` while this wait lasts, however it ends.
+    struct Blocked<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Blocked<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Relaxed);
+        }
+    }
+    info.blocked.store(true, Relaxed);
+    let _blocked = Blocked(&info.blocked);
     loop {
         if let Some(r) = take_done(&w) {
             return Outcome::Reply(r);

@@ -37,6 +37,8 @@ pub struct ClientInfo {
     pub kill: tokio::sync::Notify,
     pub authenticated: AtomicBool,
     pub multi: AtomicBool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     /// In MONITOR mode (monitor.rs).
     pub monitor: AtomicBool,
     /// A replica's link (repl/): CLIENT LIST flag `S`, TYPE replica.
@@ -87,6 +89,7 @@ impl ClientInfo {
             kill: tokio::sync::Notify::new(),
             authenticated: AtomicBool::new(false),
             multi: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             dirty_cas: AtomicBool::new(false),
             subs: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),

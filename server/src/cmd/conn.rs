@@ -747,6 +747,9 @@ pub fn client_line(ctx: &Ctx, c: &ClientInfo, me: Option<usize>) -> Vec<u8> {
     if multi {
         flags.push('x');
     }
+    if c.blocked.load(Relaxed) {
+        flags.push('b');
+    }
     c.tracking.list_flags(&mut flags);
     if c.dirty_cas.load(Relaxed) {
         flags.push('d');
