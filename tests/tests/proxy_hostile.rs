@@ -492,10 +492,30 @@ fn signal(pid: u32, sig: libc::c_int) {
 }
 
 impl Frozen {
+    /// Stops the server and waits until the kernel reports every thread
+    /// stopped (SIGSTOP is delivered asynchronously: under load a request
+    /// sent at once could still be served).
     fn new(s: &Server) -> Frozen {
         signal(s.pid(), libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_stopped(s.pid()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Frozen(s.pid())
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T`).
+fn all_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for Frozen {
