@@ -296,6 +296,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// Authenticated as `user` (AUTH, HELLO AUTH, SLOTSRESTORE-ASYNC-AUTH).
+    pub fn log_in(&mut self, user: Arc<crate::acl::UserCell>) {
+        *self.info.user.lock().unwrap_or_else(|p| p.into_inner()) = user.name.clone();
+        self.user = Some(user);
+        self.authenticated = true;
+        self.info.authenticated.store(true, Relaxed);
+    }
+
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
         Client {
             id: info.id,

@@ -121,14 +121,7 @@ fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], argv: &[&[u8]]) -> CmdR
         );
         return Err(CmdError::Static(errors::WRONGPASS));
     };
-    *ctx.client
-        .info
-        .user
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = cell.name.clone();
-    ctx.client.user = Some(cell);
-    ctx.client.authenticated = true;
-    ctx.client.info.authenticated.store(true, Relaxed);
+    ctx.client.log_in(cell);
     Ok(())
 }
 

@@ -593,14 +593,7 @@ fn restore_auth(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     } else {
         match ctx.srv.acl.authenticate(user, given) {
             Some(cell) => {
-                *ctx.client
-                    .info
-                    .user
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = cell.name.clone();
-                ctx.client.user = Some(cell);
-                ctx.client.authenticated = true;
-                ctx.client.info.authenticated.store(true, Relaxed);
+                ctx.client.log_in(cell);
                 Ok(b"OK".to_vec())
             }
             None => {
