@@ -861,20 +861,6 @@ impl UserCell {
                         .any(|p| p.perm & READ != 0 && p.pat == b"*"))
         })
     }
-
-    /// Whether `user`'s channel rules allow `ch` (a pattern when `pattern`).
-    fn allows_channel(&self, ch: &[u8], pattern: bool) -> bool {
-        self.read().selectors.iter().any(|s| {
-            s.all_channels
-                || s.channels.iter().any(|c| {
-                    if pattern {
-                        c == ch
-                    } else {
-                        protocol::glob::string_match(c, ch, false)
-                    }
-                })
-        })
-    }
 }
 
 /// One ACL LOG entry.
@@ -1363,12 +1349,6 @@ impl Acl {
             out.bulk(b"client-info");
             out.bulk(&e.client_info);
         }
-    }
-
-    /// Whether a pub/sub client of `user` may keep `channel` (a pattern when
-    /// `pattern`) after a change of the user's rules.
-    pub fn still_allowed(user: &UserCell, channel: &[u8], pattern: bool) -> bool {
-        user.allows_channel(channel, pattern)
     }
 }
 

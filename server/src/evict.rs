@@ -22,7 +22,7 @@
 //! * Access clocks live in the entry's 24 bits (db/entry.rs): the LRU
 //!   clock in seconds, or under an LFU policy 16 bits of minutes and an
 //!   8-bit logarithmic counter (`lfu-log-factor`, `lfu-decay-time`).
-//!   [`Evictor::token`] tells the entry which to keep.
+//!   [`token`] tells the entry which to keep.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -36,7 +36,7 @@ use crate::config::{Config, MaxmemoryPolicy};
 use crate::db::{Db, Entry, KeyAccess, Keyspace};
 use crate::server::Server;
 
-/// Marks an access token as LFU (`Evictor::token`); the low 16 bits are
+/// Marks an access token as LFU (`token`); the low 16 bits are
 /// then the minute clock.
 pub const LFU_TOKEN: u32 = 1 << 31;
 /// A new key's LFU counter (Redis' LFU_INIT_VAL).
@@ -181,7 +181,8 @@ fn time_limit(tenacity: u32) -> Option<Duration> {
 // Access clocks
 // ---------------------------------------------------------------------------
 
-/// The access token at `now_ms` (see [`Evictor::token`]).
+/// The access token of a command running at `now_ms`: the LRU clock, or
+/// [`LFU_TOKEN`] with the minute clock under an LFU policy.
 #[inline]
 pub fn token(now_ms: u64) -> u32 {
     if LFU_ON.load(Relaxed) {
@@ -263,7 +264,7 @@ fn fast_random() -> f64 {
 }
 
 /// The stored 24-bit value after an access with `token` (see
-/// [`Evictor::token`]): the LRU clock, or the LFU value decayed and
+/// [`token`]): the LRU clock, or the LFU value decayed and
 /// incremented.
 #[inline]
 pub fn touched(stored: u32, token: u32) -> u32 {
@@ -338,13 +339,6 @@ impl Evictor {
 
     pub fn policy(&self) -> MaxmemoryPolicy {
         POLICIES[self.policy.load(Relaxed) as usize & 7]
-    }
-
-    /// The access token of a command running at `now_ms`: the LRU clock,
-    /// or [`LFU_TOKEN`] with the minute clock under an LFU policy.
-    #[inline]
-    pub fn token(&self, now_ms: u64) -> u32 {
-        token(now_ms)
     }
 
     /// ms over the limit in the current stretch (0 when under it).

@@ -175,7 +175,7 @@ impl<'a> Ctx<'a> {
 
     /// The LRU clock for the current time.
     pub fn lru(&self) -> u32 {
-        self.srv.evict.token(self.now)
+        crate::evict::token(self.now)
     }
 
     /// A read lookup, as Redis' `lookupKeyRead`: counts a keyspace hit or

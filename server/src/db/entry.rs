@@ -179,7 +179,7 @@ impl Entry {
         self.meta & 0xff_ffff
     }
 
-    /// Records an access with `token` (`evict::Evictor::token`): the LRU
+    /// Records an access with `token` (`evict::token`): the LRU
     /// clock, or the LFU counter's decay and increment.
     #[inline]
     pub fn touch(&mut self, token: u32) {
