@@ -20,7 +20,8 @@
 //!   to its session's [`Inbox`] (one lock per run of frames for the same
 //!   session) and each session is woken once.
 //!
-//! On connect the task sends `AUTH product_auth` and `SELECT db` first. When
+//! On connect the task sends `AUTH product_auth` (or, on a user's
+//! connections, `AUTH user pass`: see [`user_lane`]) and `SELECT db` first. When
 //! the connection breaks, every request already taken from the queue fails
 //! (`backend conn reset`); requests still queued are sent on the next
 //! connection. The first 10 consecutive connect failures retry at once (on
@@ -362,6 +363,82 @@ impl Outgoing {
 
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
+    }
+}
+
+/// The most distinct users (name and password) that sessions may
+/// authenticate as through the proxy; each has its own backend connections.
+pub const MAX_USERS: usize = 64;
+
+/// Users that sessions authenticated as with `AUTH user pass` passed
+/// through to the servers (`session_auth` empty). `Chan::user` is an index
+/// into it plus one; 0 is the proxy's own `product_auth` connections.
+/// Append-only (a lane's connections stay pooled for the proxy's life), and
+/// only credentials a server accepted are added.
+static USERS: std::sync::RwLock<Vec<(Vec<u8>, Vec<u8>)>> = std::sync::RwLock::new(Vec::new());
+
+/// The lane of `user`/`pass` (added on first use); None when
+/// [`MAX_USERS`] lanes are taken.
+pub fn user_lane(user: &[u8], pass: &[u8]) -> Option<u16> {
+    let find = |v: &Vec<(Vec<u8>, Vec<u8>)>| {
+        v.iter()
+            .position(|(u, p)| u == user && p == pass)
+            .map(|i| i as u16 + 1)
+    };
+    if let Some(i) = find(&USERS.read().unwrap_or_else(|p| p.into_inner())) {
+        return Some(i);
+    }
+    let mut g = USERS.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = find(&g) {
+        return Some(i);
+    }
+    if g.len() >= MAX_USERS {
+        return None;
+    }
+    g.push((user.to_vec(), pass.to_vec()));
+    Some(g.len() as u16)
+}
+
+/// The name and password of a lane (None for lane 0).
+pub fn user_creds(lane: u16) -> Option<(Vec<u8>, Vec<u8>)> {
+    let g = USERS.read().unwrap_or_else(|p| p.into_inner());
+    g.get((lane as usize).checked_sub(1)?).cloned()
+}
+
+/// The user name a lane authenticates as (`default` for lane 0).
+pub fn user_name(lane: u16) -> Vec<u8> {
+    user_creds(lane).map_or_else(|| b"default".to_vec(), |(u, _)| u)
+}
+
+/// Asks the server at `addr` whether it accepts `AUTH user pass`, on a
+/// connection of its own: Ok, or the reply frame to give the client (the
+/// server's error, or the proxy's when the server cannot be reached).
+pub async fn check_auth(addr: &str, user: &[u8], pass: &[u8]) -> Result<(), Vec<u8>> {
+    let run = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|_| ())?;
+        let mut req = Vec::new();
+        encode(&mut req, &[b"AUTH", user, pass]);
+        s.write_all(&req).await.map_err(|_| ())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let n = s.read(&mut chunk).await.map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Ok(Some(len)) = frame_len(&buf) {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(5), run).await {
+        Ok(Ok(r)) if r.starts_with(b"+") => Ok(()),
+        Ok(Ok(r)) => Err(r),
+        _ => Err(crate::errors::line(&crate::errors::handle_response(
+            crate::errors::CONN_RESET,
+        ))),
     }
 }
 
@@ -725,7 +802,10 @@ pub async fn connect(addr: &str, ch: Chan, opts: &BackendOptions) -> Result<TcpS
     set_tcp_keepalive(&s, opts.tcp_keepalive);
     let mut hello = Vec::new();
     let mut expect = 0;
-    if !opts.auth.is_empty() {
+    if let Some((user, pass)) = user_creds(ch.user) {
+        encode(&mut hello, &[b"AUTH", &user, &pass]);
+        expect += 1;
+    } else if !opts.auth.is_empty() {
         encode(&mut hello, &[b"AUTH", opts.auth.as_bytes()]);
         expect += 1;
     }

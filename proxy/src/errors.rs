@@ -20,6 +20,11 @@ pub const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
 pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+/// `AUTH user pass` passed through while every lane is taken (ours).
+pub const TOO_MANY_USERS: &str =
+    "ERR proxy: too many distinct users authenticated through this proxy";
+/// `AUTH user pass` passed through with no server in the slot table (ours).
+pub const NO_SERVER_FOR_AUTH: &str = "ERR proxy: no server to check the credentials with";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 pub const NO_PASSWORD: &str = "ERR Client sent AUTH, but no password is set";
 pub const INVALID_PASSWORD: &str = "ERR invalid password";

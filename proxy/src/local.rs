@@ -63,6 +63,9 @@ pub struct Meta {
     pub peer: String,
     pub local: String,
     pub since: Instant,
+    /// The backend lane of the user this connection authenticated as
+    /// (0: the proxy's own connections; see `backend::user_lane`).
+    pub user: u16,
 }
 
 /// CLIENT REPLY modes.
@@ -172,13 +175,14 @@ pub fn info_line(m: &Meta, db: usize, now: Instant) -> String {
     format!(
         "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags=N db={db} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-         omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1 resp={} \
+         omem=0 tot-mem=0 events=r cmd=client|info user={} redir=-1 resp={} \
          lib-name={} lib-ver={}\n",
         m.id,
         m.peer,
         m.local,
         String::from_utf8_lossy(&m.name),
         now.saturating_duration_since(m.since).as_secs(),
+        String::from_utf8_lossy(&crate::backend::user_name(m.user)),
         if m.resp3 { 3 } else { 2 },
         String::from_utf8_lossy(&m.lib_name),
         String::from_utf8_lossy(&m.lib_ver),
@@ -405,6 +409,7 @@ mod tests {
             peer: "127.0.0.1:1".into(),
             local: "127.0.0.1:2".into(),
             since: Instant::now(),
+            user: 0,
         }
     }
 

@@ -29,13 +29,21 @@ use crate::slots::{MAX_SLOTS, Slot};
 pub struct Chan {
     pub db: usize,
     pub resp3: bool,
+    /// Whose connections: 0 for the proxy's (`product_auth`), else a
+    /// user's lane ([`crate::backend::user_lane`]).
+    pub user: u16,
 }
 
-/// All connections to one server: `[db * 2 + resp3][parallel index]`,
-/// made lazily.
+/// One lane's connections to a server: `[db * 2 + resp3][parallel index]`.
+type Lane = Box<[std::sync::OnceLock<Vec<BackendConn>>]>;
+
+/// All connections to one server: the proxy's lane, and one per user that
+/// sessions authenticated as; made lazily.
 pub struct BackendAddr {
     pub addr: String,
-    dbs: Vec<std::sync::OnceLock<Vec<BackendConn>>>,
+    dbs: Lane,
+    /// `users[lane - 1]`, made on a user's first request to this server.
+    users: Box<[std::sync::OnceLock<Lane>]>,
     parallel: usize,
     opts: Arc<BackendOptions>,
     eager: bool,
@@ -47,22 +55,27 @@ impl BackendAddr {
     /// The connection for `db`, chosen by `seed` among the parallel ones (a
     /// session always uses the same one, so its requests stay ordered).
     pub fn conn(&self, ch: Chan, seed: u64) -> Option<&BackendConn> {
-        let v = self
-            .dbs
-            .get(ch.db * 2 + ch.resp3 as usize)?
-            .get_or_init(|| {
-                (0..self.parallel)
-                    .map(|_| {
-                        BackendConn::spawn(
-                            self.addr.clone(),
-                            ch,
-                            self.opts.clone(),
-                            self.eager,
-                            self.health.clone(),
-                        )
-                    })
+        let lane = match ch.user {
+            0 => &self.dbs,
+            u => self.users.get(u as usize - 1)?.get_or_init(|| {
+                (0..self.dbs.len())
+                    .map(|_| std::sync::OnceLock::new())
                     .collect()
-            });
+            }),
+        };
+        let v = lane.get(ch.db * 2 + ch.resp3 as usize)?.get_or_init(|| {
+            (0..self.parallel)
+                .map(|_| {
+                    BackendConn::spawn(
+                        self.addr.clone(),
+                        ch,
+                        self.opts.clone(),
+                        self.eager,
+                        self.health.clone(),
+                    )
+                })
+                .collect()
+        });
         v.get((seed % v.len().max(1) as u64) as usize)
     }
 
@@ -78,8 +91,10 @@ impl BackendAddr {
 
     /// Whether any made connection is currently up (for stats).
     pub fn connected(&self) -> bool {
-        self.dbs
-            .iter()
+        let users = self.users.iter().filter_map(|l| l.get());
+        std::iter::once(&self.dbs)
+            .chain(users)
+            .flat_map(|l| l.iter())
             .filter_map(|d| d.get())
             .flatten()
             .any(|c| c.state.connected.load(Ordering::Relaxed))
@@ -410,6 +425,9 @@ impl Router {
                     dbs: (0..self.cfg.databases() * 2)
                         .map(|_| std::sync::OnceLock::new())
                         .collect(),
+                    users: (0..crate::backend::MAX_USERS)
+                        .map(|_| std::sync::OnceLock::new())
+                        .collect(),
                     parallel: parallel.max(1) as usize,
                     opts: self.opts.clone(),
                     eager: replica,
@@ -417,7 +435,14 @@ impl Router {
                 });
                 if replica {
                     for db in 0..self.cfg.databases() {
-                        let _ = b.conn(Chan { db, resp3: false }, 0);
+                        let _ = b.conn(
+                            Chan {
+                                db,
+                                resp3: false,
+                                user: 0,
+                            },
+                            0,
+                        );
                     }
                 }
                 b

@@ -332,3 +332,133 @@ fn migrations_authenticate_as_the_configured_user() {
     assert!(r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
     assert_eq!(b.value("DBSIZE").as_int(), Some(1));
 }
+
+/// codis-proxy without `session_auth` passes `AUTH user pass` (and
+/// `HELLO … AUTH`) through: the servers check the credentials, and the
+/// session's requests then go on that user's own backend connections, so
+/// every server applies the user's rules (pooled, blocking and transaction
+/// connections alike). A refused AUTH leaves the session as it was; RESET
+/// goes back to the proxy's own connections.
+#[test]
+fn proxy_passes_users_through() {
+    use tests::proxy::{Proxy, split_slots};
+    let users = [
+        "--requirepass",
+        "ppw",
+        "--user",
+        "reader",
+        "on",
+        ">rpw",
+        "~*",
+        "-@all",
+        "+@read",
+        "+@connection",
+        "--user",
+        "writer",
+        "on",
+        ">wpw",
+        "~app:*",
+        "+@all",
+    ];
+    let a = Server::start(&users);
+    let b = Server::start(&users);
+    let p = Proxy::start(
+        Some(&split_slots(a.port(), b.port(), 512)),
+        &["--product_auth", "ppw"],
+    );
+    // Twenty keys: some on each server.
+    let keys: Vec<String> = (0..20).map(|i| format!("app:{i}")).collect();
+    let mut c = p.conn();
+    for k in &keys {
+        assert_eq!(c.send(&["SET", k, "v"]), b"+OK\r\n");
+    }
+    // A wrong password: the server's error, and the session keeps writing
+    // as the proxy's user.
+    let r = c.send(&["AUTH", "reader", "nope"]);
+    assert!(
+        r.starts_with(b"-WRONGPASS"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    assert_eq!(c.send(&["SET", "app:x", "1"]), b"+OK\r\n");
+    // As reader: reads everywhere, every write refused by its server.
+    assert_eq!(c.send(&["AUTH", "reader", "rpw"]), b"+OK\r\n");
+    for k in &keys {
+        assert_eq!(c.send(&["GET", k]), b"$1\r\nv\r\n");
+        let r = c.send(&["SET", k, "w"]);
+        assert!(r.starts_with(b"-NOPERM"), "{}", String::from_utf8_lossy(&r));
+    }
+    let info = String::from_utf8_lossy(&c.send(&["CLIENT", "INFO"])).to_string();
+    assert!(info.contains(" user=reader "), "{info}");
+    // A transaction runs on a connection of the user too.
+    assert_eq!(c.send(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(c.send(&["SET", "app:1", "t"]), b"+QUEUED\r\n");
+    let r = c.send(&["EXEC"]);
+    assert!(r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
+    // RESET: the proxy's own connections again.
+    assert_eq!(c.send(&["RESET"]), b"+RESET\r\n");
+    assert_eq!(c.send(&["SET", "app:1", "r"]), b"+OK\r\n");
+    // HELLO 3 AUTH as writer: only app:* keys, blocking commands included.
+    let mut w = p.conn();
+    let r = w.send(&["HELLO", "3", "AUTH", "writer", "wpw"]);
+    assert!(r.starts_with(b"%"), "{}", String::from_utf8_lossy(&r));
+    assert_eq!(w.send(&["SET", "app:2", "w"]), b"+OK\r\n");
+    let r = w.send(&["SET", "other", "w"]);
+    assert!(r.starts_with(b"-NOPERM"), "{}", String::from_utf8_lossy(&r));
+    let r = w.send(&["BLPOP", "other", "0.1"]);
+    assert!(r.starts_with(b"-NOPERM"), "{}", String::from_utf8_lossy(&r));
+    assert_eq!(w.send(&["RPUSH", "app:l", "x"]), b":1\r\n");
+    assert_eq!(
+        w.send(&["BLPOP", "app:l", "1"]),
+        b"*2\r\n$5\r\napp:l\r\n$1\r\nx\r\n"
+    );
+    let r = w.send(&["HELLO", "3", "AUTH", "writer", "bad"]);
+    assert!(
+        r.starts_with(b"-WRONGPASS"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    // redis-cli --user through the proxy.
+    if let Some(cli) = tests::redis_tool("redis-cli") {
+        let out = Command::new(cli)
+            .args([
+                "-p",
+                &p.port.to_string(),
+                "--user",
+                "reader",
+                "--pass",
+                "rpw",
+            ])
+            .args(["--no-auth-warning", "SET", "app:3", "x"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("NOPERM"), "{text}");
+    }
+    // The redis crate: credentials from the URL.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("redis://writer:wpw@127.0.0.1:{}/", p.port);
+        let client = redis::Client::open(url).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let v: String = redis::cmd("GET")
+            .arg("app:2")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(v, "w");
+        let e: redis::RedisResult<()> = redis::cmd("GET").arg("other").query_async(&mut con).await;
+        assert_eq!(e.unwrap_err().code(), Some("NOPERM"));
+    });
+    // The writes refused above changed nothing.
+    let mut d = p.conn();
+    for k in keys
+        .iter()
+        .filter(|k| !["app:1", "app:2"].contains(&k.as_str()))
+    {
+        assert_eq!(d.send(&["GET", k]), b"$1\r\nv\r\n", "{k}");
+    }
+}

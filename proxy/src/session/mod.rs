@@ -184,6 +184,7 @@ pub async fn serve(router: Arc<Router>, sock: TcpStream, id: u64) {
         peer: addr(sock.peer_addr()),
         local: addr(sock.local_addr()),
         since: now,
+        user: 0,
     };
     let mut s = Session {
         meta,
@@ -1091,6 +1092,7 @@ impl Session {
         Chan {
             db: self.db,
             resp3: self.meta.resp3,
+            user: self.meta.user,
         }
     }
 
@@ -1171,6 +1173,7 @@ impl Session {
             self.db = 0;
             self.meta.resp3 = false;
             self.meta.name.clear();
+            self.meta.user = 0;
             self.tx = None;
             self.unpin();
             self.handover = None;
@@ -1193,13 +1196,23 @@ impl Session {
                 return false;
             }
             b"HELLO" => {
-                self.hello(argv);
+                self.hello(argv).await;
+                return true;
+            }
+            b"AUTH" if argv.len() == 3 && self.router.cfg.session_auth.is_empty() => {
+                // AUTH <user> <pass> without session_auth: the servers'
+                // users, passed through.
+                match self.pass_through_auth(argv[1], argv[2]).await {
+                    Ok(()) => self.reply_static(OK),
+                    Err(e) => self.reply(e),
+                }
                 return true;
             }
             b"AUTH" if argv.len() == 3 => {
-                // AUTH <user> <pass>: the proxy's one user is `default`.
+                // AUTH <user> <pass> with session_auth: the proxy's one user
+                // is `default`.
                 let sa = self.router.cfg.session_auth.as_bytes();
-                if argv[1] == b"default" && (sa.is_empty() || argv[2] == sa) {
+                if argv[1] == b"default" && argv[2] == sa {
                     self.authed = true;
                     self.reply_static(OK);
                 } else {
@@ -1668,8 +1681,34 @@ impl Session {
         Ok(out)
     }
 
+    /// `AUTH user pass` checked by a server (the first of the slot table,
+    /// from this session's seed); once accepted, this session's requests go
+    /// on that user's own backend connections, so every server applies the
+    /// user's ACL. Users must exist on every server, as in a Redis cluster.
+    /// A refused AUTH leaves the session as it was (as Redis does).
+    async fn pass_through_auth(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Vec<u8>> {
+        let servers = self.servers();
+        if servers.is_empty() {
+            return Err(err_line(crate::errors::NO_SERVER_FOR_AUTH));
+        }
+        let addr = servers[(self.seed % servers.len() as u64) as usize]
+            .addr
+            .clone();
+        self.pumped(crate::backend::check_auth(&addr, user, pass))
+            .await?;
+        let lane = if user == b"default" && pass == self.router.cfg.product_auth.as_bytes() {
+            // The proxy's own connections are that user already.
+            0
+        } else {
+            crate::backend::user_lane(user, pass)
+                .ok_or_else(|| err_line(crate::errors::TOO_MANY_USERS))?
+        };
+        self.meta.user = lane;
+        Ok(())
+    }
+
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-    fn hello(&mut self, argv: &[&[u8]]) {
+    async fn hello(&mut self, argv: &[&[u8]]) {
         use crate::errors as e;
         let mut ver = None;
         let mut i = 1;
@@ -1703,7 +1742,11 @@ impl Session {
         }
         if let Some((user, pass)) = creds {
             let sa = self.router.cfg.session_auth.as_bytes();
-            if user != b"default" || !(sa.is_empty() || pass == sa) {
+            if sa.is_empty() {
+                if let Err(r) = self.pass_through_auth(user, pass).await {
+                    return self.reply(r);
+                }
+            } else if user != b"default" || pass != sa {
                 return self.reply(err_line(e::WRONGPASS));
             }
             self.authed = true;
