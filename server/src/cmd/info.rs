@@ -276,7 +276,7 @@ pub fn estimate_memory(ctx: &Ctx) -> MemoryEstimate {
 /// The estimate, with the dataset sampled only when `dataset`.
 fn estimate(ctx: &Ctx, dataset: bool) -> MemoryEstimate {
     let ks = ctx.ks();
-    let per_db = SLOTS * (std::mem::size_of::<std::sync::Mutex<crate::db::SlotTable>>() + 8);
+    let per_db = SLOTS * (std::mem::size_of::<std::sync::Mutex<crate::db::SlotTable>>() + 2 * 4);
     let startup = (ks.db_count() * (per_db + std::mem::size_of::<crate::db::Db>())) as u64;
     let clients: u64 = ctx
         .srv

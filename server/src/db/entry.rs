@@ -112,6 +112,14 @@ impl Entry {
         Self::make(key, expire, &[], Some(Box::new(obj)), lru)
     }
 
+    /// Identifies this entry while it lives (its blob's address), without
+    /// reading the blob: eviction's pool remembers candidates by bucket and
+    /// identity instead of copying their keys.
+    #[inline]
+    pub fn ident(&self) -> usize {
+        self.blob.as_ptr() as usize ^ (self.key_len as usize).rotate_right(16)
+    }
+
     #[inline]
     fn flags(&self) -> u8 {
         (self.meta >> 24) as u8

@@ -22,7 +22,7 @@ pub mod entry;
 use smallvec::SmallVec;
 use std::cell::{RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -35,12 +35,11 @@ pub use entry::{Entry, Kind, Object, ValueRef};
 #[derive(Default)]
 pub struct SlotTable {
     table: HashTable<Entry>,
-    /// Keys with an expiry in this slot.
-    volatile: u32,
     /// Where the active expire cycle resumes in this slot.
     expire_cursor: u32,
-    /// Bumped whenever entries may have moved between buckets.
-    generation: u64,
+    /// Bumped whenever entries may have moved between buckets (wrapping:
+    /// only compared for equality, and SCAN keeps 15 bits of it).
+    generation: u32,
     /// Codis' tag index (codis.md §2.1): full CRC-32 of the hash tag → the
     /// keys of this slot that have a tag. All keys of one tag CRC share a
     /// slot, so the index lives per slot and moves with it (SWAPDB, FLUSH).
@@ -49,8 +48,9 @@ pub struct SlotTable {
     /// Boxed: most slots never hold a tagged key.
     tags: Option<Box<TagIndex>>,
     /// The snapshot epoch this slot was last armed for (see [`Snapshots`]);
-    /// kept across FLUSH and moved by SWAPDB, as `mark` is.
-    snap_epoch: u64,
+    /// kept across FLUSH and moved by SWAPDB, as `mark` is. The epoch's low
+    /// 32 bits, never 0 for an armed slot (see [`epoch32`]).
+    snap_epoch: u32,
     /// The snapshot bit ([`Entry::snap_bit`]) of a key written into the
     /// snapshot of `snap_epoch`. Arming a slot flips it, so every key of the
     /// slot is then pending; keys created later get it at once (they are
@@ -216,9 +216,11 @@ impl SlotTable {
 pub struct DbCounters {
     keys: AtomicUsize,
     expires: AtomicUsize,
-    slot_keys: Vec<AtomicUsize>,
+    /// Keys per slot (u32: 4 bytes per slot of every DB, all allocated at
+    /// start, count against `used_memory_startup`).
+    slot_keys: Vec<AtomicU32>,
     /// Keys with an expiry per slot (eviction's volatile sampling).
-    slot_expires: Vec<AtomicUsize>,
+    slot_expires: Vec<AtomicU32>,
 }
 
 /// One logical database.
@@ -294,6 +296,14 @@ struct Snapshots {
     saver: Mutex<Option<std::sync::Arc<dyn SlotSaver>>>,
 }
 
+/// The part of a snapshot epoch a slot keeps ([`SlotTable::snap_epoch`]):
+/// epochs whose low 32 bits are 0 are skipped, so an armed slot never looks
+/// like one never armed.
+#[inline]
+fn epoch32(epoch: u64) -> u32 {
+    epoch as u32
+}
+
 /// Serialized bytes the walker writes per slot lock.
 const WALK_BATCH: usize = 16 * 1024;
 
@@ -304,7 +314,7 @@ fn lock<'m>(ks: &Keyspace, db: usize, m: &'m Mutex<SlotTable>) -> MutexGuard<'m,
     // A panic while holding a slot (a bug) must not take the slot down with it.
     let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
     let epoch = ks.snap.active.load(Ordering::Relaxed);
-    if epoch != 0 && g.snap_epoch != epoch {
+    if epoch != 0 && g.snap_epoch != epoch32(epoch) {
         ks.arm_slot(db, epoch, &mut g);
     }
     g
@@ -345,7 +355,7 @@ impl Keyspace {
                 e.set_snap_bit(mark);
             }
         }
-        t.snap_epoch = epoch;
+        t.snap_epoch = epoch32(epoch);
         if t.table.is_empty() {
             return;
         }
@@ -388,7 +398,10 @@ impl Keyspace {
             }
         }
         at_start(self);
-        let epoch = self.snap.last.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut epoch = self.snap.last.fetch_add(1, Ordering::Relaxed) + 1;
+        if epoch32(epoch) == 0 {
+            epoch = self.snap.last.fetch_add(1, Ordering::Relaxed) + 1;
+        }
         *self.snap.saver.lock().unwrap_or_else(|p| p.into_inner()) = Some(saver);
         self.snap.active.store(epoch, Ordering::Relaxed);
         drop(guards);
@@ -453,8 +466,8 @@ impl Keyspace {
             }
             sn.big = None;
         } else {
-            if *generation != Some(t.generation) {
-                *generation = Some(t.generation);
+            if *generation != Some(t.generation as u64) {
+                *generation = Some(t.generation as u64);
                 *cursor = 0;
             }
             let n = t.table.num_buckets();
@@ -638,7 +651,7 @@ impl Keyspace {
             }
             for s in 0..SLOTS {
                 let mut r = self.lock_slot(db, s);
-                if r.t.volatile == 0 {
+                if db.counters.slot_expires[s].load(Ordering::Relaxed) == 0 {
                     continue;
                 }
                 removed += r.expire_some(now_ms, 256);
@@ -662,8 +675,8 @@ impl Db {
             counters: DbCounters {
                 keys: AtomicUsize::new(0),
                 expires: AtomicUsize::new(0),
-                slot_keys: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
-                slot_expires: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+                slot_keys: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
+                slot_expires: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
             },
             expired: AtomicU64::new(0),
         }
@@ -692,7 +705,7 @@ impl Db {
         self.counters
             .slot_keys
             .get(slot)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |c| c.load(Ordering::Relaxed) as usize)
     }
 
     /// Keys with an expiry in one slot.
@@ -700,7 +713,7 @@ impl Db {
         self.counters
             .slot_expires
             .get(slot)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |c| c.load(Ordering::Relaxed) as usize)
     }
 }
 
@@ -794,7 +807,6 @@ fn t_remove(
     let (e, _) = occ.remove();
     tag_unindex(t, key);
     if e.expire().is_some() {
-        t.volatile -= 1;
         c.expires.fetch_sub(1, Ordering::Relaxed);
         c.slot_expires[slot].fetch_sub(1, Ordering::Relaxed);
     }
@@ -814,7 +826,7 @@ fn t_remove(
 /// per-slot counts reaches sooner or later in every slot.
 #[cold]
 fn shrink(t: &mut SlotTable, hasher: &ahash::RandomState) {
-    t.generation += 1;
+    t.generation = t.generation.wrapping_add(1);
     let len = t.table.len();
     t.table.shrink_to(len, |x| hasher.hash_one(x.key()));
 }
@@ -833,7 +845,7 @@ fn t_put(
         let mut e = e;
         e.set_snap_bit(t.mark);
         let prev = std::mem::replace(old, e);
-        adjust_volatile(t, c, slot, before, after);
+        adjust_volatile(c, slot, before, after);
         return Some(prev);
     }
     t_insert(t, c, slot, h, e, hasher);
@@ -850,11 +862,10 @@ fn t_insert(
 ) {
     if t.table.len() == t.table.capacity() {
         // The insert will grow or rehash in place: bucket positions change.
-        t.generation += 1;
+        t.generation = t.generation.wrapping_add(1);
         reclaim_tombstones(t, hasher);
     }
     if e.expire().is_some() {
-        t.volatile += 1;
         c.expires.fetch_add(1, Ordering::Relaxed);
         c.slot_expires[slot].fetch_add(1, Ordering::Relaxed);
     }
@@ -1001,7 +1012,7 @@ impl<'a> SlotRef<'a> {
     }
 
     pub fn generation(&self) -> u64 {
-        self.t.generation
+        self.t.generation as u64
     }
 
     pub fn num_buckets(&self) -> usize {
@@ -1108,26 +1119,18 @@ impl KeyAccess for SlotRef<'_> {
         };
         let before = e.expire().is_some();
         e.set_expire(expire);
-        adjust_volatile(
-            &mut self.t,
-            &self.db.counters,
-            self.slot,
-            before,
-            expire.is_some(),
-        );
+        adjust_volatile(&self.db.counters, self.slot, before, expire.is_some());
         true
     }
 }
 
-fn adjust_volatile(t: &mut SlotTable, c: &DbCounters, slot: usize, before: bool, after: bool) {
+fn adjust_volatile(c: &DbCounters, slot: usize, before: bool, after: bool) {
     match (before, after) {
         (false, true) => {
-            t.volatile += 1;
             c.expires.fetch_add(1, Ordering::Relaxed);
             c.slot_expires[slot].fetch_add(1, Ordering::Relaxed);
         }
         (true, false) => {
-            t.volatile -= 1;
             c.expires.fetch_sub(1, Ordering::Relaxed);
             c.slot_expires[slot].fetch_sub(1, Ordering::Relaxed);
         }
@@ -1250,7 +1253,7 @@ impl KeyAccess for MultiRef<'_> {
         };
         let before = e.expire().is_some();
         e.set_expire(expire);
-        adjust_volatile(t, &db.counters, slot, before, expire.is_some());
+        adjust_volatile(&db.counters, slot, before, expire.is_some());
         true
     }
 }
@@ -1630,7 +1633,7 @@ fn try_lock<'m>(
         Err(std::sync::TryLockError::WouldBlock) => return None,
     };
     let epoch = ks.snap.active.load(Ordering::Relaxed);
-    if epoch != 0 && g.snap_epoch != epoch {
+    if epoch != 0 && g.snap_epoch != epoch32(epoch) {
         ks.arm_slot(db, epoch, &mut g);
     }
     Some(g)
@@ -2014,7 +2017,7 @@ impl<'a> Locker<'a> {
             n += g.table.len();
             g.settle_all();
             **g = SlotTable {
-                generation: g.generation + 1,
+                generation: g.generation.wrapping_add(1),
                 snap_epoch: g.snap_epoch,
                 mark: g.mark,
                 ..SlotTable::default()
@@ -2040,8 +2043,8 @@ impl<'a> Locker<'a> {
         let mut g2: Vec<_> = (0..SLOTS).map(|s| self.guard(second, s)).collect();
         for (x, y) in g1.iter_mut().zip(g2.iter_mut()) {
             std::mem::swap(&mut **x, &mut **y);
-            x.generation += 1;
-            y.generation += 1;
+            x.generation = x.generation.wrapping_add(1);
+            y.generation = y.generation.wrapping_add(1);
         }
         for s in 0..SLOTS {
             for (x, y) in [
@@ -2131,7 +2134,7 @@ impl<'a> Locker<'a> {
                 continue;
             }
             let mut r = self.lock_slot(db, slot);
-            if bucket != 0 && (r.t.generation & SCAN_GEN_MASK) != generation {
+            if bucket != 0 && (r.t.generation as u64 & SCAN_GEN_MASK) != generation {
                 bucket = 0;
             }
             let n = r.t.table.num_buckets();
@@ -2155,7 +2158,7 @@ impl<'a> Locker<'a> {
                 self.note_expired(db, victims.len());
             }
             if bucket < n {
-                return scan_cursor(slot, bucket, r.t.generation);
+                return scan_cursor(slot, bucket, r.t.generation as u64);
             }
             slot += 1;
             bucket = 0;

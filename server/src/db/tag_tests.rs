@@ -297,5 +297,5 @@ fn randomized_workload_stays_exact() {
 #[test]
 fn slot_tables_stay_small() {
     // 16 DBs × 1024 of them exist from the start (used_memory_startup).
-    assert!(std::mem::size_of::<std::sync::Mutex<super::SlotTable>>() <= 88);
+    assert!(std::mem::size_of::<std::sync::Mutex<super::SlotTable>>() <= 72);
 }
