@@ -74,7 +74,11 @@ fn with_keys<R>(
     let (db, ks) = (ctx.db(), ctx.ks());
     match keys {
         [k] => f(ctx, &mut ks.lock_key(db, k)),
-        _ => f(ctx, &mut ks.lock_keys(db, keys.iter().copied())),
+        _ => {
+            let mut m = ks.lock_keys(db, keys.iter().copied());
+            m.prefetch(keys.iter().copied());
+            f(ctx, &mut m)
+        }
     }
 }
 

@@ -455,6 +455,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let lru = ctx.lru();
     let db = ctx.db();
     let mut m = ctx.ks().lock_keys(db, keys.iter().copied());
+    m.prefetch(keys.iter().copied());
     ctx.out.array(keys.len());
     let (mut hits, mut misses) = (0u64, 0u64);
     for &k in keys {
@@ -494,6 +495,7 @@ fn mset_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
     let db = ctx.db();
     let pairs = || argv[1..].chunks_exact(2);
     let mut m = ctx.ks().lock_keys(db, pairs().map(|p| p[0]));
+    m.prefetch(pairs().map(|p| p[0]));
     if nx && pairs().any(|p| m.get(p[0], now).is_some()) {
         drop(m);
         ctx.out.int(0);

@@ -1182,6 +1182,22 @@ impl MultiRef<'_> {
         let i = self.slots.binary_search(&slot).ok()?;
         self.guards.get_mut(i).map(|g| &mut **g)
     }
+
+    /// Starts loading what looking up `keys` will read (the blobs of the
+    /// entries their hashes match, where keys are compared), so that the
+    /// lookups of a multi-key command (MSET of values that are not in
+    /// cache) overlap their cache misses instead of taking them in turn.
+    pub fn prefetch<'k>(&mut self, keys: impl Iterator<Item = &'k [u8]>) {
+        for key in keys {
+            let h = self.ks.hash(key);
+            let slot = self.slot_for(key);
+            if let Some(t) = self.table(slot) {
+                for e in t.table.iter_hash(h) {
+                    e.prefetch();
+                }
+            }
+        }
+    }
 }
 
 impl KeyAccess for MultiRef<'_> {

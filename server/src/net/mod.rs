@@ -40,6 +40,14 @@ const READ_CHUNK: usize = 16 * 1024;
 /// event-loop turn (see `serve_loop`).
 const DEFER_MAX: usize = 32 * 1024;
 
+/// A batch that ran this long (ns) has its replies deferred to the end of
+/// the turn even if it is one command (see the write below).
+const DEFER_BUSY_NS: u64 = 4_000;
+
+/// A streaming client's batch that ran this long (ns) yields once more
+/// after its deferred write, before running the next batch (see below).
+const LONG_BATCH_NS: u64 = 100_000;
+
 /// Accepts connections on `listener` until shutdown.
 pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
     loop {
@@ -283,7 +291,11 @@ async fn serve_loop(
             srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
         let now = now_ms();
-        client.cmd_clock = 0;
+        // The batch's first command starts its clock here (exec.rs reads
+        // the clock once per command: each one starts where the previous
+        // ended), so the batch's length is known at its end for free.
+        let batch_start = crate::stats::mono_ns();
+        client.cmd_clock = batch_start;
         info.last_interaction_ms.store(now, Relaxed);
         let (limits, qbuf_limit, out_limit, pause_at) = {
             let c = srv.config();
@@ -424,7 +436,10 @@ async fn serve_loop(
             crate::evict::evict_clients(srv);
         }
         if !out.buf.is_empty() {
-            if ran > 1 && out.buf.len() <= DEFER_MAX {
+            // (cmd_clock: when the batch's last command ended; 0 when it
+            // served blocked clients.)
+            let busy = client.cmd_clock.saturating_sub(batch_start);
+            if (ran > 1 || busy >= DEFER_BUSY_NS) && out.buf.len() <= DEFER_MAX {
                 // A pipeline's replies leave at the end of the event-loop
                 // turn, after every connection that was ready has run its
                 // batch (Redis writes in beforeSleep): a reply written while
@@ -433,12 +448,25 @@ async fn serve_loop(
                 // turn's replies in one burst lets the client take most of
                 // them in one wake-up. With 50 clients at P=16 this halved
                 // the server's kernel time per request (docs/performance.md).
-                // Single commands (P=1) gained nothing from it and paid one
-                // more pass through the scheduler; large replies go at once
-                // (the client is what is slow there). The turn's yield is
-                // also the one a streaming client owes the others (`filled`).
+                // Single cheap commands (P=1) gained nothing from it and paid
+                // one more pass through the scheduler (3% of INCR's CPU); a
+                // single command that ran long (an MSET that evicts ten keys)
+                // finds its client asleep as a pipeline does, and gained 11%
+                // of its CPU. Large replies go at once (the client is what is
+                // slow there).
                 tokio::task::yield_now().await;
-                filled = false;
+                // The turn's yield is also the one a streaming client owes
+                // the others (`filled`), unless its batch ran long: then the
+                // next batch waits one more turn, so that the other
+                // connections woken with this one write their replies first
+                // instead of after this one's next batch (Redis reads 16 KiB
+                // per client per turn and writes all replies at its end).
+                // Without it, 50 clients pipelining 16 MSETs of 1 KB values
+                // each found the client asleep at every write: 11% of the
+                // server's CPU. Short batches skip it (2% of a P=16 SET's).
+                if busy < LONG_BATCH_NS {
+                    filled = false;
+                }
             }
             if srv.persist.aof.writer.gate() {
                 // Replies leave once the changes they acknowledge are in the
