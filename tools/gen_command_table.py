@@ -33,6 +33,8 @@ zrangebyscore zrevrangebyscore zrangebylex zrevrangebylex zrevrange zremrangebyr
 zremrangebylex zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zrandmember zunion zinter zdiff
 zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
+geoadd geodist geohash geopos georadius georadius_ro georadiusbymember georadiusbymember_ro
+geosearch geosearchstore
 dump restore
 multi exec discard watch unwatch
 eval evalsha eval_ro evalsha_ro script fcall fcall_ro function

@@ -245,6 +245,44 @@ pub const ZADD_XX_NX: &str = "ERR XX and NX options at the same time are not com
 pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
 pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
 pub const ZSCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+// GEO (geo.c's texts).
+pub const GEO_BAD_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
+pub const GEO_BAD_MEMBER: &str = "ERR could not decode requested zset member";
+pub const GEO_NEED_RADIUS: &str = "ERR need numeric radius";
+pub const GEO_NEGATIVE_RADIUS: &str = "ERR radius cannot be negative";
+pub const GEO_NEED_WIDTH: &str = "ERR need numeric width";
+pub const GEO_NEED_HEIGHT: &str = "ERR need numeric height";
+pub const GEO_NEGATIVE_BOX: &str = "ERR height or width cannot be negative";
+pub const GEO_COUNT_NOT_POSITIVE: &str = "ERR COUNT must be > 0";
+pub const GEO_ANY_NEEDS_COUNT: &str = "ERR the ANY argument requires COUNT argument";
+
+/// A longitude/latitude pair outside the storable limits (`%f` each).
+pub fn geo_invalid_pair(lon: f64, lat: f64) -> String {
+    format!("ERR invalid longitude,latitude pair {lon:.6},{lat:.6}")
+}
+
+/// STORE/STOREDIST (or GEOSEARCHSTORE) with WITHDIST/WITHHASH/WITHCOORD.
+pub fn geo_store_with_options(geosearchstore: bool) -> String {
+    format!(
+        "ERR {} is not compatible with WITHDIST, WITHHASH and WITHCOORD options",
+        if geosearchstore {
+            "GEOSEARCHSTORE"
+        } else {
+            "STORE option in GEORADIUS"
+        }
+    )
+}
+
+/// GEOSEARCH without FROMMEMBER or FROMLONLAT (`cmd` as the client sent it).
+pub fn geo_need_from(cmd: &str) -> String {
+    format!("ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {cmd}")
+}
+
+/// GEOSEARCH without BYRADIUS or BYBOX (`cmd` as the client sent it).
+pub fn geo_need_by(cmd: &str) -> String {
+    format!("ERR exactly one of BYRADIUS and BYBOX can be specified for {cmd}")
+}
+
 pub const ZRANGE_NOT_FLOAT: &str = "ERR min or max is not a float";
 pub const ZRANGE_NOT_LEX: &str = "ERR min or max not valid string range item";
 pub const ZRANGE_LIMIT_RANK: &str =

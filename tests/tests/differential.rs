@@ -88,7 +88,7 @@ macro_rules! scripts {
 
 scripts!(
     acl, bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, scripting,
-    server, sets, sort, strings, tracking, zsets
+    server, sets, sort, strings, tracking, zsets, geo
 );
 
 fn scripts_dir() -> PathBuf {

@@ -14,6 +14,7 @@ pub mod codis;
 pub mod command;
 pub mod conn;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
@@ -57,6 +58,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     hash::handler,
     set::handler,
     zset::handler,
+    geo::handler,
     bits::handler,
     hll::handler,
     sort::handler,

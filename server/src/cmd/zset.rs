@@ -404,6 +404,11 @@ fn zadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     zadd_generic(ctx, argv, false)
 }
 
+/// ZADD for another command that rewrites itself into one (GEOADD).
+pub(crate) fn zadd_command(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    zadd_generic(ctx, argv, false)
+}
+
 fn zincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     zadd_generic(ctx, argv, true)
 }

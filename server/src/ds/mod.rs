@@ -3,6 +3,7 @@
 //! encoding for small values (Redis' listpack/intset thresholds, configurable
 //! with the same config names) and converts to a full structure past them.
 
+pub mod geohash;
 pub mod hash;
 pub mod list;
 pub mod set;
