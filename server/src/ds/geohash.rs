@@ -154,7 +154,7 @@ pub fn position(score: f64) -> (f64, f64) {
 fn c_double_to_u64(x: f64) -> u64 {
     const TWO63: f64 = 9_223_372_036_854_775_808.0;
     let trunc = |v: f64| -> i64 {
-        if v.is_nan() || v >= TWO63 || v < -TWO63 {
+        if !(-TWO63..TWO63).contains(&v) {
             i64::MIN
         } else {
             v as i64
