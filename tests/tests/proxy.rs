@@ -1042,3 +1042,102 @@ fn backend_oom_replies_are_counted() {
     let m = http_get(p.admin, "/metrics");
     assert!(m.contains("codis_proxy_redis_oom_errors_total 1"), "{m}");
 }
+
+/// GEO commands through the proxy (issue 17): routed by their key, and the
+/// store forms only when the destination shares the source's slot (the
+/// STORE key of GEORADIUS is found by the command table's key specs).
+#[test]
+fn geo_commands_are_routed_by_key() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &[]);
+    let mut c = p.conn();
+    for key in ["{g}:cities", "a", "foo"] {
+        assert_reply(
+            &c.send(&[
+                "GEOADD",
+                key,
+                "13.361389",
+                "38.115556",
+                "Palermo",
+                "15.087269",
+                "37.502669",
+                "Catania",
+            ]),
+            b":2\r\n",
+        );
+        let owner = if slot(key) < 512 { &a } else { &b };
+        assert_reply(&owner.conn().send(&["ZCARD", key]), b":2\r\n");
+        assert_reply(
+            &c.send(&["GEODIST", key, "Palermo", "Catania", "km"]),
+            b"$8\r\n166.2742\r\n",
+        );
+        assert_reply(
+            &c.send(&[
+                "GEOSEARCH",
+                key,
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "100",
+                "km",
+            ]),
+            b"*1\r\n$7\r\nCatania\r\n",
+        );
+    }
+    assert_reply(
+        &c.send(&[
+            "GEOSEARCHSTORE",
+            "{g}:near",
+            "{g}:cities",
+            "FROMMEMBER",
+            "Palermo",
+            "BYRADIUS",
+            "200",
+            "km",
+        ]),
+        b":2\r\n",
+    );
+    assert_reply(
+        &c.send(&[
+            "GEORADIUS",
+            "{g}:cities",
+            "15",
+            "37",
+            "100",
+            "km",
+            "STORE",
+            "{g}:r",
+        ]),
+        b":1\r\n",
+    );
+    assert_reply(&c.send(&["ZCARD", "{g}:r"]), b":1\r\n");
+    let cross = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_reply(
+        &c.send(&[
+            "GEOSEARCHSTORE",
+            "elsewhere",
+            "{g}:cities",
+            "FROMMEMBER",
+            "Palermo",
+            "BYRADIUS",
+            "200",
+            "km",
+        ]),
+        cross,
+    );
+    assert_reply(
+        &c.send(&[
+            "GEORADIUS",
+            "{g}:cities",
+            "15",
+            "37",
+            "100",
+            "km",
+            "STORE",
+            "elsewhere",
+        ]),
+        cross,
+    );
+}
