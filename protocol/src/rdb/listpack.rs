@@ -227,3 +227,236 @@ mod tests {
         assert_eq!(intset(&mut vec![1 << 40, 1])[..4], [8, 0, 0, 0]);
     }
 }
+
+/// One element of a listpack, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl Elem<'_> {
+    /// The integer value (strings that spell one canonically count too, as
+    /// Redis' `lpGetInteger` reads them).
+    pub fn int(self) -> Option<i64> {
+        match self {
+            Elem::Int(v) => Some(v),
+            Elem::Str(s) => parse_i64(s),
+        }
+    }
+
+    /// The element as bytes (integers in decimal).
+    pub fn to_vec(self) -> Vec<u8> {
+        match self {
+            Elem::Int(v) => itoa_bytes(v),
+            Elem::Str(s) => s.to_vec(),
+        }
+    }
+}
+
+fn itoa_bytes(v: i64) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+/// The number of bytes of the back-length of an element `l` bytes long.
+fn backlen_size(l: usize) -> usize {
+    match l {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
+
+/// Decodes the element at `at` of listpack `lp`: the element and the
+/// offset of the next one; None at the terminator or on a malformed
+/// element.
+pub fn elem_at(lp: &[u8], at: usize) -> Option<(Elem<'_>, usize)> {
+    let b = *lp.get(at)?;
+    let (elem, len) = if b & 0x80 == 0 {
+        (Elem::Int(i64::from(b & 0x7f)), 1)
+    } else if b & 0xC0 == 0x80 {
+        let n = usize::from(b & 0x3f);
+        (Elem::Str(lp.get(at + 1..at + 1 + n)?), 1 + n)
+    } else if b & 0xE0 == 0xC0 {
+        let u = (u16::from(b & 0x1f) << 8) | u16::from(*lp.get(at + 1)?);
+        // 13-bit two's complement.
+        let v = if u & 0x1000 != 0 {
+            i64::from(u) - 0x2000
+        } else {
+            i64::from(u)
+        };
+        (Elem::Int(v), 2)
+    } else if b & 0xF0 == 0xE0 {
+        let n = (usize::from(b & 0x0f) << 8) | usize::from(*lp.get(at + 1)?);
+        (Elem::Str(lp.get(at + 2..at + 2 + n)?), 2 + n)
+    } else {
+        match b {
+            0xF0 => {
+                let n = u32::from_le_bytes(lp.get(at + 1..at + 5)?.try_into().ok()?) as usize;
+                (Elem::Str(lp.get(at + 5..at + 5 + n)?), 5 + n)
+            }
+            0xF1 => {
+                let v = i16::from_le_bytes(lp.get(at + 1..at + 3)?.try_into().ok()?);
+                (Elem::Int(i64::from(v)), 3)
+            }
+            0xF2 => {
+                let s = lp.get(at + 1..at + 4)?;
+                let v = i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8;
+                (Elem::Int(i64::from(v)), 4)
+            }
+            0xF3 => {
+                let v = i32::from_le_bytes(lp.get(at + 1..at + 5)?.try_into().ok()?);
+                (Elem::Int(i64::from(v)), 5)
+            }
+            0xF4 => {
+                let v = i64::from_le_bytes(lp.get(at + 1..at + 9)?.try_into().ok()?);
+                (Elem::Int(v), 9)
+            }
+            _ => return None,
+        }
+    };
+    let next = at + len + backlen_size(len);
+    (next < lp.len()).then_some((elem, next))
+}
+
+/// The offset of a listpack's first element.
+pub const FIRST: usize = 6;
+
+/// The element count in a listpack's header (65535: count by walking).
+pub fn header_count(lp: &[u8]) -> usize {
+    lp.get(4..6)
+        .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+}
+
+impl ListpackWriter {
+    /// Continues an existing listpack (its elements kept, more appended
+    /// with `push`, `finish` rewrites the header).
+    pub fn resume(mut lp: Vec<u8>) -> ListpackWriter {
+        let mut count = header_count(&lp);
+        if count == 65535 {
+            count = 0;
+            let mut at = FIRST;
+            while let Some((_, next)) = elem_at(&lp, at) {
+                count += 1;
+                at = next;
+            }
+        }
+        if lp.last() == Some(&0xFF) {
+            lp.pop();
+        }
+        if lp.len() < 6 {
+            lp.resize(6, 0);
+        }
+        ListpackWriter { buf: lp, count }
+    }
+}
+
+/// Replaces the integer element at `at` with `v` (re-encoded in place;
+/// the rest moves when the encoding's size changes). Returns the offset of
+/// the element after it.
+pub fn replace_int(lp: &mut Vec<u8>, at: usize, v: i64) -> Option<usize> {
+    let (_, next) = elem_at(lp, at)?;
+    let mut w = ListpackWriter::new();
+    w.push_int(v);
+    let enc = &w.buf[6..];
+    let new_next = at + enc.len();
+    lp.splice(at..next, enc.iter().copied());
+    let total = lp.len() as u32;
+    lp.get_mut(..4)?.copy_from_slice(&total.to_le_bytes());
+    Some(new_next)
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::*;
+
+    #[test]
+    fn elements_read_back_as_written() {
+        let ints = [
+            0i64,
+            127,
+            128,
+            -1,
+            -4096,
+            4095,
+            4096,
+            -32768,
+            32767,
+            40000,
+            -8_388_608,
+            8_388_607,
+            i32::MIN as i64,
+            i32::MAX as i64,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let strs: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"x".to_vec(),
+            vec![b'a'; 63],
+            vec![b'b'; 64],
+            vec![b'c'; 4095],
+            vec![b'd'; 4096],
+            vec![b'e'; 70000],
+        ];
+        let mut w = ListpackWriter::new();
+        for &v in &ints {
+            w.push_int(v);
+        }
+        for s in &strs {
+            w.push(s);
+        }
+        let lp = w.finish();
+        let mut at = FIRST;
+        let mut got = Vec::new();
+        while let Some((e, next)) = elem_at(&lp, at) {
+            got.push(e.to_vec());
+            at = next;
+        }
+        let want: Vec<Vec<u8>> = ints
+            .iter()
+            .map(|v| v.to_string().into_bytes())
+            .chain(strs.iter().cloned())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(header_count(&lp), want.len());
+        // Resuming keeps what is there.
+        let mut w = ListpackWriter::resume(lp.clone());
+        w.push(b"more");
+        let lp2 = w.finish();
+        assert_eq!(header_count(&lp2), want.len() + 1);
+        assert_eq!(
+            &lp2[..lp.len() - 1],
+            &{
+                let mut x = lp.clone();
+                x.pop();
+                x[..4].copy_from_slice(&(lp2.len() as u32).to_le_bytes());
+                x[4..6].copy_from_slice(&((want.len() + 1) as u16).to_le_bytes());
+                x
+            }[..]
+        );
+    }
+
+    #[test]
+    fn integers_are_replaced_in_place_or_moved() {
+        let mut w = ListpackWriter::new();
+        w.push_int(127);
+        w.push(b"tail");
+        let mut lp = w.finish();
+        let next = replace_int(&mut lp, FIRST, 128).unwrap();
+        assert_eq!(elem_at(&lp, FIRST).unwrap().0, Elem::Int(128));
+        assert_eq!(elem_at(&lp, next).unwrap().0, Elem::Str(b"tail"));
+        assert_eq!(
+            u32::from_le_bytes(lp[..4].try_into().unwrap()) as usize,
+            lp.len()
+        );
+        replace_int(&mut lp, FIRST, 5).unwrap();
+        assert_eq!(elem_at(&lp, FIRST).unwrap().0, Elem::Int(5));
+        assert_eq!(
+            u32::from_le_bytes(lp[..4].try_into().unwrap()) as usize,
+            lp.len()
+        );
+    }
+}
