@@ -1,0 +1,703 @@
+//! The stream value, laid out as Redis 7.0's t_stream.c lays it out: entries
+//! in listpack nodes keyed by their master ID, so a node is the very byte
+//! string the RDB format (`STREAM_LISTPACKS_2`) stores.
+//!
+//! A node starts with its master entry, whose fields later entries may
+//! share:
+//!
+//! ```text
+//! count | deleted | num-fields | field_1 .. field_N | 0
+//! ```
+//!
+//! then one run of elements per entry (IDs as deltas from the master ID):
+//!
+//! ```text
+//! flags | ms-delta | seq-delta | [num-fields] | [field_i] value_i .. | lp-count
+//! ```
+//!
+//! where flags has `SAMEFIELDS` when the entry's fields are the master's
+//! (then only values are stored) and `DELETED` once XDEL or a trim removed
+//! it; `lp-count` lets a reader walk backwards. A node is closed when it
+//! reaches `stream-node-max-bytes` or `stream-node-max-entries`. Deleted
+//! entries stay in their node (counted in its header) until the whole node
+//! goes.
+//!
+//! Consumer groups live beside the nodes (a later part of this module).
+
+use std::collections::BTreeMap;
+
+use protocol::rdb::listpack::{Elem, FIRST, ListpackWriter, elem_at, replace_int};
+
+/// An entry ID: milliseconds and a sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next ID (None after the last one).
+    pub fn next(self) -> Option<StreamId> {
+        if self.seq < u64::MAX {
+            Some(StreamId::new(self.ms, self.seq + 1))
+        } else if self.ms < u64::MAX {
+            Some(StreamId::new(self.ms + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// The previous ID (None before the first one).
+    pub fn prev(self) -> Option<StreamId> {
+        if self.seq > 0 {
+            Some(StreamId::new(self.ms, self.seq - 1))
+        } else if self.ms > 0 {
+            Some(StreamId::new(self.ms - 1, u64::MAX))
+        } else {
+            None
+        }
+    }
+
+    /// `ms-seq`.
+    pub fn to_text(self) -> String {
+        format!("{}-{}", self.ms, self.seq)
+    }
+
+    /// The 128-bit big-endian key of a node (the RDB's node key).
+    pub fn to_key(self) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&self.ms.to_be_bytes());
+        k[8..].copy_from_slice(&self.seq.to_be_bytes());
+        k
+    }
+
+    pub fn from_key(k: &[u8]) -> Option<StreamId> {
+        let k: &[u8; 16] = k.try_into().ok()?;
+        Some(StreamId::new(
+            u64::from_be_bytes(k[..8].try_into().ok()?),
+            u64::from_be_bytes(k[8..].try_into().ok()?),
+        ))
+    }
+}
+
+const FLAG_DELETED: i64 = 1;
+const FLAG_SAMEFIELDS: i64 = 2;
+/// The largest node Redis builds (1 GiB): `stream-node-max-bytes` 0 or
+/// beyond it means this.
+const LISTPACK_MAX_SIZE: usize = 1 << 30;
+
+/// `stream-node-max-bytes` and `stream-node-max-entries` (0: no limit).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeLimits {
+    pub max_bytes: usize,
+    pub max_entries: usize,
+}
+
+/// An entry decoded from a node.
+#[derive(Debug)]
+pub struct RawEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// Offset of the entry's flags element in the node.
+    flags_at: usize,
+    flags: i64,
+    pub fields: Vec<(Elem<'a>, Elem<'a>)>,
+}
+
+/// The master entry of a node: counts and shared fields, and where its
+/// entries start.
+struct Master<'a> {
+    count: i64,
+    deleted: i64,
+    fields: Vec<Elem<'a>>,
+    first_entry: usize,
+}
+
+fn master(lp: &[u8]) -> Option<Master<'_>> {
+    let (count, at) = elem_at(lp, FIRST)?;
+    let (deleted, at) = elem_at(lp, at)?;
+    let (n, mut at) = elem_at(lp, at)?;
+    let n = n.int()?;
+    let mut fields = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let (f, next) = elem_at(lp, at)?;
+        fields.push(f);
+        at = next;
+    }
+    // The master's zero terminator.
+    let (_, first_entry) = elem_at(lp, at)?;
+    Some(Master {
+        count: count.int()?,
+        deleted: deleted.int()?,
+        fields,
+        first_entry,
+    })
+}
+
+/// Every entry of a node, deleted ones included, oldest first.
+pub fn node_entries(master_id: StreamId, lp: &[u8]) -> Vec<RawEntry<'_>> {
+    let Some(m) = master(lp) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity((m.count + m.deleted).max(0) as usize);
+    let mut at = m.first_entry;
+    while let Some((flags, next)) = elem_at(lp, at) {
+        let flags_at = at;
+        let flags = flags.int().unwrap_or(0);
+        let Some((ms, next)) = elem_at(lp, next) else {
+            break;
+        };
+        let Some((seq, mut next)) = elem_at(lp, next) else {
+            break;
+        };
+        let id = StreamId::new(
+            master_id.ms.wrapping_add(ms.int().unwrap_or(0) as u64),
+            master_id.seq.wrapping_add(seq.int().unwrap_or(0) as u64),
+        );
+        let mut fields = Vec::new();
+        if flags & FLAG_SAMEFIELDS != 0 {
+            for f in &m.fields {
+                let Some((v, n)) = elem_at(lp, next) else {
+                    return out;
+                };
+                fields.push((*f, v));
+                next = n;
+            }
+        } else {
+            let Some((n, mut after)) = elem_at(lp, next) else {
+                return out;
+            };
+            for _ in 0..n.int().unwrap_or(0) {
+                let Some((f, a)) = elem_at(lp, after) else {
+                    return out;
+                };
+                let Some((v, b)) = elem_at(lp, a) else {
+                    return out;
+                };
+                fields.push((f, v));
+                after = b;
+            }
+            next = after;
+        }
+        // lp-count.
+        let Some((_, after)) = elem_at(lp, next) else {
+            out.push(RawEntry {
+                id,
+                deleted: flags & FLAG_DELETED != 0,
+                flags_at,
+                flags,
+                fields,
+            });
+            break;
+        };
+        out.push(RawEntry {
+            id,
+            deleted: flags & FLAG_DELETED != 0,
+            flags_at,
+            flags,
+            fields,
+        });
+        at = after;
+    }
+    out
+}
+
+/// Why an entry could not be added.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AppendError {
+    /// Field and value bytes beyond what a node can hold.
+    TooLarge,
+}
+
+/// A stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stream {
+    nodes: BTreeMap<StreamId, Vec<u8>>,
+    /// Live entries.
+    pub length: u64,
+    pub last_id: StreamId,
+    /// The first live entry's ID (0-0 when empty).
+    pub first_id: StreamId,
+    /// The greatest ID ever deleted (XDEL).
+    pub max_deleted: StreamId,
+    /// Entries ever added.
+    pub entries_added: u64,
+}
+
+impl Stream {
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    /// Nodes (master ID, listpack), oldest first.
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &[u8])> {
+        self.nodes.iter().map(|(k, v)| (*k, v.as_slice()))
+    }
+
+    /// Bytes held by the nodes (for MEMORY USAGE): listpacks and their
+    /// tree entries.
+    pub fn heap_size(&self) -> usize {
+        self.nodes.values().map(|v| v.capacity() + 48).sum()
+    }
+
+    /// Adds an entry with ID `id` (the caller made sure it is above
+    /// `last_id`).
+    pub fn append(
+        &mut self,
+        id: StreamId,
+        fields: &[(&[u8], &[u8])],
+        lim: NodeLimits,
+    ) -> Result<(), AppendError> {
+        let totelelen: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+        if totelelen > LISTPACK_MAX_SIZE {
+            return Err(AppendError::TooLarge);
+        }
+        let max_bytes = if lim.max_bytes == 0 || lim.max_bytes > LISTPACK_MAX_SIZE {
+            LISTPACK_MAX_SIZE
+        } else {
+            lim.max_bytes
+        };
+        let mut node = None;
+        if let Some(mut last) = self.nodes.last_entry() {
+            let lp = last.get();
+            let full = lp.len() + totelelen >= max_bytes
+                || (lim.max_entries != 0
+                    && master(lp)
+                        .is_some_and(|m| (m.count + m.deleted) as usize >= lim.max_entries));
+            if full {
+                last.get_mut().shrink_to_fit();
+            } else {
+                node = Some(*last.key());
+            }
+        }
+        let (master_id, lp, same) = match node {
+            None => {
+                let mut w = ListpackWriter::new();
+                w.push_int(1);
+                w.push_int(0);
+                w.push_int(fields.len() as i64);
+                for (f, _) in fields {
+                    w.push(f);
+                }
+                w.push_int(0);
+                (id, w.finish(), true)
+            }
+            Some(mid) => {
+                let Some(mut lp) = self.nodes.remove(&mid) else {
+                    return Ok(());
+                };
+                let same = master(&lp).is_some_and(|m| {
+                    m.fields.len() == fields.len()
+                        && m.fields
+                            .iter()
+                            .zip(fields)
+                            .all(|(mf, (f, _))| mf.to_vec() == *f)
+                });
+                if let Some(m) = master(&lp) {
+                    let count = m.count;
+                    replace_int(&mut lp, FIRST, count + 1);
+                }
+                (mid, lp, same)
+            }
+        };
+        let mut w = ListpackWriter::resume(lp);
+        let flags = if same { FLAG_SAMEFIELDS } else { 0 };
+        w.push_int(flags);
+        w.push_int(id.ms.wrapping_sub(master_id.ms) as i64);
+        w.push_int(id.seq.wrapping_sub(master_id.seq) as i64);
+        if !same {
+            w.push_int(fields.len() as i64);
+        }
+        for (f, v) in fields {
+            if !same {
+                w.push(f);
+            }
+            w.push(v);
+        }
+        let mut lp_count = fields.len() as i64 + 3;
+        if !same {
+            lp_count += fields.len() as i64 + 1;
+        }
+        w.push_int(lp_count);
+        self.nodes.insert(master_id, w.finish());
+        self.length += 1;
+        self.entries_added += 1;
+        self.last_id = id;
+        if self.length == 1 {
+            self.first_id = id;
+        }
+        Ok(())
+    }
+
+    /// Visits the live entries with IDs in `[start, end]`, oldest first (or
+    /// newest first with `rev`), until `f` returns false.
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        rev: bool,
+        mut f: impl FnMut(StreamId, &[(Elem<'_>, Elem<'_>)]) -> bool,
+    ) {
+        if start > end {
+            return;
+        }
+        if !rev {
+            // Entries of a node are at or after its master ID: begin with
+            // the node that may hold `start`.
+            let from = self
+                .nodes
+                .range(..=start)
+                .next_back()
+                .map_or(start, |(k, _)| *k);
+            for (mid, lp) in self.nodes.range(from..=end) {
+                for e in node_entries(*mid, lp) {
+                    if e.deleted || e.id < start {
+                        continue;
+                    }
+                    if e.id > end || !f(e.id, &e.fields) {
+                        return;
+                    }
+                }
+            }
+        } else {
+            for (mid, lp) in self.nodes.range(..=end).rev() {
+                for e in node_entries(*mid, lp).into_iter().rev() {
+                    if e.deleted || e.id > end {
+                        continue;
+                    }
+                    if e.id < start || !f(e.id, &e.fields) {
+                        return;
+                    }
+                }
+                if *mid < start {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first (or last) live entry's ID.
+    pub fn edge_id(&self, first: bool) -> Option<StreamId> {
+        let mut found = None;
+        self.range(StreamId::MIN, StreamId::MAX, !first, |id, _| {
+            found = Some(id);
+            false
+        });
+        found
+    }
+
+    /// Marks entry `id` deleted; false when there is no such live entry.
+    /// (XDEL's bookkeeping of `max_deleted` and `first_id` is the
+    /// caller's.)
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Some((&mid, _)) = self.nodes.range(..=id).next_back() else {
+            return false;
+        };
+        let Some(lp) = self.nodes.get_mut(&mid) else {
+            return false;
+        };
+        let found = node_entries(mid, lp)
+            .into_iter()
+            .find(|e| e.id == id && !e.deleted)
+            .map(|e| (e.flags_at, e.flags));
+        let Some((flags_at, flags)) = found else {
+            return false;
+        };
+        let Some(m) = master(lp) else {
+            return false;
+        };
+        let (count, deleted) = (m.count, m.deleted);
+        if count == 1 {
+            self.nodes.remove(&mid);
+        } else {
+            // Flags 0..3 are one byte: the offsets before them do not move.
+            replace_int(lp, flags_at, flags | FLAG_DELETED);
+            if let Some(at) = replace_int(lp, FIRST, count - 1) {
+                replace_int(lp, at, deleted + 1);
+            }
+        }
+        self.length -= 1;
+        true
+    }
+
+    /// XTRIM / XADD's trimming: removes the oldest entries until at most
+    /// `maxlen` are left (`Trim::MaxLen`) or every entry below an ID is
+    /// gone (`Trim::MinId`). `approx` removes whole nodes only; `limit`
+    /// (0: none) caps the entries removed. Returns how many went.
+    pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
+        let mut deleted = 0u64;
+        loop {
+            if let Trim::MaxLen(max) = how
+                && self.length <= max
+            {
+                break;
+            }
+            let Some((&mid, lp)) = self.nodes.iter().next() else {
+                break;
+            };
+            let Some(m) = master(lp) else {
+                break;
+            };
+            let entries = m.count.max(0) as u64;
+            if limit != 0 && deleted + entries > limit {
+                break;
+            }
+            let remove_node = match how {
+                Trim::MaxLen(max) => self.length - entries >= max,
+                Trim::MinId(min) => {
+                    // The node's last entry, deleted or not.
+                    let last = node_entries(mid, lp).last().map_or(mid, |e| e.id);
+                    last < min
+                }
+            };
+            if remove_node {
+                self.nodes.remove(&mid);
+                self.length -= entries;
+                deleted += entries;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            // Mark entries of this node deleted, oldest first.
+            let Some(lp) = self.nodes.get_mut(&mid) else {
+                break;
+            };
+            let marks: Vec<(usize, i64, StreamId)> = node_entries(mid, lp)
+                .into_iter()
+                .map(|e| (e.flags_at, e.flags, e.id))
+                .collect();
+            let mut from_node = 0u64;
+            for (flags_at, flags, id) in marks {
+                let stop = match how {
+                    Trim::MaxLen(max) => self.length <= max,
+                    Trim::MinId(min) => id >= min,
+                };
+                if stop {
+                    break;
+                }
+                if flags & FLAG_DELETED == 0 {
+                    replace_int(lp, flags_at, flags | FLAG_DELETED);
+                    from_node += 1;
+                    self.length -= 1;
+                }
+            }
+            deleted += from_node;
+            if let Some(m) = master(lp) {
+                let (count, del) = (m.count, m.deleted);
+                if let Some(at) = replace_int(lp, FIRST, count - from_node as i64) {
+                    replace_int(lp, at, del + from_node as i64);
+                }
+            }
+            break;
+        }
+        if self.length == 0 {
+            self.first_id = StreamId::MIN;
+        } else if deleted > 0 {
+            self.first_id = self.edge_id(true).unwrap_or_default();
+        }
+        deleted
+    }
+}
+
+/// What a trim keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trim {
+    MaxLen(u64),
+    MinId(StreamId),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Model = Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+    fn collect(s: &Stream, start: StreamId, end: StreamId, rev: bool) -> Model {
+        let mut v = Vec::new();
+        s.range(start, end, rev, |id, f| {
+            v.push((
+                id,
+                f.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect(),
+            ));
+            true
+        });
+        v
+    }
+
+    const LIM: NodeLimits = NodeLimits {
+        max_bytes: 4096,
+        max_entries: 100,
+    };
+
+    #[test]
+    fn append_range_delete() {
+        let mut s = Stream::new();
+        s.append(StreamId::new(1, 0), &[(b"a", b"1"), (b"b", b"2")], LIM)
+            .unwrap();
+        s.append(StreamId::new(1, 1), &[(b"a", b"3"), (b"b", b"4")], LIM)
+            .unwrap();
+        s.append(StreamId::new(2, 0), &[(b"c", b"5")], LIM).unwrap();
+        assert_eq!(s.length, 3);
+        let all = collect(&s, StreamId::MIN, StreamId::MAX, false);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].1, vec![(b"c".to_vec(), b"5".to_vec())]);
+        assert_eq!(all[1].1[0], (b"a".to_vec(), b"3".to_vec()));
+        assert!(s.delete(StreamId::new(1, 1)));
+        assert!(!s.delete(StreamId::new(1, 1)));
+        let ids: Vec<StreamId> = collect(&s, StreamId::MIN, StreamId::MAX, true)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(ids, vec![StreamId::new(2, 0), StreamId::new(1, 0)]);
+        assert_eq!(s.length, 2);
+    }
+
+    #[test]
+    fn nodes_are_redis_listpacks() {
+        // redis-server 7.0.15: XADD s 1-1 a 1 b 2; XADD s 1-2 a 3 b 4;
+        // XADD s 2-0 c hello; XADD s 3-5 a x b -200; XDEL s 1-2; then the
+        // node's listpack as DUMP s writes it (rdbcompression no).
+        let want = "500000001f00030101010201816102816202000102010001000101010201050103\
+                    010001010103010401050100010101dfff0201018163028568656c6c6f0606010201\
+                    02010401817802df38020501ff";
+        let mut s = Stream::new();
+        s.append(StreamId::new(1, 1), &[(b"a", b"1"), (b"b", b"2")], LIM)
+            .unwrap();
+        s.append(StreamId::new(1, 2), &[(b"a", b"3"), (b"b", b"4")], LIM)
+            .unwrap();
+        s.append(StreamId::new(2, 0), &[(b"c", b"hello")], LIM)
+            .unwrap();
+        s.append(StreamId::new(3, 5), &[(b"a", b"x"), (b"b", b"-200")], LIM)
+            .unwrap();
+        assert!(s.delete(StreamId::new(1, 2)));
+        let nodes: Vec<(StreamId, &[u8])> = s.nodes().collect();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].0, StreamId::new(1, 1));
+        let hex: String = nodes[0].1.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, want.split_whitespace().collect::<String>());
+    }
+
+    #[test]
+    fn nodes_close_at_their_limits() {
+        let mut s = Stream::new();
+        let lim = NodeLimits {
+            max_bytes: 0,
+            max_entries: 3,
+        };
+        for i in 0..10 {
+            s.append(StreamId::new(i, 0), &[(b"f", b"v")], lim).unwrap();
+        }
+        assert_eq!(s.nodes().count(), 4);
+        let lim = NodeLimits {
+            max_bytes: 100,
+            max_entries: 0,
+        };
+        let mut t = Stream::new();
+        for i in 0..10 {
+            t.append(StreamId::new(i, 0), &[(b"field", &[b'x'; 30])], lim)
+                .unwrap();
+        }
+        assert!(t.nodes().all(|(_, lp)| lp.len() < 200));
+        assert_eq!(t.length, 10);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, u8, bool),
+        Del(usize),
+        MaxLen(u64, bool, u64),
+        MinId(usize, bool, u64),
+        Range(usize, usize, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u8..3, 0u8..4, any::<bool>()).prop_map(|(a, b, c)| Op::Add(a, b, c)),
+            2 => (0usize..200).prop_map(Op::Del),
+            1 => (0u64..60, any::<bool>(), 0u64..30).prop_map(|(a, b, c)| Op::MaxLen(a, b, c)),
+            1 => (0usize..200, any::<bool>(), 0u64..30).prop_map(|(a, b, c)| Op::MinId(a, b, c)),
+            2 => (0usize..200, 0usize..200, any::<bool>()).prop_map(|(a, b, c)| Op::Range(a, b, c)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn matches_a_simple_model(ops in proptest::collection::vec(op(), 1..200),
+                                  max_entries in 1usize..8, max_bytes in prop_oneof![Just(0usize), 60usize..400]) {
+            let lim = NodeLimits { max_bytes, max_entries };
+            let mut s = Stream::new();
+            let mut model: Model = Vec::new();
+            let mut next = StreamId::new(1, 0);
+            let mut all_ids: Vec<StreamId> = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Add(shape, nf, bump) => {
+                        let id = if bump { StreamId::new(next.ms + 1, 0) } else { next };
+                        next = id.next().unwrap();
+                        let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..=nf)
+                            .map(|i| (format!("f{}", i + shape).into_bytes(), format!("{}", id.ms * 7 + i as u64).into_bytes()))
+                            .collect();
+                        let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
+                        s.append(id, &refs, lim).unwrap();
+                        model.push((id, fields));
+                        all_ids.push(id);
+                    }
+                    Op::Del(i) => {
+                        if all_ids.is_empty() { continue; }
+                        let id = all_ids[i % all_ids.len()];
+                        let live = model.iter().position(|e| e.0 == id);
+                        prop_assert_eq!(s.delete(id), live.is_some());
+                        if let Some(p) = live { model.remove(p); }
+                    }
+                    Op::MaxLen(max, approx, limit) => {
+                        let before = model.len() as u64;
+                        let n = s.trim(Trim::MaxLen(max), approx, limit);
+                        let exact = before.saturating_sub(max);
+                        prop_assert!(n <= exact);
+                        if !approx && limit == 0 { prop_assert_eq!(n, exact); }
+                        model.drain(..n as usize);
+                        if n > 0 {
+                            prop_assert_eq!(s.first_id, model.first().map_or(StreamId::MIN, |e| e.0));
+                        }
+                    }
+                    Op::MinId(i, approx, limit) => {
+                        if all_ids.is_empty() { continue; }
+                        let min = all_ids[i % all_ids.len()];
+                        let exact = model.iter().filter(|e| e.0 < min).count() as u64;
+                        let n = s.trim(Trim::MinId(min), approx, limit);
+                        prop_assert!(n <= exact);
+                        if !approx && limit == 0 { prop_assert_eq!(n, exact); }
+                        model.drain(..n as usize);
+                        if n > 0 {
+                            prop_assert_eq!(s.first_id, model.first().map_or(StreamId::MIN, |e| e.0));
+                        }
+                    }
+                    Op::Range(a, b, rev) => {
+                        if all_ids.is_empty() { continue; }
+                        let (a, b) = (all_ids[a % all_ids.len()], all_ids[b % all_ids.len()]);
+                        let mut want: Model = model.iter().filter(|e| e.0 >= a && e.0 <= b).cloned().collect();
+                        if rev { want.reverse(); }
+                        prop_assert_eq!(collect(&s, a, b, rev), want);
+                    }
+                }
+                prop_assert_eq!(s.length, model.len() as u64);
+                prop_assert_eq!(collect(&s, StreamId::MIN, StreamId::MAX, false), model.clone());
+                prop_assert_eq!(s.edge_id(true), model.first().map(|e| e.0));
+                prop_assert_eq!(s.edge_id(false), model.last().map(|e| e.0));
+            }
+        }
+    }
+}
