@@ -235,17 +235,14 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // `Server::hand_over`). Not around Codis' own commands, which may take
     // the migration's locks (a registration waits for epochs under them).
     let _epoch = (spec.group != "codis").then(|| ctx.srv.inflight.enter());
-    let exists = {
-        let d = ctx.db();
-        ctx.ks()
-            .lock_key(d, hashkey)
-            .get(hashkey, ctx.now)
-            .is_some()
-    };
-    if !exists {
-        wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
-        return Ok(());
-    }
+    // The migration state first, then existence. A key handed over before
+    // our epoch began is deleted here without waiting for us: checked the
+    // other way round, the key could still exist at the first check and its
+    // deletion (and its in-flight set) be gone by the second, and the
+    // command would then run on a source that no longer has the key (an
+    // INCR recreating it here: the key on both servers). Not handed over
+    // at the first check, it cannot be until our epoch ends, so the
+    // existence seen next holds through the command.
     if let Some(set) = ctx.srv.inflight.covering(db, hashkey) {
         if set.handed_over() {
             // The target has it and it is being deleted here.
@@ -256,6 +253,17 @@ fn exec_wrapper(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             wrapper_error(ctx.out, 1, errors::KEY_BEING_MIGRATED);
             return Ok(());
         }
+    }
+    let exists = {
+        let d = ctx.db();
+        ctx.ks()
+            .lock_key(d, hashkey)
+            .get(hashkey, ctx.now)
+            .is_some()
+    };
+    if !exists {
+        wrapper_error(ctx.out, 0, errors::WRAPPER_NO_KEY);
+        return Ok(());
     }
     // The command's other keys are checked by the execution gate, which
     // also catches a key registered after the check above: the proxy gets
