@@ -141,18 +141,24 @@ fn geodist(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     })
 }
 
-fn geohash_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+/// GEOHASH and GEOPOS: one reply per member, from its score (None when the
+/// key or the member is missing).
+fn per_member(ctx: &mut Ctx, argv: &[&[u8]], each: impl Fn(&mut Reply, Option<f64>)) -> CmdResult {
     let members = &argv[2..];
     ctx.read_key(argv[1], |out, e| {
         let z = e.map(zset_ref).transpose()?;
         out.array(members.len());
         for m in members {
-            match z.and_then(|z| z.score(m)) {
-                Some(s) => out.bulk(&geohash::geohash_string(s)),
-                None => out.null(),
-            }
+            each(out, z.and_then(|z| z.score(m)));
         }
         Ok(())
+    })
+}
+
+fn geohash_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    per_member(ctx, argv, |out, score| match score {
+        Some(s) => out.bulk(&geohash::geohash_string(s)),
+        None => out.null(),
     })
 }
 
@@ -163,20 +169,12 @@ fn coords_reply(out: &mut Reply, lon: f64, lat: f64) {
 }
 
 fn geopos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let members = &argv[2..];
-    ctx.read_key(argv[1], |out, e| {
-        let z = e.map(zset_ref).transpose()?;
-        out.array(members.len());
-        for m in members {
-            match z.and_then(|z| z.score(m)) {
-                Some(s) => {
-                    let (lon, lat) = geohash::position(s);
-                    coords_reply(out, lon, lat);
-                }
-                None => out.null_array(),
-            }
+    per_member(ctx, argv, |out, score| match score {
+        Some(s) => {
+            let (lon, lat) = geohash::position(s);
+            coords_reply(out, lon, lat);
         }
-        Ok(())
+        None => out.null_array(),
     })
 }
 

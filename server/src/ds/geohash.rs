@@ -319,25 +319,20 @@ impl Search {
             (n, area) = around(step);
         }
         if step >= 2 {
-            let zero = Cell::default();
-            if area.lat_min < min_lat {
-                for i in [2, 8, 7] {
-                    n[i] = zero;
-                }
-            }
-            if area.lat_max > max_lat {
-                for i in [1, 5, 6] {
-                    n[i] = zero;
-                }
-            }
-            if area.lon_min < min_lon {
-                for i in [4, 8, 6] {
-                    n[i] = zero;
-                }
-            }
-            if area.lon_max > max_lon {
-                for i in [3, 7, 5] {
-                    n[i] = zero;
+            // A side of the centre cell already past the search area: the
+            // neighbours on that side (S, SW, SE / N, NE, NW / W, SW, NW /
+            // E, SE, NE) hold nothing to find.
+            let sides = [
+                (area.lat_min < min_lat, [2, 8, 7]),
+                (area.lat_max > max_lat, [1, 5, 6]),
+                (area.lon_min < min_lon, [4, 8, 6]),
+                (area.lon_max > max_lon, [3, 7, 5]),
+            ];
+            for (past, cells) in sides {
+                if past {
+                    for i in cells {
+                        n[i] = Cell::default();
+                    }
                 }
             }
         }

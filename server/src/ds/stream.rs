@@ -975,22 +975,21 @@ mod tests {
                         prop_assert_eq!(s.delete(id), live.is_some());
                         if let Some(p) = live { model.remove(p); }
                     }
-                    Op::MaxLen(max, approx, limit) => {
-                        let before = model.len() as u64;
-                        let n = s.trim(Trim::MaxLen(max), approx, limit);
-                        let exact = before.saturating_sub(max);
-                        prop_assert!(n <= exact);
-                        if !approx && limit == 0 { prop_assert_eq!(n, exact); }
-                        model.drain(..n as usize);
-                        if n > 0 {
-                            prop_assert_eq!(s.first_id, model.first().map_or(StreamId::MIN, |e| e.0));
-                        }
-                    }
-                    Op::MinId(i, approx, limit) => {
-                        if all_ids.is_empty() { continue; }
-                        let min = all_ids[i % all_ids.len()];
-                        let exact = model.iter().filter(|e| e.0 < min).count() as u64;
-                        let n = s.trim(Trim::MinId(min), approx, limit);
+                    Op::MaxLen(..) | Op::MinId(..) => {
+                        let (how, approx, limit) = match o {
+                            Op::MaxLen(max, a, l) => (Trim::MaxLen(max), a, l),
+                            Op::MinId(i, a, l) => {
+                                if all_ids.is_empty() { continue; }
+                                (Trim::MinId(all_ids[i % all_ids.len()]), a, l)
+                            }
+                            _ => unreachable!(),
+                        };
+                        // What an exact, unlimited trim removes.
+                        let exact = match how {
+                            Trim::MaxLen(max) => (model.len() as u64).saturating_sub(max),
+                            Trim::MinId(min) => model.iter().filter(|e| e.0 < min).count() as u64,
+                        };
+                        let n = s.trim(how, approx, limit);
                         prop_assert!(n <= exact);
                         if !approx && limit == 0 { prop_assert_eq!(n, exact); }
                         model.drain(..n as usize);
