@@ -189,15 +189,9 @@ pub fn node_entries(master_id: StreamId, lp: &[u8]) -> Vec<RawEntry<'_>> {
             }
             next = after;
         }
-        // lp-count.
+        // lp-count (a node without one is malformed: the entry is left
+        // out, and `check_node` refuses the node).
         let Some((_, after)) = elem_at(lp, next) else {
-            out.push(RawEntry {
-                id,
-                deleted: flags & FLAG_DELETED != 0,
-                flags_at,
-                flags,
-                fields,
-            });
             break;
         };
         out.push(RawEntry {

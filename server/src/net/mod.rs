@@ -486,6 +486,9 @@ async fn serve_loop(
                 rbuf.reserve(READ_CHUNK);
             }
             let room = rbuf.capacity() - rbuf.len();
+            if info.killed.load(Relaxed) {
+                return None;
+            }
             match stream.try_read_buf(&mut rbuf) {
                 Ok(0) => return None,
                 Ok(n) => {
