@@ -929,7 +929,7 @@ mod tests {
             for _ in 0..1000 {
                 v = touched(v, LFU_TOKEN | min);
             }
-            sum += u32::from(lfu_decayed(v, min));
+            sum += lfu_decayed(v, min);
         }
         let mean = f64::from(sum) / 50.0;
         assert!((15.0..=22.0).contains(&mean), "{mean}");

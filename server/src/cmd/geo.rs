@@ -13,11 +13,11 @@ use protocol::number::{parse_f64, parse_i64};
 use protocol::resp::Reply;
 
 use crate::cmd::util::c_is as copt;
-use crate::db::{Entry, KeyAccess, Object, ValueRef};
+use crate::cmd::zset::{limits, sort_items, store_result, zset_ref};
+use crate::db::KeyAccess;
 use crate::ds::geohash::{self, Search, Shape};
 use crate::ds::zset::{Item, ZSet};
 use crate::errors::{self, CmdError, CmdResult};
-use crate::exec::notify::{GENERIC, ZSET};
 use crate::exec::{Ctx, Handler};
 
 pub fn handler(id: CmdId) -> Option<Handler> {
@@ -34,13 +34,6 @@ pub fn handler(id: CmdId) -> Option<Handler> {
         CmdId::Geosearchstore => |c, a| search(c, a, Kind::Search { store: true }),
         _ => return None,
     })
-}
-
-fn zset_ref(e: &Entry) -> Result<&ZSet, CmdError> {
-    match e.value() {
-        ValueRef::Obj(Object::ZSet(z)) => Ok(z),
-        _ => Err(CmdError::WrongType),
-    }
 }
 
 /// A longitude/latitude pair from two arguments (Redis'
@@ -494,30 +487,15 @@ fn search(ctx: &mut Ctx, argv: &[&[u8]], kind: Kind) -> CmdResult {
             (p.member, score)
         })
         .collect();
-    items.sort_by(|a, b| {
-        a.1.partial_cmp(&b.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    if items.is_empty() {
-        if r.remove(dst).is_some() {
-            ctx.changed(GENERIC, "del", dst);
-        }
+    sort_items(&mut items);
+    let event = if matches!(kind, Kind::Search { .. }) {
+        "geosearchstore"
     } else {
-        let _ = r.get(dst, now);
-        r.remove(dst);
-        let n = items.len() as u64;
-        let z = ZSet::from_sorted(&items, lim.0, lim.1);
-        r.insert(Entry::new_obj(dst, Object::ZSet(z), None, lru));
-        let event = if matches!(kind, Kind::Search { .. }) {
-            "geosearchstore"
-        } else {
-            "georadiusstore"
-        };
-        ctx.changed(ZSET, event, dst);
-        ctx.dirty(n.saturating_sub(1));
-    }
-    ctx.out.int(items.len() as i64);
+        "georadiusstore"
+    };
+    store_result(ctx, &mut r, dst, &items, lim, event);
+    // Redis counts one change per stored member.
+    ctx.dirty((items.len() as u64).saturating_sub(1));
     Ok(())
 }
 
@@ -566,12 +544,4 @@ fn reply_points(out: &mut Reply, q: &Query, points: Vec<Point>) {
             coords_reply(out, p.lon, p.lat);
         }
     }
-}
-
-fn limits(ctx: &Ctx) -> (usize, usize) {
-    let c = ctx.srv.config();
-    (
-        usize::try_from(c.zset_max_listpack_entries).unwrap_or(usize::MAX),
-        usize::try_from(c.zset_max_listpack_value).unwrap_or(usize::MAX),
-    )
 }

@@ -100,7 +100,7 @@ pub fn handler(id: CmdId) -> Option<Handler> {
 // Shared helpers
 // ---------------------------------------------------------------------------
 
-fn zset_ref(e: &Entry) -> Result<&ZSet, CmdError> {
+pub(crate) fn zset_ref(e: &Entry) -> Result<&ZSet, CmdError> {
     match e.value() {
         ValueRef::Obj(Object::ZSet(z)) => Ok(z),
         _ => Err(CmdError::WrongType),
@@ -114,7 +114,7 @@ fn zset_mut(e: &mut Entry) -> Result<&mut ZSet, CmdError> {
     }
 }
 
-fn limits(ctx: &Ctx) -> (usize, usize) {
+pub(crate) fn limits(ctx: &Ctx) -> (usize, usize) {
     let c = ctx.srv.config();
     (
         usize::try_from(c.zset_max_listpack_entries).unwrap_or(usize::MAX),
@@ -348,7 +348,7 @@ fn rank_interval(llen: usize, start: i64, end: i64) -> (usize, usize) {
 /// Stores `items` (sorted, distinct) at `dst` and reports `event` on it, or
 /// deletes `dst` when empty (reporting `del` if it existed); replies with
 /// the count.
-fn store_result(
+pub(crate) fn store_result(
     ctx: &mut Ctx,
     r: &mut dyn KeyAccess,
     dst: &[u8],
@@ -388,7 +388,7 @@ fn pop_name(max: bool) -> &'static [u8] {
     if max { b"ZPOPMAX" } else { b"ZPOPMIN" }
 }
 
-fn sort_items(items: &mut [Item]) {
+pub(crate) fn sort_items(items: &mut [Item]) {
     items.sort_by(|a, b| {
         a.1.partial_cmp(&b.1)
             .unwrap_or(std::cmp::Ordering::Equal)
