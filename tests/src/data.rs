@@ -396,6 +396,7 @@ impl From<protocol::rdb::Value> for Content {
                 z.sort_by(|(m, s), (n, t)| s.total_cmp(t).then_with(|| m.cmp(n)));
                 Content::ZSet(z)
             }
+            V::Stream(..) => panic!("a stream payload: compare streams with XRANGE / XINFO"),
         }
     }
 }

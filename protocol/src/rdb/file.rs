@@ -495,7 +495,38 @@ impl<Rd: Read> FileReader<Rd> {
                 }
                 Ok(())
             }
-            15 | 19 | 21 => corrupt("Stream values are not supported by this server yet"),
+            types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
+                let v2 = ty == types::STREAM_LISTPACKS_2;
+                let nodes = self.len(Some(out))?;
+                for _ in 0..nodes {
+                    self.copy_string(out)?;
+                    self.copy_string(out)?;
+                }
+                for _ in 0..if v2 { 8 } else { 3 } {
+                    self.len(Some(out))?;
+                }
+                let groups = self.len(Some(out))?;
+                for _ in 0..groups {
+                    self.copy_string(out)?;
+                    for _ in 0..if v2 { 3 } else { 2 } {
+                        self.len(Some(out))?;
+                    }
+                    let pel = self.len(Some(out))?;
+                    for _ in 0..pel {
+                        self.take(24, out)?;
+                        self.len(Some(out))?;
+                    }
+                    let consumers = self.len(Some(out))?;
+                    for _ in 0..consumers {
+                        self.copy_string(out)?;
+                        self.take(8, out)?;
+                        let n = self.len(Some(out))?;
+                        self.take(n.saturating_mul(16), out)?;
+                    }
+                }
+                Ok(())
+            }
+            21 => corrupt("Streams with consumers' active times (Redis 7.2+) are not supported"),
             6 | 7 => corrupt("Module values are not supported by this server"),
             _ => Err(FileError::Corrupt(format!(
                 "Unknown RDB encoding type {ty}"

@@ -54,6 +54,10 @@ pub mod types {
     pub const HASH_LISTPACK: u8 = 16;
     pub const ZSET_LISTPACK: u8 = 17;
     pub const LIST_QUICKLIST_2: u8 = 18;
+    /// Redis 5.0–6.2's stream.
+    pub const STREAM_LISTPACKS: u8 = 15;
+    /// Redis 7.0's stream (listpack nodes, then counters and groups).
+    pub const STREAM_LISTPACKS_2: u8 = 19;
 }
 
 /// Why a payload was refused. Callers map these to their own reply texts
@@ -91,6 +95,9 @@ pub enum Value {
     Set(Vec<Vec<u8>>),
     ZSet(Vec<(Vec<u8>, f64)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A stream: its RDB type (15 or 19) and body, checked only for its
+    /// top-level grammar.
+    Stream(u8, Vec<u8>),
 }
 
 /// CRC-64 as Redis computes it for RDB files and DUMP payloads.

@@ -140,6 +140,26 @@ impl PayloadWriter {
         Self::start(types::HASH, len as u64)
     }
 
+    /// A stream of `nodes` listpack nodes, added with
+    /// [`node`](Self::node), then its counters and groups with
+    /// [`stream_tail`](Self::stream_tail).
+    pub fn stream(nodes: usize) -> PayloadWriter {
+        Self::start(types::STREAM_LISTPACKS_2, nodes as u64)
+    }
+
+    /// One stream node: its master ID (16 big-endian bytes) and listpack.
+    pub fn node(&mut self, key: &[u8], listpack: &[u8]) {
+        self.took();
+        write_blob(&mut self.buf, key);
+        write_blob(&mut self.buf, listpack);
+    }
+
+    /// The rest of a stream's body after its nodes, already encoded.
+    pub fn stream_tail(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.left, 0, "stream tail before every node");
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Reserves room for `additional` more bytes (a size hint).
     pub fn reserve(&mut self, additional: usize) {
         self.buf.reserve(additional);

@@ -339,6 +339,8 @@ fn type_enc(e: &Entry) -> (u8, u8) {
         ValueRef::Obj(Object::Set(s)) => (2, if s.is_intset() { 6 } else { 2 }),
         ValueRef::Obj(Object::ZSet(z)) => (3, if z.is_compact() { 5 } else { 7 }),
         ValueRef::Obj(Object::Hash(h)) => (4, if h.is_compact() { 5 } else { 2 }),
+        // Redis 5's stream type and encoding (Redis 3.2 has none).
+        ValueRef::Obj(Object::Stream(_)) => (6, 10),
     }
 }
 

@@ -136,6 +136,7 @@ pub fn plan(v: ValueRef<'_>, maxbulks: usize) -> Plan {
         ValueRef::Obj(Object::ZSet(z)) => {
             chunked(!z.is_compact(), ChunkKind::Zset, z.len(), z.len() * 2)
         }
+        ValueRef::Obj(Object::Stream(s)) => chunked(false, ChunkKind::List, s.node_count(), 0),
     }
 }
 
@@ -268,8 +269,8 @@ impl Acc<'_> {
                 self.n += 2;
                 self.bytes += m.len() + 8;
             }
-            // Strings are never chunked.
-            Elem::Bytes(_) => {}
+            // Strings and streams are never chunked.
+            Elem::Bytes(_) | Elem::Node(..) => {}
         }
     }
 }
@@ -322,7 +323,7 @@ pub fn append_chunk(obj: &mut Object, elems: &[&[u8]], scores: &[f64], fill: i32
             }
             z.len()
         }
-        Object::Str(_) => 0,
+        Object::Str(_) | Object::Stream(_) => 0,
     }
 }
 

@@ -4,7 +4,8 @@
 //! Order: a list by index, a zset by rank (ascending, or from the highest
 //! rank down), a hash or set in SCAN order (listpack / intset order for the
 //! compact encodings, bucket order for a table: the same order their
-//! iterators give), a string by byte offset.
+//! iterators give), a string by byte offset, a stream by node (master ID
+//! order; its counters and groups are the writers' business).
 
 use crate::db::{Object, ValueRef};
 
@@ -19,6 +20,8 @@ pub enum Elem<'a> {
     Scored(&'a [u8], f64),
     /// The next bytes of a string.
     Bytes(&'a [u8]),
+    /// A stream node: its master ID and listpack.
+    Node(crate::ds::stream::StreamId, &'a [u8]),
 }
 
 /// What the receiver of an element wants next.
@@ -67,6 +70,8 @@ pub struct Cursor {
     ended: bool,
     /// A zset is walked from the highest rank down.
     rev: bool,
+    /// A stream walk's last node handed out.
+    node: Option<crate::ds::stream::StreamId>,
 }
 
 impl Cursor {
@@ -170,6 +175,16 @@ impl Cursor {
                 }
                 self.ended
             }
+            ValueRef::Obj(Object::Stream(st)) => {
+                for (id, lp) in st.nodes_after(self.node) {
+                    self.node = Some(id);
+                    self.done += 1;
+                    if f(Elem::Node(id, lp)) == Flow::Stop {
+                        return st.nodes_after(self.node).next().is_none();
+                    }
+                }
+                true
+            }
             ValueRef::Obj(Object::Set(x)) => {
                 let mut stop = false;
                 let mut calls = 0;
@@ -212,6 +227,7 @@ mod tests {
                         )
                     }
                     Elem::Scored(m, s) => format!("{}@{s}", String::from_utf8_lossy(m)),
+                    Elem::Node(id, lp) => format!("{}:{}", id.to_text(), lp.len()),
                 });
                 k += 1;
                 if k % every == 0 { Flow::Stop } else { Flow::Go }

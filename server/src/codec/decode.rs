@@ -135,6 +135,13 @@ pub fn rebuild(value: Value, t: &Thresholds) -> Result<Restored, PayloadError> {
                 t.zset_value,
             )))
         }
+        Value::Stream(ty, body) => {
+            let v2 = ty == protocol::rdb::types::STREAM_LISTPACKS_2;
+            match crate::ds::stream::Stream::read_rdb(&body, v2) {
+                Some((s, n)) if n == body.len() => Restored::Obj(Object::Stream(Box::new(s))),
+                _ => return Err(BAD),
+            }
+        }
     })
 }
 

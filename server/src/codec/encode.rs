@@ -27,10 +27,12 @@ pub fn rdb_type(v: ValueRef<'_>) -> u8 {
         ValueRef::Obj(Object::Set(_)) => types::SET,
         ValueRef::Obj(Object::ZSet(_)) => types::ZSET,
         ValueRef::Obj(Object::Hash(_)) => types::HASH,
+        ValueRef::Obj(Object::Stream(_)) => types::STREAM_LISTPACKS_2,
     }
 }
 
-/// Elements of a collection; bytes of a string.
+/// Elements of a collection as the codec walks them (a stream: its
+/// nodes); bytes of a string.
 pub fn len(v: ValueRef<'_>) -> usize {
     match v {
         ValueRef::Str(s) => s.len(),
@@ -39,6 +41,7 @@ pub fn len(v: ValueRef<'_>) -> usize {
         ValueRef::Obj(Object::Hash(h)) => h.len(),
         ValueRef::Obj(Object::Set(x)) => x.len(),
         ValueRef::Obj(Object::ZSet(z)) => z.len(),
+        ValueRef::Obj(Object::Stream(s)) => s.node_count(),
     }
 }
 
@@ -51,6 +54,7 @@ pub fn heap_size(v: ValueRef<'_>) -> usize {
         ValueRef::Obj(Object::Hash(h)) => h.heap_size(),
         ValueRef::Obj(Object::Set(x)) => x.heap_size(),
         ValueRef::Obj(Object::ZSet(z)) => z.heap_size(),
+        ValueRef::Obj(Object::Stream(s)) => s.heap_size(),
     }
 }
 
@@ -63,6 +67,7 @@ fn start(v: ValueRef<'_>) -> PayloadWriter {
         ValueRef::Obj(Object::Set(_)) => PayloadWriter::set(n),
         ValueRef::Obj(Object::ZSet(_)) => PayloadWriter::zset(n),
         ValueRef::Obj(Object::Hash(_)) => PayloadWriter::hash(n),
+        ValueRef::Obj(Object::Stream(_)) => PayloadWriter::stream(n),
     }
 }
 
@@ -73,6 +78,16 @@ fn put(w: &mut PayloadWriter, e: Elem<'_>) {
         Elem::Pair(f, v) => w.pair(f, v),
         Elem::Scored(m, s) => w.zelem(m, s),
         Elem::Bytes(b) => w.raw(b),
+        Elem::Node(id, lp) => w.node(&id.to_key(), lp),
+    }
+}
+
+/// After the last node of a stream: its counters and groups.
+fn put_tail(w: &mut PayloadWriter, v: ValueRef<'_>) {
+    if let ValueRef::Obj(Object::Stream(s)) = v {
+        let mut tail = Vec::new();
+        s.write_rdb_tail(&mut tail, None);
+        w.stream_tail(&tail);
     }
 }
 
@@ -89,6 +104,7 @@ fn write_whole(v: ValueRef<'_>) -> PayloadWriter {
         put(&mut w, e);
         Flow::Go
     });
+    put_tail(&mut w, v);
     w
 }
 
@@ -133,9 +149,16 @@ pub fn file_value(
                 write_string(out, m, lzf.as_deref_mut());
                 out.extend_from_slice(&sc.to_le_bytes());
             }
+            Elem::Node(id, lp) => {
+                write_string(out, &id.to_key(), lzf.as_deref_mut());
+                write_string(out, lp, lzf.as_deref_mut());
+            }
         }
         Flow::Go
     });
+    if let ValueRef::Obj(Object::Stream(s)) = v {
+        s.write_rdb_tail(out, lzf);
+    }
 }
 
 /// A full DUMP payload of `v`: the value, RDB version 7 (little-endian), and
@@ -244,6 +267,7 @@ impl SlicedPayload {
             });
             if finished || self.written > total {
                 return if self.written == total {
+                    put_tail(&mut self.w, v);
                     Progress::Done
                 } else {
                     Progress::Gone
@@ -742,6 +766,17 @@ impl FileSlicer {
                 write_len(out, total as u64);
             }
         }
+        if commands && let ValueRef::Obj(Object::Stream(st)) = v {
+            stream_commands(out, key, st);
+            if let Some(at) = expire_ms {
+                let mut ib = itoa::Buffer::new();
+                crate::propagate::encode(
+                    out,
+                    &[b"PEXPIREAT".as_slice(), key, ib.format(at).as_bytes()],
+                );
+            }
+            return true;
+        }
         let pace = if whole { Pace::WHOLE } else { FILE_SLICE_PACE };
         let (cmd, per): (&[u8], usize) = match v {
             ValueRef::Obj(Object::List(_)) => (b"RPUSH", 1),
@@ -781,6 +816,10 @@ impl FileSlicer {
                     write_string(out, m, lzf.as_deref_mut());
                     out.extend_from_slice(&sc.to_le_bytes());
                 }
+                Elem::Node(id, lp) => {
+                    write_string(out, &id.to_key(), lzf.as_deref_mut());
+                    write_string(out, lp, lzf.as_deref_mut());
+                }
             }
             *done += 1;
             if !whole && out.len() >= budget {
@@ -789,6 +828,9 @@ impl FileSlicer {
                 Flow::Go
             }
         });
+        if finished && let ValueRef::Obj(Object::Stream(st)) = v {
+            st.write_rdb_tail(out, lzf);
+        }
         if finished && commands {
             if string {
                 out.extend_from_slice(b"\r\n");
@@ -801,5 +843,81 @@ impl FileSlicer {
             }
         }
         finished
+    }
+}
+
+/// A stream as the commands that rebuild it (Redis' `rewriteStreamObject`):
+/// one XADD per entry (an empty stream: an XADD with MAXLEN 0 that leaves
+/// its last ID), XSETID with the counters, then per group XGROUP CREATE
+/// with ENTRIESREAD, an XCLAIM … JUSTID FORCE per pending entry and XGROUP
+/// CREATECONSUMER for consumers without any.
+fn stream_commands(out: &mut Vec<u8>, key: &[u8], st: &crate::ds::stream::Stream) {
+    use crate::propagate::encode;
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    let mut emit = |args: &mut Vec<Vec<u8>>| {
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        encode(out, &refs);
+        args.clear();
+    };
+    let text = |id: crate::ds::stream::StreamId| id.to_text().into_bytes();
+    if st.length == 0 {
+        args.extend([
+            b"XADD".to_vec(),
+            key.to_vec(),
+            b"MAXLEN".to_vec(),
+            b"0".to_vec(),
+        ]);
+        args.extend([text(st.last_id), b"x".to_vec(), b"y".to_vec()]);
+        emit(&mut args);
+    } else {
+        let (min, max) = (
+            crate::ds::stream::StreamId::MIN,
+            crate::ds::stream::StreamId::MAX,
+        );
+        st.range(min, max, false, |id, fields| {
+            args.extend([b"XADD".to_vec(), key.to_vec(), text(id)]);
+            for (f, v) in fields {
+                args.push(f.to_vec());
+                args.push(v.to_vec());
+            }
+            emit(&mut args);
+            true
+        });
+    }
+    args.extend([b"XSETID".to_vec(), key.to_vec(), text(st.last_id)]);
+    args.extend([
+        b"ENTRIESADDED".to_vec(),
+        st.entries_added.to_string().into_bytes(),
+    ]);
+    args.extend([b"MAXDELETEDID".to_vec(), text(st.max_deleted)]);
+    emit(&mut args);
+    for (name, g) in &st.groups {
+        args.extend([
+            b"XGROUP".to_vec(),
+            b"CREATE".to_vec(),
+            key.to_vec(),
+            name.clone(),
+        ]);
+        args.extend([text(g.last_id), b"ENTRIESREAD".to_vec()]);
+        args.push(g.entries_read.to_string().into_bytes());
+        emit(&mut args);
+        for (id, n) in &g.pel {
+            args.extend([b"XCLAIM".to_vec(), key.to_vec(), name.clone()]);
+            args.extend([n.consumer.clone(), b"0".to_vec(), text(*id)]);
+            args.extend([b"TIME".to_vec(), n.delivery_time.to_string().into_bytes()]);
+            args.extend([
+                b"RETRYCOUNT".to_vec(),
+                n.delivery_count.to_string().into_bytes(),
+            ]);
+            args.extend([b"JUSTID".to_vec(), b"FORCE".to_vec()]);
+            emit(&mut args);
+        }
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                args.extend([b"XGROUP".to_vec(), b"CREATECONSUMER".to_vec(), key.to_vec()]);
+                args.extend([name.clone(), cname.clone()]);
+                emit(&mut args);
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@
 //! geometrically so APPEND stays amortised O(1). Collection types (a later
 //! issue) are further `Object` variants.
 
+use crate::ds::stream::Stream;
 use crate::ds::{Hash, List, Set, ZSet};
 
 /// Value stored outside the blob.
@@ -28,6 +29,8 @@ pub enum Object {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    /// Boxed: a stream's header is bigger than the other variants.
+    Stream(Box<Stream>),
 }
 
 const F_VOLATILE: u8 = 1;
@@ -50,6 +53,7 @@ pub enum Kind {
     Hash,
     Set,
     ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -60,6 +64,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -235,6 +240,7 @@ impl Entry {
             ValueRef::Obj(Object::Hash(_)) => Kind::Hash,
             ValueRef::Obj(Object::Set(_)) => Kind::Set,
             ValueRef::Obj(Object::ZSet(_)) => Kind::ZSet,
+            ValueRef::Obj(Object::Stream(_)) => Kind::Stream,
         }
     }
 
@@ -341,6 +347,7 @@ impl Entry {
             ValueRef::Obj(Object::Hash(v)) => v.encoding_name(),
             ValueRef::Obj(Object::Set(v)) => v.encoding_name(),
             ValueRef::Obj(Object::ZSet(v)) => v.encoding_name(),
+            ValueRef::Obj(Object::Stream(_)) => "stream",
         }
     }
 
@@ -353,6 +360,7 @@ impl Entry {
                 Some(Object::Hash(v)) => v.heap_size(),
                 Some(Object::Set(v)) => v.heap_size(),
                 Some(Object::ZSet(v)) => v.heap_size(),
+                Some(Object::Stream(v)) => v.heap_size(),
                 None => 0,
             }
     }

@@ -270,6 +270,48 @@ impl Stream {
         self.nodes.iter().map(|(k, v)| (*k, v.as_slice()))
     }
 
+    /// How many entries were added up to `id` (its entries-read counter),
+    /// where that can be known; [`INVALID_ENTRIES_READ`] otherwise (Redis'
+    /// `streamEstimateDistanceFromFirstEverEntry`).
+    pub fn estimate_distance(&self, id: StreamId) -> i64 {
+        let added = self.entries_added as i64;
+        if added == 0 {
+            return 0;
+        }
+        if self.length == 0 && id <= self.last_id {
+            return added;
+        }
+        if id == self.last_id {
+            return added;
+        }
+        if id > self.last_id {
+            return INVALID_ENTRIES_READ;
+        }
+        if self.max_deleted == StreamId::MIN || self.max_deleted < self.first_id {
+            if id < self.first_id {
+                return added - self.length as i64;
+            }
+            if id == self.first_id {
+                return added - self.length as i64 + 1;
+            }
+        }
+        INVALID_ENTRIES_READ
+    }
+
+    /// Nodes after the one with master ID `after` (all with None).
+    pub fn nodes_after(&self, after: Option<StreamId>) -> impl Iterator<Item = (StreamId, &[u8])> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        self.nodes
+            .range((from, Unbounded))
+            .map(|(k, v)| (*k, v.as_slice()))
+    }
+
+    /// How many nodes hold the entries.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Bytes held by the nodes (for MEMORY USAGE): listpacks and their
     /// tree entries.
     pub fn heap_size(&self) -> usize {
@@ -540,6 +582,10 @@ impl Stream {
 // RDB (Redis 7.0's `RDB_TYPE_STREAM_LISTPACKS_2` body)
 // ---------------------------------------------------------------------------
 
+/// A group's entries-read counter when it is not known (Redis'
+/// `SCG_INVALID_ENTRIES_READ`).
+pub const INVALID_ENTRIES_READ: i64 = -1;
+
 /// The RDB type byte of a stream written by Redis 7.0.
 pub const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
 
@@ -559,6 +605,18 @@ impl Stream {
             write_string(out, &k.to_key(), lzf.as_deref_mut());
             write_string(out, lp, lzf.as_deref_mut());
         }
+        self.write_rdb_tail(out, lzf);
+    }
+
+    /// The part of [`write_rdb`](Self::write_rdb)'s body after the nodes:
+    /// counters, then each group with its PEL and consumers.
+    pub fn write_rdb_tail(
+        &self,
+        out: &mut Vec<u8>,
+        mut lzf: Option<&mut protocol::rdb::lzf::Compressor>,
+    ) {
+        use protocol::rdb::file::write_string;
+        use protocol::rdb::write_len;
         write_len(out, self.length);
         for id in [self.last_id, self.first_id, self.max_deleted] {
             write_len(out, id.ms);
@@ -589,12 +647,14 @@ impl Stream {
         }
     }
 
-    /// Reads a stream RDB body (after the type byte; type 19's layout) from
-    /// the start of `b`: the stream and the bytes it took. None when the
+    /// Reads a stream RDB body (after the type byte; type 19's layout, or
+    /// Redis 5–6's type 15 without `v2`: no first / max deleted ID, entries
+    /// added or groups' entries read, which are derived as Redis 7.0 does)
+    /// from the start of `b`: the stream and the bytes it took. None when the
     /// body is malformed: a node that is not a well-formed stream listpack,
     /// counts that disagree with the nodes, a consumer's pending entry
     /// missing from its group's PEL, or a PEL entry without a consumer.
-    pub fn read_rdb(b: &[u8]) -> Option<(Stream, usize)> {
+    pub fn read_rdb(b: &[u8], v2: bool) -> Option<(Stream, usize)> {
         let mut r = Rd { b, at: 0 };
         let mut s = Stream::new();
         let nodes = r.len()?;
@@ -617,17 +677,25 @@ impl Stream {
             return None;
         }
         s.last_id = StreamId::new(r.len()?, r.len()?);
-        s.first_id = StreamId::new(r.len()?, r.len()?);
-        s.max_deleted = StreamId::new(r.len()?, r.len()?);
-        s.entries_added = r.len()?;
+        if v2 {
+            s.first_id = StreamId::new(r.len()?, r.len()?);
+            s.max_deleted = StreamId::new(r.len()?, r.len()?);
+            s.entries_added = r.len()?;
+        } else {
+            s.first_id = s.edge_id(true).unwrap_or_default();
+            s.entries_added = s.length;
+        }
         let groups = r.len()?;
         for _ in 0..groups {
             let name = r.string()?;
             let mut g = Group {
                 last_id: StreamId::new(r.len()?, r.len()?),
-                entries_read: r.len()? as i64,
+                entries_read: if v2 { r.len()? as i64 } else { 0 },
                 ..Group::default()
             };
+            if !v2 {
+                g.entries_read = s.estimate_distance(g.last_id);
+            }
             let pel = r.len()?;
             for _ in 0..pel {
                 let id = StreamId::from_key(r.raw(16)?)?;
@@ -857,7 +925,7 @@ mod tests {
                 .collect::<String>()
                 .as_str(),
         );
-        let (s, n) = Stream::read_rdb(&body).expect("redis' body reads");
+        let (s, n) = Stream::read_rdb(&body, true).expect("redis' body reads");
         assert_eq!(n, body.len());
         assert_eq!(s.length, 2);
         assert_eq!(s.last_id, StreamId::new(1, 3));
@@ -880,20 +948,20 @@ mod tests {
         assert_eq!(out, body);
         // A consumer pending entry missing from the group's PEL is refused,
         // and so is a truncated body.
-        assert!(Stream::read_rdb(&body[..body.len() - 1]).is_none());
+        assert!(Stream::read_rdb(&body[..body.len() - 1], true).is_none());
         let bob = body.windows(3).position(|w| w == b"bob").unwrap();
         // name, seen time (8), PEL count (1), then the ID's last byte.
         let mut bad = body.clone();
         bad[bob + 3 + 8 + 1 + 15] = 9;
-        assert!(Stream::read_rdb(&bad).is_none());
+        assert!(Stream::read_rdb(&bad, true).is_none());
         bad[bob + 3 + 8 + 1 + 15] = 3;
-        assert!(Stream::read_rdb(&bad).is_some());
+        assert!(Stream::read_rdb(&bad, true).is_some());
         // A node whose header count disagrees with its entries.
         let mut bad = body.clone();
         let lp = 1 + 1 + 16 + 1;
         assert_eq!(bad[lp + 6], 0x02);
         bad[lp + 6] = 0x03;
-        assert!(Stream::read_rdb(&bad).is_none());
+        assert!(Stream::read_rdb(&bad, true).is_none());
     }
 
     #[test]
@@ -1007,7 +1075,7 @@ mod tests {
             // The RDB body reads back as the same stream.
             let mut out = Vec::new();
             s.write_rdb(&mut out, None);
-            let (t, n) = Stream::read_rdb(&out).expect("own body reads back");
+            let (t, n) = Stream::read_rdb(&out, true).expect("own body reads back");
             prop_assert_eq!(n, out.len());
             prop_assert_eq!(t, s);
         }

@@ -262,6 +262,7 @@ impl KeyIter {
             Kind::Set => 2,
             Kind::ZSet => 3,
             Kind::Hash => 4,
+            Kind::Stream => 6,
         };
         let stage = match self.stage {
             Stage::Delete => 0,

@@ -982,6 +982,8 @@ fn is_empty_collection(v: &protocol::rdb::Value) -> bool {
         Value::List(l) | Value::Set(l) => l.is_empty(),
         Value::Hash(h) => h.is_empty(),
         Value::ZSet(z) => z.is_empty(),
+        // An empty stream is a value (its IDs and groups live on).
+        Value::Stream(..) => false,
     }
 }
 
