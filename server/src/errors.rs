@@ -395,6 +395,37 @@ pub fn ra_invalid_db(text: &[u8]) -> String {
     format!("invalid DB index ({})", lossy(text))
 }
 
+/// A `stream` message with a part word we do not know (ours).
+pub fn ra_stream_part(part: &[u8]) -> String {
+    format!("unknown stream part ({})", lossy(part))
+}
+
+/// A `stream` message whose record `i` is malformed or does not fit the
+/// stream (ours; the partial copy is dropped).
+pub fn ra_bad_stream(part: &[u8], i: usize) -> String {
+    format!("invalid stream {} ([{i}])", lossy(part))
+}
+
+/// An async batch reached a stream and the target refused the `stream`
+/// probe as codis-server 3.2 (and our builds before streams) do.
+pub fn async_no_streams(host: &str, port: u16, key: &[u8], answer: &[u8]) -> String {
+    format!(
+        "ERR interrupted: target {host}:{port} cannot take streams (it answered '{}'), stream '{}' not migrated",
+        lossy(answer),
+        lossy(key)
+    )
+}
+
+/// A sync step holding a stream that the target refused as a server
+/// without streams does (codis-server 3.2: `ERR Bad data format`).
+pub fn mgrt_no_streams(key: &[u8], answer: &[u8]) -> String {
+    format!(
+        "ERR error on slotsrestore, migration failed: the target cannot take streams (it answered '{}'), stream '{}' not migrated",
+        lossy(answer),
+        lossy(key)
+    )
+}
+
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
 /// (Redis truncates the name to 128 bytes and the quoted args to 128 in total).
 pub fn unknown_command(argv: &[&[u8]]) -> String {

@@ -12,6 +12,7 @@ use protocol::command::{self, CmdId, flags};
 use protocol::number::parse_i64;
 use protocol::resp::Reply;
 
+use crate::codec::stream_chunk::{self, Piece, PieceError};
 use crate::codec::{self, ChunkKind, PayloadError, Thresholds};
 use crate::db::{Entry, KeyAccess, Object, ValueRef};
 use crate::errors::{self, CmdError, CmdResult};
@@ -340,7 +341,7 @@ fn type_enc(e: &Entry) -> (u8, u8) {
         ValueRef::Obj(Object::ZSet(z)) => (3, if z.is_compact() { 5 } else { 7 }),
         ValueRef::Obj(Object::Hash(h)) => (4, if h.is_compact() { 5 } else { 2 }),
         // Redis 5's stream type and encoding (Redis 3.2 has none).
-        ValueRef::Obj(Object::Stream(_)) => (6, 10),
+        ValueRef::Obj(Object::Stream(_)) => STREAM_TYPE_ENC,
     }
 }
 
@@ -355,11 +356,14 @@ enum Form {
     Str,
     Obj,
     Chunk(ChunkKind),
+    /// Ours: a stream piece or the probe (`codec::stream_chunk`).
+    Stream,
 }
 
 /// Checks run in Codis' order: DB being migrated; `delete` (3 args); at
 /// least 4 args and a valid TTL; `expire` / `string` / `object`; at least 5
-/// args and a valid hint; the chunk forms; anything else is unknown.
+/// args and a valid hint; the chunk forms (and ours, `stream`); anything
+/// else is unknown.
 fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
     let argc = argv.len();
     let sub = argv.get(1).copied().unwrap_or(b"");
@@ -423,6 +427,8 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
                 return Err(bad_argc());
             }
             (Form::Chunk(ChunkKind::Zset), None)
+        } else if is("stream") {
+            (Form::Stream, None)
         } else {
             return Err(errors::ra_unknown(argc, sub));
         }
@@ -488,12 +494,13 @@ fn restore_inner(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
             let n = restore_chunk(ctx, kind, key, elems, hint, expire, lru)?;
             Ok(num_msg(n))
         }
+        Form::Stream => restore_stream(ctx, key, argv.get(5..).unwrap_or(&[]), argc, expire, lru),
     }
 }
 
 /// RDB type bytes a DUMP payload may start with.
 fn known_type(t: u8) -> bool {
-    matches!(t, 0..=5 | 9..=18)
+    matches!(t, 0..=5 | 9..=19)
 }
 
 /// Appends one chunk to a list / hash / set / zset (created if missing);
@@ -521,6 +528,7 @@ fn restore_chunk(
         ChunkKind::Hash => (4, 2),
         ChunkKind::Dict => (2, 2),
         ChunkKind::Zset => (3, 7),
+        ChunkKind::Stream => STREAM_TYPE_ENC,
     };
     let exists = match r.get(key, now) {
         Some(e) => {
@@ -557,6 +565,8 @@ fn restore_chunk(
                     ChunkKind::Hash => "HSET",
                     ChunkKind::Dict => "SADD",
                     ChunkKind::Zset => "ZADD",
+                    // Streams go through restore_stream.
+                    ChunkKind::Stream => "XADD",
                 }
                 .into(),
             );
@@ -575,6 +585,77 @@ fn restore_chunk(
         entries
     });
     Ok(n)
+}
+
+/// The (type, encoding) numbers of a stream (Redis 5's).
+const STREAM_TYPE_ENC: (u8, u8) = (6, 10);
+
+/// A `stream` message (ours, `codec::stream_chunk`; `args` from the part
+/// word on): the probe answers `1` and touches nothing; a piece is added to
+/// the stream, which `nodes` or `groups` create when missing. Every record
+/// is checked as `Stream::read_rdb` checks the RDB body (nodes before the
+/// key is locked); a piece that does not fit the stream drops the partial
+/// copy (the source starts the key over after its `delete`). Returns the
+/// stream's length.
+fn restore_stream(
+    ctx: &mut Ctx,
+    key: &[u8],
+    args: &[&[u8]],
+    argc: usize,
+    expire: Option<u64>,
+    lru: u32,
+) -> Result<Vec<u8>, String> {
+    let part = args.first().copied().unwrap_or(b"").to_ascii_lowercase();
+    let piece = stream_chunk::parse(args).map_err(|e| match e {
+        PieceError::Unknown => errors::ra_stream_part(&part),
+        PieceError::Arity => errors::ra_wrong_arity(argc, b"stream"),
+        PieceError::Record(i) => errors::ra_bad_stream(&part, i),
+    })?;
+    if let Piece::Probe = piece {
+        return Ok(num_msg(1));
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let dbi = db.index();
+    let mut r = ctx.ks().lock_key(db, key);
+    match r.get(key, now) {
+        Some(e) => {
+            let got = type_enc(e);
+            if got != STREAM_TYPE_ENC {
+                return Err(errors::ra_wrong_type(STREAM_TYPE_ENC, got));
+            }
+        }
+        None if piece.creates() => {
+            let st = Object::Stream(Box::default());
+            r.insert(Entry::new_obj(key, st, None, lru));
+        }
+        None => return Err(errors::ra_no_key(key)),
+    }
+    let Some(Object::Stream(st)) = r.peek(key).and_then(|e| e.obj_mut()) else {
+        return Err(errors::ra_no_key(key));
+    };
+    let cmds = ctx
+        .srv
+        .prop
+        .active()
+        .then(|| piece.commands(key, st.length == 0));
+    if let Err(i) = piece.apply(st) {
+        r.remove(key);
+        ctx.srv.migrated_away(dbi, key);
+        return Err(errors::ra_bad_stream(&part, i));
+    }
+    let len = usize::try_from(st.length).unwrap_or(usize::MAX);
+    r.set_expire(key, expire);
+    ctx.srv.migration_change(dbi, key, true, || {
+        let mut entries: Vec<(usize, crate::propagate::Argv)> = cmds
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (dbi, c))
+            .collect();
+        entries.push((dbi, expire_entry(key, expire)));
+        entries
+    });
+    Ok(num_msg(len))
 }
 
 /// The stream entry that gives `key` the absolute expiry `expire`.
@@ -639,10 +720,160 @@ fn restore_ack(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
+    use crate::db::KeyAccess;
     use crate::exec::{Outcome, execute_checked};
     use crate::migrate::KeySet;
     use crate::testkit::Harness;
     use protocol::resp::Reply;
+
+    /// Splits a reply of nested arrays of bulk strings into its messages.
+    fn dump_reply(b: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        fn num(b: &[u8], at: &mut usize) -> usize {
+            let end = *at + b[*at..].windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = std::str::from_utf8(&b[*at + 1..end])
+                .unwrap()
+                .parse()
+                .unwrap();
+            *at = end + 2;
+            n
+        }
+        let mut at = 0;
+        let n = num(b, &mut at);
+        (0..n)
+            .map(|_| {
+                let k = num(b, &mut at);
+                (0..k)
+                    .map(|_| {
+                        let len = num(b, &mut at);
+                        let v = b[at..at + len].to_vec();
+                        at += len + 2;
+                        v
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn put_stream(t: &Harness, key: &[u8], st: crate::ds::stream::Stream) {
+        let db = t.srv.ks.db(0).unwrap();
+        t.srv.ks.lock_key(db, key).insert(crate::db::Entry::new_obj(
+            key,
+            crate::db::Object::Stream(Box::new(st)),
+            None,
+            0,
+        ));
+    }
+
+    /// A stream's chunk messages (SLOTSMGRTONE-ASYNC-DUMP) replayed on a
+    /// target rebuild it DUMP for DUMP, with the replies and propagation
+    /// of a chunked value; a big one is chunked, a small one is `object`.
+    #[test]
+    fn stream_chunks_restore_on_a_target() {
+        let mut src = Harness::new();
+        put_stream(&src, b"s", crate::ds::stream::sample(200));
+        put_stream(&src, b"small", crate::ds::stream::sample(3));
+        assert_eq!(src.run("TYPE s"), "+stream\r\n");
+        assert_eq!(src.run("PEXPIRE s 100000"), ":1\r\n");
+        let msgs = dump_reply(&src.run_args(&[
+            b"SLOTSMGRTONE-ASYNC-DUMP",
+            b"1000",
+            b"30",
+            b"s",
+            b"small",
+        ]));
+        let words: Vec<&[u8]> = msgs.iter().map(|m| m[1].as_slice()).collect();
+        assert_eq!(words[0], b"delete");
+        assert!(words[1..words.len() - 3].iter().all(|w| *w == b"stream"));
+        assert_eq!(
+            words[words.len() - 3..],
+            [&b"expire"[..], b"delete", b"object"]
+        );
+        let mut dst = Harness::new();
+        dst.capture();
+        for m in &msgs {
+            let refs: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
+            let out = String::from_utf8(dst.run_args(&refs)).unwrap();
+            assert!(out.contains("$1\r\n0\r\n"), "{out}");
+            if m[1] == b"stream" {
+                assert_eq!(m[3], b"3000", "3 x timeout");
+                assert!(m.len() - 5 <= 30 + 2, "maxbulks: {} bulks", m.len() - 5);
+            }
+        }
+        for k in ["s", "small"] {
+            assert_eq!(src.run(&format!("DUMP {k}")), dst.run(&format!("DUMP {k}")));
+        }
+        let ttl: i64 = dst.run("PTTL s")[1..].trim().parse().unwrap();
+        assert!(ttl > 90_000 && ttl <= 100_000, "{ttl}");
+        let prop = dst.propagated();
+        let count = |p: &str| prop.iter().filter(|l| l.starts_with(p)).count();
+        assert_eq!(count("XADD s "), 133, "one XADD per live entry");
+        assert_eq!(count("XCLAIM s g1 "), 100);
+        assert_eq!(count("XGROUP CREATE s "), 2);
+        assert_eq!(count("XSETID s "), 1);
+        assert_eq!(count("RESTORE small "), 1);
+    }
+
+    /// Hostile stream messages cost one error ACK (and the partial copy),
+    /// never the process; the probe changes nothing.
+    #[test]
+    fn hostile_stream_messages() {
+        let mut t = Harness::new();
+        let ack = |code: &str, msg: &str| {
+            format!(
+                "*3\r\n$22\r\nSLOTSRESTORE-ASYNC-ACK\r\n${}\r\n{code}\r\n${}\r\n{msg}\r\n",
+                code.len(),
+                msg.len()
+            )
+        };
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 probe"),
+            ack("0", "1")
+        );
+        assert_eq!(t.run("EXISTS k"), ":0\r\n");
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 nodez a b"),
+            ack("-1", "unknown stream part (nodez)")
+        );
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 nodes a"),
+            ack("-1", "wrong number of arguments (argc=7,cmd=stream)")
+        );
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 nodes 0123456789abcdef notalistpack"),
+            ack("-1", "invalid stream nodes ([0])")
+        );
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 meta 0 0123456789abcdef 0123456789abcdef 0123456789abcdef 0"),
+            ack("-1", "the specified key doesn't exist (k)")
+        );
+        assert_eq!(
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 consumers g c 1"),
+            ack("-1", "the specified key doesn't exist (k)")
+        );
+        let zero = "\\x00".repeat(16);
+        assert_eq!(
+            t.run(&format!(
+                "SLOTSRESTORE-ASYNC stream k 0 0 groups g \"{zero}\" -1"
+            )),
+            ack("0", "0")
+        );
+        assert_eq!(t.run("TYPE k"), "+stream\r\n");
+        // A PEL entry of a consumer the group does not have: the copy goes.
+        assert_eq!(
+            t.run(&format!(
+                "SLOTSRESTORE-ASYNC stream k 0 0 pel g \"{zero}\" 1 1 nobody"
+            )),
+            ack("-1", "invalid stream pel ([0])")
+        );
+        assert_eq!(t.run("EXISTS k"), ":0\r\n");
+        assert_eq!(t.run("SET str v"), "+OK\r\n");
+        assert_eq!(
+            t.run(&format!(
+                "SLOTSRESTORE-ASYNC stream str 0 0 groups g \"{zero}\" -1"
+            )),
+            ack("-1", "wrong type (expect=6/10,got=0/8)")
+        );
+    }
 
     /// The execution gate, not only the wrapper's own check, decides: a key
     /// registered after the wrapper looked (here: before, for the gate) is

@@ -1,9 +1,11 @@
 //! The async migration's chunk form of a value (codis.md §2.7.1, §2.7.5),
 //! both ends: how a value ships ([`plan`]: a `string` message, one `object`
-//! message carrying a DUMP payload, or `list|hash|dict|zset` chunks), the
-//! chunk emitter ([`Chunker`]: element bulks of one chunk, resuming through
-//! a [`Cursor`]), and the target's side (scores, [`ChunkKind::empty`],
-//! [`append_chunk`]).
+//! message carrying a DUMP payload, `list|hash|dict|zset` chunks, or our
+//! `stream` chunks), the chunk emitter ([`Chunker`]: element bulks of one
+//! chunk, resuming through a [`Cursor`]; a stream's through
+//! `stream_chunk::Emitter`), and the target's side (scores,
+//! [`ChunkKind::empty`], [`append_chunk`]; a stream's pieces are
+//! `stream_chunk`'s).
 //!
 //! Chunk boundaries are codis-server 3.2's (slots_async.c): at most
 //! `maxbulks` bulks (whole pairs only, one pair at least) and the send
@@ -28,6 +30,8 @@ pub enum ChunkKind {
     /// A set.
     Dict,
     Zset,
+    /// A stream (ours; see `stream_chunk`).
+    Stream,
 }
 
 /// Largest hint used to pre-size a table (the hint is sender-controlled).
@@ -41,6 +45,7 @@ impl ChunkKind {
             ChunkKind::Hash => b"hash",
             ChunkKind::Dict => b"dict",
             ChunkKind::Zset => b"zset",
+            ChunkKind::Stream => b"stream",
         }
     }
 
@@ -55,6 +60,7 @@ impl ChunkKind {
             ValueRef::Obj(Object::Hash(_)) => Some(ChunkKind::Hash),
             ValueRef::Obj(Object::Set(_)) => Some(ChunkKind::Dict),
             ValueRef::Obj(Object::ZSet(_)) => Some(ChunkKind::Zset),
+            ValueRef::Obj(Object::Stream(_)) => Some(ChunkKind::Stream),
             _ => None,
         }
     }
@@ -68,6 +74,7 @@ impl ChunkKind {
             ChunkKind::Hash => Object::Hash(Hash::new_table(hint)),
             ChunkKind::Dict => Object::Set(Set::new_table(hint)),
             ChunkKind::Zset => Object::ZSet(ZSet::Full(Box::new(SkipList::with_capacity(hint)))),
+            ChunkKind::Stream => Object::Stream(Box::default()),
         }
     }
 }
@@ -110,7 +117,10 @@ impl Plan {
 
 /// Codis' rule: a list, or a hash / set / zset in a table encoding, whose
 /// elements take more than `maxbulks` bulks is chunked; strings go as
-/// `string`, the rest as one `object`.
+/// `string`, the rest as one `object`. Ours for streams: chunked when its
+/// chunks' record bulks (`stream_chunk::bulks`) exceed `maxbulks` or its
+/// nodes hold more than `stream_chunk::OBJECT_MAX_BYTES` (`hint`: its
+/// nodes).
 pub fn plan(v: ValueRef<'_>, maxbulks: usize) -> Plan {
     let maxbulks = maxbulks.max(1);
     let chunked = |big: bool, c: ChunkKind, len: usize, bulks: usize| Plan {
@@ -136,7 +146,19 @@ pub fn plan(v: ValueRef<'_>, maxbulks: usize) -> Plan {
         ValueRef::Obj(Object::ZSet(z)) => {
             chunked(!z.is_compact(), ChunkKind::Zset, z.len(), z.len() * 2)
         }
-        ValueRef::Obj(Object::Stream(s)) => chunked(false, ChunkKind::List, s.node_count(), 0),
+        ValueRef::Obj(Object::Stream(s)) => {
+            let bulks = super::stream_chunk::bulks(s);
+            let big = bulks > maxbulks || s.heap_size() > super::stream_chunk::OBJECT_MAX_BYTES;
+            Plan {
+                how: if big {
+                    Shipping::Chunked(ChunkKind::Stream)
+                } else {
+                    Shipping::Object
+                },
+                hint: s.node_count(),
+                bulks,
+            }
+        }
     }
 }
 
@@ -145,6 +167,8 @@ pub fn plan(v: ValueRef<'_>, maxbulks: usize) -> Plan {
 pub struct Chunker {
     kind: ChunkKind,
     cursor: Cursor,
+    /// A stream's position.
+    stream: super::stream_chunk::Emitter,
 }
 
 impl Chunker {
@@ -156,6 +180,7 @@ impl Chunker {
             } else {
                 Cursor::new()
             },
+            stream: super::stream_chunk::Emitter::new(),
         }
     }
 
@@ -170,6 +195,7 @@ impl Chunker {
             ChunkKind::List => (0, done, 0),
             ChunkKind::Zset => (0, 0, done),
             ChunkKind::Hash | ChunkKind::Dict => (self.cursor.scan_cursor(), 0, 0),
+            ChunkKind::Stream => (0, self.stream.nodes_done(), 0),
         }
     }
 
@@ -177,7 +203,9 @@ impl Chunker {
     /// `maxbulks` bulks, stopping once they reach `budget` bytes (one
     /// element at least). Returns (bulks written, every element emitted);
     /// a chunk may come out empty (a SCAN stretch without elements; call
-    /// again). A value of another type than the chunker's is finished.
+    /// again). A value of another type than the chunker's is finished. A
+    /// stream's bulks are those of `stream_chunk::Emitter::next` (its part
+    /// word and group name first).
     pub fn next(
         &mut self,
         v: ValueRef<'_>,
@@ -189,6 +217,9 @@ impl Chunker {
         let budget = budget.max(1);
         if ChunkKind::of(v) != Some(self.kind) {
             return (0, true);
+        }
+        if let ValueRef::Obj(Object::Stream(st)) = v {
+            return self.stream.next(st, maxb, budget, body);
         }
         let pairs = self.kind.pairs();
         let mut acc = Acc {
@@ -212,6 +243,8 @@ impl Chunker {
                     if full(&acc) { Flow::Stop } else { Flow::Go }
                 })
             }
+            // Streams are emitted above.
+            ChunkKind::Stream => true,
             ChunkKind::Hash | ChunkKind::Dict => {
                 // One SCAN step of COUNT 1 (one element at most) per walk.
                 let pace = Pace {

@@ -19,6 +19,9 @@
 //! * [`chunk`]: the async migration's chunk form, source and target side:
 //!   [`plan`], the emitter [`Chunker`] (codis-server 3.2's message
 //!   boundaries), [`zset_scores`], [`append_chunk`].
+//! * [`stream_chunk`]: our chunk form of a stream (nodes, groups,
+//!   consumers, PEL, counters), both ends, and the `probe` that tells our
+//!   targets from codis-server 3.2.
 //!
 //! Mirrors, in behaviour, Redis 7.0.15's `rdbSaveObject` / `rdbLoadObject`
 //! value paths and `createDumpPayload` / `verifyDumpPayload`, and Codis
@@ -28,6 +31,7 @@ pub mod chunk;
 pub mod cursor;
 pub mod decode;
 pub mod encode;
+pub mod stream_chunk;
 
 pub use chunk::{ChunkKind, Chunker, Plan, Shipping, append_chunk, plan, zset_scores};
 pub use cursor::{Cursor, Elem, Flow, Pace};

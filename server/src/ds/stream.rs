@@ -28,6 +28,11 @@ use std::collections::BTreeMap;
 
 use protocol::rdb::listpack::{Elem, FIRST, ListpackWriter, elem_at, replace_int};
 
+mod pieces;
+pub use pieces::CheckedNode;
+#[cfg(test)]
+pub(crate) use pieces::sample;
+
 /// An entry ID: milliseconds and a sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {

@@ -14,6 +14,14 @@
 //!   `Chunker`); `KeyIter` frames them as messages. The first batch on a
 //!   connection is preceded by `SLOTSRESTORE-ASYNC-AUTH` (when we have a
 //!   password) and `SLOTSRESTORE-ASYNC-SELECT db`.
+//! * Streams (ours: codis-server 3.2 has none) ship as `object` or as our
+//!   `stream` chunks (`codec::stream_chunk`). Before the first stream on a
+//!   connection the target gets `SLOTSRESTORE-ASYNC stream <key> 0 0
+//!   probe`, and nothing more is sent until it is answered: our targets ACK
+//!   it with 0; codis-server 3.2 answers `unknown command (…)` (as would a
+//!   build of ours without streams) and closes the connection, and the batch
+//!   fails with `ERR interrupted: target … cannot take streams (…)` naming
+//!   the key, before any message of the stream went out.
 //! * Flow control: messages are produced while the unacked bytes stay under
 //!   `maxbytes` (at least one message is always in flight); every message
 //!   gets one `[SLOTSRESTORE-ASYNC-ACK, code, msg]` frame back. On the last
@@ -46,7 +54,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 
-use crate::codec::{self, Chunker, Shipping};
+use crate::codec::{self, ChunkKind, Chunker, Shipping};
 use crate::db::{Db, Entry, KeyAccess, Kind, now_ms};
 use crate::errors;
 use crate::migrate::{FlightGuard, KeySet, ttl_of};
@@ -89,6 +97,24 @@ enum Stage {
 /// Estimated messages of a key's value (codis.md §2.7.1): 1, or its chunks.
 fn estimate(e: &Entry, maxbulks: usize) -> usize {
     codec::plan(e.value(), maxbulks).messages(maxbulks)
+}
+
+/// The probe that asks a target whether it takes streams.
+fn probe_msg(key: &[u8], out: &mut Vec<u8>) {
+    header(out, 6);
+    bulk(out, RESTORE_CMD);
+    bulk(out, ChunkKind::Stream.word());
+    bulk(out, key);
+    bulk(out, b"0");
+    bulk(out, b"0");
+    bulk(out, codec::stream_chunk::PROBE);
+}
+
+/// Whether a target's answer to the probe is that of a server without
+/// streams (codis-server 3.2 checks the arguments, then finds no such
+/// subcommand).
+fn refuses_streams(msg: &[u8]) -> bool {
+    msg.starts_with(b"unknown command") || msg.starts_with(b"wrong number of arguments")
 }
 
 /// Produces the messages of one key, one per [`KeyIter::step`].
@@ -505,8 +531,8 @@ pub struct Batch {
     /// step for SLOT forms).
     guards: Vec<FlightGuard>,
     last_progress: u64,
-    /// Sizes of the unacked messages, oldest first.
-    unacked: VecDeque<usize>,
+    /// The unacked messages, oldest first.
+    unacked: VecDeque<Sent>,
     unacked_bytes: usize,
     /// After the last ACK: the next shipped key to delete and the reply.
     deleting: Option<(usize, Vec<u8>)>,
@@ -524,9 +550,12 @@ impl Batch {
             && self.next_key >= self.keys.len()
     }
 
-    fn sent(&mut self, n: usize) {
-        self.unacked.push_back(n);
-        self.unacked_bytes += n;
+    fn sent(&mut self, bytes: usize) {
+        self.unacked.push_back(Sent {
+            bytes,
+            probe: false,
+        });
+        self.unacked_bytes += bytes;
     }
 
     /// Ends the batch with an error for every waiter (nothing is deleted).
@@ -542,12 +571,32 @@ impl Batch {
     }
 }
 
+/// One unacked message.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    bytes: usize,
+    /// The stream probe (nothing more is sent until it is answered).
+    probe: bool,
+}
+
+/// What a connection knows of its target's streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Streams {
+    #[default]
+    Unknown,
+    /// The probe is out, sent for this key.
+    Probing(Vec<u8>),
+    /// The target answered the probe with 0.
+    Taken,
+}
+
 /// Shared state of one cached connection.
 pub struct ConnState {
     timeout: u64,
     lastuse: u64,
     /// AUTH/SELECT were sent on this connection.
     used: bool,
+    streams: Streams,
     aborted: bool,
     batch: Option<Batch>,
 }
@@ -734,6 +783,7 @@ pub fn start(
                     timeout: p.timeout,
                     lastuse: now,
                     used: false,
+                    streams: Streams::Unknown,
                     aborted: false,
                     batch: None,
                 }),
@@ -862,7 +912,12 @@ pub fn status(srv: &Server, db: usize, r: &mut Reply) {
 /// Fills the send window; true when the batch is complete (every message
 /// acked and nothing left to send).
 fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> bool {
-    let ConnState { used, batch, .. } = st;
+    let ConnState {
+        used,
+        batch,
+        streams,
+        ..
+    } = st;
     let Some(b) = batch.as_mut() else {
         return false;
     };
@@ -876,6 +931,10 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
     let deadline = std::time::Instant::now() + crate::migrate::STEP;
     loop {
         if !b.unacked.is_empty() && std::time::Instant::now() >= deadline {
+            break;
+        }
+        if matches!(streams, Streams::Probing(_)) {
+            // The probe's answer first.
             break;
         }
         let room = b.unacked.is_empty()
@@ -917,6 +976,16 @@ fn produce(srv: &Server, conn: &Conn, st: &mut ConnState, out: &mut Vec<u8>) -> 
                 bulk(out, SELECT_CMD);
                 bulk_u64(out, conn.db as u64);
                 b.sent(out.len() - at);
+            }
+            if let Some(it) = b.cur.as_ref().filter(|it| it.kind == Kind::Stream)
+                && *streams == Streams::Unknown
+            {
+                let at = out.len();
+                probe_msg(&it.key, out);
+                let bytes = out.len() - at;
+                b.unacked.push_back(Sent { bytes, probe: true });
+                b.unacked_bytes += bytes;
+                *streams = Streams::Probing(it.key.clone());
             }
             continue;
         }
@@ -1139,7 +1208,8 @@ fn select_pending(srv: &Server, conn: &Conn) {
     }
 }
 
-/// One ACK frame: retire a message, or fail the connection.
+/// One ACK frame: retire a message, or fail the connection (with what
+/// the probe's refusal means when it is the probe's answer).
 fn on_ack(conn: &Conn, frame: &[Vec<u8>]) -> Result<(), String> {
     let closed = || errors::ASYNC_CONN_CLOSED.to_string();
     let [name, code, msg] = frame else {
@@ -1148,7 +1218,27 @@ fn on_ack(conn: &Conn, frame: &[Vec<u8>]) -> Result<(), String> {
     if !name.eq_ignore_ascii_case(ACK_CMD) {
         return Err(closed());
     }
-    if protocol::number::parse_i64(code) != Some(0) {
+    let ok = protocol::number::parse_i64(code) == Some(0);
+    if !ok && refuses_streams(msg) {
+        let st = conn.lock();
+        let probing = st
+            .batch
+            .as_ref()
+            .and_then(|b| b.unacked.front())
+            .is_some_and(|s| s.probe);
+        if let (true, Streams::Probing(key)) = (probing, &st.streams) {
+            warning!(
+                "async migration to {}:{} (db {}): the target takes no streams ({}); stream '{}' stays here",
+                conn.host,
+                conn.port,
+                conn.db,
+                String::from_utf8_lossy(msg),
+                String::from_utf8_lossy(key)
+            );
+            return Err(errors::async_no_streams(&conn.host, conn.port, key, msg));
+        }
+    }
+    if !ok {
         warning!(
             "async migration to {}:{} (db {}): target replied {} {}",
             conn.host,
@@ -1165,11 +1255,14 @@ fn on_ack(conn: &Conn, frame: &[Vec<u8>]) -> Result<(), String> {
     let Some(b) = st.batch.as_mut() else {
         return Err(closed());
     };
-    let Some(n) = b.unacked.pop_front() else {
+    let Some(sent) = b.unacked.pop_front() else {
         return Err(closed());
     };
-    b.unacked_bytes = b.unacked_bytes.saturating_sub(n);
+    b.unacked_bytes = b.unacked_bytes.saturating_sub(sent.bytes);
     b.last_progress = now;
+    if sent.probe {
+        st.streams = Streams::Taken;
+    }
     Ok(())
 }
 
@@ -1583,6 +1676,131 @@ mod tests {
         assert!(!srv.inflight.is_migrating(0, b"k"));
         assert!(srv.ks.lock_key(db, b"k").get(b"k", 0).is_some());
         assert!(srv.asyncm.get(0).is_none());
+    }
+
+    /// Reads one multibulk message from a socket (the fake target's side).
+    async fn read_msg(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
+        loop {
+            if let Some(n) = whole_message(buf) {
+                let m = messages(&buf[..n]).pop();
+                buf.drain(..n);
+                return m;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The length of the first complete multibulk message in `b`.
+    fn whole_message(b: &[u8]) -> Option<usize> {
+        let line = |at: usize| -> Option<(usize, usize)> {
+            let end = at + b.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+            let n = std::str::from_utf8(&b[at + 1..end]).ok()?.parse().ok()?;
+            Some((n, end + 2))
+        };
+        let (n, mut at) = line(0)?;
+        for _ in 0..n {
+            let (len, next) = line(at)?;
+            at = next + len + 2;
+            if at > b.len() {
+                return None;
+            }
+        }
+        Some(at)
+    }
+
+    fn ack(code: &str, msg: &str) -> Vec<u8> {
+        format!(
+            "*3\r\n$22\r\nSLOTSRESTORE-ASYNC-ACK\r\n${}\r\n{code}\r\n${}\r\n{msg}\r\n",
+            code.len(),
+            msg.len()
+        )
+        .into_bytes()
+    }
+
+    /// A stream key reaching a target that refuses the probe as Codis 3.2
+    /// does: only SELECT and the probe went out (no `delete`, no stream
+    /// message), the batch fails naming the key, and the key stays.
+    /// A target that takes the probe gets the stream's messages after it.
+    #[tokio::test]
+    async fn stream_probe_tells_codis32_from_ours() {
+        use crate::db::Object;
+        use tokio::io::AsyncWriteExt;
+        let srv = Server::for_tests();
+        let db = srv.ks.db(0).unwrap();
+        let st = crate::ds::stream::sample(30);
+        srv.ks.lock_key(db, b"s").insert(Entry::new_obj(
+            b"s",
+            Object::Stream(Box::new(st)),
+            None,
+            0,
+        ));
+        srv.ks
+            .lock_key(db, b"a")
+            .insert(Entry::new_str(b"a", b"v", None, 0));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = Params {
+            timeout: 5000,
+            maxbulks: 8,
+            maxbytes: 1 << 20,
+        };
+        for ours in [false, true] {
+            let rx = start(
+                &srv,
+                0,
+                "127.0.0.1",
+                port,
+                p,
+                Select::Keys(vec![b"a", b"s"], false),
+            )
+            .unwrap();
+            let (mut peer, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            loop {
+                let Some(m) = read_msg(&mut peer, &mut buf).await else {
+                    break;
+                };
+                let word = String::from_utf8_lossy(&m[1]).into_owned();
+                let is_probe = m.last().is_some_and(|a| a == b"probe");
+                got.push(if is_probe { "probe".to_string() } else { word });
+                if is_probe && !ours {
+                    peer.write_all(&ack("-1", "unknown command (argc=6,cmd=stream)"))
+                        .await
+                        .unwrap();
+                    // Codis closes after a non-zero code.
+                    drop(peer);
+                    break;
+                }
+                peer.write_all(&ack("0", "1")).await.unwrap();
+                if m[1] == b"expire" && m[2] == b"s" {
+                    break;
+                }
+            }
+            let reply = String::from_utf8(rx.await.unwrap()).unwrap();
+            if ours {
+                assert_eq!(reply, ":2\r\n");
+                assert_eq!(got[..5], ["0", "delete", "string", "probe", "delete"]);
+                assert!(got[5..got.len() - 1].iter().all(|w| w == "stream"));
+                assert!(srv.ks.lock_key(db, b"s").get(b"s", 0).is_none(), "moved");
+            } else {
+                assert_eq!(got, ["0", "delete", "string", "probe"]);
+                assert!(
+                    reply.starts_with("-ERR interrupted: target 127.0.0.1:"),
+                    "{reply}"
+                );
+                assert!(reply.contains("cannot take streams"), "{reply}");
+                assert!(reply.contains("stream 's' not migrated"), "{reply}");
+                assert!(srv.ks.lock_key(db, b"s").get(b"s", 0).is_some(), "kept");
+                assert!(srv.ks.lock_key(db, b"a").get(b"a", 0).is_some(), "kept");
+                assert!(srv.asyncm.get(0).is_none(), "connection dropped");
+            }
+        }
     }
 
     #[test]

@@ -249,6 +249,8 @@ struct Item {
     /// The DUMP payload in pieces (one for a small value), freed as sent.
     payload: Vec<Vec<u8>>,
     id: Identity,
+    /// A stream (a target without streams refuses its payload).
+    stream: bool,
 }
 
 /// The serialized keys of one step, registered in flight.
@@ -313,10 +315,18 @@ fn resp_err(srv: &Server, e: &CmdError) -> Vec<u8> {
 
 /// What the target answered wrong, per pipelined command.
 #[derive(Clone, Copy)]
-enum Expect {
+enum Expect<'a> {
     Auth,
     Select(usize),
-    Restore,
+    /// SLOTSRESTORE, and a stream it carries (the first).
+    Restore(Option<&'a [u8]>),
+}
+
+/// What a server without streams (codis-server 3.2, Redis before 5)
+/// answers a SLOTSRESTORE / RESTORE of a stream payload: the type byte is
+/// unknown to it, or (a payload of a newer RDB version) the footer is.
+fn refuses_streams(line: &[u8]) -> bool {
+    line == b"-ERR Bad data format" || line == b"-ERR DUMP payload version or checksum are wrong"
 }
 
 impl Step {
@@ -495,12 +505,14 @@ impl Step {
                         let Some(e) = r.get(&k, now) else { continue };
                         let (expire, id) = (e.expire(), identity(e));
                         let v = e.value();
+                        let stream = matches!(v, ValueRef::Obj(Object::Stream(_)));
                         if is_big(v) {
                             big = Some(Big {
                                 payload: SlicedPayload::new(v),
                                 key: k,
                                 expire,
                                 id,
+                                stream,
                             });
                             continue;
                         }
@@ -510,6 +522,7 @@ impl Step {
                             expire,
                             payload,
                             id,
+                            stream,
                         });
                     }
                     if Instant::now() >= deadline {
@@ -555,7 +568,12 @@ impl Step {
                 .collect(),
         );
         written?;
-        self.read_replies(conn, &[Expect::Restore]).await
+        let stream = batch
+            .items
+            .iter()
+            .find(|it| it.stream)
+            .map(|it| &it.key[..]);
+        self.read_replies(conn, &[Expect::Restore(stream)]).await
     }
 
     /// Writes `SLOTSRESTORE k ttl payload ...`: small parts gathered in a
@@ -616,7 +634,7 @@ impl Step {
         &self,
         conn: &mut Cached,
         req: &[u8],
-        expect: &[Expect],
+        expect: &[Expect<'_>],
     ) -> Result<(), CmdError> {
         self.write(conn, req, &mut 0).await?;
         self.read_replies(conn, expect).await
@@ -624,7 +642,7 @@ impl Step {
 
     /// Reads one reply line per entry of `expect`, each bounded by the
     /// timeout; the first one that is not `+...` fails the step.
-    async fn read_replies(&self, conn: &mut Cached, expect: &[Expect]) -> Result<(), CmdError> {
+    async fn read_replies(&self, conn: &mut Cached, expect: &[Expect<'_>]) -> Result<(), CmdError> {
         for &e in expect {
             let line = match tokio::time::timeout(self.timeout, read_line(conn)).await {
                 Ok(Some(l)) => l,
@@ -641,12 +659,16 @@ impl Step {
             match (e, ok) {
                 (Expect::Auth, true) => conn.authed = true,
                 (Expect::Select(db), true) => conn.db = Some(db),
-                (Expect::Restore, true) => {}
+                (Expect::Restore(_), true) => {}
                 (Expect::Auth, false) => return Err(CmdError::Static(errors::MGRT_AUTH_FAILED)),
                 (Expect::Select(_), false) => {
                     return Err(CmdError::Static(errors::MGRT_SELECT_FAILED));
                 }
-                (Expect::Restore, false) => return Err(CmdError::Static(errors::MGRT_FAILED)),
+                (Expect::Restore(Some(key)), false) if refuses_streams(&line) => {
+                    let answer = line.get(1..).unwrap_or_default();
+                    return Err(CmdError::msg(errors::mgrt_no_streams(key, answer)));
+                }
+                (Expect::Restore(_), false) => return Err(CmdError::Static(errors::MGRT_FAILED)),
             }
         }
         if !conn.rbuf.is_empty() {
@@ -719,6 +741,7 @@ struct Big {
     expire: Option<u64>,
     id: Identity,
     payload: SlicedPayload,
+    stream: bool,
 }
 
 impl Big {
@@ -739,6 +762,7 @@ impl Big {
             expire: self.expire,
             payload: self.payload.finish(),
             id: self.id,
+            stream: self.stream,
         }
     }
 
