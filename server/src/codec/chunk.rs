@@ -118,8 +118,8 @@ impl Plan {
 /// Codis' rule: a list, or a hash / set / zset in a table encoding, whose
 /// elements take more than `maxbulks` bulks is chunked; strings go as
 /// `string`, the rest as one `object`. Ours for streams: chunked when its
-/// chunks' record bulks (`stream_chunk::bulks`) exceed `maxbulks` or its
-/// nodes hold more than `stream_chunk::OBJECT_MAX_BYTES` (`hint`: its
+/// chunks' record bulks (`stream_chunk::bulks`) exceed `maxbulks` or it
+/// holds more than `stream_chunk::OBJECT_MAX_BYTES` of memory (`hint`: its
 /// nodes).
 pub fn plan(v: ValueRef<'_>, maxbulks: usize) -> Plan {
     let maxbulks = maxbulks.max(1);

@@ -42,8 +42,9 @@ pub const CONSUMERS: &[u8] = b"consumers";
 pub const PEL: &[u8] = b"pel";
 pub const META: &[u8] = b"meta";
 
-/// A stream whose nodes hold more than this many bytes is chunked whatever
-/// its bulk count (few huge nodes would make one huge `object` message).
+/// A stream holding more than this many bytes (`Stream::heap_size`) is
+/// chunked whatever its bulk count (few huge nodes would make one huge
+/// `object` message).
 pub const OBJECT_MAX_BYTES: usize = 256 * 1024;
 
 /// The record bulks of a stream's chunks, `meta` included: what

@@ -317,10 +317,42 @@ impl Stream {
         self.nodes.len()
     }
 
-    /// Bytes held by the nodes (for MEMORY USAGE): listpacks and their
-    /// tree entries.
+    /// Heap bytes of the stream (for MEMORY USAGE, lazy freeing and the
+    /// migrations' size rules): the stream itself, its listpacks and tree
+    /// entries, and its groups with their PELs and consumers (each pending
+    /// entry counted in both PELs, with its owner's name), in O(nodes +
+    /// consumers).
     pub fn heap_size(&self) -> usize {
-        self.nodes.values().map(|v| v.capacity() + 48).sum()
+        use std::mem::size_of;
+        /// A B-tree entry's share of its tree node, about.
+        const TREE: usize = 16;
+        let id = size_of::<StreamId>();
+        let name = size_of::<Vec<u8>>();
+        let nodes: usize = self
+            .nodes
+            .values()
+            .map(|v| v.capacity() + id + name + TREE)
+            .sum();
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|(gname, g)| {
+                let nack = id + size_of::<Nack>() + TREE;
+                let consumers: usize = g
+                    .consumers
+                    .iter()
+                    .map(|(c, cons)| {
+                        c.capacity()
+                            + name
+                            + size_of::<Consumer>()
+                            + TREE
+                            + cons.pel.len() * (id + TREE + c.len())
+                    })
+                    .sum();
+                gname.capacity() + name + size_of::<Group>() + TREE + g.pel.len() * nack + consumers
+            })
+            .sum();
+        size_of::<Stream>() + nodes + groups
     }
 
     /// Adds an entry with ID `id` (the caller made sure it is above

@@ -270,4 +270,17 @@ mod tests {
         assert!(CheckedNode::new(mid, lp[..lp.len() - 1].to_vec()).is_none());
         assert!(CheckedNode::new(mid, Vec::new()).is_none());
     }
+
+    /// MEMORY USAGE's estimate counts groups, PELs and consumers.
+    #[test]
+    fn heap_size_counts_groups() {
+        let s = sample(200);
+        let mut bare = s.clone();
+        bare.groups.clear();
+        let lp: usize = s.nodes().map(|(_, lp)| lp.len()).sum();
+        assert!(bare.heap_size() >= lp);
+        let pel = s.groups[&b"g1"[..]].pel.len();
+        assert_eq!(pel, 100);
+        assert!(s.heap_size() >= bare.heap_size() + pel * 2 * 16);
+    }
 }
