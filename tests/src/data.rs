@@ -300,6 +300,110 @@ pub enum Content {
     Set(BTreeSet<Vec<u8>>),
     /// `(member, score)` in rank order.
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(StreamBody),
+}
+
+/// A stream as its DUMP payload describes it, normalised so that two
+/// servers holding the same stream (byte-identical nodes, the same
+/// counters, groups, PELs and consumers) give equal values whatever their
+/// RDB version and `rdbcompression`: strings decompressed and written
+/// plain, numbers as fixed-width integers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamBody {
+    /// The RDB type (15 or 19).
+    pub ty: u8,
+    pub nodes: usize,
+    /// Live entries.
+    pub length: u64,
+    pub groups: usize,
+    pub canonical: Vec<u8>,
+}
+
+impl StreamBody {
+    /// Parses a stream value's body (after the type byte); panics when it
+    /// is malformed.
+    pub fn parse(ty: u8, body: &[u8]) -> StreamBody {
+        let v2 = ty == protocol::rdb::types::STREAM_LISTPACKS_2;
+        let mut r = BodyReader { b: body, at: 0 };
+        let mut out = Vec::new();
+        let nodes = r.len();
+        out.extend_from_slice(&nodes.to_le_bytes());
+        for _ in 0..2 * nodes {
+            r.string_into(&mut out);
+        }
+        let length = r.len();
+        out.extend_from_slice(&length.to_le_bytes());
+        for _ in 0..if v2 { 7 } else { 2 } {
+            let n = r.len();
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        let groups = r.len();
+        out.extend_from_slice(&groups.to_le_bytes());
+        for _ in 0..groups {
+            r.string_into(&mut out);
+            for _ in 0..if v2 { 3 } else { 2 } {
+                let n = r.len();
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            let pel = r.len();
+            out.extend_from_slice(&pel.to_le_bytes());
+            for _ in 0..pel {
+                out.extend_from_slice(r.raw(24));
+                let n = r.len();
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            let consumers = r.len();
+            out.extend_from_slice(&consumers.to_le_bytes());
+            for _ in 0..consumers {
+                r.string_into(&mut out);
+                out.extend_from_slice(r.raw(8));
+                let n = r.len();
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(r.raw(16 * n as usize));
+            }
+        }
+        assert_eq!(r.at, body.len(), "bytes after the stream body");
+        StreamBody {
+            ty,
+            nodes: nodes as usize,
+            length,
+            groups: groups as usize,
+            canonical: out,
+        }
+    }
+}
+
+/// A cursor over a stream's RDB body (test data: panics on bad input).
+struct BodyReader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl BodyReader<'_> {
+    fn raw(&mut self, n: usize) -> &[u8] {
+        let s = &self.b[self.at..self.at + n];
+        self.at += n;
+        s
+    }
+
+    fn len(&mut self) -> u64 {
+        let first = self.raw(1)[0];
+        match first >> 6 {
+            0 => u64::from(first & 0x3f),
+            1 => (u64::from(first & 0x3f) << 8) | u64::from(self.raw(1)[0]),
+            _ if first == 0x80 => u64::from(u32::from_be_bytes(self.raw(4).try_into().unwrap())),
+            _ if first == 0x81 => u64::from_be_bytes(self.raw(8).try_into().unwrap()),
+            _ => panic!("not an RDB length: {first:#x}"),
+        }
+    }
+
+    /// A string (any encoding), appended as its length and bytes.
+    fn string_into(&mut self, out: &mut Vec<u8>) {
+        let (s, n) = protocol::rdb::file::read_string(&self.b[self.at..]).expect("an RDB string");
+        self.at += n;
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(&s);
+    }
 }
 
 impl Content {
@@ -310,6 +414,7 @@ impl Content {
             Content::Hash(_) => "hash",
             Content::Set(_) => "set",
             Content::ZSet(_) => "zset",
+            Content::Stream(_) => "stream",
         }
     }
 
@@ -321,6 +426,7 @@ impl Content {
             Content::Hash(m) => m.len(),
             Content::Set(s) => s.len(),
             Content::ZSet(v) => v.len(),
+            Content::Stream(s) => s.length as usize,
         }
     }
 
@@ -376,6 +482,18 @@ impl Content {
                     format!("[{i}] {}@{s:?} vs {}@{t:?}", show(m), show(n))
                 })
                 .unwrap_or_default(),
+            (Content::Stream(a), Content::Stream(b)) => {
+                let at = a
+                    .canonical
+                    .iter()
+                    .zip(&b.canonical)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.canonical.len().min(b.canonical.len()));
+                format!(
+                    "stream type {} vs {}, {} nodes vs {}, {} groups vs {}, bodies differ at byte {at}",
+                    a.ty, b.ty, a.nodes, b.nodes, a.groups, b.groups
+                )
+            }
             _ => String::new(),
         };
         Some(first)
@@ -396,7 +514,7 @@ impl From<protocol::rdb::Value> for Content {
                 z.sort_by(|(m, s), (n, t)| s.total_cmp(t).then_with(|| m.cmp(n)));
                 Content::ZSet(z)
             }
-            V::Stream(..) => panic!("a stream payload: compare streams with XRANGE / XINFO"),
+            V::Stream(ty, body) => Content::Stream(StreamBody::parse(ty, &body)),
         }
     }
 }
@@ -471,6 +589,12 @@ pub fn read_key(c: &mut Conn, key: &[u8]) -> Option<KeyState> {
                     .map(|p| (p[0].clone(), parse_score(&p[1])))
                     .collect(),
             )
+        }
+        "stream" => {
+            let p = bulk_of(&c.send_value(&[&b"DUMP"[..], key]), &what);
+            protocol::rdb::decode(&p)
+                .unwrap_or_else(|e| panic!("{what}: DUMP payload: {e:?}"))
+                .into()
         }
         other => panic!("{what}: unexpected type {other}"),
     };

@@ -224,7 +224,11 @@ const BLOCK: usize = 1 << 20;
 /// [`FileReader`] reads them; e.g. a FUNCTION DUMP payload's library
 /// code): the decoded bytes and how many bytes of `b` it took.
 pub fn read_string(b: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let mut r = FileReader::headless(b, b.len().max(1));
+    // A small buffer whatever follows the string in `b`: a stream body
+    // reads thousands of strings from one big slice, and a buffer the size
+    // of the rest made that quadratic.
+    const STRING_BLOCK: usize = 4096;
+    let mut r = FileReader::headless(b, b.len().clamp(1, STRING_BLOCK));
     let s = r.string().ok()?;
     Some((s, usize::try_from(r.consumed).ok()?))
 }
