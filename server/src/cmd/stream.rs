@@ -812,6 +812,8 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
             }
         }
         let s = match e {
+            // A woken XREAD waits on: the key is no stream any more.
+            Some(e) if woken && stream_ref(e).is_err() => None,
             Some(e) => {
                 e.touch(lru);
                 Some(stream_ref(e)?)
@@ -860,6 +862,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         let Some(e) = g.get(key, now) else {
             continue;
         };
+        if woken && stream_ref(e).is_err() {
+            continue;
+        }
         let s = stream_mut(e)?;
         match (group, wants[k]) {
             (None, Want::After(after)) => {
@@ -935,6 +940,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         let deadline = (ms > 0).then(|| now.saturating_add(ms as u64));
         let again_refs: Vec<&[u8]> = again.iter().map(|a| a.as_slice()).collect();
         ctx.block_on(&again_refs, keys, deadline, Nil::Array);
+        if let Some(r) = ctx.client.block.as_mut() {
+            r.each = true;
+        }
         return Ok(());
     }
     ctx.out.null_array();
@@ -1103,7 +1111,7 @@ const XGROUP_HELP: &[&str] = &[
     "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
     "    Set the current group ID and entries_read counter.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 fn help(out: &mut Reply, lines: &[&str]) {
@@ -1729,7 +1737,7 @@ const XINFO_HELP: &[&str] = &[
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// A group's lag (Redis' `streamReplyWithCGLag`): None when unknown.
