@@ -35,6 +35,8 @@ zunionstore zinterstore zdiffstore zintercard zscan
 setbit getbit bitcount bitpos bitop bitfield bitfield_ro pfadd pfcount pfmerge sort sort_ro
 geoadd geodist geohash geopos georadius georadius_ro georadiusbymember georadiusbymember_ro
 geosearch geosearchstore
+xadd xrange xrevrange xlen xdel xtrim xread xreadgroup xgroup xack xpending xclaim xautoclaim
+xinfo xsetid
 dump restore
 multi exec discard watch unwatch
 eval evalsha eval_ro evalsha_ro script fcall fcall_ro function

@@ -34,20 +34,52 @@ pub struct Call {
     pub keys: Vec<Vec<u8>>,
     /// Index of the timeout argument (seconds, may be fractional).
     pub timeout_at: usize,
+    pub unit: Unit,
     pub slot: usize,
     pub ch: Chan,
     pub seed: u64,
 }
 
 /// Where the timeout argument of a blocking command is.
-pub fn timeout_index(upper: &[u8], argc: usize) -> Option<usize> {
+pub fn timeout_index(upper: &[u8], argv: &[&[u8]]) -> Option<(usize, Unit)> {
     match upper {
-        b"BLMPOP" | b"BZMPOP" => Some(1),
+        b"BLMPOP" | b"BZMPOP" => Some((1, Unit::Secs)),
         b"BLPOP" | b"BRPOP" | b"BRPOPLPUSH" | b"BLMOVE" | b"BZPOPMIN" | b"BZPOPMAX" => {
-            argc.checked_sub(1)
+            argv.len().checked_sub(1).map(|i| (i, Unit::Secs))
+        }
+        // XREAD / XREADGROUP block only with BLOCK <ms>, an option before
+        // STREAMS (GROUP takes two arguments, COUNT and BLOCK one).
+        b"XREAD" | b"XREADGROUP" => {
+            let mut i = 1;
+            while i + 1 < argv.len() {
+                let a = argv[i];
+                if a.eq_ignore_ascii_case(b"STREAMS") {
+                    return None;
+                }
+                if a.eq_ignore_ascii_case(b"BLOCK") {
+                    return Some((i + 1, Unit::Millis));
+                }
+                i += if a.eq_ignore_ascii_case(b"GROUP") {
+                    3
+                } else if a.eq_ignore_ascii_case(b"COUNT") {
+                    2
+                } else {
+                    1
+                };
+            }
+            None
         }
         _ => None,
     }
+}
+
+/// How a blocking command's timeout is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Seconds, fractions allowed (BLPOP …).
+    Secs,
+    /// Whole milliseconds (XREAD … BLOCK).
+    Millis,
 }
 
 /// A null reply (the command timed out): `*-1`, `$-1` or RESP3 `_`.
@@ -72,6 +104,10 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
         .filter(|t: &f64| t.is_finite() && *t >= 0.0)
         // A bad timeout: the backend answers with its own error.
         .unwrap_or(0.0);
+    let timeout = match call.unit {
+        Unit::Secs => timeout,
+        Unit::Millis => timeout / 1000.0,
+    };
     let deadline = (timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout));
     let mut argv = call.argv.clone();
     loop {
@@ -145,7 +181,11 @@ async fn run_inner(router: &Arc<Router>, call: &Call) -> Result<Vec<u8>, String>
             if left.is_zero() {
                 return Ok(frame);
             }
-            argv[call.timeout_at] = format!("{:.3}", left.as_secs_f64().max(0.001)).into_bytes();
+            argv[call.timeout_at] = match call.unit {
+                Unit::Secs => format!("{:.3}", left.as_secs_f64().max(0.001)),
+                Unit::Millis => left.as_millis().max(1).to_string(),
+            }
+            .into_bytes();
         }
     }
 }
@@ -215,9 +255,31 @@ mod tests {
 
     #[test]
     fn timeouts_and_nulls() {
-        assert_eq!(timeout_index(b"BLPOP", 4), Some(3));
-        assert_eq!(timeout_index(b"BZMPOP", 6), Some(1));
-        assert_eq!(timeout_index(b"GET", 2), None);
+        assert_eq!(
+            timeout_index(b"BLPOP", &[b"BLPOP", b"a", b"b", b"0"]),
+            Some((3, Unit::Secs))
+        );
+        assert_eq!(
+            timeout_index(b"BZMPOP", &[b"BZMPOP", b"1", b"1", b"k", b"MIN", b"COUNT"]),
+            Some((1, Unit::Secs))
+        );
+        assert_eq!(timeout_index(b"GET", &[b"GET", b"k"]), None);
+        let xr: &[&[u8]] = &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"block",
+            b"c",
+            b"COUNT",
+            b"1",
+            b"BLOCK",
+            b"5",
+            b"STREAMS",
+            b"s",
+            b">",
+        ];
+        assert_eq!(timeout_index(b"XREADGROUP", xr), Some((7, Unit::Millis)));
+        let nb: &[&[u8]] = &[b"XREAD", b"COUNT", b"block", b"STREAMS", b"block", b"0"];
+        assert_eq!(timeout_index(b"XREAD", nb), None);
         assert!(is_null(b"*-1\r\n") && is_null(b"$-1\r\n") && is_null(b"_\r\n"));
         assert!(!is_null(b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n"));
     }

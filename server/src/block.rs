@@ -61,6 +61,10 @@ pub struct BlockRequest {
     /// Absolute unix ms; None = block forever.
     pub deadline: Option<u64>,
     pub nil: Nil,
+    /// Whether this waiter is served on its own terms (XREAD's IDs, a
+    /// consumer group's last ID): one that cannot be served does not stop
+    /// the waiters queued behind it, as a list waiter does.
+    pub each: bool,
 }
 
 /// Parses a blocking timeout in seconds (fractions allowed) into an absolute
@@ -235,10 +239,11 @@ impl Blocking {
         }
     }
 
-    fn head(&self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
+    /// The `n`th waiter queued on a key.
+    fn nth(&self, db: usize, key: &[u8], n: usize) -> Option<Arc<Waiter>> {
         lock(&self.queues)
             .get(&(db, key.to_vec()))
-            .and_then(|q| q.front().cloned())
+            .and_then(|q| q.get(n).cloned())
     }
 }
 
@@ -258,9 +263,15 @@ pub fn serve_ready(srv: &Server) {
             break;
         }
         for (db, key) in batch {
-            while let Some(w) = b.head(db, &key) {
+            // Served waiters leave the queue; unserved ones that wait on
+            // their own terms are stepped over.
+            let mut skip = 0;
+            while let Some(w) = b.nth(db, &key, skip) {
                 if !serve_one(srv, &w) {
-                    break;
+                    if !w.req.each {
+                        break;
+                    }
+                    skip += 1;
                 }
             }
         }

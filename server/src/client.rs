@@ -247,6 +247,8 @@ pub struct Client {
     /// Running EXEC's commands: blocking commands do not block, replies of
     /// deferred work are not allowed.
     pub in_exec: bool,
+    /// Commands run from a script (Redis' CLIENT_SCRIPT).
+    pub in_script: bool,
     /// Replays an AOF (DEBUG LOADAOF): its changes are not propagated.
     pub replaying: bool,
     /// Runs our master's stream (repl/replica.rs): past the read-only and
@@ -318,6 +320,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             in_exec: false,
+            in_script: false,
             replaying: false,
             from_master: false,
             oom_at_start: false,

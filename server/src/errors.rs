@@ -563,3 +563,94 @@ mod tests {
         );
     }
 }
+
+// Streams (cmd/stream.rs): Redis 7.0's t_stream.c / blocked.c texts.
+pub const STREAM_BAD_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+pub const XADD_ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
+pub const XADD_EXHAUSTED: &str =
+    "ERR The stream has exhausted the last possible ID, unable to add more items";
+pub const XADD_ID_SMALL: &str =
+    "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+pub const STREAM_TOO_LARGE: &str = "ERR Elements are too large to be stored";
+pub const TRIM_BOTH: &str =
+    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
+pub const TRIM_MAXLEN_NEG: &str = "ERR The MAXLEN argument must be >= 0.";
+pub const TRIM_LIMIT_NEG: &str = "ERR The LIMIT argument must be >= 0.";
+pub const TRIM_LIMIT_NO_STRATEGY: &str =
+    "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
+pub const XTRIM_NO_STRATEGY: &str =
+    "ERR syntax error, XTRIM must be called with a trimming strategy";
+pub const TRIM_LIMIT_NO_APPROX: &str =
+    "ERR syntax error, LIMIT cannot be used without the special ~ option";
+pub const RANGE_BAD_START: &str = "ERR invalid start ID for the interval";
+pub const RANGE_BAD_END: &str = "ERR invalid end ID for the interval";
+pub const XREAD_UNBALANCED: &str =
+    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
+pub const XREAD_GROUP_ONLY: &str =
+    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
+pub const XREAD_NOACK_ONLY: &str =
+    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.";
+pub const XREADGROUP_NO_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
+pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
+pub const XREAD_GT: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+pub const XREAD_TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
+pub const XREAD_TIMEOUT_RANGE: &str = "ERR timeout is out of range";
+pub const ENTRIESREAD_BAD: &str = "ERR value for ENTRIESREAD must be positive or -1";
+pub const XGROUP_NO_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
+pub const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
+pub const XSETID_ADDED_NEG: &str = "ERR entries_added must be positive";
+pub const XSETID_BELOW_MAXDEL: &str =
+    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id";
+pub const XSETID_BELOW_TOP: &str =
+    "ERR The ID specified in XSETID is smaller than the target stream top item";
+pub const XSETID_ADDED_SMALL: &str =
+    "ERR The entries_added specified in XSETID is smaller than the target stream length";
+pub const XCLAIM_MINIDLE: &str = "ERR Invalid min-idle-time argument for XCLAIM";
+pub const XCLAIM_IDLE: &str = "ERR Invalid IDLE option argument for XCLAIM";
+pub const XCLAIM_TIME: &str = "ERR Invalid TIME option argument for XCLAIM";
+pub const XCLAIM_RETRY: &str = "ERR Invalid RETRYCOUNT option argument for XCLAIM";
+pub const XAUTOCLAIM_MINIDLE: &str = "ERR Invalid min-idle-time argument for XAUTOCLAIM";
+pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
+pub const BLOCKED_GROUP_GONE: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
+pub const BLOCKED_STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
+
+/// `ERR <cmd> command is not allowed with BLOCK option from scripts`
+pub fn xread_block_in_script(cmd: &[u8]) -> String {
+    format!(
+        "ERR {} command is not allowed with BLOCK option from scripts",
+        lossy(cmd)
+    )
+}
+
+/// XREADGROUP's missing key or group.
+pub fn nogroup_xreadgroup(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+        lossy(key),
+        lossy(group)
+    )
+}
+
+/// XGROUP / XINFO CONSUMERS' missing group.
+pub fn nogroup_for_key(group: &[u8], key: &[u8]) -> String {
+    format!(
+        "NOGROUP No such consumer group '{}' for key name '{}'",
+        lossy(group),
+        lossy(key)
+    )
+}
+
+/// XPENDING / XCLAIM / XAUTOCLAIM's missing key or group.
+pub fn nogroup(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        lossy(key),
+        lossy(group)
+    )
+}
+
+/// `ERR Unrecognized XCLAIM option '<opt>'`
+pub fn xclaim_bad_option(opt: &[u8]) -> String {
+    format!("ERR Unrecognized XCLAIM option '{}'", lossy(opt))
+}

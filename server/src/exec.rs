@@ -101,6 +101,7 @@ impl<'a> Ctx<'a> {
             keys: keys.iter().map(|k| k.to_vec()).collect(),
             deadline,
             nil,
+            each: false,
         });
     }
 

@@ -1141,3 +1141,80 @@ fn geo_commands_are_routed_by_key() {
         cross,
     );
 }
+
+/// Stream commands go to their key's owner; XREAD / XREADGROUP over several
+/// streams run when the streams share a slot (CROSSSLOT otherwise); with
+/// BLOCK they wait on a connection of their own and are woken by an XADD
+/// through the proxy; without BLOCK they are ordinary reads.
+#[test]
+fn stream_commands_are_routed_by_key() {
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let p = Proxy::start(Some(&split_slots(a.port(), b.port(), 512)), &[]);
+    let mut c = p.conn();
+    for key in ["{s}:one", "a", "foo"] {
+        assert_reply(&c.send(&["XADD", key, "1-1", "f", "v"]), b"$3\r\n1-1\r\n");
+        let owner = if slot(key) < 512 { &a } else { &b };
+        assert_reply(&owner.conn().send(&["XLEN", key]), b":1\r\n");
+        assert_reply(
+            &c.send(&["XRANGE", key, "-", "+"]),
+            b"*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        );
+        assert_reply(&c.send(&["XGROUP", "CREATE", key, "g", "0"]), b"+OK\r\n");
+        let got = c.send(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", key, ">"]);
+        assert!(
+            got.starts_with(b"*1\r\n*2\r\n"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert_reply(&c.send(&["XACK", key, "g", "1-1"]), b":1\r\n");
+    }
+    assert_reply(
+        &c.send(&["XADD", "{s}:two", "2-1", "x", "y"]),
+        b"$3\r\n2-1\r\n",
+    );
+    let both = c.send(&[
+        "XREAD", "COUNT", "5", "STREAMS", "{s}:one", "{s}:two", "0", "0",
+    ]);
+    assert!(
+        both.starts_with(b"*2\r\n"),
+        "{}",
+        String::from_utf8_lossy(&both)
+    );
+    assert_ne!(slot("a"), slot("foo"));
+    assert_reply(
+        &c.send(&["XREAD", "STREAMS", "a", "foo", "0", "0"]),
+        b"-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+    );
+    // BLOCK: a timeout, then a wake-up by an XADD from another client.
+    assert_reply(
+        &c.send(&["XREAD", "BLOCK", "50", "STREAMS", "{s}:one", "$"]),
+        b"*-1\r\n",
+    );
+    c.write_raw(&tests::resp::encode_command(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c2",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "{s}:one",
+        ">",
+    ]))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut d = p.conn();
+    assert_reply(
+        &d.send(&["XADD", "{s}:one", "5-1", "n", "1"]),
+        b"$3\r\n5-1\r\n",
+    );
+    assert_reply(
+        &c.read_reply().unwrap(),
+        b"*1\r\n*2\r\n$7\r\n{s}:one\r\n*1\r\n*2\r\n$3\r\n5-1\r\n*2\r\n$1\r\nn\r\n$1\r\n1\r\n",
+    );
+    assert_reply(
+        &d.send(&["XPENDING", "{s}:one", "g"]),
+        b"*4\r\n:1\r\n$3\r\n5-1\r\n$3\r\n5-1\r\n*1\r\n*2\r\n$2\r\nc2\r\n$1\r\n1\r\n",
+    );
+}

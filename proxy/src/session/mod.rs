@@ -815,7 +815,7 @@ impl Session {
     fn blocking(&mut self, slot: usize, hkey: &[u8], more: &[&[u8]], argv: &[&[u8]]) -> bool {
         let mut up = argv[0].to_vec();
         up.make_ascii_uppercase();
-        let Some(timeout_at) = crate::blocking::timeout_index(&up, argv.len()) else {
+        let Some((timeout_at, unit)) = crate::blocking::timeout_index(&up, argv) else {
             return self.fail(&crate::errors::not_allowed(&String::from_utf8_lossy(&up)));
         };
         let seq = self.res_base + self.res.len() as u64;
@@ -832,6 +832,7 @@ impl Session {
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 keys,
                 timeout_at,
+                unit,
                 slot,
                 ch: self.ch(),
                 seed: self.seed,
@@ -1544,7 +1545,11 @@ impl Session {
                     Some(r) => std::borrow::Cow::Borrowed(r),
                     None => std::borrow::Cow::Owned(reencode(argv)),
                 };
-                if class & C_BLOCKING != 0 {
+                // XREAD / XREADGROUP block only with BLOCK.
+                if class & C_BLOCKING != 0
+                    && (!matches!(up, b"XREAD" | b"XREADGROUP")
+                        || crate::blocking::timeout_index(up, argv).is_some())
+                {
                     return self.blocking(slot, hkey, &more, argv);
                 }
                 let f = self.forward(slot, hkey, &more, argv, &data).await;

@@ -25,6 +25,7 @@ pub mod repl;
 pub mod set;
 pub mod slotsasync;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod util;
 pub mod zset;
@@ -59,6 +60,7 @@ const MODULES: &[fn(CmdId) -> Option<Handler>] = &[
     set::handler,
     zset::handler,
     geo::handler,
+    stream::handler,
     bits::handler,
     hll::handler,
     sort::handler,

@@ -303,6 +303,74 @@ impl Stream {
         INVALID_ENTRIES_READ
     }
 
+    /// Whether a live entry has ID `id`.
+    pub fn contains(&self, id: StreamId) -> bool {
+        let mut found = false;
+        self.range(id, id, false, |_, _| {
+            found = true;
+            false
+        });
+        found
+    }
+
+    /// The first entry's ID counting deleted ones still in their node
+    /// (Redis' `streamGetEdgeID(s, 1, 0, …)`); the greatest ID when there
+    /// is none.
+    pub fn first_id_with_tombstones(&self) -> StreamId {
+        self.nodes
+            .iter()
+            .next()
+            .and_then(|(mid, lp)| node_entries(*mid, lp).first().map(|e| e.id))
+            .unwrap_or(StreamId::MAX)
+    }
+
+    /// Whether a deleted entry may lie in `[start, end]` (Redis'
+    /// `streamRangeHasTombstones`, which only knows the greatest deleted ID).
+    pub fn has_tombstones(&self, start: StreamId, end: StreamId) -> bool {
+        if self.length == 0 || self.max_deleted == StreamId::MIN {
+            return false;
+        }
+        if self.first_id > self.max_deleted {
+            return false;
+        }
+        start <= self.max_deleted && self.max_deleted <= end
+    }
+
+    /// Nodes of Redis' radix tree over the node keys (XINFO STREAM's
+    /// `radix-tree-nodes`): the compressed trie of the 16-byte master IDs,
+    /// one node per branching point, chain and key end.
+    pub fn rax_nodes(&self) -> usize {
+        fn count(keys: &[[u8; 16]], depth: usize) -> usize {
+            if keys.is_empty() || depth == 16 {
+                return 1;
+            }
+            let first = keys[0][depth];
+            if keys.iter().all(|k| k[depth] == first) {
+                // A chain: as long as every key agrees.
+                let (a, b) = (&keys[0], &keys[keys.len() - 1]);
+                let mut end = depth;
+                while end < 16 && a[end] == b[end] {
+                    end += 1;
+                }
+                return 1 + count(keys, end);
+            }
+            let mut n = 1;
+            let mut i = 0;
+            while i < keys.len() {
+                let c = keys[i][depth];
+                let mut j = i;
+                while j < keys.len() && keys[j][depth] == c {
+                    j += 1;
+                }
+                n += count(&keys[i..j], depth + 1);
+                i = j;
+            }
+            n
+        }
+        let keys: Vec<[u8; 16]> = self.nodes.keys().map(|k| k.to_key()).collect();
+        count(&keys, 0)
+    }
+
     /// Nodes after the one with master ID `after` (all with None).
     pub fn nodes_after(&self, after: Option<StreamId>) -> impl Iterator<Item = (StreamId, &[u8])> {
         use std::ops::Bound::{Excluded, Unbounded};

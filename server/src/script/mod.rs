@@ -778,6 +778,7 @@ fn run(
         return Err(CmdError::Migrating);
     }
     let outer_exec = ctx.client.in_exec;
+    let outer_script = ctx.client.in_script;
     let flight_at_start = (0..srv.ks.db_count()).any(|d| srv.inflight.any(d));
     let threshold_ms = srv.config().busy_reply_threshold_ms;
     let mut everything = false;
@@ -793,6 +794,7 @@ fn run(
             locks.lock_plan(plan);
         }
         ctx.client.in_exec = true;
+        ctx.client.in_script = true;
         let prop_before = ctx.client.exec_prop.len();
         let mark = ctx.out.buf.len();
         let oom = ctx.client.oom_at_start
@@ -864,6 +866,7 @@ fn run(
         };
         ctx.client.db = db;
         ctx.client.in_exec = outer_exec;
+        ctx.client.in_script = outer_script;
         if let Some(b) = busy {
             let mut list = lock(&srv.scripts.busy);
             list.retain(|x| !Arc::ptr_eq(x, &b));
