@@ -592,7 +592,7 @@ const STREAM_TYPE_ENC: (u8, u8) = (6, 10);
 
 /// A `stream` message (ours, `codec::stream_chunk`; `args` from the part
 /// word on): the probe answers `1` and touches nothing; a piece is added to
-/// the stream, which `nodes` or `groups` create when missing. Every record
+/// the stream, created when missing. Every record
 /// is checked as `Stream::read_rdb` checks the RDB body (nodes before the
 /// key is locked); a piece that does not fit the stream drops the partial
 /// copy (the source starts the key over after its `delete`). Returns the
@@ -625,11 +625,10 @@ fn restore_stream(
                 return Err(errors::ra_wrong_type(STREAM_TYPE_ENC, got));
             }
         }
-        None if piece.creates() => {
+        None => {
             let st = Object::Stream(Box::default());
             r.insert(Entry::new_obj(key, st, None, lru));
         }
-        None => return Err(errors::ra_no_key(key)),
     }
     let Some(Object::Stream(st)) = r.peek(key).and_then(|e| e.obj_mut()) else {
         return Err(errors::ra_no_key(key));
@@ -638,7 +637,7 @@ fn restore_stream(
         .srv
         .prop
         .active()
-        .then(|| piece.commands(key, st.length == 0));
+        .then(|| piece.commands(key, st.node_count() == 0 && st.groups.is_empty()));
     if let Err(i) = piece.apply(st) {
         r.remove(key);
         ctx.srv.migrated_away(dbi, key);
@@ -804,13 +803,38 @@ mod tests {
         }
         let ttl: i64 = dst.run("PTTL s")[1..].trim().parse().unwrap();
         assert!(ttl > 90_000 && ttl <= 100_000, "{ttl}");
-        let prop = dst.propagated();
+        let argv = dst.propagated_argv();
+        let prop: Vec<String> = argv
+            .iter()
+            .map(|a| {
+                a.iter()
+                    .map(|x| String::from_utf8_lossy(x))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
         let count = |p: &str| prop.iter().filter(|l| l.starts_with(p)).count();
-        assert_eq!(count("XADD s "), 133, "one XADD per live entry");
+        assert_eq!(count("XADD s "), 200, "one XADD per entry");
+        assert!(count("XDEL s ") > 0, "then the deleted ones");
         assert_eq!(count("XCLAIM s g1 "), 100);
         assert_eq!(count("XGROUP CREATE s "), 2);
         assert_eq!(count("XSETID s "), 1);
         assert_eq!(count("RESTORE small "), 1);
+        // Replayed on a replica: the same entries and counters.
+        let mut rep = Harness::new();
+        for argv in argv {
+            let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+            let out = rep.run_args(&refs);
+            assert!(!out.starts_with(b"-"), "{}", String::from_utf8_lossy(&out));
+        }
+        for cmd in [
+            "XRANGE s - +",
+            "XLEN s",
+            "XINFO GROUPS s",
+            "XPENDING s g1 - + 1000",
+        ] {
+            assert_eq!(rep.run(cmd), dst.run(cmd), "{cmd}");
+        }
     }
 
     /// Hostile stream messages cost one error ACK (and the partial copy),
@@ -843,12 +867,13 @@ mod tests {
             ack("-1", "invalid stream nodes ([0])")
         );
         assert_eq!(
-            t.run("SLOTSRESTORE-ASYNC stream k 0 0 meta 0 0123456789abcdef 0123456789abcdef 0123456789abcdef 0"),
-            ack("-1", "the specified key doesn't exist (k)")
+            t.run("SLOTSRESTORE-ASYNC stream k 0 0 meta 1 0123456789abcdef 0123456789abcdef 0123456789abcdef 0"),
+            ack("-1", "invalid stream meta ([0])")
         );
+        assert_eq!(t.run("EXISTS k"), ":0\r\n", "the copy is dropped");
         assert_eq!(
             t.run("SLOTSRESTORE-ASYNC stream k 0 0 consumers g c 1"),
-            ack("-1", "the specified key doesn't exist (k)")
+            ack("-1", "invalid stream consumers ([0])")
         );
         let zero = "\\x00".repeat(16);
         assert_eq!(

@@ -846,12 +846,18 @@ impl FileSlicer {
     }
 }
 
-/// A stream as the commands that rebuild it (Redis' `rewriteStreamObject`):
-/// one XADD per entry (an empty stream: an XADD with MAXLEN 0 that leaves
-/// its last ID), XSETID with the counters, then per group XGROUP CREATE
-/// with ENTRIESREAD, an XCLAIM … JUSTID FORCE per pending entry and XGROUP
-/// CREATECONSUMER for consumers without any.
+/// A stream as the commands that rebuild it (after Redis'
+/// `rewriteStreamObject`): one XADD per entry, deleted ones included (an
+/// empty stream: Redis' `XADD … MAXLEN 0 0-1 x y`), XSETID with the
+/// counters, then per group XGROUP CREATE with ENTRIESREAD, an XCLAIM …
+/// JUSTID FORCE per pending entry and XGROUP CREATECONSUMER for consumers
+/// without any, then XDEL of the deleted entries and XSETID again. Unlike
+/// Redis' rewrite, entries deleted while pending keep their PEL entries
+/// (XCLAIM FORCE takes only entries in the stream, so they are deleted
+/// after it) and the nodes get their deleted entries back; the consumers'
+/// seen times are the replay's (no command sets them).
 fn stream_commands(out: &mut Vec<u8>, key: &[u8], st: &crate::ds::stream::Stream) {
+    use crate::ds::stream::{StreamId, node_entries};
     use crate::propagate::encode;
     let mut args: Vec<Vec<u8>> = Vec::new();
     let mut emit = |args: &mut Vec<Vec<u8>>| {
@@ -859,37 +865,40 @@ fn stream_commands(out: &mut Vec<u8>, key: &[u8], st: &crate::ds::stream::Stream
         encode(out, &refs);
         args.clear();
     };
-    let text = |id: crate::ds::stream::StreamId| id.to_text().into_bytes();
-    if st.length == 0 {
+    let text = |id: StreamId| id.to_text().into_bytes();
+    let mut deleted = Vec::new();
+    for (mid, lp) in st.nodes() {
+        for e in node_entries(mid, lp) {
+            args.extend([b"XADD".to_vec(), key.to_vec(), text(e.id)]);
+            for (f, v) in &e.fields {
+                args.push(f.to_vec());
+                args.push(v.to_vec());
+            }
+            emit(&mut args);
+            if e.deleted {
+                deleted.push(e.id);
+            }
+        }
+    }
+    if st.node_count() == 0 {
         args.extend([
             b"XADD".to_vec(),
             key.to_vec(),
             b"MAXLEN".to_vec(),
             b"0".to_vec(),
         ]);
-        args.extend([text(st.last_id), b"x".to_vec(), b"y".to_vec()]);
+        args.extend([text(StreamId::new(0, 1)), b"x".to_vec(), b"y".to_vec()]);
         emit(&mut args);
-    } else {
-        let (min, max) = (
-            crate::ds::stream::StreamId::MIN,
-            crate::ds::stream::StreamId::MAX,
-        );
-        st.range(min, max, false, |id, fields| {
-            args.extend([b"XADD".to_vec(), key.to_vec(), text(id)]);
-            for (f, v) in fields {
-                args.push(f.to_vec());
-                args.push(v.to_vec());
-            }
-            emit(&mut args);
-            true
-        });
     }
-    args.extend([b"XSETID".to_vec(), key.to_vec(), text(st.last_id)]);
-    args.extend([
-        b"ENTRIESADDED".to_vec(),
-        st.entries_added.to_string().into_bytes(),
-    ]);
-    args.extend([b"MAXDELETEDID".to_vec(), text(st.max_deleted)]);
+    // (Until the XDELs the stream holds its deleted entries too: a stream
+    // read from a Redis 6 file counts only its live ones as added.)
+    let all = st.length + deleted.len() as u64;
+    let xsetid = |args: &mut Vec<Vec<u8>>, added: u64| {
+        args.extend([b"XSETID".to_vec(), key.to_vec(), text(st.last_id)]);
+        args.extend([b"ENTRIESADDED".to_vec(), added.to_string().into_bytes()]);
+        args.extend([b"MAXDELETEDID".to_vec(), text(st.max_deleted)]);
+    };
+    xsetid(&mut args, st.entries_added.max(all));
     emit(&mut args);
     for (name, g) in &st.groups {
         args.extend([
@@ -918,6 +927,89 @@ fn stream_commands(out: &mut Vec<u8>, key: &[u8], st: &crate::ds::stream::Stream
                 args.extend([name.clone(), cname.clone()]);
                 emit(&mut args);
             }
+        }
+    }
+    if !deleted.is_empty() {
+        for ids in deleted.chunks(1000) {
+            args.extend([b"XDEL".to_vec(), key.to_vec()]);
+            args.extend(ids.iter().map(|&id| text(id)));
+            emit(&mut args);
+        }
+        xsetid(&mut args, st.entries_added);
+        emit(&mut args);
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    /// A stream's commands form (AOF rewrite without the preamble) replayed
+    /// rebuilds it DUMP for DUMP (seen times are the replay's clock, the
+    /// same here): deleted entries, pending entries of deleted entries, a
+    /// trimmed node, an empty stream with a group and one never written.
+    #[test]
+    fn stream_commands_rebuild_the_stream() {
+        let mut src = crate::testkit::Harness::new();
+        for line in [
+            "XADD s 1-1 a 1 b 2",
+            "XADD s 1-2 a 3 b 4",
+            "XADD s 2-0 c 5",
+            "XADD s 3-0 a 6 b 7",
+            "XADD s 4-0 a 8 b 9",
+            "XGROUP CREATE s g1 0",
+            "XGROUP CREATE s 123 $ ENTRIESREAD 2",
+            "XREADGROUP GROUP g1 alice COUNT 3 STREAMS s >",
+            "XREADGROUP GROUP g1 bob COUNT 1 STREAMS s >",
+            "XGROUP CREATECONSUMER s g1 carol",
+            "XDEL s 1-2 3-0",
+            "XTRIM s MAXLEN 2",
+            "XGROUP CREATE e g $ MKSTREAM",
+            "XADD gone 5-5 f v",
+            "XDEL gone 5-5",
+        ] {
+            let out = src.run(line);
+            assert!(!out.starts_with('-'), "{line}: {out}");
+        }
+        let mut rep = crate::testkit::Harness::new();
+        for key in ["s", "e", "gone"] {
+            let db = src.srv.ks.db(0).unwrap();
+            let mut cmds = Vec::new();
+            {
+                use crate::db::KeyAccess;
+                let mut r = src.srv.ks.lock_key(db, key.as_bytes());
+                let e = r.get(key.as_bytes(), 0).unwrap();
+                aof_commands(&mut cmds, key.as_bytes(), e.value(), None);
+            }
+            // The commands, split (multibulks of bulks only).
+            let mut at = 0;
+            let num = |at: &mut usize| -> usize {
+                let end = *at + cmds[*at..].windows(2).position(|w| w == b"\r\n").unwrap();
+                let n = std::str::from_utf8(&cmds[*at + 1..end])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                *at = end + 2;
+                n
+            };
+            while at < cmds.len() {
+                let argc = num(&mut at);
+                let mut argv = Vec::with_capacity(argc);
+                for _ in 0..argc {
+                    let len = num(&mut at);
+                    argv.push(cmds[at..at + len].to_vec());
+                    at += len + 2;
+                }
+                let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+                let out = rep.run_args(&refs);
+                assert!(!out.starts_with(b"-"), "{}", String::from_utf8_lossy(&out));
+            }
+            for cmd in ["DUMP", "XINFO STREAM"] {
+                let line = format!("{cmd} {key}");
+                assert_eq!(rep.run(&line), src.run(&line), "{line}");
+            }
+            let full = format!("XINFO STREAM {key} FULL");
+            assert_eq!(rep.run(&full), src.run(&full), "{full}");
         }
     }
 }

@@ -12,6 +12,7 @@
 //! groups     name last-id entries-read [...]          every group header
 //! consumers  group  name seen-time [...]              per group: its consumers,
 //! pel        group  id delivery-time count consumer [...]   then its PEL
+//! deleted    id [id ...]                              deleted entries the nodes hold
 //! meta       length last-id first-id max-deleted-id entries-added
 //! ```
 //!
@@ -19,7 +20,11 @@
 //! decimal. A message holds whole records only: at most `maxbulks` record
 //! bulks (one record at least) and it stops once they reach the send
 //! window's bytes, as a list chunk does; a node is never split (its size is
-//! bounded by `stream-node-max-bytes`). `probe` (no records) asks a target
+//! bounded by `stream-node-max-bytes`). `deleted` changes nothing on the
+//! target (the nodes carry their deleted entries): it names them for the
+//! target's replicas and AOF, which get every entry as an XADD, the PELs as
+//! XCLAIM (which takes only entries in the stream), and only then the
+//! XDELs. `probe` (no records) asks a target
 //! whether it takes streams: ours answers `1` and changes nothing,
 //! codis-server 3.2 answers `unknown command` and closes the connection.
 //!
@@ -40,6 +45,7 @@ pub const NODES: &[u8] = b"nodes";
 pub const GROUPS: &[u8] = b"groups";
 pub const CONSUMERS: &[u8] = b"consumers";
 pub const PEL: &[u8] = b"pel";
+pub const DELETED: &[u8] = b"deleted";
 pub const META: &[u8] = b"meta";
 
 /// A stream holding more than this many bytes (`Stream::heap_size`) is
@@ -70,6 +76,8 @@ enum Pos {
     Groups(Option<Vec<u8>>),
     Consumers(Vec<u8>, Option<Vec<u8>>),
     Pel(Vec<u8>, Option<StreamId>),
+    /// A node and the last deleted entry sent from it.
+    Deleted(Option<StreamId>, Option<StreamId>),
     Meta,
     Done,
 }
@@ -136,7 +144,8 @@ impl Emitter {
     /// word, a group name for `consumers` / `pel`, then the records) to
     /// `body`: at most `maxbulks` record bulks (one record at least),
     /// stopping once they reach `budget` bytes. Returns (bulks written,
-    /// every message emitted); (0, true) once done.
+    /// every message emitted); (0, true) once done. A message may come out
+    /// empty (a stretch of nodes without deleted entries; call again).
     pub fn next(
         &mut self,
         st: &Stream,
@@ -188,7 +197,7 @@ impl Emitter {
                     let next = if ended {
                         Some(match group_after(st, None) {
                             Some(g) => Pos::Consumers(g, None),
-                            None => Pos::Meta,
+                            None => Pos::Deleted(None, None),
                         })
                     } else {
                         last.map(|l| Pos::Groups(Some(l)))
@@ -241,12 +250,29 @@ impl Emitter {
                     let next = if ended {
                         Some(match group_after(st, Some(gname)) {
                             Some(g) => Pos::Consumers(g, None),
-                            None => Pos::Meta,
+                            None => Pos::Deleted(None, None),
                         })
                     } else {
                         last.map(|l| Pos::Pel(gname.clone(), Some(l)))
                     };
                     (2, next)
+                }
+                Pos::Deleted(node, after) => {
+                    bulk(out.body, DELETED);
+                    // Nodes looked at per message, as a hash chunk's SCAN
+                    // steps.
+                    let max_nodes = (10 * out.maxb).max(100);
+                    let resume = st.walk_deleted((*node, *after), max_nodes, |id| {
+                        if !out.room(1) {
+                            return false;
+                        }
+                        out.put(&id.to_key());
+                        true
+                    });
+                    match resume {
+                        Some((n, a)) => (1, Some(Pos::Deleted(n, a))),
+                        None => (1, Some(Pos::Meta)),
+                    }
                 }
                 Pos::Meta => {
                     bulk(out.body, META);
@@ -259,14 +285,22 @@ impl Emitter {
                 }
             };
             let n = out.n;
+            let stayed = matches!(
+                (&self.pos, &next),
+                (Pos::Deleted(..), Some(Pos::Deleted(..)))
+            );
             if let Some(p) = next {
                 self.pos = p;
             }
             if n > 0 {
                 return (prefix + n, self.pos == Pos::Done);
             }
-            // Nothing in this part: on to the next one.
             body.truncate(start);
+            if stayed {
+                // Nodes walked without a deleted entry: an empty message.
+                return (0, false);
+            }
+            // Nothing in this part: on to the next one.
         }
     }
 }
@@ -294,6 +328,7 @@ pub enum Piece<'a> {
     Groups(Vec<(&'a [u8], StreamId, i64)>),
     Consumers(&'a [u8], Vec<(&'a [u8], u64)>),
     Pel(&'a [u8], Vec<(StreamId, u64, u64, &'a [u8])>),
+    Deleted(Vec<StreamId>),
     Meta {
         length: u64,
         last_id: StreamId,
@@ -365,6 +400,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Piece<'a>, PieceError> {
                 })?,
             )
         }
+        DELETED => Piece::Deleted(records(rest, 1, |r| id(r[0]))?),
         META => {
             let [length, last, first, maxdel, added] = rest else {
                 return Err(PieceError::Arity);
@@ -383,16 +419,11 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Piece<'a>, PieceError> {
 }
 
 impl Piece<'_> {
-    /// Whether a piece of this kind may create the stream (the first one
-    /// after `delete` is `nodes`, or `groups` for a stream without nodes).
-    pub fn creates(&self) -> bool {
-        matches!(self, Piece::Nodes(_) | Piece::Groups(_))
-    }
-
     /// Adds the piece to `st`; `Err(i)`: record `i` does not fit (a node
     /// out of order, a group, consumer or pending entry that exists or
-    /// whose group or consumer does not, a length that is not the live
-    /// entries'), after the records before it were added.
+    /// whose group or consumer does not, an ID that is no deleted entry of
+    /// the nodes, a length that is not the live entries'), after the
+    /// records before it were added.
     pub fn apply(self, st: &mut Stream) -> Result<(), usize> {
         match self {
             Piece::Probe => Ok(()),
@@ -427,6 +458,10 @@ impl Piece<'_> {
                 }
                 Ok(())
             }
+            Piece::Deleted(ids) => match ids.iter().position(|&id| !st.holds_deleted(id)) {
+                Some(i) => Err(i),
+                None => Ok(()),
+            },
             Piece::Meta {
                 length,
                 last_id,
@@ -444,13 +479,15 @@ impl Piece<'_> {
     }
 
     /// The commands that give a replica (or the AOF) the piece's effect on
-    /// stream `key`, as Redis' AOF rewrite would write them: an XADD per
-    /// live entry (deleted ones are not carried; `meta`'s XSETID sets the
-    /// counters), XGROUP CREATE … ENTRIESREAD … MKSTREAM, XGROUP
-    /// CREATECONSUMER, XCLAIM … TIME … RETRYCOUNT … FORCE JUSTID, and XSETID
-    /// (after an `XADD … MAXLEN 0` that creates a stream left without live
-    /// entries, `empty` and with a last ID).
-    pub fn commands(&self, key: &[u8], empty: bool) -> Vec<crate::propagate::Argv> {
+    /// stream `key` (`bare`: the stream had no node and no group before
+    /// it), as the AOF rewrite writes a stream (`codec::aof_commands`): an
+    /// XADD per entry, deleted ones included, XGROUP CREATE … ENTRIESREAD …
+    /// MKSTREAM, XGROUP CREATECONSUMER, XCLAIM … TIME … RETRYCOUNT … FORCE
+    /// JUSTID, XDEL of the deleted entries, XSETID (after Redis' `XADD …
+    /// MAXLEN 0 0-1 x y` when nothing created the stream). Replicas differ
+    /// from the target only in what no command sets: consumers' seen
+    /// times.
+    pub fn commands(&self, key: &[u8], bare: bool) -> Vec<crate::propagate::Argv> {
         let text = |id: StreamId| id.to_text().into_bytes();
         let num = |v: i64| v.to_string().into_bytes();
         let unum = |v: u64| v.to_string().into_bytes();
@@ -460,9 +497,6 @@ impl Piece<'_> {
             Piece::Nodes(nodes) => {
                 for n in nodes {
                     for e in crate::ds::stream::node_entries(n.mid(), n.listpack()) {
-                        if e.deleted {
-                            continue;
-                        }
                         let mut v = vec![b"XADD".to_vec(), key.to_vec(), text(e.id)];
                         for (f, x) in &e.fields {
                             v.push(f.to_vec());
@@ -471,6 +505,11 @@ impl Piece<'_> {
                         out.push(v);
                     }
                 }
+            }
+            Piece::Deleted(ids) => {
+                let mut v = vec![b"XDEL".to_vec(), key.to_vec()];
+                v.extend(ids.iter().map(|&id| text(id)));
+                out.push(v);
             }
             Piece::Groups(gs) => {
                 for (name, last, read) in gs {
@@ -521,13 +560,13 @@ impl Piece<'_> {
                 entries_added,
                 ..
             } => {
-                if empty && *last_id != StreamId::MIN {
+                if bare {
                     out.push(vec![
                         b"XADD".to_vec(),
                         key.to_vec(),
                         b"MAXLEN".to_vec(),
                         b"0".to_vec(),
-                        text(*last_id),
+                        b"0-1".to_vec(),
                         b"x".to_vec(),
                         b"y".to_vec(),
                     ]);
@@ -614,6 +653,7 @@ mod tests {
                         1
                     };
                     let width = match part {
+                        DELETED => 1,
                         NODES | CONSUMERS => 2,
                         GROUPS => 3,
                         PEL => 4,
@@ -635,7 +675,7 @@ mod tests {
                 assert_eq!(order.last().map(Vec::as_slice), Some(META));
                 order.dedup();
                 let rank = |p: &[u8]| {
-                    [NODES, GROUPS, CONSUMERS, PEL, META]
+                    [NODES, GROUPS, CONSUMERS, PEL, DELETED, META]
                         .iter()
                         .position(|&w| w == p)
                 };
@@ -645,6 +685,21 @@ mod tests {
                     assert!(g < c, "group headers before consumers");
                 }
                 assert!(order.iter().all(|p| rank(p).is_some()));
+                let deleted: usize = msgs
+                    .iter()
+                    .filter(|m| m[0] == DELETED)
+                    .map(|m| m.len() - 1)
+                    .sum();
+                let held: usize = src
+                    .nodes()
+                    .map(|(m, lp)| {
+                        crate::ds::stream::node_entries(m, lp)
+                            .iter()
+                            .filter(|e| e.deleted)
+                            .count()
+                    })
+                    .sum();
+                assert_eq!(deleted, held, "every deleted entry named once");
                 assert_eq!(t, src, "maxbulks {maxb}, budget {budget}");
                 let mut again = Vec::new();
                 t.write_rdb(&mut again, None);
@@ -719,12 +774,18 @@ mod tests {
             .map(|c| String::from_utf8_lossy(&c[0]).into_owned())
             .collect();
         let count = |n: &str| names.iter().filter(|x| *x == n).count();
-        assert_eq!(count("XADD"), src.length as usize);
+        let all: usize = src
+            .nodes()
+            .map(|(m, lp)| crate::ds::stream::node_entries(m, lp).len())
+            .sum();
+        assert_eq!(count("XADD"), all);
+        assert!(count("XDEL") > 0);
         assert_eq!(count("XGROUP"), 2 + 3);
         assert_eq!(count("XCLAIM"), 5);
         assert_eq!(names.last().map(String::as_str), Some("XSETID"));
-        let first = &cmds[0];
-        assert_eq!(first[2], b"2-2", "1-1 was deleted");
+        assert_eq!(cmds[0][2], b"1-1", "deleted entries too");
+        let xdel = cmds.iter().find(|c| c[0] == b"XDEL").unwrap();
+        assert_eq!(xdel[2], b"1-1");
         let meta: [&[u8]; 6] = [
             b"meta",
             b"0",
@@ -741,7 +802,7 @@ mod tests {
                 b"k".to_vec(),
                 b"MAXLEN".to_vec(),
                 b"0".to_vec(),
-                b"4-0".to_vec()
+                b"0-1".to_vec()
             ]
         );
     }

@@ -7,7 +7,7 @@
 //! its group, the length equal to the live entries), and the stream is
 //! well-formed after each piece, so a half-built copy is a valid stream.
 
-use super::{Consumer, Group, Nack, Stream, StreamId, check_node, node_entries};
+use super::{Consumer, Group, Nack, Stream, StreamId, check_node, master, node_entries};
 
 /// A node that passed `read_rdb`'s node check on its own; [`Stream::push_nodes`]
 /// then checks where it goes.
@@ -143,6 +143,52 @@ impl Stream {
         };
         g.pel.insert(id, nack);
         true
+    }
+
+    /// Whether `id` is a deleted entry its node still holds.
+    pub fn holds_deleted(&self, id: StreamId) -> bool {
+        let Some((mid, lp)) = self.nodes.range(..=id).next_back() else {
+            return false;
+        };
+        node_entries(*mid, lp)
+            .iter()
+            .any(|e| e.id == id && e.deleted)
+    }
+
+    /// Hands the deleted entries the nodes still hold to `f`, in ID order,
+    /// starting in node `at.0` (the first with None) after entry `at.1`; a
+    /// node without any costs a header read. Stops when `f` refuses one
+    /// (it is not taken) or after `max_nodes` nodes. Returns where to go on
+    /// (a node and the last entry taken in it), None at the end.
+    pub fn walk_deleted(
+        &self,
+        at: (Option<StreamId>, Option<StreamId>),
+        max_nodes: usize,
+        mut f: impl FnMut(StreamId) -> bool,
+    ) -> Option<(Option<StreamId>, Option<StreamId>)> {
+        use std::ops::Bound::{Included, Unbounded};
+        let (node, after) = at;
+        let from = node.map_or(Unbounded, Included);
+        for (i, (mid, lp)) in self.nodes.range((from, Unbounded)).enumerate() {
+            if i >= max_nodes.max(1) {
+                return Some((Some(*mid), None));
+            }
+            let after = if Some(*mid) == node { after } else { None };
+            if master(lp).is_none_or(|m| m.deleted == 0) {
+                continue;
+            }
+            let mut last = after;
+            for e in node_entries(*mid, lp) {
+                if !e.deleted || after.is_some_and(|a| e.id <= a) {
+                    continue;
+                }
+                if !f(e.id) {
+                    return Some((Some(*mid), last));
+                }
+                last = Some(e.id);
+            }
+        }
+        None
     }
 
     /// The counters as the source had them (the RDB body's after the
@@ -282,5 +328,49 @@ mod tests {
         let pel = s.groups[&b"g1"[..]].pel.len();
         assert_eq!(pel, 100);
         assert!(s.heap_size() >= bare.heap_size() + pel * 2 * 16);
+    }
+
+    /// The deleted entries come out once each, in order, however the walk
+    /// is cut; `holds_deleted` knows them.
+    #[test]
+    fn deleted_entries_walk() {
+        let s = sample(100);
+        let want: Vec<StreamId> = s
+            .nodes()
+            .flat_map(|(m, lp)| {
+                node_entries(m, lp)
+                    .into_iter()
+                    .filter(|e| e.deleted)
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(want.len(), 34);
+        assert!(want.iter().all(|&id| s.holds_deleted(id)));
+        assert!(!s.holds_deleted(StreamId::new(2, 2)), "live");
+        assert!(!s.holds_deleted(StreamId::new(2, 0)), "absent");
+        for (per_call, max_nodes) in [(1, 100), (3, 2), (1000, 1), (1000, 1000)] {
+            let mut got = Vec::new();
+            let mut at = (None, None);
+            let mut calls = 0;
+            loop {
+                let mut n = 0;
+                let next = s.walk_deleted(at, max_nodes, |id| {
+                    if n == per_call {
+                        return false;
+                    }
+                    n += 1;
+                    got.push(id);
+                    true
+                });
+                calls += 1;
+                assert!(calls < 10_000);
+                match next {
+                    Some(p) => at = p,
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "{per_call} per call, {max_nodes} nodes");
+        }
     }
 }
