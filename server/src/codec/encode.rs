@@ -851,7 +851,8 @@ impl FileSlicer {
 /// empty stream: Redis' `XADD … MAXLEN 0 0-1 x y`), XSETID with the
 /// counters, then per group XGROUP CREATE with ENTRIESREAD, an XCLAIM …
 /// JUSTID FORCE per pending entry and XGROUP CREATECONSUMER for consumers
-/// without any, then XDEL of the deleted entries and XSETID again. Unlike
+/// without any, then the deletions (`stream_chunk::deletions`: XDEL, or
+/// XTRIM for a stream that never had one) and XSETID again. Unlike
 /// Redis' rewrite, entries deleted while pending keep their PEL entries
 /// (XCLAIM FORCE takes only entries in the stream, so they are deleted
 /// after it) and the nodes get their deleted entries back; the consumers'
@@ -929,14 +930,8 @@ fn stream_commands(out: &mut Vec<u8>, key: &[u8], st: &crate::ds::stream::Stream
             }
         }
     }
-    if !deleted.is_empty() {
-        for ids in deleted.chunks(1000) {
-            args.extend([b"XDEL".to_vec(), key.to_vec()]);
-            args.extend(ids.iter().map(|&id| text(id)));
-            emit(&mut args);
-        }
-        xsetid(&mut args, st.entries_added);
-        emit(&mut args);
+    for mut cmd in super::stream_chunk::deletions(key, st, &deleted) {
+        emit(&mut cmd);
     }
 }
 
@@ -947,7 +942,8 @@ mod stream_tests {
     /// A stream's commands form (AOF rewrite without the preamble) replayed
     /// rebuilds it DUMP for DUMP (seen times are the replay's clock, the
     /// same here): deleted entries, pending entries of deleted entries, a
-    /// trimmed node, an empty stream with a group and one never written.
+    /// trimmed node (with and without an XDEL before), an empty stream with
+    /// a group and one never written.
     #[test]
     fn stream_commands_rebuild_the_stream() {
         let mut src = crate::testkit::Harness::new();
@@ -967,12 +963,18 @@ mod stream_tests {
             "XGROUP CREATE e g $ MKSTREAM",
             "XADD gone 5-5 f v",
             "XDEL gone 5-5",
+            "XADD t 1-0 f 1",
+            "XADD t 2-0 f 2",
+            "XADD t 3-0 f 3",
+            "XGROUP CREATE t g 0",
+            "XREADGROUP GROUP g c COUNT 1 STREAMS t >",
+            "XTRIM t MAXLEN 1",
         ] {
             let out = src.run(line);
             assert!(!out.starts_with('-'), "{line}: {out}");
         }
         let mut rep = crate::testkit::Harness::new();
-        for key in ["s", "e", "gone"] {
+        for key in ["s", "e", "gone", "t"] {
             let db = src.srv.ks.db(0).unwrap();
             let mut cmds = Vec::new();
             {

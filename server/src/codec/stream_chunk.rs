@@ -12,8 +12,8 @@
 //! groups     name last-id entries-read [...]          every group header
 //! consumers  group  name seen-time [...]              per group: its consumers,
 //! pel        group  id delivery-time count consumer [...]   then its PEL
-//! deleted    id [id ...]                              deleted entries the nodes hold
 //! meta       length last-id first-id max-deleted-id entries-added
+//! deleted    id [id ...]                              deleted entries the nodes hold
 //! ```
 //!
 //! IDs are the 16 big-endian bytes the RDB uses for node keys, numbers are
@@ -24,7 +24,8 @@
 //! target (the nodes carry their deleted entries): it names them for the
 //! target's replicas and AOF, which get every entry as an XADD, the PELs as
 //! XCLAIM (which takes only entries in the stream), and only then the
-//! XDELs. `probe` (no records) asks a target
+//! deletions (XDEL, or XTRIM when the stream never had an XDEL: its
+//! max-deleted ID 0-0 could not be set back after an XDEL). `probe` (no records) asks a target
 //! whether it takes streams: ours answers `1` and changes nothing,
 //! codis-server 3.2 answers `unknown command` and closes the connection.
 //!
@@ -197,7 +198,7 @@ impl Emitter {
                     let next = if ended {
                         Some(match group_after(st, None) {
                             Some(g) => Pos::Consumers(g, None),
-                            None => Pos::Deleted(None, None),
+                            None => Pos::Meta,
                         })
                     } else {
                         last.map(|l| Pos::Groups(Some(l)))
@@ -250,7 +251,7 @@ impl Emitter {
                     let next = if ended {
                         Some(match group_after(st, Some(gname)) {
                             Some(g) => Pos::Consumers(g, None),
-                            None => Pos::Deleted(None, None),
+                            None => Pos::Meta,
                         })
                     } else {
                         last.map(|l| Pos::Pel(gname.clone(), Some(l)))
@@ -271,7 +272,7 @@ impl Emitter {
                     });
                     match resume {
                         Some((n, a)) => (1, Some(Pos::Deleted(n, a))),
-                        None => (1, Some(Pos::Meta)),
+                        None => (1, Some(Pos::Done)),
                     }
                 }
                 Pos::Meta => {
@@ -281,7 +282,7 @@ impl Emitter {
                     out.put(&st.first_id.to_key());
                     out.put(&st.max_deleted.to_key());
                     out.num(st.entries_added);
-                    (1, Some(Pos::Done))
+                    (1, Some(Pos::Deleted(None, None)))
                 }
             };
             let n = out.n;
@@ -418,6 +419,46 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Piece<'a>, PieceError> {
     })
 }
 
+/// The commands that delete entries `ids` of stream `key` (`st`, its
+/// counters final) on a replica that holds them live, as the AOF rewrite
+/// does: XDEL (XDEL raises the max-deleted ID; when it is 0-0, only trims
+/// deleted entries and XSETID cannot set 0-0 back: one XTRIM below the
+/// first live entry instead, which marks exactly them, all of them from
+/// the first piece on), then XSETID with the counters.
+pub fn deletions(key: &[u8], st: &Stream, ids: &[StreamId]) -> Vec<crate::propagate::Argv> {
+    let text = |id: StreamId| id.to_text().into_bytes();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if st.max_deleted == StreamId::MIN {
+        let trim = if st.length == 0 {
+            [b"MAXLEN".to_vec(), b"0".to_vec()]
+        } else {
+            [b"MINID".to_vec(), text(st.first_id)]
+        };
+        let mut v = vec![b"XTRIM".to_vec(), key.to_vec()];
+        v.extend(trim);
+        out.push(v);
+    } else {
+        for chunk in ids.chunks(1000) {
+            let mut v = vec![b"XDEL".to_vec(), key.to_vec()];
+            v.extend(chunk.iter().map(|&id| text(id)));
+            out.push(v);
+        }
+    }
+    out.push(vec![
+        b"XSETID".to_vec(),
+        key.to_vec(),
+        text(st.last_id),
+        b"ENTRIESADDED".to_vec(),
+        st.entries_added.to_string().into_bytes(),
+        b"MAXDELETEDID".to_vec(),
+        text(st.max_deleted),
+    ]);
+    out
+}
+
 impl Piece<'_> {
     /// Adds the piece to `st`; `Err(i)`: record `i` does not fit (a node
     /// out of order, a group, consumer or pending entry that exists or
@@ -479,15 +520,16 @@ impl Piece<'_> {
     }
 
     /// The commands that give a replica (or the AOF) the piece's effect on
-    /// stream `key` (`bare`: the stream had no node and no group before
-    /// it), as the AOF rewrite writes a stream (`codec::aof_commands`): an
+    /// stream `key` (`st` as it is before the piece), as the AOF rewrite
+    /// writes a stream (`codec::aof_commands`): an
     /// XADD per entry, deleted ones included, XGROUP CREATE … ENTRIESREAD …
     /// MKSTREAM, XGROUP CREATECONSUMER, XCLAIM … TIME … RETRYCOUNT … FORCE
-    /// JUSTID, XDEL of the deleted entries, XSETID (after Redis' `XADD …
-    /// MAXLEN 0 0-1 x y` when nothing created the stream). Replicas differ
-    /// from the target only in what no command sets: consumers' seen
-    /// times.
-    pub fn commands(&self, key: &[u8], bare: bool) -> Vec<crate::propagate::Argv> {
+    /// JUSTID, XSETID (after Redis' `XADD … MAXLEN 0 0-1 x y` when nothing
+    /// created the stream), then the deletions ([`deletions`]). Replicas
+    /// differ from the target only in what no command sets: consumers'
+    /// seen times.
+    pub fn commands(&self, key: &[u8], st: &Stream) -> Vec<crate::propagate::Argv> {
+        let bare = st.node_count() == 0 && st.groups.is_empty();
         let text = |id: StreamId| id.to_text().into_bytes();
         let num = |v: i64| v.to_string().into_bytes();
         let unum = |v: u64| v.to_string().into_bytes();
@@ -506,11 +548,7 @@ impl Piece<'_> {
                     }
                 }
             }
-            Piece::Deleted(ids) => {
-                let mut v = vec![b"XDEL".to_vec(), key.to_vec()];
-                v.extend(ids.iter().map(|&id| text(id)));
-                out.push(v);
-            }
+            Piece::Deleted(ids) => out.extend(deletions(key, st, ids)),
             Piece::Groups(gs) => {
                 for (name, last, read) in gs {
                     out.push(vec![
@@ -560,6 +598,10 @@ impl Piece<'_> {
                 entries_added,
                 ..
             } => {
+                // Until the deletions the replica holds the deleted
+                // entries too (a stream from a Redis 6 file counts only its
+                // live ones as added); the deletions' XSETID sets it.
+                let added = (*entries_added).max(st.entries_added);
                 if bare {
                     out.push(vec![
                         b"XADD".to_vec(),
@@ -576,7 +618,7 @@ impl Piece<'_> {
                     key.to_vec(),
                     text(*last_id),
                     b"ENTRIESADDED".to_vec(),
-                    unum(*entries_added),
+                    unum(added),
                     b"MAXDELETEDID".to_vec(),
                     text(*max_deleted),
                 ]);
@@ -672,10 +714,11 @@ mod tests {
                     let piece = parse(&refs).expect("parses");
                     piece.apply(&mut t).expect("applies");
                 }
-                assert_eq!(order.last().map(Vec::as_slice), Some(META));
+                let meta = order.iter().position(|p| p == META).expect("meta");
+                assert!(order[meta + 1..].iter().all(|p| p == DELETED), "{order:?}");
                 order.dedup();
                 let rank = |p: &[u8]| {
-                    [NODES, GROUPS, CONSUMERS, PEL, DELETED, META]
+                    [NODES, GROUPS, CONSUMERS, PEL, META, DELETED]
                         .iter()
                         .position(|&w| w == p)
                 };
@@ -765,9 +808,12 @@ mod tests {
         let src = sample(10);
         let msgs = messages(&src, 1000, usize::MAX);
         let mut cmds = Vec::new();
+        let mut t = Stream::new();
         for m in &msgs {
             let refs: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
-            cmds.extend(parse(&refs).unwrap().commands(b"k", false));
+            let piece = parse(&refs).unwrap();
+            cmds.extend(piece.commands(b"k", &t));
+            piece.apply(&mut t).unwrap();
         }
         let names: Vec<String> = cmds
             .iter()
@@ -794,7 +840,7 @@ mod tests {
             &StreamId::MIN.to_key(),
             b"4",
         ];
-        let c = parse(&meta).unwrap().commands(b"k", true);
+        let c = parse(&meta).unwrap().commands(b"k", &Stream::new());
         assert_eq!(
             c[0][..5],
             [
