@@ -267,7 +267,7 @@ pub fn serve_ready(srv: &Server) {
             // their own terms are stepped over.
             let mut skip = 0;
             while let Some(w) = b.nth(db, &key, skip) {
-                if !serve_one(srv, &w) {
+                if !serve_one(srv, &w, &key) {
                     if !w.req.each {
                         break;
                     }
@@ -279,9 +279,10 @@ pub fn serve_ready(srv: &Server) {
 }
 
 /// Runs `w`'s command; true if it was served (and removed from its queues).
-fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
+fn serve_one(srv: &Server, w: &Arc<Waiter>, key: &[u8]) -> bool {
     let mut client = Client::new(w.info.clone(), true);
     client.select(w.db);
+    client.woken_by = Some(key.to_vec());
     let mut out = Reply::new();
     out.resp3 = w.resp3;
     let argv: Vec<&[u8]> = w.req.argv.iter().map(|a| a.as_slice()).collect();

@@ -796,12 +796,22 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         .info
         .blocked
         .load(std::sync::atomic::Ordering::Relaxed);
+    // Woken, a waiter is served from the key that changed alone (Redis'
+    // `serveClientsBlockedOnStreamKey`).
+    let only = match (&ctx.client.woken_by, woken) {
+        (Some(wk), true) => keys.iter().position(|k| k == wk),
+        _ => None,
+    };
     let (now, lru) = (ctx.now, ctx.lru());
     let mut g = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
 
     // Resolve IDs and groups (every key checked before anything is served).
     let mut wants = Vec::with_capacity(n);
     for (k, &key) in keys.iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            wants.push(Want::After(StreamId::MAX));
+            continue;
+        }
         let e = g.get(key, now);
         if woken && group.is_some() {
             // A blocked XREADGROUP whose stream went away (Redis unblocks
@@ -859,6 +869,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
     let mut served = 0usize;
     let mut propagated = false;
     for (k, &key) in keys.iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
         let Some(e) = g.get(key, now) else {
             continue;
         };
@@ -868,7 +881,14 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         let s = stream_mut(e)?;
         match (group, wants[k]) {
             (None, Want::After(after)) => {
-                if s.length == 0 || s.edge_id(false).is_none_or(|last| last <= after) {
+                // Woken: served when the stream's last ID passed the one
+                // waited for, even if those entries are gone already.
+                let more = if only.is_some() {
+                    s.last_id > after
+                } else {
+                    s.length > 0 && s.edge_id(false).is_some_and(|last| last > after)
+                };
+                if !more {
                     continue;
                 }
                 let Some(start) = after.next() else {
@@ -887,10 +907,15 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
                 };
                 // History (an ID) is always served; `>` when the stream has
                 // entries past the group's last delivered ID.
-                if let Want::New = want
-                    && (s.length == 0 || s.edge_id(false).is_none_or(|last| last <= grp.last_id))
-                {
-                    continue;
+                if let Want::New = want {
+                    let more = if only.is_some() {
+                        s.last_id > grp.last_id
+                    } else {
+                        s.length > 0 && s.edge_id(false).is_some_and(|last| last > grp.last_id)
+                    };
+                    if !more {
+                        continue;
+                    }
                 }
                 if !ctx.out.resp3 {
                     ctx.out.array(2);
