@@ -428,10 +428,25 @@ impl Stream {
         self.nodes.len()
     }
 
-    /// Bytes held by the nodes (for MEMORY USAGE): listpacks and their
-    /// tree entries.
+    /// Heap bytes (for MEMORY USAGE): listpacks and their tree entries,
+    /// then each group with its PEL entries and consumers (tree entries
+    /// estimated at 48 bytes, a consumer's PEL entry at 24).
     pub fn heap_size(&self) -> usize {
-        self.nodes.values().map(|v| v.capacity() + 48).sum()
+        let nodes: usize = self.nodes.values().map(|v| v.capacity() + 48).sum();
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let pel: usize = g.pel.values().map(|n| 48 + n.consumer.capacity()).sum();
+                let consumers: usize = g
+                    .consumers
+                    .iter()
+                    .map(|(n, c)| 48 + n.capacity() + 24 * c.pel.len())
+                    .sum();
+                48 + name.capacity() + pel + consumers
+            })
+            .sum();
+        std::mem::size_of::<Stream>() + nodes + groups
     }
 
     /// Adds an entry with ID `id` (the caller made sure it is above
