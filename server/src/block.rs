@@ -267,36 +267,61 @@ pub fn serve_ready(srv: &Server) {
             // their own terms are stepped over.
             let mut skip = 0;
             while let Some(w) = b.nth(db, &key, skip) {
-                if !serve_one(srv, &w) {
-                    if !w.req.each {
-                        break;
-                    }
-                    skip += 1;
+                match serve_one(srv, &w, &key) {
+                    Served::Yes => {}
+                    Served::No if !w.req.each => break,
+                    Served::No | Served::OtherType => skip += 1,
                 }
             }
         }
     }
 }
 
-/// Runs `w`'s command; true if it was served (and removed from its queues).
-fn serve_one(srv: &Server, w: &Arc<Waiter>) -> bool {
+/// What became of a waiter offered a ready key.
+enum Served {
+    /// Answered (and removed from its queues).
+    Yes,
+    /// Still nothing to serve.
+    No,
+    /// The key holds a type the waiter does not take: it is not run.
+    OtherType,
+}
+
+/// Runs `w`'s command for ready `key`.
+fn serve_one(srv: &Server, w: &Arc<Waiter>, key: &[u8]) -> Served {
     let mut client = Client::new(w.info.clone(), true);
     client.select(w.db);
+    client.woken_by = Some(key.to_vec());
     let mut out = Reply::new();
     out.resp3 = w.resp3;
     let argv: Vec<&[u8]> = w.req.argv.iter().map(|a| a.as_slice()).collect();
     if argv.is_empty() {
-        return false;
+        return Served::No;
+    }
+    // A list or zset waiter whose key now holds another type keeps waiting
+    // (Redis serves list waiters from lists and zset waiters from zsets
+    // only); stream waiters judge for themselves (cmd/stream.rs).
+    let wants = match argv[0].to_ascii_lowercase().as_slice() {
+        b"bzpopmin" | b"bzpopmax" | b"bzmpop" => Some(crate::db::Kind::ZSet),
+        b"xread" | b"xreadgroup" => None,
+        _ => Some(crate::db::Kind::List),
+    };
+    if let (Some(want), Some(db)) = (wants, srv.ks.db(w.db)) {
+        use crate::db::KeyAccess;
+        let mut slot = srv.ks.lock_key(db, key);
+        if slot.peek(key).is_some_and(|e| e.kind() != want) {
+            return Served::OtherType;
+        }
     }
     exec::call_wakeup(srv, &mut client, &mut out, crate::db::now_ms(), &argv);
     if client.block.is_some() {
         // Still nothing to serve (another waiter took it): keep waiting.
-        return false;
+        return Served::No;
     }
     srv.blocking.unregister(w);
     *lock(&w.state) = State::Done(out.buf);
     w.notify.notify_one();
-    true
+    Served::Yes
 }
 
 /// How a blocked connection's wait ended.

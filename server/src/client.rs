@@ -249,6 +249,9 @@ pub struct Client {
     pub in_exec: bool,
     /// Commands run from a script (Redis' CLIENT_SCRIPT).
     pub in_script: bool,
+    /// The key whose change re-runs this blocked command (stream waiters
+    /// are served from that key alone, as Redis serves them).
+    pub woken_by: Option<Vec<u8>>,
     /// Replays an AOF (DEBUG LOADAOF): its changes are not propagated.
     pub replaying: bool,
     /// Runs our master's stream (repl/replica.rs): past the read-only and
@@ -321,6 +324,7 @@ impl Client {
             watched: Vec::new(),
             in_exec: false,
             in_script: false,
+            woken_by: None,
             replaying: false,
             from_master: false,
             oom_at_start: false,

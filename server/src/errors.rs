@@ -538,32 +538,6 @@ pub const SCRIPT_WRONG_ARITY: &str = "ERR Wrong number of args calling Redis com
 pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
 pub const SCRIPT_WRITE_IN_RO: &str = "ERR Write commands are not allowed from read-only scripts.";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_command_text() {
-        assert_eq!(
-            unknown_command(&[b"foo", b"a", b"b"]),
-            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
-        );
-        assert_eq!(
-            unknown_command(&[b"foo"]),
-            "ERR unknown command 'foo', with args beginning with: "
-        );
-        let long = vec![b'x'; 200];
-        let s = unknown_command(&[b"foo", &long, b"aaaaaa"]);
-        assert_eq!(
-            s,
-            format!(
-                "ERR unknown command 'foo', with args beginning with: '{}' ",
-                "x".repeat(128)
-            )
-        );
-    }
-}
-
 // Streams (cmd/stream.rs): Redis 7.0's t_stream.c / blocked.c texts.
 pub const STREAM_BAD_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 pub const XADD_ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
@@ -653,4 +627,30 @@ pub fn nogroup(key: &[u8], group: &[u8]) -> String {
 /// `ERR Unrecognized XCLAIM option '<opt>'`
 pub fn xclaim_bad_option(opt: &[u8]) -> String {
     format!("ERR Unrecognized XCLAIM option '{}'", lossy(opt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_text() {
+        assert_eq!(
+            unknown_command(&[b"foo", b"a", b"b"]),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            unknown_command(&[b"foo"]),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+        let long = vec![b'x'; 200];
+        let s = unknown_command(&[b"foo", &long, b"aaaaaa"]);
+        assert_eq!(
+            s,
+            format!(
+                "ERR unknown command 'foo', with args beginning with: '{}' ",
+                "x".repeat(128)
+            )
+        );
+    }
 }

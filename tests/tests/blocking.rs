@@ -300,3 +300,84 @@ fn blocked_resp3_client_gets_pushes_while_waiting() {
     assert_eq!(other.send(&["RPUSH", "l", "x"]), b":1\r\n");
     expect(&mut s, b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
 }
+
+/// Blocked stream readers: every XREAD waiter sees a new entry (reading
+/// consumes nothing), XREADGROUP waiters of one group share it (the first
+/// blocked takes it), CLIENT UNBLOCK ends a wait as a timeout or an error,
+/// and a consumer deleted while it waits is created again when served.
+#[test]
+fn stream_waiters() {
+    let s = Server::start(&[]);
+    let mut p = conn(&s);
+    assert_eq!(p.cmd("XADD s 1-1 f v"), b"$3\r\n1-1\r\n");
+    assert_eq!(p.cmd("XGROUP CREATE s g $"), b"+OK\r\n");
+    let mut r: Vec<Conn> = (0..2).map(|_| conn(&s)).collect();
+    for c in r.iter_mut() {
+        c.write_raw(&tests::resp::encode_command(&[
+            "XREAD", "BLOCK", "0", "STREAMS", "s", "$",
+        ]))
+        .unwrap();
+        settle();
+    }
+    let mut g: Vec<Conn> = (0..2).map(|_| conn(&s)).collect();
+    for (i, c) in g.iter_mut().enumerate() {
+        let name = format!("c{i}");
+        c.write_raw(&tests::resp::encode_command(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            &name,
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]))
+        .unwrap();
+        settle();
+    }
+    assert_eq!(p.cmd("XADD s 2-1 f w"), b"$3\r\n2-1\r\n");
+    let entry = b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n";
+    for c in r.iter_mut() {
+        assert_eq!(c.read_reply().unwrap(), entry);
+    }
+    assert_eq!(g[0].read_reply().unwrap(), entry);
+    // The second consumer still waits; its consumer is deleted meanwhile.
+    assert_eq!(p.cmd("XGROUP DELCONSUMER s g c1"), b":0\r\n");
+    assert_eq!(p.cmd("XADD s 3-1 f x"), b"$3\r\n3-1\r\n");
+    assert!(
+        g[1].read_reply()
+            .unwrap()
+            .starts_with(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-1")
+    );
+    assert_eq!(
+        p.cmd("XPENDING s g"),
+        b"*4\r\n:2\r\n$3\r\n2-1\r\n$3\r\n3-1\r\n*2\r\n*2\r\n$2\r\nc0\r\n$1\r\n1\r\n*2\r\n$2\r\nc1\r\n$1\r\n1\r\n"
+    );
+    // CLIENT UNBLOCK: as a timeout, then as an error.
+    let id = String::from_utf8(r[0].cmd("CLIENT ID")).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    for (how, want) in [
+        ("TIMEOUT", &b"*-1\r\n"[..]),
+        (
+            "ERROR",
+            &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..],
+        ),
+    ] {
+        r[0].write_raw(&tests::resp::encode_command(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c0",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]))
+        .unwrap();
+        settle();
+        assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} {how}")), b":1\r\n");
+        assert_eq!(r[0].read_reply().unwrap(), want);
+    }
+}

@@ -87,8 +87,29 @@ macro_rules! scripts {
 }
 
 scripts!(
-    acl, bitmaps, connection, hashes, hll, keys, lists, multi, notify, protocol, pubsub, scripting,
-    server, sets, sort, strings, tracking, zsets, geo
+    acl,
+    bitmaps,
+    connection,
+    hashes,
+    hll,
+    keys,
+    lists,
+    multi,
+    notify,
+    protocol,
+    pubsub,
+    scripting,
+    server,
+    sets,
+    sort,
+    strings,
+    tracking,
+    zsets,
+    geo,
+    stream,
+    stream_groups,
+    stream_resp3,
+    stream_notify
 );
 
 fn scripts_dir() -> PathBuf {

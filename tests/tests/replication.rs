@@ -394,3 +394,84 @@ fn flushall_during_a_full_sync() {
     assert_eq!(r.cmd("DBSIZE"), b":1\r\n");
     assert_eq!(r.cmd("GET after"), b"$5\r\nflush\r\n");
 }
+
+/// Streams reach a redis-server 7.0.15 replica exactly: a stream with
+/// groups, PEL and consumers in the full sync's RDB (type 19), then what
+/// XADD `*` / `~` trims, XREADGROUP (NACKs and NOACK), XCLAIM, XAUTOCLAIM,
+/// XACK, XDEL, XTRIM, XSETID and XGROUP propagate (Redis' XCLAIM … LASTID
+/// and XGROUP SETID … ENTRIESREAD forms). Compared through XINFO STREAM
+/// FULL with the consumers' seen times and the groups' read counters left
+/// out (a replica counts those itself, as Redis' do).
+#[test]
+fn a_redis_replica_follows_our_streams() {
+    let ours = Server::start(&[]);
+    let mut m = ours.conn();
+    for i in 1..=300 {
+        m.send(&[
+            "XADD",
+            "s",
+            &format!("{i}-1"),
+            "f",
+            &i.to_string(),
+            "g",
+            "x",
+        ]);
+    }
+    assert_eq!(m.cmd("XGROUP CREATE s g 0"), b"+OK\r\n");
+    assert_eq!(m.cmd("XGROUP CREATE s g2 0"), b"+OK\r\n");
+    assert!(
+        m.cmd("XREADGROUP GROUP g c1 COUNT 3 STREAMS s >")
+            .starts_with(b"*1")
+    );
+    assert_eq!(m.cmd("XDEL s 2-1"), b":1\r\n");
+    let Some(redis) =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &ours.port().to_string()])
+    else {
+        return;
+    };
+    let mut r = redis.conn();
+    wait_link_up(&mut r);
+    for line in [
+        "XADD s * f new",
+        "XADD s MAXLEN ~ 250 * f trimmed",
+        "XREADGROUP GROUP g c2 COUNT 5 STREAMS s >",
+        "XREADGROUP GROUP g2 c1 COUNT 4 NOACK STREAMS s >",
+        "XREADGROUP GROUP g c1 STREAMS s 0",
+        "XCLAIM s g c3 0 1-1 3-1",
+        "XAUTOCLAIM s g c4 0 0 COUNT 2",
+        "XACK s g 5-1",
+        "XDEL s 7-1 150-1",
+        "XREADGROUP GROUP g c2 COUNT 2 STREAMS s >",
+        "XTRIM s MINID 6",
+        "XTRIM s MAXLEN 290",
+        "XGROUP CREATECONSUMER s g2 idle",
+        "XGROUP DELCONSUMER s g c4",
+        "XGROUP SETID s g2 100-1 ENTRIESREAD 90",
+        "XGROUP CREATE s g3 $ MKSTREAM",
+        "XSETID s 99999999999999-0 ENTRIESADDED 400 MAXDELETEDID 150-1",
+        "XGROUP CREATE fresh g 0 MKSTREAM",
+    ] {
+        let got = m.cmd(line);
+        assert!(!got.starts_with(b"-"), "{line}: {}", escape(&got));
+    }
+    wait_caught_up(&mut m, &mut r);
+    // XINFO STREAM FULL without the seen times and read counters.
+    let strip = "local r = redis.call('XINFO', 'STREAM', KEYS[1], 'FULL', 'COUNT', 0) \
+        for i = 1, #r, 2 do if r[i] == 'groups' then for _, g in ipairs(r[i+1]) do \
+        for j = 1, #g, 2 do if g[j] == 'entries-read' or g[j] == 'lag' then g[j+1] = 0 \
+        elseif g[j] == 'consumers' then for _, c in ipairs(g[j+1]) do \
+        for k = 1, #c, 2 do if c[k] == 'seen-time' then c[k+1] = 0 end end end end end \
+        end end end return r";
+    for key in ["s", "fresh"] {
+        let a = m.send(&["EVAL", strip, "1", key]);
+        let b = r.send(&["EVAL", strip, "1", key]);
+        assert!(a.starts_with(b"*18"), "{}", escape(&a));
+        assert_eq!(
+            escape(&a),
+            escape(&b),
+            "{key} on the master and the replica"
+        );
+        let a = m.send(&["XRANGE", key, "-", "+"]);
+        assert_eq!(escape(&a), escape(&r.send(&["XRANGE", key, "-", "+"])));
+    }
+}

@@ -324,6 +324,31 @@ pub fn elem_at(lp: &[u8], at: usize) -> Option<(Elem<'_>, usize)> {
 /// The offset of a listpack's first element.
 pub const FIRST: usize = 6;
 
+/// The offset of the element before the one at `at` (`at` may be the
+/// terminator's offset), read from that element's back-length; None before
+/// the first element or on a malformed back-length.
+pub fn elem_before(lp: &[u8], at: usize) -> Option<usize> {
+    if at <= FIRST {
+        return None;
+    }
+    let mut p = at - 1;
+    let (mut len, mut shift) = (0usize, 0u32);
+    loop {
+        let b = *lp.get(p)?;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+        p = p.checked_sub(1)?;
+    }
+    let start = at.checked_sub(backlen_size(len) + len)?;
+    (start >= FIRST).then_some(start)
+}
+
 /// The element count in a listpack's header (65535: count by walking).
 pub fn header_count(lp: &[u8]) -> usize {
     lp.get(4..6)

@@ -796,12 +796,22 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         .info
         .blocked
         .load(std::sync::atomic::Ordering::Relaxed);
+    // Woken, a waiter is served from the key that changed alone (Redis'
+    // `serveClientsBlockedOnStreamKey`).
+    let only = match (&ctx.client.woken_by, woken) {
+        (Some(wk), true) => keys.iter().position(|k| k == wk),
+        _ => None,
+    };
     let (now, lru) = (ctx.now, ctx.lru());
     let mut g = ctx.ks().lock_keys(ctx.db(), keys.iter().copied());
 
     // Resolve IDs and groups (every key checked before anything is served).
     let mut wants = Vec::with_capacity(n);
     for (k, &key) in keys.iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            wants.push(Want::After(StreamId::MAX));
+            continue;
+        }
         let e = g.get(key, now);
         if woken && group.is_some() {
             // A blocked XREADGROUP whose stream went away (Redis unblocks
@@ -859,6 +869,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
     let mut served = 0usize;
     let mut propagated = false;
     for (k, &key) in keys.iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
         let Some(e) = g.get(key, now) else {
             continue;
         };
@@ -868,7 +881,14 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
         let s = stream_mut(e)?;
         match (group, wants[k]) {
             (None, Want::After(after)) => {
-                if s.length == 0 || s.edge_id(false).is_none_or(|last| last <= after) {
+                // Woken: served when the stream's last ID passed the one
+                // waited for, even if those entries are gone already.
+                let more = if only.is_some() {
+                    s.last_id > after
+                } else {
+                    s.length > 0 && s.edge_id(false).is_some_and(|last| last > after)
+                };
+                if !more {
                     continue;
                 }
                 let Some(start) = after.next() else {
@@ -887,10 +907,15 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]], group_form: bool) -> CmdResult {
                 };
                 // History (an ID) is always served; `>` when the stream has
                 // entries past the group's last delivered ID.
-                if let Want::New = want
-                    && (s.length == 0 || s.edge_id(false).is_none_or(|last| last <= grp.last_id))
-                {
-                    continue;
+                if let Want::New = want {
+                    let more = if only.is_some() {
+                        s.last_id > grp.last_id
+                    } else {
+                        s.length > 0 && s.edge_id(false).is_some_and(|last| last > grp.last_id)
+                    };
+                    if !more {
+                        continue;
+                    }
                 }
                 if !ctx.out.resp3 {
                     ctx.out.array(2);
@@ -1917,6 +1942,163 @@ fn stream_info(out: &mut Reply, s: &Stream, full: bool, count: usize) {
                 let nack = g.pel.get(id);
                 out.int(nack.map_or(0, |n| n.delivery_time as i64));
                 out.int(nack.map_or(0, |n| n.delivery_count as i64));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use crate::testkit::Harness;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add,
+        Read(u8, u8),
+        ReadNoAck(u8),
+        Ack(u16),
+        Claim(u8, u16),
+        AutoClaim(u8, u8),
+        Del(u16),
+        DelConsumer(u8),
+        SetId(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Add),
+            3 => (0u8..3, 1u8..5).prop_map(|(c, n)| Op::Read(c, n)),
+            1 => (1u8..3).prop_map(Op::ReadNoAck),
+            2 => any::<u16>().prop_map(Op::Ack),
+            2 => (0u8..3, any::<u16>()).prop_map(|(c, i)| Op::Claim(c, i)),
+            1 => (0u8..3, 1u8..4).prop_map(|(c, n)| Op::AutoClaim(c, n)),
+            1 => any::<u16>().prop_map(Op::Del),
+            1 => (0u8..3).prop_map(Op::DelConsumer),
+            1 => any::<u16>().prop_map(Op::SetId),
+        ]
+    }
+
+    /// What the group's PEL must hold: owner and delivery count by ID.
+    type Pel = BTreeMap<u64, (String, u64)>;
+
+    fn pending_reply(pel: &Pel) -> String {
+        let mut s = format!("*{}\r\n", pel.len());
+        for (ms, (c, n)) in pel {
+            let id = format!("{ms}-0");
+            s += &format!(
+                "*4\r\n${}\r\n{id}\r\n${}\r\n{c}\r\n:0\r\n:{n}\r\n",
+                id.len(),
+                c.len()
+            );
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Consumer-group commands against a model of the PEL (owner and
+        /// delivery count of each pending ID), and a second server fed
+        /// only what the first propagated ends in the same state.
+        #[test]
+        fn groups_match_a_model_and_their_propagation(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut h = Harness::new();
+            h.capture();
+            h.run("XGROUP CREATE s g 0 MKSTREAM");
+            let mut live: Vec<u64> = Vec::new();
+            let mut added: Vec<u64> = Vec::new();
+            let mut pel = Pel::new();
+            let mut last = 0u64;
+            for o in ops {
+                match o {
+                    Op::Add => {
+                        let ms = added.len() as u64 + 1;
+                        h.run(&format!("XADD s {ms}-0 f v{ms}"));
+                        added.push(ms);
+                        live.push(ms);
+                    }
+                    Op::Read(c, n) => {
+                        let got: Vec<u64> = live.iter().copied().filter(|&m| m > last).take(n as usize).collect();
+                        let r = h.run(&format!("XREADGROUP GROUP g c{c} COUNT {n} STREAMS s >"));
+                        if got.is_empty() {
+                            prop_assert_eq!(r, "*-1\r\n");
+                        } else {
+                            prop_assert!(r.starts_with(&format!("*1\r\n*2\r\n$1\r\ns\r\n*{}\r\n", got.len())), "{}", r);
+                        }
+                        for m in got {
+                            pel.insert(m, (format!("c{c}"), 1));
+                            last = m;
+                        }
+                    }
+                    Op::ReadNoAck(n) => {
+                        let got: Vec<u64> = live.iter().copied().filter(|&m| m > last).take(n as usize).collect();
+                        h.run(&format!("XREADGROUP GROUP g c9 COUNT {n} NOACK STREAMS s >"));
+                        if let Some(&m) = got.last() {
+                            last = m;
+                        }
+                    }
+                    Op::Ack(i) => {
+                        if added.is_empty() { continue; }
+                        let m = added[i as usize % added.len()];
+                        let r = h.run(&format!("XACK s g {m}-0"));
+                        prop_assert_eq!(r, format!(":{}\r\n", u8::from(pel.remove(&m).is_some())));
+                    }
+                    Op::Claim(c, i) => {
+                        if added.is_empty() { continue; }
+                        let m = added[i as usize % added.len()];
+                        h.run(&format!("XCLAIM s g c{c} 0 {m}-0 JUSTID"));
+                        if live.contains(&m) {
+                            if let Some(e) = pel.get_mut(&m) {
+                                e.0 = format!("c{c}");
+                            }
+                        } else {
+                            pel.remove(&m);
+                        }
+                    }
+                    Op::AutoClaim(c, n) => {
+                        h.run(&format!("XAUTOCLAIM s g c{c} 0 0 COUNT {n}"));
+                        let ids: Vec<u64> = pel.keys().copied().take(n as usize).collect();
+                        for m in ids {
+                            if live.contains(&m) {
+                                if let Some(e) = pel.get_mut(&m) {
+                                    e.0 = format!("c{c}");
+                                    e.1 += 1;
+                                }
+                            } else {
+                                pel.remove(&m);
+                            }
+                        }
+                    }
+                    Op::Del(i) => {
+                        if added.is_empty() { continue; }
+                        let m = added[i as usize % added.len()];
+                        h.run(&format!("XDEL s {m}-0"));
+                        live.retain(|&x| x != m);
+                    }
+                    Op::DelConsumer(c) => {
+                        h.run(&format!("XGROUP DELCONSUMER s g c{c}"));
+                        pel.retain(|_, e| e.0 != format!("c{c}"));
+                    }
+                    Op::SetId(i) => {
+                        let m = if added.is_empty() { 0 } else { added[i as usize % added.len()] };
+                        h.run(&format!("XGROUP SETID s g {m}-0"));
+                        last = m;
+                    }
+                }
+                prop_assert_eq!(h.run("XPENDING s g - + 1000"), pending_reply(&pel));
+            }
+            // The propagated commands rebuild the same stream and group.
+            let mut replica = Harness::new();
+            replica.now = h.now;
+            for argv in h.propagated_argv() {
+                let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+                replica.run_args(&refs);
+            }
+            for line in ["XPENDING s g - + 1000", "XRANGE s - +", "XINFO STREAM s", "XPENDING s g"] {
+                prop_assert_eq!(replica.run(line), h.run(line), "{}", line);
             }
         }
     }

@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::rdb::listpack::{Elem, FIRST, ListpackWriter, elem_at, replace_int};
+use protocol::rdb::listpack::{Elem, FIRST, ListpackWriter, elem_at, elem_before, replace_int};
 
 mod pieces;
 pub use pieces::CheckedNode;
@@ -211,6 +211,54 @@ pub fn node_entries(master_id: StreamId, lp: &[u8]) -> Vec<RawEntry<'_>> {
     out
 }
 
+/// One entry read in place by [`entry_at`].
+struct At {
+    id: StreamId,
+    flags: i64,
+    /// Offset after the entry's lp-count.
+    next: usize,
+}
+
+/// Decodes the entry whose flags are at `at` in node `lp` (master `m`,
+/// master ID `mid`): its ID and flags, its fields into `buf` (cleared
+/// first). None at the node's end or on a malformed entry.
+fn entry_at<'a>(
+    lp: &'a [u8],
+    m: &Master<'a>,
+    mid: StreamId,
+    at: usize,
+    buf: &mut Vec<(Elem<'a>, Elem<'a>)>,
+) -> Option<At> {
+    let (flags, next) = elem_at(lp, at)?;
+    let flags = flags.int()?;
+    let (ms, next) = elem_at(lp, next)?;
+    let (seq, mut next) = elem_at(lp, next)?;
+    let id = StreamId::new(
+        mid.ms.wrapping_add(ms.int()? as u64),
+        mid.seq.wrapping_add(seq.int()? as u64),
+    );
+    buf.clear();
+    if flags & FLAG_SAMEFIELDS != 0 {
+        for f in &m.fields {
+            let (v, n) = elem_at(lp, next)?;
+            buf.push((*f, v));
+            next = n;
+        }
+    } else {
+        let (n, mut after) = elem_at(lp, next)?;
+        for _ in 0..n.int()? {
+            let (f, a) = elem_at(lp, after)?;
+            let (v, b) = elem_at(lp, a)?;
+            buf.push((f, v));
+            after = b;
+        }
+        next = after;
+    }
+    // lp-count.
+    let (_, next) = elem_at(lp, next)?;
+    Some(At { id, flags, next })
+}
+
 /// A delivered, not yet acknowledged entry of a group (Redis' NACK).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nack {
@@ -385,42 +433,25 @@ impl Stream {
         self.nodes.len()
     }
 
-    /// Heap bytes of the stream (for MEMORY USAGE, lazy freeing and the
-    /// migrations' size rules): the stream itself, its listpacks and tree
-    /// entries, and its groups with their PELs and consumers (each pending
-    /// entry counted in both PELs, with its owner's name), in O(nodes +
-    /// consumers).
+    /// Heap bytes (for MEMORY USAGE): listpacks and their tree entries,
+    /// then each group with its PEL entries and consumers (tree entries
+    /// estimated at 48 bytes, a consumer's PEL entry at 24).
     pub fn heap_size(&self) -> usize {
-        use std::mem::size_of;
-        /// A B-tree entry's share of its tree node, about.
-        const TREE: usize = 16;
-        let id = size_of::<StreamId>();
-        let name = size_of::<Vec<u8>>();
-        let nodes: usize = self
-            .nodes
-            .values()
-            .map(|v| v.capacity() + id + name + TREE)
-            .sum();
+        let nodes: usize = self.nodes.values().map(|v| v.capacity() + 48).sum();
         let groups: usize = self
             .groups
             .iter()
-            .map(|(gname, g)| {
-                let nack = id + size_of::<Nack>() + TREE;
+            .map(|(name, g)| {
+                let pel: usize = g.pel.values().map(|n| 48 + n.consumer.capacity()).sum();
                 let consumers: usize = g
                     .consumers
                     .iter()
-                    .map(|(c, cons)| {
-                        c.capacity()
-                            + name
-                            + size_of::<Consumer>()
-                            + TREE
-                            + cons.pel.len() * (id + TREE + c.len())
-                    })
+                    .map(|(n, c)| 48 + n.capacity() + 24 * c.pel.len())
                     .sum();
-                gname.capacity() + name + size_of::<Group>() + TREE + g.pel.len() * nack + consumers
+                48 + name.capacity() + pel + consumers
             })
             .sum();
-        size_of::<Stream>() + nodes + groups
+        std::mem::size_of::<Stream>() + nodes + groups
     }
 
     /// Adds an entry with ID `id` (the caller made sure it is above
@@ -513,7 +544,9 @@ impl Stream {
     }
 
     /// Visits the live entries with IDs in `[start, end]`, oldest first (or
-    /// newest first with `rev`), until `f` returns false.
+    /// newest first with `rev`), until `f` returns false. Entries are read
+    /// in place (fields into one reused buffer); backwards through each
+    /// entry's `lp-count`, as Redis' reverse iterator.
     pub fn range(
         &self,
         start: StreamId,
@@ -524,6 +557,7 @@ impl Stream {
         if start > end {
             return;
         }
+        let mut buf: Vec<(Elem<'_>, Elem<'_>)> = Vec::new();
         if !rev {
             // Entries of a node are at or after its master ID: begin with
             // the node that may hold `start`.
@@ -533,22 +567,49 @@ impl Stream {
                 .next_back()
                 .map_or(start, |(k, _)| *k);
             for (mid, lp) in self.nodes.range(from..=end) {
-                for e in node_entries(*mid, lp) {
-                    if e.deleted || e.id < start {
+                let Some(m) = master(lp) else {
+                    continue;
+                };
+                let mut at = m.first_entry;
+                while let Some(e) = entry_at(lp, &m, *mid, at, &mut buf) {
+                    at = e.next;
+                    if e.flags & FLAG_DELETED != 0 || e.id < start {
                         continue;
                     }
-                    if e.id > end || !f(e.id, &e.fields) {
+                    if e.id > end || !f(e.id, &buf) {
                         return;
                     }
                 }
             }
         } else {
             for (mid, lp) in self.nodes.range(..=end).rev() {
-                for e in node_entries(*mid, lp).into_iter().rev() {
-                    if e.deleted || e.id > end {
+                let Some(m) = master(lp) else {
+                    continue;
+                };
+                // The last element is the last entry's lp-count.
+                let mut cur = elem_before(lp, lp.len() - 1);
+                while let Some(count_at) = cur {
+                    if count_at < m.first_entry {
+                        break;
+                    }
+                    let Some(n) = elem_at(lp, count_at).and_then(|(c, _)| c.int()) else {
+                        break;
+                    };
+                    let mut at = count_at;
+                    for _ in 0..n.max(0) {
+                        match elem_before(lp, at) {
+                            Some(p) => at = p,
+                            None => return,
+                        }
+                    }
+                    let Some(e) = entry_at(lp, &m, *mid, at, &mut buf) else {
+                        break;
+                    };
+                    cur = elem_before(lp, at);
+                    if e.flags & FLAG_DELETED != 0 || e.id > end {
                         continue;
                     }
-                    if e.id < start || !f(e.id, &e.fields) {
+                    if e.id < start || !f(e.id, &buf) {
                         return;
                     }
                 }
