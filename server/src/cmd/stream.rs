@@ -1476,6 +1476,63 @@ fn drop_gone(ctx: &mut Ctx, g: &mut Group, key: &[u8], gname: &[u8], id: StreamI
     }
 }
 
+/// What XCLAIM / XAUTOCLAIM do to each entry they claim.
+struct Claim<'a> {
+    key: &'a [u8],
+    group: &'a [u8],
+    consumer: &'a [u8],
+    /// The delivery time given to claimed entries.
+    delivery: u64,
+    /// RETRYCOUNT (-1: none).
+    retry: i64,
+    justid: bool,
+    /// The claiming consumer was looked up (or created) already.
+    consumer_ready: bool,
+}
+
+impl Claim<'_> {
+    /// Hands pending entry `id` (whose stream entry exists) to the
+    /// claiming consumer, created on first use: its delivery time set, its
+    /// count set to RETRYCOUNT or bumped (not with JUSTID), the entry (its
+    /// ID with JUSTID) replied into `out`, the new state propagated.
+    /// Returns what it adds to the dirty counter.
+    fn give(
+        &mut self,
+        ctx: &mut Ctx,
+        g: &mut Group,
+        s: &Stream,
+        id: StreamId,
+        out: &mut Reply,
+    ) -> u64 {
+        let mut dirty = 1;
+        if !self.consumer_ready {
+            if ensure_consumer(g, self.consumer, ctx.now) {
+                ctx.notify(STREAM, "xgroup-createconsumer", self.key);
+                dirty += 1;
+            }
+            self.consumer_ready = true;
+        }
+        give_to(g, id, self.consumer);
+        let Some(nack) = g.pel.get_mut(&id) else {
+            return dirty;
+        };
+        nack.delivery_time = self.delivery;
+        if self.retry >= 0 {
+            nack.delivery_count = self.retry as u64;
+        } else if !self.justid {
+            nack.delivery_count += 1;
+        }
+        let nack = nack.clone();
+        if self.justid {
+            id_reply(out, id);
+        } else {
+            one_entry(out, s, id);
+        }
+        propagate_xclaim(ctx, self.key, self.group, g.last_id, id, &nack);
+        dirty
+    }
+}
+
 fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (argv[1], argv[2], argv[3]);
     let (now, lru) = (ctx.now, ctx.lru());
@@ -1543,10 +1600,21 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if delivery == -1 || delivery < 0 || delivery > now_i {
         delivery = now_i;
     }
-    let at = ctx.out.buf.len();
+    let mut claim = Claim {
+        key,
+        group: gname,
+        consumer: cname,
+        delivery: delivery as u64,
+        retry,
+        justid,
+        consumer_ready: false,
+    };
+    let mut body = Reply {
+        buf: Vec::new(),
+        resp3: ctx.out.resp3,
+    };
     let mut n = 0;
     let mut dirty = 0;
-    let mut have_consumer = false;
     for (id, _) in ids {
         let exists = s.contains(id);
         if !exists {
@@ -1576,33 +1644,9 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         {
             continue;
         }
-        if !have_consumer {
-            if ensure_consumer(&mut g, cname, now) {
-                ctx.notify(STREAM, "xgroup-createconsumer", key);
-                dirty += 1;
-            }
-            have_consumer = true;
-        }
-        give_to(&mut g, id, cname);
-        let Some(nack) = g.pel.get_mut(&id) else {
-            continue;
-        };
-        nack.delivery_time = delivery as u64;
-        if retry >= 0 {
-            nack.delivery_count = retry as u64;
-        } else if !justid {
-            nack.delivery_count += 1;
-        }
-        let nack = nack.clone();
-        if justid {
-            id_reply(ctx.out, id);
-        } else {
-            one_entry(ctx.out, s, id);
-        }
+        dirty += claim.give(ctx, &mut g, s, id, &mut body);
         n += 1;
-        propagate_xclaim(ctx, key, gname, g.last_id, id, &nack);
         propagate_last = false;
-        dirty += 1;
     }
     if propagate_last {
         propagate_group_id(ctx, key, gname, &g);
@@ -1611,7 +1655,8 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     s.groups.insert(gname.to_vec(), g);
     ctx.dirty(dirty);
     drop(slot);
-    header_at(ctx.out, at, n, false);
+    ctx.out.array(n);
+    ctx.out.buf.extend_from_slice(&body.buf);
     Ok(())
 }
 
@@ -1666,23 +1711,32 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     let mut n = 0;
     let mut deleted: Vec<StreamId> = Vec::new();
-    let mut have_consumer = false;
+    let mut claim = Claim {
+        key,
+        group: gname,
+        consumer: cname,
+        delivery: now,
+        retry: -1,
+        justid,
+        consumer_ready: false,
+    };
     let mut dirty = 0u64;
     let mut last: Option<StreamId> = None;
+    // The pending entry after the last one visited (from `start` at first).
+    let after = |g: &Group, last: Option<StreamId>| match last {
+        None => g.pel.range(start..).next().map(|(id, _)| *id),
+        Some(l) => g
+            .pel
+            .range((Excluded(l), Unbounded))
+            .next()
+            .map(|(id, _)| *id),
+    };
     loop {
         if attempts == 0 || count == 0 {
             break;
         }
         attempts -= 1;
-        let next = match last {
-            None => g.pel.range(start..).next().map(|(id, _)| *id),
-            Some(l) => g
-                .pel
-                .range((Excluded(l), Unbounded))
-                .next()
-                .map(|(id, _)| *id),
-        };
-        let Some(id) = next else {
+        let Some(id) = after(&g, last) else {
             break;
         };
         last = Some(id);
@@ -1699,41 +1753,11 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if min_idle != 0 && now_i - (nack.delivery_time as i64) < min_idle {
             continue;
         }
-        if !have_consumer {
-            if ensure_consumer(&mut g, cname, now) {
-                ctx.notify(STREAM, "xgroup-createconsumer", key);
-                dirty += 1;
-            }
-            have_consumer = true;
-        }
-        give_to(&mut g, id, cname);
-        let Some(nack) = g.pel.get_mut(&id) else {
-            continue;
-        };
-        nack.delivery_time = now;
-        if !justid {
-            nack.delivery_count += 1;
-        }
-        let nack = nack.clone();
-        if justid {
-            id_reply(&mut body, id);
-        } else {
-            one_entry(&mut body, s, id);
-        }
+        dirty += claim.give(ctx, &mut g, s, id, &mut body);
         n += 1;
         count -= 1;
-        propagate_xclaim(ctx, key, gname, g.last_id, id, &nack);
-        dirty += 1;
     }
-    let cursor = match last {
-        None => g.pel.range(start..).next().map(|(id, _)| *id),
-        Some(l) => g
-            .pel
-            .range((Excluded(l), Unbounded))
-            .next()
-            .map(|(id, _)| *id),
-    }
-    .unwrap_or(StreamId::MIN);
+    let cursor = after(&g, last).unwrap_or(StreamId::MIN);
     s.groups.insert(gname.to_vec(), g);
     ctx.dirty(dirty);
     drop(slot);

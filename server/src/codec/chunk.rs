@@ -360,24 +360,26 @@ pub fn append_chunk(obj: &mut Object, elems: &[&[u8]], scores: &[f64], fill: i32
     }
 }
 
+/// Splits concatenated bulks (tests of the chunk forms).
+#[cfg(test)]
+pub(crate) fn split_bulks(mut b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        assert_eq!(b[0], b'$');
+        let end = b.iter().position(|&c| c == b'\r').unwrap();
+        let n: usize = std::str::from_utf8(&b[1..end]).unwrap().parse().unwrap();
+        out.push(b[end + 2..end + 2 + n].to_vec());
+        b = &b[end + 4 + n..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::split_bulks as bulks;
     use super::*;
     use crate::ds::list::DEFAULT_FILL;
     use crate::ds::set::MemberRef;
-
-    /// Splits concatenated bulks.
-    fn bulks(mut b: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            assert_eq!(b[0], b'$');
-            let end = b.iter().position(|&c| c == b'\r').unwrap();
-            let n: usize = std::str::from_utf8(&b[1..end]).unwrap().parse().unwrap();
-            out.push(b[end + 2..end + 2 + n].to_vec());
-            b = &b[end + 4 + n..];
-        }
-        out
-    }
 
     fn big(n: usize) -> Vec<Object> {
         super::super::test_values(n, |i| i as f64 / 3.0)

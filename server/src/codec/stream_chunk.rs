@@ -633,18 +633,7 @@ mod tests {
     use super::*;
     use crate::ds::stream::sample;
 
-    /// Splits concatenated bulks.
-    fn bulks_of(mut b: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            assert_eq!(b[0], b'$');
-            let end = b.iter().position(|&c| c == b'\r').unwrap();
-            let n: usize = std::str::from_utf8(&b[1..end]).unwrap().parse().unwrap();
-            out.push(b[end + 2..end + 2 + n].to_vec());
-            b = &b[end + 4 + n..];
-        }
-        out
-    }
+    use crate::codec::chunk::split_bulks as bulks_of;
 
     /// Every message of `st`, as argument lists after the hint.
     fn messages(st: &Stream, maxb: usize, budget: usize) -> Vec<Vec<Vec<u8>>> {
