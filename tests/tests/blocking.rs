@@ -301,6 +301,23 @@ fn blocked_resp3_client_gets_pushes_while_waiting() {
     expect(&mut s, b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
 }
 
+/// Sends `XREADGROUP GROUP g <consumer> BLOCK 0 STREAMS s >` (no reply
+/// read).
+fn block_in_group(c: &mut Conn, consumer: &str) {
+    c.write_raw(&tests::resp::encode_command(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        consumer,
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]))
+    .unwrap();
+}
+
 /// Blocked stream readers: every XREAD waiter sees a new entry (reading
 /// consumes nothing), XREADGROUP waiters of one group share it (the first
 /// blocked takes it), CLIENT UNBLOCK ends a wait as a timeout or an error,
@@ -321,19 +338,7 @@ fn stream_waiters() {
     }
     let mut g: Vec<Conn> = (0..2).map(|_| conn(&s)).collect();
     for (i, c) in g.iter_mut().enumerate() {
-        let name = format!("c{i}");
-        c.write_raw(&tests::resp::encode_command(&[
-            "XREADGROUP",
-            "GROUP",
-            "g",
-            &name,
-            "BLOCK",
-            "0",
-            "STREAMS",
-            "s",
-            ">",
-        ]))
-        .unwrap();
+        block_in_group(c, &format!("c{i}"));
         settle();
     }
     assert_eq!(p.cmd("XADD s 2-1 f w"), b"$3\r\n2-1\r\n");
@@ -364,18 +369,7 @@ fn stream_waiters() {
             &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..],
         ),
     ] {
-        r[0].write_raw(&tests::resp::encode_command(&[
-            "XREADGROUP",
-            "GROUP",
-            "g",
-            "c0",
-            "BLOCK",
-            "0",
-            "STREAMS",
-            "s",
-            ">",
-        ]))
-        .unwrap();
+        block_in_group(&mut r[0], "c0");
         settle();
         assert_eq!(p.cmd(&format!("CLIENT UNBLOCK {id} {how}")), b":1\r\n");
         assert_eq!(r[0].read_reply().unwrap(), want);
