@@ -74,6 +74,11 @@ fn stream_mut(e: &mut Entry) -> Result<&mut Stream, CmdError> {
     }
 }
 
+/// A key holding an empty stream (XADD and XGROUP CREATE MKSTREAM).
+fn new_stream(key: &[u8], lru: u32) -> Entry {
+    Entry::new_obj(key, Object::Stream(Box::default()), None, lru)
+}
+
 fn node_limits(ctx: &Ctx) -> NodeLimits {
     let c = ctx.srv.config();
     NodeLimits {
@@ -491,12 +496,7 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.out.null();
             return Ok(());
         }
-        None => slot.insert(Entry::new_obj(
-            key,
-            Object::Stream(Box::default()),
-            None,
-            lru,
-        )),
+        None => slot.insert(new_stream(key, lru)),
     }
     let Some(e) = slot.get(key, now) else {
         return Ok(());
@@ -1201,12 +1201,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 Some(parse_id(argv[4], 0, true, None)?)
             };
             if !exists {
-                slot.insert(Entry::new_obj(
-                    key,
-                    Object::Stream(Box::default()),
-                    None,
-                    lru,
-                ));
+                slot.insert(new_stream(key, lru));
             }
             let Some(e) = slot.get(key, now) else {
                 return Ok(());
