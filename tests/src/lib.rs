@@ -867,3 +867,24 @@ pub fn assert_reply(got: &[u8], expected: &[u8]) {
         escape(got)
     );
 }
+
+/// Sends `cmds` pipelined, `window` at a time, and panics on an error
+/// reply (fills for migration and stream tests).
+pub fn pipeline(c: &mut Conn, cmds: &[Vec<Vec<u8>>], window: usize) {
+    for w in cmds.chunks(window.max(1)) {
+        let mut bytes = Vec::new();
+        for cmd in w {
+            bytes.extend_from_slice(&resp::encode_command(cmd));
+        }
+        c.write_raw(&bytes).unwrap();
+        for cmd in w {
+            let r = c.read_reply().unwrap();
+            assert!(
+                !r.starts_with(b"-"),
+                "{}: {}",
+                String::from_utf8_lossy(&cmd[0]),
+                escape(&r)
+            );
+        }
+    }
+}

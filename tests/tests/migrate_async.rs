@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use protocol::slot::slot_of;
-use tests::{Conn, Server, Value, escape};
+use tests::{Conn, Server, Value};
 
 const BIG: usize = 20_000;
 /// Elements of the list a slow batch ships one per message.
@@ -36,24 +36,6 @@ fn int(val: &Value) -> i64 {
 
 fn pair(a: i64, b: i64) -> Value {
     Value::Array(vec![Value::Int(a), Value::Int(b)])
-}
-
-/// Sends a batch of commands pipelined and checks none failed.
-fn pipeline(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) {
-    let mut bytes = Vec::new();
-    for cmd in cmds {
-        bytes.extend_from_slice(&tests::resp::encode_command(cmd));
-    }
-    c.write_raw(&bytes).unwrap();
-    for cmd in cmds {
-        let r = c.read_reply().unwrap();
-        assert!(
-            !r.starts_with(b"-"),
-            "{}: {}",
-            String::from_utf8_lossy(&cmd[0]),
-            escape(&r)
-        );
-    }
 }
 
 fn cmd(parts: &[&[u8]]) -> Vec<Vec<u8>> {
@@ -91,7 +73,7 @@ fn fill(c: &mut Conn, kind: &str, key: &str, n: usize) {
         cmds.push(args);
         i = end;
     }
-    pipeline(c, &cmds);
+    tests::pipeline(c, &cmds, usize::MAX);
 }
 
 /// Creates the test data set under tag `{t}`: every type, small and big,
@@ -107,9 +89,10 @@ fn make_data(c: &mut Conn, t: &str, big: usize) -> Vec<String> {
     fill(c, "hash", &k("hsmall"), 5);
     fill(c, "list", &k("lsmall"), 5);
     fill(c, "zset", &k("zsmall"), 5);
-    pipeline(
+    tests::pipeline(
         c,
         &[cmd(&[b"SADD", k("intset").as_bytes(), b"1", b"2", b"3"])],
+        usize::MAX,
     );
     fill(c, "hash", &k("hbig"), big);
     fill(c, "list", &k("lbig"), big);
@@ -1045,7 +1028,7 @@ fn concurrent_load(args: &[&str]) {
             b"a".to_vec(),
         ]);
     }
-    pipeline(&mut a, &cmds);
+    tests::pipeline(&mut a, &cmds, usize::MAX);
     for t in &tags {
         fill(&mut a, "hash", &format!("{{{t}}}hash"), 2000);
     }
@@ -1213,7 +1196,7 @@ fn many_small_keys_timing() {
         }
         cmds.push(c);
     }
-    pipeline(&mut a, &cmds);
+    tests::pipeline(&mut a, &cmds, usize::MAX);
     let slot = slot_of(b"{small}") as usize;
     let t0 = Instant::now();
     let calls = drain_slot(
@@ -1240,7 +1223,7 @@ fn many_small_keys_timing() {
         }
         cmds.push(c);
     }
-    pipeline(&mut a, &cmds);
+    tests::pipeline(&mut a, &cmds, usize::MAX);
     let slot = slot_of(b"{other}") as usize;
     let t0 = Instant::now();
     let calls = drain_slot(

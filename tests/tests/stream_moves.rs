@@ -43,27 +43,6 @@ fn restore(c: &mut Conn, k: &str, payload: &[u8]) {
     assert_eq!(r, b"+OK\r\n", "RESTORE {k}: {}", escape(&r));
 }
 
-/// Sends `cmds` pipelined, `window` at a time, and panics on an error
-/// reply.
-fn pipeline(c: &mut Conn, cmds: &[Vec<Vec<u8>>], window: usize) {
-    for w in cmds.chunks(window) {
-        let mut bytes = Vec::new();
-        for cmd in w {
-            bytes.extend_from_slice(&tests::resp::encode_command(cmd));
-        }
-        c.write_raw(&bytes).unwrap();
-        for cmd in w {
-            let r = c.read_reply().unwrap();
-            assert!(
-                !r.starts_with(b"-"),
-                "{}: {}",
-                String::from_utf8_lossy(&cmd[0]),
-                escape(&r)
-            );
-        }
-    }
-}
-
 fn args(parts: &[&str]) -> Vec<Vec<u8>> {
     parts.iter().map(|p| p.as_bytes().to_vec()).collect()
 }
@@ -146,7 +125,7 @@ fn build_streams(r: &mut Conn, tag: &str) -> Vec<String> {
         let f = format!("field{}", i % 4);
         cmds.push(args(&["XADD", &big, "*", &f, &v, "other", "1"]));
     }
-    pipeline(r, &cmds, 256);
+    tests::pipeline(r, &cmds, 256);
     vec![s, e, gone, t, big]
 }
 
@@ -475,7 +454,7 @@ fn build_big(r: &mut Conn, key: &str, n: u64) {
             "z",
         ]));
     }
-    pipeline(r, &cmds, 4096);
+    tests::pipeline(r, &cmds, 4096);
     let mut cmds = Vec::new();
     for i in (97..=n).step_by(97) {
         cmds.push(args(&["XDEL", key, &format!("{i}-0")]));
@@ -483,7 +462,7 @@ fn build_big(r: &mut Conn, key: &str, n: u64) {
     cmds.push(args(&["XGROUP", "CREATE", key, "g1", "0"]));
     cmds.push(args(&["XGROUP", "CREATE", key, "g2", "0"]));
     cmds.push(args(&["XGROUP", "CREATECONSUMER", key, "g1", "idle"]));
-    pipeline(r, &cmds, 4096);
+    tests::pipeline(r, &cmds, 4096);
     // Read in pieces of 1000 (small replies).
     let mut cmds = Vec::new();
     for (g, who, total) in [
@@ -508,7 +487,7 @@ fn build_big(r: &mut Conn, key: &str, n: u64) {
     for i in (1..n / 5).step_by(11) {
         cmds.push(args(&["XACK", key, "g1", &format!("{i}-0")]));
     }
-    pipeline(r, &cmds, 64);
+    tests::pipeline(r, &cmds, 64);
 }
 
 /// Keeps issuing PING and GET to each port until `stop`; returns the
