@@ -74,6 +74,23 @@ fn stream_mut(e: &mut Entry) -> Result<&mut Stream, CmdError> {
     }
 }
 
+/// Looks `key` up for a write, touching its access clock: its stream,
+/// None when missing, WRONGTYPE for another type.
+fn write_stream<'s>(
+    slot: &'s mut impl KeyAccess,
+    key: &[u8],
+    now: u64,
+    lru: u32,
+) -> Result<Option<&'s mut Stream>, CmdError> {
+    match slot.get(key, now) {
+        None => Ok(None),
+        Some(e) => {
+            e.touch(lru);
+            stream_mut(e).map(Some)
+        }
+    }
+}
+
 /// A key holding an empty stream (XADD and XGROUP CREATE MKSTREAM).
 fn new_stream(key: &[u8], lru: u32) -> Entry {
     Entry::new_obj(key, Object::Stream(Box::default()), None, lru)
@@ -561,13 +578,11 @@ fn xtrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = slot.get(key, now) else {
+    let Some(s) = write_stream(&mut slot, key, now, lru)? else {
         drop(slot);
         ctx.out.int(0);
         return Ok(());
     };
-    e.touch(lru);
-    let s = stream_mut(e)?;
     let mut prop: Vec<Vec<u8>> = argv.iter().map(|x| x.to_vec()).collect();
     let deleted = apply_trim(s, &a, &mut prop);
     if deleted > 0 {
@@ -632,13 +647,11 @@ fn xdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = slot.get(key, now) else {
+    let Some(s) = write_stream(&mut slot, key, now, lru)? else {
         drop(slot);
         ctx.out.int(0);
         return Ok(());
     };
-    e.touch(lru);
-    let s = stream_mut(e)?;
     let ids = argv[2..]
         .iter()
         .map(|a| parse_id(a, 0, true, None))
@@ -693,11 +706,9 @@ fn xsetid(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let (now, lru) = (ctx.now, ctx.lru());
     let mut slot = ctx.ks().lock_key(ctx.db(), key);
-    let Some(e) = slot.get(key, now) else {
+    let Some(s) = write_stream(&mut slot, key, now, lru)? else {
         return Err(CmdError::NoSuchKey);
     };
-    e.touch(lru);
-    let s = stream_mut(e)?;
     if s.length > 0 {
         let top = s.edge_id(false).unwrap_or(StreamId::MIN);
         if id < top {
