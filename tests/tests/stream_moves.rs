@@ -323,6 +323,16 @@ fn streams_built_here_restore_on_redis() {
     }
 }
 
+/// An AOF of plain commands (no RDB preamble), written at every change.
+const AOF_COMMANDS: [&str; 6] = [
+    "--appendonly",
+    "yes",
+    "--aof-use-rdb-preamble",
+    "no",
+    "--appendfsync",
+    "always",
+];
+
 /// The AOF (`aof-use-rdb-preamble no`) keeps streams with groups: after a
 /// restart that replays the commands as they came, and after BGREWRITEAOF
 /// (the commands form) and a restart, XINFO STREAM FULL is what it was
@@ -330,14 +340,7 @@ fn streams_built_here_restore_on_redis() {
 #[test]
 fn aof_without_preamble_keeps_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = [
-        "--appendonly",
-        "yes",
-        "--aof-use-rdb-preamble",
-        "no",
-        "--appendfsync",
-        "always",
-    ];
+    let conf = AOF_COMMANDS;
     let srv = Server::start_in(dir.path(), &conf);
     let mut c = srv.conn();
     let keys = build_streams(&mut c, "aof");
@@ -383,14 +386,7 @@ fn aof_without_preamble_keeps_streams() {
 #[test]
 fn chunked_streams_reach_the_targets_aof() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = [
-        "--appendonly",
-        "yes",
-        "--aof-use-rdb-preamble",
-        "no",
-        "--appendfsync",
-        "always",
-    ];
+    let conf = AOF_COMMANDS;
     let src = Server::start(&[]);
     let dst = Server::start_in(dir.path(), &conf);
     let mut s = src.conn();
