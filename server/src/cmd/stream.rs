@@ -468,24 +468,25 @@ fn parse_add_trim(ctx: &Ctx, argv: &[&[u8]], xadd: bool) -> Result<AddTrim, CmdE
     Ok(a)
 }
 
-/// Trims `s` as `a` says; after an approximate trim the propagated line
-/// gets `=` and the resulting length / first ID (Redis'
-/// `streamRewriteTrimArgument`). Returns the entries removed.
-fn apply_trim(s: &mut Stream, a: &AddTrim, argv: &mut [Vec<u8>]) -> u64 {
-    let Some(how) = a.trim else {
-        return 0;
+/// Trims `s` as `a` says; returns the entries removed.
+fn apply_trim(s: &mut Stream, a: &AddTrim) -> u64 {
+    a.trim.map_or(0, |how| s.trim(how, a.approx, a.limit))
+}
+
+/// The line an approximate trim propagates: `=` and the resulting length
+/// or first ID, so replicas trim exactly as this server did (Redis'
+/// `streamRewriteTrimArgument`).
+fn exact_trim_args(s: &Stream, a: &AddTrim, argv: &mut [Vec<u8>]) {
+    let (Some(how), true) = (a.trim, a.approx) else {
+        return;
     };
-    let deleted = s.trim(how, a.approx, a.limit);
-    if a.approx {
-        argv[a.trim_arg - 1] = b"=".to_vec();
-        argv[a.trim_arg] = match how {
-            Trim::MaxLen(_) => int_text(s.length as i64),
-            Trim::MinId(_) => IdText::new(s.first_id_with_tombstones())
-                .as_bytes()
-                .to_vec(),
-        };
-    }
-    deleted
+    argv[a.trim_arg - 1] = b"=".to_vec();
+    argv[a.trim_arg] = match how {
+        Trim::MaxLen(_) => int_text(s.length as i64),
+        Trim::MinId(_) => IdText::new(s.first_id_with_tombstones())
+            .as_bytes()
+            .to_vec(),
+    };
 }
 
 fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
@@ -552,23 +553,25 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Static(errors::STREAM_TOO_LARGE));
     }
     let text = IdText::new(id);
-    let mut prop: Vec<Vec<u8>> = Vec::new();
-    let rewrite = a.approx || !matches!(a.id, Some((_, true)));
-    if rewrite {
-        prop = argv.iter().map(|x| x.to_vec()).collect();
-    }
-    let deleted = apply_trim(s, &a, &mut prop);
+    let deleted = apply_trim(s, &a);
+    // Propagated with the ID it got and an exact trim.
+    let id_given = matches!(a.id, Some((_, true)));
+    let prop = ((a.approx || !id_given) && ctx.propagating()).then(|| {
+        let mut p: Vec<Vec<u8>> = argv.iter().map(|x| x.to_vec()).collect();
+        exact_trim_args(s, &a, &mut p);
+        if !id_given {
+            p[a.id_pos] = text.as_bytes().to_vec();
+        }
+        p
+    });
     ctx.out.bulk(text.as_bytes());
     ctx.changed(STREAM, "xadd", key);
     if deleted > 0 {
         ctx.notify(STREAM, "xtrim", key);
     }
     drop(slot);
-    if rewrite {
-        if !matches!(a.id, Some((_, true))) {
-            prop[a.id_pos] = text.as_bytes().to_vec();
-        }
-        ctx.propagate(&prop);
+    if let Some(p) = prop {
+        ctx.propagate(&p);
     }
     Ok(())
 }
@@ -583,13 +586,14 @@ fn xtrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let mut prop: Vec<Vec<u8>> = argv.iter().map(|x| x.to_vec()).collect();
-    let deleted = apply_trim(s, &a, &mut prop);
+    let deleted = apply_trim(s, &a);
     if deleted > 0 {
         ctx.changed(STREAM, "xtrim", key);
         ctx.dirty(deleted - 1);
-        if a.approx {
-            ctx.propagate(&prop);
+        if a.approx && ctx.propagating() {
+            let mut p: Vec<Vec<u8>> = argv.iter().map(|x| x.to_vec()).collect();
+            exact_trim_args(s, &a, &mut p);
+            ctx.propagate(&p);
         }
     }
     drop(slot);
@@ -2026,6 +2030,42 @@ mod tests {
             );
         }
         s
+    }
+
+    /// XADD propagates the ID it generated and an approximate trim as the
+    /// exact one it made; XTRIM ~ likewise, and nothing when it removed
+    /// nothing.
+    #[test]
+    fn xadd_and_xtrim_propagate_exactly() {
+        let mut h = Harness::new();
+        h.capture();
+        for i in 1..=5 {
+            h.run(&format!("XADD s {i}-0 f v"));
+        }
+        h.run("XADD s MAXLEN ~ 1 6-0 f v");
+        let id = h.run("XADD s 7-* f v");
+        assert_eq!(id, "$3\r\n7-0\r\n");
+        // One node of 7 entries: `~ 5` removes nothing, `~ 0` the node.
+        assert_eq!(h.run("XTRIM s MAXLEN ~ 5"), ":0\r\n");
+        assert_eq!(h.run("XTRIM s MINID 3"), ":2\r\n");
+        assert_eq!(h.run("XTRIM s MAXLEN ~ 0"), ":5\r\n");
+        let lines = h.propagated();
+        let want = [
+            "XADD s MAXLEN = 6 6-0 f v",
+            "XADD s 7-0 f v",
+            "XTRIM s MINID 3",
+            "XTRIM s MAXLEN = 0",
+        ];
+        for w in want {
+            assert!(lines.iter().any(|l| l == w), "{w} not in {lines:?}");
+        }
+        // The XTRIM that removed nothing was not propagated.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("MAXLEN ~") || l.contains("= 5")),
+            "{lines:?}"
+        );
     }
 
     proptest! {
